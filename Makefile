@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`. Both set up
+# .venv themselves on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+# torch is pinned and installed first: an open range pulls a multi-GB CUDA
+# build on machines without a local CPU wheel.
+TORCH  ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-fast test-slow docs bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[all]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/vcompute run experiments/quickstart.toml
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(MAKE) docs
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -n 2 -m slow $(PYTEST_ARGS)
+
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html -q docs docs/_build/html
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf docs/_build runs .pytest_cache
