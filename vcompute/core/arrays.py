@@ -1,0 +1,151 @@
+"""A thin array-backend layer over ``array-api-compat``.
+
+numpy, torch and JAX arrays are first-class everywhere. Algorithms are
+written once against the array API namespace returned by :func:`namespace`;
+this module adds the few things the standard leaves out (backend names,
+conversion to numpy, creating arrays on a named backend) without importing
+torch or JAX unless an array of theirs is already in hand.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "backend_of",
+    "namespace",
+    "to_numpy",
+    "from_numpy",
+    "dtype_name",
+    "is_array",
+    "device_of",
+    "synchronize",
+]
+
+#: Array backends vcompute supports.
+BACKENDS = ("numpy", "torch", "jax")
+
+
+def backend_of(x: Any) -> str:
+    """Name of the backend an array belongs to: ``numpy``, ``torch`` or ``jax``.
+
+    Raises:
+        TypeError: if ``x`` is not an array of a supported backend.
+
+    Example:
+        >>> backend_of(np.zeros(2))
+        'numpy'
+    """
+    if isinstance(x, np.ndarray) or isinstance(x, np.generic):
+        return "numpy"
+    mod = type(x).__module__
+    if mod.startswith("torch") and "torch" in sys.modules and isinstance(x, sys.modules["torch"].Tensor):
+        return "torch"
+    if mod.startswith(("jax", "jaxlib")) and "jax" in sys.modules and isinstance(x, sys.modules["jax"].Array):
+        return "jax"
+    raise TypeError(f"expected a numpy, torch or JAX array, got {type(x).__module__}.{type(x).__name__}")
+
+
+def is_array(x: Any) -> bool:
+    """Whether ``x`` is an array of a supported backend."""
+    try:
+        backend_of(x)
+    except TypeError:
+        return False
+    return True
+
+
+def namespace(*xs: Any):
+    """The array-API namespace shared by ``xs`` (via ``array_api_compat``).
+
+    Raises:
+        TypeError: if the arrays come from different backends.
+    """
+    import array_api_compat
+
+    backends = {backend_of(x) for x in xs}
+    if len(backends) > 1:
+        raise TypeError(f"arrays from different backends: {sorted(backends)}")
+    return array_api_compat.array_namespace(*xs)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy (or view) any supported array as a numpy array on the host.
+
+    bfloat16 tensors are widened to float32 (numpy has no bfloat16).
+    """
+    b = backend_of(x) if not isinstance(x, (list, tuple, int, float)) else "numpy"
+    if b == "numpy":
+        return np.asarray(x)
+    if b == "torch":
+        t = x.detach()
+        if str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.cpu().numpy()
+    a = np.asarray(x)
+    if a.dtype.name == "bfloat16":
+        a = a.astype(np.float32)
+    return a
+
+
+def from_numpy(a: np.ndarray, backend: str, *, like: Any = None):
+    """Create an array on ``backend`` from numpy data (on ``like``'s device).
+
+    Args:
+        a: host data.
+        backend: ``numpy``, ``torch`` or ``jax``.
+        like: optional array whose device the result should share.
+
+    Raises:
+        ValueError: for an unknown backend name.
+    """
+    if backend == "numpy":
+        return np.asarray(a)
+    if backend == "torch":
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        if like is not None and hasattr(like, "device"):
+            t = t.to(like.device)
+        return t
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        if like is not None:
+            return jax.device_put(jnp.asarray(a), device_of(like))
+        return jnp.asarray(a)
+    raise ValueError(f"unknown array backend {backend!r}; known: {', '.join(BACKENDS)}")
+
+
+def device_of(x: Any):
+    """The device an array lives on (``"cpu"`` for numpy)."""
+    b = backend_of(x)
+    if b == "numpy":
+        return "cpu"
+    if b == "torch":
+        return x.device
+    return next(iter(x.devices()))
+
+
+def dtype_name(x: Any) -> str:
+    """Backend-neutral dtype name (``float32``, ``bfloat16``, ``int8``...)."""
+    d = x.dtype
+    s = str(d)
+    return s.split(".")[-1]
+
+
+def synchronize(x: Any) -> None:
+    """Wait until ``x`` is computed (CUDA streams, JAX async dispatch); no-op for numpy."""
+    b = backend_of(x)
+    if b == "torch":
+        import torch
+
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+    elif b == "jax":
+        x.block_until_ready()

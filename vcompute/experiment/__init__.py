@@ -1,0 +1,1 @@
+"""Experiments: TOML configs, the runner, executors, results and plots."""

@@ -1,0 +1,1 @@
+"""Pluggable ledgers (memory, SQLite, EVM) behind one protocol."""

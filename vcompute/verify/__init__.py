@@ -1,0 +1,45 @@
+"""Verification schemes behind one small protocol.
+
+``import vcompute.verify`` needs numpy only: schemes that use torch, JAX or
+cryptography import them when they run.
+
+Example:
+    >>> from vcompute.verify import Freivalds
+    >>> import numpy as np
+    >>> a = np.ones((4, 4))
+    >>> Freivalds(rounds=3).check(a, a, a @ a, seed=0).accepted
+    True
+"""
+
+from vcompute.core.registry import Registry
+from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.verify.base import Verifier, VerifyContext
+from vcompute.verify.freivalds import Freivalds
+
+#: Verifiers by name; third-party packages add more through the
+#: ``vcompute.verifiers`` entry-point group.
+VERIFIERS: Registry = Registry("verifier", group="vcompute.verifiers")
+VERIFIERS.register("freivalds", Freivalds)
+
+
+def create_verifier(name: str, **kwargs):
+    """Instantiate the verifier registered as ``name`` with keyword arguments.
+
+    Raises:
+        UnknownPluginError: if no verifier has that name (the message lists the known ones).
+    """
+    return VERIFIERS.create(name, **kwargs)
+
+
+__all__ = [
+    "VERIFIERS",
+    "Claim",
+    "Cost",
+    "EvidenceSpec",
+    "Freivalds",
+    "Job",
+    "Verdict",
+    "Verifier",
+    "VerifyContext",
+    "create_verifier",
+]

@@ -1,0 +1,84 @@
+"""Matrix-multiplication jobs on numpy, torch or JAX.
+
+A matmul job is the unit every matrix-product verifier works on: inputs
+``a`` (m x k) and ``b`` (k x n) generated from a seed on a named backend,
+and the honest output ``a @ b``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vcompute.core.arrays import BACKENDS, from_numpy, namespace
+from vcompute.core.types import Job
+
+__all__ = ["make_matmul_job", "matmul_flops", "honest_matmul"]
+
+_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def make_matmul_job(
+    m: int,
+    k: int | None = None,
+    n: int | None = None,
+    *,
+    backend: str = "numpy",
+    dtype: str = "float32",
+    seed: int,
+    mean: float = 0.0,
+    scale: float = 1.0,
+) -> Job:
+    """A seeded random matmul job.
+
+    Args:
+        m, k, n: shapes (``k`` and ``n`` default to ``m``).
+        backend: ``numpy``, ``torch`` or ``jax``.
+        dtype: input dtype (``bfloat16`` not on numpy).
+        seed: seed of the input generator.
+        mean, scale: entries are ``mean + scale * N(0, 1)``; a non-zero mean
+            makes partial sums grow linearly, the hard case for tolerances.
+
+    Raises:
+        ValueError: for bad sizes, backends or dtypes.
+
+    Example:
+        >>> job = make_matmul_job(4, backend="numpy", seed=0)
+        >>> job.inputs["a"].shape, job.spec["dtype"]
+        ((4, 4), 'float32')
+    """
+    k = m if k is None else k
+    n = m if n is None else n
+    for name, v in (("m", m), ("k", k), ("n", n)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"matmul size {name} must be a positive integer, got {v!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if dtype not in _DTYPES:
+        raise ValueError(f"unsupported matmul dtype {dtype!r}; known: {', '.join(_DTYPES)}")
+    if backend == "numpy" and dtype == "bfloat16":
+        raise ValueError("numpy has no bfloat16; use backend 'torch' or 'jax'")
+    rng = np.random.default_rng(seed)
+    a = (mean + scale * rng.standard_normal((m, k))).astype(np.float32 if dtype != "float64" else np.float64)
+    b = (mean + scale * rng.standard_normal((k, n))).astype(a.dtype)
+    A, B = (_cast(from_numpy(x, backend), dtype) for x in (a, b))
+    spec = {"m": int(m), "k": int(k), "n": int(n), "backend": backend, "dtype": dtype,
+            "seed": int(seed), "mean": float(mean), "scale": float(scale)}
+    return Job("matmul", spec, {"a": A, "b": B})
+
+
+def _cast(x: Any, dtype: str) -> Any:
+    xp = namespace(x)
+    return xp.astype(x, getattr(xp, dtype))
+
+
+def matmul_flops(job: Job) -> float:
+    """Floating-point operations of the job's product: 2 m k n."""
+    s = job.spec
+    return 2.0 * s["m"] * s["k"] * s["n"]
+
+
+def honest_matmul(job: Job) -> Any:
+    """The honest product ``a @ b`` on the job's backend."""
+    return job.inputs["a"] @ job.inputs["b"]
