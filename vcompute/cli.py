@@ -1,0 +1,203 @@
+"""The ``vcompute`` command line: run, report, list, validate (and plugin groups).
+
+Exit codes: 0 success, 1 some runs failed, 2 bad usage or invalid config
+(printed as one clear message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+#: Subcommand groups contributed by other layers: module with ``add_parser(subparsers)``.
+_PLUGIN_COMMANDS = ("vcompute.ledger.cli",)
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    from vcompute import __version__
+
+    p = argparse.ArgumentParser(prog="vcompute", description="Verifiable outsourced compute: "
+                                "run experiments, report results, list plugins.")
+    p.add_argument("--version", action="version", version=f"vcompute {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run an experiment config",
+                       description="Run every run of an experiment config and write a run directory "
+                                   "(results.csv, manifest.json, plots/). Reusing --out resumes a sweep.")
+    r.add_argument("config", help="TOML experiment config, e.g. experiments/quickstart.toml")
+    r.add_argument("--out", help="run directory (default runs/<name>-<timestamp>); reuse it to resume")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set params.rounds=4 --set 'grid.n=[64,128]'")
+    r.add_argument("--smoke", action="store_true", help="apply the config's [smoke] overrides (quick variant)")
+    r.add_argument("--executor", help="override experiment.executor (local, serial, ray, ...)")
+    r.add_argument("--workers", type=int, help="override experiment.workers")
+    r.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local one)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("validate", help="check a config without running it",
+                       description="Validate a config and print how many runs it expands to.")
+    v.add_argument("config")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    v.add_argument("--smoke", action="store_true")
+    v.set_defaults(func=_cmd_validate)
+
+    rep = sub.add_parser("report", help="re-print the table and re-draw the plots of a run directory",
+                         description="Rebuild results.csv from the run log, print the table, redraw plots.")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_cmd_report)
+
+    ls = sub.add_parser("list", help="list registered plugins",
+                        description="List registered verifiers, behaviours, tasks, ledgers and executors.")
+    ls.add_argument("what", nargs="?", default="all",
+                    choices=["all", "verifiers", "behaviours", "tasks", "ledgers", "executors"])
+    ls.set_defaults(func=_cmd_list)
+
+    for mod in _PLUGIN_COMMANDS:
+        try:
+            importlib.import_module(mod).add_parser(sub)
+        except ImportError:
+            continue
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vcompute`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from vcompute.experiment.config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        return _err(str(e))
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command with the same --out to resume", file=sys.stderr)
+        return 130
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = list(args.overrides)
+    for opt, key in (("executor", "experiment.executor"), ("workers", "experiment.workers"),
+                     ("address", "experiment.address")):
+        val = getattr(args, opt, None)
+        if val is not None:
+            extra.append(f"{key}={val!r}" if isinstance(val, str) else f"{key}={val}")
+    return extra
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from vcompute.experiment.config import expand_runs, load_config
+
+    cfg = load_config(args.config, overrides=args.overrides, smoke=args.smoke)
+    runs = expand_runs(cfg)
+    print(f"{args.config}: valid; task {cfg.experiment.task!r}, {len(runs)} runs "
+          f"({len(runs) // len(cfg.experiment.seed_list())} parameter sets x "
+          f"{len(cfg.experiment.seed_list())} seeds)")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from vcompute.experiment.config import load_config
+    from vcompute.experiment.report import format_table
+    from vcompute.experiment.runner import run_experiment
+
+    overrides = _overrides(args)
+    cfg = load_config(args.config, overrides=overrides, smoke=args.smoke)
+    console = Console()
+    show = not args.quiet
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(),
+                        TextColumn("eta"), TimeRemainingColumn(), console=console, disable=not show,
+                        transient=False)
+    state: dict[str, int] = {}
+
+    def on_start(todo: int, skipped: int) -> None:
+        if skipped:
+            console.print(f"resuming: {skipped} runs already done, {todo} to go")
+        state["task"] = progress.add_task(cfg.experiment.name, total=todo, failed=0)
+
+    def on_progress(done: int, failed: int, total: int) -> None:
+        progress.update(state["task"], completed=done, failed=failed)
+
+    with progress:
+        res = run_experiment(cfg, out=args.out, config_path=args.config, overrides=overrides,
+                             smoke=args.smoke, progress=on_progress, on_start=on_start)
+    console.print(format_table(cfg, res.rows))
+    console.print(f"run directory: {res.run_dir}  (results.csv, manifest.json)")
+    for p in res.plots:
+        console.print(f"plot: {p}")
+    if res.failed:
+        errors = [r for r in res.rows if r.get("status") != "ok"]
+        console.print(f"[red]{res.failed} of {res.total} runs failed[/red]; first error: "
+                      f"{errors[0].get('error') if errors else '?'} (details in {res.run_dir / 'runs.jsonl'})")
+        return 1
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from vcompute.experiment.config import ConfigError, ExperimentConfig, expand_runs
+    from vcompute.experiment.report import draw_plots, format_table
+    from vcompute.experiment.results import MANIFEST_FILE, RunLog, read_results, write_results_csv
+
+    run_dir = Path(args.run_dir)
+    mpath = run_dir / MANIFEST_FILE
+    if not mpath.exists():
+        raise ConfigError(f"{run_dir}: no {MANIFEST_FILE}; is this a run directory written by `vcompute run`?")
+    manifest = json.loads(mpath.read_text())
+    cfg = ExperimentConfig.model_validate(manifest["config"])
+    order = {r.key: i for i, r in enumerate(expand_runs(cfg))}
+    write_results_csv(run_dir, RunLog(run_dir).records(), order)
+    rows = read_results(run_dir)
+    console = Console()
+    console.print(format_table(cfg, rows))
+    for p in draw_plots(cfg, rows, run_dir):
+        console.print(f"plot: {p}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from vcompute.core.registry import Registry
+
+    regs: dict[str, tuple[str, str]] = {
+        "verifiers": ("vcompute.verify", "VERIFIERS"),
+        "behaviours": ("vcompute.workloads.behaviours", "BEHAVIOURS"),
+        "tasks": ("vcompute.experiment.tasks", "TASKS"),
+        "ledgers": ("vcompute.ledger", "LEDGERS"),
+        "executors": ("vcompute.experiment.executors", "EXECUTORS"),
+    }
+    for what, (mod, attr) in regs.items():
+        if args.what not in ("all", what):
+            continue
+        try:
+            reg: Registry = getattr(importlib.import_module(mod), attr)
+            names = reg.names()
+        except (ImportError, AttributeError):
+            names = []
+        print(f"{what}: {', '.join(names) if names else '(none)'}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
