@@ -1,0 +1,206 @@
+"""The :class:`Ledger` interface every backend implements.
+
+Each mutating method takes the acting party's :class:`~vcompute.core.signing.SigningKey`
+first (``by``), its arguments, and a keyword-only client-chosen ``op_id``.
+Backends implement four hooks: :meth:`Ledger._submit` (apply one request),
+the read queries, :meth:`Ledger.now` and :meth:`Ledger.close`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+from vcompute.ledger.errors import InvalidRequest, LedgerError
+from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake
+
+__all__ = ["Ledger", "ManualClock"]
+
+
+class ManualClock:
+    """A clock that only moves when told to: deterministic ledger time for simulations and tests.
+
+    Args:
+        start: the initial time in seconds.
+
+    Example:
+        >>> c = ManualClock()
+        >>> c.advance(2.5); c()
+        2.5
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = float(start)
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` (>= 0).
+
+        Raises:
+            ValueError: if ``seconds`` is negative.
+        """
+        if not seconds >= 0:
+            raise ValueError(f"time only moves forward; got {seconds}")
+        self.t += float(seconds)
+
+
+class Ledger(abc.ABC):
+    """Accounts, balances, escrows, stakes and commitments with one set of rules.
+
+    See :mod:`vcompute.ledger` for the semantics of each operation. All
+    mutating methods return a :class:`Receipt` and raise a
+    :class:`~vcompute.ledger.errors.LedgerError` (changing nothing) when refused.
+    """
+
+    url: str = ""
+    #: The public key allowed to mint.
+    minter_public: bytes = b""
+
+    # -- backend hooks -----------------------------------------------------
+
+    @abc.abstractmethod
+    def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
+        """Apply one request on behalf of ``by`` (a SigningKey)."""
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """The ledger time in seconds (deadlines and withdrawal delays use it)."""
+
+    def advance(self, seconds: float) -> None:
+        """Move ledger time forward (manual clocks and test chains only).
+
+        Raises:
+            LedgerError: if this ledger's clock cannot be moved.
+        """
+        clock = getattr(self, "clock", None)
+        if not isinstance(clock, ManualClock):
+            raise LedgerError(f"{self.url}: ledger time follows an external clock and cannot be advanced; "
+                              "open the ledger with clock=ManualClock() to control time")
+        clock.advance(seconds)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (files, connections). Idempotent."""
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def account(self, name: str) -> Account:
+        """The account ``name`` (raises ``UnknownAccount``)."""
+
+    @abc.abstractmethod
+    def accounts(self) -> list[str]:
+        """Names of all accounts, sorted."""
+
+    @abc.abstractmethod
+    def balance(self, name: str) -> int:
+        """Spendable balance of ``name`` (raises ``UnknownAccount``)."""
+
+    @abc.abstractmethod
+    def escrow(self, escrow_id: str) -> Escrow:
+        """The escrow ``escrow_id`` (raises ``NotFound``)."""
+
+    @abc.abstractmethod
+    def stake(self, name: str) -> Stake:
+        """The stake of ``name`` (raises ``UnknownAccount``)."""
+
+    @abc.abstractmethod
+    def commitment(self, commitment_id: str) -> Commitment:
+        """The commitment ``commitment_id`` (raises ``NotFound``)."""
+
+    @abc.abstractmethod
+    def total_supply(self) -> int:
+        """Everything ever minted minus everything burned."""
+
+    @abc.abstractmethod
+    def holdings(self) -> int:
+        """Sum of balances, open escrows and stakes; equals :meth:`total_supply` always."""
+
+    # -- operations --------------------------------------------------------
+
+    def open_account(self, by: Any, name: str, *, op_id: str) -> Receipt:
+        """Create account ``name`` bound to ``by``'s public key (one account per key)."""
+        return self._submit("open_account", by, op_id, (name,))
+
+    def mint(self, by: Any, to: str, amount: int, *, op_id: str) -> Receipt:
+        """Create ``amount`` new money in ``to``'s balance (``by`` must be the minter)."""
+        return self._submit("mint", by, op_id, (to, amount))
+
+    def burn(self, by: Any, amount: int, *, op_id: str) -> Receipt:
+        """Destroy ``amount`` of ``by``'s own balance."""
+        return self._submit("burn", by, op_id, (amount,))
+
+    def transfer(self, by: Any, to: str, amount: int, *, op_id: str) -> Receipt:
+        """Move ``amount`` from ``by``'s balance to ``to``."""
+        return self._submit("transfer", by, op_id, (to, amount))
+
+    def escrow_open(self, by: Any, escrow_id: str, *, provider: str, amount: int, deadline: float,
+                    verifier: str | None = None, op_id: str) -> Receipt:
+        """Hold ``amount`` of ``by``'s balance for a job done by ``provider``.
+
+        Args:
+            by: the consumer's key.
+            escrow_id: a fresh id (never reused).
+            provider: who is paid on release.
+            amount: what is held.
+            deadline: ledger time after which the consumer may take a refund (must be in the future).
+            verifier: an account that may also release, refund and slash, or None.
+            op_id: the client-chosen operation id.
+        """
+        return self._submit("escrow_open", by, op_id, (escrow_id, provider, amount, deadline, verifier))
+
+    def escrow_release(self, by: Any, escrow_id: str, *, op_id: str) -> Receipt:
+        """Pay an open escrow to its provider (consumer or verifier only); frees locked stake."""
+        return self._submit("escrow_release", by, op_id, (escrow_id,))
+
+    def escrow_refund(self, by: Any, escrow_id: str, *, op_id: str) -> Receipt:
+        """Return an open escrow to its consumer (verifier any time; consumer after the deadline)."""
+        return self._submit("escrow_refund", by, op_id, (escrow_id,))
+
+    def stake_deposit(self, by: Any, amount: int, *, op_id: str) -> Receipt:
+        """Move ``amount`` of ``by``'s balance into free stake."""
+        return self._submit("stake_deposit", by, op_id, (amount,))
+
+    def stake_lock(self, by: Any, escrow_id: str, amount: int, *, op_id: str) -> Receipt:
+        """Lock free stake against an open escrow of which ``by`` is the provider."""
+        return self._submit("stake_lock", by, op_id, (escrow_id, amount))
+
+    def stake_slash(self, by: Any, escrow_id: str, amount: int, *, to: str, op_id: str) -> Receipt:
+        """Move ``amount`` of the stake locked against ``escrow_id`` to ``to`` (its verifier only)."""
+        return self._submit("stake_slash", by, op_id, (escrow_id, amount, to))
+
+    def stake_unbond(self, by: Any, amount: int, *, op_id: str) -> Receipt:
+        """Start withdrawing free stake; it becomes withdrawable after the ledger's delay."""
+        return self._submit("stake_unbond", by, op_id, (amount,))
+
+    def stake_withdraw(self, by: Any, *, op_id: str) -> Receipt:
+        """Move all matured unbonding stake back to ``by``'s balance."""
+        return self._submit("stake_withdraw", by, op_id, ())
+
+    def commit(self, by: Any, commitment_id: str, digest: bytes, *, metadata: dict | None = None,
+               op_id: str) -> Receipt:
+        """Post an immutable 32-byte ``digest`` with small JSON ``metadata``."""
+        return self._submit("commit", by, op_id, (commitment_id, digest, metadata))
+
+
+def public_of(by: Any) -> bytes:
+    """The 32-byte public key of a signing key.
+
+    Raises:
+        InvalidRequest: if ``by`` is not a signing key.
+    """
+    pub = getattr(by, "public_bytes", None)
+    if not (isinstance(pub, bytes) and len(pub) == 32 and callable(getattr(by, "sign", None))):
+        raise InvalidRequest(f"`by` must be a vcompute.core.signing.SigningKey, got {type(by).__name__}")
+    return pub
+
+
+ClockFn = Callable[[], float]
