@@ -117,6 +117,6 @@ def _draw(ax: Any, spec: PlotSpec, rows: Sequence[dict[str, Any]]) -> None:
         ax.set_xscale("log")
     if spec.logy:
         ax.set_yscale("log")
-    if spec.hue or len(ys) > 1:
+    if (spec.hue or len(ys) > 1) and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

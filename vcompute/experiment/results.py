@@ -147,10 +147,13 @@ def _parse(v: str) -> Any:
     return v
 
 
+_TEXT_COLUMNS = frozenset({"key", "status", "error"})
+
+
 def read_results(run_dir: Path) -> list[dict[str, Any]]:
     """Rows of ``results.csv`` with numbers parsed."""
     with open(Path(run_dir) / RESULTS_FILE, newline="") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: (v if k in _TEXT_COLUMNS else _parse(v)) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def _is_num(v: Any) -> bool:
