@@ -20,6 +20,7 @@ from vcompute.verify.freivalds import Freivalds
 #: ``vcompute.verifiers`` entry-point group.
 VERIFIERS: Registry = Registry("verifier", group="vcompute.verifiers")
 VERIFIERS.register("freivalds", Freivalds)
+VERIFIERS.register("pol", "vcompute.verify.pol:PoLVerifier")
 
 
 def create_verifier(name: str, **kwargs):

@@ -1,0 +1,47 @@
+"""Proof-of-learning: committed training transcripts and a verifier that replays a few segments.
+
+``import vcompute.verify.pol`` needs numpy only; torch and JAX load when a
+segment is trained or replayed. The claims, the argument and the tests that
+check them are in ``proofs/pol.md``.
+
+Example:
+    >>> from vcompute.workloads.training import make_training_job
+    >>> job = make_training_job(dataset="synthetic", steps=8, checkpoint_every=2)
+    >>> claim, transcript = prove(job, "alice")
+    >>> ctx = pol_context([claim], {"alice": transcript}, seed=1)
+    >>> PoLVerifier(random_segments=2).verify(job, [claim], ctx).accepted
+    True
+"""
+
+from vcompute.verify.pol.prover import (
+    TranscriptRecorder,
+    build_transcript,
+    challenge_channel,
+    derive_challenge_seed,
+    pol_context,
+    prove,
+    sign_claim,
+)
+from vcompute.verify.pol.replay import reexecute_segment
+from vcompute.verify.pol.selection import escape_probability, select_segments
+from vcompute.verify.pol.transcript import METRICS, Transcript, TranscriptError, update_metrics
+from vcompute.verify.pol.verifier import DEFAULT_DELTA, PoLVerifier
+
+__all__ = [
+    "DEFAULT_DELTA",
+    "METRICS",
+    "PoLVerifier",
+    "Transcript",
+    "TranscriptError",
+    "TranscriptRecorder",
+    "build_transcript",
+    "challenge_channel",
+    "derive_challenge_seed",
+    "escape_probability",
+    "pol_context",
+    "prove",
+    "reexecute_segment",
+    "select_segments",
+    "sign_claim",
+    "update_metrics",
+]

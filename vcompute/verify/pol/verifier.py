@@ -1,0 +1,411 @@
+"""Proof-of-learning verifier: commitments, initialisation, top-Q + random segment replay.
+
+Paper: H. Jia et al., "Proof-of-Learning: Definitions and Practice", IEEE
+S&P 2021 (arxiv.org/abs/2103.05633); reference code cleverhans-lab/Proof-of-Learning.
+Attacks on it: R. Zhang et al., "Adversarial Examples for Proof-of-Learning",
+IEEE S&P 2022; C. Fang et al., "Proof-of-Learning is Currently More Broken
+Than You Think", IEEE EuroS&P 2023.
+
+Unlike the reference, this verifier binds hyperparameters, seeds, dataset
+and batch order to the job (the commitments are checked, not trusted),
+checks the initialisation exactly from the committed seed, adds segments
+drawn from randomness fixed after the commitment to the top-Q selection,
+measures the replay error relative to the verifier's own replayed update
+with a calibrated ``delta``, and downloads only the segments it challenges.
+:meth:`PoLVerifier.reference` builds the reference-style verifier for
+comparison. Claims and arguments: ``proofs/pol.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from vcompute.core.hashing import content_hash
+from vcompute.core.merkle import verify_proof
+from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.verify.base import VerifyContext
+from vcompute.verify.pol.replay import absolute_param_error, make_piece, reexecute_segment, relative_error
+from vcompute.verify.pol.selection import ks_uniform_pvalue, select_segments
+from vcompute.verify.pol.transcript import HEADER_VERSION, METRICS, checkpoint_digest, update_metrics
+
+__all__ = ["PoLVerifier", "DEFAULT_DELTA"]
+
+#: Default relative tolerance: 100x the largest honest cross-framework /
+#: cross-thread replay error measured by ``vcompute.verify.pol.calibrate``
+#: (see proofs/pol.md); same-machine replays are bit-exact.
+DEFAULT_DELTA = 1e-3
+
+
+class _Reject(Exception):
+    pass
+
+
+class PoLVerifier:
+    """Verifies a committed training transcript by replaying a few segments.
+
+    Args:
+        top_q: segments picked per metric by declared update size (Jia et al.'s top-Q).
+        random_segments: further segments drawn uniformly from the rest with ``ctx.rng``.
+        metrics: which update-size metrics top-Q ranks by (``l1``, ``l2``, ``linf``, ``cos``).
+        delta: replay tolerance (relative, or absolute l2 for ``delta_mode='absolute'``).
+        delta_mode: ``relative`` (error / replayed update) or ``absolute`` (reference).
+        bind_hparams: check committed hyperparameters equal the job's (else trust the header's).
+        bind_seeds: require seeds derived from job and provider, and an exactly seeded init.
+        bind_dataset: require the job's dataset (else accept the prover's data if its hash matches).
+        bind_batch_order: recompute the batch-order root from the committed data seed.
+        download_all: reference behaviour: download every checkpoint and rank updates
+            per epoch from them instead of from the committed declarations.
+        init_check: ``exact`` (seeded init, no download) or ``ks`` (per-layer KS test).
+        public_keys: provider name -> Ed25519 public key; default: the simulated
+            agent key :func:`~vcompute.core.signing.key_from_name`.
+        replay_framework: framework to replay on (default: the job's).
+        replay_cache: optional dict memoising replays (experiments re-verify one transcript many times).
+        ks_alpha: family-wise level of the KS initialisation test.
+        hash_first: open a segment with only the digest of its end checkpoint and
+            download the end checkpoint only if the replay is not bit-exact.
+
+    Example:
+        >>> from vcompute.workloads.training import make_training_job
+        >>> from vcompute.verify.pol import prove, pol_context
+        >>> job = make_training_job(dataset="synthetic", steps=8, checkpoint_every=2)
+        >>> claim, tr = prove(job, "alice")
+        >>> PoLVerifier(random_segments=1).verify(job, [claim], pol_context([claim], {"alice": tr}, seed=0)).accepted
+        True
+    """
+
+    name = "pol"
+
+    def __init__(self, *, top_q: int = 1, random_segments: int = 6, metrics: Sequence[str] = METRICS,
+                 delta: float = DEFAULT_DELTA, delta_mode: str = "relative", bind_hparams: bool = True,
+                 bind_seeds: bool = True, bind_dataset: bool = True, bind_batch_order: bool = True,
+                 download_all: bool = False, init_check: str = "exact",
+                 public_keys: Mapping[str, bytes] | None = None, replay_framework: str | None = None,
+                 replay_cache: dict | None = None, ks_alpha: float = 0.01, hash_first: bool = True) -> None:
+        if top_q < 0 or random_segments < 0:
+            raise ValueError("top_q and random_segments must be >= 0")
+        if top_q == 0 and random_segments == 0:
+            raise ValueError("choose top_q > 0 or random_segments > 0: a verifier must replay something")
+        bad = set(metrics) - set(METRICS)
+        if bad:
+            raise ValueError(f"unknown metrics {sorted(bad)}; known: {', '.join(METRICS)}")
+        if delta_mode not in ("relative", "absolute"):
+            raise ValueError("delta_mode must be 'relative' or 'absolute'")
+        if not (np.isfinite(delta) and delta >= 0):
+            raise ValueError(f"delta must be finite and >= 0, got {delta!r}")
+        if init_check not in ("exact", "ks"):
+            raise ValueError("init_check must be 'exact' or 'ks'")
+        if init_check == "exact" and not bind_seeds:
+            raise ValueError("init_check='exact' needs bind_seeds=True; use init_check='ks' otherwise")
+        self.top_q, self.random_segments, self.metrics = int(top_q), int(random_segments), tuple(metrics)
+        self.delta, self.delta_mode = float(delta), delta_mode
+        self.bind_hparams, self.bind_seeds, self.bind_dataset = bind_hparams, bind_seeds, bind_dataset
+        self.bind_batch_order, self.download_all, self.init_check = bind_batch_order, download_all, init_check
+        self.public_keys = dict(public_keys) if public_keys is not None else None
+        self.replay_framework, self.replay_cache, self.ks_alpha = replay_framework, replay_cache, ks_alpha
+        self.hash_first = bool(hash_first)
+
+    @classmethod
+    def reference(cls, *, delta: float, top_q: int = 2, **kw: Any) -> PoLVerifier:
+        """The reference-style verifier of Jia et al. for comparison.
+
+        Hyperparameters, seeds, dataset and batch order are taken from the
+        prover's transcript; the initialisation is KS-tested; every checkpoint
+        is downloaded; the top-``top_q`` updates per epoch and metric are
+        replayed and accepted within an absolute l2 ``delta``; no random segments.
+        """
+        base = dict(top_q=top_q, random_segments=0, delta=delta, delta_mode="absolute", bind_hparams=False,
+                    bind_seeds=False, bind_dataset=False, bind_batch_order=False, download_all=True,
+                    init_check="ks")
+        base.update(kw)
+        return cls(**base)
+
+    def __repr__(self) -> str:
+        return (f"PoLVerifier(top_q={self.top_q}, random_segments={self.random_segments}, delta={self.delta:g}, "
+                f"delta_mode={self.delta_mode!r}, download_all={self.download_all})")
+
+    # -- Verifier protocol ------------------------------------------------
+    def replicas(self, job: Job) -> int:
+        """One claim (one transcript)."""
+        return 1
+
+    def evidence(self, job: Job) -> EvidenceSpec:
+        """A PoL transcript with checkpoints every ``checkpoint_every`` steps."""
+        return EvidenceSpec("pol-transcript", {"checkpoint_every": job.spec.get("checkpoint_every")})
+
+    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
+        """Check commitments, initialisation and the challenged segments; never raises on bad claims."""
+        before = ctx.cost
+        details: dict[str, Any] = {"opened": [], "errors": []}
+        try:
+            verdict = self._verify(job, claims, ctx, details)
+        except _Reject as e:
+            verdict = Verdict.reject(str(e), scheme=self.name)
+        except Exception as e:  # hostile evidence must never escape as an exception
+            verdict = Verdict.reject(f"malformed evidence: {type(e).__name__}: {e}", scheme=self.name)
+        cost = Cost(*(max(getattr(ctx.cost, f.name) - getattr(before, f.name), 0.0)
+                      for f in dataclasses.fields(Cost)))
+        return dataclasses.replace(verdict, cost=cost, details={**details, **verdict.details})
+
+    # -- internals --------------------------------------------------------
+    def _verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext, details: dict) -> Verdict:
+        from vcompute.workloads.training.data import batch_order_root
+        from vcompute.workloads.training.spec import (
+            Dataset,
+            TrainSpec,
+            dataset_of,
+            derive_seeds,
+            encode_state,
+            init_state,
+            param_shapes,
+            spec_of,
+        )
+
+        if len(claims) != 1:
+            raise _Reject(f"expected exactly 1 claim, got {len(claims)}")
+        claim = claims[0]
+        job_spec = spec_of(job)
+        if claim.job_id != job.id:
+            raise _Reject("claim answers another job (job id mismatch)")
+        ev = claim.evidence
+        for key in ("root", "n_leaves", "header", "header_proof", "init_proof", "final_proof"):
+            if key not in ev:
+                raise _Reject(f"evidence lacks {key!r}: not a PoL transcript commitment")
+        root, n_leaves = ev["root"], ev["n_leaves"]
+        if not (isinstance(root, (bytes, bytearray)) and len(root) == 32) or claim.commitment != bytes(root).hex():
+            raise _Reject("the claim's commitment is not the transcript's Merkle root")
+        ctx.add_cost(Cost(evidence_bytes=len(ev["header"]) + 32 * (
+            len(ev["header_proof"]) + len(ev["init_proof"]) + len(ev["final_proof"]) + 1)))
+        self._check_signature(claim)
+        if not isinstance(n_leaves, int) or n_leaves != claim.meta.get("n_leaves"):
+            raise _Reject("leaf count in the evidence disagrees with the signed claim")
+        if not verify_proof(bytes(root), ev["header"], 0, ev["header_proof"], n_leaves=n_leaves):
+            raise _Reject("bad Merkle proof for the transcript header")
+        header = json.loads(ev["header"])
+        if not isinstance(header, dict) or header.get("version") != HEADER_VERSION:
+            raise _Reject(f"unknown transcript header version {header.get('version')!r}")
+        if header.get("job_id") != job.id or header.get("provider") != claim.provider:
+            raise _Reject("the transcript header is bound to another job or provider")
+        # Hyperparameters: committed and checked, or (reference) taken on faith.
+        if self.bind_hparams:
+            if header.get("hparams") != job_spec.to_dict():
+                diff = sorted(k for k in job_spec.to_dict() if header.get("hparams", {}).get(k) != job.spec[k])
+                raise _Reject(f"committed hyperparameters differ from the job's: {diff}")
+            spec = job_spec
+        else:
+            spec = TrainSpec.from_dict(header["hparams"])
+        k, T, C = spec.checkpoint_every, spec.steps, spec.n_segments
+        if header.get("n_checkpoints") != C + 1 or n_leaves != C + 2:
+            raise _Reject(f"transcript has {header.get('n_checkpoints')} checkpoints; "
+                          f"{T} steps every {k} need {C + 1}")
+        final = claim.meta.get("final_checkpoint")
+        if not isinstance(final, str) or not verify_proof(bytes(root), bytes.fromhex(final), n_leaves - 1,
+                                                          ev["final_proof"], n_leaves=n_leaves):
+            raise _Reject("bad Merkle proof for the final model")
+        seeds = _seeds(header.get("seeds"))
+        if self.bind_seeds and seeds != derive_seeds(job.id, claim.provider).to_dict():
+            raise _Reject("committed seeds are not the ones derived from this job and provider")
+        # Dataset: the job's own (bound), or (reference) whatever the prover ships if its hash matches.
+        if self.bind_dataset:
+            data = dataset_of(job)
+            if header.get("dataset_hash") != data.hash:
+                raise _Reject("the committed dataset hash is not the job's dataset")
+        else:
+            resp = self._open(ctx, claim, {"dataset": True})
+            x, y = np.asarray(resp["x"], np.float32), np.asarray(resp["y"], np.int64)
+            if content_hash({"x": x, "y": y}) != header.get("dataset_hash"):
+                raise _Reject("the shipped dataset does not match its committed hash")
+            data = Dataset(x, y, "prover")
+        if self.bind_batch_order:
+            want = batch_order_root(T, n=len(data), batch_size=spec.batch_size, data_seed=seeds["data"])
+            if header.get("batch_order_root") != want:
+                raise _Reject("the committed batch order is not the one the committed data seed gives")
+        layout = [[n, list(s)] for n, s in param_shapes(spec).items()]
+        layout = layout + [["momentum/" + n, s] for n, s in layout]
+        if header.get("layout") != layout:
+            raise _Reject("the transcript's state layout does not match the job's model")
+        declared = np.asarray(header.get("segment_metrics"), np.float64)
+        if declared.shape != (C, len(METRICS)) or not np.all(np.isfinite(declared)) or np.any(declared < 0):
+            raise _Reject(f"declared segment metrics must be a finite non-negative {C}x{len(METRICS)} table")
+        # Initialisation.
+        all_ckpts: dict[int, bytes] = {}
+        if self.download_all:
+            resp = self._open(ctx, claim, {"checkpoints": list(range(C + 1))})
+            for i, (ck, pr) in enumerate(zip(resp["checkpoints"], resp["proofs"], strict=True)):
+                self._check_leaf(root, n_leaves, 1 + i, ck, pr, f"checkpoint {i}")
+                all_ckpts[i] = ck
+            if len(all_ckpts) != C + 1:
+                raise _Reject("the prover did not ship every checkpoint")
+        if self.init_check == "exact":
+            digest = checkpoint_digest(encode_state(0, init_state(spec, seeds["init"])))
+            if not verify_proof(bytes(root), digest, 1, ev["init_proof"], n_leaves=n_leaves):
+                raise _Reject("checkpoint 0 is not the initialisation the committed seed gives")
+        else:
+            ck0 = all_ckpts.get(0) or self._open_checkpoint(ctx, claim, root, n_leaves, 0)
+            self._ks_init(spec, ck0, details)
+        # Segment selection: randomness from ctx.rng, fixed only after the commitment was posted.
+        if self.download_all:
+            states = [_decode(all_ckpts[i], i * k, layout) for i in range(C + 1)]
+            from vcompute.workloads.training.spec import flat_params
+
+            ps = [flat_params(s) for s in states]
+            table = np.array([update_metrics(ps[j], ps[j + 1]) for j in range(C)])
+            per_epoch = max(1, (len(data) // spec.batch_size) // k)
+        else:
+            table, per_epoch = declared, None
+        chosen = select_segments(table, [METRICS.index(m) for m in self.metrics], top_q=self.top_q,
+                                 random_segments=self.random_segments, rng=ctx.rng, group=per_epoch)
+        details["n_segments"] = C
+        for j in chosen:
+            if self.download_all:
+                start, end = states[j], states[j + 1]
+                replayed = self._replay(job, ctx, spec, start, j * k, k, seeds, data)
+            else:
+                start, end, replayed = self._open_segment(job, ctx, claim, root, n_leaves, spec, j, layout,
+                                                          seeds, data)
+                got = update_metrics(_params(start), _params(end))
+                if not np.allclose(got, declared[j], rtol=1e-6, atol=1e-9):
+                    raise _Reject(f"segment {j}: declared update sizes {declared[j].tolist()} are false "
+                                  f"(the checkpoints give {got})")
+            err = (relative_error(start, end, replayed) if self.delta_mode == "relative"
+                   else absolute_param_error(end, replayed))
+            details["opened"].append(int(j))
+            details["errors"].append(err)
+            if not err <= self.delta:
+                raise _Reject(f"segment {j} (steps {j * k}-{(j + 1) * k}) does not reproduce: "
+                              f"{self.delta_mode} error {err:.3g} > delta {self.delta:.3g}")
+        details["max_error"] = max(details["errors"], default=0.0)
+        return Verdict.accept(f"{len(chosen)} of {C} segments reproduce within delta {self.delta:.3g} "
+                              f"(largest error {details['max_error']:.3g})", scheme=self.name)
+
+    def _open_segment(self, job, ctx, claim, root, n_leaves, spec, j, layout, seeds, data):
+        """Open segment ``j`` and replay it; fetch the end checkpoint only if the replay is not bit-exact."""
+        from vcompute.workloads.training.spec import encode_state
+
+        k = spec.checkpoint_every
+        req = {"segment": int(j), "end": "digest"} if self.hash_first else {"segment": int(j)}
+        resp = self._open(ctx, claim, req)
+        self._check_leaf(root, n_leaves, 1 + j, resp["start"], resp["start_proof"], f"checkpoint {j}")
+        start = _decode(resp["start"], j * k, layout)
+        replayed = self._replay(job, ctx, spec, start, j * k, k, seeds, data)
+        if self.hash_first:
+            digest = resp["end_digest"]
+            if not (isinstance(digest, (bytes, bytearray))
+                    and verify_proof(bytes(root), bytes(digest), 2 + j, resp["end_proof"], n_leaves=n_leaves)):
+                raise _Reject(f"bad Merkle proof for checkpoint {j + 1}")
+            if checkpoint_digest(encode_state((j + 1) * k, replayed)) == bytes(digest):
+                return start, replayed, replayed  # bit-exact: nothing more to download
+            end_bytes = self._open(ctx, claim, {"checkpoints": [j + 1]})["checkpoints"][0]
+            if not isinstance(end_bytes, (bytes, bytearray)) or checkpoint_digest(end_bytes) != bytes(digest):
+                raise _Reject(f"checkpoint {j + 1} does not match its committed digest")
+        else:
+            end_bytes = resp["end"]
+            self._check_leaf(root, n_leaves, 2 + j, end_bytes, resp["end_proof"], f"checkpoint {j + 1}")
+        return start, _decode(end_bytes, (j + 1) * k, layout), replayed
+
+    def _check_signature(self, claim: Claim) -> None:
+        from vcompute.core.signing import key_from_name, verify
+
+        if self.public_keys is not None:
+            pub = self.public_keys.get(claim.provider)
+            if pub is None:
+                raise _Reject(f"no public key known for provider {claim.provider!r}")
+        else:
+            pub = key_from_name(claim.provider).public_bytes
+        if claim.signature is None or not verify(pub, claim.signing_payload(), claim.signature):
+            raise _Reject("bad or missing provider signature over the commitment")
+
+    def _open(self, ctx: VerifyContext, claim: Claim, request: dict) -> Mapping[str, Any]:
+        resp = ctx.challenge(claim, request)
+        if not isinstance(resp, Mapping):
+            raise _Reject(f"the prover's answer to {request} is not a mapping")
+        if "error" in resp:
+            raise _Reject(f"the prover could not open {request}: {resp['error']}")
+        return resp
+
+    def _open_checkpoint(self, ctx, claim, root, n_leaves, i) -> bytes:
+        resp = self._open(ctx, claim, {"checkpoints": [i]})
+        self._check_leaf(root, n_leaves, 1 + i, resp["checkpoints"][0], resp["proofs"][0], f"checkpoint {i}")
+        return resp["checkpoints"][0]
+
+    @staticmethod
+    def _check_leaf(root, n_leaves, index, ckpt, proof, what) -> None:
+        if not isinstance(ckpt, (bytes, bytearray)):
+            raise _Reject(f"{what} is not bytes")
+        if not verify_proof(bytes(root), checkpoint_digest(ckpt), index, proof, n_leaves=n_leaves):
+            raise _Reject(f"bad Merkle proof for {what}")
+
+    def _ks_init(self, spec, ck0: bytes, details: dict) -> None:
+        from vcompute.workloads.training.spec import param_shapes
+
+        _, state = _decode_any(ck0)
+        shapes = param_shapes(spec)
+        names = list(shapes)
+        pvals = {}
+        for n in names:
+            w = shapes[n.rsplit(".", 1)[0] + ".weight"]
+            bound = 1.0 / np.sqrt(float(np.prod(w[1:])))
+            pvals[n] = ks_uniform_pvalue(np.asarray(state[n]).ravel(), -bound, bound)
+        details["init_ks_pvalues"] = pvals
+        worst = min(pvals, key=pvals.get)
+        if pvals[worst] < self.ks_alpha / len(names):
+            raise _Reject(f"initialisation of {worst} fails the KS test (p={pvals[worst]:.2g})")
+
+    def _replay(self, job, ctx, spec, start, step, k, seeds, data):
+        fw = self.replay_framework or spec.framework
+        key = None
+        if self.replay_cache is not None:
+            key = (content_hash(dict(start)), step, k, content_hash(spec.to_dict()), seeds["data"],
+                   seeds["aug"], fw, data.hash)
+        frac = k / spec.steps
+        if key is not None and key in self.replay_cache:
+            ctx.add_cost(Cost(reexecuted_fraction=frac))
+            return self.replay_cache[key]
+        piece = make_piece(spec, start, step, k, data_seed=seeds["data"], aug_seed=seeds["aug"], framework=fw,
+                           data=None if self.bind_dataset else data)
+        try:
+            out = ctx.reexecute(job, piece, fraction=frac)
+        except RuntimeError as e:
+            if "no re-execution backend" not in str(e):
+                raise
+            with ctx.meter(reexecuted_fraction=frac):
+                out = reexecute_segment(job, piece)
+        if key is not None:
+            self.replay_cache[key] = out
+        return out
+
+
+def _seeds(s: Any) -> dict[str, int]:
+    if not isinstance(s, dict) or set(s) != {"init", "data", "aug"} or not all(isinstance(v, int) for v in s.values()):
+        raise _Reject("committed seeds must be a mapping of integer init/data/aug seeds")
+    return dict(s)
+
+
+def _decode_any(ck: bytes):
+    from vcompute.workloads.training.spec import StateFormatError, decode_state
+
+    try:
+        return decode_state(ck)
+    except StateFormatError as e:
+        raise _Reject(f"checkpoint does not decode: {e}") from None
+
+
+def _decode(ck: bytes, step: int, layout: list) -> dict[str, np.ndarray]:
+    got_step, state = _decode_any(ck)
+    if got_step != step:
+        raise _Reject(f"checkpoint claims step {got_step}, expected {step}")
+    if [[n, list(v.shape)] for n, v in state.items()] != layout:
+        raise _Reject(f"checkpoint at step {step} has the wrong arrays or shapes")
+    if not all(np.all(np.isfinite(v)) for v in state.values()):
+        raise _Reject(f"checkpoint at step {step} contains NaN or Inf")
+    return state
+
+
+def _params(state: Mapping[str, np.ndarray]) -> np.ndarray:
+    from vcompute.workloads.training.spec import flat_params
+
+    return flat_params(state)
