@@ -143,6 +143,8 @@ class LocalExecutor:
 EXECUTORS: Registry = Registry("executor", group="vcompute.executors")
 EXECUTORS.register("serial", SerialExecutor)
 EXECUTORS.register("local", LocalExecutor)
+# By path: Ray is imported only when a Ray sweep is asked for.
+EXECUTORS.register("ray", "vcompute.experiment.ray_executor:RayExecutor")
 
 
 def create_executor(name: str, *, workers: int = 2, address: str | None = None) -> Executor:

@@ -15,5 +15,6 @@ TASKS: Registry = Registry("task", group="vcompute.tasks")
 
 # Built-ins are registered by path so that listing them imports nothing heavy.
 TASKS.register("freivalds.detection", "vcompute.experiment.tasks.freivalds:FreivaldsDetection")
+TASKS.register("synthetic.burn", "vcompute.experiment.tasks.synthetic:Burn")
 
 __all__ = ["TASKS", "Task"]
