@@ -1,14 +1,16 @@
-"""Freivalds' probabilistic check of a matrix product ``C = A @ B``.
+"""Freivalds' probabilistic check of a matrix product ``C = A @ B (+ bias)``.
 
 Paper: R. Freivalds, "Probabilistic machines can use less running time",
 IFIP 1977. Float tolerance after N. J. Higham and T. Mary, "A new approach
 to probabilistic rounding error analysis", SIAM J. Sci. Comput. 41(5), 2019.
 
-The verifier draws ``R`` (n x k random signs, one block for all ``k``
-rounds) and compares ``A @ (B @ R)`` with ``C @ R`` row by row against a
-tolerance derived from a rounding-error model of the honest product, in
-O(k n^2) work. The claims, the argument and the tests that check them are
-in ``proofs/freivalds.md``.
+Float products: the verifier draws ``R`` (n x k random signs, one block for
+all ``k`` rounds) and compares ``A (B R)`` with ``C R`` row by row, in
+float64, against the tolerance of :mod:`vcompute.verify.tolerance`.
+Integer products (int8/int16 inputs, int32/int64 accumulation) are checked
+exactly over prime fields (:mod:`vcompute.verify.freivalds_exact`).
+Batched (``...ij,...jk``) and rectangular products and linear layers with a
+bias are supported. Claims, argument and tests: ``proofs/freivalds.md``.
 """
 
 from __future__ import annotations
@@ -20,43 +22,70 @@ from typing import Any
 
 import numpy as np
 
-from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, synchronize
+from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, synchronize, to_numpy
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
+from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, INT_OUTPUT_DTYPES, exact_check
+from vcompute.verify.tolerance import (
+    FLOAT_DTYPES,
+    false_reject_bound,
+    matrix_stats,
+    precision_of,
+    row_tolerance,
+    unit_roundoff,
+)
 
-__all__ = ["Freivalds", "unit_roundoff"]
+__all__ = ["Freivalds", "PreparedMatrix", "unit_roundoff"]
 
-_UNIT_ROUNDOFF = {
-    "float64": 2.0**-53,
-    "float32": 2.0**-24,
-    "tf32": 2.0**-11,
-    "float16": 2.0**-11,
-    "bfloat16": 2.0**-8,
-}
-_FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
+_HALF = ("float16", "bfloat16")
 
 
-def unit_roundoff(dtype: str) -> float:
-    """Unit roundoff ``u`` of a float format (``float32`` -> 2**-24; ``tf32`` -> 2**-11).
+class PreparedMatrix:
+    """A right-hand operand ``B`` (e.g. a weight matrix) prepared for repeated checks.
 
-    Raises:
-        ValueError: for a format that is not a known float format.
+    Holds a float64 copy of ``B`` and its row norms so that checking many
+    products with the same ``B`` converts and scans it once. Build it with
+    :meth:`Freivalds.prepare` and pass it wherever ``b`` is expected.
+
+    Attributes:
+        array: the original ``B``.
     """
-    try:
-        return _UNIT_ROUNDOFF[dtype]
-    except KeyError:
-        raise ValueError(f"unknown float format {dtype!r}; known: {', '.join(_UNIT_ROUNDOFF)}") from None
+
+    def __init__(self, b: Any) -> None:
+        self.array = b
+        self._work: Any = None
+        self._stats: Any = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of ``B``."""
+        return tuple(self.array.shape)
+
+    @property
+    def dtype(self) -> Any:
+        """dtype of ``B``."""
+        return self.array.dtype
+
+    def _float64(self, xp: Any) -> tuple[Any, tuple[Any, Any]]:
+        if self._work is None:
+            self._work = xp.astype(self.array, xp.float64)
+            self._stats = matrix_stats(xp, self._work)
+        return self._work, self._stats
 
 
 class Freivalds:
     """Freivalds' matrix-product verifier with a derived float tolerance.
 
     Args:
-        rounds: number of random vectors ``k``; for an exact-arithmetic
-            product a wrong ``C`` is accepted with probability at most 2**-k.
-        safety: the tail parameter ``lambda`` of the rounding-error model;
-            larger means fewer false rejects and a larger minimum detectable
-            error (see ``proofs/freivalds.md``).
+        rounds: number of random vectors ``k`` (done as one n x k block). A
+            float product with an entry off by more than its row tolerance
+            is accepted with probability at most 2**-k; a wrong integer
+            product with probability at most (2**-26)**k.
+        safety: the tail parameter ``lambda`` of the rounding-error model: an
+            honest product is rejected with probability at most
+            ``rows * k * 2 exp(-lambda^2 / 2)`` under the model (see
+            ``proofs/freivalds.md``); larger means a larger minimum
+            detectable error.
         accumulation: the float format the honest product accumulates in,
             or None to infer it from the output dtype (``float32`` for half
             outputs). Use ``"tf32"`` for GPUs running TF32 matmuls.
@@ -67,7 +96,7 @@ class Freivalds:
         >>> a, b = rng.standard_normal((64, 32)), rng.standard_normal((32, 48))
         >>> Freivalds(rounds=2).check(a, b, a @ b, seed=1).accepted
         True
-        >>> c = a @ b; c[3, 4] += 1.0
+        >>> c = a @ b; c[3, 4] += 1e-9
         >>> Freivalds(rounds=2).check(a, b, c, seed=1).accepted
         False
     """
@@ -77,8 +106,8 @@ class Freivalds:
     def __init__(self, *, rounds: int = 2, safety: float = 6.0, accumulation: str | None = None) -> None:
         if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
             raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-        if not (isinstance(safety, (int, float)) and math.isfinite(safety) and safety > 0):
-            raise ValueError(f"safety must be a positive finite number, got {safety!r}")
+        if not (isinstance(safety, (int, float)) and math.isfinite(safety) and 0 < safety < 40):
+            raise ValueError(f"safety must be a finite number in (0, 40), got {safety!r}")
         if accumulation is not None:
             unit_roundoff(accumulation)
         self.rounds = rounds
@@ -98,7 +127,18 @@ class Freivalds:
         return EvidenceSpec("output")
 
     def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
-        """Check the single claim's output against ``job.inputs['a'] @ job.inputs['b']``."""
+        """Check the single claim's output against ``job.inputs['a'] @ job.inputs['b'] (+ 'bias')``.
+
+        Args:
+            job: a matmul or linear job with inputs ``a``, ``b`` and optionally
+                ``bias``; ``spec['dtype']``, if present, is the dtype the
+                output must have.
+            claims: exactly one claim.
+            ctx: supplies the randomness (drawn after the claim) and meters cost.
+
+        Returns:
+            The verdict; malformed claims are rejected with a reason.
+        """
         if len(claims) != 1:
             return Verdict.reject(f"expected exactly 1 claim, got {len(claims)}", scheme=self.name)
         if "a" not in job.inputs or "b" not in job.inputs:
@@ -106,123 +146,222 @@ class Freivalds:
         claim = claims[0]
         if claim.job_id != job.id:
             return Verdict.reject("claim answers another job (job id mismatch)", scheme=self.name)
+        out = claim.output
+        if out is None:
+            return Verdict.reject("claim carries no output to check", scheme=self.name)
+        problem = _meta_mismatch(claim, out, job)
+        if problem is not None:
+            return Verdict.reject(problem, scheme=self.name)
         seed = int(ctx.rng.integers(0, 2**63 - 1))
-        verdict = self.check(job.inputs["a"], job.inputs["b"], claim.output, seed=seed)
+        verdict = self.check(job.inputs["a"], job.inputs["b"], out, seed=seed, bias=job.inputs.get("bias"))
         ctx.add_cost(verdict.cost)
         return verdict
 
     # -- plain-array convenience ------------------------------------------
-    def check(self, a: Any, b: Any, c: Any, *, seed: int | np.random.Generator) -> Verdict:
-        """Verify ``c == a @ b`` up to the honest rounding error.
+    def prepare(self, b: Any) -> PreparedMatrix:
+        """Wrap a right-hand operand that will be checked many times (weights).
 
         Args:
-            a: ``(m, k)`` array (numpy, torch or JAX).
-            b: ``(k, n)`` array of the same backend.
-            c: the claimed ``(m, n)`` product.
+            b: ``(..., K, n)`` float array.
+
+        Returns:
+            A :class:`PreparedMatrix` to pass as ``b`` to :meth:`check`.
+
+        Example:
+            >>> import numpy as np
+            >>> w = np.eye(3)
+            >>> fr = Freivalds(); pw = fr.prepare(w)
+            >>> fr.check(np.ones((2, 3)), pw, np.ones((2, 3)), seed=0).accepted
+            True
+        """
+        return PreparedMatrix(b)
+
+    def check(self, a: Any, b: Any, c: Any, *, seed: int | np.random.Generator, bias: Any = None) -> Verdict:
+        """Verify ``c == a @ b (+ bias)`` up to the honest rounding error (exactly for integers).
+
+        Args:
+            a: ``(..., m, K)`` array (numpy, torch or JAX).
+            b: ``(..., K, n)`` array of the same backend, or a :class:`PreparedMatrix`.
+            c: the claimed ``(..., m, n)`` product (batch dims broadcast).
             seed: seed or generator for the random vectors. It must be drawn
                 after ``c`` is fixed.
+            bias: optional ``(n,)`` vector added to every row of the product.
 
         Returns:
             A verdict; malformed input gives a rejected verdict with a reason,
             never an exception.
         """
         t0 = time.perf_counter()
-        problem = self._validate(a, b, c)
+        prepared = b if isinstance(b, PreparedMatrix) else None
+        b_arr = prepared.array if prepared is not None else b
+        problem = _validate(a, b_arr, c, bias)
         if problem is not None:
             return Verdict.reject(problem, scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         try:
-            result = self._check_float(a, b, c, rng)
+            if dtype_name(a) in INT_INPUT_DTYPES:
+                result = self._check_int(a, b_arr, c, bias, rng)
+            else:
+                result = self._check_float(a, b_arr, c, bias, rng, prepared)
         except Exception as e:  # a backend error on hostile data must not escape
             return Verdict.reject(f"could not evaluate the check: {type(e).__name__}: {e}",
                                   scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
         return result.with_cost(Cost(flops=result.cost.flops, seconds=time.perf_counter() - t0))
 
     # -- internals --------------------------------------------------------
-    def _validate(self, a: Any, b: Any, c: Any) -> str | None:
-        names = ("A", "B", "C")
-        try:
-            backends = [backend_of(x) for x in (a, b, c)]
-        except TypeError as e:
-            return f"not an array: {e}"
-        if len(set(backends)) > 1:
-            return f"arrays from different backends (A: {backends[0]}, B: {backends[1]}, C: {backends[2]})"
-        for nm, x in zip(names, (a, b, c)):
-            if len(x.shape) != 2:
-                return f"{nm} must be 2-D, got shape {tuple(x.shape)}"
-            if any(d == 0 for d in x.shape):
-                return f"{nm} is empty (shape {tuple(x.shape)})"
-            if dtype_name(x) not in _FLOAT_DTYPES:
-                return f"{nm} has dtype {dtype_name(x)}; the float check needs one of {', '.join(_FLOAT_DTYPES)}"
-        (m, k), (k2, n) = tuple(a.shape), tuple(b.shape)
-        if k != k2:
-            return f"inner dimensions differ: A is {tuple(a.shape)}, B is {tuple(b.shape)}"
-        if tuple(c.shape) != (m, n):
-            return f"C has shape {tuple(c.shape)}, expected {(m, n)}"
-        xp = namespace(a, b, c)
-        for nm, x in zip(names, (a, b, c)):
-            if not bool(xp.all(xp.isfinite(x))):
-                what = "the claimed output" if nm == "C" else f"input {nm}"
-                return f"{what} contains NaN or Inf"
-        return None
+    def _check_int(self, a: Any, b: Any, c: Any, bias: Any, rng: np.random.Generator) -> Verdict:
+        A, B, C = (to_numpy(x) for x in (a, b, c))
+        ok, reason, details = exact_check(A, B, C, rng=rng, rounds=self.rounds,
+                                          bias=None if bias is None else to_numpy(bias))
+        m, K, n = A.shape[-2], A.shape[-1], B.shape[-1]
+        batch = int(np.prod(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]), dtype=np.int64))
+        mods = len(details.get("primes", [1]))
+        cost = Cost(flops=2.0 * batch * mods * self.rounds * (n * K + m * K + m * n))
+        return (Verdict.accept if ok else Verdict.reject)(reason, scheme=self.name, cost=cost, details=details)
 
-    def _u_acc(self, c: Any) -> tuple[float, float]:
-        out = dtype_name(c)
-        u_out = unit_roundoff(out)
-        acc = self.accumulation or ("float32" if out in ("float16", "bfloat16") else out)
-        return unit_roundoff(acc), u_out
-
-    def _check_float(self, a: Any, b: Any, c: Any, rng: np.random.Generator) -> Verdict:
+    def _check_float(self, a: Any, b: Any, c: Any, bias: Any, rng: np.random.Generator,
+                     prepared: PreparedMatrix | None) -> Verdict:
         backend = backend_of(a)
-        m, k = a.shape
-        n = b.shape[1]
-        u_acc, u_out = self._u_acc(c)
+        m, K, n = a.shape[-2], a.shape[-1], b.shape[-1]
+        prec = precision_of(dtype_name(c), self.accumulation)
         lam = self.safety
         with _high_precision(backend):
-            xp = namespace(a, b, c)
-            wdt = xp.float64
-            A, B, C = (xp.astype(x, wdt) for x in (a, b, c))
-            # Rademacher signs: the Hoeffding bound on sum_j e_ij r_j needs
-            # bounded, symmetric, independent r_j; +-1 also keeps R exact.
-            R = from_numpy(rng.choice(np.array([-1.0, 1.0]), size=(n, self.rounds)), backend, like=a)
-            R = xp.astype(R, wdt)
-            y = A @ (B @ R)
-            z = C @ R
-            diff = xp.max(xp.abs(y - z), axis=1)
-            # ||(|A||B|)_i||_2 <= sqrt(||.||_1 ||.||_inf) with the 1-norm
-            # computed exactly and the inf-norm bounded by Cauchy-Schwarz.
-            absA = xp.abs(A)
-            w = absA @ xp.sum(xp.abs(B), axis=1)
-            rowA = xp.sqrt(xp.sum(A * A, axis=1))
-            colB = xp.max(xp.sqrt(xp.sum(B * B, axis=0)))
-            normM = xp.sqrt(w * rowA * colB)
-            normC = xp.sqrt(xp.sum(C * C, axis=1))
-            gamma = lam * math.sqrt(k) * u_acc
-            u_chk = 2.0**-53  # the check itself runs in float64 on every backend
-            chk = lam * u_chk * (math.sqrt(n) + math.sqrt(k)) * w * math.sqrt(self.rounds)
-            tol = lam * xp.sqrt((gamma * normM) ** 2 + (u_out * normC) ** 2) + chk
+            xp = namespace(a, c)
+            f64 = xp.float64
+            A, C = xp.astype(a, f64), xp.astype(c, f64)
+            if prepared is not None:
+                B, stats = prepared._float64(xp)
+            else:
+                B = xp.astype(b, f64)
+                stats = None
+            # Rademacher signs: bounded, symmetric and independent, which the
+            # flip argument of the soundness proof and Hoeffding's bound need;
+            # +-1 is exact in every format, so R adds no rounding error.
+            R = from_numpy(rng.integers(0, 2, size=(n, self.rounds)).astype(np.float64) * 2.0 - 1.0,
+                           backend, like=a)
+            D = A @ (B @ R) - C @ R
+            if bias is not None:
+                D = D + xp.astype(bias, f64)[None, :] @ R
+            diff = xp.max(xp.abs(D), axis=-1)
+            tol, c2 = row_tolerance(xp, A, B, C, prec=prec, safety=lam, stats=stats, bias=bias is not None)
+            tol = tol + _underflow_allowance(dtype_name(c), prec, K, n)
             synchronize(tol)
-            ratio = np.asarray(_host(diff / tol))
-        flops = 2.0 * self.rounds * (n * k + m * k + m * n) + 2.0 * (m * k + k * n) + 3.0 * (m * n)
-        worst = int(np.argmax(ratio))
-        details = {"max_error_ratio": float(ratio[worst]), "rows_failed": int(np.sum(ratio > 1.0)),
-                   "rounds": self.rounds, "safety": lam, "u_acc": u_acc, "u_out": u_out}
+            diff_np, tol_np, c2_np = _host(diff), _host(tol), _host(c2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(tol_np > 0, diff_np / np.where(tol_np > 0, tol_np, 1.0),
+                             np.where(diff_np > 0, np.inf, 0.0))
+        batch = int(np.prod(ratio.shape[:-1], dtype=np.int64)) if ratio.ndim > 1 else 1
+        flops = batch * (2.0 * self.rounds * (n * K + m * K + m * n) + 4.0 * (m * K + K * n) + 4.0 * m * n)
+        flat = ratio.reshape(-1)
+        worst = int(np.argmax(flat))
+        failed = int(np.sum(flat > 1.0))
+        rel_tol = tol_np / max(math.sqrt(float(np.mean(c2_np)) / n), 1e-300)
+        details = {"max_error_ratio": float(flat[worst]), "rows_failed": failed, "rounds": self.rounds,
+                   "safety": lam, "u_acc": prec.u_acc, "u_out": prec.u_out, "u_in": prec.u_in,
+                   "tolerance_max": float(np.max(tol_np)),
+                   "tolerance_over_rms_median": float(np.median(rel_tol)),
+                   "false_reject_bound": false_reject_bound(lam, flat.size * self.rounds),
+                   "false_accept_bound": 0.5**self.rounds}
         cost = Cost(flops=flops)
-        if ratio[worst] > 1.0:
+        where = np.unravel_index(worst, ratio.shape)
+        row = where[-1] if ratio.ndim == 1 else tuple(int(i) for i in where)
+        if failed:
             return Verdict.reject(
-                f"row {worst}: |A(BR) - CR| is {ratio[worst]:.3g}x the honest rounding tolerance "
-                f"({int(np.sum(ratio > 1.0))} of {m} rows fail)",
-                scheme=self.name, cost=cost, details=details)
+                f"row {row}: |A(BR) - CR| is {flat[worst]:.3g}x the honest rounding tolerance "
+                f"({failed} of {flat.size} rows fail)", scheme=self.name, cost=cost, details=details)
         return Verdict.accept(
-            f"all {m} rows within tolerance over {self.rounds} random sign vectors "
-            f"(largest error {ratio[worst]:.3g}x tolerance)",
-            scheme=self.name, cost=cost, details=details)
+            f"all {flat.size} rows within tolerance over {self.rounds} random sign vectors "
+            f"(largest error {flat[worst]:.3g}x tolerance)", scheme=self.name, cost=cost, details=details)
+
+
+_TINY = {"float64": 2.0**-1074, "float32": 2.0**-149, "float16": 2.0**-24, "bfloat16": 2.0**-133}
+
+
+def _underflow_allowance(out_dtype: str, prec: Any, K: int, n: int) -> float:
+    """Absolute rounding error below the normal range: half a subnormal step per operation."""
+    acc = "float64" if prec.u_acc <= 2.0**-53 else "float16" if prec.u_acc == 2.0**-11 else (
+        "bfloat16" if prec.u_acc == 2.0**-8 else "float32")
+    return 0.5 * n * (2 * K * _TINY[acc] + _TINY[out_dtype])
+
+
+def _expected_out_dtypes(in_dtype: str) -> tuple[str, ...]:
+    if in_dtype in INT_INPUT_DTYPES:
+        return INT_OUTPUT_DTYPES
+    if in_dtype in _HALF:
+        return (in_dtype, "float32")  # XLA/cuBLAS may return the fp32 accumulator
+    return (in_dtype,)
+
+
+def _validate(a: Any, b: Any, c: Any, bias: Any) -> str | None:
+    names = ("A", "B", "C")
+    try:
+        backends = [backend_of(x) for x in (a, b, c)]
+    except TypeError as e:
+        return f"not an array: {e}"
+    if len(set(backends)) > 1:
+        return f"arrays from different backends (A: {backends[0]}, B: {backends[1]}, C: {backends[2]})"
+    for nm, x in zip(names, (a, b, c)):
+        if len(x.shape) < 2:
+            return f"{nm} must have at least 2 dimensions, got shape {tuple(x.shape)}"
+        if any(d == 0 for d in x.shape):
+            return f"{nm} is empty (shape {tuple(x.shape)})"
+    da, db, dc = dtype_name(a), dtype_name(b), dtype_name(c)
+    if da != db:
+        return f"A has dtype {da} but B has dtype {db}; cast both to one dtype before multiplying"
+    if da not in FLOAT_DTYPES + INT_INPUT_DTYPES:
+        return f"unsupported input dtype {da}; use one of {', '.join(FLOAT_DTYPES + INT_INPUT_DTYPES)}"
+    if dc not in _expected_out_dtypes(da):
+        return f"the claimed output has dtype {dc}; a {da} product must be {' or '.join(_expected_out_dtypes(da))}"
+    (m, k), (k2, n) = tuple(a.shape[-2:]), tuple(b.shape[-2:])
+    if k != k2:
+        return f"inner dimensions differ: A is {tuple(a.shape)}, B is {tuple(b.shape)}"
+    try:
+        batch = np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    except ValueError:
+        return f"batch dimensions of A {tuple(a.shape)} and B {tuple(b.shape)} do not broadcast"
+    if tuple(c.shape) != tuple(batch) + (m, n):
+        return f"C has shape {tuple(c.shape)}, expected {tuple(batch) + (m, n)}"
+    if bias is not None:
+        try:
+            bb = backend_of(bias)
+        except TypeError as e:
+            return f"bias is not an array: {e}"
+        if bb != backends[0]:
+            return f"bias is a {bb} array but the product is {backends[0]}"
+        if tuple(bias.shape) != (n,):
+            return f"bias has shape {tuple(bias.shape)}, expected {(n,)}"
+        if (dtype_name(bias) in INT_INPUT_DTYPES + INT_OUTPUT_DTYPES) != (da in INT_INPUT_DTYPES):
+            return f"bias dtype {dtype_name(bias)} does not match a {da} product"
+    if da in INT_INPUT_DTYPES:
+        return None
+    xp = namespace(a, b, c)
+    for nm, x in zip(names + ("bias",), (a, b, c, bias)):
+        if x is not None and not bool(xp.all(xp.isfinite(x))):
+            what = "the claimed output" if nm == "C" else f"input {nm}"
+            return f"{what} contains NaN or Inf"
+    return None
+
+
+def _meta_mismatch(claim: Claim, out: Any, job: Job) -> str | None:
+    """A claim whose declared shape/dtype disagrees with its output, or with the job's dtype."""
+    try:
+        shape, dt = tuple(out.shape), dtype_name(out)
+    except AttributeError:
+        return f"claim output is not an array (got {type(out).__name__})"
+    meta = claim.meta
+    if "shape" in meta and tuple(meta["shape"]) != shape:
+        return f"claim declares shape {tuple(meta['shape'])} but its output has shape {shape}"
+    if "dtype" in meta and str(meta["dtype"]) != dt:
+        return f"claim declares dtype {meta['dtype']} but its output has dtype {dt}"
+    want = job.spec.get("out_dtype")
+    allowed = (want,) if want is not None else _expected_out_dtypes(str(job.spec.get("dtype", dt)))
+    if dt not in allowed:
+        return f"the job asks for a {' or '.join(allowed)} result but the claim's output is {dt}"
+    return None
 
 
 def _host(x: Any) -> np.ndarray:
-    from vcompute.core.arrays import to_numpy
-
-    return to_numpy(x)
+    return np.asarray(to_numpy(x), dtype=np.float64)
 
 
 class _high_precision:

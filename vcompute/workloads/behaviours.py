@@ -28,6 +28,7 @@ from vcompute.core.arrays import backend_of, from_numpy, namespace
 from vcompute.core.hashing import content_hash
 from vcompute.core.registry import Registry
 from vcompute.core.types import Claim, Job
+from vcompute.workloads.matmul import product
 
 __all__ = ["BEHAVIOURS", "Behaviour", "behaviour", "execute", "round_to_bfloat16"]
 
@@ -75,7 +76,10 @@ def _ab(job: Job) -> tuple[Any, Any]:
 def honest(job: Job, rng: np.random.Generator) -> Any:
     """The correct product."""
     a, b = _ab(job)
-    return a @ b
+    c = product(a, b)
+    if "bias" in job.inputs:
+        c = c + job.inputs["bias"]
+    return c
 
 
 def _set_entry(c: Any, i: int, j: int, value: float) -> Any:
@@ -92,12 +96,15 @@ def _set_entry(c: Any, i: int, j: int, value: float) -> Any:
 def corrupt_entry(job: Job, rng: np.random.Generator, *, magnitude: float = 0.05) -> Any:
     """The correct product with one random entry off by ``magnitude`` x RMS(C)."""
     a, b = _ab(job)
-    c = a @ b
+    c = product(a, b)
     xp = namespace(c)
-    rms = float(xp.sqrt(xp.mean(xp.astype(c, xp.float32) ** 2)))
+    rms = float(xp.sqrt(xp.mean(xp.astype(c, xp.float64 if backend_of(c) != "jax" else xp.float32) ** 2)))
     i, j = int(rng.integers(c.shape[0])), int(rng.integers(c.shape[1]))
     sign = 1.0 if rng.random() < 0.5 else -1.0
-    return _set_entry(c, i, j, float(c[i, j]) + sign * magnitude * max(rms, 1e-30))
+    shift = sign * magnitude * max(rms, 1e-30)
+    if "int" in str(c.dtype):
+        return _set_entry(c, i, j, int(c[i, j]) + int(math.copysign(max(1, round(abs(shift))), shift)))
+    return _set_entry(c, i, j, float(c[i, j]) + shift)
 
 
 def round_to_bfloat16(x: Any) -> Any:
@@ -139,10 +146,10 @@ def skip_k(job: Job, rng: np.random.Generator, *, fraction: float = 0.1) -> Any:
     keep = np.r_[0:start, start + width:k]
     if keep.size == 0:
         xp = namespace(a)
-        return xp.zeros((a.shape[0], b.shape[1]), dtype=a.dtype)
+        return xp.zeros((a.shape[0], b.shape[1]), dtype=product(a[:1, :1], b[:1, :1]).dtype)
     idx = from_numpy(keep, backend_of(a), like=a)
     xp = namespace(a)
-    return xp.take(a, idx, axis=1) @ xp.take(b, idx, axis=0)
+    return product(xp.take(a, idx, axis=1), xp.take(b, idx, axis=0))
 
 
 @behaviour("random_output")
@@ -156,3 +163,10 @@ def random_output(job: Job, rng: np.random.Generator) -> Any:
     noise = rng.standard_normal((m, n)) * std
     xp = namespace(a)
     return xp.astype(from_numpy(noise.astype(np.float32), backend_of(a), like=a), a.dtype)
+
+
+# The matmul adversary suite (vcompute.workloads.matmul_adversaries), registered by path.
+for _name in ("cancelling_pair", "rank_one", "low_precision_fp8", "replay", "nan_inject", "inf_inject",
+              "shape_lie", "dtype_lie"):
+    BEHAVIOURS.register(_name, f"vcompute.workloads.matmul_adversaries:{_name}")
+del _name

@@ -14,9 +14,12 @@ import numpy as np
 from vcompute.core.arrays import BACKENDS, from_numpy, namespace
 from vcompute.core.types import Job
 
-__all__ = ["make_matmul_job", "matmul_flops", "honest_matmul"]
+__all__ = ["make_matmul_job", "matmul_flops", "honest_matmul", "product", "INT_DTYPES"]
 
-_DTYPES = ("float64", "float32", "float16", "bfloat16")
+_FLOAT = ("float64", "float32", "float16", "bfloat16")
+#: Integer (quantised) input dtypes; their products accumulate in int32.
+INT_DTYPES = ("int8", "int16")
+_DTYPES = _FLOAT + INT_DTYPES
 
 
 def make_matmul_job(
@@ -35,7 +38,10 @@ def make_matmul_job(
     Args:
         m, k, n: shapes (``k`` and ``n`` default to ``m``).
         backend: ``numpy``, ``torch`` or ``jax``.
-        dtype: input dtype (``bfloat16`` not on numpy).
+        dtype: input dtype (``bfloat16`` not on numpy); ``int8``/``int16``
+            give quantised inputs uniform over their range (int16: |x| < 2**11
+            so int32 accumulation cannot overflow at k <= 512) and an int32
+            product.
         seed: seed of the input generator.
         mean, scale: entries are ``mean + scale * N(0, 1)``; a non-zero mean
             makes partial sums grow linearly, the hard case for tolerances.
@@ -60,6 +66,13 @@ def make_matmul_job(
     if backend == "numpy" and dtype == "bfloat16":
         raise ValueError("numpy has no bfloat16; use backend 'torch' or 'jax'")
     rng = np.random.default_rng(seed)
+    if dtype in INT_DTYPES:
+        hi = 128 if dtype == "int8" else 2048
+        a = rng.integers(-hi, hi, size=(m, k)).astype(dtype)
+        b = rng.integers(-hi, hi, size=(k, n)).astype(dtype)
+        spec = {"m": int(m), "k": int(k), "n": int(n), "backend": backend, "dtype": dtype,
+                "out_dtype": "int32", "seed": int(seed), "mean": 0.0, "scale": float(hi)}
+        return Job("matmul", spec, {"a": from_numpy(a, backend), "b": from_numpy(b, backend)})
     a = (mean + scale * rng.standard_normal((m, k))).astype(np.float32 if dtype != "float64" else np.float64)
     b = (mean + scale * rng.standard_normal((k, n))).astype(a.dtype)
     A, B = (_cast(from_numpy(x, backend), dtype) for x in (a, b))
@@ -79,6 +92,29 @@ def matmul_flops(job: Job) -> float:
     return 2.0 * s["m"] * s["k"] * s["n"]
 
 
+def product(a: Any, b: Any) -> Any:
+    """``a @ b`` as an honest provider computes it: integers accumulate in int32.
+
+    Args:
+        a: ``(..., m, k)`` array.
+        b: ``(..., k, n)`` array of the same backend and dtype.
+
+    Returns:
+        The product (int32 for integer inputs, the input dtype otherwise).
+
+    Example:
+        >>> product(np.ones((2, 3), np.int8), np.ones((3, 2), np.int8)).dtype
+        dtype('int32')
+    """
+    if str(a.dtype).split(".")[-1] in INT_DTYPES:
+        xp = namespace(a)
+        return xp.astype(a, xp.int32) @ xp.astype(b, xp.int32)
+    return a @ b
+
+
 def honest_matmul(job: Job) -> Any:
-    """The honest product ``a @ b`` on the job's backend."""
-    return job.inputs["a"] @ job.inputs["b"]
+    """The honest product of the job's inputs on its backend (plus ``bias`` if present)."""
+    c = product(job.inputs["a"], job.inputs["b"])
+    if "bias" in job.inputs:
+        c = c + job.inputs["bias"]
+    return c

@@ -1,0 +1,183 @@
+"""Rounding-error model of an honest matrix product, and the row tolerance it implies.
+
+Model (after N. J. Higham and T. Mary, "A new approach to probabilistic
+rounding error analysis", SIAM J. Sci. Comput. 41(5), 2019): every
+floating-point operation of the honest product rounds its exact result
+``v`` to ``v (1 + delta)`` with ``|delta| <= u``, and the ``delta`` are
+mean-independent (each has mean zero given the ones before it). The
+summation order (BLAS blocking, pairwise, FMA or not) is arbitrary.
+
+Freivalds compares ``d = A (B R) - C R`` row by row. To first order the
+honest ``d_i`` is a sum of independent bounded mean-zero terms, one per
+rounding event, so it is sub-Gaussian with variance proxy
+
+``V_i = u_acc^2 K S_i^2 + 2 u_in^2 T_i + (u_out^2 + u_bias^2) ||C_i||_2^2``
+
+where ``K`` is the inner dimension, ``S_i >= ||(|A||B|)_i||_2`` (computed as
+``sum_l |a_il| ||b_l||_2``), ``T_i = sum_l a_il^2 ||b_l||_2^2`` (input
+rounding, TF32 only) and ``||C_i||_2`` covers rounding of the output (and of
+a bias addition). Azuma-Hoeffding gives ``|d_i| <= lambda sqrt(V_i)`` except
+with probability ``2 exp(-lambda^2 / 2)``. ``proofs/freivalds.md`` has the
+derivation; this module only evaluates it, in O(mK + Kn + mn) work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Precision", "precision_of", "unit_roundoff", "FLOAT_DTYPES", "false_reject_bound"]
+
+_UNIT_ROUNDOFF = {
+    "float64": 2.0**-53,
+    "float32": 2.0**-24,
+    "tf32": 2.0**-11,
+    "float16": 2.0**-11,
+    "bfloat16": 2.0**-8,
+}
+#: Float dtypes the float check accepts for A, B and C.
+FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
+#: Unit roundoff of the float64 arithmetic the check itself runs in.
+U_CHECK = 2.0**-53
+
+
+def unit_roundoff(dtype: str) -> float:
+    """Unit roundoff ``u`` of a float format.
+
+    Args:
+        dtype: ``float64``, ``float32``, ``tf32``, ``float16`` or ``bfloat16``.
+
+    Returns:
+        ``u`` (``float32`` -> 2**-24; ``tf32`` -> 2**-11).
+
+    Raises:
+        ValueError: for a format that is not a known float format.
+
+    Example:
+        >>> unit_roundoff("float32") == 2.0**-24
+        True
+    """
+    try:
+        return _UNIT_ROUNDOFF[dtype]
+    except KeyError:
+        raise ValueError(f"unknown float format {dtype!r}; known: {', '.join(_UNIT_ROUNDOFF)}") from None
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Unit roundoffs of the three places an honest product rounds.
+
+    Attributes:
+        u_in: rounding of each input before multiplying (TF32 rounds fp32
+            inputs to 10 mantissa bits; 0 when products are exact in the
+            accumulator, e.g. bf16/fp16 inputs with fp32 accumulation).
+        u_acc: rounding of each product and partial sum in the accumulator.
+        u_out: rounding of the accumulated result to the output dtype.
+    """
+
+    u_in: float
+    u_acc: float
+    u_out: float
+
+
+def precision_of(out_dtype: str, accumulation: str | None = None) -> Precision:
+    """The rounding model of an honest product returned in ``out_dtype``.
+
+    Args:
+        out_dtype: dtype of the claimed product.
+        accumulation: ``float64``, ``float32``, ``tf32`` (fp32 accumulation of
+            inputs rounded to TF32), ``float16`` or ``bfloat16``; None
+            infers it: half outputs accumulate in fp32 (as cuBLAS and XLA do),
+            others in their own precision.
+
+    Returns:
+        The :class:`Precision`.
+
+    Raises:
+        ValueError: for an unknown dtype or accumulation.
+
+    Example:
+        >>> precision_of("bfloat16").u_acc == 2.0**-24
+        True
+    """
+    u_out = unit_roundoff(out_dtype)
+    acc = accumulation or ("float32" if out_dtype in ("float16", "bfloat16") else out_dtype)
+    if acc == "tf32":
+        return Precision(u_in=unit_roundoff("tf32"), u_acc=unit_roundoff("float32"), u_out=u_out)
+    return Precision(u_in=0.0, u_acc=unit_roundoff(acc), u_out=u_out)
+
+
+def false_reject_bound(safety: float, rows: int) -> float:
+    """Model bound on the probability that an honest product is rejected.
+
+    Args:
+        safety: the tail parameter ``lambda``.
+        rows: number of checked rows (times rounds, if rounds are checked separately).
+
+    Returns:
+        ``min(1, rows * 2 exp(-lambda^2 / 2))`` (a union bound over rows).
+
+    Example:
+        >>> false_reject_bound(8.0, 1000) < 1e-10
+        True
+    """
+    return min(1.0, rows * 2.0 * math.exp(-safety * safety / 2.0))
+
+
+def _gamma(n: float, u: float) -> float:
+    nu = n * u
+    return nu / (1.0 - nu) if nu < 1.0 else math.inf
+
+
+def row_tolerance(xp: Any, A: Any, B: Any, C: Any, *, prec: Precision, safety: float,
+                  stats: tuple[Any, Any] | None = None, bias: bool = False) -> Any:
+    """Per-row tolerance on ``max_r |A (B R) - C R|`` (arrays in float64, any batch dims).
+
+    Args:
+        xp: array namespace of the float64 arrays.
+        A: ``(..., m, K)``; B: ``(..., K, n)``; C: ``(..., m, n)``.
+        prec: the honest product's rounding model.
+        safety: tail parameter ``lambda``.
+        stats: ``(||b_l||_2, ||b_l||_1)`` over each row ``l`` of ``B`` if
+            already known (weights verified repeatedly), shape ``(..., K)``.
+        bias: whether a bias was added in the accumulator after the product.
+
+    Returns:
+        ``(tolerance, ||C_i||_2^2)``, both of shape ``(..., m)``.
+    """
+    K = A.shape[-1]
+    n = B.shape[-1]
+    if stats is None:
+        stats = matrix_stats(xp, B)
+    norm2, norm1 = stats
+    absA = xp.abs(A)
+    # one skinny product for both weighted sums of |A|
+    W = xp.stack([norm2, norm1], axis=-1)
+    AW = absA @ W
+    S, L1 = AW[..., 0], AW[..., 1]
+    C2 = xp.sum(C * C, axis=-1)
+    var = (prec.u_acc**2 * K) * S * S + (prec.u_out**2 + (prec.u_acc**2 if bias else 0.0)) * C2
+    if prec.u_in > 0.0:
+        var = var + (2.0 * prec.u_in**2) * ((A * A) @ (norm2 * norm2))
+    # Second-order terms: products of up to K (1 + delta) factors (Higham & Mary, Lemma 3.1)
+    g1 = safety * math.sqrt(K) * prec.u_acc
+    second = (math.expm1(g1 + K * prec.u_acc**2 / (1.0 - prec.u_acc)) / g1) if g1 > 0 else 1.0
+    # Deterministic bound on the float64 check's own error: CR and A(BR), each round.
+    C1 = xp.sum(xp.abs(C), axis=-1)
+    g_n, g_k = _gamma(n, U_CHECK), _gamma(K, U_CHECK)
+    chk = g_n * C1 + (g_k + g_n * (1.0 + g_k)) * L1
+    return (safety * second) * xp.sqrt(var) + chk, C2
+
+
+def matrix_stats(xp: Any, B: Any) -> tuple[Any, Any]:
+    """Row norms ``(||b_l||_2, ||b_l||_1)`` of ``B`` (float64, shape ``(..., K)``).
+
+    Args:
+        xp: array namespace.
+        B: ``(..., K, n)`` float64 array.
+
+    Returns:
+        The two norm vectors.
+    """
+    return xp.sqrt(xp.sum(B * B, axis=-1)), xp.sum(xp.abs(B), axis=-1)
