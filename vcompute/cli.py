@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
                     choices=["all", "verifiers", "behaviours", "tasks", "ledgers", "executors"])
     ls.set_defaults(func=_cmd_list)
 
+    b = sub.add_parser("bench", help="run benchmark scripts from ./benchmarks",
+                       description="Run benchmarks/NAME.py scripts of a vcompute checkout; each prints "
+                                   "ratios measured side by side in one run.")
+    b.add_argument("names", nargs="*", help="benchmark names (default: all in ./benchmarks)")
+    b.add_argument("--quick", action="store_true", help="pass --quick (short sizes) to each script")
+    b.add_argument("--dir", default="benchmarks", help="where the scripts are (default ./benchmarks)")
+    b.set_defaults(func=_cmd_bench)
+
     for mod in _PLUGIN_COMMANDS:
         try:
             importlib.import_module(mod).add_parser(sub)
@@ -175,6 +183,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for p in draw_plots(cfg, rows, run_dir):
         console.print(f"plot: {p}")
     return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from vcompute.experiment.config import ConfigError
+
+    root = Path(args.dir)
+    available = sorted(p.stem for p in root.glob("*.py") if not p.name.startswith("_"))
+    if not available:
+        raise ConfigError(f"no benchmark scripts in {root}/; run from a vcompute checkout or pass --dir")
+    names = args.names or available
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    rc = 0
+    for n in names:
+        print(f"== benchmarks/{n}.py", flush=True)
+        cmd = [sys.executable, str(root / f"{n}.py"), *(["--quick"] if args.quick else [])]
+        rc = max(rc, subprocess.run(cmd).returncode)
+    return 1 if rc else 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

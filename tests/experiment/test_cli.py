@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_everywhere(capsys):
-    for argv in (["--help"], ["run", "--help"], ["report", "--help"], ["list", "--help"], ["validate", "--help"]):
+    for argv in (["--help"], ["run", "--help"], ["report", "--help"], ["list", "--help"], ["validate", "--help"],
+                 ["bench", "--help"]):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 0
