@@ -1,0 +1,199 @@
+"""The calibration table behind modelled mode, measured by running real mode.
+
+For each verifier and each cheat, :func:`calibrate` runs real matmul jobs
+through :class:`~vcompute.market.fidelity.RealWork` (real providers, the
+real verifier) and records how often the check rejects (with the count,
+so a confidence interval can be drawn) and what checking cost as a share
+of the job's compute at each measured size. Modelled mode then draws
+detections and costs from this table instead of computing them.
+
+The built-in table ships as ``calibration.json`` next to this module;
+regenerate it with::
+
+    python -m vcompute.market.calibration --out vcompute/market/calibration.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CalibrationTable", "calibrate", "default_table", "wilson_interval"]
+
+_DEFAULT_PATH = Path(__file__).with_name("calibration.json")
+CHEATS = ("honest", "random_output", "skip_k", "low_precision")
+
+
+def wilson_interval(hits: int, n: int, z: float = 2.576) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (99 % by default).
+
+    Example:
+        >>> lo, hi = wilson_interval(50, 100)
+        >>> round(lo, 2), round(hi, 2)
+        (0.37, 0.63)
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = hits / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+@dataclass
+class CalibrationTable:
+    """Detection rates and verification costs per scheme, measured in real mode.
+
+    Attributes:
+        schemes: ``{scheme: {"detect": {cheat: [hits, trials]},
+            "verify_fraction": {n: fraction}}}``.
+        meta: how the table was measured (sizes, trials, seed, versions).
+    """
+
+    schemes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def has(self, scheme: str) -> bool:
+        """Whether ``scheme`` was calibrated."""
+        return scheme == "none" or scheme in self.schemes
+
+    def _row(self, scheme: str) -> dict[str, Any]:
+        try:
+            return self.schemes[scheme]
+        except KeyError:
+            raise KeyError(f"verifier {scheme!r} is not in the calibration table (has: "
+                           f"{', '.join(self.schemes) or 'nothing'}); run "
+                           f"`python -m vcompute.market.calibration --schemes {scheme}` or use mode='real'") from None
+
+    def detect(self, scheme: str, cheat: str) -> float:
+        """Measured probability that a checked claim with ``cheat`` is rejected.
+
+        Raises:
+            KeyError: if the scheme or cheat was not calibrated (says how to calibrate it).
+        """
+        row = self._row(scheme)["detect"]
+        if cheat not in row:
+            raise KeyError(f"cheat {cheat!r} not calibrated for {scheme!r} (has: {', '.join(row)})")
+        hits, n = row[cheat]
+        return hits / n if n else 0.0
+
+    def interval(self, scheme: str, cheat: str) -> tuple[float, float]:
+        """99 % Wilson interval of :meth:`detect`."""
+        hits, n = self._row(scheme)["detect"][cheat]
+        return wilson_interval(hits, n)
+
+    def verify_fraction(self, scheme: str, n: int) -> float:
+        """Checking work as a share of the job's compute at matrix size ``n``.
+
+        Interpolated linearly in log-log between measured sizes and
+        extrapolated with the slope of the nearest two.
+        """
+        pts = sorted((int(k), float(v)) for k, v in self._row(scheme)["verify_fraction"].items())
+        if len(pts) == 1 or any(v <= 0 for _, v in pts):  # no log-log line: nearest size
+            return min(pts, key=lambda p: abs(p[0] - n))[1]
+        i = 1
+        while i < len(pts) - 1 and pts[i][0] < n:
+            i += 1
+        (x0, y0), (x1, y1) = pts[i - 1], pts[i]
+        t = (math.log(n) - math.log(x0)) / (math.log(x1) - math.log(x0))
+        return math.exp(math.log(y0) + t * (math.log(y1) - math.log(y0)))
+
+    def to_json(self) -> str:
+        """The table as JSON text."""
+        return json.dumps({"meta": self.meta, "schemes": self.schemes}, indent=1, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CalibrationTable:
+        """Read a table written by :meth:`to_json`.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+        """
+        data = json.loads(Path(path).read_text())
+        return cls(schemes=data["schemes"], meta=data.get("meta", {}))
+
+
+_CACHE: dict[str, CalibrationTable] = {}
+
+
+def default_table(path: str | None = None) -> CalibrationTable:
+    """The built-in calibration table (or the one at ``path``), cached."""
+    key = str(path or _DEFAULT_PATH)
+    if key not in _CACHE:
+        _CACHE[key] = CalibrationTable.load(key)
+    return _CACHE[key]
+
+
+def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] = (16, 48, 128, 256),
+              trials: int = 200, seed: int = 0, verifier_params: dict[str, dict[str, Any]] | None = None,
+              ) -> CalibrationTable:
+    """Measure detection rates and checking costs by running real mode.
+
+    Every trial is a fresh real matmul job; one provider cheats (or not)
+    and, for schemes that need several claims, the others are honest.
+
+    Args:
+        schemes: registered verifier names.
+        sizes: matrix sizes at which checking cost is measured (detection
+            is measured at the middle size).
+        trials: jobs per (scheme, cheat).
+        seed: root seed.
+        verifier_params: per scheme, keyword arguments for the verifier.
+
+    Returns:
+        The measured :class:`CalibrationTable`.
+    """
+    from vcompute.market.fidelity import RealWork
+    from vcompute.verify import VERIFIERS
+
+    out: dict[str, dict[str, Any]] = {}
+    verifier_params = verifier_params or {}
+    n_detect = sorted(sizes)[len(sizes) // 2]
+    for scheme in schemes:
+        work = RealWork(VERIFIERS.create(scheme, **verifier_params.get(scheme, {})), seed=seed)
+        k = work.replicas()
+        detect = {}
+        for ci, cheat in enumerate(CHEATS):
+            hits = 0
+            for t in range(trials):
+                first = None if cheat == "honest" else cheat
+                o = work.run(job_key=ci * 1_000_003 + t, n=n_detect, cheats=[first] + [None] * (k - 1), audit=True)
+                hits += o.accepted is False
+            detect[cheat] = [hits, trials]
+        fractions = {}
+        for n in sizes:
+            fs = [work.run(job_key=10**9 + t, n=n, cheats=[None] * k, audit=True).verify_fraction for t in range(5)]
+            fractions[str(n)] = sum(fs) / len(fs)
+        out[scheme] = {"detect": detect, "verify_fraction": fractions, "replicas": k,
+                       "params": verifier_params.get(scheme, {})}
+    import numpy
+
+    meta = {"sizes": list(sizes), "detect_n": n_detect, "trials": trials, "seed": seed,
+            "numpy": numpy.__version__, "backend": "numpy", "dtype": "float32"}
+    return CalibrationTable(schemes=out, meta=meta)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: measure a table and write it as JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--schemes", nargs="+", default=None, help="verifiers (default: all registered)")
+    ap.add_argument("--trials", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(_DEFAULT_PATH))
+    a = ap.parse_args(argv)
+    from vcompute.verify import VERIFIERS
+
+    schemes = a.schemes or VERIFIERS.names()
+    table = calibrate(schemes, trials=a.trials, seed=a.seed)
+    Path(a.out).write_text(table.to_json() + "\n")
+    print(f"wrote {a.out}: {', '.join(schemes)}")
+
+
+if __name__ == "__main__":
+    main()

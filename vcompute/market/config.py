@@ -1,0 +1,310 @@
+"""The marketplace's parameters as one nested, validated pydantic model.
+
+Every knob of a market run lives here, so an invalid config (a negative
+price, a probability outside [0, 1], an unknown behaviour or verifier)
+fails at validation, before anything runs, with a message saying which
+field is wrong. Grid keys in experiment configs reach into the nesting
+with dots (``"consumers.audit_p" = [0.01, 0.1]``).
+
+Money is configured in US dollars and settled on the ledger in integer
+units of :data:`UNITS_PER_USD`; time is simulated in seconds and
+configured in hours where people think in hours.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "HARDWARE",
+    "UNITS_PER_USD",
+    "AdversaryConfig",
+    "AuditorsConfig",
+    "ConsumersConfig",
+    "HardwareClass",
+    "JobType",
+    "MarketParams",
+    "MatchingConfig",
+    "ProvidersConfig",
+    "SettlementConfig",
+]
+
+#: Ledger units per US dollar (1 unit = 0.01 cent): prices of minute-long
+#: jobs stay exact integers without overflowing any backend.
+UNITS_PER_USD = 10_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HardwareClass(_Model):
+    """A kind of GPU a provider can offer.
+
+    Attributes:
+        tflops: sustained throughput in TFLOP/s on the job mix.
+        memory_gb: device memory; jobs needing more cannot be placed here.
+        hourly_cost: the provider's own cost of running it, USD per hour.
+    """
+
+    tflops: float = Field(gt=0)
+    memory_gb: float = Field(gt=0)
+    hourly_cost: float = Field(ge=0)
+
+
+#: Built-in hardware classes (rough public rental costs, dense fp16/bf16
+#: throughput at a realistic 40 % utilisation).
+HARDWARE: dict[str, HardwareClass] = {
+    "t4": HardwareClass(tflops=25.0, memory_gb=16, hourly_cost=0.20),
+    "rtx4090": HardwareClass(tflops=66.0, memory_gb=24, hourly_cost=0.35),
+    "a100": HardwareClass(tflops=125.0, memory_gb=80, hourly_cost=1.10),
+    "h100": HardwareClass(tflops=400.0, memory_gb=80, hourly_cost=2.00),
+}
+
+
+class JobType(_Model):
+    """One entry of the consumers' job mix.
+
+    Attributes:
+        name: label used in metrics.
+        kind: workload kind (``matmul``, ``inference``, ``training``).
+        pflop: simulated work in PFLOP (sets the duration on each GPU).
+        memory_gb: device memory the job needs.
+        weight: relative frequency in the mix.
+        real_n: matrix size of the real proxy job executed in real mode
+            (every kind runs as a matmul proxy there: it is the workload the
+            real verifiers can check today).
+    """
+
+    name: str
+    kind: Literal["matmul", "inference", "training"] = "matmul"
+    pflop: float = Field(gt=0)
+    memory_gb: float = Field(8.0, gt=0)
+    weight: float = Field(1.0, gt=0)
+    real_n: int = Field(48, ge=2, le=2048)
+
+
+def _default_mix() -> list[JobType]:
+    return [
+        JobType(name="matmul", kind="matmul", pflop=30.0, memory_gb=8, weight=3),
+        JobType(name="inference", kind="inference", pflop=60.0, memory_gb=16, weight=2),
+        JobType(name="training", kind="training", pflop=300.0, memory_gb=40, weight=1),
+    ]
+
+
+class ProvidersConfig(_Model):
+    """The provider population.
+
+    Attributes:
+        count: number of providers (each offers one GPU).
+        hardware: hardware class name -> relative share of providers.
+        markup: mean price markup over own cost (0.3 = price is 1.3x cost).
+        markup_spread: uniform spread of each provider's markup around the mean.
+        mean_online_h: mean hours online before leaving (0 = never leaves).
+        mean_offline_h: mean hours away before rejoining.
+        crash_rate: probability a job crashes mid-execution (hardware failure).
+        initial_usd: each provider's opening balance (funds its stakes).
+    """
+
+    count: int = Field(20, ge=1, le=1_000_000)
+    hardware: dict[str, float] = Field(default_factory=lambda: {"a100": 1.0, "rtx4090": 1.0})
+    markup: float = Field(0.3, ge=0)
+    markup_spread: float = Field(0.2, ge=0)
+    mean_online_h: float = Field(0.0, ge=0)
+    mean_offline_h: float = Field(1.0, gt=0)
+    crash_rate: float = Field(0.0, ge=0, le=1)
+    initial_usd: float = Field(1000.0, ge=0)
+
+    @field_validator("hardware")
+    @classmethod
+    def _known_hardware(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("providers.hardware needs at least one hardware class")
+        for name, share in v.items():
+            if name not in HARDWARE:
+                raise ValueError(f"unknown hardware class {name!r}; known: {', '.join(HARDWARE)}")
+            if not share > 0:
+                raise ValueError(f"hardware share for {name!r} must be > 0, got {share}")
+        return v
+
+    @model_validator(mode="after")
+    def _markup_positive(self) -> ProvidersConfig:
+        if self.markup_spread > self.markup + 1.0:
+            raise ValueError("providers.markup_spread would give negative prices; keep it <= markup + 1")
+        return self
+
+
+class AdversaryConfig(_Model):
+    """The share of providers that run a (possibly) cheating behaviour.
+
+    Attributes:
+        behaviour: a name from :data:`vcompute.market.behaviours.MARKET_BEHAVIOURS`.
+        fraction: share of providers running it (rounded to a whole number).
+        cheat: how a cheat is produced: a workload behaviour name
+            (``random_output``, ``skip_k``, ``low_precision``), or None for
+            the behaviour's own default.
+        cheat_rate: per-job cheating probability (lazy, low-precision, colluding).
+        streak: honest jobs a streak-then-cheat provider completes first.
+        saving: fraction of compute cost a cheat saves, or None for the
+            cheat's own value (see :data:`vcompute.market.behaviours.CHEAT_SAVINGS`).
+    """
+
+    behaviour: str = "honest"
+    fraction: float = Field(0.0, ge=0, le=1)
+    cheat: Literal["random_output", "skip_k", "low_precision"] | None = None
+    cheat_rate: float = Field(1.0, ge=0, le=1)
+    streak: int = Field(20, ge=0)
+    saving: float | None = Field(None, ge=0, le=1)
+
+    @field_validator("behaviour")
+    @classmethod
+    def _known_behaviour(cls, v: str) -> str:
+        from vcompute.market.behaviours import MARKET_BEHAVIOURS
+
+        MARKET_BEHAVIOURS.get(v)  # raises, listing the known behaviours
+        return v
+
+
+class ConsumersConfig(_Model):
+    """The consumers and their trust policy.
+
+    Attributes:
+        count: number of consumer accounts.
+        load: offered load as a fraction of the providers' total capacity
+            (sets the Poisson arrival rate).
+        mix: the job mix.
+        budget_usd: each consumer's opening balance.
+        deadline_h: a job not matched within this many hours is abandoned.
+        max_price_usd_per_pflop: consumers refuse quotes above this.
+        verifier: a registered verifier name, or ``"none"``.
+        verifier_params: keyword arguments for the verifier.
+        audit_p: probability a completed job is sent for verification.
+        stake_usd: stake a provider locks per job (slashed if caught).
+    """
+
+    count: int = Field(10, ge=1)
+    load: float = Field(0.7, gt=0, le=5)
+    mix: list[JobType] = Field(default_factory=_default_mix, min_length=1)
+    budget_usd: float = Field(1e6, ge=0)
+    deadline_h: float = Field(4.0, gt=0)
+    max_price_usd_per_pflop: float = Field(1.0, gt=0)
+    verifier: str = "freivalds"
+    verifier_params: dict[str, Any] = Field(default_factory=dict)
+    audit_p: float = Field(0.1, ge=0, le=1)
+    stake_usd: float = Field(5.0, ge=0)
+
+    @field_validator("verifier")
+    @classmethod
+    def _known_verifier(cls, v: str) -> str:
+        if v != "none":
+            from vcompute.verify import VERIFIERS
+
+            if v not in VERIFIERS:
+                raise ValueError(f"unknown verifier {v!r}; known: none, {', '.join(VERIFIERS.names())}")
+        return v
+
+
+class AuditorsConfig(_Model):
+    """The verifier role: who checks, what they are paid, whether they bother.
+
+    Attributes:
+        count: number of auditors (checks are assigned round-robin).
+        fee_usd: paid by the consumer per check requested.
+        cost_factor: an auditor's cost per check as a multiple of the
+            calibrated verification work (in GPU time at ``a100`` cost).
+        policy: ``always`` checks every assigned job; ``rational`` checks
+            only when the expected reward beats the cost (verifier's dilemma).
+        forced_error_rate: probability the protocol injects a known-wrong
+            result into an audited job (Truebit's forced errors).
+        jackpot_usd: paid from the treasury to an auditor who finds a forced error.
+        tax: share of each job price paid into the treasury that funds jackpots.
+        whistleblower_share: share of a slashed stake paid to the auditor who caught it.
+        prior_cheat: an auditor's prior belief in the cheat rate.
+    """
+
+    count: int = Field(3, ge=1)
+    fee_usd: float = Field(0.01, ge=0)
+    cost_factor: float = Field(1.0, ge=0)
+    policy: Literal["always", "rational"] = "always"
+    forced_error_rate: float = Field(0.0, ge=0, le=1)
+    jackpot_usd: float = Field(0.0, ge=0)
+    tax: float = Field(0.0, ge=0, le=1)
+    whistleblower_share: float = Field(0.5, ge=0, le=1)
+    prior_cheat: float = Field(0.05, ge=0, le=1)
+
+
+class MatchingConfig(_Model):
+    """How jobs meet providers.
+
+    Attributes:
+        kind: ``posted`` (cheapest idle posted price wins) or ``auction``
+            (a reverse auction among sampled idle providers).
+        reputation_weight: score = price / reputation**weight (0 ignores reputation).
+        bidders: providers invited to each auction.
+        bid_shading: auction bidders shade their markup by up to this share.
+    """
+
+    kind: Literal["posted", "auction"] = "posted"
+    reputation_weight: float = Field(0.0, ge=0)
+    bidders: int = Field(8, ge=1)
+    bid_shading: float = Field(0.5, ge=0, le=1)
+
+
+class SettlementConfig(_Model):
+    """How money moves on the ledger.
+
+    Attributes:
+        ledger: ledger URL (``memory://``, ``sqlite:///run.db``, ``evm://tester``).
+        mode: ``escrow`` locks the price at match; ``stream`` pays at the
+            provider's next withdrawal from the consumer's balance (Akash-style,
+            which can overdraw).
+        withdraw_interval_h: hours between a streaming provider's withdrawals.
+        timeout_factor: a job's escrow can be refunded after this many times
+            its expected duration (vanished providers).
+    """
+
+    ledger: str = "memory://"
+    mode: Literal["escrow", "stream"] = "escrow"
+    withdraw_interval_h: float = Field(1.0, gt=0)
+    timeout_factor: float = Field(3.0, ge=1)
+
+
+class MarketParams(_Model):
+    """Everything one market run needs.
+
+    Attributes:
+        mode: ``modelled`` (detection and verification cost from the
+            calibration table) or ``real`` (providers execute real jobs and
+            real verifiers check them).
+        jobs: job arrivals to simulate.
+        providers, adversary, consumers, auditors, matching, settlement: see
+            their own models.
+        calibration: path of a calibration table JSON, or None for the
+            built-in one.
+
+    Example:
+        >>> p = MarketParams(jobs=100, adversary={"behaviour": "lazy", "fraction": 0.2})
+        >>> p.adversary.behaviour, p.consumers.audit_p
+        ('lazy', 0.1)
+    """
+
+    mode: Literal["modelled", "real"] = "modelled"
+    jobs: int = Field(2000, ge=1, le=10_000_000)
+    providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
+    adversary: AdversaryConfig = Field(default_factory=AdversaryConfig)
+    consumers: ConsumersConfig = Field(default_factory=ConsumersConfig)
+    auditors: AuditorsConfig = Field(default_factory=AuditorsConfig)
+    matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    settlement: SettlementConfig = Field(default_factory=SettlementConfig)
+    calibration: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MarketParams:
+        biggest = max(HARDWARE[h].memory_gb for h in self.providers.hardware)
+        for jt in self.consumers.mix:
+            if jt.memory_gb > biggest:
+                raise ValueError(f"job type {jt.name!r} needs {jt.memory_gb} GB but the largest GPU "
+                                 f"in providers.hardware has {biggest} GB; add bigger hardware or shrink the job")
+        return self

@@ -1,0 +1,192 @@
+"""Matching jobs to idle providers: a posted-price order book and a reverse auction.
+
+Both keep the same book of idle providers and differ in how a winner is
+picked and what it is paid:
+
+- :class:`PostedPrice` (Golem's offers, Akash's order book): each provider
+  posts a price per PFLOP; the job goes to the idle provider with the lowest
+  ``price / reputation**w`` that fits, at its posted price.
+- :class:`ReverseAuction` (Akash's bids): ``bidders`` idle providers are
+  invited; each bids its cost plus a shaded markup; the lowest acceptable
+  score wins and is paid its own bid (first price).
+
+A matcher is pluggable: anything with ``add``, ``remove`` and ``pick``
+(see :data:`MATCHERS`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+import numpy as np
+
+from vcompute.core.registry import Registry
+
+__all__ = ["MATCHERS", "IdleBook", "PostedPrice", "ReverseAuction"]
+
+#: Matchers by name (entry-point group ``vcompute.matchers``).
+MATCHERS: Registry = Registry("matcher", group="vcompute.matchers")
+
+
+class IdleBook:
+    """The set of idle providers with O(1) add, remove and random access."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.pos: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, p: Any) -> bool:
+        return p.idx in self.pos
+
+    def add(self, p: Any) -> None:
+        """Add provider ``p`` (no-op if present)."""
+        if p.idx not in self.pos:
+            self.pos[p.idx] = len(self.items)
+            self.items.append(p)
+
+    def remove(self, p: Any) -> None:
+        """Remove provider ``p`` (no-op if absent); swaps the last entry into its slot."""
+        i = self.pos.pop(p.idx, None)
+        if i is None:
+            return
+        last = self.items.pop()
+        if i < len(self.items):
+            self.items[i] = last
+            self.pos[last.idx] = i
+
+
+def _score(price: float, rep: float, w: float) -> float:
+    return price if w == 0 else price / max(rep, 1e-6) ** w
+
+
+class PostedPrice:
+    """Cheapest idle posted price (reputation-weighted) wins, paid its posted price.
+
+    Args:
+        reputation_weight: exponent ``w`` of the reputation in the score.
+
+    Example:
+        >>> from types import SimpleNamespace as P
+        >>> m = PostedPrice()
+        >>> for i, price in enumerate([3.0, 1.0, 2.0]):
+        ...     m.add(P(idx=i, price=price, reputation=1.0, memory_gb=80))
+        >>> [(p.idx, q) for p, q in m.pick(2, memory_gb=8, rng=None, max_price=10)]
+        [(1, 1.0), (2, 2.0)]
+    """
+
+    def __init__(self, *, reputation_weight: float = 0.0, **_: Any) -> None:
+        self.w = float(reputation_weight)
+        self.book = IdleBook()
+        self._heap: list[tuple[float, int, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.book)
+
+    def add(self, p: Any) -> None:
+        """Post ``p``'s offer (its score is fixed until it is picked or removed)."""
+        if p in self.book:
+            return
+        self.book.add(p)
+        heapq.heappush(self._heap, (_score(p.price, p.reputation, self.w), p.idx, p))
+
+    def remove(self, p: Any) -> None:
+        """Withdraw ``p``'s offer (the heap entry is dropped lazily)."""
+        self.book.remove(p)
+
+    def pick(self, k: int, *, memory_gb: float, rng: np.random.Generator | None,
+             max_price: float) -> list[tuple[Any, float]] | None:
+        """The ``k`` best idle offers that fit, with the price each is paid, or None.
+
+        Providers returned are removed from the book; none are if fewer than
+        ``k`` acceptable offers exist.
+        """
+        heap, book = self._heap, self.book
+        chosen: list[tuple[float, int, Any]] = []
+        skipped: list[tuple[float, int, Any]] = []
+        while heap and len(chosen) < k:
+            entry = heap[0]
+            p = entry[2]
+            if p.idx not in book.pos or any(c[1] == p.idx for c in chosen):
+                heapq.heappop(heap)  # stale: picked or removed since it was posted
+                continue
+            if p.price > max_price and self.w == 0:
+                break  # the heap is ordered by price: every later offer is dearer too
+            heapq.heappop(heap)
+            fits = p.memory_gb >= memory_gb and p.price <= max_price
+            (chosen if fits else skipped).append(entry)
+        for e in skipped:
+            heapq.heappush(heap, e)
+        if len(chosen) < k:
+            for e in chosen:
+                heapq.heappush(heap, e)
+            return None
+        for e in chosen:
+            book.remove(e[2])
+        return [(e[2], e[2].price) for e in chosen]
+
+
+class ReverseAuction:
+    """A first-price reverse auction among ``bidders`` sampled idle providers.
+
+    Each invited provider bids ``cost * (1 + markup * (1 - shading * u))``
+    per PFLOP with ``u ~ U(0, 1)``: bidders undercut their posted markup to
+    win. The ``k`` lowest ``bid / reputation**w`` that fit and are at most
+    ``max_price`` win, each paid its own bid.
+
+    Args:
+        bidders: providers invited per auction.
+        reputation_weight: exponent ``w`` of the reputation in the score.
+        bid_shading: the largest share of its markup a bidder gives up.
+    """
+
+    def __init__(self, *, bidders: int = 8, reputation_weight: float = 0.0, bid_shading: float = 0.5,
+                 **_: Any) -> None:
+        self.bidders = int(bidders)
+        self.w = float(reputation_weight)
+        self.shading = float(bid_shading)
+        self.book = IdleBook()
+
+    def __len__(self) -> int:
+        return len(self.book)
+
+    def add(self, p: Any) -> None:
+        """Make ``p`` available for auctions."""
+        self.book.add(p)
+
+    def remove(self, p: Any) -> None:
+        """Take ``p`` out of the idle book."""
+        self.book.remove(p)
+
+    def pick(self, k: int, *, memory_gb: float, rng: np.random.Generator,
+             max_price: float) -> list[tuple[Any, float]] | None:
+        """Run one auction; the ``k`` winners (removed from the book) with their bids, or None."""
+        items = self.book.items
+        n = len(items)
+        if n < k:
+            return None
+        m = min(max(self.bidders, k), n)
+        idx = rng.choice(n, size=m, replace=False) if m < n else range(n)
+        u = rng.random(m)
+        bids = []
+        for j, i in enumerate(idx):
+            p = items[int(i)]
+            if p.memory_gb < memory_gb:
+                continue
+            bid = p.cost_per_pflop * (1.0 + p.markup * (1.0 - self.shading * float(u[j])))
+            if bid <= max_price:
+                bids.append((_score(bid, p.reputation, self.w), p.idx, p, bid))
+        if len(bids) < k:
+            return None
+        bids.sort(key=lambda b: (b[0], b[1]))
+        won = bids[:k]
+        for b in won:
+            self.book.remove(b[2])
+        return [(b[2], b[3]) for b in won]
+
+
+MATCHERS.register("posted", PostedPrice)
+MATCHERS.register("auction", ReverseAuction)

@@ -1,0 +1,111 @@
+"""What a market run measures, as one flat dict of numbers.
+
+Counters are accumulated during the run by :mod:`vcompute.market.sim` and
+:mod:`vcompute.market.settle_job`; :meth:`Metrics.summary` turns them
+into the run's metrics. Money is in US dollars, times in seconds.
+
+Headline metrics:
+
+- ``cost_per_correct``: everything consumers paid (providers, audit fees,
+  tax) minus slashed stake they received, per correct result.
+- ``verification_overhead``: audit fees, extra replicas and tax as a
+  share of the base price of the results.
+- ``fraud_loss``: dollars paid for wrong results that were accepted;
+  ``fraud_rate``: wrong results accepted per completed job.
+- ``detect_latency_jobs`` / ``detect_latency_s``: from a cheater's first
+  cheat to its first catch (mean over caught cheaters).
+- ``profit_<behaviour>``: mean profit per provider of each behaviour
+  (payments - own compute cost - slashed stake); ``cheat_rate_<behaviour>``.
+- ``utilisation``, ``wait_s``, ``check_participation``, ``unpaid_compute``,
+  ``wasted_work``, and the ledger totals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vcompute.market.config import UNITS_PER_USD
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """Counters of one run (see the module docstring for the metrics)."""
+
+    def __init__(self) -> None:
+        for name in ("submitted", "matched", "expired", "unaffordable", "completed", "failed", "correct",
+                     "wrong_accepted", "rejected", "cheats", "caught", "false_rejects", "checks_requested",
+                     "checks_done", "checks_skipped", "forced", "forced_found", "crashed", "timeouts",
+                     "departures", "banned"):
+            setattr(self, name, 0)
+        for name in ("wait_s", "paid_usd", "base_usd", "replica_usd", "fraud_usd", "tax_usd", "slashed_usd",
+                     "verify_compute_usd", "unpaid_usd"):
+            setattr(self, name, 0.0)
+
+    def summary(self, mk: Any) -> dict[str, Any]:
+        """The run's flat metrics dict (``mk`` is the finished :class:`~vcompute.market.sim.Market`)."""
+        provs, auds = mk.providers, mk.auditors
+        fees = sum(a.fees for a in auds) / UNITS_PER_USD
+        spend = self.paid_usd + fees + self.tax_usd - self.slashed_usd * (1 - mk.p.auditors.whistleblower_share)
+        horizon = max(mk.env.now, 1e-9)
+        out: dict[str, Any] = {
+            "jobs_submitted": self.submitted,
+            "jobs_matched": self.matched,
+            "jobs_completed": self.completed,
+            "jobs_correct": self.correct,
+            "jobs_expired": self.expired,
+            "jobs_failed": self.failed,
+            "jobs_unaffordable": self.unaffordable,
+            "jobs_rejected": self.rejected,
+            "wrong_accepted": self.wrong_accepted,
+            "fraud_rate": self.wrong_accepted / max(self.completed, 1),
+            "fraud_loss": self.fraud_usd,
+            "fraud_loss_share": self.fraud_usd / self.paid_usd if self.paid_usd else 0.0,
+            "cheat_rate": self.cheats / max(sum(p.jobs for p in provs), 1),
+            "caught": self.caught,
+            "false_rejects": self.false_rejects,
+            "cost_per_correct": spend / self.correct if self.correct else float("nan"),
+            "verification_overhead": (fees + self.replica_usd + self.tax_usd) / self.base_usd if self.base_usd else 0.0,
+            "verify_compute_share": self.verify_compute_usd / max(sum(p.compute_cost for p in provs), 1e-12),
+            "checks_requested": self.checks_requested,
+            "checks_done": self.checks_done,
+            "check_participation": self.checks_done / self.checks_requested if self.checks_requested else float("nan"),
+            "forced_errors": self.forced,
+            "forced_found": self.forced_found,
+            "auditor_profit": (fees * UNITS_PER_USD + sum(a.rewards for a in auds)) / UNITS_PER_USD
+            - sum(a.cost for a in auds),
+            "wait_s": self.wait_s / self.matched if self.matched else 0.0,
+            "utilisation": sum(p.busy_time for p in provs) / (len(provs) * horizon),
+            "sim_hours": horizon / 3600.0,
+            "crashed_replicas": self.crashed,
+            "timeout_refunds": self.timeouts,
+            "departures": self.departures,
+            "banned_providers": self.banned,
+            "unpaid_compute": sum(p.unpaid_cost for p in provs),
+            "unpaid_usd": self.unpaid_usd,
+            "wasted_work": sum(p.wasted_cost for p in provs),
+            "paid_usd": self.paid_usd,
+            "slashed_usd": self.slashed_usd,
+        }
+        lat_s = [p.detect_latency_s for p in provs if p.detect_latency_s is not None]
+        lat_j = [p.detect_latency_jobs for p in provs if p.detect_latency_jobs is not None]
+        out["detect_latency_s"] = sum(lat_s) / len(lat_s) if lat_s else float("nan")
+        out["detect_latency_jobs"] = sum(lat_j) / len(lat_j) if lat_j else float("nan")
+        out["cheaters_caught_share"] = (len(lat_j) / sum(1 for p in provs if p.cheats)
+                                        if any(p.cheats for p in provs) else float("nan"))
+        adv = mk.p.adversary.behaviour
+        for g in sorted(set(mk.groups) | {"honest"}):
+            members = [p for p in provs if p.group == g]
+            key = g
+            out[f"profit_{key}"] = (sum(_profit(p) for p in members) / len(members)) if members else float("nan")
+            jobs = sum(p.jobs for p in members)
+            out[f"cheat_rate_{key}"] = sum(p.cheats for p in members) / jobs if jobs else float("nan")
+        advs = [p for p in provs if p.group != "honest"] if adv != "honest" else []
+        out["profit_adversary"] = sum(_profit(p) for p in advs) / len(advs) if advs else float("nan")
+        jobs = sum(p.jobs for p in advs)
+        out["cheat_rate_adversary"] = sum(p.cheats for p in advs) / jobs if jobs else float("nan")
+        return out
+
+
+def _profit(p: Any) -> float:
+    return (p.earned - p.slashed) / UNITS_PER_USD - p.compute_cost

@@ -1,0 +1,146 @@
+"""Every movement of money in a market run, through a :class:`vcompute.ledger.Ledger`.
+
+The market never keeps balances of its own: consumers, providers,
+auditors and the protocol treasury are ledger accounts, and every payment,
+refund and slash is a ledger operation with a fresh operation id. The
+``arbiter`` account is each escrow's designated verifier: it executes the
+verdicts the auditors reach (release, refund, slash), as a settlement
+contract would. Money is conserved by the ledger's own rules;
+:meth:`Settlement.check` asserts it at the end of each run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Settlement"]
+
+
+class Settlement:
+    """Accounts and settlement operations of one market run.
+
+    Args:
+        url: the ledger URL (``memory://``, ``sqlite:///run.db``, ``evm://tester``).
+        clock: the simulation clock (``lambda: env.now``) for escrow deadlines.
+
+    Example:
+        >>> s = Settlement("memory://", clock=lambda: 0.0)
+        >>> s.open_account("alice", 100); s.open_account("bob", 0)
+        >>> s.open_job("j1", "alice", "bob", amount=30, deadline=10.0, stake=0)
+        True
+        >>> s.release("j1"); s.balance("bob"), s.check()
+        (30, 100)
+    """
+
+    def __init__(self, url: str, *, clock: Any) -> None:
+        import vcompute.ledger as vl
+        from vcompute.core.signing import key_from_name
+
+        self._vl = vl
+        self._key_from_name = key_from_name
+        # EVM ledgers keep block time; the others follow the simulation clock.
+        self.follows_clock = not url.startswith("evm")
+        self.clock = clock
+        self.ledger = vl.open(url, clock=clock) if self.follows_clock else vl.open(url)
+        self.minter = vl.default_minter()
+        self.keys: dict[str, Any] = {}
+        self._op = 0
+        self.minted = 0
+        self.arbiter = "arbiter"
+        self.treasury = "treasury"
+        self.open_account(self.arbiter, 0)
+        self.open_account(self.treasury, 0)
+
+    def _id(self) -> str:
+        self._op += 1
+        return f"op{self._op}"
+
+    def open_account(self, name: str, amount: int) -> None:
+        """Open ``name`` (with a key derived from the name) and mint ``amount`` into it."""
+        key = self._key_from_name(name, salt="vcompute-market")
+        self.keys[name] = key
+        self.ledger.open_account(key, name, op_id=self._id())
+        if amount > 0:
+            self.ledger.mint(self.minter, name, int(amount), op_id=self._id())
+            self.minted += int(amount)
+
+    def balance(self, name: str) -> int:
+        """Spendable balance of ``name``."""
+        return self.ledger.balance(name)
+
+    def free_stake(self, name: str) -> int:
+        """Free (unlocked) stake of ``name``."""
+        return self.ledger.stake(name).free
+
+    def deposit_stake(self, name: str, amount: int) -> bool:
+        """Move ``amount`` of ``name``'s balance into stake; False if it cannot."""
+        if amount <= 0:
+            return True
+        try:
+            self.ledger.stake_deposit(self.keys[name], int(amount), op_id=self._id())
+        except self._vl.InsufficientFunds:
+            return False
+        return True
+
+    def open_job(self, escrow_id: str, consumer: str, provider: str, *, amount: int, deadline: float,
+                 stake: int) -> bool:
+        """Escrow ``amount`` from ``consumer`` for ``provider`` and lock its ``stake``.
+
+        Returns:
+            False (and nothing stays changed) if the consumer cannot pay or the
+            provider cannot lock the stake.
+        """
+        led = self.ledger
+        if not self.follows_clock:
+            deadline = led.now() + max(1.0, deadline - self.clock())
+        try:
+            led.escrow_open(self.keys[consumer], escrow_id, provider=provider, amount=int(amount),
+                            deadline=float(deadline), verifier=self.arbiter, op_id=self._id())
+        except self._vl.InsufficientFunds:
+            return False
+        if stake > 0:
+            try:
+                led.stake_lock(self.keys[provider], escrow_id, int(stake), op_id=self._id())
+            except self._vl.InsufficientFunds:
+                led.escrow_refund(self.keys[self.arbiter], escrow_id, op_id=self._id())
+                return False
+        return True
+
+    def release(self, escrow_id: str) -> None:
+        """Pay the escrow to its provider (accepted verdict); frees the locked stake."""
+        self.ledger.escrow_release(self.keys[self.arbiter], escrow_id, op_id=self._id())
+
+    def refund(self, escrow_id: str, *, by_consumer: str | None = None) -> None:
+        """Return the escrow to its consumer: the arbiter on a rejected verdict,
+        or the consumer itself once the deadline has passed (vanished provider)."""
+        if not self.follows_clock:
+            by_consumer = None  # block time is not simulation time: the arbiter refunds
+        key = self.keys[by_consumer] if by_consumer else self.keys[self.arbiter]
+        self.ledger.escrow_refund(key, escrow_id, op_id=self._id())
+
+    def slash(self, escrow_id: str, amount: int, to: str) -> None:
+        """Move ``amount`` of the stake locked against ``escrow_id`` to ``to``."""
+        if amount > 0:
+            self.ledger.stake_slash(self.keys[self.arbiter], escrow_id, int(amount), to=to, op_id=self._id())
+
+    def transfer(self, frm: str, to: str, amount: int) -> int:
+        """Pay up to ``amount`` from ``frm`` to ``to``; returns what was paid (may be less)."""
+        amount = min(int(amount), self.ledger.balance(frm))
+        if amount > 0:
+            self.ledger.transfer(self.keys[frm], to, amount, op_id=self._id())
+        return max(amount, 0)
+
+    def check(self) -> int:
+        """Assert money is conserved (holdings == supply == minted); returns the supply.
+
+        Raises:
+            AssertionError: naming the numbers if money was created or lost.
+        """
+        supply = self._vl.check_conservation(self.ledger)
+        if supply != self.minted:
+            raise AssertionError(f"ledger supply {supply} != minted {self.minted}: money created or destroyed")
+        return supply
+
+    def close(self) -> None:
+        """Close the ledger."""
+        self.ledger.close()
