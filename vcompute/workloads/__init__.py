@@ -3,4 +3,9 @@
 from vcompute.workloads.behaviours import BEHAVIOURS, behaviour, execute
 from vcompute.workloads.matmul import honest_matmul, make_matmul_job, matmul_flops
 
+# Collusion and malformed-answer behaviours (issue 4), registered by path.
+for _name in ("colluding", "nan_output", "wrong_shape"):
+    BEHAVIOURS.register(_name, f"vcompute.workloads.collusion:{_name}")
+del _name
+
 __all__ = ["BEHAVIOURS", "behaviour", "execute", "honest_matmul", "make_matmul_job", "matmul_flops"]

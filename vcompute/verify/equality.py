@@ -1,0 +1,264 @@
+"""When do two replicas' answers count as the same answer?
+
+Three pluggable rules for :class:`~vcompute.verify.replication.Replication`:
+
+- :class:`Bitwise`: equal content hashes (dtype, shape and bytes). Sound
+  and simple; honest replicas agree only on reproducible stacks (same
+  library build, hardware and thread count, deterministic kernels).
+- :class:`Tolerance`: per-tensor relative error and/or ULP bounds, to be
+  calibrated from measured honest divergence
+  (:func:`vcompute.workloads.determinism.measure_divergence`).
+- :class:`Homogeneous`: BOINC's homogeneous redundancy: replicas compare
+  only within one declared hardware class, then by an inner rule
+  (bitwise by default).
+
+Outputs may be arrays of any backend or pytrees (dict / list / tuple) of
+them. The rules assume both outputs are already well formed; the
+replication verifier screens malformed ones first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from vcompute.core.hashing import content_hash
+from vcompute.core.types import Claim
+
+__all__ = ["Equality", "Bitwise", "Tolerance", "Homogeneous", "leaves", "max_ulp_distance",
+           "relative_error", "output_hash"]
+
+_MANTISSA = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}
+_MIN_EXP = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126}
+
+
+@runtime_checkable
+class Equality(Protocol):
+    """A rule deciding whether two claims carry the same answer.
+
+    Attributes:
+        name: short name for verdicts and configs.
+    """
+
+    name: str
+
+    def equal(self, a: Claim, b: Claim) -> bool:
+        """Whether ``a`` and ``b`` agree; never raises on well-formed claims."""
+        ...
+
+
+def output_hash(claim: Claim) -> str | None:
+    """Content hash of a claim's output (recomputed), or its commitment if it sent none."""
+    if claim.output is not None:
+        return content_hash(claim.output)
+    return claim.commitment
+
+
+def leaves(x: Any) -> list[tuple[str, Any]]:
+    """Flatten a pytree of arrays into ``(path, leaf)`` pairs in a fixed order.
+
+    Example:
+        >>> [p for p, _ in leaves({"b": [1, 2], "a": 3})]
+        ['a', 'b/0', 'b/1']
+    """
+    out: list[tuple[str, Any]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, Mapping):
+            for k in sorted(node, key=str):
+                walk(node[k], f"{path}/{k}" if path else str(k))
+        elif isinstance(node, Sequence) and not isinstance(node, (str, bytes)) and not hasattr(node, "shape"):
+            for i, v in enumerate(node):
+                walk(v, f"{path}/{i}" if path else str(i))
+        else:
+            out.append((path, node))
+
+    walk(x, "")
+    return out
+
+
+def _np(x: Any) -> np.ndarray:
+    from vcompute.core.arrays import to_numpy
+
+    return np.asarray(to_numpy(x))
+
+
+def _dtype(x: Any) -> str:
+    return str(getattr(x, "dtype", np.asarray(x).dtype)).split(".")[-1]
+
+
+def relative_error(a: Any, b: Any) -> float:
+    """Per-tensor relative error ``max|a - b| / max(max|a|, max|b|)`` in float64.
+
+    Two all-zero tensors have error 0.
+
+    Example:
+        >>> relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.2]))
+        0.09090909090909098
+    """
+    x, y = _np(a).astype(np.float64), _np(b).astype(np.float64)
+    diff = float(np.max(np.abs(x - y))) if x.size else 0.0
+    scale = max(float(np.max(np.abs(x))) if x.size else 0.0, float(np.max(np.abs(y))) if y.size else 0.0)
+    if diff == 0.0:
+        return 0.0
+    return math.inf if scale == 0.0 else diff / scale
+
+
+def max_ulp_distance(a: Any, b: Any, dtype: str | None = None) -> float:
+    """Largest elementwise distance in units in the last place of ``dtype``.
+
+    The ULP of an element is taken at the larger magnitude of the pair, so
+    the count is symmetric and works for bfloat16 and float16 too.
+
+    Args:
+        a, b: arrays of equal shape.
+        dtype: the float format to count ULPs in (default: ``a``'s dtype).
+
+    Returns:
+        The maximum ULP distance (0 for identical arrays).
+
+    Example:
+        >>> max_ulp_distance(np.float32([1.0]), np.float32([1.0]) + np.spacing(np.float32(1.0)))
+        1.0
+    """
+    dt = dtype or _dtype(a)
+    p = _MANTISSA.get(dt, 53)
+    emin = _MIN_EXP.get(dt, -1022)
+    x, y = _np(a).astype(np.float64), _np(b).astype(np.float64)
+    if x.size == 0:
+        return 0.0
+    mag = np.maximum(np.abs(x), np.abs(y))
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
+    ulp = np.exp2(np.maximum(e, emin) - (p - 1))
+    return float(np.max(np.abs(x - y) / ulp))
+
+
+class Bitwise:
+    """Equal iff the outputs' content hashes (dtype, shape, bytes) are equal.
+
+    Example:
+        >>> a = Claim("j", "p1", output=np.ones(3)); b = Claim("j", "p2", output=np.ones(3))
+        >>> Bitwise().equal(a, b)
+        True
+    """
+
+    name = "bitwise"
+
+    def equal(self, a: Claim, b: Claim) -> bool:
+        """Hash equality (recomputed from the outputs when present)."""
+        ha, hb = output_hash(a), output_hash(b)
+        return ha is not None and ha == hb
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for verdict details and configs."""
+        return {"name": self.name}
+
+
+class Tolerance:
+    """Equal iff every tensor agrees within a relative and/or ULP bound.
+
+    Args:
+        rtol: bound on :func:`relative_error` per tensor, or None.
+        ulp: bound on :func:`max_ulp_distance` per tensor, or None.
+            With both given, a tensor must satisfy both.
+
+    Raises:
+        ValueError: when neither bound is given or a bound is negative.
+
+    Example:
+        >>> t = Tolerance(rtol=1e-5)
+        >>> t.equal(Claim("j", "a", output=np.float32([1, 2])), Claim("j", "b", output=np.float32([1, 2.00001])))
+        True
+    """
+
+    name = "tolerance"
+
+    def __init__(self, *, rtol: float | None = None, ulp: float | None = None) -> None:
+        if rtol is None and ulp is None:
+            raise ValueError("Tolerance needs rtol=..., ulp=... or both; for exact agreement use Bitwise()")
+        for nm, v in (("rtol", rtol), ("ulp", ulp)):
+            if v is not None and not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+                raise ValueError(f"{nm} must be a finite non-negative number, got {v!r}")
+        self.rtol = rtol
+        self.ulp = ulp
+
+    def __repr__(self) -> str:
+        return f"Tolerance(rtol={self.rtol!r}, ulp={self.ulp!r})"
+
+    @classmethod
+    def calibrated(cls, measured_rtol: float, *, safety: float = 8.0, floor: float = 0.0) -> Tolerance:
+        """A tolerance ``safety`` times the largest honest divergence measured.
+
+        Args:
+            measured_rtol: the largest per-tensor relative error seen between
+                honest runs (e.g. ``DivergenceReport.max_rel()``).
+            safety: multiplier for configurations not measured.
+            floor: smallest rtol to return (useful when runs were bitwise equal).
+
+        Returns:
+            ``Tolerance(rtol=max(safety * measured_rtol, floor))``.
+
+        Example:
+            >>> Tolerance.calibrated(1e-7, safety=10).rtol
+            1e-06
+        """
+        return cls(rtol=max(safety * float(measured_rtol), float(floor)))
+
+    def equal(self, a: Claim, b: Claim) -> bool:
+        """Leafwise comparison; differing structure, shape or dtype family is unequal."""
+        la, lb = leaves(a.output), leaves(b.output)
+        if [p for p, _ in la] != [p for p, _ in lb]:
+            return False
+        for (_, x), (_, y) in zip(la, lb):
+            if tuple(getattr(x, "shape", ())) != tuple(getattr(y, "shape", ())) or _dtype(x) != _dtype(y):
+                return False
+            if self.rtol is not None and not relative_error(x, y) <= self.rtol:
+                return False
+            if self.ulp is not None and not max_ulp_distance(x, y) <= self.ulp:
+                return False
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for verdict details and configs."""
+        return {"name": self.name, "rtol": self.rtol, "ulp": self.ulp}
+
+
+class Homogeneous:
+    """Homogeneous redundancy: compare only replicas from one hardware class.
+
+    Claims declare their class in ``claim.meta[key]`` (e.g.
+    ``"cuda12.4/sm90/132sm/torch2.3"``: the facts cuBLAS reproducibility
+    depends on). Claims from different or undeclared classes never agree;
+    within a class the ``inner`` rule decides.
+
+    Args:
+        inner: the rule within a class (default :class:`Bitwise`).
+        key: the meta key holding the hardware class.
+
+    Example:
+        >>> h = Homogeneous()
+        >>> x = np.ones(2)
+        >>> h.equal(Claim("j", "a", output=x, meta={"hardware_class": "A"}),
+        ...         Claim("j", "b", output=x, meta={"hardware_class": "B"}))
+        False
+    """
+
+    name = "homogeneous"
+
+    def __init__(self, inner: Equality | None = None, *, key: str = "hardware_class") -> None:
+        self.inner = inner if inner is not None else Bitwise()
+        self.key = key
+
+    def equal(self, a: Claim, b: Claim) -> bool:
+        """Same declared class and equal under ``inner``."""
+        ca, cb = a.meta.get(self.key), b.meta.get(self.key)
+        return bool(ca) and ca == cb and self.inner.equal(a, b)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for verdict details and configs."""
+        inner = self.inner.to_dict() if hasattr(self.inner, "to_dict") else {"name": self.inner.name}
+        return {"name": self.name, "key": self.key, "inner": inner}
