@@ -21,6 +21,8 @@ from vcompute.verify.freivalds import Freivalds
 VERIFIERS: Registry = Registry("verifier", group="vcompute.verifiers")
 VERIFIERS.register("freivalds", Freivalds)
 VERIFIERS.register("pol", "vcompute.verify.pol:PoLVerifier")
+VERIFIERS.register("replication", "vcompute.verify.replication:Replication")
+VERIFIERS.register("spotcheck", "vcompute.verify.spotcheck:SpotCheck")
 
 
 def create_verifier(name: str, **kwargs):
