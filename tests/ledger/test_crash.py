@@ -1,0 +1,147 @@
+"""Crash safety of the SQLite ledger: SIGKILL a writer at random moments.
+
+A forked child applies operations (single, batched, escrows, stakes) and
+reports each one that returned success through a pipe; the parent kills it
+with SIGKILL after a random delay. After every kill: the file's chain
+verifies, money is conserved, every acknowledged operation is in the log
+exactly once, and retrying it changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import time
+
+import pytest
+
+import vcompute.ledger as vl
+from vcompute.core.signing import key_from_name
+from vcompute.ledger import ManualClock
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+A, B, V = key_from_name("alice"), key_from_name("bob"), key_from_name("vera")
+
+
+def _setup(path: str) -> None:
+    with vl.open(f"sqlite:///{path}", clock=ManualClock()) as led:
+        m = vl.default_minter()
+        for k, n in ((A, "alice"), (B, "bob"), (V, "vera")):
+            led.open_account(k, n, op_id=f"open-{n}")
+        led.mint(m, "alice", 10**9, op_id="fund-a")
+        led.mint(m, "bob", 10**6, op_id="fund-b")
+
+
+def _child(path: str, wfd: int, seed: int) -> None:
+    """Apply operations forever, acknowledging each success on ``wfd``."""
+    rng = random.Random(seed)
+    led = vl.open(f"sqlite:///{path}", clock=ManualClock())
+
+    def ack(who: str, op_id: str) -> None:
+        os.write(wfd, f"{who} {op_id}\n".encode())
+
+    n = 0
+    while True:
+        n += 1
+        i = f"{seed}.{n}"  # unique across children appending to one file
+        r = rng.random()
+        if r < 0.6:
+            led.transfer(A, "bob", rng.randint(1, 9), op_id=f"t{i}")
+            ack("alice", f"t{i}")
+        elif r < 0.8:
+            led.escrow_open(A, f"e{i}", provider="bob", amount=5, deadline=100, verifier="vera", op_id=f"eo{i}")
+            ack("alice", f"eo{i}")
+            led.stake_deposit(B, 3, op_id=f"sd{i}")
+            ack("bob", f"sd{i}")
+            led.stake_lock(B, f"e{i}", 3, op_id=f"sl{i}")
+            ack("bob", f"sl{i}")
+            led.stake_slash(V, f"e{i}", 1, to="vera", op_id=f"ss{i}")
+            ack("vera", f"ss{i}")
+            led.escrow_release(V, f"e{i}", op_id=f"er{i}")
+            ack("vera", f"er{i}")
+        else:
+            with led.batch():
+                for j in range(5):
+                    led.transfer(B, "alice", 1, op_id=f"b{i}.{j}")
+            for j in range(5):  # durable only once the batch has committed
+                ack("bob", f"b{i}.{j}")
+
+
+def _run_and_kill(path: str, seed: int, rng: random.Random) -> list[tuple[str, str]]:
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.close(rfd)
+        try:
+            _child(path, wfd, seed)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    time.sleep(rng.uniform(0.0, 0.06))
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    chunks = []
+    while data := os.read(rfd, 1 << 16):
+        chunks.append(data)
+    os.close(rfd)
+    lines = b"".join(chunks).decode().splitlines()
+    return [tuple(line.split()) for line in lines if line.count(" ") == 1]
+
+
+def _check(path: str, acked: list[tuple[str, str]]) -> None:
+    report = vl.verify_chain(path)
+    assert report.ok, report.summary()
+    pubs = {"alice": A.public_bytes.hex(), "bob": B.public_bytes.hex(), "vera": V.public_bytes.hex()}
+    db = sqlite3.connect(path)
+    try:
+        for who, op_id in acked:
+            (n,) = db.execute("SELECT COUNT(*) FROM events WHERE actor = ? AND op_id = ?",
+                              (pubs[who], op_id)).fetchone()
+            assert n == 1, f"acknowledged {who}:{op_id} is in the log {n} times"
+    finally:
+        db.close()
+    with vl.open(f"sqlite:///{path}", clock=ManualClock()) as led:
+        assert vl.check_conservation(led) == 10**9 + 10**6
+        before = {n: (led.balance(n), led.stake(n)) for n in led.accounts()}
+        keys = {"alice": A, "bob": B, "vera": V}
+        for who, op_id in acked[-3:]:  # a retry after the crash is a no-op
+            if op_id.startswith("t"):
+                # retry with the same arguments is needed; transfers use random amounts, so
+                # read them back from the log
+                args = led.state.ops[(keys[who].public_bytes, op_id)][1]
+                assert led.transfer(keys[who], *args, op_id=op_id).replayed
+        assert before == {n: (led.balance(n), led.stake(n)) for n in led.accounts()}
+
+
+def _kills(tmp_path, n: int, seed: int) -> int:
+    rng = random.Random(seed)
+    total_acked = 0
+    for k in range(n):
+        path = os.path.join(tmp_path, f"crash{k}.db")
+        _setup(path)
+        acked = _run_and_kill(path, seed * 1000 + k, rng)
+        total_acked += len(acked)
+        _check(path, acked)
+    return total_acked
+
+
+def test_sigkill_50_times(tmp_path):
+    acked = _kills(tmp_path, 50, seed=1)
+    assert acked > 50  # the kills landed while operations were being applied
+
+
+@pytest.mark.slow
+def test_sigkill_500_times_accumulating(tmp_path):
+    """Heavier: 500 kills of writers that all append to the same, growing file."""
+    rng = random.Random(7)
+    path = os.path.join(tmp_path, "grow.db")
+    _setup(path)
+    acked_all: list[tuple[str, str]] = []
+    for k in range(500):
+        acked = _run_and_kill(path, 10_000 + k, rng)
+        _check(path, acked)
+        acked_all += acked
+    assert len(acked_all) > 500
