@@ -168,61 +168,64 @@ def spot_check_error(f: float, s: float, q: float, n: int) -> float:
     """Error rate of spot-checking with blacklisting and backtracking after ``n`` turns.
 
     Each worker does ``n`` turns; each turn is a spot-check with probability
-    ``q``. A saboteur cheats on each turn with probability ``s`` and is
-    blacklisted (all its results discarded) the first time it fails a
-    spot-check, so it survives with probability ``(1 - q s)^n`` and its
-    surviving results are wrong at rate ``s``:
-    ``err = f s (1-qs)^n / ((1-f) + f (1-qs)^n)``.
+    ``q``, indistinguishable from real work. A saboteur cheats on each turn
+    with probability ``s`` and is blacklisted (all its results discarded) the
+    first time it fails a spot-check, so it survives with probability
+    ``(1 - q s)^n``; given survival each of its turns is real work with
+    probability ``(1-q)/(1-qs)`` and wrong with probability ``s``. The ratio
+    of expected wrong to expected accepted results is
+    ``err = f s (1-qs)^(n-1) / ((1-f) + f (1-qs)^(n-1))``
+    (Sarmenta writes ``n`` for ``n - 1``, the same for large ``n``).
 
     Args:
         f: fraction of saboteurs.
         s: sabotage rate.
         q: spot-check rate.
-        n: turns per worker in the batch.
+        n: turns per worker in the batch (``>= 1``).
 
     Returns:
         The expected fraction of accepted results that are wrong.
 
     Raises:
-        ValueError: for probabilities outside ``[0, 1]`` or negative ``n``.
+        ValueError: for probabilities outside ``[0, 1]`` or ``n < 1``.
 
     Example:
-        >>> spot_check_error(0.2, 1.0, 0.1, 0) == 0.2
+        >>> spot_check_error(0.2, 1.0, 0.1, 1) == 0.2
         True
     """
     f, s, q = (_check_prob(nm, v) for nm, v in (("f", f), ("s", s), ("q", q)))
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    survive = (1.0 - q * s) ** n
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    survive = (1.0 - q * s) ** (n - 1)
     denom = (1.0 - f) + f * survive
     return 0.0 if denom == 0 else f * s * survive / denom
 
 
 def spot_check_error_bound(f: float, q: float, n: int) -> float:
-    """Sarmenta's bound ``f / ((1 - f) q n e)`` on :func:`spot_check_error` over all ``s``.
+    """Sarmenta's bound ``f / ((1 - f) q (n - 1) e)`` on :func:`spot_check_error` over all ``s``.
 
-    The error falls linearly with the work ``n`` (voting's falls
-    exponentially with redundancy).
+    ``s (1 - q s)^(n-1) <= 1 / (q (n-1) e)``, so the error falls linearly
+    with the work ``n`` (voting's falls exponentially with redundancy).
 
     Args:
         f: fraction of saboteurs (``< 1``).
         q: spot-check rate (``> 0``).
-        n: turns per worker (``>= 1``).
+        n: turns per worker (``>= 2``).
 
     Returns:
         The bound.
 
     Raises:
-        ValueError: for ``f = 1``, ``q = 0`` or ``n < 1``.
+        ValueError: for ``f = 1``, ``q = 0`` or ``n < 2``.
 
     Example:
-        >>> round(spot_check_error_bound(0.2, 0.1, 100), 5)
+        >>> round(spot_check_error_bound(0.2, 0.1, 101), 5)
         0.0092
     """
     f, q = _check_prob("f", f), _check_prob("q", q)
-    if f >= 1.0 or q <= 0.0 or not isinstance(n, int) or n < 1:
-        raise ValueError("the bound needs f < 1, q > 0 and n >= 1")
-    return f / ((1.0 - f) * q * n * math.e)
+    if f >= 1.0 or q <= 0.0 or not isinstance(n, int) or n < 2:
+        raise ValueError("the bound needs f < 1, q > 0 and n >= 2")
+    return f / ((1.0 - f) * q * (n - 1) * math.e)
 
 
 def wrong_accepted_per_identity(q: float, p: float) -> float:

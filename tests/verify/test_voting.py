@@ -1,0 +1,119 @@
+"""Voting, spot-check and credibility formulas, and the Monte-Carlo models checked against them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vcompute.verify.montecarlo import simulate_adaptive, simulate_credibility, simulate_m_first
+from vcompute.verify.policies import Blacklist, ConsecutiveValid, FixedReplication
+from vcompute.verify.voting import (group_credibility, m_first_error, majority_error, min_m_for_error,
+                                    spot_check_error, spot_check_error_bound, wilson_interval,
+                                    worker_credibility, wrong_accepted_per_identity)
+
+
+def test_sarmenta_m_first_targets():
+    """f = 0.35, s = 1, c = 1 needs M = 15 / 29 / > 50 for eps = 0.05 / 0.01 / 0.001."""
+    assert min_m_for_error(0.05, 0.35) == 15
+    assert min_m_for_error(0.01, 0.35) == 29
+    assert min_m_for_error(0.001, 0.35) > 50
+
+
+@given(m=st.integers(1, 30), phi=st.floats(0, 1))
+def test_m_first_equals_odd_majority_and_is_monotone(m, phi):
+    assert m_first_error(m, phi) == pytest.approx(majority_error(2 * m - 1, phi), abs=1e-12)
+    if phi < 0.5 and m > 1:
+        assert m_first_error(m, phi) <= m_first_error(m - 1, phi) + 1e-12
+
+
+@pytest.mark.parametrize("m", [1, 3, 15])
+def test_m_first_monte_carlo_within_ci_of_formula(m):
+    r = simulate_m_first(m, 0.35, trials=60_000, rng=np.random.default_rng(m))
+    assert r["error_lo"] <= r["formula"] <= r["error_hi"]
+    assert r["redundancy"] == pytest.approx(r["formula_redundancy"], rel=0.01)
+
+
+def test_partial_collusion_is_bounded_by_the_formula():
+    r = simulate_m_first(3, 0.35, c=0.5, trials=40_000, rng=np.random.default_rng(0))
+    assert r["error_hi"] < r["formula"]
+    r = simulate_m_first(3, 0.35, s=0.5, trials=40_000, rng=np.random.default_rng(0))
+    assert r["error_lo"] <= m_first_error(3, 0.175) <= r["error_hi"]
+
+
+def _spot_check_mc(f, s, q, n, workers, rng):
+    sab = rng.random(workers) < f
+    cheats = rng.random((workers, n), dtype=np.float32) < s
+    checked = rng.random((workers, n), dtype=np.float32) < q
+    alive = ~np.any(cheats & checked & sab[:, None], axis=1)
+    real = ~checked & alive[:, None]
+    wrong = real & cheats & sab[:, None]
+    return int(wrong.sum()), int(real.sum())
+
+
+@pytest.mark.parametrize("s", [0.05, 0.3, 1.0])
+def test_spot_check_formula_matches_simulation_and_bound(s):
+    f, q, n = 0.2, 0.1, 50
+    wrong, total = _spot_check_mc(f, s, q, n, 100_000, np.random.default_rng(1))
+    # at s = 1 only ~1 in 200 saboteurs survives 50 turns: the estimate rests on ~100 survivors
+    assert wrong / total == pytest.approx(spot_check_error(f, s, q, n), rel=0.3 if s == 1.0 else 0.05)
+    assert spot_check_error(f, s, q, n) <= spot_check_error_bound(f, q, n)
+
+
+@given(k=st.integers(1, 500), s=st.floats(0, 1))
+def test_credibility_bound_holds_for_every_sabotage_rate(k, s):
+    """s (1-s)^k <= 1/(e k): the step behind worker_credibility."""
+    assert s * (1 - s) ** k <= 1 / (math.e * k) + 1e-15
+
+
+def test_group_credibility_cases():
+    assert group_credibility([[0.9]], 0) == pytest.approx(0.9)
+    # a credible dissenter lowers the majority group below a lone result: 0.081 / 0.091
+    assert group_credibility([[0.9, 0.9], [0.9]], 0) == pytest.approx(0.081 / 0.091)
+    assert group_credibility([[0.9, 0.9], [0.9]], 1) == pytest.approx(0.009 / 0.091)
+    assert worker_credibility(0.3, 0) == pytest.approx(0.7)
+    assert worker_credibility(0.3, 5, blacklisting=False) == pytest.approx(1 - 0.3 / 5)
+    assert wrong_accepted_per_identity(0.0, 0.0) == math.inf
+
+
+def test_wilson_interval_contains_truth_and_validates():
+    lo, hi = wilson_interval(0, 1000)
+    assert lo == 0.0 and 0 < hi < 0.01
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+
+
+def test_adaptive_cost_accounting_and_policy_ordering():
+    kw = dict(hosts=200, jobs=20_000, faulty_fraction=0.05, fault_rate=1.0)
+    fixed = simulate_adaptive(FixedReplication(k=2), rng=np.random.default_rng(0), **kw)
+    cv = simulate_adaptive(ConsecutiveValid(), rng=np.random.default_rng(0), **kw)
+    assert fixed["overhead"] >= 1.0 and fixed["unreplicated_share"] == 0.0
+    assert fixed["residual_error"] == 0.0  # always-wrong faulty hosts never agree with each other
+    assert cv["overhead"] < 0.3 and cv["unreplicated_share"] > 0.7
+    assert cv["residual_error"] == 0.0  # hosts that always fail never build a streak
+
+
+def test_streak_then_cheat_beats_boinc_and_the_resisting_policy_holds():
+    kw = dict(hosts=200, jobs=30_000, faulty_fraction=0.0, attacker_fraction=0.02, attacker_streak=20)
+    boinc = simulate_adaptive(ConsecutiveValid(), rng=np.random.default_rng(2), **kw)
+    resist = simulate_adaptive(Blacklist(ConsecutiveValid(min_check=0.05)), backtrack=True,
+                               rng=np.random.default_rng(2), **kw)
+    assert boinc["residual_error"] > 5 * max(resist["residual_error"], 1e-5)
+    assert resist["banned"] > 0 and resist["backtracked"] > 0
+
+
+def test_credibility_beats_voting_redundancy_at_f_035():
+    r = simulate_credibility(workers=60, entries=3000, f=0.35, s=1.0, q=0.1, threshold=0.999,
+                             rng=np.random.default_rng(0))
+    assert r["unfinished"] == 0 and r["error_hi"] <= 0.01
+    voting = min_m_for_error(0.001, 0.35)
+    assert r["slowdown"] < voting  # M-first needs at least M replicas per entry
+
+
+@pytest.mark.parametrize("bad", [dict(m=0, f=0.1), dict(m=2, f=1.5)])
+def test_simulation_rejects_bad_arguments(bad):
+    with pytest.raises(ValueError):
+        simulate_m_first(trials=10, rng=np.random.default_rng(0), **bad)
