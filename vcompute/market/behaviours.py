@@ -44,9 +44,10 @@ __all__ = [
 ]
 
 #: Share of a job's compute cost each cheat saves: ``random_output`` skips
-#: the work, ``skip_k`` skips 10 % of the inner dimension (its default
-#: fraction), ``low_precision`` runs bfloat16 at about twice float32 speed.
-CHEAT_SAVINGS: dict[str, float] = {"random_output": 1.0, "skip_k": 0.1, "low_precision": 0.5}
+#: everything but loading inputs and returning an output (95 %), ``skip_k``
+#: skips 10 % of the inner dimension (its default fraction),
+#: ``low_precision`` runs bfloat16 at about twice float32 speed.
+CHEAT_SAVINGS: dict[str, float] = {"random_output": 0.95, "skip_k": 0.1, "low_precision": 0.5}
 
 #: Market behaviours by name (entry-point group ``vcompute.market_behaviours``).
 MARKET_BEHAVIOURS: Registry = Registry("market behaviour", group="vcompute.market_behaviours")

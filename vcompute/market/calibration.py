@@ -27,6 +27,8 @@ __all__ = ["CalibrationTable", "calibrate", "default_table", "wilson_interval"]
 
 _DEFAULT_PATH = Path(__file__).with_name("calibration.json")
 CHEATS = ("honest", "random_output", "skip_k", "low_precision")
+#: Schemes that check the matmul proxy jobs of real mode.
+MATMUL_SCHEMES = ("freivalds", "spotcheck", "replication")
 
 
 def wilson_interval(hits: int, n: int, z: float = 2.576) -> tuple[float, float]:
@@ -131,7 +133,7 @@ def default_table(path: str | None = None) -> CalibrationTable:
 
 
 def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] = (16, 48, 128, 256),
-              trials: int = 200, seed: int = 0, verifier_params: dict[str, dict[str, Any]] | None = None,
+              trials: int = 200, fraction_trials: int = 50, seed: int = 0, verifier_params: dict[str, dict[str, Any]] | None = None,
               ) -> CalibrationTable:
     """Measure detection rates and checking costs by running real mode.
 
@@ -143,6 +145,8 @@ def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] =
         sizes: matrix sizes at which checking cost is measured (detection
             is measured at the middle size).
         trials: jobs per (scheme, cheat).
+        fraction_trials: honest jobs per size for the checking cost (schemes
+            that re-execute at random need many for a stable mean).
         seed: root seed.
         verifier_params: per scheme, keyword arguments for the verifier.
 
@@ -168,7 +172,8 @@ def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] =
             detect[cheat] = [hits, trials]
         fractions = {}
         for n in sizes:
-            fs = [work.run(job_key=10**9 + t, n=n, cheats=[None] * k, audit=True).verify_fraction for t in range(5)]
+            fs = [work.run(job_key=10**9 + t, n=n, cheats=[None] * k, audit=True).verify_fraction
+                  for t in range(fraction_trials)]
             fractions[str(n)] = sum(fs) / len(fs)
         out[scheme] = {"detect": detect, "verify_fraction": fractions, "replicas": k,
                        "params": verifier_params.get(scheme, {})}
@@ -182,14 +187,13 @@ def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] =
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: measure a table and write it as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--schemes", nargs="+", default=None, help="verifiers (default: all registered)")
+    ap.add_argument("--schemes", nargs="+", default=list(MATMUL_SCHEMES),
+                    help=f"verifiers (default: {' '.join(MATMUL_SCHEMES)})")
     ap.add_argument("--trials", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(_DEFAULT_PATH))
     a = ap.parse_args(argv)
-    from vcompute.verify import VERIFIERS
-
-    schemes = a.schemes or VERIFIERS.names()
+    schemes = a.schemes
     table = calibrate(schemes, trials=a.trials, seed=a.seed)
     Path(a.out).write_text(table.to_json() + "\n")
     print(f"wrote {a.out}: {', '.join(schemes)}")

@@ -247,7 +247,7 @@ class MatchingConfig(_Model):
     """
 
     kind: Literal["posted", "auction"] = "posted"
-    reputation_weight: float = Field(0.0, ge=0)
+    reputation_weight: float = Field(1.0, ge=0)
     bidders: int = Field(8, ge=1)
     bid_shading: float = Field(0.5, ge=0, le=1)
 

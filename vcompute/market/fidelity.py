@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Outcome", "ModelledWork", "RealWork", "verify_fraction"]
+__all__ = ["Outcome", "ModelledWork", "RealWork", "resolve", "verify_fraction"]
 
 # Modelled output tokens: equal tokens mean bit-identical outputs.
 _HONEST = 0
@@ -128,12 +128,16 @@ class RealWork:
         if not audit or self.verifier is None:
             return Outcome(tokens, None, 0.0)
         # Challenges are drawn only now, after every claim is committed.
-        ctx = VerifyContext(rng=np.random.default_rng([self.seed, job_key, 2]))
+        ctx = VerifyContext(rng=np.random.default_rng([self.seed, job_key, 2]),
+                            reexecute=lambda j, piece: execute(j, "honest", rng=np.random.default_rng(0)).output)
         verdict = self.verifier.verify(job, claims, ctx)
         flops = matmul_flops(job)
         frac = max(verify_fraction(verdict.cost, flops), verify_fraction(ctx.cost, flops))
-        reference = None
-        if len(set(tokens)) > 1:
+        # Schemes that meter their extra replicas as re-execution (replication)
+        # had that work done by the paid replicas, not by the checker.
+        frac = max(0.0, frac - (len(claims) - 1))
+        reference, referee = resolve(tokens)
+        if referee:
             reference = execute(job, "honest", rng=np.random.default_rng(0), provider="referee").commitment
             frac += 1.0
         return Outcome(tokens, verdict.accepted, frac, verdict.reason, reference)
@@ -192,9 +196,34 @@ class ModelledWork:
         if len(tokens_t) > 1:
             if all(t == tokens_t[0] for t in tokens_t):
                 return Outcome(tokens_t, True, frac, "replicas agree")
-            return Outcome(tokens_t, False, frac + 1.0, "replicas disagree", reference=_HONEST)
+            reference, referee = resolve(tokens_t)
+            if referee:
+                reference, frac = _HONEST, frac + 1.0
+            return Outcome(tokens_t, reference == _HONEST, frac, "replicas disagree", reference)
         caught = self.rng.random() < self.detect_p(cheats[0])
         return Outcome(tokens_t, not caught, frac, "modelled rejection" if caught else "modelled acceptance")
+
+
+def resolve(tokens: Sequence[Any]) -> tuple[Any, bool]:
+    """Which output stands when replicas disagree: ``(token, needs_referee)``.
+
+    A strict majority's output stands (even a colluding one: the weakness
+    of replication); without one a trusted referee re-executes the job.
+    All-equal tokens need neither.
+
+    Example:
+        >>> resolve(["a", "a", "b"]), resolve(["a", "b"]), resolve(["a", "a"])
+        (('a', False), (None, True), (None, False))
+    """
+    if len(set(tokens)) <= 1:
+        return None, False
+    counts: dict[Any, int] = {}
+    for t in tokens:
+        counts[t] = counts.get(t, 0) + 1
+    best = max(counts.values())
+    if 2 * best > len(tokens):
+        return next(t for t in tokens if counts[t] == best), False
+    return None, True
 
 
 def _mix(*xs: int) -> int:

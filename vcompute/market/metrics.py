@@ -91,6 +91,13 @@ class Metrics:
         lat_j = [p.detect_latency_jobs for p in provs if p.detect_latency_jobs is not None]
         out["detect_latency_s"] = sum(lat_s) / len(lat_s) if lat_s else float("nan")
         out["detect_latency_jobs"] = sum(lat_j) / len(lat_j) if lat_j else float("nan")
+        cheaters = [p for p in provs if p.cheats]
+        for k in (1, 4, 16, 64):
+            # Share of cheaters caught within k jobs of their first cheat (proofs/market.md).
+            # Cheaters with fewer than k jobs since their first cheat and no catch are censored.
+            seen = [p for p in cheaters if p.detect_latency_jobs is not None or p.jobs - p.first_cheat_job + 1 >= k]
+            hit = sum(1 for p in seen if p.detect_latency_jobs is not None and p.detect_latency_jobs <= k)
+            out[f"caught_by_{k}"] = hit / len(seen) if seen else float("nan")
         out["cheaters_caught_share"] = (len(lat_j) / sum(1 for p in provs if p.cheats)
                                         if any(p.cheats for p in provs) else float("nan"))
         adv = mk.p.adversary.behaviour

@@ -13,6 +13,7 @@ fixes the run bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from typing import Any
 
@@ -250,6 +251,13 @@ class Market:
                         self.matcher.add(pr2)
                     self.m.unaffordable += 1
                     return False
+            elif st.balance(job.consumer) < amount:
+                # Streaming consumers see only their balance, not the dues not yet
+                # withdrawn: the gap is what overdraws (Akash's problem).
+                for pr2, _ in picked:
+                    self.matcher.add(pr2)
+                self.m.unaffordable += 1
+                return False
             job.replicas.append(pr)
             job.prices.append(amount)
             job.escrows.append(eid)
@@ -363,10 +371,14 @@ class Market:
         if self.p.settlement.mode == "stream":
             for pr in self.providers:
                 env.process(self._withdrawals(pr))
-        env.run(until=self.done)
-        if self.p.settlement.mode == "stream":
-            for pr in self.providers:
-                self._withdraw(pr)
+        batch = getattr(self.settle.ledger, "batch", None)
+        # A durable ledger that can batch commits the run as one transaction
+        # (each operation still signed and chained) instead of one per operation.
+        with batch() if batch is not None else contextlib.nullcontext():
+            env.run(until=self.done)
+            if self.p.settlement.mode == "stream":
+                for pr in self.providers:
+                    self._withdraw(pr)
         supply = self.settle.check()
         out = self.m.summary(self)
         out["ledger_supply_usd"] = supply / UNITS_PER_USD

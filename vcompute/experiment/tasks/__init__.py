@@ -15,6 +15,14 @@ TASKS: Registry = Registry("task", group="vcompute.tasks")
 
 # Built-ins are registered by path so that listing them imports nothing heavy.
 TASKS.register("freivalds.detection", "vcompute.experiment.tasks.freivalds:FreivaldsDetection")
+TASKS.register("pol.detection", "vcompute.experiment.tasks.pol:PoLDetection")
+TASKS.register("pol.calibration", "vcompute.experiment.tasks.pol:PoLCalibration")
 TASKS.register("synthetic.burn", "vcompute.experiment.tasks.synthetic:Burn")
+TASKS.register("market.run", "vcompute.experiment.tasks.market:MarketRun")
+TASKS.register("replication.voting", "vcompute.experiment.tasks.replication:MFirstVoting")
+TASKS.register("replication.collusion", "vcompute.experiment.tasks.replication:ReplicationCollusion")
+TASKS.register("replication.adaptive", "vcompute.experiment.tasks.replication:AdaptiveReplication")
+TASKS.register("replication.credibility", "vcompute.experiment.tasks.replication:CredibilityVsVoting")
+TASKS.register("spotcheck.identity", "vcompute.experiment.tasks.replication:SpotCheckIdentity")
 
 __all__ = ["TASKS", "Task"]
