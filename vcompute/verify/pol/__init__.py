@@ -26,6 +26,7 @@ from vcompute.verify.pol.replay import reexecute_segment
 from vcompute.verify.pol.selection import escape_probability, select_segments
 from vcompute.verify.pol.transcript import METRICS, Transcript, TranscriptError, update_metrics
 from vcompute.verify.pol.verifier import DEFAULT_DELTA, PoLVerifier
+from vcompute.verify.pol.wrappers import make_provable, provable_step
 
 __all__ = [
     "DEFAULT_DELTA",
@@ -38,7 +39,9 @@ __all__ = [
     "challenge_channel",
     "derive_challenge_seed",
     "escape_probability",
+    "make_provable",
     "pol_context",
+    "provable_step",
     "prove",
     "reexecute_segment",
     "select_segments",

@@ -60,7 +60,7 @@ def escape_probability(n_segments: int, n_bad: int, n_random: int, n_top: int = 
 
     Example:
         >>> round(escape_probability(100, 50, 6), 4)
-        0.0137
+        0.0133
     """
     pool = n_segments - n_top
     if n_bad <= 0:

@@ -1,0 +1,155 @@
+"""Proof-of-learning against honest and spoofing provers, under several verifier settings.
+
+One run trains one transcript (honest or an adversary's) and verifies it
+``trials`` times with independent challenge randomness (replays of a
+segment are memoised within the run, as their result is deterministic).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from vcompute.experiment.tasks.base import TaskParams
+
+__all__ = ["PoLDetection", "PoLCalibration", "SETTINGS"]
+
+#: Verifier settings compared in the experiments.
+SETTINGS = ("ours", "topq_only", "random_only", "reference")
+
+
+class PoLDetectionParams(TaskParams):
+    """Parameters of :class:`PoLDetection`."""
+
+    framework: Literal["torch", "jax"] = "torch"
+    model: Literal["mlp", "cnn"] = "mlp"
+    dataset: Literal["digits", "synthetic"] = "digits"
+    steps: int = Field(200, ge=2, le=100000)
+    checkpoint_every: int = Field(2, ge=1, description="k: steps per segment")
+    batch_size: int = Field(32, ge=1)
+    adversary: str = Field("honest", description="honest or a name in vcompute.verify.pol.adversaries")
+    adversary_params: dict[str, float | str] = Field(default_factory=dict)
+    settings: list[Literal["ours", "topq_only", "random_only", "reference"]] = Field(
+        default_factory=lambda: ["ours"], description="verifier settings, each applied to the same transcript")
+    top_q: int = Field(1, ge=0, description="top-Q per metric (the reference uses 2)")
+    random_segments: int = Field(6, ge=0, description="segments drawn at random after the commitment")
+    delta: float = Field(1e-3, ge=0, description="relative delta (ours)")
+    reference_delta: float = Field(0.03, ge=0, description="absolute delta of the reference setting")
+    trials: int = Field(20, ge=1, le=10000, description="independent verifications of the transcript")
+
+    def model_post_init(self, __context: Any) -> None:
+        from vcompute.verify.pol.adversaries import ADVERSARIES
+
+        if self.adversary not in ADVERSARIES:
+            raise ValueError(f"unknown adversary {self.adversary!r}; known: {', '.join(ADVERSARIES)}")
+        if self.steps % self.checkpoint_every:
+            raise ValueError("steps must be a multiple of checkpoint_every")
+
+
+def make_verifier(p: PoLDetectionParams, setting: str, cache: dict):
+    """The verifier of ``setting`` (replays memoised in ``cache``)."""
+    from vcompute.verify.pol import PoLVerifier
+
+    if setting == "reference":
+        return PoLVerifier.reference(delta=p.reference_delta, top_q=max(p.top_q, 1), replay_cache=cache)
+    top, rnd = p.top_q, p.random_segments
+    if setting == "topq_only":
+        rnd = 0
+    elif setting == "random_only":
+        top = 0
+    return PoLVerifier(top_q=top, random_segments=rnd, delta=p.delta, replay_cache=cache)
+
+
+class PoLDetection:
+    """Verifies one (honest or spoofed) transcript ``trials`` times.
+
+    Metrics, per verifier setting ``S`` in ``settings``: ``detected_S``
+    (fraction of verifications rejecting), ``reexecuted_fraction_S``,
+    ``bytes_fraction_S`` (mean downloaded bytes over the full transcript's),
+    ``verify_s_S`` (median); with one setting also without the suffix. Per
+    run: ``cheated``, ``attack_cost`` (the prover's gradient evaluations over
+    honest training's), ``prove_s``, ``gap_to_stolen``.
+    """
+
+    Params = PoLDetectionParams
+    description = "PoL detection rate and verification cost against one prover behaviour"
+
+    def run(self, params: PoLDetectionParams, seed: int) -> dict[str, Any]:
+        from vcompute.verify.pol.adversaries import run_adversary
+        from vcompute.workloads.training import TrainSpec, make_training_job
+
+        spec = TrainSpec(framework=params.framework, model=params.model, dataset=params.dataset,
+                         steps=params.steps, checkpoint_every=params.checkpoint_every,
+                         batch_size=params.batch_size, seed=int(seed))
+        job = make_training_job(spec)
+        t = time.perf_counter()
+        spoof = run_adversary(params.adversary, job, "mallory", rng=np.random.default_rng(seed),
+                              **params.adversary_params)
+        prove_s = time.perf_counter() - t
+        cache: dict = {}
+        out: dict[str, Any] = {"cheated": int(params.adversary != "honest"),
+                               "attack_cost": float(spoof.cost_fraction), "prove_s": prove_s,
+                               "gap_to_stolen": float(spoof.info.get("relative_gap_to_stolen", float("nan")))}
+        for setting in params.settings:
+            out.update(self._verify(params, setting, job, spoof, seed, cache))
+        if len(params.settings) == 1:  # plain names when there is one setting
+            out.update({k.rsplit("_", 1)[0]: v for k, v in list(out.items()) if k.endswith("_" + params.settings[0])})
+        return out
+
+    @staticmethod
+    def _verify(params, setting, job, spoof, seed, cache) -> dict[str, Any]:
+        from vcompute.verify.pol import pol_context
+
+        verifier = make_verifier(params, setting, cache)
+        rejected, frac, nbytes, secs, errs = 0, [], [], [], []
+        for trial in range(params.trials):
+            ctx = pol_context([spoof.claim], {"mallory": spoof.transcript}, seed=seed * 100003 + trial)
+            v = verifier.verify(job, [spoof.claim], ctx)
+            rejected += not v.accepted
+            frac.append(v.cost.reexecuted_fraction)
+            nbytes.append(v.cost.evidence_bytes)
+            secs.append(v.cost.seconds)
+            errs.append(v.details.get("max_error", float("nan")))
+        return {
+            f"detected_{setting}": rejected / params.trials,
+            f"reexecuted_fraction_{setting}": float(np.mean(frac)),
+            f"bytes_fraction_{setting}": float(np.mean(nbytes) / spoof.transcript.nbytes),
+            f"verify_s_{setting}": float(np.median(secs)),
+        }
+
+
+class PoLCalibrationParams(TaskParams):
+    """Parameters of :class:`PoLCalibration`."""
+
+    framework: Literal["torch", "jax"] = "torch"
+    model: Literal["mlp", "cnn"] = "mlp"
+    steps: int = Field(200, ge=2)
+    checkpoint_every: int = Field(2, ge=1)
+    segments: int = Field(10, ge=1, description="segments replayed per transcript")
+    safety: float = Field(100.0, gt=0)
+
+
+class PoLCalibration:
+    """Honest replay error under changed conditions (threads, framework, unseeded augmentation).
+
+    Metrics: per condition the max relative error, the chosen ``delta``, the
+    reference's absolute error under unseeded augmentation.
+    """
+
+    Params = PoLCalibrationParams
+    description = "honest PoL reproduction error and the delta it implies"
+
+    def run(self, params: PoLCalibrationParams, seed: int) -> dict[str, Any]:
+        from vcompute.verify.pol.calibrate import calibrate
+
+        out = calibrate(frameworks=[params.framework], models=[params.model], seeds=[seed],
+                        segments=params.segments, safety=params.safety, steps=params.steps,
+                        checkpoint_every=params.checkpoint_every)
+        m = {f"{c}_max": s.get("max", float("nan")) for c, s in out["relative"].items()}
+        m.update({f"{c}_median": s.get("median", float("nan")) for c, s in out["relative"].items()})
+        m.update(delta=out["delta"], reference_abs_max=out["reference_absolute"].get("max", float("nan")),
+                 reference_abs_median=out["reference_absolute"].get("median", float("nan")))
+        return m
