@@ -107,15 +107,19 @@ def relative_error(a: Any, b: Any) -> float:
     return math.inf if scale == 0.0 else diff / scale
 
 
-def max_ulp_distance(a: Any, b: Any, dtype: str | None = None) -> float:
+def max_ulp_distance(a: Any, b: Any, dtype: str | None = None, *, per_tensor: bool = False) -> float:
     """Largest elementwise distance in units in the last place of ``dtype``.
 
-    The ULP of an element is taken at the larger magnitude of the pair, so
-    the count is symmetric and works for bfloat16 and float16 too.
+    With ``per_tensor=False`` the ULP of an element is taken at the larger
+    magnitude of the pair (the textbook definition; it explodes for
+    elements near zero that absorbed cancellation). With ``per_tensor=True``
+    it is the ULP at the tensor's largest magnitude, the scale a tolerance
+    for a whole tensor should use. Works for bfloat16 and float16 too.
 
     Args:
         a, b: arrays of equal shape.
         dtype: the float format to count ULPs in (default: ``a``'s dtype).
+        per_tensor: measure in ULPs of the tensor's largest magnitude.
 
     Returns:
         The maximum ULP distance (0 for identical arrays).
@@ -131,6 +135,8 @@ def max_ulp_distance(a: Any, b: Any, dtype: str | None = None) -> float:
     if x.size == 0:
         return 0.0
     mag = np.maximum(np.abs(x), np.abs(y))
+    if per_tensor:
+        mag = np.full_like(mag, float(mag.max()))
     with np.errstate(divide="ignore"):
         e = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
     ulp = np.exp2(np.maximum(e, emin) - (p - 1))
@@ -163,8 +169,9 @@ class Tolerance:
 
     Args:
         rtol: bound on :func:`relative_error` per tensor, or None.
-        ulp: bound on :func:`max_ulp_distance` per tensor, or None.
-            With both given, a tensor must satisfy both.
+        ulp: bound on :func:`max_ulp_distance` per tensor (``per_tensor=True``:
+            ULPs at the tensor's largest magnitude), or None. With both
+            given, a tensor must satisfy both.
 
     Raises:
         ValueError: when neither bound is given or a bound is negative.
@@ -218,7 +225,7 @@ class Tolerance:
                 return False
             if self.rtol is not None and not relative_error(x, y) <= self.rtol:
                 return False
-            if self.ulp is not None and not max_ulp_distance(x, y) <= self.ulp:
+            if self.ulp is not None and not max_ulp_distance(x, y, per_tensor=True) <= self.ulp:
                 return False
         return True
 

@@ -1,0 +1,260 @@
+"""Replication, spot-check and adaptive-replication experiments.
+
+Five tasks, each reproducing a claim of ``proofs/replication.md``:
+
+- ``replication.voting``: M-first voting Monte Carlo against Sarmenta's
+  formula (``within_ci`` says whether the formula is inside the 3-sigma
+  interval of the simulated error).
+- ``replication.collusion``: the real :class:`~vcompute.verify.Replication`
+  verifier on real matmul claims from a mix of honest and colluding
+  providers, against the majority-vote formula.
+- ``replication.adaptive``: adaptive replication policies over a host
+  population with faulty hosts and streak-then-cheat attackers: residual
+  error and overhead (BOINC's goal: ``<= 1e-4`` at ``<= 10%``).
+- ``replication.credibility``: credibility-based fault tolerance against
+  the redundancy M-first voting needs for the same error.
+- ``spotcheck.identity``: the real :class:`~vcompute.verify.spotcheck.SpotCheck`
+  verifier against a cheater: wrong results accepted per identity.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from vcompute.core.types import Claim
+from vcompute.experiment.tasks.base import TaskParams
+from vcompute.verify.base import VerifyContext
+from vcompute.verify.montecarlo import simulate_adaptive, simulate_credibility, simulate_m_first
+from vcompute.verify.policies import Blacklist, ConsecutiveValid, ErrorRate, FixedReplication, ReplicationPolicy
+from vcompute.verify.voting import (m_first_redundancy, majority_error, min_m_for_error, wilson_interval,
+                                    wrong_accepted_per_identity)
+
+__all__ = ["MFirstVoting", "ReplicationCollusion", "AdaptiveReplication", "CredibilityVsVoting",
+           "SpotCheckIdentity", "POLICY_PRESETS", "make_preset"]
+
+
+class MFirstVotingParams(TaskParams):
+    """Parameters of :class:`MFirstVoting`."""
+
+    m: int = Field(15, ge=1, le=200, description="votes needed (M)")
+    f: float = Field(0.35, ge=0, le=1, description="saboteur fraction")
+    s: float = Field(1.0, ge=0, le=1, description="sabotage rate")
+    c: float = Field(1.0, ge=0, le=1, description="collusion rate")
+    trials: int = Field(100_000, ge=100, le=100_000_000, description="jobs simulated")
+
+
+class MFirstVoting:
+    """M-first voting error and redundancy, simulated and from the formula.
+
+    Metrics: ``error_rate``, ``error_lo``, ``error_hi``, ``formula``,
+    ``within_ci`` (1 if the formula lies in the interval; expected for
+    ``c = 1``), ``redundancy``, ``formula_redundancy``.
+    """
+
+    Params = MFirstVotingParams
+    description = "M-first voting against colluding saboteurs, checked against err(M, f s)"
+
+    def run(self, params: MFirstVotingParams, seed: int) -> dict[str, Any]:
+        """Simulate ``trials`` jobs."""
+        r = simulate_m_first(params.m, params.f, s=params.s, c=params.c, trials=params.trials,
+                             rng=np.random.default_rng(seed))
+        r["within_ci"] = int(r["error_lo"] <= r["formula"] <= r["error_hi"])
+        return r
+
+
+class ReplicationCollusionParams(TaskParams):
+    """Parameters of :class:`ReplicationCollusion`."""
+
+    k: int = Field(3, ge=1, le=99, description="replicas (majority vote)")
+    phi: float = Field(0.3, ge=0, le=1, description="probability a replica is a colluder")
+    n: int = Field(8, ge=2, le=512, description="matrix size of each job")
+    trials: int = Field(1000, ge=10, le=1_000_000, description="jobs verified")
+
+
+class ReplicationCollusion:
+    """The real replication verifier against colluders, vs ``majority_error(k, phi)``.
+
+    Metrics: ``wrong_accepted`` (fraction of jobs whose canonical result is
+    the colluders'), ``error_lo``/``error_hi``, ``formula``, ``within_ci``,
+    ``accepted``.
+    """
+
+    Params = ReplicationCollusionParams
+    description = "Replication verifier (majority) on real matmul claims with colluding replicas"
+
+    def run(self, params: ReplicationCollusionParams, seed: int) -> dict[str, Any]:
+        """Verify ``trials`` jobs, each replica colluding with probability ``phi``."""
+        from vcompute.verify.replication import Replication
+        from vcompute.workloads import execute, make_matmul_job
+
+        rng = np.random.default_rng(seed)
+        verifier = Replication(k=params.k)
+        wrong = accepted = 0
+        for _ in range(params.trials):
+            job = make_matmul_job(params.n, seed=int(rng.integers(2**31)))
+            honest = execute(job, "honest", rng=rng)
+            bad = execute(job, "colluding", rng=rng)
+            picks = rng.random(params.k) < params.phi
+            claims = [Claim(job.id, f"p{i}", output=(bad if b else honest).output) for i, b in enumerate(picks)]
+            v = verifier.verify(job, claims, VerifyContext(rng=rng))
+            accepted += v.accepted
+            wrong += bool(v.accepted and v.details["canonical_commitment"] == bad.commitment)
+        lo, hi = wilson_interval(wrong, params.trials)
+        formula = majority_error(params.k, params.phi)
+        return {"wrong_accepted": wrong / params.trials, "error_lo": lo, "error_hi": hi, "formula": formula,
+                "within_ci": int(lo <= formula <= hi), "accepted": accepted / params.trials}
+
+
+#: Named policy setups for ``replication.adaptive``: (policy factory, backtrack).
+POLICY_PRESETS: dict[str, str] = {
+    "fixed2": "two replicas for every job (plain redundancy)",
+    "boinc_cv": "BOINC adaptive replication: trust w.p. 1 - 1/CV once CV >= 10",
+    "boinc_error_rate": "BOINC's older error-rate rule (limit 0.05)",
+    "cv_backtrack": "BOINC CV rule + backtracking of a caught host's unchecked results",
+    "resist": "CV rule with a 5% checking floor + ban on first invalid + backtracking",
+}
+
+
+def make_preset(name: str) -> tuple[ReplicationPolicy, bool]:
+    """A fresh policy and its backtracking flag for a preset of :data:`POLICY_PRESETS`.
+
+    Raises:
+        ValueError: for an unknown preset, listing the known ones.
+
+    Example:
+        >>> make_preset("resist")[1]
+        True
+    """
+    if name == "fixed2":
+        return FixedReplication(k=2), False
+    if name == "boinc_cv":
+        return ConsecutiveValid(threshold=10), False
+    if name == "boinc_error_rate":
+        return ErrorRate(), False
+    if name == "cv_backtrack":
+        return ConsecutiveValid(threshold=10), True
+    if name == "resist":
+        return Blacklist(ConsecutiveValid(threshold=10, min_check=0.05), max_invalid=1), True
+    raise ValueError(f"unknown policy preset {name!r}; known: {', '.join(POLICY_PRESETS)}")
+
+
+class AdaptiveReplicationParams(TaskParams):
+    """Parameters of :class:`AdaptiveReplication`."""
+
+    policy: Literal["fixed2", "boinc_cv", "boinc_error_rate", "cv_backtrack", "resist"] = "boinc_cv"
+    hosts: int = Field(1000, ge=10, le=1_000_000)
+    jobs: int = Field(300_000, ge=100, le=100_000_000)
+    faulty_fraction: float = Field(0.01, ge=0, le=1, description="share of faulty hosts")
+    fault_rate: float = Field(0.05, ge=0, le=1, description="error rate of a faulty host")
+    attacker_fraction: float = Field(0.0, ge=0, le=1, description="share of streak-then-cheat hosts")
+    attacker_streak: int = Field(20, ge=0, le=1_000_000, description="honest results before cheating")
+    residual_target: float = Field(1e-4, gt=0, description="BOINC's residual error goal")
+    overhead_target: float = Field(0.10, gt=0, description="BOINC's overhead goal")
+
+
+class AdaptiveReplication:
+    """Residual error and overhead of a replication policy over a host population.
+
+    Metrics: ``residual_error``, ``error_hi``, ``overhead``,
+    ``meets_target`` (1 if residual ``<=`` target and overhead ``<=``
+    target), ``unreplicated_share``, ``banned``, ``backtracked``.
+    """
+
+    Params = AdaptiveReplicationParams
+    description = "adaptive replication: residual error vs overhead, with faulty hosts and streak attackers"
+
+    def run(self, params: AdaptiveReplicationParams, seed: int) -> dict[str, Any]:
+        """Dispatch ``jobs`` through the preset policy."""
+        policy, backtrack = make_preset(params.policy)
+        r = simulate_adaptive(policy, hosts=params.hosts, jobs=params.jobs,
+                              faulty_fraction=params.faulty_fraction, fault_rate=params.fault_rate,
+                              attacker_fraction=params.attacker_fraction, attacker_streak=params.attacker_streak,
+                              backtrack=backtrack, rng=np.random.default_rng(seed))
+        r["meets_target"] = int(r["residual_error"] <= params.residual_target
+                                and r["overhead"] <= params.overhead_target)
+        return r
+
+
+class CredibilityParams(TaskParams):
+    """Parameters of :class:`CredibilityVsVoting`."""
+
+    workers: int = Field(100, ge=2, le=100_000)
+    entries: int = Field(10_000, ge=1, le=10_000_000)
+    f: float = Field(0.35, ge=0, le=0.99)
+    s: float = Field(1.0, ge=0, le=1)
+    q: float = Field(0.1, ge=0, le=0.99, description="spot-check rate")
+    threshold: float = Field(0.999, gt=0, lt=1, description="credibility threshold 1 - eps")
+
+
+class CredibilityVsVoting:
+    """Credibility-based fault tolerance vs the M-first voting it replaces.
+
+    Metrics: ``error_rate``, ``error_hi``, ``redundancy`` (results per
+    entry), ``slowdown`` (turns per entry, spot-checks included),
+    ``voting_m`` (smallest ``M`` with ``err(M, f s) <= 1 - threshold``),
+    ``voting_redundancy`` (M-first's expected replicas for that ``M``) and
+    ``slowdown_over_voting``.
+    """
+
+    Params = CredibilityParams
+    description = "Sarmenta's credibility-based fault tolerance vs M-first voting at the same error"
+
+    def run(self, params: CredibilityParams, seed: int) -> dict[str, Any]:
+        """Simulate one batch."""
+        r = simulate_credibility(workers=params.workers, entries=params.entries, f=params.f, s=params.s,
+                                 q=params.q, threshold=params.threshold, rng=np.random.default_rng(seed))
+        phi = params.f * params.s
+        m = min_m_for_error(1.0 - params.threshold, phi) if phi < 0.5 else None
+        vr = m_first_redundancy(m, phi) if m else float("inf")
+        r.update(voting_m=float(m) if m else float("inf"), voting_redundancy=vr,
+                 slowdown_over_voting=r["slowdown"] / vr)
+        return r
+
+
+class SpotCheckIdentityParams(TaskParams):
+    """Parameters of :class:`SpotCheckIdentity`."""
+
+    q: float = Field(0.1, ge=0, lt=1, description="known-answer rate")
+    p: float = Field(0.05, ge=0, le=1, description="audit probability of real jobs")
+    behaviour: str = Field("corrupt_entry", description="the cheater's behaviour")
+    identities: int = Field(200, ge=1, le=1_000_000, description="cheater identities, each run until caught")
+    n: int = Field(4, ge=2, le=256, description="matrix size")
+
+
+class SpotCheckIdentity:
+    """The real spot-check verifier against a cheater that re-enters when caught.
+
+    Metrics: ``wrong_per_identity`` (mean), its standard error ``se``,
+    ``formula`` (``(1-q)(1-p)/(q+(1-q)p)``), ``within_4se``.
+    """
+
+    Params = SpotCheckIdentityParams
+    description = "SpotCheck (known answers at rate q, audits at p) vs a cheater: wrong results per identity"
+
+    def run(self, params: SpotCheckIdentityParams, seed: int) -> dict[str, Any]:
+        """Run each identity until it is caught."""
+        from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
+        from vcompute.workloads import execute, honest_matmul, make_matmul_job
+
+        rng = np.random.default_rng(seed)
+        pool = KnownAnswers(lambda r: make_matmul_job(params.n, seed=int(r.integers(2**31))), honest_matmul)
+        sc = SpotCheck(q=params.q, p=params.p, known=pool)
+        counts = []
+        for _ in range(params.identities):
+            wrong = 0
+            while wrong < 100_000:
+                job = pool.draw(rng) if rng.random() < params.q else make_matmul_job(
+                    params.n, seed=int(rng.integers(2**31)))
+                claim = execute(job, params.behaviour, rng=rng)
+                ctx = VerifyContext(rng=rng, reexecute=lambda j, piece: honest_matmul(j))
+                if not sc.verify(job, [claim], ctx).accepted:
+                    break
+                wrong += 1
+            counts.append(wrong)
+        mean, se = float(np.mean(counts)), float(np.std(counts) / np.sqrt(len(counts)))
+        formula = wrong_accepted_per_identity(params.q, params.p)
+        return {"wrong_per_identity": mean, "se": se, "formula": formula,
+                "within_4se": int(abs(mean - formula) <= 4 * max(se, 1e-12))}
