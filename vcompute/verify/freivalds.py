@@ -66,7 +66,7 @@ class PreparedMatrix:
         """dtype of ``B``."""
         return self.array.dtype
 
-    def _float64(self, xp: Any) -> tuple[Any, tuple[Any, Any]]:
+    def _float64(self, xp: Any) -> tuple[Any, Any]:
         if self._work is None:
             self._work = xp.astype(self.array, xp.float64)
             self._stats = matrix_stats(xp, self._work)
@@ -208,6 +208,29 @@ class Freivalds:
                                   scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
         return result.with_cost(Cost(flops=result.cost.flops, seconds=time.perf_counter() - t0))
 
+    def check_conv2d(self, x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bias: Any = None,
+                     stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> Verdict:
+        """Verify a 2-D convolution ``y == conv2d(x, w) + bias`` at ``(rounds + 2) / C_out`` of its cost.
+
+        Args:
+            x: ``(N, C, H, W)`` input; w: ``(O, C, kh, kw)`` kernel; y: the claimed output.
+            seed: seed or generator, drawn after ``y`` is fixed.
+            bias: optional ``(O,)`` bias.
+            stride, padding, dilation: as ``torch.nn.functional.conv2d`` (groups = 1).
+
+        Returns:
+            A verdict (see :func:`vcompute.verify.conv.check_conv2d`).
+
+        Example:
+            >>> x, w = np.ones((1, 2, 4, 4)), np.ones((3, 2, 3, 3))
+            >>> Freivalds().check_conv2d(x, w, np.full((1, 3, 2, 2), 18.0), seed=0).accepted
+            True
+        """
+        from vcompute.verify.conv import check_conv2d
+
+        return check_conv2d(x, w, y, seed=seed, bias=bias, stride=stride, padding=padding, dilation=dilation,
+                            rounds=self.rounds, safety=self.safety, accumulation=self.accumulation)
+
     # -- internals --------------------------------------------------------
     def _check_int(self, a: Any, b: Any, c: Any, bias: Any, rng: np.random.Generator) -> Verdict:
         A, B, C = (to_numpy(x) for x in (a, b, c))
@@ -247,6 +270,10 @@ class Freivalds:
             tol = tol + _underflow_allowance(dtype_name(c), prec, K, n)
             synchronize(tol)
             diff_np, tol_np, c2_np = _host(diff), _host(tol), _host(c2)
+        # NaN/Inf anywhere in A, B, C or the bias reaches diff or tol (0 * inf is NaN), so the
+        # operands are only scanned for the reason when the per-row results are not finite.
+        if not (np.all(np.isfinite(diff_np)) and np.all(np.isfinite(tol_np))):
+            return Verdict.reject(_nonfinite(a, b, c, bias), scheme=self.name)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(tol_np > 0, diff_np / np.where(tol_np > 0, tol_np, 1.0),
                              np.where(diff_np > 0, np.inf, 0.0))
@@ -332,14 +359,16 @@ def _validate(a: Any, b: Any, c: Any, bias: Any) -> str | None:
             return f"bias has shape {tuple(bias.shape)}, expected {(n,)}"
         if (dtype_name(bias) in INT_INPUT_DTYPES + INT_OUTPUT_DTYPES) != (da in INT_INPUT_DTYPES):
             return f"bias dtype {dtype_name(bias)} does not match a {da} product"
-    if da in INT_INPUT_DTYPES:
-        return None
-    xp = namespace(a, b, c)
-    for nm, x in zip(names + ("bias",), (a, b, c, bias)):
-        if x is not None and not bool(xp.all(xp.isfinite(x))):
-            what = "the claimed output" if nm == "C" else f"input {nm}"
-            return f"{what} contains NaN or Inf"
     return None
+
+
+def _nonfinite(a: Any, b: Any, c: Any, bias: Any) -> str:
+    """Which operand made the check non-finite (only scanned when the check's result is)."""
+    xp = namespace(a, b, c)
+    for nm, x in (("the claimed output", c), ("input A", a), ("input B", b), ("the bias", bias)):
+        if x is not None and not bool(xp.all(xp.isfinite(x))):
+            return f"{nm} contains NaN or Inf"
+    return "the operands are too large to check in float64 (their squares overflow)"
 
 
 def _meta_mismatch(claim: Claim, out: Any, job: Job) -> str | None:

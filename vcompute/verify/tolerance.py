@@ -27,7 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Precision", "precision_of", "unit_roundoff", "FLOAT_DTYPES", "false_reject_bound"]
+__all__ = ["Precision", "precision_of", "unit_roundoff", "FLOAT_DTYPES", "false_reject_bound", "row_tolerance",
+           "tolerance_from_sums", "matrix_stats"]
 
 _UNIT_ROUNDOFF = {
     "float64": 2.0**-53,
@@ -139,7 +140,7 @@ def row_tolerance(xp: Any, A: Any, B: Any, C: Any, *, prec: Precision, safety: f
         A: ``(..., m, K)``; B: ``(..., K, n)``; C: ``(..., m, n)``.
         prec: the honest product's rounding model.
         safety: tail parameter ``lambda``.
-        stats: ``(||b_l||_2, ||b_l||_1)`` over each row ``l`` of ``B`` if
+        stats: ``||b_l||_2`` over each row ``l`` of ``B`` if
             already known (weights verified repeatedly), shape ``(..., K)``.
         bias: whether a bias was added in the accumulator after the product.
 
@@ -148,36 +149,53 @@ def row_tolerance(xp: Any, A: Any, B: Any, C: Any, *, prec: Precision, safety: f
     """
     K = A.shape[-1]
     n = B.shape[-1]
-    if stats is None:
-        stats = matrix_stats(xp, B)
-    norm2, norm1 = stats
-    absA = xp.abs(A)
-    # one skinny product for both weighted sums of |A|
-    W = xp.stack([norm2, norm1], axis=-1)
-    AW = absA @ W
-    S, L1 = AW[..., 0], AW[..., 1]
-    C2 = xp.sum(C * C, axis=-1)
+    norm2 = matrix_stats(xp, B) if stats is None else stats
+    # + tiny: some BLAS kernels skip zero vector entries, which would hide an Inf/NaN in A
+    S = xp.abs(A) @ (norm2 + 1e-300)
+    T = (A * A) @ (norm2 * norm2) if prec.u_in > 0.0 else None
+    C2 = xp.vecdot(C, C, axis=-1)
+    tol = tolerance_from_sums(xp, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias)
+    return tol, C2
+
+
+def tolerance_from_sums(xp: Any, *, S: Any, C2: Any, T: Any, K: int, n: int,
+                        prec: Precision, safety: float, bias: bool = False) -> Any:
+    """The tolerance of :func:`row_tolerance` from its per-row sums (shared with the conv check).
+
+    Args:
+        xp: array namespace.
+        S: ``sum_l |a_il| ||b_l||_2`` per row.
+        C2: ``||C_i||_2^2``.
+        T: ``sum_l a_il^2 ||b_l||_2^2`` (only needed when ``prec.u_in > 0``), or None.
+        K: inner dimension; n: columns of C.
+        prec: the rounding model; safety: ``lambda``; bias: whether a bias was added.
+
+    Returns:
+        Per-row tolerance.
+    """
     var = (prec.u_acc**2 * K) * S * S + (prec.u_out**2 + (prec.u_acc**2 if bias else 0.0)) * C2
     if prec.u_in > 0.0:
-        var = var + (2.0 * prec.u_in**2) * ((A * A) @ (norm2 * norm2))
+        var = var + (2.0 * prec.u_in**2) * T
     # Second-order terms: products of up to K (1 + delta) factors (Higham & Mary, Lemma 3.1)
     g1 = safety * math.sqrt(K) * prec.u_acc
     second = (math.expm1(g1 + K * prec.u_acc**2 / (1.0 - prec.u_acc)) / g1) if g1 > 0 else 1.0
-    # Deterministic bound on the float64 check's own error: CR and A(BR), each round.
-    C1 = xp.sum(xp.abs(C), axis=-1)
+    # Deterministic bound on the float64 check's own error, each round: |fl(CR) - CR| <= g_n ||C_i||_1
+    # and |fl(A fl(BR)) - ABR| <= (g_K + g_n (1 + g_K)) sum_l |a_il| ||b_l||_1, with the 1-norms
+    # bounded by sqrt(n) times the 2-norms (loose, but this term is ~1e-16 relative).
     g_n, g_k = _gamma(n, U_CHECK), _gamma(K, U_CHECK)
-    chk = g_n * C1 + (g_k + g_n * (1.0 + g_k)) * L1
-    return (safety * second) * xp.sqrt(var) + chk, C2
+    rn = math.sqrt(n)
+    chk = (g_n * rn) * xp.sqrt(C2) + ((g_k + g_n * (1.0 + g_k)) * rn) * S
+    return (safety * second) * xp.sqrt(var) + chk
 
 
-def matrix_stats(xp: Any, B: Any) -> tuple[Any, Any]:
-    """Row norms ``(||b_l||_2, ||b_l||_1)`` of ``B`` (float64, shape ``(..., K)``).
+def matrix_stats(xp: Any, B: Any) -> Any:
+    """Row norms ``||b_l||_2`` of ``B`` (float64, shape ``(..., K)``).
 
     Args:
         xp: array namespace.
         B: ``(..., K, n)`` float64 array.
 
     Returns:
-        The two norm vectors.
+        The norm vector.
     """
-    return xp.sqrt(xp.sum(B * B, axis=-1)), xp.sum(xp.abs(B), axis=-1)
+    return xp.sqrt(xp.vecdot(B, B, axis=-1))
