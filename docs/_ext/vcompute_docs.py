@@ -1,0 +1,299 @@
+"""Sphinx extension: pages generated from the repository at build time.
+
+- ``_gen/proofs/*.md`` and ``_gen/protocols/*.md``: one page per
+  ``proofs/*.md`` / ``protocols/*.md`` (contracts ``protocols/*.vy`` are shown
+  with the spec of the same stem). Links to repository files are rewritten:
+  ``vcompute/...py`` to the API page of the module, other files to their path.
+- ``_gen/experiments/*.md``: one page per ``experiments/*.toml``: the header
+  comment, the commands, the grid, and the plots of its smoke variant (run
+  at build time, cached by the config's hash; ``VCOMPUTE_DOCS_RUN_EXPERIMENTS=0``
+  skips running).
+- ``_gen/api/*.md``: the API reference, one page per public module
+  (private modules, ``_name``, are hidden), documenting each name once
+  where it is defined and linking re-exports to it.
+
+Everything is regenerated on each build; new files appear automatically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import os
+import pkgutil
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+DOCS = Path(__file__).resolve().parents[1]
+ROOT = DOCS.parent
+GEN = DOCS / "_gen"
+
+_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+# ---------------------------------------------------------------- helpers
+def _prune(out_dir: Path, keep: set[str]) -> None:
+    """Delete generated pages whose source is gone."""
+    for p in out_dir.glob("*.md"):
+        if p.name not in keep:
+            p.unlink()
+
+
+def _write(path: Path, text: str) -> None:
+    """Write only when changed, so Sphinx does not rebuild untouched pages."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def _title(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return fallback
+
+
+def rewrite_links(text: str, source: Path) -> str:
+    """Rewrite relative Markdown links of a repository document for the docs.
+
+    Links to ``proofs/`` or ``protocols/`` documents point at their pages,
+    ``vcompute/**.py`` at the module's API page, any other repository file
+    becomes its path in code (the docs do not ship those files).
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        label, target = m.group(1), m.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            return m.group(0)
+        path, _, anchor = target.partition("#")
+        try:
+            rel = (source.parent / path).resolve().relative_to(ROOT)
+        except ValueError:
+            return m.group(0)
+        parts = rel.parts
+        if len(parts) == 2 and parts[0] in ("proofs", "protocols") and rel.suffix == ".md":
+            return f"[{label}](/_gen/{parts[0]}/{rel.stem}.md)"
+        if parts and parts[0] == "vcompute" and rel.suffix == ".py":
+            mod = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
+            return f"{label} ({{py:mod}}`{mod}`)"
+        shown = f"{rel}#{anchor}" if anchor else str(rel)
+        return label if label.strip("`") == shown else f"{label} (`{shown}`)"
+
+    out, in_fence = [], False
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        out.append(line if in_fence else _LINK.sub(sub, line))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- proofs, protocols
+def generate_documents(kind: str) -> list[Path]:
+    """One page per ``<kind>/*.md`` (kind: proofs or protocols); returns the sources covered."""
+    src_dir, out_dir = ROOT / kind, GEN / kind
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keep: set[str] = set()
+    sources = sorted(src_dir.glob("*.md")) if src_dir.is_dir() else []
+    for src in sources:
+        text = rewrite_links(src.read_text(), src)
+        if not text.lstrip().startswith("# "):
+            text = f"# {src.stem}\n\n{text}"
+        extra = ""
+        for contract in sorted(src_dir.glob(f"{src.stem}*.vy")):
+            extra += (f"\n\n## Contract `{contract.relative_to(ROOT)}`\n\n"
+                      f"```{{literalinclude}} /../{contract.relative_to(ROOT)}\n:language: python\n```\n")
+        keep.add(f"{src.stem}.md")
+        _write(out_dir / f"{src.stem}.md",
+               f"<!-- generated from {src.relative_to(ROOT)}; edit that file -->\n{text}{extra}\n")
+    if kind == "protocols" and src_dir.is_dir():
+        specs = {s.stem for s in sources}
+        orphans = [c for c in sorted(src_dir.glob("*.vy")) if not any(c.stem.startswith(s) for s in specs)]
+        if orphans:
+            body = "# Contracts without a spec page\n\n" + "".join(
+                f"## `{c.name}`\n\n```{{literalinclude}} /../{c.relative_to(ROOT)}\n:language: python\n```\n\n"
+                for c in orphans)
+            _write(out_dir / "zz-contracts.md", body)
+            keep.add("zz-contracts.md")
+    if not keep:  # an empty glob toctree is a warning; say plainly that there is nothing yet
+        _write(out_dir / "none.md", f"# No documents yet\n\n`{kind}/` holds no `*.md` document yet.\n")
+        keep.add("none.md")
+    _prune(out_dir, keep)
+    return sources
+
+
+# ---------------------------------------------------------------- experiments
+def header_comment(text: str) -> str:
+    """The leading ``#`` comment block of a TOML config, without the ``#``."""
+    lines = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s.startswith("#"):
+            if s:
+                break
+            lines.append("")
+            continue
+        lines.append(s[1:][1:] if s[1:].startswith(" ") else s[1:])
+    return "\n".join(lines).strip()
+
+
+def _run_smoke(cfg: Path, cache: Path) -> tuple[list[Path], str]:
+    """Run the smoke variant into ``cache`` (once per config content); return plots and the table."""
+    if (cache / "ok").exists():
+        return sorted((cache / "run" / "plots").glob("*.png")), (cache / "table.txt").read_text()
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    env = dict(os.environ, COLUMNS="100", NO_COLOR="1", TERM="dumb")
+    cmd = [sys.executable, "-m", "vcompute.cli", "run", str(cfg), "--smoke", "--quiet",
+           "--executor", "serial", "--out", str(cache / "run")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"smoke variant of {cfg.name} failed (rc {proc.returncode}): "
+                           f"{proc.stderr.strip()[-1500:]}")
+    table = proc.stdout.split("run directory:")[0].rstrip()
+    (cache / "table.txt").write_text(table)
+    (cache / "ok").touch()
+    return sorted((cache / "run" / "plots").glob("*.png")), table
+
+
+def experiment_page(cfg: Path, run: bool, cache_root: Path) -> str:
+    """The catalogue page of one config."""
+    text = cfg.read_text()
+    data = tomllib.loads(text)
+    exp = data.get("experiment", {})
+    rel = cfg.relative_to(ROOT)
+    name = exp.get("name", cfg.stem)
+    out = [f"# {name}\n", f"*{exp.get('description', '')}*\n" if exp.get("description") else ""]
+    out.append(f"Config: `{rel}` · task `{exp.get('task', '?')}` "
+               f"(see {{doc}}`/_gen/api/vcompute.experiment.tasks`)\n")
+    head = header_comment(text)
+    if head:
+        out.append("## What it reproduces\n\n```text\n" + head + "\n```\n")
+    seeds = exp.get("seeds", 1)
+    n_seeds = seeds if isinstance(seeds, int) else len(seeds)
+    n_runs = n_seeds
+    for vals in data.get("grid", {}).values():
+        n_runs *= len(vals)
+    out.append("## Run it\n\n```sh\n"
+               f"vcompute run {rel}                 # full: {n_runs} runs\n"
+               f"vcompute run {rel} --smoke         # quick variant\n"
+               f"vcompute run {rel} --executor ray  # the same sweep on Ray\n```\n")
+    if data.get("grid"):
+        out.append("## Grid\n\n| parameter | values |\n| --- | --- |\n" + "".join(
+            f"| `{k}` | {', '.join(f'`{v}`' for v in vals)} |\n" for k, vals in data["grid"].items()))
+    if run:
+        cache = cache_root / f"{cfg.stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        plots, table = _run_smoke(cfg, cache)
+        out.append("## Smoke variant, run while building these docs\n\n"
+                   "Tiny sizes and few seeds: this shows what the output looks like, not the "
+                   "result; run the full config for that.\n\n```text\n" + table + "\n```\n")
+        img_dir = GEN / "experiments" / "img"
+        img_dir.mkdir(parents=True, exist_ok=True)
+        for p in plots:
+            dest = img_dir / f"{cfg.stem}-{p.name}"
+            shutil.copyfile(p, dest)
+            out.append(f"![{p.stem}](img/{dest.name})\n")
+    return "\n".join(out)
+
+
+def generate_experiments(run: bool, cache_root: Path) -> list[Path]:
+    """One catalogue page per ``experiments/*.toml``; returns the configs covered."""
+    out_dir = GEN / "experiments"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    configs = sorted((ROOT / "experiments").glob("*.toml"))
+    for cfg in configs:
+        _write(out_dir / f"{cfg.stem}.md", experiment_page(cfg, run, cache_root))
+    _prune(out_dir, {f"{c.stem}.md" for c in configs})
+    return configs
+
+
+# ---------------------------------------------------------------- API reference
+def public_modules(package: str = "vcompute") -> list[str]:
+    """Importable public modules of ``package`` (no ``_private`` path component)."""
+    pkg = importlib.import_module(package)
+    names = [package]
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        names.append(info.name)
+    return sorted(names)
+
+
+def exported_names(mod: Any) -> list[str]:
+    """``__all__``, or the public classes and functions defined in ``mod``."""
+    if hasattr(mod, "__all__"):
+        return list(mod.__all__)
+    return [n for n, o in vars(mod).items() if not n.startswith("_")
+            and (inspect.isclass(o) or inspect.isfunction(o)) and getattr(o, "__module__", None) == mod.__name__]
+
+
+def owners(modules: dict[str, Any]) -> dict[int, str]:
+    """For each exported object (by id), the module that documents it.
+
+    Classes and functions belong to their defining module when it exports
+    them; anything else to the deepest module exporting it.
+    """
+    result: dict[int, str] = {}
+    for name in sorted(modules, key=lambda m: m.count(".")):
+        mod = modules[name]
+        for attr in exported_names(mod):
+            obj = getattr(mod, attr, None)
+            if obj is None or inspect.ismodule(obj):
+                continue
+            home = getattr(obj, "__module__", None) if (inspect.isclass(obj) or inspect.isfunction(obj)) else None
+            if home in modules and attr in exported_names(modules[home]):
+                result[id(obj)] = home
+            else:
+                result[id(obj)] = name  # deeper modules come later and win
+    return result
+
+
+def generate_api() -> list[str]:
+    """One page per public module; returns the module names."""
+    out_dir = GEN / "api"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    modules = {}
+    for name in public_modules():
+        modules[name] = importlib.import_module(name)  # an import error should fail the build loudly
+    own = owners(modules)
+    for name, mod in modules.items():
+        mine, elsewhere = [], []
+        for attr in exported_names(mod):
+            obj = getattr(mod, attr, None)
+            if obj is None or inspect.ismodule(obj):
+                continue
+            (mine if own.get(id(obj)) == name else elsewhere).append((attr, own.get(id(obj))))
+        lines = [f"# `{name}`\n", "```{eval-rst}", f".. automodule:: {name}"]
+        if mine:
+            lines += [f"   :members: {', '.join(a for a, _ in mine)}", "   :show-inheritance:"]
+        lines.append("```\n")
+        if elsewhere:
+            lines.append("Also importable from here: " + ", ".join(
+                f"{{py:obj}}`{attr} <{home}.{attr}>`" for attr, home in elsewhere) + "\n")
+        subs = [m for m in modules if m.rpartition(".")[0] == name]
+        if subs:
+            lines += ["```{toctree}", ":maxdepth: 1", ""] + [m for m in subs] + ["```\n"]
+        _write(out_dir / f"{name}.md", "\n".join(lines) + "\n")
+    _prune(out_dir, {f"{m}.md" for m in modules})
+    return list(modules)
+
+
+# ---------------------------------------------------------------- Sphinx hook
+def _generate(app: Any) -> None:
+    GEN.mkdir(exist_ok=True)
+    generate_documents("proofs")
+    generate_documents("protocols")
+    run = os.environ.get("VCOMPUTE_DOCS_RUN_EXPERIMENTS", "1") != "0"
+    generate_experiments(run, Path(app.outdir).parent / ".experiment-cache")
+    generate_api()
+
+
+def setup(app: Any) -> dict[str, Any]:
+    """Register the generator with Sphinx."""
+    app.connect("builder-inited", _generate)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

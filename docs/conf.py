@@ -1,0 +1,69 @@
+"""Sphinx configuration: furo, MyST (+ executed MyST-NB tutorials), autodoc + napoleon.
+
+Builds offline (no intersphinx) with warnings as errors: ``make docs``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import vcompute  # noqa: E402
+
+project = "vcompute"
+author = "vcompute developers"
+copyright = "vcompute developers"
+release = vcompute.__version__
+version = release
+
+extensions = [
+    "myst_nb",  # MyST Markdown pages and executable MyST notebooks (includes myst_parser)
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "vcompute_docs",  # pages generated from proofs/, protocols/, experiments/ and the package
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
+exclude_patterns = ["_build", "jupyter_execute", "**/.ipynb_checkpoints", "README.md"]
+templates_path: list[str] = []
+
+# --- theme
+html_theme = "furo"
+html_title = f"vcompute {release}"
+html_static_path = ["_static"]
+html_show_sourcelink = False
+
+# --- MyST
+myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist", "tasklist", "attrs_inline"]
+myst_heading_anchors = 3
+
+# --- MyST-NB: tutorials execute at build time, cached between builds by content.
+nb_execution_mode = "cache"
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_execution_timeout = 180
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+
+# --- autodoc / napoleon
+autodoc_default_options = {"member-order": "bysource"}
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+autodoc_member_order = "bysource"
+autodoc_inherit_docstrings = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_attr_annotations = True
+
+# No network: no intersphinx. References to types outside vcompute stay plain text.
+nitpicky = False
+# An unqualified type name that two modules define (e.g. ``Job``) is reported
+# as an ambiguous reference; it links to the first match instead of failing.
+suppress_warnings = ["ref.python"]
