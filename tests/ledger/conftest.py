@@ -11,7 +11,7 @@ import os
 import pytest
 
 import vcompute.ledger as vl
-from ledger_helpers import Parties
+from ledger_helpers import fresh_parties
 from vcompute.ledger import ManualClock
 
 BACKENDS = ["memory", "sqlite", "evm"]
@@ -61,5 +61,5 @@ def ledger(request, tmp_path):
 
 @pytest.fixture
 def parties(ledger):
-    """The usual cast on the ``ledger`` fixture."""
-    return Parties(ledger)
+    """The usual cast on the ``ledger`` fixture (on the EVM, set up once and then restored)."""
+    return fresh_parties(ledger)

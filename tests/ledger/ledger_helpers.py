@@ -12,10 +12,10 @@ class Parties:
     """Named keys for the usual cast: consumer alice, provider bob, verifier vera,
     treasury trez and stranger mallory, each with an account and 1000 units."""
 
-    def __init__(self, led, fund: int = 1000) -> None:
+    def __init__(self, led, fund: int = 1000, setup: bool = True) -> None:
         self.minter = vl.default_minter()
         self.keys = {n: key_from_name(n) for n in NAMES}
-        for n, k in self.keys.items():
+        for n, k in self.keys.items() if setup else ():
             led.open_account(k, n, op_id=f"open-{n}")
             if fund:
                 led.mint(self.minter, n, fund, op_id=f"fund-{n}")
@@ -44,3 +44,18 @@ def snapshot(led, escrows=(), commitments=()):
         except vl.NotFound:
             out[f"com/{c}"] = None
     return out
+
+
+def fresh_parties(led):
+    """``Parties(led)``; on the EVM the setup runs once and is then restored from a chain snapshot."""
+    if not led.url.startswith("evm"):
+        return Parties(led)
+    snap = getattr(led, "_parties_snapshot", None)
+    if snap is None:
+        led.reset()
+        p = Parties(led)
+    else:
+        led.rollback(snap)
+        p = Parties(led, setup=False)
+    led._parties_snapshot = led.checkpoint()  # reverting consumes a snapshot: take it again
+    return p

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import sqlite3
 import time
@@ -80,10 +81,21 @@ def _run_and_kill(path: str, seed: int, rng: random.Random) -> list[tuple[str, s
         finally:
             os._exit(0)
     os.close(wfd)
-    time.sleep(rng.uniform(0.0, 0.06))
+    # Let the child get going (a random number of acknowledged operations, so kills
+    # land at every stage, even under load), then kill it at a random moment.
+    want, seen, chunks = rng.randint(0, 15), 0, []
+    deadline = time.monotonic() + 10
+    while seen < want and time.monotonic() < deadline:
+        ready, _, _ = select.select([rfd], [], [], 0.5)
+        if ready:
+            data = os.read(rfd, 1 << 16)
+            if not data:
+                break
+            chunks.append(data)
+            seen += data.count(b"\n")
+    time.sleep(rng.uniform(0.0, 0.004))
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    chunks = []
     while data := os.read(rfd, 1 << 16):
         chunks.append(data)
     os.close(rfd)
@@ -130,7 +142,7 @@ def _kills(tmp_path, n: int, seed: int) -> int:
 
 def test_sigkill_50_times(tmp_path):
     acked = _kills(tmp_path, 50, seed=1)
-    assert acked > 50  # the kills landed while operations were being applied
+    assert acked > 150  # the kills landed while operations were being applied
 
 
 @pytest.mark.slow

@@ -1,0 +1,451 @@
+"""``evm://tester`` and ``evm+http://HOST:PORT``: the ledger as our Vyper contract on an Ethereum chain.
+
+``evm://tester`` runs an embedded chain (eth-tester on py-evm); ``evm+http://``
+(or ``evm+https://``) talks to any JSON-RPC node, e.g. anvil or hardhat. The
+rules live in ``protocols/VLedger.vy`` and mirror ``state.py`` check for
+check; the conformance suite runs both side by side.
+
+How keys map to the chain: each vcompute key derives a secp256k1 account
+(``key.derive_secret("evm")``) that signs its transactions, so the contract
+authorises by ``msg.sender``. Opening an account funds that address with gas
+from the node's first account (test chains). Minting is done by the deploying
+account, and this client sends a mint from it only for requests signed by the
+ledger's minter key. Names are ``keccak256(name)`` on chain.
+
+A refused operation reverts on chain (changing no ledger state) and is
+replayed as an ``eth_call`` on the block it was mined in to read its reason,
+which maps to the matching :class:`LedgerError`; a retry is recognised by the
+contract (it emits no ``Applied`` event) and returns the original receipt.
+Ledger time is block time (whole seconds; deadlines are rounded up).
+
+Options: ``withdraw_delay`` (seconds), ``address`` (attach to an already
+deployed ledger instead of deploying one; ``evm+http`` only).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlsplit
+
+from vcompute.core.hashing import canonical_json
+from vcompute.ledger.base import Ledger, public_of
+from vcompute.ledger.contracts import load_contract
+from vcompute.ledger.errors import (
+    EscrowStateError,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidRequest,
+    InvalidURL,
+    LedgerError,
+    NotFound,
+    OperationConflict,
+    Unauthorized,
+    UnknownAccount,
+)
+from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake, check_name
+from vcompute.ledger.state import normalise_args
+
+__all__ = ["EVMLedger", "open_evm", "revert_error"]
+
+_ERRORS = {"unknown": UnknownAccount, "notfound": NotFound, "unauthorized": Unauthorized,
+           "funds": InsufficientFunds, "state": EscrowStateError, "invalid": InvalidRequest,
+           "amount": InvalidAmount, "conflict": OperationConflict}
+_STATES = {1: "open", 2: "released", 3: "refunded"}
+_GAS = 3_000_000
+_FUND_WEI = 10**20
+
+
+def revert_error(message: str) -> LedgerError:
+    """Map a revert message (``"execution reverted: funds: ..."``) to its :class:`LedgerError`.
+
+    Args:
+        message: the node's error text.
+
+    Returns:
+        The matching error (``LedgerError`` when the reason has no known category).
+    """
+    reason = message.split("execution reverted:", 1)[-1].strip().strip("'\"")
+    cat = reason.split(":", 1)[0].strip()
+    return _ERRORS.get(cat, LedgerError)(f"refused by the contract: {reason}")
+
+
+def _keccak(data: bytes) -> bytes:
+    from eth_utils import keccak
+
+    return keccak(data)
+
+
+def _name_id(name: str | None) -> bytes:
+    return b"\x00" * 32 if name is None else _keccak(name.encode())
+
+
+class _Tester:
+    """Transport for the embedded chain: talks to eth-tester directly (web3's middleware
+    costs ~10 ms per call, which would halve throughput)."""
+
+    def __init__(self) -> None:
+        from eth_tester import EthereumTester, PyEVMBackend
+        from eth_tester.exceptions import TransactionFailed
+
+        self.tester = EthereumTester(PyEVMBackend())
+        self.failed = (TransactionFailed,)
+        self.deployer = self.tester.get_accounts()[0]
+        self.chain_id = 131277322940537
+
+    def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
+        out = self.tester.call({"from": sender, "to": to, "data": data, "gas": 30_000_000}, block)
+        return bytes.fromhex(out[2:]) if isinstance(out, str) else bytes(out)
+
+    def nonce(self, addr: str) -> int:
+        return self.tester.get_nonce(addr)
+
+    def send_raw(self, raw: bytes) -> dict:
+        h = self.tester.send_raw_transaction("0x" + raw.hex())
+        return self.tester.get_transaction_receipt(h)
+
+    def send_from_node(self, tx: dict) -> dict:
+        h = self.tester.send_transaction({"from": self.deployer, "gas": 8 * _GAS if "to" not in tx else _GAS, **tx})
+        return self.tester.get_transaction_receipt(h)
+
+    def balance(self, addr: str) -> int:
+        return self.tester.get_balance(addr)
+
+    def now(self) -> int:
+        return int(self.tester.get_block_by_number("pending")["timestamp"])
+
+    def advance(self, seconds: float) -> None:
+        self.tester.time_travel(self.now() + max(1, math.ceil(seconds)))
+
+    def snapshot(self) -> Any:
+        return self.tester.take_snapshot()
+
+    def revert(self, snap: Any) -> None:
+        self.tester.revert_to_snapshot(snap)
+
+
+class _RPC:
+    """Transport for any JSON-RPC node, through web3."""
+
+    def __init__(self, endpoint: str) -> None:
+        from web3 import Web3
+        from web3.exceptions import ContractLogicError
+
+        self.w3 = Web3(Web3.HTTPProvider(endpoint, request_kwargs={"timeout": 30}))
+        try:
+            self.deployer = self.w3.eth.accounts[0]
+            self.chain_id = self.w3.eth.chain_id
+        except Exception as e:
+            raise InvalidURL(f"no usable JSON-RPC node at {endpoint}: {e}; start one (e.g. `anvil`) "
+                             "or use evm://tester") from None
+        self.failed = (ContractLogicError, ValueError)
+
+    def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
+        return bytes(self.w3.eth.call({"from": sender, "to": to, "data": data}, block))
+
+    def nonce(self, addr: str) -> int:
+        return self.w3.eth.get_transaction_count(addr, "pending")
+
+    def send_raw(self, raw: bytes) -> dict:
+        h = self.w3.eth.send_raw_transaction(raw)
+        return dict(self.w3.eth.wait_for_transaction_receipt(h))
+
+    def send_from_node(self, tx: dict) -> dict:
+        h = self.w3.eth.send_transaction({"from": self.deployer, **tx})
+        return dict(self.w3.eth.wait_for_transaction_receipt(h))
+
+    def balance(self, addr: str) -> int:
+        return self.w3.eth.get_balance(addr)
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("pending")["timestamp"])
+
+    def advance(self, seconds: float) -> None:
+        try:
+            self.w3.provider.make_request("evm_increaseTime", [max(1, math.ceil(seconds))])
+            self.w3.provider.make_request("evm_mine", [])
+        except Exception as e:
+            raise LedgerError(f"this node cannot move time ({e}); only dev nodes (anvil, hardhat) can") from None
+
+    def snapshot(self) -> Any:
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]
+
+    def revert(self, snap: Any) -> None:
+        self.w3.provider.make_request("evm_revert", [snap])
+
+
+class EVMLedger(Ledger):
+    """The :class:`Ledger` interface over the ``VLedger`` contract.
+
+    Args:
+        url: ``evm://tester`` or ``evm+http://HOST:PORT``.
+        minter: public key whose requests may mint (sent from the deploying account).
+        withdraw_delay: seconds (rounded up) between unbonding and withdrawing; used when deploying.
+        address: an already deployed VLedger to attach to (``evm+http`` only).
+
+    Raises:
+        InvalidURL: for an unreachable node or an unsupported URL.
+    """
+
+    def __init__(self, url: str, *, minter: bytes, withdraw_delay: float = 0.0, address: str | None = None) -> None:
+        from eth_abi import decode, encode
+        from eth_utils import to_checksum_address
+        from web3 import Web3
+
+        self._encode_args, self._decode = encode, decode
+        self.url = url
+        self.minter_public = bytes(minter)
+        parts = urlsplit(url)
+        if parts.scheme == "evm":
+            if parts.netloc != "tester" or parts.path not in ("", "/"):
+                raise InvalidURL(f"the embedded chain is 'evm://tester', got {url!r}; "
+                                 "use evm+http://HOST:PORT for a node")
+            self.chain = _Tester()
+        else:
+            if not parts.hostname:
+                raise InvalidURL(f"{url!r} names no host; use e.g. evm+http://127.0.0.1:8545")
+            endpoint = f"{parts.scheme.split('+', 1)[1]}://{parts.netloc}{parts.path}"
+            self.chain = _RPC(endpoint)
+        build = load_contract("VLedger")
+        self._abi = build["abi"]
+        self._w3 = Web3()  # offline: ABI encoding only
+        factory = self._w3.eth.contract(abi=self._abi, bytecode=build["bytecode"])
+        if address is None:
+            delay = math.ceil(float(withdraw_delay))
+            data = factory.constructor(delay).data_in_transaction
+            rc = self.chain.send_from_node({"data": data})
+            if not rc.get("status", 1) or not rc.get("contract_address", rc.get("contractAddress")):
+                raise LedgerError(f"deploying VLedger failed on {url}")
+            address = rc.get("contract_address") or rc.get("contractAddress")
+        self.address = to_checksum_address(address)
+        self._c = self._w3.eth.contract(address=self.address, abi=self._abi)
+        self._outputs = {f["name"]: [self._abi_type(o) for o in f.get("outputs", [])]
+                         for f in self._abi if f.get("type") == "function"}
+        self._cache = None
+        self.withdraw_delay = float(self._view("withdraw_delay")[0])
+        self._accounts: dict[bytes, Any] = {}
+        self._nonces: dict[str, int] = {}
+        # The embedded chain has no other writer, so views can be cached until our next write.
+        self._cache: dict | None = {} if isinstance(self.chain, _Tester) else None
+        self._snap = self.chain.snapshot()
+
+    # -- plumbing ----------------------------------------------------------
+
+    @staticmethod
+    def _abi_type(o: dict) -> str:
+        t = o["type"]
+        if t.startswith("tuple"):
+            return "(" + ",".join(EVMLedger._abi_type(c) for c in o["components"]) + ")" + t[5:]
+        return t
+
+    def _view(self, fn: str, *args: Any) -> tuple:
+        key = (fn, args)
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        data = self._c.encode_abi(fn, list(args))
+        out = self._decode(self._outputs[fn], self.chain.call(self.chain.deployer, self.address, data))
+        if self._cache is not None:
+            self._cache[key] = out
+        return out
+
+    def _account_of(self, by: Any):
+        pub = public_of(by)
+        acct = self._accounts.get(pub)
+        if acct is None:
+            from eth_account import Account as EthAccount
+
+            acct = self._accounts[pub] = EthAccount.from_key(by.derive_secret("evm"))
+        return acct
+
+    def _invalidate(self) -> None:
+        if self._cache is not None:
+            self._cache.clear()
+
+    def checkpoint(self) -> Any:
+        """Snapshot the chain (test chains only); see :meth:`rollback`."""
+        return self.chain.snapshot()
+
+    def rollback(self, snap: Any) -> None:
+        """Revert the chain to a :meth:`checkpoint` (test chains only)."""
+        self.chain.revert(snap)
+        self._nonces.clear()
+        self._invalidate()
+
+    def reset(self) -> None:
+        """Revert the chain to just after deployment (test chains only): a fresh, empty ledger."""
+        self.chain.revert(self._snap)
+        self._snap = self.chain.snapshot()
+        self._nonces.clear()
+        self._invalidate()
+
+    def now(self) -> float:
+        """Block time of the next block, in seconds."""
+        return float(self.chain.now())
+
+    def advance(self, seconds: float) -> None:
+        """Move block time forward by ``seconds`` (rounded up; test chains only)."""
+        if not seconds >= 0:
+            raise ValueError(f"time only moves forward; got {seconds}")
+        if seconds > 0:
+            self._invalidate()
+            self.chain.advance(seconds)
+
+    def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
+        pub = public_of(by)
+        args = normalise_args(kind, args)
+        if not isinstance(op_id, str) or not 0 < len(op_id) <= 128:
+            from vcompute.ledger.records import check_op_id
+
+            check_op_id(op_id)
+        fn, cargs = self._contract_args(kind, pub, args)
+        cargs.append(op_id)
+        self._invalidate()
+        data = self._c.encode_abi(fn, cargs)
+        from_node = kind == "mint" and pub == self.minter_public
+        sender = self.chain.deployer if from_node else self._account_of(by).address
+        if kind == "open_account" and self.chain.balance(sender) < _FUND_WEI // 10:
+            self.chain.send_from_node({"to": sender, "value": _FUND_WEI})
+        try:
+            if from_node:
+                rc = self.chain.send_from_node({"to": self.address, "data": data})
+            else:
+                rc = self._send_signed(by, sender, data)
+        except self.chain.failed as e:  # nodes that check transactions before mining them
+            raise revert_error(str(e)) from None
+        except Exception as e:
+            if self.chain.balance(sender) > 0:
+                raise LedgerError(f"{kind} {op_id!r} could not be sent: {e}; retry it with the same op_id") from e
+            # an unfunded sender is no account (opening one funds it): the node refuses its gas
+            if kind == "mint":
+                raise Unauthorized("only the ledger's minter key may mint") from None
+            raise UnknownAccount(f"the signing key is bound to no account ({e}); call open_account first") from None
+        if not rc.get("status", 1):
+            # A reverted transaction changed no contract storage, so replaying it as a
+            # call on the block it was mined in (same state, same block time) gives its reason.
+            try:
+                self.chain.call(sender, self.address, data, "latest")
+            except self.chain.failed as e:
+                raise revert_error(str(e)) from None
+            raise LedgerError(f"{kind} {op_id!r} reverted on chain without a reason; retry it with the same op_id")
+        txh = rc.get("transaction_hash") or rc.get("transactionHash")
+        txh = txh.hex() if isinstance(txh, (bytes, bytearray)) else str(txh)
+        for log in rc.get("logs", []):
+            topics = log.get("topics", [])
+            if topics and str(log.get("address", "")).lower() == self.address.lower():
+                raw = log["data"]
+                raw = bytes.fromhex(raw[2:]) if isinstance(raw, str) else bytes(raw)
+                _kind, seq = self._decode(["string", "uint256"], raw)
+                return Receipt(op_id, kind, int(seq), ref=txh)
+        key = _keccak(self._encode_args(["address", "string"], [sender, op_id]))
+        (seq1,) = self._view("op_seq", key)
+        return Receipt(op_id, kind, int(seq1) - 1, replayed=True, ref=txh)
+
+    def _send_signed(self, by: Any, sender: str, data: str) -> dict:
+        acct = self._account_of(by)
+        nonce = self._nonces.get(sender)
+        if nonce is None:
+            nonce = self.chain.nonce(sender)
+        tx = {"to": self.address, "data": data, "nonce": nonce, "gas": _GAS, "maxFeePerGas": 10**12,
+              "maxPriorityFeePerGas": 1, "chainId": self.chain.chain_id, "value": 0, "type": 2}
+        try:
+            rc = self.chain.send_raw(acct.sign_transaction(tx).raw_transaction)
+        except Exception:
+            self._nonces.pop(sender, None)
+            raise
+        self._nonces[sender] = nonce + 1
+        return rc
+
+    def _contract_args(self, kind: str, pub: bytes, a: tuple) -> tuple[str, list]:
+        if kind == "open_account":
+            return kind, [a[0], pub]
+        if kind in ("mint", "transfer"):
+            return kind, [_name_id(a[0]), a[1]]
+        if kind == "escrow_open":
+            eid, provider, amount, deadline, verifier = a
+            return kind, [_name_id(eid), _name_id(provider), amount, math.ceil(deadline), _name_id(verifier)]
+        if kind in ("escrow_release", "escrow_refund"):
+            return kind, [_name_id(a[0])]
+        if kind == "stake_lock":
+            return kind, [_name_id(a[0]), a[1]]
+        if kind == "stake_slash":
+            return kind, [_name_id(a[0]), a[1], _name_id(a[2])]
+        if kind == "commit":
+            return kind, [_name_id(a[0]), bytes.fromhex(a[1]), canonical_json(a[2]).decode()]
+        return kind, list(a)  # burn, stake_deposit, stake_unbond: (amount,); stake_withdraw: ()
+
+    # -- queries -----------------------------------------------------------
+
+    def _info(self, name: str) -> tuple:
+        check_name(name)
+        addr, pubkey, bal, stake = self._view("account_info", _name_id(name))
+        if int(addr, 16) == 0:
+            raise UnknownAccount(f"unknown account {name!r}; open it with open_account first")
+        return pubkey, bal, stake
+
+    def account(self, name: str) -> Account:
+        """The account ``name``."""
+        return Account(name, bytes(self._info(name)[0]))
+
+    def accounts(self) -> list[str]:
+        """Names of all accounts, sorted."""
+        (n,) = self._view("account_count")
+        out: list[str] = []
+        while len(out) < n:
+            out += list(self._view("account_names", len(out))[0])
+        return sorted(out)
+
+    def balance(self, name: str) -> int:
+        """Spendable balance of ``name``."""
+        return int(self._info(name)[1])
+
+    def escrow(self, escrow_id: str) -> Escrow:
+        """The escrow ``escrow_id``."""
+        check_name(escrow_id, "escrow_id")
+        consumer, provider, verifier, amount, deadline, state, locked = self._view("escrow_info",
+                                                                                   _name_id(escrow_id))
+        if state == 0:
+            raise NotFound(f"unknown escrow {escrow_id!r}")
+        return Escrow(escrow_id, consumer, provider, verifier or None, int(amount), float(deadline),
+                      _STATES[state], int(locked))
+
+    def stake(self, name: str) -> Stake:
+        """The stake of ``name``."""
+        free, locked, unbonding, ready_at = self._info(name)[2]
+        return Stake(int(free), int(locked), int(unbonding), float(ready_at))
+
+    def commitment(self, commitment_id: str) -> Commitment:
+        """The commitment ``commitment_id``."""
+        import json
+
+        check_name(commitment_id, "commitment_id")
+        owner, digest, metadata, t = self._view("commitments", _name_id(commitment_id))[0] \
+            if len(self._outputs["commitments"]) == 1 else self._view("commitments", _name_id(commitment_id))
+        if owner == b"\x00" * 32:
+            raise NotFound(f"unknown commitment {commitment_id!r}")
+        (name,) = self._view("name_of", owner)
+        return Commitment(commitment_id, name, bytes(digest), json.loads(metadata), float(t))
+
+    def total_supply(self) -> int:
+        """Minted minus burned (the contract's counter)."""
+        return int(self._view("supply")[0])
+
+    def holdings(self) -> int:
+        """Balances + open escrows + stakes, summed by the contract account by account."""
+        return int(self._view("holdings")[0])
+
+
+def open_evm(url: str, *, minter: bytes, clock: Any = None, withdraw_delay: float = 0.0,
+             address: str | None = None, **unknown: Any) -> EVMLedger:
+    """Factory for ``evm://tester`` and ``evm+http(s)://HOST:PORT`` URLs.
+
+    Raises:
+        InvalidURL: for unknown options, a custom clock (block time rules), or a bad URL.
+    """
+    if unknown:
+        raise InvalidURL(f"unknown option(s) {sorted(unknown)} for {url!r}; evm ledgers take "
+                         "withdraw_delay and address")
+    if clock is not None:
+        raise InvalidURL("EVM ledgers keep block time; open them without clock=")
+    if address is not None and url.startswith("evm://"):
+        raise InvalidURL("address= attaches to a deployed ledger on a node; the embedded chain always deploys")
+    return EVMLedger(url, minter=minter, withdraw_delay=withdraw_delay, address=address)
