@@ -23,6 +23,7 @@ a baseline configuration: the numbers tolerances are calibrated from.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -126,15 +127,17 @@ def model_weights(*, d_in: int = 256, d_hidden: int = 512, d_out: int = 64, batc
 
 def _forward(xp: Any, w: dict[str, Any], erf: Callable[[Any], Any], softmax: Callable[[Any], Any]) -> list[Any]:
     """The model once, written against an array namespace: one activation per layer."""
+    # python floats are "weak" scalars in numpy, torch and JAX: they never promote float32 to float64
+    r2 = math.sqrt(2.0)
     h1 = w["x"] @ w["w1"]
-    g1 = 0.5 * h1 * (1.0 + erf(h1 / np.sqrt(2.0)))
+    g1 = 0.5 * h1 * (1.0 + erf(h1 / r2))
     h2 = g1 @ w["w2"]
-    g2 = 0.5 * h2 * (1.0 + erf(h2 / np.sqrt(2.0)))
+    g2 = 0.5 * h2 * (1.0 + erf(h2 / r2))
     mu = xp.mean(g2, axis=-1, keepdims=True)
     var = xp.mean((g2 - mu) ** 2, axis=-1, keepdims=True)
     ln = (g2 - mu) / xp.sqrt(var + 1e-5)
     q, k = ln @ w["wq"], ln @ w["wk"]
-    att = softmax((q @ k.T) / np.sqrt(q.shape[-1])) @ ln
+    att = softmax((q @ k.T) / math.sqrt(q.shape[-1])) @ ln
     logits = att @ w["w3"]
     return [h1, g1, h2, g2, ln, att, logits, softmax(logits)]
 
@@ -186,7 +189,10 @@ class DivergenceReport:
     Attributes:
         rows: one dict per (configuration, layer): ``config``, ``layer``,
             ``rel_vs_fp64`` and ``rel_vs_base`` (per-tensor relative error),
-            ``ulp_vs_base`` (max ULP distance in the config's dtype),
+            ``ulp_vs_base`` (max ULP distance at the tensor's scale, in float32
+            or, for bfloat16 configs, bfloat16 ULPs), ``ulp_p50`` / ``ulp_p99``
+            (the distribution of that distance over elements), ``frac_differ``
+            (share of elements not bitwise equal),
             ``bitwise_vs_base`` (1 if identical to the baseline config).
         base: the baseline configuration's name.
         repeats_bitwise: per family of repeated runs (``torch-f32-t1``,
@@ -303,6 +309,7 @@ def measure_divergence(*, backends: tuple[str, ...] = ("torch", "jax", "numpy"),
             report.rows.append({"config": name, "layer": layer, "rel_vs_fp64": relative_error(a, r),
                                 "rel_vs_base": relative_error(a, b),
                                 "ulp_vs_base": max_ulp_distance(a, b, udt, per_tensor=True),
+                                **_ulp_quantiles(a, b, udt),
                                 "bitwise_vs_base": int(np.array_equal(a, b))})
     for family in sorted({n.rsplit("-run", 1)[0] for n in results if "-run" in n}):
         runs = [results[n][1] for n in results if n.startswith(family + "-run")]
@@ -316,8 +323,18 @@ def measure_divergence(*, backends: tuple[str, ...] = ("torch", "jax", "numpy"),
         report.rows.append({"config": "torch-f32-batch1", "layer": layer,
                             "rel_vs_fp64": relative_error(a, r[:1]), "rel_vs_base": relative_error(a, b[:1]),
                             "ulp_vs_base": max_ulp_distance(a, b[:1], "float32", per_tensor=True),
+                            **_ulp_quantiles(a, b[:1], "float32"),
                             "bitwise_vs_base": int(np.array_equal(a, b[:1]))})
     return report
+
+
+def _ulp_quantiles(a: np.ndarray, b: np.ndarray, dtype: str) -> dict[str, float]:
+    """Median and 99th percentile of the elementwise distance, in ULPs at the tensor's scale."""
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), np.finfo(np.float64).tiny)
+    unit = 2.0 ** (np.floor(np.log2(scale)) - ({"bfloat16": 8, "float16": 11}.get(dtype, 24) - 1))
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)) / unit
+    return {"ulp_p50": float(np.quantile(d, 0.5)), "ulp_p99": float(np.quantile(d, 0.99)),
+            "frac_differ": float(np.mean(d > 0))}
 
 
 def _jax_one_thread(seed: int, batch: int) -> list[np.ndarray]:
