@@ -72,7 +72,9 @@ def build_transcript(job: Job, provider: str, states: Sequence[Mapping[str, np.n
         "checkpoint_every": k,
         "steps": spec.steps,
         "n_checkpoints": len(ckpts),
-        "segment_metrics": [update_metrics(params[j], params[j + 1]) for j in range(len(params) - 1)],
+        # 7 significant digits: the verifier compares with rtol 1e-6, and the header stays small
+        "segment_metrics": [[float(f"{m:.7g}") for m in update_metrics(params[j], params[j + 1])]
+                            for j in range(len(params) - 1)],
         "layout": [[name, list(np.shape(v))] for name, v in states[0].items()],
     }
     header.update(header_overrides or {})
