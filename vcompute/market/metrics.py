@@ -9,7 +9,9 @@ Headline metrics:
 - ``cost_per_correct``: everything consumers paid (providers, audit fees,
   tax) minus slashed stake they received, per correct result.
 - ``verification_overhead``: audit fees, extra replicas and tax as a
-  share of the base price of the results.
+  share of the base price of the results (what consumers pay for trust);
+  ``trust_overhead``: extra replicas plus the checkers' own compute (at
+  A100 cost) as a share of it (what trust costs the economy).
 - ``fraud_loss``: dollars paid for wrong results that were accepted;
   ``fraud_rate``: wrong results accepted per completed job.
 - ``detect_latency_jobs`` / ``detect_latency_s``: from a cheater's first
@@ -66,6 +68,7 @@ class Metrics:
             "false_rejects": self.false_rejects,
             "cost_per_correct": spend / self.correct if self.correct else float("nan"),
             "verification_overhead": (fees + self.replica_usd + self.tax_usd) / self.base_usd if self.base_usd else 0.0,
+            "trust_overhead": (self.replica_usd + self.verify_compute_usd) / self.base_usd if self.base_usd else 0.0,
             "verify_compute_share": self.verify_compute_usd / max(sum(p.compute_cost for p in provs), 1e-12),
             "checks_requested": self.checks_requested,
             "checks_done": self.checks_done,

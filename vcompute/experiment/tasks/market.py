@@ -38,7 +38,8 @@ class MarketRun:
 
 
 def _deterrence(p: MarketParams) -> dict[str, float]:
-    """Expected-loss / gain ratio of the adversary's cheat on the average job."""
+    """Expected-loss / gain ratio of the adversary's cheat on the average job, and the
+    catch probabilities 1 - (1 - p d)^k it implies (proofs/market.md)."""
     from vcompute.market.behaviours import CHEAT_SAVINGS, MARKET_BEHAVIOURS
     from vcompute.market.config import HARDWARE
 
@@ -52,5 +53,24 @@ def _deterrence(p: MarketParams) -> dict[str, float]:
     gain = saving * cpp * pflop
     price = cpp * (1 + p.providers.markup) * pflop
     loss = p.consumers.stake_usd + price
-    return {"gain_usd": gain, "p_times_penalty": p.consumers.audit_p * loss,
-            "deterrence_ratio": p.consumers.audit_p * loss / gain if gain > 0 else float("inf")}
+    d = _detect(p, cheat)
+    pd = p.consumers.audit_p * d
+    out = {"gain_usd": gain, "p_times_penalty": pd * loss,
+           "deterrence_ratio": pd * loss / gain if gain > 0 else float("inf")}
+    for k in (1, 4, 16, 64):
+        out[f"theory_caught_by_{k}"] = 1.0 - (1.0 - pd) ** k
+    return out
+
+
+def _detect(p: MarketParams, cheat: str) -> float:
+    """The scheme's calibrated detection probability for ``cheat`` (1 if uncalibrated, 0 for none)."""
+    from vcompute.market.calibration import default_table
+
+    if p.consumers.verifier == "none":
+        return 0.0
+    table = default_table(p.calibration)
+    if not table.has(p.consumers.verifier):
+        return 1.0
+    if table.schemes[p.consumers.verifier].get("replicas", 1) > 1:
+        return 1.0  # a lone deviating replica always disagrees
+    return table.detect(p.consumers.verifier, cheat)

@@ -1,0 +1,53 @@
+"""The calibration table: shipped, loadable, and reproduced by measuring real mode."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vcompute.market.calibration import CalibrationTable, calibrate, default_table, wilson_interval
+
+
+def test_shipped_table_has_the_matmul_schemes():
+    t = default_table()
+    for s in ("freivalds", "spotcheck", "replication"):
+        assert t.has(s)
+        assert t.detect(s, "honest") == 0.0  # completeness: no honest claim rejected
+    assert t.detect("freivalds", "random_output") == 1.0
+    assert 0.05 < t.detect("spotcheck", "random_output") < 0.2  # p = 0.1 re-execution
+    assert t.schemes["replication"]["replicas"] == 3
+
+
+def test_verify_fraction_interpolates_log_log():
+    t = CalibrationTable(schemes={"x": {"detect": {}, "verify_fraction": {"10": 1.0, "100": 0.1}}})
+    assert t.verify_fraction("x", 10) == pytest.approx(1.0)
+    assert t.verify_fraction("x", 100) == pytest.approx(0.1)
+    assert t.verify_fraction("x", math.sqrt(1000)) == pytest.approx(math.sqrt(0.1))
+    assert t.verify_fraction("x", 1000) == pytest.approx(0.01)  # extrapolated along the slope
+
+
+def test_unknown_scheme_says_how_to_calibrate():
+    with pytest.raises(KeyError, match="python -m vcompute.market.calibration"):
+        default_table().detect("pol", "honest")
+
+
+def test_calibrating_again_reproduces_the_shipped_detection_rates():
+    fresh = calibrate(["freivalds", "spotcheck"], sizes=(16, 32, 64), trials=60, fraction_trials=5, seed=123)
+    shipped = default_table()
+    for s in ("freivalds", "spotcheck"):
+        for cheat, (hits, n) in fresh.schemes[s]["detect"].items():
+            lo, hi = wilson_interval(hits, n, z=3.29)
+            assert lo <= shipped.detect(s, cheat) <= hi, (s, cheat)
+
+
+def test_table_round_trips_through_json(tmp_path):
+    t = default_table()
+    path = tmp_path / "t.json"
+    path.write_text(t.to_json())
+    assert CalibrationTable.load(path).schemes == t.schemes
+
+
+def test_wilson_interval_covers():
+    lo, hi = wilson_interval(0, 400)
+    assert lo == 0.0 and hi < 0.02
