@@ -109,7 +109,7 @@ def _validate(x: Any, w: Any, y: Any, bias: Any, stride: Any, padding: Any, dila
 
 
 def check_conv2d(x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bias: Any = None,
-                 stride: Any = 1, padding: Any = 0, dilation: Any = 1, rounds: int = 2, safety: float = 6.0,
+                 stride: Any = 1, padding: Any = 0, dilation: Any = 1, rounds: int = 2, safety: float = 5.5,
                  accumulation: str | None = None) -> Verdict:
     """Verify ``y == conv2d(x, w) + bias`` up to the honest rounding error.
 

@@ -103,7 +103,7 @@ class Freivalds:
 
     name = "freivalds"
 
-    def __init__(self, *, rounds: int = 2, safety: float = 6.0, accumulation: str | None = None) -> None:
+    def __init__(self, *, rounds: int = 2, safety: float = 5.5, accumulation: str | None = None) -> None:
         if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
             raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
         if not (isinstance(safety, (int, float)) and math.isfinite(safety) and 0 < safety < 40):
@@ -208,6 +208,38 @@ class Freivalds:
                                   scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
         return result.with_cost(Cost(flops=result.cost.flops, seconds=time.perf_counter() - t0))
 
+    def row_tolerances(self, a: Any, b: Any, c: Any, *, bias: Any = None) -> np.ndarray:
+        """The per-row tolerance the float check would apply: an entry of ``c`` off from the
+        exact product by more than its row's tolerance is caught with probability >= 1 - 2**-rounds.
+
+        Args:
+            a, b, c, bias: as :meth:`check` (float arrays).
+
+        Returns:
+            A float64 numpy array of shape ``(..., m)``.
+
+        Raises:
+            ValueError: if the operands are malformed or integer (the exact check has no tolerance).
+
+        Example:
+            >>> a = np.ones((2, 3), np.float32)
+            >>> Freivalds().row_tolerances(a, a.T, a @ a.T).shape
+            (2,)
+        """
+        b_arr = b.array if isinstance(b, PreparedMatrix) else b
+        problem = _validate(a, b_arr, c, bias)
+        if problem is not None:
+            raise ValueError(problem)
+        if dtype_name(a) in INT_INPUT_DTYPES:
+            raise ValueError("integer products are checked exactly: there is no tolerance")
+        m, K, n = a.shape[-2], a.shape[-1], b_arr.shape[-1]
+        prec = precision_of(dtype_name(c), self.accumulation)
+        with _high_precision(backend_of(a)):
+            xp = namespace(a, c)
+            A, B, C = (xp.astype(x, xp.float64) for x in (a, b_arr, c))
+            tol, _ = row_tolerance(xp, A, B, C, prec=prec, safety=self.safety, bias=bias is not None)
+            return _host(tol) + _underflow_allowance(dtype_name(c), prec, K, n)
+
     def check_conv2d(self, x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bias: Any = None,
                      stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> Verdict:
         """Verify a 2-D convolution ``y == conv2d(x, w) + bias`` at ``(rounds + 2) / C_out`` of its cost.
@@ -248,7 +280,7 @@ class Freivalds:
         m, K, n = a.shape[-2], a.shape[-1], b.shape[-1]
         prec = precision_of(dtype_name(c), self.accumulation)
         lam = self.safety
-        with _high_precision(backend):
+        with _high_precision(backend), np.errstate(all="ignore"):  # NaN/Inf are diagnosed below
             xp = namespace(a, c)
             f64 = xp.float64
             A, C = xp.astype(a, f64), xp.astype(c, f64)

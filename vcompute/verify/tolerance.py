@@ -151,8 +151,8 @@ def row_tolerance(xp: Any, A: Any, B: Any, C: Any, *, prec: Precision, safety: f
     n = B.shape[-1]
     norm2 = matrix_stats(xp, B) if stats is None else stats
     # + tiny: some BLAS kernels skip zero vector entries, which would hide an Inf/NaN in A
-    S = xp.abs(A) @ (norm2 + 1e-300)
-    T = (A * A) @ (norm2 * norm2) if prec.u_in > 0.0 else None
+    S = (xp.abs(A) @ (norm2 + 1e-300)[..., None])[..., 0]
+    T = ((A * A) @ (norm2 * norm2)[..., None])[..., 0] if prec.u_in > 0.0 else None
     C2 = xp.vecdot(C, C, axis=-1)
     tol = tolerance_from_sums(xp, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias)
     return tol, C2

@@ -26,7 +26,7 @@ class FreivaldsDetectionParams(TaskParams):
     dtype: Literal["float32", "float64"] = "float32"
     behaviour: str = Field("honest", description="provider behaviour from the registry")
     rounds: int = Field(2, ge=1, le=64, description="Freivalds rounds k")
-    safety: float = Field(6.0, gt=0, description="tolerance tail parameter lambda")
+    safety: float = Field(5.5, gt=0, description="tolerance tail parameter lambda")
     mean: float = Field(0.0, description="mean of the input entries")
     trials: int = Field(4, ge=1, le=10000, description="jobs per run")
     behaviour_params: dict[str, float | str] = Field(default_factory=dict)

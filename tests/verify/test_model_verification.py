@@ -1,0 +1,104 @@
+"""Whole-model verification: every linear layer of torch modules and JAX functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vcompute.verify.model import TorchModelVerifier, verify_jax_model, verify_torch_model
+from vcompute.workloads.models import (jax_mlp, jax_provider, jax_transformer_block, torch_mlp, torch_provider,
+                                       torch_transformer_block)
+
+
+def _torch_models():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, stride=2), nn.Flatten(),
+                         nn.Linear(4 * 7 * 7, 5)).eval()
+    return {
+        "mlp": (torch_mlp((32, 64, 64, 10), seed=0), (torch.randn(16, 32),)),
+        "block": (torch_transformer_block(32, 4, 64, seed=0), (torch.randn(2, 8, 32),)),
+        "conv": (conv, (torch.randn(2, 3, 16, 16),)),
+    }
+
+
+@pytest.mark.parametrize("name", ["mlp", "block", "conv"])
+def test_torch_honest_accepted_and_cheats_named(name):
+    module, inputs = _torch_models()[name]
+    mv = TorchModelVerifier(module)
+    out, trace = torch_provider(module, *inputs)
+    v = mv.verify(inputs, out, trace, seed=0)
+    assert v.accepted, v.reason
+    assert v.details["layers_checked"] == len(mv.layers)
+    target = list(mv.layers)[1]
+    for beh in ("swap_weights", "low_precision"):
+        out, trace = torch_provider(module, *inputs, behaviour=beh, layer=target, rng=np.random.default_rng(1))
+        v = mv.verify(inputs, out, trace, seed=1)
+        assert not v.accepted, (beh, v.reason)
+        assert v.details["first_bad_layer"] == target, v.details["first_bad_layer"]
+
+
+def test_torch_malformed_traces_rejected():
+    import torch
+
+    module, (x,) = _torch_models()["mlp"]
+    out, trace = torch_provider(module, x)
+    first = list(trace)[0]
+    bad_traces = [
+        {k: v for k, v in trace.items() if k != first},          # a layer missing
+        {**trace, first: [trace[first][0][:, :-1]]},               # wrong shape
+        {**trace, first: [trace[first][0].double()]},              # wrong dtype
+        {**trace, first: [trace[first][0] * float("nan")]},        # NaN
+        {**trace, first: [trace[first][0].numpy()]},               # wrong backend
+        {**trace, first: trace[first] * 2},                        # an extra call
+        "not a dict",
+    ]
+    for tr in bad_traces:
+        v = verify_torch_model(module, (x,), out, tr, seed=0)
+        assert not v.accepted and v.reason
+    assert not verify_torch_model(module, (x,), out + 1.0, trace, seed=0).accepted  # glue lie at the end
+    assert not verify_torch_model(module, (x,), torch.zeros(3), trace, seed=0).accepted
+
+
+@pytest.mark.parametrize("which", ["mlp", "block"])
+def test_jax_honest_accepted_and_cheats_named(which):
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    if which == "mlp":
+        fn, params = jax_mlp((32, 64, 10), seed=0)
+        x = jnp.asarray(rng.standard_normal((16, 32)).astype(np.float32))
+    else:
+        fn, params = jax_transformer_block(32, 4, 64, seed=0)
+        x = jnp.asarray(rng.standard_normal((2, 8, 32)).astype(np.float32))
+    out, trace = jax_provider(fn, params, x)
+    v = verify_jax_model(fn, (params, x), out, trace, seed=0)
+    assert v.accepted, v.reason
+    for beh in ("swap_weights", "low_precision"):
+        out, trace = jax_provider(fn, params, x, behaviour=beh, layer=1, rng=np.random.default_rng(2))
+        v = verify_jax_model(fn, (params, x), out, trace, seed=1)
+        assert not v.accepted, (beh, v.reason)
+        assert v.details["first_bad_layer"] == "dot_general[1]"
+    assert not verify_jax_model(fn, (params, x), out, trace[:-1], seed=0).accepted
+    assert not verify_jax_model(fn, (params, x), out, "junk", seed=0).accepted
+
+
+def test_jax_conv_layers_checked():
+    import jax.numpy as jnp
+    from jax import lax
+
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    x = jnp.asarray(rng.standard_normal((2, 3, 10, 10)).astype(np.float32))
+
+    def fn(w, x):
+        y = lax.conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        return jnp.tanh(y).sum(axis=(2, 3))
+
+    out, trace = jax_provider(fn, w, x)
+    v = verify_jax_model(fn, (w, x), out, trace, seed=0)
+    assert v.accepted and v.details["layers"][0]["name"] == "conv_general_dilated[0]", v.reason
+    out, trace = jax_provider(fn, w, x, behaviour="swap_weights", layer=0)
+    assert not verify_jax_model(fn, (w, x), out, trace, seed=0).accepted
