@@ -65,6 +65,12 @@ def make_matmul_job(
         raise ValueError(f"unsupported matmul dtype {dtype!r}; known: {', '.join(_DTYPES)}")
     if backend == "numpy" and dtype == "bfloat16":
         raise ValueError("numpy has no bfloat16; use backend 'torch' or 'jax'")
+    if backend == "jax" and dtype == "float64":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            raise ValueError("JAX float64 arrays need x64 mode: set JAX_ENABLE_X64=1 or "
+                             "jax.config.update('jax_enable_x64', True) first")
     rng = np.random.default_rng(seed)
     if dtype in INT_DTYPES:
         hi = 128 if dtype == "int8" else 2048
