@@ -1,0 +1,185 @@
+# pragma version ~=0.4.3
+"""
+@title JobEscrow
+@notice One outsourced compute job as a state machine, paid in ether
+        (see JobEscrow.md beside this file):
+        post (payment) -> accept (provider stake) -> commit result hash ->
+        challenge window -> release / finalize (provider paid, stake back)
+                         or slash (stake to the beneficiary, payment back).
+        Timeouts keep money moving when a party vanishes: an unaccepted job
+        can be cancelled, a provider that never commits forfeits its stake,
+        and a committed result is paid once the challenge window has passed
+        even if consumer and verifier are gone.
+        Money leaves only through withdraw() (pull payments): every
+        transition credits balances, so no transition makes an external call,
+        and withdraw() zeroes the credit before sending under a reentrancy lock.
+        Revert reasons start with "state:", "unauthorized:", "time:", "value:".
+"""
+
+UNUSED: constant(uint8) = 0
+POSTED: constant(uint8) = 1
+ACCEPTED: constant(uint8) = 2
+COMMITTED: constant(uint8) = 3
+FINALIZED: constant(uint8) = 4
+SLASHED: constant(uint8) = 5
+CANCELLED: constant(uint8) = 6
+TIMED_OUT: constant(uint8) = 7
+
+struct Job:
+    consumer: address
+    provider: address
+    verifier: address
+    beneficiary: address
+    payment: uint256
+    stake_required: uint256
+    stake: uint256
+    accept_by: uint256
+    work_time: uint256
+    result_by: uint256
+    challenge_window: uint256
+    committed_at: uint256
+    result_hash: bytes32
+    state: uint8
+
+event Transition:
+    job_id: indexed(bytes32)
+    state: uint8
+    actor: address
+
+jobs: public(HashMap[bytes32, Job])
+credits: public(HashMap[address, uint256])
+# ether held for open jobs plus unwithdrawn credits; equals this contract's balance
+held: public(uint256)
+
+
+@internal
+def _to(job_id: bytes32, state: uint8):
+    self.jobs[job_id].state = state
+    log Transition(job_id=job_id, state=state, actor=msg.sender)
+
+
+@external
+@payable
+@nonreentrant
+def post(job_id: bytes32, verifier: address, beneficiary: address, stake_required: uint256,
+         accept_window: uint256, work_time: uint256, challenge_window: uint256):
+    """Post a job paying msg.value; the verifier may release early or slash during the challenge window."""
+    assert self.jobs[job_id].state == UNUSED, "state: job id already used"
+    assert msg.value > 0, "value: a job must pay something"
+    assert verifier != empty(address) and verifier != msg.sender, "value: the verifier must be a third party"
+    assert beneficiary != empty(address), "value: slashed stake needs a beneficiary"
+    assert accept_window > 0 and work_time > 0 and challenge_window > 0, "value: windows must be positive"
+    self.jobs[job_id] = Job(consumer=msg.sender, provider=empty(address), verifier=verifier,
+                            beneficiary=beneficiary, payment=msg.value, stake_required=stake_required, stake=0,
+                            accept_by=block.timestamp + accept_window, work_time=work_time, result_by=0,
+                            challenge_window=challenge_window, committed_at=0, result_hash=empty(bytes32),
+                            state=UNUSED)
+    self.held += msg.value
+    self._to(job_id, POSTED)
+
+
+@external
+@nonreentrant
+def cancel(job_id: bytes32):
+    """The consumer takes back a job nobody has accepted."""
+    j: Job = self.jobs[job_id]
+    assert j.state == POSTED, "state: only a posted, unaccepted job can be cancelled"
+    assert msg.sender == j.consumer, "unauthorized: only the consumer cancels"
+    self.credits[j.consumer] += j.payment
+    self._to(job_id, CANCELLED)
+
+
+@external
+@payable
+@nonreentrant
+def accept(job_id: bytes32):
+    """A provider takes the job, staking exactly the required amount."""
+    j: Job = self.jobs[job_id]
+    assert j.state == POSTED, "state: job is not open for acceptance"
+    assert block.timestamp < j.accept_by, "time: the acceptance window has closed"
+    assert msg.sender != j.consumer and msg.sender != j.verifier, "unauthorized: consumer and verifier cannot provide"
+    assert msg.value == j.stake_required, "value: send exactly the required stake"
+    self.jobs[job_id].provider = msg.sender
+    self.jobs[job_id].stake = msg.value
+    self.jobs[job_id].result_by = block.timestamp + j.work_time
+    self.held += msg.value
+    self._to(job_id, ACCEPTED)
+
+
+@external
+@nonreentrant
+def commit_result(job_id: bytes32, result_hash: bytes32):
+    """The provider commits to its result; the challenge window starts."""
+    j: Job = self.jobs[job_id]
+    assert j.state == ACCEPTED, "state: job is not awaiting a result"
+    assert msg.sender == j.provider, "unauthorized: only the provider commits the result"
+    assert block.timestamp < j.result_by, "time: the result deadline has passed"
+    assert result_hash != empty(bytes32), "value: empty result hash"
+    self.jobs[job_id].result_hash = result_hash
+    self.jobs[job_id].committed_at = block.timestamp
+    self._to(job_id, COMMITTED)
+
+
+@internal
+def _pay_provider(job_id: bytes32):
+    j: Job = self.jobs[job_id]
+    self.credits[j.provider] += j.payment + j.stake
+    self._to(job_id, FINALIZED)
+
+
+@external
+@nonreentrant
+def release(job_id: bytes32):
+    """Consumer or verifier accept the committed result early: provider paid, stake returned."""
+    j: Job = self.jobs[job_id]
+    assert j.state == COMMITTED, "state: only a committed result can be released"
+    assert msg.sender == j.consumer or msg.sender == j.verifier, "unauthorized: only consumer or verifier release"
+    self._pay_provider(job_id)
+
+
+@external
+@nonreentrant
+def finalize(job_id: bytes32):
+    """Anyone: once the challenge window has passed unchallenged, the provider is paid."""
+    j: Job = self.jobs[job_id]
+    assert j.state == COMMITTED, "state: only a committed result can be finalized"
+    assert block.timestamp >= j.committed_at + j.challenge_window, "time: the challenge window is still open"
+    self._pay_provider(job_id)
+
+
+@external
+@nonreentrant
+def slash(job_id: bytes32):
+    """The verifier rejects the result within the challenge window: stake to the beneficiary,
+    payment back to the consumer."""
+    j: Job = self.jobs[job_id]
+    assert j.state == COMMITTED, "state: only a committed result can be slashed"
+    assert msg.sender == j.verifier, "unauthorized: only the job's verifier slashes"
+    assert block.timestamp < j.committed_at + j.challenge_window, "time: the challenge window has closed"
+    self.credits[j.beneficiary] += j.stake
+    self.credits[j.consumer] += j.payment
+    self._to(job_id, SLASHED)
+
+
+@external
+@nonreentrant
+def timeout(job_id: bytes32):
+    """Anyone: the provider accepted but never committed in time; it forfeits its stake
+    to the beneficiary and the consumer gets its payment back."""
+    j: Job = self.jobs[job_id]
+    assert j.state == ACCEPTED, "state: only an accepted, uncommitted job can time out"
+    assert block.timestamp >= j.result_by, "time: the provider still has time"
+    self.credits[j.beneficiary] += j.stake
+    self.credits[j.consumer] += j.payment
+    self._to(job_id, TIMED_OUT)
+
+
+@external
+@nonreentrant
+def withdraw():
+    """Send the caller its credited ether (checks-effects-interactions, under the lock)."""
+    amount: uint256 = self.credits[msg.sender]
+    assert amount > 0, "value: nothing to withdraw"
+    self.credits[msg.sender] = 0
+    self.held -= amount
+    raw_call(msg.sender, b"", value=amount)
