@@ -78,6 +78,7 @@ class PoLDetection:
     description = "PoL detection rate and verification cost against one prover behaviour"
 
     def run(self, params: PoLDetectionParams, seed: int) -> dict[str, Any]:
+        """Build the job for ``seed``, run the adversary once, verify under every setting."""
         from vcompute.verify.pol.adversaries import run_adversary
         from vcompute.workloads.training import TrainSpec, make_training_job
 
@@ -143,6 +144,7 @@ class PoLCalibration:
     description = "honest PoL reproduction error and the delta it implies"
 
     def run(self, params: PoLCalibrationParams, seed: int) -> dict[str, Any]:
+        """Calibrate on one honest transcript per ``seed``; return the error maxima and delta."""
         from vcompute.verify.pol.calibrate import calibrate
 
         out = calibrate(frameworks=[params.framework], models=[params.model], seeds=[seed],
