@@ -140,8 +140,8 @@ def simulate_adaptive(policy: ReplicationPolicy, *, hosts: int = 1000, jobs: int
     Host kinds: honest (always right); faulty (wrong with probability
     ``fault_rate``, each wrong answer unique); streak-then-cheat attackers
     (right for their first ``attacker_streak`` results, then always the
-    colluders' shared wrong answer). A banned attacker comes back under a
-    new identity when ``rejoin``. With ``backtrack``, an invalid result
+    colluders' shared wrong answer; caught, they start a new streak). A
+    banned attacker comes back under a new identity when ``rejoin``. With ``backtrack``, an invalid result
     makes the dispatcher re-execute (and correct) all of that host's
     unchecked results since it was last caught, at a cost
     (Sarmenta's backtracking).
@@ -193,6 +193,8 @@ def simulate_adaptive(policy: ReplicationPolicy, *, hosts: int = 1000, jobs: int
     def caught(hid: str) -> None:
         nonlocal wrong_accepted, computed, backtracked
         h = info[hid]
+        if h.kind == "attacker":
+            h.done = 0  # it sees its result rejected and rebuilds its streak before cheating again
         if backtrack:
             computed += h.unchecked
             backtracked += h.unchecked
