@@ -15,6 +15,9 @@ from vcompute.core.registry import Registry
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Verifier, VerifyContext
 from vcompute.verify.freivalds import Freivalds
+from vcompute.verify.policies import POLICIES, create_policy
+from vcompute.verify.replication import Replication
+from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
 
 #: Verifiers by name; third-party packages add more through the
 #: ``vcompute.verifiers`` entry-point group.
@@ -41,8 +44,13 @@ __all__ = [
     "EvidenceSpec",
     "Freivalds",
     "Job",
+    "KnownAnswers",
+    "POLICIES",
+    "Replication",
+    "SpotCheck",
     "Verdict",
     "Verifier",
     "VerifyContext",
+    "create_policy",
     "create_verifier",
 ]
