@@ -67,3 +67,27 @@ nitpicky = False
 # An unqualified type name that two modules define (e.g. ``Job``) is reported
 # as an ambiguous reference; it links to the first match instead of failing.
 suppress_warnings = ["ref.python"]
+
+
+# --- docstrings: |x| is an absolute value, not a reST substitution
+# Numerical docstrings write norms and absolute values as |x| or |A(BR) - CR|,
+# which reST reads as substitution references (we define none) and reports as
+# errors. Escape such bars, except in literals, doctest lines and tables.
+import re  # noqa: E402
+
+_SUBST = re.compile(r"(?<![\\|\w])\|(?=\S)([^|\n]*?\S)\|(?![|\w])")
+_LITERAL = re.compile(r"(``.+?``|`[^`]+`)")
+
+
+def _escape_bars(app, what, name, obj, options, lines):  # noqa: ARG001 - Sphinx signature
+    for i, line in enumerate(lines):
+        s = line.lstrip()
+        if s.startswith((">>>", "...", "|", "+")) or "|" not in line:
+            continue
+        parts = _LITERAL.split(line)
+        lines[i] = "".join(p if k % 2 else _SUBST.sub(r"\\|\1\\|", p) for k, p in enumerate(parts))
+
+
+def setup(app):
+    """Connect the docstring hooks."""
+    app.connect("autodoc-process-docstring", _escape_bars)

@@ -35,6 +35,8 @@ ROOT = DOCS.parent
 GEN = DOCS / "_gen"
 
 _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
+# `vcompute.verify.freivalds.Freivalds` in a document becomes a link to its API entry.
+_CODE_NAME = re.compile(r"(^|[^`}])`(vcompute(?:\.[A-Za-z_][A-Za-z0-9_]*)+)`")
 
 
 # ---------------------------------------------------------------- helpers
@@ -89,7 +91,7 @@ def rewrite_links(text: str, source: Path) -> str:
     for line in text.splitlines(keepends=True):
         if line.lstrip().startswith(("```", "~~~")):
             in_fence = not in_fence
-        out.append(line if in_fence else _LINK.sub(sub, line))
+        out.append(line if in_fence else _CODE_NAME.sub(r"\1{py:obj}`\2`", _LINK.sub(sub, line)))
     return "".join(out)
 
 
@@ -148,7 +150,7 @@ def _run_smoke(cfg: Path, cache: Path) -> tuple[list[Path], str]:
         return sorted((cache / "run" / "plots").glob("*.png")), (cache / "table.txt").read_text()
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
-    env = dict(os.environ, COLUMNS="100", NO_COLOR="1", TERM="dumb")
+    env = dict(os.environ, COLUMNS="160", NO_COLOR="1", TERM="dumb")
     cmd = [sys.executable, "-m", "vcompute.cli", "run", str(cfg), "--smoke", "--quiet",
            "--executor", "serial", "--out", str(cache / "run")]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
@@ -159,6 +161,10 @@ def _run_smoke(cfg: Path, cache: Path) -> tuple[list[Path], str]:
     (cache / "table.txt").write_text(table)
     (cache / "ok").touch()
     return sorted((cache / "run" / "plots").glob("*.png")), table
+
+
+def _cache_dir(cfg: Path, cache_root: Path) -> Path:
+    return cache_root / f"{cfg.stem}-{hashlib.sha256(cfg.read_bytes()).hexdigest()[:12]}"
 
 
 def experiment_page(cfg: Path, run: bool, cache_root: Path) -> str:
@@ -187,8 +193,7 @@ def experiment_page(cfg: Path, run: bool, cache_root: Path) -> str:
         out.append("## Grid\n\n| parameter | values |\n| --- | --- |\n" + "".join(
             f"| `{k}` | {', '.join(f'`{v}`' for v in vals)} |\n" for k, vals in data["grid"].items()))
     if run:
-        cache = cache_root / f"{cfg.stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-        plots, table = _run_smoke(cfg, cache)
+        plots, table = _run_smoke(cfg, _cache_dir(cfg, cache_root))
         out.append("## Smoke variant, run while building these docs\n\n"
                    "Tiny sizes and few seeds: this shows what the output looks like, not the "
                    "result; run the full config for that.\n\n```text\n" + table + "\n```\n")
@@ -206,6 +211,12 @@ def generate_experiments(run: bool, cache_root: Path) -> list[Path]:
     out_dir = GEN / "experiments"
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = sorted((ROOT / "experiments").glob("*.toml"))
+    if run:  # smoke variants are independent subprocesses: run them side by side, one per core
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            for fut in [pool.submit(_run_smoke, c, _cache_dir(c, cache_root)) for c in configs]:
+                fut.result()
     for cfg in configs:
         _write(out_dir / f"{cfg.stem}.md", experiment_page(cfg, run, cache_root))
     _prune(out_dir, {f"{c.stem}.md" for c in configs})
