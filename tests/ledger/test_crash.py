@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import select
+import shutil
 import signal
 import sqlite3
 import time
@@ -131,9 +132,11 @@ def _check(path: str, acked: list[tuple[str, str]]) -> None:
 def _kills(tmp_path, n: int, seed: int) -> int:
     rng = random.Random(seed)
     total_acked = 0
+    template = os.path.join(tmp_path, "template.db")
+    _setup(template)  # closed cleanly: checkpointed into the one file
     for k in range(n):
         path = os.path.join(tmp_path, f"crash{k}.db")
-        _setup(path)
+        shutil.copyfile(template, path)
         acked = _run_and_kill(path, seed * 1000 + k, rng)
         total_acked += len(acked)
         _check(path, acked)
