@@ -97,3 +97,13 @@ def test_import_and_memory_ledger_pull_in_no_heavy_framework():
             "'simpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == []
+
+
+def test_sqlite_synchronous_option(tmp_path):
+    with pytest.raises(vl.InvalidURL, match="synchronous"):
+        vl.open(f"sqlite:///{tmp_path}/a.db?synchronous=off")
+    with vl.open(f"sqlite:///{tmp_path}/b.db?synchronous=normal") as led:
+        assert led._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with vl.open(f"sqlite:///{tmp_path}/c.db") as led:
+        assert led._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert led._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

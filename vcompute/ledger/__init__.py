@@ -11,7 +11,10 @@ Open a ledger by URL with :func:`open`:
 ``evm+http://HOST:PORT``      the same contract on any JSON-RPC node
 ============================  ==========================================================
 
-Query parameters set options, e.g. ``memory://?withdraw_delay=60``. Third-party
+Query parameters set options, e.g. ``memory://?withdraw_delay=60`` or
+``sqlite:///l.db?synchronous=normal`` (fsync at WAL checkpoints only: survives
+a killed process, not a power cut). ``SQLiteLedger.batch()`` applies many
+operations in one transaction. Third-party
 backends register under the entry-point group ``vcompute.ledgers`` (name = URL
 scheme; value = a factory ``f(url, *, minter, clock, **options) -> Ledger``).
 

@@ -44,6 +44,7 @@ from vcompute.ledger.state import LedgerState, normalise_args
 __all__ = ["SQLiteLedger", "entry_hash", "genesis_hash", "open_sqlite", "request_bytes"]
 
 FORMAT = "vcompute-ledger-sqlite/1"
+_SYNC = {"full": "FULL", "normal": "NORMAL"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -91,6 +92,9 @@ class SQLiteLedger(Ledger):
         minter: public key allowed to mint (stored on creation; must match on reopen).
         clock: ledger time source; default wall time (``time.time``).
         withdraw_delay: seconds between unbonding and withdrawing stake (fixed at creation).
+        synchronous: ``"full"`` (default: every commit is fsynced, durable against power loss)
+            or ``"normal"`` (WAL fsynced at checkpoints only: durable against a killed process,
+            not against power loss; several times faster where fsync is slow).
         url: the URL it was opened with.
 
     Raises:
@@ -109,7 +113,7 @@ class SQLiteLedger(Ledger):
     """
 
     def __init__(self, path: str, *, minter: bytes, clock: ClockFn | None = None, withdraw_delay: float = 0.0,
-                 url: str = "") -> None:
+                 synchronous: str = "full", url: str = "") -> None:
         self.path = os.fspath(path)
         self.url = url or f"sqlite:///{self.path}"
         self.clock = clock if clock is not None else time.time
@@ -117,7 +121,7 @@ class SQLiteLedger(Ledger):
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={_SYNC[synchronous]}")
             self._db.executescript(_SCHEMA)
             self._init_meta(bytes(minter), float(withdraw_delay))
         except sqlite3.DatabaseError as e:
@@ -295,14 +299,17 @@ class SQLiteLedger(Ledger):
 
 
 def open_sqlite(url: str, *, minter: bytes, clock: ClockFn | None = None, withdraw_delay: float = 0.0,
-                **unknown: Any) -> SQLiteLedger:
+                synchronous: str = "full", **unknown: Any) -> SQLiteLedger:
     """Factory for ``sqlite:///path.db`` URLs (three slashes, then the path; ``sqlite:////abs/path.db``).
 
     Raises:
         InvalidURL: for a URL without a path, with a host, or with unknown options.
     """
     if unknown:
-        raise InvalidURL(f"unknown option(s) {sorted(unknown)} for {url!r}; sqlite:// takes withdraw_delay")
+        raise InvalidURL(f"unknown option(s) {sorted(unknown)} for {url!r}; sqlite:// takes withdraw_delay "
+                         "and synchronous")
+    if synchronous not in _SYNC:
+        raise InvalidURL(f"synchronous must be one of {sorted(_SYNC)}, got {synchronous!r}")
     parts = urlsplit(url)
     if parts.netloc:
         raise InvalidURL(f"sqlite URLs have no host: use 'sqlite:///relative.db' or 'sqlite:////abs/path.db', "
@@ -310,4 +317,5 @@ def open_sqlite(url: str, *, minter: bytes, clock: ClockFn | None = None, withdr
     path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
     if not path or path.endswith("/"):
         raise InvalidURL(f"sqlite URL {url!r} names no file; use 'sqlite:///path/to/ledger.db'")
-    return SQLiteLedger(path, minter=minter, clock=clock, withdraw_delay=withdraw_delay, url=url)
+    return SQLiteLedger(path, minter=minter, clock=clock, withdraw_delay=withdraw_delay, synchronous=synchronous,
+                        url=url)
