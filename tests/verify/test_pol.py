@@ -113,7 +113,7 @@ def test_wrapper_refuses_other_hyperparameters():
 @pytest.mark.parametrize("name,params", [
     ("replay", {}), ("interpolate", {}), ("truncate", {"trained_fraction": 0.5}),
     ("hparam_lie", {}), ("hparam_lie", {"declare": "job"}), ("data_substitution", {}),
-    ("fang", {"decoys_per_epoch": 1}), ("zhang", {"iters": 2}),
+    ("fang", {"decoys_per_epoch": 1}), ("fang_hparams", {}), ("zhang", {"iters": 2}),
 ])
 def test_every_attack_is_rejected(name, params):
     job = _job("torch")
@@ -122,7 +122,7 @@ def test_every_attack_is_rejected(name, params):
     assert not v.accepted, (name, v.reason)
 
 
-@pytest.mark.parametrize("name", ["replay", "hparam_lie", "zhang"])
+@pytest.mark.parametrize("name", ["replay", "hparam_lie", "zhang", "fang_hparams"])
 def test_reference_verifier_accepts_what_it_does_not_bind(name):
     """The reference takes hyperparameters, seeds and data on faith (proofs/pol.md, 'reference')."""
     job = _job("torch")

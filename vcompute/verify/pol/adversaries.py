@@ -19,6 +19,9 @@ the transcript it will open, and its cost as a fraction of honest training
 - ``fang``: Fang et al. (EuroS&P 2023): a few honestly trained decoy segments per
   epoch carry the largest updates (so top-Q replays only them); every other
   segment is a small fabricated step towards the stolen model.
+- ``fang_hparams``: Fang et al.'s use of uncommitted hyperparameters: declares a
+  tiny learning rate and many steps so that straight-line steps to the stolen
+  model stay within an absolute ``delta``.
 """
 
 from __future__ import annotations
@@ -207,6 +210,24 @@ def fang(job: Job, provider: str, rng: np.random.Generator, *, decoys_per_epoch:
                    info={"fabricated_fraction": 1 - len(decoys) / C, "relative_gap_to_stolen": gap})
 
 
+def fang_hparams(job: Job, provider: str, rng: np.random.Generator, *, declared_lr: float = 1e-6,
+                 max_step: float = 0.015, victim: str = "victim") -> Spoof:
+    """Fang et al.'s lever on uncommitted hyperparameters: declare a learning rate so small that
+    a replay barely moves, and enough steps that every fabricated segment (a straight line from
+    the init to the stolen model) is shorter than ``max_step`` (below an absolute ``delta``)."""
+    from vcompute.workloads.training.spec import flat_params
+
+    spec, data, seeds = spec_of(job), dataset_of(job), derive_seeds(job.id, provider)
+    w0, stolen = init_state(spec, seeds.init), _steal(job, victim)
+    dist = float(np.linalg.norm(flat_params(stolen) - flat_params(w0)))
+    C = max(spec.n_segments, int(np.ceil(dist / max_step)))
+    declared = dataclasses.replace(spec, lr=declared_lr, momentum=0.0, steps=C * spec.checkpoint_every)
+    zero = {n: np.zeros_like(v) for n, v in w0.items() if n.startswith("momentum/")}
+    states = [{**_line(w0, stolen, j / C), **zero} for j in range(C + 1)]
+    return _finish(job, provider, states, cost=0.0, seeds=seeds, dataset=(data.x, data.y), declared_spec=declared,
+                   info={"relative_gap_to_stolen": 0.0, "declared_steps": declared.steps})
+
+
 def zhang(job: Job, provider: str, rng: np.random.Generator, *, iters: int = 30, victim: str = "victim",
           craft_lr: float = 0.1) -> Spoof:
     """Craft each step's batch so that SGD on it moves towards the stolen model (torch).
@@ -277,6 +298,7 @@ def zhang(job: Job, provider: str, rng: np.random.Generator, *, iters: int = 30,
 ADVERSARIES: dict[str, Callable[..., Spoof]] = {
     "honest": honest, "replay": replay, "interpolate": interpolate, "truncate": truncate,
     "hparam_lie": hparam_lie, "data_substitution": data_substitution, "zhang": zhang, "fang": fang,
+    "fang_hparams": fang_hparams,
 }
 
 

@@ -36,7 +36,8 @@ __all__ = ["TranscriptRecorder", "build_transcript", "sign_claim", "prove", "cha
 
 def build_transcript(job: Job, provider: str, states: Sequence[Mapping[str, np.ndarray]], *,
                      seeds: Seeds | None = None, header_overrides: Mapping[str, Any] | None = None,
-                     dataset: tuple[np.ndarray, np.ndarray] | None = None) -> Transcript:
+                     dataset: tuple[np.ndarray, np.ndarray] | None = None,
+                     declared_spec: TrainSpec | None = None) -> Transcript:
     """A transcript from the training states at steps ``0, k, 2k, ...``.
 
     Args:
@@ -46,11 +47,13 @@ def build_transcript(job: Job, provider: str, states: Sequence[Mapping[str, np.n
         seeds: the seeds used; defaults to :func:`derive_seeds` of job and provider.
         header_overrides: header fields to replace (adversaries use this to lie).
         dataset: the data the prover would ship on request (reference-style verifiers).
+        declared_spec: hyperparameters to declare instead of the job's (adversaries only:
+            a verifier that binds hyperparameters rejects any difference).
 
     Raises:
-        ValueError: if the number of states does not match the job.
+        ValueError: if the number of states does not match the (declared) spec.
     """
-    spec = spec_of(job)
+    spec = declared_spec or spec_of(job)
     seeds = seeds or derive_seeds(job.id, provider)
     if len(states) != spec.n_segments + 1:
         raise ValueError(f"expected {spec.n_segments + 1} checkpoints (steps/k + 1), got {len(states)}")
