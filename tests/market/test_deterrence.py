@@ -60,7 +60,8 @@ def test_strategic_provider_cheats_exactly_below_the_line(ratio, expected):
     assert out["cheat_rate_strategic"] == pytest.approx(expected, abs=0.02)
 
 
-@pytest.mark.parametrize("p, k", [(0.25, 16), (0.05, 16), (0.05, 4)])
+@pytest.mark.parametrize("p, k", [(0.25, 16), pytest.param(0.05, 16, marks=pytest.mark.slow),
+                                  pytest.param(0.05, 4, marks=pytest.mark.slow)])
 def test_catch_probability_within_k_jobs(p, k):
     params = MarketParams.model_validate({
         "jobs": 9000, "providers": {"count": 300},

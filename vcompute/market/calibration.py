@@ -96,6 +96,13 @@ class CalibrationTable:
         Interpolated linearly in log-log between measured sizes and
         extrapolated with the slope of the nearest two.
         """
+        key = (scheme, n)
+        cache = self.__dict__.setdefault("_fractions", {})
+        if key not in cache:
+            cache[key] = self._fraction(scheme, n)
+        return cache[key]
+
+    def _fraction(self, scheme: str, n: int) -> float:
         pts = sorted((int(k), float(v)) for k, v in self._row(scheme)["verify_fraction"].items())
         if len(pts) == 1 or any(v <= 0 for _, v in pts):  # no log-log line: nearest size
             return min(pts, key=lambda p: abs(p[0] - n))[1]

@@ -66,6 +66,9 @@ def _score(price: float, rep: float, w: float) -> float:
 class PostedPrice:
     """Cheapest idle posted price (reputation-weighted) wins, paid its posted price.
 
+    Offers sit in one heap per memory size, so a job needing 40 GB never
+    walks past the idle 24 GB cards.
+
     Args:
         reputation_weight: exponent ``w`` of the reputation in the score.
 
@@ -81,7 +84,8 @@ class PostedPrice:
     def __init__(self, *, reputation_weight: float = 0.0, **_: Any) -> None:
         self.w = float(reputation_weight)
         self.book = IdleBook()
-        self._heap: list[tuple[float, int, Any]] = []
+        self._heaps: dict[float, list[tuple[float, int, int, Any]]] = {}
+        self._ver: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.book)
@@ -91,11 +95,23 @@ class PostedPrice:
         if p in self.book:
             return
         self.book.add(p)
-        heapq.heappush(self._heap, (_score(p.price, p.reputation, self.w), p.idx, p))
+        ver = self._ver.get(p.idx, 0) + 1
+        self._ver[p.idx] = ver  # older entries of p in the heaps are now stale
+        heap = self._heaps.setdefault(p.memory_gb, [])
+        heapq.heappush(heap, (_score(p.price, p.reputation, self.w), p.idx, ver, p))
 
     def remove(self, p: Any) -> None:
-        """Withdraw ``p``'s offer (the heap entry is dropped lazily)."""
+        """Withdraw ``p``'s offer (its heap entry is dropped lazily)."""
         self.book.remove(p)
+
+    def _top(self, heap: list) -> tuple | None:
+        pos, ver = self.book.pos, self._ver
+        while heap:
+            e = heap[0]
+            if e[1] in pos and ver[e[1]] == e[2]:
+                return e
+            heapq.heappop(heap)
+        return None
 
     def pick(self, k: int, *, memory_gb: float, rng: np.random.Generator | None,
              max_price: float) -> list[tuple[Any, float]] | None:
@@ -104,29 +120,33 @@ class PostedPrice:
         Providers returned are removed from the book; none are if fewer than
         ``k`` acceptable offers exist.
         """
-        heap, book = self._heap, self.book
-        chosen: list[tuple[float, int, Any]] = []
-        skipped: list[tuple[float, int, Any]] = []
-        while heap and len(chosen) < k:
-            entry = heap[0]
-            p = entry[2]
-            if p.idx not in book.pos or any(c[1] == p.idx for c in chosen):
-                heapq.heappop(heap)  # stale: picked or removed since it was posted
+        heaps = [h for mem, h in self._heaps.items() if mem >= memory_gb]
+        chosen: list[tuple] = []
+        aside: list[tuple[list, tuple]] = []
+        while len(chosen) < k:
+            best, best_heap = None, None
+            for h in heaps:
+                e = self._top(h)
+                if e is not None and (best is None or e[:2] < best[:2]):
+                    best, best_heap = e, h
+            if best is None:
+                break
+            heapq.heappop(best_heap)
+            if best[3].price > max_price:
+                aside.append((best_heap, best))
+                if self.w == 0:
+                    break  # ordered by price: every other offer is dearer too
                 continue
-            if p.price > max_price and self.w == 0:
-                break  # the heap is ordered by price: every later offer is dearer too
-            heapq.heappop(heap)
-            fits = p.memory_gb >= memory_gb and p.price <= max_price
-            (chosen if fits else skipped).append(entry)
-        for e in skipped:
-            heapq.heappush(heap, e)
+            chosen.append((best_heap, best))
+        for h, e in aside:
+            heapq.heappush(h, e)
         if len(chosen) < k:
-            for e in chosen:
-                heapq.heappush(heap, e)
+            for h, e in chosen:
+                heapq.heappush(h, e)
             return None
-        for e in chosen:
-            book.remove(e[2])
-        return [(e[2], e[2].price) for e in chosen]
+        for _, e in chosen:
+            self.book.remove(e[3])
+        return [(e[3], e[3].price) for _, e in chosen]
 
 
 class ReverseAuction:

@@ -1,0 +1,85 @@
+"""Throughput of the market simulation: jobs/s and SimPy events/s, side by side.
+
+The headline row is modelled mode at scale: 10^5 jobs on 10^3 providers
+(target: <= 60 s on one core), settled on the memory:// ledger with
+conservation checked at the end. Next to it, at a smaller size so that they
+finish quickly, the same market with the reverse auction, with churn and
+crashes, in real mode (providers execute real matmul jobs, Freivalds checks
+them), and on the durable sqlite ledger; each row's ``vs modelled`` is its
+jobs/s over the modelled row of the same size, measured in this run.
+Timings on a shared machine are noisy: read the ratios.
+
+Run: python benchmarks/market.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from vcompute.market.config import MarketParams
+from vcompute.market.sim import Market
+
+
+def _run(params: dict, seed: int = 0) -> tuple[float, int, dict]:
+    mk = Market(MarketParams.model_validate(params), seed=seed)
+    env = mk.env
+    count = [0]
+    step = env.step
+
+    def counting_step() -> None:
+        count[0] += 1
+        step()
+
+    env.step = counting_step  # run() looks step up on the instance: count every event
+    t = time.perf_counter()
+    out = mk.run()
+    return time.perf_counter() - t, count[0], out
+
+
+def main() -> None:
+    """Print jobs/s and events/s per configuration."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="10^4 jobs at scale instead of 10^5")
+    ap.add_argument("--jobs", type=int, default=None, help="jobs of the headline row")
+    args = ap.parse_args()
+    big = args.jobs or (10_000 if args.quick else 100_000)
+    small = 1_000 if args.quick else 5_000
+    adv = {"behaviour": "strategic", "fraction": 0.2}
+    rows = [
+        ("modelled, posted, memory://", big, 1000,
+         {"jobs": big, "providers": {"count": 1000}, "consumers": {"count": 100}, "adversary": adv}),
+        ("modelled, posted (small)", small, 100,
+         {"jobs": small, "providers": {"count": 100}, "adversary": adv}),
+        ("modelled, auction", small, 100,
+         {"jobs": small, "providers": {"count": 100}, "adversary": adv, "matching": {"kind": "auction"}}),
+        ("modelled, churn + crashes", small, 100,
+         {"jobs": small, "providers": {"count": 100, "mean_online_h": 4.0, "crash_rate": 0.02}, "adversary": adv}),
+        ("real (matmul n=48, Freivalds)", small, 100,
+         {"jobs": small, "mode": "real", "providers": {"count": 100}, "adversary": adv}),
+    ]
+    tmp = tempfile.mkdtemp(prefix="vcompute-bench-")
+    sq = max(200, small // 10)
+    rows.append(("modelled, memory:// (same size)", sq, 100,
+                 {"jobs": sq, "providers": {"count": 100}, "adversary": adv}))
+    rows.append(("modelled, sqlite:/// (batched)", sq, 100,
+                 {"jobs": sq, "providers": {"count": 100}, "adversary": adv,
+                  "settlement": {"ledger": f"sqlite:///{Path(tmp) / 'bench.db'}"}}))
+    print(f"{'configuration':<34} {'jobs':>7} {'providers':>9} {'wall_s':>8} {'jobs/s':>9} {'events/s':>10} "
+          f"{'vs modelled':>11}")
+    ref: dict[int, float] = {}
+    for name, jobs, provs, params in rows:
+        wall, events, out = _run(params)
+        assert out["ledger_conserved"] == 1 and out["jobs_submitted"] == jobs
+        rate = jobs / wall
+        if name.startswith("modelled, posted") or name.startswith("modelled, memory://"):
+            ref[jobs] = rate
+        rel = rate / ref[jobs] if jobs in ref else float("nan")
+        print(f"{name:<34} {jobs:>7} {provs:>9} {wall:>8.2f} {rate:>9.0f} {events / wall:>10.0f} {rel:>11.2f}")
+    print("target: 10^5 jobs on 10^3 providers in <= 60 s on one core (first row without --quick)")
+
+
+if __name__ == "__main__":
+    main()
