@@ -198,3 +198,28 @@ def test_commitments(ledger, parties):
     refused(ledger, vl.InvalidRequest, ledger.commit, parties.alice, "c2", d, metadata={"x": "y" * 5000},
             op_id="c2")
     refused(ledger, vl.NotFound, ledger.commitment, "nope")
+
+
+def test_an_impostor_cannot_spend_anothers_balance(ledger, parties):
+    """A key object claiming alice's public key but holding mallory's secret."""
+    if ledger.url.startswith("memory"):
+        pytest.skip("memory:// authorises by holding the SigningKey object (documented capability model)")
+    alice, mallory = parties.alice, parties.mallory
+
+    class Impostor:
+        public_bytes = alice.public_bytes
+
+        def sign(self, message):
+            return mallory.sign(message)
+
+        def derive_secret(self, label):
+            return mallory.derive_secret(label)
+
+    before = ledger.balance("alice")
+    try:
+        ledger.transfer(Impostor(), "bob", 5, op_id="steal")
+    except vl.LedgerError:
+        pass
+    assert ledger.balance("alice") == before
+    assert ledger.balance("mallory") + ledger.balance("bob") == 2000  # at most mallory paid her own money
+    assert vl.check_conservation(ledger) == 5000

@@ -249,12 +249,17 @@ class EVMLedger(Ledger):
         return out
 
     def _account_of(self, by: Any):
-        pub = public_of(by)
-        acct = self._accounts.get(pub)
+        # Keyed by the derived secret, never by the public key: whoever only knows a
+        # public key must not get that account's signer from this cache.
+        public_of(by)
+        if not callable(getattr(by, "derive_secret", None)):
+            raise InvalidRequest("`by` must be a vcompute.core.signing.SigningKey (EVM accounts are derived from it)")
+        secret = by.derive_secret("evm")
+        acct = self._accounts.get(secret)
         if acct is None:
             from eth_account import Account as EthAccount
 
-            acct = self._accounts[pub] = EthAccount.from_key(by.derive_secret("evm"))
+            acct = self._accounts[secret] = EthAccount.from_key(secret)
         return acct
 
     def _invalidate(self) -> None:
