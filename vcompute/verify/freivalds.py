@@ -25,20 +25,12 @@ import numpy as np
 from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, synchronize, to_numpy
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, INT_OUTPUT_DTYPES, exact_check
-from vcompute.verify.tolerance import (
-    FLOAT_DTYPES,
-    false_reject_bound,
-    matrix_stats,
-    precision_of,
-    row_tolerance,
-    unit_roundoff,
-)
+from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, exact_check
+from vcompute.verify.freivalds_validate import meta_mismatch, nonfinite_reason, validate_operands
+from vcompute.verify.freivalds_kernel import residual_and_tolerance
+from vcompute.verify.tolerance import false_reject_bound, matrix_stats, precision_of, row_tolerance, unit_roundoff
 
 __all__ = ["Freivalds", "PreparedMatrix", "unit_roundoff"]
-
-_HALF = ("float16", "bfloat16")
-
 
 class PreparedMatrix:
     """A right-hand operand ``B`` (e.g. a weight matrix) prepared for repeated checks.
@@ -149,7 +141,7 @@ class Freivalds:
         out = claim.output
         if out is None:
             return Verdict.reject("claim carries no output to check", scheme=self.name)
-        problem = _meta_mismatch(claim, out, job)
+        problem = meta_mismatch(claim, out, job)
         if problem is not None:
             return Verdict.reject(problem, scheme=self.name)
         seed = int(ctx.rng.integers(0, 2**63 - 1))
@@ -194,7 +186,7 @@ class Freivalds:
         t0 = time.perf_counter()
         prepared = b if isinstance(b, PreparedMatrix) else None
         b_arr = prepared.array if prepared is not None else b
-        problem = _validate(a, b_arr, c, bias)
+        problem = validate_operands(a, b_arr, c, bias)
         if problem is not None:
             return Verdict.reject(problem, scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -227,7 +219,7 @@ class Freivalds:
             (2,)
         """
         b_arr = b.array if isinstance(b, PreparedMatrix) else b
-        problem = _validate(a, b_arr, c, bias)
+        problem = validate_operands(a, b_arr, c, bias)
         if problem is not None:
             raise ValueError(problem)
         if dtype_name(a) in INT_INPUT_DTYPES:
@@ -282,30 +274,23 @@ class Freivalds:
         lam = self.safety
         with _high_precision(backend), np.errstate(all="ignore"):  # NaN/Inf are diagnosed below
             xp = namespace(a, c)
-            f64 = xp.float64
-            A, C = xp.astype(a, f64), xp.astype(c, f64)
             if prepared is not None:
-                B, stats = prepared._float64(xp)
+                b, stats = prepared._float64(xp)
             else:
-                B = xp.astype(b, f64)
                 stats = None
             # Rademacher signs: bounded, symmetric and independent, which the
             # flip argument of the soundness proof and Hoeffding's bound need;
             # +-1 is exact in every format, so R adds no rounding error.
             R = from_numpy(rng.integers(0, 2, size=(n, self.rounds)).astype(np.float64) * 2.0 - 1.0,
                            backend, like=a)
-            D = A @ (B @ R) - C @ R
-            if bias is not None:
-                D = D + xp.astype(bias, f64)[None, :] @ R
-            diff = xp.max(xp.abs(D), axis=-1)
-            tol, c2 = row_tolerance(xp, A, B, C, prec=prec, safety=lam, stats=stats, bias=bias is not None)
+            diff, tol, c2 = residual_and_tolerance(a, b, c, R, bias, stats, prec=prec, safety=lam)
             tol = tol + _underflow_allowance(dtype_name(c), prec, K, n)
             synchronize(tol)
             diff_np, tol_np, c2_np = _host(diff), _host(tol), _host(c2)
         # NaN/Inf anywhere in A, B, C or the bias reaches diff or tol (0 * inf is NaN), so the
         # operands are only scanned for the reason when the per-row results are not finite.
         if not (np.all(np.isfinite(diff_np)) and np.all(np.isfinite(tol_np))):
-            return Verdict.reject(_nonfinite(a, b, c, bias), scheme=self.name)
+            return Verdict.reject(nonfinite_reason(a, b, c, bias), scheme=self.name)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(tol_np > 0, diff_np / np.where(tol_np > 0, tol_np, 1.0),
                              np.where(diff_np > 0, np.inf, 0.0))
@@ -341,84 +326,6 @@ def _underflow_allowance(out_dtype: str, prec: Any, K: int, n: int) -> float:
     acc = "float64" if prec.u_acc <= 2.0**-53 else "float16" if prec.u_acc == 2.0**-11 else (
         "bfloat16" if prec.u_acc == 2.0**-8 else "float32")
     return 0.5 * n * (2 * K * _TINY[acc] + _TINY[out_dtype])
-
-
-def _expected_out_dtypes(in_dtype: str) -> tuple[str, ...]:
-    if in_dtype in INT_INPUT_DTYPES:
-        return INT_OUTPUT_DTYPES
-    if in_dtype in _HALF:
-        return (in_dtype, "float32")  # XLA/cuBLAS may return the fp32 accumulator
-    return (in_dtype,)
-
-
-def _validate(a: Any, b: Any, c: Any, bias: Any) -> str | None:
-    names = ("A", "B", "C")
-    try:
-        backends = [backend_of(x) for x in (a, b, c)]
-    except TypeError as e:
-        return f"not an array: {e}"
-    if len(set(backends)) > 1:
-        return f"arrays from different backends (A: {backends[0]}, B: {backends[1]}, C: {backends[2]})"
-    for nm, x in zip(names, (a, b, c)):
-        if len(x.shape) < 2:
-            return f"{nm} must have at least 2 dimensions, got shape {tuple(x.shape)}"
-        if any(d == 0 for d in x.shape):
-            return f"{nm} is empty (shape {tuple(x.shape)})"
-    da, db, dc = dtype_name(a), dtype_name(b), dtype_name(c)
-    if da != db:
-        return f"A has dtype {da} but B has dtype {db}; cast both to one dtype before multiplying"
-    if da not in FLOAT_DTYPES + INT_INPUT_DTYPES:
-        return f"unsupported input dtype {da}; use one of {', '.join(FLOAT_DTYPES + INT_INPUT_DTYPES)}"
-    if dc not in _expected_out_dtypes(da):
-        return f"the claimed output has dtype {dc}; a {da} product must be {' or '.join(_expected_out_dtypes(da))}"
-    (m, k), (k2, n) = tuple(a.shape[-2:]), tuple(b.shape[-2:])
-    if k != k2:
-        return f"inner dimensions differ: A is {tuple(a.shape)}, B is {tuple(b.shape)}"
-    try:
-        batch = np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
-    except ValueError:
-        return f"batch dimensions of A {tuple(a.shape)} and B {tuple(b.shape)} do not broadcast"
-    if tuple(c.shape) != tuple(batch) + (m, n):
-        return f"C has shape {tuple(c.shape)}, expected {tuple(batch) + (m, n)}"
-    if bias is not None:
-        try:
-            bb = backend_of(bias)
-        except TypeError as e:
-            return f"bias is not an array: {e}"
-        if bb != backends[0]:
-            return f"bias is a {bb} array but the product is {backends[0]}"
-        if tuple(bias.shape) != (n,):
-            return f"bias has shape {tuple(bias.shape)}, expected {(n,)}"
-        if (dtype_name(bias) in INT_INPUT_DTYPES + INT_OUTPUT_DTYPES) != (da in INT_INPUT_DTYPES):
-            return f"bias dtype {dtype_name(bias)} does not match a {da} product"
-    return None
-
-
-def _nonfinite(a: Any, b: Any, c: Any, bias: Any) -> str:
-    """Which operand made the check non-finite (only scanned when the check's result is)."""
-    xp = namespace(a, b, c)
-    for nm, x in (("the claimed output", c), ("input A", a), ("input B", b), ("the bias", bias)):
-        if x is not None and not bool(xp.all(xp.isfinite(x))):
-            return f"{nm} contains NaN or Inf"
-    return "the operands are too large to check in float64 (their squares overflow)"
-
-
-def _meta_mismatch(claim: Claim, out: Any, job: Job) -> str | None:
-    """A claim whose declared shape/dtype disagrees with its output, or with the job's dtype."""
-    try:
-        shape, dt = tuple(out.shape), dtype_name(out)
-    except AttributeError:
-        return f"claim output is not an array (got {type(out).__name__})"
-    meta = claim.meta
-    if "shape" in meta and tuple(meta["shape"]) != shape:
-        return f"claim declares shape {tuple(meta['shape'])} but its output has shape {shape}"
-    if "dtype" in meta and str(meta["dtype"]) != dt:
-        return f"claim declares dtype {meta['dtype']} but its output has dtype {dt}"
-    want = job.spec.get("out_dtype")
-    allowed = (want,) if want is not None else _expected_out_dtypes(str(job.spec.get("dtype", dt)))
-    if dt not in allowed:
-        return f"the job asks for a {' or '.join(allowed)} result but the claim's output is {dt}"
-    return None
 
 
 def _host(x: Any) -> np.ndarray:

@@ -32,6 +32,7 @@ def make_matmul_job(
     seed: int,
     mean: float = 0.0,
     scale: float = 1.0,
+    spread: float = 0.0,
 ) -> Job:
     """A seeded random matmul job.
 
@@ -45,6 +46,8 @@ def make_matmul_job(
         seed: seed of the input generator.
         mean, scale: entries are ``mean + scale * N(0, 1)``; a non-zero mean
             makes partial sums grow linearly, the hard case for tolerances.
+        spread: rows of ``a`` and columns of ``b`` are further scaled by
+            ``10 ** U(-spread, spread)``, mixing magnitudes (3 -> 1e-3..1e3).
 
     Raises:
         ValueError: for bad sizes, backends or dtypes.
@@ -79,11 +82,18 @@ def make_matmul_job(
         spec = {"m": int(m), "k": int(k), "n": int(n), "backend": backend, "dtype": dtype,
                 "out_dtype": "int32", "seed": int(seed), "mean": 0.0, "scale": float(hi)}
         return Job("matmul", spec, {"a": from_numpy(a, backend), "b": from_numpy(b, backend)})
-    a = (mean + scale * rng.standard_normal((m, k))).astype(np.float32 if dtype != "float64" else np.float64)
-    b = (mean + scale * rng.standard_normal((k, n))).astype(a.dtype)
+    a = mean + scale * rng.standard_normal((m, k))
+    b = mean + scale * rng.standard_normal((k, n))
+    if spread > 0:
+        a = a * 10.0 ** rng.uniform(-spread, spread, size=(m, 1))
+        b = b * 10.0 ** rng.uniform(-spread, spread, size=(1, n))
+    a = a.astype(np.float32 if dtype != "float64" else np.float64)
+    b = b.astype(a.dtype)
     A, B = (_cast(from_numpy(x, backend), dtype) for x in (a, b))
     spec = {"m": int(m), "k": int(k), "n": int(n), "backend": backend, "dtype": dtype,
             "seed": int(seed), "mean": float(mean), "scale": float(scale)}
+    if spread > 0:
+        spec["spread"] = float(spread)
     return Job("matmul", spec, {"a": A, "b": B})
 
 

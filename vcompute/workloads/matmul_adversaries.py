@@ -120,7 +120,8 @@ def replay(job: Job, rng: np.random.Generator) -> Any:
     s = job.spec
     other = make_matmul_job(int(s["m"]), int(s["k"]), int(s["n"]), backend=s["backend"], dtype=s["dtype"],
                             seed=int(s.get("seed", 0)) + 1 + int(rng.integers(1000)),
-                            mean=float(s.get("mean", 0.0)), scale=float(s.get("scale", 1.0))
+                            mean=float(s.get("mean", 0.0)), scale=float(s.get("scale", 1.0)),
+                            spread=float(s.get("spread", 0.0))
                             ) if "m" in s else None
     if other is None:
         raise ValueError("replay needs a job made by make_matmul_job (spec with m, k, n)")

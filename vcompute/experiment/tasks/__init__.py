@@ -15,6 +15,7 @@ TASKS: Registry = Registry("task", group="vcompute.tasks")
 
 # Built-ins are registered by path so that listing them imports nothing heavy.
 TASKS.register("freivalds.detection", "vcompute.experiment.tasks.freivalds:FreivaldsDetection")
+TASKS.register("freivalds.model", "vcompute.experiment.tasks.freivalds:FreivaldsModel")
 TASKS.register("pol.detection", "vcompute.experiment.tasks.pol:PoLDetection")
 TASKS.register("pol.calibration", "vcompute.experiment.tasks.pol:PoLCalibration")
 TASKS.register("synthetic.burn", "vcompute.experiment.tasks.synthetic:Burn")

@@ -1,4 +1,4 @@
-"""Freivalds against honest and cheating matmul providers."""
+"""Freivalds against honest and cheating matmul providers, and whole-model verification."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from vcompute.verify.freivalds import Freivalds
 from vcompute.workloads.behaviours import BEHAVIOURS, execute
 from vcompute.workloads.matmul import honest_matmul, make_matmul_job
 
-__all__ = ["FreivaldsDetection"]
+__all__ = ["FreivaldsDetection", "FreivaldsModel"]
 
 
 class FreivaldsDetectionParams(TaskParams):
@@ -23,11 +23,13 @@ class FreivaldsDetectionParams(TaskParams):
 
     n: int = Field(256, ge=1, le=16384, description="matrix size (n x n times n x n)")
     backend: Literal["numpy", "torch", "jax"] = "numpy"
-    dtype: Literal["float32", "float64"] = "float32"
+    dtype: Literal["float32", "float64", "float16", "bfloat16", "int8", "int16"] = "float32"
     behaviour: str = Field("honest", description="provider behaviour from the registry")
     rounds: int = Field(2, ge=1, le=64, description="Freivalds rounds k")
-    safety: float = Field(5.5, gt=0, description="tolerance tail parameter lambda")
+    safety: float = Field(5.5, gt=0, lt=40, description="tolerance tail parameter lambda")
     mean: float = Field(0.0, description="mean of the input entries")
+    scale: float = Field(1.0, gt=0, description="standard deviation of the input entries")
+    spread: float = Field(0.0, ge=0, le=6, description="decades of magnitude mixed across rows/columns")
     trials: int = Field(4, ge=1, le=10000, description="jobs per run")
     behaviour_params: dict[str, float | str] = Field(default_factory=dict)
 
@@ -40,19 +42,25 @@ class FreivaldsDetection:
 
     Metrics: ``detected`` (fraction of claims rejected), ``cheated`` (1 if
     the behaviour is not honest), ``verify_s`` and ``compute_s`` (median
-    seconds), ``verify_over_compute`` (their ratio), ``max_error_ratio``.
+    seconds), ``verify_over_compute`` (their ratio), ``max_error_ratio``
+    (largest |A(BR) - CR| / tolerance seen), ``tolerance_over_rms`` (median
+    row tolerance, i.e. minimum detectable single-entry error, over RMS(C)),
+    ``false_accept_bound`` (2^-k, or p^-k for integers) and
+    ``reexecution_over_compute`` (1: what checking by re-execution costs).
     """
 
     Params = FreivaldsDetectionParams
     description = "detection rate and verify/compute time of Freivalds against one provider behaviour"
 
     def run(self, params: FreivaldsDetectionParams, seed: int) -> dict[str, Any]:
+        """Run the trials and return flat metrics (see the class docstring)."""
         rng = np.random.default_rng(seed)
         verifier = Freivalds(rounds=params.rounds, safety=params.safety)
-        rejected, t_verify, t_compute, ratios = 0, [], [], []
-        for trial in range(params.trials):
+        rejected, t_verify, t_compute, ratios, rel_tol, fa = 0, [], [], [], [], []
+        for _ in range(params.trials):
             job = make_matmul_job(params.n, backend=params.backend, dtype=params.dtype,
-                                  seed=int(rng.integers(2**31)), mean=params.mean)
+                                  seed=int(rng.integers(2**31)), mean=params.mean, scale=params.scale,
+                                  spread=params.spread)
             claim = execute(job, params.behaviour, rng=rng, **params.behaviour_params)
             t = time.perf_counter()
             synchronize(honest_matmul(job))
@@ -60,6 +68,8 @@ class FreivaldsDetection:
             verdict = verifier.verify(job, [claim], VerifyContext(rng=rng))
             t_verify.append(verdict.cost.seconds)
             ratios.append(verdict.details.get("max_error_ratio", float("nan")))
+            rel_tol.append(verdict.details.get("tolerance_over_rms_median", float("nan")))
+            fa.append(verdict.details.get("false_accept_bound", 0.5**params.rounds))
             rejected += not verdict.accepted
         v, c = float(np.median(t_verify)), float(np.median(t_compute))
         return {
@@ -68,5 +78,85 @@ class FreivaldsDetection:
             "verify_s": v,
             "compute_s": c,
             "verify_over_compute": v / c if c > 0 else float("nan"),
-            "max_error_ratio": float(np.nanmax(ratios)),
+            "max_error_ratio": float(np.nanmax(ratios)) if np.any(np.isfinite(ratios)) else float("nan"),
+            "tolerance_over_rms": float(np.nanmedian(rel_tol)) if np.any(np.isfinite(rel_tol)) else float("nan"),
+            "false_accept_bound": float(max(fa)),
+            "reexecution_over_compute": 1.0,
         }
+
+
+class FreivaldsModelParams(TaskParams):
+    """Parameters of :class:`FreivaldsModel`."""
+
+    framework: Literal["torch", "jax"] = "torch"
+    model: Literal["mlp", "block"] = "mlp"
+    behaviour: Literal["honest", "swap_weights", "low_precision"] = "honest"
+    layer: int = Field(1, ge=0, description="index of the cheated linear layer")
+    batch: int = Field(256, ge=1, le=65536, description="MLP batch, or block batch x 128 tokens / 128")
+    rounds: int = Field(2, ge=1, le=64)
+    trials: int = Field(3, ge=1, le=1000)
+
+
+class FreivaldsModel:
+    """Whole-model verification of an MLP or transformer block, honest or with one bad layer.
+
+    Metrics: ``detected``, ``cheated``, ``named_bad_layer`` (1 if the first
+    bad layer reported is the cheated one), ``verify_s``, ``inference_s``,
+    ``verify_over_inference``.
+    """
+
+    Params = FreivaldsModelParams
+    description = "per-layer Freivalds over a whole torch/JAX forward pass: detection and cost vs inference"
+
+    def run(self, params: FreivaldsModelParams, seed: int) -> dict[str, Any]:
+        """Run the trials and return flat metrics (see the class docstring)."""
+        from vcompute.workloads import models
+
+        rng = np.random.default_rng(seed)
+        fr = Freivalds(rounds=params.rounds)
+        detected, named, tv, ti = 0, 0, [], []
+        if params.framework == "torch":
+            import torch
+
+            from vcompute.verify.model import TorchModelVerifier
+
+            module = models.torch_mlp(seed=seed) if params.model == "mlp" else models.torch_transformer_block(seed=seed)
+            shape = (params.batch, 784) if params.model == "mlp" else (max(1, params.batch // 128), 128, 256)
+            mv = TorchModelVerifier(module, fr)
+            names = list(mv.layers)
+            for _ in range(params.trials):
+                x = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+                with torch.no_grad():
+                    t = time.perf_counter()
+                    module(x)
+                    ti.append(time.perf_counter() - t)
+                out, trace = models.torch_provider(module, x, behaviour=params.behaviour,
+                                                   layer=names[min(params.layer, len(names) - 1)], rng=rng)
+                v = mv.verify((x,), out, trace, seed=rng)
+                tv.append(v.details.get("verify_s", v.cost.seconds))
+                detected += not v.accepted
+                named += v.details.get("first_bad_layer") == names[min(params.layer, len(names) - 1)]
+        else:
+            import jax
+            import jax.numpy as jnp
+
+            from vcompute.verify.model import verify_jax_model
+
+            fn, p = models.jax_mlp(seed=seed) if params.model == "mlp" else models.jax_transformer_block(seed=seed)
+            shape = (params.batch, 784) if params.model == "mlp" else (max(1, params.batch // 128), 128, 256)
+            jf = jax.jit(fn)
+            for _ in range(params.trials):
+                x = jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+                jf(p, x).block_until_ready()
+                t = time.perf_counter()
+                jf(p, x).block_until_ready()
+                ti.append(time.perf_counter() - t)
+                out, trace = models.jax_provider(fn, p, x, behaviour=params.behaviour, layer=params.layer, rng=rng)
+                v = verify_jax_model(fn, (p, x), out, trace, seed=rng)
+                tv.append(v.details.get("verify_s", v.cost.seconds))
+                detected += not v.accepted
+                named += v.details.get("first_bad_layer") == f"dot_general[{params.layer}]"
+        vs, inf = float(np.median(tv)), float(np.median(ti))
+        return {"detected": detected / params.trials, "cheated": int(params.behaviour != "honest"),
+                "named_bad_layer": named / params.trials, "verify_s": vs, "inference_s": inf,
+                "verify_over_inference": vs / inf if inf > 0 else float("nan")}

@@ -1,0 +1,185 @@
+"""Freivalds' check vs the product it verifies, and vs reading its operands once.
+
+For each backend (torch, JAX), dtype (float32, bfloat16), size n and rounds k,
+prints, measured side by side in one run (median of repeats):
+
+- ``matmul``: the product ``A @ B`` itself;
+- ``read``: the read-limit, the time to read A, B and C once (the faster of
+  summing each and multiplying each by a ones vector);
+- ``bare``: the three skinny products ``A (B R)`` and ``C R`` alone, in the
+  input dtype, no tolerance (what a check cannot be faster than);
+- ``naive``: ``allclose(A (B R), C R, rtol=1e-3)``, as code in the wild does;
+- ``verify``: ``Freivalds(rounds=k).check`` with its derived tolerance;
+- ``prepared``: the same with B prepared once (weights verified many times);
+
+and the ratios verify/matmul and verify/read. A second table verifies whole
+models (torch MLP and transformer block): verify time / inference time.
+Runs on CUDA when torch sees a GPU (JAX uses its default device).
+
+Run: python benchmarks/freivalds.py [--quick] [--sizes 1024 2048 4096] [--rounds 1 4 8]
+Timings on a shared machine are noisy; compare ratios within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def _timeit(fn: Callable, sync: Callable, reps: int) -> float:
+    sync(fn())  # warm-up (and compile)
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        sync(fn())
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def _torch_case(n: int, dtype: str, device: str):
+    import torch
+
+    g = torch.Generator().manual_seed(n)
+    dt = getattr(torch, dtype)
+    a = torch.randn(n, n, generator=g).to(device=device, dtype=dt)
+    b = torch.randn(n, n, generator=g).to(device=device, dtype=dt)
+    c = a @ b
+
+    def sync(x):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return x
+
+    ops = {"matmul": lambda: a @ b}
+
+    def bare(k):
+        r = (torch.randint(0, 2, (n, k), device=device) * 2 - 1).to(dt)
+        return lambda: (a @ (b @ r), c @ r)
+
+    def naive(k):
+        r = (torch.randint(0, 2, (n, k), device=device) * 2 - 1).to(dt)
+        return lambda: torch.allclose(a @ (b @ r), c @ r, rtol=1e-3, atol=1e-3)
+
+    return a, b, c, sync, ops, bare, naive
+
+
+def _jax_case(n: int, dtype: str):
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(n)
+    dt = getattr(jnp, dtype)
+    a = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32)).astype(dt)
+    b = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32)).astype(dt)
+    c = (a @ b).block_until_ready()
+    sync = jax.block_until_ready
+    mm = jax.jit(lambda x, y: x @ y)
+    ops = {"matmul": lambda: mm(a, b)}
+    bare_fn = jax.jit(lambda x, y, z, r: (x @ (y @ r), z @ r))
+    naive_fn = jax.jit(lambda x, y, z, r: jnp.allclose(x @ (y @ r), z @ r, rtol=1e-3, atol=1e-3))
+
+    def rad(k):
+        return jnp.asarray(rng.integers(0, 2, (n, k)) * 2 - 1).astype(dt)
+
+    return a, b, c, sync, ops, (lambda k: (lambda r=rad(k): bare_fn(a, b, c, r))), \
+        (lambda k: (lambda r=rad(k): naive_fn(a, b, c, r)))
+
+
+def bench_products(backends, dtypes, sizes, rounds, reps, device):
+    from vcompute.verify import Freivalds
+
+    print(f"{'backend':7} {'dtype':8} {'n':>5} {'k':>2} {'matmul':>9} {'read':>8} {'bare':>8} {'naive':>8} "
+          f"{'verify':>8} {'prep':>8} {'v/mm':>7} {'v/read':>7} {'prep/rd':>7} {'naive/rd':>8} {'bare/rd':>7}")
+    for backend in backends:
+        for dtype in dtypes:
+            for n in sizes:
+                if backend == "torch":
+                    a, b, c, sync, ops, bare, naive = _torch_case(n, dtype, device)
+                else:
+                    a, b, c, sync, ops, bare, naive = _jax_case(n, dtype)
+                t_mm = _timeit(ops["matmul"], sync, reps)
+                t_read = _read_limit(backend, a, b, c, sync, reps)
+                for k in rounds:
+                    fr = Freivalds(rounds=k)
+                    pb = fr.prepare(b)
+                    t_bare = _timeit(bare(k), sync, reps)
+                    t_naive = _timeit(naive(k), sync, reps)
+                    seeds = iter(range(10**6))
+                    t_ver = _timeit(lambda: fr.check(a, b, c, seed=next(seeds)), lambda v: v, reps)
+                    t_prep = _timeit(lambda: fr.check(a, pb, c, seed=next(seeds)), lambda v: v, reps)
+                    ok = fr.check(a, b, c, seed=0).accepted
+                    print(f"{backend:7} {dtype:8} {n:5d} {k:2d} {t_mm*1e3:8.2f}ms {t_read*1e3:6.2f}ms "
+                          f"{t_bare*1e3:6.2f}ms {t_naive*1e3:6.2f}ms {t_ver*1e3:6.2f}ms {t_prep*1e3:6.2f}ms "
+                          f"{t_ver/t_mm:7.3f} {t_ver/t_read:7.2f} {t_prep/t_read:7.2f} {t_naive/t_read:8.2f} "
+                          f"{t_bare/t_read:7.2f}" + ("" if ok else "  (REJECTED an honest product!)"), flush=True)
+
+
+def _read_limit(backend, a, b, c, sync, reps):
+    if backend == "torch":
+        import torch
+
+        ones = torch.ones(a.shape[1], 1, device=a.device, dtype=a.dtype)
+        f1 = lambda: (a.sum(), b.sum(), c.sum())  # noqa: E731
+        f2 = lambda: (a @ ones, b @ ones, c @ ones)  # noqa: E731
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        ones = jnp.ones((a.shape[1], 1), a.dtype)
+        s3 = jax.jit(lambda x, y, z: (x.sum(), y.sum(), z.sum()))
+        g3 = jax.jit(lambda x, y, z: (x @ ones, y @ ones, z @ ones))
+        f1 = lambda: s3(a, b, c)  # noqa: E731
+        f2 = lambda: g3(a, b, c)  # noqa: E731
+    return min(_timeit(f1, sync, reps), _timeit(f2, sync, reps))
+
+
+def bench_models(quick: bool, reps: int):
+    import torch
+
+    from vcompute.verify import Freivalds
+    from vcompute.verify.model import TorchModelVerifier
+    from vcompute.workloads.models import torch_mlp, torch_provider, torch_transformer_block
+
+    print(f"\n{'model':22} {'inference':>10} {'verify':>9} {'verify/inference':>17}")
+    cases = [("mlp 784-1024-1024-10", torch_mlp(seed=0), (256 if quick else 2048, 784)),
+             ("transformer d256 s128", torch_transformer_block(seed=0), (2 if quick else 16, 128, 256))]
+    for name, module, shape in cases:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            t_inf = _timeit(lambda: module(x), lambda v: v, reps)
+        out, trace = torch_provider(module, x)
+        mv = TorchModelVerifier(module, Freivalds(rounds=2))
+        seeds = iter(range(10**6))
+        t_ver = _timeit(lambda: mv.verify((x,), out, trace, seed=next(seeds)), lambda v: v, reps)
+        assert mv.verify((x,), out, trace, seed=0).accepted
+        print(f"{name:22} {t_inf*1e3:8.1f}ms {t_ver*1e3:7.1f}ms {t_ver/t_inf:17.3f}", flush=True)
+
+
+def main(argv=None) -> None:
+    """Entry point (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, few repeats (well under a minute)")
+    p.add_argument("--sizes", type=int, nargs="*")
+    p.add_argument("--rounds", type=int, nargs="*")
+    p.add_argument("--backends", nargs="*", default=["torch", "jax"])
+    p.add_argument("--dtypes", nargs="*", default=["float32", "bfloat16"])
+    p.add_argument("--no-models", action="store_true")
+    args = p.parse_args(argv)
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sizes = args.sizes or ([256, 512] if args.quick else [1024, 2048, 4096])
+    rounds = args.rounds or ([1, 8] if args.quick else [1, 4, 8])
+    reps = 3 if args.quick else 5
+    print(f"# device: {device}; torch threads: {torch.get_num_threads()}; timings are medians of {reps}")
+    bench_products(args.backends, args.dtypes, sizes, rounds, reps, device)
+    if not args.no_models:
+        bench_models(args.quick, reps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Slow: zero false rejects over >= 10^4 honest checks spanning sizes, dtypes, scales and biases.
+
+Run: .venv/bin/python -m pytest tests/verify/test_freivalds_sweep.py -m slow -q -s
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vcompute.core.arrays import to_numpy
+from vcompute.verify import Freivalds
+from vcompute.workloads.matmul import make_matmul_job, product
+
+
+JAX_SHAPES = [(1, 1, 1), (3, 200, 5), (64, 64, 64), (17, 333, 9), (128, 256, 32), (300, 20, 300), (256, 384, 256)]
+
+
+def honest_sweep(checks: int, *, seed: int = 0) -> dict:
+    """Run ``checks`` honest verifications over a grid of settings; return counts and the worst ratio."""
+    rng = np.random.default_rng(seed)
+    settings = [("numpy", "float32"), ("numpy", "float64"), ("numpy", "float16"), ("torch", "float32"),
+                ("torch", "bfloat16"), ("torch", "float16"), ("jax", "float32"), ("jax", "bfloat16")]
+    rejects, worst, worst_setting, done, overflowed = 0, 0.0, None, 0, 0
+    per = {}
+    while done < checks:
+        backend, dtype = settings[done % len(settings)]
+        if backend == "jax":  # a fixed set of shapes: every new shape compiles new XLA kernels
+            m, k, n = JAX_SHAPES[int(rng.integers(len(JAX_SHAPES)))]
+        else:
+            m, k, n = (int(x) for x in np.exp(rng.uniform(0, np.log(384), size=3)).astype(int) + 1)
+        mean = float(rng.choice([0.0, 0.0, 0.3, 1.0, -5.0, 100.0]))
+        spread = float(rng.choice([0.0, 1.0, 3.0])) if dtype in ("float32", "float64") else 0.0
+        scale = float(10.0 ** rng.uniform(-3, 3)) if dtype in ("float32", "float64") else 1.0
+        job = make_matmul_job(m, k, n, backend=backend, dtype=dtype, seed=int(rng.integers(2**31)), mean=mean,
+                              scale=scale, spread=spread)
+        a, b = job.inputs["a"], job.inputs["b"]
+        c = product(a, b)
+        if not np.all(np.isfinite(np.asarray(to_numpy(c), dtype=np.float64))):
+            overflowed += 1  # outside the model (the honest product overflowed): rejected by design
+            continue
+        fr = Freivalds(rounds=int(rng.integers(1, 9)))
+        v = fr.check(a, b, c, seed=int(rng.integers(2**62)))
+        r = v.details.get("max_error_ratio", float("inf"))
+        key = f"{backend}/{dtype}"
+        per[key] = max(per.get(key, 0.0), r)
+        if r > worst:
+            worst, worst_setting = r, (backend, dtype, m, k, n, mean, scale, spread)
+        rejects += not v.accepted
+        done += 1
+    return {"checks": done, "skipped_overflow": overflowed, "rejects": rejects, "max_error_ratio": worst, "worst": worst_setting, "per": per}
+
+
+@pytest.mark.slow
+def test_zero_false_rejects_over_ten_thousand_honest_checks():
+    out = honest_sweep(10_000)
+    print(out)
+    assert out["rejects"] == 0, out

@@ -1,0 +1,100 @@
+"""Validation of Freivalds operands and claims: every problem becomes a reason string, never an exception."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vcompute.core.arrays import backend_of, dtype_name, namespace
+from vcompute.core.types import Claim, Job
+from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, INT_OUTPUT_DTYPES
+from vcompute.verify.tolerance import FLOAT_DTYPES
+
+__all__ = ["validate_operands", "nonfinite_reason", "meta_mismatch", "expected_out_dtypes"]
+
+_HALF = ("float16", "bfloat16")
+
+
+def expected_out_dtypes(in_dtype: str) -> tuple[str, ...]:
+    """Output dtypes an honest product of ``in_dtype`` inputs may have (int accumulators; fp32 for halves)."""
+    if in_dtype in INT_INPUT_DTYPES:
+        return INT_OUTPUT_DTYPES
+    if in_dtype in _HALF:
+        return (in_dtype, "float32")  # XLA/cuBLAS may return the fp32 accumulator
+    return (in_dtype,)
+
+
+def validate_operands(a: Any, b: Any, c: Any, bias: Any) -> str | None:
+    """The first problem with the operands of ``c == a @ b + bias`` (shapes, dtypes, backends), or None.
+
+    NaN/Inf are not scanned here (that would cost a pass over every operand):
+    the check diagnoses them with :func:`nonfinite_reason` when its result is not finite.
+    """
+    names = ("A", "B", "C")
+    try:
+        backends = [backend_of(x) for x in (a, b, c)]
+    except TypeError as e:
+        return f"not an array: {e}"
+    if len(set(backends)) > 1:
+        return f"arrays from different backends (A: {backends[0]}, B: {backends[1]}, C: {backends[2]})"
+    for nm, x in zip(names, (a, b, c)):
+        if len(x.shape) < 2:
+            return f"{nm} must have at least 2 dimensions, got shape {tuple(x.shape)}"
+        if any(d == 0 for d in x.shape):
+            return f"{nm} is empty (shape {tuple(x.shape)})"
+    da, db, dc = dtype_name(a), dtype_name(b), dtype_name(c)
+    if da != db:
+        return f"A has dtype {da} but B has dtype {db}; cast both to one dtype before multiplying"
+    if da not in FLOAT_DTYPES + INT_INPUT_DTYPES:
+        return f"unsupported input dtype {da}; use one of {', '.join(FLOAT_DTYPES + INT_INPUT_DTYPES)}"
+    if dc not in expected_out_dtypes(da):
+        return f"the claimed output has dtype {dc}; a {da} product must be {' or '.join(expected_out_dtypes(da))}"
+    (m, k), (k2, n) = tuple(a.shape[-2:]), tuple(b.shape[-2:])
+    if k != k2:
+        return f"inner dimensions differ: A is {tuple(a.shape)}, B is {tuple(b.shape)}"
+    try:
+        batch = np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    except ValueError:
+        return f"batch dimensions of A {tuple(a.shape)} and B {tuple(b.shape)} do not broadcast"
+    if tuple(c.shape) != tuple(batch) + (m, n):
+        return f"C has shape {tuple(c.shape)}, expected {tuple(batch) + (m, n)}"
+    if bias is not None:
+        try:
+            bb = backend_of(bias)
+        except TypeError as e:
+            return f"bias is not an array: {e}"
+        if bb != backends[0]:
+            return f"bias is a {bb} array but the product is {backends[0]}"
+        if tuple(bias.shape) != (n,):
+            return f"bias has shape {tuple(bias.shape)}, expected {(n,)}"
+        if (dtype_name(bias) in INT_INPUT_DTYPES + INT_OUTPUT_DTYPES) != (da in INT_INPUT_DTYPES):
+            return f"bias dtype {dtype_name(bias)} does not match a {da} product"
+    return None
+
+
+def nonfinite_reason(a: Any, b: Any, c: Any, bias: Any) -> str:
+    """Which operand made the check non-finite (only scanned when the check's result is)."""
+    xp = namespace(a, b, c)
+    for nm, x in (("the claimed output", c), ("input A", a), ("input B", b), ("the bias", bias)):
+        if x is not None and not bool(xp.all(xp.isfinite(x))):
+            return f"{nm} contains NaN or Inf"
+    return "the operands are too large to check in float64 (their squares overflow)"
+
+
+def meta_mismatch(claim: Claim, out: Any, job: Job) -> str | None:
+    """A claim whose declared shape/dtype disagrees with its output, or with the job's dtype."""
+    try:
+        shape, dt = tuple(out.shape), dtype_name(out)
+    except AttributeError:
+        return f"claim output is not an array (got {type(out).__name__})"
+    meta = claim.meta
+    if "shape" in meta and tuple(meta["shape"]) != shape:
+        return f"claim declares shape {tuple(meta['shape'])} but its output has shape {shape}"
+    if "dtype" in meta and str(meta["dtype"]) != dt:
+        return f"claim declares dtype {meta['dtype']} but its output has dtype {dt}"
+    want = job.spec.get("out_dtype")
+    allowed = (want,) if want is not None else expected_out_dtypes(str(job.spec.get("dtype", dt)))
+    if dt not in allowed:
+        return f"the job asks for a {' or '.join(allowed)} result but the claim's output is {dt}"
+    return None
