@@ -183,3 +183,33 @@ def test_registry_and_protocol():
 def test_bad_configuration_is_a_clear_error(kw):
     with pytest.raises(ValueError):
         Replication(**kw)
+
+
+@given(i=st.integers(0, 5), j=st.integers(0, 5), ulps=st.integers(1, 1 << 20), sign=st.sampled_from([-1, 1]),
+       where=st.integers(0, 2))
+def test_any_tampering_is_a_disagreement_under_bitwise(i, j, ulps, sign, where):
+    """Soundness of bitwise equality: a replica changed by even one ULP never joins the honest group."""
+    job = make_matmul_job(6, seed=11)
+    good = np.asarray(job.inputs["a"] @ job.inputs["b"])
+    bad = good.copy()
+    bad[i, j] = np.float32(bad[i, j]) + sign * ulps * np.spacing(np.float32(bad[i, j]))
+    outs = [good, good, good]
+    outs[where] = bad
+    claims = [Claim(job.id, f"p{k}", output=o) for k, o in enumerate(outs)]
+    v = Replication(k=3).verify(job, claims, VerifyContext(seed=0))
+    assert v.accepted and v.details["disagreeing"] == [f"p{where}"]
+    assert v.details["canonical_provider"] != f"p{where}"
+    assert not Replication(k=3, quorum="unanimity").verify(job, claims, VerifyContext(seed=0)).accepted
+
+
+@given(factor=st.floats(1.5, 1e6), i=st.integers(0, 5), j=st.integers(0, 5))
+def test_tampering_beyond_the_tolerance_is_a_disagreement(factor, i, j):
+    """Soundness of tolerance equality: a change above rtol x max|C| is always detected."""
+    rtol = 1e-5
+    job = make_matmul_job(6, seed=12)
+    good = np.asarray(job.inputs["a"] @ job.inputs["b"]).astype(np.float64)
+    bad = good.copy()
+    bad[i, j] += factor * rtol * np.max(np.abs(good)) * 1.01
+    claims = [Claim(job.id, "h", output=good), Claim(job.id, "t", output=bad)]
+    v = Replication(k=2, quorum="unanimity", equality="tolerance", rtol=rtol).verify(job, claims, VerifyContext(seed=0))
+    assert not v.accepted and v.details["group_sizes"] == [1, 1]

@@ -103,3 +103,19 @@ def test_registry_and_bad_configuration():
         SpotCheck(q=0.1)
     with pytest.raises(ValueError):
         SpotCheck(p=1.5)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(i=st.integers(0, 3), j=st.integers(0, 3), ulps=st.integers(1, 1 << 20), known=st.booleans())
+def test_every_checked_tampering_is_caught(i, j, ulps, known):
+    """Soundness of a check: a known-answer or audited job with any changed entry is rejected."""
+    rng = np.random.default_rng(0)
+    pool = _pool(4)
+    job = pool.draw(rng) if known else make_matmul_job(4, seed=5)
+    out = np.asarray(honest_matmul(job)).copy()
+    out[i, j] += ulps * np.spacing(out[i, j])
+    v = SpotCheck(q=0.5 if known else 0.0, p=1.0, known=pool).verify(job, [Claim(job.id, "p", output=out)], _ctx())
+    assert not v.accepted and v.details["caught"]
