@@ -41,7 +41,8 @@ class FreivaldsDetection:
     """Runs ``trials`` jobs through one behaviour and Freivalds' check.
 
     Metrics: ``detected`` (fraction of claims rejected), ``cheated`` (1 if
-    the behaviour is not honest), ``verify_s`` and ``compute_s`` (median
+    the behaviour is not honest), ``applicable`` (0, with ``detected`` NaN,
+    when the behaviour has no meaning for the dtype, e.g. NaN in an int8 product), ``verify_s`` and ``compute_s`` (median
     seconds), ``verify_over_compute`` (their ratio), ``max_error_ratio``
     (largest |A(BR) - CR| / tolerance seen), ``tolerance_over_rms`` (median
     row tolerance, i.e. minimum detectable single-entry error, over RMS(C)),
@@ -61,7 +62,11 @@ class FreivaldsDetection:
             job = make_matmul_job(params.n, backend=params.backend, dtype=params.dtype,
                                   seed=int(rng.integers(2**31)), mean=params.mean, scale=params.scale,
                                   spread=params.spread)
-            claim = execute(job, params.behaviour, rng=rng, **params.behaviour_params)
+            try:
+                claim = execute(job, params.behaviour, rng=rng, **params.behaviour_params)
+            except ValueError as e:  # e.g. NaN injection into an integer product: no such cheat exists
+                return {"detected": float("nan"), "cheated": int(params.behaviour != "honest"), "applicable": 0,
+                        "not_applicable": str(e)[:80]}
             t = time.perf_counter()
             synchronize(honest_matmul(job))
             t_compute.append(time.perf_counter() - t)
@@ -75,6 +80,7 @@ class FreivaldsDetection:
         return {
             "detected": rejected / params.trials,
             "cheated": int(params.behaviour != "honest"),
+            "applicable": 1,
             "verify_s": v,
             "compute_s": c,
             "verify_over_compute": v / c if c > 0 else float("nan"),
