@@ -44,6 +44,7 @@ from vcompute.ledger.errors import (
     UnknownAccount,
 )
 from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake, check_name
+from vcompute.ledger.evm_chain import GAS, RPCChain, TesterChain
 from vcompute.ledger.state import normalise_args
 
 __all__ = ["EVMLedger", "open_evm", "revert_error"]
@@ -52,7 +53,7 @@ _ERRORS = {"unknown": UnknownAccount, "notfound": NotFound, "unauthorized": Unau
            "funds": InsufficientFunds, "state": EscrowStateError, "invalid": InvalidRequest,
            "amount": InvalidAmount, "conflict": OperationConflict}
 _STATES = {1: "open", 2: "released", 3: "refunded"}
-_GAS = 3_000_000
+_GAS = GAS
 _FUND_WEI = 10**20
 
 
@@ -78,100 +79,6 @@ def _keccak(data: bytes) -> bytes:
 
 def _name_id(name: str | None) -> bytes:
     return b"\x00" * 32 if name is None else _keccak(name.encode())
-
-
-class _Tester:
-    """Transport for the embedded chain: talks to eth-tester directly (web3's middleware
-    costs ~10 ms per call, which would halve throughput)."""
-
-    def __init__(self) -> None:
-        from eth_tester import EthereumTester, PyEVMBackend
-        from eth_tester.exceptions import TransactionFailed
-
-        self.tester = EthereumTester(PyEVMBackend())
-        self.failed = (TransactionFailed,)
-        self.deployer = self.tester.get_accounts()[0]
-        self.chain_id = 131277322940537
-
-    def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
-        out = self.tester.call({"from": sender, "to": to, "data": data, "gas": 30_000_000}, block)
-        return bytes.fromhex(out[2:]) if isinstance(out, str) else bytes(out)
-
-    def nonce(self, addr: str) -> int:
-        return self.tester.get_nonce(addr)
-
-    def send_raw(self, raw: bytes) -> dict:
-        h = self.tester.send_raw_transaction("0x" + raw.hex())
-        return self.tester.get_transaction_receipt(h)
-
-    def send_from_node(self, tx: dict) -> dict:
-        h = self.tester.send_transaction({"from": self.deployer, "gas": 8 * _GAS if "to" not in tx else _GAS, **tx})
-        return self.tester.get_transaction_receipt(h)
-
-    def balance(self, addr: str) -> int:
-        return self.tester.get_balance(addr)
-
-    def now(self) -> int:
-        return int(self.tester.get_block_by_number("pending")["timestamp"])
-
-    def advance(self, seconds: float) -> None:
-        self.tester.time_travel(self.now() + max(1, math.ceil(seconds)))
-
-    def snapshot(self) -> Any:
-        return self.tester.take_snapshot()
-
-    def revert(self, snap: Any) -> None:
-        self.tester.revert_to_snapshot(snap)
-
-
-class _RPC:
-    """Transport for any JSON-RPC node, through web3."""
-
-    def __init__(self, endpoint: str) -> None:
-        from web3 import Web3
-        from web3.exceptions import ContractLogicError
-
-        self.w3 = Web3(Web3.HTTPProvider(endpoint, request_kwargs={"timeout": 30}))
-        try:
-            self.deployer = self.w3.eth.accounts[0]
-            self.chain_id = self.w3.eth.chain_id
-        except Exception as e:
-            raise InvalidURL(f"no usable JSON-RPC node at {endpoint}: {e}; start one (e.g. `anvil`) "
-                             "or use evm://tester") from None
-        self.failed = (ContractLogicError, ValueError)
-
-    def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
-        return bytes(self.w3.eth.call({"from": sender, "to": to, "data": data}, block))
-
-    def nonce(self, addr: str) -> int:
-        return self.w3.eth.get_transaction_count(addr, "pending")
-
-    def send_raw(self, raw: bytes) -> dict:
-        h = self.w3.eth.send_raw_transaction(raw)
-        return dict(self.w3.eth.wait_for_transaction_receipt(h))
-
-    def send_from_node(self, tx: dict) -> dict:
-        h = self.w3.eth.send_transaction({"from": self.deployer, **tx})
-        return dict(self.w3.eth.wait_for_transaction_receipt(h))
-
-    def balance(self, addr: str) -> int:
-        return self.w3.eth.get_balance(addr)
-
-    def now(self) -> int:
-        return int(self.w3.eth.get_block("pending")["timestamp"])
-
-    def advance(self, seconds: float) -> None:
-        try:
-            self.w3.provider.make_request("evm_increaseTime", [max(1, math.ceil(seconds))])
-            self.w3.provider.make_request("evm_mine", [])
-        except Exception as e:
-            raise LedgerError(f"this node cannot move time ({e}); only dev nodes (anvil, hardhat) can") from None
-
-    def snapshot(self) -> Any:
-        return self.w3.provider.make_request("evm_snapshot", [])["result"]
-
-    def revert(self, snap: Any) -> None:
-        self.w3.provider.make_request("evm_revert", [snap])
 
 
 class EVMLedger(Ledger):
@@ -200,12 +107,12 @@ class EVMLedger(Ledger):
             if parts.netloc != "tester" or parts.path not in ("", "/"):
                 raise InvalidURL(f"the embedded chain is 'evm://tester', got {url!r}; "
                                  "use evm+http://HOST:PORT for a node")
-            self.chain = _Tester()
+            self.chain = TesterChain()
         else:
             if not parts.hostname:
                 raise InvalidURL(f"{url!r} names no host; use e.g. evm+http://127.0.0.1:8545")
             endpoint = f"{parts.scheme.split('+', 1)[1]}://{parts.netloc}{parts.path}"
-            self.chain = _RPC(endpoint)
+            self.chain = RPCChain(endpoint)
         build = load_contract("VLedger")
         self._abi = build["abi"]
         self._w3 = Web3()  # offline: ABI encoding only
@@ -226,7 +133,7 @@ class EVMLedger(Ledger):
         self._accounts: dict[bytes, Any] = {}
         self._nonces: dict[str, int] = {}
         # The embedded chain has no other writer, so views can be cached until our next write.
-        self._cache: dict | None = {} if isinstance(self.chain, _Tester) else None
+        self._cache: dict | None = {} if isinstance(self.chain, TesterChain) else None
         self._snap = self.chain.snapshot()
 
     # -- plumbing ----------------------------------------------------------
