@@ -136,3 +136,20 @@ def test_reputation_weighting_starves_caught_cheaters():
     off = run_market(_p(matching={"reputation_weight": 0.0}, **base), seed=1)
     on = run_market(_p(matching={"reputation_weight": 3.0}, **base), seed=1)
     assert on["wrong_accepted"] < off["wrong_accepted"]
+
+
+def test_real_mode_refuses_a_verifier_that_cannot_check_its_proxy_jobs():
+    with pytest.raises(ValueError, match="use mode='modelled'"):
+        Market(_p(mode="real", consumers={"verifier": "pol"}), seed=0)
+
+
+def test_modelled_mode_refuses_parameters_the_table_was_not_calibrated_with():
+    with pytest.raises(ValueError, match="recalibrate or use mode='real'"):
+        Market(_p(consumers={"verifier": "freivalds", "verifier_params": {"rounds": 7}}), seed=0)
+
+
+def test_real_mode_runs_every_matmul_verifier_and_conserves_money():
+    for v in ("freivalds", "spotcheck", "replication"):
+        out = run_market(_p(mode="real", jobs=60, consumers={"verifier": v, "audit_p": 0.5},
+                            adversary={"behaviour": "lazy", "fraction": 0.3}), seed=0)
+        assert out["ledger_conserved"] == 1 and out["false_rejects"] == 0

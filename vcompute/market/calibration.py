@@ -37,7 +37,7 @@ def wilson_interval(hits: int, n: int, z: float = 2.576) -> tuple[float, float]:
     Example:
         >>> lo, hi = wilson_interval(50, 100)
         >>> round(lo, 2), round(hi, 2)
-        (0.37, 0.63)
+        (0.38, 0.62)
     """
     if n <= 0:
         return 0.0, 1.0

@@ -66,6 +66,13 @@ class Market:
 
             verifier = None if scheme == "none" else VERIFIERS.create(scheme, **cons.verifier_params)
             self.work: Any = RealWork(verifier, seed=self.seed)
+            if verifier is not None:
+                k = self.work.replicas()
+                probe = self.work.run(job_key=2**62, n=8, cheats=[None] * k, audit=True)
+                if probe.accepted is False:
+                    raise ValueError(f"verifier {scheme!r} rejects honest matmul jobs ({probe.reason}); real mode "
+                                     "runs matmul proxy jobs: use mode='modelled' (calibrated on its own "
+                                     "workloads, e.g. `python -m vcompute.market.calibration_pol`)")
         else:
             if not self.table.has(scheme):
                 raise ValueError(f"verifier {scheme!r} is not calibrated for modelled mode (calibrated: "
