@@ -17,6 +17,8 @@ def test_shipped_table_has_the_matmul_schemes():
     assert t.detect("freivalds", "random_output") == 1.0
     assert 0.05 < t.detect("spotcheck", "random_output") < 0.2  # p = 0.1 re-execution
     assert t.schemes["replication"]["replicas"] == 3
+    # proof-of-learning, measured on real training runs with real spoofs
+    assert t.detect("pol", "honest") == 0.0 and t.detect("pol", "random_output") == 1.0
 
 
 def test_verify_fraction_interpolates_log_log():
@@ -29,7 +31,7 @@ def test_verify_fraction_interpolates_log_log():
 
 def test_unknown_scheme_says_how_to_calibrate():
     with pytest.raises(KeyError, match="python -m vcompute.market.calibration"):
-        default_table().detect("pol", "honest")
+        default_table().detect("zk-snark", "honest")
 
 
 def test_calibrating_again_reproduces_the_shipped_detection_rates():
