@@ -117,3 +117,12 @@ def test_credibility_beats_voting_redundancy_at_f_035():
 def test_simulation_rejects_bad_arguments(bad):
     with pytest.raises(ValueError):
         simulate_m_first(trials=10, rng=np.random.default_rng(0), **bad)
+
+
+def test_honest_errors_set_a_floor_on_residual_error():
+    """Unreplicated results are taken on trust: residual >= honest error rate x unreplicated share."""
+    r = simulate_adaptive(ConsecutiveValid(), hosts=200, jobs=40_000, faulty_fraction=0.0, honest_error_rate=2e-3,
+                          rng=np.random.default_rng(4))
+    floor = 2e-3 * r["unreplicated_share"]
+    lo, hi = wilson_interval(int(r["wrong_accepted"]), int(r["accepted"]), z=4)
+    assert lo <= floor <= hi

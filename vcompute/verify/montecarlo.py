@@ -127,7 +127,8 @@ def simulate_adaptive(policy: ReplicationPolicy, *, hosts: int = 1000, jobs: int
                       faulty_fraction: float = 0.01, fault_rate: float = 0.5,
                       attacker_fraction: float = 0.0, attacker_streak: int = 20,
                       rejoin: bool = True, backtrack: bool = False, min_quorum: int = 2,
-                      max_replicas: int = 10, rng: np.random.Generator) -> dict[str, float]:
+                      max_replicas: int = 10, honest_error_rate: float = 0.0,
+                      rng: np.random.Generator) -> dict[str, float]:
     """Adaptive replication over a host population, with cost accounting.
 
     Each job goes to a host drawn uniformly from those the policy allows.
@@ -155,6 +156,8 @@ def simulate_adaptive(policy: ReplicationPolicy, *, hosts: int = 1000, jobs: int
         backtrack: re-execute a host's unchecked results when it is caught.
         min_quorum: agreeing votes that validate a replicated job.
         max_replicas: give up on a job (not accepted) after this many.
+        honest_error_rate: occasional (unique) errors of honest hosts, e.g.
+            hardware faults; 0 by default.
         rng: the generator.
 
     Returns:
@@ -168,6 +171,7 @@ def simulate_adaptive(policy: ReplicationPolicy, *, hosts: int = 1000, jobs: int
     _check("faulty_fraction", faulty_fraction)
     _check("attacker_fraction", attacker_fraction, 0.0, 1.0 - faulty_fraction)
     _check("fault_rate", fault_rate)
+    _check("honest_error_rate", honest_error_rate)
     if hosts < max(2, min_quorum) or jobs < 1:
         raise ValueError("need at least min_quorum hosts and one job")
     n_faulty = int(round(faulty_fraction * hosts))
@@ -188,6 +192,8 @@ def simulate_adaptive(policy: ReplicationPolicy, *, hosts: int = 1000, jobs: int
             return _UNIQUE if rng.random() < fault_rate else _RIGHT
         if h.kind == "attacker":
             return _COLLUDE if h.done > attacker_streak else _RIGHT
+        if honest_error_rate and rng.random() < honest_error_rate:
+            return _UNIQUE
         return _RIGHT
 
     def caught(hid: str) -> None:

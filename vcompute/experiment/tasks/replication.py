@@ -151,6 +151,7 @@ class AdaptiveReplicationParams(TaskParams):
     fault_rate: float = Field(0.05, ge=0, le=1, description="error rate of a faulty host")
     attacker_fraction: float = Field(0.0, ge=0, le=1, description="share of streak-then-cheat hosts")
     attacker_streak: int = Field(20, ge=0, le=1_000_000, description="honest results before cheating")
+    honest_error_rate: float = Field(0.0, ge=0, le=1, description="occasional errors of honest hosts")
     residual_target: float = Field(1e-4, gt=0, description="BOINC's residual error goal")
     overhead_target: float = Field(0.10, gt=0, description="BOINC's overhead goal")
 
@@ -172,7 +173,8 @@ class AdaptiveReplication:
         r = simulate_adaptive(policy, hosts=params.hosts, jobs=params.jobs,
                               faulty_fraction=params.faulty_fraction, fault_rate=params.fault_rate,
                               attacker_fraction=params.attacker_fraction, attacker_streak=params.attacker_streak,
-                              backtrack=backtrack, rng=np.random.default_rng(seed))
+                              honest_error_rate=params.honest_error_rate, backtrack=backtrack,
+                              rng=np.random.default_rng(seed))
         r["meets_target"] = int(r["residual_error"] <= params.residual_target
                                 and r["overhead"] <= params.overhead_target)
         return r
