@@ -194,10 +194,12 @@ class ConsecutiveValid(_Policy):
 class ErrorRate(_Policy):
     """BOINC's older rule: trust hosts whose estimated error rate is low.
 
-    The estimate starts at ``initial``, is multiplied by ``decay`` on each
-    valid result and raised by ``penalty`` on each invalid one. A host with
-    estimate ``E < limit`` has its job replicated with probability
-    ``max(E / limit, min_check)``; otherwise always.
+    The estimate follows BOINC's validator (``update_error_rate``): it
+    starts at ``initial`` (0.1), is multiplied by ``decay`` (0.95) on each
+    valid result, raised by ``penalty`` (0.1) on each invalid one and
+    clamped to 1. The trust rule is ours: a host with estimate
+    ``E < limit`` has its job replicated with probability
+    ``max(E / limit, min_check)``, otherwise always.
 
     Example:
         >>> p = ErrorRate()
