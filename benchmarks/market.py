@@ -5,7 +5,8 @@ The headline row is modelled mode at scale: 10^5 jobs on 10^3 providers
 conservation checked at the end. Next to it, at a smaller size so that they
 finish quickly, the same market with the reverse auction, with churn and
 crashes, in real mode (providers execute real matmul jobs, Freivalds checks
-them), and on the durable sqlite ledger; each row's ``vs modelled`` is its
+them), and on the durable sqlite ledger and the embedded EVM (when
+installed); each row's ``vs modelled`` is its
 jobs/s over the modelled row of the same size, measured in this run.
 Timings on a shared machine are noisy: read the ratios.
 
@@ -67,6 +68,12 @@ def main() -> None:
     rows.append(("modelled, sqlite:/// (batched)", sq, 100,
                  {"jobs": sq, "providers": {"count": 100}, "adversary": adv,
                   "settlement": {"ledger": f"sqlite:///{Path(tmp) / 'bench.db'}"}}))
+    if _evm_available():
+        rows.append(("modelled, memory:// (evm size)", 50, 10,
+                     {"jobs": 50, "providers": {"count": 10}, "consumers": {"count": 3}, "adversary": adv}))
+        rows.append(("modelled, evm://tester", 50, 10,
+                     {"jobs": 50, "providers": {"count": 10}, "consumers": {"count": 3}, "adversary": adv,
+                      "settlement": {"ledger": "evm://tester"}}))
     print(f"{'configuration':<34} {'jobs':>7} {'providers':>9} {'wall_s':>8} {'jobs/s':>9} {'events/s':>10} "
           f"{'vs modelled':>11}")
     ref: dict[int, float] = {}
@@ -74,11 +81,21 @@ def main() -> None:
         wall, events, out = _run(params)
         assert out["ledger_conserved"] == 1 and out["jobs_submitted"] == jobs
         rate = jobs / wall
-        if name.startswith("modelled, posted") or name.startswith("modelled, memory://"):
+        if name.startswith(("modelled, posted", "modelled, memory://")):
             ref[jobs] = rate
         rel = rate / ref[jobs] if jobs in ref else float("nan")
-        print(f"{name:<34} {jobs:>7} {provs:>9} {wall:>8.2f} {rate:>9.0f} {events / wall:>10.0f} {rel:>11.2f}")
+        print(f"{name:<34} {jobs:>7} {provs:>9} {wall:>8.2f} {rate:>9.0f} {events / wall:>10.0f} {rel:>11.3g}")
     print("target: 10^5 jobs on 10^3 providers in <= 60 s on one core (first row without --quick)")
+
+
+def _evm_available() -> bool:
+    try:
+        import vcompute.ledger as vl
+
+        vl.open("evm://tester").close()
+        return True
+    except Exception:
+        return False
 
 
 if __name__ == "__main__":

@@ -153,3 +153,12 @@ def test_real_mode_runs_every_matmul_verifier_and_conserves_money():
         out = run_market(_p(mode="real", jobs=60, consumers={"verifier": v, "audit_p": 0.5},
                             adversary={"behaviour": "lazy", "fraction": 0.3}), seed=0)
         assert out["ledger_conserved"] == 1 and out["false_rejects"] == 0
+
+
+def test_heavy_churn_with_many_timeouts_settles_every_escrow():
+    # regression: a refund scheduled at deadline - now could land one ulp before the deadline
+    p = MarketParams.model_validate({"jobs": 5000,
+                                     "providers": {"count": 100, "mean_online_h": 4.0, "crash_rate": 0.02},
+                                     "adversary": {"behaviour": "strategic", "fraction": 0.2}})
+    out = run_market(p, seed=0)
+    assert out["timeout_refunds"] == out["crashed_replicas"] > 0

@@ -189,7 +189,7 @@ class ReverseAuction:
         if n < k:
             return None
         m = min(max(self.bidders, k), n)
-        idx = rng.choice(n, size=m, replace=False) if m < n else range(n)
+        idx = _sample(rng, n, m)
         u = rng.random(m)
         bids = []
         for j, i in enumerate(idx):
@@ -206,6 +206,21 @@ class ReverseAuction:
         for b in won:
             self.book.remove(b[2])
         return [(b[2], b[3]) for b in won]
+
+
+def _sample(rng: np.random.Generator, n: int, m: int) -> list[int]:
+    """``m`` distinct indices of ``range(n)`` in draw order (``rng.choice`` permutes all ``n``)."""
+    if m >= n:
+        return list(range(n))
+    if 4 * m > n:
+        return rng.choice(n, size=m, replace=False).tolist()
+    seen: dict[int, None] = {}
+    while len(seen) < m:
+        for i in rng.integers(0, n, size=2 * m).tolist():
+            seen.setdefault(i)
+            if len(seen) == m:
+                break
+    return list(seen)
 
 
 MATCHERS.register("posted", PostedPrice)

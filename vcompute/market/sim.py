@@ -344,7 +344,8 @@ class Market:
         settle_job(self, job)
 
     def _refund_later(self, job: Job, eid: str, deadline: float):
-        yield self.env.timeout(max(0.0, deadline - self.env.now))
+        # A hair past the deadline: now + (deadline - now) can round to just below it.
+        yield self.env.timeout(max(0.0, deadline - self.env.now) + 1e-6)
         self.settle.refund(eid, by_consumer=job.consumer)
         self.m.timeouts += 1
         self.inflight -= 1
