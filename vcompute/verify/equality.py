@@ -99,9 +99,15 @@ def relative_error(a: Any, b: Any) -> float:
         >>> relative_error(np.array([1.0, 2.0]), np.array([1.0, 2.2]))
         0.09090909090909098
     """
-    x, y = _np(a).astype(np.float64), _np(b).astype(np.float64)
-    diff = float(np.max(np.abs(x - y))) if x.size else 0.0
-    scale = max(float(np.max(np.abs(x))) if x.size else 0.0, float(np.max(np.abs(y))) if y.size else 0.0)
+    x, y = _np(a), _np(b)
+    if x.dtype != y.dtype or x.dtype.kind != "f":  # mixed or integer data: compare exactly in float64
+        x, y = x.astype(np.float64), y.astype(np.float64)
+    if x.size == 0:
+        return 0.0
+    # in the arrays' own float format the difference of two close values is exact (Sterbenz) and
+    # otherwise off by one rounding, far below any tolerance worth setting
+    diff = float(np.max(np.abs(x - y)))
+    scale = max(float(np.max(np.abs(x))), float(np.max(np.abs(y))))
     if diff == 0.0:
         return 0.0
     return math.inf if scale == 0.0 else diff / scale
