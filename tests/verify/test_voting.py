@@ -126,3 +126,13 @@ def test_honest_errors_set_a_floor_on_residual_error():
     floor = 2e-3 * r["unreplicated_share"]
     lo, hi = wilson_interval(int(r["wrong_accepted"]), int(r["accepted"]), z=4)
     assert lo <= floor <= hi
+
+
+def test_throttling_cuts_the_compute_wasted_on_failing_hosts():
+    from vcompute.experiment.tasks.replication import make_preset
+
+    kw = dict(hosts=200, jobs=20_000, faulty_fraction=0.05, fault_rate=1.0)
+    plain = simulate_adaptive(make_preset("boinc_cv")[0], rng=np.random.default_rng(1), **kw)
+    throttled = simulate_adaptive(make_preset("cv_throttle")[0], rng=np.random.default_rng(1), **kw)
+    assert throttled["overhead"] < plain["overhead"] - 0.02
+    assert throttled["residual_error"] == plain["residual_error"] == 0.0

@@ -136,7 +136,9 @@ def simulate_adaptive(policy: ReplicationPolicy, *, hosts: int = 1000, jobs: int
     is validated BOINC-style (more replicas from distinct hosts until one
     answer has ``min_quorum`` votes, at most ``max_replicas``), and every
     replica's outcome is recorded with the policy. An unreplicated job is
-    accepted unchecked.
+    accepted unchecked. A policy with a ``quota`` (:class:`~vcompute.verify.policies.Blacklist`)
+    throttles: a host below its full quota is offered a job with
+    probability ``quota / max_quota``.
 
     Host kinds: honest (always right); faulty (wrong with probability
     ``fault_rate``, each wrong answer unique); streak-then-cheat attackers
@@ -207,8 +209,14 @@ def simulate_adaptive(policy: ReplicationPolicy, *, hosts: int = 1000, jobs: int
             wrong_accepted -= h.unchecked_wrong
             h.unchecked = h.unchecked_wrong = 0
 
+    quota = getattr(policy, "quota", None)
+    full = getattr(policy, "params", {}).get("max_quota", 0)
     for _ in range(jobs):
         first = pool[int(rng.integers(len(pool)))]
+        # punitive throttling: a host below its full quota gets the job only with probability quota / full
+        # (no draw at full quota, so unthrottled runs see the same random stream)
+        while quota is not None and quota(first) < full and rng.random() >= quota(first) / full:
+            first = pool[int(rng.integers(len(pool)))]
         k = policy.replicas_for(first, rng)
         if k <= 1:
             a = answer(first)

@@ -115,6 +115,7 @@ POLICY_PRESETS: dict[str, str] = {
     "boinc_error_rate": "BOINC's older error-rate rule (limit 0.05)",
     "cv_backtrack": "BOINC CV rule + backtracking of a caught host's unchecked results",
     "resist": "CV rule with a 5% checking floor + ban on first invalid + backtracking",
+    "cv_throttle": "BOINC CV rule + punitive throttling (quota halved per invalid, doubled per valid), no ban",
 }
 
 
@@ -138,13 +139,15 @@ def make_preset(name: str) -> tuple[ReplicationPolicy, bool]:
         return ConsecutiveValid(threshold=10), True
     if name == "resist":
         return Blacklist(ConsecutiveValid(threshold=10, min_check=0.05), max_invalid=1), True
+    if name == "cv_throttle":
+        return Blacklist(ConsecutiveValid(threshold=10), max_invalid=10**9, max_quota=64), False
     raise ValueError(f"unknown policy preset {name!r}; known: {', '.join(POLICY_PRESETS)}")
 
 
 class AdaptiveReplicationParams(TaskParams):
     """Parameters of :class:`AdaptiveReplication`."""
 
-    policy: Literal["fixed2", "boinc_cv", "boinc_error_rate", "cv_backtrack", "resist"] = "boinc_cv"
+    policy: Literal["fixed2", "boinc_cv", "boinc_error_rate", "cv_backtrack", "resist", "cv_throttle"] = "boinc_cv"
     hosts: int = Field(1000, ge=10, le=1_000_000)
     jobs: int = Field(300_000, ge=100, le=100_000_000)
     faulty_fraction: float = Field(0.01, ge=0, le=1, description="share of faulty hosts")
