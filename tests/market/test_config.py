@@ -75,3 +75,12 @@ def test_dotted_grid_keys_reach_nested_params(tmp_path):
         '[grid]\n"consumers.audit_p" = [0.1, 0.5]\n"adversary.behaviour" = ["lazy", "strategic"]\n'
         "[smoke]\n\"experiment.seeds\" = 1\n")
     load_config(cfg)  # validates every grid point against MarketParams
+
+
+def test_verifier_by_kind_is_validated():
+    with pytest.raises(pydantic.ValidationError, match="unknown job kind 'video'"):
+        MarketParams.model_validate({"consumers": {"verifier_by_kind": {"video": "pol"}}})
+    with pytest.raises(pydantic.ValidationError, match="unknown verifier 'magic'"):
+        MarketParams.model_validate({"consumers": {"verifier_by_kind": {"training": "magic"}}})
+    p = MarketParams.model_validate({"consumers": {"verifier_by_kind": {"training": "pol", "matmul": "default"}}})
+    assert p.consumers.verifier_by_kind["training"] == "pol"

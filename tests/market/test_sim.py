@@ -162,3 +162,16 @@ def test_heavy_churn_with_many_timeouts_settles_every_escrow():
                                      "adversary": {"behaviour": "strategic", "fraction": 0.2}})
     out = run_market(p, seed=0)
     assert out["timeout_refunds"] == out["crashed_replicas"] > 0
+
+
+def test_combining_verifiers_by_job_kind():
+    base = dict(consumers={"verifier": "freivalds", "audit_p": 1.0},
+                adversary={"behaviour": "lazy", "fraction": 0.3, "cheat_rate": 1.0})
+    alone = Market(_p(**base), seed=0)
+    combo = Market(_p(**{**base, "consumers": {**base["consumers"], "verifier_by_kind": {"training": "pol"}}}), seed=0)
+    assert {c.scheme for c in alone.checks.values()} == {"freivalds"}
+    assert combo.checks["training"].scheme == "pol" and combo.checks["matmul"].scheme == "freivalds"
+    a, c = alone.run(), combo.run()
+    # PoL replays about half of each (short, calibrated) training run: dearer than Freivalds' check
+    assert c["trust_overhead"] > a["trust_overhead"]
+    assert c["caught"] > 0 and c["false_rejects"] == 0

@@ -180,6 +180,9 @@ class ConsumersConfig(_Model):
         max_price_usd_per_pflop: consumers refuse quotes above this.
         verifier: a registered verifier name, or ``"none"``.
         verifier_params: keyword arguments for the verifier.
+        verifier_by_kind: per job kind, a different verifier (with its
+            default parameters), e.g. ``{"training": "pol"}``: combinations;
+            ``"default"`` means ``verifier`` (handy in grids).
         audit_p: probability a completed job is sent for verification.
         stake_usd: stake a provider locks per job (slashed if caught).
     """
@@ -192,18 +195,36 @@ class ConsumersConfig(_Model):
     max_price_usd_per_pflop: float = Field(1.0, gt=0)
     verifier: str = "freivalds"
     verifier_params: dict[str, Any] = Field(default_factory=dict)
+    verifier_by_kind: dict[str, str] = Field(default_factory=dict)
     audit_p: float = Field(0.1, ge=0, le=1)
     stake_usd: float = Field(5.0, ge=0)
 
     @field_validator("verifier")
     @classmethod
     def _known_verifier(cls, v: str) -> str:
-        if v != "none":
-            from vcompute.verify import VERIFIERS
+        return _check_verifier(v)
 
-            if v not in VERIFIERS:
-                raise ValueError(f"unknown verifier {v!r}; known: none, {', '.join(VERIFIERS.names())}")
+    @field_validator("verifier_by_kind")
+    @classmethod
+    def _known_kinds(cls, v: dict[str, str]) -> dict[str, str]:
+        for kind, name in v.items():
+            if kind not in _KINDS:
+                raise ValueError(f"verifier_by_kind: unknown job kind {kind!r}; known: {', '.join(_KINDS)}")
+            if name != "default":
+                _check_verifier(name)
         return v
+
+
+_KINDS = ("matmul", "inference", "training")
+
+
+def _check_verifier(v: str) -> str:
+    if v != "none":
+        from vcompute.verify import VERIFIERS
+
+        if v not in VERIFIERS:
+            raise ValueError(f"unknown verifier {v!r}; known: none, {', '.join(VERIFIERS.names())}")
+    return v
 
 
 class AuditorsConfig(_Model):

@@ -36,22 +36,23 @@ def settle_job(mk: Any, job: Job) -> None:
     # A check needs every replica's claim; with one vanished the rest settle unchecked.
     audit = job.audit and len(live) == len(job.replicas)
     jt = job.jtype
+    check = mk.checks[jt.kind]
     if job.audit:
         m.checks_requested += 1
         auditor.fees += st.transfer(job.consumer, auditor.name, mk.fee) if mk.fee else 0
     if audit:
-        frac_est = _frac_estimate(mk, jt.real_n)
+        frac_est = check.frac_est(jt.real_n, mk._frac_mean)
         check_cost = frac_est * jt.pflop * mk.a100_cpp * aud.cost_factor
         reward = aud.whistleblower_share * p.consumers.stake_usd
-        if not auditor.will_check(cost_usd=check_cost, detect_p=mk._detect_est(mk.adv_cheat),
+        if not auditor.will_check(cost_usd=check_cost, detect_p=check.detect_est(mk.adv_cheat),
                                   cheat_reward_usd=reward, forced_rate=aud.forced_error_rate,
-                                  forced_detect_p=mk._detect_est("random_output"), jackpot_usd=aud.jackpot_usd):
+                                  forced_detect_p=check.detect_est("random_output"), jackpot_usd=aud.jackpot_usd):
             auditor.skipped += 1
             m.checks_skipped += 1
             audit = False
     cheats = [job.cheats[r] for r in live]
     colluding = [job.replicas[r].colluding for r in live]
-    out = mk.work.run(job_key=job.key, n=jt.real_n, cheats=cheats, audit=audit, colluding=colluding)
+    out = check.work.run(job_key=job.key, n=jt.real_n, cheats=cheats, audit=audit, colluding=colluding)
     if audit:
         m.checks_done += 1
         auditor.checked += 1
@@ -62,7 +63,7 @@ def settle_job(mk: Any, job: Job) -> None:
             mk._frac_mean += 0.1 * (out.verify_fraction - mk._frac_mean)
         if job.forced:
             m.forced += 1
-            if mk.rng.random() < mk._detect_est("random_output"):
+            if mk.rng.random() < check.detect_est("random_output"):
                 m.forced_found += 1
                 auditor.rewards += st.transfer(st.treasury, auditor.name, int(round(aud.jackpot_usd * UNITS_PER_USD)))
     tokens = out.tokens
@@ -99,12 +100,6 @@ def settle_job(mk: Any, job: Job) -> None:
         m.wrong_accepted += 1
     else:
         m.rejected += 1
-
-
-def _frac_estimate(mk: Any, n: int) -> float:
-    if mk.scheme != "none" and mk.table.has(mk.scheme):
-        return mk.table.verify_fraction(mk.scheme, n)
-    return mk._frac_mean
 
 
 def _pay(mk: Any, job: Job, r: int, pr: Any, cheat: str | None) -> None:

@@ -24,7 +24,7 @@ from vcompute.market.agents import Auditor, Job, Provider
 from vcompute.market.behaviours import CHEAT_SAVINGS, MARKET_BEHAVIOURS, CheatOffer
 from vcompute.market.calibration import default_table
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
-from vcompute.market.fidelity import ModelledWork, RealWork
+from vcompute.market.checks import Check, build_check
 from vcompute.market.matching import MATCHERS
 from vcompute.market.metrics import Metrics
 from vcompute.market.settlement import Settlement
@@ -60,36 +60,19 @@ class Market:
         self.m = Metrics()
         cons, aud = params.consumers, params.auditors
         self.table = default_table(params.calibration)
-        scheme = cons.verifier
-        if params.mode == "real":
-            from vcompute.verify import VERIFIERS
-
-            verifier = None if scheme == "none" else VERIFIERS.create(scheme, **cons.verifier_params)
-            self.work: Any = RealWork(verifier, seed=self.seed)
-            if verifier is not None:
-                k = self.work.replicas()
-                probe = self.work.run(job_key=2**62, n=8, cheats=[None] * k, audit=True)
-                if probe.accepted is False:
-                    raise ValueError(f"verifier {scheme!r} rejects honest matmul jobs ({probe.reason}); real mode "
-                                     "runs matmul proxy jobs: use mode='modelled' (calibrated on its own "
-                                     "workloads, e.g. `python -m vcompute.market.calibration_pol`)")
-        else:
-            if not self.table.has(scheme):
-                raise ValueError(f"verifier {scheme!r} is not calibrated for modelled mode (calibrated: "
-                                 f"{', '.join(self.table.schemes)}); run `python -m vcompute.market.calibration "
-                                 f"--schemes {scheme}` or use mode='real'")
-            replicas = 1
-            if scheme != "none":
-                row = self.table.schemes[scheme]
-                if dict(row.get("params", {})) != dict(cons.verifier_params):
-                    raise ValueError(f"the calibration of {scheme!r} used parameters {row.get('params')}, "
-                                     f"not {cons.verifier_params}; recalibrate or use mode='real'")
-                replicas = int(row.get("replicas", 1))
-            self.work = ModelledWork(self.table, scheme, replicas, self.rng)
-        self.k = self.work.replicas()
+        # One check per scheme in use; job kinds without an override use cons.verifier.
+        by_scheme: dict[str, Check] = {}
+        self.checks: dict[str, Check] = {}
+        for jt in cons.mix:
+            scheme = cons.verifier_by_kind.get(jt.kind, "default")
+            scheme = cons.verifier if scheme == "default" else scheme
+            if scheme not in by_scheme:
+                vparams = cons.verifier_params if scheme == cons.verifier else {}
+                by_scheme[scheme] = build_check(scheme, vparams, mode=params.mode, table=self.table,
+                                                seed=self.seed, rng=self.rng)
+            self.checks[jt.kind] = by_scheme[scheme]
         adv = params.adversary
         self.adv_cheat = adv.cheat or MARKET_BEHAVIOURS.get(adv.behaviour).default_cheat
-        self.scheme = scheme
         self.settle = Settlement(params.settlement.ledger, clock=lambda: self.env.now)
         self.matcher = MATCHERS.create(params.matching.kind, **params.matching.model_dump(exclude={"kind"}))
         self.stake = int(round(cons.stake_usd * UNITS_PER_USD))
@@ -150,7 +133,7 @@ class Market:
         for i in range(n):
             yield env.timeout(float(gaps[i]))
             job = Job(i, mix[int(types[i])], self.consumers[int(who[i])], env.now)
-            job.audit = bool(audit[i]) and self.scheme != "none"
+            job.audit = bool(audit[i]) and self.checks[job.jtype.kind].scheme != "none"
             job.forced = bool(forced[i]) and job.audit
             self.m.submitted += 1
             self.queue.append(job)
@@ -211,7 +194,7 @@ class Market:
                 q.popleft()
                 self.m.expired += 1
                 continue
-            k = self.k if job.audit else 1
+            k = self.checks[job.jtype.kind].k if job.audit else 1
             picked = self.matcher.pick(k, memory_gb=job.jtype.memory_gb, rng=self.rng,
                                        max_price=cons.max_price_usd_per_pflop)
             if picked is None:
@@ -280,16 +263,6 @@ class Market:
         return True
 
     # -- execution -----------------------------------------------------------
-    def _detect_est(self, cheat: str) -> float:
-        if self.scheme == "none":
-            return 0.0
-        if self.k > 1:
-            return 1.0  # a lone deviating replica always disagrees with the honest ones
-        try:
-            return self.table.detect(self.scheme, cheat)
-        except KeyError:
-            return 1.0
-
     def _execute(self, job: Job, r: int, pr: Provider):
         env, rng, p = self.env, self.rng, self.p
         cheat_kind = pr.behaviour.cheat
@@ -298,7 +271,8 @@ class Market:
         hourly = pr.hw.hourly_cost
         offer = CheatOffer(job.key, gain_usd=saving * honest_s / _H * hourly,
                            loss_usd=p.consumers.stake_usd + job.prices[r] / UNITS_PER_USD,
-                           announced_p=p.consumers.audit_p, detect_p=self._detect_est(cheat_kind))
+                           announced_p=p.consumers.audit_p,
+                           detect_p=self.checks[job.jtype.kind].detect_est(cheat_kind))
         cheat = pr.behaviour.decide(offer, rng)
         if cheat:
             job.cheats[r] = cheat_kind
