@@ -37,10 +37,10 @@ def settle_job(mk: Any, job: Job) -> None:
     audit = job.audit and len(live) == len(job.replicas)
     jt = job.jtype
     check = mk.checks[jt.kind]
-    if job.audit:
-        m.checks_requested += 1
-        auditor.fees += st.transfer(job.consumer, auditor.name, mk.fee) if mk.fee else 0
+    if job.audit and mk.fee:  # the fee is owed for the request, checked or not
+        auditor.fees += st.transfer(job.consumer, auditor.name, mk.fee)
     if audit:
+        m.checks_requested += 1
         frac_est = check.frac_est(jt.real_n, mk._frac_mean)
         check_cost = frac_est * jt.pflop * mk.a100_cpp * aud.cost_factor
         reward = aud.whistleblower_share * p.consumers.stake_usd

@@ -87,7 +87,7 @@ class Market:
 
     # -- setup -------------------------------------------------------------
     def _build_agents(self) -> None:
-        p, rng, st = self.p, self.rng, None
+        p, rng = self.p, self.rng
         pc, adv = p.providers, p.adversary
         names = list(pc.hardware)
         shares = np.array([pc.hardware[h] for h in names], dtype=float)
@@ -115,7 +115,6 @@ class Market:
         for a in self.auditors:
             self.settle.open_account(a.name, 0)
         self.groups = sorted({pr.group for pr in self.providers})
-        del st
 
     # -- processes ---------------------------------------------------------
     def _arrivals(self):
