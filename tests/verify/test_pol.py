@@ -294,3 +294,26 @@ def test_registered_and_validates_arguments():
         PoLVerifier(top_q=0, random_segments=0)
     with pytest.raises(ValueError, match="bind_seeds"):
         PoLVerifier(bind_seeds=False)
+
+
+def test_transport_compression_is_lossless_and_bomb_safe(honest_torch):
+    job, claim, tr = honest_torch
+    raw = _verify(PoLVerifier(random_segments=100), job, claim, tr)
+    packed = _verify(PoLVerifier(random_segments=100, transport="lzma"), job, claim, tr)
+    assert raw.accepted and packed.accepted
+    assert packed.cost.evidence_bytes < raw.cost.evidence_bytes
+
+    import lzma
+
+    class Bomb(Transcript):
+        def open(self, request):
+            out = super().open(request)
+            if "start" in out:
+                out["start"] = lzma.compress(b"\0" * (50 * len(tr.checkpoints[0])))
+            return out
+
+    bomb = Bomb(tr.header, tr.checkpoints, dataset=tr.dataset)
+    v = _verify(PoLVerifier(random_segments=1, transport="lzma"), job, claim, bomb)
+    assert not v.accepted and "larger than the model" in v.reason
+    ks = _verify(PoLVerifier(random_segments=2, init_check="ks", transport="lzma"), job, claim, tr)
+    assert ks.accepted, ks.reason

@@ -126,9 +126,25 @@ class Transcript:
         Merkle paths (with ``"end": "digest"``: only the digest of ``j+1``); ``{"checkpoints": [i, ...]}`` -> those checkpoints with
         paths; ``{"dataset": True}`` -> the data the prover trained on.
 
+        With ``"compress": "lzma"`` in the request, checkpoint bytes travel
+        lzma-compressed (``"codec": "lzma"`` in the answer).
+
         Raises:
             TranscriptError: for a request it cannot answer.
         """
+        out = self._open(request)
+        if request.get("compress") == "lzma":
+            import lzma
+
+            for key in ("start", "end"):
+                if key in out:
+                    out[key] = lzma.compress(out[key], preset=6)
+            if "checkpoints" in out:
+                out["checkpoints"] = [lzma.compress(c, preset=6) for c in out["checkpoints"]]
+            out["codec"] = "lzma"
+        return out
+
+    def _open(self, request: Mapping[str, Any]) -> dict[str, Any]:
         if "segment" in request:
             j = int(request["segment"])
             if not 0 <= j < len(self.checkpoints) - 1:

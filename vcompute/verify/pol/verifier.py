@@ -69,6 +69,9 @@ class PoLVerifier:
         ks_alpha: family-wise level of the KS initialisation test.
         hash_first: open a segment with only the digest of its end checkpoint and
             download the end checkpoint only if the replay is not bit-exact.
+        transport: ``"lzma"`` asks the prover for lzma-compressed checkpoints (lossless;
+            decompression is capped at the model's size), ``None`` (default) for raw
+            bytes: float32 checkpoints shrink only ~1.08x, not worth the prover's CPU.
 
     Example:
         >>> from vcompute.workloads.training import make_training_job
@@ -86,7 +89,8 @@ class PoLVerifier:
                  bind_seeds: bool = True, bind_dataset: bool = True, bind_batch_order: bool = True,
                  download_all: bool = False, init_check: str = "exact",
                  public_keys: Mapping[str, bytes] | None = None, replay_framework: str | None = None,
-                 replay_cache: dict | None = None, ks_alpha: float = 0.01, hash_first: bool = True) -> None:
+                 replay_cache: dict | None = None, ks_alpha: float = 0.01, hash_first: bool = True,
+                 transport: str | None = None) -> None:
         if top_q < 0 or random_segments < 0:
             raise ValueError("top_q and random_segments must be >= 0")
         if top_q == 0 and random_segments == 0:
@@ -109,6 +113,9 @@ class PoLVerifier:
         self.public_keys = dict(public_keys) if public_keys is not None else None
         self.replay_framework, self.replay_cache, self.ks_alpha = replay_framework, replay_cache, ks_alpha
         self.hash_first = bool(hash_first)
+        if transport not in (None, "lzma"):
+            raise ValueError("transport must be None or 'lzma'")
+        self.transport = transport
 
     @classmethod
     def reference(cls, *, delta: float, top_q: int = 2, **kw: Any) -> PoLVerifier:
@@ -236,7 +243,9 @@ class PoLVerifier:
         all_ckpts: dict[int, bytes] = {}
         if self.download_all:
             resp = self._open(ctx, claim, {"checkpoints": list(range(C + 1))})
+            limit = 4 * sum(int(np.prod(shape)) for _, shape in layout) + 4096
             for i, (ck, pr) in enumerate(zip(resp["checkpoints"], resp["proofs"], strict=True)):
+                ck = self._inflate(resp, ck, limit)
                 self._check_leaf(root, n_leaves, 1 + i, ck, pr, f"checkpoint {i}")
                 all_ckpts[i] = ck
             if len(all_ckpts) != C + 1:
@@ -246,7 +255,7 @@ class PoLVerifier:
             if not verify_proof(bytes(root), digest, 1, ev["init_proof"], n_leaves=n_leaves):
                 raise _Reject("checkpoint 0 is not the initialisation the committed seed gives")
         else:
-            ck0 = all_ckpts.get(0) or self._open_checkpoint(ctx, claim, root, n_leaves, 0)
+            ck0 = all_ckpts.get(0) or self._open_checkpoint(ctx, claim, root, n_leaves, 0, layout)
             self._ks_init(spec, ck0, details)
         # Segment selection: randomness from ctx.rng, fixed only after the commitment was posted.
         if self.download_all:
@@ -288,10 +297,12 @@ class PoLVerifier:
         from vcompute.workloads.training.spec import encode_state
 
         k = spec.checkpoint_every
+        limit = 4 * sum(int(np.prod(shape)) for _, shape in layout) + 4096
         req = {"segment": int(j), "end": "digest"} if self.hash_first else {"segment": int(j)}
         resp = self._open(ctx, claim, req)
-        self._check_leaf(root, n_leaves, 1 + j, resp["start"], resp["start_proof"], f"checkpoint {j}")
-        start = _decode(resp["start"], j * k, layout)
+        start_bytes = self._inflate(resp, resp["start"], limit)
+        self._check_leaf(root, n_leaves, 1 + j, start_bytes, resp["start_proof"], f"checkpoint {j}")
+        start = _decode(start_bytes, j * k, layout)
         replayed = self._replay(job, ctx, spec, start, j * k, k, seeds, data)
         if self.hash_first:
             digest = resp["end_digest"]
@@ -300,11 +311,12 @@ class PoLVerifier:
                 raise _Reject(f"bad Merkle proof for checkpoint {j + 1}")
             if checkpoint_digest(encode_state((j + 1) * k, replayed)) == bytes(digest):
                 return start, replayed, replayed  # bit-exact: nothing more to download
-            end_bytes = self._open(ctx, claim, {"checkpoints": [j + 1]})["checkpoints"][0]
+            resp2 = self._open(ctx, claim, {"checkpoints": [j + 1]})
+            end_bytes = self._inflate(resp2, resp2["checkpoints"][0], limit)
             if not isinstance(end_bytes, (bytes, bytearray)) or checkpoint_digest(end_bytes) != bytes(digest):
                 raise _Reject(f"checkpoint {j + 1} does not match its committed digest")
         else:
-            end_bytes = resp["end"]
+            end_bytes = self._inflate(resp, resp["end"], limit)
             self._check_leaf(root, n_leaves, 2 + j, end_bytes, resp["end_proof"], f"checkpoint {j + 1}")
         return start, _decode(end_bytes, (j + 1) * k, layout), replayed
 
@@ -320,7 +332,27 @@ class PoLVerifier:
         if claim.signature is None or not verify(pub, claim.signing_payload(), claim.signature):
             raise _Reject("bad or missing provider signature over the commitment")
 
+    @staticmethod
+    def _inflate(resp: Mapping[str, Any], blob: Any, limit: int) -> bytes:
+        """Undo the transport codec, refusing anything that inflates past ``limit`` bytes."""
+        if resp.get("codec") is None:
+            return blob
+        if resp.get("codec") != "lzma" or not isinstance(blob, (bytes, bytearray)):
+            raise _Reject(f"unknown transport codec {resp.get('codec')!r}")
+        import lzma
+
+        d = lzma.LZMADecompressor()
+        try:
+            out = d.decompress(bytes(blob), max_length=limit)
+        except lzma.LZMAError as e:
+            raise _Reject(f"checkpoint does not decompress: {e}") from None
+        if not d.eof or d.unused_data:
+            raise _Reject("compressed checkpoint is larger than the model or has trailing data")
+        return out
+
     def _open(self, ctx: VerifyContext, claim: Claim, request: dict) -> Mapping[str, Any]:
+        if self.transport == "lzma" and not request.get("dataset"):
+            request = {**request, "compress": "lzma"}
         resp = ctx.challenge(claim, request)
         if not isinstance(resp, Mapping):
             raise _Reject(f"the prover's answer to {request} is not a mapping")
@@ -328,10 +360,11 @@ class PoLVerifier:
             raise _Reject(f"the prover could not open {request}: {resp['error']}")
         return resp
 
-    def _open_checkpoint(self, ctx, claim, root, n_leaves, i) -> bytes:
+    def _open_checkpoint(self, ctx, claim, root, n_leaves, i, layout) -> bytes:
         resp = self._open(ctx, claim, {"checkpoints": [i]})
-        self._check_leaf(root, n_leaves, 1 + i, resp["checkpoints"][0], resp["proofs"][0], f"checkpoint {i}")
-        return resp["checkpoints"][0]
+        ck = self._inflate(resp, resp["checkpoints"][0], 4 * sum(int(np.prod(s)) for _, s in layout) + 4096)
+        self._check_leaf(root, n_leaves, 1 + i, ck, resp["proofs"][0], f"checkpoint {i}")
+        return ck
 
     @staticmethod
     def _check_leaf(root, n_leaves, index, ckpt, proof, what) -> None:
