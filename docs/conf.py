@@ -54,7 +54,6 @@ nb_merge_streams = True
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
-autodoc_preserve_defaults = True
 autodoc_member_order = "bysource"
 autodoc_inherit_docstrings = True
 napoleon_google_docstring = True
@@ -69,23 +68,28 @@ nitpicky = False
 suppress_warnings = ["ref.python"]
 
 
-# --- docstrings: |x| is an absolute value, not a reST substitution
+# --- docstrings: |x| is an absolute value and *args an argument, not reST markup
 # Numerical docstrings write norms and absolute values as |x| or |A(BR) - CR|,
 # which reST reads as substitution references (we define none) and reports as
 # errors. Escape such bars, except in literals, doctest lines and tables.
 import re  # noqa: E402
 
 _SUBST = re.compile(r"(?<![\\|\w])\|(?=\S)([^|\n]*?\S)\|(?![|\w])")
-_LITERAL = re.compile(r"(``.+?``|`[^`]+`)")
+# ``*args`` written bare (``fn: the model; *args: its arguments``) opens an
+# emphasis that never closes: escape a star before a name, outside literals
+# and well-formed *emphasis*.
+_STAR = re.compile(r"(?<![\\*\w`])(\*{1,2})(?=[A-Za-z_])")
+_LITERAL = re.compile(r"(``.+?``|`[^`]+`|(?<![\w*])\*{1,2}[^\s*][^*]*?(?<=\S)\*{1,2}(?![\w*]))")
 
 
 def _escape_bars(app, what, name, obj, options, lines):  # noqa: ARG001 - Sphinx signature
     for i, line in enumerate(lines):
         s = line.lstrip()
-        if s.startswith((">>>", "...", "|", "+")) or "|" not in line:
+        if s.startswith((">>>", "...", "|", "+")) or ("|" not in line and "*" not in line):
             continue
         parts = _LITERAL.split(line)
-        lines[i] = "".join(p if k % 2 else _SUBST.sub(r"\\|\1\\|", p) for k, p in enumerate(parts))
+        lines[i] = "".join(p if k % 2 else _STAR.sub(lambda m: "\\*" * len(m.group(1)), _SUBST.sub(r"\\|\1\\|", p))
+                           for k, p in enumerate(parts))
 
 
 def setup(app):

@@ -15,6 +15,8 @@ from vcompute.experiment.executors import EXECUTORS, create_executor
 from vcompute.experiment.runner import run_experiment
 
 ray = pytest.importorskip("ray")
+# With `pytest -n 2 --dist loadgroup` every test here shares one worker, hence one Ray cluster.
+pytestmark = pytest.mark.xdist_group("ray-cluster")
 
 from vcompute.experiment.ray_executor import RayExecutor  # noqa: E402
 
