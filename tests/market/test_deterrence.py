@@ -80,3 +80,21 @@ def test_catch_probability_within_k_jobs(p, k):
     assert abs(out[f"caught_by_{k}"] - theory) <= 3.29 * se + 1.0 / n
     if (p, k) == (0.25, 16):
         assert out["caught_by_16"] >= 0.97  # Pocket's p = 0.25, k = 16: 99 %
+
+
+def test_caught_within_is_an_unbiased_kaplan_meier_estimate_under_censoring():
+    from types import SimpleNamespace as C
+
+    import numpy as np
+
+    from vcompute.market.metrics import caught_within
+
+    rng = np.random.default_rng(0)
+    cheaters = []
+    for _ in range(5000):
+        latency, seen = int(rng.geometric(0.1)), int(rng.integers(1, 31))  # censored at 1..30 jobs
+        cheaters.append(C(detect_latency_jobs=latency if latency <= seen else None, jobs=seen, first_cheat_job=1))
+    got = caught_within(cheaters, (1, 4, 16, 64))
+    for k, v in zip((1, 4, 16), got):
+        assert abs(v - (1 - 0.9 ** k)) < 0.02
+    assert math.isnan(got[3])  # nobody was watched for 64 jobs

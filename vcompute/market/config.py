@@ -75,7 +75,9 @@ class JobType(_Model):
         weight: relative frequency in the mix.
         real_n: matrix size of the real proxy job executed in real mode
             (every kind runs as a matmul proxy there: it is the workload the
-            real verifiers can check today).
+            real verifiers can check today). Checking cost is measured (real
+            mode) or looked up (modelled mode) at this size, so it is
+            conservative: Freivalds' share of the work falls like 1/n.
     """
 
     name: str

@@ -7,7 +7,8 @@ into the run's metrics. Money is in US dollars, times in seconds.
 Headline metrics:
 
 - ``cost_per_correct``: everything consumers paid (providers, audit fees,
-  tax) minus slashed stake they received, per correct result.
+  tax) per correct result; the slashed stake they received back is
+  ``consumer_compensation``.
 - ``verification_overhead``: audit fees, extra replicas and tax as a
   share of the base price of the results (what consumers pay for trust);
   ``trust_overhead``: extra replicas plus the checkers' own compute (at
@@ -28,7 +29,7 @@ from typing import Any
 
 from vcompute.market.config import UNITS_PER_USD
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "caught_within"]
 
 
 class Metrics:
@@ -48,7 +49,8 @@ class Metrics:
         """The run's flat metrics dict (``mk`` is the finished :class:`~vcompute.market.sim.Market`)."""
         provs, auds = mk.providers, mk.auditors
         fees = sum(a.fees for a in auds) / UNITS_PER_USD
-        spend = self.paid_usd + fees + self.tax_usd - self.slashed_usd * (1 - mk.p.auditors.whistleblower_share)
+        spend = self.paid_usd + fees + self.tax_usd
+        compensation = self.slashed_usd * (1 - mk.p.auditors.whistleblower_share)
         horizon = max(mk.env.now, 1e-9)
         out: dict[str, Any] = {
             "jobs_submitted": self.submitted,
@@ -67,6 +69,7 @@ class Metrics:
             "caught": self.caught,
             "false_rejects": self.false_rejects,
             "cost_per_correct": spend / self.correct if self.correct else float("nan"),
+            "consumer_compensation": compensation,
             "verification_overhead": (fees + self.replica_usd + self.tax_usd) / self.base_usd if self.base_usd else 0.0,
             "trust_overhead": (self.replica_usd + self.verify_compute_usd) / self.base_usd if self.base_usd else 0.0,
             "verify_compute_share": self.verify_compute_usd / max(sum(p.compute_cost for p in provs), 1e-12),
@@ -95,12 +98,8 @@ class Metrics:
         out["detect_latency_s"] = sum(lat_s) / len(lat_s) if lat_s else float("nan")
         out["detect_latency_jobs"] = sum(lat_j) / len(lat_j) if lat_j else float("nan")
         cheaters = [p for p in provs if p.cheats]
-        for k in (1, 4, 16, 64):
-            # Share of cheaters caught within k jobs of their first cheat (proofs/market.md).
-            # Cheaters with fewer than k jobs since their first cheat and no catch are censored.
-            seen = [p for p in cheaters if p.detect_latency_jobs is not None or p.jobs - p.first_cheat_job + 1 >= k]
-            hit = sum(1 for p in seen if p.detect_latency_jobs is not None and p.detect_latency_jobs <= k)
-            out[f"caught_by_{k}"] = hit / len(seen) if seen else float("nan")
+        for k, v in zip((1, 4, 16, 64), caught_within(cheaters, (1, 4, 16, 64))):
+            out[f"caught_by_{k}"] = v
         out["cheaters_caught_share"] = (len(lat_j) / sum(1 for p in provs if p.cheats)
                                         if any(p.cheats for p in provs) else float("nan"))
         adv = mk.p.adversary.behaviour
@@ -115,6 +114,41 @@ class Metrics:
         jobs = sum(p.jobs for p in advs)
         out["cheat_rate_adversary"] = sum(p.cheats for p in advs) / jobs if jobs else float("nan")
         return out
+
+
+def caught_within(cheaters: list[Any], ks: tuple[int, ...]) -> list[float]:
+    """Kaplan-Meier estimate of P(caught within k jobs of the first cheat), for each k.
+
+    A cheater caught at its j-th job since its first cheat is an event at j;
+    one never caught is censored at the number of jobs it was seen doing.
+    Returns NaN for a k no cheater was observed up to.
+
+    Example:
+        >>> from types import SimpleNamespace as C
+        >>> cs = [C(detect_latency_jobs=1, jobs=5, first_cheat_job=1), C(detect_latency_jobs=None, jobs=2,
+        ...       first_cheat_job=1)]
+        >>> caught_within(cs, (1, 2, 3))
+        [0.5, 0.5, nan]
+    """
+    events: dict[int, int] = {}
+    exits: dict[int, int] = {}
+    for p in cheaters:
+        if p.detect_latency_jobs is not None:
+            t = int(p.detect_latency_jobs)
+            events[t] = events.get(t, 0) + 1
+        else:
+            t = int(p.jobs - p.first_cheat_job + 1)
+        exits[t] = exits.get(t, 0) + 1
+    at_risk, survive, out, j, observed = len(cheaters), 1.0, [], 0, True
+    for k in ks:
+        while j < k and observed:
+            j += 1
+            observed = at_risk > 0  # someone was still being watched at their j-th job
+            if observed:
+                survive *= 1.0 - events.get(j, 0) / at_risk
+                at_risk -= exits.get(j, 0)
+        out.append(1.0 - survive if observed else float("nan"))
+    return out
 
 
 def _profit(p: Any) -> float:
