@@ -277,6 +277,9 @@ def test_selection_and_escape_probability():
     picked = select_segments(table, [0], top_q=1, random_segments=2, rng=np.random.default_rng(1))
     assert len(picked) == 3 and 1 in picked
     assert select_segments(table, [0], top_q=1, random_segments=0, rng=np.random.default_rng(0), group=2) == [1, 2]
+    capped = select_segments(table, [0, 1, 3], top_q=1, random_segments=5, rng=np.random.default_rng(0),
+                             max_segments=4)
+    assert len(capped) == 4 and {1, 2, 3} <= set(capped)
     assert escape_probability(10, 0, 3) == 1.0 and escape_probability(10, 8, 3) == 0.0
     assert escape_probability(100, 50, 6) < 0.5**6
 
@@ -292,6 +295,8 @@ def test_registered_and_validates_arguments():
     assert VERIFIERS.get("pol") is PoLVerifier
     with pytest.raises(ValueError, match="must replay something"):
         PoLVerifier(top_q=0, random_segments=0)
+    with pytest.raises(ValueError, match="max_segments"):
+        PoLVerifier(top_q=1, max_segments=4)
     with pytest.raises(ValueError, match="bind_seeds"):
         PoLVerifier(bind_seeds=False)
 

@@ -36,6 +36,7 @@ class PoLDetectionParams(TaskParams):
         default_factory=lambda: ["ours"], description="verifier settings, each applied to the same transcript")
     top_q: int = Field(1, ge=0, description="top-Q per metric (the reference uses 2)")
     random_segments: int = Field(6, ge=0, description="segments drawn at random after the commitment")
+    max_segments: int | None = Field(None, ge=1, description="cap on segments opened (ours); None: no cap")
     delta: float = Field(1e-3, ge=0, description="relative delta (ours)")
     reference_delta: float = Field(0.03, ge=0, description="absolute delta of the reference setting")
     trials: int = Field(20, ge=1, le=10000, description="independent verifications of the transcript")
@@ -60,7 +61,8 @@ def make_verifier(p: PoLDetectionParams, setting: str, cache: dict):
         rnd = 0
     elif setting == "random_only":
         top = 0
-    return PoLVerifier(top_q=top, random_segments=rnd, delta=p.delta, replay_cache=cache)
+    cap = p.max_segments if setting == "ours" else None
+    return PoLVerifier(top_q=top, random_segments=rnd, delta=p.delta, replay_cache=cache, max_segments=cap)
 
 
 class PoLDetection:

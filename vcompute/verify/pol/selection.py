@@ -18,7 +18,8 @@ __all__ = ["select_segments", "escape_probability", "ks_uniform_pvalue"]
 
 
 def select_segments(table: np.ndarray, columns: Sequence[int], *, top_q: int, random_segments: int,
-                    rng: np.random.Generator, group: int | None = None) -> list[int]:
+                    rng: np.random.Generator, group: int | None = None,
+                    max_segments: int | None = None) -> list[int]:
     """Top-``top_q`` segments per metric column (per group of ``group`` segments if given) plus random ones.
 
     Args:
@@ -29,6 +30,8 @@ def select_segments(table: np.ndarray, columns: Sequence[int], *, top_q: int, ra
         rng: the verifier's randomness (drawn after the commitment).
         group: rank within consecutive groups of this many segments (the reference's per-epoch
             selection) instead of globally.
+        max_segments: cap on the total; the random draws shrink to fit (never below
+            ``max_segments - top-Q set size``).
 
     Returns:
         Sorted distinct segment indices.
@@ -49,6 +52,8 @@ def select_segments(table: np.ndarray, columns: Sequence[int], *, top_q: int, ra
             chosen.update(int(i) for i in order[:top_q])
     rest = np.array(sorted(set(range(C)) - chosen), dtype=np.int64)
     r = min(random_segments, rest.size)
+    if max_segments is not None:
+        r = max(0, min(r, max_segments - len(chosen)))
     if r:
         chosen.update(int(i) for i in rng.choice(rest, size=r, replace=False))
     return sorted(chosen)

@@ -72,6 +72,8 @@ class PoLVerifier:
         transport: ``"lzma"`` asks the prover for lzma-compressed checkpoints (lossless;
             decompression is capped at the model's size), ``None`` (default) for raw
             bytes: float32 checkpoints shrink only ~1.08x, not worth the prover's CPU.
+        max_segments: cap on the segments opened per verification (top-Q first; the
+            random draws shrink to fit), which caps re-execution and bytes.
 
     Example:
         >>> from vcompute.workloads.training import make_training_job
@@ -90,7 +92,7 @@ class PoLVerifier:
                  download_all: bool = False, init_check: str = "exact",
                  public_keys: Mapping[str, bytes] | None = None, replay_framework: str | None = None,
                  replay_cache: dict | None = None, ks_alpha: float = 0.01, hash_first: bool = True,
-                 transport: str | None = None) -> None:
+                 transport: str | None = None, max_segments: int | None = None) -> None:
         if top_q < 0 or random_segments < 0:
             raise ValueError("top_q and random_segments must be >= 0")
         if top_q == 0 and random_segments == 0:
@@ -113,6 +115,10 @@ class PoLVerifier:
         self.public_keys = dict(public_keys) if public_keys is not None else None
         self.replay_framework, self.replay_cache, self.ks_alpha = replay_framework, replay_cache, ks_alpha
         self.hash_first = bool(hash_first)
+        if max_segments is not None and max_segments < len(self.metrics) * self.top_q + 1:
+            raise ValueError(f"max_segments must leave room for at least one random segment after top-Q "
+                             f"(>= {len(self.metrics) * self.top_q + 1})")
+        self.max_segments = max_segments
         if transport not in (None, "lzma"):
             raise ValueError("transport must be None or 'lzma'")
         self.transport = transport
@@ -268,7 +274,8 @@ class PoLVerifier:
         else:
             table, per_epoch = declared, None
         chosen = select_segments(table, [METRICS.index(m) for m in self.metrics], top_q=self.top_q,
-                                 random_segments=self.random_segments, rng=ctx.rng, group=per_epoch)
+                                 random_segments=self.random_segments, rng=ctx.rng, group=per_epoch,
+                                 max_segments=self.max_segments)
         details["n_segments"] = C
         for j in chosen:
             if self.download_all:
