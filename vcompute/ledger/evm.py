@@ -222,9 +222,9 @@ class EVMLedger(Ledger):
                 rc = self.chain.send_from_node({"to": self.address, "data": data})
             else:
                 rc = self._send_signed(by, sender, data)
-        except self.chain.failed as e:  # nodes that check transactions before mining them
-            raise revert_error(str(e)) from None
         except Exception as e:
+            if "execution reverted" in str(e):  # nodes that check transactions before mining them
+                raise revert_error(str(e)) from None
             if self.chain.balance(sender) > 0:
                 raise LedgerError(f"{kind} {op_id!r} could not be sent: {e}; retry it with the same op_id") from e
             # an unfunded sender is no account (opening one funds it): the node refuses its gas
@@ -236,8 +236,10 @@ class EVMLedger(Ledger):
             # call on the block it was mined in (same state, same block time) gives its reason.
             try:
                 self.chain.call(sender, self.address, data, "latest")
-            except self.chain.failed as e:
-                raise revert_error(str(e)) from None
+            except Exception as e:
+                if "execution reverted" in str(e):
+                    raise revert_error(str(e)) from None
+                raise LedgerError(f"{kind} {op_id!r} reverted on chain: {e}") from None
             raise LedgerError(f"{kind} {op_id!r} reverted on chain without a reason; retry it with the same op_id")
         txh = rc.get("transaction_hash") or rc.get("transactionHash")
         txh = txh.hex() if isinstance(txh, (bytes, bytearray)) else str(txh)

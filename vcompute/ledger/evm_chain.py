@@ -25,10 +25,8 @@ class TesterChain:
 
     def __init__(self) -> None:
         from eth_tester import EthereumTester, PyEVMBackend
-        from eth_tester.exceptions import TransactionFailed
 
         self.tester = EthereumTester(PyEVMBackend())
-        self.failed = (TransactionFailed,)
         self.deployer = self.tester.get_accounts()[0]
         self.chain_id = 131277322940537  # eth-tester's fixed chain id
 
@@ -84,7 +82,6 @@ class RPCChain:
 
     def __init__(self, endpoint: str) -> None:
         from web3 import Web3
-        from web3.exceptions import ContractLogicError
 
         self.w3 = Web3(Web3.HTTPProvider(endpoint, request_kwargs={"timeout": 30}))
         try:
@@ -93,7 +90,6 @@ class RPCChain:
         except Exception as e:
             raise InvalidURL(f"no usable JSON-RPC node at {endpoint}: {e}; start one (e.g. `anvil`) "
                              "or use evm://tester") from None
-        self.failed = (ContractLogicError, ValueError)
 
     def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
         """Run ``data`` against contract ``to`` as ``sender`` without a transaction; the raw return bytes."""
