@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,9 @@ def _run_smoke(cfg: Path, cache: Path) -> tuple[list[Path], str]:
     env = dict(os.environ, COLUMNS="160", NO_COLOR="1", TERM="dumb")
     cmd = [sys.executable, "-m", "vcompute.cli", "run", str(cfg), "--smoke", "--quiet",
            "--executor", "serial", "--out", str(cache / "run")]
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    (cache / "seconds").write_text(f"{time.perf_counter() - t0:.1f}")
     if proc.returncode != 0:
         raise RuntimeError(f"smoke variant of {cfg.name} failed (rc {proc.returncode}): "
                            f"{proc.stderr.strip()[-1500:]}")
@@ -194,9 +197,12 @@ def experiment_page(cfg: Path, run: bool, cache_root: Path) -> str:
             f"| `{k}` | {', '.join(f'`{v}`' for v in vals)} |\n" for k, vals in data["grid"].items()))
     if run:
         plots, table = _run_smoke(cfg, _cache_dir(cfg, cache_root))
+        took = _cache_dir(cfg, cache_root) / "seconds"
+        took_s = f" It took {took.read_text()} s when these docs were built." if took.exists() else ""
         out.append("## Smoke variant, run while building these docs\n\n"
-                   "Tiny sizes and few seeds: this shows what the output looks like, not the "
-                   "result; run the full config for that.\n\n```text\n" + table + "\n```\n")
+                   "Tiny sizes and few seeds (`--smoke`, serial executor): this shows what the output "
+                   f"looks like, not the result; run the full config for that.{took_s}\n\n"
+                   "```text\n" + table + "\n```\n")
         img_dir = GEN / "experiments" / "img"
         img_dir.mkdir(parents=True, exist_ok=True)
         for p in plots:
