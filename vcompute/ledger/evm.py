@@ -223,8 +223,9 @@ class EVMLedger(Ledger):
             else:
                 rc = self._send_signed(by, sender, data)
         except Exception as e:
-            if "execution reverted" in str(e):  # nodes that check transactions before mining them
-                raise revert_error(str(e)) from None
+            reason = self.chain.revert_reason(e)
+            if reason is not None:  # nodes that check transactions before mining them
+                raise revert_error(reason) from None
             if self.chain.balance(sender) > 0:
                 raise LedgerError(f"{kind} {op_id!r} could not be sent: {e}; retry it with the same op_id") from e
             # an unfunded sender is no account (opening one funds it): the node refuses its gas
@@ -237,8 +238,9 @@ class EVMLedger(Ledger):
             try:
                 self.chain.call(sender, self.address, data, "latest")
             except Exception as e:
-                if "execution reverted" in str(e):
-                    raise revert_error(str(e)) from None
+                reason = self.chain.revert_reason(e)
+                if reason is not None:
+                    raise revert_error(reason) from None
                 raise LedgerError(f"{kind} {op_id!r} reverted on chain: {e}") from None
             raise LedgerError(f"{kind} {op_id!r} reverted on chain without a reason; retry it with the same op_id")
         txh = rc.get("transaction_hash") or rc.get("transactionHash")

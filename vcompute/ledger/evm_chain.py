@@ -30,6 +30,13 @@ class TesterChain:
         self.deployer = self.tester.get_accounts()[0]
         self.chain_id = 131277322940537  # eth-tester's fixed chain id
 
+    @staticmethod
+    def revert_reason(error: Exception) -> str | None:
+        """The contract's revert reason if ``error`` is a revert, else None."""
+        from eth_tester.exceptions import TransactionFailed
+
+        return str(error) if isinstance(error, TransactionFailed) else None
+
     def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
         """Run ``data`` against contract ``to`` as ``sender`` without a transaction; the raw return bytes."""
         out = self.tester.call({"from": sender, "to": to, "data": data, "gas": 30_000_000}, block)
@@ -90,6 +97,12 @@ class RPCChain:
         except Exception as e:
             raise InvalidURL(f"no usable JSON-RPC node at {endpoint}: {e}; start one (e.g. `anvil`) "
                              "or use evm://tester") from None
+
+    @staticmethod
+    def revert_reason(error: Exception) -> str | None:
+        """The contract's revert reason if ``error`` is a revert, else None."""
+        msg = str(error)
+        return msg if "execution reverted" in msg else None
 
     def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
         """Run ``data`` against contract ``to`` as ``sender`` without a transaction; the raw return bytes."""
