@@ -98,3 +98,12 @@ def test_caught_within_is_an_unbiased_kaplan_meier_estimate_under_censoring():
     for k, v in zip((1, 4, 16), got):
         assert abs(v - (1 - 0.9 ** k)) < 0.02
     assert math.isnan(got[3])  # nobody was watched for 64 jobs
+
+
+def test_caught_within_is_one_when_everyone_was_caught_early():
+    from types import SimpleNamespace as C
+
+    from vcompute.market.metrics import caught_within
+
+    cs = [C(detect_latency_jobs=1, jobs=3, first_cheat_job=1), C(detect_latency_jobs=2, jobs=4, first_cheat_job=1)]
+    assert caught_within(cs, (1, 2, 16)) == [0.5, 1.0, 1.0]

@@ -175,3 +175,15 @@ def test_combining_verifiers_by_job_kind():
     # PoL replays about half of each (short, calibrated) training run: dearer than Freivalds' check
     assert c["trust_overhead"] > a["trust_overhead"]
     assert c["caught"] > 0 and c["false_rejects"] == 0
+
+
+def test_durable_ledgers_get_a_fresh_file_per_run(tmp_path):
+    url = f"sqlite:///{tmp_path}/ledgers/{{run}}.db"
+    p = _p(jobs=30, settlement={"ledger": url})
+    run_market(p, seed=0)
+    run_market(p, seed=1)
+    assert len(list((tmp_path / "ledgers").glob("*.db"))) == 2
+    fixed = _p(jobs=30, settlement={"ledger": f"sqlite:///{tmp_path}/one.db"})
+    run_market(fixed, seed=0)
+    with pytest.raises(ValueError, match="already exists"):
+        run_market(fixed, seed=0)

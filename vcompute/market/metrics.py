@@ -147,7 +147,8 @@ def caught_within(cheaters: list[Any], ks: tuple[int, ...]) -> list[float]:
             if observed:
                 survive *= 1.0 - events.get(j, 0) / at_risk
                 at_risk -= exits.get(j, 0)
-        out.append(1.0 - survive if observed else float("nan"))
+        # Everyone caught before k: certainly caught by k. Everyone censored: unknown.
+        out.append(1.0 - survive if observed or survive == 0.0 else float("nan"))
     return out
 
 
