@@ -59,12 +59,12 @@ class FreivaldsDetection:
         verifier = Freivalds(rounds=params.rounds, safety=params.safety)
         rejected, t_verify, t_compute, ratios, rel_tol, fa = 0, [], [], [], [], []
         for _ in range(params.trials):
-            job = make_matmul_job(params.n, backend=params.backend, dtype=params.dtype,
-                                  seed=int(rng.integers(2**31)), mean=params.mean, scale=params.scale,
-                                  spread=params.spread)
             try:
+                job = make_matmul_job(params.n, backend=params.backend, dtype=params.dtype,
+                                      seed=int(rng.integers(2**31)), mean=params.mean, scale=params.scale,
+                                      spread=params.spread)
                 claim = execute(job, params.behaviour, rng=rng, **params.behaviour_params)
-            except ValueError as e:  # e.g. NaN injection into an integer product: no such cheat exists
+            except ValueError as e:  # numpy has no bfloat16; an int8 product cannot hold NaN: not applicable
                 return {"detected": float("nan"), "cheated": int(params.behaviour != "honest"), "applicable": 0,
                         "not_applicable": str(e)[:80]}
             t = time.perf_counter()
