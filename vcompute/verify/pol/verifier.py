@@ -30,7 +30,16 @@ from vcompute.core.merkle import verify_proof
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
 from vcompute.verify.pol.replay import absolute_param_error, make_piece, reexecute_segment, relative_error
-from vcompute.verify.pol.selection import ks_uniform_pvalue, select_segments
+from vcompute.verify.pol.checks import (
+    Reject,
+    check_leaf,
+    committed_seeds,
+    decode_checkpoint,
+    inflate,
+    ks_init,
+    param_vector,
+)
+from vcompute.verify.pol.selection import select_segments
 from vcompute.verify.pol.transcript import HEADER_VERSION, METRICS, checkpoint_digest, update_metrics
 
 __all__ = ["PoLVerifier", "DEFAULT_DELTA"]
@@ -40,10 +49,6 @@ __all__ = ["PoLVerifier", "DEFAULT_DELTA"]
 #: 7.4e-7; see proofs/pol.md); same-machine replays are bit-exact. Other
 #: hardware (GPU, TF32) must be calibrated on that hardware pair.
 DEFAULT_DELTA = 1e-3
-
-
-class _Reject(Exception):
-    pass
 
 
 class PoLVerifier:
@@ -157,7 +162,7 @@ class PoLVerifier:
         details: dict[str, Any] = {"opened": [], "errors": []}
         try:
             verdict = self._verify(job, claims, ctx, details)
-        except _Reject as e:
+        except Reject as e:
             verdict = Verdict.reject(str(e), scheme=self.name)
         except Exception as e:  # hostile evidence must never escape as an exception
             verdict = Verdict.reject(f"malformed evidence: {type(e).__name__}: {e}", scheme=self.name)
@@ -180,92 +185,92 @@ class PoLVerifier:
         )
 
         if len(claims) != 1:
-            raise _Reject(f"expected exactly 1 claim, got {len(claims)}")
+            raise Reject(f"expected exactly 1 claim, got {len(claims)}")
         claim = claims[0]
         job_spec = spec_of(job)
         if claim.job_id != job.id:
-            raise _Reject("claim answers another job (job id mismatch)")
+            raise Reject("claim answers another job (job id mismatch)")
         ev = claim.evidence
         for key in ("root", "n_leaves", "header", "header_proof", "init_proof", "final_proof"):
             if key not in ev:
-                raise _Reject(f"evidence lacks {key!r}: not a PoL transcript commitment")
+                raise Reject(f"evidence lacks {key!r}: not a PoL transcript commitment")
         root, n_leaves = ev["root"], ev["n_leaves"]
         if not (isinstance(root, (bytes, bytearray)) and len(root) == 32) or claim.commitment != bytes(root).hex():
-            raise _Reject("the claim's commitment is not the transcript's Merkle root")
+            raise Reject("the claim's commitment is not the transcript's Merkle root")
         ctx.add_cost(Cost(evidence_bytes=len(ev["header"]) + 32 * (
             len(ev["header_proof"]) + len(ev["init_proof"]) + len(ev["final_proof"]) + 1)))
         self._check_signature(claim)
         if not isinstance(n_leaves, int) or n_leaves != claim.meta.get("n_leaves"):
-            raise _Reject("leaf count in the evidence disagrees with the signed claim")
+            raise Reject("leaf count in the evidence disagrees with the signed claim")
         if not verify_proof(bytes(root), ev["header"], 0, ev["header_proof"], n_leaves=n_leaves):
-            raise _Reject("bad Merkle proof for the transcript header")
+            raise Reject("bad Merkle proof for the transcript header")
         header = json.loads(ev["header"])
         if not isinstance(header, dict) or header.get("version") != HEADER_VERSION:
-            raise _Reject(f"unknown transcript header version {header.get('version')!r}")
+            raise Reject(f"unknown transcript header version {header.get('version')!r}")
         if header.get("job_id") != job.id or header.get("provider") != claim.provider:
-            raise _Reject("the transcript header is bound to another job or provider")
+            raise Reject("the transcript header is bound to another job or provider")
         # Hyperparameters: committed and checked, or (reference) taken on faith.
         if self.bind_hparams:
             if header.get("hparams") != job_spec.to_dict():
                 diff = sorted(k for k in job_spec.to_dict() if header.get("hparams", {}).get(k) != job.spec[k])
-                raise _Reject(f"committed hyperparameters differ from the job's: {diff}")
+                raise Reject(f"committed hyperparameters differ from the job's: {diff}")
             spec = job_spec
         else:
             spec = TrainSpec.from_dict(header["hparams"])
         k, T, C = spec.checkpoint_every, spec.steps, spec.n_segments
         if header.get("n_checkpoints") != C + 1 or n_leaves != C + 2:
-            raise _Reject(f"transcript has {header.get('n_checkpoints')} checkpoints; "
+            raise Reject(f"transcript has {header.get('n_checkpoints')} checkpoints; "
                           f"{T} steps every {k} need {C + 1}")
         final = claim.meta.get("final_checkpoint")
         if not isinstance(final, str) or not verify_proof(bytes(root), bytes.fromhex(final), n_leaves - 1,
                                                           ev["final_proof"], n_leaves=n_leaves):
-            raise _Reject("bad Merkle proof for the final model")
-        seeds = _seeds(header.get("seeds"))
+            raise Reject("bad Merkle proof for the final model")
+        seeds = committed_seeds(header.get("seeds"))
         if self.bind_seeds and seeds != derive_seeds(job.id, claim.provider).to_dict():
-            raise _Reject("committed seeds are not the ones derived from this job and provider")
+            raise Reject("committed seeds are not the ones derived from this job and provider")
         # Dataset: the job's own (bound), or (reference) whatever the prover ships if its hash matches.
         if self.bind_dataset:
             data = dataset_of(job)
             if header.get("dataset_hash") != data.hash:
-                raise _Reject("the committed dataset hash is not the job's dataset")
+                raise Reject("the committed dataset hash is not the job's dataset")
         else:
             resp = self._open(ctx, claim, {"dataset": True})
             x, y = np.asarray(resp["x"], np.float32), np.asarray(resp["y"], np.int64)
             if content_hash({"x": x, "y": y}) != header.get("dataset_hash"):
-                raise _Reject("the shipped dataset does not match its committed hash")
+                raise Reject("the shipped dataset does not match its committed hash")
             data = Dataset(x, y, "prover")
         if self.bind_batch_order:
             want = batch_order_root(T, n=len(data), batch_size=spec.batch_size, data_seed=seeds["data"])
             if header.get("batch_order_root") != want:
-                raise _Reject("the committed batch order is not the one the committed data seed gives")
+                raise Reject("the committed batch order is not the one the committed data seed gives")
         layout = [[n, list(s)] for n, s in param_shapes(spec).items()]
         layout = layout + [["momentum/" + n, s] for n, s in layout]
         if header.get("layout") != layout:
-            raise _Reject("the transcript's state layout does not match the job's model")
+            raise Reject("the transcript's state layout does not match the job's model")
         declared = np.asarray(header.get("segment_metrics"), np.float64)
         if declared.shape != (C, len(METRICS)) or not np.all(np.isfinite(declared)) or np.any(declared < 0):
-            raise _Reject(f"declared segment metrics must be a finite non-negative {C}x{len(METRICS)} table")
+            raise Reject(f"declared segment metrics must be a finite non-negative {C}x{len(METRICS)} table")
         # Initialisation.
         all_ckpts: dict[int, bytes] = {}
         if self.download_all:
             resp = self._open(ctx, claim, {"checkpoints": list(range(C + 1))})
             limit = 4 * sum(int(np.prod(shape)) for _, shape in layout) + 4096
             for i, (ck, pr) in enumerate(zip(resp["checkpoints"], resp["proofs"], strict=True)):
-                ck = self._inflate(resp, ck, limit)
-                self._check_leaf(root, n_leaves, 1 + i, ck, pr, f"checkpoint {i}")
+                ck = inflate(resp, ck, limit)
+                check_leaf(root, n_leaves, 1 + i, ck, pr, f"checkpoint {i}")
                 all_ckpts[i] = ck
             if len(all_ckpts) != C + 1:
-                raise _Reject("the prover did not ship every checkpoint")
+                raise Reject("the prover did not ship every checkpoint")
         if self.init_check == "exact":
             digest = checkpoint_digest(encode_state(0, init_state(spec, seeds["init"])))
             if not verify_proof(bytes(root), digest, 1, ev["init_proof"], n_leaves=n_leaves):
-                raise _Reject("checkpoint 0 is not the initialisation the committed seed gives")
+                raise Reject("checkpoint 0 is not the initialisation the committed seed gives")
         else:
             ck0 = all_ckpts.get(0) or self._open_checkpoint(ctx, claim, root, n_leaves, 0, layout)
-            self._ks_init(spec, ck0, details)
+            ks_init(spec, ck0, details, self.ks_alpha)
         # Segment selection: randomness from ctx.rng, fixed only after the commitment was posted.
         if self.download_all:
-            states = [_decode(all_ckpts[i], i * k, layout) for i in range(C + 1)]
+            states = [decode_checkpoint(all_ckpts[i], i * k, layout) for i in range(C + 1)]
             from vcompute.workloads.training.spec import flat_params
 
             ps = [flat_params(s) for s in states]
@@ -284,16 +289,16 @@ class PoLVerifier:
             else:
                 start, end, replayed = self._open_segment(job, ctx, claim, root, n_leaves, spec, j, layout,
                                                           seeds, data)
-                got = update_metrics(_params(start), _params(end))
+                got = update_metrics(param_vector(start), param_vector(end))
                 if not np.allclose(got, declared[j], rtol=1e-6, atol=1e-9):
-                    raise _Reject(f"segment {j}: declared update sizes {declared[j].tolist()} are false "
+                    raise Reject(f"segment {j}: declared update sizes {declared[j].tolist()} are false "
                                   f"(the checkpoints give {got})")
             err = (relative_error(start, end, replayed) if self.delta_mode == "relative"
                    else absolute_param_error(end, replayed))
             details["opened"].append(int(j))
             details["errors"].append(err)
             if not err <= self.delta:
-                raise _Reject(f"segment {j} (steps {j * k}-{(j + 1) * k}) does not reproduce: "
+                raise Reject(f"segment {j} (steps {j * k}-{(j + 1) * k}) does not reproduce: "
                               f"{self.delta_mode} error {err:.3g} > delta {self.delta:.3g}")
         details["max_error"] = max(details["errors"], default=0.0)
         return Verdict.accept(f"{len(chosen)} of {C} segments reproduce within delta {self.delta:.3g} "
@@ -307,25 +312,25 @@ class PoLVerifier:
         limit = 4 * sum(int(np.prod(shape)) for _, shape in layout) + 4096
         req = {"segment": int(j), "end": "digest"} if self.hash_first else {"segment": int(j)}
         resp = self._open(ctx, claim, req)
-        start_bytes = self._inflate(resp, resp["start"], limit)
-        self._check_leaf(root, n_leaves, 1 + j, start_bytes, resp["start_proof"], f"checkpoint {j}")
-        start = _decode(start_bytes, j * k, layout)
+        start_bytes = inflate(resp, resp["start"], limit)
+        check_leaf(root, n_leaves, 1 + j, start_bytes, resp["start_proof"], f"checkpoint {j}")
+        start = decode_checkpoint(start_bytes, j * k, layout)
         replayed = self._replay(job, ctx, spec, start, j * k, k, seeds, data)
         if self.hash_first:
             digest = resp["end_digest"]
             if not (isinstance(digest, (bytes, bytearray))
                     and verify_proof(bytes(root), bytes(digest), 2 + j, resp["end_proof"], n_leaves=n_leaves)):
-                raise _Reject(f"bad Merkle proof for checkpoint {j + 1}")
+                raise Reject(f"bad Merkle proof for checkpoint {j + 1}")
             if checkpoint_digest(encode_state((j + 1) * k, replayed)) == bytes(digest):
                 return start, replayed, replayed  # bit-exact: nothing more to download
             resp2 = self._open(ctx, claim, {"checkpoints": [j + 1]})
-            end_bytes = self._inflate(resp2, resp2["checkpoints"][0], limit)
+            end_bytes = inflate(resp2, resp2["checkpoints"][0], limit)
             if not isinstance(end_bytes, (bytes, bytearray)) or checkpoint_digest(end_bytes) != bytes(digest):
-                raise _Reject(f"checkpoint {j + 1} does not match its committed digest")
+                raise Reject(f"checkpoint {j + 1} does not match its committed digest")
         else:
-            end_bytes = self._inflate(resp, resp["end"], limit)
-            self._check_leaf(root, n_leaves, 2 + j, end_bytes, resp["end_proof"], f"checkpoint {j + 1}")
-        return start, _decode(end_bytes, (j + 1) * k, layout), replayed
+            end_bytes = inflate(resp, resp["end"], limit)
+            check_leaf(root, n_leaves, 2 + j, end_bytes, resp["end_proof"], f"checkpoint {j + 1}")
+        return start, decode_checkpoint(end_bytes, (j + 1) * k, layout), replayed
 
     def _check_signature(self, claim: Claim) -> None:
         from vcompute.core.signing import key_from_name, verify
@@ -333,68 +338,27 @@ class PoLVerifier:
         if self.public_keys is not None:
             pub = self.public_keys.get(claim.provider)
             if pub is None:
-                raise _Reject(f"no public key known for provider {claim.provider!r}")
+                raise Reject(f"no public key known for provider {claim.provider!r}")
         else:
             pub = key_from_name(claim.provider).public_bytes
         if claim.signature is None or not verify(pub, claim.signing_payload(), claim.signature):
-            raise _Reject("bad or missing provider signature over the commitment")
-
-    @staticmethod
-    def _inflate(resp: Mapping[str, Any], blob: Any, limit: int) -> bytes:
-        """Undo the transport codec, refusing anything that inflates past ``limit`` bytes."""
-        if resp.get("codec") is None:
-            return blob
-        if resp.get("codec") != "lzma" or not isinstance(blob, (bytes, bytearray)):
-            raise _Reject(f"unknown transport codec {resp.get('codec')!r}")
-        import lzma
-
-        d = lzma.LZMADecompressor()
-        try:
-            out = d.decompress(bytes(blob), max_length=limit)
-        except lzma.LZMAError as e:
-            raise _Reject(f"checkpoint does not decompress: {e}") from None
-        if not d.eof or d.unused_data:
-            raise _Reject("compressed checkpoint is larger than the model or has trailing data")
-        return out
+            raise Reject("bad or missing provider signature over the commitment")
 
     def _open(self, ctx: VerifyContext, claim: Claim, request: dict) -> Mapping[str, Any]:
         if self.transport == "lzma" and not request.get("dataset"):
             request = {**request, "compress": "lzma"}
         resp = ctx.challenge(claim, request)
         if not isinstance(resp, Mapping):
-            raise _Reject(f"the prover's answer to {request} is not a mapping")
+            raise Reject(f"the prover's answer to {request} is not a mapping")
         if "error" in resp:
-            raise _Reject(f"the prover could not open {request}: {resp['error']}")
+            raise Reject(f"the prover could not open {request}: {resp['error']}")
         return resp
 
     def _open_checkpoint(self, ctx, claim, root, n_leaves, i, layout) -> bytes:
         resp = self._open(ctx, claim, {"checkpoints": [i]})
-        ck = self._inflate(resp, resp["checkpoints"][0], 4 * sum(int(np.prod(s)) for _, s in layout) + 4096)
-        self._check_leaf(root, n_leaves, 1 + i, ck, resp["proofs"][0], f"checkpoint {i}")
+        ck = inflate(resp, resp["checkpoints"][0], 4 * sum(int(np.prod(s)) for _, s in layout) + 4096)
+        check_leaf(root, n_leaves, 1 + i, ck, resp["proofs"][0], f"checkpoint {i}")
         return ck
-
-    @staticmethod
-    def _check_leaf(root, n_leaves, index, ckpt, proof, what) -> None:
-        if not isinstance(ckpt, (bytes, bytearray)):
-            raise _Reject(f"{what} is not bytes")
-        if not verify_proof(bytes(root), checkpoint_digest(ckpt), index, proof, n_leaves=n_leaves):
-            raise _Reject(f"bad Merkle proof for {what}")
-
-    def _ks_init(self, spec, ck0: bytes, details: dict) -> None:
-        from vcompute.workloads.training.spec import param_shapes
-
-        _, state = _decode_any(ck0)
-        shapes = param_shapes(spec)
-        names = list(shapes)
-        pvals = {}
-        for n in names:
-            w = shapes[n.rsplit(".", 1)[0] + ".weight"]
-            bound = 1.0 / np.sqrt(float(np.prod(w[1:])))
-            pvals[n] = ks_uniform_pvalue(np.asarray(state[n]).ravel(), -bound, bound)
-        details["init_ks_pvalues"] = pvals
-        worst = min(pvals, key=pvals.get)
-        if pvals[worst] < self.ks_alpha / len(names):
-            raise _Reject(f"initialisation of {worst} fails the KS test (p={pvals[worst]:.2g})")
 
     def _replay(self, job, ctx, spec, start, step, k, seeds, data):
         fw = self.replay_framework or spec.framework
@@ -418,35 +382,3 @@ class PoLVerifier:
         if key is not None:
             self.replay_cache[key] = out
         return out
-
-
-def _seeds(s: Any) -> dict[str, int]:
-    if not isinstance(s, dict) or set(s) != {"init", "data", "aug"} or not all(isinstance(v, int) for v in s.values()):
-        raise _Reject("committed seeds must be a mapping of integer init/data/aug seeds")
-    return dict(s)
-
-
-def _decode_any(ck: bytes):
-    from vcompute.workloads.training.spec import StateFormatError, decode_state
-
-    try:
-        return decode_state(ck)
-    except StateFormatError as e:
-        raise _Reject(f"checkpoint does not decode: {e}") from None
-
-
-def _decode(ck: bytes, step: int, layout: list) -> dict[str, np.ndarray]:
-    got_step, state = _decode_any(ck)
-    if got_step != step:
-        raise _Reject(f"checkpoint claims step {got_step}, expected {step}")
-    if [[n, list(v.shape)] for n, v in state.items()] != layout:
-        raise _Reject(f"checkpoint at step {step} has the wrong arrays or shapes")
-    if not all(np.all(np.isfinite(v)) for v in state.values()):
-        raise _Reject(f"checkpoint at step {step} contains NaN or Inf")
-    return state
-
-
-def _params(state: Mapping[str, np.ndarray]) -> np.ndarray:
-    from vcompute.workloads.training.spec import flat_params
-
-    return flat_params(state)

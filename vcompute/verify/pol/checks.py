@@ -1,0 +1,108 @@
+"""Checks on opened evidence that reject with a reason (used by :class:`PoLVerifier`).
+
+Every function here raises :class:`Reject` (never anything else it
+expects) on malformed or dishonest evidence; the verifier turns it into a
+rejected verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from vcompute.core.merkle import verify_proof
+from vcompute.verify.pol.selection import ks_uniform_pvalue
+from vcompute.verify.pol.transcript import checkpoint_digest
+
+__all__ = ["Reject", "check_leaf", "committed_seeds", "decode_any", "decode_checkpoint", "inflate", "ks_init",
+           "param_vector"]
+
+
+class Reject(Exception):
+    """Evidence is rejected; the message is the verdict's reason."""
+
+
+def inflate(resp: Mapping[str, Any], blob: Any, limit: int) -> bytes:
+    """Undo the transport codec, refusing anything that inflates past ``limit`` bytes."""
+    if resp.get("codec") is None:
+        return blob
+    if resp.get("codec") != "lzma" or not isinstance(blob, (bytes, bytearray)):
+        raise Reject(f"unknown transport codec {resp.get('codec')!r}")
+    import lzma
+
+    d = lzma.LZMADecompressor()
+    try:
+        out = d.decompress(bytes(blob), max_length=limit)
+    except lzma.LZMAError as e:
+        raise Reject(f"checkpoint does not decompress: {e}") from None
+    if not d.eof or d.unused_data:
+        raise Reject("compressed checkpoint is larger than the model or has trailing data")
+    return out
+
+
+def check_leaf(root: bytes, n_leaves: int, index: int, ckpt: Any, proof: Any, what: str) -> None:
+    """Reject unless ``ckpt`` is bytes whose digest is leaf ``index`` under ``root``."""
+    if not isinstance(ckpt, (bytes, bytearray)):
+        raise Reject(f"{what} is not bytes")
+    if not verify_proof(bytes(root), checkpoint_digest(ckpt), index, proof, n_leaves=n_leaves):
+        raise Reject(f"bad Merkle proof for {what}")
+
+
+def ks_init(spec, ck0: bytes, details: dict, alpha: float) -> None:
+    """Reference-style init check: each layer's values against ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    Raises:
+        Reject: if some layer fails at family-wise level ``alpha`` (Bonferroni).
+    """
+    from vcompute.workloads.training.spec import param_shapes
+
+    _, state = decode_any(ck0)
+    shapes = param_shapes(spec)
+    names = list(shapes)
+    pvals = {}
+    for n in names:
+        w = shapes[n.rsplit(".", 1)[0] + ".weight"]
+        bound = 1.0 / np.sqrt(float(np.prod(w[1:])))
+        pvals[n] = ks_uniform_pvalue(np.asarray(state[n]).ravel(), -bound, bound)
+    details["init_ks_pvalues"] = pvals
+    worst = min(pvals, key=pvals.get)
+    if pvals[worst] < alpha / len(names):
+        raise Reject(f"initialisation of {worst} fails the KS test (p={pvals[worst]:.2g})")
+
+
+def committed_seeds(s: Any) -> dict[str, int]:
+    """The header's seeds, if they are a mapping of integer ``init``/``data``/``aug`` seeds."""
+    if not isinstance(s, dict) or set(s) != {"init", "data", "aug"} or not all(isinstance(v, int) for v in s.values()):
+        raise Reject("committed seeds must be a mapping of integer init/data/aug seeds")
+    return dict(s)
+
+
+def decode_any(ck: bytes) -> tuple[int, dict[str, np.ndarray]]:
+    """:func:`~vcompute.workloads.training.spec.decode_state`, rejecting instead of raising."""
+    from vcompute.workloads.training.spec import StateFormatError, decode_state
+
+    try:
+        return decode_state(ck)
+    except StateFormatError as e:
+        raise Reject(f"checkpoint does not decode: {e}") from None
+
+
+def decode_checkpoint(ck: bytes, step: int, layout: list) -> dict[str, np.ndarray]:
+    """Decode a checkpoint and check its step, array names and shapes, and finiteness."""
+    got_step, state = decode_any(ck)
+    if got_step != step:
+        raise Reject(f"checkpoint claims step {got_step}, expected {step}")
+    if [[n, list(v.shape)] for n, v in state.items()] != layout:
+        raise Reject(f"checkpoint at step {step} has the wrong arrays or shapes")
+    if not all(np.all(np.isfinite(v)) for v in state.values()):
+        raise Reject(f"checkpoint at step {step} contains NaN or Inf")
+    return state
+
+
+def param_vector(state: Mapping[str, np.ndarray]) -> np.ndarray:
+    """All parameters of a state as one float64 vector (momentum excluded)."""
+    from vcompute.workloads.training.spec import flat_params
+
+    return flat_params(state)
