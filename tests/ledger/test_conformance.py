@@ -202,8 +202,6 @@ def test_commitments(ledger, parties):
 
 def test_an_impostor_cannot_spend_anothers_balance(ledger, parties):
     """A key object claiming alice's public key but holding mallory's secret."""
-    if ledger.url.startswith("memory"):
-        pytest.skip("memory:// authorises by holding the SigningKey object (documented capability model)")
     alice, mallory = parties.alice, parties.mallory
 
     class Impostor:

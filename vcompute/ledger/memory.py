@@ -1,17 +1,21 @@
 """``memory://``: the in-process ledger (the default for simulations).
 
-Authorisation is by capability: the caller must hold the
-:class:`~vcompute.core.signing.SigningKey` object whose public key the
-account is bound to. Requests are not signed (signing would cost ~50 us per
-operation, and nothing outside the process can see them); the durable
-``sqlite://`` backend signs and chains every entry.
+Authorisation: the caller must hold the :class:`~vcompute.core.signing.SigningKey`
+whose public key the account is bound to. Each key object proves it once
+(it signs a challenge that must verify against the public key it claims;
+an object that later claims another public key proves again), so an object
+that merely carries someone's public key cannot act for them. Requests are
+not signed one by one (~160 us each, and nothing outside the process sees
+them); the durable ``sqlite://`` backend signs and chains every entry.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from vcompute.ledger.base import ClockFn, Ledger, ManualClock, public_of
+from vcompute.ledger.errors import Unauthorized
 from vcompute.ledger.records import _NAME, MAX_AMOUNT, Account, Commitment, Escrow, Receipt, Stake
 from vcompute.ledger.state import LedgerState, normalise_args
 
@@ -44,13 +48,31 @@ class MemoryLedger(Ledger):
         self.clock = clock if clock is not None else ManualClock()
         self.state = LedgerState(self.minter_public, withdraw_delay)
         self.withdraw_delay = float(withdraw_delay)
+        self._proven: dict[int, tuple[Any, bytes]] = {}
+
+    def _holder(self, by: Any) -> bytes:
+        """The public key ``by`` holds the secret of (proven once per key object)."""
+        pub = public_of(by)
+        ent = self._proven.get(id(by))
+        if ent is not None and ent[1] == pub and ent[0]() is by:
+            return pub
+        from vcompute.core.signing import verify
+
+        challenge = b"vcompute memory ledger: prove key " + pub
+        if not verify(pub, challenge, by.sign(challenge)):
+            raise Unauthorized("the signing key does not hold the secret of the public key it claims")
+        try:
+            self._proven[id(by)] = (weakref.ref(by), pub)
+        except TypeError:  # not weak-referenceable: prove again next time
+            pass
+        return pub
 
     def now(self) -> float:
         """The clock's current time."""
         return float(self.clock())
 
     def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
-        r = self.state.apply(kind, public_of(by), op_id, normalise_args(kind, args), self.clock())
+        r = self.state.apply(kind, self._holder(by), op_id, normalise_args(kind, args), self.clock())
         self.state.touched.clear()
         return r
 
@@ -62,7 +84,7 @@ class MemoryLedger(Ledger):
             args = (to, amount)
         else:
             args = normalise_args("transfer", (to, amount))
-        r = self.state.apply("transfer", public_of(by), op_id, args, 0.0)
+        r = self.state.apply("transfer", self._holder(by), op_id, args, 0.0)
         self.state.touched.clear()
         return r
 
