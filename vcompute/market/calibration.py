@@ -140,8 +140,8 @@ def default_table(path: str | None = None) -> CalibrationTable:
 
 
 def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] = (16, 48, 128, 256),
-              trials: int = 200, fraction_trials: int = 50, seed: int = 0, verifier_params: dict[str, dict[str, Any]] | None = None,
-              ) -> CalibrationTable:
+              trials: int = 200, fraction_trials: int = 50, seed: int = 0,
+              verifier_params: dict[str, dict[str, Any]] | None = None) -> CalibrationTable:
     """Measure detection rates and checking costs by running real mode.
 
     Every trial is a fresh real matmul job; one provider cheats (or not)
