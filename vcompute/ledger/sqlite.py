@@ -19,7 +19,12 @@ by ``(actor, op_id)`` (a UNIQUE index) and applied at most once.
 Signatures use :mod:`vcompute.core.signing` (OpenSSL through
 ``cryptography`` when installed): at ~8k verifies/s it leaves room for the
 >= 1k signed, verified, chained durable operations/s this backend targets;
-pycryptodome's ~600 verifies/s would not.
+pycryptodome's ~600 verifies/s would not. What remains is the disk: with
+``synchronous=FULL`` every operation waits for one fsync, so the durable rate
+is the machine's commit rate (``benchmarks/ledger.py`` prints that ceiling
+beside it; on the loaded shared box: ~260 ledger ops/s against ~290 bare
+commits/s). ``?synchronous=normal`` (~2.5k/s there) and :meth:`SQLiteLedger.batch`
+(~3.4k/s) are the faster modes.
 """
 
 from __future__ import annotations
