@@ -187,3 +187,25 @@ def test_durable_ledgers_get_a_fresh_file_per_run(tmp_path):
     run_market(fixed, seed=0)
     with pytest.raises(ValueError, match="already exists"):
         run_market(fixed, seed=0)
+
+
+def test_trace_arrivals_replace_the_poisson_process(tmp_path):
+    trace = tmp_path / "arrivals.csv"
+    trace.write_text("hours,job\n0.0,matmul\n0.5,training\n0.5,\n2.0,inference\n")
+    mk = Market(_p(jobs=100, consumers={"trace": str(trace)}), seed=0)
+    out = mk.run()
+    assert out["jobs_submitted"] == 4 and out["ledger_conserved"] == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1.0\n0.5\n")
+    with pytest.raises(ValueError, match="non-decreasing"):
+        run_market(_p(consumers={"trace": str(bad)}), seed=0)
+    bad.write_text("0.1,video\n")
+    with pytest.raises(ValueError, match="not in the mix"):
+        run_market(_p(consumers={"trace": str(bad)}), seed=0)
+
+
+def test_real_mode_runs_on_torch():
+    pytest.importorskip("torch")
+    out = run_market(_p(mode="real", real_backend="torch", jobs=40, consumers={"audit_p": 1.0},
+                        adversary={"behaviour": "lazy", "fraction": 0.5, "cheat_rate": 1.0}), seed=0)
+    assert out["caught"] > 0 and out["false_rejects"] == 0 and out["wrong_accepted"] == 0

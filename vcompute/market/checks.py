@@ -54,8 +54,8 @@ class Check:
 
 
 def build_check(scheme: str, params: dict[str, Any], *, mode: str, table: Any, seed: int,
-                rng: np.random.Generator) -> Check:
-    """Set up checking with ``scheme`` in ``mode``.
+                rng: np.random.Generator, backend: str = "numpy") -> Check:
+    """Set up checking with ``scheme`` in ``mode`` (real jobs run on array ``backend``).
 
     Raises:
         ValueError: in real mode, for a verifier that rejects honest matmul
@@ -66,7 +66,7 @@ def build_check(scheme: str, params: dict[str, Any], *, mode: str, table: Any, s
         from vcompute.verify import VERIFIERS
 
         verifier = None if scheme == "none" else VERIFIERS.create(scheme, **params)
-        work: Any = RealWork(verifier, seed=seed)
+        work: Any = RealWork(verifier, seed=seed, backend=backend)
         if verifier is not None:
             probe = work.run(job_key=2**62, n=8, cheats=[None] * work.replicas(), audit=True)
             if probe.accepted is False:

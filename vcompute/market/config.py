@@ -176,6 +176,9 @@ class ConsumersConfig(_Model):
         count: number of consumer accounts.
         load: offered load as a fraction of the providers' total capacity
             (sets the Poisson arrival rate).
+        trace: a CSV of arrivals replacing the Poisson process: one row per
+            job, ``hours`` since the start and optionally ``job`` (a mix
+            entry's name; else drawn from the mix). A header row is allowed.
         mix: the job mix.
         budget_usd: each consumer's opening balance.
         deadline_h: a job not matched within this many hours is abandoned.
@@ -191,6 +194,7 @@ class ConsumersConfig(_Model):
 
     count: int = Field(10, ge=1)
     load: float = Field(0.7, gt=0, le=5)
+    trace: str | None = None
     mix: list[JobType] = Field(default_factory=_default_mix, min_length=1)
     budget_usd: float = Field(1e6, ge=0)
     deadline_h: float = Field(4.0, gt=0)
@@ -301,7 +305,8 @@ class MarketParams(_Model):
         mode: ``modelled`` (detection and verification cost from the
             calibration table) or ``real`` (providers execute real jobs and
             real verifiers check them).
-        jobs: job arrivals to simulate.
+        real_backend: array framework the real-mode jobs execute on.
+        jobs: job arrivals to simulate (at most the trace's length with a trace).
         providers, adversary, consumers, auditors, matching, settlement: see
             their own models.
         calibration: path of a calibration table JSON, or None for the
@@ -314,6 +319,7 @@ class MarketParams(_Model):
     """
 
     mode: Literal["modelled", "real"] = "modelled"
+    real_backend: Literal["numpy", "torch", "jax"] = "numpy"
     jobs: int = Field(2000, ge=1, le=10_000_000)
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     adversary: AdversaryConfig = Field(default_factory=AdversaryConfig)

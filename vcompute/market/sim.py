@@ -21,6 +21,7 @@ import numpy as np
 import simpy
 
 from vcompute.market.agents import Auditor, Job, Provider
+from vcompute.market.arrivals import arrival_schedule
 from vcompute.market.behaviours import CHEAT_SAVINGS, MARKET_BEHAVIOURS, CheatOffer
 from vcompute.market.calibration import default_table
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
@@ -69,7 +70,7 @@ class Market:
             if scheme not in by_scheme:
                 vparams = cons.verifier_params if scheme == cons.verifier else {}
                 by_scheme[scheme] = build_check(scheme, vparams, mode=params.mode, table=self.table,
-                                                seed=self.seed, rng=self.rng)
+                                                seed=self.seed, rng=self.rng, backend=params.real_backend)
             self.checks[jt.kind] = by_scheme[scheme]
         adv = params.adversary
         self.adv_cheat = adv.cheat or MARKET_BEHAVIOURS.get(adv.behaviour).default_cheat
@@ -120,12 +121,8 @@ class Market:
     def _arrivals(self):
         p, rng, env = self.p, self.rng, self.env
         mix = p.consumers.mix
-        w = np.array([j.weight for j in mix], dtype=float)
-        mean_pflop = float(np.dot(w, [j.pflop for j in mix]) / w.sum())
-        rate = p.consumers.load * sum(pr.hw.tflops for pr in self.providers) / (mean_pflop * 1000.0)
-        n = p.jobs
-        gaps = rng.exponential(1.0 / rate, size=n)
-        types = rng.choice(len(mix), size=n, p=w / w.sum())
+        gaps, types = arrival_schedule(p.consumers, p.jobs, sum(pr.hw.tflops for pr in self.providers), rng)
+        n = len(gaps)
         who = rng.integers(len(self.consumers), size=n)
         audit = rng.random(n) < p.consumers.audit_p
         forced = rng.random(n) < p.auditors.forced_error_rate
