@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Settlement"]
+__all__ = ["Settlement", "ledger_url"]
 
 
 class Settlement:
@@ -144,3 +144,40 @@ class Settlement:
     def close(self) -> None:
         """Close the ledger."""
         self.ledger.close()
+
+
+def ledger_url(params: Any, seed: int) -> str:
+    """The run's ledger URL: ``{run}`` becomes a digest of the parameters and seed
+    plus a unique suffix.
+
+    A durable ledger must start empty, so a sweep gives each run its own file
+    (``sqlite:///runs/ledgers/{run}.db``); the suffix keeps a rerun from
+    colliding with an earlier run's ledger (the name never enters the metrics).
+
+    Raises:
+        ValueError: for an existing SQLite file (a ledger from an earlier run).
+
+    Example:
+        >>> from vcompute.market.config import MarketParams
+        >>> ledger_url(MarketParams(), 0)
+        'memory://'
+    """
+    url = params.settlement.ledger
+    if "{run}" in url:
+        from vcompute.core.hashing import canonical_json, digest_hex
+
+        import os
+        import time
+
+        run = digest_hex(canonical_json({"params": params.model_dump(mode="json"), "seed": seed}))[:16]
+        run = f"{run}-{os.getpid():x}{time.time_ns():x}"
+        url = url.replace("{run}", run)
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        path = Path(url[len("sqlite:///"):])
+        if path.exists():
+            raise ValueError(f"ledger file {path} already exists (a ledger from an earlier run); every run needs a "
+                             "fresh ledger: delete it or put {run} in the path, e.g. sqlite:///runs/ledgers/{run}.db")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return url

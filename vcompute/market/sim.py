@@ -28,9 +28,9 @@ from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
 from vcompute.market.checks import Check, build_check
 from vcompute.market.matching import MATCHERS
 from vcompute.market.metrics import Metrics
-from vcompute.market.settlement import Settlement
+from vcompute.market.settlement import Settlement, ledger_url
 
-__all__ = ["Market", "ledger_url", "run_market"]
+__all__ = ["Market", "run_market"]
 
 _H = 3600.0
 
@@ -363,42 +363,6 @@ class Market:
         out["ledger_conserved"] = 1
         self.settle.close()
         return out
-
-
-def ledger_url(params: MarketParams, seed: int) -> str:
-    """The run's ledger URL: ``{run}`` becomes a digest of the parameters and seed
-    plus a unique suffix.
-
-    A durable ledger must start empty, so a sweep gives each run its own file
-    (``sqlite:///runs/ledgers/{run}.db``); the suffix keeps a rerun from
-    colliding with an earlier run's ledger (the name never enters the metrics).
-
-    Raises:
-        ValueError: for an existing SQLite file (a ledger from an earlier run).
-
-    Example:
-        >>> ledger_url(MarketParams(), 0)
-        'memory://'
-    """
-    url = params.settlement.ledger
-    if "{run}" in url:
-        from vcompute.core.hashing import canonical_json, digest_hex
-
-        import os
-        import time
-
-        run = digest_hex(canonical_json({"params": params.model_dump(mode="json"), "seed": seed}))[:16]
-        run = f"{run}-{os.getpid():x}{time.time_ns():x}"
-        url = url.replace("{run}", run)
-    if url.startswith("sqlite:///"):
-        from pathlib import Path
-
-        path = Path(url[len("sqlite:///"):])
-        if path.exists():
-            raise ValueError(f"ledger file {path} already exists (a ledger from an earlier run); every run needs a "
-                             "fresh ledger: delete it or put {run} in the path, e.g. sqlite:///runs/ledgers/{run}.db")
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return url
 
 
 def run_market(params: MarketParams | dict[str, Any], seed: int = 0) -> dict[str, Any]:
