@@ -6,14 +6,14 @@ path so that listing them imports nothing heavy; third-party packages add
 entries through an entry-point group (e.g. ``vcompute.verifiers``).
 
 Example:
-    >>> reg = Registry("widgets", group=None)
+    >>> reg = Registry("widget", group=None)
     >>> reg.register("box", lambda: "a box")
     >>> reg.get("box")()
     'a box'
     >>> reg.get("ball")
     Traceback (most recent call last):
     ...
-    vcompute.core.registry.UnknownPluginError: unknown widgets 'ball'; known widgets: box
+    vcompute.core.registry.UnknownPluginError: unknown widget 'ball'; known widgets: box
 """
 
 from __future__ import annotations
