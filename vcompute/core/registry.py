@@ -7,7 +7,7 @@ entries through an entry-point group (e.g. ``vcompute.verifiers``).
 
 Example:
     >>> reg = Registry("widget", group=None)
-    >>> reg.register("box", lambda: "a box")
+    >>> _ = reg.register("box", lambda: "a box")
     >>> reg.get("box")()
     'a box'
     >>> reg.get("ball")
