@@ -56,6 +56,12 @@ def residual_and_tolerance(a: Any, b: Any, c: Any, R: Any, bias: Any, stats: Any
         return _core(namespace(a, c), a, b, c, R, bias, stats, prec, safety)
     import jax
 
+    if _on_cpu(a):
+        # XLA's CPU float64 reductions are slow; CPU JAX arrays view as numpy without a copy
+        host = [None if x is None else np.asarray(x) for x in (a, b, c, R, bias, stats)]
+        if a.ndim == 2 and b.ndim == 2 and prec.u_in == 0.0:
+            return _streamed("numpy", *host[:4], host[4], host[5], prec, safety)
+        return _core(np, *host, prec, safety)
     key = (prec, float(safety), bias is None, stats is None)
     fn = _JAX_KERNELS.get(key)
     if fn is None:
@@ -69,6 +75,13 @@ def residual_and_tolerance(a: Any, b: Any, c: Any, R: Any, bias: Any, stats: Any
 
 
 _BLOCK_BYTES = 1 << 21
+
+
+def _on_cpu(x: Any) -> bool:
+    try:
+        return all(d.platform == "cpu" for d in x.devices())
+    except Exception:
+        return False
 
 
 class _Ops:
