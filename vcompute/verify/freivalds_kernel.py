@@ -1,7 +1,9 @@
 """The numeric core of the float check: residual ``A(BR) - CR`` and row tolerances, in float64.
 
-On JAX the whole computation is one jitted function per (shapes, rounding
-model) so it runs as a single XLA program instead of dozens of dispatches.
+On JAX accelerators the whole computation is one jitted function per
+(shapes, rounding model), a single XLA program instead of dozens of
+dispatches; CPU JAX arrays are viewed as numpy (no copy) because XLA's CPU
+float64 reductions are slow.
 On numpy and torch (2-D operands) each matrix is streamed once in row blocks
 that are converted to float64 in a reused, cache-sized buffer: a full float64
 copy of an n x n operand costs more than the whole check (allocating and
