@@ -84,12 +84,23 @@ def test_resume_after_partial_log_with_torn_line(tmp_path):
 
 
 def test_failed_run_is_recorded_and_sweep_goes_on(tmp_path):
-    # an invalid behaviour parameter passes the schema but fails inside the run
-    cfg = load_config(text=CFG.replace('behaviour = ["honest", "random_output"]',
-                                       'behaviour = ["skip_k"]\nbehaviour_params = [{}, {fraction = 5.0}]'))
+    cfg = load_config(text="""
+[experiment]
+name = "fail-test"
+task = "synthetic.burn"
+seeds = 4
+executor = "serial"
+[params]
+size = 100
+fail_seed = 2
+[grid]
+iters = [1, 2]
+""")
     res = run_experiment(cfg, out=tmp_path / "f")
-    assert res.failed == 4 and res.ok == 4
+    assert res.failed == 2 and res.ok == 6
     rows = _rows(tmp_path / "f" / "results.csv")
     errors = [r for r in rows if r["status"] == "error"]
-    assert len(errors) == 4 and all("fraction must be in (0, 1]" in r["error"] for r in errors)
-    assert all(r["detected"] == "1.0" for r in rows if r["status"] == "ok")
+    assert len(errors) == 2 and all(r["seed"] == "2" and "synthetic failure" in r["error"] for r in errors)
+    # rerunning retries only the failed runs
+    res = run_experiment(cfg, out=tmp_path / "f")
+    assert res.skipped == 6 and res.failed == 2
