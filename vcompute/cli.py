@@ -15,7 +15,7 @@ from pathlib import Path
 __all__ = ["main", "build_parser"]
 
 #: Subcommand groups contributed by other layers: module with ``add_parser(subparsers)``.
-_PLUGIN_COMMANDS = ("vcompute.ledger.cli",)
+_PLUGIN_COMMANDS = ("vcompute.ledger.cli", "vcompute.verify.pol.cli")
 
 
 def _err(msg: str) -> int:
