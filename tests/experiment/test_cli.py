@@ -44,7 +44,7 @@ def test_invalid_config_exit_2_no_traceback(tmp_path):
 
 def test_run_smoke_then_report(tmp_path, capsys):
     out = tmp_path / "qs"
-    rc = main(["run", str(ROOT / "experiments" / "quickstart.toml"), "--smoke", "--out", str(out),
+    rc = main(["run", str(ROOT / "experiments" / "freivalds-quickstart.toml"), "--smoke", "--out", str(out),
                "--executor", "serial", "--quiet"])
     assert rc == 0
     text = capsys.readouterr().out
@@ -62,7 +62,7 @@ def test_report_on_non_run_dir(tmp_path, capsys):
 
 
 def test_set_override_and_validate(capsys):
-    cfg = str(ROOT / "experiments" / "quickstart.toml")
+    cfg = str(ROOT / "experiments" / "freivalds-quickstart.toml")
     assert main(["validate", cfg, "--set", "grid.n=[32]", "--set", "experiment.seeds=1"]) == 0
     assert "runs" in capsys.readouterr().out
     assert main(["validate", cfg, "--set", "params.rounds=zero"]) == 2

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.xdist_group("ray-cluster")
 
 from vcompute.experiment.ray_executor import RayExecutor  # noqa: E402
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "freivalds-quickstart.toml"
 # Wall-clock metrics differ from one execution to the next; everything else must not.
 TIMING = {"compute_s", "verify_s", "verify_over_compute", "burn_s"}
 

@@ -25,7 +25,7 @@ def test_task_reports_theory_next_to_measurement():
 
 
 def test_same_seed_gives_the_same_results_csv(tmp_path):
-    cfg = load_config(ROOT / "experiments" / "market-quickstart.toml", smoke=True,
+    cfg = load_config(ROOT / "experiments" / "quickstart.toml", smoke=True,
                       overrides=["experiment.executor='serial'", "params.jobs=100"])  # real mode
     texts = []
     for i in range(2):
