@@ -63,9 +63,8 @@ napoleon_attr_annotations = True
 
 # No network: no intersphinx. References to types outside vcompute stay plain text.
 nitpicky = False
-# An unqualified type name that two modules define (e.g. ``Job``) is reported
-# as an ambiguous reference; it links to the first match instead of failing.
-suppress_warnings = ["ref.python"]
+# Every vocabulary name is defined once, so no cross-reference is ambiguous.
+suppress_warnings: list[str] = []
 
 
 # --- docstrings: |x| is an absolute value and *args an argument, not reST markup

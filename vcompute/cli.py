@@ -108,6 +108,13 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return extra
 
 
+def _console():
+    from rich.console import Console
+
+    # Piped output (CI logs, files) is not wrapped at rich's 80-column default.
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from vcompute.experiment.config import expand_runs, load_config
 
@@ -120,7 +127,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from vcompute.experiment.config import load_config
@@ -129,7 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args)
     cfg = load_config(args.config, overrides=overrides, smoke=args.smoke)
-    console = Console()
+    console = _console()
     show = not args.quiet
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(),
@@ -163,8 +169,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import json
 
-    from rich.console import Console
-
     from vcompute.experiment.config import ConfigError, ExperimentConfig, expand_runs
     from vcompute.experiment.report import draw_plots, format_table
     from vcompute.experiment.results import MANIFEST_FILE, RunLog, read_results, write_results_csv
@@ -178,7 +182,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     order = {r.key: i for i, r in enumerate(expand_runs(cfg))}
     write_results_csv(run_dir, RunLog(run_dir).records(), order)
     rows = read_results(run_dir)
-    console = Console()
+    console = _console()
     console.print(format_table(cfg, rows))
     for p in draw_plots(cfg, rows, run_dir):
         console.print(f"plot: {p}")

@@ -58,6 +58,10 @@ class Registry(Generic[T]):
         self._entries: dict[str, T | str] = {}
         self._scanned = False
 
+    def __repr__(self) -> str:
+        group = f", entry points {self.group!r}" if self.group else ""
+        return f"Registry({self.kind}s: {', '.join(self.names()) or '(none)'}{group})"
+
     def register(self, name: str, obj: T | str | None = None, *, replace: bool = False):
         """Register ``obj`` (or a lazy ``"module:attr"`` path) under ``name``.
 

@@ -30,13 +30,13 @@ def _param_columns(rows: Sequence[dict[str, Any]], cfg: ExperimentConfig) -> lis
     return list(flatten_params(expand_runs(cfg)[0].params))
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, digits: int = 4) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "nan"
         if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-            return f"{v:.3e}"
-        return f"{v:.4g}"
+            return f"{v:.{max(digits - 2, 1)}e}"
+        return f"{v:.{digits}g}"
     return str(v)
 
 
@@ -45,17 +45,18 @@ def format_table(cfg: ExperimentConfig, rows: Sequence[dict[str, Any]], *, title
     from rich.table import Table
 
     metrics, groups = summary_table(cfg, rows)
-    table = Table(title=title or cfg.experiment.name, show_lines=False)
+    table = Table(title=title or cfg.experiment.name, show_lines=False,
+                  caption="mean±standard error over seeds" if len(cfg.experiment.seed_list()) > 1 else None)
     for g in cfg.report.group_by:
-        table.add_column(g)
+        table.add_column(g, overflow="fold")
     table.add_column("runs", justify="right")
     for m in metrics:
-        table.add_column(m, justify="right")
+        table.add_column(m, justify="right", overflow="fold")
     for grp in groups:
         cells = [_fmt(grp[g]) for g in cfg.report.group_by] + [str(grp["runs"])]
         for m in metrics:
             se = grp.get(f"{m}_se", 0.0)
-            cells.append(_fmt(grp[m]) + (f" ± {_fmt(se)}" if se and not math.isnan(se) else ""))
+            cells.append(_fmt(grp[m], 3) + (f"±{_fmt(se, 2)}" if se and not math.isnan(se) else ""))
         table.add_row(*cells)
     return table
 

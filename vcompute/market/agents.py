@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Auditor", "Job", "Provider"]
+__all__ = ["Auditor", "MarketJob", "Provider"]
 
 #: How many accepted jobs one caught cheat outweighs in a reputation.
 CAUGHT_WEIGHT = 10.0
@@ -122,7 +122,7 @@ class Auditor:
         return gain >= cost_usd
 
 
-class Job:
+class MarketJob:
     """One consumer request moving through the market.
 
     Args:

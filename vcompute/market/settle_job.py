@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcompute.market.agents import Job
+from vcompute.market.agents import MarketJob
 from vcompute.market.config import UNITS_PER_USD
 
 __all__ = ["settle_job"]
 
 
-def settle_job(mk: Any, job: Job) -> None:
+def settle_job(mk: Any, job: MarketJob) -> None:
     """Verify and settle ``job`` in market ``mk`` (a :class:`~vcompute.market.sim.Market`)."""
     p, st, m = mk.p, mk.settle, mk.m
     escrow = p.settlement.mode == "escrow"
@@ -102,7 +102,7 @@ def settle_job(mk: Any, job: Job) -> None:
         m.rejected += 1
 
 
-def _pay(mk: Any, job: Job, r: int, pr: Any, cheat: str | None) -> None:
+def _pay(mk: Any, job: MarketJob, r: int, pr: Any, cheat: str | None) -> None:
     p, st, m = mk.p, mk.settle, mk.m
     amount = job.prices[r]
     if p.settlement.mode == "escrow":
@@ -122,7 +122,7 @@ def _pay(mk: Any, job: Job, r: int, pr: Any, cheat: str | None) -> None:
         m.tax_usd += st.transfer(job.consumer, st.treasury, int(round(amount * p.auditors.tax))) / UNITS_PER_USD
 
 
-def _punish(mk: Any, job: Job, r: int, pr: Any, auditor: Any, *, honest: bool) -> None:
+def _punish(mk: Any, job: MarketJob, r: int, pr: Any, auditor: Any, *, honest: bool) -> None:
     p, st, m = mk.p, mk.settle, mk.m
     m.caught += not honest
     m.false_rejects += honest

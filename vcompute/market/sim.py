@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from vcompute.market.agents import Auditor, Job, Provider
+from vcompute.market.agents import Auditor, MarketJob, Provider
 from vcompute.market.arrivals import arrival_schedule
 from vcompute.market.behaviours import CHEAT_SAVINGS, MARKET_BEHAVIOURS, CheatOffer
 from vcompute.market.calibration import default_table
@@ -80,7 +80,7 @@ class Market:
         self.fee = int(round(aud.fee_usd * UNITS_PER_USD))
         self.a100_cpp = HARDWARE["a100"].hourly_cost / (HARDWARE["a100"].tflops * 3.6)
         self._build_agents()
-        self.queue: deque[Job] = deque()
+        self.queue: deque[MarketJob] = deque()
         self.inflight = 0
         self.arrivals_done = False
         self.done = self.env.event()
@@ -128,7 +128,7 @@ class Market:
         forced = rng.random(n) < p.auditors.forced_error_rate
         for i in range(n):
             yield env.timeout(float(gaps[i]))
-            job = Job(i, mix[int(types[i])], self.consumers[int(who[i])], env.now)
+            job = MarketJob(i, mix[int(types[i])], self.consumers[int(who[i])], env.now)
             job.audit = bool(audit[i]) and self.checks[job.jtype.kind].scheme != "none"
             job.forced = bool(forced[i]) and job.audit
             self.m.submitted += 1
@@ -213,7 +213,7 @@ class Market:
         self.m.banned += 1
         return False
 
-    def _start(self, job: Job, picked: list[tuple[Provider, float]]) -> bool:
+    def _start(self, job: MarketJob, picked: list[tuple[Provider, float]]) -> bool:
         env, st = self.env, self.settle
         ok = [self._ensure_stake(pr) for pr, _ in picked]
         if not all(ok):
@@ -259,7 +259,7 @@ class Market:
         return True
 
     # -- execution -----------------------------------------------------------
-    def _execute(self, job: Job, r: int, pr: Provider):
+    def _execute(self, job: MarketJob, r: int, pr: Provider):
         env, rng, p = self.env, self.rng, self.p
         cheat_kind = pr.behaviour.cheat
         saving = p.adversary.saving if p.adversary.saving is not None else CHEAT_SAVINGS[cheat_kind]
@@ -308,12 +308,12 @@ class Market:
         self._match()
 
     # -- verification and settlement ------------------------------------------
-    def _finish(self, job: Job) -> None:
+    def _finish(self, job: MarketJob) -> None:
         from vcompute.market.settle_job import settle_job
 
         settle_job(self, job)
 
-    def _refund_later(self, job: Job, eid: str, deadline: float):
+    def _refund_later(self, job: MarketJob, eid: str, deadline: float):
         # A hair past the deadline: now + (deadline - now) can round to just below it.
         yield self.env.timeout(max(0.0, deadline - self.env.now) + 1e-6)
         self.settle.refund(eid, by_consumer=job.consumer)
