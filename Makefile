@@ -24,11 +24,11 @@ run: $(STAMP)
 	$(VENV)/bin/vcompute run experiments/quickstart.toml
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 	$(MAKE) docs
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -n 2 -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -m slow $(PYTEST_ARGS)
 
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -b html -q docs docs/_build/html
