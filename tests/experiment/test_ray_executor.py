@@ -119,8 +119,8 @@ def test_killed_driver_joining_a_cluster_resumes_to_same_results(cluster, tmp_pa
                             "--quiet", "--address", cluster], capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming" in rerun.stdout
-    fresh = run_experiment(load_config(cfg_path, overrides=["experiment.executor='serial'",
-                                                            "params.sleep_s=0.0"]), out=tmp_path / "fresh")
+    run_experiment(load_config(cfg_path, overrides=["experiment.executor='serial'",
+                                                      "params.sleep_s=0.0"]), out=tmp_path / "fresh")
     drop = {"sleep_s", "key"}  # the fresh run skips the idling, so its params (and keys) differ there
     assert ([{k: v for k, v in r.items() if k not in drop} for r in rows(out)]
             == [{k: v for k, v in r.items() if k not in drop} for r in rows(tmp_path / "fresh")])

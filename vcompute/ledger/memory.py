@@ -16,13 +16,13 @@ from typing import Any
 
 from vcompute.ledger.base import ClockFn, Ledger, ManualClock, public_of
 from vcompute.ledger.errors import Unauthorized
-from vcompute.ledger.records import _NAME, MAX_AMOUNT, Account, Commitment, Escrow, Receipt, Stake
-from vcompute.ledger.state import LedgerState, normalise_args
+from vcompute.ledger.records import _NAME, MAX_AMOUNT, Receipt
+from vcompute.ledger.state import LedgerState, StateQueries, normalise_args
 
 __all__ = ["MemoryLedger"]
 
 
-class MemoryLedger(Ledger):
+class MemoryLedger(StateQueries, Ledger):
     """A ledger held in a Python object.
 
     Args:
@@ -87,40 +87,6 @@ class MemoryLedger(Ledger):
         r = self.state.apply("transfer", self._holder(by), op_id, args, 0.0)
         self.state.touched.clear()
         return r
-
-    # -- queries -----------------------------------------------------------
-
-    def account(self, name: str) -> Account:
-        """The account ``name``."""
-        return self.state.account(name)
-
-    def accounts(self) -> list[str]:
-        """Names of all accounts, sorted."""
-        return sorted(self.state.pub_of)
-
-    def balance(self, name: str) -> int:
-        """Spendable balance of ``name``."""
-        return self.state.balance(name)
-
-    def escrow(self, escrow_id: str) -> Escrow:
-        """The escrow ``escrow_id``."""
-        return self.state.escrow(escrow_id)
-
-    def stake(self, name: str) -> Stake:
-        """The stake of ``name``."""
-        return self.state.stake(name)
-
-    def commitment(self, commitment_id: str) -> Commitment:
-        """The commitment ``commitment_id``."""
-        return self.state.commitment(commitment_id)
-
-    def total_supply(self) -> int:
-        """Minted minus burned."""
-        return self.state.supply
-
-    def holdings(self) -> int:
-        """Balances + open escrows + stakes."""
-        return self.state.holdings()
 
 
 def open_memory(url: str, *, minter: bytes, clock: ClockFn | None = None, withdraw_delay: float = 0.0,

@@ -43,8 +43,8 @@ from vcompute.core.hashing import canonical_json
 from vcompute.core.signing import verify as verify_signature
 from vcompute.ledger.base import ClockFn, Ledger, public_of
 from vcompute.ledger.errors import InvalidRequest, InvalidURL, LedgerError, Unauthorized
-from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake
-from vcompute.ledger.state import LedgerState, normalise_args
+from vcompute.ledger.records import Receipt
+from vcompute.ledger.state import LedgerState, StateQueries, normalise_args
 
 __all__ = ["SQLiteLedger", "entry_hash", "genesis_hash", "open_sqlite", "request_bytes"]
 
@@ -89,7 +89,7 @@ def entry_hash(prev: str, seq: int, time_: float, request: bytes, sig_hex: str) 
     return hashlib.sha256(bytes.fromhex(prev) + body).hexdigest()
 
 
-class SQLiteLedger(Ledger):
+class SQLiteLedger(StateQueries, Ledger):
     """A durable, signed, hash-chained ledger in one SQLite file.
 
     Args:
@@ -267,40 +267,6 @@ class SQLiteLedger(Ledger):
         """Close the file (idempotent)."""
         with contextlib.suppress(Exception):
             self._db.close()
-
-    # -- queries -----------------------------------------------------------
-
-    def account(self, name: str) -> Account:
-        """The account ``name``."""
-        return self.state.account(name)
-
-    def accounts(self) -> list[str]:
-        """Names of all accounts, sorted."""
-        return sorted(self.state.pub_of)
-
-    def balance(self, name: str) -> int:
-        """Spendable balance of ``name``."""
-        return self.state.balance(name)
-
-    def escrow(self, escrow_id: str) -> Escrow:
-        """The escrow ``escrow_id``."""
-        return self.state.escrow(escrow_id)
-
-    def stake(self, name: str) -> Stake:
-        """The stake of ``name``."""
-        return self.state.stake(name)
-
-    def commitment(self, commitment_id: str) -> Commitment:
-        """The commitment ``commitment_id``."""
-        return self.state.commitment(commitment_id)
-
-    def total_supply(self) -> int:
-        """Minted minus burned."""
-        return self.state.supply
-
-    def holdings(self) -> int:
-        """Balances + open escrows + stakes."""
-        return self.state.holdings()
 
 
 def open_sqlite(url: str, *, minter: bytes, clock: ClockFn | None = None, withdraw_delay: float = 0.0,

@@ -224,7 +224,7 @@ class Freivalds:
             raise ValueError(problem)
         if dtype_name(a) in INT_INPUT_DTYPES:
             raise ValueError("integer products are checked exactly: there is no tolerance")
-        m, K, n = a.shape[-2], a.shape[-1], b_arr.shape[-1]
+        K, n = a.shape[-1], b_arr.shape[-1]
         prec = precision_of(dtype_name(c), self.accumulation)
         with _high_precision(backend_of(a)):
             xp = namespace(a, c)

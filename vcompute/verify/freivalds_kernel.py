@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from vcompute.core.arrays import backend_of, namespace
-import math
 
 from vcompute.verify.tolerance import Precision, row_tolerance, tolerance_from_sums
 

@@ -23,9 +23,7 @@ policies against real verifiers and real workloads.
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from typing import Any
 
 import numpy as np
 
