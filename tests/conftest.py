@@ -34,3 +34,18 @@ def backend(request):
 def rng():
     """A seeded generator: tests are reproducible."""
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module of tiny models.
+
+    Tiny models run faster on one thread, and idle spinning threads slow a
+    shared 2-core machine.
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -33,15 +33,7 @@ from vcompute.workloads.training import TrainSpec, decode_state, encode_state, m
 SMALL = dict(dataset="synthetic", steps=16, checkpoint_every=2, hidden=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models: one intra-op thread is faster, and spinning idle threads slow a shared box."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _job(fw="torch", **kw):
