@@ -107,7 +107,9 @@ def _draw(ax: Any, spec: PlotSpec, rows: Sequence[dict[str, Any]]) -> None:
                 width = 0.8 / n_series
                 pos = [i + (idx - (n_series - 1) / 2) * width for i in range(len(xs))]
                 ax.bar(pos, vals, width=width, yerr=errs, label=label, capsize=2)
-                ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+                labels = [str(x) for x in xs]
+                long = sum(len(t) for t in labels) > 48
+                ax.set_xticks(range(len(xs)), labels, rotation=25 if long else 0, ha="right" if long else "center")
             elif spec.kind == "scatter":
                 ax.scatter(xs, vals, label=label, s=14)
             else:
