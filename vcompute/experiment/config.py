@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -402,5 +401,3 @@ def expand_runs(cfg: ExperimentConfig, *, where: str = "<config>") -> list[RunSp
             runs.append(RunSpec(key=key, task=cfg.experiment.task, params=resolved, seed=seed))
     return runs
 
-
-_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -16,8 +16,9 @@ from typing import Any
 
 from vcompute.ledger.base import ClockFn, Ledger, ManualClock, public_of
 from vcompute.ledger.errors import Unauthorized
+from vcompute.ledger.queries import StateQueries
 from vcompute.ledger.records import _NAME, MAX_AMOUNT, Receipt
-from vcompute.ledger.state import LedgerState, StateQueries, normalise_args
+from vcompute.ledger.state import LedgerState, normalise_args
 
 __all__ = ["MemoryLedger"]
 

@@ -43,8 +43,9 @@ from vcompute.core.hashing import canonical_json
 from vcompute.core.signing import verify as verify_signature
 from vcompute.ledger.base import ClockFn, Ledger, public_of
 from vcompute.ledger.errors import InvalidRequest, InvalidURL, LedgerError, Unauthorized
+from vcompute.ledger.queries import StateQueries
 from vcompute.ledger.records import Receipt
-from vcompute.ledger.state import LedgerState, StateQueries, normalise_args
+from vcompute.ledger.state import LedgerState, normalise_args
 
 __all__ = ["SQLiteLedger", "entry_hash", "genesis_hash", "open_sqlite", "request_bytes"]
 
