@@ -133,7 +133,7 @@ class MarketJob:
     """
 
     __slots__ = ("key", "jtype", "consumer", "submitted", "audit", "replicas", "pending", "cheats", "done",
-                 "prices", "escrows", "forced", "crashed", "started")
+                 "prices", "escrows", "forced", "crashed", "started", "plan")
 
     def __init__(self, key: int, jtype: Any, consumer: str, submitted: float) -> None:
         self.key = key
@@ -150,3 +150,4 @@ class MarketJob:
         self.forced = False
         self.crashed: list[bool] = []
         self.started = 0.0
+        self.plan: tuple[str, int] | None = None  # adaptive policy: (primary provider, replicas)

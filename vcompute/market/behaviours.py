@@ -177,7 +177,11 @@ class Colluding(Lazy):
 
 
 class StreakThenCheat(Lazy):
-    """Honest for ``cfg.streak`` jobs to build reputation, then cheats at ``cheat_rate``."""
+    """Honest for ``cfg.streak`` jobs to build reputation, then cheats at ``cheat_rate``.
+
+    With ``cfg.restreak`` it starts a new honest streak each time it is
+    caught (the attacker of adaptive replication's trust argument).
+    """
 
     name = "streak_then_cheat"
     default_cheat = "random_output"
@@ -185,7 +189,13 @@ class StreakThenCheat(Lazy):
     def __init__(self, cfg: Any = None, seed: int = 0) -> None:
         super().__init__(cfg, seed)
         self.streak = int(getattr(cfg, "streak", 20))
+        self.restreak = bool(getattr(cfg, "restreak", False))
         self.done = 0
+
+    def observe(self, audited: bool, caught: bool) -> None:
+        """Caught: start over with a new honest streak (if ``restreak``)."""
+        if caught and self.restreak:
+            self.done = 0
 
     def decide(self, offer: CheatOffer, rng: np.random.Generator) -> bool:
         """Honest while the streak lasts, then a ``cheat_rate`` coin."""

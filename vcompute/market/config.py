@@ -149,6 +149,7 @@ class AdversaryConfig(_Model):
             the behaviour's own default.
         cheat_rate: per-job cheating probability (lazy, low-precision, colluding).
         streak: honest jobs a streak-then-cheat provider completes first.
+        restreak: a caught streak-then-cheat provider builds a new streak.
         saving: fraction of compute cost a cheat saves, or None for the
             cheat's own value (see :data:`vcompute.market.behaviours.CHEAT_SAVINGS`).
     """
@@ -158,6 +159,7 @@ class AdversaryConfig(_Model):
     cheat: Literal["random_output", "skip_k", "low_precision"] | None = None
     cheat_rate: float = Field(1.0, ge=0, le=1)
     streak: int = Field(20, ge=0)
+    restreak: bool = False
     saving: float | None = Field(None, ge=0, le=1)
 
     @field_validator("behaviour")
@@ -188,8 +190,16 @@ class ConsumersConfig(_Model):
         verifier_by_kind: per job kind, a different verifier (with its
             default parameters), e.g. ``{"training": "pol"}``: combinations;
             ``"default"`` means ``verifier`` (handy in grids).
-        audit_p: probability a completed job is sent for verification.
+        audit_p: probability a completed job is sent for verification
+            (ignored when ``adaptive_policy`` is set).
         stake_usd: stake a provider locks per job (slashed if caught).
+        adaptive_policy: a policy name from
+            :data:`vcompute.verify.policies.POLICIES` (e.g.
+            ``"consecutive_valid"``) deciding per job, from the primary
+            provider's record, whether it is checked (see
+            :mod:`vcompute.market.adaptive`); None uses ``audit_p``.
+        adaptive_params: the policy's parameters (``blacklist`` takes
+            ``inner = {name = "consecutive_valid", params = {...}}``).
     """
 
     count: int = Field(10, ge=1)
@@ -204,6 +214,22 @@ class ConsumersConfig(_Model):
     verifier_by_kind: dict[str, str] = Field(default_factory=dict)
     audit_p: float = Field(0.1, ge=0, le=1)
     stake_usd: float = Field(5.0, ge=0)
+    adaptive_policy: str | None = None
+    adaptive_params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_policy(self) -> ConsumersConfig:
+        if self.adaptive_policy is None:
+            if self.adaptive_params:
+                raise ValueError("consumers.adaptive_params is set but consumers.adaptive_policy is not; name a policy")
+            return self
+        from vcompute.market.adaptive import build_policy
+
+        build_policy(self.adaptive_policy, self.adaptive_params)  # raises, listing the known policies
+        if self.verifier == "none":
+            raise ValueError("consumers.adaptive_policy needs a verifier to check the jobs it does not trust; "
+                             "set consumers.verifier (e.g. 'replication')")
+        return self
 
     @field_validator("verifier")
     @classmethod
@@ -331,6 +357,8 @@ class MarketParams(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> MarketParams:
+        if self.consumers.adaptive_policy is not None and self.auditors.forced_error_rate > 0:
+            raise ValueError("auditors.forced_error_rate is not modelled with consumers.adaptive_policy; set it to 0")
         biggest = max(HARDWARE[h].memory_gb for h in self.providers.hardware)
         for jt in self.consumers.mix:
             if jt.memory_gb > biggest:

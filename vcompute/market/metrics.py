@@ -14,7 +14,14 @@ Headline metrics:
   ``trust_overhead``: extra replicas plus the checkers' own compute (at
   A100 cost) as a share of it (what trust costs the economy).
 - ``fraud_loss``: dollars paid for wrong results that were accepted;
-  ``fraud_rate``: wrong results accepted per completed job.
+  ``fraud_rate``: wrong results accepted per completed job;
+  ``residual_error``: wrong results accepted per result accepted (the
+  replication literature's measure).
+- ``compute_overhead``: results computed (replicas, crashed ones and
+  referee re-executions included) per result accepted, minus 1: the
+  Monte-Carlo models' overhead of :mod:`vcompute.verify.montecarlo`.
+- ``adaptive_trusted_share`` / ``adaptive_banned``: with an adaptive
+  policy, the share of jobs it let run unchecked and the providers it banned.
 - ``detect_latency_jobs`` / ``detect_latency_s``: from a cheater's first
   cheat to its first catch (mean over caught cheaters).
 - ``profit_<behaviour>``: mean profit per provider of each behaviour
@@ -39,7 +46,7 @@ class Metrics:
         for name in ("submitted", "matched", "expired", "unaffordable", "completed", "failed", "correct",
                      "wrong_accepted", "rejected", "cheats", "caught", "false_rejects", "checks_requested",
                      "checks_done", "checks_skipped", "forced", "forced_found", "crashed", "timeouts",
-                     "departures", "banned"):
+                     "departures", "banned", "replicas_run", "referees"):
             setattr(self, name, 0)
         for name in ("wait_s", "paid_usd", "base_usd", "replica_usd", "fraud_usd", "tax_usd", "slashed_usd",
                      "verify_compute_usd", "unpaid_usd"):
@@ -52,6 +59,7 @@ class Metrics:
         spend = self.paid_usd + fees + self.tax_usd
         compensation = self.slashed_usd * (1 - mk.p.auditors.whistleblower_share)
         horizon = max(mk.env.now, 1e-9)
+        accepted = self.correct + self.wrong_accepted
         out: dict[str, Any] = {
             "jobs_submitted": self.submitted,
             "jobs_matched": self.matched,
@@ -63,6 +71,8 @@ class Metrics:
             "jobs_rejected": self.rejected,
             "wrong_accepted": self.wrong_accepted,
             "fraud_rate": self.wrong_accepted / max(self.completed, 1),
+            "residual_error": self.wrong_accepted / accepted if accepted else float("nan"),
+            "compute_overhead": (self.replicas_run + self.referees) / accepted - 1.0 if accepted else float("nan"),
             "fraud_loss": self.fraud_usd,
             "fraud_loss_share": self.fraud_usd / self.paid_usd if self.paid_usd else 0.0,
             "cheat_rate": self.cheats / max(sum(p.jobs for p in provs), 1),
@@ -102,6 +112,8 @@ class Metrics:
             out[f"caught_by_{k}"] = v
         out["cheaters_caught_share"] = (len(lat_j) / sum(1 for p in provs if p.cheats)
                                         if any(p.cheats for p in provs) else float("nan"))
+        if getattr(mk, "adaptive", None) is not None:
+            out.update(mk.adaptive.summary())
         adv = mk.p.adversary.behaviour
         for g in sorted(set(mk.groups) | {"honest"}):
             members = [p for p in provs if p.group == g]

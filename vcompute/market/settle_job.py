@@ -13,6 +13,7 @@ from typing import Any
 
 from vcompute.market.agents import MarketJob
 from vcompute.market.config import UNITS_PER_USD
+from vcompute.market.fidelity import resolve
 
 __all__ = ["settle_job"]
 
@@ -76,6 +77,8 @@ def settle_job(mk: Any, job: MarketJob) -> None:
         verdicts = [False] * len(live)
     if audit and any(c is not None for c, v in zip(cheats, verdicts) if not v):
         auditor.found += 1
+    if audit and not agree and resolve(tokens)[1]:
+        m.referees += 1
     paid_cheats = [c for c, v in zip(cheats, verdicts) if v]
     # The consumer keeps a paid result: correct if any paid replica was honest.
     correct = None if not paid_cheats else any(c is None for c in paid_cheats)
@@ -93,6 +96,8 @@ def settle_job(mk: Any, job: MarketJob) -> None:
         else:
             _punish(mk, job, r, pr, auditor, honest=cheat is None)
         pr.behaviour.observe(audit, not paid)
+    if audit and mk.adaptive is not None:
+        mk.adaptive.record(mk, job, live, verdicts, "replication" if len(live) > 1 else "spotcheck")
     m.completed += 1
     if correct is True:
         m.correct += 1

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from vcompute.market.adaptive import AdaptiveTrust
 from vcompute.market.agents import Auditor, MarketJob, Provider
 from vcompute.market.arrivals import arrival_schedule
 from vcompute.market.behaviours import CHEAT_SAVINGS, MARKET_BEHAVIOURS, CheatOffer
@@ -78,6 +79,8 @@ class Market:
         self.matcher = MATCHERS.create(params.matching.kind, **params.matching.model_dump(exclude={"kind"}))
         self.stake = int(round(cons.stake_usd * UNITS_PER_USD))
         self.fee = int(round(aud.fee_usd * UNITS_PER_USD))
+        self.adaptive = (AdaptiveTrust(cons.adaptive_policy, cons.adaptive_params)
+                         if cons.adaptive_policy is not None else None)
         self.a100_cpp = HARDWARE["a100"].hourly_cost / (HARDWARE["a100"].tflops * 3.6)
         self._build_agents()
         self.queue: deque[MarketJob] = deque()
@@ -190,9 +193,12 @@ class Market:
                 q.popleft()
                 self.m.expired += 1
                 continue
-            k = self.checks[job.jtype.kind].k if job.audit else 1
-            picked = self.matcher.pick(k, memory_gb=job.jtype.memory_gb, rng=self.rng,
-                                       max_price=cons.max_price_usd_per_pflop)
+            check = self.checks[job.jtype.kind]
+            if self.adaptive is not None:  # the policy decides from the primary provider's record
+                picked = self.adaptive.plan(self, job, check)
+            else:
+                picked = self.matcher.pick(check.k if job.audit else 1, memory_gb=job.jtype.memory_gb,
+                                           rng=self.rng, max_price=cons.max_price_usd_per_pflop)
             if picked is None:
                 return
             q.popleft()
@@ -248,6 +254,9 @@ class Market:
             job.prices.append(amount)
             job.escrows.append(eid)
         self.m.matched += 1
+        self.m.replicas_run += len(picked)
+        if self.adaptive is not None:
+            self.adaptive.started(job)
         self.m.wait_s += env.now - job.submitted
         self.inflight += 1
         job.pending = len(picked)
