@@ -115,7 +115,8 @@ class AdaptiveTrust:
             return None
         name = first[0][0].name
         if job.plan is None or job.plan[0] != name:
-            job.plan = (name, self.replicas(name, mk.rng))
+            # Capped at the market's size: more replicas than providers would stall the queue.
+            job.plan = (name, min(self.replicas(name, mk.rng), len(mk.providers)))
         k = job.plan[1]
         job.audit = k > 1 and check.scheme != "none"
         extra = k - 1 if job.audit and check.k > 1 else 0
