@@ -103,6 +103,20 @@ def test_streak_attackers_are_held_by_the_resisting_policy(seed):
     assert boinc["ledger_conserved"] == resist["ledger_conserved"] == 1
 
 
+def test_backtracking_corrects_what_a_caught_provider_slipped_through():
+    kw = {"behaviour": "streak_then_cheat", "fraction": 0.05, "jobs": 4000}
+    plain = Market(_params("resist", **kw), seed=0).run()
+    bt = Market(_params("resist_backtrack", **kw), seed=0).run()
+    # Backtracking draws nothing and moves no money: the run is the same, minus the corrected results.
+    assert bt["backtrack_corrected"] > 0 and plain["backtracked"] == 0
+    assert bt["wrong_accepted"] == plain["wrong_accepted"] - bt["backtrack_corrected"]
+    assert bt["jobs_correct"] == plain["jobs_correct"] + bt["backtrack_corrected"]
+    assert bt["paid_usd"] == plain["paid_usd"] and bt["ledger_supply_usd"] == plain["ledger_supply_usd"]
+    accepted = bt["jobs_correct"] + bt["wrong_accepted"]
+    assert bt["compute_overhead"] == pytest.approx(plain["compute_overhead"] + bt["backtracked"] / accepted)
+    assert bt["backtracked"] >= bt["backtrack_corrected"]
+
+
 def test_plain_redundancy_catches_everything_at_full_price():
     out = Market(_params("fixed2", behaviour="streak_then_cheat", fraction=0.05, jobs=800), seed=0).run()
     assert out["wrong_accepted"] == 0 and out["adaptive_trusted_share"] == 0.0
@@ -143,6 +157,7 @@ def test_smoke_variant_runs(tmp_path):
     cfg = load_config(ROOT / "experiments" / "market-adaptive.toml", smoke=True,
                       overrides=["experiment.executor='serial'"])
     res = run_experiment(cfg, out=tmp_path / "run", smoke=True)
-    assert res.failed == 0 and res.ok == res.total == 2
+    assert res.failed == 0 and res.ok == res.total == 3
     rows = {r["consumers.adaptive_policy"]: r for r in res.rows}
+    assert rows["resist_backtrack"]["wrong_accepted"] <= rows["resist"]["wrong_accepted"]
     assert rows["resist"]["wrong_accepted"] < rows["boinc_cv"]["wrong_accepted"]

@@ -20,20 +20,29 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PRESETS", "AdaptiveTrust", "build_policy"]
+__all__ = ["BACKTRACKING", "PRESETS", "AdaptiveTrust", "build_policy"]
 
-#: Named setups (``consumers.adaptive_policy = "resist"``), matching the
-#: presets of the Monte-Carlo task ``replication.adaptive`` minus what the
-#: market does not model (backtracking of unchecked results, throttling
-#: quotas): preset -> (policy name, parameters). ``adaptive_params``
-#: override a preset's parameters.
+_RESIST = {"max_invalid": 1, "inner": {"name": "consecutive_valid", "params": {"threshold": 10, "min_check": 0.05}}}
+
+#: Named setups (``consumers.adaptive_policy = "resist"``), after the presets
+#: of the Monte-Carlo task ``replication.adaptive`` (throttling quotas are not
+#: modelled): preset -> (policy name, parameters). ``adaptive_params``
+#: override a preset's parameters. Presets in :data:`BACKTRACKING` also
+#: re-execute a caught provider's unchecked results.
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "fixed2": ("fixed", {"k": 2}),
     "boinc_cv": ("consecutive_valid", {"threshold": 10}),
     "boinc_error_rate": ("error_rate", {}),
-    "resist": ("blacklist", {"max_invalid": 1,
-                             "inner": {"name": "consecutive_valid", "params": {"threshold": 10, "min_check": 0.05}}}),
+    "cv_backtrack": ("consecutive_valid", {"threshold": 10}),
+    "resist": ("blacklist", _RESIST),
+    "resist_backtrack": ("blacklist", _RESIST),
 }
+
+#: Presets that backtrack: when a provider's checked result is invalid, every
+#: result it had accepted unchecked since its last catch is re-executed and a
+#: wrong one corrected (the Monte-Carlo ``resist`` and ``cv_backtrack``). The
+#: re-execution counts as computed work; the money already paid is not clawed back.
+BACKTRACKING = frozenset({"cv_backtrack", "resist_backtrack"})
 
 
 def build_policy(name: str, params: dict[str, Any]) -> Any:
@@ -73,7 +82,7 @@ class AdaptiveTrust:
     """The market's side of an adaptive policy: plan each job's replicas, record verdicts, ban.
 
     Args:
-        name: the policy's registry name.
+        name: the policy's registry name or a preset.
         params: its parameters.
 
     Attributes:
@@ -82,6 +91,9 @@ class AdaptiveTrust:
         trusted: jobs the policy let run unchecked.
         checked: jobs it had checked.
         banned: providers it banned.
+        backtrack: whether caught providers' unchecked results are re-executed.
+        backtracked: results re-executed by backtracking.
+        corrected: wrong results backtracking found and corrected.
 
     Example:
         >>> t = AdaptiveTrust("consecutive_valid", {"threshold": 1})
@@ -94,6 +106,10 @@ class AdaptiveTrust:
         self.trusted = 0
         self.checked = 0
         self.banned = 0
+        self.backtrack = name in BACKTRACKING
+        self.backtracked = 0
+        self.corrected = 0
+        self._unchecked: dict[str, list[tuple[bool, float]]] = {}  # provider -> [(wrong, re-execution cost)]
 
     def replicas(self, provider: str, rng: np.random.Generator) -> int:
         """Replicas (this provider's included) its next job needs; 1 means trusted."""
@@ -136,11 +152,29 @@ class AdaptiveTrust:
         else:
             self.trusted += 1
 
+    def accepted_unchecked(self, mk: Any, job: Any, r: int, wrong: bool) -> None:
+        """Remember a result accepted without a check (for backtracking)."""
+        if self.backtrack:
+            cost = job.jtype.pflop * mk.a100_cpp * mk.p.auditors.cost_factor
+            self._unchecked.setdefault(job.replicas[r].name, []).append((wrong, cost))
+
+    def _backtrack(self, mk: Any, name: str) -> None:
+        m = mk.m
+        for wrong, cost in self._unchecked.pop(name, []):
+            self.backtracked += 1
+            m.verify_compute_usd += cost
+            if wrong:  # the consumer now holds the re-executed, correct result
+                self.corrected += 1
+                m.wrong_accepted -= 1
+                m.correct += 1
+
     def record(self, mk: Any, job: Any, live: list[int], verdicts: list[bool], source: str) -> None:
-        """Record each checked replica's verdict; ban providers the policy no longer allows."""
+        """Record each checked replica's verdict; backtrack a caught one; ban providers no longer allowed."""
         for r, ok in zip(live, verdicts):
             pr = job.replicas[r]
             self.policy.record(pr.name, "valid" if ok else "invalid", source=source)
+            if not ok and self.backtrack:
+                self._backtrack(mk, pr.name)
             if not pr.banned and not self.policy.allowed(pr.name):
                 pr.banned = True
                 mk.matcher.remove(pr)
@@ -148,7 +182,8 @@ class AdaptiveTrust:
                 self.banned += 1
 
     def summary(self) -> dict[str, float]:
-        """``adaptive_trusted_share`` (jobs run unchecked) and ``adaptive_banned``."""
+        """``adaptive_trusted_share`` (jobs run unchecked), ``adaptive_banned``, ``backtracked``, ``backtrack_corrected``."""
         n = self.trusted + self.checked
         return {"adaptive_trusted_share": self.trusted / n if n else float("nan"),
-                "adaptive_banned": self.banned}
+                "adaptive_banned": self.banned, "backtracked": self.backtracked,
+                "backtrack_corrected": self.corrected}

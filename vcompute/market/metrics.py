@@ -17,8 +17,8 @@ Headline metrics:
   ``fraud_rate``: wrong results accepted per completed job;
   ``residual_error``: wrong results accepted per result accepted (the
   replication literature's measure).
-- ``compute_overhead``: results computed (replicas, crashed ones and
-  referee re-executions included) per result accepted, minus 1: the
+- ``compute_overhead``: results computed (replicas, crashed ones, referee
+  and backtracking re-executions included) per result accepted, minus 1: the
   Monte-Carlo models' overhead of :mod:`vcompute.verify.montecarlo`.
 - ``adaptive_trusted_share`` / ``adaptive_banned``: with an adaptive
   policy, the share of jobs it let run unchecked and the providers it banned.
@@ -60,6 +60,7 @@ class Metrics:
         compensation = self.slashed_usd * (1 - mk.p.auditors.whistleblower_share)
         horizon = max(mk.env.now, 1e-9)
         accepted = self.correct + self.wrong_accepted
+        backtracked = getattr(getattr(mk, "adaptive", None), "backtracked", 0)
         out: dict[str, Any] = {
             "jobs_submitted": self.submitted,
             "jobs_matched": self.matched,
@@ -72,7 +73,8 @@ class Metrics:
             "wrong_accepted": self.wrong_accepted,
             "fraud_rate": self.wrong_accepted / max(self.completed, 1),
             "residual_error": self.wrong_accepted / accepted if accepted else float("nan"),
-            "compute_overhead": (self.replicas_run + self.referees) / accepted - 1.0 if accepted else float("nan"),
+            "compute_overhead": (self.replicas_run + self.referees + backtracked) / accepted - 1.0
+            if accepted else float("nan"),
             "fraud_loss": self.fraud_usd,
             "fraud_loss_share": self.fraud_usd / self.paid_usd if self.paid_usd else 0.0,
             "cheat_rate": self.cheats / max(sum(p.jobs for p in provs), 1),

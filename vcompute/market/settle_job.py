@@ -98,6 +98,8 @@ def settle_job(mk: Any, job: MarketJob) -> None:
         pr.behaviour.observe(audit, not paid)
     if audit and mk.adaptive is not None:
         mk.adaptive.record(mk, job, live, verdicts, "replication" if len(live) > 1 else "spotcheck")
+    elif mk.adaptive is not None and correct is not None and len(live) == 1:
+        mk.adaptive.accepted_unchecked(mk, job, live[0], wrong=not correct)
     m.completed += 1
     if correct is True:
         m.correct += 1
