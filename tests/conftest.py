@@ -9,6 +9,7 @@ import pytest
 
 # Keep BLAS/torch from oversubscribing the 2-core CI machine when xdist runs 2 workers.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 try:
     from hypothesis import settings

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "jax", "web3", "simpy", "ray", "Crypto", "py_ecc", "sklearn", "matplotlib")
+HEAVY = ("torch", "jax", "web3", "simpy", "ray", "Crypto", "py_ecc", "sklearn", "matplotlib", "numba")
 
 
 def _loaded_after(stmt: str) -> list[str]:

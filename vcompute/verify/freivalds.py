@@ -27,7 +27,7 @@ from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
 from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, exact_check
 from vcompute.verify.freivalds_validate import meta_mismatch, nonfinite_reason, validate_operands
-from vcompute.verify.freivalds_kernel import residual_and_tolerance
+from vcompute.verify.freivalds_kernel import fused_residual_and_tolerance, residual_and_tolerance
 from vcompute.verify.tolerance import false_reject_bound, matrix_stats, precision_of, row_tolerance, unit_roundoff
 
 __all__ = ["Freivalds", "PreparedMatrix", "unit_roundoff"]
@@ -47,6 +47,7 @@ class PreparedMatrix:
         self.array = b
         self._work: Any = None
         self._stats: Any = None
+        self._norms: np.ndarray | None = None  # row norms for the fused CPU kernels
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -272,21 +273,31 @@ class Freivalds:
         m, K, n = a.shape[-2], a.shape[-1], b.shape[-1]
         prec = precision_of(dtype_name(c), self.accumulation)
         lam = self.safety
-        with _high_precision(backend), np.errstate(all="ignore"):  # NaN/Inf are diagnosed below
-            xp = namespace(a, c)
-            if prepared is not None:
-                b, stats = prepared._float64(xp)
-            else:
-                stats = None
-            # Rademacher signs: bounded, symmetric and independent, which the
-            # flip argument of the soundness proof and Hoeffding's bound need;
-            # +-1 is exact in every format, so R adds no rounding error.
-            R = from_numpy(rng.integers(0, 2, size=(n, self.rounds)).astype(np.float64) * 2.0 - 1.0,
-                           backend, like=a)
-            diff, tol, c2 = residual_and_tolerance(a, b, c, R, bias, stats, prec=prec, safety=lam)
-            tol = tol + _underflow_allowance(dtype_name(c), prec, K, n)
-            synchronize(tol)
-            diff_np, tol_np, c2_np = _host(diff), _host(tol), _host(c2)
+        # Rademacher signs: bounded, symmetric and independent, which the flip
+        # argument of the soundness proof and Hoeffding's bound need; +-1 is
+        # exact in every format, so R adds no rounding error.
+        R_np = rng.integers(0, 2, size=(n, self.rounds)).astype(np.float64) * 2.0 - 1.0
+        with np.errstate(all="ignore"):  # NaN/Inf are diagnosed below
+            cached = prepared._norms if prepared is not None else None
+            fused = fused_residual_and_tolerance(a, prepared.array if prepared is not None else b, c, R_np, bias,
+                                                 cached, prec=prec, safety=lam)
+        if fused is not None:
+            diff_np, tol_np, c2_np, norms = fused
+            if prepared is not None and cached is None and np.all(np.isfinite(norms)):
+                prepared._norms = norms
+            tol_np = tol_np + _underflow_allowance(dtype_name(c), prec, K, n)
+        else:
+            with _high_precision(backend), np.errstate(all="ignore"):
+                xp = namespace(a, c)
+                if prepared is not None:
+                    b, stats = prepared._float64(xp)
+                else:
+                    stats = None
+                R = from_numpy(R_np, backend, like=a)
+                diff, tol, c2 = residual_and_tolerance(a, b, c, R, bias, stats, prec=prec, safety=lam)
+                tol = tol + _underflow_allowance(dtype_name(c), prec, K, n)
+                synchronize(tol)
+                diff_np, tol_np, c2_np = _host(diff), _host(tol), _host(c2)
         # NaN/Inf anywhere in A, B, C or the bias reaches diff or tol (0 * inf is NaN), so the
         # operands are only scanned for the reason when the per-row results are not finite.
         if not (np.all(np.isfinite(diff_np)) and np.all(np.isfinite(tol_np))):

@@ -1,5 +1,11 @@
 """The numeric core of the float check: residual ``A(BR) - CR`` and row tolerances, in float64.
 
+On CPUs (numpy arrays, CPU torch tensors, CPU JAX arrays; 2-D float32,
+float64 or bfloat16 operands) the check runs :func:`fused_residual_and_tolerance`:
+three fused one-pass kernels (:mod:`vcompute.verify.freivalds_fused`, numba)
+that read A, B and C once each in their own dtype and widen to float64 in
+registers. Without numba, or for other cases, the kernels below are used.
+
 On JAX accelerators the whole computation is one jitted function per
 (shapes, rounding model), a single XLA program instead of dozens of
 dispatches; CPU JAX arrays are viewed as numpy (no copy) because XLA's CPU
@@ -16,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from vcompute.core.arrays import backend_of, namespace
+from vcompute.core.arrays import backend_of, namespace, to_numpy
 
 from vcompute.verify.tolerance import Precision, row_tolerance, tolerance_from_sums
 
-__all__ = ["residual_and_tolerance"]
+__all__ = ["residual_and_tolerance", "fused_residual_and_tolerance", "host_view"]
 
 _JAX_KERNELS: dict = {}
 
@@ -168,3 +174,81 @@ def _streamed(backend: str, a: Any, b: Any, c: Any, R: Any, bias: Any, stats: An
     diff = xp.max(xp.abs(D), axis=-1)
     tol = tolerance_from_sums(xp, S=S, C2=C2, T=None, K=K, n=n, prec=prec, safety=safety, bias=bias is not None)
     return diff, tol, C2
+
+
+_FUSED_DTYPES = ("float32", "float64", "bfloat16")
+
+
+def host_view(x: Any) -> np.ndarray | None:
+    """A zero-copy numpy view of a CPU array for the fused kernels, or None.
+
+    float32/float64 arrays view as themselves; bfloat16 views as its raw
+    ``uint16`` bits. Accelerator arrays, other dtypes and arrays numpy cannot
+    view without a copy of another dtype give None.
+
+    Args:
+        x: a numpy array, torch tensor or JAX array.
+
+    Returns:
+        The view, or None when the fused kernels cannot read ``x`` in place.
+    """
+    backend = backend_of(x)
+    if backend == "numpy":
+        v = x
+    elif backend == "torch":
+        if x.device.type != "cpu" or x.is_sparse or x.is_complex():
+            return None
+        t = x.detach()
+        if str(t.dtype) == "torch.bfloat16":
+            import torch
+
+            return t.view(torch.int16).numpy().view(np.uint16)
+        v = t.numpy()
+    else:
+        if not _on_cpu(x):
+            return None
+        v = np.asarray(x)
+    name = v.dtype.name
+    if name == "bfloat16":
+        return v.view(np.uint16)
+    return v if name in ("float32", "float64") else None
+
+
+def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: Any, stats: np.ndarray | None, *,
+                                 prec: Precision, safety: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                          np.ndarray] | None:
+    """:func:`residual_and_tolerance` for 2-D CPU operands in one fused pass per matrix, or None.
+
+    Args:
+        a, b, c, bias: the operands (numpy, CPU torch or CPU JAX; float32, float64 or bfloat16).
+        R: ``(n, k)`` numpy signs (+-1).
+        stats: cached row norms ``||b_l||_2`` (float64 numpy) or None.
+        prec: rounding model of the honest product; safety: ``lambda``.
+
+    Returns:
+        ``(diff, tol, c2, norms)`` as float64 numpy arrays (``norms`` are the
+        row norms of ``b``, to cache), or None when this path does not apply
+        (numba missing, accelerator arrays, batched operands, other dtypes).
+    """
+    from vcompute.verify import freivalds_fused as fused
+
+    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2 or not fused.available():
+        return None
+    views = [host_view(x) for x in (a, b, c)]
+    if any(v is None for v in views):
+        return None
+    A, B, C = views
+    m, K = a.shape
+    n = b.shape[1]
+    Rt = np.ascontiguousarray(R.T, dtype=np.float32)  # +-1: exact, and products with it are exact
+    P, Bsq, _, _ = fused.row_pass(B, Rt, sq=True)  # P = B R and the row norms of B
+    norms = stats if stats is not None else np.sqrt(Bsq)
+    w = norms + 1e-300  # some kernels skip zero weights, which would hide an Inf/NaN in A
+    y, _, S, T = fused.row_pass(A, np.ascontiguousarray(P.T), w, absw=True, t=prec.u_in > 0.0)
+    z, C2, _, _ = fused.row_pass(C, Rt, sq=True)
+    D = y - z
+    if bias is not None:
+        D += np.asarray(to_numpy(bias), dtype=np.float64)[None, :] @ R
+    diff = np.max(np.abs(D), axis=-1)
+    tol = tolerance_from_sums(np, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias is not None)
+    return diff, tol, C2, norms

@@ -1,0 +1,165 @@
+"""The fused one-pass CPU kernels of the float check against the reference float64 kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vcompute.verify import Freivalds
+from vcompute.verify import freivalds_fused as fused
+from vcompute.verify.freivalds_kernel import fused_residual_and_tolerance, host_view
+from vcompute.verify.tolerance import precision_of
+
+pytestmark = pytest.mark.skipif(not fused.available(), reason="numba is not installed")
+
+
+def _bits_to_f64(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.uint16:
+        return (x.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return x.astype(np.float64)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 9])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_row_pass_matches_float64_reference(rng, k, dtype):
+    m, n = 37, 301  # odd sizes: vector remainders
+    x = rng.standard_normal((m, n)) * rng.uniform(1e-3, 1e3, size=(m, 1))
+    if dtype == "bfloat16":
+        X = (x.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    else:
+        X = x.astype(dtype)
+    X64 = _bits_to_f64(X)
+    signs = rng.choice([-1.0, 1.0], size=(k, n))
+    Y, SQ, _, _ = fused.row_pass(X, signs.astype(np.float32), sq=True)
+    np.testing.assert_allclose(Y, X64 @ signs.T, rtol=1e-13, atol=1e-12 * np.abs(X64).sum())
+    np.testing.assert_allclose(SQ, (X64**2).sum(1), rtol=1e-13)
+    G = rng.standard_normal((k, n))
+    w = rng.uniform(0.0, 2.0, n)
+    Y, _, SA, ST = fused.row_pass(X, G, w, absw=True, t=True)
+    np.testing.assert_allclose(Y, X64 @ G.T, rtol=1e-12, atol=1e-12 * (np.abs(X64) @ np.abs(G).T).max())
+    np.testing.assert_allclose(SA, np.abs(X64) @ w, rtol=1e-13)
+    np.testing.assert_allclose(ST, X64**2 @ w**2, rtol=1e-13)
+
+
+def test_row_pass_rejects_bad_arguments():
+    X = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="G"):
+        fused.row_pass(X, np.ones((1, 5)), sq=True)
+    with pytest.raises(ValueError, match="float16"):
+        fused.row_pass(X.astype(np.float16), np.ones((1, 4)), sq=True)
+    with pytest.raises(ValueError, match="weights"):
+        fused.row_pass(X, np.ones((1, 4)), absw=True)
+    with pytest.raises(ValueError, match="either"):
+        fused.row_pass(X, np.ones((1, 4)))
+
+
+def test_nan_and_inf_propagate(rng):
+    X = rng.standard_normal((8, 64)).astype(np.float32)
+    X[3, 17] = np.nan
+    X[5, 2] = np.inf
+    Y, SQ, _, _ = fused.row_pass(X, np.ones((2, 64), np.float32), sq=True)
+    assert np.isnan(Y[3]).all() and np.isnan(SQ[3]) and not np.isfinite(Y[5]).any() and np.isinf(SQ[5])
+    _, _, SA, _ = fused.row_pass(X, np.ones((2, 64)), np.full(64, 1e-300), absw=True)
+    assert np.isnan(SA[3]) and np.isinf(SA[5]) and np.isfinite(SA[0])
+
+
+def _operands(backend, dtype, rng, m=48, K=70, n=33, mean=0.0):
+    a = (rng.standard_normal((m, K)) + mean).astype(np.float32)
+    b = (rng.standard_normal((K, n)) + mean).astype(np.float32)
+    if backend == "numpy":
+        a, b = a.astype(dtype), b.astype(dtype)
+        return a, b, a @ b
+    if backend == "torch":
+        import torch
+
+        ta, tb = (torch.from_numpy(x).to(getattr(torch, dtype)) for x in (a, b))
+        return ta, tb, ta @ tb
+    import jax.numpy as jnp
+
+    ja, jb = (jnp.asarray(x).astype(dtype) for x in (a, b))
+    return ja, jb, ja @ jb
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("accumulation", [None, "tf32"])
+def test_fused_path_equals_reference_kernel(backend, dtype, accumulation, rng, monkeypatch):
+    if backend == "numpy" and dtype == "bfloat16":
+        pytest.skip("numpy has no bfloat16")
+    if backend == "jax" and dtype == "float64":
+        pytest.skip("JAX float64 needs x64 mode (covered in test_freivalds.py)")
+    if dtype == "float64" and accumulation == "tf32":
+        pytest.skip("TF32 applies to float32 inputs")
+    a, b, c = _operands(backend, dtype, rng, mean=0.5)
+    R = rng.choice([-1.0, 1.0], size=(c.shape[1], 3))
+    prec = precision_of(dtype, accumulation)
+    got = fused_residual_and_tolerance(a, b, c, R, None, None, prec=prec, safety=5.5)
+    assert got is not None, "CPU 2-D operands must take the fused path"
+    diff, tol, c2, _ = got
+    fr = Freivalds(rounds=3, accumulation=accumulation)
+    fast = fr.check(a, b, c, seed=7)
+    monkeypatch.setenv("VCOMPUTE_NO_NUMBA", "1")
+    assert fused_residual_and_tolerance(a, b, c, R, None, None, prec=prec, safety=5.5) is None
+    slow = fr.check(a, b, c, seed=7)
+    assert fast.accepted and slow.accepted
+    for key in ("tolerance_max", "tolerance_over_rms_median"):
+        assert fast.details[key] == pytest.approx(slow.details[key], rel=1e-9), key
+    if dtype != "float64":  # a float64 product's residual is the check's own (order-dependent) rounding
+        assert fast.details["max_error_ratio"] == pytest.approx(slow.details["max_error_ratio"], rel=1e-6)
+    assert np.all(np.isfinite(diff)) and np.all(tol > 0) and np.all(c2 > 0)
+
+
+def test_fused_path_catches_cheats_and_reports_nonfinite(backend, rng):
+    a, b, c = _operands(backend, "float32", rng, m=96, K=128, n=80)
+    fr = Freivalds(rounds=2)
+    tol = fr.row_tolerances(a, b, c)
+    cn = np.array(c, dtype=np.float32, copy=True) if backend != "torch" else c.numpy().copy()
+    bad = cn.copy()
+    bad[11, 5] += 3.0 * tol[11]
+    bad_nan = cn.copy()
+    bad_nan[40, 1] = np.nan
+    to = {"numpy": lambda x: x, "torch": lambda x: __import__("torch").from_numpy(x),
+          "jax": lambda x: __import__("jax.numpy").numpy.asarray(x)}[backend]
+    caught = sum(not fr.check(a, b, to(bad), seed=s).accepted for s in range(40))
+    assert caught >= 40 * (1 - 0.25) - 6  # >= 1 - 2^-2 per check; generous binomial margin
+    v = fr.check(a, b, to(bad_nan), seed=0)
+    assert not v.accepted and "NaN" in v.reason
+
+
+def test_prepared_weights_cache_norms_and_agree(rng):
+    a, b, c = _operands("numpy", "float32", rng)
+    fr = Freivalds(rounds=2)
+    pb = fr.prepare(b)
+    first = fr.check(a, pb, c, seed=3)
+    assert pb._norms is not None and pb._work is None, "the fused path needs no float64 copy of B"
+    again = fr.check(a, pb, c, seed=3)
+    plain = fr.check(a, b, c, seed=3)
+    assert first.accepted and again.details == plain.details == first.details
+
+
+def test_bias_and_noncontiguous_torch_views(rng):
+    torch = pytest.importorskip("torch")
+    a = torch.from_numpy(rng.standard_normal((64, 40)).astype(np.float32))
+    w = torch.from_numpy(rng.standard_normal((24, 40)).astype(np.float32))  # (out, in), used as w.T
+    bias = torch.from_numpy(rng.standard_normal(24).astype(np.float32))
+    y = torch.nn.functional.linear(a, w, bias)
+    fr = Freivalds(rounds=2)
+    assert fr.check(a, w.T, y, seed=1, bias=bias).accepted
+    y2 = y.clone()
+    y2[3, 4] += 1.0
+    assert not fr.check(a, w.T, y2, seed=1, bias=bias).accepted
+    assert not fr.check(a, w.T, y, seed=1, bias=bias + 1e-2).accepted
+
+
+def test_host_view_is_zero_copy_and_declines_what_it_cannot_read():
+    x = np.ones((3, 3), np.float32)
+    assert host_view(x) is x
+    assert host_view(x.astype(np.float16)) is None
+    torch = pytest.importorskip("torch")
+    t = torch.ones(3, 3, dtype=torch.bfloat16)
+    v = host_view(t)
+    assert v.dtype == np.uint16 and np.all(v == 0x3F80)
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv("VCOMPUTE_NO_NUMBA", "1")
+    assert not fused.available()

@@ -1,0 +1,129 @@
+"""numba kernels behind :mod:`vcompute.verify.freivalds_fused` (imported on first use: needs numba).
+
+Module-level so that numba can cache the compiled code on disk (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["row_pass_f", "row_pass_bf16"]
+
+_FLAGS = {"reassoc", "contract"}  # never nnan/ninf: NaN and Inf must reach the residual
+
+jit = nb.njit(fastmath=_FLAGS, inline="always")
+
+# Dot products of one (cached) row x with rows of G; the first group of each row also
+# accumulates the row statistic, so every entry is loaded and widened once per group.
+@jit
+def dot1(x, g):  # pragma: no cover - compiled
+    s = 0.0
+    for j in range(x.shape[0]):
+        s += np.float64(x[j]) * np.float64(g[j])
+    return s
+
+@jit
+def dot4(x, g0, g1, g2, g3):  # pragma: no cover - compiled
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for j in range(x.shape[0]):
+        v = np.float64(x[j])
+        s0 += v * np.float64(g0[j])
+        s1 += v * np.float64(g1[j])
+        s2 += v * np.float64(g2[j])
+        s3 += v * np.float64(g3[j])
+    return s0, s1, s2, s3
+
+@jit
+def dot1_stat(x, g, w, mode):  # pragma: no cover - compiled
+    s = 0.0
+    q = 0.0
+    if mode == 0:
+        for j in range(x.shape[0]):
+            v = np.float64(x[j])
+            s += v * np.float64(g[j])
+            q += v * v
+    else:
+        for j in range(x.shape[0]):
+            v = np.float64(x[j])
+            s += v * np.float64(g[j])
+            q += abs(v) * w[j]
+    return s, q
+
+@jit
+def dot4_stat(x, g0, g1, g2, g3, w, mode):  # pragma: no cover - compiled
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    q = 0.0
+    if mode == 0:
+        for j in range(x.shape[0]):
+            v = np.float64(x[j])
+            s0 += v * np.float64(g0[j])
+            s1 += v * np.float64(g1[j])
+            s2 += v * np.float64(g2[j])
+            s3 += v * np.float64(g3[j])
+            q += v * v
+    else:
+        for j in range(x.shape[0]):
+            v = np.float64(x[j])
+            s0 += v * np.float64(g0[j])
+            s1 += v * np.float64(g1[j])
+            s2 += v * np.float64(g2[j])
+            s3 += v * np.float64(g3[j])
+            q += abs(v) * w[j]
+    return s0, s1, s2, s3, q
+
+@jit
+def row(x, G, w, mode, Y, Q, T, i):  # pragma: no cover - compiled
+    k = G.shape[0]
+    if k >= 4:
+        a, b, c, d, q = dot4_stat(x, G[0], G[1], G[2], G[3], w, mode)
+        Y[i, 0] = a
+        Y[i, 1] = b
+        Y[i, 2] = c
+        Y[i, 3] = d
+        t = 4
+    else:
+        a, q = dot1_stat(x, G[0], w, mode)
+        Y[i, 0] = a
+        t = 1
+    Q[i] = q
+    while t + 4 <= k:
+        a, b, c, d = dot4(x, G[t], G[t + 1], G[t + 2], G[t + 3])
+        Y[i, t] = a
+        Y[i, t + 1] = b
+        Y[i, t + 2] = c
+        Y[i, t + 3] = d
+        t += 4
+    while t < k:
+        Y[i, t] = dot1(x, G[t])
+        t += 1
+    if mode == 2:  # TF32 input rounding: sum x^2 w^2
+        st = 0.0
+        for j in range(x.shape[0]):
+            v = np.float64(x[j]) * w[j]
+            st += v * v
+        T[i] = st
+
+@nb.njit(parallel=True, fastmath=_FLAGS, cache=True)
+def row_pass_f(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
+    for i in nb.prange(X.shape[0]):
+        row(X[i], G, w, mode, Y, Q, T, i)
+
+@nb.njit(parallel=True, fastmath=_FLAGS, cache=True)
+def row_pass_bf16(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
+    m, n = X.shape
+    block = 64
+    for ib in nb.prange((m + block - 1) // block):
+        bits = np.empty(n, np.uint32)
+        x = bits.view(np.float32)
+        for i in range(ib * block, min(m, (ib + 1) * block)):
+            src = X[i]
+            for j in range(n):  # bfloat16 is the top half of a float32
+                bits[j] = np.uint32(src[j]) << np.uint32(16)
+            row(x, G, w, mode, Y, Q, T, i)

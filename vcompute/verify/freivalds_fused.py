@@ -1,0 +1,106 @@
+"""One-pass fused row kernels for the float check on CPU (compiled with numba).
+
+Freivalds' check of ``C = A B`` on a CPU is memory-bound: it must read A, B
+and C at least once, and everything else it does per entry (a few multiply-adds)
+is cheap if it happens while the entry is in cache. :func:`row_pass` reads a
+matrix ``X`` once, row by row, and from each row computes in float64
+
+- ``Y[i, t] = sum_j X[i, j] G[t, j]`` for the ``k`` rows of ``G`` (``B R``,
+  ``A (B R)`` or ``C R``);
+- optionally ``sum_j X[i, j]^2`` (row norms of ``B``, ``||C_i||^2``);
+- optionally ``sum_j |X[i, j]| w_j`` and ``sum_j X[i, j]^2 w_j^2`` (the
+  tolerance sums ``S`` and ``T`` of :mod:`vcompute.verify.tolerance`).
+
+The inputs stay in their own dtype (float32, float64, or bfloat16 passed as
+its raw 16 bits); each entry is widened to float64 in registers, so there is
+no float64 copy and no full-size temporary, and the products are exact
+(float32 x float64 is exact in float64). Rows are split over threads. The
+loops may be reassociated (``fastmath`` reassoc/contract only, never
+no-NaN/no-Inf, so NaN and Inf still propagate); the check's own rounding
+bound in :func:`~vcompute.verify.tolerance.tolerance_from_sums` holds for any
+summation order.
+
+numba is imported on first use; :func:`available` says whether it is
+installed, and callers fall back to the blocked numpy/torch kernel when not.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["available", "row_pass"]
+
+_KERNELS: dict[str, Any] = {}
+
+
+def available() -> bool:
+    """Whether the fused kernels can run (numba importable and not disabled).
+
+    Set ``VCOMPUTE_NO_NUMBA=1`` to force the fallback kernel.
+
+    Returns:
+        True if numba is installed and the kernels are enabled.
+    """
+    if os.environ.get("VCOMPUTE_NO_NUMBA"):
+        return False
+    try:
+        import numba  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _kernels() -> dict[str, Any]:
+    if not _KERNELS:
+        from vcompute.verify import _fused_kernels as K
+
+        _KERNELS.update({"float": K.row_pass_f, "bfloat16": K.row_pass_bf16})
+    return _KERNELS
+
+
+def row_pass(X: np.ndarray, G: np.ndarray, w: np.ndarray | None = None, *, sq: bool = False,
+             absw: bool = False, t: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None,
+                                                           np.ndarray | None]:
+    """One pass over the rows of ``X``: ``X G^T`` and per-row sums, in float64.
+
+    Args:
+        X: ``(m, n)`` float32 or float64 array, or uint16 holding bfloat16 bits.
+        G: ``(k, n)`` float64 array (``(B R)^T``), or float32/float64 signs ``R^T``
+            (products with +-1 are exact in float32, and half the bytes).
+        w: ``(n,)`` float64 weights for ``absw``/``t``.
+        sq: return ``sum_j X_ij^2`` (the B and C passes).
+        absw: return ``sum_j |X_ij| w_j`` instead (the A pass).
+        t: with ``absw``, also return ``sum_j X_ij^2 w_j^2`` (TF32 input rounding).
+
+    Returns:
+        ``(Y, SQ, SA, ST)`` with ``Y`` of shape ``(m, k)`` and the requested
+        sums of shape ``(m,)`` (None where not requested).
+
+    Raises:
+        ValueError: for unsupported dtypes, shapes or flag combinations.
+    """
+    if X.ndim != 2 or G.ndim != 2 or G.shape[1] != X.shape[1] or G.shape[0] < 1:
+        raise ValueError(f"row_pass needs X (m, n) and G (k >= 1, n); got {X.shape} and {G.shape}")
+    if G.dtype not in (np.float32, np.float64):
+        raise ValueError(f"G must be float32 or float64, not {G.dtype}")
+    kind = "bfloat16" if X.dtype == np.uint16 else "float"
+    if kind == "float" and X.dtype not in (np.float32, np.float64):
+        raise ValueError(f"row_pass supports float32, float64 and bfloat16 bits, not {X.dtype}")
+    if sq == absw or (t and not absw):
+        raise ValueError("row_pass computes either sq, or absw (optionally with t)")
+    if absw and w is None:
+        raise ValueError("absw needs weights w")
+    kernels = _kernels()
+    X = np.ascontiguousarray(X)
+    G = np.ascontiguousarray(G)
+    m = X.shape[0]
+    w_arr = np.ascontiguousarray(w, dtype=np.float64) if absw else np.zeros(1)
+    mode = 0 if sq else (2 if t else 1)
+    Y = np.empty((m, G.shape[0]))
+    Q = np.empty(m)
+    T = np.empty(m) if t else np.empty(0)
+    kernels[kind](X, G, w_arr, mode, Y, Q, T)
+    return Y, (Q if sq else None), (Q if absw else None), (T if t else None)
