@@ -13,10 +13,13 @@ prints, measured side by side in one run (median of repeats):
 - ``prepared``: the same with B prepared once (weights verified many times);
 
 and the ratios verify/matmul and verify/read. A second table verifies whole
-models (torch MLP and transformer block): verify time / inference time.
+models (an MLP 784-1024-1024-10 on 2048 rows and a transformer block d=256,
+4 heads, d_ff=1024 on 16 x 128 tokens; torch and JAX, ``Freivalds(rounds=2)``):
+verify time / inference time, steady state (see ``bench_models``).
 Runs on CUDA when torch sees a GPU (JAX uses its default device).
 
 Run: python benchmarks/freivalds.py [--quick] [--sizes 1024 2048 4096] [--rounds 1 4 8]
+Whole models only: python benchmarks/freivalds.py --models-only --threads 1 --cpu-time
 Timings on a shared machine are noisy; compare ratios within one run only
 (``--threads 1 --cpu-time`` gives steadier per-core ratios on a loaded box).
 """
@@ -140,26 +143,74 @@ def _read_limit(backend, a, b, c, sync, reps):
     return min(_timeit(f1, sync, reps), _timeit(f2, sync, reps))
 
 
-def bench_models(quick: bool, reps: int):
+def bench_models(quick: bool, reps: int, backends=("torch", "jax")):
+    """Whole-model verification: verify time / inference time, torch and JAX, MLP and transformer block.
+
+    ``inference`` is the plain forward pass (torch eager under ``no_grad``; JAX
+    jitted); ``verify`` is one whole-model verification in steady state (weights
+    prepared, replay and check kernels compiled by a warm-up call); ``checks`` is
+    the share of ``verify`` spent inside the per-layer Freivalds checks (the rest
+    is the replay of the glue, conversions and bookkeeping).
+    """
+    from vcompute.verify import Freivalds
+
+    print(f"\n{'backend':7} {'model':24} {'inference':>10} {'verify':>9} {'checks':>7} {'layers':>6} "
+          f"{'verify/inference':>17}")
+    mlp_b, blk_b = (256, 2) if quick else (2048, 16)
+    for backend in backends:
+        cases = _torch_models(mlp_b, blk_b) if backend == "torch" else _jax_models(mlp_b, blk_b)
+        for name, infer, verify in cases:
+            t_inf = _timeit(infer, lambda v: v, reps)
+            v = verify(0)
+            if not v.accepted:
+                raise SystemExit(f"{backend} {name}: an honest forward pass was REJECTED: {v.reason}")
+            seeds = iter(range(1, 10**6))
+            t_ver = _timeit(lambda: verify(next(seeds)), lambda v: v, reps)
+            v = verify(10**6)
+            share = sum(x["seconds"] for x in v.details["layers"]) / v.details["verify_s"]
+            print(f"{backend:7} {name:24} {t_inf*1e3:8.1f}ms {t_ver*1e3:7.1f}ms {share:7.2f} "
+                  f"{v.details['layers_checked']:6d} {t_ver/t_inf:17.3f}", flush=True)
+
+
+def _torch_models(mlp_b, blk_b):
     import torch
 
     from vcompute.verify import Freivalds
     from vcompute.verify.model import TorchModelVerifier
     from vcompute.workloads.models import torch_mlp, torch_provider, torch_transformer_block
 
-    print(f"\n{'model':22} {'inference':>10} {'verify':>9} {'verify/inference':>17}")
-    cases = [("mlp 784-1024-1024-10", torch_mlp(seed=0), (256 if quick else 2048, 784)),
-             ("transformer d256 s128", torch_transformer_block(seed=0), (2 if quick else 16, 128, 256))]
-    for name, module, shape in cases:
-        x = torch.randn(*shape)
-        with torch.no_grad():
-            t_inf = _timeit(lambda: module(x), lambda v: v, reps)
+    g = torch.Generator().manual_seed(0)
+    for name, module, shape in (("mlp 784-1024-1024-10", torch_mlp(seed=0), (mlp_b, 784)),
+                                ("block d256 h4 ff1024", torch_transformer_block(seed=0), (blk_b, 128, 256))):
+        x = torch.randn(*shape, generator=g)
         out, trace = torch_provider(module, x)
         mv = TorchModelVerifier(module, Freivalds(rounds=2))
-        seeds = iter(range(10**6))
-        t_ver = _timeit(lambda: mv.verify((x,), out, trace, seed=next(seeds)), lambda v: v, reps)
-        assert mv.verify((x,), out, trace, seed=0).accepted
-        print(f"{name:22} {t_inf*1e3:8.1f}ms {t_ver*1e3:7.1f}ms {t_ver/t_inf:17.3f}", flush=True)
+
+        def infer(module=module, x=x):
+            with torch.no_grad():
+                return module(x)
+
+        yield (f"{name} x{shape[0]}", infer,
+               lambda s, mv=mv, x=x, out=out, trace=trace: mv.verify((x,), out, trace, seed=s))
+
+
+def _jax_models(mlp_b, blk_b):
+    import jax
+    import jax.numpy as jnp
+
+    from vcompute.verify import Freivalds
+    from vcompute.verify.model import JaxModelVerifier
+    from vcompute.workloads.models import jax_mlp, jax_provider, jax_transformer_block
+
+    rng = np.random.default_rng(0)
+    for name, (fn, p), shape in (("mlp 784-1024-1024-10", jax_mlp(seed=0), (mlp_b, 784)),
+                                 ("block d256 h4 ff1024", jax_transformer_block(seed=0), (blk_b, 128, 256))):
+        x = jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+        jf = jax.jit(fn)
+        out, trace = jax_provider(fn, p, x)
+        mv = JaxModelVerifier(fn, Freivalds(rounds=2))
+        yield (f"{name} x{shape[0]}", lambda jf=jf, p=p, x=x: jf(p, x).block_until_ready(),
+               lambda s, mv=mv, p=p, x=x, out=out, trace=trace: mv.verify((p, x), out, trace, seed=s))
 
 
 def main(argv=None) -> None:
@@ -170,7 +221,8 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, nargs="*")
     p.add_argument("--backends", nargs="*", default=["torch", "jax"])
     p.add_argument("--dtypes", nargs="*", default=["float32", "bfloat16"])
-    p.add_argument("--no-models", action="store_true")
+    p.add_argument("--no-models", action="store_true", help="skip the whole-model table")
+    p.add_argument("--models-only", action="store_true", help="only the whole-model table")
     p.add_argument("--threads", type=int, help="CPU threads for torch, BLAS and XLA (set before importing them)")
     p.add_argument("--cpu-time", action="store_true",
                    help="measure process CPU time instead of wall time (steadier on a loaded machine; "
@@ -179,7 +231,7 @@ def main(argv=None) -> None:
     if args.threads:
         import os
 
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
             os.environ[var] = str(args.threads)
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                    f" intra_op_parallelism_threads={args.threads}").strip()
@@ -196,9 +248,10 @@ def main(argv=None) -> None:
     reps = 3 if args.quick else 5
     clock = "CPU" if args.cpu_time else "wall"
     print(f"# device: {device}; torch threads: {torch.get_num_threads()}; best of {reps} ({clock} time)")
-    bench_products(args.backends, args.dtypes, sizes, rounds, reps, device)
+    if not args.models_only:
+        bench_products(args.backends, args.dtypes, sizes, rounds, reps, device)
     if not args.no_models:
-        bench_models(args.quick, reps)
+        bench_models(args.quick, reps, args.backends)
 
 
 if __name__ == "__main__":

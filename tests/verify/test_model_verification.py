@@ -102,3 +102,92 @@ def test_jax_conv_layers_checked():
     assert v.accepted and v.details["layers"][0]["name"] == "conv_general_dilated[0]", v.reason
     out, trace = jax_provider(fn, w, x, behaviour="swap_weights", layer=0)
     assert not verify_jax_model(fn, (w, x), out, trace, seed=0).accepted
+
+
+def _jax_block(seed=0):
+    import jax.numpy as jnp
+
+    fn, params = jax_transformer_block(32, 4, 64, seed=0)
+    x = jnp.asarray(np.random.default_rng(seed).standard_normal((2, 8, 32)).astype(np.float32))
+    return fn, params, x
+
+
+def test_jax_attention_products_recomputed_or_checked():
+    from vcompute.verify.model import JaxModelVerifier
+
+    fn, params, x = _jax_block()
+    out, trace = jax_provider(fn, params, x)
+    rec, chk = JaxModelVerifier(fn), JaxModelVerifier(fn, batched="check")
+    v = rec.verify((params, x), out, trace, seed=0)
+    assert v.accepted and v.details["replay"] == "compiled", v.reason
+    assert v.details["recomputed"] == ["dot_general[3]", "dot_general[4]"]  # q k^T and att v
+    assert v.details["layers_checked"] == 6
+    v = chk.verify((params, x), out, trace, seed=0)
+    assert v.accepted and v.details["layers_checked"] == 8 and v.details["recomputed"] == [], v.reason
+    # a tampered attention product: checked, it is named; recomputed, the replay feeds the honest
+    # product onwards, so the layer that consumed the tampered one (the output projection) fails
+    out, trace = jax_provider(fn, params, x, behaviour="swap_weights", layer=3, magnitude=0.05,
+                              rng=np.random.default_rng(3))
+    v = chk.verify((params, x), out, trace, seed=1)
+    assert not v.accepted and v.details["first_bad_layer"] == "dot_general[3]", v.reason
+    v = rec.verify((params, x), out, trace, seed=1)
+    assert not v.accepted and v.details["first_bad_layer"] == "dot_general[5]", v.reason
+    # a provider that lies only about the recomputed entry of its trace changes nothing the verifier uses
+    out, trace = jax_provider(fn, params, x)
+    v = rec.verify((params, x), out, [*trace[:3], trace[3] + 1.0, *trace[4:]], seed=1)
+    assert v.accepted, v.reason
+    # the same with a trace the compiled replay refuses (a missing entry): the eager replay decides alike
+    v = rec.verify((params, x), out, trace[:-1], seed=1)
+    assert not v.accepted and v.details["replay"] == "eager"
+    assert v.details["recomputed"] == ["dot_general[3]", "dot_general[4]"]
+    with pytest.raises(ValueError, match="batched"):
+        JaxModelVerifier(fn, batched="skip")
+
+
+def test_jax_prepared_weights_follow_the_arguments():
+    """Weights are prepared once per argument leaf, but a different array is never checked with stale ones."""
+    import jax.numpy as jnp
+
+    from vcompute.verify.model import JaxModelVerifier
+
+    fn, params, x = _jax_block()
+    mv = JaxModelVerifier(fn)
+    out, trace = jax_provider(fn, params, x)
+    assert mv.verify((params, x), out, trace, seed=0).accepted
+    other = {**params, "fc1": params["fc1"] * jnp.float32(1.01)}  # a new array for one weight
+    v = mv.verify((other, x), out, trace, seed=0)  # the old claim does not fit the new weights
+    assert not v.accepted and v.details["first_bad_layer"] == "dot_general[6]", v.reason
+    out2, trace2 = jax_provider(fn, other, x)
+    assert mv.verify((other, x), out2, trace2, seed=0).accepted
+    assert mv.verify((params, x), out, trace, seed=0).accepted
+
+
+def test_jax_numpy_and_float64_arguments():
+    """Leaves JAX demotes (float64 numpy without x64) are not used in place: the checks see the real operands."""
+    fn, params = jax_mlp((12, 16, 3), seed=0)
+    x64 = np.random.default_rng(0).standard_normal((5, 12))  # float64
+    out, trace = jax_provider(fn, params, x64)
+    v = verify_jax_model(fn, (params, x64), out, trace, seed=0)
+    assert v.accepted and v.details["layers_checked"] == 2, v.reason
+    out, trace = jax_provider(fn, params, x64, behaviour="swap_weights", layer=0)
+    v = verify_jax_model(fn, (params, x64), out, trace, seed=0)
+    assert not v.accepted and v.details["first_bad_layer"] == "dot_general[0]"
+
+
+def test_final_output_comparison():
+    import torch
+
+    from vcompute.verify.model import _final_output_problem
+
+    o = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    assert _final_output_problem(o.copy(), o) is None
+    assert _final_output_problem(o + 1e-7 * np.abs(o).max(), o) is None  # within 1e-5 of the scale
+    assert "differs" in _final_output_problem(o + 1e-4 * np.abs(o).max(), o)
+    bad = o.copy(); bad[1, 2] = np.nan
+    assert "NaN" in _final_output_problem(bad, o)
+    assert "replay" in _final_output_problem(o, bad)  # a non-finite replay is never accepted
+    assert "shape" in _final_output_problem(o[:, :4], o)
+    assert "not an array" in _final_output_problem(object(), o)
+    t = torch.from_numpy(o)
+    assert _final_output_problem(t.to(torch.bfloat16), t.to(torch.bfloat16)) is None
+    assert _final_output_problem(t, t.double()) is None
