@@ -13,32 +13,50 @@ from vcompute.verify.tolerance import precision_of
 pytestmark = pytest.mark.skipif(not fused.available(), reason="numba is not installed")
 
 
-def _bits_to_f64(x: np.ndarray) -> np.ndarray:
-    if x.dtype == np.uint16:
-        return (x.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    return x.astype(np.float64)
+def _encode(x: np.ndarray, dtype: str) -> tuple[np.ndarray, str | None, np.ndarray]:
+    """``x`` in ``dtype`` as the kernels take it, the bits name, and its exact float64 value."""
+    if dtype == "bfloat16":
+        X = (x.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+        return X, "bfloat16", (X.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    if dtype == "float16":
+        X = x.astype(np.float16)
+        return X.view(np.uint16), "float16", X.astype(np.float64)
+    X = x.astype(dtype)
+    return X, None, X.astype(np.float64)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 9])
-@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "float16"])
 def test_row_pass_matches_float64_reference(rng, k, dtype):
     m, n = 37, 301  # odd sizes: vector remainders
-    x = rng.standard_normal((m, n)) * rng.uniform(1e-3, 1e3, size=(m, 1))
-    if dtype == "bfloat16":
-        X = (x.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
-    else:
-        X = x.astype(dtype)
-    X64 = _bits_to_f64(X)
+    scale = rng.uniform(1e-3, 1e3 if dtype != "float16" else 10.0, size=(m, 1))
+    X, bits, X64 = _encode(rng.standard_normal((m, n)) * scale, dtype)
     signs = rng.choice([-1.0, 1.0], size=(k, n))
-    Y, SQ, _, _ = fused.row_pass(X, signs.astype(np.float32), sq=True)
+    Y, SQ, _, _ = fused.row_pass(X, signs.astype(np.float32), sq=True, bits=bits)
     np.testing.assert_allclose(Y, X64 @ signs.T, rtol=1e-13, atol=1e-12 * np.abs(X64).sum())
     np.testing.assert_allclose(SQ, (X64**2).sum(1), rtol=1e-13)
     G = rng.standard_normal((k, n))
     w = rng.uniform(0.0, 2.0, n)
-    Y, _, SA, ST = fused.row_pass(X, G, w, absw=True, t=True)
+    Y, _, SA, ST = fused.row_pass(X, G, w, absw=True, t=True, bits=bits)
     np.testing.assert_allclose(Y, X64 @ G.T, rtol=1e-12, atol=1e-12 * (np.abs(X64) @ np.abs(G).T).max())
     np.testing.assert_allclose(SA, np.abs(X64) @ w, rtol=1e-13)
     np.testing.assert_allclose(ST, X64**2 @ w**2, rtol=1e-13)
+
+
+def test_row_pass_batched_with_shared_and_per_batch_g(rng):
+    X = rng.standard_normal((3, 2, 9, 17)).astype(np.float32)
+    X64 = X.astype(np.float64)
+    G = rng.standard_normal((5, 17))
+    Y, SQ, _, _ = fused.row_pass(X, G, sq=True)
+    np.testing.assert_allclose(Y, X64 @ G.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(SQ, (X64**2).sum(-1), rtol=1e-13)
+    Gb = rng.standard_normal((3, 2, 5, 17))
+    wb = rng.uniform(0, 1, (3, 2, 17))
+    Y, _, SA, _ = fused.row_pass(X, Gb, wb, absw=True)
+    np.testing.assert_allclose(Y, X64 @ np.swapaxes(Gb, -1, -2), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(SA, np.einsum("...ij,...j->...i", np.abs(X64), wb), rtol=1e-13)
+    with pytest.raises(ValueError, match="batch"):
+        fused.row_pass(X, rng.standard_normal((4, 5, 17)), sq=True)
 
 
 def test_row_pass_rejects_bad_arguments():
@@ -47,6 +65,8 @@ def test_row_pass_rejects_bad_arguments():
         fused.row_pass(X, np.ones((1, 5)), sq=True)
     with pytest.raises(ValueError, match="float16"):
         fused.row_pass(X.astype(np.float16), np.ones((1, 4)), sq=True)
+    with pytest.raises(ValueError, match="bits"):
+        fused.row_pass(X, np.ones((1, 4)), sq=True, bits="bfloat16")
     with pytest.raises(ValueError, match="weights"):
         fused.row_pass(X, np.ones((1, 4)), absw=True)
     with pytest.raises(ValueError, match="either"):
@@ -152,14 +172,39 @@ def test_bias_and_noncontiguous_torch_views(rng):
 
 def test_host_view_is_zero_copy_and_declines_what_it_cannot_read():
     x = np.ones((3, 3), np.float32)
-    assert host_view(x) is x
-    assert host_view(x.astype(np.float16)) is None
+    assert host_view(x)[0] is x and host_view(x)[1] is None
+    v, bits = host_view(x.astype(np.float16))
+    assert bits == "float16" and v.dtype == np.uint16 and np.all(v == 0x3C00)
+    assert host_view(x.astype(np.int32)) is None
     torch = pytest.importorskip("torch")
-    t = torch.ones(3, 3, dtype=torch.bfloat16)
-    v = host_view(t)
-    assert v.dtype == np.uint16 and np.all(v == 0x3F80)
+    v, bits = host_view(torch.ones(3, 3, dtype=torch.bfloat16))
+    assert bits == "bfloat16" and v.dtype == np.uint16 and np.all(v == 0x3F80)
 
 
 def test_disabled_by_environment(monkeypatch):
     monkeypatch.setenv("VCOMPUTE_NO_NUMBA", "1")
     assert not fused.available()
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 20, 30), (30, 11)), ((20, 30), (4, 30, 11)), ((4, 1, 20, 30), (3, 30, 11)),
+                                    ((5, 20, 30), (5, 30, 11))])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_batched_and_float16_match_reference_kernel(rng, shapes, dtype, monkeypatch):
+    sa, sb = shapes
+    a = (rng.standard_normal(sa) + 0.3).astype(dtype)
+    b = rng.standard_normal(sb).astype(dtype)
+    c = (a.astype(np.float32) @ b.astype(np.float32)).astype(dtype)
+    bias = rng.standard_normal(sb[-1]).astype(dtype)
+    c_b = (a.astype(np.float32) @ b.astype(np.float32) + bias.astype(np.float32)).astype(dtype)
+    R = rng.choice([-1.0, 1.0], size=(sb[-1], 2))
+    assert fused_residual_and_tolerance(a, b, c, R, None, None, prec=precision_of(dtype), safety=5.5) is not None
+    fr = Freivalds(rounds=2)
+    bad = c.copy()
+    bad.reshape(-1, c.shape[-1])[7, 3] += 50.0 * float(np.max(fr.row_tolerances(a, b, c)))
+    fast = [fr.check(a, b, x, seed=5, bias=bb) for x, bb in ((c, None), (c_b, bias), (bad, None))]
+    monkeypatch.setenv("VCOMPUTE_NO_NUMBA", "1")
+    slow = [fr.check(a, b, x, seed=5, bias=bb) for x, bb in ((c, None), (c_b, bias), (bad, None))]
+    assert [v.accepted for v in fast] == [v.accepted for v in slow] == [True, True, False]
+    for f, s in zip(fast, slow):
+        assert f.details["tolerance_max"] == pytest.approx(s.details["tolerance_max"], rel=1e-9)
+        assert f.details["max_error_ratio"] == pytest.approx(s.details["max_error_ratio"], rel=1e-6)

@@ -110,20 +110,40 @@ def row(x, G, w, mode, Y, Q, T, i):  # pragma: no cover - compiled
             st += v * v
         T[i] = st
 
-@nb.njit(parallel=True, fastmath=_FLAGS, cache=True)
-def row_pass_f(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
-    for i in nb.prange(X.shape[0]):
-        row(X[i], G, w, mode, Y, Q, T, i)
+# The drivers take batched operands: X (nb, m, n); G (1 or nb, k, n); w (1 or nb, n);
+# outputs Y (nb, m, k), Q and T (nb, m). Rows of all batches are split over threads.
 
 @nb.njit(parallel=True, fastmath=_FLAGS, cache=True)
-def row_pass_bf16(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
-    m, n = X.shape
+def row_pass_f(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
+    nbat, m, _ = X.shape
+    gs = 1 if G.shape[0] > 1 else 0
+    ws = 1 if w.shape[0] > 1 else 0
+    for r in nb.prange(nbat * m):
+        b = r // m
+        i = r - b * m
+        row(X[b, i], G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], i)
+
+
+@nb.njit(parallel=True, fastmath=_FLAGS, cache=True)
+def row_pass_lut(X, lut, shift, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
+    # 16-bit floats as raw bits: bfloat16 is the top half of a float32 (shift), float16 is decoded
+    # by a 65536-entry float32 table (numba has no float16); each row is widened once into a buffer.
+    nbat, m, n = X.shape
+    gs = 1 if G.shape[0] > 1 else 0
+    ws = 1 if w.shape[0] > 1 else 0
     block = 64
-    for ib in nb.prange((m + block - 1) // block):
+    nblk = (m + block - 1) // block
+    for rb in nb.prange(nbat * nblk):
+        b = rb // nblk
+        ib = rb - b * nblk
         bits = np.empty(n, np.uint32)
         x = bits.view(np.float32)
         for i in range(ib * block, min(m, (ib + 1) * block)):
-            src = X[i]
-            for j in range(n):  # bfloat16 is the top half of a float32
-                bits[j] = np.uint32(src[j]) << np.uint32(16)
-            row(x, G, w, mode, Y, Q, T, i)
+            src = X[b, i]
+            if shift:
+                for j in range(n):
+                    bits[j] = np.uint32(src[j]) << np.uint32(16)
+            else:
+                for j in range(n):
+                    x[j] = lut[src[j]]
+            row(x, G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], i)

@@ -57,50 +57,74 @@ def _kernels() -> dict[str, Any]:
     if not _KERNELS:
         from vcompute.verify import _fused_kernels as K
 
-        _KERNELS.update({"float": K.row_pass_f, "bfloat16": K.row_pass_bf16})
+        _KERNELS.update({"float": K.row_pass_f, "lut": K.row_pass_lut,
+                         "f16_table": np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+                         .astype(np.float32)})
     return _KERNELS
 
 
 def row_pass(X: np.ndarray, G: np.ndarray, w: np.ndarray | None = None, *, sq: bool = False,
-             absw: bool = False, t: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None,
-                                                           np.ndarray | None]:
+             absw: bool = False, t: bool = False,
+             bits: str | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """One pass over the rows of ``X``: ``X G^T`` and per-row sums, in float64.
 
+    Batched operands are supported: ``X`` of shape ``(..., m, n)`` with ``G`` of
+    shape ``(k, n)`` (shared) or ``(..., k, n)`` (one per batch), and ``w`` of
+    shape ``(n,)`` or ``(..., n)``.
+
     Args:
-        X: ``(m, n)`` float32 or float64 array, or uint16 holding bfloat16 bits.
-        G: ``(k, n)`` float64 array (``(B R)^T``), or float32/float64 signs ``R^T``
+        X: ``(..., m, n)`` float32 or float64 array, or uint16 raw bits of a 16-bit float (``bits``).
+        G: ``([...,] k, n)`` float64 array (``(B R)^T``), or float32/float64 signs ``R^T``
             (products with +-1 are exact in float32, and half the bytes).
-        w: ``(n,)`` float64 weights for ``absw``/``t``.
+        w: ``([...,] n)`` float64 weights for ``absw``/``t``.
         sq: return ``sum_j X_ij^2`` (the B and C passes).
         absw: return ``sum_j |X_ij| w_j`` instead (the A pass).
         t: with ``absw``, also return ``sum_j X_ij^2 w_j^2`` (TF32 input rounding).
+        bits: ``"bfloat16"`` or ``"float16"`` when ``X`` holds raw uint16 bits.
 
     Returns:
-        ``(Y, SQ, SA, ST)`` with ``Y`` of shape ``(m, k)`` and the requested
-        sums of shape ``(m,)`` (None where not requested).
+        ``(Y, SQ, SA, ST)`` with ``Y`` of shape ``(..., m, k)`` and the requested
+        sums of shape ``(..., m)`` (None where not requested).
 
     Raises:
         ValueError: for unsupported dtypes, shapes or flag combinations.
     """
-    if X.ndim != 2 or G.ndim != 2 or G.shape[1] != X.shape[1] or G.shape[0] < 1:
-        raise ValueError(f"row_pass needs X (m, n) and G (k >= 1, n); got {X.shape} and {G.shape}")
+    if X.ndim < 2 or G.ndim < 2 or G.shape[-1] != X.shape[-1] or G.shape[-2] < 1:
+        raise ValueError(f"row_pass needs X (..., m, n) and G (..., k >= 1, n); got {X.shape} and {G.shape}")
     if G.dtype not in (np.float32, np.float64):
         raise ValueError(f"G must be float32 or float64, not {G.dtype}")
-    kind = "bfloat16" if X.dtype == np.uint16 else "float"
-    if kind == "float" and X.dtype not in (np.float32, np.float64):
-        raise ValueError(f"row_pass supports float32, float64 and bfloat16 bits, not {X.dtype}")
+    if bits is not None:
+        if bits not in ("bfloat16", "float16") or X.dtype != np.uint16:
+            raise ValueError(f"bits={bits!r} needs X as uint16 bits of bfloat16 or float16")
+    elif X.dtype not in (np.float32, np.float64):
+        raise ValueError(f"row_pass supports float32, float64 and 16-bit floats as bits, not {X.dtype}")
     if sq == absw or (t and not absw):
         raise ValueError("row_pass computes either sq, or absw (optionally with t)")
     if absw and w is None:
         raise ValueError("absw needs weights w")
     kernels = _kernels()
-    X = np.ascontiguousarray(X)
-    G = np.ascontiguousarray(G)
-    m = X.shape[0]
-    w_arr = np.ascontiguousarray(w, dtype=np.float64) if absw else np.zeros(1)
+    batch = X.shape[:-2]
+    m, n = X.shape[-2:]
+    nbat = int(np.prod(batch, dtype=np.int64))
+    k = G.shape[-2]
+    X3 = np.ascontiguousarray(X.reshape((nbat, m, n)))
+    G3 = np.ascontiguousarray(G.reshape((-1, k, n)))
+    if G3.shape[0] not in (1, nbat) or (G.ndim > 2 and G.shape[:-2] != batch):
+        raise ValueError(f"G batch dims {G.shape[:-2]} do not match X's {batch}")
+    if absw:
+        w2 = np.ascontiguousarray(np.asarray(w, dtype=np.float64).reshape((-1, n)))
+        if w2.shape[0] not in (1, nbat):
+            raise ValueError(f"w has shape {np.shape(w)}, X {X.shape}")
+    else:
+        w2 = np.zeros((1, 1))
     mode = 0 if sq else (2 if t else 1)
-    Y = np.empty((m, G.shape[0]))
-    Q = np.empty(m)
-    T = np.empty(m) if t else np.empty(0)
-    kernels[kind](X, G, w_arr, mode, Y, Q, T)
-    return Y, (Q if sq else None), (Q if absw else None), (T if t else None)
+    Y = np.empty((nbat, m, k))
+    Q = np.empty((nbat, m))
+    T = np.empty((nbat, m if t else 0))
+    if bits is None:
+        kernels["float"](X3, G3, w2, mode, Y, Q, T)
+    else:
+        kernels["lut"](X3, kernels["f16_table"], bits == "bfloat16", G3, w2, mode, Y, Q, T)
+    Y = Y.reshape(batch + (m, k))
+    Q = Q.reshape(batch + (m,))
+    return Y, (Q if sq else None), (Q if absw else None), (T.reshape(batch + (m,)) if t else None)

@@ -176,21 +176,19 @@ def _streamed(backend: str, a: Any, b: Any, c: Any, R: Any, bias: Any, stats: An
     return diff, tol, C2
 
 
-_FUSED_DTYPES = ("float32", "float64", "bfloat16")
-
-
-def host_view(x: Any) -> np.ndarray | None:
+def host_view(x: Any) -> tuple[np.ndarray, str | None] | None:
     """A zero-copy numpy view of a CPU array for the fused kernels, or None.
 
-    float32/float64 arrays view as themselves; bfloat16 views as its raw
-    ``uint16`` bits. Accelerator arrays, other dtypes and arrays numpy cannot
-    view without a copy of another dtype give None.
+    float32/float64 arrays view as themselves; bfloat16 and float16 view as
+    their raw ``uint16`` bits (numba has neither type). Accelerator arrays and
+    other dtypes give None.
 
     Args:
         x: a numpy array, torch tensor or JAX array.
 
     Returns:
-        The view, or None when the fused kernels cannot read ``x`` in place.
+        ``(view, bits)`` with ``bits`` None or the 16-bit format's name, or None
+        when the fused kernels cannot read ``x`` in place.
     """
     backend = backend_of(x)
     if backend == "numpy":
@@ -199,56 +197,66 @@ def host_view(x: Any) -> np.ndarray | None:
         if x.device.type != "cpu" or x.is_sparse or x.is_complex():
             return None
         t = x.detach()
-        if str(t.dtype) == "torch.bfloat16":
+        name = str(t.dtype).removeprefix("torch.")
+        if name in ("bfloat16", "float16"):
             import torch
 
-            return t.view(torch.int16).numpy().view(np.uint16)
+            return t.view(torch.int16).numpy().view(np.uint16), name
         v = t.numpy()
     else:
         if not _on_cpu(x):
             return None
         v = np.asarray(x)
     name = v.dtype.name
-    if name == "bfloat16":
-        return v.view(np.uint16)
-    return v if name in ("float32", "float64") else None
+    if name in ("bfloat16", "float16"):
+        return v.view(np.uint16), name
+    return (v, None) if name in ("float32", "float64") else None
 
 
 def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: Any, stats: np.ndarray | None, *,
                                  prec: Precision, safety: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                           np.ndarray] | None:
-    """:func:`residual_and_tolerance` for 2-D CPU operands in one fused pass per matrix, or None.
+    """:func:`residual_and_tolerance` for CPU operands in one fused pass per matrix, or None.
 
     Args:
-        a, b, c, bias: the operands (numpy, CPU torch or CPU JAX; float32, float64 or bfloat16).
+        a, b, c, bias: the operands (numpy, CPU torch or CPU JAX; float32,
+            float64, bfloat16 or float16; batch dims broadcast as in ``a @ b``).
         R: ``(n, k)`` numpy signs (+-1).
-        stats: cached row norms ``||b_l||_2`` (float64 numpy) or None.
+        stats: cached row norms ``||b_l||_2`` (float64 numpy, shape ``b.shape[:-1]``) or None.
         prec: rounding model of the honest product; safety: ``lambda``.
 
     Returns:
         ``(diff, tol, c2, norms)`` as float64 numpy arrays (``norms`` are the
         row norms of ``b``, to cache), or None when this path does not apply
-        (numba missing, accelerator arrays, batched operands, other dtypes).
+        (numba missing, accelerator arrays, other dtypes).
     """
     from vcompute.verify import freivalds_fused as fused
 
-    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2 or not fused.available():
+    if not fused.available():
         return None
     views = [host_view(x) for x in (a, b, c)]
     if any(v is None for v in views):
         return None
-    A, B, C = views
-    m, K = a.shape
-    n = b.shape[1]
+    (A, abits), (B, bbits), (C, cbits) = views
+    K, n = A.shape[-1], B.shape[-1]
+    batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    if A.shape[:-2] != batch:
+        A = np.broadcast_to(A, batch + A.shape[-2:])
+    if C.shape[:-2] != batch:
+        C = np.broadcast_to(C, batch + C.shape[-2:])
     Rt = np.ascontiguousarray(R.T, dtype=np.float32)  # +-1: exact, and products with it are exact
-    P, Bsq, _, _ = fused.row_pass(B, Rt, sq=True)  # P = B R and the row norms of B
+    P, Bsq, _, _ = fused.row_pass(B, Rt, sq=True, bits=bbits)  # P = B R and the row norms of B
     norms = stats if stats is not None else np.sqrt(Bsq)
     w = norms + 1e-300  # some kernels skip zero weights, which would hide an Inf/NaN in A
-    y, _, S, T = fused.row_pass(A, np.ascontiguousarray(P.T), w, absw=True, t=prec.u_in > 0.0)
-    z, C2, _, _ = fused.row_pass(C, Rt, sq=True)
+    G = np.swapaxes(P, -1, -2)
+    if B.ndim > 2 and B.shape[:-2] != batch:
+        G = np.broadcast_to(G, batch + G.shape[-2:])
+        w = np.broadcast_to(w, batch + w.shape[-1:])
+    y, _, S, T = fused.row_pass(A, G, w, absw=True, t=prec.u_in > 0.0, bits=abits)
+    z, C2, _, _ = fused.row_pass(C, Rt, sq=True, bits=cbits)
     D = y - z
     if bias is not None:
-        D += np.asarray(to_numpy(bias), dtype=np.float64)[None, :] @ R
+        D += np.asarray(to_numpy(bias), dtype=np.float64) @ R
     diff = np.max(np.abs(D), axis=-1)
     tol = tolerance_from_sums(np, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias is not None)
     return diff, tol, C2, norms
