@@ -20,7 +20,9 @@ no-NaN/no-Inf, so NaN and Inf still propagate); the check's own rounding
 bound in :func:`~vcompute.verify.tolerance.tolerance_from_sums` holds for any
 summation order.
 
-numba is imported on first use; :func:`available` says whether it is
+Matrices below :data:`_PARALLEL_MIN_ENTRIES` entries run on one thread;
+larger ones on numba's thread count (``NUMBA_NUM_THREADS``, all cores by
+default). numba is imported on first use; :func:`available` says whether it is
 installed, and callers fall back to the blocked numpy/torch kernel when not.
 """
 
@@ -34,6 +36,8 @@ import numpy as np
 __all__ = ["available", "row_pass"]
 
 _KERNELS: dict[str, Any] = {}
+#: Matrices with fewer entries are swept by one thread (about 1 MB of float32).
+_PARALLEL_MIN_ENTRIES = 1 << 18
 
 
 def available() -> bool:
@@ -121,10 +125,18 @@ def row_pass(X: np.ndarray, G: np.ndarray, w: np.ndarray | None = None, *, sq: b
     Y = np.empty((nbat, m, k))
     Q = np.empty((nbat, m))
     T = np.empty((nbat, m if t else 0))
-    if bits is None:
-        kernels["float"](X3, G3, w2, mode, Y, Q, T)
-    else:
-        kernels["lut"](X3, kernels["f16_table"], bits == "bfloat16", G3, w2, mode, Y, Q, T)
+    import numba
+
+    threads = numba.get_num_threads()
+    if X3.size < _PARALLEL_MIN_ENTRIES:  # a thread launch costs more than it saves, and
+        numba.set_num_threads(1)  # waits for any thread another process has descheduled
+    try:
+        if bits is None:
+            kernels["float"](X3, G3, w2, mode, Y, Q, T)
+        else:
+            kernels["lut"](X3, kernels["f16_table"], bits == "bfloat16", G3, w2, mode, Y, Q, T)
+    finally:
+        numba.set_num_threads(threads)
     Y = Y.reshape(batch + (m, k))
     Q = Q.reshape(batch + (m,))
     return Y, (Q if sq else None), (Q if absw else None), (T.reshape(batch + (m,)) if t else None)
