@@ -122,9 +122,9 @@ def row_pass(X: np.ndarray, G: np.ndarray, w: np.ndarray | None = None, *, sq: b
     else:
         w2 = np.zeros((1, 1))
     mode = 0 if sq else (2 if t else 1)
-    Y = np.empty((nbat, m, k))
-    Q = np.empty((nbat, m))
-    T = np.empty((nbat, m if t else 0))
+    Y = np.empty((nbat, m + 1, k))  # row m: scratch for the pair kernels' odd last row
+    Q = np.empty((nbat, m + 1))
+    T = np.empty((nbat, m + 1 if t else 0))
     import numba
 
     threads = numba.get_num_threads()
@@ -137,6 +137,6 @@ def row_pass(X: np.ndarray, G: np.ndarray, w: np.ndarray | None = None, *, sq: b
             kernels["lut"](X3, kernels["f16_table"], bits == "bfloat16", G3, w2, mode, Y, Q, T)
     finally:
         numba.set_num_threads(threads)
-    Y = Y.reshape(batch + (m, k))
-    Q = Q.reshape(batch + (m,))
-    return Y, (Q if sq else None), (Q if absw else None), (T.reshape(batch + (m,)) if t else None)
+    Y = Y[:, :m].reshape(batch + (m, k))
+    Q = Q[:, :m].reshape(batch + (m,))
+    return Y, (Q if sq else None), (Q if absw else None), (T[:, :m].reshape(batch + (m,)) if t else None)
