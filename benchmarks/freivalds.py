@@ -13,8 +13,9 @@ prints, measured side by side in one run (median of repeats):
 - ``prepared``: the same with B prepared once (weights verified many times);
 
 and the ratios verify/matmul and verify/read. A second table verifies whole
-models (an MLP 784-1024-1024-10 on 2048 rows and a transformer block d=256,
-4 heads, d_ff=1024 on 16 x 128 tokens; torch and JAX, ``Freivalds(rounds=2)``):
+models (an MLP 784-1024-1024-10 on 2048 rows, a transformer block d=256,
+4 heads, d_ff=1024 on 16 x 128 tokens, and a GPT-2-small-sized block d=768,
+12 heads, d_ff=3072 on 4 x 256 tokens; torch and JAX, ``Freivalds(rounds=2)``):
 verify time / inference time, steady state (see ``bench_models``).
 Runs on CUDA when torch sees a GPU (JAX uses its default device).
 
@@ -181,7 +182,9 @@ def _torch_models(mlp_b, blk_b):
 
     g = torch.Generator().manual_seed(0)
     for name, module, shape in (("mlp 784-1024-1024-10", torch_mlp(seed=0), (mlp_b, 784)),
-                                ("block d256 h4 ff1024", torch_transformer_block(seed=0), (blk_b, 128, 256))):
+                                ("block d256 h4 ff1024", torch_transformer_block(seed=0), (blk_b, 128, 256)),
+                                ("block d768 h12 ff3072", torch_transformer_block(768, 12, 3072, seed=0),
+                                 (max(1, blk_b // 4), 256, 768))):
         x = torch.randn(*shape, generator=g)
         out, trace = torch_provider(module, x)
         mv = TorchModelVerifier(module, Freivalds(rounds=2))
@@ -204,7 +207,9 @@ def _jax_models(mlp_b, blk_b):
 
     rng = np.random.default_rng(0)
     for name, (fn, p), shape in (("mlp 784-1024-1024-10", jax_mlp(seed=0), (mlp_b, 784)),
-                                 ("block d256 h4 ff1024", jax_transformer_block(seed=0), (blk_b, 128, 256))):
+                                 ("block d256 h4 ff1024", jax_transformer_block(seed=0), (blk_b, 128, 256)),
+                                 ("block d768 h12 ff3072", jax_transformer_block(768, 12, 3072, seed=0),
+                                  (max(1, blk_b // 4), 256, 768))):
         x = jnp.asarray(rng.standard_normal(shape).astype(np.float32))
         jf = jax.jit(fn)
         out, trace = jax_provider(fn, p, x)
