@@ -35,9 +35,12 @@ __all__ = ["Freivalds", "PreparedMatrix", "unit_roundoff"]
 class PreparedMatrix:
     """A right-hand operand ``B`` (e.g. a weight matrix) prepared for repeated checks.
 
-    Holds a float64 copy of ``B`` and its row norms so that checking many
-    products with the same ``B`` converts and scans it once. Build it with
-    :meth:`Freivalds.prepare` and pass it wherever ``b`` is expected.
+    For the streamed and accelerator kernels it holds a float64 copy of ``B``
+    and its row norms, so that checking many products with the same ``B``
+    converts and scans it once (the copy is taken on first use: later in-place
+    changes to ``B`` are not seen). The fused CPU kernels cache nothing: they
+    read ``B`` in its own dtype on every check, its row norms in the same pass.
+    Build it with :meth:`Freivalds.prepare` and pass it wherever ``b`` is expected.
 
     Attributes:
         array: the original ``B``.
@@ -47,7 +50,6 @@ class PreparedMatrix:
         self.array = b
         self._work: Any = None
         self._stats: Any = None
-        self._norms: np.ndarray | None = None  # row norms for the fused CPU kernels
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -278,13 +280,11 @@ class Freivalds:
         # exact in every format, so R adds no rounding error.
         R_np = rng.integers(0, 2, size=(n, self.rounds)).astype(np.float64) * 2.0 - 1.0
         with np.errstate(all="ignore"):  # NaN/Inf are diagnosed below
-            cached = prepared._norms if prepared is not None else None
-            fused = fused_residual_and_tolerance(a, prepared.array if prepared is not None else b, c, R_np, bias,
-                                                 cached, prec=prec, safety=lam)
+            # No norms are cached for the fused path: its pass over B computes them anyway, and a cache
+            # would pair the residual of a B changed in place with the tolerance of the old one.
+            fused = fused_residual_and_tolerance(a, b, c, R_np, bias, prec=prec, safety=lam)
         if fused is not None:
-            diff_np, tol_np, c2_np, norms = fused
-            if prepared is not None and cached is None and np.all(np.isfinite(norms)):
-                prepared._norms = norms
+            diff_np, tol_np, c2_np, _ = fused
             tol_np = tol_np + _underflow_allowance(dtype_name(c), prec, K, n)
         else:
             with _high_precision(backend), np.errstate(all="ignore"):

@@ -213,22 +213,25 @@ def host_view(x: Any) -> tuple[np.ndarray, str | None] | None:
     return (v, None) if name in ("float32", "float64") else None
 
 
-def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: Any, stats: np.ndarray | None, *,
-                                 prec: Precision, safety: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                          np.ndarray] | None:
+def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: Any, *, prec: Precision,
+                                 safety: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """:func:`residual_and_tolerance` for CPU operands in one fused pass per matrix, or None.
 
     Args:
         a, b, c, bias: the operands (numpy, CPU torch or CPU JAX; float32,
             float64, bfloat16 or float16; batch dims broadcast as in ``a @ b``).
         R: ``(n, k)`` numpy signs (+-1).
-        stats: cached row norms ``||b_l||_2`` (float64 numpy, shape ``b.shape[:-1]``) or None.
         prec: rounding model of the honest product; safety: ``lambda``.
 
     Returns:
         ``(diff, tol, c2, norms)`` as float64 numpy arrays (``norms`` are the
-        row norms of ``b``, to cache), or None when this path does not apply
-        (numba missing, accelerator arrays, other dtypes).
+        row norms of ``b``), or None when this path does not apply (numba
+        missing, accelerator arrays, other dtypes).
+
+    The row norms of ``b`` are always taken from the same pass that computes
+    ``B R``: they cost nothing extra there, and norms cached from an earlier
+    call would go stale if ``b`` were changed in place, pairing a residual of
+    the new ``B`` with a tolerance of the old one (too large if ``B`` shrank).
     """
     from vcompute.verify import freivalds_fused as fused
 
@@ -246,7 +249,7 @@ def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: An
         C = np.broadcast_to(C, batch + C.shape[-2:])
     Rt = np.ascontiguousarray(R.T, dtype=np.float32)  # +-1: exact, and products with it are exact
     P, Bsq, _, _ = fused.row_pass(B, Rt, sq=True, bits=bbits)  # P = B R and the row norms of B
-    norms = stats if stats is not None else np.sqrt(Bsq)
+    norms = np.sqrt(Bsq)  # never cached: see above
     w = norms + 1e-300  # some kernels skip zero weights, which would hide an Inf/NaN in A
     G = np.swapaxes(P, -1, -2)
     if B.ndim > 2 and B.shape[:-2] != batch:
