@@ -226,3 +226,70 @@ def test_batched_and_float16_match_reference_kernel(rng, shapes, dtype, monkeypa
     for f, s in zip(fast, slow):
         assert f.details["tolerance_max"] == pytest.approx(s.details["tolerance_max"], rel=1e-9)
         assert f.details["max_error_ratio"] == pytest.approx(s.details["max_error_ratio"], rel=1e-6)
+
+
+_CONCURRENT = """
+import threading, numpy as np
+from vcompute.verify import Freivalds
+rng = np.random.default_rng(0)
+fr = Freivalds(rounds=2)
+ops = []
+for m in (640, 40):  # above and below the one-thread size
+    a = rng.standard_normal((m, 600)).astype(np.float32); b = rng.standard_normal((600, 500)).astype(np.float32)
+    ops.append((a, b, a @ b))
+res = []
+def work(s):
+    for i in range(6):
+        a, b, c = ops[i % 2]
+        res.append(fr.check(a, b, c, seed=10 * s + i).accepted)
+ts = [threading.Thread(target=work, args=(s,)) for s in range(3)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("verdicts", len(res), all(res))
+"""
+
+_FORKED = """
+import multiprocessing as mp, numpy as np
+from vcompute.verify import Freivalds
+rng = np.random.default_rng(0)
+a = rng.standard_normal((640, 600)).astype(np.float32); b = rng.standard_normal((600, 500)).astype(np.float32)
+c = a @ b
+bad = c.copy(); bad[639, 7] += 1.0
+fr = Freivalds(rounds=2)
+assert fr.check(a, b, c, seed=0).accepted  # the parent launches the parallel kernels
+def child(s):
+    return fr.check(a, b, c, seed=s).accepted, fr.check(a, b, bad, seed=s).accepted
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as pool:
+        print("verdicts", pool.map(child, range(2)))
+"""
+
+
+def _run_script(tmp_path, source, env_extra):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(source)
+    env = {**os.environ, **env_extra}
+    env.pop("VCOMPUTE_NO_NUMBA", None)
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("layer", ["default", "workqueue"])
+def test_concurrent_checks_from_python_threads(tmp_path, layer):
+    # Regression: numba's workqueue layer (what numba uses without OpenMP or TBB) aborts the whole process
+    # when two threads launch parallel kernels at once; the kernels set one thread for small matrices,
+    # which still launched through the layer.
+    p = _run_script(tmp_path, _CONCURRENT, {"NUMBA_THREADING_LAYER": layer, "NUMBA_NUM_THREADS": "2"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "verdicts 18 True" in p.stdout
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_checks_in_a_process_forked_after_parallel_kernels_ran(tmp_path):
+    # Regression: GNU OpenMP (numba's omp layer) terminates a forked child that launches a parallel
+    # kernel after its parent did: a multiprocessing pool (fork) of verifiers died on its first check.
+    p = _run_script(tmp_path, _FORKED, {"NUMBA_NUM_THREADS": "2"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "verdicts [(True, False), (True, False)]" in p.stdout

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["row_pass_f", "row_pass_lut"]
+__all__ = ["row_pass_f", "row_pass_lut", "row_pass_f_serial", "row_pass_lut_serial"]
 
 _FLAGS = {"reassoc", "contract"}  # never nnan/ninf: NaN and Inf must reach the residual
 
@@ -478,6 +478,39 @@ def row_pass_lut(X, lut, shift, G, w, mode, Y, Q, T):  # pragma: no cover - comp
         y = bits2.view(np.float32)
         stop = min(m, (ib + 1) * block)
         for i in range(ib * block, stop, 2):
+            _widen16(X[b, i], bits, x, lut, shift)
+            _widen16(X[b, min(i + 1, m - 1)], bits2, y, lut, shift)
+            rows2(x, y, G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], i)
+
+
+# Serial twins of the two drivers (same loops, no prange): small matrices, and processes forked after the
+# parent launched parallel kernels (GNU OpenMP aborts a parallel launch in such a child), never touch
+# numba's threading layer.
+
+@nb.njit(fastmath=_FLAGS, cache=True)
+def row_pass_f_serial(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
+    nbat, m, _ = X.shape
+    gs = 1 if G.shape[0] > 1 else 0
+    ws = 1 if w.shape[0] > 1 else 0
+    half = (m + 1) // 2
+    for r in range(nbat * half):
+        b = r // half
+        i = 2 * (r - b * half)
+        j = min(i + 1, m - 1)
+        rows2(X[b, i], X[b, j], G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], i)
+
+
+@nb.njit(fastmath=_FLAGS, cache=True)
+def row_pass_lut_serial(X, lut, shift, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
+    nbat, m, n = X.shape
+    gs = 1 if G.shape[0] > 1 else 0
+    ws = 1 if w.shape[0] > 1 else 0
+    bits = np.empty(n, np.uint32)
+    x = bits.view(np.float32)
+    bits2 = np.empty(n, np.uint32)
+    y = bits2.view(np.float32)
+    for b in range(nbat):
+        for i in range(0, m, 2):
             _widen16(X[b, i], bits, x, lut, shift)
             _widen16(X[b, min(i + 1, m - 1)], bits2, y, lut, shift)
             rows2(x, y, G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], i)

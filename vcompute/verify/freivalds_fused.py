@@ -20,15 +20,21 @@ no-NaN/no-Inf, so NaN and Inf still propagate); the check's own rounding
 bound in :func:`~vcompute.verify.tolerance.tolerance_from_sums` holds for any
 summation order.
 
-Matrices below :data:`_PARALLEL_MIN_ENTRIES` entries run on one thread;
+Matrices below :data:`_PARALLEL_MIN_ENTRIES` entries run on one thread
+through serial twins of the kernels that never touch numba's threading layer;
 larger ones on numba's thread count (``NUMBA_NUM_THREADS``, all cores by
-default). numba is imported on first use; :func:`available` says whether it is
+default). Concurrent calls from several Python threads are safe: launches of
+the parallel kernels are serialised by a lock unless the threading layer is
+known to be thread-safe (numba's ``workqueue`` layer aborts the process on a
+concurrent launch). A process forked after this one launched parallel kernels
+runs the serial twins (GNU OpenMP aborts a parallel launch in such a child). numba is imported on first use; :func:`available` says whether it is
 installed, and callers fall back to the blocked numpy/torch kernel when not.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -38,6 +44,9 @@ __all__ = ["available", "row_pass"]
 _KERNELS: dict[str, Any] = {}
 #: Matrices with fewer entries are swept by one thread (about 1 MB of float32).
 _PARALLEL_MIN_ENTRIES = 1 << 18
+_LAUNCH_LOCK = threading.Lock()
+_STATE: dict[str, Any] = {"pid": None, "layer": None}  # who launched parallel kernels, on which layer
+_THREADSAFE_LAYERS = ("tbb", "omp")
 
 
 def available() -> bool:
@@ -61,7 +70,8 @@ def _kernels() -> dict[str, Any]:
     if not _KERNELS:
         from vcompute.verify import _fused_kernels as K
 
-        _KERNELS.update({"float": K.row_pass_f, "lut": K.row_pass_lut,
+        _KERNELS.update({"float": K.row_pass_f, "lut": K.row_pass_lut, "float_serial": K.row_pass_f_serial,
+                         "lut_serial": K.row_pass_lut_serial,
                          "f16_table": np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
                          .astype(np.float32)})
     return _KERNELS
@@ -125,18 +135,36 @@ def row_pass(X: np.ndarray, G: np.ndarray, w: np.ndarray | None = None, *, sq: b
     Y = np.empty((nbat, m + 1, k))  # row m: scratch for the pair kernels' odd last row
     Q = np.empty((nbat, m + 1))
     T = np.empty((nbat, m + 1 if t else 0))
-    import numba
-
-    threads = numba.get_num_threads()
-    if X3.size < _PARALLEL_MIN_ENTRIES:  # a thread launch costs more than it saves, and
-        numba.set_num_threads(1)  # waits for any thread another process has descheduled
-    try:
-        if bits is None:
-            kernels["float"](X3, G3, w2, mode, Y, Q, T)
-        else:
-            kernels["lut"](X3, kernels["f16_table"], bits == "bfloat16", G3, w2, mode, Y, Q, T)
-    finally:
-        numba.set_num_threads(threads)
+    args = (X3, G3, w2, mode, Y, Q, T) if bits is None else (
+        X3, kernels["f16_table"], bits == "bfloat16", G3, w2, mode, Y, Q, T)
+    name = "float" if bits is None else "lut"
+    if X3.size < _PARALLEL_MIN_ENTRIES or _forked_after_parallel():
+        kernels[name + "_serial"](*args)  # a thread launch costs more than it saves
+    else:
+        _launch_parallel(kernels[name], args)
     Y = Y[:, :m].reshape(batch + (m, k))
     Q = Q[:, :m].reshape(batch + (m,))
     return Y, (Q if sq else None), (Q if absw else None), (T[:, :m].reshape(batch + (m,)) if t else None)
+
+
+def _forked_after_parallel() -> bool:
+    """Whether this process is a fork of one that launched the parallel kernels."""
+    pid = _STATE["pid"]
+    return pid is not None and pid != os.getpid()
+
+
+def _launch_parallel(kernel: Any, args: tuple) -> None:
+    """Run a parallel kernel, holding a lock unless numba's threading layer is known to be thread-safe."""
+    import numba
+
+    layer = _STATE["layer"]
+    if layer in _THREADSAFE_LAYERS:
+        kernel(*args)
+        return
+    with _LAUNCH_LOCK:  # the first launch chooses the layer; workqueue aborts on concurrent launches
+        _STATE["pid"] = os.getpid()
+        kernel(*args)
+        try:
+            _STATE["layer"] = numba.threading_layer()
+        except ValueError:  # pragma: no cover - no layer initialised (cannot happen after a launch)
+            pass
