@@ -194,6 +194,9 @@ def test_host_view_is_zero_copy_and_declines_what_it_cannot_read():
     v, bits = host_view(x.astype(np.float16))
     assert bits == "float16" and v.dtype == np.uint16 and np.all(v == 0x3C00)
     assert host_view(x.astype(np.int32)) is None
+    # byte-swapped arrays keep their dtype name: viewing their bytes as native would read other values
+    for dt in (">f2", ">f4", ">f8"):
+        assert host_view(x.astype(dt)) is None
     torch = pytest.importorskip("torch")
     v, bits = host_view(torch.ones(3, 3, dtype=torch.bfloat16))
     assert bits == "bfloat16" and v.dtype == np.uint16 and np.all(v == 0x3F80)

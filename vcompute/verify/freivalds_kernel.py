@@ -180,8 +180,8 @@ def host_view(x: Any) -> tuple[np.ndarray, str | None] | None:
     """A zero-copy numpy view of a CPU array for the fused kernels, or None.
 
     float32/float64 arrays view as themselves; bfloat16 and float16 view as
-    their raw ``uint16`` bits (numba has neither type). Accelerator arrays and
-    other dtypes give None.
+    their raw ``uint16`` bits (numba has neither type). Accelerator arrays,
+    non-native byte order and other dtypes give None.
 
     Args:
         x: a numpy array, torch tensor or JAX array.
@@ -208,6 +208,8 @@ def host_view(x: Any) -> tuple[np.ndarray, str | None] | None:
             return None
         v = np.asarray(x)
     name = v.dtype.name
+    if not v.dtype.isnative:  # a byte-swapped array would view as the wrong bits (dtype.name ignores order)
+        return None
     if name in ("bfloat16", "float16"):
         return v.view(np.uint16), name
     return (v, None) if name in ("float32", "float64") else None
