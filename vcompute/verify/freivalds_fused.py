@@ -11,10 +11,11 @@ matrix ``X`` once, row by row, and from each row computes in float64
 - optionally ``sum_j |X[i, j]| w_j`` and ``sum_j X[i, j]^2 w_j^2`` (the
   tolerance sums ``S`` and ``T`` of :mod:`vcompute.verify.tolerance`).
 
-The inputs stay in their own dtype (float32, float64, or bfloat16 passed as
+The inputs stay in their own dtype (float32, float64, or bfloat16 and float16 passed as
 its raw 16 bits); each entry is widened to float64 in registers, so there is
-no float64 copy and no full-size temporary, and the products are exact
-(float32 x float64 is exact in float64). Rows are split over threads. The
+no float64 copy and no full-size temporary. Products with the +-1 signs are
+exact; the float64 products of the A pass round, which the check's own error
+bound covers. Rows are split over threads. The
 loops may be reassociated (``fastmath`` reassoc/contract only, never
 no-NaN/no-Inf, so NaN and Inf still propagate); the check's own rounding
 bound in :func:`~vcompute.verify.tolerance.tolerance_from_sums` holds for any
