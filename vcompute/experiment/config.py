@@ -33,6 +33,7 @@ __all__ = [
     "load_config",
     "parse_overrides",
     "expand_runs",
+    "plot_x_is_metric",
 ]
 
 _SECTIONS = ("experiment", "params", "grid", "report", "plots", "smoke")
@@ -85,13 +86,22 @@ class ReportSection(_Strict):
 
 
 class PlotSpec(_Strict):
-    """One ``[[plots]]`` entry."""
+    """One ``[[plots]]`` entry.
+
+    ``x`` names a parameter (one point per value, mean over seeds and the
+    other parameters' values) or, with ``x_metric = true``, a metric: then
+    each parameter set is one point at (mean x, mean y) over its seeds with
+    standard-error bars on both axes (a trade-off frontier), coloured by
+    ``hue`` and joined in the order of the parameter ``order`` (default: by x).
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    x: str
+    x: str = Field(description="a parameter, or a metric with x_metric = true")
     y: str | list[str]
     hue: str | None = None
     kind: Literal["line", "bar", "scatter"] = "line"
+    x_metric: bool = Field(False, description="x names a metric: one point per parameter set")
+    order: str | None = Field(None, description="metric x: the parameter whose values a line runs through")
     logx: bool = False
     logy: bool = False
     title: str | None = None
@@ -331,18 +341,55 @@ def _validate_task(cfg: ExperimentConfig, where: str) -> None:
         if key not in names:
             raise ConfigError(f"{where}: report.group_by: {key!r} is not a parameter; "
                               f"parameters: {', '.join(sorted(names))}")
-    for i, plot in enumerate(cfg.plots):
-        for fld in ("x", "hue"):
-            v = getattr(plot, fld)
-            if v is not None and v not in names:
-                raise ConfigError(f"{where}: plots[{i}].{fld}: {v!r} is not a parameter; "
-                                  f"parameters: {', '.join(sorted(names))}")
     metrics = getattr(_task_class(cfg), "metrics", None)
+    for i, plot in enumerate(cfg.plots):
+        _validate_plot(plot, f"{where}: plots[{i}]", names, metrics, cfg.experiment.task)
     if metrics:
         for y in [m for p in cfg.plots for m in p.ys()] + list(cfg.report.metrics):
             if y not in metrics and y not in names:
                 raise ConfigError(f"{where}: metric {y!r} is not produced by task "
                                   f"{cfg.experiment.task!r}; its metrics: {', '.join(metrics)}")
+
+
+def plot_x_is_metric(plot: PlotSpec, params: Any) -> bool:
+    """Whether ``plot`` puts a metric on x (``params``: the config's parameter names)."""
+    return plot.x_metric or plot.x not in params
+
+
+def _validate_plot(plot: PlotSpec, at: str, names: set[str], metrics: Sequence[str] | None, task: str) -> None:
+    """Check one validated ``[[plots]]`` entry against the parameters (and declared metrics) before running.
+
+    A metric on x is only checked against the task's metrics when the task
+    declares them (a ``metrics`` attribute); otherwise the report checks the
+    name against the results and fails there naming ``plots[i].x``.
+    """
+    params = ", ".join(sorted(names))
+    bad_hue = plot.hue is not None and plot.hue not in names
+    if plot.x in names:
+        if bad_hue:
+            raise ConfigError(f"{at}.hue: {plot.hue!r} is not a parameter; parameters: {params}")
+        if plot.x_metric:
+            raise ConfigError(f"{at}.x_metric: x = {plot.x!r} is a parameter, not a metric; "
+                              f"remove x_metric (or name a metric on x)")
+        if plot.order is not None:
+            raise ConfigError(f"{at}.order: only a plot with a metric on x (x_metric = true) takes order; "
+                              f"with the parameter {plot.x!r} on x the points follow x; remove order")
+        return
+    declared = bool(metrics) and plot.x in metrics  # type: ignore[operator]
+    if not plot.x_metric and not declared:
+        raise ConfigError(f"{at}.x: {plot.x!r} is not a parameter; parameters: {params}. To put a metric "
+                          f"on x (one point per parameter set), add x_metric = true to this plot")
+    if metrics and plot.x not in metrics:
+        raise ConfigError(f"{at}.x: metric {plot.x!r} is not produced by task {task!r}; "
+                          f"its metrics: {', '.join(metrics)}")
+    if bad_hue:
+        raise ConfigError(f"{at}.hue: {plot.hue!r} is not a parameter; parameters: {params}")
+    if plot.kind == "bar":
+        raise ConfigError(f"{at}.kind: 'bar' needs a parameter on x, and {plot.x!r} is a metric; "
+                          f"use kind = 'line' (points joined) or 'scatter'")
+    if plot.order is not None and (plot.order not in names or plot.order == "seed"):
+        raise ConfigError(f"{at}.order: {plot.order!r} is not a parameter (points are means over seeds, so "
+                          f"not 'seed' either); parameters: {', '.join(sorted(names - {'seed'}))}")
 
 
 def _task_class(cfg: ExperimentConfig) -> Any:
