@@ -132,11 +132,23 @@ def device_of(x: Any):
     return next(iter(x.devices()))
 
 
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
 def dtype_name(x: Any) -> str:
     """Backend-neutral dtype name (``float32``, ``bfloat16``, ``int8``...)."""
     d = x.dtype
-    s = str(d)
-    return s.split(".")[-1]
+    try:
+        return _DTYPE_NAMES[d]
+    except (KeyError, TypeError):
+        pass
+    name = str(d).split(".")[-1]
+    try:
+        if len(_DTYPE_NAMES) < 256:
+            _DTYPE_NAMES[d] = name
+    except TypeError:  # an unhashable dtype object
+        pass
+    return name
 
 
 def synchronize(x: Any) -> None:
