@@ -153,8 +153,6 @@ def bench_models(quick: bool, reps: int, backends=("torch", "jax")):
     the share of ``verify`` spent inside the per-layer Freivalds checks (the rest
     is the replay of the glue, conversions and bookkeeping).
     """
-    from vcompute.verify import Freivalds
-
     print(f"\n{'backend':7} {'model':24} {'inference':>10} {'verify':>9} {'checks':>7} {'layers':>6} "
           f"{'verify/inference':>17}")
     mlp_b, blk_b = (256, 2) if quick else (2048, 16)

@@ -100,7 +100,7 @@ def test_figure_holds_the_plotted_points(run):
         assert len(bars) == len(ITERS)
         n_points = 0
         for container, iters in zip(bars, ITERS):
-            line, caps, (xbars, ybars) = container.lines[0], container.lines[1], container.lines[2]
+            line, (xbars, ybars) = container.lines[0], container.lines[2]
             assert list(line.get_xdata()) == [float(size * iters) for size in SIZES]
             assert len(line.get_ydata()) == len(SIZES)
             assert line.get_linestyle() == "-"  # kind = "line": points joined
