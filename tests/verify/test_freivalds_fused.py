@@ -296,3 +296,9 @@ def test_checks_in_a_process_forked_after_parallel_kernels_ran(tmp_path):
     p = _run_script(tmp_path, _FORKED, {"NUMBA_NUM_THREADS": "2"})
     assert p.returncode == 0, p.stderr[-2000:]
     assert "verdicts [(True, False), (True, False)]" in p.stdout
+
+
+def test_generated_kernel_block_matches_its_generator():
+    from vcompute.verify import _fused_codegen
+
+    assert _fused_codegen.main(["--check"]) == 0, "run: python -m vcompute.verify._fused_codegen"
