@@ -15,8 +15,7 @@ The inputs stay in their own dtype (float32, float64, or bfloat16 and float16 pa
 its raw 16 bits); each entry is widened to float64 in registers, so there is
 no float64 copy and no full-size temporary. Products with the +-1 signs are
 exact; the float64 products of the A pass round, which the check's own error
-bound covers. Rows are split over threads. The
-loops may be reassociated (``fastmath`` reassoc/contract only, never
+bound covers. The loops may be reassociated (``fastmath`` reassoc/contract only, never
 no-NaN/no-Inf, so NaN and Inf still propagate); the check's own rounding
 bound in :func:`~vcompute.verify.tolerance.tolerance_from_sums` holds for any
 summation order.
@@ -28,7 +27,9 @@ default). Concurrent calls from several Python threads are safe: launches of
 the parallel kernels are serialised by a lock unless the threading layer is
 known to be thread-safe (numba's ``workqueue`` layer aborts the process on a
 concurrent launch). A process forked after this one launched parallel kernels
-runs the serial twins (GNU OpenMP aborts a parallel launch in such a child). numba is imported on first use; :func:`available` says whether it is
+runs the serial twins (GNU OpenMP aborts a parallel launch in such a child).
+
+numba is imported on first use; :func:`available` says whether it is
 installed, and callers fall back to the blocked numpy/torch kernel when not.
 """
 

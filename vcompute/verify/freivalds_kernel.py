@@ -1,7 +1,7 @@
 """The numeric core of the float check: residual ``A(BR) - CR`` and row tolerances, in float64.
 
-On CPUs (numpy arrays, CPU torch tensors, CPU JAX arrays; 2-D float32,
-float64 or bfloat16 operands) the check runs :func:`fused_residual_and_tolerance`:
+On CPUs (numpy arrays, CPU torch tensors, CPU JAX arrays; float32, float64,
+bfloat16 or float16 operands, 2-D or batched) the check runs :func:`fused_residual_and_tolerance`:
 three fused one-pass kernels (:mod:`vcompute.verify.freivalds_fused`, numba)
 that read A, B and C once each in their own dtype and widen to float64 in
 registers. Without numba, or for other cases, the kernels below are used.
