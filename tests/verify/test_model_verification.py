@@ -191,3 +191,26 @@ def test_final_output_comparison():
     t = torch.from_numpy(o)
     assert _final_output_problem(t.to(torch.bfloat16), t.to(torch.bfloat16)) is None
     assert _final_output_problem(t, t.double()) is None
+
+
+def test_torch_prepared_weights_follow_in_place_changes():
+    """A weight changed in place or replaced after a verify call is never checked with its stale W^T."""
+    import torch
+
+    from vcompute.verify.model import TorchModelVerifier
+
+    m = torch_mlp((6, 8, 3), seed=0)
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    tv = TorchModelVerifier(m)
+    out, trace = torch_provider(m, x)
+    assert tv.verify((x,), out, trace, seed=0).accepted
+    with torch.no_grad():
+        m[2].weight.mul_(1.5)  # in place (an optimiser step)
+    v = tv.verify((x,), out, trace, seed=0)  # the claim computed with the old weights
+    assert not v.accepted and v.details["first_bad_layer"] == "2", v.reason
+    out2, trace2 = torch_provider(m, x)
+    assert tv.verify((x,), out2, trace2, seed=0).accepted
+    m[2].weight.data = m[2].weight.data * 2.0  # replaced
+    assert not tv.verify((x,), out2, trace2, seed=0).accepted
+    out3, trace3 = torch_provider(m, x)
+    assert tv.verify((x,), out3, trace3, seed=0).accepted

@@ -91,6 +91,11 @@ def _summarise(layers: list[dict], problem: str | None, t0: float, inference_s: 
 class TorchModelVerifier:
     """Verifies forward passes of one torch module; its weights are prepared once.
 
+    Weights changed in place through the parameter (an optimiser step,
+    ``load_state_dict``) or replaced (``layer.weight.data = w``) are prepared
+    again; a change made through ``layer.weight.data`` in place bumps no
+    version counter and is not seen (build a new verifier after one).
+
     Args:
         module: the consumer's module (its weights are trusted).
         verifier: the Freivalds instance to use per layer.
@@ -110,7 +115,7 @@ class TorchModelVerifier:
         self.module = module
         self.verifier = verifier or Freivalds(rounds=2)
         self.layers = {n: m for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-        self._prepared: dict[str, PreparedMatrix] = {}
+        self._prepared: dict[str, tuple] = {}  # name -> (weight stamp, prepared W^T, weight)
 
     def verify(self, inputs: tuple, output: Any, trace: Any, *, seed: int | np.random.Generator,
                inference_s: float | None = None) -> Verdict:
@@ -184,15 +189,20 @@ class TorchModelVerifier:
                                       scheme=_SCHEME)
             return self.verifier.check_conv2d(x, mod.weight.detach(), y, seed=rng, bias=bias, stride=mod.stride,
                                               padding=mod.padding, dilation=mod.dilation)
-        if name not in self._prepared:
-            # W^T once, contiguous: the row kernels stream B by rows, and a transposed view would be copied per call
-            self._prepared[name] = self.verifier.prepare(mod.weight.detach().T.contiguous())
+        w = mod.weight.detach()  # shares the weight's storage and version counter
+        stamp = (w.data_ptr(), w._version, tuple(w.shape), tuple(w.stride()), w.dtype, w.device)
+        hit = self._prepared.get(name)
+        if hit is None or hit[0] != stamp:
+            # W^T once, contiguous: the row kernels stream B by rows, and a transposed view would be copied per
+            # call. Rebuilt when the weight is changed in place (its version) or replaced (its storage: ``w``
+            # is kept, so a new storage cannot reuse the old address).
+            self._prepared[name] = (stamp, self.verifier.prepare(w.T.contiguous()), w)
         if not _is_tensor_like(y, x) or tuple(y.shape[:-1]) != tuple(x.shape[:-1]):
             return Verdict.reject(f"claimed output has shape {getattr(y, 'shape', None)}, input {tuple(x.shape)}",
                                   scheme=_SCHEME)
         a = x.reshape(-1, x.shape[-1])
         c = y.reshape(-1, y.shape[-1])
-        return self.verifier.check(a, self._prepared[name], c, seed=rng, bias=bias)
+        return self.verifier.check(a, self._prepared[name][1], c, seed=rng, bias=bias)
 
 
 def _is_tensor_like(y: Any, x: Any) -> bool:
