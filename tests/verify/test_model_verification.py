@@ -214,3 +214,22 @@ def test_torch_prepared_weights_follow_in_place_changes():
     assert not tv.verify((x,), out2, trace2, seed=0).accepted
     out3, trace3 = torch_provider(m, x)
     assert tv.verify((x,), out3, trace3, seed=0).accepted
+
+
+def test_jax_numpy_weights_changed_in_place(monkeypatch):
+    """A numpy weight changed in place between calls is checked as it is now (no stale prepared copy)."""
+    from vcompute.verify import freivalds_fused
+    from vcompute.verify.model import JaxModelVerifier
+
+    monkeypatch.setattr(freivalds_fused, "available", lambda: False)  # the kernels that copy B on first use
+    fn, params = jax_mlp((8, 16, 4), seed=0)
+    p = {k: np.array(v) for k, v in params.items()}
+    x = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    mv = JaxModelVerifier(fn)
+    out, trace = jax_provider(fn, p, x)
+    assert mv.verify((p, x), out, trace, seed=0).accepted
+    p["w1"] *= 1.5
+    v = mv.verify((p, x), out, trace, seed=0)
+    assert not v.accepted and v.details["first_bad_layer"] == "dot_general[1]", v.reason
+    out, trace = jax_provider(fn, p, x)
+    assert mv.verify((p, x), out, trace, seed=0).accepted

@@ -245,8 +245,9 @@ class JaxModelVerifier:
     The replay is one jitted program per argument shapes that takes the
     claimed layer outputs as inputs and returns the layer inputs in the 2-D
     (or batched 3-D) form the checks use. A ``dot_general`` operand that is
-    an argument leaf (a weight) is prepared for Freivalds once, and reused for
-    as long as the same array object is passed. On CPU the checks run on
+    a JAX array argument leaf (a weight) is prepared for Freivalds once, and
+    reused for as long as the same (immutable) array object is passed; numpy
+    leaves, which can change in place, are prepared on every call. On CPU the checks run on
     numpy views of the JAX buffers (no copies).
 
     Args:
@@ -581,6 +582,8 @@ class _JaxState:
 
     def prepared_weight(self, e: _Eqn, leaf: Any, view: Callable, host: bool, fr: Freivalds) -> PreparedMatrix:
         """The prepared canonical right operand of ``e``, rebuilt only when a different array is passed."""
+        import jax
+
         key = (e.rhs_leaf, e.rhs_perm, e.rhs_shape, host)
         hit = self._weights.get(key)
         if hit is not None and hit[0] is leaf:
@@ -589,7 +592,8 @@ class _JaxState:
         if host:
             w = np.ascontiguousarray(w)
         prepared = fr.prepare(w)
-        self._weights[key] = (leaf, prepared)
+        if isinstance(leaf, jax.Array):  # immutable; a numpy leaf could change in place under a cached copy
+            self._weights[key] = (leaf, prepared)
         return prepared
 
 
