@@ -233,3 +233,25 @@ def test_jax_numpy_weights_changed_in_place(monkeypatch):
     assert not v.accepted and v.details["first_bad_layer"] == "dot_general[1]", v.reason
     out, trace = jax_provider(fn, p, x)
     assert mv.verify((p, x), out, trace, seed=0).accepted
+
+
+def test_jax_plan_follows_argument_structure():
+    """Arguments with the same leaf shapes but another structure get their own plan (the function may branch on it)."""
+    import jax.numpy as jnp
+
+    from vcompute.verify.model import JaxModelVerifier
+
+    def fn(p, x):
+        return x @ (p["w"] if "w" in p else p["v"].T)
+
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.standard_normal((6, 6)).astype(np.float32))
+    x = jnp.asarray(rng.standard_normal((4, 6)).astype(np.float32))
+    mv = JaxModelVerifier(fn)
+    out, trace = jax_provider(fn, {"w": w}, x)
+    assert mv.verify(({"w": w}, x), out, trace, seed=0).accepted
+    lie = x @ w  # the product for {"w": w}, wrong for {"v": w}
+    v = mv.verify(({"v": w}, x), lie, [lie], seed=0)
+    assert not v.accepted and v.details["first_bad_layer"] == "dot_general[0]", v.reason
+    out, trace = jax_provider(fn, {"v": w}, x)
+    assert mv.verify(({"v": w}, x), out, trace, seed=0).accepted

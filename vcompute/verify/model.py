@@ -242,7 +242,7 @@ class JaxModelVerifier:
     is cheaper than checking them. ``batched="check"`` checks them with
     Freivalds too (and names them when they are wrong).
 
-    The replay is one jitted program per argument shapes that takes the
+    The replay is one jitted program per argument structure and shapes that takes the
     claimed layer outputs as inputs and returns the layer inputs in the 2-D
     (or batched 3-D) form the checks use. A ``dot_general`` operand that is
     a JAX array argument leaf (a weight) is prepared for Freivalds once, and
@@ -355,8 +355,12 @@ class JaxModelVerifier:
 
         st = self._state
         try:
-            leaves = jax.tree_util.tree_leaves(args)
-            key = tuple((tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", type(x)))) for x in leaves)
+            leaves, treedef = jax.tree_util.tree_flatten(args)
+            # everything the jaxpr and the plan's leaf positions depend on: the argument structure (a function
+            # may branch on it), each leaf's kind, shape, dtype and weak type, and the x64 mode
+            key = (treedef, bool(jax.config.jax_enable_x64),
+                   tuple((type(x), tuple(getattr(x, "shape", ())), str(getattr(x, "dtype", "")),
+                          bool(getattr(x, "weak_type", False))) for x in leaves))
             plan = st.plans.get(key)
             if plan is None:
                 plan = st.plans[key] = _JaxPlan(st, args, self.batched)
@@ -398,7 +402,7 @@ def verify_jax_model(fn: Callable, args: tuple, output: Any, trace: Any, *, seed
     """Verify every linear equation of a JAX function's evaluation (see :class:`JaxModelVerifier`).
 
     The compiled replay and prepared weights are cached per ``fn`` (weakly) and
-    argument shapes, so repeated calls cost what :meth:`JaxModelVerifier.verify` does.
+    argument structure and shapes, so repeated calls cost what :meth:`JaxModelVerifier.verify` does.
 
     Args:
         fn: the model function; args: its arguments (parameters included, trusted).
@@ -480,7 +484,7 @@ class _Eqn:
 
 
 class _JaxPlan:
-    """The equations of ``fn`` at one set of argument shapes, and its jitted replay."""
+    """The equations of ``fn`` at one argument structure and set of shapes, and its jitted replay."""
 
     def __init__(self, st: "_JaxState", args: tuple, batched: str) -> None:
         import jax
@@ -568,7 +572,7 @@ def _same_dtype(x: Any, dtype: Any) -> bool:
 
 
 class _JaxState:
-    """Per-function cache: plans per argument shapes and prepared weights per argument leaf."""
+    """Per-function cache: plans per argument structure and shapes, and prepared weights per argument leaf."""
 
     def __init__(self, fn: Callable, batched: str) -> None:
         import weakref
