@@ -255,3 +255,54 @@ def test_jax_plan_follows_argument_structure():
     assert not v.accepted and v.details["first_bad_layer"] == "dot_general[0]", v.reason
     out, trace = jax_provider(fn, {"v": w}, x)
     assert mv.verify(({"v": w}, x), out, trace, seed=0).accepted
+
+
+def test_final_output_several_outputs_and_integers():
+    """Each output of a multi-output model is compared on its own scale; integer and bool outputs exactly."""
+    import jax.numpy as jnp
+    import torch
+
+    from vcompute.verify.model import TorchModelVerifier, _final_output_problem
+
+    _, p = jax_mlp((8, 4), seed=0)
+    x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+
+    def two(p, x):
+        h = x @ p["w0"]
+        return {"logits": h * 1e6, "probs": jnp.tanh(h)}
+
+    out, trace = jax_provider(two, p, x)  # the flat list of outputs, in sorted-key order
+    assert verify_jax_model(two, (p, x), out, trace, seed=0).accepted
+    assert verify_jax_model(two, (p, x), two(p, x), trace, seed=0).accepted  # the dict itself
+    v = verify_jax_model(two, (p, x), [out[0], out[1] + 1.0], trace, seed=0)  # hidden by the logits' scale before
+    assert not v.accepted and v.reason.startswith("output 1:"), v.reason
+    v = verify_jax_model(two, (p, x), out[0], trace, seed=0)  # a wrong number of outputs is rejected, not raised
+    assert not v.accepted and "arrays" in v.reason, v.reason
+
+    def top(p, x):
+        return jnp.argmax(x @ p["w0"], -1) * 100_000  # large integers: a relative tolerance would forgive +1
+
+    out, trace = jax_provider(top, p, x)
+    assert verify_jax_model(top, (p, x), out, trace, seed=0).accepted
+    v = verify_jax_model(top, (p, x), out + 1, trace, seed=0)
+    assert not v.accepted and "3 entries" in v.reason, v.reason
+    mask = np.array([True, False])
+    assert _final_output_problem(mask.copy(), mask) is None
+    assert "2 entries" in _final_output_problem(~mask, mask)  # bool outputs used to raise (-min of a bool)
+
+    class Pair(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            y = self.lin(x)
+            return y, y.sum(-1)
+
+    torch.manual_seed(0)
+    m, xt = Pair(), torch.randn(2, 4)
+    out, trace = torch_provider(m, xt)
+    tv = TorchModelVerifier(m)
+    assert tv.verify((xt,), out, trace, seed=0).accepted
+    v = tv.verify((xt,), out[0], trace, seed=0)  # used to raise building one array from the replay's tuple
+    assert not v.accepted and "arrays" in v.reason, v.reason

@@ -34,21 +34,63 @@ __all__ = ["TorchModelVerifier", "JaxModelVerifier", "verify_torch_model", "veri
 _SCHEME = "freivalds-model"
 
 
+def _output_leaves(x: Any) -> list:
+    """The arrays of a (nested) model output: lists and tuples in order, dicts by sorted key (as JAX flattens)."""
+    if isinstance(x, dict):
+        try:
+            keys = sorted(x)
+        except TypeError:
+            keys = list(x)
+        return [leaf for k in keys for leaf in _output_leaves(x[k])]
+    if isinstance(x, (list, tuple)):
+        return [leaf for item in x for leaf in _output_leaves(item)]
+    return [] if x is None else [x]
+
+
 def _final_output_problem(claimed: Any, ours: Any) -> str | None:
     """Compare the claimed model output with the replay's (glue is not bit-reproducible across hardware).
 
-    Works on host views of both outputs in their own precision (float32 stays
-    float32: the difference of two float32 numbers is within half an ulp of
-    itself, far below the 1e-5 tolerance), one pass for the gap and one for the scale.
+    A model with several outputs (a tuple, list or dict) has each compared on
+    its own scale, so a large output cannot hide a wrong small one. Integer
+    and boolean outputs (indices, masks) must match exactly. Float outputs
+    are compared on host views in their own precision (float32 stays float32:
+    the difference of two float32 numbers is within half an ulp of itself, far
+    below the 1e-5 tolerance), one pass for the gap and one for the scale.
     """
+    if isinstance(ours, (list, tuple, dict)):
+        mine = _output_leaves(ours)
+        theirs = _output_leaves(claimed) if isinstance(claimed, (list, tuple, dict)) else [claimed]
+        if len(theirs) != len(mine):
+            return f"the claimed model output has {len(theirs)} arrays, the replay gives {len(mine)}"
+        for i, (c, o) in enumerate(zip(theirs, mine)):
+            problem = _array_problem(c, o)
+            if problem is not None:
+                return f"output {i}: {problem}"
+        return None
+    return _array_problem(claimed, ours)
+
+
+def _array_problem(claimed: Any, ours: Any) -> str | None:
     try:
         c = to_numpy(claimed)
     except Exception as e:
         return f"claimed model output is not an array: {type(e).__name__}"
-    o = to_numpy(ours)
+    try:
+        o = to_numpy(ours)
+    except Exception as e:
+        return f"the replay's output is not an array: {type(e).__name__}: {e}"
     if c.shape != o.shape:
         return f"claimed model output has shape {c.shape}, the replay gives {o.shape}"
     if not o.size:
+        return None
+    if o.dtype.kind in "biu":  # no rounding to forgive: a relative tolerance would pass an index off by one
+        try:
+            same = np.equal(c, o)
+        except TypeError as e:
+            return f"claimed model output has dtype {c.dtype}, which cannot be compared: {e}"
+        if not np.all(same):
+            return (f"claimed model output differs from the replay's {o.dtype} output in "
+                    f"{int(np.size(same) - np.count_nonzero(same))} entries")
         return None
     try:
         dt = np.result_type(c.dtype, o.dtype, np.float32)
