@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "row_pass"]
+__all__ = ["available", "row_pass", "warm_up"]
 
 _KERNELS: dict[str, Any] = {}
 #: Matrices with fewer entries are swept by one thread (about 1 MB of float32).
@@ -170,3 +170,39 @@ def _launch_parallel(kernel: Any, args: tuple) -> None:
             _STATE["layer"] = numba.threading_layer()
         except ValueError:  # pragma: no cover - no layer initialised (cannot happen after a launch)
             pass
+
+
+def warm_up() -> float:
+    """Compile (or load from numba's on-disk cache) the kernels the common checks use.
+
+    The first float check in a fresh environment otherwise pays numba's compile
+    time (a few seconds per dtype combination); ``make setup`` calls this once.
+    Covers float32 and float64 operands and 16-bit bits, serial and parallel.
+
+    Returns:
+        Seconds spent (0.0 when numba is not available).
+
+    Example:
+        >>> warm_up() >= 0.0
+        True
+    """
+    import time
+
+    if not available():
+        return 0.0
+    t0 = time.perf_counter()
+    side = 1 << 9  # 2^18 entries: the smallest matrix the parallel kernels take
+    for dtype in (np.float32, np.float64):
+        for rows in (2, side):
+            X = np.zeros((rows, side), dtype)
+            row_pass(X, np.ones((2, side), np.float32), sq=True)
+            row_pass(X, np.ones((2, side)), np.ones(side), absw=True)
+    for rows in (2, side):
+        bits = np.zeros((rows, side), np.uint16)
+        row_pass(bits, np.ones((2, side), np.float32), sq=True, bits="bfloat16")
+        row_pass(bits, np.ones((2, side)), np.ones(side), absw=True, bits="bfloat16")
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":  # python -m vcompute.verify.freivalds_fused: warm the kernel cache
+    print(f"fused Freivalds kernels ready ({warm_up():.1f} s)")
