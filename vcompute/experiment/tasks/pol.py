@@ -20,6 +20,9 @@ __all__ = ["PoLDetection", "PoLCalibration", "SETTINGS"]
 #: Verifier settings compared in the experiments.
 SETTINGS = ("ours", "topq_only", "random_only", "reference")
 
+#: Metrics of one verifier setting, suffixed ``_<setting>`` (plain too when there is one setting).
+_PER_SETTING = ("detected", "reexecuted_fraction", "bytes_fraction", "verify_s")
+
 
 class PoLDetectionParams(TaskParams):
     """Parameters of :class:`PoLDetection`."""
@@ -78,6 +81,9 @@ class PoLDetection:
 
     Params = PoLDetectionParams
     description = "PoL detection rate and verification cost against one prover behaviour"
+    metrics = ("cheated", "attack_cost", "prove_s", "gap_to_stolen",
+               *_PER_SETTING,
+               *(f"{m}_{s}" for s in SETTINGS for m in _PER_SETTING))
 
     def run(self, params: PoLDetectionParams, seed: int) -> dict[str, Any]:
         """Build the job for ``seed``, run the adversary once, verify under every setting."""
@@ -99,7 +105,8 @@ class PoLDetection:
         for setting in params.settings:
             out.update(self._verify(params, setting, job, spoof, seed, cache))
         if len(params.settings) == 1:  # plain names when there is one setting
-            out.update({k.rsplit("_", 1)[0]: v for k, v in list(out.items()) if k.endswith("_" + params.settings[0])})
+            suffix = "_" + params.settings[0]  # whole: "detected_topq_only" -> "detected"
+            out.update({k[:-len(suffix)]: v for k, v in list(out.items()) if k.endswith(suffix)})
         return out
 
     @staticmethod
@@ -138,12 +145,17 @@ class PoLCalibrationParams(TaskParams):
 class PoLCalibration:
     """Honest replay error under changed conditions (threads, framework, unseeded augmentation).
 
-    Metrics: per condition the max relative error, the chosen ``delta``, the
-    reference's absolute error under unseeded augmentation.
+    Metrics: per condition (``same``, ``threads``, ``cross_framework``) the
+    max and median relative error (``same_max``, ``same_median``, ...), the
+    chosen ``delta``, and the reference's absolute error under unseeded
+    augmentation (``reference_abs_max``, ``reference_abs_median``).
     """
 
     Params = PoLCalibrationParams
     description = "honest PoL reproduction error and the delta it implies"
+    # calibrate() reports "unseeded_augmentation" as the reference's absolute error, not a relative one
+    metrics = (*(f"{c}_{s}" for c in ("same", "threads", "cross_framework") for s in ("max", "median")),
+               "delta", "reference_abs_max", "reference_abs_median")
 
     def run(self, params: PoLCalibrationParams, seed: int) -> dict[str, Any]:
         """Calibrate on one honest transcript per ``seed``; return the error maxima and delta."""
