@@ -42,7 +42,8 @@ class FreivaldsDetection:
 
     Metrics: ``detected`` (fraction of claims rejected), ``cheated`` (1 if
     the behaviour is not honest), ``applicable`` (0, with ``detected`` NaN,
-    when the behaviour has no meaning for the dtype, e.g. NaN in an int8 product), ``verify_s`` and ``compute_s`` (median
+    when the behaviour has no meaning for the dtype, e.g. NaN in an int8 product; then only these and
+    ``not_applicable``, the reason, are returned), ``verify_s`` and ``compute_s`` (median
     seconds), ``verify_over_compute`` (their ratio), ``max_error_ratio``
     (largest |A(BR) - CR| / tolerance seen), ``tolerance_over_rms`` (median
     row tolerance, i.e. minimum detectable single-entry error, over RMS(C)),
@@ -52,6 +53,9 @@ class FreivaldsDetection:
 
     Params = FreivaldsDetectionParams
     description = "detection rate and verify/compute time of Freivalds against one provider behaviour"
+    metrics = ("detected", "cheated", "applicable", "not_applicable", "verify_s", "compute_s",
+               "verify_over_compute", "max_error_ratio", "tolerance_over_rms", "false_accept_bound",
+               "reexecution_over_compute")
 
     def run(self, params: FreivaldsDetectionParams, seed: int) -> dict[str, Any]:
         """Run the trials and return flat metrics (see the class docstring)."""
@@ -113,6 +117,7 @@ class FreivaldsModel:
 
     Params = FreivaldsModelParams
     description = "per-layer Freivalds over a whole torch/JAX forward pass: detection and cost vs inference"
+    metrics = ("detected", "cheated", "named_bad_layer", "verify_s", "inference_s", "verify_over_inference")
 
     def run(self, params: FreivaldsModelParams, seed: int) -> dict[str, Any]:
         """Run the trials and return flat metrics (see the class docstring)."""

@@ -9,12 +9,45 @@ from vcompute.market.config import MarketParams
 __all__ = ["MarketRun"]
 
 
+#: Metrics of every market run (:meth:`vcompute.market.metrics.Metrics.summary`, the adaptive
+#: policy's summary, the ledger check and :func:`_deterrence`); per-behaviour ones are added by
+#: :class:`_MarketMetrics`.
+_RUN_METRICS = (
+    "jobs_submitted", "jobs_matched", "jobs_completed", "jobs_correct", "jobs_expired", "jobs_failed",
+    "jobs_unaffordable", "jobs_rejected", "wrong_accepted", "fraud_rate", "residual_error", "compute_overhead",
+    "fraud_loss", "fraud_loss_share", "cheat_rate", "caught", "false_rejects", "cost_per_correct",
+    "consumer_compensation", "verification_overhead", "trust_overhead", "verify_compute_share",
+    "checks_requested", "checks_done", "check_participation", "forced_errors", "forced_found", "auditor_profit",
+    "wait_s", "utilisation", "sim_hours", "crashed_replicas", "timeout_refunds", "departures", "banned_providers",
+    "unpaid_compute", "unpaid_usd", "wasted_work", "paid_usd", "slashed_usd", "detect_latency_s",
+    "detect_latency_jobs", "caught_by_1", "caught_by_4", "caught_by_16", "caught_by_64", "cheaters_caught_share",
+    # with an adaptive policy (vcompute.market.adaptive)
+    "adaptive_trusted_share", "adaptive_banned", "backtracked", "backtrack_corrected",
+    "profit_adversary", "cheat_rate_adversary",
+    "ledger_supply_usd", "ledger_conserved",
+    "gain_usd", "p_times_penalty", "deterrence_ratio",
+    "theory_caught_by_1", "theory_caught_by_4", "theory_caught_by_16", "theory_caught_by_64",
+)
+
+
+class _MarketMetrics:
+    """``MarketRun.metrics``: the fixed metrics plus ``profit_B`` / ``cheat_rate_B`` for every market
+    behaviour ``B`` registered when it is read (so a plugin behaviour's metrics are declared too)."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> tuple[str, ...]:
+        from vcompute.market.behaviours import MARKET_BEHAVIOURS
+
+        groups = sorted(set(MARKET_BEHAVIOURS.names()) | {"honest"})
+        return _RUN_METRICS + tuple(f"{m}_{g}" for g in groups for m in ("profit", "cheat_rate"))
+
+
 class MarketRun:
     """Simulates a market with :class:`~vcompute.market.config.MarketParams` and returns its metrics.
 
     Grid keys reach into the nested parameters with dots, e.g.
     ``"consumers.audit_p" = [0.01, 0.1]`` or ``"adversary.behaviour" = ["lazy", "strategic"]``.
-    Metrics are listed in :mod:`vcompute.market.metrics`; every run also
+    Metrics are listed in :mod:`vcompute.market.metrics` (and all of their names in
+    ``MarketRun.metrics``); every run also
     checks that the ledger conserved money (``ledger_conserved = 1``) and
     fails otherwise.
 
@@ -26,6 +59,7 @@ class MarketRun:
 
     Params = MarketParams
     description = "a SimPy marketplace with real verifiers and a real ledger: what trust costs"
+    metrics = _MarketMetrics()
 
     def run(self, params: MarketParams, seed: int) -> dict[str, Any]:
         """Run one market with ``params`` and ``seed``; return its flat metrics."""

@@ -56,6 +56,8 @@ class MFirstVoting:
 
     Params = MFirstVotingParams
     description = "M-first voting against colluding saboteurs, checked against err(M, f s)"
+    metrics = ("error_rate", "error_lo", "error_hi", "formula", "within_ci", "redundancy", "formula_redundancy",
+               "trials")
 
     def run(self, params: MFirstVotingParams, seed: int) -> dict[str, Any]:
         """Simulate ``trials`` jobs."""
@@ -84,6 +86,7 @@ class ReplicationCollusion:
 
     Params = ReplicationCollusionParams
     description = "Replication verifier (majority) on real matmul claims with colluding replicas"
+    metrics = ("wrong_accepted", "error_lo", "error_hi", "formula", "within_ci", "accepted")
 
     def run(self, params: ReplicationCollusionParams, seed: int) -> dict[str, Any]:
         """Verify ``trials`` jobs, each replica colluding with probability ``phi``."""
@@ -169,6 +172,8 @@ class AdaptiveReplication:
 
     Params = AdaptiveReplicationParams
     description = "adaptive replication: residual error vs overhead, with faulty hosts and streak attackers"
+    metrics = ("residual_error", "error_lo", "error_hi", "overhead", "meets_target", "unreplicated_share", "banned",
+               "backtracked", "accepted", "wrong_accepted")
 
     def run(self, params: AdaptiveReplicationParams, seed: int) -> dict[str, Any]:
         """Dispatch ``jobs`` through the preset policy."""
@@ -206,6 +211,8 @@ class CredibilityVsVoting:
 
     Params = CredibilityParams
     description = "Sarmenta's credibility-based fault tolerance vs M-first voting at the same error"
+    metrics = ("error_rate", "error_lo", "error_hi", "redundancy", "slowdown", "overhead", "caught", "unfinished",
+               "voting_m", "voting_redundancy", "slowdown_over_voting")
 
     def run(self, params: CredibilityParams, seed: int) -> dict[str, Any]:
         """Simulate one batch."""
@@ -238,6 +245,7 @@ class SpotCheckIdentity:
 
     Params = SpotCheckIdentityParams
     description = "SpotCheck (known answers at rate q, audits at p) vs a cheater: wrong results per identity"
+    metrics = ("wrong_per_identity", "se", "formula", "within_4se")
 
     def run(self, params: SpotCheckIdentityParams, seed: int) -> dict[str, Any]:
         """Run each identity until it is caught."""

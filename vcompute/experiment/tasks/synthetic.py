@@ -51,6 +51,7 @@ class Burn:
 
     Params = BurnParams
     description = "seeded elementwise numpy work (executor tests and benchmarks)"
+    metrics = ("checksum", "elements", "burn_s")
 
     def run(self, params: BurnParams, seed: int) -> dict[str, Any]:
         """Execute one run.
