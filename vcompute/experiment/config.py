@@ -345,9 +345,12 @@ def _validate_task(cfg: ExperimentConfig, where: str) -> None:
     for i, plot in enumerate(cfg.plots):
         _validate_plot(plot, f"{where}: plots[{i}]", names, metrics, cfg.experiment.task)
     if metrics:
-        for y in [m for p in cfg.plots for m in p.ys()] + list(cfg.report.metrics):
+        named = [(f"plots[{i}].y" + (f"[{j}]" if isinstance(p.y, list) else ""), y)
+                 for i, p in enumerate(cfg.plots) for j, y in enumerate(p.ys())]
+        named += [(f"report.metrics[{j}]", m) for j, m in enumerate(cfg.report.metrics)]
+        for key, y in named:
             if y not in metrics and y not in names:
-                raise ConfigError(f"{where}: metric {y!r} is not produced by task "
+                raise ConfigError(f"{where}: {key}: metric {y!r} is not produced by task "
                                   f"{cfg.experiment.task!r}; its metrics: {', '.join(metrics)}")
 
 
