@@ -22,6 +22,9 @@ class Task(Protocol):
     Attributes:
         Params: the pydantic model of the task's parameters.
         description: one line saying what a run measures.
+        metrics: optional; every metric name ``run`` can return (the union over
+            parameters). When set, configs naming another metric fail at
+            validation, before running; without it they fail at report time.
     """
 
     Params: ClassVar[type[BaseModel]]
