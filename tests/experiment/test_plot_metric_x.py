@@ -191,7 +191,8 @@ def _mut(old: str, new: str):
      r"plots\[1\]\.order: only a plot with a metric on x \(x_metric = true\) takes order"),
     (lambda s: s.replace('x = "size"', 'x = "sise"'), r"plots\[1\]\.x: 'sise' is not a parameter"),
 ])
-def test_bad_names_fail_before_running_with_key_path(mutate, expected):
+def test_bad_names_fail_before_running_with_key_path(mutate, expected, monkeypatch):
+    monkeypatch.delattr(Burn, "metrics")  # an undeclared (third-party) task: a metric on x needs x_metric
     text = mutate(CFG)
     assert text != CFG
     with pytest.raises(ConfigError, match=expected):
@@ -199,7 +200,7 @@ def test_bad_names_fail_before_running_with_key_path(mutate, expected):
 
 
 def test_declared_task_metrics_are_checked_before_running(monkeypatch):
-    monkeypatch.setattr(Burn, "metrics", ("checksum", "elements", "burn_s"), raising=False)
+    assert Burn.metrics == ("checksum", "elements", "burn_s")
     load_config(text=CFG)
     # a declared metric needs no x_metric
     load_config(text=CFG.replace('x_metric = true\n', '', 1))
@@ -207,8 +208,9 @@ def test_declared_task_metrics_are_checked_before_running(monkeypatch):
         load_config(text=CFG.replace('x = "elements"', 'x = "elementz"'))
 
 
-def test_unknown_metric_fails_at_report_time_naming_the_key(tmp_path):
-    # synthetic.burn declares no metric names, so a misspelt metric on x passes validation ...
+def test_unknown_metric_fails_at_report_time_naming_the_key(tmp_path, monkeypatch):
+    # a task that declares no metric names (a third-party one): a misspelt metric on x passes validation ...
+    monkeypatch.delattr(Burn, "metrics")
     bad = CFG.replace('x = "elements"', 'x = "elementz"')
     cfg = load_config(text=bad, smoke=True)
     out = tmp_path / "run"
