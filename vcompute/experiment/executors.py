@@ -79,9 +79,9 @@ class SerialExecutor:
 
 
 def _init_worker(threads: int) -> None:
-    # Each worker gets its share of the cores: torch / BLAS would otherwise
+    # Each worker gets its share of the cores: torch / BLAS / numba would otherwise
     # start one thread per core in every worker and oversubscribe the machine.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(threads)
 
 
