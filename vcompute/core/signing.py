@@ -55,6 +55,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -168,11 +169,16 @@ def public_key_problem(public: object) -> str | None:
         >>> public_key_problem(bytes([1]) + bytes(31))
         'not a point of prime order (small-order or mixed-order point)'
     """
-    from vcompute.core import ed25519
-
     if type(public) not in (bytes, bytearray) or len(public) != 32:
         return "not exactly 32 bytes (bytes or bytearray)"
-    public = bytes(public)
+    return _key_problem(bytes(public))
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_problem(public: bytes) -> str | None:
+    # cached: a ledger verifies many entries by few keys, and the check costs a scalar multiplication
+    from vcompute.core import ed25519
+
     if not ed25519.is_canonical(public) or ed25519.decode(public) is None:
         return "not the canonical encoding of a curve point"
     if not ed25519.has_prime_order(public):
