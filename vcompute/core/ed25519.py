@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-__all__ = ["P", "L", "B", "IDENTITY", "add", "mul", "decode", "encode", "is_canonical",
+__all__ = ["P", "L", "B", "IDENTITY", "add", "mul", "challenge", "decode", "encode", "is_canonical",
            "has_prime_order", "torsion_points", "verify_strict"]
 
 #: The field prime ``2^255 - 19``.
