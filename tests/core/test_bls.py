@@ -105,3 +105,21 @@ def test_committee_quorum(keys, sigs):
     assert not c.attests(pubs[:1], MSG, sigs[0])                      # below quorum
     outsider = BLSKey.from_name("outsider")
     assert not c.attests([pubs[0], outsider.public_bytes], MSG, aggregate([sigs[0], outsider.sign(MSG)]))
+
+
+def test_committee_refuses_a_key_that_changes_between_check_and_admission(keys):
+    """A bytes subclass whose __bytes__ shows the proven key first and a rogue key after is refused."""
+    proven, rogue = keys[0].public_bytes, keys[1].public_bytes
+    calls = []
+
+    class Shifty(bytes):
+        def __bytes__(self):
+            calls.append(1)
+            return proven if len(calls) == 1 else rogue
+
+    c = Committee(threshold=1)
+    with pytest.raises(TypeError, match="bytes"):
+        c.admit(Shifty(proven), keys[0].prove_possession())
+    assert c.members == [] and not calls
+    assert verify(Shifty(proven), MSG, keys[0].sign(MSG)) is False
+    assert verify_aggregate((p for p in [proven]), MSG, keys[0].sign(MSG)) is False

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vcompute.core import ed25519 as ed
 from vcompute.core import signing
 from vcompute.core.signing import SigningKey, key_from_name, verify
 
@@ -60,3 +61,84 @@ def test_derive_secret_is_domain_separated_and_deterministic():
     assert k.derive_secret("evm") == key_from_name("carol").derive_secret("evm")
     assert k.derive_secret("evm") != k.derive_secret("bls")
     assert k.derive_secret("evm") != key_from_name("dave").derive_secret("evm")
+
+
+def _backends() -> list[str]:
+    out = ["python"]
+    for name, module in (("cryptography", "cryptography"), ("pycryptodome", "Crypto")):
+        try:
+            __import__(module)
+            out.append(name)
+        except ImportError:
+            pass
+    return out
+
+
+_TORSION = [ed.encode(t) for t in ed.torsion_points()]
+
+
+def _mutate(kind: str, pub: bytes, msg: bytes, sig: bytes, k: int) -> tuple[bytes, bytes, bytes]:
+    """One way a hostile party alters a valid (key, message, signature); ``k`` picks where."""
+    s = int.from_bytes(sig[32:], "little")
+    if kind == "flip_sig":
+        b = bytearray(sig)
+        b[k % 64] ^= 1 << (k % 8)
+        return pub, msg, bytes(b)
+    if kind == "flip_pub":
+        b = bytearray(pub)
+        b[k % 32] ^= 1 << (k % 8)
+        return bytes(b), msg, sig
+    if kind == "flip_msg":
+        return pub, msg + bytes([k % 256]), sig
+    if kind == "s_plus_l":
+        return pub, msg, sig[:32] + (s + ed.L).to_bytes(32, "little")
+    if kind == "r_plus_torsion":
+        r = ed.decode(sig[:32])
+        return pub, msg, ed.encode(ed.add(r, ed.torsion_points()[1 + k % 7])) + sig[32:]
+    if kind == "pub_plus_torsion":
+        return ed.encode(ed.add(ed.decode(pub), ed.torsion_points()[1 + k % 7])), msg, sig
+    if kind == "small_order_pub":
+        return _TORSION[k % 8], msg, sig
+    if kind == "sign_bit":
+        return pub, msg, sig[:31] + bytes([sig[31] ^ 0x80]) + sig[32:]
+    return pub, msg, sig
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.binary(min_size=32, max_size=32), msg=st.binary(max_size=64), k=st.integers(0, 10**6),
+       kind=st.sampled_from(["none", "flip_sig", "flip_pub", "flip_msg", "s_plus_l", "r_plus_torsion",
+                             "pub_plus_torsion", "small_order_pub", "sign_bit"]))
+def test_backends_agree_on_random_valid_and_mutated_signatures(seed, msg, k, kind):
+    key = SigningKey(seed)
+    pub, m, sig = _mutate(kind, key.public_bytes, msg, key.sign(msg), k)
+    answers = {b: signing._verify_with(b, pub, m, sig) for b in _backends()}
+    assert len(set(answers.values())) == 1, answers
+    assert answers["python"] == ed.verify_strict(pub, m, sig)
+    assert answers["python"] is (kind == "none")
+
+
+def test_small_order_forgery_accepted_before_refused_after():
+    """A signature by nobody, on any message, for the identity key: the libraries accept it, verify does not."""
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    ident = ed.encode(ed.IDENTITY)
+    for msg in (b"transfer 10**9 to mallory", b"I never signed this"):
+        forged = ed.encode(ed.mul(42, ed.B)) + (42).to_bytes(32, "little")  # [42] B = R + [h] identity
+        Ed25519PublicKey.from_public_bytes(ident).verify(forged, msg)  # before: accepted (no exception)
+        assert all(signing._verify_with(b, ident, msg, forged) is False for b in _backends())
+        assert verify(ident, msg, forged) is False
+
+
+def test_hostile_bytes_subclasses_are_refused():
+    class Liar(bytes):
+        def __bytes__(self):
+            return b"something else"
+
+    k = key_from_name("erin")
+    sig = k.sign(b"m")
+    assert verify(k.public_bytes, b"m", sig)
+    assert verify(Liar(k.public_bytes), b"m", sig) is False
+    assert verify(k.public_bytes, Liar(b"m"), sig) is False
+    assert verify(k.public_bytes, b"m", Liar(sig)) is False
+    assert verify(bytearray(k.public_bytes), memoryview(b"m"), bytearray(sig))

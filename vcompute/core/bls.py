@@ -81,7 +81,8 @@ class BLSKey:
 
 
 def _is_bytes(x: object, n: int) -> bool:
-    return isinstance(x, (bytes, bytearray)) and len(x) == n
+    # exact types: a subclass's __bytes__ could show one key to the check and another to the caller
+    return type(x) in (bytes, bytearray) and len(x) == n
 
 
 def aggregate(signatures: Sequence[bytes]) -> bytes:
@@ -108,7 +109,7 @@ def aggregate(signatures: Sequence[bytes]) -> bytes:
 def verify(public: bytes, message: bytes, signature: bytes) -> bool:
     """Whether ``signature`` is ``public``'s signature of ``message`` (False on malformed input)."""
     try:
-        if not (_is_bytes(public, 48) and _is_bytes(signature, 96) and isinstance(message, (bytes, bytearray))):
+        if not (_is_bytes(public, 48) and _is_bytes(signature, 96) and type(message) in (bytes, bytearray)):
             return False
         return bool(_scheme().Verify(bytes(public), bytes(message), bytes(signature)))
     except Exception:
@@ -122,10 +123,12 @@ def verify_aggregate(publics: Sequence[bytes], message: bytes, signature: bytes)
     Returns False on malformed input, duplicate keys or an empty key list; never raises.
     """
     try:
+        if type(publics) not in (list, tuple) or not all(type(p) in (bytes, bytearray) for p in publics):
+            return False
         keys = [bytes(p) for p in publics]
         if not keys or len(set(keys)) != len(keys) or not all(len(p) == 48 for p in keys):
             return False
-        if not (_is_bytes(signature, 96) and isinstance(message, (bytes, bytearray))):
+        if not (_is_bytes(signature, 96) and type(message) in (bytes, bytearray)):
             return False
         return bool(_scheme().FastAggregateVerify(keys, bytes(message), bytes(signature)))
     except Exception:
@@ -167,23 +170,27 @@ class Committee:
             proof: its :meth:`BLSKey.prove_possession`.
 
         Raises:
+            TypeError: if ``public`` is not exactly bytes or bytearray (a subclass
+                could present a proven key to the check and a rogue one to the list).
             ValueError: if the proof does not verify or the key is already a member.
         """
+        if type(public) not in (bytes, bytearray):
+            raise TypeError(f"a member's public key is bytes, not {type(public).__name__}")
+        public = bytes(public)
         if public in self.members:
             raise ValueError("already a member")
         if not verify_possession(public, proof):
             raise ValueError("proof of possession does not verify; a key without one enables rogue-key forgeries")
-        self.members.append(bytes(public))
+        self.members.append(public)
 
     def attests(self, signers: Sequence[bytes], message: bytes, signature: bytes) -> bool:
         """Whether at least ``threshold`` distinct members signed ``message`` into ``signature``.
 
         Returns False (never raises) for non-members, too few signers or a bad signature.
         """
-        try:
-            keys = [bytes(s) for s in signers]
-        except Exception:
+        if type(signers) not in (list, tuple) or not all(type(s) in (bytes, bytearray) for s in signers):
             return False
+        keys = [bytes(s) for s in signers]
         if len(set(keys)) < self.threshold or not all(k in self.members for k in keys):
             return False
         return verify_aggregate(keys, message, signature)

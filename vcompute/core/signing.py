@@ -1,4 +1,4 @@
-"""Ed25519 signatures for claims and ledger entries.
+"""Ed25519 signatures for claims and ledger entries, verified strictly.
 
 Signing and verification use the ``cryptography`` package (OpenSSL) when it
 is installed and fall back to pycryptodome otherwise; both implement RFC 8032
@@ -11,6 +11,39 @@ both). Either library is imported lazily: ``import vcompute.verify`` does
 not need it. :func:`verify` returns False on any malformed input; it never
 raises.
 
+Verification rules (the same answer on every backend). RFC 8032 leaves
+implementations free to differ at the edges, and ours did: pycryptodome
+checks the cofactored equation ``[8S] B = [8] R + [8h] A`` and accepts
+``S = L``; OpenSSL checks the cofactorless one and compares ``R`` by its
+bytes; neither refuses small-order public keys. :func:`verify` therefore
+accepts ``(A, M, R || S)`` only if
+
+1. ``A``, ``R || S`` and ``M`` are exact ``bytes``/``bytearray`` (``M``
+   also ``memoryview``) of lengths 32 and 64: a subclass is refused, since
+   it could show other bytes to us than to the library;
+2. ``A`` is the canonical encoding (``y < p``; no sign bit on ``x = 0``)
+   of a point of order exactly ``L`` (:func:`public_key_problem`): the 8
+   small-order points in any of their 14 encodings, non-canonical
+   encodings and mixed-order points ``aB + T`` are refused. A small-order
+   key has no secret: a signature for it verifies for every message (the
+   identity key) or for any message after ~8 tries, so whoever holds such
+   a key could later disown what it signed, and anyone could act for it;
+3. ``S < L`` (no malleable ``S + L``);
+4. the **cofactorless** equation holds on encodings: the canonical
+   encoding of ``[S] B - [h] A`` equals the 32 bytes ``R``, with
+   ``h = SHA512(R || A || M) mod L``. A non-canonical or mixed-order ``R``
+   never passes.
+
+Why cofactorless: it is what OpenSSL, the fast backend, computes, and with
+rule 2 the two equations differ only on an ``R`` with a torsion part,
+which only a signer can produce (an honest one never does): refusing it
+removes the last place where backends could split. The pycryptodome path
+computes rule 4 itself with that library's point arithmetic instead of
+calling its (cofactored) verifier; :func:`vcompute.core.ed25519.verify_strict`
+is the pure-Python reference the tests hold both backends to
+(``tests/core/test_signing.py``, ``tests/core/test_ed25519_vectors.py``).
+Signing is unchanged: an honest signature satisfies every rule.
+
 Example:
     >>> key = SigningKey.generate(seed=b"\\x01" * 32)
     >>> sig = key.sign(b"hello")
@@ -22,10 +55,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
-__all__ = ["SigningKey", "backend", "key_from_name", "verify"]
+__all__ = ["SigningKey", "backend", "key_from_name", "public_key_problem", "verify"]
 
 _BACKEND: str | None = None
 
@@ -116,24 +150,93 @@ def key_from_name(name: str, *, salt: str = "vcompute") -> SigningKey:
     return SigningKey(hashlib.sha256(f"{salt}:{name}".encode()).digest())
 
 
+def public_key_problem(public: object) -> str | None:
+    """Why ``public`` is not an acceptable Ed25519 public key, or None if it is.
+
+    For code that binds a key to an account: refuse a key here rather than
+    learn later that every signature "by" it is meaningless.
+
+    Args:
+        public: the candidate key (provider data: anything).
+
+    Returns:
+        None for the canonical encoding of a point of prime order ``L``;
+        otherwise a reason a person can read.
+
+    Example:
+        >>> public_key_problem(key_from_name("alice").public_bytes) is None
+        True
+        >>> public_key_problem(bytes([1]) + bytes(31))
+        'not a point of prime order (small-order or mixed-order point)'
+    """
+    if type(public) not in (bytes, bytearray) or len(public) != 32:
+        return "not exactly 32 bytes (bytes or bytearray)"
+    return _key_problem(bytes(public))
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_problem(public: bytes) -> str | None:
+    # cached: a ledger verifies many entries by few keys, and the check costs a scalar multiplication
+    from vcompute.core import ed25519
+
+    if not ed25519.is_canonical(public) or ed25519.decode(public) is None:
+        return "not the canonical encoding of a curve point"
+    if not ed25519.has_prime_order(public):
+        return "not a point of prime order (small-order or mixed-order point)"
+    return None
+
+
 def verify(public: bytes, message: bytes, signature: bytes) -> bool:
-    """Whether ``signature`` is a valid Ed25519 signature of ``message`` by ``public``."""
+    """Whether ``signature`` is a valid Ed25519 signature of ``message`` by ``public``.
+
+    Applies the strict rules of the module docstring on every backend;
+    False (never an exception) on anything else.
+    """
+    return _verify_with(None, public, message, signature)
+
+
+def _verify_with(which: str | None, public: object, message: object, signature: object) -> bool:
+    """:func:`verify` on backend ``which`` (None: :func:`backend`); the tests compare backends."""
     try:
-        if not (isinstance(public, (bytes, bytearray)) and len(public) == 32):
+        if type(public) not in (bytes, bytearray) or len(public) != 32:
             return False
-        if not (isinstance(signature, (bytes, bytearray)) and len(signature) == 64):
+        if type(signature) not in (bytes, bytearray) or len(signature) != 64:
             return False
-        if not isinstance(message, (bytes, bytearray, memoryview)):
+        if type(message) not in (bytes, bytearray, memoryview):
             return False
-        if backend() == "cryptography":
+        public, signature, message = bytes(public), bytes(signature), bytes(message)
+        from vcompute.core import ed25519
+
+        if int.from_bytes(signature[32:], "little") >= ed25519.L:
+            return False
+        if not ed25519.is_canonical(signature[:32]) or public_key_problem(public) is not None:
+            return False
+        which = which or backend()
+        if which == "cryptography":
             from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-            Ed25519PublicKey.from_public_bytes(bytes(public)).verify(bytes(signature), bytes(message))
+            Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
             return True
-        from Crypto.Signature import eddsa
-
-        key = eddsa.import_public_key(bytes(public))
-        eddsa.new(key, "rfc8032").verify(bytes(message), bytes(signature))
-        return True
+        if which == "pycryptodome":
+            return _cofactorless_pycryptodome(public, message, signature)
+        if which == "python":
+            return ed25519.verify_strict(public, message, signature)
+        raise ValueError(f"unknown Ed25519 backend {which!r}")
     except Exception:
         return False
+
+
+def _cofactorless_pycryptodome(public: bytes, message: bytes, signature: bytes) -> bool:
+    """Rule 4 with pycryptodome's C point arithmetic (its own verifier is cofactored)."""
+    from Crypto.PublicKey.ECC import EccPoint
+
+    from vcompute.core import ed25519
+
+    x, y = ed25519.decode(public)[:2]
+    a = EccPoint(x, y, "Ed25519")
+    base = EccPoint(ed25519.B[0], ed25519.B[1], "Ed25519")
+    h = ed25519.challenge(signature[:32], public, message)
+    # -[h] A = [L - h] A because A has order L (checked by public_key_problem)
+    q = base * int.from_bytes(signature[32:], "little") + a * (ed25519.L - h)
+    qx, qy = int(q.x), int(q.y)
+    return (qy | (qx & 1) << 255).to_bytes(32, "little") == signature[:32]

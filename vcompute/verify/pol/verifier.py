@@ -200,7 +200,7 @@ class PoLVerifier:
         ctx.add_cost(Cost(evidence_bytes=len(ev["header"]) + 32 * (
             len(ev["header_proof"]) + len(ev["init_proof"]) + len(ev["final_proof"]) + 1)))
         self._check_signature(claim)
-        if not isinstance(n_leaves, int) or n_leaves != claim.meta.get("n_leaves"):
+        if type(n_leaves) is not int or n_leaves != claim.meta.get("n_leaves"):  # exact: a subclass lies in !=
             raise Reject("leaf count in the evidence disagrees with the signed claim")
         if not verify_proof(bytes(root), ev["header"], 0, ev["header_proof"], n_leaves=n_leaves):
             raise Reject("bad Merkle proof for the transcript header")
