@@ -172,6 +172,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from vcompute.experiment.config import ConfigError, ExperimentConfig, expand_runs
     from vcompute.experiment.report import draw_plots, format_table
     from vcompute.experiment.results import MANIFEST_FILE, RunLog, read_results, write_results_csv
+    from vcompute.experiment.runner import current_records
 
     run_dir = Path(args.run_dir)
     mpath = run_dir / MANIFEST_FILE
@@ -180,7 +181,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     manifest = json.loads(mpath.read_text())
     cfg = ExperimentConfig.model_validate(manifest["config"])
     order = {r.key: i for i, r in enumerate(expand_runs(cfg))}
-    write_results_csv(run_dir, RunLog(run_dir).records(), order)
+    write_results_csv(run_dir, current_records(RunLog(run_dir), order), order)
     rows = read_results(run_dir)
     console = _console()
     console.print(format_table(cfg, rows))
