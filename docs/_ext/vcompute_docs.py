@@ -131,7 +131,60 @@ def generate_documents(kind: str) -> list[Path]:
     return sources
 
 
+# ---------------------------------------------------------------- claims
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def generate_claims() -> Path:
+    """``claims.md``: every cited number, its config, the value it reproduces and its anchor."""
+    claims = tomllib.loads((ROOT / "proofs" / "claims.toml").read_text()).get("claim", [])
+    lines = ["# Claims and where they come from\n",
+             "Every number the proofs and the README cite, with the shipped config that reproduces it "
+             "(`proofs/claims.toml`). `tests/docs/test_claims.py` runs each config's smoke variant on every "
+             "test run and fails when the metric leaves the smoke band; *full size* is what the full config "
+             "gives, as the source cites it; *anchor* is the published number it is compared with.\n",
+             "| claim | source | config | metric | smoke band | full size | anchor |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in claims:
+        where = ", ".join(f"{k} = {v}" for k, v in c.get("where", {}).items())
+        metric = f"`{c['metric']}`" + (f" at {where}" if where else "")
+        lo, hi = c["smoke_band"]
+        band = f"{lo}" if lo == hi else f"[{lo}, {hi}]"
+        cfg = c["config"]
+        lines.append(f"| {_cell(c['claim'])} | {_cell(c['source'])} | "
+                     f"[`{Path(cfg).stem}`](/_build/_gen/experiments/{Path(cfg).stem}.md) | {_cell(metric)} | "
+                     f"{band} | {_cell(c['full'])} | {_cell(c['anchor']) or '-'} |")
+    path = GEN / "claims.md"
+    _write(path, "\n".join(lines) + "\n")
+    return path
+
+
 # ---------------------------------------------------------------- experiments
+def _metrics_section(data: dict[str, Any]) -> str:
+    """The config's report metrics with their units and meanings."""
+    from vcompute.experiment.metrics import metric_info
+    from vcompute.experiment.tasks import TASKS
+
+    task = data.get("experiment", {}).get("task", "")
+    names = list(data.get("report", {}).get("metrics", []))
+    for plot in data.get("plots", []):
+        ys = plot.get("y", [])
+        names += [ys] if isinstance(ys, str) else list(ys)
+        if plot.get("x_metric"):
+            names.append(plot["x"])
+    names = list(dict.fromkeys(names))
+    if not names:
+        return ""
+    cls = TASKS.get(task) if task in TASKS else None
+    rows = []
+    for m in names:
+        info = metric_info(m, task, cls)
+        text = f"{info.meaning}" + (f"; nan: {info.nan}" if info.nan else "") if info else "(no unit declared)"
+        rows.append(f"| `{m}` | {info.unit if info else '-'} | {_cell(text)} |\n")
+    return "## Metrics\n\n| metric | unit | meaning |\n| --- | --- | --- |\n" + "".join(rows)
+
+
 def header_comment(text: str) -> str:
     """The leading ``#`` comment block of a TOML config, without the ``#``."""
     lines = []
@@ -194,6 +247,9 @@ def experiment_page(cfg: Path, run: bool, cache_root: Path) -> str:
                f"vcompute run {rel}                 # full: {n_runs} runs\n"
                f"vcompute run {rel} --smoke         # quick variant\n"
                f"vcompute run {rel} --executor ray  # the same sweep on Ray\n```\n")
+    metrics = _metrics_section(data)
+    if metrics:
+        out.append(metrics)
     if data.get("grid"):
         out.append("## Grid\n\n| parameter | values |\n| --- | --- |\n" + "".join(
             f"| `{k}` | {', '.join(f'`{v}`' for v in vals)} |\n" for k, vals in data["grid"].items()))
@@ -307,6 +363,7 @@ def _generate(app: Any) -> None:
     GEN.mkdir(parents=True, exist_ok=True)
     generate_documents("proofs")
     generate_documents("protocols")
+    generate_claims()
     run = os.environ.get("VCOMPUTE_DOCS_RUN_EXPERIMENTS", "1") != "0"
     generate_experiments(run, Path(app.outdir).parent / ".experiment-cache")
     generate_api()
