@@ -32,7 +32,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 # Generated pages are sources under _build/_gen; everything else in _build is output.
-exclude_patterns = ["_build/[!_]*", "_build/.*", "jupyter_execute", "**/.ipynb_checkpoints", "README.md"]
+exclude_patterns = ["_build/[!_]*/**", "_build/.*/**", "_build/ipython/**", "jupyter_execute", "**/.ipynb_checkpoints", "README.md"]
 templates_path: list[str] = []
 
 # --- theme
