@@ -1,6 +1,7 @@
 """Sphinx configuration: furo, MyST (+ executed MyST-NB tutorials), autodoc + napoleon.
 
-Builds offline (no intersphinx) with warnings as errors: ``make docs``.
+Builds offline (no intersphinx; MathJax bundled) with warnings as errors: ``make docs``.
+The built pages load no remote script, style or font (``vcompute_docs`` checks).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax from the package, copied into _static: maths renders offline
     "sphinx.ext.viewcode",
     "vcompute_docs",  # pages generated from proofs/, protocols/, experiments/ and the package
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
-exclude_patterns = ["_build", "jupyter_execute", "**/.ipynb_checkpoints", "README.md"]
+# Generated pages are sources under _build/_gen; everything else in _build is output.
+exclude_patterns = ["_build/[!_]*/**", "_build/.*/**", "_build/ipython/**", "jupyter_execute", "**/.ipynb_checkpoints", "README.md"]
 templates_path: list[str] = []
 
 # --- theme
@@ -41,6 +44,18 @@ html_show_sourcelink = False
 # --- MyST
 myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist", "tasklist", "attrs_inline"]
 myst_heading_anchors = 3
+
+# --- quiet, self-contained kernels: tutorial kernels keep IPython's profile under
+# _build and log only errors (the kernel's "running over TCP" warning is about
+# a loopback socket of the build itself); nbclient's per-notebook INFO lines go.
+import logging  # noqa: E402
+import os  # noqa: E402
+
+_IPYTHON = DOCS / "_build" / "ipython"
+(_IPYTHON / "profile_default").mkdir(parents=True, exist_ok=True)
+(_IPYTHON / "profile_default" / "ipython_kernel_config.py").write_text('c.IPKernelApp.log_level = "ERROR"\n')
+os.environ["IPYTHONDIR"] = str(_IPYTHON)
+logging.getLogger("traitlets").setLevel(logging.WARNING)
 
 # --- MyST-NB: tutorials execute at build time, cached between builds by content.
 nb_execution_mode = "cache"

@@ -17,6 +17,19 @@ __all__ = ["main", "build_parser"]
 #: Subcommand groups contributed by other layers: module with ``add_parser(subparsers)``.
 _PLUGIN_COMMANDS = ("vcompute.ledger.cli", "vcompute.verify.pol.cli")
 
+#: Every registry ``vcompute list`` shows: name -> (module, attribute). A test
+#: checks that every ``Registry`` in the package is listed here.
+REGISTRIES: dict[str, tuple[str, str]] = {
+    "verifiers": ("vcompute.verify", "VERIFIERS"),
+    "behaviours": ("vcompute.workloads.behaviours", "BEHAVIOURS"),
+    "tasks": ("vcompute.experiment.tasks", "TASKS"),
+    "ledgers": ("vcompute.ledger", "LEDGERS"),
+    "executors": ("vcompute.experiment.executors", "EXECUTORS"),
+    "policies": ("vcompute.verify.policies", "POLICIES"),
+    "matchers": ("vcompute.market.matching", "MATCHERS"),
+    "market-behaviours": ("vcompute.market.behaviours", "MARKET_BEHAVIOURS"),
+}
+
 
 def _err(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
@@ -56,12 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-print the table and re-draw the plots of a run directory",
                          description="Rebuild results.csv from the run log, print the table, redraw plots.")
     rep.add_argument("run_dir")
+    rep.add_argument("--format", choices=["table", "markdown", "csv"], default="table",
+                     help="table (terminal, default), markdown (GitHub table + legend) or csv (means and "
+                          "standard errors per group)")
+    rep.add_argument("--html", nargs="?", const="", metavar="FILE",
+                     help="also write a self-contained HTML page (table with units, plots, config, manifest); "
+                          "default FILE: RUN_DIR/report.html")
     rep.set_defaults(func=_cmd_report)
 
-    ls = sub.add_parser("list", help="list registered plugins",
-                        description="List registered verifiers, behaviours, tasks, ledgers and executors.")
-    ls.add_argument("what", nargs="?", default="all",
-                    choices=["all", "verifiers", "behaviours", "tasks", "ledgers", "executors"])
+    ls = sub.add_parser("list", help="list registered plugins and metrics",
+                        description="List every registry's plugins (verifiers, behaviours, tasks, ledgers, "
+                                    "executors, policies, matchers, market behaviours), or every task's metrics "
+                                    "with unit and meaning.")
+    ls.add_argument("what", nargs="?", default="all", choices=["all", *REGISTRIES, "metrics"])
     ls.set_defaults(func=_cmd_list)
 
     b = sub.add_parser("bench", help="run benchmark scripts from ./benchmarks",
@@ -96,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command with the same --out to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vcompute list metrics | head`: the reader left, nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -138,7 +163,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     console = _console()
     show = not args.quiet
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(),
+                        TextColumn("{task.fields[failed_note]}", style="red"), TimeElapsedColumn(),
                         TextColumn("eta"), TimeRemainingColumn(), console=console, disable=not show,
                         transient=False)
     state: dict[str, int] = {}
@@ -146,15 +171,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def on_start(todo: int, skipped: int) -> None:
         if skipped:
             console.print(f"resuming: {skipped} runs already done, {todo} to go")
-        state["task"] = progress.add_task(cfg.experiment.name, total=todo, failed=0)
+        state["task"] = progress.add_task(cfg.experiment.name, total=todo, failed_note="")
 
     def on_progress(done: int, failed: int, total: int) -> None:
-        progress.update(state["task"], completed=done, failed=failed)
+        progress.update(state["task"], completed=done, failed_note=f"{failed} failed" if failed else "")
 
     with progress:
         res = run_experiment(cfg, out=args.out, config_path=args.config, overrides=overrides,
                              smoke=args.smoke, progress=on_progress, on_start=on_start)
-    console.print(format_table(cfg, res.rows))
+    console.print(format_table(cfg, res.rows, width=console.width))
     console.print(f"run directory: {res.run_dir}  (results.csv, manifest.json)")
     for p in res.plots:
         console.print(f"plot: {p}")
@@ -170,22 +195,39 @@ def _cmd_report(args: argparse.Namespace) -> int:
     import json
 
     from vcompute.experiment.config import ConfigError, ExperimentConfig, expand_runs
-    from vcompute.experiment.report import draw_plots, format_table
+    from vcompute.experiment.report import draw_plots
     from vcompute.experiment.results import MANIFEST_FILE, RunLog, read_results, write_results_csv
+    from vcompute.experiment.runner import current_records
+    from vcompute.experiment.table import format_table, table_csv, table_markdown
 
     run_dir = Path(args.run_dir)
     mpath = run_dir / MANIFEST_FILE
     if not mpath.exists():
         raise ConfigError(f"{run_dir}: no {MANIFEST_FILE}; is this a run directory written by `vcompute run`?")
-    manifest = json.loads(mpath.read_text())
-    cfg = ExperimentConfig.model_validate(manifest["config"])
+    try:
+        manifest = json.loads(mpath.read_text())
+        cfg = ExperimentConfig.model_validate(manifest["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{mpath}: not a manifest written by `vcompute run` ({type(e).__name__})") from None
     order = {r.key: i for i, r in enumerate(expand_runs(cfg))}
-    write_results_csv(run_dir, RunLog(run_dir).records(), order)
+    write_results_csv(run_dir, current_records(RunLog(run_dir), order), order)
     rows = read_results(run_dir)
-    console = _console()
-    console.print(format_table(cfg, rows))
-    for p in draw_plots(cfg, rows, run_dir):
-        console.print(f"plot: {p}")
+    plots = draw_plots(cfg, rows, run_dir)
+    if args.format == "markdown":
+        sys.stdout.write(table_markdown(cfg, rows))
+    elif args.format == "csv":
+        sys.stdout.write(table_csv(cfg, rows))
+    else:
+        console = _console()
+        console.print(format_table(cfg, rows, width=console.width))
+        for p in plots:
+            console.print(f"plot: {p}")
+    if args.html is not None:
+        from vcompute.experiment.html import write_html_report
+
+        out = Path(args.html) if args.html else run_dir / "report.html"
+        write_html_report(run_dir, cfg, rows, manifest, plots, out)
+        print(f"html: {out}", file=sys.stderr if args.format != "table" else sys.stdout)
     return 0
 
 
@@ -213,22 +255,37 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from vcompute.core.registry import Registry
 
-    regs: dict[str, tuple[str, str]] = {
-        "verifiers": ("vcompute.verify", "VERIFIERS"),
-        "behaviours": ("vcompute.workloads.behaviours", "BEHAVIOURS"),
-        "tasks": ("vcompute.experiment.tasks", "TASKS"),
-        "ledgers": ("vcompute.ledger", "LEDGERS"),
-        "executors": ("vcompute.experiment.executors", "EXECUTORS"),
-    }
-    for what, (mod, attr) in regs.items():
+    if args.what == "metrics":
+        return _list_metrics()
+    for what, (mod, attr) in REGISTRIES.items():
         if args.what not in ("all", what):
             continue
         try:
             reg: Registry = getattr(importlib.import_module(mod), attr)
             names = reg.names()
-        except (ImportError, AttributeError):
-            names = []
+        except ImportError as e:  # an optional extra is missing
+            print(f"{what}: (unavailable: {e.name or e} is not installed)")
+            continue
         print(f"{what}: {', '.join(names) if names else '(none)'}")
+    if args.what == "all":
+        print("metrics: `vcompute list metrics` (every task's metrics with unit and meaning)")
+    return 0
+
+
+def _list_metrics() -> int:
+    from vcompute.experiment.metrics import task_metric_infos
+    from vcompute.experiment.tasks import TASKS
+
+    for task in TASKS.names():
+        infos = task_metric_infos(task)
+        print(f"{task}:")
+        if not infos:
+            print("  (the task declares no metrics)")
+        width = max((len(m) for m in infos), default=0)
+        for m, info in infos.items():
+            text = f"[{info.unit}] {info.meaning}" + (f" (nan: {info.nan})" if info.nan else "") if info \
+                else "(no unit declared)"
+            print(f"  {m:<{width}}  {text}")
     return 0
 
 

@@ -1,14 +1,14 @@
 """Sphinx extension: pages generated from the repository at build time.
 
-- ``_gen/proofs/*.md`` and ``_gen/protocols/*.md``: one page per
+- ``docs/_build/_gen/proofs/*.md`` and ``docs/_build/_gen/protocols/*.md``: one page per
   ``proofs/*.md`` / ``protocols/*.md`` (contracts ``protocols/*.vy`` are shown
   with the spec of the same stem). Links to repository files are rewritten:
   ``vcompute/...py`` to the API page of the module, other files to their path.
-- ``_gen/experiments/*.md``: one page per ``experiments/*.toml``: the header
+- ``docs/_build/_gen/experiments/*.md``: one page per ``experiments/*.toml``: the header
   comment, the commands, the grid, and the plots of its smoke variant (run
   at build time, cached by the config's hash; ``VCOMPUTE_DOCS_RUN_EXPERIMENTS=0``
   skips running).
-- ``_gen/api/*.md``: the API reference, one page per public module
+- ``docs/_build/_gen/api/*.md``: the API reference, one page per public module
   (private modules, ``_name``, are hidden), documenting each name once
   where it is defined and linking re-exports to it.
 
@@ -33,7 +33,8 @@ from typing import Any
 
 DOCS = Path(__file__).resolve().parents[1]
 ROOT = DOCS.parent
-GEN = DOCS / "_gen"
+# Generated sources live in the build tree, so a build writes nothing outside docs/_build.
+GEN = DOCS / "_build" / "_gen"
 
 _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 # `vcompute.verify.freivalds.Freivalds` in a document becomes a link to its API entry.
@@ -81,7 +82,7 @@ def rewrite_links(text: str, source: Path) -> str:
             return m.group(0)
         parts = rel.parts
         if len(parts) == 2 and parts[0] in ("proofs", "protocols") and rel.suffix == ".md":
-            return f"[{label}](/_gen/{parts[0]}/{rel.stem}.md)"
+            return f"[{label}](/_build/_gen/{parts[0]}/{rel.stem}.md)"
         if parts and parts[0] == "vcompute" and rel.suffix == ".py":
             mod = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
             return f"{label} ({{py:mod}}`{mod}`)"
@@ -130,7 +131,60 @@ def generate_documents(kind: str) -> list[Path]:
     return sources
 
 
+# ---------------------------------------------------------------- claims
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def generate_claims() -> Path:
+    """``claims.md``: every cited number, its config, the value it reproduces and its anchor."""
+    claims = tomllib.loads((ROOT / "proofs" / "claims.toml").read_text()).get("claim", [])
+    lines = ["# Claims and where they come from\n",
+             "Every number the proofs and the README cite, with the shipped config that reproduces it "
+             "(`proofs/claims.toml`). `tests/docs/test_claims.py` runs each config's smoke variant on every "
+             "test run and fails when the metric leaves the smoke band; *full size* is what the full config "
+             "gives, as the source cites it; *anchor* is the published number it is compared with.\n",
+             "| claim | source | config | metric | smoke band | full size | anchor |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in claims:
+        where = ", ".join(f"{k} = {v}" for k, v in c.get("where", {}).items())
+        metric = f"`{c['metric']}`" + (f" at {where}" if where else "")
+        lo, hi = c["smoke_band"]
+        band = f"{lo}" if lo == hi else f"[{lo}, {hi}]"
+        cfg = c["config"]
+        lines.append(f"| {_cell(c['claim'])} | {_cell(c['source'])} | "
+                     f"[`{Path(cfg).stem}`](/_build/_gen/experiments/{Path(cfg).stem}.md) | {_cell(metric)} | "
+                     f"{band} | {_cell(c['full'])} | {_cell(c['anchor']) or '-'} |")
+    path = GEN / "claims.md"
+    _write(path, "\n".join(lines) + "\n")
+    return path
+
+
 # ---------------------------------------------------------------- experiments
+def _metrics_section(data: dict[str, Any]) -> str:
+    """The config's report metrics with their units and meanings."""
+    from vcompute.experiment.metrics import metric_info
+    from vcompute.experiment.tasks import TASKS
+
+    task = data.get("experiment", {}).get("task", "")
+    names = list(data.get("report", {}).get("metrics", []))
+    for plot in data.get("plots", []):
+        ys = plot.get("y", [])
+        names += [ys] if isinstance(ys, str) else list(ys)
+        if plot.get("x_metric"):
+            names.append(plot["x"])
+    names = list(dict.fromkeys(names))
+    if not names:
+        return ""
+    cls = TASKS.get(task) if task in TASKS else None
+    rows = []
+    for m in names:
+        info = metric_info(m, task, cls)
+        text = f"{info.meaning}" + (f"; nan: {info.nan}" if info.nan else "") if info else "(no unit declared)"
+        rows.append(f"| `{m}` | {info.unit if info else '-'} | {_cell(text)} |\n")
+    return "## Metrics\n\n| metric | unit | meaning |\n| --- | --- | --- |\n" + "".join(rows)
+
+
 def header_comment(text: str) -> str:
     """The leading ``#`` comment block of a TOML config, without the ``#``."""
     lines = []
@@ -155,7 +209,8 @@ def _run_smoke(cfg: Path, cache: Path) -> tuple[list[Path], str]:
     cmd = [sys.executable, "-m", "vcompute.cli", "run", str(cfg), "--smoke", "--quiet",
            "--executor", "serial", "--out", str(cache / "run")]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    # Run inside the cache: relative paths in a config (a ledger file) stay under docs/_build.
+    proc = subprocess.run(cmd, cwd=cache, capture_output=True, text=True, timeout=300, env=env)
     (cache / "seconds").write_text(f"{time.perf_counter() - t0:.1f}")
     if proc.returncode != 0:
         raise RuntimeError(f"smoke variant of {cfg.name} failed (rc {proc.returncode}): "
@@ -179,7 +234,7 @@ def experiment_page(cfg: Path, run: bool, cache_root: Path) -> str:
     name = exp.get("name", cfg.stem)
     out = [f"# {name}\n", f"*{exp.get('description', '')}*\n" if exp.get("description") else ""]
     out.append(f"Config: `{rel}` · task `{exp.get('task', '?')}` "
-               f"(see {{doc}}`/_gen/api/vcompute.experiment.tasks`)\n")
+               f"(see {{doc}}`/_build/_gen/api/vcompute.experiment.tasks`)\n")
     head = header_comment(text)
     if head:
         out.append("## What it reproduces\n\n```text\n" + head + "\n```\n")
@@ -192,6 +247,9 @@ def experiment_page(cfg: Path, run: bool, cache_root: Path) -> str:
                f"vcompute run {rel}                 # full: {n_runs} runs\n"
                f"vcompute run {rel} --smoke         # quick variant\n"
                f"vcompute run {rel} --executor ray  # the same sweep on Ray\n```\n")
+    metrics = _metrics_section(data)
+    if metrics:
+        out.append(metrics)
     if data.get("grid"):
         out.append("## Grid\n\n| parameter | values |\n| --- | --- |\n" + "".join(
             f"| `{k}` | {', '.join(f'`{v}`' for v in vals)} |\n" for k, vals in data["grid"].items()))
@@ -302,15 +360,48 @@ def generate_api() -> list[str]:
 
 # ---------------------------------------------------------------- Sphinx hook
 def _generate(app: Any) -> None:
-    GEN.mkdir(exist_ok=True)
+    GEN.mkdir(parents=True, exist_ok=True)
     generate_documents("proofs")
     generate_documents("protocols")
+    generate_claims()
     run = os.environ.get("VCOMPUTE_DOCS_RUN_EXPERIMENTS", "1") != "0"
     generate_experiments(run, Path(app.outdir).parent / ".experiment-cache")
     generate_api()
 
 
+_REMOTE = re.compile(r"""<(script|link|img|iframe)\b[^>]*?\b(src|href)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", re.I)
+
+
+def remote_resources(html: str) -> list[str]:
+    """URLs of scripts, styles, images or frames that ``html`` would load from the network.
+
+    Plain links (``<a href>``) are not loads and are not reported.
+
+    Example:
+        >>> remote_resources('<script src="https://cdn.example/x.js"></script><a href="https://a.b">x</a>')
+        ['https://cdn.example/x.js']
+    """
+    return [m.group(3) for m in _REMOTE.finditer(html)
+            if m.group(1).lower() != "link" or "stylesheet" in m.group(0).lower() or "preload" in m.group(0).lower()
+            or "icon" in m.group(0).lower()]
+
+
+def _check_offline(app: Any, exc: BaseException | None) -> None:
+    if exc is not None or app.builder.format != "html":
+        return
+    bad = {}
+    for page in Path(app.outdir).rglob("*.html"):
+        found = remote_resources(page.read_text(errors="replace"))
+        if found:
+            bad[str(page.relative_to(app.outdir))] = found
+    if bad:
+        first = next(iter(bad.items()))
+        raise RuntimeError(f"built docs load remote resources ({len(bad)} pages; e.g. {first[0]}: {first[1][:3]}); "
+                           f"the docs must work offline: bundle the resource instead")
+
+
 def setup(app: Any) -> dict[str, Any]:
-    """Register the generator with Sphinx."""
+    """Register the generator and the offline check with Sphinx."""
     app.connect("builder-inited", _generate)
+    app.connect("build-finished", _check_offline)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -101,3 +101,21 @@ def test_parse_overrides_types():
 def test_missing_file():
     with pytest.raises(ConfigError, match="no such config file"):
         load_config("/nonexistent/x.toml")
+
+
+def test_a_bad_smoke_table_fails_validation_without_smoke():
+    text = ('[experiment]\nname = "x"\ntask = "synthetic.burn"\n[smoke]\n"experiment.sedes" = 1\n')
+    with pytest.raises(ConfigError, match=r"(?s)\[smoke\] table .*experiment.sedes: unknown key"):
+        load_config(text=text)
+
+
+def test_set_guesses_only_paths_that_exist():
+    base = load_config("experiments/quickstart.toml")
+    assert base.experiment.task == "market.run"
+    with pytest.raises(ConfigError) as e:
+        load_config("experiments/quickstart.toml", overrides=["nosuch.section.key=1"])
+    assert "did you mean" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"did you mean experiment.seeds\?"):
+        load_config("experiments/quickstart.toml", overrides=["seeds=3"])
+    with pytest.raises(ConfigError, match=r"did you mean params.consumers.audit_p\?"):
+        load_config("experiments/quickstart.toml", overrides=["consumers.audit_p=0.3"])

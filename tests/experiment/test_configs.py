@@ -29,7 +29,8 @@ def test_config_header_and_validation(path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_smoke_variant_runs(path, tmp_path):
+def test_smoke_variant_runs(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths in a config (ledger files) land here, not in the checkout
     cfg = load_config(path, smoke=True, overrides=["experiment.executor='serial'"])
     res = run_experiment(cfg, out=tmp_path / "run", smoke=True)
     assert res.failed == 0, [r.get("error") for r in res.rows if r.get("status") != "ok"]

@@ -107,7 +107,7 @@ def test_figure_holds_the_plotted_points(run):
             assert len(xbars.get_segments()) == len(ybars.get_segments()) == len(SIZES)
             n_points += len(line.get_xdata())
         assert n_points == len(SIZES) * len(ITERS)
-        assert ax.get_xlabel() == "elements" and ax.get_ylabel() == "checksum"
+        assert ax.get_xlabel() == "elements [count]" and ax.get_ylabel() == "checksum [1]"  # units from the catalogue
         assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["iters=1", "iters=2"]
     finally:
         matplotlib.pyplot.close(fig)

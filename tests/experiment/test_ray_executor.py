@@ -16,7 +16,12 @@ from vcompute.experiment.runner import run_experiment
 
 ray = pytest.importorskip("ray")
 # With `pytest -n 2 --dist loadgroup` every test here shares one worker, hence one Ray cluster.
-pytestmark = pytest.mark.xdist_group("ray-cluster")
+pytestmark = [
+    pytest.mark.xdist_group("ray-cluster"),
+    # Starting Ray spawns processes with subprocess (fork then exec: the child runs no Python,
+    # so JAX's threads cannot deadlock it); JAX's warning about any fork does not apply.
+    pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning"),
+]
 
 from vcompute.experiment.ray_executor import RayExecutor  # noqa: E402
 

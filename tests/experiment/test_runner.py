@@ -104,3 +104,33 @@ iters = [1, 2]
     # rerunning retries only the failed runs
     res = run_experiment(cfg, out=tmp_path / "f")
     assert res.skipped == 6 and res.failed == 2
+
+
+def test_another_config_in_the_same_out_is_refused_and_nothing_mixes(tmp_path):
+    import pytest
+
+    from vcompute.experiment.config import ConfigError
+
+    run_experiment(load_config(text=CFG), out=tmp_path / "r")
+    before = (tmp_path / "r" / "results.csv").read_text()
+    other = load_config(text=CFG, overrides=["params.rounds=3"])
+    with pytest.raises(ConfigError, match=r"another config \(params.rounds: unset there, 3 here\).*--out"):
+        run_experiment(other, out=tmp_path / "r")
+    grid = load_config(text=CFG, overrides=["grid.n=[8]"])
+    with pytest.raises(ConfigError, match=r"grid.n: \[8, 16\] there, \[8\] here"):
+        run_experiment(grid, out=tmp_path / "r")
+    assert (tmp_path / "r" / "results.csv").read_text() == before
+    assert len(RunLog(tmp_path / "r").records()) == 8
+
+
+def test_same_experiment_with_other_seeds_plots_or_executor_resumes(tmp_path):
+    run_experiment(load_config(text=CFG), out=tmp_path / "r")
+    more = load_config(text=CFG, overrides=["experiment.seeds=3", "experiment.executor='local'",
+                                            "report.metrics=['detected', 'verify_s']"])
+    res = run_experiment(more, out=tmp_path / "r")
+    assert (res.skipped, res.total) == (8, 12)
+    fewer = load_config(text=CFG, overrides=["experiment.seeds=1"])
+    res = run_experiment(fewer, out=tmp_path / "r")
+    # the table shows only the runs this config expands to, never the others' seeds
+    assert len(res.rows) == 4 and {r["seed"] for r in res.rows} == {0}
+    assert len(RunLog(tmp_path / "r").records()) == 12

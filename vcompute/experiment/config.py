@@ -213,7 +213,7 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
 def _apply_override(raw: dict[str, Any], key: str, value: Any, origin: str) -> None:
     section, _, rest = key.partition(".")
     if section not in _SECTIONS or not rest and section not in ("plots",):
-        guess = f"; did you mean params.{key}?" if section not in _SECTIONS else ""
+        guess = _guess_section(raw, key) if section not in _SECTIONS else ""
         raise ConfigError(f"{origin} {key!r}: the key must start with one of "
                           f"{', '.join(s for s in _SECTIONS if s != 'smoke')}{guess}")
     if section == "grid":
@@ -229,6 +229,27 @@ def _apply_override(raw: dict[str, Any], key: str, value: Any, origin: str) -> N
     if section == "plots":
         raise ConfigError(f"{origin} {key!r}: plots cannot be overridden from the command line")
     _set_nested(raw.setdefault(section, {}), rest.split("."), value)
+
+
+def _guess_section(raw: dict[str, Any], key: str) -> str:
+    """``; did you mean S.key?`` when ``key`` starts with a field of section S, else ``""``.
+
+    Only a path whose first part exists is suggested (``seeds`` -> ``experiment.seeds``,
+    a task parameter -> ``params.<it>``); a wholly unknown key gets no guess.
+    """
+    first = key.split(".")[0]
+    if first in ExperimentSection.model_fields:
+        return f"; did you mean experiment.{key}?"
+    if first in ReportSection.model_fields:
+        return f"; did you mean report.{key}?"
+    task = raw.get("experiment", {}).get("task") if isinstance(raw.get("experiment"), dict) else None
+    try:
+        from vcompute.experiment.tasks import TASKS
+
+        fields = TASKS.get(task).Params.model_fields if isinstance(task, str) else {}
+    except (UnknownPluginError, AttributeError):
+        fields = {}
+    return f"; did you mean params.{key}?" if first in fields else ""
 
 
 def _set_nested(d: dict[str, Any], path: list[str], value: Any) -> None:
@@ -281,7 +302,7 @@ def load_config(
                           f"allowed: {', '.join(_SECTIONS)}")
     if smoke:
         for k, v in dict(raw.get("smoke", {})).items():
-            _apply_override(raw, k, v, f"{where} [smoke]")
+            _apply_override(raw, k, v, f"{where} [smoke] (the --smoke variant)")
     for k, v in parse_overrides(overrides):
         _apply_override(raw, k, v, "--set")
     try:
@@ -289,6 +310,13 @@ def load_config(
     except ValidationError as e:
         raise ConfigError(f"{where}:\n{_explain(e, model=ExperimentConfig)}") from None
     _validate_task(cfg, where)
+    if not smoke and cfg.smoke:
+        # The quick variant is validated too, so a bad [smoke] table fails now, not in a test run.
+        try:
+            load_config(path, text=text, overrides=overrides, smoke=True)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: the [smoke] table (the --smoke variant) is invalid; fix the key it "
+                              f"names there:\n{e}") from None
     return cfg
 
 

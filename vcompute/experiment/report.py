@@ -18,56 +18,10 @@ from typing import Any
 
 from vcompute.experiment.config import ConfigError, ExperimentConfig, PlotSpec, plot_x_is_metric
 from vcompute.experiment.results import aggregate, numeric_metrics
+from vcompute.experiment.metrics import metric_info
+from vcompute.experiment.table import fmt_number, format_table, summary_table
 
 __all__ = ["summary_table", "format_table", "draw_plots", "plot_figure", "frontier_series", "FrontierSeries"]
-
-
-def summary_table(cfg: ExperimentConfig, rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Aggregate ``rows`` as the config's ``[report]`` asks.
-
-    Returns:
-        ``(metrics, groups)``: the metric columns and one aggregated dict per group.
-    """
-    group_by = list(cfg.report.group_by)
-    metrics = list(cfg.report.metrics) or numeric_metrics(rows, exclude=_param_columns(rows, cfg))
-    return metrics, aggregate(rows, group_by, metrics)
-
-
-def _param_columns(rows: Sequence[dict[str, Any]], cfg: ExperimentConfig) -> list[str]:
-    from vcompute.experiment.config import expand_runs, flatten_params
-
-    return list(flatten_params(expand_runs(cfg)[0].params))
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-            return f"{v:.{max(digits - 2, 1)}e}"
-        return f"{v:.{digits}g}"
-    return str(v)
-
-
-def format_table(cfg: ExperimentConfig, rows: Sequence[dict[str, Any]], *, title: str | None = None):
-    """A ``rich`` table of means (± standard error over seeds) per group."""
-    from rich.table import Table
-
-    metrics, groups = summary_table(cfg, rows)
-    table = Table(title=title or cfg.experiment.name, show_lines=False,
-                  caption="mean±standard error over seeds" if len(cfg.experiment.seed_list()) > 1 else None)
-    for g in cfg.report.group_by:
-        table.add_column(g, overflow="fold")
-    table.add_column("runs", justify="right")
-    for m in metrics:
-        table.add_column(m, justify="right", overflow="fold")
-    for grp in groups:
-        cells = [_fmt(grp[g]) for g in cfg.report.group_by] + [str(grp["runs"])]
-        for m in metrics:
-            se = grp.get(f"{m}_se", 0.0)
-            cells.append(_fmt(grp[m], 3) + (f"±{_fmt(se, 2)}" if se and not math.isnan(se) else ""))
-        table.add_row(*cells)
-    return table
 
 
 def draw_plots(cfg: ExperimentConfig, rows: Sequence[dict[str, Any]], run_dir: Path) -> list[Path]:
@@ -129,9 +83,9 @@ def plot_figure(cfg: ExperimentConfig, spec: PlotSpec, rows: Sequence[dict[str, 
     try:
         if plot_x_is_metric(spec, params):
             _draw_frontier(ax, frontier_series(spec, rows, params, where=f"plots[{index}]", task=cfg.experiment.task),
-                           spec)
+                           spec, cfg.experiment.task)
         else:
-            _draw(ax, spec, rows)
+            _draw(ax, spec, rows, cfg.experiment.task)
         ax.set_title(spec.title or f"{cfg.experiment.name}: {', '.join(spec.ys())} vs {spec.x}")
         fig.tight_layout()
     except BaseException:
@@ -250,7 +204,7 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 _STYLES = ("-", "--", ":", "-.")
 
 
-def _draw_frontier(ax: Any, series: Sequence[FrontierSeries], spec: PlotSpec) -> None:
+def _draw_frontier(ax: Any, series: Sequence[FrontierSeries], spec: PlotSpec, task: str | None = None) -> None:
     """Draw :func:`frontier_series` lines: colour per (hue, y), marker and dash per fixed parameters."""
     import matplotlib.pyplot as plt
 
@@ -265,11 +219,11 @@ def _draw_frontier(ax: Any, series: Sequence[FrontierSeries], spec: PlotSpec) ->
                     linestyle=_STYLES[fi % len(_STYLES)] if spec.kind == "line" else "none", label=s.label)
         if s.order is not None and len(s.x) > 1:
             for xv, yv, ov in zip(s.x, s.y, s.order):
-                ax.annotate(_fmt(ov, 3), (xv, yv), textcoords="offset points", xytext=(3, 3), fontsize=6,
+                ax.annotate(fmt_number(ov, 3), (xv, yv), textcoords="offset points", xytext=(3, 3), fontsize=6,
                             color=colours[ci % len(colours)])
     ys = spec.ys()
-    ax.set_xlabel(spec.x)
-    ax.set_ylabel(ys[0] if len(ys) == 1 else "value")
+    ax.set_xlabel(axis_label(spec.x, task))
+    ax.set_ylabel(axis_label(ys[0], task) if len(ys) == 1 else _shared_unit_label(ys, task))
     if spec.order:
         ax.text(0.99, 0.01, f"points labelled by {spec.order}", transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=6, alpha=0.7)
@@ -282,7 +236,7 @@ def _draw_frontier(ax: Any, series: Sequence[FrontierSeries], spec: PlotSpec) ->
     ax.grid(alpha=0.3)
 
 
-def _draw(ax: Any, spec: PlotSpec, rows: Sequence[dict[str, Any]]) -> None:
+def _draw(ax: Any, spec: PlotSpec, rows: Sequence[dict[str, Any]], task: str | None = None) -> None:
     ys = spec.ys()
     hue_key = [spec.hue] if spec.hue else []
     groups = aggregate(rows, [*hue_key, spec.x], ys)
@@ -309,8 +263,8 @@ def _draw(ax: Any, spec: PlotSpec, rows: Sequence[dict[str, Any]]) -> None:
                 ax.scatter(xs, vals, label=label, s=14)
             else:
                 ax.errorbar(xs, vals, yerr=errs, marker="o", ms=3, capsize=2, label=label)
-    ax.set_xlabel(spec.x)
-    ax.set_ylabel(ys[0] if len(ys) == 1 else "value")
+    ax.set_xlabel(axis_label(spec.x, task))
+    ax.set_ylabel(axis_label(ys[0], task) if len(ys) == 1 else _shared_unit_label(ys, task))
     if spec.logx:
         ax.set_xscale("log")
     if spec.logy:
@@ -318,3 +272,14 @@ def _draw(ax: Any, spec: PlotSpec, rows: Sequence[dict[str, Any]]) -> None:
     if (spec.hue or len(ys) > 1) and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+
+
+def axis_label(name: str, task: str | None) -> str:
+    """``name [unit]`` for a metric with a declared unit; the name alone otherwise (a parameter)."""
+    info = metric_info(name, task)
+    return f"{name} [{info.unit}]" if info is not None else name
+
+
+def _shared_unit_label(ys: Sequence[str], task: str | None) -> str:
+    units = {getattr(metric_info(y, task), "unit", None) for y in ys}
+    return f"value [{units.pop()}]" if len(units) == 1 and None not in units else "value"

@@ -1,0 +1,255 @@
+"""Units and meanings of the metrics experiment tasks return.
+
+Every metric a built-in task declares has an entry here: its unit and one
+line saying what it is, and when it can be ``nan``, why. The table legend,
+the plot axes, ``vcompute list metrics`` and the experiments catalogue all
+read them from :func:`metric_info`. A third-party task declares its own with
+a ``metric_info`` mapping (name -> :class:`MetricInfo`) on the task class;
+those take precedence.
+
+Units used: ``fraction`` (a share in [0, 1]), ``flag`` (0 or 1), ``count``,
+``s`` (seconds), ``h`` (hours), ``USD``, ``ratio`` (dimensionless, one cost
+over another), ``rel. error`` (|a - b| / scale), ``text``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MetricInfo", "metric_info", "task_metric_infos"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """The unit and meaning of one metric.
+
+    Attributes:
+        unit: the unit (see the module docstring for the vocabulary).
+        meaning: one line: what the number is.
+        nan: when the metric is ``nan`` and why (empty: it never is).
+    """
+
+    unit: str
+    meaning: str
+    nan: str = ""
+
+    def legend(self) -> str:
+        """``meaning [unit]`` plus the nan note, for a table legend."""
+        text = f"{self.meaning} [{self.unit}]"
+        return f"{text}; nan: {self.nan}" if self.nan else text
+
+
+def _m(unit: str, meaning: str, nan: str = "") -> MetricInfo:
+    return MetricInfo(unit, meaning, nan)
+
+
+_FREIVALDS: dict[str, MetricInfo] = {
+    "detected": _m("fraction", "share of claims the verifier rejected",
+                   "the behaviour does not apply to the dtype (see not_applicable)"),
+    "cheated": _m("flag", "1 if the provider behaviour is not honest"),
+    "applicable": _m("flag", "0 when the behaviour has no meaning for the dtype (e.g. NaN in an int8 product)"),
+    "not_applicable": _m("text", "why the behaviour does not apply (empty when it does)"),
+    "verify_s": _m("s", "median wall-clock seconds of one verification"),
+    "compute_s": _m("s", "median wall-clock seconds of the honest product"),
+    "verify_over_compute": _m("ratio", "verify_s / compute_s: what checking costs next to computing"),
+    "max_error_ratio": _m("ratio", "largest |A(BR) - CR| over its tolerance seen (>1 rejects)"),
+    "tolerance_over_rms": _m("ratio", "median row tolerance (minimum detectable single-entry error) over RMS(C)"),
+    "false_accept_bound": _m("fraction", "the proven bound on accepting a wrong product: 2^-k (p^-k for integers)"),
+    "reexecution_over_compute": _m("ratio", "what checking by re-execution costs next to computing (1)"),
+    "named_bad_layer": _m("flag", "1 if the first bad layer reported is the cheated one"),
+    "inference_s": _m("s", "median wall-clock seconds of one forward pass"),
+    "verify_over_inference": _m("ratio", "verify_s / inference_s of the whole-model check"),
+}
+
+_POL: dict[str, MetricInfo] = {
+    "cheated": _m("flag", "1 if the prover behaviour is not honest"),
+    "attack_cost": _m("ratio", "the prover's gradient evaluations over honest training's"),
+    "prove_s": _m("s", "seconds the prover spent producing the transcript"),
+    "gap_to_stolen": _m("rel. error", "distance of the claimed final model to the stolen one",
+                        "the adversary starts from no stolen model"),
+    "detected": _m("fraction", "share of verifications that rejected the transcript"),
+    "reexecuted_fraction": _m("fraction", "share of the training steps the verifier replayed"),
+    "bytes_fraction": _m("fraction", "bytes downloaded over the full transcript's bytes"),
+    "verify_s": _m("s", "median wall-clock seconds of one verification"),
+    "delta": _m("rel. error", "the replay tolerance delta the calibration implies"),
+    "reference_abs_max": _m("abs. error", "largest absolute replay error of the reference verifier "
+                            "under unseeded augmentation"),
+    "reference_abs_median": _m("abs. error", "median absolute replay error of the reference verifier "
+                               "under unseeded augmentation"),
+}
+
+_REPLICATION: dict[str, MetricInfo] = {
+    "error_rate": _m("fraction", "share of jobs whose accepted result was wrong (simulated)"),
+    "error_lo": _m("fraction", "lower end of the 95% Wilson interval of the error rate"),
+    "error_hi": _m("fraction", "upper end of the 95% Wilson interval of the error rate"),
+    "formula": _m("fraction", "the error (or wrong results per identity) the closed-form model predicts"),
+    "within_ci": _m("flag", "1 if the formula lies in the simulated 95% interval"),
+    "redundancy": _m("ratio", "results computed per job (replicas, spot-checks included)"),
+    "formula_redundancy": _m("ratio", "the redundancy the closed-form model predicts"),
+    "trials": _m("count", "jobs simulated"),
+    "wrong_accepted": _m("fraction", "share of jobs whose canonical (accepted) result was wrong"),
+    "accepted": _m("fraction", "share of jobs that reached an accepted result"),
+    "residual_error": _m("fraction", "wrong results accepted per result accepted",
+                         "no result was accepted"),
+    "overhead": _m("ratio", "extra results computed per accepted result (0: no replication)"),
+    "meets_target": _m("flag", "1 if residual error and overhead are both within the targets"),
+    "unreplicated_share": _m("fraction", "share of jobs the policy ran once, unchecked"),
+    "banned": _m("count", "hosts the policy banned"),
+    "backtracked": _m("count", "accepted results re-executed after their host was caught"),
+    "slowdown": _m("ratio", "turns per entry, spot-checks included"),
+    "caught": _m("count", "saboteurs caught"),
+    "unfinished": _m("count", "entries without an accepted result at the end"),
+    "voting_m": _m("count", "smallest M with err(M, f s) <= 1 - threshold (M-first voting)"),
+    "voting_redundancy": _m("ratio", "M-first voting's expected replicas per entry for that M"),
+    "slowdown_over_voting": _m("ratio", "slowdown over M-first voting's at the same error"),
+    "wrong_per_identity": _m("count", "wrong results accepted per identity before it is caught (mean)"),
+    "se": _m("count", "standard error of wrong_per_identity"),
+    "within_4se": _m("flag", "1 if the formula lies within 4 standard errors of the mean"),
+}
+
+_SYNTHETIC: dict[str, MetricInfo] = {
+    "checksum": _m("1", "sum of the computed elements (a seeded run gives the same value)"),
+    "elements": _m("count", "elements computed"),
+    "burn_s": _m("s", "seconds spent computing"),
+}
+
+_MARKET: dict[str, MetricInfo] = {
+    "jobs_submitted": _m("count", "jobs consumers posted"),
+    "jobs_matched": _m("count", "jobs matched to a provider"),
+    "jobs_completed": _m("count", "jobs with a settled result"),
+    "jobs_correct": _m("count", "jobs whose accepted result was correct"),
+    "jobs_expired": _m("count", "jobs that found no provider before their deadline"),
+    "jobs_failed": _m("count", "jobs that ended without a result (crash, timeout)"),
+    "jobs_unaffordable": _m("count", "jobs no provider would take at the consumer's budget"),
+    "jobs_rejected": _m("count", "results rejected by verification"),
+    "wrong_accepted": _m("count", "wrong results accepted (fraud that got through)"),
+    "fraud_rate": _m("fraction", "wrong results accepted per completed job"),
+    "residual_error": _m("fraction", "wrong results accepted per result accepted", "no result was accepted"),
+    "compute_overhead": _m("ratio", "results computed per result accepted, minus 1", "no result was accepted"),
+    "fraud_loss": _m("USD", "dollars paid for wrong results that were accepted (all consumers, per run)"),
+    "fraud_loss_share": _m("fraction", "fraud_loss over everything paid to providers"),
+    "cheat_rate": _m("fraction", "share of all provider jobs that were cheated"),
+    "caught": _m("count", "cheated results caught"),
+    "false_rejects": _m("count", "honest results rejected"),
+    "cost_per_correct": _m("USD", "everything consumers paid (providers, audit fees, tax) per correct result",
+                           "no correct result"),
+    "consumer_compensation": _m("USD", "slashed stake returned to consumers (per run)"),
+    "verification_overhead": _m("ratio", "audit fees, extra replicas and tax over the results' base price"),
+    "trust_overhead": _m("ratio", "extra replicas plus checkers' compute (at A100 cost) over the base price"),
+    "verify_compute_share": _m("fraction", "checkers' compute cost over providers' compute cost"),
+    "checks_requested": _m("count", "checks consumers asked auditors for"),
+    "checks_done": _m("count", "checks auditors actually performed"),
+    "check_participation": _m("fraction", "checks_done / checks_requested", "no check was requested"),
+    "forced_errors": _m("count", "deliberate wrong results planted to keep auditors honest"),
+    "forced_found": _m("count", "forced errors the auditors found"),
+    "auditor_profit": _m("USD", "auditors' fees and rewards minus their compute cost (all auditors, per run)"),
+    "wait_s": _m("s", "mean time from posting a job to its match"),
+    "utilisation": _m("fraction", "providers' busy time over their time in the market"),
+    "sim_hours": _m("h", "simulated time the run covered"),
+    "crashed_replicas": _m("count", "replicas lost to provider crashes"),
+    "timeout_refunds": _m("count", "escrows refunded after the provider missed the deadline"),
+    "departures": _m("count", "providers that left the market"),
+    "banned_providers": _m("count", "providers banned after being caught"),
+    "unpaid_compute": _m("USD", "compute providers spent on work that was never paid"),
+    "unpaid_usd": _m("USD", "payments owed but not made at the end of the run"),
+    "wasted_work": _m("USD", "compute spent on results that were discarded"),
+    "paid_usd": _m("USD", "everything paid to providers (per run)"),
+    "slashed_usd": _m("USD", "stake slashed from providers caught cheating (per run)"),
+    "detect_latency_s": _m("s", "mean time from a cheater's first cheat to its first catch",
+                           "no cheater was caught"),
+    "detect_latency_jobs": _m("count", "mean jobs from a cheater's first cheat to its first catch",
+                              "no cheater was caught"),
+    "cheaters_caught_share": _m("fraction", "share of cheating providers caught at least once",
+                                "no provider cheated"),
+    "adaptive_trusted_share": _m("fraction", "with an adaptive policy: share of jobs it let run unchecked"),
+    "adaptive_banned": _m("count", "with an adaptive policy: providers it banned"),
+    "backtrack_corrected": _m("count", "wrong results corrected by re-executing a caught provider's history"),
+    "profit_adversary": _m("USD", "mean profit per non-honest provider (payments - compute - slashed)",
+                           "the market has no adversary"),
+    "cheat_rate_adversary": _m("fraction", "share of the non-honest providers' jobs that were cheated",
+                               "the market has no adversary"),
+    "ledger_supply_usd": _m("USD", "total money on the ledger at the end of the run"),
+    "ledger_conserved": _m("flag", "1 if the ledger's total equals what was minted (money conserved)"),
+    "gain_usd": _m("USD", "what one cheat saves the cheater (compute not spent)"),
+    "p_times_penalty": _m("USD", "probability of being caught times the penalty: the expected cost of a cheat"),
+    "deterrence_ratio": _m("ratio", "p_times_penalty / gain_usd (>1: cheating does not pay)"),
+    "backtracked": _m("count", "accepted results re-executed after their provider was caught"),
+}
+
+_SEGMENT_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], MetricInfo]]] = [
+    (re.compile(r"profit_(?P<b>\w+)"), lambda m: _m(
+        "USD", f"mean profit per '{m['b']}' provider (payments - own compute - slashed stake)",
+        f"no '{m['b']}' provider in the market")),
+    (re.compile(r"cheat_rate_(?P<b>\w+)"), lambda m: _m(
+        "fraction", f"share of the '{m['b']}' providers' jobs that were cheated",
+        f"no '{m['b']}' provider did a job")),
+    (re.compile(r"caught_by_(?P<k>\d+)"), lambda m: _m(
+        "fraction", f"Kaplan-Meier P(a cheater is caught within {m['k']} jobs of its first cheat)",
+        "no cheater was observed that long")),
+    (re.compile(r"theory_caught_by_(?P<k>\d+)"), lambda m: _m(
+        "fraction", f"the closed-form P(caught within {m['k']} jobs) at the audit rate")),
+    (re.compile(r"(?P<c>same|threads|cross_framework)_(?P<s>max|median)"), lambda m: _m(
+        "rel. error", f"{m['s']} relative replay error of honest training, condition '{m['c']}'",
+        "the condition does not apply to the framework")),
+]
+
+_BY_TASK_PREFIX: dict[str, dict[str, MetricInfo]] = {
+    "freivalds.": _FREIVALDS,
+    "pol.": _POL,
+    "replication.": _REPLICATION,
+    "spotcheck.": _REPLICATION,
+    "synthetic.": _SYNTHETIC,
+    "market.": _MARKET,
+}
+
+
+def _with_suffix(name: str, table: Mapping[str, MetricInfo]) -> MetricInfo | None:
+    """``detected_ours`` -> ``detected`` for the setting ``ours`` (per-setting PoL metrics)."""
+    for base, info in table.items():
+        if name.startswith(base + "_"):
+            setting = name[len(base) + 1:]
+            return MetricInfo(info.unit, f"{info.meaning} (verifier setting '{setting}')", info.nan)
+    return None
+
+
+def metric_info(name: str, task: str | None = None, task_class: Any = None) -> MetricInfo | None:
+    """The unit and meaning of metric ``name`` of ``task`` (None if unknown).
+
+    Args:
+        name: the metric.
+        task: the registered task name (its family decides which table applies).
+        task_class: the task class, whose own ``metric_info`` mapping wins.
+
+    Example:
+        >>> metric_info("cost_per_correct", "market.run").unit
+        'USD'
+    """
+    own = getattr(task_class, "metric_info", None)
+    if isinstance(own, Mapping) and name in own:
+        return own[name]
+    tables = [t for prefix, t in _BY_TASK_PREFIX.items() if task and task.startswith(prefix)]
+    if task is None:
+        tables = list(_BY_TASK_PREFIX.values())
+    for table in tables:
+        if name in table:
+            return table[name]
+    for pattern, make in _SEGMENT_PATTERNS:
+        m = pattern.fullmatch(name)
+        if m:
+            return make(m)
+    for table in tables:
+        info = _with_suffix(name, table)
+        if info is not None:
+            return info
+    return None
+
+
+def task_metric_infos(task: str) -> dict[str, MetricInfo | None]:
+    """Every metric the registered ``task`` declares, with its info (None where none is known)."""
+    from vcompute.experiment.tasks import TASKS
+
+    cls = TASKS.get(task)
+    return {m: metric_info(m, task, cls) for m in (getattr(cls, "metrics", None) or ())}
