@@ -12,15 +12,22 @@ Three pluggable rules for :class:`~vcompute.verify.replication.Replication`:
   only within one declared hardware class, then by an inner rule
   (bitwise by default).
 
-Outputs may be arrays of any backend or pytrees (dict / list / tuple) of
-them. The rules assume both outputs are already well formed; the
-replication verifier screens malformed ones first.
+Outputs may be arrays of any backend or pytrees (exact ``dict`` / ``list``
+/ ``tuple``) of them. The rules assume both outputs are already well formed;
+the verifiers screen malformed ones first with :func:`screen_leaves`, which
+admits only exact builtin containers and exact array types (a provider's
+``ndarray`` or tensor subclass can override ``__eq__``, ``__array__``,
+``shape`` or ``tobytes``, so it is refused before any of its methods runs).
+:func:`host_array` is the one conversion to a host ``ndarray`` every
+comparison uses: it detaches tensors that require grad, copies CUDA and
+non-contiguous tensors to the host and widens bfloat16, so honest tensors
+in every form compare by value.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import sys
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -29,10 +36,12 @@ from vcompute.core.hashing import content_hash
 from vcompute.core.types import Claim
 
 __all__ = ["Equality", "Bitwise", "Tolerance", "Homogeneous", "leaves", "max_ulp_distance",
-           "relative_error", "output_hash"]
+           "relative_error", "output_hash", "host_array", "screen_leaves", "exact_array_type"]
 
 _MANTISSA = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}
 _MIN_EXP = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126}
+_NUMERIC_KINDS = "biuf"
+_CONTAINERS = (dict, list, tuple)
 
 
 @runtime_checkable
@@ -51,10 +60,15 @@ class Equality(Protocol):
 
 
 def output_hash(claim: Claim) -> str | None:
-    """Content hash of a claim's output (recomputed), or its commitment if it sent none."""
+    """Content hash of a claim's output (recomputed), or its commitment if it sent none.
+
+    A commitment counts only as an exact builtin ``str`` copy: a ``str``
+    subclass could claim equality with every other commitment.
+    """
     if claim.output is not None:
         return content_hash(claim.output)
-    return claim.commitment
+    c = claim.commitment
+    return str.__str__(c) if isinstance(c, str) and c else None
 
 
 def leaves(x: Any) -> list[tuple[str, Any]]:
@@ -67,10 +81,11 @@ def leaves(x: Any) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
 
     def walk(node: Any, path: str) -> None:
-        if isinstance(node, Mapping):
-            for k in sorted(node, key=str):
-                walk(node[k], f"{path}/{k}" if path else str(k))
-        elif isinstance(node, Sequence) and not isinstance(node, (str, bytes)) and not hasattr(node, "shape"):
+        # only exact builtins are walked: a Mapping/Sequence subclass could lie in keys(), __iter__ or __len__
+        if type(node) is dict:
+            for k, v in sorted(dict.items(node), key=lambda kv: _key(kv[0])):
+                walk(v, f"{path}/{_key(k)}" if path else _key(k))
+        elif type(node) in (list, tuple):
             for i, v in enumerate(node):
                 walk(v, f"{path}/{i}" if path else str(i))
         else:
@@ -80,14 +95,161 @@ def leaves(x: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def _np(x: Any) -> np.ndarray:
-    from vcompute.core.arrays import to_numpy
+def _exact_str(x: Any) -> str | None:
+    """An exact builtin copy of a ``str`` (a subclass's ``__eq__``/``__hash__`` no longer apply), else None."""
+    return str.__str__(x) if isinstance(x, str) else None
 
-    return np.asarray(to_numpy(x))
+
+def _key(k: Any) -> str:
+    # builtin methods only: a hostile key's __str__/__repr__/__lt__ never runs
+    if isinstance(k, str):
+        return str.__str__(k)
+    if isinstance(k, int):
+        return int.__repr__(k)
+    return f"<{type(k).__name__} key>"
+
+
+def exact_array_type(x: Any) -> str | None:
+    """The backend of ``x`` if it is an array of an exact, supported type, else None.
+
+    Exact means ``numpy.ndarray`` or a numpy scalar of a builtin dtype,
+    ``torch.Tensor`` or ``torch.nn.Parameter`` (not a subclass, which can
+    override ``__torch_function__``), or a concrete JAX array. Subclasses
+    are not arrays here: their methods are the provider's code.
+
+    Example:
+        >>> class Lying(np.ndarray): pass
+        >>> exact_array_type(np.zeros(2)), exact_array_type(np.zeros(2).view(Lying))
+        ('numpy', None)
+    """
+    t = type(x)
+    if t is np.ndarray:
+        return "numpy"
+    if isinstance(x, np.generic):
+        # a subclass of np.float64 maps to the builtin scalar type of its dtype, not to itself
+        return "numpy" if np.dtype(t).type is t else None
+    mod = t.__module__
+    if mod.startswith("torch") and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        return "torch" if t is torch.Tensor or t is torch.nn.Parameter else None
+    if mod.startswith(("jax", "jaxlib")) and "jax" in sys.modules:
+        jax = sys.modules["jax"]
+        tracer = getattr(getattr(jax, "core", None), "Tracer", ())
+        return "jax" if isinstance(x, jax.Array) and not isinstance(x, tracer) else None
+    return None
+
+
+def host_array(x: Any) -> np.ndarray:
+    """A host ``numpy.ndarray`` copy of an exact numpy, torch or JAX array.
+
+    Tensors that require grad are detached, CUDA (or any device) tensors
+    copied to the host, non-contiguous views made contiguous and bfloat16
+    widened to float32 (exactly: every bfloat16 is a float32). The result
+    is a fresh array, so comparing never aliases the caller's data.
+
+    Args:
+        x: an array of :func:`exact_array_type`.
+
+    Returns:
+        A C-contiguous ``ndarray``.
+
+    Raises:
+        TypeError: for anything else (a subclass, a list, a sparse,
+            quantized or meta tensor); the message names the type.
+
+    Example:
+        >>> host_array(np.asfortranarray(np.eye(2))).flags["C_CONTIGUOUS"]
+        True
+    """
+    backend = exact_array_type(x)
+    if backend == "numpy":
+        return np.array(x, copy=True, order="C", subok=False)
+    if backend == "torch":
+        import torch
+
+        if x.layout is not torch.strided or x.is_quantized or x.device.type == "meta":
+            raise TypeError(f"cannot read a {x.layout} / quantized={x.is_quantized} / {x.device.type} tensor's values")
+        t = x.detach()
+        if t.dtype == torch.bfloat16:
+            t = t.to(torch.float32)
+        return np.array(t.cpu().contiguous().numpy(), copy=True, order="C")
+    if backend == "jax":
+        a = np.array(x, copy=True, order="C")
+        if a.dtype.name == "bfloat16":
+            a = a.astype(np.float32)
+        return a
+    raise TypeError(f"expected an exact numpy, torch or JAX array, got {type(x).__module__}.{type(x).__name__}")
+
+
+def screen_leaves(output: Any) -> tuple[list[tuple[str, Any]], str | None]:
+    """The leaves of a provider's output and why it is malformed (or None).
+
+    Well formed: a non-empty pytree of exact ``dict`` / ``list`` / ``tuple``
+    whose leaves are exact ``bool`` / ``int`` / ``float`` (finite) or exact
+    arrays (:func:`exact_array_type`) of a numeric dtype (bool, integer or
+    float, bfloat16 included) with only finite values. Nothing here calls a
+    method the provider's objects could override.
+
+    Args:
+        output: the claimed output.
+
+    Returns:
+        ``(leaves, reason)``: the leaves, and a reason a person can read if
+        the output is malformed.
+
+    Example:
+        >>> screen_leaves({"y": np.array([1.0, np.inf])})[1]
+        'output leaf y contains NaN or Inf'
+    """
+    if output is None:
+        return [], "missing output"
+    items = leaves(output)
+    if not items:
+        return items, "output is an empty structure"
+    for i, (path, leaf) in enumerate(items):
+        where = path or str(i)
+        t = type(leaf)
+        if t in (bool, int, float):
+            if t is float and not math.isfinite(leaf):
+                return items, f"output leaf {where} is NaN or Inf"
+            continue
+        if exact_array_type(leaf) is None:
+            what = "a subclass of an array type" if hasattr(leaf, "shape") or isinstance(leaf, np.generic) else "not an array"
+            return items, f"output leaf {where} is a {t.__module__}.{t.__name__}, {what}"
+        try:
+            a = host_array(leaf)
+        except (TypeError, RuntimeError, ValueError) as e:  # sparse/quantized/meta tensors, unreadable buffers
+            return items, f"output leaf {where} cannot be read: {e}"
+        if a.dtype.kind not in _NUMERIC_KINDS:
+            return items, f"output leaf {where} has non-numeric dtype {a.dtype}"
+        if a.dtype.kind == "f" and not bool(np.all(np.isfinite(a))):
+            return items, f"output leaf {where} contains NaN or Inf"
+    return items, None
+
+
+def _np(x: Any) -> np.ndarray:
+    if type(x) in (bool, int, float, list, tuple):  # plain numbers a caller passes
+        return np.asarray(x)
+    return host_array(x)
 
 
 def _dtype(x: Any) -> str:
-    return str(getattr(x, "dtype", np.asarray(x).dtype)).split(".")[-1]
+    if type(x) in (bool, int, float):
+        return type(x).__name__
+    return str(x.dtype).split(".")[-1]
+
+
+def _kind(x: Any) -> str:
+    if type(x) in (bool, int, float):
+        return {"bool": "b", "int": "i", "float": "f"}[type(x).__name__]
+    d = _dtype(x)
+    return "f" if d in _MANTISSA else "b" if d == "bool" else "i"
+
+
+def _finer(a: Any, b: Any) -> str:
+    """The dtype with the longer mantissa: ULPs counted in it are the stricter bound."""
+    da, db = _dtype(a), _dtype(b)
+    return da if _MANTISSA.get(da, 53) >= _MANTISSA.get(db, 53) else db
 
 
 def relative_error(a: Any, b: Any) -> float:
@@ -222,16 +384,24 @@ class Tolerance:
         return cls(rtol=max(safety * float(measured_rtol), float(floor)))
 
     def equal(self, a: Claim, b: Claim) -> bool:
-        """Leafwise comparison; differing structure, shape or dtype family is unequal."""
+        """Leafwise comparison by value, on the host, whatever the backend, device or layout.
+
+        Differing structure or shape is unequal, and so is a differing dtype
+        *kind* (bool / integer / float); integers of different widths compare
+        exactly by value. Two float tensors of different widths (a bfloat16 replica, a float64 reference) are compared by
+        value: ``rtol`` decides, and ULPs are counted in the finer of the
+        two formats, so a narrower answer never loosens the bound.
+        """
         la, lb = leaves(a.output), leaves(b.output)
         if [p for p, _ in la] != [p for p, _ in lb]:
             return False
         for (_, x), (_, y) in zip(la, lb):
-            if tuple(getattr(x, "shape", ())) != tuple(getattr(y, "shape", ())) or _dtype(x) != _dtype(y):
+            xa, ya = _np(x), _np(y)
+            if xa.shape != ya.shape or _kind(x) != _kind(y):
                 return False
-            if self.rtol is not None and not relative_error(x, y) <= self.rtol:
+            if self.rtol is not None and not relative_error(xa, ya) <= self.rtol:
                 return False
-            if self.ulp is not None and not max_ulp_distance(x, y, per_tensor=True) <= self.ulp:
+            if self.ulp is not None and not max_ulp_distance(xa, ya, _finer(x, y), per_tensor=True) <= self.ulp:
                 return False
         return True
 
@@ -268,7 +438,7 @@ class Homogeneous:
 
     def equal(self, a: Claim, b: Claim) -> bool:
         """Same declared class and equal under ``inner``."""
-        ca, cb = a.meta.get(self.key), b.meta.get(self.key)
+        ca, cb = _exact_str(a.meta.get(self.key)), _exact_str(b.meta.get(self.key))
         return bool(ca) and ca == cb and self.inner.equal(a, b)
 
     def to_dict(self) -> dict[str, Any]:
