@@ -84,6 +84,18 @@ def test_colluding_majority_rate_matches_the_formula():
     assert lo <= majority_error(3, phi) <= hi
 
 
+def test_coordinated_colluders_are_bounded_by_the_coordinated_formula_not_the_independent_one():
+    """C9: a ring deciding from the job id when to cheat beats majority_error(3, phi s) ~3x; the bound holds."""
+    from vcompute.experiment.tasks.replication import ReplicationCollusion
+
+    task = ReplicationCollusion()
+    r = task.run(task.Params(k=3, phi=0.3, s=0.3, coordination="job", trials=800, n=2), 0)
+    assert r["error_lo"] > 1.5 * r["formula"]  # the independent claim is broken
+    assert r["bound_within_ci"] == 1 and r["coordinated_bound"] == pytest.approx(0.3 * majority_error(3, 0.3))
+    ind = task.run(task.Params(k=3, phi=0.3, s=0.3, coordination="independent", trials=600, n=2), 0)
+    assert ind["within_ci"] == 1 and ind["bound_holds"] == 1
+
+
 def test_m_first_more_needed():
     job = make_matmul_job(8, seed=1)
     r = Replication(quorum=3)

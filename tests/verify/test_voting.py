@@ -6,12 +6,14 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vcompute.verify.montecarlo import simulate_adaptive, simulate_credibility, simulate_m_first
 from vcompute.verify.policies import Blacklist, ConsecutiveValid, FixedReplication
-from vcompute.verify.voting import (group_credibility, m_first_error, majority_error, min_m_for_error,
+from vcompute.verify.voting import (coordinated_group_credibility, coordinated_majority_error,
+                                    coordinated_m_first_error, group_credibility, m_first_error, majority_error,
+                                    min_m_for_error,
                                     spot_check_error, spot_check_error_bound, wilson_interval,
                                     worker_credibility, wrong_accepted_per_identity)
 
@@ -136,3 +138,46 @@ def test_throttling_cuts_the_compute_wasted_on_failing_hosts():
     throttled = simulate_adaptive(make_preset("cv_throttle")[0], rng=np.random.default_rng(1), **kw)
     assert throttled["overhead"] < plain["overhead"] - 0.02
     assert throttled["residual_error"] == plain["residual_error"] == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 15), f=st.floats(0, 1), s=st.floats(0, 1), split=st.floats(0, 1))
+def test_coordinated_bound_dominates_every_job_decided_strategy(k, f, s, split):
+    """C9: the bound is >= the independent formula and >= any two-level mixture with mean share f s."""
+    bound = coordinated_majority_error(k, f, s)
+    assert bound >= majority_error(k, f * s) - 1e-12
+    # a ring that cheats with a share x of its members on some jobs and y on others, E[share] = f s
+    x = f * s * split
+    if f * s > 0 and x < f * s:
+        for y in (f, (f + f * s) / 2):
+            w = (f * s - x) / (y - x) if y > x else 1.0
+            if 0 <= w <= 1:
+                assert bound >= w * majority_error(k, y) + (1 - w) * majority_error(k, x) - 1e-9
+    if f <= 0.5:
+        assert bound == pytest.approx(s * majority_error(k, f))
+    if k % 2:
+        assert coordinated_m_first_error((k + 1) // 2, f, s) == pytest.approx(bound)
+
+
+def test_coordinated_colluders_break_the_independent_formula_in_simulation():
+    """C9, abstract model: the ring cheats together on a share s of jobs; majority of 3 over 200 000 jobs."""
+    rng = np.random.default_rng(9)
+    k, f, s, trials = 3, 0.3, 0.3, 200_000
+    colluder = rng.random((trials, k)) < f
+    ring_cheats = rng.random(trials) < s
+    wrong = int(np.sum(ring_cheats & (colluder.sum(axis=1) > k // 2)))
+    lo, hi = wilson_interval(wrong, trials)
+    assert lo > 2.5 * majority_error(k, f * s)  # about 2.8x the independent claim
+    assert lo <= coordinated_majority_error(k, f, s) <= hi
+
+
+def test_coordinated_credibility_meets_its_target_where_the_independent_rule_does_not():
+    """C9 for credibility: coordinated saboteurs vs Sarmenta's rule and the coordinated rule (f = 0.35, s = 0.1)."""
+    kw = dict(workers=100, entries=6000, f=0.35, s=0.1, q=0.1, threshold=0.999, coordinated=True)
+    ind = simulate_credibility(rule="independent", rng=np.random.default_rng(1), **kw)
+    coord = simulate_credibility(rule="coordinated", rng=np.random.default_rng(1), **kw)
+    assert coord["unfinished"] == 0 and coord["error_lo"] <= 1e-3
+    assert coord["error_rate"] < ind["error_rate"]
+    assert coord["redundancy"] > ind["redundancy"]  # the price of dropping the independence discount
+    tie = [coordinated_group_credibility([[5], [5]], i, f=0.2) for i in (0, 1)]
+    assert tie[0] == tie[1] < 0.5  # two dissenting groups of equal standing: neither is credible
