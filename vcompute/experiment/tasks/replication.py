@@ -267,40 +267,95 @@ class SpotCheckIdentityParams(TaskParams):
     behaviour: str = Field("corrupt_entry", description="the cheater's behaviour")
     identities: int = Field(200, ge=1, le=1_000_000, description="cheater identities, each run until caught")
     n: int = Field(4, ge=2, le=256, description="matrix size")
+    stream: Literal["coin", "mix"] = Field(
+        "coin", description="coin: each slot is known-answer with probability q; mix: batches of SpotCheck.mix")
+    batch: int = Field(8, ge=1, le=4096, description="real jobs per mixed batch (stream = mix)")
+    cheater: Literal["always", "last_slot", "first_slot", "batch_size", "seed"] = Field(
+        "always", description="when it cheats: every slot; only the last / first slot of a batch; only in "
+                              "batches of exactly `batch` jobs; only on jobs whose spec seed is below 2**20")
+    real_jobs: Literal["same", "sequential"] = Field(
+        "same", description="same: real jobs from the known-answer generator; sequential: seeds 0, 1, 2, ... "
+                            "(a distribution a provider can tell from the known-answer one)")
+    horizon: int = Field(200, ge=1, le=1_000_000, description="batches an identity plays at most (stream = mix)")
 
 
 class SpotCheckIdentity:
     """The real spot-check verifier against a cheater that re-enters when caught.
 
+    With ``stream = "coin"`` each slot is a known-answer job with
+    probability ``q``. With ``stream = "mix"`` the consumer sends batches
+    made by :meth:`~vcompute.verify.spotcheck.SpotCheck.mix` and the
+    cheater picks *where* to cheat from what it sees (position, batch size,
+    the job's seed); ``q`` is then the batch's known share ``K / N``.
+
     Metrics: ``wrong_per_identity`` (mean), its standard error ``se``,
-    ``formula`` (``(1-q)(1-p)/(q+(1-q)p)``), ``within_4se``.
+    ``formula`` (``(1-q)(1-p)/(q+(1-q)p)``), ``within_4se``;
+    ``caught_per_cheat`` (share of its cheats that are caught),
+    ``claimed_per_cheat`` (``q + (1-q) p``), ``cheat_within_4se`` and
+    ``cheats`` (cheats per identity).
     """
 
     Params = SpotCheckIdentityParams
     description = "SpotCheck (known answers at rate q, audits at p) vs a cheater: wrong results per identity"
-    metrics = ("wrong_per_identity", "se", "formula", "within_4se")
+    metrics = ("wrong_per_identity", "se", "formula", "within_4se", "caught_per_cheat", "claimed_per_cheat",
+               "cheat_within_4se", "cheats")
 
     def run(self, params: SpotCheckIdentityParams, seed: int) -> dict[str, Any]:
-        """Run each identity until it is caught."""
+        """Run each identity until it is caught (or, for ``mix``, its horizon ends)."""
         from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
         from vcompute.workloads import execute, honest_matmul, make_matmul_job
 
         rng = np.random.default_rng(seed)
-        pool = KnownAnswers(lambda r: make_matmul_job(params.n, seed=int(r.integers(2**31))), honest_matmul)
+        make = lambda r: make_matmul_job(params.n, seed=int(r.integers(2**31)))  # noqa: E731
+        pool = KnownAnswers(make, honest_matmul)
         sc = SpotCheck(q=params.q, p=params.p, known=pool)
-        counts = []
+        q_eff = params.q
+        if params.stream == "mix":
+            k = sc.known_count(params.batch)
+            q_eff = k / (params.batch + k)
+        counter = iter(range(1 << 62))
+        counts, cheats, caught = [], 0, 0
+
+        def check(job, cheat) -> bool:
+            claim = execute(job, params.behaviour if cheat else "honest", rng=rng)
+            ctx = VerifyContext(rng=rng, reexecute=lambda j, piece: honest_matmul(j))
+            return sc.verify(job, [claim], ctx).accepted
+
         for _ in range(params.identities):
-            wrong = 0
-            while wrong < 100_000:
-                job = pool.draw(rng) if rng.random() < params.q else make_matmul_job(
-                    params.n, seed=int(rng.integers(2**31)))
-                claim = execute(job, params.behaviour, rng=rng)
-                ctx = VerifyContext(rng=rng, reexecute=lambda j, piece: honest_matmul(j))
-                if not sc.verify(job, [claim], ctx).accepted:
-                    break
-                wrong += 1
+            wrong, out = 0, False
+            if params.stream == "coin":
+                while wrong < 100_000 and not out:
+                    job = pool.draw(rng) if rng.random() < params.q else make(rng)
+                    cheats += 1
+                    out = not check(job, True)
+                    wrong += not out
+            else:
+                for _ in range(params.horizon):
+                    real = [make(rng) if params.real_jobs == "same"
+                            else make_matmul_job(params.n, seed=next(counter)) for _ in range(params.batch)]
+                    mixed = sc.mix(real, rng)
+                    for pos, job in enumerate(mixed):
+                        cheat = {"always": True, "last_slot": pos == len(mixed) - 1, "first_slot": pos == 0,
+                                 "batch_size": len(mixed) == params.batch,
+                                 "seed": int(job.spec["seed"]) < 2**20}[params.cheater]
+                        if not cheat:
+                            continue
+                        cheats += 1
+                        out = not check(job, True)
+                        if out:
+                            break
+                        wrong += 1
+                    if out:
+                        break
+            caught += out
             counts.append(wrong)
         mean, se = float(np.mean(counts)), float(np.std(counts) / np.sqrt(len(counts)))
-        formula = wrong_accepted_per_identity(params.q, params.p)
+        formula = wrong_accepted_per_identity(q_eff, params.p)
+        d = q_eff + (1.0 - q_eff) * params.p
+        rate = caught / cheats if cheats else float("nan")
+        cse = float(np.sqrt(d * (1.0 - d) / max(cheats, 1)))
         return {"wrong_per_identity": mean, "se": se, "formula": formula,
-                "within_4se": int(abs(mean - formula) <= 4 * max(se, 1e-12))}
+                "within_4se": int(abs(mean - formula) <= 4 * max(se, 1e-12)),
+                "caught_per_cheat": rate, "claimed_per_cheat": d,
+                "cheat_within_4se": int(cheats > 0 and abs(rate - d) <= 4 * max(cse, 1e-12)),
+                "cheats": cheats / params.identities}
