@@ -68,7 +68,7 @@ def output_hash(claim: Claim) -> str | None:
     if claim.output is not None:
         return content_hash(claim.output)
     c = claim.commitment
-    return str.__str__(c) if isinstance(c, str) and c else None
+    return str.__str__(c) if issubclass(type(c), str) and c else None
 
 
 def leaves(x: Any) -> list[tuple[str, Any]]:
@@ -97,14 +97,14 @@ def leaves(x: Any) -> list[tuple[str, Any]]:
 
 def _exact_str(x: Any) -> str | None:
     """An exact builtin copy of a ``str`` (a subclass's ``__eq__``/``__hash__`` no longer apply), else None."""
-    return str.__str__(x) if isinstance(x, str) else None
+    return str.__str__(x) if issubclass(type(x), str) else None
 
 
 def _key(k: Any) -> str:
     # builtin methods only: a hostile key's __str__/__repr__/__lt__ never runs
-    if isinstance(k, str):
+    if issubclass(type(k), str):
         return str.__str__(k)
-    if isinstance(k, int):
+    if issubclass(type(k), int):
         return int.__repr__(k)
     return f"<{type(k).__name__} key>"
 
@@ -122,10 +122,11 @@ def exact_array_type(x: Any) -> str | None:
         >>> exact_array_type(np.zeros(2)), exact_array_type(np.zeros(2).view(Lying))
         ('numpy', None)
     """
+    # issubclass(type(x), ...) and never isinstance: isinstance falls back to a provider's __class__
     t = type(x)
     if t is np.ndarray:
         return "numpy"
-    if isinstance(x, np.generic):
+    if issubclass(t, np.generic):
         # a subclass of np.float64 maps to the builtin scalar type of its dtype, not to itself
         return "numpy" if np.dtype(t).type is t else None
     mod = t.__module__
@@ -135,7 +136,7 @@ def exact_array_type(x: Any) -> str | None:
     if mod.startswith(("jax", "jaxlib")) and "jax" in sys.modules:
         jax = sys.modules["jax"]
         tracer = getattr(getattr(jax, "core", None), "Tracer", ())
-        return "jax" if isinstance(x, jax.Array) and not isinstance(x, tracer) else None
+        return "jax" if issubclass(t, jax.Array) and not (tracer and issubclass(t, tracer)) else None
     return None
 
 
@@ -214,7 +215,8 @@ def screen_leaves(output: Any) -> tuple[list[tuple[str, Any]], str | None]:
                 return items, f"output leaf {where} is NaN or Inf"
             continue
         if exact_array_type(leaf) is None:
-            what = "a subclass of an array type" if hasattr(leaf, "shape") or isinstance(leaf, np.generic) else "not an array"
+            sub = issubclass(t, (np.ndarray, np.generic)) or t.__module__.startswith(("torch", "jax"))
+            what = "a subclass of an array type" if sub else "not an array"
             return items, f"output leaf {where} is a {t.__module__}.{t.__name__}, {what}"
         try:
             a = host_array(leaf)

@@ -29,7 +29,7 @@ from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
 from vcompute.verify.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash, screen_leaves
 
-__all__ = ["Replication", "expected_shape", "screen_output", "make_equality", "provider_identity",
+__all__ = ["Replication", "expected_shape", "expected_kind", "screen_output", "make_equality", "provider_identity",
            "check_call"]
 
 
@@ -46,8 +46,37 @@ def expected_shape(job: Job) -> tuple[int, ...] | None:
     return tuple(int(d) for d in shape) if shape is not None else None
 
 
+def expected_kind(job: Job) -> str | None:
+    """The dtype family a job's output must have: ``"f"`` (float), ``"i"`` (integer), ``"b"`` or None.
+
+    From ``spec['output_dtype']`` if declared, else for matmul from the input
+    ``spec['dtype']`` (float inputs give a float product, int8/int16 an int32 one).
+
+    Example:
+        >>> expected_kind(Job("matmul", {"dtype": "bfloat16"})), expected_kind(Job("x"))
+        ('f', None)
+    """
+    name = job.spec.get("output_dtype") or (job.spec.get("dtype") if job.kind == "matmul" else None)
+    if not isinstance(name, str):
+        return None
+    name = name.split(".")[-1]
+    if name.startswith(("float", "bfloat")):
+        return "f"
+    if name.startswith(("int", "uint")):
+        return "i"
+    return "b" if name == "bool" else None
+
+
+def _family(leaf: Any) -> str:
+    t = type(leaf)
+    if t in (bool, int, float):
+        return {bool: "b", int: "i", float: "f"}[t]
+    name = str(leaf.dtype).split(".")[-1]
+    return "f" if name.startswith(("float", "bfloat")) else "b" if name == "bool" else "i"
+
+
 def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
-                  commitment_only_ok: bool = False) -> str | None:
+                  commitment_only_ok: bool = False, kind: str | None = None) -> str | None:
     """Why a claim's output is malformed, or None if it is well formed.
 
     The output must pass :func:`~vcompute.verify.equality.screen_leaves`
@@ -61,6 +90,7 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
         shape: the shape a single-array output must have, if known.
         commitment_only_ok: accept a claim that carries only a commitment
             (fine for bitwise comparison, not for tolerances).
+        kind: the dtype family every leaf must have (:func:`expected_kind`), if known.
 
     Returns:
         A reason a person can read, or None.
@@ -79,6 +109,10 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
     items, reason = screen_leaves(output)
     if reason is not None:
         return reason
+    if kind is not None:
+        for path, leaf in items:
+            if _family(leaf) != kind:
+                return f"output leaf {path or 0} has dtype {_dtype_name(leaf)}, the job's output is {_KINDS[kind]}"
     if shape is not None:
         leaf = items[0][1]
         if len(items) != 1 or type(leaf) in (bool, int, float):
@@ -89,6 +123,13 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
     if commitment is not None and commitment != content_hash(output):
         return "commitment does not match the output"
     return None
+
+
+_KINDS = {"f": "float", "i": "integer", "b": "bool"}
+
+
+def _dtype_name(leaf: Any) -> str:
+    return type(leaf).__name__ if type(leaf) in (bool, int, float) else str(leaf.dtype).split(".")[-1]
 
 
 def provider_identity(provider: Any) -> tuple[str | None, str | None]:
@@ -111,7 +152,7 @@ def provider_identity(provider: Any) -> tuple[str | None, str | None]:
     """
     if provider is None:
         return None, "no provider identity"
-    if not isinstance(provider, str):
+    if not issubclass(type(provider), str):  # not isinstance: that would consult the object's __class__
         return None, f"provider identity is a {type(provider).__name__}, not a str"
     ident = str.__str__(provider)
     if not ident.strip():
@@ -286,6 +327,7 @@ class Replication:
         has no vote at all.
         """
         shape = self.shape_of(job) if self.shape_of is not None else None
+        kind = expected_kind(job) if self.shape_of is not None else None
         commit_ok = isinstance(self.equality, Bitwise)
         bitwise = type(self.equality) is Bitwise
         malformed: dict[str, str] = {}
@@ -308,10 +350,10 @@ class Replication:
             reason = None
             for c in mine:
                 job_id = c.job_id
-                if not isinstance(job_id, str) or str.__str__(job_id) != job.id:
+                if not issubclass(type(job_id), str) or str.__str__(job_id) != job.id:
                     reason = "answers another job (job id mismatch)"
                 else:
-                    reason = screen_output(c, shape, commitment_only_ok=commit_ok)
+                    reason = screen_output(c, shape, commitment_only_ok=commit_ok, kind=kind)
                 if reason is not None:
                     break
                 if bitwise:  # hash each output once instead of once per comparison

@@ -24,7 +24,7 @@ import numpy as np
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
 from vcompute.verify.equality import Equality
-from vcompute.verify.replication import check_call, expected_shape, make_equality, screen_output
+from vcompute.verify.replication import check_call, expected_kind, expected_shape, make_equality, screen_output
 
 __all__ = ["KnownAnswers", "SpotCheck"]
 
@@ -236,10 +236,10 @@ class SpotCheck:
     def _verify(self, job: Job, claim: Claim, ctx: VerifyContext) -> Verdict:
         audit_draw = float(ctx.rng.random())  # drawn always, so streams do not depend on the branch
         job_id = claim.job_id
-        if not isinstance(job_id, str) or str.__str__(job_id) != job.id:
+        if not issubclass(type(job_id), str) or str.__str__(job_id) != job.id:
             return Verdict.reject("claim answers another job (job id mismatch)", scheme=self.name)
         known = self.known is not None and job.id in self.known
-        reason = screen_output(claim, expected_shape(job))
+        reason = screen_output(claim, expected_shape(job), kind=expected_kind(job))
         if reason is not None:
             return Verdict.reject(f"malformed output: {reason}", scheme=self.name,
                                   details={"check": "known_answer" if known else "screen", "caught": True})
