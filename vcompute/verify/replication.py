@@ -162,13 +162,24 @@ def provider_identity(provider: Any) -> tuple[str | None, str | None]:
     return ident, None
 
 
-def check_call(job: Any, claims: Any, ctx: Any) -> list[Claim]:
+_NO_CTX = object()
+
+
+def check_call(job: Any, claims: Any, ctx: Any = _NO_CTX) -> list[Claim]:
     """The caller's arguments of ``verify``, checked; raises on the caller's mistakes.
 
     The claims list is assembled by the caller (the marketplace wraps each
     provider message in a :class:`~vcompute.core.types.Claim`), so a wrong
     structure there is an integration bug, never a provider's fault: it
     raises instead of producing a rejection someone would be slashed for.
+
+    Args:
+        job: the job.
+        claims: the claims, as the caller assembled them.
+        ctx: the verification context (not checked when omitted).
+
+    Returns:
+        The claims as a list.
 
     Raises:
         TypeError: ``job`` not a Job, ``claims`` not a list/tuple of Claims
@@ -190,7 +201,7 @@ def check_call(job: Any, claims: Any, ctx: Any) -> list[Claim]:
         if not isinstance(c, Claim):
             raise TypeError(f"claims[{i}] is a {type(c).__name__}, not a Claim; wrap each provider's answer "
                             "as Claim(job.id, provider, output=...)")
-    if not isinstance(ctx, VerifyContext):
+    if ctx is not _NO_CTX and not isinstance(ctx, VerifyContext):
         raise TypeError(f"ctx must be a VerifyContext, got {type(ctx).__name__}")
     return out
 
@@ -308,7 +319,7 @@ class Replication:
         For M-first voting this is how a dispatcher knows when to stop; for
         majority and unanimity it is what is missing from ``k``.
         """
-        claims = check_call(job, claims, VerifyContext(seed=0))
+        claims = check_call(job, claims)
         groups, _, voter = self._groups(job, claims)
         identities = len(set(voter.values()))  # duplicates and anonymous claims fill no replica slot
         best = max((len(g) for g in groups), default=0)

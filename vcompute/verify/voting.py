@@ -273,14 +273,22 @@ def coordinated_group_error(f: float, passed: int, m: int, *, blacklisting: bool
         ValueError: for ``f`` outside ``[0, 1)``, negative ``passed`` or ``m < 1``.
 
     Example:
-        >>> round(coordinated_group_error(0.2, 10, 2), 6)
-        0.001149
+        >>> round(coordinated_group_error(0.2, 10, 2), 7)
+        0.0011496
     """
     f = _check_prob("f", f)
     if f >= 1.0 or not isinstance(passed, int) or passed < 0 or not isinstance(m, int) or m < 1:
         raise ValueError("coordinated_group_error needs f < 1, passed >= 0 and m >= 1")
-    return (1.0 / coordinated_group_credibility([[passed] * m], 0, f=f, blacklisting=blacklisting) - 1.0
-            if f > 0 else 0.0)
+    return _coordinated_odds(f, [passed] * m, blacklisting)
+
+
+def _coordinated_odds(f: float, passes: list[int], blacklisting: bool) -> float:
+    """``(f/(1-f))^m min(1, 1/(e K))`` for a group of ``m`` results whose workers passed ``K`` checks in all."""
+    odds = (f / (1.0 - f)) ** len(passes)
+    total = int(sum(passes))
+    if blacklisting and total > 0:
+        odds *= min(1.0, 1.0 / (math.e * total))
+    return odds
 
 
 def spot_check_error(f: float, s: float, q: float, n: int) -> float:
@@ -473,14 +481,7 @@ def coordinated_group_credibility(groups: list[list[int]], index: int, *, f: flo
         raise ValueError(f"f must be below 1, got {f!r}")
     if f == 0.0:
         return 1.0 if len(groups) == 1 else 0.0
-    odds = []
-    for g in groups:
-        o = (f / (1.0 - f)) ** len(g)
-        total = int(sum(g))
-        if blacklisting and total > 0:
-            o *= min(1.0, 1.0 / (math.e * total))
-        odds.append(max(o, 1e-300))
-    inv = [1.0 / o for o in odds]
+    inv = [1.0 / max(_coordinated_odds(f, g, blacklisting), 1e-300) for g in groups]
     return inv[index] / (1.0 + sum(inv))
 
 
