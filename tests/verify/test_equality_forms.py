@@ -154,6 +154,8 @@ def _hostile():
         "list_of_floats": C.tolist(),
         "mapping_subclass": type("D", (dict,), {"__iter__": lambda self: iter(["boom"])})(x=C),
         "float_subclass_scalar": type("F", (np.float64,), {})(1.0),
+        "hostile_dict_key": {type("K", (str,), {"__hash__": lambda self: 0, "__str__": lambda self: 1 / 0})("y"): C},
+        "tuple_dict_key": {("a", 1): C},
     }
     try:
         import torch
@@ -214,3 +216,36 @@ def test_caller_misuse_of_the_trusted_answer_raises_naming_it():
                 JOB, [Claim(JOB.id, "p", output=C)], VerifyContext(seed=0))
     with pytest.raises(ValueError, match="ctx.reexecute"):
         SpotCheck(p=1.0).verify(JOB, [Claim(JOB.id, "p", output=C)], VerifyContext(seed=0, reexecute=lambda j, p: {}))
+
+
+def test_a_claim_subclass_is_read_once():
+    """A Claim subclass whose output property answers honestly once, then lies, cannot switch after screening."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Shifty(Claim):
+        reads: list = dataclasses.field(default_factory=list)
+
+        def __getattribute__(self, item):
+            if item == "output":
+                seen = object.__getattribute__(self, "reads")
+                seen.append(1)
+                return C if len(seen) == 1 else C + 1
+            return object.__getattribute__(self, item)
+
+    claims = [Shifty(JOB.id, "s"), Claim(JOB.id, "h", output=C + 1), Claim(JOB.id, "g", output=C + 1)]
+    v = Replication(k=3, equality="tolerance", rtol=1e-6).verify(JOB, claims, VerifyContext(seed=0))
+    assert v.accepted and v.details["agreeing"] == ["h", "g"] and v.details["disagreeing"] == ["s"]
+
+
+def test_bitwise_spot_check_with_a_trusted_answer_of_another_dtype_is_a_caller_error():
+    pool = KnownAnswers(lambda r: JOB, lambda j: C.astype(np.float64))
+    pool.add(JOB, C.astype(np.float64))
+    with pytest.raises(ValueError, match="equality='tolerance'"):
+        SpotCheck(q=0.5, p=0.0, known=pool).verify(JOB, [Claim(JOB.id, "p", output=C)], VerifyContext(seed=0))
+    ok = SpotCheck(q=0.5, p=0.0, known=pool, equality="tolerance", rtol=1e-6)
+    assert ok.verify(JOB, [Claim(JOB.id, "p", output=C)], VerifyContext(seed=0)).accepted
+    pool.add(JOB, C)  # the exact dtype: bitwise decides, and a provider's float64 answer is its own fault
+    v = SpotCheck(q=0.5, p=0.0, known=pool).verify(JOB, [Claim(JOB.id, "p", output=C.astype(np.float64))],
+                                                   VerifyContext(seed=0))
+    assert not v.accepted

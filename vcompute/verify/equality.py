@@ -36,7 +36,7 @@ from vcompute.core.hashing import content_hash
 from vcompute.core.types import Claim
 
 __all__ = ["Equality", "Bitwise", "Tolerance", "Homogeneous", "leaves", "max_ulp_distance",
-           "relative_error", "output_hash", "host_array", "screen_leaves", "exact_array_type"]
+           "relative_error", "output_hash", "host_array", "screen_leaves", "exact_array_type", "leaf_dtype"]
 
 _MANTISSA = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}
 _MIN_EXP = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126}
@@ -84,7 +84,9 @@ def leaves(x: Any) -> list[tuple[str, Any]]:
         # only exact builtins are walked: a Mapping/Sequence subclass could lie in keys(), __iter__ or __len__
         if type(node) is dict:
             for k, v in sorted(dict.items(node), key=lambda kv: _key(kv[0])):
-                walk(v, f"{path}/{_key(k)}" if path else _key(k))
+                here = f"{path}/{_key(k)}" if path else _key(k)
+                # any other key type would run provider code when hashed or printed (str(k), k.__hash__)
+                walk(v, here) if type(k) in (str, int) else out.append((here, _BadKey(type(k).__name__)))
         elif type(node) in (list, tuple):
             for i, v in enumerate(node):
                 walk(v, f"{path}/{i}" if path else str(i))
@@ -93,6 +95,15 @@ def leaves(x: Any) -> list[tuple[str, Any]]:
 
     walk(x, "")
     return out
+
+
+class _BadKey:
+    """Stands in a pytree for a dict entry whose key is not an exact ``str`` or ``int``."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
 
 
 def _exact_str(x: Any) -> str | None:
@@ -210,6 +221,8 @@ def screen_leaves(output: Any) -> tuple[list[tuple[str, Any]], str | None]:
     for i, (path, leaf) in enumerate(items):
         where = path or str(i)
         t = type(leaf)
+        if t is _BadKey:
+            return items, f"output has a dict key of type {leaf.type_name}; keys must be str or int"
         if t in (bool, int, float):
             if t is float and not math.isfinite(leaf):
                 return items, f"output leaf {where} is NaN or Inf"
@@ -235,10 +248,21 @@ def _np(x: Any) -> np.ndarray:
     return host_array(x)
 
 
-def _dtype(x: Any) -> str:
+def leaf_dtype(x: Any) -> str:
+    """Backend-neutral dtype name of a screened leaf (``float32``, ``bfloat16``; ``float`` for a Python float).
+
+    Example:
+        >>> leaf_dtype(np.zeros(2, np.float16)), leaf_dtype(1.5)
+        ('float16', 'float')
+    """
     if type(x) in (bool, int, float):
         return type(x).__name__
+    if type(x) in (list, tuple):  # plain numbers a caller passes to relative_error / max_ulp_distance
+        return str(np.asarray(x).dtype)
     return str(x.dtype).split(".")[-1]
+
+
+_dtype = leaf_dtype
 
 
 def _kind(x: Any) -> str:

@@ -18,6 +18,7 @@ Error bounds and their assumptions are in ``proofs/replication.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -27,9 +28,10 @@ import numpy as np
 from vcompute.core.hashing import content_hash
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash, screen_leaves
+from vcompute.verify.equality import (Bitwise, Equality, Homogeneous, Tolerance, leaf_dtype, output_hash,
+                                      screen_leaves)
 
-__all__ = ["Replication", "expected_shape", "expected_kind", "screen_output", "make_equality", "provider_identity",
+__all__ = ["Replication", "expected_shape", "expected_kind", "expected_dtype", "screen_output", "make_equality", "provider_identity",
            "check_call"]
 
 
@@ -65,6 +67,20 @@ def expected_kind(job: Job) -> str | None:
     if name.startswith(("int", "uint")):
         return "i"
     return "b" if name == "bool" else None
+
+
+def expected_dtype(job: Job) -> str | None:
+    """The exact output dtype a job declares, or None: ``spec['output_dtype']``, else matmul's product dtype.
+
+    Example:
+        >>> expected_dtype(Job("matmul", {"dtype": "int8"})), expected_dtype(Job("matmul", {"dtype": "float32"}))
+        ('int32', 'float32')
+    """
+    name = job.spec.get("output_dtype") or (job.spec.get("dtype") if job.kind == "matmul" else None)
+    if not isinstance(name, str):
+        return None
+    name = name.split(".")[-1]
+    return "int32" if job.kind == "matmul" and "output_dtype" not in job.spec and name.startswith("int") else name
 
 
 def _family(leaf: Any) -> str:
@@ -112,7 +128,7 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
     if kind is not None:
         for path, leaf in items:
             if _family(leaf) != kind:
-                return f"output leaf {path or 0} has dtype {_dtype_name(leaf)}, the job's output is {_KINDS[kind]}"
+                return f"output leaf {path or 0} has dtype {leaf_dtype(leaf)}, the job's output is {_KINDS[kind]}"
     if shape is not None:
         leaf = items[0][1]
         if len(items) != 1 or type(leaf) in (bool, int, float):
@@ -126,10 +142,6 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
 
 
 _KINDS = {"f": "float", "i": "integer", "b": "bool"}
-
-
-def _dtype_name(leaf: Any) -> str:
-    return type(leaf).__name__ if type(leaf) in (bool, int, float) else str(leaf.dtype).split(".")[-1]
 
 
 def provider_identity(provider: Any) -> tuple[str | None, str | None]:
@@ -179,7 +191,8 @@ def check_call(job: Any, claims: Any, ctx: Any = _NO_CTX) -> list[Claim]:
         ctx: the verification context (not checked when omitted).
 
     Returns:
-        The claims as a list.
+        The claims as a list of exact :class:`~vcompute.core.types.Claim`
+        (a subclass is copied field by field, each read once).
 
     Raises:
         TypeError: ``job`` not a Job, ``claims`` not a list/tuple of Claims
@@ -201,6 +214,8 @@ def check_call(job: Any, claims: Any, ctx: Any = _NO_CTX) -> list[Claim]:
         if not isinstance(c, Claim):
             raise TypeError(f"claims[{i}] is a {type(c).__name__}, not a Claim; wrap each provider's answer "
                             "as Claim(job.id, provider, output=...)")
+        if type(c) is not Claim:  # a subclass's properties could answer differently on every read: read once
+            out[i] = Claim(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Claim)})
     if ctx is not _NO_CTX and not isinstance(ctx, VerifyContext):
         raise TypeError(f"ctx must be a VerifyContext, got {type(ctx).__name__}")
     return out

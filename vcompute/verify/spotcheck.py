@@ -23,10 +23,18 @@ import numpy as np
 
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.equality import Equality
-from vcompute.verify.replication import check_call, expected_kind, expected_shape, make_equality, screen_output
+from vcompute.verify.equality import Bitwise, Equality, Homogeneous, leaf_dtype, leaves
+from vcompute.verify.replication import (check_call, expected_dtype, expected_kind, expected_shape, make_equality,
+                                         screen_output)
 
 __all__ = ["KnownAnswers", "SpotCheck"]
+
+
+def _exact_rule(equality: Equality) -> bool:
+    """Whether ``equality`` compares bytes (so a trusted answer of another dtype can never match)."""
+    if isinstance(equality, Homogeneous):
+        return _exact_rule(equality.inner)
+    return isinstance(equality, Bitwise)
 
 
 def _form(job: Job) -> tuple:
@@ -259,6 +267,13 @@ class SpotCheck:
         if bad is not None:
             raise ValueError(f"the trusted answer from {source} is malformed ({bad}); it must be a numeric "
                              "numpy/torch/JAX array or a dict/list/tuple of them, with finite values")
+        want = expected_dtype(job)
+        if want is not None and _exact_rule(self.equality):
+            got = [leaf_dtype(leaf) for _, leaf in leaves(expected)]
+            if any(g != want for g in got):
+                raise ValueError(f"the trusted answer from {source} has dtype {got[0]} but job {job.id[:12]} "
+                                 f"outputs {want}; bitwise equality needs the job's exact dtype: cast the "
+                                 "trusted answer, or use equality='tolerance'")
         if self.equality.equal(trusted, claim):
             return Verdict.accept(f"{check.replace('_', '-')} check passed", scheme=self.name,
                                   details={"check": check, "caught": False})
