@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from vcompute.core.registry import UnknownPluginError
 from vcompute.verify.policies import (POLICIES, Blacklist, ConsecutiveValid, Credibility, ErrorRate,
                                       FixedReplication, ReplicationPolicy, create_policy, policy_from_state)
-from vcompute.verify.voting import coordinated_group_credibility, group_credibility, worker_credibility
+from vcompute.verify.correlated import coordinated_group_credibility
+from vcompute.verify.voting import group_credibility, worker_credibility
 
 FACTORIES = {
     "fixed": lambda: FixedReplication(k=3),

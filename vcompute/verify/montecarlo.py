@@ -294,7 +294,7 @@ def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float 
     cheated on with probability ``s``. ``rule`` is the group credibility
     the entries settle by: ``"independent"`` (Sarmenta's,
     :func:`~vcompute.verify.voting.group_credibility`) or
-    ``"coordinated"`` (:func:`~vcompute.verify.voting.coordinated_group_credibility`).
+    ``"coordinated"`` (:func:`~vcompute.verify.correlated.coordinated_group_credibility`).
 
     Args:
         workers, entries: batch shape.
@@ -323,7 +323,8 @@ def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float 
         >>> r["unfinished"]
         0.0
     """
-    from vcompute.verify.voting import coordinated_group_credibility, worker_credibility
+    from vcompute.verify.correlated import coordinated_group_credibility
+    from vcompute.verify.voting import worker_credibility
 
     if rule not in ("independent", "coordinated"):
         raise ValueError(f"rule must be 'independent' or 'coordinated', got {rule!r}")

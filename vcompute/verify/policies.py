@@ -20,7 +20,7 @@ Built-ins, registered in :data:`POLICIES`:
   worker's credibility grows with passed spot-checks; a job gets enough
   agreeing replicas for the group credibility to reach ``threshold``. By
   default the group bound is the one for colluders who coordinate *when*
-  to cheat (:func:`~vcompute.verify.voting.coordinated_group_credibility`);
+  to cheat (:func:`~vcompute.verify.correlated.coordinated_group_credibility`);
   Sarmenta's independent product is ``collusion="independent"``.
 - ``blacklist``: wraps any policy, banning a provider after
   ``max_invalid`` invalid results and halving its quota on each one
@@ -38,7 +38,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from vcompute.core.registry import Registry
-from vcompute.verify.voting import coordinated_group_credibility, worker_credibility
+from vcompute.verify.correlated import coordinated_group_credibility
+from vcompute.verify.voting import worker_credibility
 
 __all__ = ["POLICIES", "ReplicationPolicy", "FixedReplication", "ConsecutiveValid", "ErrorRate",
            "Credibility", "Blacklist", "create_policy", "policy_from_state", "OUTCOMES"]

@@ -28,8 +28,8 @@ import numpy as np
 from vcompute.core.hashing import content_hash
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.equality import (Bitwise, Equality, Homogeneous, Tolerance, leaf_dtype, output_hash,
-                                      screen_leaves)
+from vcompute.verify.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash
+from vcompute.verify.screening import leaf_dtype, screen_leaves
 
 __all__ = ["Replication", "expected_shape", "expected_kind", "expected_dtype", "screen_output", "make_equality", "provider_identity",
            "check_call"]

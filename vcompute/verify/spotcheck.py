@@ -23,7 +23,8 @@ import numpy as np
 
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.equality import Bitwise, Equality, Homogeneous, leaf_dtype, leaves
+from vcompute.verify.equality import Bitwise, Equality, Homogeneous
+from vcompute.verify.screening import leaf_dtype, leaves
 from vcompute.verify.replication import (check_call, expected_dtype, expected_kind, expected_shape, make_equality,
                                          screen_output)
 
