@@ -104,7 +104,7 @@ class ReplicationCollusion:
     def run(self, params: ReplicationCollusionParams, seed: int) -> dict[str, Any]:
         """Verify ``trials`` jobs, each replica colluding with probability ``phi``."""
         from vcompute.verify.replication import Replication
-        from vcompute.verify.voting import coordinated_majority_error
+        from vcompute.verify.correlated import coordinated_majority_error
         from vcompute.workloads import execute, make_matmul_job
 
         rng = np.random.default_rng(seed)
