@@ -225,9 +225,10 @@ class Tolerance:
 
         Differing structure or shape is unequal, and so is a differing dtype
         *kind* (bool / integer / float); integers of different widths compare
-        exactly by value. Two float tensors of different widths (a bfloat16 replica, a float64 reference) are compared by
-        value: ``rtol`` decides, and ULPs are counted in the finer of the
-        two formats, so a narrower answer never loosens the bound.
+        exactly by value. Two float tensors of different widths (a bfloat16
+        replica, a float64 reference) are compared by value: ``rtol``
+        decides, and ULPs are counted in the finer of the two formats, so a
+        narrower answer never loosens the bound.
         """
         la, lb = leaves(a.output), leaves(b.output)
         if [p for p, _ in la] != [p for p, _ in lb]:

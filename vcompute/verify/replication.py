@@ -31,8 +31,8 @@ from vcompute.verify.base import VerifyContext
 from vcompute.verify.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash
 from vcompute.verify.screening import leaf_dtype, screen_leaves
 
-__all__ = ["Replication", "expected_shape", "expected_kind", "expected_dtype", "screen_output", "make_equality", "provider_identity",
-           "check_call"]
+__all__ = ["Replication", "expected_shape", "expected_kind", "expected_dtype", "screen_output", "make_equality",
+           "provider_identity", "check_call"]
 
 
 def expected_shape(job: Job) -> tuple[int, ...] | None:
@@ -95,7 +95,7 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
                   commitment_only_ok: bool = False, kind: str | None = None) -> str | None:
     """Why a claim's output is malformed, or None if it is well formed.
 
-    The output must pass :func:`~vcompute.verify.equality.screen_leaves`
+    The output must pass :func:`~vcompute.verify.screening.screen_leaves`
     (exact containers and array types, numeric dtype, finite values); a
     single-array output must have ``shape``; a commitment, if sent, must be
     an exact ``str`` equal to the output's content hash. Nothing here runs a

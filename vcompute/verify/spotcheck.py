@@ -4,8 +4,10 @@ Paper: L. F. G. Sarmenta, "Sabotage-tolerance mechanisms for volunteer
 computing systems", FGCS 18(4), 2002 (spot-checking with blacklisting).
 
 A consumer precomputes the answers of a few jobs drawn from the *same*
-generator as its real jobs (so a provider cannot tell them apart) and mixes
-them into its stream at rate ``q``; a real job is re-executed on trusted
+generator as its real jobs and mixes them into each batch at rate ``q``
+(:meth:`SpotCheck.mix`: uniformly random slots, a batch size that depends
+only on the number of real jobs, so neither position nor size nor seed
+gives them away; claim C10 of ``proofs/replication.md``); a real job is re-executed on trusted
 hardware with probability ``p``. One claim per job; an unchecked real job is
 accepted on trust, and the verdict says so. The error bounds (linear in the
 work, unlike voting's exponential fall) are in ``proofs/replication.md``.
@@ -24,9 +26,9 @@ import numpy as np
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
 from vcompute.verify.equality import Bitwise, Equality, Homogeneous
-from vcompute.verify.screening import leaf_dtype, leaves
 from vcompute.verify.replication import (check_call, expected_dtype, expected_kind, expected_shape, make_equality,
                                          screen_output)
+from vcompute.verify.screening import leaf_dtype, leaves
 
 __all__ = ["KnownAnswers", "SpotCheck"]
 
