@@ -158,6 +158,12 @@ def _hostile():
         "tuple_dict_key": {("a", 1): C},
     }
     try:
+        import jax.numpy as jnp
+
+        out["numpy_of_ml_dtypes_bf16"] = np.asarray(jnp.asarray(C).astype(jnp.bfloat16))
+    except ImportError:
+        pass
+    try:
         import torch
 
         class Sub(torch.Tensor):
@@ -167,6 +173,8 @@ def _hostile():
         out["torch_sparse"] = torch.from_numpy(C).to_sparse()
         out["torch_nan_bf16"] = torch.full((4, 4), float("nan")).bfloat16()
         out["torch_meta"] = torch.empty((4, 4), device="meta")
+        if hasattr(torch, "float8_e4m3fn"):  # refused by the documented dtype rule, not by an exception
+            out["torch_float8"] = torch.from_numpy(C / 64).to(torch.float8_e4m3fn)
     except ImportError:
         pass
     return out

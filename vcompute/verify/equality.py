@@ -36,8 +36,9 @@ __all__ = ["Equality", "Bitwise", "Tolerance", "Homogeneous", "leaves", "max_ulp
            "relative_error", "output_hash", "host_array", "screen_leaves", "exact_array_type", "leaf_dtype"]
 # leaves, host_array, screen_leaves, exact_array_type and leaf_dtype live in screening (re-exported here)
 
-_MANTISSA = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}
-_MIN_EXP = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126}
+_MANTISSA = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8, "float8_e4m3fn": 4, "float8_e5m2": 3}
+_MIN_EXP = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126, "float8_e4m3fn": -6,
+            "float8_e5m2": -14}
 
 
 @runtime_checkable

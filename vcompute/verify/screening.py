@@ -23,9 +23,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["leaves", "exact_array_type", "exact_str", "host_array", "screen_leaves", "leaf_dtype"]
+__all__ = ["leaves", "exact_array_type", "exact_str", "host_array", "screen_leaves", "leaf_dtype",
+           "SUPPORTED_DTYPES"]
 
 _NUMERIC_KINDS = "biuf"
+_PLAIN = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
+#: Output dtypes per backend: what every comparison and vcompute.core.hashing handle exactly. Anything else
+#: (complex, float8, numpy arrays of ml_dtypes' bfloat16, torch's uint16..uint64) is refused by this rule.
+SUPPORTED_DTYPES = {"numpy": _PLAIN + ("uint16", "uint32", "uint64"), "torch": _PLAIN + ("bfloat16",),
+                    "jax": _PLAIN + ("uint16", "uint32", "uint64", "bfloat16")}
 
 
 def leaves(x: Any) -> list[tuple[str, Any]]:
@@ -120,7 +126,7 @@ def host_array(x: Any) -> np.ndarray:
 
     Tensors that require grad are detached, CUDA (or any device) tensors
     copied to the host, non-contiguous views made contiguous and bfloat16
-    widened to float32 (exactly: every bfloat16 is a float32). The result
+    and float8 widened to float32 (exactly: every such value is a float32). The result
     is a fresh array, so comparing never aliases the caller's data.
 
     Args:
@@ -139,22 +145,26 @@ def host_array(x: Any) -> np.ndarray:
     """
     backend = exact_array_type(x)
     if backend == "numpy":
-        return np.array(x, copy=True, order="C", subok=False)
+        return _widen(np.array(x, copy=True, order="C", subok=False))
     if backend == "torch":
         import torch
 
         if x.layout is not torch.strided or x.is_quantized or x.device.type == "meta":
             raise TypeError(f"cannot read a {x.layout} / quantized={x.is_quantized} / {x.device.type} tensor's values")
         t = x.detach()
-        if t.dtype == torch.bfloat16:
-            t = t.to(torch.float32)
+        if t.dtype.is_floating_point and t.dtype not in (torch.float16, torch.float32, torch.float64):
+            t = t.to(torch.float32)  # bfloat16 and the float8 formats: numpy has none of them; the widening is exact
         return np.array(t.cpu().contiguous().numpy(), copy=True, order="C")
     if backend == "jax":
-        a = np.array(x, copy=True, order="C")
-        if a.dtype.name == "bfloat16":
-            a = a.astype(np.float32)
-        return a
+        return _widen(np.array(x, copy=True, order="C"))
     raise TypeError(f"expected an exact numpy, torch or JAX array, got {type(x).__module__}.{type(x).__name__}")
+
+
+def _widen(a: np.ndarray) -> np.ndarray:
+    """ml_dtypes' bfloat16 / float8 arrays (JAX's, or numpy ones built on them) as float32, exactly."""
+    if a.dtype.kind == "V" and a.dtype.name.startswith(("bfloat16", "float8")):
+        return a.astype(np.float32)
+    return a
 
 
 def screen_leaves(output: Any) -> tuple[list[tuple[str, Any]], str | None]:
@@ -162,8 +172,9 @@ def screen_leaves(output: Any) -> tuple[list[tuple[str, Any]], str | None]:
 
     Well formed: a non-empty pytree of exact ``dict`` / ``list`` / ``tuple``
     whose leaves are exact ``bool`` / ``int`` / ``float`` (finite) or exact
-    arrays (:func:`exact_array_type`) of a numeric dtype (bool, integer or
-    float, bfloat16 included) with only finite values. Nothing here calls a
+    arrays (:func:`exact_array_type`) of a dtype in
+    :data:`SUPPORTED_DTYPES` for their backend (bool, integer or float,
+    bfloat16 for torch and JAX) with only finite values. Nothing here calls a
     method the provider's objects could override.
 
     Args:
@@ -191,15 +202,20 @@ def screen_leaves(output: Any) -> tuple[list[tuple[str, Any]], str | None]:
             if t is float and not math.isfinite(leaf):
                 return items, f"output leaf {where} is NaN or Inf"
             continue
-        if exact_array_type(leaf) is None:
+        backend = exact_array_type(leaf)
+        if backend is None:
             sub = issubclass(t, (np.ndarray, np.generic)) or t.__module__.startswith(("torch", "jax"))
             what = "a subclass of an array type" if sub else "not an array"
             return items, f"output leaf {where} is a {t.__module__}.{t.__name__}, {what}"
+        name = leaf_dtype(leaf)
+        if name not in SUPPORTED_DTYPES[backend]:
+            return items, (f"output leaf {where} has dtype {name}, not supported for {backend} outputs "
+                           f"(supported: {', '.join(SUPPORTED_DTYPES[backend])})")
         try:
             a = host_array(leaf)
-        except (TypeError, RuntimeError, ValueError) as e:  # sparse/quantized/meta tensors, unreadable buffers
+        except (TypeError, RuntimeError, ValueError) as e:  # sparse/quantized/meta tensors, deleted buffers
             return items, f"output leaf {where} cannot be read: {e}"
-        if a.dtype.kind not in _NUMERIC_KINDS:
+        if a.dtype.kind not in _NUMERIC_KINDS:  # unreachable for the dtypes above; kept as the invariant
             return items, f"output leaf {where} has non-numeric dtype {a.dtype}"
         if a.dtype.kind == "f" and not bool(np.all(np.isfinite(a))):
             return items, f"output leaf {where} contains NaN or Inf"
