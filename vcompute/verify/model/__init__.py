@@ -28,8 +28,7 @@ and what is refused: ``proofs/freivalds.md`` (claims V2-V5).
 from __future__ import annotations
 
 from vcompute.verify.model._jax import BATCHED_MODES, JaxModelVerifier, verify_jax_model
-from vcompute.verify.model._output import OUTPUT_RTOL
 from vcompute.verify.model._torch import FUNCTIONAL_MODES, TorchModelVerifier, verify_torch_model
 
 __all__ = ["TorchModelVerifier", "JaxModelVerifier", "verify_torch_model", "verify_jax_model",
-           "BATCHED_MODES", "FUNCTIONAL_MODES", "OUTPUT_RTOL"]
+           "BATCHED_MODES", "FUNCTIONAL_MODES"]
