@@ -196,6 +196,7 @@ class Freivalds:
         a, c, bias = plain(a), plain(c), plain(bias)
         b_arr = plain(prepared.array if prepared is not None else b)
         check_caller_operands(a, b_arr, bias)
+        c = _on_device_of(c, a)
         problem = validate_operands(a, b_arr, c, bias)
         if problem is not None:
             return Verdict.reject(problem, scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
@@ -344,6 +345,17 @@ def _underflow_allowance(out_dtype: str, prec: Any, K: int, n: int) -> float:
     acc = "float64" if prec.u_acc <= 2.0**-53 else "float16" if prec.u_acc == 2.0**-11 else (
         "bfloat16" if prec.u_acc == 2.0**-8 else "float32")
     return 0.5 * n * (2 * K * _TINY[acc] + _TINY[out_dtype])
+
+
+def _on_device_of(c: Any, a: Any) -> Any:
+    """A torch claim on another device than the inputs, moved to theirs (the same values; e.g. a GPU provider)."""
+    if (type(c).__module__.startswith("torch") and type(a).__module__.startswith("torch")
+            and hasattr(c, "device") and hasattr(c, "to") and c.device != a.device):
+        try:
+            return c.to(a.device)
+        except (RuntimeError, NotImplementedError):  # e.g. a meta tensor: left as it is, the check rejects it
+            return c
+    return c
 
 
 def _host(x: Any) -> np.ndarray:

@@ -35,7 +35,8 @@ def check_caller_operands(a: Any, b: Any, bias: Any) -> None:
 
     Raises:
         TypeError: ``a``, ``b`` or ``bias`` is not an array, or they come from different backends.
-        ValueError: an unsupported input dtype, or ``a`` and ``b`` of different dtypes.
+        ValueError: an unsupported input dtype, ``a`` and ``b`` of different dtypes, or torch inputs on
+            different devices.
     """
     named = [("a", a), ("b", b)] + ([] if bias is None else [("bias", bias)])
     backends = {}
@@ -48,6 +49,11 @@ def check_caller_operands(a: Any, b: Any, bias: Any) -> None:
         got = ", ".join(f"{k}: {v}" for k, v in backends.items())
         raise TypeError(f"a, b and bias must come from one backend ({got}); convert them with "
                         "vcompute.core.arrays.from_numpy(to_numpy(x), backend) first")
+    if backends["a"] == "torch":
+        devices = {nm: str(x.device) for nm, x in named}
+        if len(set(devices.values())) > 1:
+            got = ", ".join(f"{k}: {v}" for k, v in devices.items())
+            raise ValueError(f"a, b and bias must be on one device ({got}); move them with .to(device) first")
     da, db = dtype_name(a), dtype_name(b)
     if da not in FLOAT_DTYPES + INT_INPUT_DTYPES:
         raise ValueError(f"a has unsupported dtype {da}; use one of {', '.join(FLOAT_DTYPES + INT_INPUT_DTYPES)}")
