@@ -14,7 +14,8 @@ from vcompute.verify.freivalds import Freivalds
 from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, INT_OUTPUT_DTYPES
 from vcompute.verify.model._jax_plan import (JaxPlan, canonical, dot_layout, has_batch_dims, jax_on_cpu,
                                              jax_state)
-from vcompute.verify.model._output import final_output_problem, layer_reject, record, rng_of, summarise
+from vcompute.verify.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, record,
+                                           rng_of, summarise)
 from vcompute.verify.tolerance import FLOAT_DTYPES
 
 __all__ = ["JaxModelVerifier", "verify_jax_model", "BATCHED_MODES"]
@@ -88,13 +89,9 @@ class JaxModelVerifier:
     def __init__(self, fn: Callable, verifier: Freivalds | None = None, *, batched: str = "recompute") -> None:
         if not callable(fn):
             raise TypeError(f"fn must be a callable JAX function, got {type(fn).__name__}")
-        if verifier is not None and not isinstance(verifier, Freivalds):
-            raise TypeError(f"verifier must be a Freivalds instance, got {type(verifier).__name__}")
-        if batched not in BATCHED_MODES:
-            raise ValueError(f"batched must be one of {', '.join(BATCHED_MODES)}, got {batched!r}")
         self.fn = fn
-        self.verifier = verifier or Freivalds(rounds=2)
-        self.batched = batched
+        self.verifier = layer_verifier(verifier)
+        self.batched = one_of("batched", batched, BATCHED_MODES)
         self._state = jax_state(fn, batched)
 
     def verify(self, args: tuple, output: Any, trace: Any, *, seed: int | np.random.Generator,

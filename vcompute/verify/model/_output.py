@@ -149,6 +149,30 @@ def rng_of(seed: Any) -> np.random.Generator:
     raise TypeError(f"seed must be an int or a numpy Generator drawn after the claim, got {type(seed).__name__}")
 
 
+def layer_verifier(verifier: Any) -> Any:
+    """The per-layer Freivalds: ``verifier``, or ``Freivalds(rounds=2)`` for None.
+
+    Raises:
+        TypeError: ``verifier`` is something else.
+    """
+    from vcompute.verify.freivalds import Freivalds
+
+    if verifier is not None and not isinstance(verifier, Freivalds):
+        raise TypeError(f"verifier must be a Freivalds instance, got {type(verifier).__name__}")
+    return verifier or Freivalds(rounds=2)
+
+
+def one_of(name: str, value: Any, options: tuple) -> Any:
+    """``value`` if it is one of ``options``.
+
+    Raises:
+        ValueError: naming the argument and the options.
+    """
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+    return value
+
+
 def record(results: list, label: str, v: Verdict, flops: list) -> None:
     """Append one layer's verdict to ``results`` in the form the model verdict reports."""
     flops[0] += v.cost.flops

@@ -11,7 +11,8 @@ import numpy as np
 from vcompute.core.arrays import dtype_name
 from vcompute.core.types import Verdict
 from vcompute.verify.freivalds import Freivalds
-from vcompute.verify.model._output import final_output_problem, layer_reject, record, rng_of, summarise
+from vcompute.verify.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, record,
+                                           rng_of, summarise)
 from vcompute.verify.tolerance import FLOAT_DTYPES
 
 __all__ = ["TorchModelVerifier", "verify_torch_model", "FUNCTIONAL_MODES", "PRODUCT_FUNCTIONS"]
@@ -130,16 +131,12 @@ class TorchModelVerifier:
 
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-        if verifier is not None and not isinstance(verifier, Freivalds):
-            raise TypeError(f"verifier must be a Freivalds instance, got {type(verifier).__name__}")
         if autocast is not None and autocast not in (torch.float16, torch.bfloat16):
             raise ValueError(f"autocast must be torch.float16, torch.bfloat16 or None, got {autocast!r}")
-        if functional not in FUNCTIONAL_MODES:
-            raise ValueError(f"functional must be one of {', '.join(FUNCTIONAL_MODES)}, got {functional!r}")
         self.module = module
-        self.verifier = verifier or Freivalds(rounds=2)
+        self.verifier = layer_verifier(verifier)
         self.autocast = autocast
-        self.functional = functional
+        self.functional = one_of("functional", functional, FUNCTIONAL_MODES)
         self.layers = torch_linear_layers(module)
         if not self.layers:
             raise ValueError("the module has no nn.Linear or nn.Conv2d layer the verifier can check (subclasses "
