@@ -84,3 +84,51 @@ def test_jax_final_output_and_trace_lies_rejected():
     for name, tr in bad_traces.items():
         v = verify_jax_model(fn, (p, x), out, tr, seed=0)
         assert not v.accepted and v.reason, name
+
+
+def test_hostile_containers_and_unreadable_tensors_rejected_not_raised(torch_claim):
+    """Evidence that would make a careless verifier raise: lying containers, sparse, meta and subclass tensors."""
+    import torch
+
+    m, x, out, trace = torch_claim
+    mv = TorchModelVerifier(m)
+
+    class Lying(list):
+        def __iter__(self):
+            raise RuntimeError("gotcha")
+
+        def __len__(self):
+            return 0
+
+    class BadKey:
+        def __lt__(self, other):
+            raise RuntimeError("gotcha")
+
+        def __hash__(self):
+            return 0
+
+    y0 = trace["0"][0]
+    assert mv.verify((x,), out, {**trace, "0": Lying(trace["0"])}, seed=0).accepted  # read from storage: honest
+    evidence = {
+        "sparse entry": {**trace, "0": [y0.to_sparse()]},
+        "meta entry": {**trace, "0": [torch.empty_like(y0, device="meta")]},
+    }
+    for name, tr in evidence.items():
+        v = mv.verify((x,), out, tr, seed=0)
+        assert not v.accepted and v.details["first_bad_layer"] == "0", name
+    outputs = {"sparse": out.to_sparse(), "meta": torch.empty_like(out, device="meta"),
+               "hostile dict": {BadKey(): out, BadKey(): out}, "Lying list": Lying([out])}
+    for name, o in outputs.items():
+        v = mv.verify((x,), o, trace, seed=0)
+        assert not v.accepted and v.reason, name
+
+
+def test_jax_trace_dtype_jax_would_round_is_rejected():
+    import jax.numpy as jnp
+
+    fn, p = jax_mlp((10, 6), seed=0)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32))
+    out, trace = jax_provider(fn, p, x)
+    v = verify_jax_model(fn, (p, x), out, [np.asarray(trace[0], np.float64)], seed=0)
+    assert not v.accepted and "float64" in v.reason, v.reason
+    assert verify_jax_model(fn, (p, x), out, [np.asarray(trace[0])], seed=0).accepted  # numpy float32 is fine

@@ -14,8 +14,8 @@ from vcompute.verify.freivalds import Freivalds
 from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, INT_OUTPUT_DTYPES
 from vcompute.verify.model._jax_plan import (JaxPlan, canonical, dot_layout, has_batch_dims, jax_on_cpu,
                                              jax_state)
-from vcompute.verify.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, record,
-                                           rng_of, summarise)
+from vcompute.verify.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, plain_list,
+                                           record, rng_of, summarise)
 from vcompute.verify.tolerance import FLOAT_DTYPES
 
 __all__ = ["JaxModelVerifier", "verify_jax_model", "BATCHED_MODES"]
@@ -127,7 +127,7 @@ class JaxModelVerifier:
         key, closed, concrete = self._static(args)
         if not isinstance(trace, (list, tuple)):
             return Verdict.reject("the trace must be a list of linear-equation outputs", scheme="freivalds-model")
-        trace = list(trace)
+        trace = plain_list(trace)
         results: list[dict] = []
         flops = [0.0]
 
@@ -277,7 +277,10 @@ def _claim(y: Any) -> Any:
         return f"the trace entry is a {b} array; a JAX function's trace holds JAX (or numpy) arrays"
     if dtype_name(y) not in _CLAIM_DTYPES:
         return f"the trace entry has dtype {dtype_name(y)}"
-    return jnp.asarray(np.asarray(y) if b == "numpy" else y)
+    out = jnp.asarray(np.asarray(y) if b == "numpy" else y)
+    if dtype_name(out) != dtype_name(y):  # e.g. float64 without x64: JAX would round the claim into another one
+        return f"the trace entry has dtype {dtype_name(y)}, which JAX turns into {dtype_name(out)}"
+    return out
 
 
 def verify_jax_model(fn: Callable, args: tuple, output: Any, trace: Any, *, seed: int | np.random.Generator,

@@ -18,16 +18,27 @@ SCHEME = "freivalds-model"
 OUTPUT_RTOL = {"float64": 1e-5, "float32": 1e-5, "float16": 2.0**-9, "bfloat16": 2.0**-6}
 
 
+def plain_list(x: Any) -> list | None:
+    """The items of a list or tuple read from its storage (a subclass's ``__iter__``/``__len__`` can lie), or None."""
+    if isinstance(x, list):
+        return list.copy(x)
+    if isinstance(x, tuple):
+        return list(tuple.__iter__(x))
+    return None
+
+
 def output_leaves(x: Any) -> list:
     """The arrays of a (nested) model output: lists and tuples in order, dicts by sorted key (as JAX flattens)."""
     if isinstance(x, dict):
+        keys = list(dict.keys(x))
         try:
-            keys = sorted(x)
+            keys = sorted(keys)
         except TypeError:
-            keys = list(x)
-        return [leaf for k in keys for leaf in output_leaves(x[k])]
-    if isinstance(x, (list, tuple)):
-        return [leaf for item in x for leaf in output_leaves(item)]
+            pass
+        return [leaf for k in keys for leaf in output_leaves(dict.__getitem__(x, k))]
+    items = plain_list(x)
+    if items is not None:
+        return [leaf for item in items for leaf in output_leaves(item)]
     return [] if x is None else [x]
 
 
@@ -44,7 +55,10 @@ def final_output_problem(claimed: Any, ours: Any) -> str | None:
     """
     if isinstance(ours, (list, tuple, dict)):
         mine = output_leaves(ours)
-        theirs = output_leaves(claimed) if isinstance(claimed, (list, tuple, dict)) else [claimed]
+        try:
+            theirs = output_leaves(claimed) if isinstance(claimed, (list, tuple, dict)) else [claimed]
+        except Exception as e:  # the claim's own structure (hostile keys, too deep): provider evidence
+            return f"the claimed model output's structure cannot be read: {type(e).__name__}"
         if len(theirs) != len(mine):
             return f"the claimed model output has {len(theirs)} arrays, the replay gives {len(mine)}"
         for i, (c, o) in enumerate(zip(theirs, mine)):
@@ -61,14 +75,25 @@ def _host(x: Any) -> tuple[np.ndarray, str] | str:
         b = backend_of(x)
     except TypeError as e:
         return f"not an array: {e}"
-    if b == "torch" and type(x).__name__ != "Tensor":
-        return f"a {type(x).__name__} (a tensor subclass can compute differently; send a plain tensor)"
+    if b == "torch":
+        if type(x).__name__ != "Tensor":
+            return f"a {type(x).__name__} (a tensor subclass can compute differently; send a plain tensor)"
+        if not torch_values_readable(x):
+            return f"a {x.layout} tensor on {x.device} (send a dense tensor with data)"
     if b == "numpy" and type(x) is not np.ndarray and not isinstance(x, np.generic):
         return f"a {type(x).__name__} (an ndarray subclass; send a plain ndarray)"
     x = plain(x)
     name = dtype_name(x)
     a = to_numpy(x)
     return a, name
+
+
+def torch_values_readable(t: Any) -> bool:
+    """Whether a torch tensor's values can be read as a dense array (not sparse, quantised, meta or nested)."""
+    import torch
+
+    return (t.layout == torch.strided and t.device.type != "meta" and not t.is_quantized
+            and not getattr(t, "is_nested", False))
 
 
 def array_problem(claimed: Any, ours: Any) -> str | None:

@@ -11,8 +11,8 @@ import numpy as np
 from vcompute.core.arrays import dtype_name
 from vcompute.core.types import Verdict
 from vcompute.verify.freivalds import Freivalds
-from vcompute.verify.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, record,
-                                           rng_of, summarise)
+from vcompute.verify.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, plain_list,
+                                           record, rng_of, summarise, torch_values_readable)
 from vcompute.verify.tolerance import FLOAT_DTYPES
 
 __all__ = ["TorchModelVerifier", "verify_torch_model", "FUNCTIONAL_MODES", "PRODUCT_FUNCTIONS"]
@@ -176,7 +176,7 @@ class TorchModelVerifier:
         t0 = time.perf_counter()
         if not isinstance(trace, dict):
             return Verdict.reject("the trace must map layer names to lists of outputs", scheme="freivalds-model")
-        claims = {k: list(v) if isinstance(v, (list, tuple)) else None for k, v in trace.items()}
+        claims = {k: plain_list(v) for k, v in dict.items(trace)}
         device_type = _first_device_type(inputs, self.module)
         amp = self.autocast
         if amp is None and torch.is_autocast_enabled(device_type):
@@ -236,6 +236,8 @@ class TorchModelVerifier:
             return layer_reject("the trace has no output for this call"), y
         if type(y) is not torch.Tensor:
             return layer_reject(f"the claimed output is a {type(y).__name__}, not a plain torch.Tensor"), y
+        if not torch_values_readable(y):
+            return layer_reject(f"the claimed output is a {y.layout} tensor on {y.device}, not dense values"), y
         x, y = x.detach(), y.detach()
         if y.device != x.device:  # a claim from another device is the same values
             y = y.to(x.device)
