@@ -90,13 +90,22 @@ def _refuse_unmodelled(jaxpr: Any) -> None:
     for e in jaxpr.eqns:
         subs = list(_sub_jaxprs(e.params))
         name = e.primitive.name
-        if subs and name not in CALL_PRIMITIVES + _CONTROL and any(_has_layers(s) for s in subs):
+        modelled = name in _CONTROL or (name in CALL_PRIMITIVES and _call_body(e.params) is not None)
+        if subs and not modelled and any(_has_layers(s) for s in subs):
             raise UnsupportedModelError(
                 f"the function uses the primitive {name!r}, which holds linear equations the layer-by-layer "
                 f"evaluation does not model; supported around linear layers: {', '.join(CALL_PRIMITIVES + _CONTROL)}. "
                 "Rewrite that part without it, or verify the function by replication instead")
         for s in subs:
             _refuse_unmodelled(s)
+
+
+def _call_body(params: dict) -> Any:
+    """The jaxpr a call-like primitive evaluates (its primal computation), or None."""
+    for k in ("jaxpr", "call_jaxpr", "fun_jaxpr"):
+        if params.get(k) is not None:
+            return params[k]
+    return None
 
 
 def layer_equations(jaxpr: Any) -> Iterator[Any]:
@@ -199,9 +208,8 @@ def eval_jaxpr_layers(fn: Callable, args: tuple, on_layer: Callable, *, closed: 
             if name in LAYER_PRIMITIVES:
                 outs = [on_layer(counter[0], name, ins, eqn.params, lambda eqn=eqn, ins=ins: bind(eqn, ins))]
                 counter[0] += 1
-            elif name in CALL_PRIMITIVES:
-                j = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr"))
-                outs = call(j, ins)
+            elif name in CALL_PRIMITIVES and _call_body(eqn.params) is not None:
+                outs = call(_call_body(eqn.params), ins)
             elif name in _CONTROL and any(_has_layers(s) for s in _sub_jaxprs(eqn.params)):
                 outs = {"scan": scan, "while": while_, "cond": cond}[name](eqn, ins)
             else:
