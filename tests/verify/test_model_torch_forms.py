@@ -30,9 +30,18 @@ def _inplace_models():
             h.relu_()
             return self.b(h)
 
+    class ScalesItsInput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(12, 12), nn.Linear(12, 5)
+
+        def forward(self, x):
+            x.mul_(2.0)       # writes into the caller's input
+            return self.b(torch.relu(self.a(x)))
+
     torch.manual_seed(0)
     relu = nn.Sequential(nn.Linear(12, 16), nn.ReLU(inplace=True), nn.Linear(16, 5), nn.ReLU(inplace=True)).eval()
-    return {"relu_inplace": relu, "plus_eq": PlusEq().eval()}
+    return {"relu_inplace": relu, "plus_eq": PlusEq().eval(), "input_inplace": ScalesItsInput().eval()}
 
 
 def _snapshot(*objs):
@@ -49,23 +58,24 @@ def _snapshot(*objs):
     return [(t, t.clone()) for t in flat if isinstance(t, torch.Tensor)]
 
 
-@pytest.mark.parametrize("name", ["relu_inplace", "plus_eq"])
+@pytest.mark.parametrize("name", ["relu_inplace", "plus_eq", "input_inplace"])
 def test_in_place_models_traced_as_values_and_verified_twice_alike(name):
     import torch
 
     m = _inplace_models()[name]
     x = _x(7, 12)
-    out, trace = torch_provider(m, x)
+    out, trace = torch_provider(m, x.clone())  # the provider's own copy of the input
     first = list(trace)[0]
     with torch.no_grad():
-        assert torch.equal(trace[first][0], m.get_submodule(first)(x))  # the pre-activation value, not a view
+        xin = x * 2.0 if name == "input_inplace" else x
+        assert torch.equal(trace[first][0], m.get_submodule(first)(xin))  # the pre-activation value, not a view
     snap = _snapshot((x,), out, trace)
     mv = TorchModelVerifier(m)
     v1, v2 = mv.verify((x,), out, trace, seed=0), mv.verify((x,), out, trace, seed=0)
     assert v1.accepted and v2.accepted, (v1.reason, v2.reason)
     assert v1.details["layers_checked"] == v2.details["layers_checked"] == 2
     assert all(torch.equal(t, c) for t, c in snap)  # inputs, claimed output and trace bit-identical
-    out, trace = torch_provider(m, x, behaviour="swap_weights", layer=first, rng=np.random.default_rng(1))
+    out, trace = torch_provider(m, x.clone(), behaviour="swap_weights", layer=first, rng=np.random.default_rng(1))
     v = mv.verify((x,), out, trace, seed=1)
     assert not v.accepted and v.details["first_bad_layer"] == first
 
