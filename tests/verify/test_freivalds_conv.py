@@ -75,8 +75,8 @@ def test_conv_check_cost_fraction():
 def test_grouped_conv_completeness_and_soundness(backend):
     """Grouped (and depthwise) convolutions: each group's outputs are checked against that group's inputs only.
 
-    JAX is slow here (27 s compiling the float64 grouped convs); its grouped path is also covered by
-    ``test_model_control_flow.py::test_grouped_and_asymmetric_jax_convs_checked`` in the default suite.
+    JAX is slow here (27 s compiling the float64 grouped convs): slow-marked, as is
+    ``test_model_control_flow.py::test_grouped_and_asymmetric_jax_convs_checked``.
     """
     rng = np.random.default_rng(7)
     for groups, cin, cout in ((2, 6, 4), (6, 6, 6)):

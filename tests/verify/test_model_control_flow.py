@@ -185,6 +185,7 @@ def test_unmodelled_constructs_refused_up_front():
         JaxModelVerifier(glue_only).verify([w, x], x, [], seed=0)
 
 
+@pytest.mark.slow  # 16 s: XLA compiles the float64 grouped convolutions of the check
 def test_grouped_and_asymmetric_jax_convs_checked():
     import jax.numpy as jnp
     from jax import lax
