@@ -203,3 +203,18 @@ def test_grouped_and_asymmetric_jax_convs_checked():
     assert v.accepted, v.reason
     out, trace = jax_provider(fn, w, x, behaviour="swap_weights", layer=0)
     assert not verify_jax_model(fn, (w, x), out, trace, seed=0).accepted
+
+
+def test_eager_replay_with_numpy_float64_arguments_and_claimed_dtypes():
+    """The eager replay (a while loop) knows each equation's dtype: float64 numpy inputs compute in float32."""
+    import jax.numpy as jnp
+
+    fn = _loops()["while"]
+    w, x = _wx(6)
+    x64 = np.asarray(x, np.float64)
+    out, trace = jax_provider(fn, w, x64)
+    v = verify_jax_model(fn, (w, x64), out, trace, seed=0)
+    assert v.accepted and v.details["replay"] == "eager", v.reason
+    wide = [t.astype(jnp.bfloat16) for t in trace]  # another dtype than the equation computes
+    v = verify_jax_model(fn, (w, x64), out, wide, seed=0)
+    assert not v.accepted and "dtype" in v.reason, v.reason

@@ -149,6 +149,8 @@ class JaxModelVerifier:
             if i >= len(trace):  # stop here: a provider-steered loop must not run the verifier forever
                 raise _TraceExhausted(label)
             y = _claim(trace[i])
+            if not isinstance(y, str) and dtype_name(y) != _out_dtype(ins, params):
+                y = f"the claimed output has dtype {dtype_name(y)}; the equation computes {_out_dtype(ins, params)}"
             if isinstance(y, str):
                 v = layer_reject(y)
             elif name == "dot_general":
@@ -281,6 +283,14 @@ def _claim(y: Any) -> Any:
     if dtype_name(out) != dtype_name(y):  # e.g. float64 without x64: JAX would round the claim into another one
         return f"the trace entry has dtype {dtype_name(y)}, which JAX turns into {dtype_name(out)}"
     return out
+
+
+def _out_dtype(ins: list, params: dict) -> str:
+    """The dtype a linear equation returns: its ``preferred_element_type``, else its operands' (one dtype)."""
+    import jax
+
+    pet = params.get("preferred_element_type")  # a numpy float64 operand computes in float32 without x64
+    return str(np.dtype(jax.dtypes.canonicalize_dtype(ins[0].dtype if pet is None else pet)))
 
 
 def verify_jax_model(fn: Callable, args: tuple, output: Any, trace: Any, *, seed: int | np.random.Generator,

@@ -246,6 +246,9 @@ class TorchModelVerifier:
         if amp is not None:  # autocast casts floating operands (not float64) of linear/conv to its dtype
             x, w, bias = (t if t is None or not t.is_floating_point() or t.dtype == torch.float64 else t.to(amp)
                           for t in (x, w, bias))
+        if y.dtype != x.dtype:  # torch's linear and conv return their (autocast) operands' dtype
+            return layer_reject(f"the claimed output has dtype {dtype_name(y)}; the layer computes "
+                                f"{dtype_name(x)}"), y
         if isinstance(mod, nn.Conv2d):
             batched = x.ndim == 4
             if not batched:  # unbatched (C, H, W) input
