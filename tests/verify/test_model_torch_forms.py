@@ -180,6 +180,9 @@ def test_autocast_models_accepted_and_cheats_caught(dtype):
     v = TorchModelVerifier(m, autocast=amp).verify((x,), out, trace, seed=0)  # or stated explicitly
     assert v.accepted, v.reason
     assert not TorchModelVerifier(m).verify((x,), out, trace, seed=0).accepted  # an fp32 job: half outputs are wrong
+    wide = {k: [t.float() for t in v] for k, v in trace.items()}  # fp32 layer outputs for an autocast job
+    v = TorchModelVerifier(m, autocast=amp).verify((x,), out, wide, seed=0)
+    assert not v.accepted and "dtype" in v.reason, v.reason
     with torch.autocast("cpu", dtype=amp):
         out, trace = torch_provider(m, x, behaviour="swap_weights", layer="2", magnitude=0.2)
     v = TorchModelVerifier(m, autocast=amp).verify((x,), out, trace, seed=1)
