@@ -15,7 +15,7 @@ from typing import Any
 from vcompute.ledger.errors import InvalidRequest, LedgerError
 from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake
 
-__all__ = ["Ledger", "ManualClock"]
+__all__ = ["Ledger", "ManualClock", "prove_holder", "public_of"]
 
 
 class ManualClock:
@@ -192,14 +192,46 @@ class Ledger(abc.ABC):
 
 
 def public_of(by: Any) -> bytes:
-    """The 32-byte public key of a signing key.
+    """The 32-byte public key a signing key claims (not yet proven: see :func:`prove_holder`).
+
+    Raises:
+        InvalidRequest: if ``by`` is not a signing key, or its ``public_bytes`` is not
+            exactly 32 builtin ``bytes`` (a subclass could lie in ``==`` and ``hash``).
+    """
+    pub = getattr(by, "public_bytes", None)
+    if not (type(pub) is bytes and len(pub) == 32 and callable(getattr(by, "sign", None))):
+        raise InvalidRequest(f"`by` must be a vcompute.core.signing.SigningKey, got {type(by).__name__}")
+    return pub
+
+
+def prove_holder(by: Any, context: bytes, nonce: bytes) -> bytes:
+    """Check that ``by`` holds the secret of the public key it claims; return that key.
+
+    ``by`` signs a challenge naming ``context`` (which ledger asks: its id) and a
+    fresh ``nonce``, so a signature captured from one proof neither spends on
+    another ledger nor replays on this one.
+
+    Args:
+        by: the key object.
+        context: bytes naming the ledger (and purpose) that asks.
+        nonce: bytes never used before for a proof by this ledger.
+
+    Returns:
+        The proven 32-byte public key.
 
     Raises:
         InvalidRequest: if ``by`` is not a signing key.
+        Unauthorized: if its signature does not verify against the public key it claims.
     """
-    pub = getattr(by, "public_bytes", None)
-    if not (isinstance(pub, bytes) and len(pub) == 32 and callable(getattr(by, "sign", None))):
-        raise InvalidRequest(f"`by` must be a vcompute.core.signing.SigningKey, got {type(by).__name__}")
+    from vcompute.core.signing import verify
+    from vcompute.ledger.errors import Unauthorized
+
+    pub = public_of(by)
+    challenge = b"vcompute-ledger-proof-of-key\x00" + context + b"\x00" + nonce + b"\x00" + pub
+    sig = by.sign(challenge)
+    if type(sig) is not bytes or not verify(pub, challenge, sig):
+        raise Unauthorized("the signing key does not hold the secret of the public key it claims; "
+                           "pass the SigningKey itself as `by`")
     return pub
 
 
