@@ -59,3 +59,36 @@ def fresh_parties(led):
         p = Parties(led, setup=False)
     led._parties_snapshot = led.checkpoint()  # reverting consumes a snapshot: take it again
     return p
+
+
+def contract_call(led, key, fn, args, types=None, send=False):
+    """Call the VLedger contract directly as ``key``'s EVM account, bypassing the Python client.
+
+    ``types`` overrides the ABI types used to encode ``args`` (e.g. ``bytes`` in place of
+    ``string``, the same encoding, to send bytes the client could never produce).
+
+    Returns:
+        The revert reason, or ``""`` if the call succeeded (``send=True``: mined as a transaction).
+    """
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector
+
+    entry = next(f for f in led._abi if f.get("type") == "function" and f["name"] == fn)
+    sig = f"{fn}({','.join(i['type'] for i in entry['inputs'])})"
+    data = "0x" + (function_signature_to_4byte_selector(sig)
+                   + encode(types or [i["type"] for i in entry["inputs"]], list(args))).hex()
+    sender = led._account_of(key).address
+    if led.chain.balance(sender) == 0:
+        led.chain.send_from_node({"to": sender, "value": 10**20})
+    led._invalidate()
+    try:
+        if send:
+            rc = led._send_signed(key, sender, data)
+            if rc.get("status", 1):
+                return ""
+        led.chain.call(sender, led.address, data, "latest" if send else "pending")
+    except Exception as e:  # noqa: BLE001 - a revert: its reason is the answer
+        reason = led.chain.revert_reason(e)
+        assert reason is not None, f"{fn} failed without reverting: {e}"
+        return reason.split("execution reverted:", 1)[-1].strip().strip("'\"")
+    return ""

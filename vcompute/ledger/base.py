@@ -15,7 +15,7 @@ from typing import Any
 from vcompute.ledger.errors import InvalidRequest, LedgerError
 from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake
 
-__all__ = ["Ledger", "ManualClock", "prove_holder", "public_of"]
+__all__ = ["KeyProofs", "Ledger", "ManualClock", "prove_holder", "public_of"]
 
 
 class ManualClock:
@@ -233,6 +233,44 @@ def prove_holder(by: Any, context: bytes, nonce: bytes) -> bytes:
         raise Unauthorized("the signing key does not hold the secret of the public key it claims; "
                            "pass the SigningKey itself as `by`")
     return pub
+
+
+class KeyProofs:
+    """Which key objects have proven, on one ledger, that they hold their public key's secret.
+
+    Each object proves once (:func:`prove_holder` with this ledger's context and the
+    next sequence number); an object that later claims another public key, or a new
+    object, proves again, so a captured signature is never worth a second proof.
+
+    Args:
+        context: bytes naming the ledger (e.g. ``b"memory:" + ledger_id``).
+    """
+
+    def __init__(self, context: bytes) -> None:
+        self.context = bytes(context)
+        self.seq = 0
+        self._proven: dict[int, tuple[Any, bytes]] = {}
+
+    def holder(self, by: Any) -> bytes:
+        """The public key ``by`` holds the secret of.
+
+        Raises:
+            InvalidRequest: if ``by`` is not a signing key.
+            Unauthorized: if it does not hold the secret of the key it claims.
+        """
+        import weakref
+
+        pub = public_of(by)
+        ent = self._proven.get(id(by))
+        if ent is not None and ent[1] == pub and ent[0]() is by:
+            return pub
+        self.seq += 1
+        prove_holder(by, self.context, self.seq.to_bytes(8, "big"))
+        try:
+            self._proven[id(by)] = (weakref.ref(by), pub)
+        except TypeError:  # not weak-referenceable: prove again next time
+            pass
+        return pub
 
 
 ClockFn = Callable[[], float]

@@ -36,12 +36,11 @@ deployed ledger instead of deploying one; ``evm+http`` only).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
-import os
-
-from vcompute.ledger.base import Ledger, prove_holder, public_of
+from vcompute.ledger.base import KeyProofs, Ledger, public_of
 from vcompute.ledger.canonical import check_op_id, decode_metadata, encode_metadata
 from vcompute.ledger.contracts import load_contract
 from vcompute.ledger.errors import (
@@ -162,7 +161,8 @@ class EVMLedger(Ledger):
         self.withdraw_delay = float(self._view("withdraw_delay")[0])
         self._accounts: dict[bytes, Any] = {}
         self._nonces: dict[str, int] = {}
-        self._proofs = int.from_bytes(os.urandom(8), "big") << 64
+        self._keys = KeyProofs(b"evm:%d:%s:%s" % (self.chain.chain_id, self.address.encode(),
+                                                    os.urandom(16).hex().encode()))
         # The embedded chain has no other writer, so views can be cached until our next write.
         self._cache: dict | None = {} if isinstance(self.chain, TesterChain) else None
         self._snap = self.chain.snapshot()
@@ -239,12 +239,10 @@ class EVMLedger(Ledger):
         pub = public_of(by)
         args = normalise_args(kind, args)
         check_op_id(op_id)
+        # Every key object proves once that it holds its public key's secret, as on the
+        # other backends: the node account mints only for whoever holds the minter's.
+        self._keys.holder(by)
         from_node = kind == "mint" and pub == self.minter_public
-        if from_node:
-            # the node account mints only for whoever holds the minter's secret, proven now
-            self._proofs += 1
-            prove_holder(by, b"evm:%d:%s" % (self.chain.chain_id, self.address.encode()),
-                         self._proofs.to_bytes(16, "big"))
         sender = self.chain.deployer if from_node else self._account_of(by).address
         proof = b""
         if kind == "open_account":

@@ -15,11 +15,10 @@ them); the durable ``sqlite://`` backend signs and chains every entry.
 from __future__ import annotations
 
 import os
-import weakref
 from typing import Any
 
-from vcompute.ledger.base import ClockFn, Ledger, ManualClock, prove_holder, public_of
-from vcompute.ledger.canonical import _NAME, MAX_AMOUNT
+from vcompute.ledger.base import ClockFn, KeyProofs, Ledger, ManualClock, public_of
+from vcompute.ledger.canonical import _NAME, MAX_AMOUNT, check_op_id
 from vcompute.ledger.queries import StateQueries
 from vcompute.ledger.records import Receipt
 from vcompute.ledger.state import LedgerState, normalise_args
@@ -53,31 +52,19 @@ class MemoryLedger(StateQueries, Ledger):
         self.clock = clock if clock is not None else ManualClock()
         self.state = LedgerState(self.minter_public, withdraw_delay)
         self.withdraw_delay = float(withdraw_delay)
-        self._proven: dict[int, tuple[Any, bytes]] = {}
         #: A random id naming this ledger in key proofs.
         self.ledger_id = os.urandom(16).hex()
-        self._proofs = 0
-
-    def _holder(self, by: Any) -> bytes:
-        """The public key ``by`` holds the secret of (proven once per key object)."""
-        pub = public_of(by)
-        ent = self._proven.get(id(by))
-        if ent is not None and ent[1] == pub and ent[0]() is by:
-            return pub
-        self._proofs += 1
-        prove_holder(by, b"memory:" + self.ledger_id.encode(), self._proofs.to_bytes(8, "big"))
-        try:
-            self._proven[id(by)] = (weakref.ref(by), pub)
-        except TypeError:  # not weak-referenceable: prove again next time
-            pass
-        return pub
+        self._keys = KeyProofs(b"memory:" + self.ledger_id.encode())
 
     def now(self) -> float:
         """The clock's current time."""
         return float(self.clock())
 
     def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
-        r = self.state.apply(kind, self._holder(by), op_id, normalise_args(kind, args), float(self.clock()))
+        public_of(by)
+        args = normalise_args(kind, args)
+        check_op_id(op_id)
+        r = self.state.apply(kind, self._keys.holder(by), op_id, args, float(self.clock()))
         self.state.touched.clear()
         return r
 
@@ -88,8 +75,10 @@ class MemoryLedger(StateQueries, Ledger):
         if type(amount) is int and 0 < amount <= MAX_AMOUNT and type(to) is str and _NAME.fullmatch(to):
             args = (to, amount)
         else:
+            public_of(by)
             args = normalise_args("transfer", (to, amount))
-        r = self.state.apply("transfer", self._holder(by), op_id, args, 0.0)
+        check_op_id(op_id)
+        r = self.state.apply("transfer", self._keys.holder(by), op_id, args, 0.0)
         self.state.touched.clear()
         return r
 
