@@ -92,3 +92,57 @@ def contract_call(led, key, fn, args, types=None, send=False):
         assert reason is not None, f"{fn} failed without reverting: {e}"
         return reason.split("execution reverted:", 1)[-1].strip().strip("'\"")
     return ""
+
+
+# -- hostile objects: they lie in ==, <, hash and arithmetic ------------------------
+
+class LyingInt(int):
+    """Passes every range check, then creates money in arithmetic."""
+
+    def __lt__(self, o): return False
+    def __le__(self, o): return True
+    def __gt__(self, o): return o == 0  # ``0 < x`` holds, ``balance < x`` (funds check) does not
+    def __ge__(self, o): return True
+    def __rsub__(self, o): return int(o) + 10**6
+    def __radd__(self, o): return int(o) + 10**6
+    __hash__ = int.__hash__
+
+
+class EveryName(str):
+    """Equal to every name: as a verifier it would be everybody."""
+
+    def __eq__(self, o): return True
+    def __ne__(self, o): return False
+    __hash__ = str.__hash__
+
+
+class LyingBytes(bytes):
+    """mallory's public key that claims to equal any other."""
+
+    def __eq__(self, o): return True
+    def __ne__(self, o): return False
+    __hash__ = bytes.__hash__
+
+
+class Wrapped:
+    """A key object that forwards to a real key but reports ``public_bytes`` of its choosing."""
+
+    def __init__(self, key, public):
+        self.key, self.public_bytes = key, public
+
+    def sign(self, m):
+        return self.key.sign(m)
+
+    def derive_secret(self, label):
+        return self.key.derive_secret(label)
+
+
+class DictLike(dict):
+    """A dict subclass (its items could be anything by the time they are read)."""
+
+
+HOSTILE_AMOUNTS = (LyingInt(5), True, 5.0, 10**18 + 1, 2**256, -3, "5", None)
+HOSTILE_NAMES = (EveryName("bob"), "bob\n", "bøb", "b\ud800", "", "b" * 65, b"bob", None)
+HOSTILE_OP_IDS = ("op\ud800", "op\n", EveryName("op0"), 7, "", "x" * 129, "é", b"op0")
+HOSTILE_METADATA = ({"x": LyingInt(1)}, {"x": 1.0}, {"x": float("nan")}, {"x": {"y": 1}}, {"bad key": 1},
+                    {"x": "a\nb"}, {"x": "\ud800"}, {"x": 10**18}, DictLike(x=1), {EveryName("x"): 1})

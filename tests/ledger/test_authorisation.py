@@ -10,51 +10,10 @@ from __future__ import annotations
 import pytest
 
 import vcompute.ledger as vl
-from ledger_helpers import contract_call, snapshot
+from ledger_helpers import EveryName, LyingBytes, LyingInt, Wrapped, contract_call, snapshot
 from vcompute.core.signing import SigningKey, key_from_name
 
 ESC = ("job", "job2", "own")
-
-
-class LyingInt(int):
-    """Passes every range check, then creates money in arithmetic."""
-
-    def __lt__(self, o): return False
-    def __le__(self, o): return True
-    def __gt__(self, o): return o == 0  # ``0 < x`` holds, ``balance < x`` (funds check) does not
-    def __ge__(self, o): return True
-    def __rsub__(self, o): return int(o) + 10**6
-    def __radd__(self, o): return int(o) + 10**6
-    __hash__ = int.__hash__
-
-
-class EveryName(str):
-    """Equal to every name: as a verifier it would be everybody."""
-
-    def __eq__(self, o): return True
-    def __ne__(self, o): return False
-    __hash__ = str.__hash__
-
-
-class LyingBytes(bytes):
-    """mallory's public key that claims to equal any other."""
-
-    def __eq__(self, o): return True
-    def __ne__(self, o): return False
-    __hash__ = bytes.__hash__
-
-
-class Wrapped:
-    """A key object that forwards to a real key but reports ``public_bytes`` of its choosing."""
-
-    def __init__(self, key, public):
-        self.key, self.public_bytes = key, public
-
-    def sign(self, m):
-        return self.key.sign(m)
-
-    def derive_secret(self, label):
-        return self.key.derive_secret(label)
 
 
 def refused(led, exc, fn, *args, **kwargs):
