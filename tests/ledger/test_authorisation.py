@@ -200,3 +200,23 @@ def test_ghost_keys_and_non_keys(ledger, parties):
     refused(ledger, vl.UnknownAccount, ledger.transfer, SigningKey(b"\7" * 32), "bob", 1, op_id="g")
     for not_a_key in ("alice", None, 7, Wrapped(parties.alice, parties.alice.public_bytes[:31])):
         refused(ledger, vl.InvalidRequest, ledger.transfer, not_a_key, "bob", 1, op_id="g")
+
+
+def test_holdings_is_constant_time_on_evm(request):
+    """Before: ``holdings()`` looped over every account and escrow (bound 100000), so with
+    10^5 escrows conservation could no longer be checked. After: running totals, O(1)."""
+    from ledger_helpers import fresh_parties
+
+    led = request.getfixturevalue("evm_base")
+    p = fresh_parties(led)
+
+    def gas():
+        data = led._c.encode_abi("holdings", [])
+        return led.chain.tester.estimate_gas({"from": led.chain.deployer, "to": led.address, "data": data})
+
+    before = gas()
+    for i in range(8):
+        led.escrow_open(p.alice, f"job{i}", provider="bob", amount=1, deadline=led.now() + 100, op_id=f"e{i}")
+    led.escrow_release(p.alice, "job0", op_id="r0")
+    assert gas() == before
+    assert vl.check_conservation(led) == 5000
