@@ -62,5 +62,6 @@ def test_every_promise_document_names_tests():
 
 def test_reference_parser():
     text = "see `tests/a/test_x.py::test_a`, ``::test_b`` and `test_c`; tests/b/test_y.py"
-    assert references("d", text, "tests/j.py") == [("d", "tests/a/test_x.py", "test_a"), ("d", "tests/a/test_x.py",
-                                                   "test_b"), ("d", "tests/j.py", "test_c"), ("d", "tests/b/test_y.py", "")]
+    assert references("d", text, "tests/j.py") == [
+        ("d", "tests/a/test_x.py", "test_a"), ("d", "tests/a/test_x.py", "test_b"), ("d", "tests/j.py", "test_c"),
+        ("d", "tests/b/test_y.py", "")]

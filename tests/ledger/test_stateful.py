@@ -87,7 +87,8 @@ def machine_for(make_backend, reopen=None, clock_of=None, extra=()):
                     out.append(("ok", r.replayed, r.kind))
                 except vl.LedgerError as e:
                     out.append(("err", type(e).__name__))
-            assert all(o == out[0] for o in out), f"{method}{args!r}{kwargs!r} by {who}: reference {out[0]} != {out[1:]}"
+            assert all(o == out[0] for o in out), \
+                f"{method}{args!r}{kwargs!r} by {who}: reference {out[0]} != {out[1:]}"
             return out[0][0] == "ok" and not out[0][1]
 
         def party(self, eid, role, who, aim):

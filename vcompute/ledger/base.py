@@ -149,10 +149,11 @@ class Ledger(abc.ABC):
         Args:
             by: the consumer's key.
             escrow_id: a fresh id (never reused).
-            provider: who is paid on release.
+            provider: who is paid on release (not the consumer).
             amount: what is held.
             deadline: ledger time after which the consumer may take a refund (must be in the future).
-            verifier: an account that may also release, refund and slash, or None.
+            verifier: an account that may also release, refund and slash (neither consumer
+                nor provider), or None.
             op_id: the client-chosen operation id.
         """
         return self._submit("escrow_open", by, op_id, (escrow_id, provider, amount, deadline, verifier))
@@ -162,7 +163,7 @@ class Ledger(abc.ABC):
         return self._submit("escrow_release", by, op_id, (escrow_id,))
 
     def escrow_refund(self, by: Any, escrow_id: str, *, op_id: str) -> Receipt:
-        """Return an open escrow to its consumer (verifier any time; consumer after the deadline)."""
+        """Return an open escrow to its consumer (verifier any time; consumer or provider after the deadline)."""
         return self._submit("escrow_refund", by, op_id, (escrow_id,))
 
     def stake_deposit(self, by: Any, amount: int, *, op_id: str) -> Receipt:
@@ -174,7 +175,7 @@ class Ledger(abc.ABC):
         return self._submit("stake_lock", by, op_id, (escrow_id, amount))
 
     def stake_slash(self, by: Any, escrow_id: str, amount: int, *, to: str, op_id: str) -> Receipt:
-        """Move ``amount`` of the stake locked against ``escrow_id`` to ``to`` (its verifier only)."""
+        """Move ``amount`` of the stake locked against ``escrow_id`` to ``to`` (its verifier only; never the provider)."""
         return self._submit("stake_slash", by, op_id, (escrow_id, amount, to))
 
     def stake_unbond(self, by: Any, amount: int, *, op_id: str) -> Receipt:

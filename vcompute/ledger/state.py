@@ -78,7 +78,7 @@ def normalise_args(kind: str, args: tuple) -> tuple:
         if name == "amount":
             v = check_amount(v)
         elif name in ("name", "to", "provider"):
-            v = check_name(v)
+            v = check_name(v, "account name" if name == "name" else name)
         elif name == "verifier":
             v = None if v is None else check_name(v, "verifier")
         elif name in ("escrow_id", "commitment_id"):
