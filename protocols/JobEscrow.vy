@@ -125,6 +125,7 @@ def accept(job_id: bytes32):
     assert j.state == POSTED, "state: job is not open for acceptance"
     assert block.timestamp < j.accept_by, "time: the acceptance window has closed"
     assert msg.sender != j.consumer and msg.sender != j.verifier, "unauthorized: consumer and verifier cannot provide"
+    assert msg.sender != j.beneficiary, "unauthorized: the beneficiary of slashed stake cannot provide"
     assert msg.value == j.stake_required, "value: send exactly the required stake"
     self.jobs[job_id].provider = msg.sender
     self.jobs[job_id].stake = msg.value

@@ -125,6 +125,7 @@ def test_accept_and_its_refusals(chain):
     refused("value: send exactly", e.accept(JOB), chain.provider, STAKE - 1)
     refused("unauthorized", e.accept(JOB), chain.consumer, STAKE)
     refused("unauthorized", e.accept(JOB), chain.verifier, STAKE)
+    refused("unauthorized: the beneficiary", e.accept(JOB), chain.treasury, STAKE)
     chain.tx(e.accept(JOB), chain.provider, STAKE)
     assert chain.state() == ACCEPTED and chain.conserved() == PAY + STAKE
     refused("state", e.accept(JOB), chain.stranger, STAKE)
