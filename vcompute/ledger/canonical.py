@@ -69,7 +69,6 @@ MAX_METADATA = 4096
 MAX_METADATA_INT = 10**18
 
 _NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
-_OP_ID = re.compile(r"[\x20-\x7e]{1,128}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -115,7 +114,8 @@ def check_op_id(x: object) -> str:
     Raises:
         InvalidRequest: unless ``x`` is 1-128 printable ASCII characters (``0x20..0x7e``).
     """
-    if type(x) is str and _OP_ID.fullmatch(x):
+    # str.isascii and str.isprintable together are exactly 0x20..0x7e (and fast)
+    if type(x) is str and 0 < len(x) <= 128 and x.isascii() and x.isprintable():
         return x
     why = f"a {type(x).__name__}, not exactly str" if type(x) is not str else (
         "empty" if not x else f"{len(x)} characters" if len(x) > 128 else
