@@ -79,9 +79,9 @@ def machine_for(make_backend, reopen=None, clock_of=None, extra=()):
                 op_id = f"fresh{self.fresh}"
             kwargs["op_id"] = op_id
             out = []
-            # the reference goes first: on the EVM it then reads the block time the
-            # backend's transaction will be mined at
-            for led in (self.ref, self.led, *self.others):
+            # the backend goes last: on the EVM the others read the block time its
+            # transaction will be mined at (the SQLite extra follows the chain's clock)
+            for led in (self.ref, *self.others, self.led):
                 try:
                     r = getattr(led, method)(key, *args, **kwargs)
                     out.append(("ok", r.replayed, r.kind))
