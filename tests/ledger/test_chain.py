@@ -44,7 +44,8 @@ def test_intact_chain_verifies(chain_file):
 
 @pytest.mark.parametrize("stmt, expect", [
     ("UPDATE events SET args = '[\"bob\",11]' WHERE op_id = 't'", "signature"),
-    ("UPDATE events SET time = 5 WHERE op_id = 't'", "hash mismatch"),
+    ("UPDATE events SET time = 5 WHERE op_id = 't'", "signature"),
+    ("UPDATE events SET hash = prev WHERE op_id = 't'", "hash mismatch"),
     ("UPDATE events SET sig = substr(sig, 1, 127) || '0' WHERE op_id = 'l'", "signature"),
     ("DELETE FROM events WHERE op_id = 's'", "missing"),
     ("UPDATE state SET v = '[\"00\", 99999]' WHERE k = 'acct/trez'", "state row acct/trez"),
@@ -62,16 +63,16 @@ def test_tampering_is_reported(chain_file, stmt, expect):
 def test_resigned_forgery_by_a_stranger_is_refused_on_replay(chain_file):
     """A stranger who re-signs an entry in their own name still cannot spend alice's money."""
     from vcompute.core.signing import key_from_name
-    from vcompute.ledger.sqlite import entry_hash, request_bytes
+    from vcompute.ledger.log import entry_bytes, entry_hash
 
     db = sqlite3.connect(chain_file)
     lid = dict(db.execute("SELECT k, v FROM meta"))["ledger_id"]
-    (seq, prev) = db.execute("SELECT seq, prev FROM events WHERE op_id = 't'").fetchone()
+    (seq, prev, t) = db.execute("SELECT seq, prev, time FROM events WHERE op_id = 't'").fetchone()
     mal = key_from_name("mallory")
-    msg = request_bytes(lid, "transfer", mal.public_bytes.hex(), "t", ["mallory", 10**6])
+    msg = entry_bytes(lid, seq, t, prev, "transfer", mal.public_bytes.hex(), "t", ["mallory", 10**6])
     sig = mal.sign(msg).hex()
     db.execute("UPDATE events SET actor = ?, args = ?, sig = ?, hash = ? WHERE seq = ?",
-               (mal.public_bytes.hex(), '["mallory",1000000]', sig, entry_hash(prev, seq, 0.0, msg, sig), seq))
+               (mal.public_bytes.hex(), '["mallory",1000000]', sig, entry_hash(msg, sig), seq))
     db.commit()
     db.close()
     rep = vl.verify_chain(chain_file)
@@ -102,7 +103,7 @@ def test_cli_verify_exit_status(chain_file, capsys):
     _sql(chain_file, "UPDATE events SET time = 5 WHERE op_id = 't'")
     assert _cli(["ledger", "verify", chain_file]) == 1
     out = capsys.readouterr().out
-    assert "BROKEN" in out and "hash mismatch" in out
+    assert "BROKEN" in out and "signature does not verify" in out
 
 
 def test_cli_show(chain_file, capsys):

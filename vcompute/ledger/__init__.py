@@ -202,14 +202,14 @@ def total_supply(ledger: Ledger) -> int:
     return ledger.total_supply()
 
 
-def verify_chain(path: str):
-    """Check a SQLite ledger file's signed hash chain and the state it implies.
+def verify_chain(path: str, anchor: Any = None, **options: Any):
+    """Check a SQLite ledger file's signed hash chain and the state it implies (against ``anchor`` if given).
 
     See :func:`vcompute.ledger.chain.verify_chain`.
     """
     from vcompute.ledger.chain import verify_chain as _verify
 
-    return _verify(path)
+    return _verify(path, anchor, **options)
 
 
 __all__ = [
