@@ -156,6 +156,9 @@ class SQLiteLedger(StateQueries, Ledger):
                 raise InvalidRequest(f"{self.path} is not in WAL mode: not a file this ledger created")
             self._db.execute(f"PRAGMA synchronous={_SYNC[synchronous]}")
             meta = read_meta(self._db, self.path)
+            tables = {n for (n,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"meta", "events", "state"} <= tables:
+                raise InvalidRequest(f"{self.path} lacks the ledger's tables (has {sorted(tables)})")
             if meta["minter"] != minter.hex():
                 raise InvalidRequest(f"{self.path} was created with minter {meta['minter'][:16]}..., not "
                                      f"{minter.hex()[:16]}...; open it with the same minter key")
