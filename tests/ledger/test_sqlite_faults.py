@@ -13,31 +13,10 @@ import pytest
 
 import vcompute.ledger as vl
 from ledger_helpers import Parties, snapshot
+from sqlite_helpers import FaultyConnection
 from vcompute.core.signing import key_from_name
 from vcompute.ledger import ManualClock
 from vcompute.ledger.cli import add_parser
-
-
-class FaultyConnection:
-    """Wraps a sqlite3 connection; ``fail(sql)`` decides which statements raise ``SQLITE_FULL``."""
-
-    def __init__(self, db, fail):
-        self._db, self.fail, self.commits = db, fail, 0
-
-    def execute(self, sql, *args):
-        if self.fail(sql):
-            raise sqlite3.OperationalError("database or disk is full")
-        if sql == "COMMIT":
-            self.commits += 1
-        return self._db.execute(sql, *args)
-
-    def executemany(self, sql, rows):
-        if self.fail(sql):
-            raise sqlite3.OperationalError("database or disk is full")
-        return self._db.executemany(sql, rows)
-
-    def __getattr__(self, name):
-        return getattr(self._db, name)
 
 
 def _open(path, **kw):
