@@ -216,6 +216,17 @@ def test_anchor_posted_on_another_ledger(tmp_path):
     assert not vl.verify_chain(path, cp).ok
 
 
+def test_receipts_carry_their_entry_hash(tmp_path):
+    path = os.path.join(tmp_path, "r.db")
+    with vl.open(f"sqlite:///{path}", clock=ManualClock()) as led:
+        p = Parties(led)
+        r = led.transfer(p.alice, "bob", 1, op_id="t")
+    db = sqlite3.connect(path)
+    (h,) = db.execute("SELECT hash FROM events WHERE seq = ?", (r.seq,)).fetchone()
+    db.close()
+    assert r.ref == h and len(h) == 64
+
+
 def test_open_refuses_an_altered_log_instead_of_extending_it(ledger_file):
     """Before: open replayed without checking signatures and appended to the forged log."""
     path, _ = ledger_file

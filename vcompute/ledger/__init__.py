@@ -5,8 +5,10 @@ Open a ledger by URL with :func:`open`:
 ============================  ==========================================================
 ``memory://``                 in-process (default); fastest; for simulations
 ``sqlite:///path.db``         durable: WAL, one transaction per operation, a hash-chained
-                              event log with every entry signed by the party that asked
-                              (check it with :func:`verify_chain` / ``vcompute ledger verify``)
+                              event log with every entry signed by the party that asked,
+                              over its position and predecessor (check it with
+                              :func:`verify_chain` / ``vcompute ledger verify``, against a
+                              kept checkpoint to catch a cut-off tail: protocols/SQLiteLedger.md)
 ``evm://tester``              an embedded Ethereum chain (py-evm) running ``protocols/VLedger.vy``
 ``evm+http://HOST:PORT``      the same contract on any JSON-RPC node
 ============================  ==========================================================

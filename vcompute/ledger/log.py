@@ -38,6 +38,7 @@ from vcompute.core.signing import verify as verify_signature
 
 __all__ = ["FORMAT", "META_KEYS", "Checkpoint", "entry_bytes", "entry_hash", "genesis_hash", "is_hex"]
 
+#: The ledger file format this code reads and writes (stored as ``meta.format``).
 FORMAT = "vcompute-ledger-sqlite/2"
 #: The metadata a ledger file's genesis consists of, exactly.
 META_KEYS = ("format", "ledger_id", "minter", "withdraw_delay")
