@@ -187,8 +187,9 @@ def main(argv: list[str] | None = None) -> None:
                      bench_sqlite(500 if q else 3000, tmp, "cryptography"), 1_000))
         rows.append(("sqlite:// durable transfer, 4 threads (group commit)",
                      bench_sqlite_threads(1000 if q else 6000, tmp), 0.9 * ceiling))
-        rows.append(("sqlite WAL+FULL bare commit again (fsync ceiling, after)",
-                     bench_raw_commits(500 if q else 3000, tmp, "raw2"), None))
+        again = bench_raw_commits(500 if q else 3000, tmp, "raw2")
+        rows.append(("sqlite WAL+FULL bare commit again (fsync ceiling, after)", again, None))
+        ceiling = max(ceiling, again)  # the ratios below are against the better of the two
         rows.append(("sqlite:// ?synchronous=normal transfer (cryptography)",
                      bench_sqlite(500 if q else 3000, tmp, "cryptography", sync="normal"), None))
         rows.append(("sqlite:// durable transfer (Ed25519 via pycryptodome)",

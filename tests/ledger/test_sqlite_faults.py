@@ -184,6 +184,39 @@ def test_processes_creating_one_file_at_once_all_succeed(tmp_path):
         assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
+def _transfers_from_process(path, i, q):
+    try:
+        with vl.open(f"sqlite:///{path}", clock=ManualClock()) as led:
+            k = key_from_name(f"w{i}")
+            led.open_account(k, f"w{i}", op_id="open")
+            led.mint(vl.default_minter(), f"w{i}", 100, op_id=f"fund-w{i}")
+            for j in range(15):
+                led.transfer(k, "alice", 1, op_id=f"t{j}")
+            q.put(("ok", led.balance(f"w{i}")))
+    except Exception as e:  # pragma: no cover - reported below
+        q.put(("err", repr(e)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_processes_appending_to_one_file_at_once(tmp_path):
+    """4 processes interleave appends: each group that lost the race is rebuilt on the winner's entries."""
+    path = os.path.join(tmp_path, "shared.db")
+    with _open(path) as led:
+        Parties(led)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_transfers_from_process, args=(path, i, q)) for i in range(4)]
+    for pr in procs:
+        pr.start()
+    out = [q.get(timeout=120) for _ in procs]
+    for pr in procs:
+        pr.join()
+    assert out == [("ok", 85)] * 4, out
+    with _open(path) as led:
+        assert led.balance("alice") == 1000 + 60 and vl.check_conservation(led) == 5000 + 400
+    assert vl.verify_chain(path).ok
+
+
 @pytest.mark.parametrize("content, match", [
     (b"", "0-byte file"),
     (b"x", "1-byte file"),
