@@ -155,6 +155,19 @@ def test_a_failed_group_fails_only_its_callers_and_threads_stay_consistent(led):
     _consistent(led)
 
 
+def _in_processes(target, path, n):
+    """Run ``target(path, i, queue)`` in ``n`` forked processes at once; their results, in order of arrival."""
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(path, i, q)) for i in range(n)]
+    for pr in procs:
+        pr.start()
+    out = [q.get(timeout=120) for _ in procs]
+    for pr in procs:
+        pr.join()
+    return out
+
+
 def _create_and_transfer(path, i, q):
     try:
         with vl.open(f"sqlite:///{path}", clock=ManualClock()) as led:
@@ -167,16 +180,9 @@ def _create_and_transfer(path, i, q):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_processes_creating_one_file_at_once_all_succeed(tmp_path):
-    ctx = multiprocessing.get_context("fork")
     for round_ in range(3):
         path = os.path.join(tmp_path, f"race{round_}.db")
-        q = ctx.Queue()
-        procs = [ctx.Process(target=_create_and_transfer, args=(path, i, q)) for i in range(6)]
-        for pr in procs:
-            pr.start()
-        out = [q.get(timeout=60) for _ in procs]
-        for pr in procs:
-            pr.join()
+        out = _in_processes(_create_and_transfer, path, 6)
         assert all(o[0] == "ok" for o in out), out
         assert len({o[1] for o in out}) == 1  # one ledger, created once
         rep = vl.verify_chain(path)
@@ -203,14 +209,7 @@ def test_processes_appending_to_one_file_at_once(tmp_path):
     path = os.path.join(tmp_path, "shared.db")
     with _open(path) as led:
         Parties(led)
-    ctx = multiprocessing.get_context("fork")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_transfers_from_process, args=(path, i, q)) for i in range(4)]
-    for pr in procs:
-        pr.start()
-    out = [q.get(timeout=120) for _ in procs]
-    for pr in procs:
-        pr.join()
+    out = _in_processes(_transfers_from_process, path, 4)
     assert out == [("ok", 85)] * 4, out
     with _open(path) as led:
         assert led.balance("alice") == 1000 + 60 and vl.check_conservation(led) == 5000 + 400
