@@ -20,7 +20,7 @@ from ledger_helpers import Parties
 from vcompute.core.signing import key_from_name
 from vcompute.ledger import ManualClock
 from vcompute.ledger.log import Checkpoint, entry_bytes, entry_hash, genesis_hash
-from vcompute.ledger.sqlite import read_meta
+from vcompute.ledger.sqlite_file import read_meta
 
 EVIL_MINTER = key_from_name("evil-minter")
 

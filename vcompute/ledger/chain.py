@@ -26,7 +26,7 @@ from urllib.parse import quote
 from vcompute.core.signing import verify as verify_signature
 from vcompute.ledger.errors import LedgerError
 from vcompute.ledger.log import Checkpoint, entry_bytes, entry_hash, genesis_hash, is_hex
-from vcompute.ledger.sqlite import read_meta
+from vcompute.ledger.sqlite_file import read_meta
 from vcompute.ledger.state import LedgerState, normalise_args
 
 __all__ = ["ChainReport", "verify_chain"]
