@@ -105,7 +105,7 @@ class SQLiteLedger(StateQueries, Ledger):
         self._pending: list[tuple[tuple, list]] = []  # (events row, state rows) not yet committed
         self._group = 0                          # the group now being filled
         self._durable = -1                       # every group <= this has committed
-        self._outcome: dict[int, Any] = {}       # groups that failed (an exception) or must be rebuilt
+        self._outcome: dict[int, str] = {}       # groups that failed (a message) or must be rebuilt
         self._batch_owner: int | None = None
         self._building = False
         self._closed = False
@@ -246,8 +246,8 @@ class SQLiteLedger(StateQueries, Ledger):
             if outcome is None:
                 return receipt
             if outcome is not _RETRY:
-                raise outcome
-            # another process appended first: rebuilt on top of its entries
+                raise LedgerError(outcome)
+            # another process appended first: rebuild on top of its entries
 
     def _build(self, kind: str, by: Any, pub: bytes, op_id: str, args: tuple) -> Receipt:
         """Validate, sign, chain and apply one request to the cache; queue its rows (lock held)."""
@@ -281,7 +281,7 @@ class SQLiteLedger(StateQueries, Ledger):
         return Receipt(receipt.op_id, receipt.kind, receipt.seq, ref=h)
 
     def _flush(self, group: int) -> Any:
-        """Make ``group`` durable: None when it committed, ``_RETRY`` or the commit's exception if not."""
+        """Make ``group`` durable: None when it committed, else ``_RETRY`` or the failure's message."""
         with self._commit_lock:
             return self._commit_pending(group)
 
@@ -301,11 +301,10 @@ class SQLiteLedger(StateQueries, Ledger):
         except _Conflict:
             self._fail(g, _RETRY)
         except BaseException as e:
-            err = e if isinstance(e, LedgerError) else LedgerError(
-                f"{self.path}: the commit failed ({type(e).__name__}: {e}); nothing in it was applied "
-                "and the ledger is as the file holds it; retrying with the same op_id is safe")
-            err.__cause__ = e
-            self._fail(g, err)
+            self._fail(g, f"{self.path}: the commit failed ({type(e).__name__}: {e}); nothing in it was "
+                          "applied and the ledger is as the file holds it; retrying with the same op_id is safe")
+            if not isinstance(e, Exception):
+                raise  # KeyboardInterrupt and friends still interrupt this thread
         else:
             with self._lock:
                 self._durable = g
@@ -333,14 +332,21 @@ class SQLiteLedger(StateQueries, Ledger):
                 db.execute("ROLLBACK")
             raise
 
-    def _fail(self, g: int, outcome: Any) -> None:
-        """Group ``g`` did not commit: undo it and everything built on it in the cache (commit lock held)."""
+    def _fail(self, g: int, outcome: str) -> None:
+        """Group ``g`` did not commit: undo it and everything built on it in the cache (commit lock held).
+
+        ``outcome`` is ``_RETRY`` or the message its callers raise as :class:`LedgerError`.
+        """
         with self._lock:
             self._outcome[g] = outcome
             for later in range(g + 1, self._group + 1):
                 self._outcome[later] = _RETRY
             self._group += 1
-            self._reload()
+            try:
+                self._reload()
+            except BaseException:
+                self._closed = True  # the cache cannot be trusted any more: refuse further use
+                raise
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[SQLiteLedger]:
@@ -370,7 +376,11 @@ class SQLiteLedger(StateQueries, Ledger):
         try:
             with self._commit_lock:
                 self._commit_pending(self._group)  # other threads' entries go first, on their own
-                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as e:
+                    raise LedgerError(f"{self.path}: cannot take the write lock for a batch ({e}); another "
+                                      "process holds it: retry") from None
                 try:
                     with self._lock:
                         self._catch_up()
@@ -384,7 +394,7 @@ class SQLiteLedger(StateQueries, Ledger):
                     raise
                 outcome = self._commit_pending(group, in_txn=True)
             if outcome is not None:
-                raise outcome
+                raise LedgerError(outcome)
         finally:
             with self._cv:
                 self._batch_owner = None
