@@ -134,3 +134,30 @@ def test_other_processes_appends_are_seen(chain_file):
     a.close()
     b.close()
     assert vl.verify_chain(chain_file).ok
+
+
+def test_cli_checkpoint_then_verify_against_it(chain_file, tmp_path, capsys):
+    """`checkpoint` writes the head a party keeps; `verify --anchor` then catches a cut-off tail."""
+    cp = os.path.join(tmp_path, "cp.json")
+    assert _cli(["ledger", "checkpoint", chain_file, "--out", cp]) == 0
+    assert _cli(["ledger", "verify", chain_file, "--anchor", cp]) == 0
+    assert "anchored: the first 17 entries" in capsys.readouterr().out
+    minter = vl.default_minter().public_bytes.hex()
+    assert _cli(["ledger", "verify", chain_file, "--minter", minter]) == 0
+    assert _cli(["ledger", "verify", chain_file, "--minter", "ab" * 32]) == 1
+    _sql(chain_file, "DELETE FROM events WHERE seq = 16")
+    _sql(chain_file, "DELETE FROM state WHERE k = 'com/ck'")
+    capsys.readouterr()
+    assert _cli(["ledger", "verify", chain_file]) == 0  # a shorter, consistent history...
+    assert _cli(["ledger", "verify", chain_file, "--anchor", cp]) == 1  # ...that the anchor refutes
+    assert "tail was cut off" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("anchor_text", ["not json", "{}", '{"ledger_id": "zz", "entries": -1}'])
+def test_cli_verify_with_an_unreadable_anchor_exits_2(chain_file, tmp_path, anchor_text, capsys):
+    bad = os.path.join(tmp_path, "bad.json")
+    with open(bad, "w") as f:
+        f.write(anchor_text)
+    assert _cli(["ledger", "verify", chain_file, "--anchor", bad]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert _cli(["ledger", "verify", chain_file, "--anchor", bad + ".missing"]) == 2
