@@ -143,24 +143,30 @@ class SQLiteLedger(StateQueries, Ledger):
     def _reload(self) -> None:
         """Rebuild the cache from the file (on open, and to undo what a failed commit did not write)."""
         self._pending.clear()
-        self.state = LedgerState(self.minter_public, self.withdraw_delay)
-        self._head = self.genesis
-        self._catch_up()
+        st = LedgerState(self.minter_public, self.withdraw_delay)
+        head = self._catch_up(st, self.genesis)
+        self.state, self._head = st, head  # readers in other threads never see a half-replayed state
 
-    def _catch_up(self) -> None:
-        """Verify and apply the entries the file holds beyond the cache (ours after a reload, or another
-        process's). Entries this object verified before are re-linked by hash, not re-verified.
+    def _catch_up(self, st: LedgerState | None = None, head: str | None = None) -> str:
+        """Verify and apply the entries the file holds beyond ``st`` (default the cache: another process's
+        entries; a fresh state on reload). Entries this object verified before are re-linked by hash, not
+        re-verified.
+
+        Returns:
+            The new head.
 
         Raises:
             InvalidRequest: if an entry does not verify or the file lost entries it had.
         """
-        st = self.state
+        live = st is None
+        if live:
+            st, head = self.state, self._head
         trusted_n, trusted_head = self._trusted
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM events WHERE seq >= ? ORDER BY seq", (st.seq,))
         for row in rows:
             seq, actor, op_id, kind, args_json, t, sig, prev, h = row
             where = f"{self.path}: entry {seq!r}"
-            if seq != st.seq or prev != self._head:
+            if seq != st.seq or prev != head:
                 raise InvalidRequest(f"{where} is out of place (expected seq {st.seq} linking to the previous "
                                      "entry); run `vcompute ledger verify` on the file")
             try:
@@ -182,13 +188,16 @@ class SQLiteLedger(StateQueries, Ledger):
                 raise InvalidRequest(f"{where}: the ledger rules refuse it on replay ({e})") from None
             finally:
                 st.touched.clear()
-            self._head = h
+            head = h
+            if live:
+                self._head = h  # the cache stays consistent up to any entry that fails below
             if seq == trusted_n - 1 and h != trusted_head:
                 raise InvalidRequest(f"{self.path}: the log was rewritten under this ledger (entry {seq})")
         if st.seq < trusted_n:
             raise InvalidRequest(f"{self.path} holds {st.seq} entries but this ledger saw {trusted_n}: "
                                  "the log was truncated under it")
-        self._trusted = (st.seq, self._head)
+        self._trusted = (st.seq, head)
+        return head
 
     def _refresh_if_idle(self) -> None:
         """With nothing pending, apply what other processes appended (if no commit is in flight)."""
