@@ -194,6 +194,7 @@ def _kills(tmp_path, n: int, seed: int, mode: str = "plain") -> int:
 def test_sigkill_50_times(tmp_path):
     acked = _kills(tmp_path, 50, seed=1)
     assert acked > 150  # the kills landed while operations were being applied
+    print(f"\nSIGKILL plain: {KILLS['plain']}")
 
 
 @pytest.mark.parametrize("mode", ["faults", "diskfull", "threads"])
@@ -223,3 +224,4 @@ def test_sigkill_200_times_accumulating(tmp_path):
         acked_all += acked
     _check(path, acked_all)
     assert len(acked_all) > 500
+    print(f"\nSIGKILL accumulating, by mode: {KILLS}")
