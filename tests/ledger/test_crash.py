@@ -222,6 +222,6 @@ def test_sigkill_200_times_accumulating(tmp_path):
         acked = _run_and_kill(path, 10_000 + k, rng, mode)
         _check(path, acked, full=(k % 10 == 9), mode=mode, before=before)
         acked_all += acked
+    print(f"\nSIGKILL accumulating, by mode: {KILLS}")
     _check(path, acked_all)
     assert len(acked_all) > 500
-    print(f"\nSIGKILL accumulating, by mode: {KILLS}")
