@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(("sqlite:// durable transfer, 1 thread (cryptography)",
                      bench_sqlite(500 if q else 3000, tmp, "cryptography"), 1_000))
         rows.append(("sqlite:// durable transfer, 4 threads (group commit)",
-                     bench_sqlite_threads(1000 if q else 6000, tmp), 0.9 * ceiling))
+                     bench_sqlite_threads(1000 if q else 6000, tmp), "0.9 x ceiling"))
         again = bench_raw_commits(500 if q else 3000, tmp, "raw2")
         rows.append(("sqlite WAL+FULL bare commit again (fsync ceiling, after)", again, None))
         ceiling = max(ceiling, again)  # the ratios below are against the better of the two
@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'backend / operation':<56} {'ops/s':>11} {'target':>8} {'meets':>6} {'vs memory':>10} "
           f"{'vs ceiling':>10}")
     for name, rate, target in rows:
+        if target == "0.9 x ceiling":  # resolved once both ceiling measurements are in
+            target = 0.9 * ceiling
         meets = "" if target is None else ("yes" if rate >= target else "NO")
         vs = f"{rate / ceiling:>10.2f}" if name.startswith("sqlite") else ""
         print(f"{name:<56} {rate:>11,.0f} {'' if target is None else f'{target:,.0f}':>8} {meets:>6} "
