@@ -7,6 +7,9 @@ Rows (targets from issue 8):
   each, every entry signed by its sender, its signature verified by the
   ledger and hash-chained (target >= 1k/s), with Ed25519 from ``cryptography``
   (OpenSSL) and, for comparison, the same path with pycryptodome;
+* ``sqlite://`` durable transfers from 4 threads sharing one ledger object:
+  group commit puts several threads' entries in one fsync, each caller
+  acknowledged only once its entry is durable (target >= 0.9 of the ceiling);
 * ``sqlite://?synchronous=normal``: the same, fsynced only at WAL checkpoints
   (survives a killed process, not a power cut);
 * ``sqlite://`` batched: 500 signed, verified, chained operations per transaction;
@@ -16,7 +19,8 @@ Rows (targets from issue 8):
 * Ed25519 sign/verify micro-benchmarks for both libraries, and
   ``verify_chain`` entries/s.
 
-Timings on a shared machine are noisy: read the ratios, and rerun.
+Timings on a shared machine are noisy: read the ratios (the durable rows are
+also printed as a fraction of the fsync ceiling measured in the same run), and rerun.
 
 Run: python benchmarks/ledger.py [--quick]
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
 
 import vcompute.ledger as vl
@@ -82,11 +87,36 @@ def bench_sqlite(n: int, tmp: str, backend: str | None = None, batch: int = 0, s
         signing._BACKEND = old
 
 
-def bench_raw_commits(n: int, tmp: str) -> float:
+def bench_sqlite_threads(n: int, tmp: str, threads: int = 4) -> float:
+    """Durable transfers from ``threads`` threads at once on one ledger object (group commit)."""
+    led = vl.open(f"sqlite:///{os.path.join(tmp, f'bench-threads{threads}.db')}")
+    keys = [key_from_name(f"bench-th{t}") for t in range(threads)]
+    for t, k in enumerate(keys):
+        led.open_account(k, f"th{t}", op_id="open")
+        led.mint(vl.default_minter(), f"th{t}", 10**15, op_id=f"fund{t}")
+    per = n // threads
+
+    def work(t: int) -> None:
+        for i in range(per):
+            led.transfer(keys[t], f"th{(t + 1) % threads}", 1, op_id=f"t{i}")
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    rate = per * threads / (time.perf_counter() - start)
+    vl.check_conservation(led)
+    led.close()
+    return rate
+
+
+def bench_raw_commits(n: int, tmp: str, name: str = "raw") -> float:
     """The box's ceiling: one small INSERT per WAL transaction with synchronous=FULL, no crypto."""
     import sqlite3
 
-    db = sqlite3.connect(os.path.join(tmp, "raw.db"), isolation_level=None)
+    db = sqlite3.connect(os.path.join(tmp, f"{name}.db"), isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("CREATE TABLE t (i INTEGER PRIMARY KEY, v TEXT)")
@@ -151,10 +181,15 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mem = bench_memory(50_000 if q else 300_000)
         rows.append(("memory:// transfer", mem, 100_000))
-        rows.append(("sqlite WAL+FULL bare commit, no ledger (fsync ceiling)",
-                     bench_raw_commits(500 if q else 3000, tmp), None))
-        rows.append(("sqlite:// durable transfer (Ed25519 via cryptography)",
+        ceiling = bench_raw_commits(500 if q else 3000, tmp)
+        rows.append(("sqlite WAL+FULL bare commit, no ledger (fsync ceiling)", ceiling, None))
+        rows.append(("sqlite:// durable transfer, 1 thread (cryptography)",
                      bench_sqlite(500 if q else 3000, tmp, "cryptography"), 1_000))
+        rows.append(("sqlite:// durable transfer, 4 threads (group commit)",
+                     bench_sqlite_threads(1000 if q else 6000, tmp), "0.9 x ceiling"))
+        again = bench_raw_commits(500 if q else 3000, tmp, "raw2")
+        rows.append(("sqlite WAL+FULL bare commit again (fsync ceiling, after)", again, None))
+        ceiling = max(ceiling, again)  # the ratios below are against the better of the two
         rows.append(("sqlite:// ?synchronous=normal transfer (cryptography)",
                      bench_sqlite(500 if q else 3000, tmp, "cryptography", sync="normal"), None))
         rows.append(("sqlite:// durable transfer (Ed25519 via pycryptodome)",
@@ -165,10 +200,15 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_evm:
             rows.append(("evm://tester transfer (VLedger.vy on py-evm)", bench_evm(30 if q else 200), 30))
     sigs = bench_signatures(1000 if q else 5000)
-    print(f"{'backend / operation':<56} {'ops/s':>11} {'target':>8} {'meets':>6} {'vs memory':>10}")
+    print(f"{'backend / operation':<56} {'ops/s':>11} {'target':>8} {'meets':>6} {'vs memory':>10} "
+          f"{'vs ceiling':>10}")
     for name, rate, target in rows:
+        if target == "0.9 x ceiling":  # resolved once both ceiling measurements are in
+            target = 0.9 * ceiling
         meets = "" if target is None else ("yes" if rate >= target else "NO")
-        print(f"{name:<56} {rate:>11,.0f} {target or '':>8} {meets:>6} {rate / mem:>10.2e}")
+        vs = f"{rate / ceiling:>10.2f}" if name.startswith("sqlite") else ""
+        print(f"{name:<56} {rate:>11,.0f} {'' if target is None else f'{target:,.0f}':>8} {meets:>6} "
+              f"{rate / mem:>10.2e} {vs:>10}")
     print()
     print(f"{'Ed25519 library':<20} {'sign/s':>10} {'verify/s':>10}")
     for lib, (s, v) in sigs.items():

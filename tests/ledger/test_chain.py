@@ -44,7 +44,8 @@ def test_intact_chain_verifies(chain_file):
 
 @pytest.mark.parametrize("stmt, expect", [
     ("UPDATE events SET args = '[\"bob\",11]' WHERE op_id = 't'", "signature"),
-    ("UPDATE events SET time = 5 WHERE op_id = 't'", "hash mismatch"),
+    ("UPDATE events SET time = 5 WHERE op_id = 't'", "signature"),
+    ("UPDATE events SET hash = prev WHERE op_id = 't'", "hash mismatch"),
     ("UPDATE events SET sig = substr(sig, 1, 127) || '0' WHERE op_id = 'l'", "signature"),
     ("DELETE FROM events WHERE op_id = 's'", "missing"),
     ("UPDATE state SET v = '[\"00\", 99999]' WHERE k = 'acct/trez'", "state row acct/trez"),
@@ -62,16 +63,16 @@ def test_tampering_is_reported(chain_file, stmt, expect):
 def test_resigned_forgery_by_a_stranger_is_refused_on_replay(chain_file):
     """A stranger who re-signs an entry in their own name still cannot spend alice's money."""
     from vcompute.core.signing import key_from_name
-    from vcompute.ledger.sqlite import entry_hash, request_bytes
+    from vcompute.ledger.log import entry_bytes, entry_hash
 
     db = sqlite3.connect(chain_file)
     lid = dict(db.execute("SELECT k, v FROM meta"))["ledger_id"]
-    (seq, prev) = db.execute("SELECT seq, prev FROM events WHERE op_id = 't'").fetchone()
+    (seq, prev, t) = db.execute("SELECT seq, prev, time FROM events WHERE op_id = 't'").fetchone()
     mal = key_from_name("mallory")
-    msg = request_bytes(lid, "transfer", mal.public_bytes.hex(), "t", ["mallory", 10**6])
+    msg = entry_bytes(lid, seq, t, prev, "transfer", mal.public_bytes.hex(), "t", ["mallory", 10**6])
     sig = mal.sign(msg).hex()
     db.execute("UPDATE events SET actor = ?, args = ?, sig = ?, hash = ? WHERE seq = ?",
-               (mal.public_bytes.hex(), '["mallory",1000000]', sig, entry_hash(prev, seq, 0.0, msg, sig), seq))
+               (mal.public_bytes.hex(), '["mallory",1000000]', sig, entry_hash(msg, sig), seq))
     db.commit()
     db.close()
     rep = vl.verify_chain(chain_file)
@@ -102,7 +103,7 @@ def test_cli_verify_exit_status(chain_file, capsys):
     _sql(chain_file, "UPDATE events SET time = 5 WHERE op_id = 't'")
     assert _cli(["ledger", "verify", chain_file]) == 1
     out = capsys.readouterr().out
-    assert "BROKEN" in out and "hash mismatch" in out
+    assert "BROKEN" in out and "signature does not verify" in out
 
 
 def test_cli_show(chain_file, capsys):
@@ -133,3 +134,30 @@ def test_other_processes_appends_are_seen(chain_file):
     a.close()
     b.close()
     assert vl.verify_chain(chain_file).ok
+
+
+def test_cli_checkpoint_then_verify_against_it(chain_file, tmp_path, capsys):
+    """`checkpoint` writes the head a party keeps; `verify --anchor` then catches a cut-off tail."""
+    cp = os.path.join(tmp_path, "cp.json")
+    assert _cli(["ledger", "checkpoint", chain_file, "--out", cp]) == 0
+    assert _cli(["ledger", "verify", chain_file, "--anchor", cp]) == 0
+    assert "anchored: the first 17 entries" in capsys.readouterr().out
+    minter = vl.default_minter().public_bytes.hex()
+    assert _cli(["ledger", "verify", chain_file, "--minter", minter]) == 0
+    assert _cli(["ledger", "verify", chain_file, "--minter", "ab" * 32]) == 1
+    _sql(chain_file, "DELETE FROM events WHERE seq = 16")
+    _sql(chain_file, "DELETE FROM state WHERE k = 'com/ck'")
+    capsys.readouterr()
+    assert _cli(["ledger", "verify", chain_file]) == 0  # a shorter, consistent history...
+    assert _cli(["ledger", "verify", chain_file, "--anchor", cp]) == 1  # ...that the anchor refutes
+    assert "tail was cut off" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("anchor_text", ["not json", "{}", '{"ledger_id": "zz", "entries": -1}'])
+def test_cli_verify_with_an_unreadable_anchor_exits_2(chain_file, tmp_path, anchor_text, capsys):
+    bad = os.path.join(tmp_path, "bad.json")
+    with open(bad, "w") as f:
+        f.write(anchor_text)
+    assert _cli(["ledger", "verify", chain_file, "--anchor", bad]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert _cli(["ledger", "verify", chain_file, "--anchor", bad + ".missing"]) == 2

@@ -1,10 +1,15 @@
-"""Crash safety of the SQLite ledger: SIGKILL a writer at random moments.
+"""Crash safety of the SQLite ledger: SIGKILL a writer at random moments, under faults.
 
 A forked child applies operations (single, batched, escrows, stakes) and
 reports each one that returned success through a pipe; the parent kills it
-with SIGKILL after a random delay. After every kill: the file's chain
-verifies, money is conserved, every acknowledged operation is in the log
-exactly once, and retrying it changes nothing.
+with SIGKILL after a random delay. Some children also suffer faults: random
+failed statements and commits (a fault-injecting connection), a disk that
+fills up (SQLite's ``max_page_count``), or three threads sharing one ledger
+object (group commit). After every kill: the file's chain verifies, money is
+conserved, every acknowledged operation is in the log exactly once (the log
+may hold more: operations committed just before the kill could not be
+acknowledged), and retrying one changes nothing. ``KILLS`` records the
+totals (``pytest -s`` prints them).
 """
 
 from __future__ import annotations
@@ -15,17 +20,22 @@ import select
 import shutil
 import signal
 import sqlite3
+import threading
 import time
 
 import pytest
 
 import vcompute.ledger as vl
 from vcompute.core.signing import key_from_name
+from sqlite_helpers import FaultyConnection
 from vcompute.ledger import ManualClock
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 A, B, V = key_from_name("alice"), key_from_name("bob"), key_from_name("vera")
+MODES = ("plain", "faults", "diskfull", "threads")
+#: Totals over the kills run in this process: kills, faults survived, ops acknowledged and present.
+KILLS = {m: {"kills": 0, "faults": 0, "acked": 0, "present": 0} for m in MODES}
 
 
 def _setup(path: str) -> None:
@@ -37,18 +47,46 @@ def _setup(path: str) -> None:
         led.mint(m, "bob", 10**6, op_id="fund-b")
 
 
-def _child(path: str, wfd: int, seed: int) -> None:
-    """Apply operations forever, acknowledging each success on ``wfd``."""
+def _child(path: str, wfd: int, seed: int, mode: str = "plain") -> None:
+    """Apply operations forever, acknowledging each success on ``wfd`` (and each fault survived)."""
     rng = random.Random(seed)
     led = vl.open(f"sqlite:///{path}", clock=ManualClock())
+    lock = threading.Lock()
 
     def ack(who: str, op_id: str) -> None:
-        os.write(wfd, f"{who} {op_id}\n".encode())
+        with lock:
+            os.write(wfd, f"{who} {op_id}\n".encode())
 
+    if mode == "faults":
+        led._db = FaultyConnection(led._db, lambda sql: sql.startswith(("INSERT", "COMMIT")) and rng.random() < 0.1)
+    if mode == "diskfull":
+        (pages,) = led._db.execute("PRAGMA page_count").fetchone()
+        led._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    if mode == "threads":
+        threads = [threading.Thread(target=_work, args=(led, ack, random.Random(seed + t), f"{seed}.{t}"),
+                                    daemon=True) for t in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     n = 0
     while True:
         n += 1
-        i = f"{seed}.{n}"  # unique across children appending to one file
+        try:
+            _work(led, ack, rng, f"{seed}.{n}", once=True)
+        except vl.LedgerError as e:
+            assert "full" in str(e), e
+            os.write(wfd, b"F\n")
+            if mode == "diskfull" and rng.random() < 0.3:  # some space frees up
+                (pages,) = led._db.execute("PRAGMA page_count").fetchone()
+                led._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+
+
+def _work(led, ack, rng, tag: str, once: bool = False) -> None:
+    n = 0
+    while True:
+        n += 1
+        i = f"{tag}.{n}"  # unique across children (and threads) appending to one file
         r = rng.random()
         if r < 0.6:
             led.transfer(A, "bob", rng.randint(1, 9), op_id=f"t{i}")
@@ -70,15 +108,17 @@ def _child(path: str, wfd: int, seed: int) -> None:
                     led.transfer(B, "alice", 1, op_id=f"b{i}.{j}")
             for j in range(5):  # durable only once the batch has committed
                 ack("bob", f"b{i}.{j}")
+        if once:
+            return
 
 
-def _run_and_kill(path: str, seed: int, rng: random.Random) -> list[tuple[str, str]]:
+def _run_and_kill(path: str, seed: int, rng: random.Random, mode: str = "plain") -> list[tuple[str, str]]:
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         os.close(rfd)
         try:
-            _child(path, wfd, seed)
+            _child(path, wfd, seed, mode)
         finally:
             os._exit(0)
     os.close(wfd)
@@ -101,10 +141,13 @@ def _run_and_kill(path: str, seed: int, rng: random.Random) -> list[tuple[str, s
         chunks.append(data)
     os.close(rfd)
     lines = b"".join(chunks).decode().splitlines()
+    KILLS[mode]["kills"] += 1
+    KILLS[mode]["faults"] += lines.count("F")
     return [tuple(line.split()) for line in lines if line.count(" ") == 1]
 
 
-def _check(path: str, acked: list[tuple[str, str]], full: bool = True) -> None:
+def _check(path: str, acked: list[tuple[str, str]], full: bool = True, mode: str = "plain",
+           before: int = 0) -> None:
     if full:
         report = vl.verify_chain(path)
         assert report.ok, report.summary()
@@ -115,6 +158,10 @@ def _check(path: str, acked: list[tuple[str, str]], full: bool = True) -> None:
             (n,) = db.execute("SELECT COUNT(*) FROM events WHERE actor = ? AND op_id = ?",
                               (pubs[who], op_id)).fetchone()
             assert n == 1, f"acknowledged {who}:{op_id} is in the log {n} times"
+        (present,) = db.execute("SELECT COUNT(*) FROM events WHERE seq >= ?", (before,)).fetchone()
+        assert present >= len(acked)
+        KILLS[mode]["acked"] += len(acked)
+        KILLS[mode]["present"] += present
     finally:
         db.close()
     with vl.open(f"sqlite:///{path}", clock=ManualClock()) as led:
@@ -130,7 +177,7 @@ def _check(path: str, acked: list[tuple[str, str]], full: bool = True) -> None:
         assert before == {n: (led.balance(n), led.stake(n)) for n in led.accounts()}
 
 
-def _kills(tmp_path, n: int, seed: int) -> int:
+def _kills(tmp_path, n: int, seed: int, mode: str = "plain") -> int:
     rng = random.Random(seed)
     total_acked = 0
     template = os.path.join(tmp_path, "template.db")
@@ -138,15 +185,27 @@ def _kills(tmp_path, n: int, seed: int) -> int:
     for k in range(n):
         path = os.path.join(tmp_path, f"crash{k}.db")
         shutil.copyfile(template, path)
-        acked = _run_and_kill(path, seed * 1000 + k, rng)
+        acked = _run_and_kill(path, seed * 1000 + k, rng, mode)
         total_acked += len(acked)
-        _check(path, acked)
+        _check(path, acked, mode=mode, before=5)
     return total_acked
 
 
 def test_sigkill_50_times(tmp_path):
     acked = _kills(tmp_path, 50, seed=1)
     assert acked > 150  # the kills landed while operations were being applied
+    print(f"\nSIGKILL plain: {KILLS['plain']}")
+
+
+@pytest.mark.parametrize("mode", ["faults", "diskfull", "threads"])
+def test_sigkill_under_faults(tmp_path, mode):
+    """20 kills each of writers whose commits fail at random, whose disk fills up, or whose
+    three threads share one ledger object; nothing acknowledged is lost, nothing is doubled."""
+    acked = _kills(tmp_path, 20, seed=2 + MODES.index(mode), mode=mode)
+    assert acked > 40
+    if mode != "threads":
+        assert KILLS[mode]["faults"] > 0  # faults were injected and survived
+    print(f"\nSIGKILL {mode}: {KILLS[mode]}")
 
 
 @pytest.mark.slow
@@ -158,8 +217,11 @@ def test_sigkill_200_times_accumulating(tmp_path):
     _setup(path)
     acked_all: list[tuple[str, str]] = []
     for k in range(200):
-        acked = _run_and_kill(path, 10_000 + k, rng)
-        _check(path, acked, full=(k % 10 == 9))
+        mode = MODES[k % 4]
+        (before,) = sqlite3.connect(path).execute("SELECT COUNT(*) FROM events").fetchone()
+        acked = _run_and_kill(path, 10_000 + k, rng, mode)
+        _check(path, acked, full=(k % 10 == 9), mode=mode, before=before)
         acked_all += acked
+    print(f"\nSIGKILL accumulating, by mode: {KILLS}")
     _check(path, acked_all)
     assert len(acked_all) > 500

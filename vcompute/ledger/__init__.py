@@ -5,8 +5,10 @@ Open a ledger by URL with :func:`open`:
 ============================  ==========================================================
 ``memory://``                 in-process (default); fastest; for simulations
 ``sqlite:///path.db``         durable: WAL, one transaction per operation, a hash-chained
-                              event log with every entry signed by the party that asked
-                              (check it with :func:`verify_chain` / ``vcompute ledger verify``)
+                              event log with every entry signed by the party that asked,
+                              over its position and predecessor (check it with
+                              :func:`verify_chain` / ``vcompute ledger verify``, against a
+                              kept checkpoint to catch a cut-off tail: protocols/SQLiteLedger.md)
 ``evm://tester``              an embedded Ethereum chain (py-evm) running ``protocols/VLedger.vy``
 ``evm+http://HOST:PORT``      the same contract on any JSON-RPC node
 ============================  ==========================================================
@@ -241,14 +243,14 @@ def total_supply(ledger: Ledger) -> int:
     return ledger.total_supply()
 
 
-def verify_chain(path: str):
-    """Check a SQLite ledger file's signed hash chain and the state it implies.
+def verify_chain(path: str, anchor: Any = None, **options: Any):
+    """Check a SQLite ledger file's signed hash chain and the state it implies (against ``anchor`` if given).
 
     See :func:`vcompute.ledger.chain.verify_chain`.
     """
     from vcompute.ledger.chain import verify_chain as _verify
 
-    return _verify(path)
+    return _verify(path, anchor, **options)
 
 
 __all__ = [
