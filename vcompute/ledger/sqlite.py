@@ -230,14 +230,9 @@ class SQLiteLedger(StateQueries, Ledger):
     def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
         pub = bytes(public_of(by))
         args = normalise_args(kind, args)
-        if isinstance(op_id, str):
-            op_id = str.__str__(op_id)  # an exact str: a subclass's __eq__/__hash__/__len__ are not consulted
+        # The canonical rule of every backend: an exact str of printable ASCII (a subclass is refused,
+        # not converted, so all backends answer the same request the same way).
         check_op_id(op_id)
-        try:
-            op_id.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidRequest(f"op_id {op_id!r} is not valid Unicode text (lone surrogate); choose a "
-                                 "printable one") from None
         me = threading.get_ident()
         while True:
             with self._cv:
