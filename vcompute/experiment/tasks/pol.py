@@ -17,8 +17,10 @@ from vcompute.experiment.tasks.base import TaskParams
 
 __all__ = ["PoLDetection", "PoLCalibration", "SETTINGS"]
 
-#: Verifier settings compared in the experiments.
-SETTINGS = ("ours", "topq_only", "random_only", "reference")
+#: Verifier settings compared in the experiments: ``ours`` (final-model rule and chain check as
+#: configured), ``final_only`` (ours without the chain check), ``before`` (ours without either:
+#: the scheme before the final-model rule), the top-Q / random ablations and the reference.
+SETTINGS = ("ours", "final_only", "before", "topq_only", "random_only", "reference")
 
 #: Metrics of one verifier setting, suffixed ``_<setting>`` (plain too when there is one setting).
 _PER_SETTING = ("detected", "reexecuted_fraction", "bytes_fraction", "verify_s")
@@ -35,7 +37,7 @@ class PoLDetectionParams(TaskParams):
     batch_size: int = Field(32, ge=1)
     adversary: str = Field("honest", description="honest or a name in vcompute.verify.pol.adversaries")
     adversary_params: dict[str, float | str] = Field(default_factory=dict)
-    settings: list[Literal["ours", "topq_only", "random_only", "reference"]] = Field(
+    settings: list[Literal["ours", "final_only", "before", "topq_only", "random_only", "reference"]] = Field(
         default_factory=lambda: ["ours"], description="verifier settings, each applied to the same transcript")
     top_q: int = Field(1, ge=0, description="top-Q per metric (the reference uses 2)")
     random_segments: int = Field(6, ge=0, description="segments drawn at random after the commitment")
@@ -57,7 +59,7 @@ class PoLDetectionParams(TaskParams):
 
 def make_verifier(p: PoLDetectionParams, setting: str, cache: dict):
     """The verifier of ``setting`` (replays memoised in ``cache``)."""
-    from vcompute.verify.pol import PoLVerifier
+    from vcompute.verify.pol import DEFAULT_DELTA, PoLVerifier
 
     if setting == "reference":
         return PoLVerifier.reference(delta=p.reference_delta, top_q=max(p.top_q, 1), replay_cache=cache)
@@ -66,14 +68,13 @@ def make_verifier(p: PoLDetectionParams, setting: str, cache: dict):
         rnd = 0
     elif setting == "random_only":
         top = 0
-    from vcompute.verify.pol import DEFAULT_DELTA
-
-    if setting != "ours":  # the other settings are the scheme before the final-model rule, for comparison
-        return PoLVerifier(top_q=top, random_segments=rnd, delta=DEFAULT_DELTA if p.delta is None else p.delta,
-                           replay_cache=cache, final_segments=0, chain_check=False)
-    return PoLVerifier(top_q=top, random_segments=rnd, delta=DEFAULT_DELTA if p.delta is None else p.delta,
-                       replay_cache=cache, max_segments=p.max_segments, final_segments=p.final_segments,
-                       chain_check=p.chain_check)
+    delta = DEFAULT_DELTA if p.delta is None else p.delta
+    if setting in ("topq_only", "random_only"):  # ablations of the scheme before the final-model rule
+        return PoLVerifier(top_q=top, random_segments=rnd, delta=delta, replay_cache=cache, final_segments=0,
+                           chain_check=False)
+    final = {"ours": p.final_segments, "final_only": max(p.final_segments, 1), "before": 0}[setting]
+    return PoLVerifier(top_q=top, random_segments=rnd, delta=delta, replay_cache=cache, max_segments=p.max_segments,
+                       final_segments=final, chain_check=p.chain_check and setting == "ours")
 
 
 class PoLDetection:
