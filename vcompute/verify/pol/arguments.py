@@ -17,7 +17,7 @@ import numpy as np
 from vcompute.core.types import Claim, Job
 from vcompute.verify.base import VerifyContext
 
-__all__ = ["count", "real", "check_call"]
+__all__ = ["count", "real", "check_call", "check_beacon"]
 
 
 def count(name: str, v: Any) -> int:
@@ -63,3 +63,20 @@ def check_call(job: Any, claims: Any, ctx: Any) -> None:
                          f"got {len(claims)}")
     if not isinstance(claims[0], Claim):
         raise TypeError(f"claims[0] must be a Claim, got {type(claims[0]).__name__}")
+
+
+def check_beacon(beacon: Any) -> bytes:
+    """``beacon`` as exact bytes of at least :data:`~vcompute.verify.pol.selection.MIN_BEACON_BYTES`.
+
+    Raises:
+        TypeError: if it is not bytes.
+        ValueError: if it is too short to be unpredictable.
+    """
+    from vcompute.verify.pol.selection import MIN_BEACON_BYTES
+
+    if not isinstance(beacon, (bytes, bytearray)):
+        raise TypeError(f"beacon must be bytes (public randomness revealed after the commitment), "
+                        f"got {type(beacon).__name__}")
+    if len(beacon) < MIN_BEACON_BYTES:
+        raise ValueError(f"beacon must have at least {MIN_BEACON_BYTES} bytes, got {len(beacon)}")
+    return bytes(beacon)

@@ -227,16 +227,11 @@ def derive_challenge_seed(seed: int | None, claims: Sequence[Claim], *, beacon: 
         >>> a == derive_challenge_seed(None, [], beacon=bytes(16)), a == derive_challenge_seed(None, [], beacon=b"1" * 16)
         (True, False)
     """
-    from vcompute.verify.pol.arguments import count
-    from vcompute.verify.pol.selection import MIN_BEACON_BYTES
+    from vcompute.verify.pol.arguments import check_beacon, count
 
     commitments = [c.commitment if type(c.commitment) is str else "" for c in claims]
     if beacon is not None:
-        if not isinstance(beacon, (bytes, bytearray)):
-            raise TypeError(f"beacon must be bytes, got {type(beacon).__name__}")
-        if len(beacon) < MIN_BEACON_BYTES:
-            raise ValueError(f"beacon must have at least {MIN_BEACON_BYTES} bytes, got {len(beacon)}")
-        h = content_hash({"beacon": bytes(beacon).hex(), "commitments": commitments})
+        h = content_hash({"beacon": check_beacon(beacon).hex(), "commitments": commitments})
         return int(h[:15], 16)
     if seed is None:
         raise ValueError("pass a seed or a beacon: challenge randomness is never implicit")

@@ -29,6 +29,7 @@ from vcompute.core.hashing import content_hash
 from vcompute.core.merkle import verify_proof
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
+from vcompute.verify.pol.arguments import check_beacon
 from vcompute.verify.pol.arguments import check_call as _check_call
 from vcompute.verify.pol.arguments import count as _count
 from vcompute.verify.pol.arguments import real as _real
@@ -44,7 +45,7 @@ from vcompute.verify.pol.checks import (
     ks_init,
     param_vector,
 )
-from vcompute.verify.pol.selection import MIN_BEACON_BYTES, beacon_rng, select_segments
+from vcompute.verify.pol.selection import beacon_rng, select_segments
 from vcompute.verify.pol.transcript import HEADER_VERSION, METRICS, checkpoint_digest, update_metrics
 
 __all__ = ["PoLVerifier", "DEFAULT_DELTA"]
@@ -124,13 +125,7 @@ class PoLVerifier:
             raise ValueError("init_check must be 'exact' or 'ks'")
         if init_check == "exact" and not bind_seeds:
             raise ValueError("init_check='exact' needs bind_seeds=True; use init_check='ks' otherwise")
-        if beacon is not None:
-            if not isinstance(beacon, (bytes, bytearray)):
-                raise TypeError(f"beacon must be bytes (the public randomness revealed after the commitment), "
-                                f"got {type(beacon).__name__}")
-            if len(beacon) < MIN_BEACON_BYTES:
-                raise ValueError(f"beacon must have at least {MIN_BEACON_BYTES} bytes, got {len(beacon)}")
-            beacon = bytes(beacon)
+        beacon = None if beacon is None else check_beacon(beacon)
         self.top_q, self.random_segments, self.metrics = top_q, random_segments, tuple(metrics)
         self.delta, self.delta_mode = delta, delta_mode
         self.bind_hparams, self.bind_seeds, self.bind_dataset = bind_hparams, bind_seeds, bind_dataset
