@@ -8,8 +8,10 @@ Than You Think", IEEE EuroS&P 2023.
 
 Unlike the reference, this verifier binds hyperparameters, seeds, dataset
 and batch order to the job (the commitments are checked, not trusted),
-checks the initialisation exactly from the committed seed, adds segments
-drawn from randomness fixed after the commitment to the top-Q selection,
+checks the initialisation exactly from the committed seed, always replays
+the last segment and checks the declared update table against the
+checkpoints it holds (so the final model is bound), adds segments drawn
+from randomness fixed after the commitment to the top-Q selection,
 measures the replay error relative to the verifier's own replayed update
 with a calibrated ``delta``, and downloads only the segments it challenges.
 :meth:`PoLVerifier.reference` builds the reference-style verifier for
@@ -85,8 +87,20 @@ class PoLVerifier:
         transport: ``"lzma"`` asks the prover for lzma-compressed checkpoints (lossless;
             decompression is capped at the model's size), ``None`` (default) for raw
             bytes: float32 checkpoints shrink only ~1.08x, not worth the prover's CPU.
-        max_segments: cap on the segments opened per verification (top-Q first; the
-            random draws shrink to fit), which caps re-execution and bytes.
+        max_segments: cap on the segments opened per verification (final and top-Q first;
+            the random draws shrink to fit), which caps re-execution and bytes.
+        final_segments: the last segments always replayed (the final-model rule): a swapped
+            final checkpoint is caught whatever the declared table says.
+        chain_check: check, between every two consecutive checkpoints the verifier holds,
+            that their distance is at most the declared updates between them (catches a
+            swapped model before the last segment; see proofs/pol.md, C6).
+        beacon: public randomness revealed after the commitment (>= 16 bytes); if given,
+            the challenged segments come from it mixed with the transcript root instead of
+            ``ctx.rng`` (reproducible by anyone who knows the beacon).
+
+    Raises:
+        TypeError: for arguments of the wrong type (named in the message).
+        ValueError: for out-of-range or inconsistent arguments (named in the message).
 
     Example:
         >>> from vcompute.workloads.training import make_training_job
