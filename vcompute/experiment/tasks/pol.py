@@ -45,6 +45,7 @@ class PoLDetectionParams(TaskParams):
     delta: float | None = Field(None, ge=0, description="relative delta (ours); None: the calibrated DEFAULT_DELTA")
     final_segments: int = Field(1, ge=0, description="last segments always replayed (ours; the final-model rule)")
     chain_check: bool = Field(True, description="check the declared table between held checkpoints (ours)")
+    anchors: int = Field(0, ge=0, description="extra checkpoints downloaded as chain-check anchors (ours)")
     reference_delta: float = Field(0.03, ge=0, description="absolute delta of the reference setting")
     trials: int = Field(20, ge=1, le=10000, description="independent verifications of the transcript")
 
@@ -74,7 +75,8 @@ def make_verifier(p: PoLDetectionParams, setting: str, cache: dict):
                            chain_check=False)
     final = {"ours": p.final_segments, "final_only": max(p.final_segments, 1), "before": 0}[setting]
     return PoLVerifier(top_q=top, random_segments=rnd, delta=delta, replay_cache=cache, max_segments=p.max_segments,
-                       final_segments=final, chain_check=p.chain_check and setting == "ours")
+                       final_segments=final, chain_check=p.chain_check and setting == "ours",
+                       anchors=p.anchors if setting == "ours" else 0)
 
 
 class PoLDetection:

@@ -301,9 +301,12 @@ def zhang(job: Job, provider: str, rng: np.random.Generator, *, iters: int = 30,
 
 
 def swap_final(job: Job, provider: str, rng: np.random.Generator, *, depth: int = 1,
-               victim: str = "victim") -> Spoof:
-    """Train honestly, swap checkpoint ``C - depth + 1`` for the victim's final model, lie about the break.
+               victim: str = "victim", blend: float = 1.0) -> Spoof:
+    """Train honestly, swap checkpoint ``C - depth + 1`` for another model, lie about the break.
 
+    The swapped model is ``blend`` of the way from the prover's own honest
+    checkpoint to the victim's final model (``blend = 1``: the victim's
+    model; small: a model close to the prover's own, like a small patch).
     Segments after the break are trained honestly from the swapped model, so
     only segment ``C - depth`` fails to reproduce, and its declared update
     sizes are copied from the segment before it.
@@ -317,14 +320,18 @@ def swap_final(job: Job, provider: str, rng: np.random.Generator, *, depth: int 
     states = [init_state(spec, seeds.init)]
     for j in range(brk):
         states.append(_train(spec, states[-1], j * k, k, data, seeds))
-    states.append(_steal(job, victim))
+    other = _steal(job, victim)
+    if blend != 1.0:
+        own = _train(spec, states[-1], brk * k, k, data, seeds)
+        other = _line(own, other, float(blend))
+    states.append(other)
     for j in range(brk + 1, C):
         states.append(_train(spec, states[-1], j * k, k, data, seeds))
     tr = build_transcript(job, provider, states, seeds=seeds, dataset=(data.x, data.y))
     table = [list(m) for m in tr.header["segment_metrics"]]
     table[brk] = list(table[brk - 1] if brk > 0 else table[brk + 1])
     tr = Transcript(dict(tr.header, segment_metrics=table), tr.checkpoints, dataset=tr.dataset)
-    return Spoof(sign_claim(job, provider, tr), tr, (C - 1) / C, {"broken_segment": brk})
+    return Spoof(sign_claim(job, provider, tr), tr, (C - 1) / C, {"broken_segment": brk, "blend": float(blend)})
 
 
 def low_precision(job: Job, provider: str, rng: np.random.Generator, *, dtype: str = "float16") -> Spoof:

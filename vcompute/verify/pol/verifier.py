@@ -94,6 +94,8 @@ class PoLVerifier:
         chain_check: check, between every two consecutive checkpoints the verifier holds,
             that their distance is at most the declared updates between them (catches a
             swapped model before the last segment; see proofs/pol.md, C6).
+        anchors: further checkpoints downloaded at random (not replayed) as chain-check anchors:
+            shorter gaps between held checkpoints catch smaller swaps, for bytes only.
         beacon: public randomness revealed after the commitment (>= 16 bytes); if given,
             the challenged segments come from it mixed with the transcript root instead of
             ``ctx.rng`` (reproducible by anyone who knows the beacon).
@@ -120,9 +122,10 @@ class PoLVerifier:
                  public_keys: Mapping[str, bytes] | None = None, replay_framework: str | None = None,
                  replay_cache: dict | None = None, ks_alpha: float = 0.01, hash_first: bool = True,
                  transport: str | None = None, max_segments: int | None = None, final_segments: int = 1,
-                 chain_check: bool = True, beacon: bytes | None = None) -> None:
+                 chain_check: bool = True, anchors: int = 0, beacon: bytes | None = None) -> None:
         top_q, random_segments = _count("top_q", top_q), _count("random_segments", random_segments)
         final_segments = _count("final_segments", final_segments)
+        self.anchors = _count("anchors", anchors)
         if top_q == 0 and random_segments == 0:
             raise ValueError("choose top_q > 0 or random_segments > 0: a verifier must replay something")
         if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
@@ -352,6 +355,7 @@ class PoLVerifier:
                 raise Reject(f"segment {j} (steps {j * k}-{(j + 1) * k}) does not reproduce: "
                               f"{self.delta_mode} error {err:.3g} > delta {self.delta:.3g}")
         if self.chain_check and not self.download_all:
+            self._add_anchors(ctx, claim, root, n_leaves, layout, k, rng, known)
             check_chain(known, declared)
         details["max_error"] = max(details["errors"], default=0.0)
         return Verdict.accept(f"{len(chosen)} of {C} segments reproduce within delta {self.delta:.3g} "
@@ -384,6 +388,23 @@ class PoLVerifier:
             end_bytes = inflate(resp, resp["end"], limit)
             check_leaf(root, n_leaves, 2 + j, end_bytes, resp["end_proof"], f"checkpoint {j + 1}")
         return start, decode_checkpoint(end_bytes, (j + 1) * k, layout), replayed
+
+    def _add_anchors(self, ctx, claim, root, n_leaves, layout, k, rng, known) -> None:
+        """Download ``self.anchors`` random checkpoints not yet held (drawn after the commitment)."""
+        pool = np.array(sorted(set(range(1, n_leaves - 2)) - set(known)), dtype=np.int64)
+        n = min(self.anchors, int(pool.size))
+        if not n:
+            return
+        idx = sorted(int(i) for i in rng.choice(pool, size=n, replace=False))
+        resp = self._open(ctx, claim, {"checkpoints": idx})
+        cks, proofs = resp.get("checkpoints"), resp.get("proofs")
+        if not (isinstance(cks, list) and isinstance(proofs, list) and len(cks) == len(proofs) == n):
+            raise Reject(f"the prover did not ship the {n} anchor checkpoints asked for")
+        limit = 4 * sum(int(np.prod(shape)) for _, shape in layout) + 4096
+        for i, ck, pr in zip(idx, cks, proofs):
+            ck = inflate(resp, ck, limit)
+            check_leaf(root, n_leaves, 1 + i, ck, pr, f"checkpoint {i}")
+            known[i] = param_vector(decode_checkpoint(ck, i * k, layout))
 
     def _check_signature(self, claim: Claim) -> None:
         from vcompute.core.signing import key_from_name, verify
