@@ -247,3 +247,15 @@ def test_malformed_or_lying_evidence_is_rejected_with_a_reason(honest):
     ctx = VerifyContext(seed=0)  # no challenge channel: the verifier cannot reach the prover
     v = PoLVerifier(random_segments=1).verify(job, [claim], ctx)
     assert not v.accepted and v.reason
+
+
+def test_anchor_checkpoints_catch_a_swap_close_to_the_provers_own_model():
+    """A swap 0.3% of the way to another model hides in the gaps between opened segments (proofs/pol.md,
+    'Swaps within the honest envelope'); downloading every other checkpoint as an anchor closes the gaps."""
+    job = _job()
+    spoof = run_adversary("swap_final", job, "mallory", rng=np.random.default_rng(0), depth=3, blend=0.003)
+    trials = 20
+    assert _rejections(PoLVerifier(random_segments=3, replay_cache={}), job, spoof, trials) < trials
+    assert _rejections(PoLVerifier(random_segments=3, anchors=18, replay_cache={}), job, spoof, trials) == trials
+    with pytest.raises(ValueError, match="anchors"):
+        PoLVerifier(anchors=-1)
