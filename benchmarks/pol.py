@@ -1,9 +1,11 @@
 """Proof-of-learning: verification time and bytes vs proving, measured side by side.
 
 For each framework, trains an honest transcript (MLP on digits), then
-verifies it with our verifier (top-Q + random segments, download only the
-challenged segments) and with the reference-style verifier (downloads
-everything, replays top-Q per epoch), and prints the ratios. Times are
+verifies it with our verifier (final segment + top-Q + random segments,
+chain check, download only the challenged segments), with ours before the
+final-model rule (no forced final segment, no chain check), and with the
+reference-style verifier (downloads everything, replays top-Q per epoch),
+and prints the ratios. Times are
 process CPU seconds (less disturbed by other load on a shared machine than
 wall time, still noisy); the re-executed fraction and bytes are exact.
 
@@ -39,6 +41,7 @@ def main() -> None:
         claim, tr = prove(job, "alice")
         prove_cpu_s = time.process_time() - t
         for name, v in (("ours", PoLVerifier(top_q=1, random_segments=6)),
+                        ("before", PoLVerifier(top_q=1, random_segments=6, final_segments=0, chain_check=False)),
                         ("reference", PoLVerifier.reference(delta=0.03))):
             t = time.process_time()
             verdict = v.verify(job, [claim], pol_context([claim], {"alice": tr}, seed=0))

@@ -139,19 +139,22 @@ def test_truncation_detection_matches_the_sampling_bound():
     job = _job("torch", steps=40)  # 20 segments
     spoof = run_adversary("truncate", job, "mallory", rng=np.random.default_rng(0), trained_fraction=0.7)
     C, bad, R = 20, 6, 3
-    v = PoLVerifier(top_q=0, random_segments=R, replay_cache={})
+    v = PoLVerifier(top_q=0, random_segments=R, replay_cache={}, final_segments=0)  # sampling alone
     trials = 300
     escaped = sum(_verify(v, job, spoof.claim, spoof.transcript, seed=s).accepted for s in range(trials))
     bound = escape_probability(C, bad, R)
     # 4.5 binomial standard deviations of slack: fails only if the sampling is biased
     assert escaped / trials <= bound + 4.5 * np.sqrt(bound * (1 - bound) / trials)
     assert escaped > 0  # and R this small really can miss (the bound is not vacuous)
+    # the final-model rule: the fabricated last segment is always replayed
+    final = PoLVerifier(top_q=0, random_segments=R, replay_cache={})
+    assert not any(_verify(final, job, spoof.claim, spoof.transcript, seed=s).accepted for s in range(20))
 
 
 def test_random_segments_catch_what_top_q_misses():
     job = _job("torch", steps=40)
     spoof = run_adversary("fang", job, "mallory", rng=np.random.default_rng(0), decoys_per_epoch=1)
-    top_only = PoLVerifier(top_q=1, random_segments=0)
+    top_only = PoLVerifier(top_q=1, random_segments=0, final_segments=0)
     assert _verify(top_only, job, spoof.claim, spoof.transcript).accepted  # decoys absorb top-Q
     caught = sum(not _verify(PoLVerifier(top_q=1, random_segments=3), job, spoof.claim, spoof.transcript,
                              seed=s).accepted for s in range(20))

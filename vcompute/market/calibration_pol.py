@@ -5,13 +5,13 @@ calibration table is therefore measured here on real (small) training jobs:
 an honest prover and three real PoL spoofs from
 :mod:`vcompute.verify.pol.adversaries`, standing in for the market's cheats:
 
-==================  ===============  ===========================================
-market cheat        PoL adversary    why
-==================  ===============  ===========================================
-``random_output``   ``interpolate``  no training at all: a fabricated path to a stolen model
-``skip_k``          ``truncate``     trains part of the run, fabricates the rest
-``low_precision``   ``hparam_lie``   trains, but cheaper than the job asked for
-==================  ===============  ===========================================
+==================  =================  =========================================================
+market cheat        PoL adversary      why
+==================  =================  =========================================================
+``random_output``   ``interpolate``    no training at all: a fabricated path to a stolen model
+``skip_k``          ``truncate``       trains part of the run, fabricates the rest
+``low_precision``   ``low_precision``  trains every step under fp16 autocast and claims fp32
+==================  =================  =========================================================
 
 Checking cost is the verifier's metered re-executed fraction on these
 short runs; it is far above what PoL costs on long runs (it replays a fixed
@@ -31,7 +31,7 @@ import numpy as np
 __all__ = ["POL_STANDINS", "calibrate_pol"]
 
 #: Market cheat -> the PoL adversary that stands in for it.
-POL_STANDINS = {"random_output": "interpolate", "skip_k": "truncate", "low_precision": "hparam_lie"}
+POL_STANDINS = {"random_output": "interpolate", "skip_k": "truncate", "low_precision": "low_precision"}
 
 
 def calibrate_pol(*, trials: int = 10, steps: int = 16, checkpoint_every: int = 1, seed: int = 0,

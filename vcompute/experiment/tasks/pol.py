@@ -17,8 +17,10 @@ from vcompute.experiment.tasks.base import TaskParams
 
 __all__ = ["PoLDetection", "PoLCalibration", "SETTINGS"]
 
-#: Verifier settings compared in the experiments.
-SETTINGS = ("ours", "topq_only", "random_only", "reference")
+#: Verifier settings compared in the experiments: ``ours`` (final-model rule and chain check as
+#: configured), ``final_only`` (ours without the chain check), ``before`` (ours without either:
+#: the scheme before the final-model rule), the top-Q / random ablations and the reference.
+SETTINGS = ("ours", "final_only", "before", "topq_only", "random_only", "reference")
 
 #: Metrics of one verifier setting, suffixed ``_<setting>`` (plain too when there is one setting).
 _PER_SETTING = ("detected", "reexecuted_fraction", "bytes_fraction", "verify_s")
@@ -35,12 +37,15 @@ class PoLDetectionParams(TaskParams):
     batch_size: int = Field(32, ge=1)
     adversary: str = Field("honest", description="honest or a name in vcompute.verify.pol.adversaries")
     adversary_params: dict[str, float | str] = Field(default_factory=dict)
-    settings: list[Literal["ours", "topq_only", "random_only", "reference"]] = Field(
+    settings: list[Literal["ours", "final_only", "before", "topq_only", "random_only", "reference"]] = Field(
         default_factory=lambda: ["ours"], description="verifier settings, each applied to the same transcript")
     top_q: int = Field(1, ge=0, description="top-Q per metric (the reference uses 2)")
     random_segments: int = Field(6, ge=0, description="segments drawn at random after the commitment")
     max_segments: int | None = Field(None, ge=1, description="cap on segments opened (ours); None: no cap")
-    delta: float = Field(1e-3, ge=0, description="relative delta (ours)")
+    delta: float | None = Field(None, ge=0, description="relative delta (ours); None: the calibrated DEFAULT_DELTA")
+    final_segments: int = Field(1, ge=0, description="last segments always replayed (ours; the final-model rule)")
+    chain_check: bool = Field(True, description="check the declared table between held checkpoints (ours)")
+    anchors: int = Field(0, ge=0, description="extra checkpoints downloaded as chain-check anchors (ours)")
     reference_delta: float = Field(0.03, ge=0, description="absolute delta of the reference setting")
     trials: int = Field(20, ge=1, le=10000, description="independent verifications of the transcript")
 
@@ -55,7 +60,7 @@ class PoLDetectionParams(TaskParams):
 
 def make_verifier(p: PoLDetectionParams, setting: str, cache: dict):
     """The verifier of ``setting`` (replays memoised in ``cache``)."""
-    from vcompute.verify.pol import PoLVerifier
+    from vcompute.verify.pol import DEFAULT_DELTA, PoLVerifier
 
     if setting == "reference":
         return PoLVerifier.reference(delta=p.reference_delta, top_q=max(p.top_q, 1), replay_cache=cache)
@@ -64,8 +69,14 @@ def make_verifier(p: PoLDetectionParams, setting: str, cache: dict):
         rnd = 0
     elif setting == "random_only":
         top = 0
-    cap = p.max_segments if setting == "ours" else None
-    return PoLVerifier(top_q=top, random_segments=rnd, delta=p.delta, replay_cache=cache, max_segments=cap)
+    delta = DEFAULT_DELTA if p.delta is None else p.delta
+    if setting in ("topq_only", "random_only"):  # ablations of the scheme before the final-model rule
+        return PoLVerifier(top_q=top, random_segments=rnd, delta=delta, replay_cache=cache, final_segments=0,
+                           chain_check=False)
+    final = {"ours": p.final_segments, "final_only": max(p.final_segments, 1), "before": 0}[setting]
+    return PoLVerifier(top_q=top, random_segments=rnd, delta=delta, replay_cache=cache, max_segments=p.max_segments,
+                       final_segments=final, chain_check=p.chain_check and setting == "ours",
+                       anchors=p.anchors if setting == "ours" else 0)
 
 
 class PoLDetection:
@@ -143,29 +154,37 @@ class PoLCalibrationParams(TaskParams):
 
 
 class PoLCalibration:
-    """Honest replay error under changed conditions (threads, framework, unseeded augmentation).
+    """Honest replay error (threads, framework) against cheap-precision training (fp16/bf16 autocast).
 
-    Metrics: per condition (``same``, ``threads``, ``cross_framework``) the
-    max and median relative error (``same_max``, ``same_median``, ...), the
-    chosen ``delta``, and the reference's absolute error under unseeded
-    augmentation (``reference_abs_max``, ``reference_abs_median``).
+    Metrics: per condition (``same``, ``threads``, ``cross_framework``,
+    ``float16``, ``bfloat16``) the min, median and max relative error
+    (``same_max``, ``float16_min``, ...); ``honest_max`` (largest honest
+    error), ``cheap_min`` (smallest cheap-precision error), their ratio
+    ``separation``, the ``delta`` between them
+    (:func:`~vcompute.verify.pol.calibrate.calibrated_delta`), and the
+    reference's absolute error under unseeded augmentation
+    (``reference_abs_max``, ``reference_abs_median``).
     """
 
     Params = PoLCalibrationParams
-    description = "honest PoL reproduction error and the delta it implies"
+    description = "honest vs cheap-precision PoL reproduction error and the delta between them"
     # calibrate() reports "unseeded_augmentation" as the reference's absolute error, not a relative one
-    metrics = (*(f"{c}_{s}" for c in ("same", "threads", "cross_framework") for s in ("max", "median")),
-               "delta", "reference_abs_max", "reference_abs_median")
+    metrics = (*(f"{c}_{s}" for c in ("same", "threads", "cross_framework", "float16", "bfloat16")
+                 for s in ("min", "median", "max")),
+               "honest_max", "cheap_min", "separation", "delta", "reference_abs_max", "reference_abs_median")
 
     def run(self, params: PoLCalibrationParams, seed: int) -> dict[str, Any]:
-        """Calibrate on one honest transcript per ``seed``; return the error maxima and delta."""
+        """Calibrate on one honest transcript per ``seed``; return the error statistics and delta."""
         from vcompute.verify.pol.calibrate import calibrate
 
         out = calibrate(frameworks=[params.framework], models=[params.model], seeds=[seed],
                         segments=params.segments, safety=params.safety, steps=params.steps,
                         checkpoint_every=params.checkpoint_every)
-        m = {f"{c}_max": s.get("max", float("nan")) for c, s in out["relative"].items()}
-        m.update({f"{c}_median": s.get("median", float("nan")) for c, s in out["relative"].items()})
-        m.update(delta=out["delta"], reference_abs_max=out["reference_absolute"].get("max", float("nan")),
+        m = {f"{c}_{s}": st.get(s, float("nan")) for c, st in out["relative"].items()
+             for s in ("min", "median", "max")}
+        cheap = out["cheap_min"]
+        m.update(honest_max=out["honest_max"], cheap_min=float("nan") if cheap is None else cheap,
+                 separation=out["separation"], delta=out["delta"],
+                 reference_abs_max=out["reference_absolute"].get("max", float("nan")),
                  reference_abs_median=out["reference_absolute"].get("median", float("nan")))
         return m

@@ -23,7 +23,7 @@ from vcompute.verify.pol.prover import (
     sign_claim,
 )
 from vcompute.verify.pol.replay import reexecute_segment
-from vcompute.verify.pol.selection import escape_probability, select_segments
+from vcompute.verify.pol.selection import beacon_rng, escape_probability, select_segments
 from vcompute.verify.pol.transcript import METRICS, Transcript, TranscriptError, update_metrics
 from vcompute.verify.pol.verifier import DEFAULT_DELTA, PoLVerifier
 from vcompute.verify.pol.wrappers import make_provable, provable_step
@@ -35,6 +35,7 @@ __all__ = [
     "Transcript",
     "TranscriptError",
     "TranscriptRecorder",
+    "beacon_rng",
     "build_transcript",
     "challenge_channel",
     "derive_challenge_seed",

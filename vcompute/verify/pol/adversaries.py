@@ -22,6 +22,12 @@ the transcript it will open, and its cost as a fraction of honest training
 - ``fang_hparams``: Fang et al.'s use of uncommitted hyperparameters: declares a
   tiny learning rate and many steps so that straight-line steps to the stolen
   model stay within an absolute ``delta``.
+- ``swap_final``: trains honestly, then replaces checkpoint ``C - depth + 1`` by
+  another model (the victim's) and trains the last ``depth - 1`` segments
+  honestly from it, declaring the one broken segment's update like its
+  neighbour's (so top-Q never picks it). ``depth = 1`` swaps the final model.
+- ``low_precision``: trains every step under fp16 or bf16 autocast and claims
+  the job's fp32 training.
 """
 
 from __future__ import annotations
@@ -294,11 +300,61 @@ def zhang(job: Job, provider: str, rng: np.random.Generator, *, iters: int = 30,
     return Spoof(sign_claim(job, provider, tr), tr, spoof.cost_fraction, {"relative_gap_to_stolen": gap})
 
 
+def swap_final(job: Job, provider: str, rng: np.random.Generator, *, depth: int = 1,
+               victim: str = "victim", blend: float = 1.0) -> Spoof:
+    """Train honestly, swap checkpoint ``C - depth + 1`` for another model, lie about the break.
+
+    The swapped model is ``blend`` of the way from the prover's own honest
+    checkpoint to the victim's final model (``blend = 1``: the victim's
+    model; small: a model close to the prover's own, like a small patch).
+    Segments after the break are trained honestly from the swapped model, so
+    only segment ``C - depth`` fails to reproduce, and its declared update
+    sizes are copied from the segment before it.
+    """
+    spec, seeds, data = spec_of(job), derive_seeds(job.id, provider), dataset_of(job)
+    C, k = spec.n_segments, spec.checkpoint_every
+    depth = int(depth)
+    if not 1 <= depth <= C:
+        raise ValueError(f"depth must be in 1..{C} (the number of segments), got {depth}")
+    brk = C - depth  # the segment that does not reproduce
+    states = [init_state(spec, seeds.init)]
+    for j in range(brk):
+        states.append(_train(spec, states[-1], j * k, k, data, seeds))
+    other = _steal(job, victim)
+    if blend != 1.0:
+        own = _train(spec, states[-1], brk * k, k, data, seeds)
+        other = _line(own, other, float(blend))
+    states.append(other)
+    for j in range(brk + 1, C):
+        states.append(_train(spec, states[-1], j * k, k, data, seeds))
+    tr = build_transcript(job, provider, states, seeds=seeds, dataset=(data.x, data.y))
+    table = [list(m) for m in tr.header["segment_metrics"]]
+    table[brk] = list(table[brk - 1] if brk > 0 else table[brk + 1])
+    tr = Transcript(dict(tr.header, segment_metrics=table), tr.checkpoints, dataset=tr.dataset)
+    return Spoof(sign_claim(job, provider, tr), tr, (C - 1) / C, {"broken_segment": brk, "blend": float(blend)})
+
+
+def low_precision(job: Job, provider: str, rng: np.random.Generator, *, dtype: str = "float16") -> Spoof:
+    """Train every step under ``dtype`` autocast (torch) and claim the job's fp32 training."""
+    from vcompute.workloads.training import torch_backend as tb
+
+    spec, seeds, data = spec_of(job), derive_seeds(job.id, provider), dataset_of(job)
+    if spec.framework != "torch":
+        raise ValueError("low_precision trains with torch.autocast: use a torch job")
+    k = spec.checkpoint_every
+    states = [init_state(spec, seeds.init)]
+    for j in range(spec.n_segments):
+        states.append(tb.run_steps(spec, states[-1], j * k, k, data, data_seed=seeds.data, aug_seed=seeds.aug,
+                                   autocast=dtype))
+    # cost: compute at half precision, counted as half an fp32 step on hardware that runs it at twice the rate
+    return _finish(job, provider, states, cost=0.5, seeds=seeds, dataset=(data.x, data.y), info={"dtype": dtype})
+
+
 #: Adversaries (and the honest control) by name.
 ADVERSARIES: dict[str, Callable[..., Spoof]] = {
     "honest": honest, "replay": replay, "interpolate": interpolate, "truncate": truncate,
     "hparam_lie": hparam_lie, "data_substitution": data_substitution, "zhang": zhang, "fang": fang,
-    "fang_hparams": fang_hparams,
+    "fang_hparams": fang_hparams, "swap_final": swap_final, "low_precision": low_precision,
 }
 
 

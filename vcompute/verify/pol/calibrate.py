@@ -1,13 +1,18 @@
-"""Calibrating ``delta`` from measured honest reproduction error.
+"""Calibrating ``delta`` between honest reproduction error and cheaper-precision training.
 
 Honest provers and verifiers do not always compute bit-identical steps:
-another thread count, another framework (torch vs JAX), another machine.
-:func:`calibrate` trains honest transcripts, replays every segment under
-such changed conditions, and reports the distribution of the relative
-replay error and the ``delta`` it implies (``safety`` times the largest
-observed error). With ``unseeded_augmentation`` it also measures the
-reference implementation's situation, where augmentation is drawn from
-fresh randomness and an honest replay differs by far more.
+another thread count (1 vs 2 intra-op threads), another framework (torch
+vs JAX), another machine. A provider that trains at a cheaper precision
+(fp16 or bf16 autocast) and claims fp32 produces segments that are off by
+far more. :func:`calibrate` trains honest transcripts (torch at one
+thread), replays segments under the honest changed conditions, trains the
+same segments under autocast, and measures the relative error of each
+against the fp32 replay. ``delta`` is the geometric mean of the largest
+honest error and the smallest cheap-precision error: the same factor of
+margin on both sides (``separation`` is their ratio; ``delta`` only
+separates them if it is above 1). With ``unseeded_augmentation`` it also
+measures the reference implementation's situation, where augmentation is
+drawn from fresh randomness and an honest replay differs by far more.
 """
 
 from __future__ import annotations
@@ -21,10 +26,32 @@ from vcompute.verify.pol.prover import prove
 from vcompute.verify.pol.replay import absolute_param_error, relative_error
 from vcompute.workloads.training.spec import TrainSpec, dataset_of, decode_state, derive_seeds, make_training_job
 
-__all__ = ["calibrate", "CONDITIONS"]
+__all__ = ["calibrate", "CONDITIONS", "HONEST", "CHEAP", "calibrated_delta"]
 
-#: Replay conditions: what differs between the prover's and the verifier's run.
-CONDITIONS = ("same", "threads", "cross_framework", "unseeded_augmentation")
+#: Honest replay conditions: what differs between an honest prover's run and the verifier's.
+HONEST = ("same", "threads", "cross_framework")
+#: Cheaper training claimed as the job's fp32: torch autocast at these precisions.
+CHEAP = ("float16", "bfloat16")
+#: Every condition :func:`calibrate` measures.
+CONDITIONS = (*HONEST, *CHEAP, "unseeded_augmentation")
+
+
+def calibrated_delta(honest_max: float, cheap_min: float | None, *, floor: float = 1e-7,
+                     safety: float = 100.0) -> float:
+    """The tolerance between the largest honest error and the smallest cheap-precision one.
+
+    ``sqrt(max(honest_max, floor) * cheap_min)`` (their geometric mean);
+    without cheap-precision measurements, ``max(safety * honest_max, floor)``.
+    ``floor`` stands for honest errors too rare to have been seen (float32
+    rounding of one update is about ``6e-8`` relative).
+
+    Example:
+        >>> calibrated_delta(1e-6, 1e-4)
+        1e-05
+    """
+    if cheap_min is None:
+        return max(safety * honest_max, floor)
+    return float(np.sqrt(max(honest_max, floor) * cheap_min))
 
 
 def _stats(x: Sequence[float]) -> dict[str, float]:
@@ -37,23 +64,27 @@ def _stats(x: Sequence[float]) -> dict[str, float]:
 
 def calibrate(*, frameworks: Sequence[str] = ("torch", "jax"), models: Sequence[str] = ("mlp",),
               seeds: Sequence[int] = range(3), conditions: Sequence[str] = CONDITIONS,
-              safety: float = 100.0, floor: float = 1e-6, segments: int = 10,
+              safety: float = 100.0, floor: float = 1e-7, segments: int = 10,
               **spec_overrides: Any) -> dict[str, Any]:
-    """Measure honest replay error and choose ``delta``.
+    """Measure honest and cheap-precision replay error and choose ``delta``.
 
     Args:
         frameworks: prover frameworks.
         models: architectures.
         seeds: job seeds (one honest transcript per framework, model and seed).
         conditions: subset of :data:`CONDITIONS`.
-        safety: ``delta = max(safety * largest relative honest error, floor)``.
-        floor: smallest ``delta`` ever chosen (bit-exact replays give error 0).
+        safety: without cheap-precision conditions, ``delta = max(safety * largest honest error, floor)``.
+        floor: smallest honest error assumed (bit-exact replays give error 0); see :func:`calibrated_delta`.
         segments: segments replayed per transcript (evenly spaced).
         **spec_overrides: :class:`TrainSpec` fields (steps, checkpoint_every, ...).
 
     Returns:
-        ``{"relative": {condition: stats}, "delta": float, "reference_absolute": stats,
-        "reference_delta": float}``; stats have n, min, median, p99, max, zero_fraction.
+        ``{"relative": {condition: stats}, "honest_max": float, "cheap_min": float | None,
+        "separation": float, "delta": float, "reference_absolute": stats, "reference_delta": float}``;
+        stats have n, min, median, p99, max, zero_fraction.
+
+    Raises:
+        ValueError: for an unknown condition.
 
     Example:
         >>> out = calibrate(frameworks=["jax"], seeds=[0], conditions=["same"], segments=2,
@@ -73,24 +104,43 @@ def calibrate(*, frameworks: Sequence[str] = ("torch", "jax"), models: Sequence[
             for seed in seeds:
                 job = make_training_job(TrainSpec(framework=fw, model=model, seed=int(seed), **spec_overrides))
                 spec, data = TrainSpec.from_dict(job.spec), dataset_of(job)
-                _, tr = prove(job, "calibration")
+                with _threads(1):  # the prover; the "threads" condition replays on two
+                    _, tr = prove(job, "calibration")
                 s = derive_seeds(job.id, "calibration")
                 k = spec.checkpoint_every
                 for j in np.unique(np.linspace(0, spec.n_segments - 1, segments).astype(int)):
                     start = decode_state(tr.checkpoints[j])[1]
                     end = decode_state(tr.checkpoints[j + 1])[1]
                     for cond in conditions:
-                        other = {"torch": "jax", "jax": "torch"}[fw] if cond == "cross_framework" else fw
-                        aug = s.aug + 1 if cond == "unseeded_augmentation" else s.aug
-                        with _threads(1 if cond == "threads" else None):
-                            out = backend(other).run_steps(spec, start, j * k, k, data, data_seed=s.data, aug_seed=aug)
-                        if cond == "unseeded_augmentation":
-                            ref_abs.append(absolute_param_error(end, out))
-                        else:
-                            rel[cond].append(relative_error(start, end, out))
-    worst = max((max(v) for v in rel.values() if v), default=0.0)
-    return {"relative": {c: _stats(v) for c, v in rel.items()}, "delta": max(safety * worst, floor),
+                        rel_or_abs = _measure(cond, fw, spec, start, end, int(j) * k, data, s)
+                        (ref_abs if cond == "unseeded_augmentation" else rel[cond]).append(rel_or_abs)
+    honest = [e for c in HONEST if c in rel for e in rel[c]]
+    cheap = [e for c in CHEAP if c in rel for e in rel[c]]
+    honest_max = max(honest, default=0.0)
+    cheap_min = min(cheap) if cheap else None
+    return {"relative": {c: _stats(v) for c, v in rel.items()}, "honest_max": honest_max, "cheap_min": cheap_min,
+            "separation": (cheap_min / max(honest_max, floor)) if cheap_min is not None else float("nan"),
+            "delta": calibrated_delta(honest_max, cheap_min, floor=floor, safety=safety),
             "reference_absolute": _stats(ref_abs), "reference_delta": float(max(ref_abs, default=0.0))}
+
+
+def _measure(cond: str, fw: str, spec: TrainSpec, start, end, step: int, data, s) -> float:
+    """One segment's error under ``cond``: relative to the fp32 replay, or (reference) absolute."""
+    from vcompute.workloads.training import backend
+
+    k = spec.checkpoint_every
+    if cond in CHEAP:  # the claim is autocast training from the same start; the replay is the honest end
+        with _threads(1):
+            cheap = backend("torch").run_steps(spec, start, step, k, data, data_seed=s.data, aug_seed=s.aug,
+                                               autocast=cond)
+        return relative_error(start, cheap, end)
+    other = {"torch": "jax", "jax": "torch"}[fw] if cond == "cross_framework" else fw
+    aug = s.aug + 1 if cond == "unseeded_augmentation" else s.aug
+    with _threads(2 if cond == "threads" else 1):
+        out = backend(other).run_steps(spec, start, step, k, data, data_seed=s.data, aug_seed=aug)
+    if cond == "unseeded_augmentation":
+        return absolute_param_error(end, out)
+    return relative_error(start, end, out)
 
 
 class _threads:

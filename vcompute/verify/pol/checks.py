@@ -16,7 +16,7 @@ from vcompute.core.merkle import verify_proof
 from vcompute.verify.pol.selection import ks_uniform_pvalue
 from vcompute.verify.pol.transcript import checkpoint_digest
 
-__all__ = ["Reject", "check_leaf", "committed_seeds", "decode_any", "decode_checkpoint", "inflate", "ks_init",
+__all__ = ["Reject", "check_chain", "check_delivered_model", "check_leaf", "committed_seeds", "decode_any", "decode_checkpoint", "inflate", "ks_init",
            "param_vector"]
 
 
@@ -106,3 +106,57 @@ def param_vector(state: Mapping[str, np.ndarray]) -> np.ndarray:
     from vcompute.workloads.training.spec import flat_params
 
     return flat_params(state)
+
+
+#: Declared-table columns that are norms of the update (the triangle inequality holds for them).
+_NORM_COLUMNS = (("l1", 0), ("l2", 1), ("linf", 2))
+
+
+def check_chain(known: Mapping[int, np.ndarray], declared: np.ndarray) -> None:
+    """Check the declared update table against every pair of consecutive checkpoints the verifier holds.
+
+    ``known`` maps checkpoint index to its parameter vector (committed
+    checkpoints only: the exact init, opened starts, bit-exact or downloaded
+    ends). Between consecutive known checkpoints ``a < b`` the distance in
+    l1, l2 and linf can be at most the sum of the declared sizes of segments
+    ``a..b-1`` (triangle inequality): a segment whose declared size hides a
+    large jump (a swapped model) breaks this unless the lie is absorbed by
+    the declared sizes of the other segments between the two anchors, which
+    the prover had to fix before it knew where the anchors would be.
+
+    Raises:
+        Reject: naming the first violated interval and metric.
+    """
+    idx = sorted(known)
+    for a, b in zip(idx, idx[1:]):
+        d = known[b] - known[a]
+        dist = (float(np.abs(d).sum()), float(np.linalg.norm(d)), float(np.abs(d).max(initial=0.0)))
+        for name, col in _NORM_COLUMNS:
+            budget = float(declared[a:b, col].sum())
+            if dist[col] > budget * (1 + 1e-6) + 1e-12:
+                raise Reject(f"checkpoints {a} and {b} are {dist[col]:.4g} apart in {name} but the declared "
+                             f"updates between them sum to {budget:.4g}: the update table hides a jump")
+
+
+def check_delivered_model(output: Any, final_digest: bytes, steps: int) -> None:
+    """Reject unless a delivered model (the claim's ``output``, if any) is the last committed checkpoint.
+
+    ``output`` may be ``None`` (the model is the transcript's final
+    checkpoint), checkpoint bytes, or a training state (``name -> array``)
+    encoded at step ``steps``.
+    """
+    if output is None:
+        return
+    from vcompute.workloads.training.spec import encode_state
+
+    if isinstance(output, (bytes, bytearray)):
+        blob = bytes(output)
+    elif isinstance(output, Mapping):
+        try:
+            blob = encode_state(steps, {str(k): np.asarray(v) for k, v in output.items()})
+        except Exception as e:
+            raise Reject(f"the delivered model does not encode as a training state: {type(e).__name__}") from None
+    else:
+        raise Reject(f"the delivered model is a {type(output).__name__}, not checkpoint bytes or a state")
+    if checkpoint_digest(blob) != bytes(final_digest):
+        raise Reject("the delivered model is not the last committed checkpoint")

@@ -5,6 +5,8 @@ segments small and lets the verifier replay honest decoys (Fang et al.).
 Adding ``R`` segments drawn uniformly from the rest, with randomness fixed
 only after the commitment is posted, makes any fabricated segment escape
 with probability at most ``1 - R / (C - |top-Q|)`` each (see proofs/pol.md).
+Segments the verifier always replays (the last one, which binds the final
+model) are ``forced``: chosen whatever the table says, never by chance.
 """
 
 from __future__ import annotations
@@ -14,13 +16,35 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["select_segments", "escape_probability", "ks_uniform_pvalue"]
+__all__ = ["select_segments", "escape_probability", "ks_uniform_pvalue", "beacon_rng", "MIN_BEACON_BYTES"]
+
+#: Shortest beacon accepted: 128 bits, so the challenge cannot be guessed before it is revealed.
+MIN_BEACON_BYTES = 16
+
+
+def beacon_rng(beacon: bytes, root: bytes) -> np.random.Generator:
+    """Challenge randomness from a beacon revealed after the commitment, mixed with the transcript root.
+
+    The seed is SHA-256 of a domain tag, the beacon and the root: the same
+    (beacon, root) always gives the same challenges, and a prover that
+    commits before the beacon is revealed cannot choose them.
+
+    Example:
+        >>> a = beacon_rng(bytes(16), bytes(32)).integers(1 << 30)
+        >>> bool(a == beacon_rng(bytes(16), bytes(32)).integers(1 << 30))
+        True
+    """
+    import hashlib
+
+    h = hashlib.sha256(b"vcompute-pol-challenge\0" + len(beacon).to_bytes(8, "little") + bytes(beacon)
+                       + bytes(root)).digest()
+    return np.random.default_rng(int.from_bytes(h, "little"))
 
 
 def select_segments(table: np.ndarray, columns: Sequence[int], *, top_q: int, random_segments: int,
                     rng: np.random.Generator, group: int | None = None,
-                    max_segments: int | None = None) -> list[int]:
-    """Top-``top_q`` segments per metric column (per group of ``group`` segments if given) plus random ones.
+                    max_segments: int | None = None, forced: Sequence[int] = ()) -> list[int]:
+    """Forced segments, top-``top_q`` per metric column (per group of ``group`` segments if given), random ones.
 
     Args:
         table: ``(C, n_metrics)`` update sizes.
@@ -31,7 +55,8 @@ def select_segments(table: np.ndarray, columns: Sequence[int], *, top_q: int, ra
         group: rank within consecutive groups of this many segments (the reference's per-epoch
             selection) instead of globally.
         max_segments: cap on the total; the random draws shrink to fit (never below
-            ``max_segments - top-Q set size``).
+            ``max_segments - |forced and top-Q set|``).
+        forced: segments always chosen (e.g. the last one); they count towards ``max_segments``.
 
     Returns:
         Sorted distinct segment indices.
@@ -42,7 +67,7 @@ def select_segments(table: np.ndarray, columns: Sequence[int], *, top_q: int, ra
         [1]
     """
     C = int(table.shape[0])
-    chosen: set[int] = set()
+    chosen: set[int] = {int(j) for j in forced if 0 <= int(j) < C}
     groups = [range(C)] if not group else [range(s, min(s + group, C)) for s in range(0, C, group)]
     for g in groups:
         idx = np.asarray(list(g))

@@ -8,8 +8,10 @@ Than You Think", IEEE EuroS&P 2023.
 
 Unlike the reference, this verifier binds hyperparameters, seeds, dataset
 and batch order to the job (the commitments are checked, not trusted),
-checks the initialisation exactly from the committed seed, adds segments
-drawn from randomness fixed after the commitment to the top-Q selection,
+checks the initialisation exactly from the committed seed, always replays
+the last segment and checks the declared update table against the
+checkpoints it holds (so the final model is bound), adds segments drawn
+from randomness fixed after the commitment to the top-Q selection,
 measures the replay error relative to the verifier's own replayed update
 with a calibrated ``delta``, and downloads only the segments it challenges.
 :meth:`PoLVerifier.reference` builds the reference-style verifier for
@@ -29,9 +31,15 @@ from vcompute.core.hashing import content_hash
 from vcompute.core.merkle import verify_proof
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
+from vcompute.verify.pol.arguments import check_beacon
+from vcompute.verify.pol.arguments import check_call as _check_call
+from vcompute.verify.pol.arguments import count as _count
+from vcompute.verify.pol.arguments import real as _real
 from vcompute.verify.pol.replay import absolute_param_error, make_piece, reexecute_segment, relative_error
 from vcompute.verify.pol.checks import (
     Reject,
+    check_chain,
+    check_delivered_model,
     check_leaf,
     committed_seeds,
     decode_checkpoint,
@@ -39,16 +47,18 @@ from vcompute.verify.pol.checks import (
     ks_init,
     param_vector,
 )
-from vcompute.verify.pol.selection import select_segments
+from vcompute.verify.pol.selection import beacon_rng, select_segments
 from vcompute.verify.pol.transcript import HEADER_VERSION, METRICS, checkpoint_digest, update_metrics
 
 __all__ = ["PoLVerifier", "DEFAULT_DELTA"]
 
-#: Default relative tolerance: about 1350x the largest honest replay error
-#: measured by ``vcompute.verify.pol.calibrate`` on CPUs (torch <-> JAX,
-#: 7.4e-7; see proofs/pol.md); same-machine replays are bit-exact. Other
-#: hardware (GPU, TF32) must be calibrated on that hardware pair.
-DEFAULT_DELTA = 1e-3
+#: Default relative tolerance, from ``experiments/pol-calibration.toml`` (400 segments per
+#: condition, torch and JAX provers, MLP and CNN on digits; see proofs/pol.md): the geometric
+#: mean of the largest honest replay error (1.73e-6, a CNN replayed in the other framework;
+#: 1 vs 2 torch threads: at most 4.1e-7; same machine: bit-exact) and the smallest error of a
+#: segment trained under fp16 autocast and claimed as fp32 (2.78e-4; bf16: 2.4e-3), so
+#: 12.7x of margin on each side. Other hardware (GPU, TF32) must be calibrated on that pair.
+DEFAULT_DELTA = 2.2e-5
 
 
 class PoLVerifier:
@@ -77,8 +87,22 @@ class PoLVerifier:
         transport: ``"lzma"`` asks the prover for lzma-compressed checkpoints (lossless;
             decompression is capped at the model's size), ``None`` (default) for raw
             bytes: float32 checkpoints shrink only ~1.08x, not worth the prover's CPU.
-        max_segments: cap on the segments opened per verification (top-Q first; the
-            random draws shrink to fit), which caps re-execution and bytes.
+        max_segments: cap on the segments opened per verification (final and top-Q first;
+            the random draws shrink to fit), which caps re-execution and bytes.
+        final_segments: the last segments always replayed (the final-model rule): a swapped
+            final checkpoint is caught whatever the declared table says.
+        chain_check: check, between every two consecutive checkpoints the verifier holds,
+            that their distance is at most the declared updates between them (catches a
+            swapped model before the last segment; see proofs/pol.md, C6).
+        anchors: further checkpoints downloaded at random (not replayed) as chain-check anchors:
+            shorter gaps between held checkpoints catch smaller swaps, for bytes only.
+        beacon: public randomness revealed after the commitment (>= 16 bytes); if given,
+            the challenged segments come from it mixed with the transcript root instead of
+            ``ctx.rng`` (reproducible by anyone who knows the beacon).
+
+    Raises:
+        TypeError: for arguments of the wrong type (named in the message).
+        ValueError: for out-of-range or inconsistent arguments (named in the message).
 
     Example:
         >>> from vcompute.workloads.training import make_training_job
@@ -97,32 +121,42 @@ class PoLVerifier:
                  download_all: bool = False, init_check: str = "exact",
                  public_keys: Mapping[str, bytes] | None = None, replay_framework: str | None = None,
                  replay_cache: dict | None = None, ks_alpha: float = 0.01, hash_first: bool = True,
-                 transport: str | None = None, max_segments: int | None = None) -> None:
-        if top_q < 0 or random_segments < 0:
-            raise ValueError("top_q and random_segments must be >= 0")
+                 transport: str | None = None, max_segments: int | None = None, final_segments: int = 1,
+                 chain_check: bool = True, anchors: int = 0, beacon: bytes | None = None) -> None:
+        top_q, random_segments = _count("top_q", top_q), _count("random_segments", random_segments)
+        final_segments = _count("final_segments", final_segments)
+        self.anchors = _count("anchors", anchors)
         if top_q == 0 and random_segments == 0:
             raise ValueError("choose top_q > 0 or random_segments > 0: a verifier must replay something")
+        if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
+            raise TypeError(f"metrics must be a sequence of metric names from {METRICS}, got {metrics!r}")
         bad = set(metrics) - set(METRICS)
         if bad:
             raise ValueError(f"unknown metrics {sorted(bad)}; known: {', '.join(METRICS)}")
         if delta_mode not in ("relative", "absolute"):
             raise ValueError("delta_mode must be 'relative' or 'absolute'")
+        delta = _real("delta", delta)
         if not (np.isfinite(delta) and delta >= 0):
             raise ValueError(f"delta must be finite and >= 0, got {delta!r}")
         if init_check not in ("exact", "ks"):
             raise ValueError("init_check must be 'exact' or 'ks'")
         if init_check == "exact" and not bind_seeds:
             raise ValueError("init_check='exact' needs bind_seeds=True; use init_check='ks' otherwise")
-        self.top_q, self.random_segments, self.metrics = int(top_q), int(random_segments), tuple(metrics)
-        self.delta, self.delta_mode = float(delta), delta_mode
+        beacon = None if beacon is None else check_beacon(beacon)
+        self.top_q, self.random_segments, self.metrics = top_q, random_segments, tuple(metrics)
+        self.delta, self.delta_mode = delta, delta_mode
         self.bind_hparams, self.bind_seeds, self.bind_dataset = bind_hparams, bind_seeds, bind_dataset
         self.bind_batch_order, self.download_all, self.init_check = bind_batch_order, download_all, init_check
         self.public_keys = dict(public_keys) if public_keys is not None else None
         self.replay_framework, self.replay_cache, self.ks_alpha = replay_framework, replay_cache, ks_alpha
         self.hash_first = bool(hash_first)
-        if max_segments is not None and max_segments < len(self.metrics) * self.top_q + 1:
-            raise ValueError(f"max_segments must leave room for at least one random segment after top-Q "
-                             f"(>= {len(self.metrics) * self.top_q + 1})")
+        self.final_segments, self.chain_check, self.beacon = final_segments, bool(chain_check), beacon
+        if max_segments is not None:
+            max_segments = _count("max_segments", max_segments)
+            need = len(self.metrics) * self.top_q + self.final_segments + 1
+            if max_segments < need:
+                raise ValueError(f"max_segments must leave room for at least one random segment after the final "
+                                 f"and top-Q segments (>= {need}), got {max_segments}")
         self.max_segments = max_segments
         if transport not in (None, "lzma"):
             raise ValueError("transport must be None or 'lzma'")
@@ -139,13 +173,14 @@ class PoLVerifier:
         """
         base = dict(top_q=top_q, random_segments=0, delta=delta, delta_mode="absolute", bind_hparams=False,
                     bind_seeds=False, bind_dataset=False, bind_batch_order=False, download_all=True,
-                    init_check="ks")
+                    init_check="ks", final_segments=0, chain_check=False)
         base.update(kw)
         return cls(**base)
 
     def __repr__(self) -> str:
         return (f"PoLVerifier(top_q={self.top_q}, random_segments={self.random_segments}, delta={self.delta:g}, "
-                f"delta_mode={self.delta_mode!r}, download_all={self.download_all})")
+                f"delta_mode={self.delta_mode!r}, final_segments={self.final_segments}, "
+                f"chain_check={self.chain_check}, download_all={self.download_all})")
 
     # -- Verifier protocol ------------------------------------------------
     def replicas(self, job: Job) -> int:
@@ -157,7 +192,14 @@ class PoLVerifier:
         return EvidenceSpec("pol-transcript", {"checkpoint_every": job.spec.get("checkpoint_every")})
 
     def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
-        """Check commitments, initialisation and the challenged segments; never raises on bad claims."""
+        """Check commitments, initialisation and the challenged segments; never raises on bad claims.
+
+        Raises:
+            TypeError: if ``job``, ``claims`` or ``ctx`` is not what the call needs (the caller's
+                mistake: nothing the provider sent is looked at).
+            ValueError: if ``job`` is not a valid training job or ``claims`` does not hold exactly one claim.
+        """
+        _check_call(job, claims, ctx)
         before = ctx.cost
         details: dict[str, Any] = {"opened": [], "errors": []}
         try:
@@ -184,10 +226,11 @@ class PoLVerifier:
             spec_of,
         )
 
-        if len(claims) != 1:
-            raise Reject(f"expected exactly 1 claim, got {len(claims)}")
         claim = claims[0]
         job_spec = spec_of(job)
+        for field in ("job_id", "provider", "commitment"):
+            if type(getattr(claim, field)) is not str:  # a str subclass could lie in == and !=
+                raise Reject(f"the claim's {field} is not a plain string")
         if claim.job_id != job.id:
             raise Reject("claim answers another job (job id mismatch)")
         ev = claim.evidence
@@ -197,10 +240,12 @@ class PoLVerifier:
         root, n_leaves = ev["root"], ev["n_leaves"]
         if not (isinstance(root, (bytes, bytearray)) and len(root) == 32) or claim.commitment != bytes(root).hex():
             raise Reject("the claim's commitment is not the transcript's Merkle root")
+        root = bytes(root)
         ctx.add_cost(Cost(evidence_bytes=len(ev["header"]) + 32 * (
             len(ev["header_proof"]) + len(ev["init_proof"]) + len(ev["final_proof"]) + 1)))
         self._check_signature(claim)
-        if type(n_leaves) is not int or n_leaves != claim.meta.get("n_leaves"):  # exact: a subclass lies in !=
+        if type(n_leaves) is not int or type(claim.meta.get("n_leaves")) is not int \
+                or n_leaves != claim.meta.get("n_leaves"):
             raise Reject("leaf count in the evidence disagrees with the signed claim")
         if not verify_proof(bytes(root), ev["header"], 0, ev["header_proof"], n_leaves=n_leaves):
             raise Reject("bad Merkle proof for the transcript header")
@@ -222,9 +267,10 @@ class PoLVerifier:
             raise Reject(f"transcript has {header.get('n_checkpoints')} checkpoints; "
                           f"{T} steps every {k} need {C + 1}")
         final = claim.meta.get("final_checkpoint")
-        if not isinstance(final, str) or not verify_proof(bytes(root), bytes.fromhex(final), n_leaves - 1,
-                                                          ev["final_proof"], n_leaves=n_leaves):
+        if type(final) is not str or not verify_proof(bytes(root), bytes.fromhex(final), n_leaves - 1,
+                                                      ev["final_proof"], n_leaves=n_leaves):
             raise Reject("bad Merkle proof for the final model")
+        check_delivered_model(claim.output, bytes.fromhex(final), T)
         seeds = committed_seeds(header.get("seeds"))
         if self.bind_seeds and seeds != derive_seeds(job.id, claim.provider).to_dict():
             raise Reject("committed seeds are not the ones derived from this job and provider")
@@ -261,14 +307,18 @@ class PoLVerifier:
                 all_ckpts[i] = ck
             if len(all_ckpts) != C + 1:
                 raise Reject("the prover did not ship every checkpoint")
+        known: dict[int, np.ndarray] = {}  # committed checkpoints the verifier holds -> parameters
         if self.init_check == "exact":
-            digest = checkpoint_digest(encode_state(0, init_state(spec, seeds["init"])))
+            init = init_state(spec, seeds["init"])
+            digest = checkpoint_digest(encode_state(0, init))
             if not verify_proof(bytes(root), digest, 1, ev["init_proof"], n_leaves=n_leaves):
                 raise Reject("checkpoint 0 is not the initialisation the committed seed gives")
+            known[0] = param_vector(init)
         else:
             ck0 = all_ckpts.get(0) or self._open_checkpoint(ctx, claim, root, n_leaves, 0, layout)
             ks_init(spec, ck0, details, self.ks_alpha)
-        # Segment selection: randomness from ctx.rng, fixed only after the commitment was posted.
+        # Segment selection: randomness fixed only after the commitment (a beacon mixed with the
+        # root, or ctx.rng); the last segments are always replayed, binding the final model.
         if self.download_all:
             states = [decode_checkpoint(all_ckpts[i], i * k, layout) for i in range(C + 1)]
             from vcompute.workloads.training.spec import flat_params
@@ -278,10 +328,13 @@ class PoLVerifier:
             per_epoch = max(1, (len(data) // spec.batch_size) // k)
         else:
             table, per_epoch = declared, None
+        rng = ctx.rng if self.beacon is None else beacon_rng(self.beacon, root)
+        forced = list(range(max(0, C - self.final_segments), C))
         chosen = select_segments(table, [METRICS.index(m) for m in self.metrics], top_q=self.top_q,
-                                 random_segments=self.random_segments, rng=ctx.rng, group=per_epoch,
-                                 max_segments=self.max_segments)
+                                 random_segments=self.random_segments, rng=rng, group=per_epoch,
+                                 max_segments=self.max_segments, forced=forced)
         details["n_segments"] = C
+        details["forced"] = forced
         for j in chosen:
             if self.download_all:
                 start, end = states[j], states[j + 1]
@@ -293,6 +346,7 @@ class PoLVerifier:
                 if not np.allclose(got, declared[j], rtol=1e-6, atol=1e-9):
                     raise Reject(f"segment {j}: declared update sizes {declared[j].tolist()} are false "
                                   f"(the checkpoints give {got})")
+                known[j], known[j + 1] = param_vector(start), param_vector(end)
             err = (relative_error(start, end, replayed) if self.delta_mode == "relative"
                    else absolute_param_error(end, replayed))
             details["opened"].append(int(j))
@@ -300,6 +354,9 @@ class PoLVerifier:
             if not err <= self.delta:
                 raise Reject(f"segment {j} (steps {j * k}-{(j + 1) * k}) does not reproduce: "
                               f"{self.delta_mode} error {err:.3g} > delta {self.delta:.3g}")
+        if self.chain_check and not self.download_all:
+            self._add_anchors(ctx, claim, root, n_leaves, layout, k, rng, known)
+            check_chain(known, declared)
         details["max_error"] = max(details["errors"], default=0.0)
         return Verdict.accept(f"{len(chosen)} of {C} segments reproduce within delta {self.delta:.3g} "
                               f"(largest error {details['max_error']:.3g})", scheme=self.name)
@@ -331,6 +388,23 @@ class PoLVerifier:
             end_bytes = inflate(resp, resp["end"], limit)
             check_leaf(root, n_leaves, 2 + j, end_bytes, resp["end_proof"], f"checkpoint {j + 1}")
         return start, decode_checkpoint(end_bytes, (j + 1) * k, layout), replayed
+
+    def _add_anchors(self, ctx, claim, root, n_leaves, layout, k, rng, known) -> None:
+        """Download ``self.anchors`` random checkpoints not yet held (drawn after the commitment)."""
+        pool = np.array(sorted(set(range(1, n_leaves - 2)) - set(known)), dtype=np.int64)
+        n = min(self.anchors, int(pool.size))
+        if not n:
+            return
+        idx = sorted(int(i) for i in rng.choice(pool, size=n, replace=False))
+        resp = self._open(ctx, claim, {"checkpoints": idx})
+        cks, proofs = resp.get("checkpoints"), resp.get("proofs")
+        if not (isinstance(cks, list) and isinstance(proofs, list) and len(cks) == len(proofs) == n):
+            raise Reject(f"the prover did not ship the {n} anchor checkpoints asked for")
+        limit = 4 * sum(int(np.prod(shape)) for _, shape in layout) + 4096
+        for i, ck, pr in zip(idx, cks, proofs):
+            ck = inflate(resp, ck, limit)
+            check_leaf(root, n_leaves, 1 + i, ck, pr, f"checkpoint {i}")
+            known[i] = param_vector(decode_checkpoint(ck, i * k, layout))
 
     def _check_signature(self, claim: Claim) -> None:
         from vcompute.core.signing import key_from_name, verify
@@ -382,3 +456,4 @@ class PoLVerifier:
         if key is not None:
             self.replay_cache[key] = out
         return out
+

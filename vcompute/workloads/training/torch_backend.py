@@ -17,7 +17,7 @@ from torch import nn
 from vcompute.workloads.training.data import Dataset, augment, batch_indices
 from vcompute.workloads.training.spec import TrainSpec, param_shapes
 
-__all__ = ["MLP", "CNN", "build_model", "make_optimizer", "load_state", "read_state", "run_steps",
+__all__ = ["AUTOCAST_DTYPES", "MLP", "CNN", "build_model", "make_optimizer", "load_state", "read_state", "run_steps",
            "training_step"]
 
 
@@ -90,23 +90,42 @@ def read_state(spec: TrainSpec, module: nn.Module, optimizer: torch.optim.Optimi
     return out
 
 
+#: Cheaper precisions a provider might train at while claiming fp32 (``autocast`` of :func:`run_steps`).
+AUTOCAST_DTYPES = ("float16", "bfloat16")
+
+
 def training_step(module: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor,
-                  yb: torch.Tensor) -> float:
-    """One honest step: zero grads, mean cross-entropy, backward, optimizer step. Returns the loss."""
+                  yb: torch.Tensor, *, autocast: str | None = None) -> float:
+    """One step: zero grads, mean cross-entropy, backward, optimizer step. Returns the loss.
+
+    With ``autocast`` (``"float16"`` or ``"bfloat16"``) the forward pass runs
+    under ``torch.autocast`` at that precision (parameters and optimizer stay
+    fp32): what a provider saving time on the job's fp32 training does.
+    """
     optimizer.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(module(xb), yb)
+    if autocast is None:
+        loss = F.cross_entropy(module(xb), yb)
+    else:
+        with torch.autocast(xb.device.type, dtype=getattr(torch, autocast)):
+            logits = module(xb)
+        loss = F.cross_entropy(logits.float(), yb)
     loss.backward()
     optimizer.step()
     return float(loss.detach())
 
 
 def run_steps(spec: TrainSpec, state: Mapping[str, np.ndarray], start: int, n_steps: int, data: Dataset,
-              *, data_seed: int, aug_seed: int) -> dict[str, np.ndarray]:
+              *, data_seed: int, aug_seed: int, autocast: str | None = None) -> dict[str, np.ndarray]:
     """Train ``n_steps`` steps from ``state`` at step ``start``; return the new state.
 
     The batch of step ``s`` is :func:`batch_indices` of ``(data_seed, s)``
     and its augmentation noise comes from ``(aug_seed, s)``.
+
+    Raises:
+        ValueError: if ``autocast`` is not ``None`` or one of :data:`AUTOCAST_DTYPES`.
     """
+    if autocast is not None and autocast not in AUTOCAST_DTYPES:
+        raise ValueError(f"autocast must be None or one of {', '.join(AUTOCAST_DTYPES)}, got {autocast!r}")
     module = build_model(spec)
     optimizer = make_optimizer(spec, module)
     load_state(spec, state, module, optimizer)
@@ -114,6 +133,6 @@ def run_steps(spec: TrainSpec, state: Mapping[str, np.ndarray], start: int, n_st
     for s in range(start, start + n_steps):
         idx = batch_indices(s, n=len(data), batch_size=spec.batch_size, data_seed=data_seed)
         xb = torch.from_numpy(augment(data.x[idx], s, aug_seed=aug_seed, noise=spec.aug_noise))
-        training_step(module, optimizer, xb, y_all[torch.from_numpy(idx)])
+        training_step(module, optimizer, xb, y_all[torch.from_numpy(idx)], autocast=autocast)
     del x_all
     return read_state(spec, module, optimizer)
