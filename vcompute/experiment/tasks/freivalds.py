@@ -170,7 +170,7 @@ def min_detectable_error(params: FreivaldsDetectionParams, seed: int) -> dict[st
             else:
                 u, w = factors[t]
                 np.multiply(((eps * rms) * u).astype(c.dtype)[:, None], w.astype(c.dtype)[None, :], out=work)
-                work += c
+                np.add(work, c, out=work)
                 caught += not fr.check(a, b, work, seed=int(s) + 1).accepted
         return caught / len(seeds)
 
