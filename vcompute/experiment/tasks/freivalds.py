@@ -36,6 +36,7 @@ class FreivaldsDetectionParams(TaskParams):
     min_detectable: bool = Field(False, description="instead: bisect the smallest perturbation (x RMS(C)) of "
                                  "'corrupt_entry' or 'rank_one' caught in >= target of trials, on one job")
     target: float = Field(0.99, gt=0, lt=1, description="detection rate min_detectable searches for")
+    resolution: float = Field(0.02, gt=0, le=1, description="relative precision of the min_detectable search")
 
     def model_post_init(self, __context: Any) -> None:
         BEHAVIOURS.get(self.behaviour)  # unknown names fail at validation, listing the known ones
@@ -124,7 +125,7 @@ def min_detectable_error(params: FreivaldsDetectionParams, seed: int) -> dict[st
     random entry by ``+-eps RMS(C)``; ``rank_one`` adds ``eps u v^T`` with
     Gaussian ``u, v`` and ``RMS(eps u v^T) = eps RMS(C)``. Each step runs
     ``trials`` checks with fresh signs; the magnitude is bisected in log
-    scale to 2%.
+    scale to ``params.resolution`` (2%).
 
     Args:
         params: the task parameters (``min_detectable`` set).
@@ -179,7 +180,7 @@ def min_detectable_error(params: FreivaldsDetectionParams, seed: int) -> dict[st
         return {"min_detectable": float("nan"), "detected_at_min": float("nan"), "detected_below": float("nan"),
                 "max_error_ratio": float(max(ratios)), "honest_rejects": honest_rejects,
                 "tolerance_over_rms": float(np.median(rel))}
-    while hi / lo > 1.02:
+    while hi / lo > 1.0 + params.resolution:
         mid = math.sqrt(lo * hi)
         if rate(mid) >= params.target:
             hi = mid
