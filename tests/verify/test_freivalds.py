@@ -104,14 +104,15 @@ def test_single_entry_above_tolerance_always_caught(backend):
         assert not fr.check(a, b, _like(a @ b, bad), seed=t).accepted
 
 
-def test_minimum_detectable_error_below_one_percent_of_rms_at_1024():
-    """Claim S3: at n = 1024 fp32, the tolerance (minimum detectable error) is <= 1% of RMS(C)."""
+def test_minimum_detectable_error_below_half_a_percent_of_rms_at_1024():
+    """Claim S3: at n = 1024 fp32, the tolerance (minimum detectable error) is <= 0.5% of RMS(C) (the
+    worst-case-sum model before the partial-sum bound: <= 1%)."""
     job = make_matmul_job(1024, seed=0)
     a, b = job.inputs["a"], job.inputs["b"]
     c = a @ b
     tol = Freivalds(rounds=1).row_tolerances(a, b, c)
     rms = float(np.sqrt(np.mean(c.astype(np.float64) ** 2)))
-    assert np.max(tol) / rms < 0.01
+    assert np.max(tol) / rms < 0.005
 
 
 def test_cancelling_pair_meets_the_two_to_minus_k_bound():

@@ -24,7 +24,7 @@ _HEADER = """\
 # Dot products of two (cached) rows x, y with up to 8 rows of G per sweep: each entry of x
 # and G is loaded and widened once per sweep and reused from registers (the two rows share every load
 # of G), and the independent sums keep the vector units busy. The first sweep also accumulates
-# the row statistic (mode 0: sum x^2; otherwise sum |x| w).
+# the row statistics (mode 0: sum x^2; otherwise sum |x| w and sum x^2 w^2).
 
 """
 
@@ -34,7 +34,8 @@ def _dot(k: int, stat: bool) -> str:
     name = f"dot{k}p{'_stat' if stat else ''}"
     lines = ["@jit", f"def {name}(x, y, {gs}{', w, mode' if stat else ''}):  # pragma: no cover - compiled"]
     for acc in "ab":
-        lines += [f"    {acc}{t} = 0.0" for t in range(k)] + ([f"    {acc}q = 0.0"] if stat else [])
+        lines += [f"    {acc}{t} = 0.0" for t in range(k)]
+        lines += [f"    {acc}q = 0.0", f"    {acc}m = 0.0"] if stat else []
 
     def loop(ind: str, stat_kind: str | None) -> list[str]:
         out = [f"{ind}for j in range(x.shape[0]):", f"{ind}    va = np.float64(x[j])", f"{ind}    vb = np.float64(y[j])"]
@@ -42,15 +43,16 @@ def _dot(k: int, stat: bool) -> str:
             out += [f"{ind}    h = np.float64(g{t}[j])", f"{ind}    a{t} += va * h", f"{ind}    b{t} += vb * h"]
         if stat_kind == "sq":
             out += [f"{ind}    aq += va * va", f"{ind}    bq += vb * vb"]
-        elif stat_kind == "abs":
-            out += [f"{ind}    h = w[j]", f"{ind}    aq += abs(va) * h", f"{ind}    bq += abs(vb) * h"]
+        elif stat_kind == "abs":  # the second moment rides along: one more FMA on a value in registers
+            out += [f"{ind}    h = w[j]", f"{ind}    va = abs(va) * h", f"{ind}    vb = abs(vb) * h",
+                    f"{ind}    aq += va", f"{ind}    bq += vb", f"{ind}    am += va * va", f"{ind}    bm += vb * vb"]
         return out
 
     if stat:
         lines += ["    if mode == 0:", *loop("        ", "sq"), "    else:", *loop("        ", "abs")]
     else:
         lines += loop("    ", None)
-    ret = [f"{acc}{t}" for acc in "ab" for t in [*range(k), "q"] if t != "q" or stat]
+    ret = [f"{acc}{t}" for acc in "ab" for t in [*range(k), "q", "m"] if t not in ("q", "m") or stat]
     lines.append(f"    return {', '.join(ret)}")
     return "\n".join(lines) + "\n"
 
@@ -59,11 +61,13 @@ def _call(k: int, stat: bool, first: bool) -> list[str]:
     col = (lambda t: str(t)) if first else (lambda t: "t" if t == 0 else f"t + {t}")
     gargs = ", ".join(f"G[{col(t)}]" for t in range(k))
     out = [f"        r = dot{k}p{'_stat' if stat else ''}(x, y, {gargs}{', w, mode' if stat else ''})"]
-    per = k + stat
+    per = k + 2 * stat
     for r, row in enumerate(("i", "i + 1")):
         out += [f"        Y[{row}, {col(t)}] = r[{r * per + t}]" for t in range(k)]
         if stat:
             out.append(f"        Q[{row}] = r[{r * per + k}]")
+    if stat:
+        out += ["        if mode == 2:", f"            T[i] = r[{k + 1}]", f"            T[i + 1] = r[{per + k + 1}]"]
     return out
 
 
@@ -81,10 +85,6 @@ def _rows2() -> str:
         lines += _call(k, False, False) + [f"        t += {k}"]
     lines.append("    if t < k:")
     lines += _call(1, False, False)
-    lines.append("    if mode == 2:  # TF32 input rounding: sum x^2 w^2")
-    for v, row in (("x", "i"), ("y", "i + 1")):
-        lines += ["        st = 0.0", f"        for j in range({v}.shape[0]):", f"            v = np.float64({v}[j]) * w[j]",
-                  "            st += v * v", f"        T[{row}] = st"]
     return "\n".join(lines) + "\n"
 
 

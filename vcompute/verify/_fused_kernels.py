@@ -21,7 +21,7 @@ jit = nb.njit(fastmath=_FLAGS, inline="always")
 # Dot products of two (cached) rows x, y with up to 8 rows of G per sweep: each entry of x
 # and G is loaded and widened once per sweep and reused from registers (the two rows share every load
 # of G), and the independent sums keep the vector units busy. The first sweep also accumulates
-# the row statistic (mode 0: sum x^2; otherwise sum |x| w).
+# the row statistics (mode 0: sum x^2; otherwise sum |x| w and sum x^2 w^2).
 
 @jit
 def dot1p(x, y, g0):  # pragma: no cover - compiled
@@ -40,8 +40,10 @@ def dot1p(x, y, g0):  # pragma: no cover - compiled
 def dot1p_stat(x, y, g0, w, mode):  # pragma: no cover - compiled
     a0 = 0.0
     aq = 0.0
+    am = 0.0
     b0 = 0.0
     bq = 0.0
+    bm = 0.0
     if mode == 0:
         for j in range(x.shape[0]):
             va = np.float64(x[j])
@@ -59,9 +61,13 @@ def dot1p_stat(x, y, g0, w, mode):  # pragma: no cover - compiled
             a0 += va * h
             b0 += vb * h
             h = w[j]
-            aq += abs(va) * h
-            bq += abs(vb) * h
-    return a0, aq, b0, bq
+            va = abs(va) * h
+            vb = abs(vb) * h
+            aq += va
+            bq += vb
+            am += va * va
+            bm += vb * vb
+    return a0, aq, am, b0, bq, bm
 
 
 @jit
@@ -87,9 +93,11 @@ def dot2p_stat(x, y, g0, g1, w, mode):  # pragma: no cover - compiled
     a0 = 0.0
     a1 = 0.0
     aq = 0.0
+    am = 0.0
     b0 = 0.0
     b1 = 0.0
     bq = 0.0
+    bm = 0.0
     if mode == 0:
         for j in range(x.shape[0]):
             va = np.float64(x[j])
@@ -113,9 +121,13 @@ def dot2p_stat(x, y, g0, g1, w, mode):  # pragma: no cover - compiled
             a1 += va * h
             b1 += vb * h
             h = w[j]
-            aq += abs(va) * h
-            bq += abs(vb) * h
-    return a0, a1, aq, b0, b1, bq
+            va = abs(va) * h
+            vb = abs(vb) * h
+            aq += va
+            bq += vb
+            am += va * va
+            bm += vb * vb
+    return a0, a1, aq, am, b0, b1, bq, bm
 
 
 @jit
@@ -153,11 +165,13 @@ def dot4p_stat(x, y, g0, g1, g2, g3, w, mode):  # pragma: no cover - compiled
     a2 = 0.0
     a3 = 0.0
     aq = 0.0
+    am = 0.0
     b0 = 0.0
     b1 = 0.0
     b2 = 0.0
     b3 = 0.0
     bq = 0.0
+    bm = 0.0
     if mode == 0:
         for j in range(x.shape[0]):
             va = np.float64(x[j])
@@ -193,9 +207,13 @@ def dot4p_stat(x, y, g0, g1, g2, g3, w, mode):  # pragma: no cover - compiled
             a3 += va * h
             b3 += vb * h
             h = w[j]
-            aq += abs(va) * h
-            bq += abs(vb) * h
-    return a0, a1, a2, a3, aq, b0, b1, b2, b3, bq
+            va = abs(va) * h
+            vb = abs(vb) * h
+            aq += va
+            bq += vb
+            am += va * va
+            bm += vb * vb
+    return a0, a1, a2, a3, aq, am, b0, b1, b2, b3, bq, bm
 
 
 @jit
@@ -257,6 +275,7 @@ def dot8p_stat(x, y, g0, g1, g2, g3, g4, g5, g6, g7, w, mode):  # pragma: no cov
     a6 = 0.0
     a7 = 0.0
     aq = 0.0
+    am = 0.0
     b0 = 0.0
     b1 = 0.0
     b2 = 0.0
@@ -266,6 +285,7 @@ def dot8p_stat(x, y, g0, g1, g2, g3, g4, g5, g6, g7, w, mode):  # pragma: no cov
     b6 = 0.0
     b7 = 0.0
     bq = 0.0
+    bm = 0.0
     if mode == 0:
         for j in range(x.shape[0]):
             va = np.float64(x[j])
@@ -325,9 +345,13 @@ def dot8p_stat(x, y, g0, g1, g2, g3, g4, g5, g6, g7, w, mode):  # pragma: no cov
             a7 += va * h
             b7 += vb * h
             h = w[j]
-            aq += abs(va) * h
-            bq += abs(vb) * h
-    return a0, a1, a2, a3, a4, a5, a6, a7, aq, b0, b1, b2, b3, b4, b5, b6, b7, bq
+            va = abs(va) * h
+            vb = abs(vb) * h
+            aq += va
+            bq += vb
+            am += va * va
+            bm += vb * vb
+    return a0, a1, a2, a3, a4, a5, a6, a7, aq, am, b0, b1, b2, b3, b4, b5, b6, b7, bq, bm
 
 
 @nb.njit(fastmath=_FLAGS, cache=True)
@@ -344,15 +368,18 @@ def rows2(x, y, G, w, mode, Y, Q, T, i):  # pragma: no cover - compiled
         Y[i, 6] = r[6]
         Y[i, 7] = r[7]
         Q[i] = r[8]
-        Y[i + 1, 0] = r[9]
-        Y[i + 1, 1] = r[10]
-        Y[i + 1, 2] = r[11]
-        Y[i + 1, 3] = r[12]
-        Y[i + 1, 4] = r[13]
-        Y[i + 1, 5] = r[14]
-        Y[i + 1, 6] = r[15]
-        Y[i + 1, 7] = r[16]
-        Q[i + 1] = r[17]
+        Y[i + 1, 0] = r[10]
+        Y[i + 1, 1] = r[11]
+        Y[i + 1, 2] = r[12]
+        Y[i + 1, 3] = r[13]
+        Y[i + 1, 4] = r[14]
+        Y[i + 1, 5] = r[15]
+        Y[i + 1, 6] = r[16]
+        Y[i + 1, 7] = r[17]
+        Q[i + 1] = r[18]
+        if mode == 2:
+            T[i] = r[9]
+            T[i + 1] = r[19]
         t = 8
     elif k >= 4:
         r = dot4p_stat(x, y, G[0], G[1], G[2], G[3], w, mode)
@@ -361,27 +388,36 @@ def rows2(x, y, G, w, mode, Y, Q, T, i):  # pragma: no cover - compiled
         Y[i, 2] = r[2]
         Y[i, 3] = r[3]
         Q[i] = r[4]
-        Y[i + 1, 0] = r[5]
-        Y[i + 1, 1] = r[6]
-        Y[i + 1, 2] = r[7]
-        Y[i + 1, 3] = r[8]
-        Q[i + 1] = r[9]
+        Y[i + 1, 0] = r[6]
+        Y[i + 1, 1] = r[7]
+        Y[i + 1, 2] = r[8]
+        Y[i + 1, 3] = r[9]
+        Q[i + 1] = r[10]
+        if mode == 2:
+            T[i] = r[5]
+            T[i + 1] = r[11]
         t = 4
     elif k >= 2:
         r = dot2p_stat(x, y, G[0], G[1], w, mode)
         Y[i, 0] = r[0]
         Y[i, 1] = r[1]
         Q[i] = r[2]
-        Y[i + 1, 0] = r[3]
-        Y[i + 1, 1] = r[4]
-        Q[i + 1] = r[5]
+        Y[i + 1, 0] = r[4]
+        Y[i + 1, 1] = r[5]
+        Q[i + 1] = r[6]
+        if mode == 2:
+            T[i] = r[3]
+            T[i + 1] = r[7]
         t = 2
     else:
         r = dot1p_stat(x, y, G[0], w, mode)
         Y[i, 0] = r[0]
         Q[i] = r[1]
-        Y[i + 1, 0] = r[2]
-        Q[i + 1] = r[3]
+        Y[i + 1, 0] = r[3]
+        Q[i + 1] = r[4]
+        if mode == 2:
+            T[i] = r[2]
+            T[i + 1] = r[5]
         t = 1
     while t + 8 <= k:
         r = dot8p(x, y, G[t], G[t + 1], G[t + 2], G[t + 3], G[t + 4], G[t + 5], G[t + 6], G[t + 7])
@@ -424,17 +460,6 @@ def rows2(x, y, G, w, mode, Y, Q, T, i):  # pragma: no cover - compiled
         r = dot1p(x, y, G[t])
         Y[i, t] = r[0]
         Y[i + 1, t] = r[1]
-    if mode == 2:  # TF32 input rounding: sum x^2 w^2
-        st = 0.0
-        for j in range(x.shape[0]):
-            v = np.float64(x[j]) * w[j]
-            st += v * v
-        T[i] = st
-        st = 0.0
-        for j in range(y.shape[0]):
-            v = np.float64(y[j]) * w[j]
-            st += v * v
-        T[i + 1] = st
 
 
 # --- end of generated block ---

@@ -240,7 +240,9 @@ class Freivalds:
         with _high_precision(backend_of(a)):
             xp = namespace(a, c)
             A, B, C = (xp.astype(x, xp.float64) for x in (a, b_arr, c))
-            tol, _ = row_tolerance(xp, A, B, C, prec=prec, safety=self.safety, bias=bias is not None)
+            bnorm = None if bias is None else xp.sqrt(xp.sum(xp.astype(bias, xp.float64) ** 2))
+            tol, _ = row_tolerance(xp, A, B, C, prec=prec, safety=self.safety, bias=bias is not None,
+                                   bias_norm=bnorm)
             return _host(tol) + _underflow_allowance(dtype_name(c), prec, K, n)
 
     def check_conv2d(self, x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bias: Any = None,
@@ -323,7 +325,7 @@ class Freivalds:
                    "safety": lam, "u_acc": prec.u_acc, "u_out": prec.u_out, "u_in": prec.u_in,
                    "tolerance_max": float(np.max(tol_np)),
                    "tolerance_over_rms_median": float(np.median(rel_tol)),
-                   "false_reject_bound": false_reject_bound(lam, flat.size * self.rounds),
+                   "false_reject_bound": false_reject_bound(lam, (flat.size + batch * (prec.u_in > 0)) * self.rounds),
                    "false_accept_bound": 0.5**self.rounds}
         cost = Cost(flops=flops)
         where = np.unravel_index(worst, ratio.shape)

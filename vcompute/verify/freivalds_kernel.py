@@ -38,7 +38,9 @@ def _core(xp: Any, a: Any, b: Any, c: Any, R: Any, bias: Any, stats: Any, prec: 
     if bias is not None:
         D = D + xp.astype(bias, f64)[None, :] @ R
     diff = xp.max(xp.abs(D), axis=-1)
-    tol, c2 = row_tolerance(xp, A, B, C, prec=prec, safety=safety, stats=stats, bias=bias is not None)
+    bnorm = None if bias is None else xp.sqrt(xp.sum(xp.astype(bias, f64) ** 2))
+    tol, c2 = row_tolerance(xp, A, B, C, prec=prec, safety=safety, stats=stats, bias=bias is not None,
+                            bias_norm=bnorm)
     return diff, tol, c2
 
 
@@ -122,6 +124,9 @@ class _Ops:
     def abs_(self, x: Any) -> Any:
         return x.abs_() if self.torch else np.abs(x, out=x)
 
+    def square_(self, x: Any) -> Any:
+        return x.square_() if self.torch else np.square(x, out=x)
+
 
 def _streamed(backend: str, a: Any, b: Any, c: Any, R: Any, bias: Any, stats: Any, prec: Precision,
               safety: float) -> tuple[Any, Any, Any]:
@@ -147,16 +152,19 @@ def _streamed(backend: str, a: Any, b: Any, c: Any, R: Any, bias: Any, stats: An
             if stats is None:
                 sq[i:i + step] = ops.rowsq(blk)
         norm2 = stats if stats is not None else (sq.sqrt_() if ops.torch else np.sqrt(sq, out=sq))
-    # A: y = A P and S = |A| ||b||, from one float64 block at a time
+    # A: y = A P, S = |A| ||b|| and T = A^2 ||b||^2, from one float64 block at a time
     W = norm2 + 1e-300
+    W2 = norm2 * norm2
     y = ops.empty((m, R.shape[1]))
     S = ops.empty((m,))
+    T = ops.empty((m,))
     step = rows(K)
     buf = ops.empty((step, K))
     for i in range(0, m, step):
         blk = ops.load(buf, a[i:i + step])
         y[i:i + step] = blk @ P
         S[i:i + step] = ops.abs_(blk) @ W
+        T[i:i + step] = ops.square_(blk) @ W2
     # C: z = C R and ||C_i||^2
     z = ops.empty((m, R.shape[1]))
     C2 = ops.empty((m,))
@@ -167,12 +175,15 @@ def _streamed(backend: str, a: Any, b: Any, c: Any, R: Any, bias: Any, stats: An
         z[i:i + step] = blk @ R
         C2[i:i + step] = ops.rowsq(blk)
     D = y - z
+    bnorm = None
     if bias is not None:
         bb = bias.to(ops.t.float64) if ops.torch else np.asarray(bias, dtype=np.float64)
         D = D + bb[None, :] @ R
+        bnorm = float((bb * bb).sum()) ** 0.5
     xp = namespace(a)
     diff = xp.max(xp.abs(D), axis=-1)
-    tol = tolerance_from_sums(xp, S=S, C2=C2, T=None, K=K, n=n, prec=prec, safety=safety, bias=bias is not None)
+    tol = tolerance_from_sums(xp, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias is not None,
+                              bias_norm=bnorm)
     return diff, tol, C2
 
 
@@ -257,11 +268,15 @@ def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: An
     if B.ndim > 2 and B.shape[:-2] != batch:
         G = np.broadcast_to(G, batch + G.shape[-2:])
         w = np.broadcast_to(w, batch + w.shape[-1:])
-    y, _, S, T = fused.row_pass(A, G, w, absw=True, t=prec.u_in > 0.0, bits=abits)
+    y, _, S, T = fused.row_pass(A, G, w, absw=True, t=True, bits=abits)
     z, C2, _, _ = fused.row_pass(C, Rt, sq=True, bits=cbits)
     D = y - z
+    bnorm = None
     if bias is not None:
-        D += np.asarray(to_numpy(bias), dtype=np.float64) @ R
+        bb = np.asarray(to_numpy(bias), dtype=np.float64)
+        D += bb @ R
+        bnorm = float(np.sqrt(bb @ bb))
     diff = np.max(np.abs(D), axis=-1)
-    tol = tolerance_from_sums(np, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias is not None)
+    tol = tolerance_from_sums(np, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias is not None,
+                              bias_norm=bnorm)
     return diff, tol, C2, norms

@@ -5,20 +5,29 @@ rounding error analysis", SIAM J. Sci. Comput. 41(5), 2019): every
 floating-point operation of the honest product rounds its exact result
 ``v`` to ``v (1 + delta)`` with ``|delta| <= u``, and the ``delta`` are
 mean-independent (each has mean zero given the ones before it). The
-summation order (BLAS blocking, pairwise, FMA or not) is arbitrary.
+summation order (BLAS blocking, pairwise, FMA or not) is arbitrary: any
+binary summation tree.
 
 Freivalds compares ``d = A (B R) - C R`` row by row. To first order the
 honest ``d_i`` is a sum of independent bounded mean-zero terms, one per
 rounding event, so it is sub-Gaussian with variance proxy
 
-``V_i = u_acc^2 K S_i^2 + 2 u_in^2 T_i + (u_out^2 + u_bias^2) ||C_i||_2^2``
+``V_i = u_acc^2 (T_i + sum_{s=2..K} min(H_i^2, s T_i)) + u_in^2 (1 + lambda_R^2) T_i + (u_out^2 + u_bias^2) ||C_i||_2^2``
 
-where ``K`` is the inner dimension, ``S_i >= ||(|A||B|)_i||_2`` (computed as
-``sum_l |a_il| ||b_l||_2``), ``T_i = sum_l a_il^2 ||b_l||_2^2`` (input
-rounding, TF32 only) and ``||C_i||_2`` covers rounding of the output (and of
-a bias addition). Azuma-Hoeffding gives ``|d_i| <= lambda sqrt(V_i)`` except
-with probability ``2 exp(-lambda^2 / 2)``. ``proofs/freivalds.md`` has the
-derivation; this module only evaluates it, in O(mK + Kn + mn) work.
+where ``T_i = sum_l a_il^2 ||b_l||_2^2`` (the row's second moment: product
+roundings, and the Cauchy-Schwarz bound ``|partial sum of s terms| <= sqrt(s)
+||t||_2`` on the partial sums), ``H_i = min(S_i, (S_i + X_i) / 2)`` bounds
+the partial sums by the larger of the positive and the negative part of each
+dot product (``S_i = sum_l |a_il| ||b_l||_2``, ``X_i >= ||(A B)_i||_2``), and
+the sum over node sizes ``s`` is the largest any summation tree can give (a
+tree has at most ``K - s + 1`` partial sums of ``s`` or more terms). The
+TF32 term covers the rounding of B's entries (``u_in^2 T_i``) and of A's,
+whose events ``a_il (B R)_l`` are bounded through ``|(B R)_l| <= lambda_R
+||b_l||_2``, ``lambda_R^2 = lambda^2 + 2 ln K`` (Hoeffding over the signs).
+Azuma-Hoeffding gives ``|d_i| <= lambda sqrt(V_i)`` except with probability
+``2 exp(-lambda^2 / 2)`` (plus ``2 exp(-lambda^2 / 2)`` per round for the
+TF32 sign event, shared by all rows). ``proofs/freivalds.md`` has the derivation; this
+module only evaluates it, in O(mK + Kn + mn) work.
 """
 
 from __future__ import annotations
@@ -132,7 +141,7 @@ def _gamma(n: float, u: float) -> float:
 
 
 def row_tolerance(xp: Any, A: Any, B: Any, C: Any, *, prec: Precision, safety: float,
-                  stats: tuple[Any, Any] | None = None, bias: bool = False) -> Any:
+                  stats: tuple[Any, Any] | None = None, bias: bool = False, bias_norm: Any = None) -> Any:
     """Per-row tolerance on ``max_r |A (B R) - C R|`` (arrays in float64, any batch dims).
 
     Args:
@@ -143,6 +152,8 @@ def row_tolerance(xp: Any, A: Any, B: Any, C: Any, *, prec: Precision, safety: f
         stats: ``||b_l||_2`` over each row ``l`` of ``B`` if
             already known (weights verified repeatedly), shape ``(..., K)``.
         bias: whether a bias was added in the accumulator after the product.
+        bias_norm: ``||bias||_2`` when ``bias`` (without it the partial-sum
+            bound falls back to ``S_i``).
 
     Returns:
         ``(tolerance, ||C_i||_2^2)``, both of shape ``(..., m)``.
@@ -152,30 +163,55 @@ def row_tolerance(xp: Any, A: Any, B: Any, C: Any, *, prec: Precision, safety: f
     norm2 = matrix_stats(xp, B) if stats is None else stats
     # + tiny: some BLAS kernels skip zero vector entries, which would hide an Inf/NaN in A
     S = (xp.abs(A) @ (norm2 + 1e-300)[..., None])[..., 0]
-    T = ((A * A) @ (norm2 * norm2)[..., None])[..., 0] if prec.u_in > 0.0 else None
+    T = ((A * A) @ (norm2 * norm2)[..., None])[..., 0]
     C2 = xp.vecdot(C, C, axis=-1)
-    tol = tolerance_from_sums(xp, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias)
+    tol = tolerance_from_sums(xp, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias,
+                              bias_norm=bias_norm)
     return tol, C2
 
 
 def tolerance_from_sums(xp: Any, *, S: Any, C2: Any, T: Any, K: int, n: int,
-                        prec: Precision, safety: float, bias: bool = False) -> Any:
+                        prec: Precision, safety: float, bias: bool = False, bias_norm: Any = None) -> Any:
     """The tolerance of :func:`row_tolerance` from its per-row sums (shared with the conv check).
 
     Args:
         xp: array namespace.
         S: ``sum_l |a_il| ||b_l||_2`` per row.
         C2: ``||C_i||_2^2``.
-        T: ``sum_l a_il^2 ||b_l||_2^2`` (only needed when ``prec.u_in > 0``), or None.
+        T: ``sum_l a_il^2 ||b_l||_2^2``, or None (then bounded by ``S^2``,
+            which loses the second-moment bound on the partial sums).
         K: inner dimension; n: columns of C.
         prec: the rounding model; safety: ``lambda``; bias: whether a bias was added.
+        bias_norm: ``||bias||_2`` when ``bias``; None falls back to ``H_i = S_i``.
 
     Returns:
         Per-row tolerance.
     """
-    var = (prec.u_acc**2 * K) * S * S + (prec.u_out**2 + (prec.u_acc**2 if bias else 0.0)) * C2
+    if T is None:
+        T = S * S  # sum_l a_il^2 ||b_l||^2 <= (sum_l |a_il| ||b_l||)^2
+    eta = (1.0 + prec.u_in) ** 2 - 1.0  # TF32: the accumulator sums products of rounded inputs
+    H2 = ((1.0 + eta) ** 2) * (S * S)
+    g_acc = _gamma(K + 1, prec.u_acc)
+    if math.isfinite(g_acc) and (not bias or bias_norm is not None):
+        # Every partial sum of a dot product lies between minus its negative part and its positive
+        # part, so |s| <= (sum_l |a_il b_lj| + |(AB)_ij|) / 2. ||(AB)_i|| is bounded from the
+        # claimed row: the honest c = fl_out(x + bias + e), |e| <= g_acc (|a_i||B| + |bias|).
+        X = (1.0 + prec.u_out) * xp.sqrt(C2) + (g_acc + 2.0 * eta) * S
+        if bias:
+            X = X + (1.0 + g_acc) * bias_norm
+        H2 = xp.minimum(H2, 0.25 * ((1.0 + eta) * S + X) ** 2)
+    # sum over the K - 1 addition nodes of a summation tree of min(H^2, |node| T): a tree has at
+    # most K - s + 1 nodes of s or more terms, so nodes of sizes 2..K (a chain) give the maximum.
+    ratio = H2 / xp.where(T > 0, T, 1.0)
+    k0 = xp.clip(xp.floor(xp.where(T > 0, ratio, float(K))), 1.0, float(K))
+    nodes = T * (0.5 * k0 * (k0 + 1.0) - 1.0) + H2 * (float(K) - k0)
+    var = prec.u_acc**2 * ((1.0 + eta) ** 2) * (T + nodes) + (prec.u_out**2 + (prec.u_acc**2 if bias else 0.0)) * C2
     if prec.u_in > 0.0:
-        var = var + (2.0 * prec.u_in**2) * T
+        # Input rounding (TF32): B's entries round independently for each (l, j): proxy u_in^2 T. A's entry
+        # a_il rounds once for the whole row, so its events are a_il (B R)_l: the signs enter. Within the
+        # model's failure probability, every |(B R)_l| <= lam_R ||b_l|| (Hoeffding over R, union over l).
+        lam_r2 = safety * safety + 2.0 * math.log(max(K, 1))
+        var = var + (prec.u_in**2 * (1.0 + lam_r2)) * T
     # Second-order terms: products of up to K (1 + delta) factors (Higham & Mary, Lemma 3.1)
     g1 = safety * math.sqrt(K) * prec.u_acc
     second = (math.expm1(g1 + K * prec.u_acc**2 / (1.0 - prec.u_acc)) / g1) if g1 > 0 else 1.0

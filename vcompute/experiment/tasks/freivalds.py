@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Literal
 
@@ -32,9 +33,20 @@ class FreivaldsDetectionParams(TaskParams):
     spread: float = Field(0.0, ge=0, le=6, description="decades of magnitude mixed across rows/columns")
     trials: int = Field(4, ge=1, le=10000, description="jobs per run")
     behaviour_params: dict[str, float | str] = Field(default_factory=dict)
+    min_detectable: bool = Field(False, description="instead: bisect the smallest perturbation (x RMS(C)) of "
+                                 "'corrupt_entry' or 'rank_one' caught in >= target of trials, on one job")
+    target: float = Field(0.99, gt=0, lt=1, description="detection rate min_detectable searches for")
+    resolution: float = Field(0.02, gt=0, le=1, description="relative precision of the min_detectable search")
 
     def model_post_init(self, __context: Any) -> None:
         BEHAVIOURS.get(self.behaviour)  # unknown names fail at validation, listing the known ones
+        if self.min_detectable and (self.behaviour not in _PERTURBATIONS or self.backend != "numpy"
+                                    or self.dtype not in ("float32", "float64", "float16")):
+            raise ValueError("min_detectable needs behaviour 'corrupt_entry' or 'rank_one' on the numpy backend "
+                             f"with a float dtype; got {self.behaviour!r}, {self.backend!r}, {self.dtype!r}")
+
+
+_PERTURBATIONS = ("corrupt_entry", "rank_one")
 
 
 class FreivaldsDetection:
@@ -49,16 +61,25 @@ class FreivaldsDetection:
     row tolerance, i.e. minimum detectable single-entry error, over RMS(C)),
     ``false_accept_bound`` (2^-k, or p^-k for integers) and
     ``reexecution_over_compute`` (1: what checking by re-execution costs).
+
+    With ``min_detectable``, a run instead draws one job and measures the
+    minimum detectable error (:func:`min_detectable_error`): metrics
+    ``min_detectable`` (x RMS(C)), ``detected_at_min``, ``detected_below``
+    (at 0.9x), ``max_error_ratio`` and ``honest_rejects`` over ``trials``
+    honest checks of the same job, and ``tolerance_over_rms``.
     """
 
     Params = FreivaldsDetectionParams
     description = "detection rate and verify/compute time of Freivalds against one provider behaviour"
     metrics = ("detected", "cheated", "applicable", "not_applicable", "verify_s", "compute_s",
                "verify_over_compute", "max_error_ratio", "tolerance_over_rms", "false_accept_bound",
-               "reexecution_over_compute")
+               "reexecution_over_compute", "min_detectable", "detected_at_min", "detected_below",
+               "honest_rejects")
 
     def run(self, params: FreivaldsDetectionParams, seed: int) -> dict[str, Any]:
         """Run the trials and return flat metrics (see the class docstring)."""
+        if params.min_detectable:
+            return min_detectable_error(params, seed)
         rng = np.random.default_rng(seed)
         verifier = Freivalds(rounds=params.rounds, safety=params.safety)
         rejected, t_verify, t_compute, ratios, rel_tol, fa = 0, [], [], [], [], []
@@ -93,6 +114,81 @@ class FreivaldsDetection:
             "false_accept_bound": float(max(fa)),
             "reexecution_over_compute": 1.0,
         }
+
+
+def min_detectable_error(params: FreivaldsDetectionParams, seed: int) -> dict[str, Any]:
+    """The smallest perturbation, as a fraction of RMS(C), caught in ``params.target`` of the checks.
+
+    One honest job of size ``n``; perturbation ``t`` of a search step is the
+    same at every magnitude (common random numbers, so the detection rate is
+    monotone in the magnitude up to rounding): ``corrupt_entry`` moves one
+    random entry by ``+-eps RMS(C)``; ``rank_one`` adds ``eps u v^T`` with
+    Gaussian ``u, v`` and ``RMS(eps u v^T) = eps RMS(C)``. Each step runs
+    ``trials`` checks with fresh signs; the magnitude is bisected in log
+    scale to ``params.resolution`` (2%).
+
+    Args:
+        params: the task parameters (``min_detectable`` set).
+        seed: seeds the job, the perturbations and the signs.
+
+    Returns:
+        Flat metrics (see :class:`FreivaldsDetection`).
+    """
+    from vcompute.workloads.matmul import product
+
+    rng = np.random.default_rng(seed)
+    job = make_matmul_job(params.n, backend="numpy", dtype=params.dtype, seed=int(rng.integers(2**31)),
+                          mean=params.mean, scale=params.scale, spread=params.spread)
+    a, b = job.inputs["a"], job.inputs["b"]
+    c = product(a, b)
+    m, n = c.shape
+    rms = float(np.sqrt(np.mean(c.astype(np.float64) ** 2)))
+    fr = Freivalds(rounds=params.rounds, safety=params.safety)
+    seeds = rng.integers(2**62, size=params.trials)
+    ratios, rel, honest_rejects = [], [], 0
+    for s in seeds:
+        v = fr.check(a, b, c, seed=int(s))
+        ratios.append(v.details["max_error_ratio"])
+        rel.append(v.details["tolerance_over_rms_median"])
+        honest_rejects += not v.accepted
+    where = [(int(rng.integers(m)), int(rng.integers(n)), 1.0 if rng.random() < 0.5 else -1.0)
+             for _ in range(params.trials)]
+    factors = []
+    if params.behaviour == "rank_one":
+        for _ in range(params.trials):
+            u, w = rng.standard_normal(m), rng.standard_normal(n)
+            factors.append((u * (math.sqrt(m * n) / np.linalg.norm(u) / np.linalg.norm(w)), w))
+    work = c.copy()
+
+    def rate(eps: float) -> float:
+        caught = 0
+        for t, s in enumerate(seeds):
+            if params.behaviour == "corrupt_entry":
+                i, j, sign = where[t]
+                work[i, j] = c.dtype.type(float(c[i, j]) + sign * eps * rms)
+                caught += not fr.check(a, b, work, seed=int(s) + 1).accepted
+                work[i, j] = c[i, j]
+            else:
+                u, w = factors[t]
+                np.multiply(((eps * rms) * u).astype(c.dtype)[:, None], w.astype(c.dtype)[None, :], out=work)
+                np.add(work, c, out=work)
+                caught += not fr.check(a, b, work, seed=int(s) + 1).accepted
+        return caught / len(seeds)
+
+    lo, hi = 1e-14, 1.0
+    if rate(hi) < params.target:
+        return {"min_detectable": float("nan"), "detected_at_min": float("nan"), "detected_below": float("nan"),
+                "max_error_ratio": float(max(ratios)), "honest_rejects": honest_rejects,
+                "tolerance_over_rms": float(np.median(rel))}
+    while hi / lo > 1.0 + params.resolution:
+        mid = math.sqrt(lo * hi)
+        if rate(mid) >= params.target:
+            hi = mid
+        else:
+            lo = mid
+    return {"min_detectable": hi, "detected_at_min": rate(hi), "detected_below": rate(0.9 * hi),
+            "max_error_ratio": float(max(ratios)), "honest_rejects": honest_rejects,
+            "tolerance_over_rms": float(np.median(rel))}
 
 
 class FreivaldsModelParams(TaskParams):
