@@ -21,7 +21,7 @@ def gen(tmp_path_factory):
     spec = importlib.util.spec_from_file_location("vcompute_docs_ext", DOCS / "_ext" / "vcompute_docs.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.GEN = tmp_path_factory.mktemp("gen")  # never touch the real docs/_gen from a test
+    mod.GEN = tmp_path_factory.mktemp("gen")  # never touch the real docs/_build/_gen from a test
     return mod
 
 
@@ -58,7 +58,7 @@ def test_repository_links_are_rewritten(gen):
     out = gen.rewrite_links(text, src)
     assert "the code ({py:mod}`vcompute.verify.freivalds`)" in out
     assert "tests (`tests/verify/test_freivalds.py`)" in out
-    assert "[other](/_gen/proofs/replication.md)" in out
+    assert "[other](/_build/_gen/proofs/replication.md)" in out
     assert "[web](https://example.org)" in out and "![img](x.png)" in out
     assert "[kept](../vcompute/core/types.py)" in out
 

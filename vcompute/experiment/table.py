@@ -75,7 +75,7 @@ def abbreviate(name: str, width: int, taken: set[str]) -> str:
 
     Example:
         >>> abbreviate("verify_over_compute", 8, set())
-        'ver_ov_c'
+        've_ov_co'
     """
     if len(name) <= width:
         return name
