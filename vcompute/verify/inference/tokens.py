@@ -1,0 +1,133 @@
+"""Token checks: every generated token is what the job's sampler draws from the recomputed logits.
+
+The near-tie rule. The verifier's logits differ from the provider's by at
+most ``atol`` per entry (calibrated, :mod:`.tolerance`). Then scaled logits
+``s = z / T`` differ by at most ``eps / 2`` with ``eps = 2 atol / T``, every
+probability by a factor within ``e^{+-eps}``, and a token is accepted iff it
+*could* be the provider's draw under some logits within that band:
+
+- greedy: ``z_t >= max(z) - 2 atol``;
+- sampled (Gumbel-max over the nucleus, :mod:`vcompute.workloads.lm.sampling`):
+  ``t`` may be in the provider's nucleus (``e^{-eps} * mass{s_j > s_t + eps} < top_p``)
+  and its score ``s_t + g_t`` is within ``eps`` of the best score over the
+  tokens certainly in the nucleus (``e^{eps} * mass{j != t: s_j >= s_t - eps} < top_p``).
+
+Complete by construction for any provider within the band; what it lets a
+provider choose is measured per generation: ``ambiguous`` counts positions
+where more than one token passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vcompute.workloads.lm.sampling import SamplingParams, gumbel, sample
+
+__all__ = ["TokenCheck", "check_tokens", "as_tokens"]
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """The outcome of checking every token.
+
+    Attributes:
+        ok: whether every token passed.
+        first_bad: index of the first failing token (-1 if none).
+        near_ties: tokens that passed only by the near-tie rule (the verifier's own draw differs).
+        ambiguous: positions where more than one token would pass.
+    """
+
+    ok: bool
+    first_bad: int
+    near_ties: int
+    ambiguous: int
+
+
+def as_tokens(obj, vocab: int) -> np.ndarray | str:
+    """A provider's tokens as 1-D int64 ids in ``[0, vocab)``, or the reason they are malformed (never raises)."""
+    try:
+        if type(obj).__module__.startswith("torch") and hasattr(obj, "detach"):
+            obj = obj.detach().cpu().numpy()
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.kind not in "iu":
+                return f"tokens have dtype {obj.dtype}, not an integer dtype"
+            a = np.array(obj, dtype=np.int64, copy=True).view(np.ndarray)
+        elif isinstance(obj, (list, tuple)):
+            if not all(type(v) is int for v in obj):
+                return "tokens are not all plain ints"
+            if any(not -2**63 <= v < 2**63 for v in obj):
+                return "a token does not fit in int64"
+            a = np.array(obj, dtype=np.int64)
+        else:
+            return f"tokens are a {type(obj).__name__}, not an int array"
+        if a.ndim != 1:
+            return f"tokens have shape {a.shape}, not 1-D"
+        if a.size == 0:
+            return "no tokens were returned"
+        if a.min() < 0 or a.max() >= vocab:
+            return f"a token id is outside the vocabulary [0, {vocab})"
+        return a
+    except Exception as e:  # a hostile object: its failure is the provider's
+        return f"tokens could not be read ({type(e).__name__})"
+
+
+def _mass_above(desc: np.ndarray, cum: np.ndarray, thr: np.ndarray, *, inclusive: bool) -> np.ndarray:
+    """Mass of the tokens whose scaled logit is ``> thr`` (or ``>= thr``); ``desc`` sorted descending, ``cum`` its cumulative mass."""
+    count = np.searchsorted(-desc, -thr, side="right" if inclusive else "left")
+    return np.where(count > 0, cum[np.maximum(count - 1, 0)], 0.0)
+
+
+def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParams, *, first_position: int,
+                 atol: float) -> TokenCheck:
+    """Check each token against the logits that the verifier recomputed for it.
+
+    Args:
+        logits: float32 ``[n, vocab]``: row ``i`` the logits that produced token ``i``.
+        tokens: the ``n`` tokens.
+        sampling: the job's sampling parameters.
+        first_position: sequence position of the first generated token (the prompt length).
+        atol: the calibrated bound on the per-entry logit difference between honest runs.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    n, vocab = z.shape
+    rows = np.arange(n)
+    if sampling.greedy:
+        zmax = z.max(axis=1)
+        passing = z >= (zmax - 2 * atol)[:, None]
+        ok = passing[rows, tokens]
+        near = int((tokens != z.argmax(axis=1)).sum())
+        ambiguous = int((passing.sum(axis=1) > 1).sum())
+        bad = np.flatnonzero(~ok)
+        return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous)
+    T, top_p = sampling.temperature, sampling.top_p
+    eps = 2 * atol / T
+    s = z / T
+    g = gumbel(sampling.seed, first_position + rows, vocab)
+    score = s + g
+    ok = np.zeros(n, bool)
+    near = ambiguous = 0
+    for i in range(n):
+        si = s[i]
+        if top_p < 1.0:
+            desc = np.sort(si)[::-1]
+            w = np.exp(desc - desc[0])
+            total = w.sum()
+            cum = np.cumsum(w) / total
+            p_own = np.exp(si - desc[0]) / total
+            lower = _mass_above(desc, cum, si + eps, inclusive=False)
+            upper = _mass_above(desc, cum, si - eps, inclusive=True) - p_own
+            relaxed = lower * np.exp(-eps) < top_p
+            certain = upper * np.exp(eps) < top_p
+        else:
+            relaxed = certain = np.ones(vocab, bool)
+        best = score[i][certain].max() if certain.any() else -np.inf
+        passing = relaxed & (score[i] >= best - eps)
+        t = int(tokens[i])
+        ok[i] = bool(passing[t])
+        ambiguous += int(passing.sum() > 1)
+        if ok[i] and t != sample(z[i], temperature=T, top_p=top_p, seed=sampling.seed, position=first_position + i):
+            near += 1
+    bad = np.flatnonzero(~ok)
+    return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous)
