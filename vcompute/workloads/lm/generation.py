@@ -156,12 +156,26 @@ class _TorchDecoder:
         return out.hidden[:, -1], out.logits[:, -1]
 
 
+#: JAX shapes are rounded up to a multiple of this, so a handful of compilations serve every length.
+JAX_BUCKET = 64
+
+
+def _bucket(n: int) -> int:
+    return -(-n // JAX_BUCKET) * JAX_BUCKET
+
+
 class _JaxDecoder:
     def __init__(self, model):
         self.model = model
 
     def start(self, ids, positions, key_mask, total):
         b, L = ids.shape
+        extra = _bucket(L) - L  # more left padding: masked, so the real tokens compute the same
+        ids = np.pad(ids, ((0, 0), (extra, 0)))
+        positions = np.pad(positions, ((0, 0), (extra, 0)))
+        key_mask = np.pad(key_mask, ((0, 0), (extra, 0)))
+        total = _bucket(total + extra)
+        L += extra
         self.key_mask = np.zeros((b, total), bool)
         self.key_mask[:, :L] = key_mask
         self.key_mask[:, L:] = True  # future slots: the causal mask hides them until written
@@ -305,5 +319,8 @@ def prefill(model: Any, ids: np.ndarray) -> Prefill:
             out = model.run(torch.from_numpy(ids))
         return Prefill(hidden_bits(out.hidden[0]), _logits32(out.logits[0]))
     t = ids.shape[1]
-    h, lg, _ = model.forward(ids, np.arange(t)[None, :], np.ones((1, t), bool), model.empty_cache(1, t), 0)
-    return Prefill(hidden_bits(h[0]), _logits32(lg[0]))
+    tb = _bucket(t)  # right padding: causal attention keeps it out of the real positions
+    padded = np.pad(ids, ((0, 0), (0, tb - t)))
+    pos = np.minimum(np.arange(tb), model.cfg.max_len - 1)[None, :]
+    h, lg, _ = model.forward(padded, pos, np.ones((1, tb), bool), model.empty_cache(1, tb), 0)
+    return Prefill(hidden_bits(h[0, :t]), _logits32(lg[0, :t]))

@@ -54,7 +54,9 @@ def _compiled(cfg: LMConfig):
         s = key_mask.shape[1]
         x = params["wte.weight"][ids] + params["wpe.weight"][positions]
         q_slot = start + jnp.arange(t)
-        mask = (jnp.arange(s)[None, :] <= q_slot[:, None])[None, None] & key_mask[:, None, None, :]
+        causal = (jnp.arange(s)[None, :] <= q_slot[:, None])[None, None]
+        self_key = (jnp.arange(s)[None, :] == q_slot[:, None])[None, None]  # padding queries stay finite
+        mask = (causal & key_mask[:, None, None, :]) | self_key
         new_k, new_v = [], []
         for i in range(cfg.n_layers):
             p = f"blocks.{i}."

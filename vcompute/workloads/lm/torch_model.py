@@ -128,7 +128,10 @@ class TransformerLM(nn.Module):
         causal = torch.ones(t, s0 + t, dtype=torch.bool).tril(diagonal=s0)
         mask = causal[None, None]
         if key_mask is not None:
-            mask = mask & key_mask[:, None, None, :]
+            # a padding query still sees itself, so its (unused) row stays finite instead of 0/0
+            self_key = torch.zeros(t, s0 + t, dtype=torch.bool)
+            self_key[torch.arange(t), s0 + torch.arange(t)] = True
+            mask = (mask & key_mask[:, None, None, :]) | self_key[None, None]
         present = []
         for i, blk in enumerate(self.blocks):
             x, kv = blk(x, mask, None if past is None else past[i])
