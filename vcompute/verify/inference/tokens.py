@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vcompute.workloads.lm.sampling import SamplingParams, gumbel, sample
+from vcompute.workloads.lm.sampling import SamplingParams, gumbel
 
 __all__ = ["TokenCheck", "check_tokens", "as_tokens"]
 
@@ -73,10 +73,31 @@ def as_tokens(obj, vocab: int) -> np.ndarray | str:
         return f"tokens could not be read ({type(e).__name__})"
 
 
-def _mass_above(desc: np.ndarray, cum: np.ndarray, thr: np.ndarray, *, inclusive: bool) -> np.ndarray:
-    """Mass of the tokens whose scaled logit is ``> thr`` (or ``>= thr``); ``desc`` sorted descending, ``cum`` its cumulative mass."""
-    count = np.searchsorted(-desc, -thr, side="right" if inclusive else "left")
-    return np.where(count > 0, cum[np.maximum(count - 1, 0)], 0.0)
+class _Ranked:
+    """All rows' scaled logits in one sorted flat array, to read "mass above s + delta" for every token.
+
+    Each row is shifted by its own offset (wider than any row's spread, so rows
+    never interleave and equal scores stay equal); one argsort then serves
+    every threshold, and thresholds ``s + delta`` arrive already sorted.
+    """
+
+    def __init__(self, s: np.ndarray, p: np.ndarray, max_delta: float) -> None:
+        n, v = s.shape
+        off = 2.0 * (np.abs(s).max() + abs(max_delta)) + 1.0
+        self.base = np.arange(n, dtype=np.float64)[:, None] * off
+        keys = (s + self.base).ravel()
+        self.order = np.argsort(keys)  # equal keys are counted by value, so any order among them will do
+        self.sorted = keys[self.order]
+        self.cm = np.concatenate([[0.0], np.cumsum(p.ravel()[self.order])])
+        self.row_end = np.repeat(self.cm[(np.arange(n) + 1) * v], v)
+        self.shape = (n, v)
+
+    def mass_above(self, delta: float, *, inclusive: bool) -> np.ndarray:
+        """Mass of tokens with score ``> s_i + delta`` (``>=`` if inclusive), for every token ``i``."""
+        idx = np.searchsorted(self.sorted, self.sorted + delta, side="left" if inclusive else "right")
+        out = np.empty(self.sorted.shape[0])
+        out[self.order] = self.row_end - self.cm[idx]  # row_end is constant per row, so order-free
+        return out.reshape(self.shape)
 
 
 def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParams, *, first_position: int,
@@ -104,30 +125,21 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
     T, top_p = sampling.temperature, sampling.top_p
     eps = 2 * atol / T
     s = z / T
-    g = gumbel(sampling.seed, first_position + rows, vocab)
-    score = s + g
-    ok = np.zeros(n, bool)
-    near = ambiguous = 0
-    for i in range(n):
-        si = s[i]
-        if top_p < 1.0:
-            desc = np.sort(si)[::-1]
-            w = np.exp(desc - desc[0])
-            total = w.sum()
-            cum = np.cumsum(w) / total
-            p_own = np.exp(si - desc[0]) / total
-            lower = _mass_above(desc, cum, si + eps, inclusive=False)
-            upper = _mass_above(desc, cum, si - eps, inclusive=True) - p_own
-            relaxed = lower * np.exp(-eps) < top_p
-            certain = upper * np.exp(eps) < top_p
-        else:
-            relaxed = certain = np.ones(vocab, bool)
-        best = score[i][certain].max() if certain.any() else -np.inf
-        passing = relaxed & (score[i] >= best - eps)
-        t = int(tokens[i])
-        ok[i] = bool(passing[t])
-        ambiguous += int(passing.sum() > 1)
-        if ok[i] and t != sample(z[i], temperature=T, top_p=top_p, seed=sampling.seed, position=first_position + i):
-            near += 1
+    score = s + gumbel(sampling.seed, first_position + rows, vocab)
+    if top_p < 1.0:
+        w = np.exp(s - s.max(axis=1, keepdims=True))
+        p = w / w.sum(axis=1, keepdims=True)
+        ranked = _Ranked(s, p, eps)
+        relaxed = ranked.mass_above(eps, inclusive=False) * np.exp(-eps) < top_p
+        certain = (ranked.mass_above(-eps, inclusive=True) - p) * np.exp(eps) < top_p
+        own_nucleus = ranked.mass_above(0.0, inclusive=False) < top_p
+    else:
+        relaxed = certain = own_nucleus = np.ones((n, vocab), bool)
+    best = np.where(certain, score, -np.inf).max(axis=1)
+    passing = relaxed & (score >= (best - eps)[:, None])
+    ok = passing[rows, tokens]
+    own = np.where(own_nucleus, score, -np.inf).argmax(axis=1)
+    near = int((ok & (own != tokens)).sum())
+    ambiguous = int((passing.sum(axis=1) > 1).sum())
     bad = np.flatnonzero(~ok)
     return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous)

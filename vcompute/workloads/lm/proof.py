@@ -90,11 +90,12 @@ def select_entries(values: np.ndarray, k: int) -> np.ndarray:
     v = np.abs(np.asarray(values, dtype=np.float32))
     v = np.where(np.isnan(v), np.float32(np.inf), v)  # a NaN is never hidden below the cut
     c, d = v.shape
+    ranked = np.argsort(-v, axis=1, kind="stable")
     out = []
     for t in range(c):
         m = min(d, k // c + (1 if t < k % c else 0))
         if m:
-            out.append(t * d + np.sort(np.argsort(-v[t], kind="stable")[:m]))
+            out.append(t * d + np.sort(ranked[t, :m]))
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
 
