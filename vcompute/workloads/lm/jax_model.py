@@ -75,7 +75,8 @@ def _compiled(cfg: LMConfig):
             y = jax.nn.gelu(_linear(y, params, p + "c_fc", jnp), approximate=True)
             x = x + _linear(y, params, p + "mlp_proj", jnp)
         hidden = _layer_norm(x, params["ln_f.weight"], params["ln_f.bias"], jnp)
-        logits = jnp.matmul(hidden, params["wte.weight"].T, precision=jax.lax.Precision.HIGHEST)
+        logits = jnp.matmul(hidden.astype(jnp.float32), params["wte.weight"].astype(jnp.float32).T,
+                            precision=jax.lax.Precision.HIGHEST)
         return hidden, logits, jnp.stack(new_k), jnp.stack(new_v)
 
     return jax.jit(forward)

@@ -67,7 +67,7 @@ class TransformerLM(nn.Module):
     """A decoder-only transformer LM (GPT-2 architecture), float32 at init.
 
     Convert with ``.to(torch.bfloat16)`` for a bf16 job; every pass then runs
-    in that dtype (softmax in float32, as GPT-2 implementations do).
+    in that dtype (softmax and the tied head in float32, as serving stacks do).
 
     Args:
         cfg: the sizes.
@@ -137,7 +137,8 @@ class TransformerLM(nn.Module):
             x, kv = blk(x, mask, None if past is None else past[i])
             present.append(kv)
         hidden = self.ln_f(x)
-        return LMOutput(hidden=hidden, logits=hidden @ self.wte.weight.T, past=present)
+        # the head runs in float32 whatever the model's dtype: bf16 logits would round ~1/256 apart and tie
+        return LMOutput(hidden=hidden, logits=hidden.float() @ self.wte.weight.float().T, past=present)
 
     def forward(self, ids):
         """Logits ``[B, T, vocab]`` of ``ids`` ``[B, T]`` (no cache)."""
