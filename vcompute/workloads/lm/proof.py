@@ -39,6 +39,7 @@ __all__ = ["CHUNK", "FIELDS", "HEADER_BYTES", "ProofParams", "binding_digest", "
 CHUNK = 32
 VERSION = 1
 MAGIC = b"VG"
+#: Bytes before the coefficients: the 6-byte header and the 64-byte signature.
 HEADER_BYTES = 6 + 64
 _DOMAIN = b"vcompute/generate-proof/v1\0"
 

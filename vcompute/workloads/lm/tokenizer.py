@@ -15,7 +15,9 @@ import numpy as np
 
 __all__ = ["BOS", "EOS", "encode", "decode"]
 
+#: Beginning-of-sequence id (after the 256 byte ids).
 BOS = 256
+#: End-of-sequence id.
 EOS = 257
 
 
