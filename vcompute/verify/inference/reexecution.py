@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vcompute.core.types import Cost, Verdict
-from vcompute.verify.inference.tokens import as_tokens, check_tokens
+from vcompute.verify.inference.tokens import check_tokens, job_arguments, provider_tokens
 from vcompute.verify.inference.tolerance import tolerance_for
 
 __all__ = ["Reexecution"]
@@ -56,24 +56,15 @@ class Reexecution:
         Raises:
             TypeError, ValueError: for the caller's malformed arguments.
         """
-        from vcompute.workloads.lm.generation import as_prompt, generate, prefill
-        from vcompute.workloads.lm.sampling import SamplingParams
+        from vcompute.workloads.lm.generation import generate, prefill
         from vcompute.workloads.lm.weights import precision_of
 
         t0 = time.perf_counter()
-        if type(model).__name__ not in ("TransformerLM", "JaxTransformerLM"):
-            raise TypeError(f"model must be a TransformerLM or JaxTransformerLM, got {type(model).__name__}")
-        cfg = model.cfg
-        prompt = as_prompt(prompt_ids, cfg.vocab)
-        sp = SamplingParams(temperature, top_p, seed)
-        toks = as_tokens(tokens, cfg.vocab)
+        cfg, prompt, sp = job_arguments(model, prompt_ids, temperature, top_p, seed, max_new_tokens)
+        toks = provider_tokens(tokens, cfg, len(prompt), max_new_tokens)
         if isinstance(toks, str):
             return Verdict.reject(toks, scheme=self.name)
         n = int(toks.shape[0])
-        if max_new_tokens is not None and n != max_new_tokens:
-            return Verdict.reject(f"{n} tokens returned; the job asked for {max_new_tokens}", scheme=self.name)
-        if len(prompt) + n > cfg.max_len:
-            return Verdict.reject(f"prompt + tokens exceed max_len {cfg.max_len}", scheme=self.name)
         L = len(prompt)
         flops = float(sum(cfg.flops_per_token(c + 1) for c in range(L + n - 1)))
         if self.mode == "bitwise":

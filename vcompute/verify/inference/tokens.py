@@ -25,7 +25,7 @@ import numpy as np
 
 from vcompute.workloads.lm.sampling import SamplingParams, gumbel
 
-__all__ = ["TokenCheck", "check_tokens", "as_tokens"]
+__all__ = ["TokenCheck", "check_tokens", "as_tokens", "job_arguments", "provider_tokens"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,34 @@ def as_tokens(obj, vocab: int) -> np.ndarray | str:
         return a
     except Exception as e:  # a hostile object: its failure is the provider's
         return f"tokens could not be read ({type(e).__name__})"
+
+
+def job_arguments(model, prompt_ids, temperature, top_p, seed, max_new_tokens):
+    """The caller's side of a check, validated: ``(config, prompt, SamplingParams)``.
+
+    Raises:
+        TypeError, ValueError: naming the malformed argument.
+    """
+    from vcompute.workloads.lm.generation import as_prompt
+
+    if type(model).__name__ not in ("TransformerLM", "JaxTransformerLM"):
+        raise TypeError(f"model must be a TransformerLM or JaxTransformerLM, got {type(model).__name__}")
+    if max_new_tokens is not None and (type(max_new_tokens) is not int or max_new_tokens < 1):
+        raise ValueError(f"max_new_tokens must be a positive int or None, got {max_new_tokens!r}")
+    return model.cfg, as_prompt(prompt_ids, model.cfg.vocab), SamplingParams(temperature, top_p, seed)
+
+
+def provider_tokens(tokens, cfg, prompt_len: int, max_new_tokens: int | None) -> np.ndarray | str:
+    """The provider's tokens read exactly and checked against the job's length, or the reason not."""
+    toks = as_tokens(tokens, cfg.vocab)
+    if isinstance(toks, str):
+        return toks
+    n = int(toks.shape[0])
+    if max_new_tokens is not None and n != max_new_tokens:
+        return f"{n} tokens returned; the job asked for {max_new_tokens}"
+    if prompt_len + n > cfg.max_len:
+        return f"prompt + tokens = {prompt_len + n} exceed the model's max_len {cfg.max_len}"
+    return toks
 
 
 class _Ranked:

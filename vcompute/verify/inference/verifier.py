@@ -21,7 +21,7 @@ import numpy as np
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
 from vcompute.verify.inference.commitment import check_commitment
-from vcompute.verify.inference.tokens import as_tokens, check_tokens
+from vcompute.verify.inference.tokens import check_tokens, job_arguments, provider_tokens
 from vcompute.verify.inference.tolerance import Tolerance, tolerance_for
 
 __all__ = ["GenerationVerifier", "provider_public_key", "read_proof"]
@@ -169,21 +169,14 @@ class GenerationVerifier:
             TypeError, ValueError: for the caller's malformed arguments (never for the provider's).
         """
         from vcompute.core.signing import verify as verify_sig
-        from vcompute.workloads.lm.generation import as_prompt, prefill
+        from vcompute.workloads.lm.generation import prefill
         from vcompute.workloads.lm.proof import CHUNK, binding_digest, parse_proof, signed_message
-        from vcompute.workloads.lm.sampling import SamplingParams
         from vcompute.workloads.lm.weights import model_hash, precision_of
 
         t0 = time.perf_counter()
-        if type(model).__name__ not in ("TransformerLM", "JaxTransformerLM"):
-            raise TypeError(f"model must be a TransformerLM or JaxTransformerLM, got {type(model).__name__}")
-        cfg = model.cfg
-        prompt = as_prompt(prompt_ids, cfg.vocab)
-        sp = SamplingParams(temperature, top_p, seed)
+        cfg, prompt, sp = job_arguments(model, prompt_ids, temperature, top_p, seed, max_new_tokens)
         if challenge_seed is not None and (isinstance(challenge_seed, bool) or not isinstance(challenge_seed, int)):
             raise TypeError("challenge_seed must be an int or None")
-        if max_new_tokens is not None and (type(max_new_tokens) is not int or max_new_tokens < 1):
-            raise ValueError(f"max_new_tokens must be a positive int or None, got {max_new_tokens!r}")
         if self.sample_chunks is not None and challenge_seed is None:
             raise ValueError("sample_chunks needs a challenge_seed drawn after the claim")
         pub = provider_public_key(provider)
@@ -193,14 +186,10 @@ class GenerationVerifier:
             return Verdict.reject(reason, scheme=self.name, details={"precision": precision, **details},
                                   cost=Cost(seconds=time.perf_counter() - t0))
 
-        toks = as_tokens(tokens, cfg.vocab)
+        toks = provider_tokens(tokens, cfg, len(prompt), max_new_tokens)
         if isinstance(toks, str):
             return reject(toks)
         n = int(toks.shape[0])
-        if max_new_tokens is not None and n != max_new_tokens:
-            return reject(f"{n} tokens returned; the job asked for {max_new_tokens}")
-        if len(prompt) + n > cfg.max_len:
-            return reject(f"prompt + tokens = {len(prompt) + n} exceed the model's max_len {cfg.max_len}")
         raw = read_proof(proof)
         if isinstance(raw, str):
             return reject(raw)
