@@ -68,7 +68,7 @@ class CalibrationParams(TaskParams):
     train_steps: int = Field(150, ge=0, le=10_000, description="training steps on the shipped text")
     provider_backend: Literal["torch", "jax"] = "torch"
     verifier_backend: Literal["torch", "jax"] = "torch"
-    threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of provider and verifier")
+    threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of the verifier (the provider uses 1)")
     batch: int = Field(1, ge=1, le=64, description="prompts per provider batch (left-padded)")
     mode: Literal["greedy", "sampled"] = "sampled"
     precision: Precision = "float32"
@@ -100,7 +100,6 @@ class InferenceCalibration:
         from vcompute.verify.inference import GenerationVerifier, tolerance_for
         from vcompute.workloads.lm import generate_batch, prefill
 
-        torch.set_num_threads(params.threads)
         p = params
         prov = _model(p.size, p.train_steps, p.precision, p.provider_backend)
         ver = _model(p.size, p.train_steps, p.precision, p.verifier_backend)
@@ -114,7 +113,9 @@ class InferenceCalibration:
             b = min(p.batch, p.generations - done)
             prompts = [_prompt(rng) for _ in range(b)]
             seeds = [int(s) for s in rng.integers(0, 2**31, size=b)]
+            torch.set_num_threads(1)
             gens = generate_batch(prov, prompts, max_new_tokens=p.n_new, seed=seeds, **sp)
+            torch.set_num_threads(p.threads)  # the reduction order differs from the provider's
             for pr, s, g in zip(prompts, seeds, gens):
                 r = v.check(ver, pr, g.tokens, g.proof, seed=s, **sp)
                 rejects += not r.accepted
