@@ -173,3 +173,7 @@ def test_verifier_protocol_on_a_generate_job(model):
     assert not v.accepted and "token" in v.reason
     bad = Claim(job_id=job.id, provider="p", output=g.tokens.astype(float), evidence={"trace": None})
     assert not SampledGlue().verify(job, [bad], VerifyContext(rng=np.random.default_rng(0))).accepted
+    for evidence in ({"trace": None}, {"trace": [1, 2]}, {}):
+        bad = Claim(job_id=job.id, provider="p", output=g.tokens, evidence=evidence)
+        v = SampledGlue().verify(job, [bad], VerifyContext(rng=np.random.default_rng(0)))
+        assert not v.accepted and "trace" in v.reason
