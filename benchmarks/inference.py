@@ -99,6 +99,28 @@ def peer_comparison(args) -> None:
                 peer_v.append(tv)
                 fr_p += not pv.accepted
                 bytes_p.append(len(tp) * 32 / n_new)
+        cross = ""
+        if args.jax:  # honest generations on JAX (and in a batch of 8 on torch), checked against the torch model
+            from vcompute.workloads.lm import generate_batch
+            from vcompute.workloads.lm.job import model_of
+
+            jx_o = jx_p = total = 0
+            prompts = [job.inputs["prompt"] for job in jobs]
+            for j, job in enumerate(jobs):
+                gens = [generate(model_of(job, "jax"), prompts[j], max_new_tokens=n_new, seed=job.spec["seed"], **sp)]
+                if j == 0:
+                    gens += [(b, s) for b, s in zip(generate_batch(m, prompts[:8], max_new_tokens=n_new,
+                                                                   seed=[jb.spec["seed"] for jb in jobs[:8]], **sp),
+                                                    [jb.spec["seed"] for jb in jobs[:8]])]
+                for k, gg in enumerate(gens):
+                    g, seed = (gg, job.spec["seed"]) if k == 0 else gg
+                    p = job.inputs["prompt"] if k == 0 else prompts[k - 1]
+                    total += 1
+                    jx_o += not ours.check(m, p, g.tokens, g.proof, seed=seed, **sp).accepted
+                    if theirs is not None:
+                        jx_p += not theirs.check(m, p, g.tokens, theirs.build(g.hidden, prec)).accepted
+            cross = f"honest JAX + torch batch-8 runs: false rejects ours {jx_o}/{total}" + (
+                f", toploc {jx_p}/{total}" if theirs is not None else "")
         med = statistics.median
         print(f"-- {prec} job" + ("" if prec == "bfloat16" else " (TOPLOC: bf16-cast activations)"))
         print(f"{'scheme':8} {'B/32 tok':>9} {'build ms':>9} {'verify ms':>10} {'verify/gen':>11} {'false rej':>10}")
@@ -107,6 +129,8 @@ def peer_comparison(args) -> None:
         if theirs is not None:
             print(f"{'toploc':8} {med(bytes_p):9.0f} {1e3 * med(peer_b):9.2f} {1e3 * med(peer_v):10.1f} "
                   f"{med(peer_v) / med(gen_s):11.3f} {fr_p:>5}/{len(jobs)}")
+        if cross:
+            print(cross)
         print(f"{'adversary':22} {'ours caught':>12} {'toploc caught':>14}")
         for name in ADVERSARIES:
             if name == "low_precision" and prec == "bfloat16":
@@ -186,6 +210,7 @@ def main() -> None:
     print(f"clock: {'process CPU time' if args.threads == 1 else 'wall time'}, {args.threads} thread(s)")
     q = args.quick
     args.jobs = args.jobs or (1 if q else 10)
+    args.jax = not q
     args.peer_tokens = 64 if q else 256
     args.new_tokens = 64 if q else 256
     args.configs = ("tiny",) if q else ("tiny", "small", "gpt2-small")
