@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast test-slow docs bench clean
+.PHONY: setup run test test-fast test-slow docs bench peers clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,12 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b --quick || exit 1; done
+
+# The peer schemes benchmarks/inference.py compares against (not in CI). toploc builds
+# from source against the installed torch (C++ extension, ~2 min): its wheel does not
+# import with torch 2.13, and build isolation would compile it against another torch.
+peers: $(STAMP)
+	$(PY) -m pip install --no-build-isolation --no-binary toploc "toploc==0.1.6"
 
 clean:
 	rm -rf docs/_build runs .pytest_cache

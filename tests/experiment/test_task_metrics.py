@@ -35,6 +35,9 @@ CASES: dict[str, list[tuple[str, list[str]] | dict]] = {
     ],
     "pol.calibration": [("pol-calibration.toml", [])],
     "synthetic.burn": [{"size": 1000, "iters": 1}],
+    "inference.calibration": [("inference-calibration.toml", [])],
+    "inference.detection": [("inference-detection.toml", [])],
+    "inference.cost": [("inference-cost.toml", [])],
     "market.run": [
         ("quickstart.toml", []),
         # an adaptive policy adds its own metrics

@@ -15,6 +15,7 @@ from vcompute.core.registry import Registry
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Verifier, VerifyContext
 from vcompute.verify.freivalds import Freivalds
+from vcompute.verify.inference import GenerationVerifier
 from vcompute.verify.policies import POLICIES, create_policy
 from vcompute.verify.replication import Replication
 from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
@@ -23,6 +24,7 @@ from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
 #: ``vcompute.verifiers`` entry-point group.
 VERIFIERS: Registry = Registry("verifier", group="vcompute.verifiers")
 VERIFIERS.register("freivalds", Freivalds)
+VERIFIERS.register("generate", "vcompute.verify.inference:GenerationVerifier")
 VERIFIERS.register("pol", "vcompute.verify.pol:PoLVerifier")
 VERIFIERS.register("replication", "vcompute.verify.replication:Replication")
 VERIFIERS.register("spotcheck", "vcompute.verify.spotcheck:SpotCheck")
@@ -43,6 +45,7 @@ __all__ = [
     "Cost",
     "EvidenceSpec",
     "Freivalds",
+    "GenerationVerifier",
     "Job",
     "KnownAnswers",
     "POLICIES",

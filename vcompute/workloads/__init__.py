@@ -9,3 +9,10 @@ for _name in ("colluding", "nan_output", "wrong_shape"):
 del _name
 
 __all__ = ["BEHAVIOURS", "behaviour", "execute", "honest_matmul", "make_matmul_job", "matmul_flops"]
+
+# The generate job kind's provider behaviours (vcompute.workloads.lm.job), registered by path.
+from vcompute.workloads.lm.job import GENERATE_BEHAVIOURS as _GEN  # noqa: E402
+
+for _name, _path in _GEN.items():
+    BEHAVIOURS.register(f"generate.{_name}", _path)
+del _name, _path, _GEN

@@ -1,0 +1,232 @@
+"""GenerationVerifier: completeness, soundness against every registered adversary, malformed evidence, misuse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from vcompute.core.signing import key_from_name  # noqa: E402
+from vcompute.verify import VERIFIERS, GenerationVerifier, VerifyContext  # noqa: E402
+from vcompute.verify.inference import Reexecution  # noqa: E402
+from vcompute.workloads.lm import (  # noqa: E402
+    CONFIGS,
+    TransformerLM,
+    cast,
+    encode,
+    generate,
+    generate_batch,
+    make_generate_job,
+)
+from vcompute.workloads.lm.adversaries import MALFORMED_KINDS  # noqa: E402
+from vcompute.workloads.lm.job import GENERATE_BEHAVIOURS, run_generate  # noqa: E402
+
+PROMPT = encode("The keeper of the light")
+SAMPLED = dict(temperature=0.8, top_p=0.9, seed=7)
+N = 40  # a full chunk and a partial one
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)
+    return TransformerLM(CONFIGS["tiny"], seed=0)
+
+
+@pytest.fixture(scope="module")
+def sampled_job(model):
+    return make_generate_job(model, PROMPT, max_new_tokens=N, **SAMPLED)
+
+
+@pytest.fixture(scope="module")
+def greedy_job(model):
+    return make_generate_job(model, PROMPT, max_new_tokens=N, seed=3)
+
+
+@pytest.fixture(scope="module")
+def honest_gen(model):
+    return generate(model, PROMPT, max_new_tokens=N, **SAMPLED)
+
+
+def _verify(job, behaviour, **params):
+    claim = run_generate(job, behaviour, rng=np.random.default_rng(1), provider="p1", **params)
+    return GenerationVerifier().verify(job, [claim], VerifyContext(seed=0))
+
+
+def test_pinned_api_accepts_an_honest_generation(model, honest_gen):
+    v = GenerationVerifier().check(model, PROMPT, honest_gen.tokens, honest_gen.proof, challenge_seed=123, **SAMPLED)
+    assert v.accepted, v.reason
+    assert v.cost.seconds > 0 and v.cost.evidence_bytes > len(honest_gen.proof) - 1
+    assert v.details["misses"] == [0, 0] and v.details["first_bad_token"] == -1
+    assert VERIFIERS.get("generate") is GenerationVerifier
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_honest_batch_of_8_is_accepted_at_its_precision(model, precision):
+    m = cast(model, precision)
+    prompts = [PROMPT[: 4 + 2 * i] for i in range(8)]
+    seeds = list(range(8))
+    gens = generate_batch(m, prompts, max_new_tokens=N, temperature=0.8, top_p=0.9, seed=seeds)
+    for p, s, g in zip(prompts, seeds, gens):
+        v = GenerationVerifier().check(m, p, g.tokens, g.proof, temperature=0.8, top_p=0.9, seed=s)
+        assert v.accepted, (precision, v.reason)
+
+
+def test_honest_greedy_is_accepted_and_a_float32_job_rejects_a_bf16_proof(model):
+    g = generate(model, PROMPT, max_new_tokens=N, seed=3)
+    assert GenerationVerifier().check(model, PROMPT, g.tokens, g.proof, seed=3).accepted
+    g16 = generate(cast(model, "bfloat16"), PROMPT, max_new_tokens=N, seed=3)
+    v = GenerationVerifier().check(model, PROMPT, g16.tokens, g16.proof, seed=3)
+    assert not v.accepted and "precision" in v.reason
+
+
+def _variants(name):
+    if name == "malformed":
+        return [dict(kind=k) for k in MALFORMED_KINDS]
+    if name == "quantised":
+        return [dict(kind=k) for k in ("int8", "bfloat16", "float16")]
+    if name == "weight_noise":
+        return [dict(magnitude=1e-3), dict(magnitude=1e-2)]
+    return [{}]
+
+
+CHEATS = [(b, p) for b in GENERATE_BEHAVIOURS if b != "honest" for p in _variants(b)]
+
+
+@pytest.mark.parametrize("behaviour,params", CHEATS, ids=[f"{b}-{p}" for b, p in CHEATS])
+def test_every_adversary_is_rejected_on_a_sampled_job(sampled_job, behaviour, params):
+    v = _verify(sampled_job, behaviour, **params)
+    assert not v.accepted and v.reason
+
+
+def test_honest_claim_through_the_protocol(sampled_job, greedy_job):
+    for job in (sampled_job, greedy_job):
+        v = _verify(job, "honest")
+        assert v.accepted, v.reason
+
+
+def test_weight_noise_invisible_to_tokens_is_caught_by_the_commitment(greedy_job, model):
+    claim = run_generate(greedy_job, "weight_noise", rng=np.random.default_rng(2), provider="p1", magnitude=1e-2)
+    honest = generate(model, PROMPT, max_new_tokens=N, seed=3)
+    assert (claim.output == honest.tokens).all()  # the greedy tokens do not change ...
+    assert Reexecution(mode="tolerance").check(model, PROMPT, claim.output, seed=3).accepted  # ... so tokens pass
+    v = GenerationVerifier().verify(greedy_job, [claim], VerifyContext(seed=0))
+    assert not v.accepted and "activations" in v.reason
+
+
+def test_proof_is_bound_to_the_provider(model, honest_gen):
+    other = generate(model, PROMPT, max_new_tokens=N, key=key_from_name("mallory"), **SAMPLED)
+    v = GenerationVerifier()
+    assert not v.check(model, PROMPT, other.tokens, other.proof, provider="alice", **SAMPLED).accepted
+    assert v.check(model, PROMPT, other.tokens, other.proof, provider="mallory", **SAMPLED).accepted
+    assert not v.check(model, PROMPT, honest_gen.tokens, honest_gen.proof, temperature=0.8, top_p=0.9,
+                       seed=8).accepted
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pos=st.integers(0, 10_000), bit=st.integers(0, 7))
+def test_any_flipped_proof_bit_is_rejected(model, honest_gen, pos, bit):
+    pr = bytearray(honest_gen.proof)
+    pr[pos % len(pr)] ^= 1 << bit
+    v = GenerationVerifier().check(model, PROMPT, honest_gen.tokens, bytes(pr), **SAMPLED)
+    assert not v.accepted and v.reason
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(i=st.integers(0, N - 1), delta=st.integers(1, 511))
+def test_any_replaced_token_is_rejected(model, honest_gen, i, delta):
+    t = honest_gen.tokens.copy()
+    t[i] = (t[i] + delta) % 512
+    v = GenerationVerifier().check(model, PROMPT, t, honest_gen.proof, **SAMPLED)
+    assert not v.accepted
+
+
+class _LyingArray(np.ndarray):
+    def __eq__(self, other):  # claims equality with anything
+        return np.ones(self.shape, bool)
+
+    def __len__(self):
+        return 1
+
+
+class _LyingInt(int):
+    def __index__(self):
+        return 0
+
+
+class _RaisingBytes(bytes):
+    def __bytes__(self):
+        raise RuntimeError("no")
+
+
+def test_hostile_evidence_objects_are_rejected_or_read_exactly(model, honest_gen):
+    v = GenerationVerifier()
+    lying = honest_gen.tokens.view(_LyingArray)
+    assert v.check(model, PROMPT, lying, honest_gen.proof, **SAMPLED).accepted  # read as its true values
+    bad = honest_gen.tokens.copy()
+    bad[0] += 1
+    assert not v.check(model, PROMPT, bad.view(_LyingArray), honest_gen.proof, **SAMPLED).accepted
+    toks = [_LyingInt(int(x)) for x in honest_gen.tokens]
+    assert not v.check(model, PROMPT, toks, honest_gen.proof, **SAMPLED).accepted
+    assert v.check(model, PROMPT, honest_gen.tokens.tolist(), bytearray(honest_gen.proof), **SAMPLED).accepted
+    r = v.check(model, PROMPT, honest_gen.tokens, _RaisingBytes(honest_gen.proof), **SAMPLED)
+    assert isinstance(r.accepted, bool)
+    for junk in (None, "tokens", 3, [1.5] * N, [True] * N, np.array(["a"] * N)):
+        assert not v.check(model, PROMPT, junk, honest_gen.proof, **SAMPLED).accepted
+    for junk in (None, "proof", 123, [1, 2]):
+        assert not v.check(model, PROMPT, honest_gen.tokens, junk, **SAMPLED).accepted
+
+
+def test_caller_misuse_raises(model, honest_gen):
+    v = GenerationVerifier()
+    t, p = honest_gen.tokens, honest_gen.proof
+    with pytest.raises(TypeError):
+        v.check("model", PROMPT, t, p)
+    with pytest.raises(TypeError):
+        v.check(model, PROMPT.astype(float), t, p)
+    with pytest.raises(ValueError):
+        v.check(model, PROMPT, t, p, temperature=-1.0)
+    with pytest.raises(ValueError):
+        v.check(model, PROMPT, t, p, top_p=1.5)
+    with pytest.raises(TypeError):
+        v.check(model, PROMPT, t, p, seed="7")
+    with pytest.raises(TypeError):
+        v.check(model, PROMPT, t, p, provider=3)
+    with pytest.raises(ValueError):
+        GenerationVerifier(sample_chunks=2).check(model, PROMPT, t, p, **SAMPLED)
+    with pytest.raises(ValueError):
+        GenerationVerifier(sample_chunks=0)
+    with pytest.raises(ValueError):
+        GenerationVerifier().verify(make_generate_job(model, PROMPT, max_new_tokens=4), [], VerifyContext(seed=0))
+
+
+def test_sampled_chunks_check_a_prefix(model):
+    g = generate(model, PROMPT, max_new_tokens=96, **SAMPLED)
+    v = GenerationVerifier(sample_chunks=1).check(model, PROMPT, g.tokens, g.proof, challenge_seed=4, **SAMPLED)
+    assert v.accepted and len(v.details["checked_chunks"]) == 1
+
+
+def test_bitwise_reexecution_baseline(model, honest_gen):
+    r = Reexecution(mode="bitwise")
+    assert r.check(model, PROMPT, honest_gen.tokens, **SAMPLED).accepted
+    t = honest_gen.tokens.copy()
+    t[-1] = (t[-1] + 1) % 512
+    assert not r.check(model, PROMPT, t, **SAMPLED).accepted
+
+
+@pytest.mark.slow
+def test_jax_verifier_accepts_torch_generations_and_rejects_cheats(model, sampled_job):
+    pytest.importorskip("jax")
+    from vcompute.workloads.lm import to_jax
+
+    j = to_jax(model)
+    for kw in (SAMPLED, dict(seed=3)):
+        g = generate(model, PROMPT, max_new_tokens=N, **kw)
+        assert GenerationVerifier().check(j, PROMPT, g.tokens, g.proof, **kw).accepted
+        gj = generate(j, PROMPT, max_new_tokens=N, **kw)
+        assert GenerationVerifier().check(model, PROMPT, gj.tokens, gj.proof, **kw).accepted
+    claim = run_generate(sampled_job, "weight_noise", rng=np.random.default_rng(0), provider="provider")
+    assert not GenerationVerifier().check(j, PROMPT, claim.output, claim.evidence["proof"], **SAMPLED).accepted

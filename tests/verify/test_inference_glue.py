@@ -1,0 +1,179 @@
+"""Sampled-glue layer checks (proofs/inference-glue.md): honest traces accepted, real cheating providers caught."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vcompute.core.types import Claim  # noqa: E402
+from vcompute.verify.base import VerifyContext  # noqa: E402
+from vcompute.verify.inference.glue import SampledGlue  # noqa: E402
+from vcompute.verify.inference.glue_trace import trace_prefill  # noqa: E402
+from vcompute.workloads.lm import LMConfig, TransformerLM, cast, generate, make_generate_job, prefill  # noqa: E402
+
+CFG = LMConfig(vocab=300, d_model=32, n_layers=2, n_heads=4, d_ff=128, max_len=128)
+T = 64
+
+
+@pytest.fixture(scope="module")
+def model():
+    return TransformerLM(CFG, seed=0)
+
+
+@pytest.fixture(scope="module")
+def ids():
+    return np.random.default_rng(0).integers(0, CFG.vocab, T)
+
+
+def _rows_of(rows):
+    def wrong(layer, x):
+        y = x.clone()
+        y[rows] = y[rows] * 1.01
+        return y
+    return wrong
+
+
+def test_honest_trace_matches_the_model_and_is_accepted(model, ids):
+    tr = trace_prefill(model, ids)
+    assert np.array_equal(tr["logits"], prefill(model, ids).logits)  # the same ops as TransformerLM.run
+    for seed in range(5):
+        v = SampledGlue(rows=8).check(model, ids, tr, challenge_seed=seed)
+        assert v.accepted, v.reason
+        assert v.details["max_glue_error_ratio"] < 0.1  # honest error is far inside GLUE_RTOL
+    assert SampledGlue(rows=None).check(model, ids, tr, challenge_seed=0).accepted
+
+
+def _lazy_gelu(layer, x):
+    # a cheaper GELU (sigmoid approximation) on every row of layer 1
+    return x * torch.sigmoid(1.702 * x) if layer == 1 else torch.nn.functional.gelu(x, approximate="tanh")
+
+
+def _short_window(layer, q, k, v, h):
+    # attention that only sees the last 4 keys (a dropped KV cache) on every row >= 4 of layer 0
+    t, d = q.shape
+    q, k, v = (z.view(1, t, h, d // h).transpose(1, 2) for z in (q, k, v))
+    i = torch.arange(t)
+    mask = (i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - 4 if layer == 0 else True)
+    att = (q @ k.transpose(-1, -2)) / (d // h) ** 0.5
+    att = att.masked_fill(~mask, float("-inf")).softmax(-1)
+    return (att @ v).transpose(1, 2).reshape(t, d)
+
+
+def _skip_block(layer, t):
+    if layer != 1:
+        return t
+    zeros = {k: torch.zeros_like(v) for k, v in t.items()}
+    zeros.update(ln1=t["ln1"], mid=t["mid"] - t["attn_out"], ln2=t["ln2"])  # cheap parts kept; output = input
+    zeros["out"] = zeros["mid"]
+    return zeros
+
+
+@pytest.mark.parametrize("glue,where", [
+    ({"gelu": _lazy_gelu}, "layer 1 gelu"),
+    ({"attention": _short_window}, "layer 0 attention"),
+    ({"block": _skip_block}, "layer 1"),
+    ({"layer_norm": lambda layer, which, x, mod: mod(x) * (1.02 if which == "ln_f" else 1.0)}, "final ln"),
+])
+def test_a_wrong_op_on_every_row_is_caught(model, ids, glue, where):
+    v = SampledGlue(rows=4).check(model, ids, trace_prefill(model, ids, glue=glue), challenge_seed=0)
+    assert not v.accepted and where in v.reason, v.reason
+
+
+def test_a_wrong_layernorm_on_a_fraction_of_rows_escapes_at_most_as_often_as_the_bound(model, ids):
+    # ln2 of layer 0 wrong on f = 8/64 rows; s = 4 sampled rows: escape <= (1 - f)^s = 0.586 per check
+    bad_rows = np.arange(0, T, 8)
+    def ln(layer, which, x, mod):
+        y = mod(x)
+        if (layer, which) == (0, "ln2"):
+            y[bad_rows] = y[bad_rows] * 1.01
+        return y
+    tr = trace_prefill(model, ids, glue={"layer_norm": ln})
+    n = 200
+    caught = sum(not SampledGlue(rows=4).check(model, ids, tr, challenge_seed=s).accepted for s in range(n))
+    bound = (1 - len(bad_rows) / T) ** 4
+    escape = 1 - caught / n
+    assert escape <= bound + 3 * np.sqrt(bound * (1 - bound) / n)  # within 3 standard errors of the bound
+    assert caught > 0
+    # every rejection names the lying op
+    assert "layer 0 ln2" in SampledGlue(rows=None).check(model, ids, tr, challenge_seed=0).reason
+
+
+def test_a_wrong_linear_output_is_caught_by_freivalds_on_any_row(model, ids):
+    tr = trace_prefill(model, ids)
+    tr["fc"] = tr["fc"].copy()
+    tr["fc"][1, 37, 5] += 1e-3  # one entry of one row; gelu recomputed from it, so only Freivalds can see it
+    tr["gelu"] = tr["gelu"].copy()
+    x = tr["fc"][1, 37].astype(np.float64)
+    tr["gelu"][1, 37] = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    v = SampledGlue(rows=1).check(model, ids, tr, challenge_seed=0)
+    assert not v.accepted and "layer 1 c_fc: Freivalds" in v.reason, v.reason
+
+
+def test_a_trace_of_other_ids_or_another_model_is_rejected(model, ids):
+    other = ids.copy()
+    other[10] = (other[10] + 1) % CFG.vocab
+    assert "embeddings" in SampledGlue().check(model, ids, trace_prefill(model, other), challenge_seed=0).reason
+    v = SampledGlue().check(model, ids, trace_prefill(TransformerLM(CFG, seed=1), ids), challenge_seed=0)
+    assert not v.accepted
+
+
+@pytest.mark.parametrize("mutate,why", [
+    (lambda tr: list(tr.values()), "not a dict"),
+    (lambda tr: {k: v for k, v in tr.items() if k != "gelu"}, "keys"),
+    (lambda tr: {**tr, "qkv": tr["qkv"].astype(np.float64)}, "float64"),
+    (lambda tr: {**tr, "fc": tr["fc"][:, :-1]}, "expected float32"),
+    (lambda tr: {**tr, "attn": tr["attn"].tolist()}, "not a numpy array"),
+    (lambda tr: {**tr, "ln1": np.full_like(tr["ln1"], np.nan)}, "ln1"),
+    (lambda tr: {**tr, "logits": np.full_like(tr["logits"], np.inf)}, "head"),
+    (lambda tr: None, "NoneType"),
+])
+def test_malformed_traces_are_rejected_with_a_reason(model, ids, mutate, why):
+    v = SampledGlue().check(model, ids, mutate(trace_prefill(model, ids)), challenge_seed=0)
+    assert not v.accepted and why in v.reason, v.reason
+
+
+def test_hostile_array_subclass_is_rejected(model, ids):
+    class Liar(np.ndarray):
+        def __eq__(self, other):
+            return True
+    tr = trace_prefill(model, ids)
+    tr["qkv"] = tr["qkv"].view(Liar)
+    assert "not a numpy array" in SampledGlue().check(model, ids, tr, challenge_seed=0).reason
+
+
+def test_caller_misuse_raises(model, ids):
+    tr = trace_prefill(model, ids)
+    with pytest.raises(ValueError, match="rows"):
+        SampledGlue(rows=0)
+    with pytest.raises(TypeError, match="challenge_seed"):
+        SampledGlue().check(model, ids, tr, challenge_seed=None)
+    with pytest.raises(TypeError, match="float32"):
+        SampledGlue().check(object(), ids, tr, challenge_seed=0)
+    with pytest.raises(TypeError, match="float32"):
+        SampledGlue().check(cast(model, "bfloat16"), ids, tr, challenge_seed=0)
+
+
+def test_verifier_protocol_on_a_generate_job(model):
+    prompt = list(np.random.default_rng(1).integers(0, CFG.vocab, 40))
+    prompt = [int(p) for p in prompt]
+    job = make_generate_job(model, prompt, max_new_tokens=8, temperature=0.8, top_p=0.9, seed=3)
+    g = generate(model, prompt, max_new_tokens=8, temperature=0.8, top_p=0.9, seed=3)
+    ids = np.concatenate([prompt, g.tokens[:-1]])
+    honest = Claim(job_id=job.id, provider="p", output=g.tokens, evidence={"trace": trace_prefill(model, ids)})
+    v = SampledGlue(rows=4).verify(job, [honest], VerifyContext(rng=np.random.default_rng(0)))
+    assert v.accepted, v.reason
+    # tokens drawn with another seed on an honest trace: the token check catches them
+    g2 = generate(model, prompt, max_new_tokens=8, temperature=0.8, top_p=0.9, seed=4)
+    assert not np.array_equal(g2.tokens, g.tokens)
+    ids2 = np.concatenate([prompt, g2.tokens[:-1]])
+    lie = Claim(job_id=job.id, provider="p", output=g2.tokens, evidence={"trace": trace_prefill(model, ids2)})
+    v = SampledGlue(rows=4).verify(job, [lie], VerifyContext(rng=np.random.default_rng(0)))
+    assert not v.accepted and "token" in v.reason
+    bad = Claim(job_id=job.id, provider="p", output=g.tokens.astype(float), evidence={"trace": None})
+    assert not SampledGlue().verify(job, [bad], VerifyContext(rng=np.random.default_rng(0))).accepted
+    for evidence in ({"trace": None}, {"trace": [1, 2]}, {}):
+        bad = Claim(job_id=job.id, provider="p", output=g.tokens, evidence=evidence)
+        v = SampledGlue().verify(job, [bad], VerifyContext(rng=np.random.default_rng(0)))
+        assert not v.accepted and "trace" in v.reason

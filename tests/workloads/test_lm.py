@@ -1,0 +1,152 @@
+"""The LM workload: torch and JAX agree, KV cache equals prefill, batching, the sampler, files, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vcompute.workloads.lm import (  # noqa: E402
+    CONFIGS,
+    LMConfig,
+    TransformerLM,
+    cast,
+    decode,
+    encode,
+    generate,
+    generate_batch,
+    load,
+    model_hash,
+    prefill,
+    sample,
+    save,
+    to_jax,
+    to_torch,
+    train_on_text,
+    with_layers,
+)
+from vcompute.workloads.lm.proof import bits_to_float, evaluate, interpolate  # noqa: E402
+from vcompute.workloads.lm.sampling import SamplingParams, uniforms  # noqa: E402
+
+CFG = CONFIGS["tiny"]
+PROMPT = encode("The keeper of the light")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)
+    return TransformerLM(CFG, seed=0)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="n_heads"):
+        LMConfig(d_model=30, n_heads=4)
+    with pytest.raises(TypeError, match="vocab"):
+        LMConfig(vocab=3.0)
+    with pytest.raises(ValueError, match="positive"):
+        LMConfig(n_layers=0)
+    assert LMConfig.from_dict(CFG.to_dict()) == CFG
+
+
+def test_tokenizer_round_trip():
+    s = "naïve café: 1 + 1 = 2"
+    assert decode(encode(s)) == s
+    with pytest.raises(TypeError):
+        encode(b"bytes")
+
+
+def test_torch_and_jax_agree_kv_cache_matches_prefill(model):
+    g = generate(model, PROMPT, max_new_tokens=24, temperature=0.8, top_p=0.95, seed=3)
+    ids = np.concatenate([PROMPT, g.tokens[:-1]])
+    pre = prefill(model, ids)
+    h_pre = bits_to_float(pre.hidden[len(PROMPT) - 1:], "float32")
+    h_gen = bits_to_float(g.hidden, "float32")
+    assert np.abs(h_pre - h_gen).max() <= 1e-5 * np.abs(h_pre).max()
+    pytest.importorskip("jax")
+    j = to_jax(model)
+    assert model_hash(j) == model_hash(model) == model_hash(to_torch(j))
+    pj = prefill(j, ids)
+    assert np.abs(pre.logits - pj.logits).max() < 1e-4
+    assert np.abs(bits_to_float(pre.hidden, "float32") - bits_to_float(pj.hidden, "float32")).max() < 1e-4
+    gj = generate(j, PROMPT, max_new_tokens=24, temperature=0.8, top_p=0.95, seed=3)
+    assert (gj.tokens == g.tokens).all()
+    assert np.abs(bits_to_float(gj.hidden, "float32") - h_gen).max() < 1e-4
+
+
+def test_batched_generation_matches_one_by_one(model):
+    prompts = [PROMPT, PROMPT[:5], encode("abc")]
+    batch = generate_batch(model, prompts, max_new_tokens=10, temperature=0.8, top_p=0.95, seed=[1, 2, 3])
+    for p, s, g in zip(prompts, [1, 2, 3], batch):
+        one = generate(model, p, max_new_tokens=10, temperature=0.8, top_p=0.95, seed=s)
+        assert (one.tokens == g.tokens).all()
+        assert np.abs(bits_to_float(one.hidden, "float32") - bits_to_float(g.hidden, "float32")).max() < 1e-5
+
+
+def test_sampler_draws_softmax_over_the_nucleus():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    draws = np.array([sample(logits, temperature=1.0, top_p=1.0, seed=11, position=i) for i in range(4000)])
+    freq = np.bincount(draws, minlength=4) / draws.size
+    assert np.abs(freq - [0.5, 0.3, 0.15, 0.05]).max() < 0.03
+    nucleus = np.array([sample(logits, temperature=1.0, top_p=0.7, seed=11, position=i) for i in range(2000)])
+    assert set(nucleus.tolist()) == {0, 1}  # 0.5 < 0.7 <= 0.8: the two most probable
+    assert abs((nucleus == 0).mean() - 0.5 / 0.8) < 0.04
+    assert sample(logits, temperature=0.0, top_p=1.0, seed=0, position=0) == 0
+    assert (uniforms(5, [3, 9], 6)[1] == uniforms(5, [9], 6)[0]).all()
+    assert not (uniforms(5, [3], 6) == uniforms(6, [3], 6)).any()
+
+
+def test_sampling_params_reject_misuse():
+    with pytest.raises(ValueError):
+        SamplingParams(-1.0, 1.0, 0)
+    with pytest.raises(ValueError):
+        SamplingParams(1.0, 0.0, 0)
+    with pytest.raises(TypeError):
+        SamplingParams(True, 1.0, 0)
+    with pytest.raises(TypeError):
+        SamplingParams(1.0, 1.0, 1.5)
+
+
+def test_polynomial_interpolates_at_both_field_sizes():
+    rng = np.random.default_rng(0)
+    for p in (65521, 4294967291):
+        xs = rng.choice(20000, size=60, replace=False)
+        ys = rng.integers(0, p, size=60)
+        c = interpolate(xs, ys, p)
+        assert c.shape == (60,) and (evaluate(c, xs, p) == ys).all()
+
+
+def test_safetensors_round_trip_and_fewer_layers(model, tmp_path):
+    pytest.importorskip("safetensors")
+    save(model, tmp_path / "m.safetensors")
+    assert model_hash(load(tmp_path / "m.safetensors")) == model_hash(model)
+    small = load(tmp_path / "m.safetensors", n_layers=1)
+    assert small.cfg.n_layers == 1 and len(small.blocks) == 1
+    assert model_hash(small) == model_hash(with_layers(model, 1))
+    bf = cast(model, "bfloat16")
+    save(bf, tmp_path / "bf.safetensors")
+    assert load(tmp_path / "bf.safetensors").dtype == torch.bfloat16
+
+
+def test_bf16_generation_commits_bf16(model):
+    g = generate(cast(model, "bfloat16"), PROMPT, max_new_tokens=40, temperature=0.8, seed=1)
+    assert g.hidden.dtype == np.uint16 and len(g.proof) == 70 + 2 * 240
+
+
+def test_generate_rejects_caller_misuse(model):
+    with pytest.raises(TypeError):
+        generate(model, PROMPT.astype(np.float32), max_new_tokens=4)
+    with pytest.raises(TypeError):
+        generate(model, [1, True], max_new_tokens=4)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(model, PROMPT, max_new_tokens=CFG.max_len)
+    with pytest.raises(ValueError):
+        generate(model, [CFG.vocab], max_new_tokens=4)
+    with pytest.raises(TypeError):
+        generate("model", PROMPT, max_new_tokens=4)
+
+
+def test_short_training_lowers_the_loss():
+    m = TransformerLM(LMConfig(vocab=300, d_model=32, n_layers=1, n_heads=2, d_ff=64, max_len=64), seed=0)
+    losses = train_on_text(m, steps=10, seq_len=16, batch=4, lr=2e-2)
+    assert losses[-1] < losses[0] - 0.5

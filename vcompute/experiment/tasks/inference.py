@@ -1,0 +1,272 @@
+"""Experiments on verified LLM generation (``proofs/inference.md``).
+
+- ``inference.calibration``: honest generations with the provider and the
+  verifier on chosen backends, thread counts, batch sizes, sampling modes and
+  precisions; the largest honest errors against the tolerances in force.
+- ``inference.detection``: one adversary of :mod:`vcompute.workloads.lm.adversaries`
+  against :class:`~vcompute.verify.GenerationVerifier`; which check caught it.
+- ``inference.cost``: generation, prefill and verification seconds on one thread.
+
+Models are the named sizes of :data:`~vcompute.workloads.lm.CONFIGS`, trained
+for ``train_steps`` steps on the shipped text (seed 0) so that outputs have
+realistic entropy; prompts are random windows of that text.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from vcompute.experiment.tasks.base import TaskParams
+
+__all__ = ["InferenceCalibration", "InferenceDetection", "InferenceCost"]
+
+Size = Literal["tiny", "small", "gpt2-small"]
+Precision = Literal["float32", "bfloat16"]
+
+
+@functools.lru_cache(maxsize=8)
+def _base_model(size: str, train_steps: int):
+    from vcompute.workloads.lm import TransformerLM, config_named, train_on_text
+
+    m = TransformerLM(config_named(size), seed=0)
+    if train_steps:
+        train_on_text(m, steps=train_steps, seed=0)
+    return m
+
+
+@functools.lru_cache(maxsize=16)
+def _model(size: str, train_steps: int, precision: str, backend: str):
+    from vcompute.workloads.lm import cast, to_jax
+
+    m = cast(_base_model(size, train_steps), precision)
+    return to_jax(m) if backend == "jax" else m
+
+
+def _prompt(rng: np.random.Generator, lo: int = 8, hi: int = 40) -> np.ndarray:
+    from vcompute.workloads.lm import encode
+    from vcompute.workloads.lm.train import shipped_text
+
+    ids = encode(shipped_text(), bos=False)
+    n = int(rng.integers(lo, hi + 1))
+    s = int(rng.integers(0, len(ids) - n))
+    return np.concatenate([[256], ids[s:s + n - 1]]).astype(np.int64)
+
+
+def _sampling(mode: str) -> dict[str, float]:
+    return {"temperature": 0.0, "top_p": 1.0} if mode == "greedy" else {"temperature": 0.8, "top_p": 0.95}
+
+
+class CalibrationParams(TaskParams):
+    """Parameters of :class:`InferenceCalibration`."""
+
+    size: Size = "tiny"
+    train_steps: int = Field(150, ge=0, le=10_000, description="training steps on the shipped text")
+    provider_backend: Literal["torch", "jax"] = "torch"
+    verifier_backend: Literal["torch", "jax"] = "torch"
+    threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of the verifier (the provider uses 1)")
+    batch: int = Field(1, ge=1, le=64, description="prompts per provider batch (left-padded)")
+    mode: Literal["greedy", "sampled"] = "sampled"
+    precision: Precision = "float32"
+    generations: int = Field(16, ge=1, le=100_000, description="honest generations in this run")
+    n_new: int = Field(64, ge=1, le=448, description="tokens per generation")
+
+
+class InferenceCalibration:
+    """Honest generations verified across a variant; the errors the tolerances must cover.
+
+    Metrics: ``generations``, ``false_rejects``, ``false_reject_rate``; the
+    largest honest ``max_rel_err`` (a committed entry), ``max_misses`` (per
+    chunk) and ``max_logit_err`` (provider's KV-cache logits against the
+    verifier's prefill); the tolerances in force (``rtol``, ``max_misses_allowed``,
+    ``logit_atol``) and their ``rel_headroom`` / ``logit_headroom`` (tolerance
+    over the honest maximum); ``near_tie_rate`` and ``ambiguous_rate`` per token.
+    """
+
+    Params = CalibrationParams
+    description = "honest generation errors across backends, threads, batch, sampling and precision"
+    metrics = ("generations", "false_rejects", "false_reject_rate", "max_rel_err", "max_misses", "max_logit_err",
+               "rtol", "max_misses_allowed", "logit_atol", "rel_headroom", "logit_headroom", "near_tie_rate",
+               "ambiguous_rate")
+
+    def run(self, params: CalibrationParams, seed: int) -> dict[str, Any]:
+        """Execute one run."""
+        import torch
+
+        from vcompute.verify.inference import GenerationVerifier, tolerance_for
+        from vcompute.workloads.lm import generate_batch, prefill
+
+        p = params
+        prov = _model(p.size, p.train_steps, p.precision, p.provider_backend)
+        ver = _model(p.size, p.train_steps, p.precision, p.verifier_backend)
+        rng = np.random.default_rng(seed)
+        sp = _sampling(p.mode)
+        v = GenerationVerifier()
+        rejects = misses = tokens = near = amb = 0
+        rel = logit = 0.0
+        done = 0
+        while done < p.generations:
+            b = min(p.batch, p.generations - done)
+            prompts = [_prompt(rng) for _ in range(b)]
+            seeds = [int(s) for s in rng.integers(0, 2**31, size=b)]
+            torch.set_num_threads(1)
+            gens = generate_batch(prov, prompts, max_new_tokens=p.n_new, seed=seeds, **sp)
+            torch.set_num_threads(p.threads)  # the reduction order differs from the provider's
+            for pr, s, g in zip(prompts, seeds, gens):
+                r = v.check(ver, pr, g.tokens, g.proof, seed=s, **sp)
+                rejects += not r.accepted
+                misses = max(misses, max(r.details.get("misses", [0])))
+                rel = max(rel, max(r.details.get("max_rel_err", [0.0])))
+                near += r.details.get("near_ties", 0)
+                amb += r.details.get("ambiguous", 0)
+                tokens += len(g.tokens)
+                ref = prefill(ver, np.concatenate([pr, g.tokens[:-1]])).logits[len(pr) - 1:]
+                logit = max(logit, float(np.abs(ref - g.logits).max()))
+            done += b
+        tol = tolerance_for(p.precision)
+        return {"generations": done, "false_rejects": rejects, "false_reject_rate": rejects / done,
+                "max_rel_err": rel, "max_misses": misses, "max_logit_err": logit, "rtol": tol.rtol,
+                "max_misses_allowed": tol.max_misses, "logit_atol": tol.logit_atol,
+                "rel_headroom": tol.rtol / max(rel, 1e-30), "logit_headroom": tol.logit_atol / max(logit, 1e-30),
+                "near_tie_rate": near / tokens, "ambiguous_rate": amb / tokens}
+
+
+#: The parameter an adversary spec's ``:arg`` sets.
+_ARG = {"weight_noise": ("magnitude", float), "quantised": ("kind", str), "malformed": ("kind", str),
+        "low_precision": ("precision", str), "fewer_layers": ("n_layers", int), "short_context": ("window", int)}
+
+
+def _adversary(spec: str) -> tuple[str, dict[str, Any]]:
+    name, _, arg = spec.partition(":")
+    if not arg:
+        return name, {}
+    if name not in _ARG:
+        raise ValueError(f"adversary {name!r} takes no ':arg' (those that do: {', '.join(_ARG)})")
+    key, typ = _ARG[name]
+    return name, {key: typ(arg)}
+
+
+class DetectionParams(TaskParams):
+    """Parameters of :class:`InferenceDetection`."""
+
+    size: Size = "tiny"
+    train_steps: int = Field(150, ge=0, le=10_000, description="training steps on the shipped text")
+    adversary: str = Field("honest", description="a generate behaviour, optionally 'name:arg' (e.g. weight_noise:1e-3)")
+    mode: Literal["greedy", "sampled"] = "sampled"
+    precision: Precision = "float32"
+    trials: int = Field(8, ge=1, le=100_000, description="jobs (prompt, seed) per run")
+    n_new: int = Field(64, ge=1, le=448, description="tokens per generation")
+
+
+class InferenceDetection:
+    """One adversary against the generation verifier, over fresh jobs.
+
+    Metrics: ``detected`` (fraction rejected), ``by_tokens`` / ``by_activations`` /
+    ``by_evidence`` (which check rejected, as fractions of trials),
+    ``tokens_changed`` (fraction of tokens differing from the honest run),
+    ``median_rel_err`` (median committed-entry error, mean over trials) and
+    ``verify_over_generate`` (verifier seconds over honest generation seconds).
+    """
+
+    Params = DetectionParams
+    description = "detection of one generate adversary by GenerationVerifier"
+    metrics = ("detected", "by_tokens", "by_activations", "by_evidence", "tokens_changed", "median_rel_err",
+               "verify_over_generate")
+
+    def run(self, params: DetectionParams, seed: int) -> dict[str, Any]:
+        """Execute one run."""
+        import torch
+
+        from vcompute.verify import GenerationVerifier, VerifyContext
+        from vcompute.workloads.lm import make_generate_job
+        from vcompute.workloads.lm.job import GENERATE_BEHAVIOURS, run_generate
+
+        torch.set_num_threads(1)
+        name, kw = _adversary(params.adversary)
+        if name not in GENERATE_BEHAVIOURS:
+            raise ValueError(f"unknown adversary {name!r}; known: {', '.join(GENERATE_BEHAVIOURS)}")
+        m = _model(params.size, params.train_steps, params.precision, "torch")
+        rng = np.random.default_rng(seed)
+        v = GenerationVerifier()
+        out = {k: 0.0 for k in self.metrics}
+        gen_s = ver_s = 0.0
+        for _ in range(params.trials):
+            job = make_generate_job(m, _prompt(rng), max_new_tokens=params.n_new, seed=int(rng.integers(2**31)),
+                                    **_sampling(params.mode))
+            t0 = time.perf_counter()
+            honest = run_generate(job, "honest", rng=rng, provider="p")
+            gen_s += time.perf_counter() - t0
+            claim = honest if name == "honest" else run_generate(job, name, rng=rng, provider="p", **kw)
+            r = v.verify(job, [claim], VerifyContext(seed=int(rng.integers(2**31))))
+            ver_s += r.cost.seconds
+            out["detected"] += not r.accepted
+            if not r.accepted:
+                key = ("by_tokens" if r.reason.startswith("token ") else
+                       "by_activations" if r.reason.startswith("chunk ") else "by_evidence")
+                out[key] += 1
+            try:
+                out["tokens_changed"] += float(np.mean(np.asarray(claim.output).reshape(-1)[:params.n_new]
+                                                       != honest.output))
+            except (ValueError, TypeError):
+                out["tokens_changed"] += 1.0
+            med = r.details.get("median_rel_err")
+            out["median_rel_err"] += float(np.median(med)) if med else float("nan")
+        res = {k: val / params.trials for k, val in out.items()}
+        res["verify_over_generate"] = ver_s / gen_s
+        return res
+
+
+class CostParams(TaskParams):
+    """Parameters of :class:`InferenceCost`."""
+
+    size: Size = "tiny"
+    n_new: int = Field(256, ge=1, le=448, description="tokens generated")
+    prompt_len: int = Field(32, ge=1, le=64, description="prompt tokens")
+    mode: Literal["greedy", "sampled"] = "sampled"
+    threads: int = Field(1, ge=1, le=64, description="torch intra-op threads")
+    repeats: int = Field(2, ge=1, le=100, description="timings per quantity (the minimum is kept)")
+
+
+class InferenceCost:
+    """Seconds to generate, to prefill and to verify one generation (torch, CPU).
+
+    Metrics: ``generate_s``, ``prefill_s``, ``verify_s`` (minimum over repeats),
+    ``verify_over_generate``, ``prefill_over_generate``, ``proof_bytes_per_32``.
+    """
+
+    Params = CostParams
+    description = "generation vs verification cost of one generation"
+    metrics = ("generate_s", "prefill_s", "verify_s", "verify_over_generate", "prefill_over_generate",
+               "proof_bytes_per_32")
+
+    def run(self, params: CostParams, seed: int) -> dict[str, Any]:
+        """Execute one run."""
+        import torch
+
+        from vcompute.verify import GenerationVerifier
+        from vcompute.workloads.lm import generate, prefill
+
+        torch.set_num_threads(params.threads)
+        m = _model(params.size, 0, "float32", "torch")
+        rng = np.random.default_rng(seed)
+        prompt = rng.integers(0, 256, size=params.prompt_len)
+        sp = _sampling(params.mode)
+        gen_s = pre_s = ver_s = float("inf")
+        for _ in range(params.repeats):
+            t0 = time.perf_counter()
+            g = generate(m, prompt, max_new_tokens=params.n_new, seed=seed, **sp)
+            gen_s = min(gen_s, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            prefill(m, np.concatenate([prompt, g.tokens[:-1]]))
+            pre_s = min(pre_s, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            r = GenerationVerifier().check(m, prompt, g.tokens, g.proof, seed=seed, **sp)
+            ver_s = min(ver_s, time.perf_counter() - t0)
+            if not r.accepted:
+                raise RuntimeError(f"honest generation rejected: {r.reason}")
+        return {"generate_s": gen_s, "prefill_s": pre_s, "verify_s": ver_s, "verify_over_generate": ver_s / gen_s,
+                "prefill_over_generate": pre_s / gen_s, "proof_bytes_per_32": len(g.proof) * 32 / params.n_new}

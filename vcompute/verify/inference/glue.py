@@ -1,0 +1,296 @@
+"""Sampled-glue layer checks of a prefill: Freivalds on every linear layer, the glue on sampled rows.
+
+For a prefill-heavy job (a long prompt, few new tokens) re-running the
+prefill is most of the verifier's cost. Here the provider returns the whole
+forward trace (:mod:`.glue_trace`) and the verifier, with randomness drawn
+after the trace is fixed, checks
+
+- every linear layer (``c_attn``, ``attn_proj``, ``c_fc``, ``mlp_proj`` of every
+  block and the tied head) over **all** token rows with
+  :class:`~vcompute.verify.Freivalds` (``rounds`` sign vectors: a row off by more
+  than its rounding tolerance escapes with probability <= 2**-rounds per layer);
+- the embeddings, both residual adds of every block and the final LayerNorm on
+  **all** rows (O(T d) each; each token check depends on its own row's logits);
+- the non-linear glue of every block (LayerNorm 1 and 2, causal softmax
+  attention, GELU) recomputed in float64 on ``rows`` token rows drawn
+  independently per block and per op: a glue output wrong on a fraction ``f``
+  of the rows escapes one op's check with probability <= (1 - f)**rows.
+
+Argument, tolerances and tests: ``proofs/inference-glue.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.verify.base import VerifyContext
+from vcompute.verify.freivalds import Freivalds, PreparedMatrix
+from vcompute.verify.inference.glue_trace import TRACE_KEYS, trace_shapes
+
+__all__ = ["SampledGlue", "GLUE_RTOL"]
+
+#: Relative tolerance of a recomputed glue entry at float32: |claimed - ref| <= rtol (|ref| + rms(ref row)).
+#: Honest torch float32 vs float64 recomputation differs by <= ~2e-6 (tests/verify/test_inference_glue.py).
+GLUE_RTOL = 1e-4
+
+_LINEARS = (("ln1", "c_attn", "qkv"), ("attn", "attn_proj", "attn_out"), ("ln2", "c_fc", "fc"),
+            ("gelu", "mlp_proj", "mlp_out"))
+
+
+def _ln(x: np.ndarray, mod: Any) -> np.ndarray:
+    w, b = (p.detach().double().numpy() for p in (mod.weight, mod.bias))
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + mod.eps) * w + b
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def _attention_rows(qkv: np.ndarray, rows: np.ndarray, n_heads: int) -> np.ndarray:
+    """Causal attention outputs of ``rows`` from the full ``[T, 3d]`` q/k/v rows, in float64."""
+    d = qkv.shape[1] // 3
+    hd = d // n_heads
+    top = int(rows.max()) + 1
+    q = qkv[rows, :d].astype(np.float64).reshape(len(rows), n_heads, hd)
+    k, v = (np.ascontiguousarray(qkv[:top, j * d:(j + 1) * d].astype(np.float64).reshape(top, n_heads, hd)
+                                 .transpose(1, 0, 2)) for j in (1, 2))
+    out = np.empty((len(rows), d))
+    for i, t in enumerate(rows):
+        s = (k[:, :t + 1] @ q[i][:, :, None])[:, :, 0] / math.sqrt(hd)
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        out[i] = (p[:, None, :] @ v[:, :t + 1])[:, 0].reshape(d)
+    return out
+
+
+def _bad_row(claimed: np.ndarray, ref: np.ndarray, rtol: float) -> tuple[int, float, float]:
+    """The first row (index into ``claimed``) off beyond tolerance (-1: none), its error ratio, and the worst ratio."""
+    scale = np.sqrt(np.mean(ref * ref, axis=-1, keepdims=True))
+    ratio = np.abs(claimed - ref) / (rtol * (np.abs(ref) + scale) + 1e-30)
+    worst = np.max(ratio, axis=-1)
+    bad = np.flatnonzero(~(worst <= 1.0))  # NaN compares false: rejected too
+    if bad.size:
+        return int(bad[0]), float(worst[bad[0]]), math.inf
+    return -1, 0.0, float(worst.max()) if worst.size else 0.0
+
+
+def _sum(a: np.ndarray, b: np.ndarray):
+    """``a + b`` lazily: the float32 sum, and a thunk of the float64 reference (only built on a mismatch)."""
+    return lambda: (a + b, lambda: a.astype(np.float64) + b)
+
+
+def _read_trace(trace: Any, shapes: dict) -> dict[str, np.ndarray] | str:
+    """The provider's trace as exact float32 arrays of the right shapes, or the reason it is not (never raises)."""
+    if type(trace) is not dict:
+        return f"trace is a {type(trace).__name__}, not a dict of arrays"
+    if set(trace) != set(TRACE_KEYS):
+        return f"trace has {len(trace)} keys, not exactly {', '.join(TRACE_KEYS)}"
+    out = {}
+    for k in TRACE_KEYS:
+        v = trace[k]
+        if type(v) is not np.ndarray:
+            return f"trace[{k!r}] is a {type(v).__name__}, not a numpy array"
+        if v.dtype != np.float32 or v.shape != shapes[k]:
+            return f"trace[{k!r}] is {v.dtype}{list(v.shape)}; expected float32{list(shapes[k])}"
+        out[k] = np.ascontiguousarray(v)
+    return out
+
+
+class SampledGlue:
+    """Checks a provider's prefill trace: Freivalds on all linear rows, the glue on sampled rows.
+
+    Args:
+        rows: token rows recomputed per block and per glue op (None: all rows).
+        rounds: Freivalds sign vectors per linear layer.
+        rtol: relative tolerance of recomputed glue entries (:data:`GLUE_RTOL`).
+
+    Raises:
+        ValueError: for a malformed argument.
+
+    Example:
+        >>> from vcompute.workloads.lm import LMConfig, TransformerLM
+        >>> from vcompute.verify.inference.glue_trace import trace_prefill
+        >>> m = TransformerLM(LMConfig(vocab=300, d_model=32, n_layers=1, n_heads=2, d_ff=64, max_len=16))
+        >>> ids = [256, 5, 6, 7]
+        >>> SampledGlue(rows=2).check(m, ids, trace_prefill(m, ids), challenge_seed=1).accepted
+        True
+    """
+
+    name = "generate.glue"
+
+    def __init__(self, *, rows: int | None = 16, rounds: int = 10, rtol: float = GLUE_RTOL) -> None:
+        if rows is not None and (type(rows) is not int or rows < 1):
+            raise ValueError(f"rows must be a positive int or None (all rows), got {rows!r}")
+        if not (isinstance(rtol, float) and 0 < rtol < 1):
+            raise ValueError(f"rtol must be a float in (0, 1), got {rtol!r}")
+        self.rows = rows
+        self.rounds = rounds
+        self.rtol = float(rtol)
+        self.freivalds = Freivalds(rounds=rounds)
+        self._prepared: dict[int, tuple[Any, int, PreparedMatrix]] = {}
+
+    def _weight(self, w: Any) -> PreparedMatrix:
+        """``W^T`` contiguous, prepared once per weight tensor (re-prepared if changed in place)."""
+        hit = self._prepared.get(id(w))
+        if hit is None or hit[0] is not w or hit[1] != w._version:
+            # the tensor itself is held, so its id cannot be reused while cached
+            hit = (w, w._version, self.freivalds.prepare(np.ascontiguousarray(w.detach().numpy().T)))
+            self._prepared[id(w)] = hit
+        return hit[2]
+
+    def replicas(self, job: Job) -> int:
+        """One claim."""
+        return 1
+
+    def evidence(self, job: Job) -> EvidenceSpec:
+        """The prefill trace over prompt + tokens (``claim.evidence["trace"]``)."""
+        return EvidenceSpec("prefill-trace", {"keys": TRACE_KEYS})
+
+    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
+        """Check a ``generate`` claim whose evidence is the trace over prompt + tokens[:-1].
+
+        The trace is checked against the job's model, then every token against the
+        job's sampler on the trace's (now checked) logits (:mod:`.tokens`).
+
+        Raises:
+            ValueError: if ``job`` is not a float32 generate job or there is not exactly one claim.
+        """
+        from vcompute.verify.inference.tokens import as_tokens, check_tokens
+        from vcompute.verify.inference.tolerance import tolerance_for
+        from vcompute.workloads.lm.job import model_of, prompt_of, sampling_of
+
+        if not isinstance(job, Job) or job.kind != "generate" or job.spec.get("precision") != "float32":
+            raise ValueError("SampledGlue.verify needs a float32 'generate' job (make_generate_job)")
+        if len(claims) != 1:
+            raise ValueError(f"SampledGlue takes exactly one claim, got {len(claims)}")
+        claim, t0 = claims[0], time.perf_counter()
+        if claim.job_id != job.id:
+            return Verdict.reject("the claim answers another job", scheme=self.name)
+        model, prompt, sp = model_of(job), prompt_of(job), sampling_of(job)
+        toks = as_tokens(claim.output, model.cfg.vocab)
+        if isinstance(toks, str):
+            return Verdict.reject(toks, scheme=self.name)
+        n = int(toks.shape[0])
+        if n != int(job.spec["max_new_tokens"]):
+            return Verdict.reject(f"{n} tokens returned; the job asked for {job.spec['max_new_tokens']}",
+                                  scheme=self.name)
+        ids = np.concatenate([prompt, toks[:-1]])
+        trace = claim.evidence.get("trace") if isinstance(claim.evidence, Mapping) else None
+        v = self.check(model, ids, trace, challenge_seed=int(ctx.rng.integers(2**62)))
+        if not v.accepted:
+            ctx.add_cost(v.cost)
+            return v
+        L = len(prompt)
+        tc = check_tokens(trace["logits"][L - 1:], toks, sp, first_position=L,
+                          atol=tolerance_for("float32").logit_atol)
+        cost = Cost(flops=v.cost.flops, seconds=time.perf_counter() - t0, evidence_bytes=v.cost.evidence_bytes,
+                    reexecuted_fraction=v.cost.reexecuted_fraction)
+        ctx.add_cost(cost)
+        details = {**v.details, "near_ties": tc.near_ties, "first_bad_token": tc.first_bad}
+        if not tc.ok:
+            return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the traced logits",
+                                  scheme=self.name, details=details, cost=cost)
+        return Verdict.accept(f"{n} tokens match the sampler on a trace that passed the glue check",
+                              scheme=self.name, details=details, cost=cost)
+
+    def check(self, model: Any, ids: Any, trace: Any, *, challenge_seed: int) -> Verdict:
+        """Verify that ``trace`` is ``model``'s forward pass over ``ids``.
+
+        Args:
+            model: the job's float32 :class:`~vcompute.workloads.lm.TransformerLM`.
+            ids: the sequence the trace claims to run over.
+            trace: the provider's trace (:func:`~vcompute.verify.inference.glue_trace.trace_prefill`).
+            challenge_seed: the verifier's randomness, drawn after the trace is fixed.
+
+        Returns:
+            The verdict; a malformed or wrong trace is rejected with a reason naming the layer and op.
+
+        Raises:
+            TypeError, ValueError: for the caller's malformed arguments (never for the provider's trace).
+        """
+        import torch
+
+        from vcompute.workloads.lm.generation import as_prompt
+
+        t0 = time.perf_counter()
+        if type(model).__name__ != "TransformerLM" or model.dtype != torch.float32:
+            raise TypeError("SampledGlue checks a float32 torch TransformerLM")
+        if isinstance(challenge_seed, bool) or not isinstance(challenge_seed, int):
+            raise TypeError("challenge_seed must be an int drawn after the trace")
+        cfg = model.cfg
+        ids_np = as_prompt(ids, cfg.vocab, "ids")
+        T = len(ids_np)
+        if T > cfg.max_len:
+            raise ValueError(f"ids has {T} tokens; the model's max_len is {cfg.max_len}")
+        rng = np.random.default_rng(challenge_seed)
+        flops, ratios = [0.0], [0.0]
+
+        def done(ok: bool, reason: str, **details: Any) -> Verdict:
+            cost = Cost(flops=flops[0], seconds=time.perf_counter() - t0, reexecuted_fraction=frac)
+            return (Verdict.accept if ok else Verdict.reject)(reason, scheme=self.name, cost=cost, details=details)
+
+        s = T if self.rows is None else min(self.rows, T)
+        frac = s / T
+        tr = _read_trace(trace, trace_shapes(cfg, T))
+        if isinstance(tr, str):
+            return done(False, tr)
+        rtol = self.rtol
+
+        def glue(name: str, claimed: np.ndarray, ref: Any, rows: np.ndarray | None = None) -> str | None:
+            if callable(ref):  # an exact float32 sum: bitwise equal is the honest, common case
+                exact32, reference = ref()
+                if np.array_equal(claimed, exact32):
+                    return None
+                ref = reference()
+            bad = _bad_row(claimed.astype(np.float64), ref, rtol)
+            ratios.append(bad[2])
+            if bad[0] < 0:
+                return None
+            r = bad[0] if rows is None else int(rows[bad[0]])
+            return f"{name}: row {r} differs from the recomputation by {bad[1]:.3g}x the tolerance"
+
+        def linear(name: str, a: np.ndarray, mod: Any, c: np.ndarray) -> str | None:
+            b = None if getattr(mod, "bias", None) is None else mod.bias.detach().numpy()
+            v = self.freivalds.check(a, self._weight(mod.weight), c, seed=int(rng.integers(2**62)), bias=b)
+            flops[0] += v.cost.flops
+            return None if v.accepted else f"{name}: Freivalds: {v.reason}"
+
+        def pick() -> np.ndarray:
+            return np.arange(T) if s == T else np.sort(rng.choice(T, size=s, replace=False))
+
+        x = tr["x"]
+        problems = [glue("embeddings", x[0], _sum(model.wte.weight.detach().numpy()[ids_np],
+                                                  model.wpe.weight.detach().numpy()[:T]))]
+        for i, blk in enumerate(model.blocks):
+            p = f"layer {i}"
+            r1, ra, r2, rg = pick(), pick(), pick(), pick()
+            problems += [
+                glue(f"{p} ln1", tr["ln1"][i, r1], _ln(x[i, r1].astype(np.float64), blk.ln_1), r1),
+                glue(f"{p} attention", tr["attn"][i, ra], _attention_rows(tr["qkv"][i], ra, cfg.n_heads), ra),
+                glue(f"{p} residual 1", tr["mid"][i], _sum(x[i], tr["attn_out"][i])),
+                glue(f"{p} ln2", tr["ln2"][i, r2], _ln(tr["mid"][i, r2].astype(np.float64), blk.ln_2), r2),
+                glue(f"{p} gelu", tr["gelu"][i, rg], _gelu(tr["fc"][i, rg].astype(np.float64)), rg),
+                glue(f"{p} residual 2", x[i + 1], _sum(tr["mid"][i], tr["mlp_out"][i])),
+            ]
+            first = next((q for q in problems if q), None)
+            if first:
+                return done(False, first, layer=i)
+            for a_key, mod_name, c_key in _LINEARS:
+                q = linear(f"{p} {mod_name}", tr[a_key][i], getattr(blk, mod_name), tr[c_key][i])
+                if q:
+                    return done(False, q, layer=i)
+        q = glue("final ln", tr["hidden"], _ln(x[-1].astype(np.float64), model.ln_f)) or linear(
+            "head", tr["hidden"], model.wte, tr["logits"])
+        if q:
+            return done(False, q, layer=cfg.n_layers)
+        return done(True, f"{cfg.n_layers} blocks: {4 * cfg.n_layers + 1} linear layers pass Freivalds "
+                    f"({self.rounds} rounds) on all {T} rows; glue passes on {s} sampled rows per op",
+                    rows=s, tokens=T, max_glue_error_ratio=max(ratios))

@@ -1,0 +1,237 @@
+"""The generation verifier: one prefill pass, token checks and activation commitments.
+
+Given the job (model, prompt, sampling parameters, provider) and a claim
+(tokens, proof), :class:`GenerationVerifier` rejects malformed evidence with
+a reason, checks the proof's signature over its binding to the job and the
+tokens, recomputes the last hidden states and logits of prompt + tokens in
+one pass (:func:`~vcompute.workloads.lm.prefill`), then checks every token
+(:mod:`.tokens`) and every chunk's commitment (:mod:`.commitment`) within the
+calibrated tolerance of the job's precision (:mod:`.tolerance`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.verify.base import VerifyContext
+from vcompute.verify.inference.commitment import check_commitment
+from vcompute.verify.inference.tokens import check_tokens, job_arguments, provider_tokens
+from vcompute.verify.inference.tolerance import Tolerance, tolerance_for
+
+__all__ = ["GenerationVerifier", "provider_public_key", "read_proof"]
+
+_NAME = "generate"
+
+
+def provider_public_key(provider: Any) -> bytes:
+    """A provider's Ed25519 public key from a key, 32 public bytes, or a simulated agent's name.
+
+    Raises:
+        TypeError: for anything else.
+    """
+    from vcompute.core.signing import SigningKey, key_from_name
+
+    if provider is None:
+        return key_from_name("provider").public_bytes
+    if isinstance(provider, SigningKey):
+        return provider.public_bytes
+    if type(provider) is bytes and len(provider) == 32:
+        return provider
+    if type(provider) is str and provider:
+        return key_from_name(provider).public_bytes
+    raise TypeError("provider must be a SigningKey, its 32 public-key bytes, or a simulated provider's name")
+
+
+def read_proof(proof: Any) -> bytes | str:
+    """A provider's proof as exact bytes, or the reason it is not bytes (never raises)."""
+    if not isinstance(proof, (bytes, bytearray, memoryview)):
+        return f"proof is a {type(proof).__name__}, not bytes"
+    try:
+        return bytes(memoryview(proof).cast("B"))
+    except Exception as e:
+        return f"proof could not be read as bytes ({type(e).__name__})"
+
+
+def _flops(cfg, start: int, stop: int) -> float:
+    return float(sum(cfg.flops_per_token(c + 1) for c in range(start, stop)))
+
+
+class GenerationVerifier:
+    """Verifies a generation by one prefill pass: token checks plus activation commitments.
+
+    Args:
+        tolerance: a :class:`Tolerance` for every precision, a mapping precision -> Tolerance,
+            or None for the calibrated :data:`TOLERANCES`.
+        sample_chunks: check only this many chunks, chosen by ``challenge_seed`` after the claim
+            (the prefill then stops at the last chosen chunk); None checks all.
+        activations: whether to check the activation commitments (False: tokens only).
+
+    Raises:
+        TypeError, ValueError: for malformed arguments.
+
+    Example:
+        >>> from vcompute.workloads.lm import LMConfig, TransformerLM, generate
+        >>> m = TransformerLM(LMConfig(vocab=300, d_model=32, n_layers=1, n_heads=2, d_ff=64, max_len=64), seed=0)
+        >>> g = generate(m, [256, 72], max_new_tokens=8, temperature=0.8, top_p=0.95, seed=7)
+        >>> v = GenerationVerifier().check(m, [256, 72], g.tokens, g.proof, temperature=0.8, top_p=0.95, seed=7)
+        >>> v.accepted
+        True
+    """
+
+    name = _NAME
+
+    def __init__(self, *, tolerance: Tolerance | Mapping[str, Tolerance] | None = None,
+                 sample_chunks: int | None = None, activations: bool = True) -> None:
+        if tolerance is not None and not isinstance(tolerance, (Tolerance, Mapping)):
+            raise TypeError("tolerance must be a Tolerance, a mapping precision -> Tolerance, or None")
+        if sample_chunks is not None and (type(sample_chunks) is not int or sample_chunks < 1):
+            raise ValueError(f"sample_chunks must be a positive int or None, got {sample_chunks!r}")
+        self.tolerance = tolerance
+        self.sample_chunks = sample_chunks
+        self.activations = bool(activations)
+
+    def _tol(self, precision: str) -> Tolerance:
+        if isinstance(self.tolerance, Tolerance):
+            return self.tolerance
+        if isinstance(self.tolerance, Mapping) and precision in self.tolerance:
+            return self.tolerance[precision]
+        return tolerance_for(precision)
+
+    # -- protocol ---------------------------------------------------------------
+    def replicas(self, job: Job) -> int:
+        """One claim."""
+        return 1
+
+    def evidence(self, job: Job) -> EvidenceSpec:
+        """The signed activation commitment (``claim.evidence["proof"]``)."""
+        from vcompute.workloads.lm.proof import CHUNK
+
+        return EvidenceSpec("generate-proof", {"chunk": CHUNK})
+
+    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext, *,
+               keys: Mapping[str, bytes] | None = None) -> Verdict:
+        """Decide on the single claim of a ``generate`` job (never raises on a malformed claim).
+
+        Args:
+            job: a job from :func:`~vcompute.workloads.lm.make_generate_job`.
+            claims: one claim: ``output`` the tokens, ``evidence["proof"]`` the proof.
+            ctx: its ``rng`` picks the chunks when ``sample_chunks`` is set.
+            keys: provider name -> public key; default: the simulated agents' keys by name.
+
+        Raises:
+            ValueError: if ``job`` is not a generate job or there is not exactly one claim.
+        """
+        from vcompute.workloads.lm.job import model_of, sampling_of
+
+        if not isinstance(job, Job) or job.kind != "generate":
+            raise ValueError("GenerationVerifier.verify needs a 'generate' job (make_generate_job)")
+        if len(claims) != 1:
+            raise ValueError(f"GenerationVerifier takes exactly one claim, got {len(claims)}")
+        claim = claims[0]
+        if claim.job_id != job.id:
+            return Verdict.reject("the claim answers another job", scheme=self.name)
+        key = (keys or {}).get(claim.provider) or provider_public_key(str(claim.provider) or "provider")
+        sp = sampling_of(job)
+        seed = int(ctx.rng.integers(2**62))
+        return self.check(model_of(job), job.inputs["prompt"], claim.output, claim.evidence.get("proof"),
+                          temperature=sp.temperature, top_p=sp.top_p, seed=sp.seed, challenge_seed=seed,
+                          max_new_tokens=int(job.spec["max_new_tokens"]), provider=key)
+
+    # -- convenience ------------------------------------------------------------
+    def check(self, model: Any, prompt_ids: Any, tokens: Any, proof: Any, *, temperature: float = 0.0,
+              top_p: float = 1.0, seed: int = 0, challenge_seed: int | None = None,
+              max_new_tokens: int | None = None, provider: Any = None) -> Verdict:
+        """Verify ``tokens`` and ``proof`` for generating from ``prompt_ids`` with ``model``.
+
+        Args:
+            model: the job's model (:class:`TransformerLM` or :class:`JaxTransformerLM`); its
+                dtype is the precision the job claims.
+            prompt_ids: the job's prompt.
+            tokens: the provider's tokens.
+            proof: the provider's proof.
+            temperature: the job's temperature (0 = greedy).
+            top_p: the job's nucleus mass.
+            seed: the job's sampling seed.
+            challenge_seed: the verifier's randomness, drawn after the claim (chunk sampling).
+            max_new_tokens: the job's length, if the claim must have exactly that many tokens.
+            provider: who must have signed (see :func:`provider_public_key`; default ``"provider"``).
+
+        Returns:
+            The :class:`~vcompute.core.Verdict`; ``details`` holds the per-check measurements.
+
+        Raises:
+            TypeError, ValueError: for the caller's malformed arguments (never for the provider's).
+        """
+        from vcompute.core.signing import verify as verify_sig
+        from vcompute.workloads.lm.generation import prefill
+        from vcompute.workloads.lm.proof import CHUNK, binding_digest, parse_proof, signed_message
+        from vcompute.workloads.lm.weights import model_hash, precision_of
+
+        t0 = time.perf_counter()
+        cfg, prompt, sp = job_arguments(model, prompt_ids, temperature, top_p, seed, max_new_tokens)
+        if challenge_seed is not None and (isinstance(challenge_seed, bool) or not isinstance(challenge_seed, int)):
+            raise TypeError("challenge_seed must be an int or None")
+        if self.sample_chunks is not None and challenge_seed is None:
+            raise ValueError("sample_chunks needs a challenge_seed drawn after the claim")
+        pub = provider_public_key(provider)
+        precision = precision_of(model)
+
+        def reject(reason: str, **details: Any) -> Verdict:
+            return Verdict.reject(reason, scheme=self.name, details={"precision": precision, **details},
+                                  cost=Cost(seconds=time.perf_counter() - t0))
+
+        toks = provider_tokens(tokens, cfg, len(prompt), max_new_tokens)
+        if isinstance(toks, str):
+            return reject(toks)
+        n = int(toks.shape[0])
+        raw = read_proof(proof)
+        if isinstance(raw, str):
+            return reject(raw)
+        parsed = parse_proof(raw, n)
+        if isinstance(parsed, str):
+            return reject(parsed)
+        if parsed.precision != precision:
+            return reject(f"proof commits {parsed.precision} activations; the job's precision is {precision}")
+        binding = binding_digest(prompt=prompt, tokens=toks, model_hash=model_hash(model), temperature=sp.temperature,
+                                 top_p=sp.top_p, seed=sp.seed, precision=precision, provider=pub)
+        if not verify_sig(pub, signed_message(binding, parsed.header, parsed.payload), parsed.signature):
+            return reject("proof signature does not bind this job (prompt, model, sampling, tokens) to the provider")
+
+        n_chunks = math.ceil(n / CHUNK)
+        chunks = list(range(n_chunks))
+        if self.sample_chunks is not None and self.sample_chunks < n_chunks:
+            rng = np.random.default_rng(challenge_seed)
+            chunks = sorted(int(c) for c in rng.choice(n_chunks, size=self.sample_chunks, replace=False))
+        stop = min(n, (chunks[-1] + 1) * CHUNK)
+        L = len(prompt)
+        pre = prefill(model, np.concatenate([prompt, toks[:stop - 1]]))
+        hidden, logits = pre.hidden[L - 1:], pre.logits[L - 1:]
+        tol = self._tol(precision)
+        tc = check_tokens(logits, toks[:stop], sp, first_position=L, atol=tol.logit_atol)
+        details: dict[str, Any] = {
+            "precision": precision, "n_tokens": n, "checked_tokens": stop, "checked_chunks": chunks,
+            "near_ties": tc.near_ties, "ambiguous": tc.ambiguous, "first_bad_token": tc.first_bad,
+            "proof_bytes": len(raw), "proof_bytes_per_32": len(raw) * CHUNK / n, "challenge_seed": challenge_seed,
+        }
+        if self.activations:
+            cc = check_commitment(parsed, hidden, rtol=tol.rtol, max_misses=tol.max_misses, chunks=chunks)
+            details.update(misses=list(cc.misses), max_rel_err=list(cc.max_rel_err),
+                           median_rel_err=list(cc.median_rel_err), first_bad_chunk=cc.first_bad)
+        cost = Cost(flops=_flops(cfg, 0, L + stop - 1), seconds=time.perf_counter() - t0,
+                    evidence_bytes=float(len(raw) + 8 * n), reexecuted_fraction=(L + stop - 1) / (L + n - 1))
+        if not tc.ok:
+            return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the model's logits",
+                                  scheme=self.name, details=details, cost=cost)
+        if self.activations and not cc.ok:
+            c = cc.first_bad
+            return Verdict.reject(f"chunk {c}: {cc.misses[chunks.index(c)]} committed activations differ from the "
+                                  f"model's beyond {precision} tolerance (allowed {tol.max_misses})",
+                                  scheme=self.name, details=details, cost=cost)
+        return Verdict.accept(f"{n} tokens and {len(chunks)} activation chunks match the model at {precision}",
+                              scheme=self.name, details=details, cost=cost)
