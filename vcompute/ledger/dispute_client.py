@@ -19,7 +19,7 @@ from typing import Any
 
 from vcompute.ledger.contracts import load_contract
 
-__all__ = ["ContractRevert", "DisputeChain", "ETHER", "GameResult", "play", "CLAIM_STATES"]
+__all__ = ["ContractRevert", "DisputeChain", "ETHER", "GameResult", "play", "referee", "CLAIM_STATES"]
 
 ETHER = 10**18
 _DEPLOYER = "0x" + "d0" * 20
@@ -76,6 +76,7 @@ class DisputeChain:
         self.last_gas = 0
         #: The winner's address in the last Settled event (the zero address: nobody won).
         self.last_settled = ""
+        self._claims: list[tuple[bytes, str, bytes]] = []
 
     def _set_block(self) -> None:
         self.evm.set_block_env(self._pyrevm.BlockEnv(number=self.number, timestamp=self.time,
@@ -134,6 +135,8 @@ class DisputeChain:
         if not outs:
             return None
         vals = decode(outs, bytes(out))
+        if fn == "commit":
+            self._claims.append((vals[0], sender, bytes(args[0])))
         return vals[0] if len(vals) == 1 else vals
 
     def _note_settlement(self, logs: Any) -> None:
@@ -145,6 +148,13 @@ class DisputeChain:
             if topics and bytes.fromhex(str(topics[0]).removeprefix("0x")) == topic:
                 raw = bytes(data[1] if isinstance(data, tuple) else data)
                 self.last_settled = "0x" + raw[12:32].hex()
+
+    def view_claim_id(self, net: Any, claimant: str) -> bytes:
+        """The claim id of account ``claimant`` on a job of ``net`` (duck-typed: ``ops_tree``, ``n_layers``)."""
+        claims = [c for c in self._claims if c[1] == claimant and c[2] == bytes(net.ops_tree.root)]
+        if not claims:
+            raise KeyError(f"{claimant} has committed no claim on this job")
+        return claims[-1][0]
 
     def view(self, fn: str, *args: Any) -> Any:
         """Read ``fn(*args)`` without mining a block."""
@@ -215,7 +225,23 @@ def play(chain: DisputeChain, claimant: Any, challenger: Any, *, ops_root: bytes
                           value=bond)
     c_root, c_result, c_proof = challenger.commitment()
     chain.call(challenger.name, "dispute", claim_id, c_root, c_result, c_proof, value=bond)
-    gas, decide_gas, refused = chain.last_gas, 0, 0
+    return referee(chain, claim_id, claimant, challenger, gas=chain.last_gas)
+
+
+def referee(chain: DisputeChain, claim_id: bytes, claimant: Any, challenger: Any, *, gas: int = 0) -> GameResult:
+    """Play a running dispute on ``claim_id`` to its end, sending each player's moves to the contract.
+
+    Args:
+        chain: the deployed contract.
+        claim_id: the disputed claim.
+        claimant: the claim's player.
+        challenger: the disputing player.
+        gas: gas already spent on this dispute (added to the result's).
+
+    Returns:
+        The :class:`GameResult`.
+    """
+    decide_gas, refused = 0, 0
     timeout = chain.view("move_timeout")
     while True:
         state = chain.view("claims", claim_id)[10]

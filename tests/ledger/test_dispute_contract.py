@@ -1,0 +1,224 @@
+"""protocols/Dispute.vy against the players on an embedded revm (proofs/dispute.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyrevm")
+pytest.importorskip("eth_abi")
+
+from vcompute.ledger.dispute_client import ContractRevert, DisputeChain, play  # noqa: E402
+from vcompute.verify.dispute.players import LYING, make_player  # noqa: E402
+from vcompute.verify.dispute.trace import QuantNet, Trace, job_id  # noqa: E402
+
+BOND = 10**18
+TIMEOUT = 100
+
+
+@pytest.fixture(scope="module")
+def job():
+    net = QuantNet.random(dims=(32,) * 6, rows=2, seed=0)  # 5 layers, 6 leaves
+    return net, net.random_input(seed=1)
+
+
+def _play(net, x0, a, b, *, seed=3, **kw):
+    chain = kw.pop("chain", None) or DisputeChain(move_timeout=TIMEOUT, **kw)
+    p = make_player(a, net, x0, seed=seed, name="claimant")
+    q = make_player(b, net, x0, seed=seed + 1, name="challenger")
+    r = play(chain, p, q, ops_root=net.ops_tree.root, input_state=p.honest_trace.leaves[0], bond=BOND)
+    return chain, r
+
+
+def test_job_id_and_digests_match_the_contract(job):
+    net, x0 = job
+    chain = DisputeChain()
+    t = Trace.execute(net, x0)
+    assert chain.view("job_id_of", net.ops_tree.root, t.leaves[0], net.n_layers) == \
+        job_id(net.ops_tree.root, t.leaves[0], net.n_layers)
+
+
+@pytest.mark.parametrize("liar", LYING)
+def test_honest_claimant_beats_every_lying_challenger(job, liar):
+    net, x0 = job
+    chain, r = _play(net, x0, "honest", liar)
+    assert r.winner == "claimant"
+    assert chain.view("claims", chain.view_claim_id(net, "claimant"))[10] == 1  # still committed
+
+
+@pytest.mark.parametrize("liar", LYING)
+def test_honest_challenger_beats_every_lying_claimant(job, liar):
+    net, x0 = job
+    _, r = _play(net, x0, liar, "honest")
+    assert r.winner == "challenger"
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 5, 8, 13])
+def test_rounds_are_ceil_log2_of_the_layers(n_layers):
+    net = QuantNet.random(dims=(32,) * (n_layers + 1), rows=1, seed=n_layers)
+    x0 = net.random_input(seed=0)
+    for liar_seed in range(3):
+        _, r = _play(net, x0, "lie_one", "honest", seed=liar_seed)
+        assert r.winner == "challenger" and r.how == "step"
+        assert r.rounds <= math.ceil(math.log2(n_layers))
+        assert r.rounds >= math.floor(math.log2(n_layers))
+
+
+def test_two_liars_forfeit_both_bonds_to_the_treasury(job):
+    net, x0 = job
+    chain, r = _play(net, x0, "lie_one", "lie_last", seed=7, treasury="treasury")
+    # both traces are wrong; whoever's is wrong at the first disputed layer cannot prove it
+    assert r.winner in ("none", "claimant", "challenger")
+    if r.winner == "none":
+        assert chain.view("credits", chain.address("treasury")) == 2 * BOND
+    assert chain.contract_balance() == chain.view("held") + chain.view("burned")
+
+
+def test_money_is_conserved_and_the_loser_pays_the_winner(job):
+    net, x0 = job
+    chain, r = _play(net, x0, "lie_one", "honest", burn_bps=2500)
+    assert r.winner == "challenger"
+    assert chain.view("credits", chain.address("challenger")) == BOND + BOND * 3 // 4
+    assert chain.view("credits", chain.address("claimant")) == 0
+    assert chain.view("burned") == BOND // 4
+    assert chain.contract_balance() == chain.view("held") + chain.view("burned")
+    before = chain.balance("challenger")
+    chain.call("challenger", "withdraw")
+    assert chain.balance("challenger") == before + BOND + BOND * 3 // 4
+    assert chain.contract_balance() == chain.view("held") + chain.view("burned")
+
+
+def _commit(chain, net, x0, who="claimant", window=1000):
+    p = make_player("honest", net, x0, seed=0, name=who)
+    chain.fund(who, 10 * BOND)
+    root, res, proof = p.commitment()
+    cid = chain.call(who, "commit", net.ops_tree.root, p.honest_trace.leaves[0], net.n_layers, root, res, proof,
+                     window, value=BOND)
+    return p, cid
+
+
+def test_reverts_carry_a_reason_category(job):
+    net, x0 = job
+    chain = DisputeChain(move_timeout=TIMEOUT)
+    p, cid = _commit(chain, net, x0)
+    liar = make_player("lie_one", net, x0, seed=1, name="griefer")
+    chain.fund("griefer", 10 * BOND)
+    root, res, proof = liar.commitment()
+    hroot, hres, hproof = p.commitment()
+    cases = [
+        (lambda: chain.call("claimant", "commit", net.ops_tree.root, p.honest_trace.leaves[0], net.n_layers,
+                            hroot, hres, hproof, 1000, value=BOND), "state:"),
+        (lambda: chain.call("claimant", "dispute", cid, root, res, proof, value=BOND), "unauthorized:"),
+        (lambda: chain.call("griefer", "dispute", cid, root, res, proof, value=BOND - 1), "value:"),
+        (lambda: chain.call("griefer", "dispute", cid, hroot, hres, hproof, value=BOND), "value:"),
+        (lambda: chain.call("griefer", "dispute", cid, root, res, hproof, value=BOND), "value:"),
+        (lambda: chain.call("griefer", "reveal", cid, res, proof), "state:"),
+        (lambda: chain.call("griefer", "finalize", cid), "timeout:"),
+        (lambda: chain.call("griefer", "withdraw"), "value:"),
+    ]
+    for fn, category in cases:
+        with pytest.raises(ContractRevert) as e:
+            fn()
+        assert e.value.reason.startswith(category), e.value.reason
+    chain.call("griefer", "dispute", cid, root, res, proof, value=BOND)
+    mid = net.n_layers // 2
+    for fn, category in [
+        (lambda: chain.call("griefer", "reveal", cid, liar.trace.leaves[mid], liar.trace.tree.proof(mid)), "unauthorized:"),
+        (lambda: chain.call("claimant", "reveal", cid, b"\x13" * 32, p.trace.tree.proof(mid)), "value:"),
+        (lambda: chain.call("griefer", "timeout", cid), "timeout:"),
+        (lambda: chain.call("claimant", "decide", cid, *p.prove_step(1).values()), "state:"),
+    ]:
+        with pytest.raises(ContractRevert) as e:
+            fn()
+        assert e.value.reason.startswith(category), e.value.reason
+    chain.advance(TIMEOUT)
+    with pytest.raises(ContractRevert, match="timeout:"):
+        chain.call("claimant", "reveal", cid, p.trace.leaves[mid], p.trace.tree.proof(mid))
+
+
+def test_window_closes_and_finalize_returns_the_bond(job):
+    net, x0 = job
+    chain = DisputeChain(move_timeout=TIMEOUT)
+    p, cid = _commit(chain, net, x0, window=50)
+    chain.advance(60)
+    liar = make_player("lie_one", net, x0, seed=1, name="late")
+    chain.fund("late", 10 * BOND)
+    with pytest.raises(ContractRevert, match="timeout: the challenge window"):
+        chain.call("late", "dispute", cid, *liar.commitment(), value=BOND)
+    chain.call("anyone", "finalize", cid)
+    assert chain.view("credits", chain.address("claimant")) == BOND
+    with pytest.raises(ContractRevert, match="state:"):
+        chain.call("anyone", "finalize", cid)
+
+
+def test_a_lost_griefer_does_not_shield_a_cheater_from_an_honest_watcher(job):
+    """A cheating claimant's friend disputes with a worse lie and loses; the claim stays open to the watcher."""
+    net, x0 = job
+    chain = DisputeChain(move_timeout=TIMEOUT)
+    cheat = make_player("lie_last", net, x0, seed=2, name="cheat")
+    friend = make_player("absent", net, x0, seed=9, name="friend")
+    watcher = make_player("honest", net, x0, seed=0, name="watcher")
+    r1 = play(chain, cheat, friend, ops_root=net.ops_tree.root, input_state=cheat.honest_trace.leaves[0], bond=BOND)
+    assert r1.winner == "claimant"
+    cid = chain.view_claim_id(net, "cheat")
+    chain.fund("watcher", 10 * BOND)
+    chain.call("watcher", "dispute", cid, *watcher.commitment(), value=BOND)
+    from vcompute.ledger.dispute_client import referee
+
+    r2 = referee(chain, cid, cheat, watcher)
+    assert r2.winner == "challenger"
+
+
+def test_decide_refuses_a_forged_step(job):
+    """The cheater's own last step is refused; an output that is neither party's is refused; a wrong x is refused."""
+    net, x0 = job
+    chain = DisputeChain(move_timeout=TIMEOUT)
+    honest = make_player("honest", net, x0, seed=0, name="h")
+    liar = make_player("lie_one", net, x0, seed=4, name="l")
+    chain.fund("h", 10 * BOND)
+    chain.fund("l", 10 * BOND)
+    cid = chain.call("l", "commit", net.ops_tree.root, honest.trace.leaves[0], net.n_layers,
+                     *liar.commitment(), 1000, value=BOND)
+    chain.call("h", "dispute", cid, *honest.commitment(), value=BOND)
+    while chain.view("games", cid)[8] != 3:
+        g = chain.view("games", cid)
+        mover = liar if g[8] == 1 else honest
+        mid = (g[2] + g[3]) // 2
+        chain.call(mover.name, "reveal", cid, mover.trace.leaves[mid], mover.trace.tree.proof(mid))
+    hi = chain.view("games", cid)[3]
+    args = liar.prove_step(hi)
+    with pytest.raises(ContractRevert, match="value: (Freivalds|y is not)"):
+        chain.call("l", "decide", cid, *args.values())
+    forged = dict(honest.prove_step(hi))
+    forged["y"] = list(forged["y"])
+    forged["y"][0] ^= 1
+    with pytest.raises(ContractRevert, match="value: the output state is neither"):
+        chain.call("l", "decide", cid, *forged.values())
+    wrong_x = dict(honest.prove_step(hi))
+    wrong_x["x"] = [v ^ 1 for v in wrong_x["x"]]
+    with pytest.raises(ContractRevert, match="value: x is not the agreed"):
+        chain.call("l", "decide", cid, *wrong_x.values())
+    wrong_op = dict(honest.prove_step(hi))
+    wrong_op["sh"] = (wrong_op["sh"] + 1) % 24
+    with pytest.raises(ContractRevert, match="value: w is not the job's operator"):
+        chain.call("l", "decide", cid, *wrong_op.values())
+    chain.call("h", "decide", cid, *honest.prove_step(hi).values())
+    assert chain.view("claims", cid)[10] == 4  # slashed
+
+
+def test_freivalds_catches_an_accumulator_lie_the_requantisation_hides():
+    """z changed by less than one requantisation step: y is unchanged, only Freivalds can tell."""
+    net = QuantNet.random(dims=(32, 32), rows=1, seed=3)
+    x0 = net.random_input(seed=0)
+    honest = make_player("honest", net, x0, seed=0, name="h")
+    liar = make_player("honest", net, x0, seed=0, name="l")
+    z, y = liar.trace.states[0]
+    z = z.copy()
+    z[0, 0] += 1 if (int(z[0, 0]) + 1) >> net.shifts[0] == int(z[0, 0]) >> net.shifts[0] else -1
+    liar.trace = Trace(net, x0, [(z, y)])
+    liar.strategy = "lie_one"
+    chain = DisputeChain(move_timeout=TIMEOUT)
+    r = play(chain, liar, honest, ops_root=net.ops_tree.root, input_state=honest.trace.leaves[0], bond=BOND)
+    assert r.winner == "challenger" and r.how == "step" and r.refused == 1
