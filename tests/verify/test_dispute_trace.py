@@ -124,6 +124,15 @@ def test_every_lying_strategy_commits_a_wrong_result(job, strategy):
         assert np.array_equal(p.trace.states[l][0], p.honest_trace.states[l][0])
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_a_lie_always_changes_the_result_even_through_saturated_layers(seed):
+    net = QuantNet.random(dims=(32,) * 9, rows=1, seed=seed)
+    x0 = net.random_input(seed=seed)
+    honest = Trace.execute(net, x0)
+    for l in range(1, net.n_layers + 1):
+        assert corrupt_trace(net, x0, [l], seed=seed).leaves[-1] != honest.leaves[-1]
+
+
 def test_unknown_strategy_is_refused(job):
     net, x0 = job
     with pytest.raises(ValueError, match="strategy must be one of"):

@@ -74,10 +74,14 @@ def corrupt_trace(net: QuantNet, x0: np.ndarray, layers: list[int], *, seed: int
                 y = y.copy()
                 y[i, j] = np.int8(int(y[i, j]) + 1 if y[i, j] < 127 else int(y[i, j]) - 1)
             else:
+                # an accumulator whose requantised value moves by 1..3 towards the inside of the
+                # int8 range, so the output moves too (a change the clip absorbed would leave the
+                # result right, and nothing to dispute)
+                sh = net.shifts[l - 1]
+                target = int(y[i, j]) + (-1 if y[i, j] > 0 else 1) * int(rng.integers(1, 4))
                 z = z.copy()
-                # a change of at least one requantisation step, so the output moves too
-                z[i, j] = np.int32(int(z[i, j]) + int(rng.integers(1, 4)) * (1 << net.shifts[l - 1]))
-                y = requantise(z, net.shifts[l - 1])
+                z[i, j] = np.int32(target * (1 << sh) + int(rng.integers(0, 1 << sh)))
+                y = requantise(z, sh)
         states.append((z, y))
         x = y
     return Trace(net, x0, states)
