@@ -126,11 +126,13 @@ def test_every_lying_strategy_commits_a_wrong_result(job, strategy):
 
 @pytest.mark.parametrize("seed", range(20))
 def test_a_lie_always_changes_the_result_even_through_saturated_layers(seed):
-    net = QuantNet.random(dims=(32,) * 9, rows=1, seed=seed)
+    net = QuantNet.random(dims=(32,) * 9, rows=2, seed=seed)
     x0 = net.random_input(seed=seed)
     honest = Trace.execute(net, x0)
     for l in range(1, net.n_layers + 1):
-        assert corrupt_trace(net, x0, [l], seed=seed).leaves[-1] != honest.leaves[-1]
+        bad = corrupt_trace(net, x0, [l], seed=seed)
+        assert bad.leaves[-1] != honest.leaves[-1]
+        assert bad.leaves[:l] == honest.leaves[:l] and bad.leaves[l] != honest.leaves[l]
 
 
 def test_unknown_strategy_is_refused(job):

@@ -64,21 +64,32 @@ def corrupt_trace(net: QuantNet, x0: np.ndarray, layers: list[int], *, seed: int
     """
     if not layers or any(not 1 <= l <= net.n_layers for l in layers):
         raise ValueError(f"layers must be in 1..{net.n_layers}, got {layers}")
+    honest_result = Trace.execute(net, x0).leaves[-1]
     rng = np.random.default_rng(seed)
+    # A small change can be absorbed downstream (the next requantisation rounds it away, or a
+    # clip saturates), leaving the result right and nothing to dispute: a liar wants a wrong
+    # result, so it tries other entries until the result moves.
+    for _ in range(64):
+        trace = _corrupt_once(net, x0, layers, rng, output_only)
+        if trace.leaves[-1] != honest_result:
+            return trace
+    raise ValueError(f"no corruption of layers {layers} changed the result in 64 tries")  # pragma: no cover
+
+
+def _corrupt_once(net: QuantNet, x0: np.ndarray, layers: list[int], rng: np.random.Generator,
+                  output_only: bool) -> Trace:
     states, x = [], x0
     for l in range(1, net.n_layers + 1):
         z, y = net.layer(l, x)
         if l in layers:
             i, j = int(rng.integers(z.shape[0])), int(rng.integers(z.shape[1]))
+            # the requantised value moves by 1..64 towards the inside of the int8 range
+            target = int(y[i, j]) + (-1 if y[i, j] > 0 else 1) * int(rng.integers(1, 65))
             if output_only:
                 y = y.copy()
-                y[i, j] = np.int8(int(y[i, j]) + 1 if y[i, j] < 127 else int(y[i, j]) - 1)
+                y[i, j] = np.int8(target)
             else:
-                # an accumulator whose requantised value moves by 1..3 towards the inside of the
-                # int8 range, so the output moves too (a change the clip absorbed would leave the
-                # result right, and nothing to dispute)
                 sh = net.shifts[l - 1]
-                target = int(y[i, j]) + (-1 if y[i, j] > 0 else 1) * int(rng.integers(1, 4))
                 z = z.copy()
                 z[i, j] = np.int32(target * (1 << sh) + int(rng.integers(0, 1 << sh)))
                 y = requantise(z, sh)
