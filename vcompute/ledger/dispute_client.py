@@ -21,6 +21,7 @@ from vcompute.ledger.contracts import load_contract
 
 __all__ = ["ContractRevert", "DisputeChain", "ETHER", "GameResult", "play", "referee", "CLAIM_STATES"]
 
+#: Wei in one ether.
 ETHER = 10**18
 _DEPLOYER = "0x" + "d0" * 20
 _BLOCK_GAS = 30_000_000

@@ -64,8 +64,8 @@ class DisputeGames:
     when it disputes an honest result / a wrong one).
 
     Example:
-        >>> m = DisputeGames().run(DisputeGamesParams(n_layers=3, disputes=2, liars=("lie_one",)), seed=0)
-        ... # doctest: +SKIP
+        >>> DisputeGames.metrics[:3]
+        ('games', 'honest_lost', 'cheater_won')
     """
 
     Params = DisputeGamesParams

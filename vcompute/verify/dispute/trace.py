@@ -40,7 +40,16 @@ __all__ = ["JOB_TAG", "STATE_TAG", "T8_TAG", "T32_TAG", "OP_TAG", "QuantNet", "T
            "pack_int8", "pack_int32", "digest_int8", "digest_int32", "state_leaf", "op_leaf", "job_id",
            "requantise"]
 
-JOB_TAG, STATE_TAG, T8_TAG, T32_TAG, OP_TAG = 1, 2, 3, 4, 5
+#: Domain tag of a job id (the first ABI word of what is hashed; the contract uses the same).
+JOB_TAG = 1
+#: Domain tag of a state leaf.
+STATE_TAG = 2
+#: Domain tag of an int8 tensor digest.
+T8_TAG = 3
+#: Domain tag of an int32 tensor digest.
+T32_TAG = 4
+#: Domain tag of an operator leaf.
+OP_TAG = 5
 _ZERO = b"\x00" * 32
 _SIG_DOMAIN = b"vcompute-dispute-trace-v1"
 
