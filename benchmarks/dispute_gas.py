@@ -40,7 +40,8 @@ def decide_gas(b: dict, width: int, rows: int) -> int | None:
     from vcompute.verify.dispute.players import make_player
     from vcompute.verify.dispute.trace import QuantNet
 
-    net = QuantNet.random(dims=(width,) * 3, rows=rows, seed=0)
+    # this benchmark probes past the checked-in limits on purpose
+    net = QuantNet.random(dims=(width,) * 3, rows=rows, seed=0, max_dim=1024, max_step_lanes=2**40)
     x0 = net.random_input(seed=1)
     chain = DisputeChain(move_timeout=100, build=b)
     h = make_player("honest", net, x0, seed=0, name="h")

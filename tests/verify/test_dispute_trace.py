@@ -114,6 +114,16 @@ def test_net_misuse_raises_naming_the_argument():
         QuantNet((w,), (3,), 0)
 
 
+def test_a_job_no_block_could_decide_is_refused():
+    """An honest party must be able to prove any layer in one block (proofs/dispute.md, A6)."""
+    w = np.zeros((256, 256), np.int8)
+    QuantNet((w,), (3,), 128)  # 24.8M gas: fits
+    with pytest.raises(ValueError, match="no block could"):
+        QuantNet((w,), (3,), 256)
+    with pytest.raises(ValueError, match="no block could"):
+        QuantNet((np.zeros((288, 32), np.int8),), (3,), 1)
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_lying_strategy_commits_a_wrong_result(job, strategy):
     net, x0 = job

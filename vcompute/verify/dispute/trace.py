@@ -38,7 +38,7 @@ from vcompute.core.merkle import MerkleTree
 
 __all__ = ["JOB_TAG", "STATE_TAG", "T8_TAG", "T32_TAG", "OP_TAG", "QuantNet", "Trace", "TraceCommitment",
            "pack_int8", "pack_int32", "digest_int8", "digest_int32", "state_leaf", "op_leaf", "job_id",
-           "requantise"]
+           "requantise", "MAX_STEP_LANES"]
 
 #: Domain tag of a job id (the first ABI word of what is hashed; the contract uses the same).
 JOB_TAG = 1
@@ -51,6 +51,11 @@ T32_TAG = 4
 #: Domain tag of an operator leaf.
 OP_TAG = 5
 _ZERO = b"\x00" * 32
+#: The most lane operations one on-chain layer check may take, ``k m + rows (k + 2 m)``: a
+#: 256 x 256 layer on 128 rows, measured at 24.8M gas in the checked-in build
+#: (``experiments/dispute-gas.toml``). A layer above it could not be decided within a
+#: 30M block, and an honest party could not prove it.
+MAX_STEP_LANES = 256 * 256 + 128 * (256 + 2 * 256)
 _SIG_DOMAIN = b"vcompute-dispute-trace-v1"
 
 
@@ -141,14 +146,19 @@ class QuantNet:
         shifts: the requantisation shift of each layer (``0..23``: the contract's requantisation
             is exact in the biased domain for those).
         rows: the batch size of the job's input.
+        max_dim: the largest dimension the contract accepts (256 in the checked-in build).
+        max_step_lanes: the largest on-chain layer check (lane operations) a block holds.
 
     Raises:
-        ValueError: on mismatched shapes, dimensions not a multiple of 32 or shifts out of range.
+        ValueError: on mismatched shapes, dimensions not a multiple of 32 or above 256, shifts
+            out of range, or a layer whose on-chain check would not fit a block (:data:`MAX_STEP_LANES`).
     """
 
     weights: tuple[np.ndarray, ...]
     shifts: tuple[int, ...]
     rows: int
+    max_dim: int = 256
+    max_step_lanes: int = MAX_STEP_LANES
 
     def __post_init__(self) -> None:
         if not self.weights or len(self.weights) != len(self.shifts):
@@ -162,17 +172,28 @@ class QuantNet:
                                  f"{self.weights[i - 1].shape[1]}")
             if type(s) is not int or not 0 <= s <= 23:
                 raise ValueError(f"shifts[{i}] must be an int in 0..23, got {s!r}")
-        if type(self.rows) is not int or self.rows < 1:
-            raise ValueError(f"rows must be a positive int, got {self.rows!r}")
+        if type(self.rows) is not int or not 1 <= self.rows <= self.max_dim:
+            raise ValueError(f"rows must be an int in 1..{self.max_dim}, got {self.rows!r}")
+        for i, w in enumerate(self.weights):
+            k, m = w.shape
+            lanes = k * m + self.rows * (k + 2 * m)
+            if k > self.max_dim or m > self.max_dim or lanes > self.max_step_lanes:
+                raise ValueError(f"weights[{i}] ({k} x {m}) on {self.rows} rows would need {lanes} lane operations "
+                                 f"on chain (at most {self.max_step_lanes}, dimensions at most {self.max_dim}): "
+                                 "no block could "
+                                 "decide a dispute on it; use fewer rows or narrower layers")
 
     @classmethod
-    def random(cls, *, dims: tuple[int, ...], rows: int, seed: int) -> QuantNet:
-        """A random network with layer widths ``dims`` (input width first), shifts keeping outputs in range."""
+    def random(cls, *, dims: tuple[int, ...], rows: int, seed: int, **limits: int) -> QuantNet:
+        """A random network with layer widths ``dims`` (input width first), shifts keeping outputs in range.
+
+        ``limits`` (``max_dim``, ``max_step_lanes``) are passed on, for builds with other bounds.
+        """
         rng = np.random.default_rng(seed)
         ws = tuple(rng.integers(-128, 128, size=(dims[i], dims[i + 1]), dtype=np.int8) for i in range(len(dims) - 1))
         # |z| ~ 128 * 128 * sqrt(k) / 3: a shift of about log2 of that keeps y spread over int8
         shifts = tuple(int(min(23, max(0, round(np.log2(128 * 128 * np.sqrt(d) / 3 / 64))))) for d in dims[:-1])
-        return cls(ws, shifts, rows)
+        return cls(ws, shifts, rows, **limits)
 
     @property
     def n_layers(self) -> int:
