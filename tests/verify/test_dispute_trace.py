@@ -60,12 +60,16 @@ def test_requantise_is_floor_shift_and_clip():
     assert requantise(z, 3).tolist() == [[-128, -2, -1, -1, 0, 0, 1, 127]]
 
 
-def test_commitment_signature_binds_job_provider_root_and_count(job):
+@pytest.fixture(scope="module")
+def signed(job):
     net, x0 = job
     t = Trace.execute(net, x0)
-    key = SigningKey.generate(seed=b"\x07" * 32)
     jid = job_id(net.ops_tree.root, t.leaves[0], net.n_layers)
-    c = t.commit(key, jid)
+    return net, jid, t.commit(SigningKey.generate(seed=b"\x07" * 32), jid)
+
+
+def test_commitment_signature_binds_job_provider_root_and_count(signed):
+    net, jid, c = signed
     assert c.verify(job=jid, n_leaves=net.n_layers + 1)
     assert not c.verify(job=b"\x00" * 32, n_leaves=net.n_layers + 1)
     assert not c.verify(job=jid, n_leaves=net.n_layers)
@@ -76,12 +80,8 @@ def test_commitment_signature_binds_job_provider_root_and_count(job):
         job=jid, n_leaves=c.n_leaves)
 
 
-def test_commitment_refuses_hostile_objects(job):
-    net, x0 = job
-    t = Trace.execute(net, x0)
-    key = SigningKey.generate(seed=b"\x07" * 32)
-    jid = job_id(net.ops_tree.root, t.leaves[0], net.n_layers)
-    c = t.commit(key, jid)
+def test_commitment_refuses_hostile_objects(signed):
+    _, jid, c = signed
 
     class LyingInt(int):
         def __eq__(self, other):
