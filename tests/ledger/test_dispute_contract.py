@@ -222,3 +222,25 @@ def test_freivalds_catches_an_accumulator_lie_the_requantisation_hides():
     chain = DisputeChain(move_timeout=TIMEOUT)
     r = play(chain, liar, honest, ops_root=net.ops_tree.root, input_state=honest.trace.leaves[0], bond=BOND)
     assert r.winner == "challenger" and r.how == "step" and r.refused == 1
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 4, 5, 6, 7, 8, 9])
+def test_on_chain_openings_bind_the_leaf_count(n_layers):
+    """The contract's Merkle check agrees with vcompute.core.merkle: a path of another tree size fails."""
+    net = QuantNet.random(dims=(32,) * (n_layers + 1), rows=1, seed=n_layers)
+    x0 = net.random_input(seed=0)
+    t = Trace.execute(net, x0)
+    chain = DisputeChain()
+    chain.fund("p", 10 * BOND)
+    for claimed in (n_layers - 1, n_layers + 1):
+        if claimed < 1:
+            continue
+        with pytest.raises(ContractRevert, match="value: the result is not the last leaf"):
+            chain.call("p", "commit", net.ops_tree.root, t.leaves[0], claimed, t.tree.root, t.leaves[-1],
+                       t.tree.proof(n_layers), 100, value=BOND)
+    for i in range(n_layers):  # every other leaf with its own valid path: not the result
+        with pytest.raises(ContractRevert, match="value: the result is not the last leaf"):
+            chain.call("p", "commit", net.ops_tree.root, t.leaves[0], n_layers, t.tree.root, t.leaves[i],
+                       t.tree.proof(i), 100, value=BOND)
+    chain.call("p", "commit", net.ops_tree.root, t.leaves[0], n_layers, t.tree.root, t.leaves[-1],
+               t.tree.proof(n_layers), 100, value=BOND)
