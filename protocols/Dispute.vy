@@ -32,6 +32,7 @@ MAX_DIM: constant(uint256) = 256
 MAX_W8: constant(uint256) = 2048      # int8 words of a MAX_DIM x MAX_DIM tensor (32 lanes a word)
 MAX_W32: constant(uint256) = 8192     # int32 words of a MAX_DIM x MAX_DIM tensor (8 lanes a word)
 MAX_DEPTH: constant(uint256) = 64
+MAX_ARITY: constant(uint256) = 16
 JOB_TAG: constant(uint256) = 1  # domain tag "vcd-job"
 STATE_TAG: constant(uint256) = 2  # domain tag "vcd-state"
 T8_TAG: constant(uint256) = 3  # domain tag "vcd-i8"
@@ -59,7 +60,6 @@ struct Game:
     agreed: bytes32
     claimant_hi: bytes32
     challenger_hi: bytes32
-    claimant_mid: bytes32
     phase: uint8
     deadline: uint256
     seed: bytes32
@@ -95,17 +95,22 @@ burned: public(uint256)
 treasury: public(address)
 burn_bps: public(uint256)
 move_timeout: public(uint256)
+arity: public(uint256)
+# the claimant's openings of the current round, compared with the challenger's
+claimant_points: HashMap[bytes32, DynArray[bytes32, MAX_ARITY - 1]]
 min_bond: public(uint256)
 
 
 @deploy
-def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bond: uint256):
+def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bond: uint256, arity: uint256):
     assert burn_bps <= 10000, "value: burn_bps is at most 10000"
     assert move_timeout > 0, "value: move_timeout must be positive"
     self.treasury = treasury
     self.burn_bps = burn_bps
     self.move_timeout = move_timeout
     self.min_bond = min_bond
+    assert arity >= 2 and arity <= MAX_ARITY, "value: arity must be in 2..MAX_ARITY"
+    self.arity = arity
 
 
 @pure
@@ -221,7 +226,7 @@ def dispute(claim_id: bytes32, root: bytes32, result: bytes32, result_proof: Dyn
     self.held += msg.value
     self.claims[claim_id].state = DISPUTED
     self.games[claim_id] = Game(challenger=msg.sender, root=root, lo=0, hi=c.n_layers, agreed=c.input_digest,
-                                claimant_hi=c.result, challenger_hi=result, claimant_mid=empty(bytes32),
+                                claimant_hi=c.result, challenger_hi=result,
                                 phase=CLAIMANT_REVEALS, deadline=block.timestamp + self.move_timeout,
                                 seed=empty(bytes32), rounds=0)
     if c.n_layers == 1:
@@ -229,36 +234,75 @@ def dispute(claim_id: bytes32, root: bytes32, result: bytes32, result_proof: Dyn
     log Disputed(claim_id=claim_id, challenger=msg.sender, root=root)
 
 
+@view
+@internal
+def _points(lo: uint256, hi: uint256) -> DynArray[uint256, MAX_ARITY - 1]:
+    # s = min(arity, hi - lo) segments; the cut points lie strictly between lo and hi
+    s: uint256 = min(self.arity, hi - lo)
+    out: DynArray[uint256, MAX_ARITY - 1] = []
+    for i: uint256 in range(1, MAX_ARITY):
+        if i >= s:
+            break
+        out.append(lo + (hi - lo) * i // s)
+    return out
+
+
+@view
+@external
+def points(claim_id: bytes32) -> DynArray[uint256, MAX_ARITY - 1]:
+    """The leaf indices the mover must open now (the cut points of the disagreement)."""
+    g: Game = self.games[claim_id]
+    return self._points(g.lo, g.hi)
+
+
 @external
 @nonreentrant
-def reveal(claim_id: bytes32, leaf: bytes32, proof: DynArray[bytes32, MAX_DEPTH]):
-    """Open the caller's leaf at the midpoint of the disagreement against its own root."""
+def reveal(claim_id: bytes32, leaves: DynArray[bytes32, MAX_ARITY - 1],
+           proofs: DynArray[DynArray[bytes32, MAX_DEPTH], MAX_ARITY - 1]):
+    """Open the caller's leaves at the cut points of the disagreement (``points``) against its own root."""
     assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
     c: Claim = self.claims[claim_id]
     g: Game = self.games[claim_id]
     assert g.phase != ONE_STEP, "state: one step remains; call decide"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
-    mid: uint256 = (g.lo + g.hi) // 2
+    pts: DynArray[uint256, MAX_ARITY - 1] = self._points(g.lo, g.hi)
+    assert len(leaves) == len(pts) and len(proofs) == len(pts), "value: open exactly one leaf per cut point"
+    root: bytes32 = c.root
     if g.phase == CLAIMANT_REVEALS:
         assert msg.sender == c.claimant, "unauthorized: the claimant moves now"
-        assert self._merkle_ok(c.root, leaf, mid, proof, c.n_layers + 1), \
-            "value: the opening does not match the claimant's root"
-        self.games[claim_id].claimant_mid = leaf
-        self.games[claim_id].phase = CHALLENGER_REVEALS
     else:
         assert msg.sender == g.challenger, "unauthorized: the challenger moves now"
-        assert self._merkle_ok(g.root, leaf, mid, proof, c.n_layers + 1), \
-            "value: the opening does not match the challenger's root"
-        if leaf == g.claimant_mid:
-            self.games[claim_id].lo = mid
-            self.games[claim_id].agreed = leaf
-        else:
-            self.games[claim_id].hi = mid
-            self.games[claim_id].claimant_hi = g.claimant_mid
-            self.games[claim_id].challenger_hi = leaf
+        root = g.root
+    for i: uint256 in range(MAX_ARITY - 1):
+        if i >= len(pts):
+            break
+        assert self._merkle_ok(root, leaves[i], pts[i], proofs[i], c.n_layers + 1), \
+            "value: an opening does not match the mover's root"
+    if g.phase == CLAIMANT_REVEALS:
+        self.claimant_points[claim_id] = leaves
+        self.games[claim_id].phase = CHALLENGER_REVEALS
+    else:
+        theirs: DynArray[bytes32, MAX_ARITY - 1] = self.claimant_points[claim_id]
+        lo: uint256 = g.lo
+        agreed: bytes32 = g.agreed
+        hi: uint256 = g.hi
+        for i: uint256 in range(MAX_ARITY - 1):
+            if i >= len(pts):
+                break
+            if leaves[i] != theirs[i]:
+                # the first cut point they disagree on is the new hi
+                hi = pts[i]
+                self.games[claim_id].claimant_hi = theirs[i]
+                self.games[claim_id].challenger_hi = leaves[i]
+                break
+            lo = pts[i]
+            agreed = leaves[i]
+        self.games[claim_id].lo = lo
+        self.games[claim_id].hi = hi
+        self.games[claim_id].agreed = agreed
         self.games[claim_id].rounds = g.rounds + 1
         self.games[claim_id].phase = CLAIMANT_REVEALS
-        if self.games[claim_id].hi == self.games[claim_id].lo + 1:
+        if hi == lo + 1:
             self._enter_one_step(claim_id)
     self.games[claim_id].deadline = block.timestamp + self.move_timeout
     log Moved(claim_id=claim_id, lo=self.games[claim_id].lo, hi=self.games[claim_id].hi,

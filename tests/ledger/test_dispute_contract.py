@@ -45,7 +45,7 @@ def test_honest_claimant_beats_every_lying_challenger(job, liar):
     net, x0 = job
     chain, r = _play(net, x0, "honest", liar)
     assert r.winner == "claimant"
-    assert chain.view("claims", chain.view_claim_id(net, "claimant"))[10] == 1  # still committed
+    assert chain.record("claims", chain.view_claim_id(net, "claimant"))["state"] == 1  # still committed
 
 
 @pytest.mark.parametrize("liar", LYING)
@@ -53,6 +53,34 @@ def test_honest_challenger_beats_every_lying_claimant(job, liar):
     net, x0 = job
     _, r = _play(net, x0, liar, "honest")
     assert r.winner == "challenger"
+
+
+def _ceil_log(n: int, b: int) -> int:
+    r = 0
+    while b**r < n:
+        r += 1
+    return r
+
+
+@pytest.mark.parametrize("arity", [3, 4, 8, 16])
+@pytest.mark.parametrize("n_layers", [2, 7, 16, 50])
+def test_nary_rounds_are_ceil_log_b_and_honest_still_wins(n_layers, arity):
+    net = QuantNet.random(dims=(32,) * (n_layers + 1), rows=1, seed=n_layers)
+    x0 = net.random_input(seed=0)
+    for liar, honest_claims in (("lie_one", False), ("lie_several", True), ("bad_openings", False)):
+        chain = DisputeChain(move_timeout=TIMEOUT, arity=arity)
+        h = make_player("honest", net, x0, seed=0, name="h")
+        c = make_player(liar, net, x0, seed=n_layers + arity, name="c")
+        a, b = (h, c) if honest_claims else (c, h)
+        r = play(chain, a, b, ops_root=net.ops_tree.root, input_state=h.honest_trace.leaves[0], bond=BOND)
+        assert r.winner == ("claimant" if honest_claims else "challenger")
+        assert r.rounds <= _ceil_log(n_layers, arity)
+
+
+def test_arity_out_of_range_is_refused():
+    for arity in (0, 1, 17):
+        with pytest.raises(RuntimeError):
+            DisputeChain(arity=arity)
 
 
 @pytest.mark.parametrize("n_layers", [1, 2, 3, 5, 8, 13])
@@ -114,7 +142,7 @@ def test_reverts_carry_a_reason_category(job):
         (lambda: chain.call("griefer", "dispute", cid, root, res, proof, value=BOND - 1), "value:"),
         (lambda: chain.call("griefer", "dispute", cid, hroot, hres, hproof, value=BOND), "value:"),
         (lambda: chain.call("griefer", "dispute", cid, root, res, hproof, value=BOND), "value:"),
-        (lambda: chain.call("griefer", "reveal", cid, res, proof), "state:"),
+        (lambda: chain.call("griefer", "reveal", cid, [res], [proof]), "state:"),
         (lambda: chain.call("griefer", "finalize", cid), "timeout:"),
         (lambda: chain.call("griefer", "withdraw"), "value:"),
     ]
@@ -125,8 +153,12 @@ def test_reverts_carry_a_reason_category(job):
     chain.call("griefer", "dispute", cid, root, res, proof, value=BOND)
     mid = net.n_layers // 2
     for fn, category in [
-        (lambda: chain.call("griefer", "reveal", cid, liar.trace.leaves[mid], liar.trace.tree.proof(mid)), "unauthorized:"),
-        (lambda: chain.call("claimant", "reveal", cid, b"\x13" * 32, p.trace.tree.proof(mid)), "value:"),
+        (lambda: chain.call("griefer", "reveal", cid, [liar.trace.leaves[mid]], [liar.trace.tree.proof(mid)]),
+         "unauthorized:"),
+        (lambda: chain.call("claimant", "reveal", cid, [b"\x13" * 32], [p.trace.tree.proof(mid)]), "value:"),
+        (lambda: chain.call("claimant", "reveal", cid, [], []), "value: open exactly one leaf"),
+        (lambda: chain.call("claimant", "reveal", cid, [p.trace.leaves[mid]] * 2, [p.trace.tree.proof(mid)] * 2),
+         "value: open exactly one leaf"),
         (lambda: chain.call("griefer", "timeout", cid), "timeout:"),
         (lambda: chain.call("claimant", "decide", cid, *p.prove_step(1).values()), "state:"),
     ]:
@@ -135,7 +167,7 @@ def test_reverts_carry_a_reason_category(job):
         assert e.value.reason.startswith(category), e.value.reason
     chain.advance(TIMEOUT)
     with pytest.raises(ContractRevert, match="timeout:"):
-        chain.call("claimant", "reveal", cid, p.trace.leaves[mid], p.trace.tree.proof(mid))
+        chain.call("claimant", "reveal", cid, [p.trace.leaves[mid]], [p.trace.tree.proof(mid)])
 
 
 def test_window_closes_and_finalize_returns_the_bond(job):
@@ -182,12 +214,13 @@ def test_decide_refuses_a_forged_step(job):
     cid = chain.call("l", "commit", net.ops_tree.root, honest.trace.leaves[0], net.n_layers,
                      *liar.commitment(), 1000, value=BOND)
     chain.call("h", "dispute", cid, *honest.commitment(), value=BOND)
-    while chain.view("games", cid)[8] != 3:
-        g = chain.view("games", cid)
-        mover = liar if g[8] == 1 else honest
-        mid = (g[2] + g[3]) // 2
-        chain.call(mover.name, "reveal", cid, mover.trace.leaves[mid], mover.trace.tree.proof(mid))
-    hi = chain.view("games", cid)[3]
+    while chain.record("games", cid)["phase"] != 3:
+        g = chain.record("games", cid)
+        mover = liar if g["phase"] == 1 else honest
+        pts = list(chain.view("points", cid))
+        chain.call(mover.name, "reveal", cid, [mover.trace.leaves[i] for i in pts],
+                   [mover.trace.tree.proof(i) for i in pts])
+    hi = chain.record("games", cid)["hi"]
     args = liar.prove_step(hi)
     with pytest.raises(ContractRevert, match="value: (Freivalds|y is not)"):
         chain.call("l", "decide", cid, *args.values())
@@ -205,7 +238,7 @@ def test_decide_refuses_a_forged_step(job):
     with pytest.raises(ContractRevert, match="value: w is not the job's operator"):
         chain.call("l", "decide", cid, *wrong_op.values())
     chain.call("h", "decide", cid, *honest.prove_step(hi).values())
-    assert chain.view("claims", cid)[10] == 4  # slashed
+    assert chain.record("claims", cid)["state"] == 4  # slashed
 
 
 def test_freivalds_catches_an_accumulator_lie_the_requantisation_hides():

@@ -50,6 +50,7 @@ class DisputeChain:
         burn_bps: the share of a loser's bond not paid to the winner, in basis points.
         move_timeout: seconds each party has for each move.
         min_bond: the least bond a claim may carry (wei).
+        arity: segments the disagreement is cut into each round (2: bisection; at most 16).
         build: a compiled build to deploy instead of the checked-in one (benchmarks of other bounds).
 
     Raises:
@@ -57,7 +58,7 @@ class DisputeChain:
     """
 
     def __init__(self, *, treasury: str | None = None, burn_bps: int = 1000, move_timeout: int = 3600,
-                 min_bond: int = 1, build: dict[str, Any] | None = None) -> None:
+                 min_bond: int = 1, arity: int = 2, build: dict[str, Any] | None = None) -> None:
         import pyrevm
         from eth_abi import encode
 
@@ -69,7 +70,7 @@ class DisputeChain:
         build = build if build is not None else load_contract("Dispute")
         self._fns = {f["name"]: f for f in build["abi"] if f.get("type") == "function"}
         ctor = next(f for f in build["abi"] if f.get("type") == "constructor")
-        args = [self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps, move_timeout, min_bond]
+        args = [self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps, move_timeout, min_bond, arity]
         code = bytes.fromhex(build["bytecode"].removeprefix("0x")) + encode(
             [i["type"] for i in ctor["inputs"]], args)
         self.evm.set_balance(_DEPLOYER, 10**30)
@@ -150,6 +151,11 @@ class DisputeChain:
                 raw = bytes(data[1] if isinstance(data, tuple) else data)
                 self.last_settled = "0x" + raw[12:32].hex()
 
+    def record(self, fn: str, claim_id: bytes) -> dict[str, Any]:
+        """A struct getter (``"claims"`` or ``"games"``) as a dict keyed by the struct's field names."""
+        names = [c["name"] for c in self._fns[fn]["outputs"][0]["components"]]
+        return dict(zip(names, self.view(fn, claim_id)))
+
     def view_claim_id(self, net: Any, claimant: str) -> bytes:
         """The claim id of account ``claimant`` on a job of ``net`` (duck-typed: ``ops_tree``, ``n_layers``)."""
         claims = [c for c in self._claims if c[1] == claimant and c[2] == bytes(net.ops_tree.root)]
@@ -180,7 +186,7 @@ class GameResult:
     Attributes:
         winner: ``"claimant"``, ``"challenger"`` or ``"none"`` (nobody proved the last step).
         how: ``"step"`` (the contract checked the last step), ``"timeout"`` or ``"none"``.
-        rounds: bisection rounds played (both parties' openings make one round).
+        rounds: rounds played (both parties' openings at the cut points make one round).
         gas: gas of every successful transaction from the dispute on (commit excluded).
         decide_gas: gas of the one-step check (0 if it did not run).
         refused: transactions the contract refused (inconsistent openings, wrong last steps).
@@ -245,11 +251,11 @@ def referee(chain: DisputeChain, claim_id: bytes, claimant: Any, challenger: Any
     decide_gas, refused = 0, 0
     timeout = chain.view("move_timeout")
     while True:
-        state = chain.view("claims", claim_id)[10]
+        state = chain.record("claims", claim_id)["state"]
         if state != _DISPUTED:
             break
-        g = chain.view("games", claim_id)
-        lo, hi, phase = g[2], g[3], g[8]
+        g = chain.record("games", claim_id)
+        lo, hi, phase = g["lo"], g["hi"], g["phase"]
         moved = False
         if phase == _ONE_STEP:
             for who in (claimant, challenger):
@@ -267,9 +273,9 @@ def referee(chain: DisputeChain, claim_id: bytes, claimant: Any, challenger: Any
                 break
         else:
             mover = claimant if phase == 1 else challenger
-            for leaf, path in mover.reveal((lo + hi) // 2):
+            for leaves, paths in mover.reveal(list(chain.view("points", claim_id))):
                 try:
-                    chain.call(mover.name, "reveal", claim_id, leaf, path)
+                    chain.call(mover.name, "reveal", claim_id, leaves, paths)
                 except ContractRevert:
                     refused += 1
                     continue
@@ -281,9 +287,9 @@ def referee(chain: DisputeChain, claim_id: bytes, claimant: Any, challenger: Any
             chain.fund("referee", 10**18)
             chain.call("referee", "timeout", claim_id)
             gas += chain.last_gas
-    g = chain.view("games", claim_id)
-    settled = chain.view("claims", claim_id)[10]
-    lo, hi, rounds = g[2], g[3], g[11]
+    g = chain.record("games", claim_id)
+    settled = chain.record("claims", claim_id)["state"]
+    lo, hi, rounds = g["lo"], g["hi"], g["rounds"]
     if settled == _SLASHED:
         # slashed either because the challenger won, or because nobody proved the last step
         last = chain.last_settled

@@ -11,7 +11,6 @@ contract's own settlement says who won. ``proofs/dispute.md`` cites it.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ class DisputeGamesParams(TaskParams):
     disputes: int = Field(14, ge=1, le=100_000, description="games per run")
     liars: tuple[str, ...] = Field(("lie_one", "lie_several", "lie_last", "lie_output", "absent", "bad_openings"),
                                    description="lying strategies to cycle through (each in both roles)")
+    arity: int = Field(2, ge=2, le=16, description="segments the disagreement is cut into each round (2: bisection)")
     burn_bps: int = Field(1000, ge=0, le=10_000, description="share of the loser's bond not paid to the winner")
 
     @field_validator("width")
@@ -51,12 +51,20 @@ class DisputeGamesParams(TaskParams):
         return v
 
 
+def _ceil_log(n: int, b: int) -> int:
+    """``ceil(log_b n)`` in exact integers (floats round ``log_4 64`` up to 3.0000000000000004)."""
+    r = 0
+    while b**r < n:
+        r += 1
+    return r
+
+
 class DisputeGames:
     """Referee ``disputes`` games on chain and count who won.
 
     Metrics: ``games``, ``honest_lost`` and ``cheater_won`` (counts; targets
     0 and 0), ``rounds_mean`` / ``rounds_max`` against ``rounds_bound`` =
-    ceil(log2 n_layers), ``gas_per_dispute`` (mean gas from the dispute to
+    ceil(log_arity n_layers), ``gas_per_dispute`` (mean gas from the dispute to
     its settlement), ``gas_max``, ``decide_gas`` (mean gas of the on-chain
     last-step check), ``timeouts`` (share settled by a missed move),
     ``refused`` (transactions the contract refused, per game),
@@ -89,7 +97,7 @@ class DisputeGames:
 
         bond = 10**18
         net = QuantNet.random(dims=(params.width,) * (params.n_layers + 1), rows=params.rows, seed=seed)
-        chain = DisputeChain(burn_bps=params.burn_bps, move_timeout=3600)
+        chain = DisputeChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
         rng = np.random.default_rng(seed)
         pairs = [(liar, honest_claims) for liar in params.liars for honest_claims in (True, False)]
         honest_lost = cheater_won = timeouts = refused = 0
@@ -121,7 +129,7 @@ class DisputeGames:
             "cheater_won": cheater_won,
             "rounds_mean": float(np.mean(rounds)),
             "rounds_max": int(max(rounds)),
-            "rounds_bound": math.ceil(math.log2(params.n_layers)) if params.n_layers > 1 else 0,
+            "rounds_bound": _ceil_log(params.n_layers, params.arity),
             "gas_per_dispute": float(np.mean(gas)),
             "gas_max": int(max(gas)),
             "decide_gas": float(np.mean(decide)) if decide else float("nan"),

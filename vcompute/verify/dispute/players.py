@@ -16,8 +16,8 @@ Strategies (:data:`STRATEGIES`):
 - ``lie_output``: an honest accumulator with a wrong requantised output at
   one layer (the requantisation check, not Freivalds, must catch it);
 - ``absent``: a wrong trace, then no move at all (it loses on timeout);
-- ``bad_openings``: a wrong trace that, at every midpoint, opens the
-  *honest* leaf with its own path (an inconsistent Merkle opening), hoping
+- ``bad_openings``: a wrong trace that, at every cut point, opens the
+  *honest* leaves with its own paths (inconsistent Merkle openings), hoping
   the contract believes the agreement, and gives up when refused.
 
 As challenger, any lying strategy is a griefer: it disputes an honest claim.
@@ -129,15 +129,16 @@ class Player:
         t = self.trace.tree
         return t.root, self.trace.leaves[-1], t.proof(self.n_layers)
 
-    def reveal(self, mid: int) -> list[tuple[bytes, list[bytes]]]:
-        """The openings it tries at midpoint ``mid``, in order (empty: it does not move)."""
+    def reveal(self, points: list[int]) -> list[tuple[list[bytes], list[list[bytes]]]]:
+        """The openings it tries at the cut ``points``, in order: ``(leaves, paths)`` each (empty: it does not move)."""
         t = self.trace.tree
+        paths = [t.proof(i) for i in points]
         if self.strategy == "absent":
             return []
         if self.strategy == "bad_openings":
-            # the honest leaf with its own path: refused, and it has nothing better to send
-            return [(self.honest_trace.leaves[mid], t.proof(mid))]
-        return [(self.trace.leaves[mid], t.proof(mid))]
+            # the honest leaves with its own paths: refused, and it has nothing better to send
+            return [([self.honest_trace.leaves[i] for i in points], paths)]
+        return [([self.trace.leaves[i] for i in points], paths)]
 
     def prove_step(self, hi: int) -> dict[str, Any] | None:
         """Its arguments for ``decide`` on layer ``hi`` (``None`` if it does not move)."""
