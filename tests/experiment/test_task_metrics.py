@@ -48,6 +48,7 @@ CASES: dict[str, list[tuple[str, list[str]] | dict]] = {
     "replication.adaptive": [("adaptive-replication.toml", [])],
     "replication.credibility": [("adaptive-credibility.toml", [])],
     "spotcheck.identity": [("spotcheck-identity.toml", [])],
+    "dispute.games": [("dispute-games.toml", [])],
 }
 
 

@@ -9,7 +9,8 @@ those take precedence.
 
 Units used: ``fraction`` (a share in [0, 1]), ``flag`` (0 or 1), ``count``,
 ``s`` (seconds), ``h`` (hours), ``USD``, ``ratio`` (dimensionless, one cost
-over another), ``rel. error`` (|a - b| / scale), ``text``.
+over another), ``rel. error`` (|a - b| / scale), ``text``, ``gas`` (EVM gas),
+``bonds`` (ether in units of the dispute bond).
 """
 
 from __future__ import annotations
@@ -207,6 +208,25 @@ _SEGMENT_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], MetricI
         "the condition does not apply to the framework")),
 ]
 
+_DISPUTE: dict[str, MetricInfo] = {
+    "games": _m("count", "disputes refereed on chain"),
+    "honest_lost": _m("count", "disputes the honest party lost (target 0)"),
+    "cheater_won": _m("count", "disputes a lying party won (target 0)"),
+    "rounds_mean": _m("count", "bisection rounds per dispute (both parties' openings make one round), mean"),
+    "rounds_max": _m("count", "bisection rounds of the longest dispute"),
+    "rounds_bound": _m("count", "ceil(log_b n_layers): the rounds a b-ary bisection needs (b = arity)"),
+    "gas_per_dispute": _m("gas", "gas from the dispute to its settlement (every successful transaction), mean"),
+    "gas_max": _m("gas", "gas of the most expensive dispute"),
+    "decide_gas": _m("gas", "gas of the on-chain last-layer check (Freivalds over F_p + requantisation), mean",
+                     "no dispute reached the one-step check (all settled by timeouts)"),
+    "timeouts": _m("fraction", "share of disputes settled because a party missed its move"),
+    "refused": _m("count", "transactions the contract refused per dispute (bad openings, forged steps)"),
+    "griefer_net": _m("bonds", "a challenger's net ether per dispute of an honest result, in bonds",
+                      "no run disputed an honest result"),
+    "watcher_net": _m("bonds", "a challenger's net ether per dispute of a wrong result, in bonds",
+                      "no run disputed a wrong result"),
+}
+
 _BY_TASK_PREFIX: dict[str, dict[str, MetricInfo]] = {
     "freivalds.": _FREIVALDS,
     "pol.": _POL,
@@ -214,6 +234,7 @@ _BY_TASK_PREFIX: dict[str, dict[str, MetricInfo]] = {
     "spotcheck.": _REPLICATION,
     "synthetic.": _SYNTHETIC,
     "market.": _MARKET,
+    "dispute.": _DISPUTE,
 }
 
 

@@ -28,5 +28,6 @@ TASKS.register("replication.collusion", "vcompute.experiment.tasks.replication:R
 TASKS.register("replication.adaptive", "vcompute.experiment.tasks.replication:AdaptiveReplication")
 TASKS.register("replication.credibility", "vcompute.experiment.tasks.replication:CredibilityVsVoting")
 TASKS.register("spotcheck.identity", "vcompute.experiment.tasks.replication:SpotCheckIdentity")
+TASKS.register("dispute.games", "vcompute.experiment.tasks.dispute:DisputeGames")
 
 __all__ = ["TASKS", "Task"]

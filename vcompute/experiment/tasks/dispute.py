@@ -1,0 +1,140 @@
+"""``dispute.games``: the dispute game played on chain by honest and adversarial players.
+
+Each run deploys ``protocols/Dispute.vy`` on an embedded revm and referees
+``disputes`` games on jobs of one int8 network shape (``n_layers`` layers of
+``width`` x ``width``, batch ``rows``), each job a fresh seeded input. Every
+game pits one honest player against one liar (a strategy of
+:data:`vcompute.verify.dispute.players.LYING`), the honest one as claimant
+or as challenger, cycling through every strategy in both roles; the
+contract's own settlement says who won. ``proofs/dispute.md`` cites it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from vcompute.experiment.tasks.base import TaskParams
+
+__all__ = ["DisputeGames", "DisputeGamesParams"]
+
+
+class DisputeGamesParams(TaskParams):
+    """Parameters of :class:`DisputeGames`."""
+
+    n_layers: int = Field(5, ge=1, le=1024, description="layers of the job (the trace has one more leaf)")
+    width: int = Field(32, ge=32, le=256, description="layer width (a multiple of 32)")
+    rows: int = Field(2, ge=1, le=256, description="batch rows of the job's input")
+    disputes: int = Field(14, ge=1, le=100_000, description="games per run")
+    liars: tuple[str, ...] = Field(("lie_one", "lie_several", "lie_last", "lie_output", "absent", "bad_openings"),
+                                   description="lying strategies to cycle through (each in both roles)")
+    arity: int = Field(2, ge=2, le=16, description="segments the disagreement is cut into each round (2: bisection)")
+    burn_bps: int = Field(1000, ge=0, le=10_000, description="share of the loser's bond not paid to the winner")
+
+    @field_validator("width")
+    @classmethod
+    def _width_multiple_of_32(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError(f"width must be a multiple of 32, got {v}")
+        return v
+
+    @field_validator("liars")
+    @classmethod
+    def _known_liars(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from vcompute.verify.dispute.players import LYING
+
+        bad = [s for s in v if s not in LYING]
+        if not v or bad:
+            raise ValueError(f"liars must be a non-empty list of {', '.join(LYING)}; unknown: {bad}")
+        return v
+
+
+def _ceil_log(n: int, b: int) -> int:
+    """``ceil(log_b n)`` in exact integers (floats round ``log_4 64`` up to 3.0000000000000004)."""
+    r = 0
+    while b**r < n:
+        r += 1
+    return r
+
+
+class DisputeGames:
+    """Referee ``disputes`` games on chain and count who won.
+
+    Metrics: ``games``, ``honest_lost`` and ``cheater_won`` (counts; targets
+    0 and 0), ``rounds_mean`` / ``rounds_max`` against ``rounds_bound`` =
+    ceil(log_arity n_layers), ``gas_per_dispute`` (mean gas from the dispute to
+    its settlement), ``gas_max``, ``decide_gas`` (mean gas of the on-chain
+    last-step check), ``timeouts`` (share settled by a missed move),
+    ``refused`` (transactions the contract refused, per game),
+    ``griefer_net`` and ``watcher_net`` (a challenger's net ether, in bonds,
+    when it disputes an honest result / a wrong one).
+
+    Example:
+        >>> DisputeGames.metrics[:3]
+        ('games', 'honest_lost', 'cheater_won')
+    """
+
+    Params = DisputeGamesParams
+    description = "on-chain dispute games, honest against lying players: who wins, rounds, gas"
+    metrics = ("games", "honest_lost", "cheater_won", "rounds_mean", "rounds_max", "rounds_bound",
+               "gas_per_dispute", "gas_max", "decide_gas", "timeouts", "refused", "griefer_net", "watcher_net")
+
+    def run(self, params: DisputeGamesParams, seed: int) -> dict[str, Any]:
+        """Play the games of one run.
+
+        Args:
+            params: validated parameters.
+            seed: seeds the network, every input and where each liar lies.
+
+        Returns:
+            The metrics named in :attr:`metrics`.
+        """
+        from vcompute.ledger.dispute_client import DisputeChain, play
+        from vcompute.verify.dispute.players import make_player
+        from vcompute.verify.dispute.trace import QuantNet
+
+        bond = 10**18
+        net = QuantNet.random(dims=(params.width,) * (params.n_layers + 1), rows=params.rows, seed=seed)
+        chain = DisputeChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
+        rng = np.random.default_rng(seed)
+        pairs = [(liar, honest_claims) for liar in params.liars for honest_claims in (True, False)]
+        honest_lost = cheater_won = timeouts = refused = 0
+        rounds, gas, decide = [], [], []
+        grief, watch = [], []
+        for i in range(params.disputes):
+            liar, honest_claims = pairs[i % len(pairs)]
+            x0 = net.random_input(seed=int(rng.integers(2**31)))
+            lie_seed = int(rng.integers(2**31))
+            h = make_player("honest", net, x0, seed=0, name=f"h{i}")
+            c = make_player(liar, net, x0, seed=lie_seed, name=f"l{i}")
+            claimant, challenger = (h, c) if honest_claims else (c, h)
+            r = play(chain, claimant, challenger, ops_root=net.ops_tree.root,
+                     input_state=h.honest_trace.leaves[0], bond=bond)
+            honest_role = "claimant" if honest_claims else "challenger"
+            honest_lost += r.winner != honest_role
+            cheater_won += r.winner not in (honest_role, "none")
+            timeouts += r.how == "timeout"
+            refused += r.refused
+            rounds.append(r.rounds)
+            gas.append(r.gas)
+            if r.decide_gas:
+                decide.append(r.decide_gas)
+            net_ether = chain.view("credits", chain.address(challenger.name)) - bond
+            (watch if honest_claims is False else grief).append(net_ether / bond)
+        return {
+            "games": params.disputes,
+            "honest_lost": honest_lost,
+            "cheater_won": cheater_won,
+            "rounds_mean": float(np.mean(rounds)),
+            "rounds_max": int(max(rounds)),
+            "rounds_bound": _ceil_log(params.n_layers, params.arity),
+            "gas_per_dispute": float(np.mean(gas)),
+            "gas_max": int(max(gas)),
+            "decide_gas": float(np.mean(decide)) if decide else float("nan"),
+            "timeouts": timeouts / params.disputes,
+            "refused": refused / params.disputes,
+            "griefer_net": float(np.mean(grief)) if grief else float("nan"),
+            "watcher_net": float(np.mean(watch)) if watch else float("nan"),
+        }
