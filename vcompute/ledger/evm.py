@@ -100,14 +100,20 @@ class EVMLedger(Ledger):
         from web3 import Web3
 
         self._encode_args, self._decode = encode, decode
+        self._selectors: dict[str, tuple[bytes, list[str]]] = {}
         self.url = url
         self.minter_public = bytes(minter)
         parts = urlsplit(url)
         if parts.scheme == "evm":
-            if parts.netloc != "tester" or parts.path not in ("", "/"):
-                raise InvalidURL(f"the embedded chain is 'evm://tester', got {url!r}; "
-                                 "use evm+http://HOST:PORT for a node")
-            self.chain = TesterChain()
+            if parts.netloc not in ("", "revm", "tester") or parts.path not in ("", "/"):
+                raise InvalidURL(f"the embedded chains are 'evm://' (revm) and 'evm://tester' (py-evm), "
+                                 f"got {url!r}; use evm+http://HOST:PORT for a node")
+            if parts.netloc == "tester":
+                self.chain = TesterChain()
+            else:
+                from vcompute.ledger.revm_chain import RevmChain
+
+                self.chain = RevmChain()
         else:
             if not parts.hostname:
                 raise InvalidURL(f"{url!r} names no host; use e.g. evm+http://127.0.0.1:8545")
@@ -133,7 +139,7 @@ class EVMLedger(Ledger):
         self._accounts: dict[bytes, Any] = {}
         self._nonces: dict[str, int] = {}
         # The embedded chain has no other writer, so views can be cached until our next write.
-        self._cache: dict | None = {} if isinstance(self.chain, TesterChain) else None
+        self._cache: dict | None = {} if parts.scheme == "evm" else None
         self._snap = self.chain.snapshot()
 
     # -- plumbing ----------------------------------------------------------
@@ -149,7 +155,7 @@ class EVMLedger(Ledger):
         key = (fn, args)
         if self._cache is not None and key in self._cache:
             return self._cache[key]
-        data = self._c.encode_abi(fn, list(args))
+        data = self._encode(fn, list(args))
         out = self._decode(self._outputs[fn], self.chain.call(self.chain.deployer, self.address, data))
         if self._cache is not None:
             self._cache[key] = out
@@ -212,7 +218,7 @@ class EVMLedger(Ledger):
         fn, cargs = self._contract_args(kind, pub, args)
         cargs.append(op_id)
         self._invalidate()
-        data = self._c.encode_abi(fn, cargs)
+        data = self._encode(fn, cargs)
         from_node = kind == "mint" and pub == self.minter_public
         sender = self.chain.deployer if from_node else self._account_of(by).address
         if kind == "open_account" and self.chain.balance(sender) < _FUND_WEI // 10:
@@ -256,7 +262,22 @@ class EVMLedger(Ledger):
         (seq1,) = self._view("op_seq", key)
         return Receipt(op_id, kind, int(seq1) - 1, replayed=True, ref=txh)
 
-    def _send_signed(self, by: Any, sender: str, data: str) -> dict:
+    def _encode(self, fn: str, args: list) -> bytes:
+        """Calldata of ``fn(*args)``: its selector and ABI-encoded arguments (cached per function)."""
+        entry = self._selectors.get(fn)
+        if entry is None:
+            spec = next(f for f in self._abi if f.get("type") == "function" and f["name"] == fn)
+            types = [self._abi_type(i) for i in spec["inputs"]]
+            entry = self._selectors[fn] = (_keccak(f"{fn}({','.join(types)})".encode())[:4], types)
+        return entry[0] + self._encode_args(entry[1], args)
+
+    def _send_signed(self, by: Any, sender: str, data: bytes) -> dict:
+        transact = getattr(self.chain, "transact", None)
+        if transact is not None:
+            # An in-process chain (revm): the account derived from `by`'s private key acts directly;
+            # a signature would prove nothing to a chain living in this process.
+            self._account_of(by)
+            return transact(sender, self.address, data)
         acct = self._account_of(by)
         nonce = self._nonces.get(sender)
         if nonce is None:

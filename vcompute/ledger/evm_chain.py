@@ -1,5 +1,7 @@
 """Transports for the EVM ledger: the embedded eth-tester chain and any JSON-RPC node.
 
+The embedded revm chain (``evm://``) is :mod:`vcompute.ledger.revm_chain`.
+
 Both offer the same few calls :class:`vcompute.ledger.evm.EVMLedger` needs:
 ``call``, ``send_raw``, ``send_from_node``, ``nonce``, ``balance``, ``now``,
 ``advance``, ``snapshot`` and ``revert``. web3 and eth-tester are imported
@@ -39,6 +41,7 @@ class TesterChain:
 
     def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
         """Run ``data`` against contract ``to`` as ``sender`` without a transaction; the raw return bytes."""
+        data = "0x" + bytes(data).hex() if isinstance(data, (bytes, bytearray)) else data
         out = self.tester.call({"from": sender, "to": to, "data": data, "gas": 30_000_000}, block)
         return bytes.fromhex(out[2:]) if isinstance(out, str) else bytes(out)
 
@@ -53,6 +56,8 @@ class TesterChain:
 
     def send_from_node(self, tx: dict) -> dict:
         """Send a transaction from the node's own first account; its receipt."""
+        if isinstance(tx.get("data"), (bytes, bytearray)):
+            tx = {**tx, "data": "0x" + bytes(tx["data"]).hex()}
         h = self.tester.send_transaction({"from": self.deployer, "gas": 8 * GAS if "to" not in tx else GAS, **tx})
         return self.tester.get_transaction_receipt(h)
 
