@@ -72,13 +72,25 @@ def revert_error(message: str) -> LedgerError:
 
 
 def _keccak(data: bytes) -> bytes:
-    from eth_utils import keccak
+    from vcompute.ledger.abi import keccak256
 
-    return keccak(data)
+    return keccak256(data)
+
+
+_NAME_IDS: dict[str, bytes] = {}
 
 
 def _name_id(name: str | None) -> bytes:
-    return b"\x00" * 32 if name is None else _keccak(name.encode())
+    if name is None:
+        return b"\x00" * 32
+    if type(name) is not str:  # only exact strings are cached (a subclass could lie in __hash__/__eq__)
+        return _keccak(str.encode(name))
+    nid = _NAME_IDS.get(name)
+    if nid is None:
+        if len(_NAME_IDS) > 1 << 16:
+            _NAME_IDS.clear()
+        nid = _NAME_IDS[name] = _keccak(name.encode())
+    return nid
 
 
 class EVMLedger(Ledger):
@@ -256,7 +268,9 @@ class EVMLedger(Ledger):
             if topics and str(log.get("address", "")).lower() == self.address.lower():
                 raw = log["data"]
                 raw = bytes.fromhex(raw[2:]) if isinstance(raw, str) else bytes(raw)
-                _kind, seq = self._decode(["string", "uint256"], raw)
+                from vcompute.ledger.abi import decode_string_uint
+
+                _kind, seq = decode_string_uint(raw)
                 return Receipt(op_id, kind, int(seq), ref=txh)
         key = _keccak(self._encode_args(["address", "string"], [sender, op_id]))
         (seq1,) = self._view("op_seq", key)
@@ -269,7 +283,9 @@ class EVMLedger(Ledger):
             spec = next(f for f in self._abi if f.get("type") == "function" and f["name"] == fn)
             types = [self._abi_type(i) for i in spec["inputs"]]
             entry = self._selectors[fn] = (_keccak(f"{fn}({','.join(types)})".encode())[:4], types)
-        return entry[0] + self._encode_args(entry[1], args)
+        from vcompute.ledger.abi import encode
+
+        return entry[0] + encode(entry[1], args)
 
     def _send_signed(self, by: Any, sender: str, data: bytes) -> dict:
         transact = getattr(self.chain, "transact", None)

@@ -150,8 +150,10 @@ class RevmChain:
         self._txs += 1
         self._number += 1
         self.last_gas = int(res.gas_used) if res is not None else 0
-        logs = [{"address": log.address, "topics": list(log.topics), "data": bytes(log.data[1])}
-                for log in (res.logs if res is not None else [])]
+        logs = []
+        for log in (res.logs if res is not None else []):
+            topics, data = log.data  # one conversion from Rust: (topics as bytes, data)
+            logs.append({"address": log.address, "topics": topics, "data": bytes(data)})
         rc = {"status": 1, "logs": logs, "gasUsed": self.last_gas,
               "transactionHash": "0x" + self._txs.to_bytes(32, "big").hex(), "blockNumber": self._number}
         if contract_address is not None:
