@@ -106,8 +106,8 @@ class RPCChain:
     @staticmethod
     def revert_reason(error: Exception) -> str | None:
         """The contract's revert reason if ``error`` is a revert, else None."""
-        msg = str(error)
-        return msg if "execution reverted" in msg else None
+        msg = getattr(error, "message", None) or str(error)  # web3's ContractLogicError: message, data
+        return str(msg) if "execution reverted" in str(msg) else None
 
     def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
         """Run ``data`` against contract ``to`` as ``sender`` without a transaction; the raw return bytes."""
@@ -148,5 +148,10 @@ class RPCChain:
         return self.w3.provider.make_request("evm_snapshot", [])["result"]
 
     def revert(self, snap: Any) -> None:
-        """Revert the chain to a snapshot."""
-        self.w3.provider.make_request("evm_revert", [snap])
+        """Revert the chain to a snapshot (a node drops it, and every newer one, when reverting).
+
+        Raises:
+            LedgerError: if the node no longer has the snapshot.
+        """
+        if not self.w3.provider.make_request("evm_revert", [snap]).get("result"):
+            raise LedgerError(f"the node has no snapshot {snap!r} (reverting to an older one drops newer ones)")
