@@ -44,7 +44,7 @@ from vcompute.ledger.errors import (
     UnknownAccount,
 )
 from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake, check_name
-from vcompute.ledger.evm_chain import GAS, RPCChain, TesterChain
+from vcompute.ledger.evm_chain import GAS, TesterChain
 from vcompute.ledger.state import normalise_args
 
 __all__ = ["EVMLedger", "open_evm", "revert_error"]
@@ -130,7 +130,9 @@ class EVMLedger(Ledger):
             if not parts.hostname:
                 raise InvalidURL(f"{url!r} names no host; use e.g. evm+http://127.0.0.1:8545")
             endpoint = f"{parts.scheme.split('+', 1)[1]}://{parts.netloc}{parts.path}"
-            self.chain = RPCChain(endpoint)
+            from vcompute.ledger.rpc_chain import NodeChain
+
+            self.chain = NodeChain(endpoint)
         build = load_contract("VLedger")
         self._abi = build["abi"]
         self._w3 = Web3()  # offline: ABI encoding only
