@@ -13,7 +13,12 @@
         Money leaves only through withdraw() (pull payments): every
         transition credits balances, so no transition makes an external call,
         and withdraw() zeroes the credit before sending under a reentrancy lock.
-        Revert reasons start with "state:", "unauthorized:", "time:", "value:".
+        Every revert of a well-formed call carries a reason starting "state:",
+        "unauthorized:", "time:" or "value:" (the lock and the ether checks too).
+        Windows are at most MAX_WINDOW seconds, so no deadline sum can overflow.
+        held <= the contract's balance: ether forced in without a call (a
+        selfdestruct, a block reward) is surplus no transition credits; it stays
+        in the contract, visible as surplus().
 """
 
 UNUSED: constant(uint8) = 0
@@ -24,6 +29,9 @@ FINALIZED: constant(uint8) = 4
 SLASHED: constant(uint8) = 5
 CANCELLED: constant(uint8) = 6
 TIMED_OUT: constant(uint8) = 7
+
+# ~136 years: block.timestamp + three windows stays far below 2**256
+MAX_WINDOW: constant(uint256) = 2 ** 32
 
 struct Job:
     consumer: address
@@ -48,8 +56,21 @@ event Transition:
 
 jobs: public(HashMap[bytes32, Job])
 credits: public(HashMap[address, uint256])
-# ether held for open jobs plus unwithdrawn credits; equals this contract's balance
+# ether held for open jobs plus unwithdrawn credits; <= this contract's balance (see surplus())
 held: public(uint256)
+# the re-entrancy lock, by hand so that a re-entrant call reverts with a reason
+_locked: bool
+
+
+@internal
+def _enter():
+    assert not self._locked, "state: re-entrant call refused"
+    self._locked = True
+
+
+@internal
+def _exit():
+    self._locked = False
 
 
 @internal
@@ -60,15 +81,17 @@ def _to(job_id: bytes32, state: uint8):
 
 @external
 @payable
-@nonreentrant
 def post(job_id: bytes32, verifier: address, beneficiary: address, stake_required: uint256,
          accept_window: uint256, work_time: uint256, challenge_window: uint256):
     """Post a job paying msg.value; the verifier may release early or slash during the challenge window."""
+    self._enter()
     assert self.jobs[job_id].state == UNUSED, "state: job id already used"
     assert msg.value > 0, "value: a job must pay something"
     assert verifier != empty(address) and verifier != msg.sender, "value: the verifier must be a third party"
     assert beneficiary != empty(address), "value: slashed stake needs a beneficiary"
     assert accept_window > 0 and work_time > 0 and challenge_window > 0, "value: windows must be positive"
+    assert accept_window <= MAX_WINDOW and work_time <= MAX_WINDOW and challenge_window <= MAX_WINDOW, \
+        "value: windows must be at most 2**32 seconds"
     self.jobs[job_id] = Job(consumer=msg.sender, provider=empty(address), verifier=verifier,
                             beneficiary=beneficiary, payment=msg.value, stake_required=stake_required, stake=0,
                             accept_by=block.timestamp + accept_window, work_time=work_time, result_by=0,
@@ -76,40 +99,48 @@ def post(job_id: bytes32, verifier: address, beneficiary: address, stake_require
                             state=UNUSED)
     self.held += msg.value
     self._to(job_id, POSTED)
+    self._exit()
 
 
 @external
-@nonreentrant
+@payable
 def cancel(job_id: bytes32):
     """The consumer takes back a job nobody has accepted."""
+    assert msg.value == 0, "value: this call takes no ether"
+    self._enter()
     j: Job = self.jobs[job_id]
     assert j.state == POSTED, "state: only a posted, unaccepted job can be cancelled"
     assert msg.sender == j.consumer, "unauthorized: only the consumer cancels"
     self.credits[j.consumer] += j.payment
     self._to(job_id, CANCELLED)
+    self._exit()
 
 
 @external
 @payable
-@nonreentrant
 def accept(job_id: bytes32):
     """A provider takes the job, staking exactly the required amount."""
+    self._enter()
     j: Job = self.jobs[job_id]
     assert j.state == POSTED, "state: job is not open for acceptance"
     assert block.timestamp < j.accept_by, "time: the acceptance window has closed"
     assert msg.sender != j.consumer and msg.sender != j.verifier, "unauthorized: consumer and verifier cannot provide"
+    assert msg.sender != j.beneficiary, "unauthorized: the beneficiary of slashed stake cannot provide"
     assert msg.value == j.stake_required, "value: send exactly the required stake"
     self.jobs[job_id].provider = msg.sender
     self.jobs[job_id].stake = msg.value
     self.jobs[job_id].result_by = block.timestamp + j.work_time
     self.held += msg.value
     self._to(job_id, ACCEPTED)
+    self._exit()
 
 
 @external
-@nonreentrant
+@payable
 def commit_result(job_id: bytes32, result_hash: bytes32):
     """The provider commits to its result; the challenge window starts."""
+    assert msg.value == 0, "value: this call takes no ether"
+    self._enter()
     j: Job = self.jobs[job_id]
     assert j.state == ACCEPTED, "state: job is not awaiting a result"
     assert msg.sender == j.provider, "unauthorized: only the provider commits the result"
@@ -118,6 +149,7 @@ def commit_result(job_id: bytes32, result_hash: bytes32):
     self.jobs[job_id].result_hash = result_hash
     self.jobs[job_id].committed_at = block.timestamp
     self._to(job_id, COMMITTED)
+    self._exit()
 
 
 @internal
@@ -128,30 +160,38 @@ def _pay_provider(job_id: bytes32):
 
 
 @external
-@nonreentrant
+@payable
 def release(job_id: bytes32):
     """Consumer or verifier accept the committed result early: provider paid, stake returned."""
+    assert msg.value == 0, "value: this call takes no ether"
+    self._enter()
     j: Job = self.jobs[job_id]
     assert j.state == COMMITTED, "state: only a committed result can be released"
     assert msg.sender == j.consumer or msg.sender == j.verifier, "unauthorized: only consumer or verifier release"
     self._pay_provider(job_id)
+    self._exit()
 
 
 @external
-@nonreentrant
+@payable
 def finalize(job_id: bytes32):
     """Anyone: once the challenge window has passed unchallenged, the provider is paid."""
+    assert msg.value == 0, "value: this call takes no ether"
+    self._enter()
     j: Job = self.jobs[job_id]
     assert j.state == COMMITTED, "state: only a committed result can be finalized"
     assert block.timestamp >= j.committed_at + j.challenge_window, "time: the challenge window is still open"
     self._pay_provider(job_id)
+    self._exit()
 
 
 @external
-@nonreentrant
+@payable
 def slash(job_id: bytes32):
     """The verifier rejects the result within the challenge window: stake to the beneficiary,
     payment back to the consumer."""
+    assert msg.value == 0, "value: this call takes no ether"
+    self._enter()
     j: Job = self.jobs[job_id]
     assert j.state == COMMITTED, "state: only a committed result can be slashed"
     assert msg.sender == j.verifier, "unauthorized: only the job's verifier slashes"
@@ -159,27 +199,49 @@ def slash(job_id: bytes32):
     self.credits[j.beneficiary] += j.stake
     self.credits[j.consumer] += j.payment
     self._to(job_id, SLASHED)
+    self._exit()
 
 
 @external
-@nonreentrant
+@payable
 def timeout(job_id: bytes32):
     """Anyone: the provider accepted but never committed in time; it forfeits its stake
     to the beneficiary and the consumer gets its payment back."""
+    assert msg.value == 0, "value: this call takes no ether"
+    self._enter()
     j: Job = self.jobs[job_id]
     assert j.state == ACCEPTED, "state: only an accepted, uncommitted job can time out"
     assert block.timestamp >= j.result_by, "time: the provider still has time"
     self.credits[j.beneficiary] += j.stake
     self.credits[j.consumer] += j.payment
     self._to(job_id, TIMED_OUT)
+    self._exit()
 
 
 @external
-@nonreentrant
+@payable
 def withdraw():
     """Send the caller its credited ether (checks-effects-interactions, under the lock)."""
+    assert msg.value == 0, "value: this call takes no ether"
+    self._enter()
     amount: uint256 = self.credits[msg.sender]
     assert amount > 0, "value: nothing to withdraw"
     self.credits[msg.sender] = 0
     self.held -= amount
-    raw_call(msg.sender, b"", value=amount)
+    ok: bool = raw_call(msg.sender, b"", value=amount, revert_on_failure=False)
+    assert ok, "value: the receiver refused the ether; withdraw to an address that accepts it"
+    self._exit()
+
+
+@external
+@view
+def surplus() -> uint256:
+    """Ether in the contract beyond ``held``: forced in without a call (a selfdestruct or
+    a block reward). No transition credits it and nobody can withdraw it."""
+    return self.balance - self.held
+
+
+@external
+@payable
+def __default__():
+    raise "state: unknown function; JobEscrow takes ether only through post() and accept()"

@@ -121,7 +121,7 @@ def test_escrow_refund_rules(ledger, parties):
     ledger.escrow_refund(parties.vera, "job", op_id="f")
     assert ledger.escrow("job").state == "refunded" and ledger.balance("alice") == 900
     ledger.advance(150)
-    refused(ledger, vl.Unauthorized, ledger.escrow_refund, parties.bob, "job2", op_id="f2")
+    refused(ledger, vl.Unauthorized, ledger.escrow_refund, parties.mallory, "job2", op_id="f2")
     ledger.escrow_refund(parties.alice, "job2", op_id="f2")
     assert ledger.balance("alice") == 1000 and ledger.balance("bob") == 1000
     assert vl.check_conservation(ledger) == 5000

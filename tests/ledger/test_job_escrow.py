@@ -9,6 +9,8 @@ import pytest
 pytest.importorskip("eth_tester")
 pytest.importorskip("web3")
 
+import re  # noqa: E402
+
 from vcompute.ledger.contracts import load_contract  # noqa: E402
 
 POSTED, ACCEPTED, COMMITTED, FINALIZED, SLASHED, CANCELLED, TIMED_OUT = range(1, 8)
@@ -35,6 +37,13 @@ class Chain:
         rc = self.w3.eth.wait_for_transaction_receipt(c.constructor(*args).transact({"from": self.deployer}))
         return self.w3.eth.contract(address=rc.contractAddress, abi=b["abi"])
 
+    def deploy_paid(self, name, value):
+        b = load_contract(name)
+        c = self.w3.eth.contract(abi=b["abi"], bytecode=b["bytecode"])
+        rc = self.w3.eth.wait_for_transaction_receipt(c.constructor().transact({"from": self.deployer,
+                                                                                  "value": value}))
+        return self.w3.eth.contract(address=rc.contractAddress, abi=b["abi"])
+
     def tx(self, fn, sender, value=0):
         rc = self.w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender, "value": value}))
         assert rc.status == 1
@@ -50,8 +59,10 @@ class Chain:
         return self.escrow.functions.jobs(job).call()[-1]
 
     def conserved(self):
+        """Invariant 1: ``held <= balance``, the difference being exactly the surplus nobody owns."""
         held = self.escrow.functions.held().call()
-        assert held == self.w3.eth.get_balance(self.escrow.address)
+        balance = self.w3.eth.get_balance(self.escrow.address)
+        assert held <= balance and self.escrow.functions.surplus().call() == balance - held
         return held
 
 
@@ -114,6 +125,7 @@ def test_accept_and_its_refusals(chain):
     refused("value: send exactly", e.accept(JOB), chain.provider, STAKE - 1)
     refused("unauthorized", e.accept(JOB), chain.consumer, STAKE)
     refused("unauthorized", e.accept(JOB), chain.verifier, STAKE)
+    refused("unauthorized: the beneficiary", e.accept(JOB), chain.treasury, STAKE)
     chain.tx(e.accept(JOB), chain.provider, STAKE)
     assert chain.state() == ACCEPTED and chain.conserved() == PAY + STAKE
     refused("state", e.accept(JOB), chain.stranger, STAKE)
@@ -245,18 +257,21 @@ def test_the_reentrancy_test_catches_a_vulnerable_escrow(base_chain):
     from vcompute.ledger.contracts import protocols_dir
 
     src = (protocols_dir() / "JobEscrow.vy").read_text()
-    safe = ('    amount: uint256 = self.credits[msg.sender]\n'
+    safe = ('    self._enter()\n'
+            '    amount: uint256 = self.credits[msg.sender]\n'
             '    assert amount > 0, "value: nothing to withdraw"\n'
             '    self.credits[msg.sender] = 0\n'
             '    self.held -= amount\n'
-            '    raw_call(msg.sender, b"", value=amount)\n')
+            '    ok: bool = raw_call(msg.sender, b"", value=amount, revert_on_failure=False)\n'
+            '    assert ok, "value: the receiver refused the ether; withdraw to an address that accepts it"\n'
+            '    self._exit()\n')
     vulnerable = ('    amount: uint256 = self.credits[msg.sender]\n'
                   '    assert amount > 0, "value: nothing to withdraw"\n'
                   '    raw_call(msg.sender, b"", value=amount)\n'
                   '    self.credits[msg.sender] = 0\n'
                   '    self.held -= min(amount, self.held)\n')
     assert safe in src
-    src = src.replace(safe, vulnerable).replace("@nonreentrant\ndef withdraw", "def withdraw")
+    src = src.replace(safe, vulnerable)
     out = vyper.compile_code(src, output_formats=["abi", "bytecode"])
     c = base_chain
     snap = c.tester.take_snapshot()
@@ -276,3 +291,70 @@ def test_the_reentrancy_test_catches_a_vulnerable_escrow(base_chain):
         assert w3.eth.get_balance(attacker.address) > PAY  # drained the other job's money
     finally:
         c.tester.revert_to_snapshot(snap)
+
+
+def reason_of(fn, sender, value=0):
+    """The revert reason of a transaction that must revert."""
+    with pytest.raises(Exception) as info:
+        fn.transact({"from": sender, "value": value})
+    return str(info.value)
+
+
+CATEGORY = re.compile(r"(state|unauthorized|time|value): ")
+
+
+def test_post_refuses_windows_whose_sums_could_overflow(chain):
+    """Before: a window of 2**256-1 was accepted and finalize/slash then reverted forever, without a reason."""
+    e = chain.escrow.functions
+    huge = 2**256 - 1
+    for windows in ((huge, 1, 1), (1, huge, 1), (1, 1, huge), (2**32 + 1, 1, 1)):
+        assert "value: windows must be at most 2**32 seconds" in reason_of(
+            e.post(JOB, chain.verifier, chain.treasury, STAKE, *windows), chain.consumer, PAY)
+    # the bound itself is usable end to end: finalize after a 2**32-second challenge window
+    chain.tx(e.post(JOB, chain.verifier, chain.treasury, STAKE, 2**32, 2**32, 2**32), chain.consumer, PAY)
+    chain.tx(e.accept(JOB), chain.provider, STAKE)
+    chain.tx(e.commit_result(JOB, RESULT), chain.provider)
+    chain.advance(2**32)
+    chain.tx(e.finalize(JOB), chain.stranger)
+    assert chain.state() == FINALIZED
+
+
+def test_every_revert_carries_a_reason_category(chain):
+    """Every state-changing entry point, called wrongly in every state, with and without ether,
+    and unknown selectors and bare ether: each revert names its category."""
+    e = chain.escrow.functions
+    calls = lambda: [e.post(JOB, chain.verifier, chain.treasury, STAKE, 1, 1, 1), e.cancel(JOB),  # noqa: E731
+                     e.accept(JOB), e.commit_result(JOB, RESULT), e.release(JOB), e.finalize(JOB), e.slash(JOB),
+                     e.timeout(JOB), e.withdraw()]
+    reverts = 0
+    for setup in (lambda c: None, post, accepted, committed):
+        snap = chain.tester.take_snapshot()
+        setup(chain)
+        for fn in calls():
+            for who in (chain.consumer, chain.provider, chain.verifier):
+                for value in (0, STAKE):
+                    try:
+                        chain.w3.eth.call({"from": who, "to": chain.escrow.address, "value": value,
+                                           "data": fn._encode_transaction_data()})
+                    except Exception as err:  # noqa: BLE001 - any revert must carry a category
+                        reverts += 1
+                        assert CATEGORY.search(str(err)), f"{fn.fn_name} by {who} with {value}: {err}"
+        chain.tester.revert_to_snapshot(snap)
+    for data, value in (("0xdeadbeef", 0), ("0x", 1), ("0x", 0)):
+        with pytest.raises(Exception, match="state: unknown function"):
+            chain.w3.eth.call({"from": chain.stranger, "to": chain.escrow.address, "data": data, "value": value})
+    assert reverts > 150
+
+
+@pytest.mark.filterwarnings("ignore:SELFDESTRUCT")
+def test_forced_ether_is_surplus_and_the_books_still_balance(chain):
+    """Ether forced in by selfdestruct breaks ``held == balance`` but not ``held <= balance``:
+    it is surplus (``surplus()``) that no transition credits, and every job still settles."""
+    forcer = chain.deploy_paid("ForceSend", 7)
+    chain.tx(forcer.functions.force(chain.escrow.address), chain.stranger)
+    assert chain.escrow.functions.surplus().call() == 7
+    committed(chain)
+    chain.tx(chain.escrow.functions.release(JOB), chain.consumer)
+    chain.tx(chain.escrow.functions.withdraw(), chain.provider)
+    assert chain.conserved() == 0
+    assert chain.w3.eth.get_balance(chain.escrow.address) == 7 == chain.escrow.functions.surplus().call()

@@ -1,9 +1,17 @@
 """Hypothesis stateful test: random operation sequences, refused ones included.
 
-Each backend runs side by side with a ``memory://`` reference. After every
-step: both agree on the outcome (success, retry or the same error), on
-every balance, stake and escrow; supply changes only by mint and burn;
+Each backend runs side by side with a ``memory://`` reference (the EVM test runs
+memory, SQLite and the contract together: a three-way differential). After every
+step: all agree on the outcome (success, retry or the same error), on every
+balance, stake, escrow and commitment; supply changes only by mint and burn;
 nothing is negative; balances + escrows + stakes equal the supply.
+
+The strategies include hostile inputs on every backend (``ledger_helpers``):
+int/str/bytes/dict subclasses that lie in ``==``, ``<``, ``hash`` and arithmetic,
+``bool`` amounts, huge, negative and float values, names with a trailing newline
+or odd Unicode, op ids with lone surrogates or control characters, impostor keys
+(someone's public key, another's secret), and retries whose metadata differ only
+by type (``True`` vs ``1``).
 """
 
 from __future__ import annotations
@@ -17,7 +25,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 import vcompute.ledger as vl
-from ledger_helpers import NAMES, Parties, fresh_parties, snapshot
+from ledger_helpers import (
+    HOSTILE_AMOUNTS,
+    HOSTILE_METADATA,
+    HOSTILE_NAMES,
+    HOSTILE_OP_IDS,
+    NAMES,
+    LyingBytes,
+    Parties,
+    Wrapped,
+    fresh_parties,
+    snapshot,
+)
 from vcompute.ledger import ManualClock
 
 WHO = st.sampled_from(NAMES + ("ghost",))
@@ -29,9 +48,13 @@ OPID = st.sampled_from([None, None, None, None, "op0", "op1"])
 CONSUMER = st.sampled_from(["alice", "alice", "bob", "ghost"])
 PROVIDER = st.sampled_from(["bob", "bob", "bob", "alice", "ghost"])
 VERIFIER = st.sampled_from(["vera", "vera", "vera", "alice", "mallory", "ghost"])
+COMS = ("c0", "c1")
+METADATA = st.sampled_from([{}, {"x": 1}, {"x": True}, {"a": "é😀", "n": None}]) | st.sampled_from(HOSTILE_METADATA)
 
 
-def machine_for(make_backend, reopen=None, clock_of=None):
+def machine_for(make_backend, reopen=None, clock_of=None, extra=()):
+    """A state machine running ``make_backend()`` (and each ``extra(clock)``) beside a memory reference."""
+
     class LedgerMachine(RuleBasedStateMachine):
         @initialize()
         def setup(self):
@@ -40,8 +63,13 @@ def machine_for(make_backend, reopen=None, clock_of=None):
             self.ref = vl.open("memory://?withdraw_delay=50", clock=clock)
             self.parties = fresh_parties(self.led)
             Parties(self.ref)
-            self.keys = dict(self.parties.keys, ghost=vl.default_minter().__class__(b"\x07" * 32),
-                             minter=vl.default_minter())
+            self.others = [make(self.ref.clock) for make in extra]
+            for o in self.others:
+                Parties(o)
+            k = self.parties.keys
+            self.keys = dict(k, ghost=vl.default_minter().__class__(b"\x07" * 32), minter=vl.default_minter(),
+                             impostor=Wrapped(k["mallory"], k["alice"].public_bytes),
+                             **{"lying-key": Wrapped(k["mallory"], LyingBytes(k["mallory"].public_bytes))})
             self.supply = self.ref.total_supply()
 
         def both(self, method, who, *args, op_id, **kwargs):
@@ -51,15 +79,16 @@ def machine_for(make_backend, reopen=None, clock_of=None):
                 op_id = f"fresh{self.fresh}"
             kwargs["op_id"] = op_id
             out = []
-            # the reference goes first: on the EVM it then reads the block time the
-            # backend's transaction will be mined at
-            for led in (self.ref, self.led):
+            # the backend goes last: on the EVM the others read the block time its
+            # transaction will be mined at (the SQLite extra follows the chain's clock)
+            for led in (self.ref, *self.others, self.led):
                 try:
                     r = getattr(led, method)(key, *args, **kwargs)
                     out.append(("ok", r.replayed, r.kind))
                 except vl.LedgerError as e:
                     out.append(("err", type(e).__name__))
-            assert out[0] == out[1], f"{method}{args}{kwargs} by {who}: reference {out[0]} != backend {out[1]}"
+            assert all(o == out[0] for o in out), \
+                f"{method}{args!r}{kwargs!r} by {who}: reference {out[0]} != {out[1:]}"
             return out[0][0] == "ok" and not out[0][1]
 
         def party(self, eid, role, who, aim):
@@ -139,9 +168,59 @@ def machine_for(make_backend, reopen=None, clock_of=None):
             if end == "unbond":
                 self.both("stake_unbond", "bob", stake, op_id=None)
 
+        # Hostile rules: an honest request (of kind ``kind``) with exactly one slot replaced
+        # by a hostile value, so that every call of these rules is an attack.
+        def honest(self, kind, who="alice", amount=7, to="bob", eid="e0", provider="bob", verifier="vera",
+                   deadline=None, op=None):
+            if deadline is None:
+                deadline = self.ref.now() + 100
+            if kind == "transfer":
+                return self.both("transfer", who, to, amount, op_id=op)
+            if kind == "mint":
+                if self.both("mint", "minter" if who == "alice" else who, to, amount, op_id=op):
+                    self.supply += amount
+                return None
+            if kind == "burn":
+                if self.both("burn", who, amount, op_id=op):
+                    self.supply -= amount
+                return None
+            if kind == "stake_deposit":
+                return self.both("stake_deposit", who, amount, op_id=op)
+            return self.both("escrow_open", who, eid, provider=provider, amount=amount, deadline=deadline,
+                             verifier=verifier, op_id=op)
+
+        KINDS = st.sampled_from(["transfer", "mint", "burn", "stake_deposit", "escrow_open"])
+        PICK = st.integers(0, 7)
+
+        @rule(kind=KINDS, pick=PICK)
+        def hostile_amount(self, kind, pick):
+            self.honest(kind, amount=HOSTILE_AMOUNTS[pick])
+
+        @rule(slot=st.sampled_from(["to", "eid", "provider", "verifier"]), pick=PICK)
+        def hostile_name(self, slot, pick):
+            self.honest("transfer" if slot == "to" else "escrow_open", **{slot: HOSTILE_NAMES[pick]})
+
+        @rule(kind=KINDS, pick=PICK)
+        def hostile_op_id(self, kind, pick):
+            self.honest(kind, op=HOSTILE_OP_IDS[pick])
+
+        @rule(kind=KINDS, liar=st.sampled_from(["impostor", "lying-key"]))
+        def hostile_key(self, kind, liar):
+            self.honest(kind, who=liar)
+
+        @rule(pick=PICK)
+        def hostile_deadline(self, pick):
+            self.honest("escrow_open", deadline=(float("nan"), float("inf"), -5, True, 10**20, "100", None,
+                                                 self.ref.now() - 1)[pick])
+
+        @rule(who=st.sampled_from(["alice", "bob", "impostor"]), cid=st.sampled_from(COMS), meta=METADATA,
+              op=st.sampled_from(["cop0", "cop1", None]) | st.sampled_from(HOSTILE_OP_IDS))
+        def commit(self, who, cid, meta, op):
+            self.both("commit", who, cid, bytes(range(32)), metadata=meta, op_id=op)
+
         @rule(dt=st.sampled_from([10, 60, 200]))
         def advance(self, dt):
-            self.led.advance(dt)
+            self.led.advance(dt)  # extra backends share the reference's clock
             if clock_of is None:
                 self.ref.advance(dt)
 
@@ -155,8 +234,10 @@ def machine_for(make_backend, reopen=None, clock_of=None):
             if not hasattr(self, "led"):
                 return
             assert self.led.total_supply() == self.supply == vl.check_conservation(self.led)
-            a, b = snapshot(self.led, ESCROWS), snapshot(self.ref, ESCROWS)
-            assert a == b
+            b = snapshot(self.ref, ESCROWS, COMS)
+            for led in (self.led, *self.others):
+                assert vl.check_conservation(led) == self.supply
+                assert snapshot(led, ESCROWS, COMS) == b
             for n in NAMES:
                 s = self.led.stake(n)
                 assert self.led.balance(n) >= 0 and min(s.free, s.locked, s.unbonding) >= 0
@@ -164,6 +245,8 @@ def machine_for(make_backend, reopen=None, clock_of=None):
         def teardown(self):
             if hasattr(self, "led") and self.led.url.startswith("sqlite"):
                 self.led.close()
+            for o in getattr(self, "others", ()):
+                o.close()
 
     return LedgerMachine
 
@@ -173,7 +256,8 @@ SETTINGS = settings(max_examples=25, stateful_step_count=30, deadline=None,
 
 
 def test_memory_random_sequences():
-    run_state_machine_as_test(machine_for(lambda: vl.open("memory://?withdraw_delay=50")), settings=SETTINGS)
+    run_state_machine_as_test(machine_for(lambda: vl.open("memory://?withdraw_delay=50")),
+                              settings=settings(SETTINGS, max_examples=60))
 
 
 def test_sqlite_random_sequences_with_reopen():
@@ -193,11 +277,27 @@ def test_sqlite_random_sequences_with_reopen():
     run_state_machine_as_test(machine_for(make, reopen), settings=SETTINGS)
 
 
-def test_evm_random_sequences(request):
+def _three_way(request, examples, steps):
+    """memory (reference) vs EVM vs SQLite, all on the chain's block time."""
     base = request.getfixturevalue("evm_base")
+    tmp = tempfile.mkdtemp()
+    counter = iter(range(10**9))
 
-    run_state_machine_as_test(machine_for(lambda: base, clock_of=lambda led: led.now),
-                              settings=settings(SETTINGS, max_examples=5, stateful_step_count=15))
+    def sqlite_on(clock):
+        return vl.open(f"sqlite:///{os.path.join(tmp, f'l{next(counter)}.db')}", clock=clock, withdraw_delay=50)
+
+    run_state_machine_as_test(machine_for(lambda: base, clock_of=lambda led: led.now, extra=(sqlite_on,)),
+                              settings=settings(SETTINGS, max_examples=examples, stateful_step_count=steps))
+
+
+def test_evm_random_sequences(request):
+    """The three-way differential, hostile inputs included (few examples: py-evm is ~100 tx/s)."""
+    _three_way(request, 5, 15)
+
+
+@pytest.mark.slow
+def test_evm_random_sequences_long(request):
+    _three_way(request, 40, 40)
 
 
 @pytest.mark.slow

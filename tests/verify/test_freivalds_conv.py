@@ -69,3 +69,45 @@ def test_conv_check_cost_fraction():
     x, w, _ = _data(0)
     v = check_conv2d(x, w, conv2d(x, w), seed=0, rounds=2)
     assert v.details["cost_fraction_of_conv"] == pytest.approx(3 / 10)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", pytest.param("jax", marks=pytest.mark.slow)])
+def test_grouped_conv_completeness_and_soundness(backend):
+    """Grouped (and depthwise) convolutions: each group's outputs are checked against that group's inputs only.
+
+    JAX is slow here (27 s compiling the float64 grouped convs): slow-marked, as is
+    ``test_model_control_flow.py::test_grouped_and_asymmetric_jax_convs_checked``.
+    """
+    rng = np.random.default_rng(7)
+    for groups, cin, cout in ((2, 6, 4), (6, 6, 6)):
+        x = rng.standard_normal((2, cin, 8, 7)).astype(np.float32)
+        w = rng.standard_normal((cout, cin // groups, 3, 2)).astype(np.float32)
+        b = rng.standard_normal(cout).astype(np.float32)
+        X, W, B = (from_numpy(t, backend) for t in (x, w, b))
+        y = conv2d(X, W, padding=1, stride=(1, 2), groups=groups) + B[None, :, None, None]
+        v = check_conv2d(X, W, y, seed=0, bias=B, padding=1, stride=(1, 2), groups=groups)
+        assert v.accepted, v.reason
+        host = np.array(to_numpy(y))
+        host[1, -1, 2, 1] += 0.05 * float(np.sqrt(np.mean(host.astype(np.float64) ** 2)))
+        v = check_conv2d(X, W, from_numpy(host, backend), seed=0, bias=B, padding=1, stride=(1, 2), groups=groups)
+        assert not v.accepted and f"(1, {groups - 1}, 2, 1)" in v.reason, v.reason
+        # the ungrouped product of the same weights is another answer
+        assert not check_conv2d(X, W, y, seed=0, bias=B, padding=1, stride=(1, 2), groups=1).accepted
+
+
+def test_grouped_conv_matches_torch_and_caller_misuse_raises():
+    import torch
+    import torch.nn.functional as F
+
+    x, _, _ = _data(1)
+    w = np.random.default_rng(1).standard_normal((4, 3, 3, 3))
+    ref = F.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w), padding=1, groups=2).numpy()
+    np.testing.assert_allclose(conv2d(x.astype(np.float64), w, padding=1, groups=2), ref, rtol=1e-10, atol=1e-10)
+    y = conv2d(x, w.astype(np.float32), padding=1, groups=2)
+    with pytest.raises(TypeError, match="one backend"):
+        check_conv2d(x, torch.from_numpy(w.astype(np.float32)), y, seed=0, padding=1, groups=2)
+    with pytest.raises(ValueError, match="groups"):
+        check_conv2d(x, w.astype(np.float32), y, seed=0, padding=1, groups=0)
+    t = torch.from_numpy(x).requires_grad_()  # values are read, autograd is not in the way
+    tw = torch.from_numpy(w.astype(np.float32)).requires_grad_()
+    assert check_conv2d(t, tw, F.conv2d(t, tw, padding=1, groups=2), seed=0, padding=1, groups=2).accepted

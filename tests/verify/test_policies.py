@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from vcompute.core.registry import UnknownPluginError
 from vcompute.verify.policies import (POLICIES, Blacklist, ConsecutiveValid, Credibility, ErrorRate,
                                       FixedReplication, ReplicationPolicy, create_policy, policy_from_state)
+from vcompute.verify.correlated import coordinated_group_credibility
 from vcompute.verify.voting import group_credibility, worker_credibility
 
 FACTORIES = {
@@ -83,7 +84,7 @@ def test_error_rate_rule():
 
 
 def test_credibility_counts_only_spot_checks_and_blacklists():
-    p = Credibility(f=0.2, threshold=0.999)
+    p = Credibility(f=0.2, threshold=0.999, collusion="independent")
     for _ in range(5):
         p.record("w", "valid")  # votes do not raise credibility
     assert p.credibility("w") == pytest.approx(0.8)
@@ -114,3 +115,24 @@ def test_bad_parameters(bad):
         FixedReplication(**bad)
     with pytest.raises(ValueError):
         ConsecutiveValid().record("h", "maybe")
+
+
+def test_credibility_defaults_to_the_coordinated_bound():
+    """C9: by default agreeing results get no independence discount (coordinated colluders)."""
+    rng = np.random.default_rng(0)
+    more = 0
+    for passed in (0, 1, 3, 10, 100):
+        ind = Credibility(f=0.2, threshold=0.999, collusion="independent")
+        coord = Credibility(f=0.2, threshold=0.999)
+        for p in (ind, coord):
+            for _ in range(passed):
+                p.record("w", "valid", source="spotcheck")
+        m_ind, m_coord = ind.replicas_for("w", rng), coord.replicas_for("w", rng)
+        assert m_coord >= m_ind
+        more += m_coord > m_ind
+        assert coordinated_group_credibility([[passed] * m_coord], 0, f=0.2) >= 0.999
+        if m_coord > 1:
+            assert coordinated_group_credibility([[passed] * (m_coord - 1)], 0, f=0.2) < 0.999
+    assert more >= 2 and Credibility().params["collusion"] == "coordinated"
+    with pytest.raises(ValueError, match="collusion"):
+        Credibility(collusion="maybe")

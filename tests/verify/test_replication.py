@@ -84,6 +84,18 @@ def test_colluding_majority_rate_matches_the_formula():
     assert lo <= majority_error(3, phi) <= hi
 
 
+def test_coordinated_colluders_are_bounded_by_the_coordinated_formula_not_the_independent_one():
+    """C9: a ring deciding from the job id when to cheat beats majority_error(3, phi s) ~3x; the bound holds."""
+    from vcompute.experiment.tasks.replication import ReplicationCollusion
+
+    task = ReplicationCollusion()
+    r = task.run(task.Params(k=3, phi=0.3, s=0.3, coordination="job", trials=800, n=2), 0)
+    assert r["error_lo"] > 1.5 * r["formula"]  # the independent claim is broken
+    assert r["bound_within_ci"] == 1 and r["coordinated_bound"] == pytest.approx(0.3 * majority_error(3, 0.3))
+    ind = task.run(task.Params(k=3, phi=0.3, s=0.3, coordination="independent", trials=600, n=2), 0)
+    assert ind["within_ci"] == 1 and ind["bound_holds"] == 1
+
+
 def test_m_first_more_needed():
     job = make_matmul_job(8, seed=1)
     r = Replication(quorum=3)
@@ -150,13 +162,76 @@ def test_malformed_replicas_count_as_disagreeing_never_crash():
     assert not v.accepted and "no well-formed replica" in v.reason
 
 
-def test_duplicate_provider_counts_once_and_non_claims_are_malformed():
+def test_duplicate_provider_counts_once_and_non_claims_are_caller_errors():
     job = make_matmul_job(6, seed=1)
     good = np.asarray(job.inputs["a"] @ job.inputs["b"])
-    claims = [Claim(job.id, "same", output=good), Claim(job.id, "same", output=good), "not a claim"]
+    claims = [Claim(job.id, "same", output=good), Claim(job.id, "same", output=good)]
     v = Replication(k=3).verify(job, claims, VerifyContext(seed=0))
-    assert not v.accepted
-    assert len(v.details["malformed"]) == 2
+    assert not v.accepted and v.details["group_sizes"] == [1] and v.details["identities"] == 1
+    with pytest.raises(TypeError, match=r"claims\[2\]"):
+        Replication(k=3).verify(job, claims + ["not a claim"], VerifyContext(seed=0))
+
+
+class _LyingStr(str):
+    """A provider name that is never equal to anything and hashes by object identity."""
+
+    def __eq__(self, other):
+        return False
+
+    def __ne__(self, other):
+        return True
+
+    def __hash__(self):
+        return id(self)
+
+
+@pytest.mark.parametrize("ids", [[None, None], ["", ""], [" ", "  "], [7, 8], [b"x", b"y"], ["\n", "\t"],
+                                 [_LyingStr("evil"), _LyingStr("evil")], ["evil", "evil"], ["evil", "evil "],
+                                 [None, "evil"]])
+def test_anonymous_or_repeated_identities_cannot_outvote_an_honest_replica(ids):
+    """Class 5: two wrong claims without distinct real identities never beat one honest replica."""
+    job = make_matmul_job(4, seed=1)
+    good = np.asarray(job.inputs["a"] @ job.inputs["b"])
+    bad = good + 1
+    claims = [Claim(job.id, "honest", output=good)] + [Claim(job.id, i, output=bad) for i in ids]
+    for k in (3, 2):
+        v = Replication(k=k, quorum=2).verify(job, claims, VerifyContext(seed=0))
+        assert not (v.accepted and v.details["canonical_provider"] != "honest"), (ids, v.reason)
+        names = v.details["agreeing"] + v.details["disagreeing"]
+        assert all(type(n) is str for n in names)  # identities are exact builtins in the verdict
+    assert max(Replication(k=3).verify(job, claims, VerifyContext(seed=0)).details["group_sizes"]) == 1
+
+
+def test_a_provider_that_equivocates_forfeits_its_vote():
+    job = make_matmul_job(4, seed=1)
+    good = np.asarray(job.inputs["a"] @ job.inputs["b"])
+    claims = [Claim(job.id, "a", output=good), Claim(job.id, "b", output=good + 1),
+              Claim(job.id, "b", output=good), Claim(job.id, "c", output=good)]
+    v = Replication(k=3).verify(job, claims, VerifyContext(seed=0))
+    assert v.accepted and v.details["agreeing"] == ["a", "c"] and "different answers" in v.details["malformed"]["b"]
+
+
+def test_anonymous_claims_never_win_the_tolerance_or_homogeneous_vote():
+    job = make_matmul_job(4, seed=1)
+    good = np.asarray(job.inputs["a"] @ job.inputs["b"])
+    meta = {"hardware_class": "sm90"}
+    claims = [Claim(job.id, "h", output=good, meta=meta), Claim(job.id, "", output=good + 1, meta=meta),
+              Claim(job.id, None, output=good + 1, meta=meta), Claim(job.id, "h2", output=good, meta=meta)]
+    for eq in (Tolerance(rtol=1e-5), Homogeneous()):
+        v = Replication(k=3, equality=eq).verify(job, claims, VerifyContext(seed=0))
+        assert v.accepted and v.details["agreeing"] == ["h", "h2"] and len(v.details["malformed"]) == 2
+
+
+@pytest.mark.parametrize("bad_call", [dict(claims=None), dict(claims="abc"), dict(claims=5), dict(job="job"),
+                                      dict(ctx=None), dict(claims={"p": 1})])
+def test_caller_misuse_raises_naming_the_argument(bad_call):
+    """Class 4: a caller's wrong arguments raise TypeError, never a rejection that slashes a provider."""
+    job = make_matmul_job(4, seed=1)
+    args = dict(job=job, claims=[Claim(job.id, "p", output=np.zeros((4, 4), np.float32))], ctx=VerifyContext(seed=0))
+    args.update(bad_call)
+    name = next(iter(bad_call))
+    with pytest.raises(TypeError, match=name):
+        Replication(k=3).verify(args["job"], args["claims"], args["ctx"])
 
 
 @given(st.lists(st.one_of(st.none(), st.integers(), st.floats(allow_nan=True), st.text(max_size=5),

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vcompute.verify.correlated import (coordinated_group_credibility, coordinated_majority_error,
+                                        coordinated_m_first_error)
 from vcompute.verify.montecarlo import simulate_adaptive, simulate_credibility, simulate_m_first
 from vcompute.verify.policies import Blacklist, ConsecutiveValid, FixedReplication
 from vcompute.verify.voting import (group_credibility, m_first_error, majority_error, min_m_for_error,
@@ -136,3 +138,52 @@ def test_throttling_cuts_the_compute_wasted_on_failing_hosts():
     throttled = simulate_adaptive(make_preset("cv_throttle")[0], rng=np.random.default_rng(1), **kw)
     assert throttled["overhead"] < plain["overhead"] - 0.02
     assert throttled["residual_error"] == plain["residual_error"] == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 15), f=st.floats(0, 1), s=st.floats(0, 1), split=st.floats(0, 1))
+def test_coordinated_bound_dominates_every_job_decided_strategy(k, f, s, split):
+    """C9: the bound is >= the independent formula and >= any two-level mixture with mean share f s."""
+    bound = coordinated_majority_error(k, f, s)
+    assert bound >= majority_error(k, f * s) - 1e-12
+    # a ring that cheats with a share x of its members on some jobs and y on others, E[share] = f s
+    x = f * s * split
+    if f * s > 0 and x < f * s:
+        for y in (f, (f + f * s) / 2):
+            w = (f * s - x) / (y - x) if y > x else 1.0
+            if 0 <= w <= 1:
+                assert bound >= w * majority_error(k, y) + (1 - w) * majority_error(k, x) - 1e-9
+    if f <= 0.5:
+        assert bound == pytest.approx(s * majority_error(k, f))
+    if k % 2:
+        assert coordinated_m_first_error((k + 1) // 2, f, s) == pytest.approx(bound)
+
+
+def test_coordinated_colluders_break_the_independent_formula_in_simulation():
+    """C9, abstract model: the ring cheats together on a share s of jobs; majority of 3 over 200 000 jobs."""
+    rng = np.random.default_rng(9)
+    k, f, s, trials = 3, 0.3, 0.3, 200_000
+    colluder = rng.random((trials, k)) < f
+    ring_cheats = rng.random(trials) < s
+    wrong = int(np.sum(ring_cheats & (colluder.sum(axis=1) > k // 2)))
+    lo, hi = wilson_interval(wrong, trials)
+    assert lo > 2.5 * majority_error(k, f * s)  # about 2.8x the independent claim
+    assert lo <= coordinated_majority_error(k, f, s) <= hi
+
+
+def test_coordinated_credibility_meets_its_target_where_the_independent_rule_does_not():
+    """C9 for credibility: coordinated saboteurs break Sarmenta's target 1e-3; the coordinated rule meets it.
+
+    f = 0.35, s = 0.05, q = 0.1, 100 workers, 3 seeds x 2000 entries pooled (20 turns per worker).
+    """
+    kw = dict(workers=100, entries=2000, f=0.35, s=0.05, q=0.1, threshold=0.999, coordinated=True)
+    runs = {rule: [simulate_credibility(rule=rule, rng=np.random.default_rng(seed), **kw) for seed in range(3)]
+            for rule in ("independent", "coordinated")}
+    wrong = {rule: sum(round(r["error_rate"] * 2000) for r in rs) for rule, rs in runs.items()}
+    assert wilson_interval(wrong["independent"], 6000)[0] > 1e-3  # the independent rule misses its target
+    assert wilson_interval(wrong["coordinated"], 6000)[0] <= 1e-3 and wrong["coordinated"] < wrong["independent"]
+    assert all(r["unfinished"] == 0 for r in runs["coordinated"])
+    red = {rule: np.mean([r["redundancy"] for r in rs]) for rule, rs in runs.items()}
+    assert red["coordinated"] > red["independent"]  # the price of dropping the independence discount
+    tie = [coordinated_group_credibility([[5], [5]], i, f=0.2) for i in (0, 1)]
+    assert tie[0] == tie[1] < 0.5  # two dissenting groups of equal standing: neither is credible

@@ -24,6 +24,7 @@ __all__ = [
     "is_array",
     "device_of",
     "synchronize",
+    "plain",
 ]
 
 #: Array backends vcompute supports.
@@ -73,10 +74,27 @@ def namespace(*xs: Any):
     return array_api_compat.array_namespace(*xs)
 
 
+def plain(x: Any) -> Any:
+    """``x`` as plain values: a torch tensor detached from autograd; anything else unchanged.
+
+    Checks only read values, and a tensor that requires grad cannot be viewed
+    from numpy; detaching shares the storage (no copy).
+
+    Example:
+        >>> plain(np.ones(2)).shape
+        (2,)
+    """
+    if type(x).__module__.startswith("torch") and getattr(x, "requires_grad", False) and hasattr(x, "detach"):
+        return x.detach()
+    return x
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """Copy (or view) any supported array as a numpy array on the host.
 
-    bfloat16 tensors are widened to float32 (numpy has no bfloat16).
+    bfloat16 tensors are widened to float32 (numpy has no bfloat16). Torch
+    tensors are detached and brought to the host from any device; conjugate
+    and negative-bit views are resolved (numpy cannot view them).
     """
     b = backend_of(x) if not isinstance(x, (list, tuple, int, float)) else "numpy"
     if b == "numpy":
@@ -85,7 +103,10 @@ def to_numpy(x: Any) -> np.ndarray:
         t = x.detach()
         if str(t.dtype) == "torch.bfloat16":
             t = t.float()
-        return t.cpu().numpy()
+        t = t.cpu()
+        if t.is_conj() or t.is_neg():
+            t = t.resolve_conj().resolve_neg()
+        return t.numpy()
     a = np.asarray(x)
     if a.dtype.name == "bfloat16":
         a = a.astype(np.float32)

@@ -108,6 +108,17 @@ _REPLICATION: dict[str, MetricInfo] = {
     "wrong_per_identity": _m("count", "wrong results accepted per identity before it is caught (mean)"),
     "se": _m("count", "standard error of wrong_per_identity"),
     "within_4se": _m("flag", "1 if the formula lies within 4 standard errors of the mean"),
+    "over_formula": _m("ratio", "measured wrong acceptance over the independent-voter formula "
+                       "(> 1: the formula understates it)", ""),
+    "coordinated_bound": _m("fraction", "the bound for colluders who coordinate when to cheat: "
+                            "s x majority_error(k, phi)"),
+    "bound_holds": _m("flag", "1 if the coordinated bound is not below the measured 3-sigma interval"),
+    "bound_within_ci": _m("flag", "1 if the coordinated bound lies inside the measured 3-sigma interval"),
+    "over_target": _m("ratio", "measured error over the target error 1 - threshold"),
+    "caught_per_cheat": _m("fraction", "share of the cheater's cheats that were caught"),
+    "claimed_per_cheat": _m("fraction", "the claimed catch probability per cheat, q + (1-q) p"),
+    "cheat_within_4se": _m("flag", "1 if caught_per_cheat lies within 4 standard errors of the claim"),
+    "cheats": _m("count", "cheats per identity (mean)"),
 }
 
 _SYNTHETIC: dict[str, MetricInfo] = {
@@ -240,8 +251,10 @@ def metric_info(name: str, task: str | None = None, task_class: Any = None) -> M
         m = pattern.fullmatch(name)
         if m:
             return make(m)
-    for table in tables:
-        info = _with_suffix(name, table)
+    if task is None or task.startswith("pol."):
+        # Only PoL names metrics per verifier setting (``detected_ours``); elsewhere a prefix
+        # match would give a metric another one's meaning.
+        info = _with_suffix(name, _POL)
         if info is not None:
             return info
     return None

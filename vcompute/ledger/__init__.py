@@ -23,37 +23,76 @@ scheme; value = a factory ``f(url, *, minter, clock, **options) -> Ledger``).
 client-chosen ``op_id``. Retrying a call with the same key and ``op_id``
 and the same arguments applies it at most once (the retry returns the
 original :class:`Receipt` with ``replayed=True``); reusing an ``op_id`` for a
-different request raises :class:`OperationConflict`. Amounts are ints in
-``1..MAX_AMOUNT``. Times are ledger seconds (:meth:`Ledger.now`).
+different request raises :class:`OperationConflict`; "the same" is by type and
+value, so ``True``, ``1`` and ``1.0`` differ
+(``tests/ledger/test_conformance.py::test_retry_applies_once_and_conflicting_reuse_is_refused``,
+``tests/ledger/test_canonical.py::test_retry_equality_is_exact_by_type``).
+Amounts are ints in ``1..MAX_AMOUNT``. Times are ledger seconds (:meth:`Ledger.now`).
 
-- ``open_account(key, name)``: bind ``name`` to ``key`` (one account per key, names unique).
+- ``open_account(key, name)``: bind ``name`` to ``key`` (one account per key, names unique;
+  ``tests/ledger/test_conformance.py::test_account_binding_rules``).
 - ``mint(minter_key, to, amount)``: only the ledger's minter (``open(url, minter=...)``,
-  default :func:`default_minter`) creates money; ``burn(key, amount)`` destroys one's own.
-- ``balance(name)``; ``transfer(key, to, amount)``: nobody spends another's balance.
+  default :func:`default_minter`) creates money; ``burn(key, amount)`` destroys one's own
+  (``tests/ledger/test_conformance.py::test_only_minter_mints``, ``::test_burn``).
+- ``balance(name)``; ``transfer(key, to, amount)``: nobody spends another's balance
+  (``tests/ledger/test_conformance.py::test_an_impostor_cannot_spend_anothers_balance``).
 - ``escrow_open(consumer_key, escrow_id, provider=, amount=, deadline=, verifier=None)``
-  holds the consumer's money; ``escrow_release`` pays the provider (consumer or
-  verifier); ``escrow_refund`` returns it to the consumer (verifier at any time
-  -- failed verification --, consumer only once ``now() >= deadline`` -- the
-  provider vanished). Settling frees stake locked against the escrow.
+  holds the consumer's money; the provider is not the consumer and the verifier is
+  neither (``tests/ledger/test_authorisation.py::test_escrow_roles_must_differ``).
+  ``escrow_release`` pays the provider (consumer or verifier); ``escrow_refund``
+  returns it to the consumer (verifier at any time -- failed verification --,
+  consumer or provider once ``now() >= deadline`` -- a party vanished;
+  ``tests/ledger/test_conformance.py::test_escrow_refund_rules``). Settling frees stake
+  locked against the escrow.
 - ``stake_deposit(key, amount)`` (balance to free stake); ``stake_lock(provider_key,
   escrow_id, amount)`` (against an open escrow the key provides for);
   ``stake_slash(verifier_key, escrow_id, amount, to=)`` (the escrow's verifier
   only, from stake locked against it, to a beneficiary/treasury/jackpot
-  account, before the escrow settles); ``stake_unbond(key, amount)`` (free
-  stake only: locked stake cannot leave) then ``stake_withdraw(key)`` once
-  ``withdraw_delay`` seconds have passed.
+  account other than the provider, before the escrow settles); ``stake_unbond(key, amount)``
+  (free stake only: locked stake cannot leave) then ``stake_withdraw(key)`` once
+  ``withdraw_delay`` seconds have passed. Stake leaves only that way; if consumer and
+  verifier vanish, the provider refunds the escrow after its deadline, which frees its
+  stake (``tests/ledger/test_conformance.py::test_stake_lock_slash_and_settle``,
+  ``::test_unbond_then_withdraw_after_delay``,
+  ``tests/ledger/test_authorisation.py::test_locked_stake_times_out_when_consumer_and_verifier_vanish``).
 - ``commit(key, commitment_id, digest32, metadata={})`` posts an immutable
-  commitment; ``commitment(id)`` looks it up.
+  commitment; ``commitment(id)`` looks it up; metadata is a flat dict of name ->
+  None / bool / int / str (``tests/ledger/test_conformance.py::test_commitments``,
+  ``tests/ledger/test_canonical.py::test_metadata_round_trips_exactly``).
+
+**Authorisation.** Nothing the rules depend on trusts a caller's object: every
+amount, name, id, time, digest, metadata value and public key must be an exact
+builtin (``type(x) is int``, not a subclass that lies in ``==`` or arithmetic) and
+is refused otherwise with :class:`InvalidRequest` / :class:`InvalidAmount` (both
+``ValueError``) naming the argument; the rules are :mod:`vcompute.ledger.canonical`,
+applied identically by every backend and checked byte for byte by the EVM contract
+(``tests/ledger/test_authorisation.py::test_int_subclass_amounts_create_no_money``,
+``::test_str_subclass_cannot_impersonate_the_verifier``,
+``::test_bytes_subclass_public_key_cannot_mint``,
+``tests/ledger/test_canonical.py::test_contract_accepts_exactly_the_metadata_python_accepts``,
+``::test_contract_accepts_exactly_the_names_and_op_ids_python_accepts``). Acting
+needs the private key: each key object signs a challenge naming the ledger's
+random id and a sequence number (memory, EVM) or signs every request naming the
+ledger (SQLite), so a captured signature spends on no other ledger and does not
+replay (``tests/ledger/test_authorisation.py::test_a_proof_captured_on_one_ledger_spends_on_no_other``,
+``::test_the_minters_public_key_alone_mints_nothing``,
+``::test_a_captured_mint_proof_does_not_replay_on_evm``,
+``::test_binding_someone_elses_key_directly_on_the_contract_is_never_reported_as_theirs``).
 
 **Errors.** A refused operation raises a :class:`LedgerError` subclass
 (:class:`Unauthorized`, :class:`InsufficientFunds`, :class:`UnknownAccount`,
 :class:`NotFound`, :class:`InvalidAmount`, :class:`InvalidRequest`,
 :class:`EscrowStateError`, :class:`OperationConflict`, :class:`InvalidURL`) and
-changes nothing.
+changes nothing, the same on every backend
+(``tests/ledger/test_conformance.py`` runs every case on memory, SQLite and EVM;
+``tests/ledger/test_stateful.py::test_evm_random_sequences`` compares the three on
+random sequences with hostile inputs).
 
 **Conservation.** ``total_supply()`` changes only by mint and burn, and
 ``holdings()`` (balances + open escrows + stakes) always equals it;
-:func:`check_conservation` asserts this.
+:func:`check_conservation` asserts this (after every step of
+``tests/ledger/test_stateful.py::test_memory_random_sequences``,
+``::test_sqlite_random_sequences_with_reopen`` and ``::test_evm_random_sequences``).
 
 Example:
     >>> import vcompute.ledger as vl

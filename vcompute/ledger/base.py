@@ -15,7 +15,7 @@ from typing import Any
 from vcompute.ledger.errors import InvalidRequest, LedgerError
 from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake
 
-__all__ = ["Ledger", "ManualClock"]
+__all__ = ["KeyProofs", "Ledger", "ManualClock", "prove_holder", "public_of"]
 
 
 class ManualClock:
@@ -149,10 +149,11 @@ class Ledger(abc.ABC):
         Args:
             by: the consumer's key.
             escrow_id: a fresh id (never reused).
-            provider: who is paid on release.
+            provider: who is paid on release (not the consumer).
             amount: what is held.
             deadline: ledger time after which the consumer may take a refund (must be in the future).
-            verifier: an account that may also release, refund and slash, or None.
+            verifier: an account that may also release, refund and slash (neither consumer
+                nor provider), or None.
             op_id: the client-chosen operation id.
         """
         return self._submit("escrow_open", by, op_id, (escrow_id, provider, amount, deadline, verifier))
@@ -162,7 +163,7 @@ class Ledger(abc.ABC):
         return self._submit("escrow_release", by, op_id, (escrow_id,))
 
     def escrow_refund(self, by: Any, escrow_id: str, *, op_id: str) -> Receipt:
-        """Return an open escrow to its consumer (verifier any time; consumer after the deadline)."""
+        """Return an open escrow to its consumer (verifier any time; consumer or provider after the deadline)."""
         return self._submit("escrow_refund", by, op_id, (escrow_id,))
 
     def stake_deposit(self, by: Any, amount: int, *, op_id: str) -> Receipt:
@@ -174,7 +175,7 @@ class Ledger(abc.ABC):
         return self._submit("stake_lock", by, op_id, (escrow_id, amount))
 
     def stake_slash(self, by: Any, escrow_id: str, amount: int, *, to: str, op_id: str) -> Receipt:
-        """Move ``amount`` of the stake locked against ``escrow_id`` to ``to`` (its verifier only)."""
+        """Move ``amount`` of the stake locked against ``escrow_id`` to ``to`` (its verifier only; never the provider)."""
         return self._submit("stake_slash", by, op_id, (escrow_id, amount, to))
 
     def stake_unbond(self, by: Any, amount: int, *, op_id: str) -> Receipt:
@@ -192,15 +193,85 @@ class Ledger(abc.ABC):
 
 
 def public_of(by: Any) -> bytes:
-    """The 32-byte public key of a signing key.
+    """The 32-byte public key a signing key claims (not yet proven: see :func:`prove_holder`).
+
+    Raises:
+        InvalidRequest: if ``by`` is not a signing key, or its ``public_bytes`` is not
+            exactly 32 builtin ``bytes`` (a subclass could lie in ``==`` and ``hash``).
+    """
+    pub = getattr(by, "public_bytes", None)
+    if not (type(pub) is bytes and len(pub) == 32 and callable(getattr(by, "sign", None))):
+        raise InvalidRequest(f"`by` must be a vcompute.core.signing.SigningKey, got {type(by).__name__}")
+    return pub
+
+
+def prove_holder(by: Any, context: bytes, nonce: bytes) -> bytes:
+    """Check that ``by`` holds the secret of the public key it claims; return that key.
+
+    ``by`` signs a challenge naming ``context`` (which ledger asks: its id) and a
+    fresh ``nonce``, so a signature captured from one proof neither spends on
+    another ledger nor replays on this one.
+
+    Args:
+        by: the key object.
+        context: bytes naming the ledger (and purpose) that asks.
+        nonce: bytes never used before for a proof by this ledger.
+
+    Returns:
+        The proven 32-byte public key.
 
     Raises:
         InvalidRequest: if ``by`` is not a signing key.
+        Unauthorized: if its signature does not verify against the public key it claims.
     """
-    pub = getattr(by, "public_bytes", None)
-    if not (isinstance(pub, bytes) and len(pub) == 32 and callable(getattr(by, "sign", None))):
-        raise InvalidRequest(f"`by` must be a vcompute.core.signing.SigningKey, got {type(by).__name__}")
+    from vcompute.core.signing import verify
+    from vcompute.ledger.errors import Unauthorized
+
+    pub = public_of(by)
+    challenge = b"vcompute-ledger-proof-of-key\x00" + context + b"\x00" + nonce + b"\x00" + pub
+    sig = by.sign(challenge)
+    if type(sig) is not bytes or not verify(pub, challenge, sig):
+        raise Unauthorized("the signing key does not hold the secret of the public key it claims; "
+                           "pass the SigningKey itself as `by`")
     return pub
+
+
+class KeyProofs:
+    """Which key objects have proven, on one ledger, that they hold their public key's secret.
+
+    Each object proves once (:func:`prove_holder` with this ledger's context and the
+    next sequence number); an object that later claims another public key, or a new
+    object, proves again, so a captured signature is never worth a second proof.
+
+    Args:
+        context: bytes naming the ledger (e.g. ``b"memory:" + ledger_id``).
+    """
+
+    def __init__(self, context: bytes) -> None:
+        self.context = bytes(context)
+        self.seq = 0
+        self._proven: dict[int, tuple[Any, bytes]] = {}
+
+    def holder(self, by: Any) -> bytes:
+        """The public key ``by`` holds the secret of.
+
+        Raises:
+            InvalidRequest: if ``by`` is not a signing key.
+            Unauthorized: if it does not hold the secret of the key it claims.
+        """
+        import weakref
+
+        pub = public_of(by)
+        ent = self._proven.get(id(by))
+        if ent is not None and ent[1] == pub and ent[0]() is by:
+            return pub
+        self.seq += 1
+        prove_holder(by, self.context, self.seq.to_bytes(8, "big"))
+        try:
+            self._proven[id(by)] = (weakref.ref(by), pub)
+        except TypeError:  # not weak-referenceable: prove again next time
+            pass
+        return pub
 
 
 ClockFn = Callable[[], float]

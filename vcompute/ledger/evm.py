@@ -7,10 +7,21 @@ check; the conformance suite runs both side by side.
 
 How keys map to the chain: each vcompute key derives a secp256k1 account
 (``key.derive_secret("evm")``) that signs its transactions, so the contract
-authorises by ``msg.sender``. Opening an account funds that address with gas
-from the node's first account (test chains). Minting is done by the deploying
-account, and this client sends a mint from it only for requests signed by the
-ledger's minter key. Names are ``keccak256(name)`` on chain.
+authorises by ``msg.sender``. Binding a name to an Ed25519 public key needs
+proof of owning it: ``open_account`` carries the key's signature over
+:func:`binding_message` (this chain, this contract, the sender's address and the
+name), which this client verifies before sending and again whenever it reads
+the binding (:meth:`EVMLedger.account` refuses a binding without a valid proof,
+so one made by calling the contract directly with someone else's key is never
+reported as theirs). Opening an account funds that address with gas from the
+node's first account (test chains). Minting is done by the deploying account,
+and this client sends a mint from it only after the caller has signed a fresh
+challenge naming this chain, this contract and a sequence number with the
+ledger's minter key (:func:`~vcompute.ledger.base.prove_holder`): the minter's
+public key alone mints nothing. Names are ``keccak256(name)`` on chain; the
+contract checks names, op ids and metadata against the canonical rules of
+:mod:`vcompute.ledger.canonical` itself (``tests/ledger/test_authorisation.py``,
+``tests/ledger/test_canonical.py``).
 
 A refused operation reverts on chain (changing no ledger state) and is
 replayed as an ``eth_call`` on the block it was mined in to read its reason,
@@ -25,11 +36,12 @@ deployed ledger instead of deploying one; ``evm+http`` only).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from vcompute.core.hashing import canonical_json
-from vcompute.ledger.base import Ledger, public_of
+from vcompute.ledger.base import KeyProofs, Ledger, public_of
+from vcompute.ledger.canonical import check_op_id, decode_metadata, encode_metadata
 from vcompute.ledger.contracts import load_contract
 from vcompute.ledger.errors import (
     EscrowStateError,
@@ -47,7 +59,7 @@ from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake,
 from vcompute.ledger.evm_chain import GAS, TesterChain
 from vcompute.ledger.state import normalise_args
 
-__all__ = ["EVMLedger", "open_evm", "revert_error"]
+__all__ = ["EVMLedger", "binding_message", "open_evm", "revert_error"]
 
 _ERRORS = {"unknown": UnknownAccount, "notfound": NotFound, "unauthorized": Unauthorized,
            "funds": InsufficientFunds, "state": EscrowStateError, "invalid": InvalidRequest,
@@ -69,6 +81,23 @@ def revert_error(message: str) -> LedgerError:
     reason = message.split("execution reverted:", 1)[-1].strip().strip("'\"")
     cat = reason.split(":", 1)[0].strip()
     return _ERRORS.get(cat, LedgerError)(f"refused by the contract: {reason}")
+
+
+def binding_message(chain_id: int, contract: str, sender: str, name: str, public_key: bytes) -> bytes:
+    """What a key signs to bind ``public_key`` to account ``name`` held by EVM address ``sender``.
+
+    Args:
+        chain_id: the chain's id.
+        contract: the VLedger address (hex).
+        sender: the account's EVM address (hex).
+        name: the account name.
+        public_key: the 32-byte Ed25519 public key.
+
+    Returns:
+        The bytes to sign.
+    """
+    return b"".join([b"vcompute-evm-binding\x00", chain_id.to_bytes(32, "big"), bytes.fromhex(contract[2:].lower()),
+                     bytes.fromhex(sender[2:].lower()), public_key, name.encode()])
 
 
 def _keccak(data: bytes) -> bytes:
@@ -152,6 +181,8 @@ class EVMLedger(Ledger):
         self.withdraw_delay = float(self._view("withdraw_delay")[0])
         self._accounts: dict[bytes, Any] = {}
         self._nonces: dict[str, int] = {}
+        self._keys = KeyProofs(b"evm:%d:%s:%s" % (self.chain.chain_id, self.address.encode(),
+                                                    os.urandom(16).hex().encode()))
         # The embedded chain has no other writer, so views can be cached until our next write.
         self._cache: dict | None = {} if parts.scheme == "evm" else None
         self._snap = self.chain.snapshot()
@@ -182,6 +213,8 @@ class EVMLedger(Ledger):
         if not callable(getattr(by, "derive_secret", None)):
             raise InvalidRequest("`by` must be a vcompute.core.signing.SigningKey (EVM accounts are derived from it)")
         secret = by.derive_secret("evm")
+        if type(secret) is not bytes or len(secret) != 32:  # a subclass could lie in hash and ==
+            raise InvalidRequest("`by.derive_secret` must return 32 builtin bytes; pass a SigningKey")
         acct = self._accounts.get(secret)
         if acct is None:
             from eth_account import Account as EthAccount
@@ -225,16 +258,25 @@ class EVMLedger(Ledger):
     def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
         pub = public_of(by)
         args = normalise_args(kind, args)
-        if not isinstance(op_id, str) or not 0 < len(op_id) <= 128:
-            from vcompute.ledger.records import check_op_id
+        check_op_id(op_id)
+        # Every key object proves once that it holds its public key's secret, as on the
+        # other backends: the node account mints only for whoever holds the minter's.
+        self._keys.holder(by)
+        from_node = kind == "mint" and pub == self.minter_public
+        sender = self.chain.deployer if from_node else self._account_of(by).address
+        proof = b""
+        if kind == "open_account":
+            msg = binding_message(self.chain.chain_id, self.address, sender, args[0], pub)
+            proof = by.sign(msg)
+            from vcompute.core.signing import verify
 
-            check_op_id(op_id)
-        fn, cargs = self._contract_args(kind, pub, args)
+            if type(proof) is not bytes or not verify(pub, msg, proof):
+                raise Unauthorized("the signing key does not hold the secret of the public key it claims; "
+                                   "pass the SigningKey itself as `by`")
+        fn, cargs = self._contract_args(kind, pub, args, proof)
         cargs.append(op_id)
         self._invalidate()
         data = self._encode(fn, cargs)
-        from_node = kind == "mint" and pub == self.minter_public
-        sender = self.chain.deployer if from_node else self._account_of(by).address
         if kind == "open_account" and self.chain.balance(sender) < _FUND_WEI // 10:
             self.chain.send_from_node({"to": sender, "value": _FUND_WEI})
         try:
@@ -310,14 +352,14 @@ class EVMLedger(Ledger):
         self._nonces[sender] = nonce + 1
         return rc
 
-    def _contract_args(self, kind: str, pub: bytes, a: tuple) -> tuple[str, list]:
+    def _contract_args(self, kind: str, pub: bytes, a: tuple, proof: bytes) -> tuple[str, list]:
         if kind == "open_account":
-            return kind, [a[0], pub]
+            return kind, [a[0], pub, proof]
         if kind in ("mint", "transfer"):
             return kind, [_name_id(a[0]), a[1]]
         if kind == "escrow_open":
             eid, provider, amount, deadline, verifier = a
-            return kind, [_name_id(eid), _name_id(provider), amount, math.ceil(deadline), _name_id(verifier)]
+            return kind, [eid, _name_id(provider), amount, math.ceil(deadline), _name_id(verifier)]
         if kind in ("escrow_release", "escrow_refund"):
             return kind, [_name_id(a[0])]
         if kind == "stake_lock":
@@ -325,7 +367,7 @@ class EVMLedger(Ledger):
         if kind == "stake_slash":
             return kind, [_name_id(a[0]), a[1], _name_id(a[2])]
         if kind == "commit":
-            return kind, [_name_id(a[0]), bytes.fromhex(a[1]), canonical_json(a[2]).decode()]
+            return kind, [a[0], bytes.fromhex(a[1]), encode_metadata(a[2])]
         return kind, list(a)  # burn, stake_deposit, stake_unbond: (amount,); stake_withdraw: ()
 
     # -- queries -----------------------------------------------------------
@@ -338,8 +380,22 @@ class EVMLedger(Ledger):
         return pubkey, bal, stake
 
     def account(self, name: str) -> Account:
-        """The account ``name``."""
-        return Account(name, bytes(self._info(name)[0]))
+        """The account ``name``, once its stored binding proof verifies.
+
+        Raises:
+            UnknownAccount: if there is none.
+            Unauthorized: if the account was bound (by calling the contract directly)
+                to a public key whose holder never signed the binding.
+        """
+        from vcompute.core.signing import verify
+
+        pubkey = bytes(self._info(name)[0])
+        addr = self._view("addr_of", _name_id(name))[0]
+        (proof,) = self._view("proof_of", _name_id(name))
+        if not verify(pubkey, binding_message(self.chain.chain_id, self.address, addr, name, pubkey), bytes(proof)):
+            raise Unauthorized(f"account {name!r} is bound to public key {pubkey.hex()[:16]}... without that key's "
+                               "signature over the binding; do not treat it as that key's account")
+        return Account(name, pubkey)
 
     def accounts(self) -> list[str]:
         """Names of all accounts, sorted."""
@@ -370,22 +426,20 @@ class EVMLedger(Ledger):
 
     def commitment(self, commitment_id: str) -> Commitment:
         """The commitment ``commitment_id``."""
-        import json
-
         check_name(commitment_id, "commitment_id")
         owner, digest, metadata, t = self._view("commitments", _name_id(commitment_id))[0] \
             if len(self._outputs["commitments"]) == 1 else self._view("commitments", _name_id(commitment_id))
         if owner == b"\x00" * 32:
             raise NotFound(f"unknown commitment {commitment_id!r}")
         (name,) = self._view("name_of", owner)
-        return Commitment(commitment_id, name, bytes(digest), json.loads(metadata), float(t))
+        return Commitment(commitment_id, name, bytes(digest), decode_metadata(metadata), float(t))
 
     def total_supply(self) -> int:
         """Minted minus burned (the contract's counter)."""
         return int(self._view("supply")[0])
 
     def holdings(self) -> int:
-        """Balances + open escrows + stakes, summed by the contract account by account."""
+        """Balances + open escrows + stakes, from the contract's running totals (O(1))."""
         return int(self._view("holdings")[0])
 
 

@@ -1,23 +1,26 @@
 """``memory://``: the in-process ledger (the default for simulations).
 
 Authorisation: the caller must hold the :class:`~vcompute.core.signing.SigningKey`
-whose public key the account is bound to. Each key object proves it once
-(it signs a challenge that must verify against the public key it claims;
-an object that later claims another public key proves again), so an object
-that merely carries someone's public key cannot act for them. Requests are
+whose public key the account is bound to. Each key object proves it once per
+ledger (:func:`~vcompute.ledger.base.prove_holder`: it signs a challenge naming
+this ledger's random id and a fresh sequence number, which must verify against
+the public key it claims; an object that later claims another public key proves
+again), so an object that merely carries someone's public key cannot act for
+them, and a proof captured on one ledger is worth nothing on another
+(``tests/ledger/test_authorisation.py``). Requests are
 not signed one by one (~160 us each, and nothing outside the process sees
 them); the durable ``sqlite://`` backend signs and chains every entry.
 """
 
 from __future__ import annotations
 
-import weakref
+import os
 from typing import Any
 
-from vcompute.ledger.base import ClockFn, Ledger, ManualClock, public_of
-from vcompute.ledger.errors import Unauthorized
+from vcompute.ledger.base import ClockFn, KeyProofs, Ledger, ManualClock, public_of
+from vcompute.ledger.canonical import _NAME, MAX_AMOUNT, check_op_id
 from vcompute.ledger.queries import StateQueries
-from vcompute.ledger.records import _NAME, MAX_AMOUNT, Receipt
+from vcompute.ledger.records import Receipt
 from vcompute.ledger.state import LedgerState, normalise_args
 
 __all__ = ["MemoryLedger"]
@@ -49,31 +52,19 @@ class MemoryLedger(StateQueries, Ledger):
         self.clock = clock if clock is not None else ManualClock()
         self.state = LedgerState(self.minter_public, withdraw_delay)
         self.withdraw_delay = float(withdraw_delay)
-        self._proven: dict[int, tuple[Any, bytes]] = {}
-
-    def _holder(self, by: Any) -> bytes:
-        """The public key ``by`` holds the secret of (proven once per key object)."""
-        pub = public_of(by)
-        ent = self._proven.get(id(by))
-        if ent is not None and ent[1] == pub and ent[0]() is by:
-            return pub
-        from vcompute.core.signing import verify
-
-        challenge = b"vcompute memory ledger: prove key " + pub
-        if not verify(pub, challenge, by.sign(challenge)):
-            raise Unauthorized("the signing key does not hold the secret of the public key it claims")
-        try:
-            self._proven[id(by)] = (weakref.ref(by), pub)
-        except TypeError:  # not weak-referenceable: prove again next time
-            pass
-        return pub
+        #: A random id naming this ledger in key proofs.
+        self.ledger_id = os.urandom(16).hex()
+        self._keys = KeyProofs(b"memory:" + self.ledger_id.encode())
 
     def now(self) -> float:
         """The clock's current time."""
         return float(self.clock())
 
     def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
-        r = self.state.apply(kind, self._holder(by), op_id, normalise_args(kind, args), self.clock())
+        public_of(by)
+        args = normalise_args(kind, args)
+        check_op_id(op_id)
+        r = self.state.apply(kind, self._keys.holder(by), op_id, args, float(self.clock()))
         self.state.touched.clear()
         return r
 
@@ -81,11 +72,13 @@ class MemoryLedger(StateQueries, Ledger):
         """Move ``amount`` from ``by``'s balance to ``to`` (same rules, a faster path)."""
         # The hot path of every simulation: validate the common case inline
         # instead of through the generic normalise_args loop.
-        if type(amount) is int and 0 < amount <= MAX_AMOUNT and type(to) is str and _NAME.match(to):
+        if type(amount) is int and 0 < amount <= MAX_AMOUNT and type(to) is str and _NAME.fullmatch(to):
             args = (to, amount)
         else:
+            public_of(by)
             args = normalise_args("transfer", (to, amount))
-        r = self.state.apply("transfer", self._holder(by), op_id, args, 0.0)
+        check_op_id(op_id)
+        r = self.state.apply("transfer", self._keys.holder(by), op_id, args, 0.0)
         self.state.touched.clear()
         return r
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from vcompute.ledger.errors import InvalidAmount, InvalidRequest
+# The argument rules live in one place, shared by every backend (re-exported here).
+from vcompute.ledger.canonical import (
+    MAX_AMOUNT,
+    check_amount,
+    check_digest,
+    check_name,
+    check_op_id,
+    check_time,
+)
 
 __all__ = [
     "MAX_AMOUNT",
@@ -23,12 +29,8 @@ __all__ = [
     "check_op_id",
 ]
 
-#: Largest amount one operation may move (fits every backend's integers).
-MAX_AMOUNT = 10**18
 #: Largest total supply (SQLite stores signed 64-bit integers).
 MAX_SUPPLY = 2**63 - 1
-
-_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -128,66 +130,3 @@ class Commitment:
     digest: bytes
     metadata: dict[str, Any] = field(default_factory=dict)
     time: float = 0.0
-
-
-def check_name(x: object, what: str = "account name") -> str:
-    """Validate a name (account, escrow or commitment id).
-
-    Raises:
-        InvalidRequest: unless ``x`` is 1-64 characters of ``A-Za-z0-9_.:@-``.
-    """
-    if not isinstance(x, str) or not _NAME.match(x):
-        raise InvalidRequest(f"{what} must be 1-64 characters of A-Za-z0-9_.:@-, got {x!r}")
-    return x
-
-
-def check_op_id(x: object) -> str:
-    """Validate a client-chosen operation id.
-
-    Raises:
-        InvalidRequest: unless ``x`` is a non-empty string of at most 128 characters.
-    """
-    if not isinstance(x, str) or not 0 < len(x) <= 128:
-        raise InvalidRequest(f"op_id must be a non-empty string of at most 128 characters, got {x!r}; "
-                             "choose one per logical operation and reuse it only to retry")
-    return x
-
-
-def check_amount(x: object) -> int:
-    """Validate an amount.
-
-    Raises:
-        InvalidAmount: unless ``x`` is an int (not bool) in ``1..MAX_AMOUNT``.
-    """
-    if isinstance(x, bool) or not isinstance(x, int):
-        raise InvalidAmount(f"amount must be an int, got {type(x).__name__} {x!r}")
-    if not 0 < x <= MAX_AMOUNT:
-        raise InvalidAmount(f"amount must be in 1..{MAX_AMOUNT}, got {x}")
-    return x
-
-
-def check_time(x: object, what: str = "deadline") -> float:
-    """Validate a ledger time (finite, non-negative number).
-
-    Raises:
-        InvalidRequest: otherwise.
-    """
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0 or x > 2**40:
-        raise InvalidRequest(f"{what} must be a finite number of seconds in 0..2**40, got {x!r}")
-    return float(x)
-
-
-def check_digest(x: object) -> bytes:
-    """Validate a 32-byte digest (bytes, or 64 hex characters).
-
-    Raises:
-        InvalidRequest: otherwise.
-    """
-    if isinstance(x, str):
-        try:
-            x = bytes.fromhex(x)
-        except ValueError:
-            raise InvalidRequest("digest must be 32 bytes or 64 hex characters") from None
-    if not isinstance(x, (bytes, bytearray)) or len(x) != 32:
-        raise InvalidRequest(f"digest must be exactly 32 bytes, got {x!r:.60}")
-    return bytes(x)

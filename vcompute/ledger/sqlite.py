@@ -44,7 +44,7 @@ from vcompute.core.signing import verify as verify_signature
 from vcompute.ledger.base import ClockFn, Ledger, public_of
 from vcompute.ledger.errors import InvalidRequest, InvalidURL, LedgerError, Unauthorized
 from vcompute.ledger.queries import StateQueries
-from vcompute.ledger.records import Receipt
+from vcompute.ledger.records import Receipt, check_op_id
 from vcompute.ledger.state import LedgerState, normalise_args
 
 __all__ = ["SQLiteLedger", "entry_hash", "genesis_hash", "open_sqlite", "request_bytes"]
@@ -184,10 +184,7 @@ class SQLiteLedger(StateQueries, Ledger):
     def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
         pub = public_of(by)
         args = normalise_args(kind, args)
-        if not isinstance(op_id, str) or not 0 < len(op_id) <= 128:
-            from vcompute.ledger.records import check_op_id
-
-            check_op_id(op_id)
+        check_op_id(op_id)
         actor_hex = pub.hex()
         msg = request_bytes(self.ledger_id, kind, actor_hex, op_id, args)
         sig = by.sign(msg)

@@ -9,10 +9,18 @@ the conformance suite in ``tests/ledger`` checks that they agree.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from vcompute.core.hashing import canonical_json
+from vcompute.ledger.canonical import (
+    check_amount,
+    check_digest,
+    check_metadata,
+    check_name,
+    check_op_id,
+    check_public_key,
+    check_time,
+    same_request,
+)
 from vcompute.ledger.errors import (
     EscrowStateError,
     InsufficientFunds,
@@ -30,11 +38,6 @@ from vcompute.ledger.records import (
     Escrow,
     Receipt,
     Stake,
-    check_amount,
-    check_digest,
-    check_name,
-    check_op_id,
-    check_time,
 )
 
 __all__ = ["KINDS", "LedgerState", "normalise_args"]
@@ -56,25 +59,26 @@ KINDS: dict[str, tuple[str, ...]] = {
     "commit": ("commitment_id", "digest", "metadata"),
 }
 
-_MAX_METADATA = 4096
-
 
 def normalise_args(kind: str, args: tuple) -> tuple:
     """Validate ``args`` for ``kind`` and return their canonical JSON-able form.
 
+    Every value must be an exact builtin (see :mod:`vcompute.ledger.canonical`);
+    what comes back is a fresh tuple of builtins the rules can trust.
+
     Raises:
         InvalidRequest: on any malformed argument (``InvalidAmount`` for amounts).
     """
-    if kind not in KINDS:
+    if type(kind) is not str or kind not in KINDS:
         raise InvalidRequest(f"unknown operation {kind!r}; known: {', '.join(KINDS)}")
-    if len(args) != len(KINDS[kind]):
+    if type(args) is not tuple or len(args) != len(KINDS[kind]):
         raise InvalidRequest(f"{kind} takes {KINDS[kind]}, got {len(args)} arguments")
     out = []
     for name, v in zip(KINDS[kind], args):
         if name == "amount":
             v = check_amount(v)
         elif name in ("name", "to", "provider"):
-            v = check_name(v)
+            v = check_name(v, "account name" if name == "name" else name)
         elif name == "verifier":
             v = None if v is None else check_name(v, "verifier")
         elif name in ("escrow_id", "commitment_id"):
@@ -84,17 +88,7 @@ def normalise_args(kind: str, args: tuple) -> tuple:
         elif name == "digest":
             v = check_digest(v).hex()
         elif name == "metadata":
-            if v is None:
-                v = {}
-            if not isinstance(v, dict):
-                raise InvalidRequest("metadata must be a dict of JSON values")
-            try:
-                raw = canonical_json(v)
-            except (TypeError, ValueError) as e:
-                raise InvalidRequest(f"metadata must be JSON-serialisable: {e}") from None
-            if len(raw) > _MAX_METADATA:
-                raise InvalidRequest(f"metadata is {len(raw)} bytes as JSON; the limit is {_MAX_METADATA}")
-            v = json.loads(raw)
+            v = check_metadata(v)
         out.append(v)
     return tuple(out)
 
@@ -132,7 +126,7 @@ class LedgerState:
         prev = self.ops.get((pub, op_id))
         if prev is None:
             return None
-        if prev[0] != kind or prev[1] != args:
+        if prev[0] != kind or not same_request(prev[1], args):
             raise OperationConflict(
                 f"op_id {op_id!r} was already used by this key for {prev[0]}{prev[1]}; "
                 f"choose a fresh op_id for a new operation (reuse one only to retry the same request)")
@@ -147,6 +141,7 @@ class LedgerState:
             LedgerError: the request is refused; nothing changed.
         """
         check_op_id(op_id)
+        check_public_key(pub, "the signer's public key")
         done = self.lookup(pub, op_id, kind, args)
         if done is not None:
             return done
@@ -239,6 +234,13 @@ class LedgerState:
         self._need(provider)
         if verifier is not None:
             self._need(verifier)
+        # Distinct roles: a party that is consumer and provider, or verifier of its own
+        # work, could slash its own locked stake back to itself and skip withdraw_delay.
+        if provider == actor:
+            raise InvalidRequest(f"escrow {escrow_id!r}: the provider must not be the consumer ({actor!r})")
+        if verifier is not None and verifier in (actor, provider):
+            raise InvalidRequest(f"escrow {escrow_id!r}: the verifier must be a third party, "
+                                 f"neither the consumer nor the provider ({verifier!r})")
         if deadline <= now:
             raise InvalidRequest(f"deadline {deadline} is not after the ledger time {now}")
         self._funds(actor, amount)
@@ -255,9 +257,11 @@ class LedgerState:
             if actor != consumer and actor != verifier:
                 raise Unauthorized(f"only the consumer or the designated verifier may release escrow {escrow_id!r}")
         else:
-            if actor != verifier and not (actor == consumer and now >= deadline):
+            # After the deadline the provider may refund too (the timeout path): if consumer
+            # and verifier vanished, that is how its locked stake comes free.
+            if actor != verifier and not (actor in (consumer, provider) and now >= deadline):
                 raise Unauthorized(f"escrow {escrow_id!r} may be refunded by its verifier, or by its consumer "
-                                   f"once the deadline {deadline} has passed (now {now})")
+                                   f"or provider once the deadline {deadline} has passed (now {now})")
         self.bal[provider if release else consumer] += amount
         e[5] = "released" if release else "refunded"
         if locked:
@@ -300,6 +304,9 @@ class LedgerState:
         if e[2] is None or actor != e[2]:
             raise Unauthorized(f"only escrow {escrow_id!r}'s designated verifier may slash its provider")
         self._need(to)
+        if to == e[1]:
+            raise InvalidRequest(f"slashed stake cannot go to escrow {escrow_id!r}'s provider {to!r}: "
+                                 "stake leaves only through unbond + withdraw_delay")
         if e[5] != "open":
             raise EscrowStateError(f"escrow {escrow_id!r} is {e[5]}; slash before releasing or refunding")
         if e[6] < amount:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, synchronize, to_numpy
+from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, plain, synchronize, to_numpy
 from vcompute.core.types import Cost, Verdict
 from vcompute.verify.tolerance import FLOAT_DTYPES, false_reject_bound, precision_of, tolerance_from_sums
 
@@ -34,13 +34,14 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return int(v), int(v)
 
 
-def conv2d(x: Any, w: Any, *, stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> Any:
+def conv2d(x: Any, w: Any, *, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Any:
     """NCHW/OIHW cross-correlation (as ``torch.nn.functional.conv2d``) on numpy, torch or JAX.
 
     Args:
         x: ``(N, C, H, W)`` input.
-        w: ``(O, C, kh, kw)`` kernel.
+        w: ``(O, C / groups, kh, kw)`` kernel.
         stride, padding, dilation: ints or pairs (zero padding).
+        groups: input and output channels split into this many independent groups.
 
     Returns:
         ``(N, O, H', W')`` output in the inputs' dtype.
@@ -54,25 +55,30 @@ def conv2d(x: Any, w: Any, *, stride: Any = 1, padding: Any = 0, dilation: Any =
     if b == "torch":
         import torch.nn.functional as F
 
-        return F.conv2d(x, w, stride=s, padding=p, dilation=d)
+        return F.conv2d(x, w, stride=s, padding=p, dilation=d, groups=groups)
     if b == "jax":
         from jax import lax
 
         return lax.conv_general_dilated(x, w, window_strides=s, padding=[(p[0], p[0]), (p[1], p[1])],
                                         rhs_dilation=d, dimension_numbers=("NCHW", "OIHW", "NCHW"),
-                                        precision=lax.Precision.HIGHEST)
+                                        feature_group_count=groups, precision=lax.Precision.HIGHEST)
     kh, kw = w.shape[2], w.shape[3]
     xp_ = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
     win = np.lib.stride_tricks.sliding_window_view(xp_, (d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1), axis=(2, 3))
     win = win[:, :, ::s[0], ::s[1], ::d[0], ::d[1]]
-    return np.einsum("nchwij,ocij->nohw", win, w, optimize=True)
+    n, c = win.shape[:2]
+    win = win.reshape((n, groups, c // groups) + win.shape[2:])
+    wg = w.reshape((groups, w.shape[0] // groups) + w.shape[1:])
+    out = np.einsum("ngchwij,gocij->ngohw", win, wg, optimize=True)
+    return out.reshape((n, w.shape[0]) + out.shape[3:])
 
 
 def _out_hw(h: int, k: int, s: int, p: int, d: int) -> int:
     return (h + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def _validate(x: Any, w: Any, y: Any, bias: Any, stride: Any, padding: Any, dilation: Any) -> str | None:
+def _validate(x: Any, w: Any, y: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+              groups: int) -> str | None:
     try:
         backends = {backend_of(t) for t in (x, w, y) + (() if bias is None else (bias,))}
     except TypeError as e:
@@ -91,8 +97,9 @@ def _validate(x: Any, w: Any, y: Any, bias: Any, stride: Any, padding: Any, dila
         return f"the claimed output has dtype {dy}; a {dx} convolution must be {dx}"
     N, C, H, W_ = x.shape
     O, C2, kh, kw = w.shape
-    if C2 != C:
-        return f"weight expects {C2} input channels, input has {C}"
+    if C2 * groups != C or O % groups:
+        return (f"a weight of shape {tuple(w.shape)} with groups={groups} expects {C2 * groups} input channels "
+                f"and output channels divisible by {groups}; the input has {C}")
     s, p, d = _pair(stride), _pair(padding), _pair(dilation)
     if min(s) < 1 or min(d) < 1 or min(p) < 0:
         return f"bad conv parameters stride={s} padding={p} dilation={d}"
@@ -109,19 +116,27 @@ def _validate(x: Any, w: Any, y: Any, bias: Any, stride: Any, padding: Any, dila
 
 
 def check_conv2d(x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bias: Any = None,
-                 stride: Any = 1, padding: Any = 0, dilation: Any = 1, rounds: int = 2, safety: float = 5.5,
-                 accumulation: str | None = None) -> Verdict:
+                 stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1, rounds: int = 2,
+                 safety: float = 5.5, accumulation: str | None = None) -> Verdict:
     """Verify ``y == conv2d(x, w) + bias`` up to the honest rounding error.
 
+    Other padding modes (``'same'``, reflect, replicate, circular, asymmetric)
+    are checked by padding ``x`` first and passing ``padding=0``: that is how
+    ``torch.nn.Conv2d`` computes them too.
+
     Args:
-        x: ``(N, C, H, W)`` input; w: ``(O, C, kh, kw)`` kernel; y: claimed ``(N, O, H', W')``.
+        x: ``(N, C, H, W)`` input; w: ``(O, C / groups, kh, kw)`` kernel; y: claimed ``(N, O, H', W')``.
         seed: seed or generator, drawn after ``y`` is fixed.
         bias: optional ``(O,)`` bias.
-        stride, padding, dilation: as ``torch.nn.functional.conv2d`` (groups = 1).
+        stride, padding, dilation, groups: as ``torch.nn.functional.conv2d`` (symmetric zero padding).
         rounds, safety, accumulation: as :class:`~vcompute.verify.Freivalds`.
 
     Returns:
-        A verdict; malformed input is rejected with a reason.
+        A verdict; a malformed claim is rejected with a reason.
+
+    Raises:
+        TypeError: ``x``, ``w`` or ``bias`` (the caller's) are not arrays of one backend.
+        ValueError: ``groups`` is not a positive integer.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -130,63 +145,78 @@ def check_conv2d(x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bia
         True
     """
     t0 = time.perf_counter()
-    problem = _validate(x, w, y, bias, stride, padding, dilation)
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or int(groups) < 1:
+        raise ValueError(f"groups must be a positive integer, got {groups!r}")
+    groups = int(groups)
+    x, w, y, bias = (plain(t) for t in (x, w, y, bias))
+    try:
+        own = {backend_of(t) for t in (x, w) + (() if bias is None else (bias,))}
+    except TypeError as e:
+        raise TypeError(f"x, w and bias must be numpy, torch or JAX arrays: {e}") from None
+    if len(own) > 1:
+        raise TypeError(f"x, w and bias must come from one backend, got {sorted(own)}; convert them first")
+    problem = _validate(x, w, y, bias, stride, padding, dilation, groups)
     if problem is not None:
         return Verdict.reject(problem, scheme="freivalds-conv2d", cost=Cost(seconds=time.perf_counter() - t0))
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    try:
-        ok, reason, details, flops = _check(x, w, y, bias, rng, stride, padding, dilation, rounds, safety,
-                                            accumulation)
-    except Exception as e:  # hostile data must not escape as an exception
-        return Verdict.reject(f"could not evaluate the conv check: {type(e).__name__}: {e}",
-                              scheme="freivalds-conv2d", cost=Cost(seconds=time.perf_counter() - t0))
+    # No exception is caught here: the claim was validated above (shape, dtype, backend, finite), so an
+    # error from here on is the verifier's or the caller's, never the provider's evidence.
+    ok, reason, details, flops = _check(x, w, y, bias, rng, stride, padding, dilation, groups, rounds, safety,
+                                        accumulation)
     cost = Cost(flops=flops, seconds=time.perf_counter() - t0)
     return (Verdict.accept if ok else Verdict.reject)(reason, scheme="freivalds-conv2d", cost=cost, details=details)
 
 
-def _check(x, w, y, bias, rng, stride, padding, dilation, rounds, safety, accumulation):
+def _check(x, w, y, bias, rng, stride, padding, dilation, groups, rounds, safety, accumulation):
     from vcompute.verify.freivalds import _high_precision
 
     backend = backend_of(x)
-    O, C, kh, kw = w.shape
+    O, C, kh, kw = w.shape          # C = input channels per group
+    G, Og = groups, O // groups
     K = C * kh * kw
     prec = precision_of(dtype_name(y), accumulation)
     with _high_precision(backend):
         xp = namespace(x)
         f64 = xp.float64
         X, Wt, Y = xp.astype(x, f64), xp.astype(w, f64), xp.astype(y, f64)
-        R = from_numpy(rng.integers(0, 2, size=(O, rounds)).astype(np.float64) * 2.0 - 1.0, backend, like=x)
-        Wflat = xp.reshape(Wt, (O, K))
-        WR = xp.reshape(xp.matrix_transpose(R) @ Wflat, (rounds, C, kh, kw))
-        stats = xp.sqrt(xp.sum(Wflat * Wflat, axis=0))
-        kern = xp.concat([WR, xp.reshape(stats, (1, C, kh, kw))], axis=0)
-        conv = lambda t, k: conv2d(t, k, stride=stride, padding=padding, dilation=dilation)  # noqa: E731
-        lhs_all = conv(X, kern[:rounds])
-        st = conv(xp.abs(X), kern[rounds:])
-        lhs = xp.moveaxis(lhs_all, 1, -1)                      # (N, H', W', k)
-        rhs = xp.moveaxis(Y, 1, -1) @ R
+        # one block of signs per group: group g's outputs only see group g's inputs
+        R = from_numpy(rng.integers(0, 2, size=(G, Og, rounds)).astype(np.float64) * 2.0 - 1.0, backend, like=x)
+        Wflat = xp.reshape(Wt, (G, Og, K))
+        WR = xp.matrix_transpose(R) @ Wflat                                  # (G, k, K)
+        stats = xp.sqrt(xp.sum(Wflat * Wflat, axis=1))                       # (G, K)
+        kern = xp.reshape(WR, (G * rounds, C, kh, kw))
+        conv = lambda t, k: conv2d(t, k, stride=stride, padding=padding, dilation=dilation, groups=G)  # noqa: E731
+        N = x.shape[0]
+        lhs_all = conv(X, kern)
+        Ho, Wo = lhs_all.shape[2], lhs_all.shape[3]
+        lhs = xp.moveaxis(xp.reshape(lhs_all, (N, G, rounds, Ho, Wo)), 2, -1)   # (N, G, H', W', k)
+        st = conv(xp.abs(X), xp.reshape(stats, (G, C, kh, kw)))                # (N, G, H', W')
+        Yg = xp.reshape(Y, (N, G, Og, Ho, Wo))
+        rhs = xp.moveaxis(Yg, 2, -1) @ R[None, :, None]                        # (N, G, H', W', k)
         if bias is not None:
-            lhs = lhs + xp.astype(bias, f64)[None, :] @ R
-        diff = xp.max(xp.abs(lhs - rhs), axis=-1)
-        C2 = xp.sum(Y * Y, axis=1)
-        T = conv(X * X, xp.reshape(stats ** 2, (1, C, kh, kw)))[:, 0] if prec.u_in > 0 else None
-        tol = tolerance_from_sums(xp, S=st[:, 0], C2=C2, T=T, K=K, n=O, prec=prec,
+            bR = xp.reshape(xp.astype(bias, f64), (G, 1, Og)) @ R               # (G, 1, k)
+            lhs = lhs + bR[None, :, None]
+        diff = xp.max(xp.abs(lhs - rhs), axis=-1)                              # rows: (n, g, h, w)
+        C2 = xp.sum(Yg * Yg, axis=2)
+        T = conv(X * X, xp.reshape(stats ** 2, (G, C, kh, kw))) if prec.u_in > 0 else None
+        tol = tolerance_from_sums(xp, S=st, C2=C2, T=T, K=K, n=Og, prec=prec,
                                   safety=safety, bias=bias is not None)
         synchronize(tol)
         d_np = np.asarray(to_numpy(diff), dtype=np.float64)
         t_np = np.asarray(to_numpy(tol), dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(t_np > 0, d_np / np.where(t_np > 0, t_np, 1.0), np.where(d_np > 0, np.inf, 0.0))
-    N, _, Ho, Wo = y.shape
-    flops = 2.0 * N * Ho * Wo * K * (rounds + 1) + 2.0 * N * Ho * Wo * O * rounds
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    flops = 2.0 * N * Ho * Wo * K * G * (rounds + 1) + 2.0 * N * Ho * Wo * O * rounds
+    worst4 = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     failed = int(np.sum(ratio > 1.0))
-    details = {"max_error_ratio": float(ratio[worst]), "positions_failed": failed, "rounds": rounds,
+    details = {"max_error_ratio": float(ratio[worst4]), "positions_failed": failed, "rounds": rounds,
                "safety": safety, "false_reject_bound": false_reject_bound(safety, ratio.size * rounds),
-               "false_accept_bound": 0.5**rounds, "cost_fraction_of_conv": (rounds + 1) / O}
+               "false_accept_bound": 0.5**rounds, "cost_fraction_of_conv": (rounds + 1) / Og}
+    worst = (worst4[0], worst4[2], worst4[3]) if G == 1 else worst4
     if failed:
-        return False, (f"output position (n, h, w) = {tuple(int(i) for i in worst)}: the channel combination "
-                       f"is {ratio[worst]:.3g}x the honest rounding tolerance ({failed} positions fail)"), \
+        where = "(n, h, w)" if G == 1 else "(n, group, h, w)"
+        return False, (f"output position {where} = {tuple(int(i) for i in worst)}: the channel combination "
+                       f"is {ratio[worst4]:.3g}x the honest rounding tolerance ({failed} positions fail)"), \
             details, flops
     return True, (f"all {ratio.size} output positions within tolerance over {rounds} random channel "
-                  f"combinations (largest {ratio[worst]:.3g}x)"), details, flops
+                  f"combinations (largest {ratio[worst4]:.3g}x)"), details, flops

@@ -12,27 +12,33 @@ Three pluggable rules for :class:`~vcompute.verify.replication.Replication`:
   only within one declared hardware class, then by an inner rule
   (bitwise by default).
 
-Outputs may be arrays of any backend or pytrees (dict / list / tuple) of
-them. The rules assume both outputs are already well formed; the
-replication verifier screens malformed ones first.
+Outputs may be arrays of any backend or pytrees (exact ``dict`` / ``list``
+/ ``tuple``) of them. The rules assume both outputs are already well formed;
+the verifiers screen malformed ones first
+(:func:`~vcompute.verify.screening.screen_leaves`), and every comparison
+reads values through :func:`~vcompute.verify.screening.host_array`, so
+honest tensors in every form (bf16, requiring grad, CUDA, non-contiguous,
+JAX) compare by value.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from vcompute.core.hashing import content_hash
 from vcompute.core.types import Claim
+from vcompute.verify.screening import exact_array_type, exact_str, host_array, leaf_dtype, leaves, screen_leaves
 
 __all__ = ["Equality", "Bitwise", "Tolerance", "Homogeneous", "leaves", "max_ulp_distance",
-           "relative_error", "output_hash"]
+           "relative_error", "output_hash", "host_array", "screen_leaves", "exact_array_type", "leaf_dtype"]
+# leaves, host_array, screen_leaves, exact_array_type and leaf_dtype live in screening (re-exported here)
 
-_MANTISSA = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}
-_MIN_EXP = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126}
+_MANTISSA = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8, "float8_e4m3fn": 4, "float8_e5m2": 3}
+_MIN_EXP = {"float64": -1022, "float32": -126, "float16": -14, "bfloat16": -126, "float8_e4m3fn": -6,
+            "float8_e5m2": -14}
 
 
 @runtime_checkable
@@ -51,43 +57,37 @@ class Equality(Protocol):
 
 
 def output_hash(claim: Claim) -> str | None:
-    """Content hash of a claim's output (recomputed), or its commitment if it sent none."""
+    """Content hash of a claim's output (recomputed), or its commitment if it sent none.
+
+    A commitment counts only as an exact builtin ``str`` copy: a ``str``
+    subclass could claim equality with every other commitment.
+    """
     if claim.output is not None:
         return content_hash(claim.output)
-    return claim.commitment
-
-
-def leaves(x: Any) -> list[tuple[str, Any]]:
-    """Flatten a pytree of arrays into ``(path, leaf)`` pairs in a fixed order.
-
-    Example:
-        >>> [p for p, _ in leaves({"b": [1, 2], "a": 3})]
-        ['a', 'b/0', 'b/1']
-    """
-    out: list[tuple[str, Any]] = []
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, Mapping):
-            for k in sorted(node, key=str):
-                walk(node[k], f"{path}/{k}" if path else str(k))
-        elif isinstance(node, Sequence) and not isinstance(node, (str, bytes)) and not hasattr(node, "shape"):
-            for i, v in enumerate(node):
-                walk(v, f"{path}/{i}" if path else str(i))
-        else:
-            out.append((path, node))
-
-    walk(x, "")
-    return out
+    c = claim.commitment
+    return str.__str__(c) if issubclass(type(c), str) and c else None
 
 
 def _np(x: Any) -> np.ndarray:
-    from vcompute.core.arrays import to_numpy
+    if type(x) in (bool, int, float, list, tuple):  # plain numbers a caller passes
+        return np.asarray(x)
+    return host_array(x)
 
-    return np.asarray(to_numpy(x))
+
+_dtype = leaf_dtype
 
 
-def _dtype(x: Any) -> str:
-    return str(getattr(x, "dtype", np.asarray(x).dtype)).split(".")[-1]
+def _kind(x: Any) -> str:
+    if type(x) in (bool, int, float):
+        return {"bool": "b", "int": "i", "float": "f"}[type(x).__name__]
+    d = _dtype(x)
+    return "f" if d in _MANTISSA else "b" if d == "bool" else "i"
+
+
+def _finer(a: Any, b: Any) -> str:
+    """The dtype with the longer mantissa: ULPs counted in it are the stricter bound."""
+    da, db = _dtype(a), _dtype(b)
+    return da if _MANTISSA.get(da, 53) >= _MANTISSA.get(db, 53) else db
 
 
 def relative_error(a: Any, b: Any) -> float:
@@ -222,16 +222,25 @@ class Tolerance:
         return cls(rtol=max(safety * float(measured_rtol), float(floor)))
 
     def equal(self, a: Claim, b: Claim) -> bool:
-        """Leafwise comparison; differing structure, shape or dtype family is unequal."""
+        """Leafwise comparison by value, on the host, whatever the backend, device or layout.
+
+        Differing structure or shape is unequal, and so is a differing dtype
+        *kind* (bool / integer / float); integers of different widths compare
+        exactly by value. Two float tensors of different widths (a bfloat16
+        replica, a float64 reference) are compared by value: ``rtol``
+        decides, and ULPs are counted in the finer of the two formats, so a
+        narrower answer never loosens the bound.
+        """
         la, lb = leaves(a.output), leaves(b.output)
         if [p for p, _ in la] != [p for p, _ in lb]:
             return False
         for (_, x), (_, y) in zip(la, lb):
-            if tuple(getattr(x, "shape", ())) != tuple(getattr(y, "shape", ())) or _dtype(x) != _dtype(y):
+            xa, ya = _np(x), _np(y)
+            if xa.shape != ya.shape or _kind(x) != _kind(y):
                 return False
-            if self.rtol is not None and not relative_error(x, y) <= self.rtol:
+            if self.rtol is not None and not relative_error(xa, ya) <= self.rtol:
                 return False
-            if self.ulp is not None and not max_ulp_distance(x, y, per_tensor=True) <= self.ulp:
+            if self.ulp is not None and not max_ulp_distance(xa, ya, _finer(x, y), per_tensor=True) <= self.ulp:
                 return False
         return True
 
@@ -268,7 +277,7 @@ class Homogeneous:
 
     def equal(self, a: Claim, b: Claim) -> bool:
         """Same declared class and equal under ``inner``."""
-        ca, cb = a.meta.get(self.key), b.meta.get(self.key)
+        ca, cb = exact_str(a.meta.get(self.key)), exact_str(b.meta.get(self.key))
         return bool(ca) and ca == cb and self.inner.equal(a, b)
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, synchronize, to_numpy
+from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, plain, synchronize, to_numpy
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
 from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, exact_check
-from vcompute.verify.freivalds_validate import meta_mismatch, nonfinite_reason, validate_operands
+from vcompute.verify.freivalds_validate import (check_caller_operands, meta_mismatch, nonfinite_reason,
+                                                validate_operands)
 from vcompute.verify.freivalds_kernel import fused_residual_and_tolerance, residual_and_tolerance
 from vcompute.verify.tolerance import false_reject_bound, matrix_stats, precision_of, row_tolerance, unit_roundoff
 
@@ -183,12 +184,19 @@ class Freivalds:
             bias: optional ``(n,)`` vector added to every row of the product.
 
         Returns:
-            A verdict; malformed input gives a rejected verdict with a reason,
-            never an exception.
+            A verdict; a malformed claim ``c`` gives a rejected verdict with a
+            reason, never an exception.
+
+        Raises:
+            TypeError: ``a``, ``b`` or ``bias`` (the caller's inputs) are not arrays of one backend.
+            ValueError: ``a`` and ``b`` have an unsupported or mixed dtype.
         """
         t0 = time.perf_counter()
         prepared = b if isinstance(b, PreparedMatrix) else None
-        b_arr = prepared.array if prepared is not None else b
+        a, c, bias = plain(a), plain(c), plain(bias)
+        b_arr = plain(prepared.array if prepared is not None else b)
+        check_caller_operands(a, b_arr, bias)
+        c = _on_device_of(c, a)
         problem = validate_operands(a, b_arr, c, bias)
         if problem is not None:
             return Verdict.reject(problem, scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
@@ -236,14 +244,14 @@ class Freivalds:
             return _host(tol) + _underflow_allowance(dtype_name(c), prec, K, n)
 
     def check_conv2d(self, x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bias: Any = None,
-                     stride: Any = 1, padding: Any = 0, dilation: Any = 1) -> Verdict:
+                     stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Verdict:
         """Verify a 2-D convolution ``y == conv2d(x, w) + bias`` at ``(rounds + 2) / C_out`` of its cost.
 
         Args:
             x: ``(N, C, H, W)`` input; w: ``(O, C, kh, kw)`` kernel; y: the claimed output.
             seed: seed or generator, drawn after ``y`` is fixed.
             bias: optional ``(O,)`` bias.
-            stride, padding, dilation: as ``torch.nn.functional.conv2d`` (groups = 1).
+            stride, padding, dilation, groups: as ``torch.nn.functional.conv2d``.
 
         Returns:
             A verdict (see :func:`vcompute.verify.conv.check_conv2d`).
@@ -256,7 +264,7 @@ class Freivalds:
         from vcompute.verify.conv import check_conv2d
 
         return check_conv2d(x, w, y, seed=seed, bias=bias, stride=stride, padding=padding, dilation=dilation,
-                            rounds=self.rounds, safety=self.safety, accumulation=self.accumulation)
+                            groups=groups, rounds=self.rounds, safety=self.safety, accumulation=self.accumulation)
 
     # -- internals --------------------------------------------------------
     def _check_int(self, a: Any, b: Any, c: Any, bias: Any, rng: np.random.Generator) -> Verdict:
@@ -337,6 +345,17 @@ def _underflow_allowance(out_dtype: str, prec: Any, K: int, n: int) -> float:
     acc = "float64" if prec.u_acc <= 2.0**-53 else "float16" if prec.u_acc == 2.0**-11 else (
         "bfloat16" if prec.u_acc == 2.0**-8 else "float32")
     return 0.5 * n * (2 * K * _TINY[acc] + _TINY[out_dtype])
+
+
+def _on_device_of(c: Any, a: Any) -> Any:
+    """A torch claim on another device than the inputs, moved to theirs (the same values; e.g. a GPU provider)."""
+    if (type(c).__module__.startswith("torch") and type(a).__module__.startswith("torch")
+            and hasattr(c, "device") and hasattr(c, "to") and c.device != a.device):
+        try:
+            return c.to(a.device)
+        except (RuntimeError, NotImplementedError):  # e.g. a meta tensor: left as it is, the check rejects it
+            return c
+    return c
 
 
 def _host(x: Any) -> np.ndarray:

@@ -11,7 +11,7 @@ from vcompute.core.types import Claim, Job
 from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, INT_OUTPUT_DTYPES
 from vcompute.verify.tolerance import FLOAT_DTYPES
 
-__all__ = ["validate_operands", "nonfinite_reason", "meta_mismatch", "expected_out_dtypes"]
+__all__ = ["validate_operands", "nonfinite_reason", "meta_mismatch", "expected_out_dtypes", "check_caller_operands"]
 
 _HALF = ("float16", "bfloat16")
 
@@ -23,6 +23,42 @@ def expected_out_dtypes(in_dtype: str) -> tuple[str, ...]:
     if in_dtype in _HALF:
         return (in_dtype, "float32")  # XLA/cuBLAS may return the fp32 accumulator
     return (in_dtype,)
+
+
+def check_caller_operands(a: Any, b: Any, bias: Any) -> None:
+    """Raise for a caller's misuse of ``c == a @ b + bias``: the inputs are the caller's, not the provider's.
+
+    Only the claimed ``c`` is the provider's evidence (a problem with it is a
+    rejected verdict); inputs that are not arrays, come from different
+    backends or have an unsupported or mixed dtype are the caller's
+    integration bug, and a rejection would slash an honest provider for it.
+
+    Raises:
+        TypeError: ``a``, ``b`` or ``bias`` is not an array, or they come from different backends.
+        ValueError: an unsupported input dtype, ``a`` and ``b`` of different dtypes, or torch inputs on
+            different devices.
+    """
+    named = [("a", a), ("b", b)] + ([] if bias is None else [("bias", bias)])
+    backends = {}
+    for nm, x in named:
+        try:
+            backends[nm] = backend_of(x)
+        except TypeError as e:
+            raise TypeError(f"{nm} must be a numpy, torch or JAX array: {e}") from None
+    if len(set(backends.values())) > 1:
+        got = ", ".join(f"{k}: {v}" for k, v in backends.items())
+        raise TypeError(f"a, b and bias must come from one backend ({got}); convert them with "
+                        "vcompute.core.arrays.from_numpy(to_numpy(x), backend) first")
+    if backends["a"] == "torch":
+        devices = {nm: str(x.device) for nm, x in named}
+        if len(set(devices.values())) > 1:
+            got = ", ".join(f"{k}: {v}" for k, v in devices.items())
+            raise ValueError(f"a, b and bias must be on one device ({got}); move them with .to(device) first")
+    da, db = dtype_name(a), dtype_name(b)
+    if da not in FLOAT_DTYPES + INT_INPUT_DTYPES:
+        raise ValueError(f"a has unsupported dtype {da}; use one of {', '.join(FLOAT_DTYPES + INT_INPUT_DTYPES)}")
+    if da != db:
+        raise ValueError(f"a has dtype {da} but b has dtype {db}; cast both to one dtype before multiplying")
 
 
 def validate_operands(a: Any, b: Any, c: Any, bias: Any) -> str | None:

@@ -276,8 +276,8 @@ def _canonical(answers: list[int], q: int) -> int | None:
 
 def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float = 0.35, s: float = 1.0,
                          q: float = 0.1, threshold: float = 0.999, f_assumed: float | None = None,
-                         blacklisting: bool = True, backtrack: bool = True,
-                         rng: np.random.Generator) -> dict[str, float]:
+                         blacklisting: bool = True, backtrack: bool = True, coordinated: bool = False,
+                         rule: str = "independent", rng: np.random.Generator) -> dict[str, float]:
     """Sarmenta's credibility-based fault tolerance on a batch of work entries.
 
     Workers take turns in random order each round. A turn is a spot-check
@@ -288,6 +288,13 @@ def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float 
     wrong answer with probability ``s``). An entry is finished when one
     group of matching results has group credibility ``>= threshold``, with
     worker credibility ``1 - f/((1-f) e k)`` after ``k`` passed checks.
+    With ``coordinated`` the saboteurs decide *when* to cheat from the work
+    entry (all of them cheat on the same share ``s`` of entries) instead of
+    each flipping its own coin; spot-checks are fresh jobs, so each is
+    cheated on with probability ``s``. ``rule`` is the group credibility
+    the entries settle by: ``"independent"`` (Sarmenta's,
+    :func:`~vcompute.verify.voting.group_credibility`) or
+    ``"coordinated"`` (:func:`~vcompute.verify.correlated.coordinated_group_credibility`).
 
     Args:
         workers, entries: batch shape.
@@ -296,6 +303,8 @@ def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float 
         threshold: credibility threshold ``1 - eps``.
         f_assumed: the ``f`` credibility is computed with (default ``f``).
         blacklisting, backtrack: Sarmenta's two mechanisms.
+        coordinated: saboteurs cheat together on the same entries.
+        rule: ``"independent"`` or ``"coordinated"`` group credibility.
         rng: the generator.
 
     Returns:
@@ -314,8 +323,11 @@ def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float 
         >>> r["unfinished"]
         0.0
     """
+    from vcompute.verify.correlated import coordinated_group_credibility
     from vcompute.verify.voting import worker_credibility
 
+    if rule not in ("independent", "coordinated"):
+        raise ValueError(f"rule must be 'independent' or 'coordinated', got {rule!r}")
     f, s, q = _check("f", f, 0.0, 0.99), _check("s", s), _check("q", q, 0.0, 0.99)
     fa = f if f_assumed is None else _check("f_assumed", f_assumed, 0.0, 0.99)
     if not 0.0 < threshold < 1.0 or workers < 2 or entries < 1:
@@ -329,6 +341,8 @@ def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float 
     done = np.zeros(entries, dtype=bool)
     final = np.zeros(entries, dtype=np.int64)
     open_q = deque(range(entries))
+    # drawn only when used, so independent runs keep their random stream
+    entry_cheat = rng.random(entries) < s if coordinated else None
     turns = work = caught = 0
     limit = 1000 * entries
 
@@ -336,13 +350,19 @@ def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float 
         return worker_credibility(fa, int(passed[w]), blacklisting=blacklisting)
 
     def settle(e: int) -> bool:
-        groups: dict[int, list[float]] = {}
+        groups: dict[int, list[int]] = {}
         for w, a in results[e].items():
-            groups.setdefault(a, []).append(cred(w))
+            groups.setdefault(a, []).append(int(w))
         labels = list(groups)
-        creds = [groups[a] for a in labels]
+        if rule == "coordinated":
+            passes = [[int(passed[w]) for w in groups[a]] for a in labels]
+            score = [coordinated_group_credibility(passes, i, f=fa, blacklisting=blacklisting)
+                     for i in range(len(labels))]
+        else:
+            creds = [[cred(w) for w in groups[a]] for a in labels]
+            score = [group_credibility(creds, i) for i in range(len(labels))]
         for i, a in enumerate(labels):
-            if group_credibility(creds, i) >= threshold:
+            if score[i] >= threshold:
                 done[e], final[e] = True, a
                 return True
         return False
@@ -376,6 +396,8 @@ def simulate_credibility(*, workers: int = 100, entries: int = 10_000, f: float 
                 open_q.append(e)
             else:
                 continue
+            if entry_cheat is not None:
+                cheat = bool(sab[w]) and bool(entry_cheat[e])
             results[e][int(w)] = _COLLUDE if cheat else _RIGHT
             contributed[w].append(e)
             work += 1

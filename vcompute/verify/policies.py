@@ -18,7 +18,10 @@ Built-ins, registered in :data:`POLICIES`:
   (``*0.95`` per valid, ``+0.1`` per invalid) below ``limit`` earns trust.
 - ``credibility``: Sarmenta's credibility-based fault tolerance: a
   worker's credibility grows with passed spot-checks; a job gets enough
-  agreeing replicas for the group credibility to reach ``threshold``.
+  agreeing replicas for the group credibility to reach ``threshold``. By
+  default the group bound is the one for colluders who coordinate *when*
+  to cheat (:func:`~vcompute.verify.correlated.coordinated_group_credibility`);
+  Sarmenta's independent product is ``collusion="independent"``.
 - ``blacklist``: wraps any policy, banning a provider after
   ``max_invalid`` invalid results and halving its quota on each one
   (BOINC's punitive throttling).
@@ -35,6 +38,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from vcompute.core.registry import Registry
+from vcompute.verify.correlated import coordinated_group_credibility
 from vcompute.verify.voting import worker_credibility
 
 __all__ = ["POLICIES", "ReplicationPolicy", "FixedReplication", "ConsecutiveValid", "ErrorRate",
@@ -257,6 +261,12 @@ class Credibility(_Policy):
         threshold: target credibility ``1 - eps``.
         blacklisting: ban a worker caught once (else its count resets).
         max_replicas: cap on :meth:`replicas_for`.
+        collusion: ``"coordinated"`` (default: saboteurs may cheat on the
+            same jobs, so agreeing results get no independence discount:
+            odds ``(f/(1-f))^m / (e m k)``) or ``"independent"`` (Sarmenta's
+            product of worker odds, valid only if saboteurs flip
+            independent coins; claim C9 of ``proofs/replication.md``
+            measures what coordinated ones do to it).
 
     Example:
         >>> p = Credibility(f=0.2, threshold=0.99)
@@ -269,13 +279,15 @@ class Credibility(_Policy):
     _fresh = {"passed": 0, "blacklisted": False}
 
     def __init__(self, *, f: float = 0.2, threshold: float = 0.999, blacklisting: bool = True,
-                 max_replicas: int = 64) -> None:
+                 max_replicas: int = 64, collusion: str = "coordinated") -> None:
         if not 0.0 <= f < 1.0:
             raise ValueError(f"f must be in [0, 1), got {f!r}")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+        if collusion not in ("coordinated", "independent"):
+            raise ValueError(f"collusion must be 'coordinated' or 'independent', got {collusion!r}")
         super().__init__(f=float(f), threshold=float(threshold), blacklisting=bool(blacklisting),
-                         max_replicas=_count("max_replicas", max_replicas))
+                         max_replicas=_count("max_replicas", max_replicas), collusion=str(collusion))
 
     def credibility(self, provider_id: str) -> float:
         """The worker's current credibility (0 once blacklisted)."""
@@ -293,6 +305,13 @@ class Credibility(_Policy):
         c, th = self.credibility(provider_id), self.params["threshold"]
         if c <= 0.5:
             return self.params["max_replicas"]
+        if self.params.get("collusion", "independent") == "coordinated":
+            passed, f, cap = self._st(provider_id)["passed"], self.params["f"], self.params["max_replicas"]
+            for m in range(1, cap + 1):
+                if coordinated_group_credibility([[passed] * m], 0, f=f,
+                                                 blacklisting=self.params["blacklisting"]) >= th:
+                    return m
+            return cap
         # group of m agreeing, no dissent: c^m / (c^m + (1-c)^m) >= th
         m = math.ceil(math.log(th / (1.0 - th)) / math.log(c / (1.0 - c)))
         return int(min(max(1, m), self.params["max_replicas"]))

@@ -6,31 +6,33 @@ L. F. G. Sarmenta, "Sabotage-tolerance mechanisms for volunteer computing
 systems", FGCS 18(4), 2002 (M-first voting).
 
 Replicas are grouped by a pluggable :mod:`~vcompute.verify.equality` rule
-and the largest group wins if it reaches the quorum. A replica whose output
-is malformed (missing, not an array, wrong shape, NaN/Inf, a commitment
-that does not match the output, a second answer from the same provider)
-counts as disagreeing; it never crashes the verdict. Error bounds and
-their assumptions are in ``proofs/replication.md``.
+and the largest group wins if it reaches the quorum. One provider, one
+vote: identities become exact builtin ``str`` at the boundary, a claim
+without one gets no vote, and a provider's duplicate claims collapse into
+one vote (conflicting ones forfeit it). A replica whose output is
+malformed (missing, not an exact array type, wrong shape, NaN/Inf, a
+commitment that does not match the output) counts as disagreeing; it never
+crashes the verdict. A caller's wrong arguments raise :class:`TypeError`.
+Error bounds and their assumptions are in ``proofs/replication.md``.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from vcompute.core.arrays import is_array
 from vcompute.core.hashing import content_hash
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.equality import Bitwise, Equality, Homogeneous, Tolerance, leaves, output_hash
+from vcompute.verify.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash
+from vcompute.verify.screening import leaf_dtype, screen_leaves
 
-__all__ = ["Replication", "expected_shape", "screen_output", "make_equality"]
-
-_NUMERIC_KINDS = "biuf"
+__all__ = ["Replication", "expected_shape", "expected_kind", "expected_dtype", "screen_output", "make_equality",
+           "provider_identity", "check_call"]
 
 
 def expected_shape(job: Job) -> tuple[int, ...] | None:
@@ -46,15 +48,65 @@ def expected_shape(job: Job) -> tuple[int, ...] | None:
     return tuple(int(d) for d in shape) if shape is not None else None
 
 
+def expected_kind(job: Job) -> str | None:
+    """The dtype family a job's output must have: ``"f"`` (float), ``"i"`` (integer), ``"b"`` or None.
+
+    From ``spec['output_dtype']`` if declared, else for matmul from the input
+    ``spec['dtype']`` (float inputs give a float product, int8/int16 an int32 one).
+
+    Example:
+        >>> expected_kind(Job("matmul", {"dtype": "bfloat16"})), expected_kind(Job("x"))
+        ('f', None)
+    """
+    name = job.spec.get("output_dtype") or (job.spec.get("dtype") if job.kind == "matmul" else None)
+    if not isinstance(name, str):
+        return None
+    name = name.split(".")[-1]
+    if name.startswith(("float", "bfloat")):
+        return "f"
+    if name.startswith(("int", "uint")):
+        return "i"
+    return "b" if name == "bool" else None
+
+
+def expected_dtype(job: Job) -> str | None:
+    """The exact output dtype a job declares, or None: ``spec['output_dtype']``, else matmul's product dtype.
+
+    Example:
+        >>> expected_dtype(Job("matmul", {"dtype": "int8"})), expected_dtype(Job("matmul", {"dtype": "float32"}))
+        ('int32', 'float32')
+    """
+    name = job.spec.get("output_dtype") or (job.spec.get("dtype") if job.kind == "matmul" else None)
+    if not isinstance(name, str):
+        return None
+    name = name.split(".")[-1]
+    return "int32" if job.kind == "matmul" and "output_dtype" not in job.spec and name.startswith("int") else name
+
+
+def _family(leaf: Any) -> str:
+    t = type(leaf)
+    if t in (bool, int, float):
+        return {bool: "b", int: "i", float: "f"}[t]
+    name = str(leaf.dtype).split(".")[-1]
+    return "f" if name.startswith(("float", "bfloat")) else "b" if name == "bool" else "i"
+
+
 def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
-                  commitment_only_ok: bool = False) -> str | None:
+                  commitment_only_ok: bool = False, kind: str | None = None) -> str | None:
     """Why a claim's output is malformed, or None if it is well formed.
+
+    The output must pass :func:`~vcompute.verify.screening.screen_leaves`
+    (exact containers and array types, numeric dtype, finite values); a
+    single-array output must have ``shape``; a commitment, if sent, must be
+    an exact ``str`` equal to the output's content hash. Nothing here runs a
+    method of the provider's objects, so nothing here raises on them.
 
     Args:
         claim: the replica's claim.
         shape: the shape a single-array output must have, if known.
         commitment_only_ok: accept a claim that carries only a commitment
             (fine for bitwise comparison, not for tolerances).
+        kind: the dtype family every leaf must have (:func:`expected_kind`), if known.
 
     Returns:
         A reason a person can read, or None.
@@ -63,40 +115,110 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
         >>> screen_output(Claim("j", "p", output=np.array([1.0, np.nan])))
         'output leaf 0 contains NaN or Inf'
     """
-    try:
-        if claim.output is None:
-            if commitment_only_ok and isinstance(claim.commitment, str) and claim.commitment:
-                return None
-            return "missing output"
-        items = leaves(claim.output)
-        if not items:
-            return "output is an empty structure"
-        for i, (path, leaf) in enumerate(items):
-            where = path or str(i)
-            if isinstance(leaf, (bool, int, float)):
-                if isinstance(leaf, float) and not math.isfinite(leaf):
-                    return f"output leaf {where} is NaN or Inf"
-                continue
-            if not is_array(leaf):
-                return f"output leaf {where} is a {type(leaf).__name__}, not an array"
-            from vcompute.core.arrays import to_numpy
-
-            a = np.asarray(to_numpy(leaf))
-            if a.dtype.kind not in _NUMERIC_KINDS:
-                return f"output leaf {where} has non-numeric dtype {a.dtype}"
-            if a.dtype.kind == "f" and not bool(np.all(np.isfinite(a))):
-                return f"output leaf {where} contains NaN or Inf"
-        if shape is not None:
-            if len(items) != 1 or not hasattr(items[0][1], "shape"):
-                return f"output is a structure of {len(items)} leaves, expected one array of shape {shape}"
-            got = tuple(int(d) for d in items[0][1].shape)
-            if got != tuple(shape):
-                return f"output has shape {got}, expected {tuple(shape)}"
-        if claim.commitment is not None and claim.commitment != content_hash(claim.output):
-            return "commitment does not match the output"
-    except Exception as e:  # hostile objects must not escape the verdict
-        return f"could not inspect the output: {type(e).__name__}: {e}"
+    output, commitment = claim.output, claim.commitment
+    if commitment is not None and type(commitment) is not str:
+        return f"commitment is a {type(commitment).__name__}, not a str"
+    if output is None:
+        if commitment_only_ok and commitment:
+            return None
+        return "missing output"
+    items, reason = screen_leaves(output)
+    if reason is not None:
+        return reason
+    if kind is not None:
+        for path, leaf in items:
+            if _family(leaf) != kind:
+                return f"output leaf {path or 0} has dtype {leaf_dtype(leaf)}, the job's output is {_KINDS[kind]}"
+    if shape is not None:
+        leaf = items[0][1]
+        if len(items) != 1 or type(leaf) in (bool, int, float):
+            return f"output is a structure of {len(items)} leaves, expected one array of shape {tuple(shape)}"
+        got = tuple(int(d) for d in leaf.shape)
+        if got != tuple(shape):
+            return f"output has shape {got}, expected {tuple(shape)}"
+    if commitment is not None and commitment != content_hash(output):
+        return "commitment does not match the output"
     return None
+
+
+_KINDS = {"f": "float", "i": "integer", "b": "bool"}
+
+
+def provider_identity(provider: Any) -> tuple[str | None, str | None]:
+    """The identity a claim votes under, as an exact builtin ``str``, or why it has none.
+
+    An identity is a non-empty ``str`` without surrounding whitespace or
+    control characters. A ``str`` subclass is copied to an exact ``str``
+    (``str.__str__``, which runs none of the subclass's code), so its
+    ``__eq__`` and ``__hash__`` cannot make one provider look like many.
+
+    Args:
+        provider: ``claim.provider`` as received.
+
+    Returns:
+        ``(identity, None)`` or ``(None, reason)``.
+
+    Example:
+        >>> provider_identity("p1"), provider_identity("  ")
+        (('p1', None), (None, 'empty provider identity'))
+    """
+    if provider is None:
+        return None, "no provider identity"
+    if not issubclass(type(provider), str):  # not isinstance: that would consult the object's __class__
+        return None, f"provider identity is a {type(provider).__name__}, not a str"
+    ident = str.__str__(provider)
+    if not ident.strip():
+        return None, "empty provider identity"
+    if ident != ident.strip() or not ident.isprintable():
+        return None, "provider identity has surrounding whitespace or control characters"
+    return ident, None
+
+
+_NO_CTX = object()
+
+
+def check_call(job: Any, claims: Any, ctx: Any = _NO_CTX) -> list[Claim]:
+    """The caller's arguments of ``verify``, checked; raises on the caller's mistakes.
+
+    The claims list is assembled by the caller (the marketplace wraps each
+    provider message in a :class:`~vcompute.core.types.Claim`), so a wrong
+    structure there is an integration bug, never a provider's fault: it
+    raises instead of producing a rejection someone would be slashed for.
+
+    Args:
+        job: the job.
+        claims: the claims, as the caller assembled them.
+        ctx: the verification context (not checked when omitted).
+
+    Returns:
+        The claims as a list of exact :class:`~vcompute.core.types.Claim`
+        (a subclass is copied field by field, each read once).
+
+    Raises:
+        TypeError: ``job`` not a Job, ``claims`` not a list/tuple of Claims
+            (naming the offending index), ``ctx`` not a VerifyContext.
+
+    Example:
+        >>> check_call(Job("x"), "abc", VerifyContext(seed=0))
+        Traceback (most recent call last):
+        ...
+        TypeError: claims must be a list or tuple of Claim objects, got str; wrap a single claim as [claim]
+    """
+    if not isinstance(job, Job):
+        raise TypeError(f"job must be a vcompute.core.types.Job, got {type(job).__name__}")
+    if not isinstance(claims, Sequence) or isinstance(claims, (str, bytes, Mapping)):
+        raise TypeError(f"claims must be a list or tuple of Claim objects, got {type(claims).__name__}; "
+                        "wrap a single claim as [claim]")
+    out = list(claims)
+    for i, c in enumerate(out):
+        if not isinstance(c, Claim):
+            raise TypeError(f"claims[{i}] is a {type(c).__name__}, not a Claim; wrap each provider's answer "
+                            "as Claim(job.id, provider, output=...)")
+        if type(c) is not Claim:  # a subclass's properties could answer differently on every read: read once
+            out[i] = Claim(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Claim)})
+    if ctx is not _NO_CTX and not isinstance(ctx, VerifyContext):
+        raise TypeError(f"ctx must be a VerifyContext, got {type(ctx).__name__}")
+    return out
 
 
 def make_equality(spec: Equality | str | None = None, *, rtol: float | None = None,
@@ -196,11 +318,11 @@ class Replication:
 
     def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
         """Group the replicas, pick the canonical result by quorum, name the dissenters."""
+        claims = check_call(job, claims, ctx)
         t0 = time.perf_counter()
-        try:
-            verdict = self._decide(job, list(claims))
-        except Exception as e:  # a hostile claim must never escape as an exception
-            verdict = Verdict.reject(f"could not compare replicas: {type(e).__name__}: {e}", scheme=self.name)
+        # no catch-all: every provider object is screened before it is touched, so an exception here is a
+        # bug (or a caller's equality rule failing) and must not become a rejection someone is slashed for
+        verdict = self._decide(job, claims)
         cost = Cost(seconds=time.perf_counter() - t0,
                     reexecuted_fraction=float(max(0, len(claims) - 1)))
         ctx.add_cost(cost)
@@ -212,71 +334,97 @@ class Replication:
         For M-first voting this is how a dispatcher knows when to stop; for
         majority and unanimity it is what is missing from ``k``.
         """
-        groups, _ = self._groups(job, list(claims))
+        claims = check_call(job, claims)
+        groups, _, voter = self._groups(job, claims)
+        identities = len(set(voter.values()))  # duplicates and anonymous claims fill no replica slot
         best = max((len(g) for g in groups), default=0)
-        if best >= self.votes_needed and (self.quorum != "unanimity" or len(claims) >= self.k):
+        if best >= self.votes_needed and (self.quorum != "unanimity" or identities >= self.k):
             return 0
-        return max(0, min(self.votes_needed - best, self.k - len(claims)))
+        return max(0, min(self.votes_needed - best, self.k - identities))
 
     # -- internals --------------------------------------------------------
-    def _groups(self, job: Job, claims: list[Claim]) -> tuple[list[list[Claim]], dict[str, str]]:
+    def _groups(self, job: Job, claims: list[Claim]) -> tuple[list[list[Claim]], dict[str, str], dict[int, str]]:
+        """Well-formed votes grouped by answer, and the reason each non-voter has no vote.
+
+        One identity, one vote: claims are collected per exact-``str``
+        identity first; an identity votes only if every claim it sent is
+        well formed and all carry the same answer (duplicates collapse to
+        one vote, conflicting answers forfeit it). A claim with no identity
+        has no vote at all.
+        """
         shape = self.shape_of(job) if self.shape_of is not None else None
+        kind = expected_kind(job) if self.shape_of is not None else None
         commit_ok = isinstance(self.equality, Bitwise)
-        malformed: dict[str, str] = {}
-        seen: set[str] = set()
-        groups: list[list[Claim]] = []
         bitwise = type(self.equality) is Bitwise
-        keys: dict[int, str | None] = {}
+        malformed: dict[str, str] = {}
+        by_identity: dict[str, list[Claim]] = {}
+        voter: dict[int, str] = {}
         for i, c in enumerate(claims):
-            who = getattr(c, "provider", None) or f"replica-{i}"
-            if not isinstance(c, Claim):
-                malformed[f"replica-{i}"] = f"not a Claim but a {type(c).__name__}"
+            who, why = provider_identity(c.provider)
+            if who is None:
+                malformed[f"replica-{i}"] = f"{why}: an anonymous claim gets no vote"
                 continue
-            if c.job_id != job.id:
-                malformed[who] = "answers another job (job id mismatch)"
-                continue
-            if who in seen:  # BOINC: one result per user per workunit
-                malformed[f"{who}#{i}"] = "second replica from the same provider"
-                continue
-            seen.add(who)
-            reason = screen_output(c, shape, commitment_only_ok=commit_ok)
+            by_identity.setdefault(who, []).append(c)
+            voter[id(c)] = who
+        keys: dict[int, str | None] = {}
+
+        def same(a: Claim, b: Claim) -> bool:
+            return keys[id(a)] == keys[id(b)] if bitwise else bool(self.equality.equal(a, b))
+
+        votes: list[Claim] = []
+        for who, mine in by_identity.items():
+            reason = None
+            for c in mine:
+                job_id = c.job_id
+                if not issubclass(type(job_id), str) or str.__str__(job_id) != job.id:
+                    reason = "answers another job (job id mismatch)"
+                else:
+                    reason = screen_output(c, shape, commitment_only_ok=commit_ok, kind=kind)
+                if reason is not None:
+                    break
+                if bitwise:  # hash each output once instead of once per comparison
+                    keys[id(c)] = output_hash(c)
+            if reason is None and any(not same(mine[0], c) for c in mine[1:]):
+                reason = f"sent {len(mine)} claims with different answers: its vote is forfeit"
             if reason is not None:
-                malformed[who] = reason
+                malformed[who] = reason if len(mine) == 1 else f"{reason} (one of its {len(mine)} claims)"
                 continue
-            if bitwise:  # hash each output once instead of once per comparison
-                keys[id(c)] = output_hash(c)
+            votes.append(mine[0])  # duplicates of one answer collapse into one vote
+        groups: list[list[Claim]] = []
+        for c in votes:
             for g in groups:  # greedy: tolerances are not transitive, so compare with the first member
-                same = keys[id(g[0])] == keys[id(c)] if bitwise else self.equality.equal(g[0], c)
-                if same:
+                if same(g[0], c):
                     g.append(c)
                     break
             else:
                 groups.append([c])
         groups.sort(key=len, reverse=True)  # stable: ties keep arrival order
-        return groups, malformed
+        return groups, malformed, voter
 
     def _decide(self, job: Job, claims: list[Claim]) -> Verdict:
-        groups, malformed = self._groups(job, claims)
+        groups, malformed, voter = self._groups(job, claims)
         need = self.votes_needed
-        missing = max(0, self.k - len(claims))
+        identities = len(set(voter.values()))
+        missing = max(0, self.k - identities)
         details: dict[str, Any] = {
             "quorum": self.quorum, "k": self.k, "votes_needed": need, "received": len(claims),
-            "missing": missing, "group_sizes": [len(g) for g in groups], "malformed": dict(malformed),
+            "identities": identities, "missing": missing, "group_sizes": [len(g) for g in groups],
+            "malformed": dict(malformed),
             "equality": self.equality.to_dict() if hasattr(self.equality, "to_dict") else self.equality.name,
         }
         best = groups[0] if groups else []
         tie = len(groups) > 1 and len(groups[1]) == len(best)
-        details["agreeing"] = [c.provider for c in best]
-        details["disagreeing"] = [c.provider for g in groups[1:] for c in g] + sorted(malformed)
+        details["agreeing"] = [voter[id(c)] for c in best]
+        details["disagreeing"] = [voter[id(c)] for g in groups[1:] for c in g] + sorted(malformed)
         ok = len(best) >= need and not tie
         if self.quorum == "unanimity":
             ok = ok and not malformed and missing == 0 and len(groups) == 1
         if ok:
             canonical = best[0]
-            details["canonical_provider"] = canonical.provider
+            details["canonical_provider"] = voter[id(canonical)]
             details["canonical_commitment"] = output_hash(canonical)
             return Verdict.accept(
-                f"{len(best)} of {len(claims)} replicas agree ({need} needed); "
+                f"{len(best)} of {identities} providers agree ({need} needed); "
                 f"{len(details['disagreeing'])} disagreed", scheme=self.name, details=details)
         details["canonical_provider"] = None
         details["canonical_commitment"] = None

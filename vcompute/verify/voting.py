@@ -8,7 +8,10 @@ These are the formulas the Monte-Carlo models in
 ``proofs/replication.md`` quotes. Notation: ``f`` is the fraction of
 saboteurs, ``s`` their sabotage rate, ``phi = f * s`` the probability that
 one replica is wrong; colluders (``c = 1``) all return the same wrong answer,
-the worst case for voting.
+the worst case for voting. Those formulas also assume each replica decides
+*independently* whether to cheat; colluders who decide it from the job (a
+hash of its id) cheat together; :mod:`vcompute.verify.correlated` bounds
+them (the coalition votes as one correlated voter).
 
 Example:
     >>> round(m_first_error(15, 0.35), 4)
@@ -32,10 +35,17 @@ __all__ = [
     "worker_credibility",
     "group_credibility",
     "wilson_interval",
+    "check_probability",
 ]
 
 
-def _check_prob(name: str, x: float) -> float:
+def check_probability(name: str, x: float) -> float:
+    """``x`` as a float if it is a probability, else ValueError naming ``name``.
+
+    Example:
+        >>> check_probability("q", 0.25)
+        0.25
+    """
     if not (isinstance(x, (int, float)) and 0.0 <= x <= 1.0):
         raise ValueError(f"{name} must be a probability in [0, 1], got {x!r}")
     return float(x)
@@ -74,7 +84,7 @@ def m_first_error(m: int, phi: float) -> float:
     """
     if not isinstance(m, int) or m < 1:
         raise ValueError(f"M must be a positive integer, got {m!r}")
-    phi = _check_prob("phi", phi)
+    phi = check_probability("phi", phi)
     n = 2 * m - 1
     return min(1.0, sum(_binom_pmf(n, j, phi) for j in range(m, n + 1)))
 
@@ -130,7 +140,7 @@ def min_m_for_error(eps: float, phi: float, *, max_m: int = 1000) -> int | None:
     """
     if not (isinstance(eps, (int, float)) and 0.0 < eps <= 1.0):
         raise ValueError(f"eps must be in (0, 1], got {eps!r}")
-    phi = _check_prob("phi", phi)
+    phi = check_probability("phi", phi)
     for m in range(1, max_m + 1):
         if m_first_error(m, phi) <= eps:
             return m
@@ -160,7 +170,7 @@ def majority_error(k: int, phi: float) -> float:
     """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    phi = _check_prob("phi", phi)
+    phi = check_probability("phi", phi)
     return sum(_binom_pmf(k, j, phi) for j in range(k // 2 + 1, k + 1))
 
 
@@ -193,7 +203,7 @@ def spot_check_error(f: float, s: float, q: float, n: int) -> float:
         >>> spot_check_error(0.2, 1.0, 0.1, 1) == 0.2
         True
     """
-    f, s, q = (_check_prob(nm, v) for nm, v in (("f", f), ("s", s), ("q", q)))
+    f, s, q = (check_probability(nm, v) for nm, v in (("f", f), ("s", s), ("q", q)))
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     survive = (1.0 - q * s) ** (n - 1)
@@ -222,7 +232,7 @@ def spot_check_error_bound(f: float, q: float, n: int) -> float:
         >>> round(spot_check_error_bound(0.2, 0.1, 101), 5)
         0.0092
     """
-    f, q = _check_prob("f", f), _check_prob("q", q)
+    f, q = check_probability("f", f), check_probability("q", q)
     if f >= 1.0 or q <= 0.0 or not isinstance(n, int) or n < 2:
         raise ValueError("the bound needs f < 1, q > 0 and n >= 2")
     return f / ((1.0 - f) * q * (n - 1) * math.e)
@@ -251,7 +261,7 @@ def wrong_accepted_per_identity(q: float, p: float) -> float:
         >>> wrong_accepted_per_identity(0.0, 0.1)
         9.0
     """
-    q, p = _check_prob("q", q), _check_prob("p", p)
+    q, p = check_probability("q", q), check_probability("p", p)
     d = q + (1.0 - q) * p
     return math.inf if d == 0 else (1.0 - q) * (1.0 - p) / d
 
@@ -280,7 +290,7 @@ def worker_credibility(f: float, passed: int, *, blacklisting: bool = True) -> f
         >>> round(worker_credibility(0.2, 10), 4)
         0.9908
     """
-    f = _check_prob("f", f)
+    f = check_probability("f", f)
     if f >= 1.0 or not isinstance(passed, int) or passed < 0:
         raise ValueError("worker credibility needs f < 1 and passed >= 0")
     if passed == 0:

@@ -10,8 +10,9 @@ Behaviours: ``honest``; ``swap_weights`` (one layer uses other weights:
 ``low_precision`` (one layer computed in bfloat16, returned as float32).
 
 The JAX side evaluates the function's jaxpr with an interpreter that hands
-every linear equation to a callback (:func:`eval_jaxpr_layers`), which is
-also how the verifier checks it.
+every linear equation to a callback (:func:`~vcompute.workloads.jaxpr_eval.eval_jaxpr_layers`,
+loops once per iteration, the branch a ``cond`` takes), which is also how the
+verifier checks it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from vcompute.workloads.jaxpr_eval import LAYER_PRIMITIVES, eval_jaxpr_layers
+
 __all__ = ["torch_mlp", "torch_transformer_block", "jax_mlp", "jax_transformer_block", "torch_provider",
+           "torch_linear_layers",
            "jax_provider", "eval_jaxpr_layers", "LAYER_PRIMITIVES", "MODEL_BEHAVIOURS"]
 
-#: jaxpr primitives treated as linear layers.
-LAYER_PRIMITIVES = ("dot_general", "conv_general_dilated")
 #: Provider behaviours for whole-model jobs.
 MODEL_BEHAVIOURS = ("honest", "swap_weights", "low_precision")
 
@@ -98,10 +100,30 @@ def torch_transformer_block(d_model: int = 256, n_heads: int = 4, d_ff: int = 10
     return Block().eval()
 
 
-def _torch_layers(module: Any) -> dict[str, Any]:
+def torch_linear_layers(module: Any) -> dict[str, Any]:
+    """The submodules traced (and verified) as linear layers, by name.
+
+    They are the ``nn.Linear`` and ``nn.Conv2d`` modules that compute as
+    those classes do: a subclass that overrides ``forward`` (or
+    ``_conv_forward``), or an instance whose ``forward`` was replaced,
+    computes something else and is treated as glue.
+
+    Example:
+        >>> list(torch_linear_layers(torch_mlp((4, 8, 2), seed=0)))
+        ['0', '2']
+    """
     from torch import nn
 
-    return {n: m for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    out = {}
+    for n, m in module.named_modules():
+        if "forward" in m.__dict__:
+            continue
+        if isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward:
+            out[n] = m
+        elif (isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward
+              and type(m)._conv_forward is nn.Conv2d._conv_forward):
+            out[n] = m
+    return out
 
 
 def torch_provider(module: Any, *inputs: Any, behaviour: str = "honest", layer: str | None = None,
@@ -118,7 +140,8 @@ def torch_provider(module: Any, *inputs: Any, behaviour: str = "honest", layer: 
 
     Returns:
         The output and a dict mapping each linear layer's name to the list of
-        its outputs (one per call).
+        its outputs (one per call; each a copy taken when the layer returns, so
+        in-place operations later in the forward pass do not change it).
 
     Raises:
         ValueError: for an unknown behaviour or layer.
@@ -127,7 +150,7 @@ def torch_provider(module: Any, *inputs: Any, behaviour: str = "honest", layer: 
 
     if behaviour not in MODEL_BEHAVIOURS:
         raise ValueError(f"unknown model behaviour {behaviour!r}; known: {', '.join(MODEL_BEHAVIOURS)}")
-    layers = _torch_layers(module)
+    layers = torch_linear_layers(module)
     if not layers:
         raise ValueError("the module has no nn.Linear or nn.Conv2d layers to trace")
     target = layer or list(layers)[-1]
@@ -137,10 +160,14 @@ def torch_provider(module: Any, *inputs: Any, behaviour: str = "honest", layer: 
     trace: dict[str, list] = {n: [] for n in layers}
     patched: dict[str, Any] = {}
 
-    def recorder(name: str) -> Callable:
-        return lambda mod, args, out: trace[name].append(out.detach())
+    def recorder(name: str, mod: Any, call: Callable) -> Callable:
+        def fwd(*args: Any, **kwargs: Any) -> Any:
+            y = call(mod, args[0] if args else kwargs["input"])
+            trace[name].append(y.detach().clone())  # a value, not a view a later in-place op overwrites
+            return y
 
-    handles = [m.register_forward_hook(recorder(n)) for n, m in layers.items()]
+        return fwd
+
     mod = layers[target]
     try:
         if behaviour == "swap_weights":
@@ -148,19 +175,16 @@ def torch_provider(module: Any, *inputs: Any, behaviour: str = "honest", layer: 
             noise = torch.from_numpy(rng.standard_normal(tuple(w.shape)).astype(np.float32)).to(w.dtype)
             patched["w"] = mod.weight.data
             mod.weight.data = w + magnitude * float(w.float().std()) * noise
-        elif behaviour == "low_precision":
-            fwd = mod.forward
-            patched["fwd"] = fwd
-            mod.forward = lambda x: _bf16_call(mod, x)
+        for n, m in layers.items():
+            lazy = behaviour == "low_precision" and m is mod
+            m.forward = recorder(n, m, _bf16_call if lazy else type(m).forward)
         with torch.no_grad():
             out = module(*inputs)
     finally:
-        for h in handles:
-            h.remove()
+        for m in layers.values():
+            m.__dict__.pop("forward", None)
         if "w" in patched:
             mod.weight.data = patched["w"]
-        if "fwd" in patched:
-            del mod.forward
     return out, trace
 
 
@@ -173,7 +197,7 @@ def _bf16_call(mod: Any, x: Any) -> Any:
     if isinstance(mod, torch.nn.Linear):
         y = F.linear(x.to(bf), mod.weight.to(bf), b)
     else:
-        y = F.conv2d(x.to(bf), mod.weight.to(bf), b, mod.stride, mod.padding, mod.dilation, mod.groups)
+        y = mod._conv_forward(x.to(bf), mod.weight.to(bf), b)
     return y.to(x.dtype)
 
 
@@ -253,66 +277,6 @@ def jax_transformer_block(d_model: int = 256, n_heads: int = 4, d_ff: int = 1024
         return x + jax.nn.gelu(ln(x) @ p["fc1"]) @ p["fc2"]
 
     return fn, params
-
-
-def eval_jaxpr_layers(fn: Callable, args: tuple, on_layer: Callable) -> Any:
-    """Evaluate ``fn(*args)`` through its jaxpr, handing each linear equation to ``on_layer``.
-
-    Args:
-        fn: a JAX-traceable function.
-        args: its arguments.
-        on_layer: ``(index, primitive_name, invals, params, compute) -> output``;
-            ``compute()`` evaluates the equation honestly. Indices count
-            linear equations in evaluation order, nested calls included.
-
-    Returns:
-        ``fn``'s output (a single array, or a list for several outputs).
-    """
-    import jax
-    from jax.extend.core import ClosedJaxpr, Literal
-
-    closed = jax.make_jaxpr(fn)(*args)
-    counter = [0]
-
-    def run(jaxpr: Any, consts: Any, invals: list) -> list:
-        env: dict = {}
-
-        def read(v: Any) -> Any:
-            return v.val if isinstance(v, Literal) else env[v]
-
-        for v, x in zip(jaxpr.constvars, consts):
-            env[v] = x
-        for v, x in zip(jaxpr.invars, invals):
-            env[v] = x
-        for eqn in jaxpr.eqns:
-            ins = [read(v) for v in eqn.invars]
-            name = eqn.primitive.name
-            sub = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr"))
-            if isinstance(sub, ClosedJaxpr):
-                outs = run(sub.jaxpr, sub.consts, ins)
-            else:
-                def compute(eqn: Any = eqn, ins: list = ins) -> Any:
-                    bp = eqn.primitive.get_bind_params(eqn.params)
-                    if isinstance(bp, tuple):  # jax < 0.7 returned (subfuns, params)
-                        return eqn.primitive.bind(*bp[0], *ins, **bp[1])
-                    with eqn.ctx.manager:
-                        return eqn.primitive.bind(*ins, **bp)
-
-                if name in LAYER_PRIMITIVES:
-                    outs = on_layer(counter[0], name, ins, eqn.params, compute)
-                    counter[0] += 1
-                else:
-                    outs = compute()
-                if not eqn.primitive.multiple_results:
-                    outs = [outs]
-            for v, x in zip(eqn.outvars, outs):
-                if type(v).__name__ != "DropVar":
-                    env[v] = x
-        return [read(v) for v in jaxpr.outvars]
-
-    flat = jax.tree_util.tree_leaves(args)
-    outs = run(closed.jaxpr, closed.consts, flat)
-    return outs[0] if len(outs) == 1 else outs
 
 
 def jax_provider(fn: Callable, *args: Any, behaviour: str = "honest", layer: int | None = None,
