@@ -8,10 +8,21 @@ STAMP  := $(VENV)/.installed-stamp
 # build on machines without a local CPU wheel.
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
+# anvil (foundry's Ethereum node) for the evm+http:// tests: an npm package, installed into .tools/
+ANVIL_PKG := @foundry-rs/anvil-linux-amd64@1.7.1
+ANVIL  := .tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
 .PHONY: setup run test test-fast test-slow docs bench peers clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(ANVIL)
+
+$(ANVIL):
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix .tools --no-audit --no-fund --silent "$(ANVIL_PKG)" && test -x $(ANVIL); \
+	else \
+	  echo "npm not found: anvil (a real Ethereum node) is not installed, so the tests marked anvil will skip."; \
+	  echo "Install Node.js and npm (e.g. apt-get install npm), then run make setup again."; \
+	fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,11 +35,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/vcompute run experiments/quickstart.toml
 
-test: $(STAMP)
+test: setup
 	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 	$(MAKE) docs
 
-test-slow: $(STAMP)
+test-slow: setup
 	$(PY) -m pytest -n 2 --dist loadgroup -m slow $(PYTEST_ARGS)
 
 docs: $(STAMP)

@@ -138,8 +138,8 @@ def bench_verify_chain(tmp: str) -> float:
     return rep.entries / (time.perf_counter() - t)
 
 
-def bench_evm(n: int) -> float:
-    led = vl.open("evm://tester")
+def bench_evm(n: int, url: str = "evm://tester") -> float:
+    led = vl.open(url)
     a, _ = _setup(led)
     rate = _transfers(led, a, n)
     vl.check_conservation(led)
@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
                      bench_sqlite(2000 if q else 10_000, tmp, None, batch=500), None))
         rows.append(("verify_chain (entries checked)", bench_verify_chain(tmp), None))
         if not args.no_evm:
+            rows.append(("evm:// transfer (VLedger.vy on revm)", bench_evm(500 if q else 5000, "evm://"), 5_000))
             rows.append(("evm://tester transfer (VLedger.vy on py-evm)", bench_evm(30 if q else 200), 30))
     sigs = bench_signatures(1000 if q else 5000)
     print(f"{'backend / operation':<56} {'ops/s':>11} {'target':>8} {'meets':>6} {'vs memory':>10} "

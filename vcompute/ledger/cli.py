@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
                                    "and print every account's balance and stake.")
     s.add_argument("url", help="a ledger URL, or a path to a SQLite ledger file")
     s.set_defaults(func=cmd_show)
+    from vcompute.ledger.node import add_parser as add_node
+
+    add_node(sub)  # `vcompute ledger node`: a local anvil for evm+http://
     led.set_defaults(func=lambda args: (led.print_help(), 2)[1])
 
 

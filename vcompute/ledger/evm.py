@@ -56,7 +56,7 @@ from vcompute.ledger.errors import (
     UnknownAccount,
 )
 from vcompute.ledger.records import Account, Commitment, Escrow, Receipt, Stake, check_name
-from vcompute.ledger.evm_chain import GAS, RPCChain, TesterChain
+from vcompute.ledger.evm_chain import GAS, TesterChain
 from vcompute.ledger.state import normalise_args
 
 __all__ = ["EVMLedger", "binding_message", "open_evm", "revert_error"]
@@ -101,13 +101,25 @@ def binding_message(chain_id: int, contract: str, sender: str, name: str, public
 
 
 def _keccak(data: bytes) -> bytes:
-    from eth_utils import keccak
+    from vcompute.ledger.abi import keccak256
 
-    return keccak(data)
+    return keccak256(data)
+
+
+_NAME_IDS: dict[str, bytes] = {}
 
 
 def _name_id(name: str | None) -> bytes:
-    return b"\x00" * 32 if name is None else _keccak(name.encode())
+    if name is None:
+        return b"\x00" * 32
+    if type(name) is not str:  # only exact strings are cached (a subclass could lie in __hash__/__eq__)
+        return _keccak(str.encode(name))
+    nid = _NAME_IDS.get(name)
+    if nid is None:
+        if len(_NAME_IDS) > 1 << 16:
+            _NAME_IDS.clear()
+        nid = _NAME_IDS[name] = _keccak(name.encode())
+    return nid
 
 
 class EVMLedger(Ledger):
@@ -129,19 +141,27 @@ class EVMLedger(Ledger):
         from web3 import Web3
 
         self._encode_args, self._decode = encode, decode
+        self._selectors: dict[str, tuple[bytes, list[str]]] = {}
         self.url = url
         self.minter_public = bytes(minter)
         parts = urlsplit(url)
         if parts.scheme == "evm":
-            if parts.netloc != "tester" or parts.path not in ("", "/"):
-                raise InvalidURL(f"the embedded chain is 'evm://tester', got {url!r}; "
-                                 "use evm+http://HOST:PORT for a node")
-            self.chain = TesterChain()
+            if parts.netloc not in ("", "revm", "tester") or parts.path not in ("", "/"):
+                raise InvalidURL(f"the embedded chains are 'evm://' (revm) and 'evm://tester' (py-evm), "
+                                 f"got {url!r}; use evm+http://HOST:PORT for a node")
+            if parts.netloc == "tester":
+                self.chain = TesterChain()
+            else:
+                from vcompute.ledger.revm_chain import RevmChain
+
+                self.chain = RevmChain()
         else:
             if not parts.hostname:
                 raise InvalidURL(f"{url!r} names no host; use e.g. evm+http://127.0.0.1:8545")
             endpoint = f"{parts.scheme.split('+', 1)[1]}://{parts.netloc}{parts.path}"
-            self.chain = RPCChain(endpoint)
+            from vcompute.ledger.rpc_chain import NodeChain
+
+            self.chain = NodeChain(endpoint)
         build = load_contract("VLedger")
         self._abi = build["abi"]
         self._w3 = Web3()  # offline: ABI encoding only
@@ -164,7 +184,7 @@ class EVMLedger(Ledger):
         self._keys = KeyProofs(b"evm:%d:%s:%s" % (self.chain.chain_id, self.address.encode(),
                                                     os.urandom(16).hex().encode()))
         # The embedded chain has no other writer, so views can be cached until our next write.
-        self._cache: dict | None = {} if isinstance(self.chain, TesterChain) else None
+        self._cache: dict | None = {} if parts.scheme == "evm" else None
         self._snap = self.chain.snapshot()
 
     # -- plumbing ----------------------------------------------------------
@@ -180,7 +200,7 @@ class EVMLedger(Ledger):
         key = (fn, args)
         if self._cache is not None and key in self._cache:
             return self._cache[key]
-        data = self._c.encode_abi(fn, list(args))
+        data = self._encode(fn, list(args))
         out = self._decode(self._outputs[fn], self.chain.call(self.chain.deployer, self.address, data))
         if self._cache is not None:
             self._cache[key] = out
@@ -256,7 +276,7 @@ class EVMLedger(Ledger):
         fn, cargs = self._contract_args(kind, pub, args, proof)
         cargs.append(op_id)
         self._invalidate()
-        data = self._c.encode_abi(fn, cargs)
+        data = self._encode(fn, cargs)
         if kind == "open_account" and self.chain.balance(sender) < _FUND_WEI // 10:
             self.chain.send_from_node({"to": sender, "value": _FUND_WEI})
         try:
@@ -292,13 +312,32 @@ class EVMLedger(Ledger):
             if topics and str(log.get("address", "")).lower() == self.address.lower():
                 raw = log["data"]
                 raw = bytes.fromhex(raw[2:]) if isinstance(raw, str) else bytes(raw)
-                _kind, seq = self._decode(["string", "uint256"], raw)
+                from vcompute.ledger.abi import decode_string_uint
+
+                _kind, seq = decode_string_uint(raw)
                 return Receipt(op_id, kind, int(seq), ref=txh)
         key = _keccak(self._encode_args(["address", "string"], [sender, op_id]))
         (seq1,) = self._view("op_seq", key)
         return Receipt(op_id, kind, int(seq1) - 1, replayed=True, ref=txh)
 
-    def _send_signed(self, by: Any, sender: str, data: str) -> dict:
+    def _encode(self, fn: str, args: list) -> bytes:
+        """Calldata of ``fn(*args)``: its selector and ABI-encoded arguments (cached per function)."""
+        entry = self._selectors.get(fn)
+        if entry is None:
+            spec = next(f for f in self._abi if f.get("type") == "function" and f["name"] == fn)
+            types = [self._abi_type(i) for i in spec["inputs"]]
+            entry = self._selectors[fn] = (_keccak(f"{fn}({','.join(types)})".encode())[:4], types)
+        from vcompute.ledger.abi import encode
+
+        return entry[0] + encode(entry[1], args)
+
+    def _send_signed(self, by: Any, sender: str, data: bytes) -> dict:
+        transact = getattr(self.chain, "transact", None)
+        if transact is not None:
+            # An in-process chain (revm): the account derived from `by`'s private key acts directly;
+            # a signature would prove nothing to a chain living in this process.
+            self._account_of(by)
+            return transact(sender, self.address, data)
         acct = self._account_of(by)
         nonce = self._nonces.get(sender)
         if nonce is None:

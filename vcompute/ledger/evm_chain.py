@@ -1,5 +1,7 @@
 """Transports for the EVM ledger: the embedded eth-tester chain and any JSON-RPC node.
 
+The embedded revm chain (``evm://``) is :mod:`vcompute.ledger.revm_chain`.
+
 Both offer the same few calls :class:`vcompute.ledger.evm.EVMLedger` needs:
 ``call``, ``send_raw``, ``send_from_node``, ``nonce``, ``balance``, ``now``,
 ``advance``, ``snapshot`` and ``revert``. web3 and eth-tester are imported
@@ -39,6 +41,7 @@ class TesterChain:
 
     def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
         """Run ``data`` against contract ``to`` as ``sender`` without a transaction; the raw return bytes."""
+        data = "0x" + bytes(data).hex() if isinstance(data, (bytes, bytearray)) else data
         out = self.tester.call({"from": sender, "to": to, "data": data, "gas": 30_000_000}, block)
         return bytes.fromhex(out[2:]) if isinstance(out, str) else bytes(out)
 
@@ -53,6 +56,8 @@ class TesterChain:
 
     def send_from_node(self, tx: dict) -> dict:
         """Send a transaction from the node's own first account; its receipt."""
+        if isinstance(tx.get("data"), (bytes, bytearray)):
+            tx = {**tx, "data": "0x" + bytes(tx["data"]).hex()}
         h = self.tester.send_transaction({"from": self.deployer, "gas": 8 * GAS if "to" not in tx else GAS, **tx})
         return self.tester.get_transaction_receipt(h)
 
@@ -101,8 +106,8 @@ class RPCChain:
     @staticmethod
     def revert_reason(error: Exception) -> str | None:
         """The contract's revert reason if ``error`` is a revert, else None."""
-        msg = str(error)
-        return msg if "execution reverted" in msg else None
+        msg = getattr(error, "message", None) or str(error)  # web3's ContractLogicError: message, data
+        return str(msg) if "execution reverted" in str(msg) else None
 
     def call(self, sender: str, to: str, data: str, block: str = "pending") -> bytes:
         """Run ``data`` against contract ``to`` as ``sender`` without a transaction; the raw return bytes."""
@@ -143,5 +148,10 @@ class RPCChain:
         return self.w3.provider.make_request("evm_snapshot", [])["result"]
 
     def revert(self, snap: Any) -> None:
-        """Revert the chain to a snapshot."""
-        self.w3.provider.make_request("evm_revert", [snap])
+        """Revert the chain to a snapshot (a node drops it, and every newer one, when reverting).
+
+        Raises:
+            LedgerError: if the node no longer has the snapshot.
+        """
+        if not self.w3.provider.make_request("evm_revert", [snap]).get("result"):
+            raise LedgerError(f"the node has no snapshot {snap!r} (reverting to an older one drops newer ones)")
