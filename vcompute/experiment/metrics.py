@@ -63,6 +63,10 @@ _FREIVALDS: dict[str, MetricInfo] = {
     "named_bad_layer": _m("flag", "1 if the first bad layer reported is the cheated one"),
     "inference_s": _m("s", "median wall-clock seconds of one forward pass"),
     "verify_over_inference": _m("ratio", "verify_s / inference_s of the whole-model check"),
+    "min_detectable": _m("ratio", "smallest perturbation (x RMS(C)) caught in >= target of the checks"),
+    "detected_at_min": _m("fraction", "detection rate at min_detectable"),
+    "detected_below": _m("fraction", "detection rate at 0.9 x min_detectable"),
+    "honest_rejects": _m("count", "honest checks of the same job rejected (must be 0)"),
 }
 
 _POL: dict[str, MetricInfo] = {
@@ -80,6 +84,9 @@ _POL: dict[str, MetricInfo] = {
                             "under unseeded augmentation"),
     "reference_abs_median": _m("abs. error", "median absolute replay error of the reference verifier "
                                "under unseeded augmentation"),
+    "honest_max": _m("rel. error", "largest honest replay error over every honest condition"),
+    "cheap_min": _m("rel. error", "smallest replay error of training at a cheaper precision claimed as fp32"),
+    "separation": _m("ratio", "cheap_min / honest_max: the gap the calibrated delta sits in"),
 }
 
 _REPLICATION: dict[str, MetricInfo] = {
@@ -120,6 +127,34 @@ _REPLICATION: dict[str, MetricInfo] = {
     "claimed_per_cheat": _m("fraction", "the claimed catch probability per cheat, q + (1-q) p"),
     "cheat_within_4se": _m("flag", "1 if caught_per_cheat lies within 4 standard errors of the claim"),
     "cheats": _m("count", "cheats per identity (mean)"),
+}
+
+_INFERENCE: dict[str, MetricInfo] = {
+    "generations": _m("count", "honest generations verified"),
+    "false_rejects": _m("count", "honest generations rejected (must be 0)"),
+    "false_reject_rate": _m("fraction", "false_rejects / generations"),
+    "max_rel_err": _m("rel. error", "largest honest error of a committed activation entry"),
+    "max_misses": _m("count", "most committed top-k entries missing from the verifier's top-k in one chunk"),
+    "max_logit_err": _m("abs. error", "largest honest logit difference, provider's KV cache vs verifier's prefill"),
+    "rtol": _m("rel. error", "the activation tolerance in force"),
+    "max_misses_allowed": _m("count", "the missing-entry allowance in force, per chunk"),
+    "logit_atol": _m("abs. error", "the logit tolerance of the token check in force"),
+    "rel_headroom": _m("ratio", "rtol over the largest honest activation error (> 1: honest runs pass)"),
+    "logit_headroom": _m("ratio", "logit_atol over the largest honest logit error (> 1: honest runs pass)"),
+    "near_tie_rate": _m("fraction", "share of generated tokens decided by the near-tie rule"),
+    "ambiguous_rate": _m("fraction", "share of sampled tokens where more than one token passes the rule"),
+    "detected": _m("fraction", "share of the adversary's generations the verifier rejected"),
+    "by_tokens": _m("fraction", "share of trials rejected by the token check"),
+    "by_activations": _m("fraction", "share of trials rejected by the activation commitment"),
+    "by_evidence": _m("fraction", "share of trials rejected as malformed or unbound evidence"),
+    "tokens_changed": _m("fraction", "share of tokens that differ from the honest generation"),
+    "median_rel_err": _m("rel. error", "median committed-entry error (mean over trials)"),
+    "verify_over_generate": _m("ratio", "verification seconds over honest generation seconds"),
+    "generate_s": _m("s", "seconds to generate (KV cache), minimum over repeats"),
+    "prefill_s": _m("s", "seconds of one prefill pass over prompt + generated tokens"),
+    "verify_s": _m("s", "seconds to verify one generation"),
+    "prefill_over_generate": _m("ratio", "prefill_s / generate_s"),
+    "proof_bytes_per_32": _m("bytes", "proof bytes per 32 generated tokens"),
 }
 
 _SYNTHETIC: dict[str, MetricInfo] = {
@@ -203,9 +238,11 @@ _SEGMENT_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], MetricI
         "no cheater was observed that long")),
     (re.compile(r"theory_caught_by_(?P<k>\d+)"), lambda m: _m(
         "fraction", f"the closed-form P(caught within {m['k']} jobs) at the audit rate")),
-    (re.compile(r"(?P<c>same|threads|cross_framework)_(?P<s>max|median)"), lambda m: _m(
+    (re.compile(r"(?P<c>same|threads|cross_framework)_(?P<s>min|max|median)"), lambda m: _m(
         "rel. error", f"{m['s']} relative replay error of honest training, condition '{m['c']}'",
         "the condition does not apply to the framework")),
+    (re.compile(r"(?P<c>float16|bfloat16)_(?P<s>min|max|median)"), lambda m: _m(
+        "rel. error", f"{m['s']} relative replay error of training under {m['c']} autocast claimed as fp32")),
 ]
 
 _DISPUTE: dict[str, MetricInfo] = {
@@ -229,6 +266,7 @@ _DISPUTE: dict[str, MetricInfo] = {
 
 _BY_TASK_PREFIX: dict[str, dict[str, MetricInfo]] = {
     "freivalds.": _FREIVALDS,
+    "inference.": _INFERENCE,
     "pol.": _POL,
     "replication.": _REPLICATION,
     "spotcheck.": _REPLICATION,
