@@ -68,11 +68,14 @@ def build_check(scheme: str, params: dict[str, Any], *, mode: str, table: Any, s
         verifier = None if scheme == "none" else VERIFIERS.create(scheme, **params)
         work: Any = RealWork(verifier, seed=seed, backend=backend)
         if verifier is not None:
-            probe = work.run(job_key=2**62, n=8, cheats=[None] * work.replicas(), audit=True)
+            hint = ("real mode runs matmul proxy jobs: use mode='modelled' (calibrated on its own workloads, "
+                    "e.g. `python -m vcompute.market.calibration_pol`)")
+            try:
+                probe = work.run(job_key=2**62, n=8, cheats=[None] * work.replicas(), audit=True)
+            except (TypeError, ValueError) as e:  # a verifier of another job kind refuses the job as misuse
+                raise ValueError(f"verifier {scheme!r} cannot check matmul jobs ({e}); {hint}") from None
             if probe.accepted is False:
-                raise ValueError(f"verifier {scheme!r} rejects honest matmul jobs ({probe.reason}); real mode "
-                                 "runs matmul proxy jobs: use mode='modelled' (calibrated on its own "
-                                 "workloads, e.g. `python -m vcompute.market.calibration_pol`)")
+                raise ValueError(f"verifier {scheme!r} rejects honest matmul jobs ({probe.reason}); {hint}")
         return Check(scheme, work, work.replicas(), table)
     if not table.has(scheme):
         raise ValueError(f"verifier {scheme!r} is not calibrated for modelled mode (calibrated: "
