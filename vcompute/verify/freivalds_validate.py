@@ -9,6 +9,7 @@ import numpy as np
 from vcompute.core.arrays import backend_of, dtype_name, namespace
 from vcompute.core.types import Claim, Job
 from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, INT_OUTPUT_DTYPES
+from vcompute.verify.screening import exact_array_type
 from vcompute.verify.tolerance import FLOAT_DTYPES
 
 __all__ = ["validate_operands", "nonfinite_reason", "meta_mismatch", "expected_out_dtypes", "check_caller_operands"]
@@ -64,10 +65,16 @@ def check_caller_operands(a: Any, b: Any, bias: Any) -> None:
 def validate_operands(a: Any, b: Any, c: Any, bias: Any) -> str | None:
     """The first problem with the operands of ``c == a @ b + bias`` (shapes, dtypes, backends), or None.
 
+    The claimed ``c`` must be an exact array type (:func:`~vcompute.verify.screening.exact_array_type`):
+    a subclass's methods would be the provider's code inside the check.
     NaN/Inf are not scanned here (that would cost a pass over every operand):
     the check diagnoses them with :func:`nonfinite_reason` when its result is not finite.
     """
     names = ("A", "B", "C")
+    if exact_array_type(c) is None:  # the provider's evidence runs none of its own code in the check
+        t = type(c)
+        return (f"the claimed output is a {t.__module__}.{t.__name__}, not an exact numpy/torch/JAX array "
+                "(a subclass of an array type computes as it likes; send a plain array)")
     try:
         backends = [backend_of(x) for x in (a, b, c)]
     except TypeError as e:

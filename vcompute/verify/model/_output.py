@@ -9,6 +9,7 @@ import numpy as np
 
 from vcompute.core.arrays import backend_of, dtype_name, plain, to_numpy
 from vcompute.core.types import Cost, Verdict
+from vcompute.verify.screening import exact_array_type
 
 SCHEME = "freivalds-model"
 
@@ -75,13 +76,16 @@ def _host(x: Any) -> tuple[np.ndarray, str] | str:
         b = backend_of(x)
     except TypeError as e:
         return f"not an array: {e}"
+    # exact types, never names (a subclass can be called Tensor) nor isinstance (it asks the object)
     if b == "torch":
-        if type(x).__name__ != "Tensor":
+        import torch
+
+        if type(x) is not torch.Tensor:
             return f"a {type(x).__name__} (a tensor subclass can compute differently; send a plain tensor)"
         if not torch_values_readable(x):
             return f"a {x.layout} tensor on {x.device} (send a dense tensor with data)"
-    if b == "numpy" and type(x) is not np.ndarray and not isinstance(x, np.generic):
-        return f"a {type(x).__name__} (an ndarray subclass; send a plain ndarray)"
+    elif exact_array_type(x) is None:
+        return f"a {type(x).__name__} (a subclass of an array type; send a plain {b} array)"
     x = plain(x)
     name = dtype_name(x)
     a = to_numpy(x)

@@ -56,7 +56,7 @@ def _clone_tree(x: Any) -> Any:
     import torch
 
     if isinstance(x, torch.Tensor):
-        return x.detach().clone()
+        return torch.Tensor.clone(torch.Tensor.detach(x))
     if isinstance(x, tuple):
         return tuple(_clone_tree(v) for v in x)
     if isinstance(x, list):
@@ -238,7 +238,8 @@ class TorchModelVerifier:
             return layer_reject(f"the claimed output is a {type(y).__name__}, not a plain torch.Tensor"), y
         if not torch_values_readable(y):
             return layer_reject(f"the claimed output is a {y.layout} tensor on {y.device}, not dense values"), y
-        x, y = x.detach(), y.detach()
+        # through the class: the claimed tensor may carry an instance attribute named ``detach``
+        x, y = torch.Tensor.detach(x), torch.Tensor.detach(y)
         if y.device != x.device:  # a claim from another device is the same values
             y = y.to(x.device)
         w = mod.weight.detach()

@@ -1,0 +1,144 @@
+"""A provider's array runs none of its own code while a verifier reads it (issue 12, adversarial review).
+
+Torch tensors and JAX arrays take instance attributes, so an *exact*
+``torch.Tensor`` can carry its own ``detach``, ``cpu`` or ``__array__``, and a
+Python class can subclass ``jax.Array`` under a ``jax.*`` module name. Before
+the fix, every verifier that read a claim through ``x.detach()`` checked the
+values that method returned while the consumer received the tensor itself:
+a wrong product, a wrong replica and a wrong model output were accepted.
+After: values are read through the classes' own methods (``torch.Tensor.detach(x)``)
+and only exact array types are evidence, so what is checked is what is delivered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vcompute.core.types import Claim, Job
+from vcompute.verify import VerifyContext
+from vcompute.verify.freivalds import Freivalds
+from vcompute.verify.replication import Replication
+from vcompute.verify.spotcheck import SpotCheck
+
+torch = pytest.importorskip("torch")
+
+
+def _mask(t, honest):
+    """``t`` (the delivered, wrong values) answering every read by a method with ``honest``."""
+    honest = honest.detach().clone()
+    for name in ("detach", "cpu", "contiguous", "clone", "numpy", "float", "double", "to", "resolve_conj",
+                 "resolve_neg"):
+        setattr(t, name, lambda *a, _h=honest, _n=name, **k: _h.numpy() if _n == "numpy" else _h)
+    t.__array__ = lambda *a, _h=honest, **k: _h.numpy()
+    return t
+
+
+def _operands(n=32):
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    return a, b, a @ b
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_freivalds_checks_the_tensor_delivered_not_what_its_methods_return(grad):
+    a, b, honest = _operands()
+    lie = _mask(torch.zeros_like(honest).requires_grad_(grad), honest)
+    v = Freivalds().check(a, b, lie, seed=1)
+    assert not v.accepted and v.reason
+    job = Job("matmul", {"m": 32, "k": 32, "n": 32}, inputs={"a": a, "b": b})
+    v = Freivalds().verify(job, [Claim(job.id, "p", output=lie)], VerifyContext(seed=0))
+    assert not v.accepted and v.reason
+    assert Freivalds().check(a, b, honest, seed=1).accepted
+
+
+def _torch_subclass():
+    class Tensor(torch.Tensor):  # named like the real class, in a torch-looking module
+        __module__ = "torch.fake"
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    return Tensor
+
+
+def test_freivalds_refuses_array_subclasses_as_evidence():
+    a, b, honest = _operands()
+
+    class Lying(np.ndarray):
+        pass
+
+    for lie, ops in ((honest.clone().as_subclass(_torch_subclass()), (a, b)),
+                     (honest.numpy().view(Lying), (a.numpy(), b.numpy()))):
+        v = Freivalds().check(*ops, lie, seed=1)
+        assert not v.accepted and "subclass" in v.reason, v.reason
+
+
+def _replicas(job, lie):
+    honest = job.inputs["a"] @ job.inputs["b"]
+    return [Claim(job.id, "mallory", output=lie)] + [Claim(job.id, p, output=honest.clone()) for p in ("p1", "p2")]
+
+
+@pytest.mark.parametrize("equality", ["bitwise", "tolerance"])
+def test_replication_never_makes_a_masked_replica_canonical(equality):
+    a, b, honest = _operands()
+    job = Job("matmul", {"m": 32, "k": 32, "n": 32, "dtype": "float32"}, inputs={"a": a, "b": b})
+    lie = _mask(torch.zeros_like(honest), honest)
+    rep = Replication(k=3, equality=equality, rtol=1e-5 if equality == "tolerance" else None)
+    v = rep.verify(job, _replicas(job, lie), VerifyContext(seed=0))
+    assert v.accepted and v.details["canonical_provider"] == "p1", v.details
+    assert "mallory" in v.details["disagreeing"]
+
+
+def test_spot_check_compares_the_tensor_delivered():
+    a, b, honest = _operands()
+    job = Job("matmul", {"m": 32, "k": 32, "n": 32, "dtype": "float32"}, inputs={"a": a, "b": b})
+    lie = _mask(torch.zeros_like(honest), honest)
+    for equality in ("bitwise", "tolerance"):
+        sc = SpotCheck(p=1.0, equality=equality, rtol=1e-5 if equality == "tolerance" else None)
+
+        def ctx():
+            return VerifyContext(seed=0, reexecute=lambda j, piece, fraction=1.0: honest.clone())
+
+        assert sc.verify(job, [Claim(job.id, "p", output=honest.clone())], ctx()).accepted
+        v = sc.verify(job, [Claim(job.id, "p", output=lie)], ctx())
+        assert not v.accepted and v.reason
+
+
+def test_model_verifier_checks_the_layer_outputs_and_final_output_delivered():
+    from vcompute.verify.model import TorchModelVerifier
+    from vcompute.workloads.models import torch_mlp, torch_provider
+
+    m = torch_mlp((10, 16, 6), seed=0)
+    x = torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
+    out, trace = torch_provider(m, x)
+    mv = TorchModelVerifier(m)
+    assert mv.verify((x,), out, trace, seed=0).accepted
+    v = mv.verify((x,), _mask(torch.zeros_like(out), out), trace, seed=0)
+    assert not v.accepted and v.reason
+    v = mv.verify((x,), out.clone().as_subclass(_torch_subclass()), trace, seed=0)
+    assert not v.accepted and "subclass" in v.reason, v.reason
+    first = next(iter(trace))
+    bad = {k: [t.clone() for t in ts] for k, ts in trace.items()}
+    bad[first][0] = _mask(torch.zeros_like(trace[first][0]), trace[first][0])
+    v = mv.verify((x,), out, bad, seed=0)
+    assert not v.accepted and v.details["first_bad_layer"] == first, v.reason
+
+
+def test_a_python_subclass_of_jax_array_is_not_a_jax_array():
+    jax = pytest.importorskip("jax")
+    from vcompute.verify.screening import exact_array_type, screen_leaves
+
+    class Evil(jax.Array):
+        __module__ = "jax.evil"
+
+        def __array__(self, *a, **k):
+            return np.ones(3, np.float32)
+
+    e = Evil.__new__(Evil)
+    assert exact_array_type(e) is None
+    assert "subclass" in screen_leaves(e)[1]
+    import jax.numpy as jnp
+
+    assert exact_array_type(jnp.zeros(3)) == "jax"
