@@ -142,3 +142,24 @@ def test_a_python_subclass_of_jax_array_is_not_a_jax_array():
     import jax.numpy as jnp
 
     assert exact_array_type(jnp.zeros(3)) == "jax"
+
+
+def test_conv_check_refuses_a_claimed_output_whose_methods_lie():
+    """Before: an ndarray subclass whose ``astype`` returned the honest convolution was accepted
+    for an all-zero output. After: the claimed output must be an exact array."""
+    from vcompute.verify.conv import check_conv2d, conv2d
+
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    y = conv2d(x, w)
+
+    class Lying(np.ndarray):
+        def astype(self, *a, **k):
+            return y.astype(*a, **k)
+
+    assert check_conv2d(x, w, y, seed=1).accepted
+    v = check_conv2d(x, w, np.zeros_like(y).view(Lying), seed=1)
+    assert not v.accepted and "subclass" in v.reason, v.reason
+    xt, wt, yt = (torch.from_numpy(t) for t in (x, w, y))
+    v = check_conv2d(xt, wt, _mask(torch.zeros_like(yt), yt), seed=1)
+    assert not v.accepted and v.reason
