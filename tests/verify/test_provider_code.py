@@ -163,3 +163,31 @@ def test_conv_check_refuses_a_claimed_output_whose_methods_lie():
     xt, wt, yt = (torch.from_numpy(t) for t in (x, w, y))
     v = check_conv2d(xt, wt, _mask(torch.zeros_like(yt), yt), seed=1)
     assert not v.accepted and v.reason
+
+
+class _Boom:
+    def __str__(self):
+        raise RuntimeError("provider code ran")
+
+    def __iter__(self):
+        raise RuntimeError("provider code ran")
+
+
+class _RaisingShape:
+    @property
+    def shape(self):
+        raise RuntimeError("provider code ran")
+
+
+def test_freivalds_verify_rejects_hostile_claim_meta_and_outputs_without_raising():
+    """Before: ``meta={'shape': 5}``, a shape or dtype whose ``__iter__``/``__str__`` raised, or an
+    output whose ``shape`` raised made ``Freivalds.verify`` raise (provider fraud as an exception).
+    After: each is a rejected verdict with a reason; honest declared meta still passes."""
+    a = np.ones((4, 4), np.float32)
+    job = Job("matmul", {"m": 4, "k": 4, "n": 4}, inputs={"a": a, "b": a})
+    for meta, out in [({"shape": 5}, a @ a), ({"shape": _Boom()}, a @ a), ({"dtype": _Boom()}, a @ a),
+                      ({}, _RaisingShape()), ({"shape": [4, 5]}, a @ a), ({"dtype": "float64"}, a @ a)]:
+        v = Freivalds().verify(job, [Claim(job.id, "p", output=out, meta=meta)], VerifyContext(seed=0))
+        assert not v.accepted and v.reason, meta
+    for meta in ({"shape": [4, 4], "dtype": "float32"}, {"shape": torch.Size([4, 4])}, {"shape": (np.int64(4),) * 2}):
+        assert Freivalds().verify(job, [Claim(job.id, "p", output=a @ a, meta=meta)], VerifyContext(seed=0)).accepted
