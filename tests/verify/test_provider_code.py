@@ -191,3 +191,22 @@ def test_freivalds_verify_rejects_hostile_claim_meta_and_outputs_without_raising
         assert not v.accepted and v.reason, meta
     for meta in ({"shape": [4, 4], "dtype": "float32"}, {"shape": torch.Size([4, 4])}, {"shape": (np.int64(4),) * 2}):
         assert Freivalds().verify(job, [Claim(job.id, "p", output=a @ a, meta=meta)], VerifyContext(seed=0)).accepted
+
+
+def test_homogeneous_reads_a_claims_hardware_class_without_running_its_keys():
+    """Before: a meta key that is a str subclass hashing like ``"hardware_class"`` ran its
+    ``__eq__`` in ``meta.get`` and its exception escaped ``Replication.verify``. After: only
+    exact ``str`` keys are read; that claim has no class and is outvoted."""
+
+    class Key(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            raise RuntimeError("provider code ran")
+
+    job = Job("x", {})
+    out = np.ones(3)
+    claims = [Claim(job.id, p, output=out, meta={Key("hardware_class") if p == "b" else "hardware_class": "A"})
+              for p in "abc"]
+    v = Replication(k=3, equality="homogeneous").verify(job, claims, VerifyContext(seed=0))
+    assert v.accepted and v.details["disagreeing"] == ["b"]
