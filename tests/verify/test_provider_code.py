@@ -210,3 +210,21 @@ def test_homogeneous_reads_a_claims_hardware_class_without_running_its_keys():
               for p in "abc"]
     v = Replication(k=3, equality="homogeneous").verify(job, claims, VerifyContext(seed=0))
     assert v.accepted and v.details["disagreeing"] == ["b"]
+
+
+def test_bitwise_replication_tells_a_float32_answer_from_a_bfloat16_one():
+    """Before: the content hash widened torch/JAX bfloat16 to float32 and labelled it float32, so a
+    float32 answer to a bfloat16 job hashed like the honest ones, joined their group and, arriving
+    first, became the canonical result. After: the hash names bfloat16 (equal across numpy, torch
+    and JAX), and the float32 replica disagrees."""
+    from vcompute.core.hashing import content_hash
+
+    job = Job("x", {"output_dtype": "bfloat16"})
+    h = torch.tensor([1.0, 2.0, 0.5], dtype=torch.bfloat16)
+    claims = [Claim(job.id, "m", output=h.float()), Claim(job.id, "n", output=h.clone()),
+              Claim(job.id, "p", output=h.clone())]
+    v = Replication(k=3).verify(job, claims, VerifyContext(seed=0))
+    assert v.accepted and v.details["canonical_provider"] == "n" and v.details["disagreeing"] == ["m"]
+    assert content_hash(h) != content_hash(h.float())
+    jnp = pytest.importorskip("jax.numpy")
+    assert content_hash(jnp.asarray(h.float().numpy(), jnp.bfloat16)) == content_hash(h)
