@@ -228,3 +228,46 @@ def test_bitwise_replication_tells_a_float32_answer_from_a_bfloat16_one():
     assert content_hash(h) != content_hash(h.float())
     jnp = pytest.importorskip("jax.numpy")
     assert content_hash(jnp.asarray(h.float().numpy(), jnp.bfloat16)) == content_hash(h)
+
+
+class _ClaimsToBeAList:
+    @property
+    def __class__(self):
+        return list
+
+
+def test_model_verifiers_reject_hostile_trace_keys_and_containers_without_raising():
+    """Before: a trace key whose ``__hash__`` raised, and a trace entry whose ``__class__`` claimed
+    ``list`` (so ``isinstance`` believed it and ``list.copy`` raised), raised out of
+    ``TorchModelVerifier.verify``. After: keys are copied to exact ``str``, containers are
+    recognised by their type, and the verdict is a rejection (or, for a key naming no layer, the
+    honest trace still verifies)."""
+    from vcompute.verify.model import TorchModelVerifier, verify_jax_model
+    from vcompute.workloads.models import torch_mlp, torch_provider
+
+    class Key(str):
+        calls = 0
+
+        def __hash__(self):
+            Key.calls += 1
+            if Key.calls > 1:
+                raise RuntimeError("provider code ran")
+            return str.__hash__(self)
+
+    m = torch_mlp((10, 16, 6), seed=0)
+    x = torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
+    out, trace = torch_provider(m, x)
+    mv = TorchModelVerifier(m)
+    bad = dict(trace)
+    bad[Key("0")] = bad.pop("0")
+    assert mv.verify((x,), out, bad, seed=0).accepted  # the same values under an exact copy of the name
+    v = mv.verify((x,), out, {**trace, "0": _ClaimsToBeAList()}, seed=0)
+    assert not v.accepted and v.reason
+    v = mv.verify((x,), (_ClaimsToBeAList(),), trace, seed=0)
+    assert not v.accepted and v.reason
+    jnp = pytest.importorskip("jax.numpy")
+    from vcompute.workloads.models import jax_mlp
+
+    fn, p = jax_mlp((10, 6), seed=0)
+    v = verify_jax_model(fn, (p, jnp.ones((2, 10), jnp.float32)), jnp.ones((2, 6)), _ClaimsToBeAList(), seed=0)
+    assert not v.accepted and "list" in v.reason

@@ -126,9 +126,9 @@ class JaxModelVerifier:
         t0 = time.perf_counter()
         fr = self.verifier
         key, closed, concrete = self._static(args)
-        if not isinstance(trace, (list, tuple)):
+        trace = plain_list(trace)  # None unless a list or tuple (by type, not by a __class__ it claims)
+        if trace is None:
             return Verdict.reject("the trace must be a list of linear-equation outputs", scheme="freivalds-model")
-        trace = plain_list(trace)
         results: list[dict] = []
         flops = [0.0]
 

@@ -174,9 +174,11 @@ class TorchModelVerifier:
                             f"got {type(inputs).__name__}")
         rng = rng_of(seed)
         t0 = time.perf_counter()
-        if not isinstance(trace, dict):
+        if not issubclass(type(trace), dict):
             return Verdict.reject("the trace must map layer names to lists of outputs", scheme="freivalds-model")
-        claims = {k: plain_list(v) for k, v in dict.items(trace)}
+        # keys copied to exact str (str.__str__ runs none of a subclass's code; its __hash__/__eq__ would
+        # run in the lookups below); keys that are not str name no layer
+        claims = {str.__str__(k): plain_list(v) for k, v in dict.items(trace) if issubclass(type(k), str)}
         device_type = _first_device_type(inputs, self.module)
         amp = self.autocast
         if amp is None and torch.is_autocast_enabled(device_type):
