@@ -220,3 +220,40 @@ def test_holdings_is_constant_time_on_evm(request):
     led.escrow_release(p.alice, "job0", op_id="r0")
     assert gas() == before
     assert vl.check_conservation(led) == 5000
+
+
+class TwoFaced:
+    """Signs with mallory's secret; ``public_bytes`` shows ``victim`` on every read but the
+    ``k``-th, which shows mallory's own (so the proof of ownership it passes is mallory's)."""
+
+    def __init__(self, mallory, victim, k):
+        self.key, self.victim, self.k, self.reads = mallory, victim, k, 0
+
+    @property
+    def public_bytes(self):
+        self.reads += 1
+        return self.key.public_bytes if self.reads == self.k else self.victim
+
+    def sign(self, m):
+        return self.key.sign(m)
+
+    def derive_secret(self, label):
+        return self.key.derive_secret(label)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_a_key_that_changes_its_public_key_between_reads_impersonates_no_one(ledger, parties, k):
+    """Before (memory, EVM): ``KeyProofs.holder`` proved the key read inside ``prove_holder``
+    but returned the one it had read before, so mallory's object showing the minter's (or
+    alice's) public key on one read and its own on the read before signing minted money and
+    spent alice's balance. After: the public key a request acts for is the one just proven."""
+    before = snapshot(ledger, ESC)
+    for victim, fn, args in ((parties.minter, ledger.mint, ("mallory", 10**6)),
+                             (parties.alice, ledger.transfer, ("mallory", 1000))):
+        try:
+            fn(TwoFaced(parties.mallory, victim.public_bytes, k), *args, op_id=f"x{k}")
+        except (vl.Unauthorized, vl.UnknownAccount, vl.InvalidRequest):
+            pass
+        assert ledger.balance("alice") == 1000 and vl.check_conservation(ledger) == 5000
+    after = snapshot(ledger, ESC)
+    assert after["supply"] == before["supply"] and after["bal/alice"] == 1000

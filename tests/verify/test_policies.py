@@ -136,3 +136,31 @@ def test_credibility_defaults_to_the_coordinated_bound():
     assert more >= 2 and Credibility().params["collusion"] == "coordinated"
     with pytest.raises(ValueError, match="collusion"):
         Credibility(collusion="maybe")
+
+
+def test_a_banned_provider_cannot_come_back_under_a_lying_str_id():
+    """Before: a ``str`` subclass equal to "mallory" but hashing differently got a fresh record,
+    so a banned provider was allowed again (and a distrusted one trusted). After: provider ids
+    become exact ``str`` copies; a non-str or empty id is a caller error."""
+    import itertools
+
+    from vcompute.verify.policies import Blacklist
+
+    counter = itertools.count(1)
+
+    class Lying(str):
+        def __hash__(self):
+            return next(counter)
+
+        def __eq__(self, other):
+            return False
+
+    p = Blacklist(max_invalid=1)
+    p.record("mallory", "invalid")
+    assert not p.allowed("mallory")
+    assert not p.allowed(Lying("mallory")) and p.quota(Lying("mallory")) == 0
+    p.record(Lying("mallory"), "valid")
+    assert list(p.providers) == ["mallory"] and all(type(k) is str for k in p.inner.providers)
+    for bad, exc in ((7, TypeError), (None, TypeError), ("", ValueError)):
+        with pytest.raises(exc, match="provider_id"):
+            p.allowed(bad)

@@ -78,14 +78,26 @@ def plain(x: Any) -> Any:
     """``x`` as plain values: a torch tensor detached from autograd; anything else unchanged.
 
     Checks only read values, and a tensor that requires grad cannot be viewed
-    from numpy; detaching shares the storage (no copy).
+    from numpy; detaching shares the storage (no copy). An exact ``torch.Tensor``
+    or ``Parameter`` is always detached, through ``torch.Tensor.detach`` rather
+    than the instance: a tensor can carry instance attributes named like its
+    methods (``detach``, ``cpu``, ``to``), and the fresh tensor has none, so what
+    a check reads is the tensor's own values.
 
     Example:
         >>> plain(np.ones(2)).shape
         (2,)
     """
-    if type(x).__module__.startswith("torch") and getattr(x, "requires_grad", False) and hasattr(x, "detach"):
-        return x.detach()
+    t = type(x)
+    if t.__module__.startswith("torch") and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if t is torch.Tensor or t is torch.nn.Parameter:
+            # always, and through the class: an exact tensor can carry an instance attribute named
+            # ``detach`` (or ``cpu``, ``to``, ...) returning other values than its own; the fresh
+            # detached tensor has none
+            return torch.Tensor.detach(x)
+        if getattr(x, "requires_grad", False) and hasattr(x, "detach"):
+            return x.detach()
     return x
 
 
@@ -100,7 +112,9 @@ def to_numpy(x: Any) -> np.ndarray:
     if b == "numpy":
         return np.asarray(x)
     if b == "torch":
-        t = x.detach()
+        t = plain(x)
+        if t is x:  # a tensor subclass (its own code): detach it as it defines
+            t = x.detach()
         if str(t.dtype) == "torch.bfloat16":
             t = t.float()
         t = t.cpu()

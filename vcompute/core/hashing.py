@@ -78,9 +78,15 @@ def content_hash(x: Any) -> str:
     if isinstance(x, Sequence) and not hasattr(x, "shape"):
         return digest_hex(canonical_json([content_hash(v) for v in x]))
     a = np.ascontiguousarray(_to_numpy(x))
+    # The header names the array's own dtype: torch and JAX bfloat16 reach numpy widened to float32
+    # (exactly), and a bfloat16 answer must not hash like the float32 one with the same values. Their
+    # bytes are hashed widened, numpy's ml_dtypes bfloat16 too, so every backend's bfloat16 agrees.
+    src = str(getattr(x, "dtype", a.dtype)).split(".")[-1]
+    if src == "bfloat16" or a.dtype.name == "bfloat16":
+        src, a = "bfloat16", a.astype(np.float32)
     dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
     a = a.astype(dt, copy=False)
-    header = canonical_json({"dtype": str(a.dtype), "shape": list(a.shape)})
+    header = canonical_json({"dtype": src if src == "bfloat16" else str(a.dtype), "shape": list(a.shape)})
     h = hashlib.sha256(b"array:" + header + b"\0")
     h.update(memoryview(a).cast("B") if a.size else b"")
     return h.hexdigest()

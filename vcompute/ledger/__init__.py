@@ -80,6 +80,10 @@ replay (``tests/ledger/test_authorisation.py::test_a_proof_captured_on_one_ledge
 ``::test_the_minters_public_key_alone_mints_nothing``,
 ``::test_a_captured_mint_proof_does_not_replay_on_evm``,
 ``::test_binding_someone_elses_key_directly_on_the_contract_is_never_reported_as_theirs``).
+A request acts for the public key just proven and for nothing read from the key
+object before or after (``public_bytes`` may be a property that shows the minter's
+key on one read and its own on the next:
+``tests/ledger/test_authorisation.py::test_a_key_that_changes_its_public_key_between_reads_impersonates_no_one``).
 
 **Errors.** A refused operation raises a :class:`LedgerError` subclass
 (:class:`Unauthorized`, :class:`InsufficientFunds`, :class:`UnknownAccount`,

@@ -255,6 +255,9 @@ class KeyProofs:
     def holder(self, by: Any) -> bytes:
         """The public key ``by`` holds the secret of.
 
+        Act for the key returned here and nothing read from ``by`` before or after: an
+        object may show a different ``public_bytes`` on each read.
+
         Raises:
             InvalidRequest: if ``by`` is not a signing key.
             Unauthorized: if it does not hold the secret of the key it claims.
@@ -266,7 +269,9 @@ class KeyProofs:
         if ent is not None and ent[1] == pub and ent[0]() is by:
             return pub
         self.seq += 1
-        prove_holder(by, self.context, self.seq.to_bytes(8, "big"))
+        # The key proven is the one returned: ``public_bytes`` may be a property that shows
+        # another key on every read, so a key read before the proof proves nothing.
+        pub = prove_holder(by, self.context, self.seq.to_bytes(8, "big"))
         try:
             self._proven[id(by)] = (weakref.ref(by), pub)
         except TypeError:  # not weak-referenceable: prove again next time

@@ -256,12 +256,13 @@ class EVMLedger(Ledger):
             self.chain.advance(seconds)
 
     def _submit(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
-        pub = public_of(by)
+        public_of(by)
         args = normalise_args(kind, args)
         check_op_id(op_id)
         # Every key object proves once that it holds its public key's secret, as on the
-        # other backends: the node account mints only for whoever holds the minter's.
-        self._keys.holder(by)
+        # other backends: the node account mints only for whoever holds the minter's. The
+        # key acted for is the one proven (``public_bytes`` may change between two reads).
+        pub = self._keys.holder(by)
         from_node = kind == "mint" and pub == self.minter_public
         sender = self.chain.deployer if from_node else self._account_of(by).address
         proof = b""

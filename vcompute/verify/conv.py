@@ -23,6 +23,7 @@ import numpy as np
 
 from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, plain, synchronize, to_numpy
 from vcompute.core.types import Cost, Verdict
+from vcompute.verify.screening import exact_array_type
 from vcompute.verify.tolerance import FLOAT_DTYPES, false_reject_bound, precision_of, tolerance_from_sums
 
 __all__ = ["check_conv2d", "conv2d"]
@@ -79,6 +80,9 @@ def _out_hw(h: int, k: int, s: int, p: int, d: int) -> int:
 
 def _validate(x: Any, w: Any, y: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
               groups: int) -> str | None:
+    if exact_array_type(y) is None:  # the claim runs none of its own code (a subclass's astype could lie)
+        return (f"the claimed output is a {type(y).__module__}.{type(y).__name__}, not an exact numpy/torch/JAX "
+                "array (a subclass of an array type computes as it likes; send a plain array)")
     try:
         backends = {backend_of(t) for t in (x, w, y) + (() if bias is None else (bias,))}
     except TypeError as e:

@@ -249,6 +249,14 @@ class Tolerance:
         return {"name": self.name, "rtol": self.rtol, "ulp": self.ulp}
 
 
+def _meta_value(claim: Claim, key: str) -> Any:
+    """``claim.meta[key]`` found among exact ``str`` keys only (a subclass key's ``__eq__`` would run in a lookup)."""
+    for k, v in claim.meta.items():
+        if type(k) is str and k == key:
+            return v
+    return None
+
+
 class Homogeneous:
     """Homogeneous redundancy: compare only replicas from one hardware class.
 
@@ -277,7 +285,7 @@ class Homogeneous:
 
     def equal(self, a: Claim, b: Claim) -> bool:
         """Same declared class and equal under ``inner``."""
-        ca, cb = exact_str(a.meta.get(self.key)), exact_str(b.meta.get(self.key))
+        ca, cb = exact_str(_meta_value(a, self.key)), exact_str(_meta_value(b, self.key))
         return bool(ca) and ca == cb and self.inner.equal(a, b)
 
     def to_dict(self) -> dict[str, Any]:

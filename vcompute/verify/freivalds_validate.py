@@ -9,6 +9,7 @@ import numpy as np
 from vcompute.core.arrays import backend_of, dtype_name, namespace
 from vcompute.core.types import Claim, Job
 from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, INT_OUTPUT_DTYPES
+from vcompute.verify.screening import exact_array_type
 from vcompute.verify.tolerance import FLOAT_DTYPES
 
 __all__ = ["validate_operands", "nonfinite_reason", "meta_mismatch", "expected_out_dtypes", "check_caller_operands"]
@@ -64,10 +65,16 @@ def check_caller_operands(a: Any, b: Any, bias: Any) -> None:
 def validate_operands(a: Any, b: Any, c: Any, bias: Any) -> str | None:
     """The first problem with the operands of ``c == a @ b + bias`` (shapes, dtypes, backends), or None.
 
+    The claimed ``c`` must be an exact array type (:func:`~vcompute.verify.screening.exact_array_type`):
+    a subclass's methods would be the provider's code inside the check.
     NaN/Inf are not scanned here (that would cost a pass over every operand):
     the check diagnoses them with :func:`nonfinite_reason` when its result is not finite.
     """
     names = ("A", "B", "C")
+    if exact_array_type(c) is None:  # the provider's evidence runs none of its own code in the check
+        t = type(c)
+        return (f"the claimed output is a {t.__module__}.{t.__name__}, not an exact numpy/torch/JAX array "
+                "(a subclass of an array type computes as it likes; send a plain array)")
     try:
         backends = [backend_of(x) for x in (a, b, c)]
     except TypeError as e:
@@ -118,17 +125,47 @@ def nonfinite_reason(a: Any, b: Any, c: Any, bias: Any) -> str:
     return "the operands are too large to check in float64 (their squares overflow)"
 
 
+def _int_list(x: Any) -> list[int] | None:
+    """``x`` as a list of builtin ints if it is a list/tuple (``torch.Size`` too) of ints, read from storage."""
+    t = type(x)
+    items = list.copy(x) if issubclass(t, list) else list(tuple.__iter__(x)) if issubclass(t, tuple) else None
+    if items is None:
+        return None
+    out = []
+    for d in items:
+        td = type(d)
+        if td is int or (issubclass(td, np.integer) and np.dtype(td).type is td):
+            out.append(int(d))
+        else:
+            return None
+    return out
+
+
 def meta_mismatch(claim: Claim, out: Any, job: Job) -> str | None:
-    """A claim whose declared shape/dtype disagrees with its output, or with the job's dtype."""
-    try:
-        shape, dt = tuple(out.shape), dtype_name(out)
-    except AttributeError:
-        return f"claim output is not an array (got {type(out).__name__})"
-    meta = claim.meta
-    if "shape" in meta and tuple(meta["shape"]) != shape:
-        return f"claim declares shape {tuple(meta['shape'])} but its output has shape {shape}"
-    if "dtype" in meta and str(meta["dtype"]) != dt:
-        return f"claim declares dtype {meta['dtype']} but its output has dtype {dt}"
+    """A claim whose declared shape/dtype disagrees with its output, or with the job's dtype.
+
+    ``out`` and ``claim.meta`` are the provider's: they are read without running any of
+    their code (exact array types, exact ``str`` keys, shapes of exact ints), so a hostile
+    value gives a reason, never an exception.
+    """
+    if exact_array_type(out) is None:
+        t = type(out)
+        return f"claim output is not an exact array (got {t.__module__}.{t.__name__})"
+    shape, dt = tuple(int(d) for d in out.shape), dtype_name(out)
+    # exact str keys only: a str subclass key could run code in the lookup (its __eq__)
+    meta = {k: v for k, v in claim.meta.items() if type(k) is str}
+    if "shape" in meta:
+        declared = _int_list(meta["shape"])
+        if declared is None:
+            return f"claim declares a shape that is not a list of ints (a {type(meta['shape']).__name__})"
+        if tuple(declared) != shape:
+            return f"claim declares shape {tuple(declared)} but its output has shape {shape}"
+    if "dtype" in meta:
+        declared = meta["dtype"]
+        if type(declared) is not str:
+            return f"claim declares a dtype that is not a str (a {type(declared).__name__})"
+        if declared != dt:
+            return f"claim declares dtype {declared} but its output has dtype {dt}"
     want = job.spec.get("out_dtype")
     allowed = (want,) if want is not None else expected_out_dtypes(str(job.spec.get("dtype", dt)))
     if dt not in allowed:

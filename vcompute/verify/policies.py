@@ -89,6 +89,7 @@ class _Policy:
         self.providers: dict[str, dict[str, Any]] = {}
 
     def _st(self, pid: str) -> dict[str, Any]:
+        pid = _pid(pid)
         st = self.providers.get(pid)
         if st is None:
             st = self.providers[pid] = dict(self._fresh)
@@ -114,6 +115,23 @@ class _Policy:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+def _pid(pid: Any) -> str:
+    """A provider id as an exact builtin ``str``: a subclass lying in ``__hash__``/``__eq__`` would give a
+    banned or distrusted provider a fresh record (or pollute another's).
+
+    Raises:
+        TypeError: ``pid`` is not a ``str``.
+        ValueError: ``pid`` is empty.
+    """
+    if type(pid) is not str:
+        if not issubclass(type(pid), str):  # not isinstance: that would consult the object's __class__
+            raise TypeError(f"provider_id must be a str, got {type(pid).__name__}")
+        pid = str.__str__(pid)
+    if not pid:
+        raise ValueError("provider_id must be a non-empty str: an anonymous provider has no record to keep")
+    return pid
 
 
 def _prob(name: str, x: float) -> float:
@@ -221,6 +239,7 @@ class ErrorRate(_Policy):
                          quorum=_count("quorum", quorum, 2), min_check=_prob("min_check", min_check))
 
     def _st(self, pid: str) -> dict[str, Any]:
+        pid = _pid(pid)
         st = self.providers.get(pid)
         if st is None:
             st = self.providers[pid] = {"error_rate": self.params["initial"]}
@@ -355,6 +374,7 @@ class Blacklist(_Policy):
         self.inner = policy_from_state(inner) if isinstance(inner, dict) else inner
 
     def _st(self, pid: str) -> dict[str, Any]:
+        pid = _pid(pid)
         st = self.providers.get(pid)
         if st is None:
             st = self.providers[pid] = {"invalid": 0, "quota": self.params["max_quota"]}

@@ -95,8 +95,11 @@ def exact_array_type(x: Any) -> str | None:
 
     Exact means ``numpy.ndarray`` or a numpy scalar of a builtin dtype,
     ``torch.Tensor`` or ``torch.nn.Parameter`` (not a subclass, which can
-    override ``__torch_function__``), or a concrete JAX array. Subclasses
-    are not arrays here: their methods are the provider's code.
+    override ``__torch_function__``), or a concrete JAX array (``ArrayImpl``,
+    not a Python subclass of ``jax.Array``). Subclasses are not arrays here:
+    their methods are the provider's code. Values are then read through the
+    classes' own methods (``torch.Tensor.detach(x)``), never an instance's:
+    an exact tensor can carry attributes named like its methods.
 
     Example:
         >>> class Lying(np.ndarray): pass
@@ -115,10 +118,23 @@ def exact_array_type(x: Any) -> str | None:
         torch = sys.modules["torch"]
         return "torch" if t is torch.Tensor or t is torch.nn.Parameter else None
     if mod.startswith(("jax", "jaxlib")) and "jax" in sys.modules:
-        jax = sys.modules["jax"]
-        tracer = getattr(getattr(jax, "core", None), "Tracer", ())
-        return "jax" if issubclass(t, jax.Array) and not (tracer and issubclass(t, tracer)) else None
+        # only the concrete array class: a Python class can subclass the abstract jax.Array under a
+        # jax.* module name and answer __array__ with values of its choosing
+        return "jax" if t is _jax_array_type() else None
     return None
+
+
+def _jax_array_type() -> type:
+    """The class of concrete JAX arrays (``ArrayImpl``), whatever module this JAX version keeps it in."""
+    global _JAX_ARRAY
+    if _JAX_ARRAY is None:
+        import jax.numpy as jnp
+
+        _JAX_ARRAY = type(jnp.zeros(()))
+    return _JAX_ARRAY
+
+
+_JAX_ARRAY: type | None = None
 
 
 def host_array(x: Any) -> np.ndarray:
@@ -151,7 +167,8 @@ def host_array(x: Any) -> np.ndarray:
 
         if x.layout is not torch.strided or x.is_quantized or x.device.type == "meta":
             raise TypeError(f"cannot read a {x.layout} / quantized={x.is_quantized} / {x.device.type} tensor's values")
-        t = x.detach()
+        # through the class, never the instance: an exact tensor can carry its own ``detach`` attribute
+        t = torch.Tensor.detach(x)
         if t.dtype.is_floating_point and t.dtype not in (torch.float16, torch.float32, torch.float64):
             t = t.to(torch.float32)  # bfloat16 and the float8 formats: numpy has none of them; the widening is exact
         return np.array(t.cpu().contiguous().numpy(), copy=True, order="C")

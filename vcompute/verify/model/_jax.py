@@ -16,6 +16,7 @@ from vcompute.verify.model._jax_plan import (JaxPlan, canonical, dot_layout, has
                                              jax_state)
 from vcompute.verify.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, plain_list,
                                            record, rng_of, summarise)
+from vcompute.verify.screening import exact_array_type
 from vcompute.verify.tolerance import FLOAT_DTYPES
 
 __all__ = ["JaxModelVerifier", "verify_jax_model", "BATCHED_MODES"]
@@ -125,9 +126,9 @@ class JaxModelVerifier:
         t0 = time.perf_counter()
         fr = self.verifier
         key, closed, concrete = self._static(args)
-        if not isinstance(trace, (list, tuple)):
+        trace = plain_list(trace)  # None unless a list or tuple (by type, not by a __class__ it claims)
+        if trace is None:
             return Verdict.reject("the trace must be a list of linear-equation outputs", scheme="freivalds-model")
-        trace = plain_list(trace)
         results: list[dict] = []
         flops = [0.0]
 
@@ -271,10 +272,9 @@ def _claim(y: Any) -> Any:
     """One claimed layer output as a JAX array, or why it is not one (provider evidence)."""
     import jax.numpy as jnp
 
-    try:
-        b = backend_of(y)
-    except TypeError:
-        return f"the trace entry is a {type(y).__name__}, not an array"
+    b = exact_array_type(y)  # exact types only: a subclass (of jax.Array too) answers reads with its own code
+    if b is None:
+        return f"the trace entry is a {type(y).__name__}, not an exact array"
     if b not in ("jax", "numpy"):
         return f"the trace entry is a {b} array; a JAX function's trace holds JAX (or numpy) arrays"
     if dtype_name(y) not in _CLAIM_DTYPES:

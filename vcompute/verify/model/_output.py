@@ -9,6 +9,7 @@ import numpy as np
 
 from vcompute.core.arrays import backend_of, dtype_name, plain, to_numpy
 from vcompute.core.types import Cost, Verdict
+from vcompute.verify.screening import exact_array_type
 
 SCHEME = "freivalds-model"
 
@@ -20,16 +21,17 @@ OUTPUT_RTOL = {"float64": 1e-5, "float32": 1e-5, "float16": 2.0**-9, "bfloat16":
 
 def plain_list(x: Any) -> list | None:
     """The items of a list or tuple read from its storage (a subclass's ``__iter__``/``__len__`` can lie), or None."""
-    if isinstance(x, list):
+    # issubclass(type(x), ...), never isinstance: isinstance believes an object's __class__ property
+    if issubclass(type(x), list):
         return list.copy(x)
-    if isinstance(x, tuple):
+    if issubclass(type(x), tuple):
         return list(tuple.__iter__(x))
     return None
 
 
 def output_leaves(x: Any) -> list:
     """The arrays of a (nested) model output: lists and tuples in order, dicts by sorted key (as JAX flattens)."""
-    if isinstance(x, dict):
+    if issubclass(type(x), dict):
         keys = list(dict.keys(x))
         try:
             keys = sorted(keys)
@@ -56,7 +58,7 @@ def final_output_problem(claimed: Any, ours: Any) -> str | None:
     if isinstance(ours, (list, tuple, dict)):
         mine = output_leaves(ours)
         try:
-            theirs = output_leaves(claimed) if isinstance(claimed, (list, tuple, dict)) else [claimed]
+            theirs = output_leaves(claimed) if issubclass(type(claimed), (list, tuple, dict)) else [claimed]
         except Exception as e:  # the claim's own structure (hostile keys, too deep): provider evidence
             return f"the claimed model output's structure cannot be read: {type(e).__name__}"
         if len(theirs) != len(mine):
@@ -75,13 +77,16 @@ def _host(x: Any) -> tuple[np.ndarray, str] | str:
         b = backend_of(x)
     except TypeError as e:
         return f"not an array: {e}"
+    # exact types, never names (a subclass can be called Tensor) nor isinstance (it asks the object)
     if b == "torch":
-        if type(x).__name__ != "Tensor":
+        import torch
+
+        if type(x) is not torch.Tensor:
             return f"a {type(x).__name__} (a tensor subclass can compute differently; send a plain tensor)"
         if not torch_values_readable(x):
             return f"a {x.layout} tensor on {x.device} (send a dense tensor with data)"
-    if b == "numpy" and type(x) is not np.ndarray and not isinstance(x, np.generic):
-        return f"a {type(x).__name__} (an ndarray subclass; send a plain ndarray)"
+    elif exact_array_type(x) is None:
+        return f"a {type(x).__name__} (a subclass of an array type; send a plain {b} array)"
     x = plain(x)
     name = dtype_name(x)
     a = to_numpy(x)

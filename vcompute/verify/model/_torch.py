@@ -56,7 +56,7 @@ def _clone_tree(x: Any) -> Any:
     import torch
 
     if isinstance(x, torch.Tensor):
-        return x.detach().clone()
+        return torch.Tensor.clone(torch.Tensor.detach(x))
     if isinstance(x, tuple):
         return tuple(_clone_tree(v) for v in x)
     if isinstance(x, list):
@@ -174,9 +174,11 @@ class TorchModelVerifier:
                             f"got {type(inputs).__name__}")
         rng = rng_of(seed)
         t0 = time.perf_counter()
-        if not isinstance(trace, dict):
+        if not issubclass(type(trace), dict):
             return Verdict.reject("the trace must map layer names to lists of outputs", scheme="freivalds-model")
-        claims = {k: plain_list(v) for k, v in dict.items(trace)}
+        # keys copied to exact str (str.__str__ runs none of a subclass's code; its __hash__/__eq__ would
+        # run in the lookups below); keys that are not str name no layer
+        claims = {str.__str__(k): plain_list(v) for k, v in dict.items(trace) if issubclass(type(k), str)}
         device_type = _first_device_type(inputs, self.module)
         amp = self.autocast
         if amp is None and torch.is_autocast_enabled(device_type):
@@ -238,7 +240,8 @@ class TorchModelVerifier:
             return layer_reject(f"the claimed output is a {type(y).__name__}, not a plain torch.Tensor"), y
         if not torch_values_readable(y):
             return layer_reject(f"the claimed output is a {y.layout} tensor on {y.device}, not dense values"), y
-        x, y = x.detach(), y.detach()
+        # through the class: the claimed tensor may carry an instance attribute named ``detach``
+        x, y = torch.Tensor.detach(x), torch.Tensor.detach(y)
         if y.device != x.device:  # a claim from another device is the same values
             y = y.to(x.device)
         w = mod.weight.detach()
