@@ -161,3 +161,19 @@ def test_cli_verify_with_an_unreadable_anchor_exits_2(chain_file, tmp_path, anch
     assert _cli(["ledger", "verify", chain_file, "--anchor", bad]) == 2
     assert "error:" in capsys.readouterr().err
     assert _cli(["ledger", "verify", chain_file, "--anchor", bad + ".missing"]) == 2
+
+
+def test_verify_chain_takes_a_sqlite_url_as_the_cli_does(tmp_path):
+    """``verify_chain`` and ``vcompute ledger verify`` read ``sqlite:///`` URLs and plain paths alike."""
+    import vcompute.ledger as vl
+    from vcompute.ledger.chain import ledger_file
+
+    path = tmp_path / "a#b.db"
+    led = vl.open(f"sqlite:///{str(path).replace('#', '%23')}")
+    led.close()
+    by_path = vl.verify_chain(str(path))
+    by_url = vl.verify_chain(f"sqlite:///{str(path).replace('#', '%23')}")
+    assert by_path.ok and by_url.ok and by_path.path == by_url.path == str(path)
+    assert ledger_file(str(path)) == str(path)
+    with pytest.raises(ValueError, match="%23"):
+        vl.verify_chain(f"sqlite:///{path}")

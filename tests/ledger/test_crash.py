@@ -25,6 +25,10 @@ import time
 
 import pytest
 
+# The child of os.fork() here only writes to the ledger and exits (no JAX work runs in it), so JAX's
+# warning that a fork of its multithreaded process may deadlock does not apply.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
 import vcompute.ledger as vl
 from vcompute.core.signing import key_from_name
 from sqlite_helpers import FaultyConnection

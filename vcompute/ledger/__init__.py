@@ -103,12 +103,12 @@ random sequences with hostile inputs).
 Example:
     >>> import vcompute.ledger as vl
     >>> from vcompute.core.signing import key_from_name
-    >>> led = vl.open("memory://")
+    >>> led = vl.open("memory://")   # the same lines run on "sqlite:///x.db" and "evm://"
     >>> alice, bob = key_from_name("alice"), key_from_name("bob")
     >>> _ = led.open_account(alice, "alice", op_id="open-a")
     >>> _ = led.open_account(bob, "bob", op_id="open-b")
     >>> _ = led.mint(vl.default_minter(), "alice", 100, op_id="fund-alice")
-    >>> _ = led.escrow_open(alice, "job-1", provider="bob", amount=30, deadline=10, op_id="e1")
+    >>> _ = led.escrow_open(alice, "job-1", provider="bob", amount=30, deadline=led.now() + 60, op_id="e1")
     >>> led.escrow_release(alice, "job-1", op_id="r1").replayed
     False
     >>> led.escrow_release(alice, "job-1", op_id="r1").replayed   # a retry is a no-op

@@ -29,7 +29,7 @@ from vcompute.ledger.log import Checkpoint, entry_bytes, entry_hash, genesis_has
 from vcompute.ledger.sqlite_file import read_meta
 from vcompute.ledger.state import LedgerState, normalise_args
 
-__all__ = ["ChainReport", "verify_chain"]
+__all__ = ["ChainReport", "ledger_file", "verify_chain"]
 
 _MAX_PROBLEMS = 50
 
@@ -94,13 +94,35 @@ class ChainReport:
         return "\n".join(lines)
 
 
+def ledger_file(path_or_url: str) -> str:
+    """The file a ``sqlite:///`` URL names (decoded as :func:`vcompute.ledger.open` decodes it), or a plain
+    path unchanged, so :func:`verify_chain` and ``vcompute ledger verify`` take both alike.
+
+    Raises:
+        ValueError: for a sqlite URL with an unescaped ``#`` (write it as ``%23``).
+
+    Example:
+        >>> ledger_file("sqlite:///runs/a%23b.db"), ledger_file("runs/a#b.db")
+        ('runs/a#b.db', 'runs/a#b.db')
+    """
+    arg = os.fspath(path_or_url)
+    if not isinstance(arg, str) or not arg.startswith("sqlite:"):
+        return arg
+    from urllib.parse import unquote, urlsplit
+
+    if "#" in arg:
+        raise ValueError(f"{arg!r}: write a '#' in a sqlite URL as %23 (or pass the plain path)")
+    p = urlsplit(arg).path
+    return unquote(p[1:] if p.startswith("/") else p)
+
+
 def verify_chain(path: str, anchor: Checkpoint | None = None, *, minter: bytes | None = None) -> ChainReport:
     """Check the metadata, every entry's signature over its position and predecessor, the hash links,
     replay the log through the ledger rules, compare the implied state with the stored one, and
     (given an anchor) check the file still holds the anchored prefix.
 
     Args:
-        path: a SQLite ledger file (taken literally).
+        path: a SQLite ledger file (a plain path, taken literally) or its ``sqlite:///`` URL.
         anchor: a :class:`~vcompute.ledger.log.Checkpoint` a party kept; without one a
             truncated tail cannot be told from a short history.
         minter: the minter public key the file must have (32 bytes), if known.
@@ -109,7 +131,7 @@ def verify_chain(path: str, anchor: Checkpoint | None = None, *, minter: bytes |
         A :class:`ChainReport`; ``report.ok`` is False with reasons on any problem. Never raises
         for a damaged file or anchor.
     """
-    rep = ChainReport(path=os.fspath(path))
+    rep = ChainReport(path=ledger_file(path))
     if not os.path.isfile(rep.path):
         rep.problem("file does not exist" if not os.path.exists(rep.path) else "not a regular file")
         return rep

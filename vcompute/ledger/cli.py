@@ -115,14 +115,9 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
 def _path_of(arg: str) -> str:
     """A plain path is taken literally; a ``sqlite:///`` URL is decoded as :func:`vl.open` would."""
-    if not arg.startswith("sqlite:"):
-        return arg
-    from urllib.parse import unquote, urlsplit
+    from vcompute.ledger.chain import ledger_file
 
-    if "#" in arg:
-        raise ValueError(f"{arg!r}: write a '#' in a sqlite URL as %23 (or pass the plain path)")
-    p = urlsplit(arg).path
-    return unquote(p[1:] if p.startswith("/") else p)
+    return ledger_file(arg)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
