@@ -101,9 +101,7 @@ def test_verify_rejects_protocol_violations():
     job = make_matmul_job(8, seed=0)
     good = job.inputs["a"] @ job.inputs["b"]
     fr, ctx = Freivalds(), VerifyContext(seed=0)
-    cases = [
-        [],
-        [Claim(job_id=job.id, provider="p", output=good)] * 2,
+    cases = [  # the provider's evidence: rejected with a reason
         [Claim(job_id="other", provider="p", output=good)],
         [Claim(job_id=job.id, provider="p", output=None)],
         [Claim(job_id=job.id, provider="p", output="not an array")],
@@ -114,7 +112,21 @@ def test_verify_rejects_protocol_violations():
     for claims in cases:
         v = fr.verify(job, claims, ctx)
         assert not v.accepted and v.reason
+
+
+def test_verify_raises_on_the_callers_misuse():
+    """How many claims are passed and which job is checked are the caller's doing: a marketplace must
+    not slash a provider for them, so they raise instead of rejecting."""
     from vcompute.core.types import Job
 
+    job = make_matmul_job(8, seed=0)
+    good = job.inputs["a"] @ job.inputs["b"]
+    fr, ctx = Freivalds(), VerifyContext(seed=0)
+    for claims in ([], [Claim(job_id=job.id, provider="p", output=good)] * 2):
+        with pytest.raises(ValueError, match="exactly 1 claim"):
+            fr.verify(job, claims, ctx)
+    with pytest.raises(TypeError, match="claims"):
+        fr.verify(job, Claim(job_id=job.id, provider="p", output=good), ctx)
     not_matmul = Job("inference", {}, {"x": good})
-    assert not fr.verify(not_matmul, [Claim(job_id=not_matmul.id, provider="p", output=good)], ctx).accepted
+    with pytest.raises(ValueError, match="not a matmul job"):
+        fr.verify(not_matmul, [Claim(job_id=not_matmul.id, provider="p", output=good)], ctx)

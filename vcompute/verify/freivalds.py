@@ -134,11 +134,17 @@ class Freivalds:
 
         Returns:
             The verdict; malformed claims are rejected with a reason.
+
+        Raises:
+            TypeError, ValueError: for the caller's misuse (not exactly one claim, a job that is no matmul).
         """
+        # How many claims and which job are the caller's choice, not the provider's evidence: misuse raises.
+        if not isinstance(claims, Sequence) or isinstance(claims, (str, bytes)):
+            raise TypeError(f"claims must be a sequence of one Claim, got {type(claims).__name__}")
         if len(claims) != 1:
-            return Verdict.reject(f"expected exactly 1 claim, got {len(claims)}", scheme=self.name)
+            raise ValueError(f"Freivalds checks exactly 1 claim per job, got {len(claims)}; pass [claim]")
         if "a" not in job.inputs or "b" not in job.inputs:
-            return Verdict.reject("job has no inputs 'a' and 'b': not a matmul job", scheme=self.name)
+            raise ValueError("job has no inputs 'a' and 'b': not a matmul job; build it with make_matmul_job")
         claim = claims[0]
         if claim.job_id != job.id:
             return Verdict.reject("claim answers another job (job id mismatch)", scheme=self.name)
@@ -206,7 +212,11 @@ class Freivalds:
                 result = self._check_int(a, b_arr, c, bias, rng)
             else:
                 result = self._check_float(a, b_arr, c, bias, rng, prepared)
+        except MemoryError:
+            raise  # the verifier's machine, not the provider's claim: never a rejection
         except Exception as e:  # a backend error on hostile data must not escape
+            if isinstance(e, RuntimeError) and "out of memory" in str(e).lower():
+                raise  # e.g. CUDA OOM: the verifier's fault, a marketplace must not slash on it
             return Verdict.reject(f"could not evaluate the check: {type(e).__name__}: {e}",
                                   scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
         return result.with_cost(Cost(flops=result.cost.flops, seconds=time.perf_counter() - t0))
