@@ -231,7 +231,8 @@ def compare_policies(params: HybridParams, seed: int) -> dict[str, Any]:
         out[f"share_cloud_{pol}"] = r["cloud_share"]
     for key in ("break_even_discount", "price_discount", "cloud_reference_cpc"):
         out[key] = runs["decentralized"][key]
-    best = min(out["cpc_cloud"], out["cpc_decentralized"])
-    out["hybrid_margin"] = out["cpc_hybrid"] / best - 1.0 if best > 0 else float("nan")
+    # A policy without a correct result (nan) is infinitely costly, never the better one.
+    best = min(c if c == c else float("inf") for c in (out["cpc_cloud"], out["cpc_decentralized"]))
+    out["hybrid_margin"] = out["cpc_hybrid"] / best - 1.0 if 0 < best < float("inf") else float("nan")
     out["runtime_s"] = time.perf_counter() - t0
     return out

@@ -9,9 +9,8 @@ None never falls back). Built-ins:
 - ``decentralized``: every job to the market (the market without a cloud tier).
 - ``hybrid``: each job where its expected cost per correct result is lowest
   (:meth:`ConsumerView.dec_cost` against :meth:`ConsumerView.cloud_cost`),
-  estimated from what this consumer has seen; optimistic about the side it
-  knows less of (the lower end of a Wilson interval on fraud and failure),
-  so it keeps trying the market until its evidence says the cloud is cheaper.
+  estimated from what this consumer has seen, with a logarithmic quota of
+  market jobs so that a wrong early verdict against the market is revisited.
 
 A :class:`ConsumerView` holds what one consumer has observed of the
 decentralized side per job kind: how many of its jobs got no result, how
@@ -60,28 +59,53 @@ class DecentralizedOnly:
 class Hybrid:
     """Each job to the side with the lower expected cost per correct result.
 
+    Greedy on the consumer's own estimates, with forced exploration of the
+    market: while it has seen fewer than ``explore_min + explore_log ln t``
+    of its market jobs of this kind resolved (``t``: jobs of the kind it has
+    routed), the job goes to the market. A greedy router that wrongly
+    prefers the market keeps observing it and corrects itself; one that
+    wrongly prefers the cloud sees nothing new, and the logarithmic quota is
+    what lets it look again, at a cost that vanishes per job as ``ln t / t``.
+
     Args:
         fallback_at: a job still unmatched after this share of its deadline
             goes to the cloud (None: never).
-        z: width of the Wilson interval whose lower end is the optimistic
-            estimate of the market's fraud and failure rates.
+        explore_min: market jobs resolved before the estimates are trusted.
+        explore_log: growth of the exploration quota with ``ln t``.
+        explore_info: audited claims times the assumed detection probability
+            (the catches expected if every claim cheated) needed before the
+            fraud estimate is trusted: weak checks need more audits.
+        z: width of the Wilson interval whose lower end is used for the
+            market's fraud and no-result rates (0: point estimates).
     """
 
-    def __init__(self, *, fallback_at: float | None = 0.5, z: float = 1.0) -> None:
+    def __init__(self, *, fallback_at: float | None = 0.5, explore_min: int = 10, explore_log: float = 3.0,
+                 explore_info: float = 10.0, z: float = 0.0) -> None:
         if fallback_at is not None and not 0 < fallback_at <= 1:
-            raise ValueError(f"routing.params.fallback_at must be in (0, 1] or None, got {fallback_at!r}")
-        if not z >= 0:
-            raise ValueError(f"routing.params.z must be >= 0, got {z!r}")
+            raise ValueError(f"routing_params.fallback_at must be in (0, 1] or None, got {fallback_at!r}")
+        if not (explore_min >= 0 and explore_log >= 0 and explore_info >= 0 and z >= 0):
+            raise ValueError("routing_params.explore_min, explore_log, explore_info and z must be >= 0, got "
+                             f"{explore_min!r}, {explore_log!r}, {explore_info!r}, {z!r}")
         self.fallback_at = fallback_at
-        self.z = float(z)
+        self.explore_min, self.explore_log, self.z = int(explore_min), float(explore_log), float(z)
+        self.explore_info = float(explore_info)
 
     def route(self, view: ConsumerView, job: Any) -> str:
-        """``"dec"`` iff the optimistic market estimate beats the cloud's cost."""
+        """``"dec"`` while exploring or when the market's estimate beats the cloud's cost."""
+        s = view.seen.get(job.jtype.kind)
+        routed = s.routed if s is not None else 1
+        resolved = s.resolved if s is not None else 0
+        if resolved < self.explore_min + self.explore_log * math.log(max(routed, 1)):
+            return "dec"
+        check = view.mk.checks[job.jtype.kind]
+        if check.scheme != "none" and view.mk.p.consumers.audit_p > 0 and \
+                s.claims * view.detection(check) < self.explore_info:
+            return "dec"  # too few audits yet to tell a fraud rate from noise
         return "dec" if view.dec_cost(job, z=self.z) < view.cloud_cost(job) else "cloud"
 
 
 class _Seen:
-    __slots__ = ("routed", "resolved", "noresult", "audited", "claims", "caught", "paid", "verify", "matched",
+    __slots__ = ("routed", "resolved", "noresult", "failed", "audited", "claims", "caught", "paid", "verify", "matched",
                  "replicas", "price_sum", "price_n")
 
     def __init__(self) -> None:
@@ -132,6 +156,7 @@ class ConsumerView:
         s = self._s(job.jtype.kind)
         s.resolved += 1
         s.noresult += 1
+        s.failed += 1
 
     def matched(self, job: Any, units_per_usd: int) -> None:
         """A market job was matched: its replica count and escrowed prices are known."""
@@ -155,7 +180,8 @@ class ConsumerView:
             s.caught += sum(1 for v in verdicts if not v)
 
     # -- estimates ------------------------------------------------------------
-    def _detect(self, check: Any) -> float:
+    def detection(self, check: Any) -> float:
+        """The detection probability the fraud estimate assumes for ``check`` (see :meth:`dec_cost`)."""
         if check.scheme == "none":
             return 0.0
         # The cheat the adversary uses is unknown: assume its best one, the least detectable
@@ -179,19 +205,18 @@ class ConsumerView:
         """Expected cost per correct result of ``job`` on the market (USD; derived in proofs/market.md).
 
         With ``z > 0`` the fraud and no-result rates are the lower ends of
-        their Wilson intervals, widened as ``z sqrt(ln t)`` with ``t`` the jobs
-        of this kind the consumer has routed (optimism that shrinks with
-        evidence and grows with neglect, so a side left untried is retried).
+        their Wilson intervals (optimism about what is not yet known).
         """
         mk, jt = self.mk, job.jtype
         s = self._s(jt.kind)
         check = mk.checks[jt.kind]
         a_cfg = mk.p.consumers.audit_p if check.scheme != "none" else 0.0
-        zt = z * math.sqrt(math.log(max(s.routed, 3))) if z > 0 else 0.0
-        d, k = self._detect(check), check.k
-        q = min(_rate(s.caught, s.claims, zt) / d, 1.0) if d > 0 else 0.0
-        u = _rate(s.noresult, s.resolved, zt)
-        a = s.audited / (s.resolved - s.noresult) if s.resolved > s.noresult else a_cfg
+        d, k = self.detection(check), check.k
+        q = min(_rate(s.caught, s.claims, z) / d, 1.0) if d > 0 else 0.0
+        u = _rate(s.noresult, s.resolved, z)
+        f = s.failed / s.resolved if s.resolved else 0.0
+        ran = s.resolved - s.failed
+        a = s.audited / ran if ran else a_cfg
         price = (s.price_sum / s.price_n if s.price_n else self.prior_price) * jt.pflop
         r = s.replicas / s.matched if s.matched else 1 + a_cfg * (k - 1)
         if s.resolved:
@@ -202,7 +227,7 @@ class ConsumerView:
                 mk.p.auditors.cost_factor
         # Wrong results slip through unaudited jobs, and audited single-claim ones the check missed;
         # a lone deviating replica is outvoted.
-        wrong = (1 - u) * ((1 - a) * q + (a * q * (1 - d) if k == 1 else 0.0))
+        wrong = (1 - f) * q * ((1 - a) + (a * (1 - d) if k == 1 else 0.0))
         dur = jt.pflop * 1000.0 / self.tflops
         cap = mk.p.consumers.stake_usd * self.costs.stake_rate_annual * r * dur / (365.0 * 24 * 3600)
         gas = self.costs.gas_usd_per_op * 3.0 * r
