@@ -18,11 +18,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["CLOUD_PRICES", "CloudConfig", "CloudPrice", "CloudTier", "cloud_price_usd"]
+__all__ = ["CLOUD_PRICES", "CloudConfig", "CloudPrice", "CloudTier", "cloud_price_usd", "known_hardware"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def known_hardware(name: str, where: str) -> str:
+    """``name`` if it is a :data:`~vcompute.market.config.HARDWARE` class.
+
+    Raises:
+        ValueError: naming the field ``where`` and the known classes.
+    """
+    from vcompute.market.config import HARDWARE
+
+    if name not in HARDWARE:
+        raise ValueError(f"{where}: unknown hardware class {name!r}; known: {', '.join(HARDWARE)}")
+    return name
 
 
 class CloudPrice(_Model):
@@ -73,11 +86,7 @@ class CloudConfig(_Model):
     @field_validator("hardware")
     @classmethod
     def _known(cls, v: str) -> str:
-        from vcompute.market.config import HARDWARE
-
-        if v not in HARDWARE:
-            raise ValueError(f"cloud.hardware: unknown hardware class {v!r}; known: {', '.join(HARDWARE)}")
-        return v
+        return known_hardware(v, "cloud.hardware")
 
     def price(self) -> CloudPrice:
         """The list prices of :attr:`hardware` (an override from :attr:`prices` first).

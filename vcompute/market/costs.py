@@ -62,11 +62,9 @@ class CostConfig(BaseModel):
     @field_validator("verifier_hardware")
     @classmethod
     def _known(cls, v: str) -> str:
-        from vcompute.market.config import HARDWARE
+        from vcompute.market.cloud import known_hardware
 
-        if v not in HARDWARE:
-            raise ValueError(f"costs.verifier_hardware: unknown hardware class {v!r}; known: {', '.join(HARDWARE)}")
-        return v
+        return known_hardware(v, "costs.verifier_hardware")
 
 
 class CostBook:
