@@ -156,3 +156,16 @@ def test_smoke_grid_meets_the_two_percent_target():
         out = MarketHybrid().run(HybridParams.model_validate(params), seed)
         margins.append(out["hybrid_margin"])
     assert margins and max(margins) <= 0.02, margins
+
+
+def test_seeded_hybrid_runs_are_reproducible():
+    p = _params(jobs=300)
+    a, b = _run(p, "hybrid", seed=5), _run(p, "hybrid", seed=5)
+    assert a.keys() == b.keys()
+    assert all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)  # nan == nan
+    assert _run(p, "hybrid", seed=6) != a
+
+
+def test_unknown_router_parameter_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="bogus"):
+        _params(routing_params={"bogus": 1})
