@@ -231,7 +231,7 @@ class ConsumerView:
         dur = jt.pflop * 1000.0 / self.tflops
         cap = mk.p.consumers.stake_usd * self.costs.stake_rate_annual * r * dur / (365.0 * 24 * 3600)
         gas = self.costs.gas_usd_per_op * 3.0 * r
-        fraud = wrong * self.costs.fraud_loss_multiple * price / r
+        fraud = wrong * self.costs.fraud_loss_multiple * price  # valued at the first replica's price
         miss = u * self.miss_value(job)
         correct = 1.0 - u - wrong
         if correct <= 0:
