@@ -9,8 +9,9 @@ None never falls back). Built-ins:
 - ``decentralized``: every job to the market (the market without a cloud tier).
 - ``hybrid``: each job where its expected cost per correct result is lowest
   (:meth:`ConsumerView.dec_cost` against :meth:`ConsumerView.cloud_cost`),
-  estimated from what this consumer has seen, with a logarithmic quota of
-  market jobs so that a wrong early verdict against the market is revisited.
+  estimated from what this consumer has seen, optimistic about the market by
+  ``z sqrt(ln t)`` standard errors so that a wrong early verdict against it
+  is revisited.
 
 A :class:`ConsumerView` holds what one consumer has observed of the
 decentralized side per job kind: how many of its jobs got no result, how
@@ -59,13 +60,15 @@ class DecentralizedOnly:
 class Hybrid:
     """Each job to the side with the lower expected cost per correct result.
 
-    Greedy on the consumer's own estimates, with forced exploration of the
-    market: while it has seen fewer than ``explore_min + explore_log ln t``
-    of its market jobs of this kind resolved (``t``: jobs of the kind it has
-    routed), the job goes to the market. A greedy router that wrongly
-    prefers the market keeps observing it and corrects itself; one that
-    wrongly prefers the cloud sees nothing new, and the logarithmic quota is
-    what lets it look again, at a cost that vanishes per job as ``ln t / t``.
+    It compares the cloud's cost with an optimistic estimate of the
+    market's: the fraud and no-result rates are the lower ends of Wilson
+    intervals of width ``z sqrt(ln t)`` (``t``: jobs of this kind the
+    consumer has routed), so a market it has stopped using looks better as
+    time passes and is tried again, while a market it keeps using is judged
+    on ever tighter evidence. Before that, the job goes to the market while
+    fewer than ``explore_min + explore_log ln t`` of its market jobs are
+    resolved, or while the audits are too few to tell a fraud rate from
+    noise (``explore_info``).
 
     Args:
         fallback_at: a job still unmatched after this share of its deadline
@@ -75,12 +78,13 @@ class Hybrid:
         explore_info: audited claims times the assumed detection probability
             (the catches expected if every claim cheated) needed before the
             fraud estimate is trusted: weak checks need more audits.
-        z: width of the Wilson interval whose lower end is used for the
-            market's fraud and no-result rates (0: point estimates).
+        z: scale of the optimism, ``z sqrt(ln t)`` standard errors (0: greedy
+            on point estimates, which can lock onto the cloud after an unlucky
+            start).
     """
 
     def __init__(self, *, fallback_at: float | None = 0.5, explore_min: int = 10, explore_log: float = 3.0,
-                 explore_info: float = 10.0, z: float = 0.0) -> None:
+                 explore_info: float = 10.0, z: float = 0.5) -> None:
         if fallback_at is not None and not 0 < fallback_at <= 1:
             raise ValueError(f"routing_params.fallback_at must be in (0, 1] or None, got {fallback_at!r}")
         if not (explore_min >= 0 and explore_log >= 0 and explore_info >= 0 and z >= 0):
@@ -101,7 +105,8 @@ class Hybrid:
         if check.scheme != "none" and view.mk.p.consumers.audit_p > 0 and \
                 s.claims * view.detection(check) < self.explore_info:
             return "dec"  # too few audits yet to tell a fraud rate from noise
-        return "dec" if view.dec_cost(job, z=self.z) < view.cloud_cost(job) else "cloud"
+        z = self.z * math.sqrt(math.log(max(routed, 3)))  # optimism that grows with neglect
+        return "dec" if view.dec_cost(job, z=z) < view.cloud_cost(job) else "cloud"
 
 
 class _Seen:
