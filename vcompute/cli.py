@@ -27,6 +27,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "executors": ("vcompute.experiment.executors", "EXECUTORS"),
     "policies": ("vcompute.verify.policies", "POLICIES"),
     "matchers": ("vcompute.market.matching", "MATCHERS"),
+    "routers": ("vcompute.market.routing", "ROUTERS"),
     "market-behaviours": ("vcompute.market.behaviours", "MARKET_BEHAVIOURS"),
 }
 

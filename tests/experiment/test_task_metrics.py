@@ -43,6 +43,10 @@ CASES: dict[str, list[tuple[str, list[str]] | dict]] = {
         # an adaptive policy adds its own metrics
         ("market-adaptive.toml", ["params.jobs=300", 'grid.consumers.adaptive_policy=["resist_backtrack"]']),
     ],
+    # one cell of the smoke grid, and a proof-of-learning cell on a non-training kind (not applicable)
+    "market.hybrid": [("hybrid-breakeven.toml", ['grid.kind=["matmul"]', 'grid.consumers.verifier=["freivalds"]',
+                                                 'grid.adversary.fraction=[0.3]', "params.jobs=300"]),
+                      {"jobs": 50, "kind": "matmul", "consumers": {"verifier": "pol"}}],
     "replication.voting": [("replication-voting.toml", [])],
     "replication.collusion": [("replication-collusion.toml", [])],
     "replication.adaptive": [("adaptive-replication.toml", [])],

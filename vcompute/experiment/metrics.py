@@ -226,6 +226,51 @@ _MARKET: dict[str, MetricInfo] = {
     "backtracked": _m("count", "accepted results re-executed after their provider was caught"),
 }
 
+_HYBRID: dict[str, MetricInfo] = {
+    "cost_compute": _m("USD", "price paid for results (first replica; the cloud's bill) per correct result",
+                       "no correct result"),
+    "cost_replicas": _m("USD", "extra replicas paid per correct result", "no correct result"),
+    "cost_verification": _m("USD", "checkers' compute at the verifier's hardware price per correct result",
+                            "no correct result"),
+    "cost_capital": _m("USD", "cost of capital of stake locked over escrow time, per correct result",
+                       "no correct result"),
+    "cost_gas": _m("USD", "settlement gas (ledger operations x costs.gas_usd_per_op) per correct result",
+                   "no correct result"),
+    "cost_fraud": _m("USD", "wrong results accepted, valued at price x costs.fraud_loss_multiple, per correct "
+                     "result", "no correct result"),
+    "cost_misses": _m("USD", "jobs without a result, valued at costs.miss_multiple x the cloud price, per correct "
+                      "result", "no correct result"),
+    "cost_all_in": _m("USD", "sum of the cost_* components: all-in cost per correct result", "no correct result"),
+    "compensation_credit": _m("USD", "slashed stake paid back to consumers per correct result (not netted)",
+                              "no correct result"),
+    "results_correct": _m("count", "correct results on both sides (market and cloud)"),
+    "cloud_share": _m("fraction", "share of jobs sent to the cloud (fallbacks included)"),
+    "dec_share": _m("fraction", "share of jobs that stayed on the decentralized market"),
+    "fallback_share": _m("fraction", "share of jobs sent to the cloud because their deadline was at risk"),
+    "cloud_outages": _m("count", "cloud runs lost to an outage (1 - cloud.availability)"),
+    "dec_cost_per_correct": _m("USD", "all-in cost per correct result of the market side alone",
+                               "no correct result on the market"),
+    "cloud_cost_per_correct": _m("USD", "all-in cost per correct result of the cloud side alone",
+                                 "no job went to the cloud"),
+    "break_even_discount": _m("fraction", "decentralized price discount vs the cloud price per PFLOP at which "
+                              "both cost the same per correct result (>1: no price wins)",
+                              "no correct market result, or a proof-of-learning cell on a non-training kind"),
+    "price_discount": _m("fraction", "discount the market's paid prices had vs the cloud price per PFLOP",
+                         "no correct market result"),
+    "cloud_reference_cpc": _m("USD", "the cloud's expected cost per correct result for the market's jobs",
+                              "no market job"),
+    "cpc_cloud": _m("USD", "cost_all_in with every consumer cloud-only"),
+    "cpc_decentralized": _m("USD", "cost_all_in with every consumer decentralized-only", "no correct result"),
+    "cpc_hybrid": _m("USD", "cost_all_in with every consumer on the hybrid router"),
+    "share_cloud_cloud": _m("fraction", "cloud_share of the cloud-only run (1)"),
+    "share_cloud_decentralized": _m("fraction", "cloud_share of the decentralized-only run (0)"),
+    "share_cloud_hybrid": _m("fraction", "share of jobs the hybrid router sent to the cloud"),
+    "hybrid_margin": _m("ratio", "cpc_hybrid / min(cpc_cloud, cpc_decentralized) - 1 (target <= 0.02)",
+                        "a proof-of-learning cell on a non-training kind"),
+    "runtime_s": _m("s", "wall-clock seconds of the point's three market runs"),
+    "applicable": _m("flag", "0 for a proof-of-learning cell on a non-training job kind (not simulated)"),
+}
+
 _SEGMENT_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], MetricInfo]]] = [
     (re.compile(r"profit_(?P<b>\w+)"), lambda m: _m(
         "USD", f"mean profit per '{m['b']}' provider (payments - own compute - slashed stake)",
@@ -271,6 +316,7 @@ _BY_TASK_PREFIX: dict[str, dict[str, MetricInfo]] = {
     "replication.": _REPLICATION,
     "spotcheck.": _REPLICATION,
     "synthetic.": _SYNTHETIC,
+    "market.hybrid": _HYBRID,
     "market.": _MARKET,
     "dispute.": _DISPUTE,
 }

@@ -59,6 +59,7 @@ class HardwareClass(_Model):
 HARDWARE: dict[str, HardwareClass] = {
     "t4": HardwareClass(tflops=25.0, memory_gb=16, hourly_cost=0.20),
     "rtx4090": HardwareClass(tflops=66.0, memory_gb=24, hourly_cost=0.35),
+    "l4": HardwareClass(tflops=48.0, memory_gb=24, hourly_cost=0.30),
     "a100": HardwareClass(tflops=125.0, memory_gb=80, hourly_cost=1.10),
     "h100": HardwareClass(tflops=400.0, memory_gb=80, hourly_cost=2.00),
 }

@@ -31,6 +31,8 @@ def settle_job(mk: Any, job: MarketJob) -> None:
     mk.inflight -= 1
     if not live:
         m.failed += 1
+        if mk.hybrid is not None:
+            mk.hybrid.settled(job, live, False, [], None)
         return
     aud = p.auditors
     auditor = mk.auditors[job.key % len(mk.auditors)]
@@ -100,6 +102,8 @@ def settle_job(mk: Any, job: MarketJob) -> None:
         mk.adaptive.record(mk, job, live, verdicts, "replication" if len(live) > 1 else "spotcheck")
     elif mk.adaptive is not None and correct is not None and len(live) == 1:
         mk.adaptive.accepted_unchecked(mk, job, live[0], wrong=not correct)
+    if mk.hybrid is not None:
+        mk.hybrid.settled(job, live, audit, verdicts, correct)
     m.completed += 1
     if correct is True:
         m.correct += 1

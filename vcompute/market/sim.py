@@ -88,6 +88,11 @@ class Market:
         self.arrivals_done = False
         self.done = self.env.event()
         self._frac_mean = 0.1  # running verify fraction (real mode, uncalibrated schemes)
+        self.hybrid: Any = None  # a cloud tier and routing consumers (HybridParams) only
+        if hasattr(params, "cloud"):
+            from vcompute.market.hybrid import HybridHooks
+
+            self.hybrid = HybridHooks(self)
 
     # -- setup -------------------------------------------------------------
     def _build_agents(self) -> None:
@@ -135,6 +140,8 @@ class Market:
             job.audit = bool(audit[i]) and self.checks[job.jtype.kind].scheme != "none"
             job.forced = bool(forced[i]) and job.audit
             self.m.submitted += 1
+            if self.hybrid is not None and self.hybrid.route(job):
+                continue  # served by the cloud tier
             self.queue.append(job)
             self._match()
         self.arrivals_done = True
@@ -189,9 +196,14 @@ class Market:
         deadline_s = cons.deadline_h * _H
         while q:
             job = q[0]
+            if self.hybrid is not None and self.hybrid.at_risk(job, env.now, deadline_s):
+                q.popleft()
+                continue
             if env.now - job.submitted > deadline_s:
                 q.popleft()
                 self.m.expired += 1
+                if self.hybrid is not None:
+                    self.hybrid.expired(job)
                 continue
             check = self.checks[job.jtype.kind]
             if self.adaptive is not None:  # the policy decides from the primary provider's record
@@ -257,6 +269,8 @@ class Market:
         self.m.replicas_run += len(picked)
         if self.adaptive is not None:
             self.adaptive.started(job)
+        if self.hybrid is not None:
+            self.hybrid.started(job)
         self.m.wait_s += env.now - job.submitted
         self.inflight += 1
         job.pending = len(picked)
@@ -370,6 +384,8 @@ class Market:
         out = self.m.summary(self)
         out["ledger_supply_usd"] = supply / UNITS_PER_USD
         out["ledger_conserved"] = 1
+        if self.hybrid is not None:
+            out.update(self.hybrid.summary())
         self.settle.close()
         return out
 

@@ -23,6 +23,7 @@ TASKS.register("inference.detection", "vcompute.experiment.tasks.inference:Infer
 TASKS.register("inference.cost", "vcompute.experiment.tasks.inference:InferenceCost")
 TASKS.register("synthetic.burn", "vcompute.experiment.tasks.synthetic:Burn")
 TASKS.register("market.run", "vcompute.experiment.tasks.market:MarketRun")
+TASKS.register("market.hybrid", "vcompute.experiment.tasks.market:MarketHybrid")
 TASKS.register("replication.voting", "vcompute.experiment.tasks.replication:MFirstVoting")
 TASKS.register("replication.collusion", "vcompute.experiment.tasks.replication:ReplicationCollusion")
 TASKS.register("replication.adaptive", "vcompute.experiment.tasks.replication:AdaptiveReplication")

@@ -6,7 +6,7 @@ from typing import Any
 
 from vcompute.market.config import MarketParams
 
-__all__ = ["MarketRun"]
+__all__ = ["MarketHybrid", "MarketRun"]
 
 
 #: Metrics of every market run (:meth:`vcompute.market.metrics.Metrics.summary`, the adaptive
@@ -108,3 +108,56 @@ def _detect(p: MarketParams, cheat: str) -> float:
     if table.schemes[p.consumers.verifier].get("replicas", 1) > 1:
         return 1.0  # a lone deviating replica always disagrees
     return table.detect(p.consumers.verifier, cheat)
+
+
+#: Metrics a routed run adds (:meth:`vcompute.market.hybrid.HybridHooks.summary`) and the
+#: three-policy comparison's (:func:`vcompute.market.hybrid.compare_policies`).
+_HYBRID_METRICS = (
+    "cost_compute", "cost_replicas", "cost_verification", "cost_capital", "cost_gas", "cost_fraud",
+    "cost_misses", "cost_all_in", "compensation_credit", "results_correct", "cloud_share", "dec_share",
+    "fallback_share", "cloud_outages", "dec_cost_per_correct", "cloud_cost_per_correct", "break_even_discount",
+    "price_discount", "cloud_reference_cpc",
+    "cpc_cloud", "cpc_decentralized", "cpc_hybrid", "share_cloud_cloud", "share_cloud_decentralized",
+    "share_cloud_hybrid", "hybrid_margin", "runtime_s", "applicable",
+)
+
+
+class _HybridMetrics(_MarketMetrics):
+    def __get__(self, obj: object, owner: type | None = None) -> tuple[str, ...]:
+        return super().__get__(obj, owner) + _HYBRID_METRICS
+
+
+class MarketHybrid:
+    """A market with a cloud tier and routing consumers: cloud-only vs decentralized-only vs hybrid.
+
+    With ``compare = true`` (the default) each run simulates the same seeded
+    market three times, every consumer on one policy, and reports the
+    hybrid run's metrics plus each policy's all-in cost per correct result
+    (``cpc_<policy>``), the break-even decentralized discount and
+    ``hybrid_margin`` (:func:`vcompute.market.hybrid.compare_policies`).
+    Proof-of-learning checks training runs only: a cell pairing it with
+    another job kind is reported as ``applicable = 0`` and not simulated.
+
+    Example:
+        >>> from vcompute.market.hybrid import HybridParams
+        >>> out = MarketHybrid().run(HybridParams(jobs=60, kind="matmul"), seed=0)
+        >>> out["applicable"], out["cpc_hybrid"] <= 1.02 * min(out["cpc_cloud"], out["cpc_decentralized"])
+        (1, True)
+    """
+
+    from vcompute.market.hybrid import HybridParams as Params
+
+    description = "cloud vs decentralized vs hybrid routing: all-in cost per correct result and break-even"
+    metrics = _HybridMetrics()
+
+    def run(self, params: Any, seed: int) -> dict[str, Any]:
+        """Run the comparison (or the configured routing alone) with ``params`` and ``seed``."""
+        from vcompute.market.hybrid import compare_policies
+        from vcompute.market.sim import Market
+
+        if params.consumers.verifier == "pol" and params.kind != "training":
+            return {"applicable": 0, "hybrid_margin": float("nan"), "break_even_discount": float("nan")}
+        out = compare_policies(params, seed) if params.compare else Market(params.routed(params.routing),
+                                                                           seed).run()
+        out["applicable"] = 1
+        return out

@@ -1,0 +1,238 @@
+"""A market with a cloud tier and routing consumers: when does renting untrusted GPUs beat the cloud?
+
+:class:`HybridParams` extends :class:`~vcompute.market.config.MarketParams`
+with the cloud tier (:mod:`vcompute.market.cloud`), the consumers' routing
+policies (:mod:`vcompute.market.routing`) and the all-in cost model
+(:mod:`vcompute.market.costs`). A :class:`~vcompute.market.sim.Market`
+given HybridParams attaches :class:`HybridHooks`; with plain MarketParams
+nothing here runs and the market is unchanged.
+
+:func:`compare_policies` runs the same seeded market three times, all
+consumers cloud-only, decentralized-only and hybrid, and reports each
+policy's cost per correct result, the break-even decentralized discount
+and the hybrid router's margin over the better pure policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from vcompute.market.cloud import CloudConfig, CloudTier, cloud_price_usd
+from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
+from vcompute.market.costs import CostBook, CostConfig, break_even_discount
+
+__all__ = ["POLICIES", "HybridHooks", "HybridParams", "compare_policies"]
+
+#: The pure and the hybrid policy :func:`compare_policies` runs.
+POLICIES = ("cloud", "decentralized", "hybrid")
+
+
+class HybridParams(MarketParams):
+    """A market run with a cloud tier and routing consumers.
+
+    Attributes:
+        cloud: the cloud tier.
+        costs: how the all-in cost values stake, gas, fraud and misses.
+        routing: a router name from :data:`~vcompute.market.routing.ROUTERS`
+            for every consumer, or a list assigned to consumers in turn
+            (consumer ``i`` gets ``routing[i % len]``).
+        routing_params: keyword arguments of the ``hybrid`` router.
+        kind: restrict the job mix to one job kind (``all`` keeps it).
+        compare: run all three policies (:func:`compare_policies`) instead of ``routing``.
+    """
+
+    cloud: CloudConfig = Field(default_factory=CloudConfig)
+    costs: CostConfig = Field(default_factory=CostConfig)
+    routing: str | list[str] = "hybrid"
+    routing_params: dict[str, Any] = Field(default_factory=dict)
+    kind: Literal["all", "matmul", "inference", "training"] = "all"
+    compare: bool = True
+
+    @field_validator("routing")
+    @classmethod
+    def _known_routers(cls, v: str | list[str]) -> str | list[str]:
+        from vcompute.market.routing import ROUTERS
+
+        for name in [v] if isinstance(v, str) else v:
+            ROUTERS.get(name)  # raises, listing the known routers
+        if isinstance(v, list) and not v:
+            raise ValueError("routing: give at least one router name")
+        return v
+
+    @model_validator(mode="after")
+    def _kind_in_mix(self) -> HybridParams:
+        if self.kind != "all" and not any(j.kind == self.kind for j in self.consumers.mix):
+            raise ValueError(f"kind = {self.kind!r} but consumers.mix has no job of that kind")
+        _router("hybrid", self.routing_params)  # raises on bad parameters
+        return self
+
+    def routed(self, routing: str | list[str]) -> HybridParams:
+        """These parameters with every consumer on ``routing`` (and the mix cut to :attr:`kind`)."""
+        upd: dict[str, Any] = {"routing": routing, "compare": False}
+        if self.kind != "all":
+            mix = [j for j in self.consumers.mix if j.kind == self.kind]
+            upd["consumers"] = self.consumers.model_copy(update={"mix": mix})
+        return self.model_copy(update=upd)
+
+
+def _router(name: str, params: dict[str, Any]) -> Any:
+    from vcompute.market.routing import ROUTERS
+
+    cls = ROUTERS.get(name)
+    return cls(**params) if name == "hybrid" else cls()
+
+
+class HybridHooks:
+    """What a market with HybridParams does beyond the plain market: routing, the cloud, all-in costs.
+
+    The market calls :meth:`route` on each arrival, :meth:`at_risk` for each
+    queued job it looks at, :meth:`expired`, :meth:`started` and
+    :meth:`settled`; nothing here draws from the market's own generator.
+
+    Args:
+        mk: the :class:`~vcompute.market.sim.Market`.
+    """
+
+    def __init__(self, mk: Any) -> None:
+        from vcompute.market.routing import ConsumerView
+
+        p: HybridParams = mk.p
+        self.mk, self.p = mk, p
+        rng = np.random.default_rng([mk.seed, 0x48594252])  # the tier's own stream
+        self.cloud = CloudTier(mk, p.cloud, rng)
+        names = [p.routing] if isinstance(p.routing, str) else list(p.routing)
+        self.routers = {c: _router(names[i % len(names)], p.routing_params) for i, c in enumerate(mk.consumers)}
+        self.views = {c: ConsumerView(mk, p.costs, p.cloud) for c in mk.consumers}
+        self.book = CostBook(p.costs)
+        self.fallbacks = 0
+        self.sent = {"dec": 0, "cloud": 0}
+        self.ops_at_start = mk.settle._op
+        self._verify_seen = 0.0
+        a100 = HARDWARE["a100"]
+        vhw = HARDWARE[p.costs.verifier_hardware]
+        # Settlement books checkers' compute at A100 cost: rescale to the verifier's hardware.
+        self.verify_scale = (vhw.hourly_cost / vhw.tflops) / (a100.hourly_cost / a100.tflops)
+
+    def _to_cloud(self, job: Any) -> None:
+        book, view = self.book, self.views[job.consumer]
+        self.sent["cloud"] += 1
+        book.jobs["cloud"] += 1
+        before = self.cloud.paid_usd
+        if self.cloud.serve(job):
+            book.correct["cloud"] += 1
+            book.add("cloud", "compute", self.cloud.paid_usd - before)
+        else:
+            book.add("cloud", "misses", view.miss_value(job))
+
+    def route(self, job: Any) -> bool:
+        """Route an arriving job; True if it went to the cloud (the market does not queue it)."""
+        self.views[job.consumer].routed(job)
+        if self.routers[job.consumer].route(self.views[job.consumer], job) == "cloud":
+            self._to_cloud(job)
+            return True
+        self.sent["dec"] += 1
+        self.book.jobs["dec"] += 1
+        self.book.cloud_ref_usd += cloud_price_usd(self.p.cloud, job.jtype.pflop)
+        return False
+
+    def at_risk(self, job: Any, now: float, deadline_s: float) -> bool:
+        """If ``job``'s consumer falls back and its deadline is at risk, send it to the cloud (True)."""
+        at = self.routers[job.consumer].fallback_at
+        if at is None or now - job.submitted <= at * deadline_s:
+            return False
+        self.fallbacks += 1
+        self.sent["dec"] -= 1
+        self.book.jobs["dec"] -= 1
+        self.book.cloud_ref_usd -= cloud_price_usd(self.p.cloud, job.jtype.pflop)
+        self._to_cloud(job)
+        return True
+
+    def expired(self, job: Any) -> None:
+        """A decentralized job found no provider before its deadline: a miss."""
+        self.views[job.consumer].missed(job)
+        self.book.add("dec", "misses", self.views[job.consumer].miss_value(job))
+
+    def started(self, job: Any) -> None:
+        """A decentralized job was matched and escrowed."""
+        self.views[job.consumer].matched(job, UNITS_PER_USD)
+
+    def settled(self, job: Any, live: list[int], audited: bool, verdicts: list[bool], correct: bool | None) -> None:
+        """A decentralized job was settled (``live`` empty: every replica vanished)."""
+        book, view, mk = self.book, self.views[job.consumer], self.mk
+        held = mk.env.now - job.started
+        book.add("dec", "capital", book.capital(self.p.consumers.stake_usd, held) * len(job.replicas))
+        if not live:
+            view.missed(job)
+            book.add("dec", "misses", view.miss_value(job))
+            return
+        paid = sum(job.prices[r] for r, v in zip(live, verdicts) if v) / UNITS_PER_USD
+        verify = mk.m.verify_compute_usd - self._verify_seen  # the verifier's bill for this job
+        self._verify_seen = mk.m.verify_compute_usd
+        view.settled(job, audited, verdicts, paid_usd=paid, verify_usd=verify * self.verify_scale,
+                     result=correct is not None)
+        if 0 in live and verdicts[live.index(0)]:
+            book.dec_pflop_paid += job.jtype.pflop
+        if correct is True:
+            book.correct["dec"] += 1
+        elif correct is False:
+            book.add("dec", "fraud", self.p.costs.fraud_loss_multiple * job.prices[0] / UNITS_PER_USD)
+        else:
+            book.add("dec", "misses", view.miss_value(job))
+
+    def summary(self) -> dict[str, float]:
+        """The routed run's metrics (see :mod:`vcompute.market.costs`)."""
+        mk, book, m = self.mk, self.book, self.mk.m
+        dec = book.usd["dec"]
+        dec["compute"], dec["replicas"] = m.base_usd, m.replica_usd
+        dec["verification"] = m.verify_compute_usd * self.verify_scale
+        ops = mk.settle._op - self.ops_at_start - self.cloud.correct  # cloud bills are paid off-chain
+        dec["gas"] = ops * self.p.costs.gas_usd_per_op
+        out = book.summary()
+        correct = book.correct["dec"] + book.correct["cloud"]
+        comp = m.slashed_usd * (1 - self.p.auditors.whistleblower_share)
+        out["compensation_credit"] = comp / correct if correct else float("nan")
+        n = max(self.sent["dec"] + self.sent["cloud"], 1)
+        out["results_correct"] = correct
+        out["cloud_share"] = self.sent["cloud"] / n
+        out["dec_share"] = self.sent["dec"] / n
+        out["fallback_share"] = self.fallbacks / n
+        out["cloud_outages"] = self.cloud.outages
+        out["dec_cost_per_correct"] = book.side_cost_per_correct("dec")
+        out["cloud_cost_per_correct"] = book.side_cost_per_correct("cloud")
+        hw = HARDWARE[self.p.cloud.hardware]
+        out.update(break_even_discount(book, cloud_usd_per_pflop=self.p.cloud.hourly() / (hw.tflops * 3.6),
+                                       availability=self.p.cloud.availability,
+                                       miss_multiple=self.p.costs.miss_multiple))
+        return out
+
+
+def compare_policies(params: HybridParams, seed: int) -> dict[str, Any]:
+    """Run ``params`` with every consumer cloud-only, decentralized-only and hybrid (same seed).
+
+    Returns:
+        The hybrid run's metrics, plus per policy ``cpc_<policy>`` (all-in cost
+        per correct result) and ``share_cloud_<policy>``, the decentralized-only
+        run's ``break_even_discount`` and ``price_discount``, and
+        ``hybrid_margin`` = cpc_hybrid / min(cpc_cloud, cpc_decentralized) - 1
+        (the target is <= 0.02), with ``runtime_s`` of the three runs.
+    """
+    import time
+
+    from vcompute.market.sim import Market
+
+    t0 = time.perf_counter()
+    runs = {pol: Market(params.routed(pol), seed).run() for pol in POLICIES}
+    out = dict(runs["hybrid"])
+    for pol, r in runs.items():
+        out[f"cpc_{pol}"] = r["cost_all_in"]
+        out[f"share_cloud_{pol}"] = r["cloud_share"]
+    for key in ("break_even_discount", "price_discount", "cloud_reference_cpc"):
+        out[key] = runs["decentralized"][key]
+    # A policy without a correct result (nan) is infinitely costly, never the better one.
+    best = min(c if c == c else float("inf") for c in (out["cpc_cloud"], out["cpc_decentralized"]))
+    out["hybrid_margin"] = out["cpc_hybrid"] / best - 1.0 if 0 < best < float("inf") else float("nan")
+    out["runtime_s"] = time.perf_counter() - t0
+    return out

@@ -1,0 +1,250 @@
+"""Where a consumer sends each job: the cloud, the decentralized market, or whichever is cheaper.
+
+A router is pluggable (:data:`ROUTERS`): anything with ``route(view, job)``
+returning ``"cloud"`` or ``"dec"`` and a ``fallback_at`` (a share of the
+deadline after which a job still waiting for a provider goes to the cloud;
+None never falls back). Built-ins:
+
+- ``cloud``: every job to the cloud.
+- ``decentralized``: every job to the market (the market without a cloud tier).
+- ``hybrid``: each job where its expected cost per correct result is lowest
+  (:meth:`ConsumerView.dec_cost` against :meth:`ConsumerView.cloud_cost`),
+  estimated from what this consumer has seen, optimistic about the market by
+  ``z sqrt(ln t)`` standard errors so that a wrong early verdict against it
+  is revisited.
+
+A :class:`ConsumerView` holds what one consumer has observed of the
+decentralized side per job kind: how many of its jobs got no result, how
+many audited claims were rejected, what it paid per PFLOP and per replica.
+It never reads hidden truth (which claims cheated, which accepted results
+are wrong): fraud is inferred from audits only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from vcompute.core.registry import Registry
+from vcompute.market.calibration import CHEATS, wilson_interval
+
+__all__ = ["ROUTERS", "CloudOnly", "ConsumerView", "DecentralizedOnly", "Hybrid"]
+
+#: Routing policies by name (entry-point group ``vcompute.routers``).
+ROUTERS: Registry = Registry("router", group="vcompute.routers")
+
+
+@ROUTERS.register("cloud")
+class CloudOnly:
+    """Every job to the cloud."""
+
+    fallback_at = None
+
+    def route(self, view: ConsumerView, job: Any) -> str:
+        """Always ``"cloud"``."""
+        return "cloud"
+
+
+@ROUTERS.register("decentralized")
+class DecentralizedOnly:
+    """Every job to the decentralized market, never falling back."""
+
+    fallback_at = None
+
+    def route(self, view: ConsumerView, job: Any) -> str:
+        """Always ``"dec"``."""
+        return "dec"
+
+
+@ROUTERS.register("hybrid")
+class Hybrid:
+    """Each job to the side with the lower expected cost per correct result.
+
+    It compares the cloud's cost with an optimistic estimate of the
+    market's: the fraud and no-result rates are the lower ends of Wilson
+    intervals of width ``z sqrt(ln t)`` (``t``: jobs of this kind the
+    consumer has routed), so a market it has stopped using looks better as
+    time passes and is tried again, while a market it keeps using is judged
+    on ever tighter evidence. Before that, the job goes to the market while
+    fewer than ``explore_min + explore_log ln t`` of its market jobs are
+    resolved, or while the audits are too few to tell a fraud rate from
+    noise (``explore_info``).
+
+    Args:
+        fallback_at: a job still unmatched after this share of its deadline
+            goes to the cloud (None: never).
+        explore_min: market jobs resolved before the estimates are trusted.
+        explore_log: growth of the exploration quota with ``ln t``.
+        explore_info: audited claims times the assumed detection probability
+            (the catches expected if every claim cheated) needed before the
+            fraud estimate is trusted: weak checks need more audits.
+        z: scale of the optimism, ``z sqrt(ln t)`` standard errors (0: greedy
+            on point estimates, which can lock onto the cloud after an unlucky
+            start).
+    """
+
+    def __init__(self, *, fallback_at: float | None = 0.5, explore_min: int = 10, explore_log: float = 3.0,
+                 explore_info: float = 10.0, z: float = 0.5) -> None:
+        if fallback_at is not None and not 0 < fallback_at <= 1:
+            raise ValueError(f"routing_params.fallback_at must be in (0, 1] or None, got {fallback_at!r}")
+        if not (explore_min >= 0 and explore_log >= 0 and explore_info >= 0 and z >= 0):
+            raise ValueError("routing_params.explore_min, explore_log, explore_info and z must be >= 0, got "
+                             f"{explore_min!r}, {explore_log!r}, {explore_info!r}, {z!r}")
+        self.fallback_at = fallback_at
+        self.explore_min, self.explore_log, self.z = int(explore_min), float(explore_log), float(z)
+        self.explore_info = float(explore_info)
+
+    def route(self, view: ConsumerView, job: Any) -> str:
+        """``"dec"`` while exploring or when the market's estimate beats the cloud's cost."""
+        s = view.seen.get(job.jtype.kind)
+        routed = s.routed if s is not None else 1
+        resolved = s.resolved if s is not None else 0
+        if resolved < self.explore_min + self.explore_log * math.log(max(routed, 1)):
+            return "dec"
+        check = view.mk.checks[job.jtype.kind]
+        if check.scheme != "none" and view.mk.p.consumers.audit_p > 0 and \
+                s.claims * view.detection(check) < self.explore_info:
+            return "dec"  # too few audits yet to tell a fraud rate from noise
+        z = self.z * math.sqrt(math.log(max(routed, 3)))  # optimism that grows with neglect
+        return "dec" if view.dec_cost(job, z=z) < view.cloud_cost(job) else "cloud"
+
+
+class _Seen:
+    __slots__ = ("routed", "resolved", "noresult", "failed", "audited", "claims", "caught", "paid", "verify", "matched",
+                 "replicas", "price_sum", "price_n")
+
+    def __init__(self) -> None:
+        for s in self.__slots__:
+            setattr(self, s, 0)
+
+
+class ConsumerView:
+    """One consumer's estimates of the decentralized side, from its own observations.
+
+    What it sees of each of its market jobs: whether it got a result, whether
+    it was audited and how many claims the audit rejected, what it paid the
+    providers and what the checking cost (the verifier's bill). Fraud that was
+    accepted is invisible; it is inferred from the audits' rejection rate and
+    the scheme's calibrated detection probability.
+
+    Args:
+        mk: the market (its public facts: the trust policy, posted prices, stake).
+        cost_cfg: the :class:`~vcompute.market.costs.CostConfig`.
+        cloud: the :class:`~vcompute.market.cloud.CloudConfig`.
+    """
+
+    def __init__(self, mk: Any, cost_cfg: Any, cloud: Any) -> None:
+        from vcompute.market.config import HARDWARE
+
+        self.mk, self.costs, self.cloud = mk, cost_cfg, cloud
+        self.seen: dict[str, _Seen] = {}
+        provs = mk.providers
+        # Posted prices are public: the prior for the price until it has paid some.
+        self.prior_price = sum(p.price for p in provs) / len(provs)
+        self.tflops = sum(p.hw.tflops for p in provs) / len(provs)
+        hw = HARDWARE[cost_cfg.verifier_hardware]
+        self.verifier_cpp = hw.hourly_cost / (hw.tflops * 3.6)
+
+    def _s(self, kind: str) -> _Seen:
+        s = self.seen.get(kind)
+        if s is None:
+            s = self.seen[kind] = _Seen()
+        return s
+
+    # -- observations ---------------------------------------------------------
+    def routed(self, job: Any) -> None:
+        """This consumer routed a job of ``job``'s kind (to either side)."""
+        self._s(job.jtype.kind).routed += 1
+
+    def missed(self, job: Any) -> None:
+        """A market job of this consumer got no provider in time, or all its replicas vanished."""
+        s = self._s(job.jtype.kind)
+        s.resolved += 1
+        s.noresult += 1
+        s.failed += 1
+
+    def matched(self, job: Any, units_per_usd: int) -> None:
+        """A market job was matched: its replica count and escrowed prices are known."""
+        s = self._s(job.jtype.kind)
+        s.matched += 1
+        s.replicas += len(job.prices)
+        s.price_sum += sum(job.prices) / units_per_usd / job.jtype.pflop
+        s.price_n += len(job.prices)
+
+    def settled(self, job: Any, audited: bool, verdicts: list[bool], *, paid_usd: float, verify_usd: float,
+                result: bool) -> None:
+        """A market job was settled: per-claim verdicts, what it paid and whether a result stood."""
+        s = self._s(job.jtype.kind)
+        s.resolved += 1
+        s.noresult += not result
+        s.paid += paid_usd
+        s.verify += verify_usd
+        if audited:
+            s.audited += 1
+            s.claims += len(verdicts)
+            s.caught += sum(1 for v in verdicts if not v)
+
+    # -- estimates ------------------------------------------------------------
+    def detection(self, check: Any) -> float:
+        """The detection probability the fraud estimate assumes for ``check`` (see :meth:`dec_cost`)."""
+        if check.scheme == "none":
+            return 0.0
+        # The cheat the adversary uses is unknown: assume its best one, the least detectable
+        # calibrated cheat (a rate of rejections then means the most fraud it can).
+        return max(min(check.detect_est(c) for c in CHEATS if c != "honest"), 1e-6)
+
+    def miss_value(self, job: Any) -> float:
+        """What a job without a result costs this consumer (USD)."""
+        from vcompute.market.cloud import cloud_price_usd
+
+        return self.costs.miss_multiple * cloud_price_usd(self.cloud, job.jtype.pflop)
+
+    def cloud_cost(self, job: Any) -> float:
+        """Expected cost per correct result of ``job`` in the cloud (USD)."""
+        from vcompute.market.cloud import cloud_price_usd
+
+        av = self.cloud.availability
+        return (cloud_price_usd(self.cloud, job.jtype.pflop) + (1 - av) * self.miss_value(job)) / av
+
+    def dec_cost(self, job: Any, *, z: float = 0.0) -> float:
+        """Expected cost per correct result of ``job`` on the market (USD; derived in proofs/market.md).
+
+        With ``z > 0`` the fraud and no-result rates are the lower ends of
+        their Wilson intervals (optimism about what is not yet known).
+        """
+        mk, jt = self.mk, job.jtype
+        s = self._s(jt.kind)
+        check = mk.checks[jt.kind]
+        a_cfg = mk.p.consumers.audit_p if check.scheme != "none" else 0.0
+        d, k = self.detection(check), check.k
+        q = min(_rate(s.caught, s.claims, z) / d, 1.0) if d > 0 else 0.0
+        u = _rate(s.noresult, s.resolved, z)
+        f = s.failed / s.resolved if s.resolved else 0.0
+        ran = s.resolved - s.failed
+        a = s.audited / ran if ran else a_cfg
+        price = (s.price_sum / s.price_n if s.price_n else self.prior_price) * jt.pflop
+        r = s.replicas / s.matched if s.matched else 1 + a_cfg * (k - 1)
+        if s.resolved:
+            pay, verif = s.paid / s.resolved, s.verify / s.resolved
+        else:
+            pay = price * r
+            verif = a_cfg * check.frac_est(jt.real_n, mk._frac_mean) * jt.pflop * self.verifier_cpp * \
+                mk.p.auditors.cost_factor
+        # Wrong results slip through unaudited jobs, and audited single-claim ones the check missed;
+        # a lone deviating replica is outvoted.
+        wrong = (1 - f) * q * ((1 - a) + (a * (1 - d) if k == 1 else 0.0))
+        dur = jt.pflop * 1000.0 / self.tflops
+        cap = mk.p.consumers.stake_usd * self.costs.stake_rate_annual * r * dur / (365.0 * 24 * 3600)
+        gas = self.costs.gas_usd_per_op * 3.0 * r
+        fraud = wrong * self.costs.fraud_loss_multiple * price  # valued at the first replica's price
+        miss = u * self.miss_value(job)
+        correct = 1.0 - u - wrong
+        if correct <= 0:
+            return float("inf")
+        return (pay + verif + cap + gas + fraud + miss) / correct
+
+
+def _rate(hits: int, n: int, z: float) -> float:
+    if n == 0:
+        return 0.0
+    return wilson_interval(hits, n, z)[0] if z > 0 else hits / n
