@@ -52,13 +52,14 @@ class CloudPrice(_Model):
 
 
 #: Default cloud list prices per GPU-hour (USD), rounded. Sources, as listed in 2025-06:
-#: h100: AWS p5.48xlarge on-demand $55.04/h for 8 GPUs after AWS's June 2025 price cut
-#:       (~$6.88/GPU-h, rounded to 6.90); 1-year savings plan ~35 % lower (4.50).
-#: a100: AWS p4d.24xlarge (8x A100 40 GB) $32.77/h (~$4.10/GPU-h); 1-year reserved ~2.50.
-#: l4:   AWS g6.xlarge (1x L4) $0.805/h, GCP g2-standard-4 ~$0.71/h: 0.80; 1-year ~0.50.
-#: t4:   AWS g4dn.xlarge (1x T4) $0.526/h: 0.53; 1-year reserved ~0.33.
-#: rtx4090 (consumer GPUs): no hyperscaler lists them; RunPod secure cloud listed ~$0.69/h:
-#:       0.70; monthly commitment ~0.50.
+#:
+#: - h100: AWS p5.48xlarge on-demand $55.04/h for 8 GPUs after AWS's June 2025 price cut
+#:   (~$6.88/GPU-h, rounded to 6.90); 1-year savings plan ~35 % lower (4.50).
+#: - a100: AWS p4d.24xlarge (8x A100 40 GB) $32.77/h (~$4.10/GPU-h); 1-year reserved ~2.50.
+#: - l4: AWS g6.xlarge (1x L4) $0.805/h, GCP g2-standard-4 ~$0.71/h: 0.80; 1-year ~0.50.
+#: - t4: AWS g4dn.xlarge (1x T4) $0.526/h: 0.53; 1-year reserved ~0.33.
+#: - rtx4090 (consumer GPUs): no hyperscaler lists them; RunPod secure cloud listed ~$0.69/h:
+#:   0.70; monthly commitment ~0.50.
 CLOUD_PRICES: dict[str, CloudPrice] = {
     "h100": CloudPrice(on_demand=6.90, reserved=4.50),
     "a100": CloudPrice(on_demand=4.10, reserved=2.50),

@@ -35,7 +35,7 @@ from vcompute.verify.inference.glue_trace import TRACE_KEYS, trace_shapes
 
 __all__ = ["SampledGlue", "GLUE_RTOL"]
 
-#: Relative tolerance of a recomputed glue entry at float32: |claimed - ref| <= rtol (|ref| + rms(ref row)).
+#: Relative tolerance of a recomputed glue entry at float32: ``abs(claimed - ref) <= rtol * (abs(ref) + rms(ref row))``.
 #: Honest torch float32 vs float64 recomputation differs by <= ~2e-6 (tests/verify/test_inference_glue.py).
 GLUE_RTOL = 1e-4
 

@@ -1,7 +1,7 @@
 """Token checks: every generated token is what the job's sampler draws from the recomputed logits.
 
 The near-tie rule. The verifier's logits differ from the provider's by at
-most ``atol`` per entry (calibrated, :mod:`.tolerance`). Then scaled logits
+most ``atol`` per entry (calibrated, :mod:`vcompute.verify.inference.tolerance`). Then scaled logits
 ``s = z / T`` differ by at most ``eps / 2`` with ``eps = 2 atol / T``, every
 probability by a factor within ``e^{+-eps}``, and a token is accepted iff it
 *could* be the provider's draw under some logits within that band:

@@ -5,8 +5,8 @@ Given the job (model, prompt, sampling parameters, provider) and a claim
 a reason, checks the proof's signature over its binding to the job and the
 tokens, recomputes the last hidden states and logits of prompt + tokens in
 one pass (:func:`~vcompute.workloads.lm.prefill`), then checks every token
-(:mod:`.tokens`) and every chunk's commitment (:mod:`.commitment`) within the
-calibrated tolerance of the job's precision (:mod:`.tolerance`).
+(:mod:`vcompute.verify.inference.tokens`) and every chunk's commitment (:mod:`vcompute.verify.inference.commitment`) within the
+calibrated tolerance of the job's precision (:mod:`vcompute.verify.inference.tolerance`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class GenerationVerifier:
     """Verifies a generation by one prefill pass: token checks plus activation commitments.
 
     Args:
-        tolerance: a :class:`Tolerance` for every precision, a mapping precision -> Tolerance,
+        tolerance: a :class:`~vcompute.verify.inference.tolerance.Tolerance` for every precision, a mapping precision -> Tolerance,
             or None for the calibrated :data:`TOLERANCES`.
         sample_chunks: check only this many chunks, chosen by ``challenge_seed`` after the claim
             (the prefill then stops at the last chosen chunk); None checks all.
