@@ -25,16 +25,17 @@ import time
 
 import pytest
 
-# The child of os.fork() here only writes to the ledger and exits (no JAX work runs in it), so JAX's
-# warning that a fork of its multithreaded process may deadlock does not apply.
-pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
-
 import vcompute.ledger as vl
 from vcompute.core.signing import key_from_name
 from sqlite_helpers import FaultyConnection
 from vcompute.ledger import ManualClock
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# The child of os.fork() here only writes to the ledger and exits (no JAX work runs in it), so JAX's
+# warning that a fork of its multithreaded process may deadlock does not apply.
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+    pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning"),
+]
 
 A, B, V = key_from_name("alice"), key_from_name("bob"), key_from_name("vera")
 MODES = ("plain", "faults", "diskfull", "threads")
