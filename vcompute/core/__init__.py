@@ -7,10 +7,11 @@ from vcompute.core.arrays import BACKENDS, backend_of, from_numpy, namespace, to
 from vcompute.core.hashing import canonical_json, content_hash
 from vcompute.core.merkle import MerkleTree, verify_proof
 from vcompute.core.registry import Registry, UnknownPluginError
-from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
 
 __all__ = [
     "BACKENDS",
+    "Blame",
     "Claim",
     "Cost",
     "EvidenceSpec",

@@ -17,7 +17,7 @@ from typing import Any
 
 from vcompute.core.hashing import canonical_json, content_hash, digest_hex
 
-__all__ = ["Cost", "Job", "Claim", "Verdict", "EvidenceSpec"]
+__all__ = ["Blame", "Cost", "Job", "Claim", "Verdict", "EvidenceSpec"]
 
 
 def _frozen_mapping(m: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -169,6 +169,35 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Blame:
+    """One claim a verifier judged wrong, and why.
+
+    Attributes:
+        claim: the claim's index in the sequence passed to ``verify``.
+        provider: the claim's provider (as the claim names it).
+        reason: a sentence a person can read.
+
+    Example:
+        >>> Blame(0, "p0", "output differs from the majority").to_dict()["claim"]
+        0
+    """
+
+    claim: int
+    provider: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        if type(self.claim) is not int or self.claim < 0:
+            raise ValueError(f"Blame.claim must be a non-negative int index, got {self.claim!r}")
+        object.__setattr__(self, "provider", str(self.provider))
+        object.__setattr__(self, "reason", str(self.reason))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"claim": self.claim, "provider": self.provider, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Verdict:
     """A verifier's decision on one job.
 
@@ -179,6 +208,12 @@ class Verdict:
         scheme: name of the verifier that decided.
         details: scheme-specific facts (per-layer verdicts, disagreeing
             replicas, the canonical result's provider, ...).
+        blame: the claims judged wrong (:class:`Blame`, at most one per
+            claim index). Settlement pays every claim not blamed and
+            slashes every claim blamed, from the verdict alone. A rejected
+            verdict with no blame of its own blames every claim (see
+            :meth:`blamed`); an accepted one may blame the minority it
+            outvoted.
 
     Example:
         >>> v = Verdict.reject("output has shape (2, 3), expected (2, 2)", scheme="freivalds")
@@ -191,10 +226,37 @@ class Verdict:
     cost: Cost = field(default_factory=Cost)
     scheme: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
+    blame: tuple[Blame, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accepted", bool(self.accepted))
         object.__setattr__(self, "details", _frozen_mapping(self.details))
+        blame = tuple(self.blame)
+        if not all(type(b) is Blame for b in blame):
+            raise TypeError("Verdict.blame must be a sequence of Blame")
+        if len({b.claim for b in blame}) != len(blame):
+            raise ValueError("Verdict.blame names a claim more than once")
+        object.__setattr__(self, "blame", tuple(sorted(blame, key=lambda b: b.claim)))
+
+    def blamed(self, n_claims: int) -> frozenset[int]:
+        """Indices (into the ``n_claims`` claims verified) of the claims judged wrong.
+
+        An explicit :attr:`blame` is taken as given; a rejected verdict
+        without one blames every claim (a single-claim scheme need not
+        say whom it rejected).
+
+        Raises:
+            ValueError: if the blame names a claim index ``>= n_claims``.
+
+        Example:
+            >>> Verdict.reject("bad").blamed(1), Verdict.accept().blamed(2)
+            (frozenset({0}), frozenset())
+        """
+        if any(b.claim >= n_claims for b in self.blame):
+            raise ValueError(f"the verdict blames claim {max(b.claim for b in self.blame)} of {n_claims}")
+        if self.blame:
+            return frozenset(b.claim for b in self.blame)
+        return frozenset() if self.accepted else frozenset(range(n_claims))
 
     def __bool__(self) -> bool:
         return self.accepted
@@ -216,4 +278,5 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (details are included as given)."""
         return {"accepted": self.accepted, "reason": self.reason, "scheme": self.scheme,
-                "cost": self.cost.to_dict(), "details": dict(self.details)}
+                "cost": self.cost.to_dict(), "details": dict(self.details),
+                "blame": [b.to_dict() for b in self.blame]}

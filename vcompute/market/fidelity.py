@@ -45,6 +45,9 @@ class Outcome:
         reference: when checked replicas disagree, the honest output's
             commitment from a trusted re-execution (a referee, as in
             Truebit's dispute game), else None. Its cost is in ``verify_fraction``.
+        blame: indices of the claims judged wrong (from the verdict's
+            :attr:`~vcompute.core.Verdict.blame`); settlement pays every
+            other claim and slashes these. Empty when not checked.
     """
 
     tokens: tuple[Any, ...]
@@ -52,6 +55,7 @@ class Outcome:
     verify_fraction: float
     reason: str = ""
     reference: Any = None
+    blame: frozenset[int] = frozenset()
 
 
 def verify_fraction(cost: Any, job_flops: float) -> float:
@@ -140,7 +144,13 @@ class RealWork:
         if referee:
             reference = execute(job, "honest", rng=np.random.default_rng(0), provider="referee").commitment
             frac += 1.0
-        return Outcome(tokens, verdict.accepted, frac, verdict.reason, reference)
+        if verdict.blame or not verdict.accepted and len(set(tokens)) <= 1:
+            blame = verdict.blamed(len(claims))
+        elif len(set(tokens)) > 1:  # a referee (or the majority) settles who was wrong
+            blame = frozenset(i for i, t in enumerate(tokens) if t != reference)
+        else:
+            blame = verdict.blamed(len(claims))
+        return Outcome(tokens, verdict.accepted, frac, verdict.reason, reference, blame)
 
 
 class ModelledWork:
@@ -199,9 +209,11 @@ class ModelledWork:
             reference, referee = resolve(tokens_t)
             if referee:
                 reference, frac = _HONEST, frac + 1.0
-            return Outcome(tokens_t, reference == _HONEST, frac, "replicas disagree", reference)
+            blame = frozenset(i for i, t in enumerate(tokens_t) if t != reference)
+            return Outcome(tokens_t, reference == _HONEST, frac, "replicas disagree", reference, blame)
         caught = self.rng.random() < self.detect_p(cheats[0])
-        return Outcome(tokens_t, not caught, frac, "modelled rejection" if caught else "modelled acceptance")
+        return Outcome(tokens_t, not caught, frac, "modelled rejection" if caught else "modelled acceptance",
+                       blame=frozenset({0}) if caught else frozenset())
 
 
 def resolve(tokens: Sequence[Any]) -> tuple[Any, bool]:

@@ -71,12 +71,8 @@ def settle_job(mk: Any, job: MarketJob) -> None:
                 auditor.rewards += st.transfer(st.treasury, auditor.name, int(round(aud.jackpot_usd * UNITS_PER_USD)))
     tokens = out.tokens
     agree = all(t == tokens[0] for t in tokens)
-    if out.accepted is None or (out.accepted and agree):
-        verdicts = [True] * len(live)
-    elif not agree:
-        verdicts = [t == out.reference for t in tokens]
-    else:
-        verdicts = [False] * len(live)
+    # Each claim stands unless the verdict blames it: settlement reads the verdict alone.
+    verdicts = [i not in out.blame for i in range(len(live))]
     if audit and any(c is not None for c, v in zip(cheats, verdicts) if not v):
         auditor.found += 1
     if audit and not agree and resolve(tokens)[1]:
