@@ -13,6 +13,7 @@ Example:
 
 from vcompute.core.registry import Registry
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.verify.audit import Audit
 from vcompute.verify.base import Verifier, VerifyContext
 from vcompute.verify.freivalds import Freivalds
 from vcompute.verify.inference import GenerationVerifier
@@ -41,6 +42,7 @@ def create_verifier(name: str, **kwargs):
 
 __all__ = [
     "VERIFIERS",
+    "Audit",
     "Claim",
     "Cost",
     "EvidenceSpec",

@@ -1,0 +1,110 @@
+"""An audit: check with verifier V with probability p.
+
+The one wrapper every probabilistic trust policy is made of: the market's
+audits (``consumers.audit_p``), spot-check re-execution, and the adaptive
+policies (which only change ``p`` per provider). The coin is drawn from
+the verification context's generator, which the caller derives *after*
+the claims are committed, so a provider cannot know in advance whether
+its job is checked. An unaudited job is accepted on trust and the verdict
+says so (``details["audited"] is False``); what trust costs in fraud is
+then the policy's business, bounded in ``proofs/replication.md``.
+
+Example:
+    >>> import numpy as np
+    >>> from vcompute.verify import Freivalds, VerifyContext
+    >>> from vcompute.workloads.matmul import make_matmul_job
+    >>> from vcompute.workloads.behaviours import execute
+    >>> job = make_matmul_job(8, seed=0)
+    >>> bad = execute(job, "random_output", rng=np.random.default_rng(1), provider="p0")
+    >>> Audit(Freivalds(rounds=2), p=1.0).verify(job, [bad], VerifyContext(seed=0)).accepted
+    False
+    >>> Audit(Freivalds(rounds=2), p=0.0).verify(job, [bad], VerifyContext(seed=0)).details["audited"]
+    False
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from vcompute.core.types import Claim, EvidenceSpec, Job, Verdict
+from vcompute.verify.base import Verifier, VerifyContext
+
+__all__ = ["Audit", "audit_probability"]
+
+
+def audit_probability(p: Any, *, name: str = "p") -> float:
+    """``p`` as an exact float in [0, 1].
+
+    Raises:
+        TypeError: if ``p`` is not a real number (bools are refused too).
+        ValueError: if it is NaN or outside [0, 1].
+
+    Example:
+        >>> audit_probability(0.25)
+        0.25
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a probability (a float in [0, 1]), got {type(p).__name__}")
+    value = float(p)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return value
+
+
+class Audit:
+    """Check a job with ``verifier`` with probability ``p``; accept it on trust otherwise.
+
+    Args:
+        verifier: the scheme an audited job is checked with.
+        p: audit probability in [0, 1].
+
+    Raises:
+        TypeError: if ``verifier`` lacks the :class:`~vcompute.verify.Verifier`
+            methods or ``p`` is not a number.
+        ValueError: if ``p`` is outside [0, 1].
+    """
+
+    def __init__(self, verifier: Verifier, p: float) -> None:
+        if not all(callable(getattr(verifier, m, None)) for m in ("verify", "replicas", "evidence")):
+            raise TypeError(f"verifier must implement the Verifier protocol, got {type(verifier).__name__}")
+        self.verifier = verifier
+        self.p = audit_probability(p)
+        self.name = f"audit({getattr(verifier, 'name', type(verifier).__name__)})"
+
+    def with_p(self, p: float) -> Audit:
+        """The same audit at another probability (what an adaptive policy changes)."""
+        return Audit(self.verifier, p)
+
+    def drawn(self, rng: np.random.Generator) -> bool:
+        """Whether this job is audited: one uniform draw from ``rng``, always exactly one.
+
+        Drawing even when ``p`` is 0 or 1 keeps every later draw of a seeded
+        run where it was, whatever the policy does to ``p``.
+        """
+        return bool(rng.random() < self.p)
+
+    def replicas(self, job: Job) -> int:
+        """Claims an audited job needs (the inner verifier's)."""
+        return int(self.verifier.replicas(job))
+
+    def evidence(self, job: Job) -> EvidenceSpec:
+        """Evidence the inner verifier asks for (recorded whether or not the job is drawn)."""
+        return self.verifier.evidence(job)
+
+    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
+        """Draw the coin from ``ctx.rng``; run the inner verifier if it comes up.
+
+        An unaudited verdict accepts every claim on trust
+        (``details["audited"] is False``); an audited one is the inner
+        verifier's, with ``details["audited"] = True`` added.
+        """
+        if not self.drawn(ctx.rng):
+            return Verdict.accept("not audited: accepted on trust", scheme=self.name,
+                                  details={"audited": False, "p": self.p})
+        verdict = self.verifier.verify(job, claims, ctx)
+        return Verdict(verdict.accepted, verdict.reason, cost=verdict.cost, scheme=verdict.scheme,
+                       details={**dict(verdict.details), "audited": True, "p": self.p}, blame=verdict.blame)
