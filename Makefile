@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[all]"
-	$(PY) -m vcompute.verify.freivalds_fused  # compile numba's kernels once, not in every test worker
+	$(PY) -m vcompute.verify.freivalds.fused  # compile numba's kernels once, not in every test worker
 	touch $(STAMP)
 
 run: $(STAMP)

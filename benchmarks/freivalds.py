@@ -189,7 +189,7 @@ def _torch_models(mlp_b, blk_b):
     import torch
 
     from vcompute.verify import Freivalds
-    from vcompute.verify.model import TorchModelVerifier
+    from vcompute.verify.freivalds.model import TorchModelVerifier
     from vcompute.workloads.models import torch_mlp, torch_provider, torch_transformer_block
 
     g = torch.Generator().manual_seed(0)
@@ -214,7 +214,7 @@ def _jax_models(mlp_b, blk_b):
     import jax.numpy as jnp
 
     from vcompute.verify import Freivalds
-    from vcompute.verify.model import JaxModelVerifier
+    from vcompute.verify.freivalds.model import JaxModelVerifier
     from vcompute.workloads.models import jax_mlp, jax_provider, jax_transformer_block
 
     rng = np.random.default_rng(0)

@@ -78,7 +78,7 @@ napoleon_attr_annotations = True
 
 # No network: no intersphinx. References to types outside vcompute stay plain text.
 nitpicky = False
-# Two classes are named Tolerance (vcompute.verify.equality: replication's comparison; vcompute.verify.
+# Two classes are named Tolerance (vcompute.verify.replication.equality: replication's comparison; vcompute.verify.
 # inference.tolerance: the LLM verifier's calibrated bands). autodoc links a bare type annotation
 # by name, so a signature that mentions one finds both; prose references are written fully
 # qualified instead. Only the ambiguous-link warning of the Python domain is silenced.

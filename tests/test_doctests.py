@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import doctest
 import importlib
-import pkgutil
 
 import pytest
 
-import vcompute
+from vcompute.core.modules import package_modules
 
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
 def modules_with_examples() -> list[str]:
-    names = ["vcompute"] + [info.name for info in pkgutil.walk_packages(vcompute.__path__, prefix="vcompute.")]
+    names = package_modules(private=True)  # deprecated re-export paths have no examples of their own
     found = []
     finder = doctest.DocTestFinder(exclude_empty=True)
     for name in sorted(names):

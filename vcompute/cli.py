@@ -25,7 +25,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "tasks": ("vcompute.experiment.tasks", "TASKS"),
     "ledgers": ("vcompute.ledger", "LEDGERS"),
     "executors": ("vcompute.experiment.executors", "EXECUTORS"),
-    "policies": ("vcompute.verify.policies", "POLICIES"),
+    "policies": ("vcompute.trust.policies", "POLICIES"),
     "matchers": ("vcompute.market.matching", "MATCHERS"),
     "routers": ("vcompute.market.routing", "ROUTERS"),
     "market-behaviours": ("vcompute.market.behaviours", "MARKET_BEHAVIOURS"),

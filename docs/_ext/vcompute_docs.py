@@ -21,7 +21,6 @@ import hashlib
 import importlib
 import inspect
 import os
-import pkgutil
 import re
 import shutil
 import subprocess
@@ -289,14 +288,10 @@ def generate_experiments(run: bool, cache_root: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- API reference
 def public_modules(package: str = "vcompute") -> list[str]:
-    """Importable public modules of ``package`` (no ``_private`` path component)."""
-    pkg = importlib.import_module(package)
-    names = [package]
-    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
-        if any(part.startswith("_") for part in info.name.split(".")):
-            continue
-        names.append(info.name)
-    return sorted(names)
+    """Public modules of ``package`` (no ``_private`` path component, no deprecated re-export path)."""
+    from vcompute.core.modules import package_modules
+
+    return [m for m in package_modules() if m == package or m.startswith(package + ".")]
 
 
 def exported_names(mod: Any) -> list[str]:

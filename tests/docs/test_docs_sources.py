@@ -52,11 +52,11 @@ def test_header_comment_stops_at_the_first_table(gen):
 
 def test_repository_links_are_rewritten(gen):
     src = ROOT / "proofs" / "example.md"
-    text = ("See [the code](../vcompute/verify/freivalds.py), [tests](../tests/verify/test_freivalds.py), "
+    text = ("See [the code](../vcompute/verify/freivalds/scheme.py), [tests](../tests/verify/test_freivalds.py), "
             "[other](replication.md), [web](https://example.org) and ![img](x.png).\n"
             "```\n[kept](../vcompute/core/types.py)\n```\n")
     out = gen.rewrite_links(text, src)
-    assert "the code ({py:mod}`vcompute.verify.freivalds`)" in out
+    assert "the code ({py:mod}`vcompute.verify.freivalds.scheme`)" in out
     assert "tests (`tests/verify/test_freivalds.py`)" in out
     assert "[other](/_build/_gen/proofs/replication.md)" in out
     assert "[web](https://example.org)" in out and "![img](x.png)" in out

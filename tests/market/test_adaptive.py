@@ -12,7 +12,7 @@ from vcompute.experiment.config import load_config
 from vcompute.experiment.runner import run_experiment
 from vcompute.market.config import MarketParams
 from vcompute.market.sim import Market
-from vcompute.verify.policies import policy_from_state
+from vcompute.trust.policies import policy_from_state
 
 ROOT = Path(__file__).resolve().parents[2]
 

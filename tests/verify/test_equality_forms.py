@@ -14,9 +14,9 @@ import pytest
 
 from vcompute.core.types import Claim
 from vcompute.verify import VerifyContext
-from vcompute.verify.equality import Tolerance, host_array, screen_leaves
+from vcompute.verify.replication.equality import Tolerance, host_array, screen_leaves
 from vcompute.verify.replication import Replication
-from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
+from vcompute.verify.replication.spotcheck import KnownAnswers, SpotCheck
 from vcompute.workloads import honest_matmul, make_matmul_job
 
 JOB = make_matmul_job(4, seed=1)

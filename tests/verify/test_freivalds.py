@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vcompute.verify import Freivalds, VerifyContext
-from vcompute.verify.freivalds_exact import PRIMES
+from vcompute.verify.freivalds.exact import PRIMES
 from vcompute.workloads.behaviours import execute
 from vcompute.workloads.matmul import make_matmul_job, product
 

@@ -7,7 +7,7 @@ import pytest
 
 from vcompute.core.arrays import from_numpy, to_numpy
 from vcompute.verify import Freivalds
-from vcompute.verify.conv import check_conv2d, conv2d
+from vcompute.verify.freivalds.conv import check_conv2d, conv2d
 
 CONFIGS = [dict(stride=1, padding=0, dilation=1), dict(stride=2, padding=1, dilation=1),
            dict(stride=(1, 2), padding=(2, 0), dilation=2)]

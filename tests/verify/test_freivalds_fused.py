@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from vcompute.verify import Freivalds
-from vcompute.verify import freivalds_fused as fused
-from vcompute.verify.freivalds_kernel import fused_residual_and_tolerance, host_view
-from vcompute.verify.tolerance import precision_of
+from vcompute.verify.freivalds import fused
+from vcompute.verify.freivalds.kernel import fused_residual_and_tolerance, host_view
+from vcompute.verify.freivalds.tolerance import precision_of
 
 pytestmark = pytest.mark.skipif(not fused.available(), reason="numba is not installed")
 
@@ -299,6 +299,6 @@ def test_checks_in_a_process_forked_after_parallel_kernels_ran(tmp_path):
 
 
 def test_generated_kernel_block_matches_its_generator():
-    from vcompute.verify import _fused_codegen
+    from vcompute.verify.freivalds import _fused_codegen
 
-    assert _fused_codegen.main(["--check"]) == 0, "run: python -m vcompute.verify._fused_codegen"
+    assert _fused_codegen.main(["--check"]) == 0, "run: python -m vcompute.verify.freivalds._fused_codegen"

@@ -18,7 +18,7 @@ import pytest
 
 from vcompute.core.arrays import to_numpy
 from vcompute.verify import Freivalds
-from vcompute.verify.freivalds_fused import available as fused_available
+from vcompute.verify.freivalds.fused import available as fused_available
 from vcompute.workloads.matmul import make_matmul_job, product
 from vcompute.workloads.matmul_adversaries import round_mantissa
 

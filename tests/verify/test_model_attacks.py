@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vcompute.verify.model import TorchModelVerifier, verify_jax_model
+from vcompute.verify.freivalds.model import TorchModelVerifier, verify_jax_model
 from vcompute.workloads.models import jax_mlp, jax_provider, torch_mlp, torch_provider
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vcompute.verify.model import JaxModelVerifier, verify_jax_model
+from vcompute.verify.freivalds.model import JaxModelVerifier, verify_jax_model
 from vcompute.workloads.models import jax_provider
 
 N = 4

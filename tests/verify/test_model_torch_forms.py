@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vcompute.verify.model import TorchModelVerifier
+from vcompute.verify.freivalds.model import TorchModelVerifier
 from vcompute.workloads.models import torch_provider
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vcompute.verify.model import TorchModelVerifier, verify_jax_model, verify_torch_model
+from vcompute.verify.freivalds.model import TorchModelVerifier, verify_jax_model, verify_torch_model
 from vcompute.workloads.models import (jax_mlp, jax_provider, jax_transformer_block, torch_mlp, torch_provider,
                                        torch_transformer_block)
 
@@ -113,7 +113,7 @@ def _jax_block(seed=0):
 
 
 def test_jax_attention_products_recomputed_or_checked():
-    from vcompute.verify.model import JaxModelVerifier
+    from vcompute.verify.freivalds.model import JaxModelVerifier
 
     fn, params, x = _jax_block()
     out, trace = jax_provider(fn, params, x)
@@ -148,7 +148,7 @@ def test_jax_prepared_weights_follow_the_arguments():
     """Weights are prepared once per argument leaf, but a different array is never checked with stale ones."""
     import jax.numpy as jnp
 
-    from vcompute.verify.model import JaxModelVerifier
+    from vcompute.verify.freivalds.model import JaxModelVerifier
 
     fn, params, x = _jax_block()
     mv = JaxModelVerifier(fn)
@@ -177,7 +177,7 @@ def test_jax_numpy_and_float64_arguments():
 def test_final_output_comparison():
     import torch
 
-    from vcompute.verify.model._output import final_output_problem as _final_output_problem
+    from vcompute.verify.freivalds.model._output import final_output_problem as _final_output_problem
 
     o = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
     assert _final_output_problem(o.copy(), o) is None
@@ -198,7 +198,7 @@ def test_torch_prepared_weights_follow_in_place_changes():
     """A weight changed in place or replaced after a verify call is never checked with its stale W^T."""
     import torch
 
-    from vcompute.verify.model import TorchModelVerifier
+    from vcompute.verify.freivalds.model import TorchModelVerifier
 
     m = torch_mlp((6, 8, 3), seed=0)
     x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
@@ -219,8 +219,8 @@ def test_torch_prepared_weights_follow_in_place_changes():
 
 def test_jax_numpy_weights_changed_in_place(monkeypatch):
     """A numpy weight changed in place between calls is checked as it is now (no stale prepared copy)."""
-    from vcompute.verify import freivalds_fused
-    from vcompute.verify.model import JaxModelVerifier
+    from vcompute.verify.freivalds import fused as freivalds_fused
+    from vcompute.verify.freivalds.model import JaxModelVerifier
 
     monkeypatch.setattr(freivalds_fused, "available", lambda: False)  # the kernels that copy B on first use
     fn, params = jax_mlp((8, 16, 4), seed=0)
@@ -240,7 +240,7 @@ def test_jax_plan_follows_argument_structure():
     """Arguments with the same leaf shapes but another structure get their own plan (the function may branch on it)."""
     import jax.numpy as jnp
 
-    from vcompute.verify.model import JaxModelVerifier
+    from vcompute.verify.freivalds.model import JaxModelVerifier
 
     def fn(p, x):
         return x @ (p["w"] if "w" in p else p["v"].T)
@@ -263,8 +263,8 @@ def test_final_output_several_outputs_and_integers():
     import jax.numpy as jnp
     import torch
 
-    from vcompute.verify.model import TorchModelVerifier
-    from vcompute.verify.model._output import final_output_problem as _final_output_problem
+    from vcompute.verify.freivalds.model import TorchModelVerifier
+    from vcompute.verify.freivalds.model._output import final_output_problem as _final_output_problem
 
     _, p = jax_mlp((8, 4), seed=0)
     x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)

@@ -26,8 +26,8 @@ from vcompute.verify.pol import (
     select_segments,
     sign_claim,
 )
-from vcompute.verify.pol.adversaries import run_adversary
-from vcompute.verify.pol.compression import compression_ratios, xor_delta_decode, xor_delta_encode
+from vcompute.workloads.training.pol.adversaries import run_adversary
+from vcompute.workloads.training.pol.compression import compression_ratios, xor_delta_decode, xor_delta_encode
 from vcompute.workloads.training import TrainSpec, decode_state, encode_state, make_training_job
 
 SMALL = dict(dataset="synthetic", steps=16, checkpoint_every=2, hidden=16)

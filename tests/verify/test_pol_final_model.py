@@ -14,7 +14,7 @@ import pytest
 from vcompute.core.types import Claim, Job
 from vcompute.verify.base import VerifyContext
 from vcompute.verify.pol import DEFAULT_DELTA, PoLVerifier, Transcript, pol_context, prove, sign_claim
-from vcompute.verify.pol.adversaries import run_adversary
+from vcompute.workloads.training.pol.adversaries import run_adversary
 from vcompute.verify.pol.calibrate import calibrate
 from vcompute.workloads.training import TrainSpec, make_training_job
 

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vcompute.core.registry import UnknownPluginError
-from vcompute.verify.policies import (POLICIES, Blacklist, ConsecutiveValid, Credibility, ErrorRate,
+from vcompute.trust.policies import (POLICIES, Blacklist, ConsecutiveValid, Credibility, ErrorRate,
                                       FixedReplication, ReplicationPolicy, create_policy, policy_from_state)
-from vcompute.verify.correlated import coordinated_group_credibility
-from vcompute.verify.voting import group_credibility, worker_credibility
+from vcompute.trust.correlated import coordinated_group_credibility
+from vcompute.trust.voting import group_credibility, worker_credibility
 
 FACTORIES = {
     "fixed": lambda: FixedReplication(k=3),
@@ -144,7 +144,7 @@ def test_a_banned_provider_cannot_come_back_under_a_lying_str_id():
     become exact ``str`` copies; a non-str or empty id is a caller error."""
     import itertools
 
-    from vcompute.verify.policies import Blacklist
+    from vcompute.trust.policies import Blacklist
 
     counter = itertools.count(1)
 

@@ -19,7 +19,7 @@ from vcompute.core.types import Claim, Job
 from vcompute.verify import VerifyContext
 from vcompute.verify.freivalds import Freivalds
 from vcompute.verify.replication import Replication
-from vcompute.verify.spotcheck import SpotCheck
+from vcompute.verify.replication.spotcheck import SpotCheck
 
 torch = pytest.importorskip("torch")
 
@@ -107,7 +107,7 @@ def test_spot_check_compares_the_tensor_delivered():
 
 
 def test_model_verifier_checks_the_layer_outputs_and_final_output_delivered():
-    from vcompute.verify.model import TorchModelVerifier
+    from vcompute.verify.freivalds.model import TorchModelVerifier
     from vcompute.workloads.models import torch_mlp, torch_provider
 
     m = torch_mlp((10, 16, 6), seed=0)
@@ -147,7 +147,7 @@ def test_a_python_subclass_of_jax_array_is_not_a_jax_array():
 def test_conv_check_refuses_a_claimed_output_whose_methods_lie():
     """Before: an ndarray subclass whose ``astype`` returned the honest convolution was accepted
     for an all-zero output. After: the claimed output must be an exact array."""
-    from vcompute.verify.conv import check_conv2d, conv2d
+    from vcompute.verify.freivalds.conv import check_conv2d, conv2d
 
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
@@ -242,7 +242,7 @@ def test_model_verifiers_reject_hostile_trace_keys_and_containers_without_raisin
     ``TorchModelVerifier.verify``. After: keys are copied to exact ``str``, containers are
     recognised by their type, and the verdict is a rejection (or, for a key naming no layer, the
     honest trace still verifies)."""
-    from vcompute.verify.model import TorchModelVerifier, verify_jax_model
+    from vcompute.verify.freivalds.model import TorchModelVerifier, verify_jax_model
     from vcompute.workloads.models import torch_mlp, torch_provider
 
     class Key(str):

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from vcompute.core.types import Claim, Job
 from vcompute.verify import VERIFIERS, Verifier, VerifyContext, create_verifier
-from vcompute.verify.equality import Bitwise, Homogeneous, Tolerance
+from vcompute.verify.replication.equality import Bitwise, Homogeneous, Tolerance
 from vcompute.verify.replication import Replication
-from vcompute.verify.voting import majority_error, wilson_interval
+from vcompute.trust.voting import majority_error, wilson_interval
 from vcompute.workloads import execute, make_matmul_job
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from vcompute.core.types import Claim
 from vcompute.verify import VerifyContext, create_verifier
-from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
-from vcompute.verify.voting import wilson_interval, wrong_accepted_per_identity
+from vcompute.verify.replication.spotcheck import KnownAnswers, SpotCheck
+from vcompute.trust.voting import wilson_interval, wrong_accepted_per_identity
 from vcompute.workloads import execute, honest_matmul, make_matmul_job
 
 

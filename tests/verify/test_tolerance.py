@@ -1,4 +1,4 @@
-"""The honest-error model of vcompute.verify.tolerance: its bound on partial sums, worst-case orders, the cheater.
+"""The honest-error model of vcompute.verify.freivalds.tolerance: its bound on partial sums, worst-case orders, the cheater.
 
 Claims C1 (the partial-sum bound behind the tolerance holds for every
 summation tree; adversarial summation orders are accepted), S1 (a cheat
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from vcompute.verify import Freivalds
-from vcompute.verify.tolerance import precision_of
+from vcompute.verify.freivalds.tolerance import precision_of
 from vcompute.workloads.matmul import make_matmul_job
 
 

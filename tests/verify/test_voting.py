@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vcompute.verify.correlated import (coordinated_group_credibility, coordinated_majority_error,
+from vcompute.trust.correlated import (coordinated_group_credibility, coordinated_majority_error,
                                         coordinated_m_first_error)
-from vcompute.verify.montecarlo import simulate_adaptive, simulate_credibility, simulate_m_first
-from vcompute.verify.policies import Blacklist, ConsecutiveValid, FixedReplication
-from vcompute.verify.voting import (group_credibility, m_first_error, majority_error, min_m_for_error,
+from vcompute.trust.montecarlo import simulate_adaptive, simulate_credibility, simulate_m_first
+from vcompute.trust.policies import Blacklist, ConsecutiveValid, FixedReplication
+from vcompute.trust.voting import (group_credibility, m_first_error, majority_error, min_m_for_error,
                                     spot_check_error, spot_check_error_bound, wilson_interval,
                                     worker_credibility, wrong_accepted_per_identity)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vcompute.verify.equality import Tolerance
-from vcompute.workloads.determinism import (LAYERS, forward_numpy, jax_environment, measure_divergence,
+from vcompute.verify.replication.equality import Tolerance
+from vcompute.verify.replication.determinism import (LAYERS, forward_numpy, jax_environment, measure_divergence,
                                             model_weights, reproducible_torch)
 
 torch = pytest.importorskip("torch")

@@ -1,7 +1,7 @@
 """Adaptive replication in the market: a consumer trust policy with per-provider memory.
 
 With ``consumers.adaptive_policy`` set, the fixed audit probability is
-replaced by a policy from :data:`vcompute.verify.policies.POLICIES`
+replaced by a policy from :data:`vcompute.trust.policies.POLICIES`
 (BOINC's consecutive-valid rule, the error-rate rule, credibility, a
 blacklist wrapper, ...). For each job the market picks its primary
 provider, asks the policy how many replicas that provider's job needs
@@ -49,7 +49,7 @@ def build_policy(name: str, params: dict[str, Any]) -> Any:
     """Instantiate policy ``name`` with ``params``, turning every failure into a ``ValueError``.
 
     Args:
-        name: a name registered in :data:`vcompute.verify.policies.POLICIES`,
+        name: a name registered in :data:`vcompute.trust.policies.POLICIES`,
             or a preset of :data:`PRESETS`.
         params: its keyword arguments (``blacklist`` takes ``inner`` as a
             ``{"name": ..., "params": {...}}`` table); for a preset, overrides.
@@ -64,7 +64,7 @@ def build_policy(name: str, params: dict[str, Any]) -> Any:
         >>> build_policy("consecutive_valid", {"min_check": 0.05}).params["min_check"]
         0.05
     """
-    from vcompute.verify.policies import POLICIES, create_policy
+    from vcompute.trust.policies import POLICIES, create_policy
 
     if name in PRESETS:
         name, base = PRESETS[name]
@@ -86,7 +86,7 @@ class AdaptiveTrust:
         params: its parameters.
 
     Attributes:
-        policy: the :class:`~vcompute.verify.policies.ReplicationPolicy`
+        policy: the :class:`~vcompute.trust.policies.ReplicationPolicy`
             (its ``state_dict()`` is the per-provider state).
         trusted: jobs the policy let run unchecked.
         checked: jobs it had checked.

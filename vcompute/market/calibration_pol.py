@@ -3,7 +3,7 @@
 Real mode runs matmul proxy jobs, which PoL does not check; PoL's row of the
 calibration table is therefore measured here on real (small) training jobs:
 an honest prover and three real PoL spoofs from
-:mod:`vcompute.verify.pol.adversaries`, standing in for the market's cheats:
+:mod:`vcompute.workloads.training.pol.adversaries`, standing in for the market's cheats:
 
 ==================  =================  =========================================================
 market cheat        PoL adversary      why
@@ -49,7 +49,7 @@ def calibrate_pol(*, trials: int = 10, steps: int = 16, checkpoint_every: int = 
         The ``"pol"`` row of a :class:`~vcompute.market.calibration.CalibrationTable`.
     """
     from vcompute.verify.pol import PoLVerifier, pol_context, prove
-    from vcompute.verify.pol.adversaries import run_adversary
+    from vcompute.workloads.training.pol.adversaries import run_adversary
     from vcompute.workloads.training import make_training_job
 
     verifier_params = dict(verifier_params or {})

@@ -195,7 +195,7 @@ class ConsumersConfig(_Model):
             (ignored when ``adaptive_policy`` is set).
         stake_usd: stake a provider locks per job (slashed if caught).
         adaptive_policy: a policy name from
-            :data:`vcompute.verify.policies.POLICIES` (e.g.
+            :data:`vcompute.trust.policies.POLICIES` (e.g.
             ``"consecutive_valid"``) deciding per job, from the primary
             provider's record, whether it is checked (see
             :mod:`vcompute.market.adaptive`); None uses ``audit_p``.

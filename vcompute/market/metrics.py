@@ -19,7 +19,7 @@ Headline metrics:
   replication literature's measure).
 - ``compute_overhead``: results computed (replicas, crashed ones, referee
   and backtracking re-executions included) per result accepted, minus 1: the
-  Monte-Carlo models' overhead of :mod:`vcompute.verify.montecarlo`.
+  Monte-Carlo models' overhead of :mod:`vcompute.trust.montecarlo`.
 - ``adaptive_trusted_share`` / ``adaptive_banned``: with an adaptive
   policy, the share of jobs it let run unchecked and the providers it banned.
 - ``detect_latency_jobs`` / ``detect_latency_s``: from a cheater's first

@@ -17,9 +17,9 @@ from vcompute.verify.audit import Audit
 from vcompute.verify.base import Verifier, VerifyContext
 from vcompute.verify.freivalds import Freivalds
 from vcompute.verify.inference import GenerationVerifier
-from vcompute.verify.policies import POLICIES, create_policy
+from vcompute.trust.policies import POLICIES, create_policy
 from vcompute.verify.replication import Replication
-from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
+from vcompute.verify.replication.spotcheck import KnownAnswers, SpotCheck
 
 #: Verifiers by name; third-party packages add more through the
 #: ``vcompute.verifiers`` entry-point group.
@@ -28,7 +28,7 @@ VERIFIERS.register("freivalds", Freivalds)
 VERIFIERS.register("generate", "vcompute.verify.inference:GenerationVerifier")
 VERIFIERS.register("pol", "vcompute.verify.pol:PoLVerifier")
 VERIFIERS.register("replication", "vcompute.verify.replication:Replication")
-VERIFIERS.register("spotcheck", "vcompute.verify.spotcheck:SpotCheck")
+VERIFIERS.register("spotcheck", "vcompute.verify.replication.spotcheck:SpotCheck")
 
 
 def create_verifier(name: str, **kwargs):

@@ -225,7 +225,7 @@ class FreivaldsModel:
         if params.framework == "torch":
             import torch
 
-            from vcompute.verify.model import TorchModelVerifier
+            from vcompute.verify.freivalds.model import TorchModelVerifier
 
             module = models.torch_mlp(seed=seed) if params.model == "mlp" else models.torch_transformer_block(seed=seed)
             shape = (params.batch, 784) if params.model == "mlp" else (max(1, params.batch // 128), 128, 256)
@@ -247,7 +247,7 @@ class FreivaldsModel:
             import jax
             import jax.numpy as jnp
 
-            from vcompute.verify.model import verify_jax_model
+            from vcompute.verify.freivalds.model import verify_jax_model
 
             fn, p = models.jax_mlp(seed=seed) if params.model == "mlp" else models.jax_transformer_block(seed=seed)
             shape = (params.batch, 784) if params.model == "mlp" else (max(1, params.batch // 128), 128, 256)

@@ -35,7 +35,7 @@ class PoLDetectionParams(TaskParams):
     steps: int = Field(200, ge=2, le=100000)
     checkpoint_every: int = Field(2, ge=1, description="k: steps per segment")
     batch_size: int = Field(32, ge=1)
-    adversary: str = Field("honest", description="honest or a name in vcompute.verify.pol.adversaries")
+    adversary: str = Field("honest", description="honest or a name in vcompute.workloads.training.pol.adversaries")
     adversary_params: dict[str, float | str] = Field(default_factory=dict)
     settings: list[Literal["ours", "final_only", "before", "topq_only", "random_only", "reference"]] = Field(
         default_factory=lambda: ["ours"], description="verifier settings, each applied to the same transcript")
@@ -50,7 +50,7 @@ class PoLDetectionParams(TaskParams):
     trials: int = Field(20, ge=1, le=10000, description="independent verifications of the transcript")
 
     def model_post_init(self, __context: Any) -> None:
-        from vcompute.verify.pol.adversaries import ADVERSARIES
+        from vcompute.workloads.training.pol.adversaries import ADVERSARIES
 
         if self.adversary not in ADVERSARIES:
             raise ValueError(f"unknown adversary {self.adversary!r}; known: {', '.join(ADVERSARIES)}")
@@ -98,7 +98,7 @@ class PoLDetection:
 
     def run(self, params: PoLDetectionParams, seed: int) -> dict[str, Any]:
         """Build the job for ``seed``, run the adversary once, verify under every setting."""
-        from vcompute.verify.pol.adversaries import run_adversary
+        from vcompute.workloads.training.pol.adversaries import run_adversary
         from vcompute.workloads.training import TrainSpec, make_training_job
 
         spec = TrainSpec(framework=params.framework, model=params.model, dataset=params.dataset,

@@ -13,7 +13,7 @@ Five tasks, each reproducing a claim of ``proofs/replication.md``:
   error and overhead (BOINC's goal: ``<= 1e-4`` at ``<= 10%``).
 - ``replication.credibility``: credibility-based fault tolerance against
   the redundancy M-first voting needs for the same error.
-- ``spotcheck.identity``: the real :class:`~vcompute.verify.spotcheck.SpotCheck`
+- ``spotcheck.identity``: the real :class:`~vcompute.verify.replication.spotcheck.SpotCheck`
   verifier against a cheater: wrong results accepted per identity.
 """
 
@@ -27,9 +27,9 @@ from pydantic import Field
 from vcompute.core.types import Claim
 from vcompute.experiment.tasks.base import TaskParams
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.montecarlo import simulate_adaptive, simulate_credibility, simulate_m_first
-from vcompute.verify.policies import Blacklist, ConsecutiveValid, ErrorRate, FixedReplication, ReplicationPolicy
-from vcompute.verify.voting import (m_first_redundancy, majority_error, min_m_for_error, wilson_interval,
+from vcompute.trust.montecarlo import simulate_adaptive, simulate_credibility, simulate_m_first
+from vcompute.trust.policies import Blacklist, ConsecutiveValid, ErrorRate, FixedReplication, ReplicationPolicy
+from vcompute.trust.voting import (m_first_redundancy, majority_error, min_m_for_error, wilson_interval,
                                     wrong_accepted_per_identity)
 
 __all__ = ["MFirstVoting", "ReplicationCollusion", "AdaptiveReplication", "CredibilityVsVoting",
@@ -104,7 +104,7 @@ class ReplicationCollusion:
     def run(self, params: ReplicationCollusionParams, seed: int) -> dict[str, Any]:
         """Verify ``trials`` jobs, each replica colluding with probability ``phi``."""
         from vcompute.verify.replication import Replication
-        from vcompute.verify.correlated import coordinated_majority_error
+        from vcompute.trust.correlated import coordinated_majority_error
         from vcompute.workloads import execute, make_matmul_job
 
         rng = np.random.default_rng(seed)
@@ -284,7 +284,7 @@ class SpotCheckIdentity:
 
     With ``stream = "coin"`` each slot is a known-answer job with
     probability ``q``. With ``stream = "mix"`` the consumer sends batches
-    made by :meth:`~vcompute.verify.spotcheck.SpotCheck.mix` and the
+    made by :meth:`~vcompute.verify.replication.spotcheck.SpotCheck.mix` and the
     cheater picks *where* to cheat from what it sees (position, batch size,
     the job's seed); ``q`` is then the batch's known share ``K / N``.
 
@@ -302,7 +302,7 @@ class SpotCheckIdentity:
 
     def run(self, params: SpotCheckIdentityParams, seed: int) -> dict[str, Any]:
         """Run each identity until it is caught (or, for ``mix``, its horizon ends)."""
-        from vcompute.verify.spotcheck import KnownAnswers, SpotCheck
+        from vcompute.verify.replication.spotcheck import KnownAnswers, SpotCheck
         from vcompute.workloads import execute, honest_matmul, make_matmul_job
 
         rng = np.random.default_rng(seed)

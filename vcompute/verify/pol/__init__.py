@@ -13,20 +13,19 @@ Example:
     True
 """
 
-from vcompute.verify.pol.prover import (
+from vcompute.workloads.training.pol.prover import (
     TranscriptRecorder,
     build_transcript,
     challenge_channel,
-    derive_challenge_seed,
-    pol_context,
     prove,
     sign_claim,
 )
+from vcompute.verify.pol.context import derive_challenge_seed, pol_context
 from vcompute.verify.pol.replay import reexecute_segment
 from vcompute.verify.pol.selection import beacon_rng, escape_probability, select_segments
-from vcompute.verify.pol.transcript import METRICS, Transcript, TranscriptError, update_metrics
+from vcompute.workloads.training.pol.transcript import METRICS, Transcript, TranscriptError, update_metrics
 from vcompute.verify.pol.verifier import DEFAULT_DELTA, PoLVerifier
-from vcompute.verify.pol.wrappers import make_provable, provable_step
+from vcompute.workloads.training.pol.wrappers import make_provable, provable_step
 
 __all__ = [
     "DEFAULT_DELTA",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vcompute.verify.pol.prover import prove
+from vcompute.workloads.training.pol.prover import prove
 from vcompute.verify.pol.replay import absolute_param_error, relative_error
 from vcompute.workloads.training.spec import TrainSpec, dataset_of, decode_state, derive_seeds, make_training_job
 

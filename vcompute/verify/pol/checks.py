@@ -14,7 +14,7 @@ import numpy as np
 
 from vcompute.core.merkle import verify_proof
 from vcompute.verify.pol.selection import ks_uniform_pvalue
-from vcompute.verify.pol.transcript import checkpoint_digest
+from vcompute.workloads.training.pol.transcript import checkpoint_digest
 
 __all__ = ["Reject", "check_chain", "check_delivered_model", "check_leaf", "committed_seeds", "decode_any", "decode_checkpoint", "inflate", "ks_init",
            "param_vector"]

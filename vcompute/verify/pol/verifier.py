@@ -48,7 +48,7 @@ from vcompute.verify.pol.checks import (
     param_vector,
 )
 from vcompute.verify.pol.selection import beacon_rng, select_segments
-from vcompute.verify.pol.transcript import HEADER_VERSION, METRICS, checkpoint_digest, update_metrics
+from vcompute.workloads.training.pol.transcript import HEADER_VERSION, METRICS, checkpoint_digest, update_metrics
 
 __all__ = ["PoLVerifier", "DEFAULT_DELTA"]
 

@@ -6,9 +6,9 @@ to probabilistic rounding error analysis", SIAM J. Sci. Comput. 41(5), 2019.
 
 Float products: the verifier draws ``R`` (n x k random signs, one block for
 all ``k`` rounds) and compares ``A (B R)`` with ``C R`` row by row, in
-float64, against the tolerance of :mod:`vcompute.verify.tolerance`.
+float64, against the tolerance of :mod:`vcompute.verify.freivalds.tolerance`.
 Integer products (int8/int16 inputs, int32/int64 accumulation) are checked
-exactly over prime fields (:mod:`vcompute.verify.freivalds_exact`).
+exactly over prime fields (:mod:`vcompute.verify.freivalds.exact`).
 Batched (``...ij,...jk``) and rectangular products and linear layers with a
 bias are supported. Claims, argument and tests: ``proofs/freivalds.md``.
 """
@@ -25,11 +25,11 @@ import numpy as np
 from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, plain, synchronize, to_numpy
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.freivalds_exact import INT_INPUT_DTYPES, exact_check
-from vcompute.verify.freivalds_validate import (check_caller_operands, meta_mismatch, nonfinite_reason,
+from vcompute.verify.freivalds.exact import INT_INPUT_DTYPES, exact_check
+from vcompute.verify.freivalds.validate import (check_caller_operands, meta_mismatch, nonfinite_reason,
                                                 validate_operands)
-from vcompute.verify.freivalds_kernel import fused_residual_and_tolerance, residual_and_tolerance
-from vcompute.verify.tolerance import false_reject_bound, matrix_stats, precision_of, row_tolerance, unit_roundoff
+from vcompute.verify.freivalds.kernel import fused_residual_and_tolerance, residual_and_tolerance
+from vcompute.verify.freivalds.tolerance import false_reject_bound, matrix_stats, precision_of, row_tolerance, unit_roundoff
 
 __all__ = ["Freivalds", "PreparedMatrix", "unit_roundoff"]
 
@@ -266,14 +266,14 @@ class Freivalds:
             stride, padding, dilation, groups: as ``torch.nn.functional.conv2d``.
 
         Returns:
-            A verdict (see :func:`vcompute.verify.conv.check_conv2d`).
+            A verdict (see :func:`vcompute.verify.freivalds.conv.check_conv2d`).
 
         Example:
             >>> x, w = np.ones((1, 2, 4, 4)), np.ones((3, 2, 3, 3))
             >>> Freivalds().check_conv2d(x, w, np.full((1, 3, 2, 2), 18.0), seed=0).accepted
             True
         """
-        from vcompute.verify.conv import check_conv2d
+        from vcompute.verify.freivalds.conv import check_conv2d
 
         return check_conv2d(x, w, y, seed=seed, bias=bias, stride=stride, padding=padding, dilation=dilation,
                             groups=groups, rounds=self.rounds, safety=self.safety, accumulation=self.accumulation)

@@ -5,7 +5,7 @@ storage", GRID 2004 (quorum, canonical result, homogeneous redundancy);
 L. F. G. Sarmenta, "Sabotage-tolerance mechanisms for volunteer computing
 systems", FGCS 18(4), 2002 (M-first voting).
 
-Replicas are grouped by a pluggable :mod:`~vcompute.verify.equality` rule
+Replicas are grouped by a pluggable :mod:`~vcompute.verify.replication.equality` rule
 and the largest group wins if it reaches the quorum. One provider, one
 vote: identities become exact builtin ``str`` at the boundary, a claim
 without one gets no vote, and a provider's duplicate claims collapse into
@@ -28,7 +28,7 @@ import numpy as np
 from vcompute.core.hashing import content_hash
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import VerifyContext
-from vcompute.verify.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash
+from vcompute.verify.replication.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash
 from vcompute.verify.screening import leaf_dtype, screen_leaves
 
 __all__ = ["Replication", "expected_shape", "expected_kind", "expected_dtype", "screen_output", "make_equality",
@@ -255,7 +255,7 @@ class Replication:
         quorum: ``"majority"`` (more than ``k/2`` agree), ``"unanimity"``
             (all ``k`` agree, none malformed or missing) or an int ``M``
             (M-first voting: accept once one answer has ``M`` votes).
-        equality: an :class:`~vcompute.verify.equality.Equality` or its name.
+        equality: an :class:`~vcompute.verify.replication.equality.Equality` or its name.
         rtol, ulp: bounds for ``equality="tolerance"`` (or ``"homogeneous"``
             with a tolerance inside).
         shape_of: maps a job to its expected output shape (default
