@@ -54,16 +54,34 @@ class CalibrationTable:
 
     Attributes:
         schemes: ``{scheme: {"detect": {cheat: [hits, trials]},
-            "verify_fraction": {n: fraction}}}``.
+            "verify_fraction": {n: fraction}}}``, measured on matmul proxy jobs:
+            the fallback for every job kind.
+        kinds: ``{kind: {scheme: row}}``, rows of the same form measured on real jobs of
+            that kind (``verify_fraction`` keyed by the kind's size names).
         meta: how the table was measured (sizes, trials, seed, versions).
     """
 
     schemes: dict[str, dict[str, Any]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    kinds: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def has(self, scheme: str) -> bool:
-        """Whether ``scheme`` was calibrated."""
-        return scheme == "none" or scheme in self.schemes
+    def has(self, scheme: str, kind: str | None = None) -> bool:
+        """Whether ``scheme`` was calibrated (for ``kind``, or as the per-scheme fallback)."""
+        return scheme == "none" or scheme in self.schemes or self.has_kind(kind, scheme)
+
+    def has_kind(self, kind: str | None, scheme: str) -> bool:
+        """Whether the table has a row measured on real ``kind`` jobs for ``scheme``."""
+        return kind is not None and scheme in self.kinds.get(kind, {})
+
+    def row(self, scheme: str, kind: str | None = None) -> dict[str, Any]:
+        """The (kind, scheme) row, else the scheme's own row.
+
+        Raises:
+            KeyError: if neither was calibrated (says how to calibrate it).
+        """
+        if self.has_kind(kind, scheme):
+            return self.kinds[kind][scheme]  # type: ignore[index]
+        return self._row(scheme)
 
     def _row(self, scheme: str) -> dict[str, Any]:
         try:
@@ -73,37 +91,43 @@ class CalibrationTable:
                            f"{', '.join(self.schemes) or 'nothing'}); run "
                            f"`python -m vcompute.market.calibration --schemes {scheme}` or use mode='real'") from None
 
-    def detect(self, scheme: str, cheat: str) -> float:
-        """Measured probability that a checked claim with ``cheat`` is rejected.
+    def detect(self, scheme: str, cheat: str, kind: str | None = None) -> float:
+        """Measured probability that a checked claim with ``cheat`` is rejected (on ``kind`` jobs if measured).
 
         Raises:
             KeyError: if the scheme or cheat was not calibrated (says how to calibrate it).
         """
-        row = self._row(scheme)["detect"]
+        row = self.row(scheme, kind)["detect"]
         if cheat not in row:
             raise KeyError(f"cheat {cheat!r} not calibrated for {scheme!r} (has: {', '.join(row)})")
         hits, n = row[cheat]
         return hits / n if n else 0.0
 
-    def interval(self, scheme: str, cheat: str) -> tuple[float, float]:
+    def interval(self, scheme: str, cheat: str, kind: str | None = None) -> tuple[float, float]:
         """99 % Wilson interval of :meth:`detect`."""
-        hits, n = self._row(scheme)["detect"][cheat]
+        hits, n = self.row(scheme, kind)["detect"][cheat]
         return wilson_interval(hits, n)
 
-    def verify_fraction(self, scheme: str, n: int) -> float:
-        """Checking work as a share of the job's compute at matrix size ``n``.
+    def verify_fraction(self, scheme: str, n: int | str, kind: str | None = None) -> float:
+        """Checking work as a share of the job's compute at matrix size ``n`` (or ``kind``'s size named ``n``).
 
-        Interpolated linearly in log-log between measured sizes and
-        extrapolated with the slope of the nearest two.
+        Matrix sizes are interpolated linearly in log-log between measured
+        sizes and extrapolated with the slope of the nearest two; a named
+        size is looked up (the nearest measured one if it was not).
         """
-        key = (scheme, n)
+        key = (scheme, n, kind if self.has_kind(kind, scheme) else None)
         cache = self.__dict__.setdefault("_fractions", {})
         if key not in cache:
-            cache[key] = self._fraction(scheme, n)
+            cache[key] = self._fraction(scheme, n, key[2])
         return cache[key]
 
-    def _fraction(self, scheme: str, n: int) -> float:
-        pts = sorted((int(k), float(v)) for k, v in self._row(scheme)["verify_fraction"].items())
+    def _fraction(self, scheme: str, n: int | str, kind: str | None = None) -> float:
+        measured = self.row(scheme, kind)["verify_fraction"]
+        if isinstance(n, str) or not all(str(k).isdigit() for k in measured):
+            if str(n) in measured:
+                return float(measured[str(n)])
+            return float(next(iter(measured.values())))  # a size not measured: the first one that was
+        pts = sorted((int(k), float(v)) for k, v in measured.items())
         if len(pts) == 1 or any(v <= 0 for _, v in pts):  # no log-log line: nearest size
             return min(pts, key=lambda p: abs(p[0] - n))[1]
         i = 1
@@ -115,7 +139,10 @@ class CalibrationTable:
 
     def to_json(self) -> str:
         """The table as JSON text."""
-        return json.dumps({"meta": self.meta, "schemes": self.schemes}, indent=1, sort_keys=True)
+        data: dict[str, Any] = {"meta": self.meta, "schemes": self.schemes}
+        if self.kinds:
+            data["kinds"] = self.kinds
+        return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
     def load(cls, path: str | Path) -> CalibrationTable:
@@ -125,7 +152,7 @@ class CalibrationTable:
             FileNotFoundError: if ``path`` does not exist.
         """
         data = json.loads(Path(path).read_text())
-        return cls(schemes=data["schemes"], meta=data.get("meta", {}))
+        return cls(schemes=data["schemes"], meta=data.get("meta", {}), kinds=data.get("kinds", {}))
 
 
 _CACHE: dict[str, CalibrationTable] = {}

@@ -26,7 +26,6 @@ output``, :meth:`_claim_of`.
 
 from __future__ import annotations
 
-import operator
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -193,15 +192,12 @@ class JobKind(ABC):
         else the scheme's own row)."""
         return table.detect(scheme, cheat, kind=self.name)
 
-    def verify_fraction(self, table: Any, scheme: str, size: Any = None) -> float:
-        """Calibrated checking work as a share of the job's compute at ``size``."""
+    def verify_fraction(self, table: Any, scheme: str, size: Any = None, *, n: int = 48) -> float:
+        """Calibrated checking work as a share of the job's compute at ``size``.
+
+        The (kind, scheme) row at ``size``, else the scheme's own row (measured on
+        matmul proxy jobs) at matrix size ``n``.
+        """
         if table.has_kind(self.name, scheme):
             return table.verify_fraction(scheme, self.table_size(size), kind=self.name)
-        return table.verify_fraction(scheme, _fallback_n(size))
-
-
-def _fallback_n(size: Any) -> int:
-    try:
-        return int(operator.index(size))
-    except TypeError:
-        return 48  # the matmul proxy size the per-scheme rows were measured around
+        return table.verify_fraction(scheme, n)

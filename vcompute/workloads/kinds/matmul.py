@@ -82,9 +82,9 @@ class MatmulKind(JobKind):
         """The matrix size, as the table's key."""
         return str(self.size(size))
 
-    def verify_fraction(self, table: Any, scheme: str, size: Any = None) -> float:
+    def verify_fraction(self, table: Any, scheme: str, size: Any = None, *, n: int = 48) -> float:
         """The table's per-size fraction, interpolated in log-log (the scheme's own row is the matmul row)."""
-        n = self.size(size)
+        n = self.size(size if size is not None else n)
         if table.has_kind(self.name, scheme):
             return table.verify_fraction(scheme, n, kind=self.name)
         return table.verify_fraction(scheme, n)
