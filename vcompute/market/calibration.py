@@ -11,6 +11,12 @@ The built-in table ships as ``calibration.json`` next to this module;
 regenerate it with::
 
     python -m vcompute.market.calibration --out vcompute/market/calibration.json
+
+The per-scheme rows are measured on matmul proxy jobs and are the fallback
+for every job kind; rows measured on real jobs of another kind
+(:attr:`CalibrationTable.kinds`, per (kind, scheme)) are added with::
+
+    python -m vcompute.market.calibration --kinds forward:model generate:generate --trials 40
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CalibrationTable", "calibrate", "default_table", "wilson_interval"]
+__all__ = ["CalibrationTable", "calibrate", "calibrate_kind", "default_table", "wilson_interval"]
 
 _DEFAULT_PATH = Path(__file__).with_name("calibration.json")
 CHEATS = ("honest", "random_output", "skip_k", "low_precision")
@@ -218,15 +224,81 @@ def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] =
     return CalibrationTable(schemes=out, meta=meta)
 
 
+def calibrate_kind(kind: str, scheme: str | None = None, *, sizes: Sequence[Any] | None = None, trials: int = 40,
+                   fraction_trials: int = 10, seed: int = 0, verifier_params: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """Measure one (kind, scheme) row on real jobs of the kind (:class:`~vcompute.market.fidelity.RealWork`).
+
+    Each market cheat runs as the behaviour it means for the kind
+    (:attr:`~vcompute.workloads.kinds.JobKind.cheats`).
+
+    Args:
+        kind: a registered job kind.
+        scheme: a verifier name (default: the kind's default verifier).
+        sizes: the kind's sizes at which checking cost is measured (default: its default size);
+            detection is measured at the first.
+        trials: jobs per cheat.
+        fraction_trials: honest jobs per size for the checking cost.
+        seed: root seed.
+        verifier_params: keyword arguments for the verifier.
+
+    Returns:
+        The row for ``CalibrationTable.kinds[kind][scheme]``.
+    """
+    from vcompute.market.fidelity import RealWork
+    from vcompute.verify import VERIFIERS
+    from vcompute.workloads.kinds import get_kind
+
+    jk = get_kind(kind)
+    scheme = scheme or jk.verifiers[0]
+    params = dict(verifier_params or {})
+    sizes = list(sizes) if sizes else [jk.size()]
+    works = {str(s): RealWork(VERIFIERS.create(scheme, **{**jk.verifier_params(scheme), **params}), kind=jk.name,
+                              size=s, seed=seed) for s in sizes}
+    first = works[str(sizes[0])]
+    k = first.replicas()
+    detect = {}
+    for ci, cheat in enumerate(CHEATS):
+        hits = 0
+        for t in range(trials):
+            o = first.run(job_key=ci * 1_000_003 + t, n=0, cheats=[None if cheat == "honest" else cheat]
+                          + [None] * (k - 1), audit=True)
+            hits += o.accepted is False
+        detect[cheat] = [hits, trials]
+    fractions = {}
+    for name, work in works.items():
+        fs = [work.run(job_key=10**9 + t, n=0, cheats=[None] * k, audit=True).verify_fraction
+              for t in range(fraction_trials)]
+        fractions[name] = sum(fs) / len(fs)
+    return {"detect": detect, "verify_fraction": fractions, "replicas": k, "params": params,
+            "standins": {c: jk.behaviour_for(c) for c in CHEATS if c != "honest"},
+            "measured_by": f"python -m vcompute.market.calibration --kinds {jk.name}:{scheme} --trials {trials}"}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: measure a table and write it as JSON."""
+    """Command line: measure a table (or (kind, scheme) rows merged into one) and write it as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schemes", nargs="+", default=list(MATMUL_SCHEMES),
                     help=f"verifiers (default: {' '.join(MATMUL_SCHEMES)})")
+    ap.add_argument("--kinds", nargs="+", default=None, metavar="KIND:SCHEME",
+                    help="measure (kind, scheme) rows on real jobs of each kind and merge them into --out")
     ap.add_argument("--trials", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(_DEFAULT_PATH))
     a = ap.parse_args(argv)
+    if a.kinds:
+        table = CalibrationTable.load(a.out)
+        for spec in a.kinds:
+            from vcompute.workloads.kinds import get_kind
+
+            kind, _, scheme = spec.partition(":")
+            scheme = scheme or get_kind(kind).verifiers[0]
+            row = calibrate_kind(kind, scheme, trials=a.trials, seed=a.seed)
+            table.kinds.setdefault(kind, {})[scheme] = row
+            print(f"{kind}: {row['detect']} verify_fraction {row['verify_fraction']}")
+        Path(a.out).write_text(table.to_json() + "\n")
+        print(f"wrote {a.out}: {', '.join(a.kinds)}")
+        return
     schemes = a.schemes
     table = calibrate(schemes, trials=a.trials, seed=a.seed)
     Path(a.out).write_text(table.to_json() + "\n")

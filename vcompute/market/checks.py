@@ -98,9 +98,11 @@ def build_check(scheme: str, params: dict[str, Any], *, mode: str, table: Any, s
             work.stats = KindStats()  # the probe is not part of the run
         return Check(scheme, work, work.replicas(), table, jk.name, work.size)
     if not table.has(scheme, jk.name):
-        raise ValueError(f"verifier {scheme!r} is not calibrated for modelled mode (calibrated: "
-                         f"{', '.join(table.schemes)}); run `python -m vcompute.market.calibration "
-                         f"--schemes {scheme}` or use mode='real'")
+        rows = [f"{k}:{sc}" for k, by in sorted(table.kinds.items()) for sc in sorted(by)]
+        raise ValueError(f"verifier {scheme!r} is not calibrated for {jk.name} jobs in modelled mode (calibrated: "
+                         f"{', '.join(table.schemes)}; per kind: {', '.join(rows) or 'none'}); run "
+                         f"`python -m vcompute.market.calibration --schemes {scheme}` (matmul proxy jobs) or "
+                         f"`--kinds {jk.name}:{scheme}` (real {jk.name} jobs), or use mode='real'")
     replicas = 1
     if scheme != "none":
         row = table.row(scheme, jk.name)

@@ -111,13 +111,13 @@ class KindStats:
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
     def summary(self, kind: str) -> dict[str, float]:
-        """The kind's metrics: ``jobs_<kind>``, ``jobs_per_s_<kind>``, ``verify_over_compute_<kind>``,
+        """The kind's metrics: ``real_jobs_<kind>``, ``jobs_per_s_<kind>``, ``verify_over_compute_<kind>``,
         ``detection_<kind>``, ``wrong_accepted_<kind>`` (nan where nothing was measured)."""
         nan = float("nan")
         busy = self.compute_s + self.verify_s
         per_honest = self.honest_s / self.honest_claims if self.honest_claims else nan
         per_check = self.verify_s / self.checked if self.checked else nan
-        return {f"jobs_{kind}": float(self.jobs),
+        return {f"real_jobs_{kind}": float(self.jobs),
                 f"jobs_per_s_{kind}": self.jobs / busy if busy > 0 else nan,
                 f"verify_over_compute_{kind}": per_check / per_honest if per_honest and per_honest > 0 else nan,
                 f"detection_{kind}": self.caught / self.cheats_checked if self.cheats_checked else nan,
