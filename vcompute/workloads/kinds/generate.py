@@ -12,7 +12,7 @@ Example:
     >>> k = GenerateKind()
     >>> job = k.make_job("tiny", seed=0)
     >>> k.execute(job, "honest", rng=np.random.default_rng(0), provider="p").output.shape
-    (8,)
+    (16,)
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class GenerateKind(JobKind):
 
     name = "generate"
     #: (model config, prompt length, new tokens)
-    sizes = {"tiny": ({"vocab": 300, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "max_len": 64}, 8, 8),
+    sizes = {"tiny": ({"vocab": 300, "d_model": 32, "n_layers": 2, "n_heads": 2, "d_ff": 64, "max_len": 64}, 8, 16),
              "small": ({"vocab": 300, "d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 128, "max_len": 128},
                        16, 16)}
     default_size = "tiny"
