@@ -131,6 +131,15 @@ def test_a_forward_claim_without_its_trace_or_for_another_job_is_a_blamed_reject
     good = fw.execute(job, "honest", rng=np.random.default_rng(0))
     bare = Claim(job_id=job.id, provider="p0", output=good.output, commitment=good.commitment)
     stale = fw.execute(other, "honest", rng=np.random.default_rng(0))
-    for bad, why in ((bare, "no trace"), (stale, "another job"), ("not a claim", "not a Claim")):
+
+    class Liar(str):
+        def __ne__(self, other):
+            return False
+
+        __hash__ = str.__hash__
+
+    lying = Claim(job_id=Liar(other.id), provider="p0", output=stale.output, commitment=stale.commitment,
+                  evidence=dict(stale.evidence))
+    for bad, why in ((bare, "no trace"), (stale, "another job"), (lying, "another job"), ("not a claim", "not a Claim")):
         v = _check(fw, "model", job, [good, bad], 0)
         assert not v.accepted and why in v.reason and v.blamed(2) == frozenset({1})

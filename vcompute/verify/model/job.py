@@ -92,7 +92,7 @@ class ModelVerifier:
 def _claim_problem(c: Any, job: Job) -> str | None:
     if not isinstance(c, Claim):
         return f"not a Claim ({type(c).__name__})"
-    if c.job_id != job.id:
+    if type(c.job_id) is not str or c.job_id != job.id:  # an exact str: a subclass's __ne__ could lie
         return "the claim answers another job"
     ev = c.evidence
     if "trace" not in ev:
