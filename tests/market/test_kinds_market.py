@@ -145,3 +145,22 @@ def test_a_third_party_kind_plugged_in_by_entry_point_runs_in_the_market(tmp_pat
     assert out["caught"] > 0 and out["slashed_usd"] > 0 and out["wrong_accepted"] == 0
     assert out["detection_negate"] == 1.0 and out["false_rejects"] == 0
     sys.modules.pop("vc_kind_demo", None)
+
+
+def test_modelled_mode_reads_the_kinds_own_row_and_falls_back_to_the_schemes():
+    from vcompute.market.calibration import calibrate_kind, default_table
+    from vcompute.market.checks import build_check
+
+    table = default_table()
+    rng = np.random.default_rng(0)
+    fw = build_check("model", {}, mode="modelled", table=table, seed=0, rng=rng, kind="forward", size="small")
+    row = table.kinds["forward"]["model"]
+    assert fw.frac_est(48, 0.0) == row["verify_fraction"]["small"]
+    assert fw.detect_est("skip_k") == row["detect"]["skip_k"][0] / row["detect"]["skip_k"][1]
+    old = build_check("freivalds", {}, mode="modelled", table=table, seed=0, rng=rng, kind="forward")
+    assert old.frac_est(48, 0.0) == table.verify_fraction("freivalds", 48)  # no (forward, freivalds) row
+    with pytest.raises(ValueError, match="--kinds matmul:model"):
+        build_check("model", {}, mode="modelled", table=table, seed=0, rng=rng, kind="matmul")
+    measured = calibrate_kind("forward", trials=2, fraction_trials=1)
+    assert measured["detect"]["honest"] == [0, 2] and measured["detect"]["random_output"] == [2, 2]
+    assert set(measured["verify_fraction"]) == {"small"} and measured["standins"]["skip_k"] == "skip_layer"

@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcompute.workloads.kinds.base import MARKET_CHEATS
+
 __all__ = ["CalibrationTable", "calibrate", "calibrate_kind", "default_table", "wilson_interval"]
 
 _DEFAULT_PATH = Path(__file__).with_name("calibration.json")
-CHEATS = ("honest", "random_output", "skip_k", "low_precision")
+CHEATS = ("honest", *MARKET_CHEATS)
 #: Schemes that check the matmul proxy jobs of real mode.
 MATMUL_SCHEMES = ("freivalds", "spotcheck", "replication")
 

@@ -86,6 +86,15 @@ class JobKind(ABC):
             raise ValueError(f"{self.name} jobs run on backend {' or '.join(self.backends)}, got {backend!r}")
         return backend
 
+    def resolve(self, size: Any, backend: str) -> Any:
+        """:meth:`size` of ``size``, after checking the kind runs on ``backend`` (what :meth:`make_job` starts with).
+
+        Raises:
+            ValueError: for an unknown size or backend.
+        """
+        self._backend(backend)
+        return self.size(size)
+
     @abstractmethod
     def make_job(self, size: Any = None, *, seed: int, backend: str = "numpy") -> Job:
         """A seeded job of this kind at ``size`` (a name of :attr:`sizes`; None: :attr:`default_size`).

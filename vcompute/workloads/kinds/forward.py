@@ -59,8 +59,7 @@ class ForwardKind(JobKind):
         Raises:
             ValueError: for an unknown size or a backend other than torch.
         """
-        name = self.size(size)
-        self._backend(backend)
+        name = self.resolve(size, backend)
         widths, batch = self.sizes[name]
         rng = np.random.default_rng([int(seed), 17])
         weights = {}

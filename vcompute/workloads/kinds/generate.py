@@ -51,8 +51,7 @@ class GenerateKind(JobKind):
         """
         from vcompute.workloads.lm.job import make_generate_job
 
-        name = self.size(size)
-        self._backend(backend)
+        name = self.resolve(size, backend)
         cfg, prompt_len, new = self.sizes[name]
         model = _model(name, cfg)
         prompt = np.random.default_rng([int(seed), 23]).integers(0, 256, prompt_len)

@@ -58,8 +58,7 @@ class TrainKind(JobKind):
         """
         from vcompute.workloads.training import make_training_job
 
-        name = self.size(size)
-        self._backend(backend)
+        name = self.resolve(size, backend)
         return make_training_job(dataset="synthetic", framework="torch", seed=int(seed) % 2**31, **self.sizes[name])
 
     def flops(self, job: Job) -> float:
