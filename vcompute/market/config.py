@@ -373,7 +373,9 @@ class MarketParams(_Model):
         mode: ``modelled`` (detection and verification cost from the
             calibration table) or ``real`` (providers execute real jobs and
             real verifiers check them).
-        real_backend: array framework the real-mode jobs execute on.
+        real_backend: array framework the real-mode jobs execute on (for kinds that run on
+            it, e.g. matmul; the others run on their own framework, torch for forward,
+            generate and train).
         jobs: job arrivals to simulate (at most the trace's length with a trace).
         providers, adversary, consumers, auditors, matching, settlement: see
             their own models.
