@@ -281,9 +281,12 @@ _SEGMENT_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], MetricI
     # real mode's per-job-kind table (vcompute.market.fidelity.KindStats)
     (re.compile(r"real_jobs_(?P<k>\w+)"), lambda m: _m(
         "count", f"'{m['k']}' jobs executed for real (each by every replica)")),
+    (re.compile(r"verify_flops_share_(?P<k>\w+)"), lambda m: _m(
+        "fraction", f"checking work per checked '{m['k']}' job as a share of its compute (FLOPs or re-executed "
+        "fraction), in real mode", f"no '{m['k']}' job was checked")),
     (re.compile(r"jobs_per_s_(?P<k>\w+)"), lambda m: _m(
         "jobs/s", f"'{m['k']}' jobs per wall-clock second of execution plus verification, in real mode",
-        f"no '{m['k']}' job ran (modelled mode)")),
+        f"no '{m['k']}' job ran")),
     (re.compile(r"verify_over_compute_(?P<k>\w+)"), lambda m: _m(
         "ratio", f"seconds verifying a checked '{m['k']}' job / seconds an honest provider executed it",
         f"no '{m['k']}' job with an honest claim was checked")),

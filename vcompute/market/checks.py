@@ -149,8 +149,9 @@ def build_checks(params: Any, *, table: Any, seed: int, rng: np.random.Generator
     return checks
 
 
-def kind_metrics(checks: Any) -> dict[str, float]:
-    """Per job kind, what real mode measured (:meth:`KindStats.summary`); empty in modelled mode."""
+def kind_metrics(checks: Any, *, timing: bool = False) -> dict[str, float]:
+    """Per job kind, what real mode measured (:meth:`KindStats.summary`, wall-clock metrics with
+    ``timing``); empty in modelled mode."""
     stats: dict[str, KindStats] = {}
     seen: set[int] = set()
     for check in (checks.values() if hasattr(checks, "values") else checks):
@@ -161,5 +162,5 @@ def kind_metrics(checks: Any) -> dict[str, float]:
         stats.setdefault(check.kind, KindStats()).merge(work.stats)
     out: dict[str, float] = {}
     for kind, st in sorted(stats.items()):
-        out.update(st.summary(kind))
+        out.update(st.summary(kind, timing=timing))
     return out

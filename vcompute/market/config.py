@@ -376,6 +376,9 @@ class MarketParams(_Model):
         real_backend: array framework the real-mode jobs execute on (for kinds that run on
             it, e.g. matmul; the others run on their own framework, torch for forward,
             generate and train).
+        real_timing: in real mode, also report each job kind's wall-clock throughput and
+            verify/compute (``jobs_per_s_<kind>``, ``verify_over_compute_<kind>``); off by default
+            because wall-clock numbers make a run's results differ from one run to the next.
         jobs: job arrivals to simulate (at most the trace's length with a trace).
         providers, adversary, consumers, auditors, matching, settlement: see
             their own models.
@@ -390,6 +393,7 @@ class MarketParams(_Model):
 
     mode: Literal["modelled", "real"] = "modelled"
     real_backend: Literal["numpy", "torch", "jax"] = "numpy"
+    real_timing: bool = False
     jobs: int = Field(2000, ge=1, le=10_000_000)
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     adversary: AdversaryConfig = Field(default_factory=AdversaryConfig)

@@ -91,6 +91,8 @@ class KindStats:
         caught: cheating claims the verdict blamed.
         wrong_accepted: cheating claims that stood (not blamed, checked or not).
         false_rejects: honest claims the verdict blamed.
+        verify_share: summed checking work as a share of each checked job's compute (FLOPs or
+            re-executed fraction, :attr:`Outcome.verify_fraction`).
     """
 
     jobs: int = 0
@@ -104,24 +106,32 @@ class KindStats:
     caught: int = 0
     wrong_accepted: int = 0
     false_rejects: int = 0
+    verify_share: float = 0.0
 
     def merge(self, other: KindStats) -> None:
         """Add ``other``'s counts to these."""
         for f in self.__dataclass_fields__:
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
-    def summary(self, kind: str) -> dict[str, float]:
-        """The kind's metrics: ``real_jobs_<kind>``, ``jobs_per_s_<kind>``, ``verify_over_compute_<kind>``,
-        ``detection_<kind>``, ``wrong_accepted_<kind>`` (nan where nothing was measured)."""
+    def summary(self, kind: str, *, timing: bool = False) -> dict[str, float]:
+        """The kind's metrics (nan where nothing was measured).
+
+        ``real_jobs_<kind>``, ``verify_flops_share_<kind>``, ``detection_<kind>`` and
+        ``wrong_accepted_<kind>`` are reproducible bit for bit; with ``timing`` the wall-clock
+        ``jobs_per_s_<kind>`` and ``verify_over_compute_<kind>`` are added (they are not).
+        """
         nan = float("nan")
-        busy = self.compute_s + self.verify_s
-        per_honest = self.honest_s / self.honest_claims if self.honest_claims else nan
-        per_check = self.verify_s / self.checked if self.checked else nan
-        return {f"real_jobs_{kind}": float(self.jobs),
-                f"jobs_per_s_{kind}": self.jobs / busy if busy > 0 else nan,
-                f"verify_over_compute_{kind}": per_check / per_honest if per_honest and per_honest > 0 else nan,
-                f"detection_{kind}": self.caught / self.cheats_checked if self.cheats_checked else nan,
-                f"wrong_accepted_{kind}": float(self.wrong_accepted)}
+        out = {f"real_jobs_{kind}": float(self.jobs),
+               f"verify_flops_share_{kind}": self.verify_share / self.checked if self.checked else nan,
+               f"detection_{kind}": self.caught / self.cheats_checked if self.cheats_checked else nan,
+               f"wrong_accepted_{kind}": float(self.wrong_accepted)}
+        if timing:
+            busy = self.compute_s + self.verify_s
+            per_honest = self.honest_s / self.honest_claims if self.honest_claims else nan
+            per_check = self.verify_s / self.checked if self.checked else nan
+            out[f"jobs_per_s_{kind}"] = self.jobs / busy if busy > 0 else nan
+            out[f"verify_over_compute_{kind}"] = per_check / per_honest if per_honest > 0 else nan
+        return out
 
 
 class RealWork:
@@ -231,6 +241,7 @@ class RealWork:
         else:
             blame = verdict.blamed(len(claims))
         st.checked += 1
+        st.verify_share += frac
         for i, cheat in enumerate(cheats):
             if cheat is None:
                 st.honest_s += seconds[i]

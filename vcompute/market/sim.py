@@ -375,7 +375,7 @@ class Market:
         out = self.m.summary(self)
         out["ledger_supply_usd"] = supply / UNITS_PER_USD
         out["ledger_conserved"] = 1
-        out.update(kind_metrics(self.checks))  # real mode: the per-job-kind table
+        out.update(kind_metrics(self.checks, timing=self.p.real_timing))  # real mode: the per-job-kind table
         if self.hybrid is not None:
             out.update(self.hybrid.summary())
         self.settle.close()

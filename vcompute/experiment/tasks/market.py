@@ -30,8 +30,9 @@ _RUN_METRICS = (
 )
 
 
-#: Real mode's per-job-kind metrics (``<name>_<kind>``, :meth:`vcompute.market.fidelity.KindStats.summary`).
-KIND_METRICS = ("real_jobs", "jobs_per_s", "verify_over_compute", "detection", "wrong_accepted")
+#: Real mode's per-job-kind metrics (``<name>_<kind>``, :meth:`vcompute.market.fidelity.KindStats.summary`;
+#: the last two only with ``real_timing``).
+KIND_METRICS = ("real_jobs", "verify_flops_share", "detection", "wrong_accepted", "jobs_per_s", "verify_over_compute")
 
 
 class _MarketMetrics:
