@@ -164,3 +164,15 @@ def test_modelled_mode_reads_the_kinds_own_row_and_falls_back_to_the_schemes():
     measured = calibrate_kind("forward", trials=2, fraction_trials=1)
     assert measured["detect"]["honest"] == [0, 2] and measured["detect"]["random_output"] == [2, 2]
     assert set(measured["verify_fraction"]) == {"small"} and measured["standins"]["skip_k"] == "skip_layer"
+
+
+def test_wall_clock_metrics_only_on_request_so_runs_stay_reproducible():
+    mix = [{"name": "m", "kind": "matmul", "pflop": 30.0, "size": 16}]
+    base = {"mode": "real", "jobs": 20, "providers": {"count": 4}, "consumers": {"mix": mix, "audit_p": 1.0},
+            "adversary": {"behaviour": "lazy", "fraction": 0.5}}
+    a, b = run_market(base, seed=2), run_market(base, seed=2)
+    assert repr(a) == repr(b) and "jobs_per_s_matmul" not in a  # repr: nan == nan
+    assert a["verify_flops_share_matmul"] > 0 and a["detection_matmul"] == 1.0
+    timed = run_market({**base, "real_timing": True}, seed=2)
+    assert timed["jobs_per_s_matmul"] > 0 and timed["verify_over_compute_matmul"] > 0
+    assert repr({k: v for k, v in timed.items() if k in a}) == repr(a)  # timing changes nothing else
