@@ -140,6 +140,7 @@ def test_a_forward_claim_without_its_trace_or_for_another_job_is_a_blamed_reject
 
     lying = Claim(job_id=Liar(other.id), provider="p0", output=stale.output, commitment=stale.commitment,
                   evidence=dict(stale.evidence))
-    for bad, why in ((bare, "no trace"), (stale, "another job"), (lying, "another job"), ("not a claim", "not a Claim")):
+    cases = ((bare, "no trace"), (stale, "another job"), (lying, "another job"), ("not a claim", "not a Claim"))
+    for bad, why in cases:
         v = _check(fw, "model", job, [good, bad], 0)
         assert not v.accepted and why in v.reason and v.blamed(2) == frozenset({1})
