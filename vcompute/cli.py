@@ -21,7 +21,8 @@ _PLUGIN_COMMANDS = ("vcompute.ledger.cli", "vcompute.verify.pol.cli")
 #: checks that every ``Registry`` in the package is listed here.
 REGISTRIES: dict[str, tuple[str, str]] = {
     "verifiers": ("vcompute.verify", "VERIFIERS"),
-    "behaviours": ("vcompute.workloads.behaviours", "BEHAVIOURS"),
+    "kinds": ("vcompute.workloads.kinds", "KINDS"),
+    "behaviours": ("vcompute.workloads.kinds.behaviours", "BEHAVIOURS"),
     "tasks": ("vcompute.experiment.tasks", "TASKS"),
     "ledgers": ("vcompute.ledger", "LEDGERS"),
     "executors": ("vcompute.experiment.executors", "EXECUTORS"),

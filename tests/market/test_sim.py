@@ -139,8 +139,9 @@ def test_reputation_weighting_starves_caught_cheaters():
 
 
 def test_real_mode_refuses_a_verifier_that_cannot_check_its_proxy_jobs():
-    with pytest.raises(ValueError, match="use mode='modelled'"):
-        Market(_p(mode="real", consumers={"verifier": "pol"}), seed=0)
+    # an explicit choice is kept (and refused); without one a kind falls back to its own verifier
+    with pytest.raises(ValueError, match="cannot check matmul jobs.*use mode='modelled'"):
+        Market(_p(mode="real", consumers={"verifier_by_kind": {"matmul": "pol"}}), seed=0)
 
 
 def test_modelled_mode_refuses_parameters_the_table_was_not_calibrated_with():

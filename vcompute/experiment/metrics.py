@@ -278,6 +278,23 @@ _SEGMENT_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], MetricI
     (re.compile(r"cheat_rate_(?P<b>\w+)"), lambda m: _m(
         "fraction", f"share of the '{m['b']}' providers' jobs that were cheated",
         f"no '{m['b']}' provider did a job")),
+    # real mode's per-job-kind table (vcompute.market.fidelity.KindStats)
+    (re.compile(r"real_jobs_(?P<k>\w+)"), lambda m: _m(
+        "count", f"'{m['k']}' jobs executed for real (each by every replica)")),
+    (re.compile(r"verify_flops_share_(?P<k>\w+)"), lambda m: _m(
+        "fraction", f"checking work per checked '{m['k']}' job as a share of its compute (FLOPs or re-executed "
+        "fraction), in real mode", f"no '{m['k']}' job was checked")),
+    (re.compile(r"jobs_per_s_(?P<k>\w+)"), lambda m: _m(
+        "jobs/s", f"'{m['k']}' jobs per wall-clock second of execution plus verification, in real mode",
+        f"no '{m['k']}' job ran")),
+    (re.compile(r"verify_over_compute_(?P<k>\w+)"), lambda m: _m(
+        "ratio", f"seconds verifying a checked '{m['k']}' job / seconds an honest provider executed it",
+        f"no '{m['k']}' job with an honest claim was checked")),
+    (re.compile(r"detection_(?P<k>\w+)"), lambda m: _m(
+        "fraction", f"share of the checked cheating claims on '{m['k']}' jobs that the verdict blamed",
+        f"no cheating '{m['k']}' claim was checked")),
+    (re.compile(r"wrong_accepted_(?P<k>\w+)"), lambda m: _m(
+        "count", f"cheating claims on '{m['k']}' jobs that stood (not blamed: missed, or not checked)")),
     (re.compile(r"caught_by_(?P<k>\d+)"), lambda m: _m(
         "fraction", f"Kaplan-Meier P(a cheater is caught within {m['k']} jobs of its first cheat)",
         "no cheater was observed that long")),

@@ -11,6 +11,12 @@ The built-in table ships as ``calibration.json`` next to this module;
 regenerate it with::
 
     python -m vcompute.market.calibration --out vcompute/market/calibration.json
+
+The per-scheme rows are measured on matmul proxy jobs and are the fallback
+for every job kind; rows measured on real jobs of another kind
+(:attr:`CalibrationTable.kinds`, per (kind, scheme)) are added with::
+
+    python -m vcompute.market.calibration --kinds forward:model generate:generate --trials 40
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CalibrationTable", "calibrate", "default_table", "wilson_interval"]
+from vcompute.workloads.kinds.base import MARKET_CHEATS
+
+__all__ = ["CalibrationTable", "calibrate", "calibrate_kind", "default_table", "wilson_interval"]
 
 _DEFAULT_PATH = Path(__file__).with_name("calibration.json")
-CHEATS = ("honest", "random_output", "skip_k", "low_precision")
+CHEATS = ("honest", *MARKET_CHEATS)
 #: Schemes that check the matmul proxy jobs of real mode.
 MATMUL_SCHEMES = ("freivalds", "spotcheck", "replication")
 
@@ -54,16 +62,34 @@ class CalibrationTable:
 
     Attributes:
         schemes: ``{scheme: {"detect": {cheat: [hits, trials]},
-            "verify_fraction": {n: fraction}}}``.
+            "verify_fraction": {n: fraction}}}``, measured on matmul proxy jobs:
+            the fallback for every job kind.
+        kinds: ``{kind: {scheme: row}}``, rows of the same form measured on real jobs of
+            that kind (``verify_fraction`` keyed by the kind's size names).
         meta: how the table was measured (sizes, trials, seed, versions).
     """
 
     schemes: dict[str, dict[str, Any]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    kinds: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def has(self, scheme: str) -> bool:
-        """Whether ``scheme`` was calibrated."""
-        return scheme == "none" or scheme in self.schemes
+    def has(self, scheme: str, kind: str | None = None) -> bool:
+        """Whether ``scheme`` was calibrated (for ``kind``, or as the per-scheme fallback)."""
+        return scheme == "none" or scheme in self.schemes or self.has_kind(kind, scheme)
+
+    def has_kind(self, kind: str | None, scheme: str) -> bool:
+        """Whether the table has a row measured on real ``kind`` jobs for ``scheme``."""
+        return kind is not None and scheme in self.kinds.get(kind, {})
+
+    def row(self, scheme: str, kind: str | None = None) -> dict[str, Any]:
+        """The (kind, scheme) row, else the scheme's own row.
+
+        Raises:
+            KeyError: if neither was calibrated (says how to calibrate it).
+        """
+        if self.has_kind(kind, scheme):
+            return self.kinds[kind][scheme]  # type: ignore[index]
+        return self._row(scheme)
 
     def _row(self, scheme: str) -> dict[str, Any]:
         try:
@@ -73,37 +99,43 @@ class CalibrationTable:
                            f"{', '.join(self.schemes) or 'nothing'}); run "
                            f"`python -m vcompute.market.calibration --schemes {scheme}` or use mode='real'") from None
 
-    def detect(self, scheme: str, cheat: str) -> float:
-        """Measured probability that a checked claim with ``cheat`` is rejected.
+    def detect(self, scheme: str, cheat: str, kind: str | None = None) -> float:
+        """Measured probability that a checked claim with ``cheat`` is rejected (on ``kind`` jobs if measured).
 
         Raises:
             KeyError: if the scheme or cheat was not calibrated (says how to calibrate it).
         """
-        row = self._row(scheme)["detect"]
+        row = self.row(scheme, kind)["detect"]
         if cheat not in row:
             raise KeyError(f"cheat {cheat!r} not calibrated for {scheme!r} (has: {', '.join(row)})")
         hits, n = row[cheat]
         return hits / n if n else 0.0
 
-    def interval(self, scheme: str, cheat: str) -> tuple[float, float]:
+    def interval(self, scheme: str, cheat: str, kind: str | None = None) -> tuple[float, float]:
         """99 % Wilson interval of :meth:`detect`."""
-        hits, n = self._row(scheme)["detect"][cheat]
+        hits, n = self.row(scheme, kind)["detect"][cheat]
         return wilson_interval(hits, n)
 
-    def verify_fraction(self, scheme: str, n: int) -> float:
-        """Checking work as a share of the job's compute at matrix size ``n``.
+    def verify_fraction(self, scheme: str, n: int | str, kind: str | None = None) -> float:
+        """Checking work as a share of the job's compute at matrix size ``n`` (or ``kind``'s size named ``n``).
 
-        Interpolated linearly in log-log between measured sizes and
-        extrapolated with the slope of the nearest two.
+        Matrix sizes are interpolated linearly in log-log between measured
+        sizes and extrapolated with the slope of the nearest two; a named
+        size is looked up (the nearest measured one if it was not).
         """
-        key = (scheme, n)
+        key = (scheme, n, kind if self.has_kind(kind, scheme) else None)
         cache = self.__dict__.setdefault("_fractions", {})
         if key not in cache:
-            cache[key] = self._fraction(scheme, n)
+            cache[key] = self._fraction(scheme, n, key[2])
         return cache[key]
 
-    def _fraction(self, scheme: str, n: int) -> float:
-        pts = sorted((int(k), float(v)) for k, v in self._row(scheme)["verify_fraction"].items())
+    def _fraction(self, scheme: str, n: int | str, kind: str | None = None) -> float:
+        measured = self.row(scheme, kind)["verify_fraction"]
+        if isinstance(n, str) or not all(str(k).isdigit() for k in measured):
+            if str(n) in measured:
+                return float(measured[str(n)])
+            return float(next(iter(measured.values())))  # a size not measured: the first one that was
+        pts = sorted((int(k), float(v)) for k, v in measured.items())
         if len(pts) == 1 or any(v <= 0 for _, v in pts):  # no log-log line: nearest size
             return min(pts, key=lambda p: abs(p[0] - n))[1]
         i = 1
@@ -115,7 +147,10 @@ class CalibrationTable:
 
     def to_json(self) -> str:
         """The table as JSON text."""
-        return json.dumps({"meta": self.meta, "schemes": self.schemes}, indent=1, sort_keys=True)
+        data: dict[str, Any] = {"meta": self.meta, "schemes": self.schemes}
+        if self.kinds:
+            data["kinds"] = self.kinds
+        return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
     def load(cls, path: str | Path) -> CalibrationTable:
@@ -125,7 +160,7 @@ class CalibrationTable:
             FileNotFoundError: if ``path`` does not exist.
         """
         data = json.loads(Path(path).read_text())
-        return cls(schemes=data["schemes"], meta=data.get("meta", {}))
+        return cls(schemes=data["schemes"], meta=data.get("meta", {}), kinds=data.get("kinds", {}))
 
 
 _CACHE: dict[str, CalibrationTable] = {}
@@ -191,15 +226,81 @@ def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] =
     return CalibrationTable(schemes=out, meta=meta)
 
 
+def calibrate_kind(kind: str, scheme: str | None = None, *, sizes: Sequence[Any] | None = None, trials: int = 40,
+                   fraction_trials: int = 10, seed: int = 0, verifier_params: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """Measure one (kind, scheme) row on real jobs of the kind (:class:`~vcompute.market.fidelity.RealWork`).
+
+    Each market cheat runs as the behaviour it means for the kind
+    (:attr:`~vcompute.workloads.kinds.JobKind.cheats`).
+
+    Args:
+        kind: a registered job kind.
+        scheme: a verifier name (default: the kind's default verifier).
+        sizes: the kind's sizes at which checking cost is measured (default: its default size);
+            detection is measured at the first.
+        trials: jobs per cheat.
+        fraction_trials: honest jobs per size for the checking cost.
+        seed: root seed.
+        verifier_params: keyword arguments for the verifier.
+
+    Returns:
+        The row for ``CalibrationTable.kinds[kind][scheme]``.
+    """
+    from vcompute.market.fidelity import RealWork
+    from vcompute.verify import VERIFIERS
+    from vcompute.workloads.kinds import get_kind
+
+    jk = get_kind(kind)
+    scheme = scheme or jk.verifiers[0]
+    params = dict(verifier_params or {})
+    sizes = list(sizes) if sizes else [jk.size()]
+    works = {str(s): RealWork(VERIFIERS.create(scheme, **{**jk.verifier_params(scheme), **params}), kind=jk.name,
+                              size=s, seed=seed) for s in sizes}
+    first = works[str(sizes[0])]
+    k = first.replicas()
+    detect = {}
+    for ci, cheat in enumerate(CHEATS):
+        hits = 0
+        for t in range(trials):
+            o = first.run(job_key=ci * 1_000_003 + t, n=0, cheats=[None if cheat == "honest" else cheat]
+                          + [None] * (k - 1), audit=True)
+            hits += o.accepted is False
+        detect[cheat] = [hits, trials]
+    fractions = {}
+    for name, work in works.items():
+        fs = [work.run(job_key=10**9 + t, n=0, cheats=[None] * k, audit=True).verify_fraction
+              for t in range(fraction_trials)]
+        fractions[name] = sum(fs) / len(fs)
+    return {"detect": detect, "verify_fraction": fractions, "replicas": k, "params": params,
+            "standins": {c: jk.behaviour_for(c) for c in CHEATS if c != "honest"},
+            "measured_by": f"python -m vcompute.market.calibration --kinds {jk.name}:{scheme} --trials {trials}"}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: measure a table and write it as JSON."""
+    """Command line: measure a table (or (kind, scheme) rows merged into one) and write it as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schemes", nargs="+", default=list(MATMUL_SCHEMES),
                     help=f"verifiers (default: {' '.join(MATMUL_SCHEMES)})")
+    ap.add_argument("--kinds", nargs="+", default=None, metavar="KIND:SCHEME",
+                    help="measure (kind, scheme) rows on real jobs of each kind and merge them into --out")
     ap.add_argument("--trials", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(_DEFAULT_PATH))
     a = ap.parse_args(argv)
+    if a.kinds:
+        table = CalibrationTable.load(a.out)
+        for spec in a.kinds:
+            from vcompute.workloads.kinds import get_kind
+
+            kind, _, scheme = spec.partition(":")
+            scheme = scheme or get_kind(kind).verifiers[0]
+            row = calibrate_kind(kind, scheme, trials=a.trials, seed=a.seed)
+            table.kinds.setdefault(kind, {})[scheme] = row
+            print(f"{kind}: {row['detect']} verify_fraction {row['verify_fraction']}")
+        Path(a.out).write_text(table.to_json() + "\n")
+        print(f"wrote {a.out}: {', '.join(a.kinds)}")
+        return
     schemes = a.schemes
     table = calibrate(schemes, trials=a.trials, seed=a.seed)
     Path(a.out).write_text(table.to_json() + "\n")

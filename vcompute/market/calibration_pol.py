@@ -28,10 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from vcompute.workloads.kinds.train import TrainKind
+
 __all__ = ["POL_STANDINS", "calibrate_pol"]
 
-#: Market cheat -> the PoL adversary that stands in for it.
-POL_STANDINS = {"random_output": "interpolate", "skip_k": "truncate", "low_precision": "low_precision"}
+#: Market cheat -> the PoL adversary that stands in for it (the train kind's cheat map).
+POL_STANDINS = dict(TrainKind.cheats)
 
 
 def calibrate_pol(*, trials: int = 10, steps: int = 16, checkpoint_every: int = 1, seed: int = 0,

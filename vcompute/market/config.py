@@ -70,23 +70,55 @@ class JobType(_Model):
 
     Attributes:
         name: label used in metrics.
-        kind: workload kind (``matmul``, ``inference``, ``training``).
+        kind: a job kind from :data:`vcompute.workloads.kinds.KINDS` (``matmul``,
+            ``forward``, ``generate``, ``train``, or a plugin's). The old names
+            ``inference`` and ``training`` are accepted as aliases of ``forward``
+            and ``train`` (deprecated; kept as written, so metrics and
+            ``verifier_by_kind`` keys that use them still match).
         pflop: simulated work in PFLOP (sets the duration on each GPU).
         memory_gb: device memory the job needs.
         weight: relative frequency in the mix.
-        real_n: matrix size of the real proxy job executed in real mode
-            (every kind runs as a matmul proxy there: it is the workload the
-            real verifiers can check today). Checking cost is measured (real
-            mode) or looked up (modelled mode) at this size, so it is
-            conservative: Freivalds' share of the work falls like 1/n.
+        size: the real job's size in real mode, a name of the kind's
+            :attr:`~vcompute.workloads.kinds.JobKind.sizes` (matmul also takes an
+            int ``n``); None: ``real_n`` for matmul, the kind's default otherwise.
+            Modelled mode looks the checking cost up at this size (the kind's
+            calibration row) or at ``real_n`` (the per-scheme fallback row).
+        real_n: deprecated: the matrix size of a matmul job without ``size``,
+            and the size at which a per-scheme calibration row is read.
+            Checking cost at this size is conservative: Freivalds' share of
+            the work falls like 1/n.
     """
 
     name: str
-    kind: Literal["matmul", "inference", "training"] = "matmul"
+    kind: str = "matmul"
     pflop: float = Field(gt=0)
     memory_gb: float = Field(8.0, gt=0)
     weight: float = Field(1.0, gt=0)
+    size: int | str | None = None
     real_n: int = Field(48, ge=2, le=2048)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from vcompute.workloads.kinds import canonical_kind
+
+        canonical_kind(v)  # raises, listing the known kinds
+        return v
+
+    @model_validator(mode="after")
+    def _known_size(self) -> JobType:
+        if self.size is not None:
+            from vcompute.workloads.kinds import get_kind
+
+            object.__setattr__(self, "size", get_kind(self.kind).size(self.size))
+        return self
+
+    @property
+    def job_kind(self) -> str:
+        """The registered kind this entry names (an alias resolved)."""
+        from vcompute.workloads.kinds import canonical_kind
+
+        return canonical_kind(self.kind)
 
 
 def _default_mix() -> list[JobType]:
@@ -189,8 +221,11 @@ class ConsumersConfig(_Model):
         verifier: a registered verifier name, or ``"none"``.
         verifier_params: keyword arguments for the verifier.
         verifier_by_kind: per job kind, a different verifier (with its
-            default parameters), e.g. ``{"training": "pol"}``: combinations;
-            ``"default"`` means ``verifier`` (handy in grids).
+            default parameters), e.g. ``{"train": "pol"}``: combinations;
+            ``"default"`` means ``verifier`` (handy in grids). In real mode a
+            kind without an entry whose verifiers do not include ``verifier``
+            is checked by the kind's default verifier
+            (:mod:`vcompute.market.checks`).
         audit_p: probability a completed job is sent for verification
             (ignored when ``adaptive_policy`` is set).
         stake_usd: stake a provider locks per job (slashed if caught).
@@ -240,15 +275,21 @@ class ConsumersConfig(_Model):
     @field_validator("verifier_by_kind")
     @classmethod
     def _known_kinds(cls, v: dict[str, str]) -> dict[str, str]:
+        from vcompute.workloads.kinds import KIND_ALIASES, KINDS
+
+        seen: dict[str, str] = {}
         for kind, name in v.items():
-            if kind not in _KINDS:
-                raise ValueError(f"verifier_by_kind: unknown job kind {kind!r}; known: {', '.join(_KINDS)}")
+            canonical = KIND_ALIASES.get(kind, kind)
+            if canonical not in KINDS:
+                raise ValueError(f"verifier_by_kind: unknown job kind {kind!r}; known: {', '.join(KINDS.names())} "
+                                 f"(aliases: {', '.join(f'{a}={b}' for a, b in KIND_ALIASES.items())})")
+            if canonical in seen:
+                raise ValueError(f"verifier_by_kind names job kind {canonical!r} twice ({seen[canonical]!r} and "
+                                 f"{kind!r}); keep one")
+            seen[canonical] = kind
             if name != "default":
                 _check_verifier(name)
         return v
-
-
-_KINDS = ("matmul", "inference", "training")
 
 
 def _check_verifier(v: str) -> str:
@@ -332,7 +373,12 @@ class MarketParams(_Model):
         mode: ``modelled`` (detection and verification cost from the
             calibration table) or ``real`` (providers execute real jobs and
             real verifiers check them).
-        real_backend: array framework the real-mode jobs execute on.
+        real_backend: array framework the real-mode jobs execute on (for kinds that run on
+            it, e.g. matmul; the others run on their own framework, torch for forward,
+            generate and train).
+        real_timing: in real mode, also report each job kind's wall-clock throughput and
+            verify/compute (``jobs_per_s_<kind>``, ``verify_over_compute_<kind>``); off by default
+            because wall-clock numbers make a run's results differ from one run to the next.
         jobs: job arrivals to simulate (at most the trace's length with a trace).
         providers, adversary, consumers, auditors, matching, settlement: see
             their own models.
@@ -347,6 +393,7 @@ class MarketParams(_Model):
 
     mode: Literal["modelled", "real"] = "modelled"
     real_backend: Literal["numpy", "torch", "jax"] = "numpy"
+    real_timing: bool = False
     jobs: int = Field(2000, ge=1, le=10_000_000)
     providers: ProvidersConfig = Field(default_factory=ProvidersConfig)
     adversary: AdversaryConfig = Field(default_factory=AdversaryConfig)

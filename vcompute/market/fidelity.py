@@ -4,10 +4,12 @@ Both turn "these providers, cheating like so, ran this job; was it
 audited?" into an :class:`Outcome`: the providers' output commitments,
 the verdict, and what checking cost as a share of the job's compute.
 
-- :class:`RealWork` builds a real matmul job, has each provider execute it
-  with its workload behaviour (``honest``, ``skip_k``, ``random_output``,
-  ``low_precision``) and runs the real :class:`~vcompute.verify.Verifier`
-  on the claims. Detection is whatever the verifier decides.
+- :class:`RealWork` builds a real job of the job type's kind
+  (:data:`~vcompute.workloads.kinds.KINDS`: matmul, forward, generate, train
+  or a plugin), has each provider execute it with the behaviour its market
+  cheat means for that kind (:meth:`~vcompute.workloads.kinds.JobKind.behaviour_for`)
+  and runs the real :class:`~vcompute.verify.Verifier` on the claims.
+  Detection is whatever the verifier decides; its blame is the outcome's.
 - :class:`ModelledWork` replaces execution and checking by the
   calibration table measured with :class:`RealWork`
   (:mod:`vcompute.market.calibration`), so a run scales to 10^5+ jobs.
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Outcome", "ModelledWork", "RealWork", "resolve", "verify_fraction"]
+__all__ = ["KindStats", "Outcome", "ModelledWork", "RealWork", "resolve", "verify_fraction"]
 
 # Modelled output tokens: equal tokens mean bit-identical outputs.
 _HONEST = 0
@@ -73,37 +75,114 @@ def verify_fraction(cost: Any, job_flops: float) -> float:
     return float(max(frac, cost.reexecuted_fraction))
 
 
+@dataclass
+class KindStats:
+    """What real mode measured for one job kind (the per-kind table of a run).
+
+    Attributes:
+        jobs: jobs executed (each by every replica).
+        checked: jobs a verifier checked.
+        compute_s: wall-clock seconds the providers spent executing.
+        verify_s: wall-clock seconds the verifier spent on the checked jobs.
+        honest_s: execution seconds of the honest claims of checked jobs (the compute checking is compared with).
+        honest_claims: honest claims of checked jobs.
+        cheats: cheating claims executed.
+        cheats_checked: cheating claims a verifier saw.
+        caught: cheating claims the verdict blamed.
+        wrong_accepted: cheating claims that stood (not blamed, checked or not).
+        false_rejects: honest claims the verdict blamed.
+        verify_share: summed checking work as a share of each checked job's compute (FLOPs or
+            re-executed fraction, :attr:`Outcome.verify_fraction`).
+    """
+
+    jobs: int = 0
+    checked: int = 0
+    compute_s: float = 0.0
+    verify_s: float = 0.0
+    honest_s: float = 0.0
+    honest_claims: int = 0
+    cheats: int = 0
+    cheats_checked: int = 0
+    caught: int = 0
+    wrong_accepted: int = 0
+    false_rejects: int = 0
+    verify_share: float = 0.0
+
+    def merge(self, other: KindStats) -> None:
+        """Add ``other``'s counts to these."""
+        for f in self.__dataclass_fields__:
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+
+    def summary(self, kind: str, *, timing: bool = False) -> dict[str, float]:
+        """The kind's metrics (nan where nothing was measured).
+
+        ``real_jobs_<kind>``, ``verify_flops_share_<kind>``, ``detection_<kind>`` and
+        ``wrong_accepted_<kind>`` are reproducible bit for bit; with ``timing`` the wall-clock
+        ``jobs_per_s_<kind>`` and ``verify_over_compute_<kind>`` are added (they are not).
+        """
+        nan = float("nan")
+        out = {f"real_jobs_{kind}": float(self.jobs),
+               f"verify_flops_share_{kind}": self.verify_share / self.checked if self.checked else nan,
+               f"detection_{kind}": self.caught / self.cheats_checked if self.cheats_checked else nan,
+               f"wrong_accepted_{kind}": float(self.wrong_accepted)}
+        if timing:
+            busy = self.compute_s + self.verify_s
+            per_honest = self.honest_s / self.honest_claims if self.honest_claims else nan
+            per_check = self.verify_s / self.checked if self.checked else nan
+            out[f"jobs_per_s_{kind}"] = self.jobs / busy if busy > 0 else nan
+            out[f"verify_over_compute_{kind}"] = per_check / per_honest if per_honest > 0 else nan
+        return out
+
+
 class RealWork:
-    """Providers execute real matmul jobs; a real verifier checks them.
+    """Providers execute real jobs of one kind; a real verifier checks them.
 
     Args:
         verifier: any :class:`~vcompute.verify.Verifier`, or None (no checking).
-        backend: array backend of the jobs (``numpy``, ``torch``, ``jax``).
-        dtype: input dtype.
+        kind: the job kind (a :data:`~vcompute.workloads.kinds.KINDS` name or alias).
+        size: the kind's job size (None: ``n`` of each :meth:`run` for matmul, the kind's default otherwise).
+        backend: array backend of the jobs, for kinds that run on it (others use their own framework).
+        dtype: input dtype (matmul).
         seed: root seed; job inputs, cheats and challenges derive from it.
+
+    Attributes:
+        stats: the :class:`KindStats` measured so far.
 
     Example:
         >>> from vcompute.verify import Freivalds
         >>> w = RealWork(Freivalds(rounds=2), seed=0)
         >>> w.run(job_key=1, n=16, cheats=[None], audit=True).accepted
         True
-        >>> w.run(job_key=2, n=16, cheats=["random_output"], audit=True).accepted
-        False
+        >>> w.run(job_key=2, n=16, cheats=["random_output"], audit=True).blame
+        frozenset({0})
     """
 
-    def __init__(self, verifier: Any, *, backend: str = "numpy", dtype: str = "float32", seed: int = 0) -> None:
+    def __init__(self, verifier: Any, *, kind: str = "matmul", size: Any = None, backend: str = "numpy",
+                 dtype: str = "float32", seed: int = 0) -> None:
+        from vcompute.workloads.kinds import get_kind
+
         self.verifier = verifier
-        self.backend = backend
+        self.kind = get_kind(kind)
+        self.size = None if size is None else self.kind.size(size)
+        self.backend = backend if backend in self.kind.backends else self.kind.backends[0]
         self.dtype = dtype
         self.seed = int(seed)
+        self.stats = KindStats()
+        self._replicas: int | None = None
+
+    def make_job(self, job_key: int, n: int | None = None) -> Any:
+        """The job with sequence number ``job_key`` (its inputs seeded from it)."""
+        size = self.size if self.size is not None else (n if self.kind.name == "matmul" else None)
+        extra = {"dtype": self.dtype} if self.kind.name == "matmul" else {}
+        return self.kind.make_job(size, seed=_mix(self.seed, job_key, 1), backend=self.backend, **extra)
 
     def replicas(self, n: int = 8) -> int:
         """Claims the verifier needs for a job (1 when there is no verifier)."""
         if self.verifier is None:
             return 1
-        from vcompute.workloads.matmul import make_matmul_job
-
-        return int(self.verifier.replicas(make_matmul_job(n, seed=0)))
+        if self._replicas is None:
+            self._replicas = int(self.verifier.replicas(self.make_job(2**62 + 1, n)))
+        return self._replicas
 
     def run(self, *, job_key: int, n: int, cheats: Sequence[str | None], audit: bool,
             colluding: Sequence[bool] | None = None) -> Outcome:
@@ -111,38 +190,49 @@ class RealWork:
 
         Args:
             job_key: the job's sequence number (seeds its inputs).
-            n: matrix size of the proxy job.
-            cheats: per provider, the workload behaviour of its cheat or None (honest).
+            n: matrix size of a matmul job without a configured size (ignored by other kinds).
+            cheats: per provider, its market cheat (``random_output``, ``skip_k``, ``low_precision``,
+                or a behaviour name of the kind) or None (honest).
             audit: whether the verifier checks the claims.
             colluding: per provider, whether it shares its cheat with the
                 other colluders (same randomness, hence the same output).
         """
-        from vcompute.verify.base import VerifyContext
-        from vcompute.workloads.behaviours import execute
-        from vcompute.workloads.matmul import make_matmul_job, matmul_flops
+        import time
 
-        job = make_matmul_job(n, backend=self.backend, dtype=self.dtype, seed=_mix(self.seed, job_key, 1))
+        from vcompute.verify.base import VerifyContext
+
+        kind = self.kind
+        job = self.make_job(job_key, n)
         colluding = colluding or [False] * len(cheats)
-        claims = []
+        claims, seconds = [], []
         for i, cheat in enumerate(cheats):
             salt = _mix(self.seed, 7, 7) if colluding[i] else _mix(self.seed, job_key, 100 + i)
             rng = np.random.default_rng([salt, job_key])
-            claims.append(execute(job, cheat or "honest", rng=rng, provider=f"p{i}"))
+            t0 = time.perf_counter()
+            claims.append(kind.execute(job, kind.behaviour_for(cheat), rng=rng, provider=f"p{i}"))
+            seconds.append(time.perf_counter() - t0)
+        st = self.stats
+        st.jobs += 1
+        st.compute_s += sum(seconds)
+        st.cheats += sum(c is not None for c in cheats)
         tokens = tuple(c.commitment for c in claims)
         if not audit or self.verifier is None:
+            st.wrong_accepted += sum(c is not None for c in cheats)
             return Outcome(tokens, None, 0.0)
         # Challenges are drawn only now, after every claim is committed.
         ctx = VerifyContext(rng=np.random.default_rng([self.seed, job_key, 2]),
-                            reexecute=lambda j, piece: execute(j, "honest", rng=np.random.default_rng(0)).output)
+                            reexecute=kind.reexecute, challenge=kind.challenge_channel(job, claims))
+        t0 = time.perf_counter()
         verdict = self.verifier.verify(job, claims, ctx)
-        flops = matmul_flops(job)
+        st.verify_s += time.perf_counter() - t0
+        flops = kind.flops(job)
         frac = max(verify_fraction(verdict.cost, flops), verify_fraction(ctx.cost, flops))
         # Schemes that meter their extra replicas as re-execution (replication)
         # had that work done by the paid replicas, not by the checker.
         frac = max(0.0, frac - (len(claims) - 1))
         reference, referee = resolve(tokens)
         if referee:
-            reference = execute(job, "honest", rng=np.random.default_rng(0), provider="referee").commitment
+            reference = kind.execute(job, "honest", rng=np.random.default_rng(0), provider="referee").commitment
             frac += 1.0
         if verdict.blame or not verdict.accepted and len(set(tokens)) <= 1:
             blame = verdict.blamed(len(claims))
@@ -150,6 +240,17 @@ class RealWork:
             blame = frozenset(i for i, t in enumerate(tokens) if t != reference)
         else:
             blame = verdict.blamed(len(claims))
+        st.checked += 1
+        st.verify_share += frac
+        for i, cheat in enumerate(cheats):
+            if cheat is None:
+                st.honest_s += seconds[i]
+                st.honest_claims += 1
+                st.false_rejects += i in blame
+            else:
+                st.cheats_checked += 1
+                st.caught += i in blame
+                st.wrong_accepted += i not in blame
         return Outcome(tokens, verdict.accepted, frac, verdict.reason, reference, blame)
 
 
@@ -165,13 +266,21 @@ class ModelledWork:
         scheme: the verifier's name (``"none"`` for no checking).
         replicas: claims the scheme needs per checked job.
         rng: the run's generator for detection draws.
+        kind: the job kind whose (kind, scheme) calibration row applies (the scheme's own row
+            where the table has none), or None for the scheme's row.
+        size: the kind's job size (None: ``n`` of each :meth:`run`).
     """
 
-    def __init__(self, table: Any, scheme: str, replicas: int, rng: np.random.Generator) -> None:
+    def __init__(self, table: Any, scheme: str, replicas: int, rng: np.random.Generator, *,
+                 kind: str | None = None, size: Any = None) -> None:
+        from vcompute.workloads.kinds import get_kind
+
         self.table = table
         self.scheme = scheme
         self._replicas = int(replicas)
         self.rng = rng
+        self.kind = None if kind is None else get_kind(kind)
+        self.size = size
         self._unique = 1000
 
     def replicas(self, n: int = 8) -> int:
@@ -182,7 +291,15 @@ class ModelledWork:
         """Probability one checked claim with this cheat (None: honest) is rejected."""
         if self.scheme == "none":
             return 0.0
+        if self.kind is not None:
+            return self.kind.detect(self.table, self.scheme, cheat or "honest")
         return self.table.detect(self.scheme, cheat or "honest")
+
+    def fraction(self, n: int) -> float:
+        """Calibrated checking work as a share of the job's compute (size ``n`` unless one is configured)."""
+        if self.kind is not None:
+            return self.kind.verify_fraction(self.table, self.scheme, self.size, n=n)
+        return self.table.verify_fraction(self.scheme, n)
 
     def run(self, *, job_key: int, n: int, cheats: Sequence[str | None], audit: bool,
             colluding: Sequence[bool] | None = None) -> Outcome:
@@ -202,7 +319,7 @@ class ModelledWork:
         tokens_t = tuple(tokens)
         if not audit or self.scheme == "none":
             return Outcome(tokens_t, None, 0.0)
-        frac = self.table.verify_fraction(self.scheme, n)
+        frac = self.fraction(n)
         if len(tokens_t) > 1:
             if all(t == tokens_t[0] for t in tokens_t):
                 return Outcome(tokens_t, True, frac, "replicas agree")

@@ -26,7 +26,7 @@ from vcompute.market.arrivals import arrival_schedule
 from vcompute.market.behaviours import CHEAT_SAVINGS, MARKET_BEHAVIOURS, CheatOffer
 from vcompute.market.calibration import default_table
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
-from vcompute.market.checks import Check, build_check
+from vcompute.market.checks import Check, build_checks, kind_metrics
 from vcompute.market.matching import MATCHERS
 from vcompute.market.metrics import Metrics
 from vcompute.market.settlement import Settlement, ledger_url
@@ -62,17 +62,8 @@ class Market:
         self.m = Metrics()
         cons, aud = params.consumers, params.auditors
         self.table = default_table(params.calibration)
-        # One check per scheme in use; job kinds without an override use cons.verifier.
-        by_scheme: dict[str, Check] = {}
-        self.checks: dict[str, Check] = {}
-        for jt in cons.mix:
-            scheme = cons.verifier_by_kind.get(jt.kind, "default")
-            scheme = cons.verifier if scheme == "default" else scheme
-            if scheme not in by_scheme:
-                vparams = cons.verifier_params if scheme == cons.verifier else {}
-                by_scheme[scheme] = build_check(scheme, vparams, mode=params.mode, table=self.table,
-                                                seed=self.seed, rng=self.rng, backend=params.real_backend)
-            self.checks[jt.kind] = by_scheme[scheme]
+        # One check per job kind of the mix (vcompute.market.checks picks each kind's scheme).
+        self.checks: dict[str, Check] = build_checks(params, table=self.table, seed=self.seed, rng=self.rng)
         adv = params.adversary
         self.adv_cheat = adv.cheat or MARKET_BEHAVIOURS.get(adv.behaviour).default_cheat
         self.settle = Settlement(ledger_url(params, self.seed), clock=lambda: self.env.now)
@@ -384,6 +375,7 @@ class Market:
         out = self.m.summary(self)
         out["ledger_supply_usd"] = supply / UNITS_PER_USD
         out["ledger_conserved"] = 1
+        out.update(kind_metrics(self.checks, timing=self.p.real_timing))  # real mode: the per-job-kind table
         if self.hybrid is not None:
             out.update(self.hybrid.summary())
         self.settle.close()

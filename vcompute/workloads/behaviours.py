@@ -1,4 +1,4 @@
-"""Provider behaviours for matmul jobs: honest and cheating.
+"""Provider behaviours for matmul jobs: honest and cheating (and the deprecated flat registry API).
 
 A behaviour turns a job into a :class:`~vcompute.core.Claim`. Cheats are
 real computations a lazy or malicious provider could run, written once
@@ -12,8 +12,14 @@ against the array API so they work on numpy, torch and JAX:
 - ``skip_k``: skips a slice (``fraction``) of the inner dimension.
 - ``random_output``: returns noise of the right shape and scale.
 
-Behaviours are registered in :data:`BEHAVIOURS`; third-party ones come in
-through the ``vcompute.behaviours`` entry-point group.
+Behaviours are registered in the one per-kind registry,
+:data:`vcompute.workloads.kinds.behaviours.BEHAVIOURS`, as ``"matmul/<name>"``;
+third-party ones come in through the ``vcompute.behaviours`` entry-point group.
+
+Deprecated: :data:`BEHAVIOURS` here is that registry re-exported, and
+:func:`execute` / :func:`behaviour` its flat, matmul-first API (a bare name
+means ``"matmul/<name>"``); use
+:meth:`vcompute.workloads.kinds.JobKind.execute` (``KINDS.get("matmul").execute(job, "skip_k", ...)``).
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ import numpy as np
 
 from vcompute.core.arrays import backend_of, from_numpy, namespace
 from vcompute.core.hashing import content_hash
-from vcompute.core.registry import Registry
 from vcompute.core.types import Claim, Job
+from vcompute.workloads.kinds.behaviours import BEHAVIOURS
 from vcompute.workloads.matmul import product
 
 __all__ = ["BEHAVIOURS", "Behaviour", "behaviour", "execute", "round_to_bfloat16"]
@@ -35,18 +41,29 @@ __all__ = ["BEHAVIOURS", "Behaviour", "behaviour", "execute", "round_to_bfloat16
 #: ``(job, rng, **params) -> output``
 Behaviour = Callable[..., Any]
 
-#: Provider behaviours by name (entry-point group ``vcompute.behaviours``).
-BEHAVIOURS: Registry = Registry("behaviour", group="vcompute.behaviours")
-
-
 def behaviour(name: str):
-    """Decorator registering a behaviour function under ``name``."""
-    return BEHAVIOURS.register(name)
+    """Deprecated: decorator registering a matmul behaviour function as ``"matmul/<name>"``.
+
+    A name with a ``/`` is registered as given (``"forward/my_cheat"``).
+    """
+    if "/" in name:
+        return BEHAVIOURS.register(name)
+
+    def deco(fn: Any) -> Any:
+        BEHAVIOURS.register(f"matmul/{name}", fn)
+        BEHAVIOURS.alias(name, f"matmul/{name}")
+        return fn
+
+    return deco
 
 
 def execute(job: Job, behaviour_name: str = "honest", *, rng: np.random.Generator,
             provider: str = "provider", **params: Any) -> Claim:
-    """Run ``job`` as a provider with the named behaviour and return its claim.
+    """Deprecated: run ``job`` as a provider with the named behaviour and return its claim.
+
+    A matmul job looks ``behaviour_name`` up in :data:`BEHAVIOURS` (a bare
+    name is a matmul behaviour); a job of another registered kind runs
+    through that kind's :meth:`~vcompute.workloads.kinds.JobKind.execute`.
 
     Args:
         job: the job (its ``kind`` must be one the behaviour handles).
@@ -58,6 +75,13 @@ def execute(job: Job, behaviour_name: str = "honest", *, rng: np.random.Generato
     Raises:
         UnknownPluginError: for an unknown behaviour name.
     """
+    if isinstance(job, Job) and job.kind != "matmul":
+        from vcompute.workloads.kinds import kind_of_job
+
+        kind = kind_of_job(job)
+        if kind is not None:
+            name = behaviour_name.split("/", 1)[1] if behaviour_name.startswith(f"{kind.name}/") else behaviour_name
+            return kind.execute(job, name, rng=rng, provider=provider, **params)
     fn = BEHAVIOURS.get(behaviour_name)
     out = fn(job, rng, **params)
     meta = {"behaviour": behaviour_name}
@@ -72,7 +96,6 @@ def _ab(job: Job) -> tuple[Any, Any]:
     return job.inputs["a"], job.inputs["b"]
 
 
-@behaviour("honest")
 def honest(job: Job, rng: np.random.Generator) -> Any:
     """The correct product."""
     a, b = _ab(job)
@@ -92,7 +115,6 @@ def _set_entry(c: Any, i: int, j: int, value: float) -> Any:
     return c
 
 
-@behaviour("corrupt_entry")
 def corrupt_entry(job: Job, rng: np.random.Generator, *, magnitude: float = 0.05) -> Any:
     """The correct product with one random entry off by ``magnitude`` x RMS(C)."""
     a, b = _ab(job)
@@ -118,7 +140,6 @@ def round_to_bfloat16(x: Any) -> Any:
     return xp.astype(xp.astype(x, xp.bfloat16), xp.float32)
 
 
-@behaviour("low_precision")
 def low_precision(job: Job, rng: np.random.Generator, *, precision: str = "bfloat16") -> Any:
     """Computes in ``precision`` (bfloat16 or float16) and returns the claimed dtype."""
     a, b = _ab(job)
@@ -134,7 +155,6 @@ def low_precision(job: Job, rng: np.random.Generator, *, precision: str = "bfloa
     raise ValueError(f"low_precision supports precision 'bfloat16' or 'float16', got {precision!r}")
 
 
-@behaviour("skip_k")
 def skip_k(job: Job, rng: np.random.Generator, *, fraction: float = 0.1) -> Any:
     """Skips a random contiguous ``fraction`` of the inner dimension."""
     if not 0.0 < fraction <= 1.0:
@@ -152,7 +172,6 @@ def skip_k(job: Job, rng: np.random.Generator, *, fraction: float = 0.1) -> Any:
     return product(xp.take(a, idx, axis=1), xp.take(b, idx, axis=0))
 
 
-@behaviour("random_output")
 def random_output(job: Job, rng: np.random.Generator) -> Any:
     """Noise with the shape, dtype and scale of an honest product, at no compute."""
     a, b = _ab(job)
@@ -163,10 +182,3 @@ def random_output(job: Job, rng: np.random.Generator) -> Any:
     noise = rng.standard_normal((m, n)) * std
     xp = namespace(a)
     return xp.astype(from_numpy(noise.astype(np.float32), backend_of(a), like=a), a.dtype)
-
-
-# The matmul adversary suite (vcompute.workloads.matmul_adversaries), registered by path.
-for _name in ("cancelling_pair", "rank_one", "low_precision_fp8", "replay", "nan_inject", "inf_inject",
-              "shape_lie", "dtype_lie"):
-    BEHAVIOURS.register(_name, f"vcompute.workloads.matmul_adversaries:{_name}")
-del _name

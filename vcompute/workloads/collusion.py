@@ -9,7 +9,7 @@
 - ``nan_output`` and ``wrong_shape``: malformed answers a replication
   verifier must count as disagreeing without crashing.
 
-Registered in :data:`vcompute.workloads.behaviours.BEHAVIOURS` by path.
+Registered as ``matmul/<name>`` in :data:`vcompute.workloads.kinds.behaviours.BEHAVIOURS` by path.
 """
 
 from __future__ import annotations

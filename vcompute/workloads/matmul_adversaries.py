@@ -33,7 +33,8 @@ from vcompute.workloads.matmul import product
 __all__ = ["ADVERSARIES", "cancelling_pair", "rank_one", "low_precision_fp8", "replay",
            "nan_inject", "inf_inject", "shape_lie", "dtype_lie", "round_mantissa"]
 
-#: Names of the adversaries defined here (registered in ``BEHAVIOURS``).
+#: Names of the adversaries defined here (deprecated list: they are registered as ``matmul/<name>``
+#: in :data:`vcompute.workloads.kinds.behaviours.BEHAVIOURS`).
 ADVERSARIES = ("cancelling_pair", "rank_one", "low_precision_fp8", "replay", "nan_inject",
                "inf_inject", "shape_lie", "dtype_lie")
 

@@ -29,7 +29,8 @@ __all__ = ["torch_mlp", "torch_transformer_block", "jax_mlp", "jax_transformer_b
            "torch_linear_layers",
            "jax_provider", "eval_jaxpr_layers", "LAYER_PRIMITIVES", "MODEL_BEHAVIOURS"]
 
-#: Provider behaviours for whole-model jobs.
+#: Behaviours of :func:`torch_provider` / :func:`jax_provider` (deprecated as a list of provider
+#: behaviours: the registry is :data:`vcompute.workloads.kinds.behaviours.BEHAVIOURS`, ``forward/<name>``).
 MODEL_BEHAVIOURS = ("honest", "swap_weights", "low_precision")
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from vcompute.market.config import MarketParams
 
-__all__ = ["MarketHybrid", "MarketRun"]
+__all__ = ["KIND_METRICS", "MarketHybrid", "MarketRun"]
 
 
 #: Metrics of every market run (:meth:`vcompute.market.metrics.Metrics.summary`, the adaptive
@@ -30,15 +30,23 @@ _RUN_METRICS = (
 )
 
 
+#: Real mode's per-job-kind metrics (``<name>_<kind>``, :meth:`vcompute.market.fidelity.KindStats.summary`;
+#: the last two only with ``real_timing``).
+KIND_METRICS = ("real_jobs", "verify_flops_share", "detection", "wrong_accepted", "jobs_per_s", "verify_over_compute")
+
+
 class _MarketMetrics:
     """``MarketRun.metrics``: the fixed metrics plus ``profit_B`` / ``cheat_rate_B`` for every market
-    behaviour ``B`` registered when it is read (so a plugin behaviour's metrics are declared too)."""
+    behaviour ``B`` and the per-kind table (:data:`KIND_METRICS`) for every job kind registered when
+    it is read (so a plugin behaviour's or job kind's metrics are declared too)."""
 
     def __get__(self, obj: object, owner: type | None = None) -> tuple[str, ...]:
         from vcompute.market.behaviours import MARKET_BEHAVIOURS
+        from vcompute.workloads.kinds import KINDS
 
         groups = sorted(set(MARKET_BEHAVIOURS.names()) | {"honest"})
-        return _RUN_METRICS + tuple(f"{m}_{g}" for g in groups for m in ("profit", "cheat_rate"))
+        return (_RUN_METRICS + tuple(f"{m}_{g}" for g in groups for m in ("profit", "cheat_rate"))
+                + tuple(f"{m}_{k}" for k in KINDS.names() for m in KIND_METRICS))
 
 
 class MarketRun:
@@ -47,7 +55,8 @@ class MarketRun:
     Grid keys reach into the nested parameters with dots, e.g.
     ``"consumers.audit_p" = [0.01, 0.1]`` or ``"adversary.behaviour" = ["lazy", "strategic"]``.
     Metrics are listed in :mod:`vcompute.market.metrics` (and all of their names in
-    ``MarketRun.metrics``); every run also
+    ``MarketRun.metrics``); a real-mode run adds the per-job-kind table
+    (:data:`KIND_METRICS`, e.g. ``jobs_per_s_forward``); every run also
     checks that the ledger conserved money (``ledger_conserved = 1``) and
     fails otherwise.
 

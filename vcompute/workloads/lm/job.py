@@ -5,8 +5,8 @@ parameters and ``max_new_tokens``; its inputs are the prompt and the
 float32 master weights (a bf16 or fp16 job casts them, exactly). A claim
 carries the tokens as ``output`` and the proof as ``evidence["proof"]``.
 Provider behaviours are ``(job, rng, *, key, **params) -> Generation``,
-registered as ``generate.<name>`` in
-:data:`~vcompute.workloads.behaviours.BEHAVIOURS`; :func:`run_generate` runs
+registered as ``generate/<name>`` in
+:data:`~vcompute.workloads.kinds.behaviours.BEHAVIOURS`; :func:`run_generate` runs
 one and returns the signed claim.
 
 Example:
@@ -32,7 +32,8 @@ from vcompute.workloads.lm.sampling import SamplingParams
 
 __all__ = ["make_generate_job", "model_of", "sampling_of", "prompt_of", "run_generate", "GENERATE_BEHAVIOURS"]
 
-#: Provider behaviours of generate jobs (module:attr paths; registered as ``generate.<name>``).
+#: Deprecated list of the generate kind's provider behaviours (module:attr paths); the registry is
+#: :data:`~vcompute.workloads.kinds.behaviours.BEHAVIOURS` (``generate/<name>``).
 GENERATE_BEHAVIOURS = {
     "honest": "vcompute.workloads.lm.adversaries:honest",
     "other_model": "vcompute.workloads.lm.adversaries:other_model",
@@ -142,12 +143,13 @@ def run_generate(job: Job, behaviour: str = "honest", *, rng: np.random.Generato
         ValueError: for an unknown behaviour.
     """
     from vcompute.core.signing import key_from_name
-    from vcompute.workloads.behaviours import BEHAVIOURS
+    from vcompute.workloads.kinds.behaviours import BEHAVIOURS
 
     _check_job(job)
-    if behaviour not in GENERATE_BEHAVIOURS:
-        raise ValueError(f"unknown generate behaviour {behaviour!r}; known: {', '.join(GENERATE_BEHAVIOURS)}")
-    gen = BEHAVIOURS.get(f"generate.{behaviour}")(job, rng, key=key or key_from_name(provider), **params)
+    if type(behaviour) is not str or f"generate/{behaviour}" not in BEHAVIOURS:
+        raise ValueError(f"unknown generate behaviour {behaviour!r}; known: "
+                         f"{', '.join(BEHAVIOURS.of_kind('generate'))}")
+    gen = BEHAVIOURS.of("generate", behaviour)(job, rng, key=key or key_from_name(provider), **params)
     out = gen.tokens
     commitment = content_hash(out) if isinstance(out, np.ndarray) and out.dtype.kind in "iuf" else None
     return Claim(job_id=job.id, provider=provider, output=out, commitment=commitment,
