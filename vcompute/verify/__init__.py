@@ -26,7 +26,7 @@ from vcompute.verify.replication.spotcheck import KnownAnswers, SpotCheck
 VERIFIERS: Registry = Registry("verifier", group="vcompute.verifiers")
 VERIFIERS.register("freivalds", Freivalds)
 VERIFIERS.register("generate", "vcompute.verify.inference:GenerationVerifier")
-VERIFIERS.register("model", "vcompute.verify.model.job:ModelVerifier")
+VERIFIERS.register("model", "vcompute.verify.freivalds.model.job:ModelVerifier")
 VERIFIERS.register("pol", "vcompute.verify.pol:PoLVerifier")
 VERIFIERS.register("replication", "vcompute.verify.replication:Replication")
 VERIFIERS.register("spotcheck", "vcompute.verify.replication.spotcheck:SpotCheck")

@@ -16,7 +16,7 @@ kind           behaviour signature                                 defined in
                                                                    :mod:`~vcompute.workloads.collusion`
 ``forward``    ``(job, rng, **params) -> (output, trace)``         :mod:`vcompute.workloads.kinds.forward`
 ``generate``   ``(job, rng, *, key, **params) -> Generation``      :mod:`vcompute.workloads.lm.adversaries`
-``train``      ``(job, provider, rng, **params) -> Spoof``         :mod:`vcompute.verify.pol.adversaries`
+``train``      ``(job, provider, rng, **params) -> Spoof``         :mod:`vcompute.workloads.training.pol.adversaries`
 =============  ==================================================  ==========================================
 
 Third-party behaviours come in through the ``vcompute.behaviours``
@@ -128,5 +128,5 @@ for _name in _GENERATE:
 # a path, not an import, so workloads import nothing from verify.
 for _name in ("honest", "replay", "interpolate", "truncate", "hparam_lie", "data_substitution", "zhang", "fang",
               "fang_hparams", "swap_final", "low_precision"):
-    BEHAVIOURS.register(f"train/{_name}", f"vcompute.verify.pol.adversaries:{_name}")
+    BEHAVIOURS.register(f"train/{_name}", f"vcompute.workloads.training.pol.adversaries:{_name}")
 del _name, _mod

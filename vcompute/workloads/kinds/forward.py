@@ -5,7 +5,7 @@ the batch ``x`` and the consumer's float32 weights (trusted: the verifier
 rebuilds the module from them, :func:`module_of`). A claim's output is the
 model output; its evidence ``{"trace": {layer: [output per call]}}`` holds
 every linear layer's output, which the whole-model Freivalds verifier
-(``"model"``, :class:`~vcompute.verify.model.ModelVerifier`) checks layer by layer.
+(``"model"``, :class:`~vcompute.verify.freivalds.model.job.ModelVerifier`) checks layer by layer.
 
 Behaviours (``(job, rng, **params) -> (output, trace)``):
 

@@ -3,7 +3,7 @@
 The job carries the consumer's weights and the input batch
 (:class:`~vcompute.workloads.kinds.forward.ForwardKind`); each claim carries
 the model output and ``evidence["trace"]`` (every linear layer's output).
-Each claim is checked on its own by :class:`~vcompute.verify.model.TorchModelVerifier`
+Each claim is checked on its own by :class:`~vcompute.verify.freivalds.model.TorchModelVerifier`
 with challenges from ``ctx.rng``; the verdict accepts when every claim
 passes and blames each one that fails. Soundness and cost: ``proofs/freivalds.md``
 (claims V2-V5).
@@ -64,7 +64,7 @@ class ModelVerifier:
             ValueError: if ``job`` is not a forward job or no claim is given (the caller's misuse).
         """
         from vcompute.verify.freivalds import Freivalds
-        from vcompute.verify.model._torch import TorchModelVerifier
+        from vcompute.verify.freivalds.model._torch import TorchModelVerifier
         from vcompute.workloads.kinds.forward import input_of, module_of
 
         module = module_of(job)  # raises ValueError for another kind of job
