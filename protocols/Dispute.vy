@@ -89,6 +89,8 @@ event Settled:
 
 claims: public(HashMap[bytes32, Claim])
 games: public(HashMap[bytes32, Game])
+# who won the game that SLASHED a claim (empty: nobody proved the last step); read by JobEscrow
+winner: public(HashMap[bytes32, address])
 credits: public(HashMap[address, uint256])
 held: public(uint256)
 burned: public(uint256)
@@ -175,6 +177,7 @@ def _settle(claim_id: bytes32, claimant_won: bool, how: uint8):
     else:
         self._credit_win(g.challenger, c.bond, c.bond)
         self.claims[claim_id].state = SLASHED
+        self.winner[claim_id] = g.challenger
         log Settled(claim_id=claim_id, winner=g.challenger, loser=c.claimant, how=how)
 
 
@@ -331,6 +334,14 @@ def timeout(claim_id: bytes32):
             self.credits[self.treasury] += share
         self.claims[claim_id].state = SLASHED
         log Settled(claim_id=claim_id, winner=empty(address), loser=empty(address), how=3)
+
+
+@view
+@external
+def outcome(claim_id: bytes32) -> (uint8, address, bytes32, bytes32, uint256, address):
+    """What an escrow settles on: ``(state, claimant, job_id, result, deadline, winner)`` of a claim."""
+    c: Claim = self.claims[claim_id]
+    return c.state, c.claimant, c.job_id, c.result, c.deadline, self.winner[claim_id]
 
 
 @external
