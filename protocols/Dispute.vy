@@ -12,6 +12,10 @@
         Freivalds over F_p (p = 2^127 - 1), r derived from a blockhash fixed
         after both roots. The loser's bond goes to the winner, less a
         configurable share that goes to the treasury (burned if none).
+        A float32 job (commit_float) is decided instead by FloatStep.vy: the caller
+        opens one output element, whose dot product is recomputed exactly and each
+        party's value checked against the operator's rounding bound; a float game
+        whose last step nobody shows out of bound goes to the claimant.
         Money leaves only through withdraw() (pull payments).
         Revert reasons start with "state:", "unauthorized:", "timeout:", "value:".
 """
@@ -38,6 +42,18 @@ STATE_TAG: constant(uint256) = 2  # domain tag "vcd-state"
 T8_TAG: constant(uint256) = 3  # domain tag "vcd-i8"
 T32_TAG: constant(uint256) = 4  # domain tag "vcd-i32"
 OP_TAG: constant(uint256) = 5  # domain tag "vcd-op"
+FJOB_TAG: constant(uint256) = 6  # a float32 job id
+FSTATE_TAG: constant(uint256) = 7  # a float32 state: Merkle root over its rows
+FROW_TAG: constant(uint256) = 8  # one float32 row (or operator column)
+FOP_TAG: constant(uint256) = 9  # a float32 operator: Merkle root over its columns, and its u_bits
+MAX_FW: constant(uint256) = MAX_DIM // 8  # float32 words of one row (8 lanes a word)
+# claim kinds: how the last step is decided
+INT8: constant(uint8) = 0
+FLOAT32: constant(uint8) = 1
+
+interface FloatStep:
+    def within(x: DynArray[uint256, MAX_FW], w: DynArray[uint256, MAX_FW], k: uint256, u_bits: uint256,
+               zc: uint256, zd: uint256) -> (bool, bool): view
 
 struct Claim:
     claimant: address
@@ -51,6 +67,7 @@ struct Claim:
     window: uint256
     deadline: uint256
     state: uint8
+    kind: uint8
 
 struct Game:
     challenger: address
@@ -101,10 +118,13 @@ arity: public(uint256)
 # the claimant's openings of the current round, compared with the challenger's
 claimant_points: HashMap[bytes32, DynArray[bytes32, MAX_ARITY - 1]]
 min_bond: public(uint256)
+# the float32 step checker (FloatStep.vy); empty: float jobs cannot be committed
+float_step: public(address)
 
 
 @deploy
-def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bond: uint256, arity: uint256):
+def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bond: uint256, arity: uint256,
+             float_step: address):
     assert burn_bps <= 10000, "value: burn_bps is at most 10000"
     assert move_timeout > 0, "value: move_timeout must be positive"
     self.treasury = treasury
@@ -113,6 +133,7 @@ def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bo
     self.min_bond = min_bond
     assert arity >= 2 and arity <= MAX_ARITY, "value: arity must be in 2..MAX_ARITY"
     self.arity = arity
+    self.float_step = float_step
 
 
 @pure
@@ -120,6 +141,13 @@ def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bo
 def job_id_of(ops_root: bytes32, input_digest: bytes32, n_layers: uint256) -> bytes32:
     """The job id a claim must name: sha256 of its spec (operators, input, depth)."""
     return sha256(abi_encode(JOB_TAG, ops_root, input_digest, n_layers))
+
+
+@pure
+@external
+def float_job_id_of(ops_root: bytes32, input_digest: bytes32, n_layers: uint256) -> bytes32:
+    """The job id of a float32 job (another domain tag: a claim cannot pass one kind for the other)."""
+    return sha256(abi_encode(FJOB_TAG, ops_root, input_digest, n_layers))
 
 
 @pure
@@ -181,16 +209,14 @@ def _settle(claim_id: bytes32, claimant_won: bool, how: uint8):
         log Settled(claim_id=claim_id, winner=g.challenger, loser=c.claimant, how=how)
 
 
-@external
+@internal
 @payable
-@nonreentrant
-def commit(ops_root: bytes32, input_digest: bytes32, n_layers: uint256, root: bytes32, result: bytes32,
-           result_proof: DynArray[bytes32, MAX_DEPTH], window: uint256) -> bytes32:
-    """Commit a trace root (n_layers + 1 leaves: input, then each layer's state) and its result leaf, with a bond."""
+def _commit(kind: uint8, ops_root: bytes32, input_digest: bytes32, n_layers: uint256, root: bytes32,
+            result: bytes32, result_proof: DynArray[bytes32, MAX_DEPTH], window: uint256) -> bytes32:
     assert n_layers > 0 and n_layers < 2**32, "value: n_layers must be in 1..2**32-1"
     assert window > 0, "value: the challenge window must be positive"
     assert msg.value >= self.min_bond and msg.value > 0, "value: the bond is below min_bond"
-    job_id: bytes32 = sha256(abi_encode(JOB_TAG, ops_root, input_digest, n_layers))
+    job_id: bytes32 = sha256(abi_encode(JOB_TAG if kind == INT8 else FJOB_TAG, ops_root, input_digest, n_layers))
     claim_id: bytes32 = sha256(abi_encode(job_id, msg.sender))
     assert self.claims[claim_id].state == UNUSED, "state: this claimant already committed for this job"
     assert self._merkle_ok(root, result, n_layers, result_proof, n_layers + 1), \
@@ -198,10 +224,41 @@ def commit(ops_root: bytes32, input_digest: bytes32, n_layers: uint256, root: by
     self.claims[claim_id] = Claim(claimant=msg.sender, job_id=job_id, ops_root=ops_root,
                                   input_digest=input_digest, n_layers=n_layers, root=root, result=result,
                                   bond=msg.value, window=window, deadline=block.timestamp + window,
-                                  state=COMMITTED)
+                                  state=COMMITTED, kind=kind)
     self.held += msg.value
     log Committed(claim_id=claim_id, claimant=msg.sender, root=root)
     return claim_id
+
+
+@internal
+def _forfeit_both(claim_id: bytes32):
+    share: uint256 = 2 * self.claims[claim_id].bond
+    if self.treasury == empty(address):
+        self.burned += share
+        self.held -= share
+    else:
+        self.credits[self.treasury] += share
+    self.claims[claim_id].state = SLASHED
+    log Settled(claim_id=claim_id, winner=empty(address), loser=empty(address), how=3)
+
+
+@external
+@payable
+@nonreentrant
+def commit(ops_root: bytes32, input_digest: bytes32, n_layers: uint256, root: bytes32, result: bytes32,
+           result_proof: DynArray[bytes32, MAX_DEPTH], window: uint256) -> bytes32:
+    """Commit a trace root (n_layers + 1 leaves: input, then each layer's state) and its result leaf, with a bond."""
+    return self._commit(INT8, ops_root, input_digest, n_layers, root, result, result_proof, window)
+
+
+@external
+@payable
+@nonreentrant
+def commit_float(ops_root: bytes32, input_digest: bytes32, n_layers: uint256, root: bytes32, result: bytes32,
+                 result_proof: DynArray[bytes32, MAX_DEPTH], window: uint256) -> bytes32:
+    """Commit the trace root of a float32 job (its last step decided by ``decide_float``), with a bond."""
+    assert self.float_step != empty(address), "state: no float step checker"
+    return self._commit(FLOAT32, ops_root, input_digest, n_layers, root, result, result_proof, window)
 
 
 @internal
@@ -323,17 +380,13 @@ def timeout(claim_id: bytes32):
         self._settle(claim_id, False, 2)
     elif g.phase == CHALLENGER_REVEALS:
         self._settle(claim_id, True, 2)
+    elif self.claims[claim_id].kind == FLOAT32:
+        # float states are not unique: a last step nobody showed out of bound stands, and the
+        # claimant's step is the one a challenger had to show wrong (Dispute.md, "Float steps")
+        self._settle(claim_id, True, 2)
     else:
         # neither party proved its output of the last step: neither is honest; both bonds forfeit
-        c: Claim = self.claims[claim_id]
-        share: uint256 = 2 * c.bond
-        if self.treasury == empty(address):
-            self.burned += share
-            self.held -= share
-        else:
-            self.credits[self.treasury] += share
-        self.claims[claim_id].state = SLASHED
-        log Settled(claim_id=claim_id, winner=empty(address), loser=empty(address), how=3)
+        self._forfeit_both(claim_id)
 
 
 @view
@@ -372,6 +425,7 @@ def decide(claim_id: bytes32, rows: uint256, k: uint256, m: uint256, sh: uint256
     c: Claim = self.claims[claim_id]
     assert g.phase == ONE_STEP, "state: the bisection has not reached one step"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
+    assert c.kind == INT8, "value: float claim; call decide_float"
     assert rows > 0 and k > 0 and m > 0 and rows <= MAX_DIM and k <= MAX_DIM and m <= MAX_DIM, \
         "value: dimensions must be in 1..MAX_DIM"
     assert k % 32 == 0 and m % 32 == 0, "value: k and m must be multiples of 32"
@@ -544,6 +598,69 @@ def decide(claim_id: bytes32, rows: uint256, k: uint256, m: uint256, sh: uint256
         rhs = (rhs + 2147483648 * (P - rsum)) % P
         assert lhs == rhs, "value: Freivalds check failed: z != x w"
     self._settle(claim_id, out == g.claimant_hi, 1)
+
+
+@pure
+@internal
+def _row_digest(words: DynArray[uint256, MAX_FW], n: uint256) -> bytes32:
+    return sha256(abi_encode(FROW_TAG, n, words))
+
+
+@pure
+@internal
+def _lane(words: DynArray[uint256, MAX_FW], j: uint256) -> uint256:
+    return (words[j // 8] >> (32 * (j % 8))) & 4294967295
+
+
+@external
+@nonreentrant
+def decide_float(claim_id: bytes32, rows: uint256, k: uint256, m: uint256, u_bits: uint256, i: uint256, j: uint256,
+                 x_row: DynArray[uint256, MAX_FW], x_root: bytes32, x_proof: DynArray[bytes32, MAX_DEPTH],
+                 w_col: DynArray[uint256, MAX_FW], w_root: bytes32, w_proof: DynArray[bytes32, MAX_DEPTH],
+                 op_proof: DynArray[bytes32, MAX_DEPTH],
+                 c_row: DynArray[uint256, MAX_FW], c_root: bytes32, c_proof: DynArray[bytes32, MAX_DEPTH],
+                 d_row: DynArray[uint256, MAX_FW], d_root: bytes32, d_proof: DynArray[bytes32, MAX_DEPTH]):
+    """Decide a float32 last step at output element (i, j): row i of the agreed input x (rows x k),
+    column j of layer hi's operator w (k x m), and row i of each party's output (c: the claimant's,
+    d: the challenger's), each opened against its commitment. A party whose element is outside the
+    operator's rounding bound (FloatStep.vy) loses; both outside: both bonds forfeit; both inside:
+    refused (this element proves nothing). Anyone may call.
+    """
+    assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
+    g: Game = self.games[claim_id]
+    c: Claim = self.claims[claim_id]
+    assert g.phase == ONE_STEP, "state: the bisection has not reached one step"
+    assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
+    assert c.kind == FLOAT32, "value: int8 claim; call decide"
+    assert rows > 0 and rows <= MAX_DIM and k > 0 and k <= MAX_DIM and m > 0 and m <= MAX_DIM, \
+        "value: dimensions out of range"
+    assert k % 8 == 0 and m % 8 == 0, "value: k, m not multiples of 8"
+    assert i < rows and j < m, "value: no such element"
+    assert len(x_row) == k // 8 and len(w_col) == k // 8 and len(c_row) == m // 8 and len(d_row) == m // 8, \
+        "value: row lengths"
+    assert sha256(abi_encode(FSTATE_TAG, rows, k, x_root)) == g.agreed, "value: x is not agreed"
+    assert self._merkle_ok(x_root, self._row_digest(x_row, k), i, x_proof, rows), \
+        "value: x_row opening"
+    assert self._merkle_ok(c.ops_root, sha256(abi_encode(FOP_TAG, k, m, u_bits, w_root)), g.hi - 1, op_proof,
+                           c.n_layers), "value: w is not the operator"
+    assert self._merkle_ok(w_root, self._row_digest(w_col, k), j, w_proof, m), \
+        "value: w_col opening"
+    assert sha256(abi_encode(FSTATE_TAG, rows, m, c_root)) == g.claimant_hi \
+        and self._merkle_ok(c_root, self._row_digest(c_row, m), i, c_proof, rows), \
+        "value: c_row opening"
+    assert sha256(abi_encode(FSTATE_TAG, rows, m, d_root)) == g.challenger_hi \
+        and self._merkle_ok(d_root, self._row_digest(d_row, m), i, d_proof, rows), \
+        "value: d_row opening"
+    ok_c: bool = False
+    ok_d: bool = False
+    ok_c, ok_d = staticcall FloatStep(self.float_step).within(x_row, w_col, k, u_bits, self._lane(c_row, j),
+                                                             self._lane(d_row, j))
+    assert not (ok_c and ok_d), "value: both within bound"
+    if ok_c or ok_d:
+        self._settle(claim_id, ok_c, 1)
+        return
+    # neither output is within the bound: neither party computed this step
+    self._forfeit_both(claim_id)
 
 
 @external

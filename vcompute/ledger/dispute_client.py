@@ -43,7 +43,7 @@ def _address(name: str) -> str:
 
 
 class DisputeChain:
-    """``Dispute.vy`` deployed on a fresh in-process revm.
+    """``Dispute.vy`` (with its float step checker ``FloatStep.vy``) deployed on a fresh in-process revm.
 
     Args:
         treasury: the account name that receives the loser's burned share, or ``None`` to burn it.
@@ -67,15 +67,19 @@ class DisputeChain:
         self.time = 1_700_000_000
         self.number = 1
         self._set_block()
+        self.evm.set_balance(_DEPLOYER, 10**30)
+        self._abis: dict[str, dict[str, Any]] = {}
+        self._at: dict[str, str] = {}
+        float_step = self.deploy("FloatStep", as_="float_step")
         build = build if build is not None else load_contract("Dispute")
         ctor = next(f for f in build["abi"] if f.get("type") == "constructor")
-        args = [self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps, move_timeout, min_bond, arity]
+        args = [self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps, move_timeout, min_bond, arity,
+                float_step]
         code = bytes.fromhex(build["bytecode"].removeprefix("0x")) + encode(
             [i["type"] for i in ctor["inputs"]], args)
-        self.evm.set_balance(_DEPLOYER, 10**30)
         self.contract = self.evm.deploy(_DEPLOYER, code)
-        self._abis = {"dispute": {f["name"]: f for f in build["abi"] if f.get("type") == "function"}}
-        self._at = {"dispute": self.contract}
+        self._abis["dispute"] = {f["name"]: f for f in build["abi"] if f.get("type") == "function"}
+        self._at["dispute"] = self.contract
         self.last_gas = 0
         #: The winner's address in the last Settled event (the zero address: nobody won).
         self.last_settled = ""
@@ -285,8 +289,9 @@ def play(chain: DisputeChain, claimant: Any, challenger: Any, *, ops_root: bytes
     for who in (claimant, challenger):
         chain.fund(who.name, 100 * bond + 10**20)
     root, result, proof = claimant.commitment()
-    claim_id = chain.call(claimant.name, "commit", ops_root, input_state, n, root, result, proof, window,
+    claim_id = chain.call(claimant.name, claimant.commit_fn, ops_root, input_state, n, root, result, proof, window,
                           value=bond)
+    challenger.prepare(claimant)
     c_root, c_result, c_proof = challenger.commitment()
     chain.call(challenger.name, "dispute", claim_id, c_root, c_result, c_proof, value=bond)
     return referee(chain, claim_id, claimant, challenger, gas=chain.last_gas)
@@ -315,12 +320,12 @@ def referee(chain: DisputeChain, claim_id: bytes, claimant: Any, challenger: Any
         lo, hi, phase = g["lo"], g["hi"], g["phase"]
         moved = False
         if phase == _ONE_STEP:
-            for who in (claimant, challenger):
-                args = who.prove_step(hi)
+            for who, other in ((claimant, challenger), (challenger, claimant)):
+                args = who.prove_step(hi, opponent=other, claimant=who is claimant)
                 if args is None:
                     continue
                 try:
-                    chain.call(who.name, "decide", claim_id, *args.values())
+                    chain.call(who.name, who.decide_fn, claim_id, *args.values())
                 except ContractRevert:
                     refused += 1
                     continue

@@ -84,7 +84,8 @@ def play_job(chain: DisputeChain, provider: Any, challenger: Any | None, *, ops_
         The :class:`JobOutcome`.
     """
     n = provider.n_layers
-    spec = chain.view("job_id_of", ops_root, input_state, n)
+    spec_fn = "float_job_id_of" if provider.commit_fn == "commit_float" else "job_id_of"
+    spec = chain.view(spec_fn, ops_root, input_state, n)
     # the block number is new at every transaction: one job id per call on this chain
     job = hashlib.sha256(b"vcompute-escrow-job" + spec + chain.number.to_bytes(8, "big")).digest()
     for who in (provider.name, consumer, *([challenger.name] if challenger else [])):
@@ -93,11 +94,12 @@ def play_job(chain: DisputeChain, provider: Any, challenger: Any | None, *, ops_
                value=payment, on="escrow")
     chain.call(provider.name, "accept", job, value=stake, on="escrow")
     root, result, proof = provider.commitment()
-    claim = chain.call(provider.name, "commit", ops_root, input_state, n, root, result, proof,
+    claim = chain.call(provider.name, provider.commit_fn, ops_root, input_state, n, root, result, proof,
                        challenge_window + chain.view("move_timeout"), value=bond)
     chain.call(provider.name, "commit_claim", job, claim, on="escrow")
     game, refused = None, 0
     if challenger is not None:
+        challenger.prepare(provider)
         chain.call(challenger.name, "dispute", claim, *challenger.commitment(), value=bond)
         try:
             chain.call("anyone", "finalize", job, on="escrow")

@@ -113,6 +113,9 @@ class Player:
     strategy: str
     trace: Trace
     honest_trace: Trace
+    #: The contract functions this player's claims use.
+    commit_fn = "commit"
+    decide_fn = "decide"
 
     @property
     def honest(self) -> bool:
@@ -129,6 +132,9 @@ class Player:
         t = self.trace.tree
         return t.root, self.trace.leaves[-1], t.proof(self.n_layers)
 
+    def prepare(self, claimant: Player) -> None:
+        """Before disputing ``claimant``: nothing to do, int8 states are unique (float players adopt)."""
+
     def reveal(self, points: list[int]) -> list[tuple[list[bytes], list[list[bytes]]]]:
         """The openings it tries at the cut ``points``, in order: ``(leaves, paths)`` each (empty: it does not move)."""
         t = self.trace.tree
@@ -140,8 +146,14 @@ class Player:
             return [([self.honest_trace.leaves[i] for i in points], paths)]
         return [([self.trace.leaves[i] for i in points], paths)]
 
-    def prove_step(self, hi: int) -> dict[str, Any] | None:
-        """Its arguments for ``decide`` on layer ``hi`` (``None`` if it does not move)."""
+    def prove_step(self, hi: int, *, opponent: Any = None, claimant: bool = True) -> dict[str, Any] | None:
+        """Its arguments for ``decide`` on layer ``hi`` (``None`` if it does not move).
+
+        Args:
+            hi: the disputed state.
+            opponent: unused: an int8 step is proved from this player's own trace.
+            claimant: unused, for the same reason.
+        """
         if self.strategy == "absent":
             return None
         net = self.trace.net

@@ -1,0 +1,201 @@
+"""Players of the float32 dispute game: valid results (honest, drifted) and the liars they must beat.
+
+A float32 step has no unique honest answer, so "honest" means *within the
+operator's rounding bound* (:func:`~vcompute.verify.dispute.float_trace.within`).
+Strategies (:data:`FLOAT_STRATEGIES`):
+
+- ``honest``: its own float32 trace as claimant; as challenger it adopts
+  the claimant's valid steps (:func:`~vcompute.verify.dispute.float_trace.adopt`),
+  so it disputes only at a step it can show out of bound;
+- ``drift``: a valid trace with other bits (float64 accumulation, then a few
+  elements nudged by one ulp): another honest machine. As a challenger it is
+  a griefer whose every step is valid, and it must lose;
+- ``lie_one``: one element of one layer off by more than its own magnitude,
+  carried forward;
+- ``lie_edge``: one element just outside the bound (twice the bound from the
+  exact value): the sharpest lie the contract must still catch;
+- ``lie_last``: every state valid except the result;
+- ``absent``: a wrong trace, then no move;
+- ``bad_openings``: a wrong trace that opens the honest leaves with its own paths.
+
+A valid player proves a last step by opening one element of the opponent's
+output that is out of bound (it reads the opponent's states: they are
+delivered with a result, as PoL checkpoints are); a liar never moves there.
+
+Example:
+    >>> from vcompute.verify.dispute.float_trace import FloatNet
+    >>> net = FloatNet.random(dims=(16, 16, 16), rows=2, seed=0)
+    >>> x0 = net.random_input(seed=1)
+    >>> make_float_player("lie_one", net, x0, seed=0).trace.leaves[-1] != make_float_player(
+    ...     "honest", net, x0, seed=0).trace.leaves[-1]
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vcompute.verify.dispute.float_trace import (FloatNet, FloatTrace, rows_tree, adopt, bad_elements,
+                                                 pack_float32)
+
+__all__ = ["FLOAT_STRATEGIES", "FLOAT_LYING", "FLOAT_VALID", "FloatPlayer", "make_float_player",
+           "corrupt_float_trace", "drift_trace"]
+
+#: Every strategy a float player may follow.
+FLOAT_STRATEGIES = ("honest", "drift", "lie_one", "lie_edge", "lie_last", "absent", "bad_openings")
+#: The strategies whose every step is within the bound.
+FLOAT_VALID = ("honest", "drift")
+#: The strategies whose trace has a step out of bound.
+FLOAT_LYING = tuple(s for s in FLOAT_STRATEGIES if s not in FLOAT_VALID)
+
+
+def drift_trace(net: FloatNet, x0: np.ndarray, *, seed: int) -> FloatTrace:
+    """A valid trace with other bits than :meth:`FloatTrace.execute`: another machine's honest pass."""
+    rng = np.random.default_rng(seed)
+    states, x = [], x0
+    for l in range(1, net.n_layers + 1):
+        y = (x.astype(np.float64) @ net.weights[l - 1].astype(np.float64)).astype(np.float32)
+        for _ in range(3):
+            i, j = int(rng.integers(y.shape[0])), int(rng.integers(y.shape[1]))
+            y[i, j] = np.nextafter(y[i, j], np.float32(np.inf) if rng.random() < 0.5 else np.float32(-np.inf))
+        if bad_elements(net, l, x, y):  # pragma: no cover - one ulp is far inside the bound
+            raise ValueError(f"a one-ulp drift left the bound at layer {l}")
+        states.append(y)
+        x = y
+    return FloatTrace(net, x0, states)
+
+
+def corrupt_float_trace(net: FloatNet, x0: np.ndarray, layers: list[int], *, seed: int,
+                        edge: bool = False) -> FloatTrace:
+    """A trace out of bound at one element of each of ``layers`` (1-based), computed on from each wrong state.
+
+    Args:
+        net: the job's operators.
+        x0: the job's input.
+        layers: the layers to corrupt.
+        seed: which element, and by how much.
+        edge: put the element at twice the bound from the exact value (just outside) instead of far off.
+
+    Raises:
+        ValueError: if a layer is out of ``1..net.n_layers``.
+    """
+    if not layers or any(not 1 <= l <= net.n_layers for l in layers):
+        raise ValueError(f"layers must be in 1..{net.n_layers}, got {layers}")
+    rng = np.random.default_rng(seed)
+    states, x = [], x0
+    for l in range(1, net.n_layers + 1):
+        y = net.layer(l, x)
+        if l in layers:
+            w = net.weights[l - 1]
+            i, j = int(rng.integers(y.shape[0])), int(rng.integers(y.shape[1]))
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            exact = float(x[i].astype(np.float64) @ w[:, j].astype(np.float64))
+            if edge:
+                n, u = w.shape[0] + 2, 2.0 ** -net.u_bits
+                bound = n * u / (1 - n * u) * float(np.abs(x[i].astype(np.float64)) @ np.abs(w[:, j]))
+                y[i, j] = np.float32(exact + sign * 2 * bound)
+            else:
+                y[i, j] = np.float32(exact + sign * (1 + abs(exact)) * (1 + rng.random()))
+            assert (i, j) in bad_elements(net, l, x, y)
+        states.append(y)
+        x = y
+    return FloatTrace(net, x0, states)
+
+
+@dataclass
+class FloatPlayer:
+    """One party of a float32 dispute.
+
+    Args:
+        name: its account name on the chain.
+        strategy: one of :data:`FLOAT_STRATEGIES`.
+        trace: the trace it commits to.
+        honest_trace: this machine's honest trace, which ``bad_openings`` opens with its own paths.
+    """
+
+    name: str
+    strategy: str
+    trace: FloatTrace
+    honest_trace: FloatTrace
+    #: The contract functions this player's claims use.
+    commit_fn = "commit_float"
+    decide_fn = "decide_float"
+
+    @property
+    def n_layers(self) -> int:
+        """Layers of the job."""
+        return self.trace.net.n_layers
+
+    def commitment(self) -> tuple[bytes, bytes, list[bytes]]:
+        """``(root, result leaf, its Merkle path)``."""
+        return self.trace.tree.root, self.trace.leaves[-1], self.trace.tree.proof(self.n_layers)
+
+    def prepare(self, claimant: Any) -> None:
+        """Before disputing ``claimant``: an honest challenger adopts the claimant's valid steps."""
+        if self.strategy == "honest":
+            self.trace = adopt(claimant.trace)
+
+    def reveal(self, points: list[int]) -> list[tuple[list[bytes], list[list[bytes]]]]:
+        """The openings it tries at the cut ``points`` (empty: it does not move)."""
+        paths = [self.trace.tree.proof(i) for i in points]
+        if self.strategy == "absent":
+            return []
+        if self.strategy == "bad_openings":
+            return [([self.honest_trace.leaves[i] for i in points], paths)]
+        return [([self.trace.leaves[i] for i in points], paths)]
+
+    def prove_step(self, hi: int, *, opponent: Any = None, claimant: bool = True) -> dict[str, Any] | None:
+        """Its ``decide_float`` arguments: an element of ``opponent``'s state ``hi`` out of bound (``None``: no move).
+
+        Args:
+            hi: the disputed state.
+            opponent: the other player (its states are what is opened).
+            claimant: whether this player is the claim's claimant.
+        """
+        if self.strategy not in FLOAT_VALID or opponent is None:
+            return None
+        net = self.trace.net
+        x = self.trace.state(hi - 1)
+        bad = bad_elements(net, hi, x, opponent.trace.states[hi - 1])
+        if not bad:
+            return None
+        i, j = bad[0]
+        w = net.weights[hi - 1]
+        mine, theirs = self.trace.states[hi - 1], opponent.trace.states[hi - 1]
+        c, d = (mine, theirs) if claimant else (theirs, mine)
+        xt, ct, dt, wt = rows_tree(x), rows_tree(c), rows_tree(d), net.cols_tree(hi)
+        return {"rows": int(x.shape[0]), "k": int(w.shape[0]), "m": int(w.shape[1]), "u_bits": net.u_bits,
+                "i": i, "j": j,
+                "x_row": pack_float32(np.ascontiguousarray(x[i])), "x_root": xt.root, "x_proof": xt.proof(i),
+                "w_col": pack_float32(np.ascontiguousarray(w[:, j])), "w_root": wt.root, "w_proof": wt.proof(j),
+                "op_proof": net.ops_tree.proof(hi - 1),
+                "c_row": pack_float32(np.ascontiguousarray(c[i])), "c_root": ct.root, "c_proof": ct.proof(i),
+                "d_row": pack_float32(np.ascontiguousarray(d[i])), "d_root": dt.root, "d_proof": dt.proof(i)}
+
+
+def make_float_player(strategy: str, net: FloatNet, x0: np.ndarray, *, seed: int,
+                      name: str | None = None) -> FloatPlayer:
+    """A float player following ``strategy`` on the job ``(net, x0)``; ``seed`` picks where a liar lies.
+
+    Raises:
+        ValueError: if ``strategy`` is not one of :data:`FLOAT_STRATEGIES`.
+    """
+    if strategy not in FLOAT_STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(FLOAT_STRATEGIES)}; got {strategy!r}")
+    honest = FloatTrace.execute(net, x0)
+    rng = np.random.default_rng(seed)
+    n = net.n_layers
+    if strategy == "honest":
+        trace = honest
+    elif strategy == "drift":
+        trace = drift_trace(net, x0, seed=seed)
+    elif strategy == "lie_last":
+        trace = corrupt_float_trace(net, x0, [n], seed=seed)
+    elif strategy == "lie_edge":
+        trace = corrupt_float_trace(net, x0, [int(rng.integers(1, n + 1))], seed=seed, edge=True)
+    else:  # lie_one, absent, bad_openings
+        trace = corrupt_float_trace(net, x0, [int(rng.integers(1, n + 1))], seed=seed)
+    return FloatPlayer(name or strategy, strategy, trace, honest)
