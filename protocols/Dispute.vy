@@ -12,10 +12,10 @@
         Freivalds over F_p (p = 2^127 - 1), r derived from a blockhash fixed
         after both roots. The loser's bond goes to the winner, less a
         configurable share that goes to the treasury (burned if none).
-        A float32 job (commit_float) is decided instead by FloatStep.vy: the caller
-        opens one output element, whose dot product is recomputed exactly and each
-        party's value checked against the operator's rounding bound; a float game
-        whose last step nobody shows out of bound goes to the claimant.
+        A float32 job (commit_float) ends instead with the challenger naming one
+        element of the claimant's last-step output and the claimant opening it:
+        FloatStep.vy recomputes its dot product exactly and holds the value to the
+        operator's rounding bound. A claimant that cannot open it loses.
         Money leaves only through withdraw() (pull payments).
         Revert reasons start with "state:", "unauthorized:", "timeout:", "value:".
 """
@@ -30,6 +30,7 @@ SLASHED: constant(uint8) = 4
 CLAIMANT_REVEALS: constant(uint8) = 1
 CHALLENGER_REVEALS: constant(uint8) = 2
 ONE_STEP: constant(uint8) = 3
+ELEMENT: constant(uint8) = 4  # float32: the challenger named an element, the claimant must open it
 
 P: constant(uint256) = 2**127 - 1
 MAX_DIM: constant(uint256) = 256
@@ -53,7 +54,7 @@ FLOAT32: constant(uint8) = 1
 
 interface FloatStep:
     def within(x: DynArray[uint256, MAX_FW], w: DynArray[uint256, MAX_FW], k: uint256, u_bits: uint256,
-               zc: uint256, zd: uint256) -> (bool, bool): view
+               z: uint256) -> bool: view
 
 struct Claim:
     claimant: address
@@ -81,6 +82,8 @@ struct Game:
     deadline: uint256
     seed: bytes32
     rounds: uint256
+    ei: uint256
+    ej: uint256
 
 event Committed:
     claim_id: indexed(bytes32)
@@ -288,7 +291,7 @@ def dispute(claim_id: bytes32, root: bytes32, result: bytes32, result_proof: Dyn
     self.games[claim_id] = Game(challenger=msg.sender, root=root, lo=0, hi=c.n_layers, agreed=c.input_digest,
                                 claimant_hi=c.result, challenger_hi=result,
                                 phase=CLAIMANT_REVEALS, deadline=block.timestamp + self.move_timeout,
-                                seed=empty(bytes32), rounds=0)
+                                seed=empty(bytes32), rounds=0, ei=0, ej=0)
     if c.n_layers == 1:
         self._enter_one_step(claim_id)
     log Disputed(claim_id=claim_id, challenger=msg.sender, root=root)
@@ -323,7 +326,7 @@ def reveal(claim_id: bytes32, leaves: DynArray[bytes32, MAX_ARITY - 1],
     assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
     c: Claim = self.claims[claim_id]
     g: Game = self.games[claim_id]
-    assert g.phase != ONE_STEP, "state: one step remains; call decide"
+    assert g.phase < ONE_STEP, "state: one step remains; call decide"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
     pts: DynArray[uint256, MAX_ARITY - 1] = self._points(g.lo, g.hi)
     assert len(leaves) == len(pts) and len(proofs) == len(pts), "value: open exactly one leaf per cut point"
@@ -380,9 +383,11 @@ def timeout(claim_id: bytes32):
         self._settle(claim_id, False, 2)
     elif g.phase == CHALLENGER_REVEALS:
         self._settle(claim_id, True, 2)
+    elif g.phase == ELEMENT:
+        # the claimant did not open the element the challenger named
+        self._settle(claim_id, False, 2)
     elif self.claims[claim_id].kind == FLOAT32:
-        # float states are not unique: a last step nobody showed out of bound stands, and the
-        # claimant's step is the one a challenger had to show wrong (Dispute.md, "Float steps")
+        # the challenger named no element of the claimant's float step to check
         self._settle(claim_id, True, 2)
     else:
         # neither party proved its output of the last step: neither is honest; both bonds forfeit
@@ -606,61 +611,57 @@ def _row_digest(words: DynArray[uint256, MAX_FW], n: uint256) -> bytes32:
     return sha256(abi_encode(FROW_TAG, n, words))
 
 
-@pure
-@internal
-def _lane(words: DynArray[uint256, MAX_FW], j: uint256) -> uint256:
-    return (words[j // 8] >> (32 * (j % 8))) & 4294967295
+@external
+@nonreentrant
+def challenge_element(claim_id: bytes32, i: uint256, j: uint256):
+    """The challenger names element (i, j) of the claimant's float32 output at the disputed layer."""
+    assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
+    g: Game = self.games[claim_id]
+    assert g.phase == ONE_STEP and self.claims[claim_id].kind == FLOAT32, "state: no float step to challenge"
+    assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
+    assert msg.sender == g.challenger, "unauthorized: the challenger names the element"
+    self.games[claim_id].ei = i
+    self.games[claim_id].ej = j
+    self.games[claim_id].phase = ELEMENT
+    self.games[claim_id].deadline = block.timestamp + self.move_timeout
+    log Moved(claim_id=claim_id, lo=g.lo, hi=g.hi, phase=ELEMENT)
 
 
 @external
 @nonreentrant
-def decide_float(claim_id: bytes32, rows: uint256, k: uint256, m: uint256, u_bits: uint256, i: uint256, j: uint256,
+def decide_float(claim_id: bytes32, rows: uint256, k: uint256, m: uint256, u_bits: uint256,
                  x_row: DynArray[uint256, MAX_FW], x_root: bytes32, x_proof: DynArray[bytes32, MAX_DEPTH],
                  w_col: DynArray[uint256, MAX_FW], w_root: bytes32, w_proof: DynArray[bytes32, MAX_DEPTH],
                  op_proof: DynArray[bytes32, MAX_DEPTH],
-                 c_row: DynArray[uint256, MAX_FW], c_root: bytes32, c_proof: DynArray[bytes32, MAX_DEPTH],
-                 d_row: DynArray[uint256, MAX_FW], d_root: bytes32, d_proof: DynArray[bytes32, MAX_DEPTH]):
-    """Decide a float32 last step at output element (i, j): row i of the agreed input x (rows x k),
-    column j of layer hi's operator w (k x m), and row i of each party's output (c: the claimant's,
-    d: the challenger's), each opened against its commitment. A party whose element is outside the
-    operator's rounding bound (FloatStep.vy) loses; both outside: both bonds forfeit; both inside:
-    refused (this element proves nothing). Anyone may call.
+                 c_row: DynArray[uint256, MAX_FW], c_root: bytes32, c_proof: DynArray[bytes32, MAX_DEPTH]):
+    """Open the named element (i, j) of the claimant's float32 output: row i of the agreed input x
+    (rows x k), column j of layer hi's operator w (k x m) and row i of the claimant's output, each
+    against its commitment, which fix the dimensions. The claimant wins if the element is within
+    the operator's rounding bound (FloatStep.vy) or outside the output, else the challenger. Anyone
+    may call (only the claimant's committed data can pass).
     """
     assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
     g: Game = self.games[claim_id]
     c: Claim = self.claims[claim_id]
-    assert g.phase == ONE_STEP, "state: the bisection has not reached one step"
+    assert g.phase == ELEMENT, "state: no element has been named"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
-    assert c.kind == FLOAT32, "value: int8 claim; call decide"
-    assert rows > 0 and rows <= MAX_DIM and k > 0 and k <= MAX_DIM and m > 0 and m <= MAX_DIM, \
+    assert rows <= MAX_DIM and k <= MAX_DIM and m <= MAX_DIM and k % 8 == 0 and m % 8 == 0, \
         "value: dimensions out of range"
-    assert k % 8 == 0 and m % 8 == 0, "value: k, m not multiples of 8"
-    assert i < rows and j < m, "value: no such element"
-    assert len(x_row) == k // 8 and len(w_col) == k // 8 and len(c_row) == m // 8 and len(d_row) == m // 8, \
-        "value: row lengths"
     assert sha256(abi_encode(FSTATE_TAG, rows, k, x_root)) == g.agreed, "value: x is not agreed"
-    assert self._merkle_ok(x_root, self._row_digest(x_row, k), i, x_proof, rows), \
-        "value: x_row opening"
     assert self._merkle_ok(c.ops_root, sha256(abi_encode(FOP_TAG, k, m, u_bits, w_root)), g.hi - 1, op_proof,
                            c.n_layers), "value: w is not the operator"
-    assert self._merkle_ok(w_root, self._row_digest(w_col, k), j, w_proof, m), \
-        "value: w_col opening"
-    assert sha256(abi_encode(FSTATE_TAG, rows, m, c_root)) == g.claimant_hi \
-        and self._merkle_ok(c_root, self._row_digest(c_row, m), i, c_proof, rows), \
-        "value: c_row opening"
-    assert sha256(abi_encode(FSTATE_TAG, rows, m, d_root)) == g.challenger_hi \
-        and self._merkle_ok(d_root, self._row_digest(d_row, m), i, d_proof, rows), \
-        "value: d_row opening"
-    ok_c: bool = False
-    ok_d: bool = False
-    ok_c, ok_d = staticcall FloatStep(self.float_step).within(x_row, w_col, k, u_bits, self._lane(c_row, j),
-                                                             self._lane(d_row, j))
-    assert not (ok_c and ok_d), "value: both within bound"
-    if ok_c or ok_d:
-        self._settle(claim_id, ok_c, 1)
+    assert sha256(abi_encode(FSTATE_TAG, rows, m, c_root)) == g.claimant_hi, "value: not the claimant's output"
+    if g.ei >= rows or g.ej >= m:
+        # the challenger named an element the output does not have
+        self._settle(claim_id, True, 1)
         return
-    # neither output is within the bound: neither party computed this step
-    self._forfeit_both(claim_id)
+    assert len(x_row) == k // 8 and len(w_col) == k // 8 and len(c_row) == m // 8, "value: row lengths"
+    assert self._merkle_ok(x_root, self._row_digest(x_row, k), g.ei, x_proof, rows), "value: x_row opening"
+    assert self._merkle_ok(w_root, self._row_digest(w_col, k), g.ej, w_proof, m), "value: w_col opening"
+    assert self._merkle_ok(c_root, self._row_digest(c_row, m), g.ei, c_proof, rows), "value: c_row opening"
+    ok: bool = staticcall FloatStep(self.float_step).within(x_row, w_col, k, u_bits,
+                                                           (c_row[g.ej // 8] >> (32 * (g.ej % 8))) & 4294967295)
+    self._settle(claim_id, ok, 1)
 
 
 @external

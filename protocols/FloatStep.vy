@@ -59,8 +59,8 @@ def _close(v: uint256, negative: bool, pos: uint256, neg: uint256, total: uint25
 @pure
 @external
 def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: uint256, u_bits: uint256,
-           zc: uint256, zd: uint256) -> (bool, bool):
-    """Whether each of two claimed float32 values (raw bits ``zc``, ``zd``) of ``x . w`` is within the bound.
+           z: uint256) -> bool:
+    """Whether a claimed float32 value (raw bits ``z``) of ``x . w`` is within the operator's bound.
 
     ``x`` and ``w`` hold k float32 bit patterns, 8 lanes a word, lane t at bits [32t, 32t+32).
     A non-finite claimed value is outside; a non-finite input reverts (no bound applies).
@@ -95,17 +95,11 @@ def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: 
     mc: uint256 = 0
     ec: uint256 = 0
     sc: bool = False
-    fd: bool = False
-    md: uint256 = 0
-    ed: uint256 = 0
-    sd: bool = False
-    fc, mc, ec, sc = self._decode(zc & LANE)
-    fd, md, ed, sd = self._decode(zd & LANE)
-    # a claimed value is M 2^(E - 150) = M 2^((E + 150) - 300): the products' frame
-    if fc:
-        qtop = max(qtop, ec + 150)
-    if fd:
-        qtop = max(qtop, ed + 150)
+    fc, mc, ec, sc = self._decode(z & LANE)
+    if not fc:
+        return False
+    # the claimed value is M 2^(E - 150) = M 2^((E + 150) - 300): the products' frame
+    qtop = max(qtop, ec + 150)
     low: uint256 = 0
     if qtop > HEADROOM:
         low = qtop - HEADROOM
@@ -117,11 +111,9 @@ def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: 
             neg += v
         else:
             pos += v
-    # truncation: under one unit per term, per claimed value and per total (2k + 2 units);
+    # truncation: under one unit per term, for the claimed value and for the total (2k + 2 units);
     # underflow: at most 2^-150 absolute per rounding, 2k roundings (2k 2^(150 - low) units)
     slack: uint256 = 4 * k + 2
     if low < 150:
         slack = 2 * k + 2 + 2 * k * 2**(150 - low)
-    ok_c: bool = fc and self._close(self._scale(mc, ec + 150, low), sc, pos, neg, pos + neg, n, den, slack)
-    ok_d: bool = fd and self._close(self._scale(md, ed + 150, low), sd, pos, neg, pos + neg, n, den, slack)
-    return ok_c, ok_d
+    return self._close(self._scale(mc, ec + 150, low), sc, pos, neg, pos + neg, n, den, slack)

@@ -48,7 +48,7 @@ def _claims(rng, x, w, u_bits):
 def test_the_python_mirror_decides_exactly_as_the_contract(chain):
     """within() is what FloatStep.vy computes, on values at and around the bound, subnormals and extremes."""
     rng = np.random.default_rng(0)
-    cases = 0
+    cases, seen = 0, set()
     for trial in range(24):
         k = int(rng.choice([8, 16, 64, 256]))
         u_bits = int(rng.choice([24, 11]))
@@ -58,11 +58,12 @@ def test_the_python_mirror_decides_exactly_as_the_contract(chain):
         if trial % 6 == 0:
             x[: k // 2] = 0
         zs = _claims(rng, x, w, u_bits)
-        for a, b in zip(zs, zs[1:] + zs[:1]):
-            got = chain.view("within", pack_float32(x), pack_float32(w), k, u_bits, a, b, on="float_step")
-            assert list(got) == within(x, w, u_bits, [a, b]), (trial, a, b)
+        for z, mine in zip(zs, within(x, w, u_bits, zs)):
+            assert chain.view("within", pack_float32(x), pack_float32(w), k, u_bits, z, on="float_step") == mine, \
+                (trial, z)
             cases += 1
-    assert cases > 200
+            seen.add(mine)
+    assert cases > 200 and seen == {True, False}
 
 
 def test_a_non_finite_input_has_no_bound(chain):
@@ -71,7 +72,7 @@ def test_a_non_finite_input_has_no_bound(chain):
     with pytest.raises(ValueError, match="non-finite"):
         within(x, np.ones(8, np.float32), 24, [0])
     with pytest.raises(Exception):
-        chain.view("within", pack_float32(x), pack_float32(np.ones(8, np.float32)), 8, 24, 0, 0, on="float_step")
+        chain.view("within", pack_float32(x), pack_float32(np.ones(8, np.float32)), 8, 24, 0, on="float_step")
 
 
 def _play(net, x0, a, b, *, seed=3, chain=None):
@@ -102,10 +103,10 @@ def test_an_honest_float_challenger_beats_every_lying_claimant(job, liar, seed):
 
 def test_a_valid_result_with_other_bits_wins_and_is_never_disputed(job):
     """Another machine's float32 bits (within the bound everywhere): as a griefing challenger it loses the
-    game at a step nobody can show out of bound; as a claimant the honest challenger adopts it."""
+    game, the honest claimant opening whatever element it names; as a claimant the honest challenger adopts it."""
     net, x0 = job
     _, r = _play(net, x0, "honest", "drift")
-    assert r.winner == "claimant" and r.how == "timeout" and r.decide_gas == 0
+    assert r.winner == "claimant" and r.how == "step"
     drift = make_float_player("drift", net, x0, seed=5, name="claimant")
     honest = make_float_player("honest", net, x0, seed=0, name="challenger")
     assert drift.trace.leaves[-1] != honest.trace.leaves[-1]
@@ -113,59 +114,111 @@ def test_a_valid_result_with_other_bits_wins_and_is_never_disputed(job):
     assert honest.trace.leaves == drift.trace.leaves  # nothing to dispute
 
 
+def _to_last_step(chain, net, claimant, challenger):
+    for p in (claimant, challenger):
+        chain.fund(p.name, 10 * BOND)
+    cid = chain.call(claimant.name, "commit_float", net.ops_tree.root, claimant.honest_trace.leaves[0],
+                     net.n_layers, *claimant.commitment(), 1000, value=BOND)
+    challenger.prepare(claimant)
+    chain.call(challenger.name, "dispute", cid, *challenger.commitment(), value=BOND)
+    while chain.record("games", cid)["phase"] < 3:
+        g = chain.record("games", cid)
+        mover = claimant if g["phase"] == 1 else challenger
+        chain.call(mover.name, "reveal", cid, *mover.reveal(list(chain.view("points", cid)))[0])
+    return cid, chain.record("games", cid)["hi"]
+
+
 def test_decide_float_refuses_forged_openings(job):
     net, x0 = job
     chain = DisputeChain(move_timeout=MOVE)
     liar = make_float_player("lie_one", net, x0, seed=4, name="l")
     honest = make_float_player("honest", net, x0, seed=0, name="h")
-    for who in ("l", "h"):
-        chain.fund(who, 10 * BOND)
-    cid = chain.call("l", "commit_float", net.ops_tree.root, honest.trace.leaves[0], net.n_layers,
-                     *liar.commitment(), 1000, value=BOND)
-    honest.prepare(liar)
-    chain.call("h", "dispute", cid, *honest.commitment(), value=BOND)
-    while chain.record("games", cid)["phase"] != 3:
-        g = chain.record("games", cid)
-        mover = liar if g["phase"] == 1 else honest
-        pts = list(chain.view("points", cid))
-        chain.call(mover.name, "reveal", cid, *mover.reveal(pts)[0])
-    hi = chain.record("games", cid)["hi"]
-    good = honest.prove_step(hi, opponent=liar, claimant=False)
-    assert good is not None
-    cases = {
-        "x_row": ("x_row", lambda v: [v[0] ^ 1, *v[1:]], "value: x_row opening"),
-        "x_root": ("x_root", lambda v: b"\x01" * 32, "value: x is not agreed"),
-        "w_col": ("w_col", lambda v: [v[0] ^ 1, *v[1:]], "value: w_col opening"),
-        "u_bits": ("u_bits", lambda v: 11, "value: w is not the operator"),
-        "c_row": ("c_row", lambda v: [v[0] ^ 1, *v[1:]], "value: c_row opening"),
-        "d_row": ("d_row", lambda v: [v[0] ^ 1, *v[1:]], "value: d_row opening"),
-        "j": ("j", lambda v: net.weights[hi - 1].shape[1], "value: no such element"),
-    }
-    for key, fix, reason in cases.values():
+    cid, hi = _to_last_step(chain, net, liar, honest)
+    with pytest.raises(ContractRevert, match="value: float claim; call decide_float"):
+        chain.call("h", "decide", cid, 1, 32, 32, 0, [0], [0] * 32, [0] * 4, [0], b"\x00" * 32, [])
+    with pytest.raises(ContractRevert, match="state: no element has been named"):
+        chain.call("l", "decide_float", cid, *liar.respond(hi, (0, 0)).values())
+    with pytest.raises(ContractRevert, match="unauthorized: the challenger names"):
+        chain.call("l", "challenge_element", cid, 0, 0)
+    element = honest.name_element(hi, liar)
+    chain.call("h", "challenge_element", cid, *element)
+    with pytest.raises(ContractRevert, match="state: no float step"):
+        chain.call("h", "challenge_element", cid, 0, 0)
+    # the liar's own opening of its out-of-bound element is honest data: forging any part is refused
+    good = liar.respond(hi, element)
+    cases = [("x_row", lambda v: [v[0] ^ 1, *v[1:]], "value: x_row opening"),
+             ("x_root", lambda v: b"\x01" * 32, "value: x is not agreed"),
+             ("w_col", lambda v: [v[0] ^ 1, *v[1:]], "value: w_col opening"),
+             ("u_bits", lambda v: 11, "value: w is not the operator"),
+             ("m", lambda v: v + 8, "value: w is not the operator"),
+             ("c_row", lambda v: [v[0] ^ 1, *v[1:]], "value: c_row opening"),
+             ("c_root", lambda v: b"\x02" * 32, "value: not the claimant's output")]
+    for key, fix, reason in cases:
         bad = dict(good)
         bad[key] = fix(bad[key])
         with pytest.raises(ContractRevert) as e:
-            chain.call("h", "decide_float", cid, *bad.values())
+            chain.call("l", "decide_float", cid, *bad.values())
         assert e.value.reason.startswith(reason), (key, e.value.reason)
-    # an element where both values are within the bound proves nothing
-    lied = liar.trace.states[hi - 1] != honest.trace.states[hi - 1]
-    i, j = [(i, j) for i, j in zip(*np.nonzero(~lied))][0]
-    other = dict(good)
-    other.update(i=int(i), j=int(j))
-    x = honest.trace.state(hi - 1)
-    from vcompute.verify.dispute.float_trace import rows_tree
+    chain.call("l", "decide_float", cid, *good.values())  # opened faithfully: out of bound, the liar loses
+    assert chain.record("claims", cid)["state"] == 4 and chain.view("winner", cid) == chain.address("h")
 
-    for key, a in (("x", x), ("c", liar.trace.states[hi - 1]), ("d", honest.trace.states[hi - 1])):
-        t = rows_tree(a)
-        other[f"{key}_row"], other[f"{key}_proof"] = pack_float32(np.ascontiguousarray(a[i])), t.proof(int(i))
-    wt = net.cols_tree(hi)
-    other["w_col"], other["w_proof"] = pack_float32(np.ascontiguousarray(net.weights[hi - 1][:, j])), wt.proof(int(j))
-    with pytest.raises(ContractRevert, match="value: both within bound"):
-        chain.call("h", "decide_float", cid, *other.values())
-    with pytest.raises(ContractRevert, match="value: float claim; call decide_float"):
-        chain.call("h", "decide", cid, 1, 32, 32, 0, [0], [0] * 32, [0] * 4, [0], b"\x00" * 32, [])
-    chain.call("h", "decide_float", cid, *good.values())
-    assert chain.record("claims", cid)["state"] == 4  # slashed
+
+def test_an_element_outside_the_output_and_an_unopened_element(job):
+    """A griefer naming an element the output lacks loses; a claimant that opens nothing loses."""
+    net, x0 = job
+    chain = DisputeChain(move_timeout=MOVE)
+    honest = make_float_player("honest", net, x0, seed=0, name="h")
+    griefer = make_float_player("drift", net, x0, seed=1, name="g")
+    cid, hi = _to_last_step(chain, net, honest, griefer)
+    chain.call("g", "challenge_element", cid, 0, 10**6)
+    chain.call("anyone", "decide_float", cid, *honest.respond(hi, (0, 10**6)).values())
+    assert chain.record("claims", cid)["state"] == 1  # the claim stands
+    liar = make_float_player("lie_last", net, x0, seed=2, name="l")
+    watcher = make_float_player("honest", net, x0, seed=0, name="w")
+    cid, hi = _to_last_step(chain, net, liar, watcher)
+    chain.call("w", "challenge_element", cid, *watcher.name_element(hi, liar))
+    chain.advance(MOVE)
+    chain.call("anyone", "timeout", cid)
+    assert chain.view("winner", cid) == chain.address("w")
+
+
+class _Junk:
+    """A claimant's trace whose committed leaf at the last layer is not its delivered state."""
+
+    def __init__(self, trace, leaf):
+        self._t, self._leaf = trace, leaf
+
+    def __getattr__(self, name):
+        return getattr(self._t, name)
+
+    @property
+    def leaves(self):
+        return [*self._t.leaves[:-1], self._leaf]
+
+    @property
+    def tree(self):
+        from vcompute.core.merkle import MerkleTree
+
+        return MerkleTree(self.leaves)
+
+
+@pytest.mark.parametrize("how", ["random bytes", "another shape"])
+def test_a_claimant_whose_committed_state_cannot_be_opened_loses(job, how):
+    """Before: the honest challenger had to open the claimant's output; a leaf with no preimage (or of
+    another shape) could not be opened, and the float timeout gave the claimant the win. Now the claimant
+    must open it."""
+    from vcompute.verify.dispute.float_trace import float_state_leaf
+
+    net, x0 = job
+    liar = make_float_player("honest", net, x0, seed=0, name="l")
+    y = liar.trace.states[-1]
+    leaf = b"\x13" * 32 if how == "random bytes" else float_state_leaf(np.concatenate([y, y[:, :8]], axis=1))
+    liar.trace = _Junk(liar.trace, leaf)
+    liar.strategy = "lie_last"
+    watcher = make_float_player("honest", net, x0, seed=0, name="w")
+    chain, r = DisputeChain(move_timeout=MOVE), None
+    r = play(chain, liar, watcher, ops_root=net.ops_tree.root, input_state=watcher.honest_trace.leaves[0], bond=BOND)
+    assert r.winner == "challenger" and r.refused == 1 and r.hi == net.n_layers
 
 
 def test_the_kinds_cannot_pass_for_each_other(job):
@@ -183,10 +236,11 @@ def test_the_kinds_cannot_pass_for_each_other(job):
         chain.fund(who, 10 * BOND)
     cid = chain.call("l", "commit", qnet.ops_tree.root, h.trace.leaves[0], 1, *l.commitment(), 1000, value=BOND)
     chain.call("h", "dispute", cid, *h.commitment(), value=BOND)
-    fake = {k: 0 for k in ("rows", "k", "m", "u_bits", "i", "j")}
-    with pytest.raises(ContractRevert, match="value: int8 claim; call decide"):
-        chain.call("h", "decide_float", cid, *fake.values(), [], b"\x00" * 32, [], [], b"\x00" * 32, [], [], [],
-                   b"\x00" * 32, [], [], b"\x00" * 32, [])
+    with pytest.raises(ContractRevert, match="state: no float step to challenge"):
+        chain.call("h", "challenge_element", cid, 0, 0)
+    with pytest.raises(ContractRevert, match="state: no element has been named"):
+        chain.call("h", "decide_float", cid, 0, 0, 0, 0, [], b"\x00" * 32, [], [], b"\x00" * 32, [], [], [],
+                   b"\x00" * 32, [])
 
 
 def test_a_lying_float_provider_loses_its_escrowed_stake(job):

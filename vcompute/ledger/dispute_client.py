@@ -237,7 +237,8 @@ class DisputeChain:
 #: Claim states of ``Dispute.vy``, by number.
 CLAIM_STATES = ("unused", "committed", "disputed", "finalized", "slashed")
 _DISPUTED, _SLASHED = 2, 4
-_ONE_STEP = 3
+_ONE_STEP, _ELEMENT = 3, 4
+_FLOAT32 = 1
 
 
 @dataclass
@@ -319,13 +320,29 @@ def referee(chain: DisputeChain, claim_id: bytes, claimant: Any, challenger: Any
         g = chain.record("games", claim_id)
         lo, hi, phase = g["lo"], g["hi"], g["phase"]
         moved = False
-        if phase == _ONE_STEP:
-            for who, other in ((claimant, challenger), (challenger, claimant)):
-                args = who.prove_step(hi, opponent=other, claimant=who is claimant)
+        if phase == _ONE_STEP and chain.record("claims", claim_id)["kind"] == _FLOAT32:
+            element = challenger.name_element(hi, claimant)
+            if element is not None:
+                chain.call(challenger.name, "challenge_element", claim_id, *element)
+                gas += chain.last_gas
+                moved = True
+        elif phase == _ELEMENT:
+            args = claimant.respond(hi, (g["ei"], g["ej"]))
+            if args is not None:
+                try:
+                    chain.call(claimant.name, "decide_float", claim_id, *args.values())
+                    gas += chain.last_gas
+                    decide_gas = chain.last_gas
+                    moved = True
+                except ContractRevert:
+                    refused += 1
+        elif phase == _ONE_STEP:
+            for who in (claimant, challenger):
+                args = who.prove_step(hi)
                 if args is None:
                     continue
                 try:
-                    chain.call(who.name, who.decide_fn, claim_id, *args.values())
+                    chain.call(who.name, "decide", claim_id, *args.values())
                 except ContractRevert:
                     refused += 1
                     continue

@@ -18,9 +18,11 @@ Strategies (:data:`FLOAT_STRATEGIES`):
 - ``absent``: a wrong trace, then no move;
 - ``bad_openings``: a wrong trace that opens the honest leaves with its own paths.
 
-A valid player proves a last step by opening one element of the opponent's
-output that is out of bound (it reads the opponent's states: they are
-delivered with a result, as PoL checkpoints are); a liar never moves there.
+The last step: the challenger names one element of the claimant's output
+and the claimant opens it. An honest challenger names an element out of
+bound (it reads the claimant's states: they are delivered with a result, as
+PoL checkpoints are); a liar or griefer names the first element. Every
+claimant but ``absent`` opens the named element and lets the contract judge.
 
 Example:
     >>> from vcompute.verify.dispute.float_trace import FloatNet
@@ -38,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from vcompute.verify.dispute.float_trace import (FloatNet, FloatTrace, rows_tree, adopt, bad_elements,
-                                                 pack_float32)
+from vcompute.verify.dispute.float_trace import (FloatNet, FloatTrace, adopt, bad_elements, float_state_leaf,
+                                                 pack_float32, rows_tree)
 
 __all__ = ["FLOAT_STRATEGIES", "FLOAT_LYING", "FLOAT_VALID", "FloatPlayer", "make_float_player",
            "corrupt_float_trace", "drift_trace"]
@@ -120,9 +122,8 @@ class FloatPlayer:
     strategy: str
     trace: FloatTrace
     honest_trace: FloatTrace
-    #: The contract functions this player's claims use.
+    #: The contract function this player's claims use.
     commit_fn = "commit_float"
-    decide_fn = "decide_float"
 
     @property
     def n_layers(self) -> int:
@@ -147,33 +148,36 @@ class FloatPlayer:
             return [([self.honest_trace.leaves[i] for i in points], paths)]
         return [([self.trace.leaves[i] for i in points], paths)]
 
-    def prove_step(self, hi: int, *, opponent: Any = None, claimant: bool = True) -> dict[str, Any] | None:
-        """Its ``decide_float`` arguments: an element of ``opponent``'s state ``hi`` out of bound (``None``: no move).
+    def name_element(self, hi: int, claimant: Any) -> tuple[int, int] | None:
+        """As challenger: the element ``(i, j)`` of ``claimant``'s state ``hi`` it names (``None``: no move).
 
-        Args:
-            hi: the disputed state.
-            opponent: the other player (its states are what is opened).
-            claimant: whether this player is the claim's claimant.
+        A valid player names an element out of bound (it reads the claimant's states);
+        a liar or a griefer names the first element and hopes.
         """
-        if self.strategy not in FLOAT_VALID or opponent is None:
+        if self.strategy == "absent":
+            return None
+        if self.strategy == "honest":
+            theirs = claimant.trace.states[hi - 1]
+            if float_state_leaf(theirs) != claimant.trace.leaves[hi]:
+                return (0, 0)  # the delivered state is not what it committed: it can open nothing
+            bad = bad_elements(self.trace.net, hi, self.trace.state(hi - 1), theirs)
+            return bad[0] if bad else None
+        return (0, 0)
+
+    def respond(self, hi: int, element: tuple[int, int]) -> dict[str, Any] | None:
+        """As claimant: its ``decide_float`` arguments opening ``element`` of its own state ``hi`` (``None``: no move)."""
+        if self.strategy == "absent":
             return None
         net = self.trace.net
-        x = self.trace.state(hi - 1)
-        bad = bad_elements(net, hi, x, opponent.trace.states[hi - 1])
-        if not bad:
-            return None
-        i, j = bad[0]
-        w = net.weights[hi - 1]
-        mine, theirs = self.trace.states[hi - 1], opponent.trace.states[hi - 1]
-        c, d = (mine, theirs) if claimant else (theirs, mine)
-        xt, ct, dt, wt = rows_tree(x), rows_tree(c), rows_tree(d), net.cols_tree(hi)
+        i, j = element
+        x, y, w = self.trace.state(hi - 1), self.trace.states[hi - 1], net.weights[hi - 1]
+        xt, yt, wt = rows_tree(x), rows_tree(y), net.cols_tree(hi)
+        i, j = min(i, x.shape[0] - 1), min(j, w.shape[1] - 1)  # an element outside the output needs no opening
         return {"rows": int(x.shape[0]), "k": int(w.shape[0]), "m": int(w.shape[1]), "u_bits": net.u_bits,
-                "i": i, "j": j,
                 "x_row": pack_float32(np.ascontiguousarray(x[i])), "x_root": xt.root, "x_proof": xt.proof(i),
                 "w_col": pack_float32(np.ascontiguousarray(w[:, j])), "w_root": wt.root, "w_proof": wt.proof(j),
                 "op_proof": net.ops_tree.proof(hi - 1),
-                "c_row": pack_float32(np.ascontiguousarray(c[i])), "c_root": ct.root, "c_proof": ct.proof(i),
-                "d_row": pack_float32(np.ascontiguousarray(d[i])), "d_root": dt.root, "d_proof": dt.proof(i)}
+                "c_row": pack_float32(np.ascontiguousarray(y[i])), "c_root": yt.root, "c_proof": yt.proof(i)}
 
 
 def make_float_player(strategy: str, net: FloatNet, x0: np.ndarray, *, seed: int,

@@ -155,8 +155,12 @@ def bad_elements(net: FloatNet, l: int, x: np.ndarray, y: np.ndarray) -> list[tu
 
     A float64 screen settles the clear cases (the bound's margin is far above
     float64's error); only elements within 0.1% of the bound are checked exactly.
+    A ``y`` that is not a float32 tensor of the step's shape has no element the
+    contract could open as this step's output: ``[(0, 0)]``.
     """
     w = net.weights[l - 1]
+    if not isinstance(y, np.ndarray) or y.dtype != np.float32 or y.shape != (x.shape[0], w.shape[1]):
+        return [(0, 0)]
     s = x.astype(np.float64) @ w.astype(np.float64)
     a = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64))
     n, u = w.shape[0] + 2, 2.0 ** -net.u_bits
@@ -294,15 +298,18 @@ def adopt(claimed: FloatTrace) -> FloatTrace:
     and computes the state itself otherwise. Then wherever the two first
     differ after an agreed state, the claimant's step is out of bound there
     (``proofs/dispute.md`` C6). It needs the claimant's states (they are
-    delivered with the result, as PoL checkpoints are).
+    delivered with the result, as PoL checkpoints are); a delivered state
+    that does not hash to the claimant's leaf is not adopted.
     """
     net, states, same = claimed.net, [], True
+    leaves = claimed.leaves
     for l in range(1, net.n_layers + 1):
         x = claimed.x0 if l == 1 else states[-1]
         mine = net.layer(l, x)
-        if same and not bad_elements(net, l, x, claimed.states[l - 1]):
+        c = claimed.states[l - 1]
+        if same and not bad_elements(net, l, x, c) and float_state_leaf(c) == leaves[l]:
             states.append(claimed.states[l - 1])
         else:
             states.append(mine)
-            same = np.array_equal(mine.view("<u4"), claimed.states[l - 1].view("<u4"))
+            same = float_state_leaf(mine) == leaves[l]
     return FloatTrace(net, claimed.x0, states)

@@ -113,9 +113,8 @@ class Player:
     strategy: str
     trace: Trace
     honest_trace: Trace
-    #: The contract functions this player's claims use.
+    #: The contract function this player's claims use.
     commit_fn = "commit"
-    decide_fn = "decide"
 
     @property
     def honest(self) -> bool:
@@ -146,14 +145,8 @@ class Player:
             return [([self.honest_trace.leaves[i] for i in points], paths)]
         return [([self.trace.leaves[i] for i in points], paths)]
 
-    def prove_step(self, hi: int, *, opponent: Any = None, claimant: bool = True) -> dict[str, Any] | None:
-        """Its arguments for ``decide`` on layer ``hi`` (``None`` if it does not move).
-
-        Args:
-            hi: the disputed state.
-            opponent: unused: an int8 step is proved from this player's own trace.
-            claimant: unused, for the same reason.
-        """
+    def prove_step(self, hi: int) -> dict[str, Any] | None:
+        """Its arguments for ``decide`` on layer ``hi`` (``None`` if it does not move)."""
         if self.strategy == "absent":
             return None
         net = self.trace.net
