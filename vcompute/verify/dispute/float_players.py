@@ -42,6 +42,7 @@ import numpy as np
 
 from vcompute.verify.dispute.float_trace import (FloatNet, FloatTrace, adopt, bad_elements, float_state_leaf,
                                                  pack_float32, rows_tree)
+from vcompute.verify.dispute.players import Player
 
 __all__ = ["FLOAT_STRATEGIES", "FLOAT_LYING", "FLOAT_VALID", "FloatPlayer", "make_float_player",
            "corrupt_float_trace", "drift_trace"]
@@ -108,45 +109,27 @@ def corrupt_float_trace(net: FloatNet, x0: np.ndarray, layers: list[int], *, see
 
 
 @dataclass
-class FloatPlayer:
-    """One party of a float32 dispute.
+class FloatPlayer(Player):
+    """One party of a float32 dispute: the bisection moves of :class:`Player`, its own last step.
 
     Args:
         name: its account name on the chain.
         strategy: one of :data:`FLOAT_STRATEGIES`.
-        trace: the trace it commits to.
+        trace: the :class:`FloatTrace` it commits to.
         honest_trace: this machine's honest trace, which ``bad_openings`` opens with its own paths.
     """
 
-    name: str
-    strategy: str
-    trace: FloatTrace
-    honest_trace: FloatTrace
     #: The contract function this player's claims use.
     commit_fn = "commit_float"
-
-    @property
-    def n_layers(self) -> int:
-        """Layers of the job."""
-        return self.trace.net.n_layers
-
-    def commitment(self) -> tuple[bytes, bytes, list[bytes]]:
-        """``(root, result leaf, its Merkle path)``."""
-        return self.trace.tree.root, self.trace.leaves[-1], self.trace.tree.proof(self.n_layers)
 
     def prepare(self, claimant: Any) -> None:
         """Before disputing ``claimant``: an honest challenger adopts the claimant's valid steps."""
         if self.strategy == "honest":
             self.trace = adopt(claimant.trace)
 
-    def reveal(self, points: list[int]) -> list[tuple[list[bytes], list[list[bytes]]]]:
-        """The openings it tries at the cut ``points`` (empty: it does not move)."""
-        paths = [self.trace.tree.proof(i) for i in points]
-        if self.strategy == "absent":
-            return []
-        if self.strategy == "bad_openings":
-            return [([self.honest_trace.leaves[i] for i in points], paths)]
-        return [([self.trace.leaves[i] for i in points], paths)]
+    def prove_step(self, hi: int) -> None:
+        """A float32 step is not proved by one party: see :meth:`name_element` and :meth:`respond`."""
+        return None
 
     def name_element(self, hi: int, claimant: Any) -> tuple[int, int] | None:
         """As challenger: the element ``(i, j)`` of ``claimant``'s state ``hi`` it names (``None``: no move).
