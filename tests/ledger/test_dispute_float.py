@@ -252,3 +252,22 @@ def test_a_lying_float_provider_loses_its_escrowed_stake(job):
                    payment=BOND, stake=BOND, bond=BOND, challenge_window=1000)
     assert out.game.winner == "challenger" and out.job_state == "slashed"
     assert out.escrow_credits["watcher"] == BOND - BOND // 10 and out.escrow_credits["consumer"] == BOND
+
+
+@pytest.mark.parametrize("liar", ["skip", "lie_one", "lie_edge"])
+def test_a_training_transcript_is_bisected_to_one_sgd_step(liar):
+    """A linear model's training checkpoints as the trace: a lazy trainer that skips a step, or lies in one
+    weight, loses in both roles; the game ends on the step it faked."""
+    from vcompute.verify.dispute.train_trace import linear_training_job
+
+    net, s0 = linear_training_job(steps=9, features=24, targets=8, batch=16, eta=0.05, seed=2)
+    for honest_claims in (True, False):
+        h = make_float_player("honest", net, s0, seed=0, name="h")
+        c = make_float_player(liar, net, s0, seed=5, name="c")
+        a, b = (h, c) if honest_claims else (c, h)
+        r = play(DisputeChain(move_timeout=MOVE), a, b, ops_root=net.ops_tree.root, input_state=h.trace.leaves[0],
+                 bond=BOND)
+        assert r.winner == ("claimant" if honest_claims else "challenger") and r.how == "step"
+        if not honest_claims:
+            faked = [l for l in range(1, 10) if c.trace.leaves[l] != h.trace.leaves[l]][0]
+            assert r.hi == faked

@@ -96,3 +96,32 @@ def test_trace_leaves_bind_every_bit_and_refuse_bad_tensors():
         FloatNet((np.zeros((12, 8), np.float32),), rows=1)
     with pytest.raises(ValueError, match="u_bits"):
         FloatNet((np.zeros((8, 8), np.float32),), rows=1, u_bits=30)
+
+
+def test_a_training_transcript_is_a_float_trace_of_real_sgd():
+    """The operator form S' = S Op_t is the SGD step: the float32 checkpoints follow float64 SGD on the
+    same data, and the loss on the planted model falls."""
+    from vcompute.verify.dispute.train_trace import linear_training_job, weights_of
+
+    net, s0 = linear_training_job(steps=12, features=24, targets=8, batch=16, eta=0.05, seed=0)
+    trace = FloatTrace.execute(net, s0)
+    w = weights_of(s0, 8).astype(np.float64)
+    for op in net.weights:  # the same step written as SGD: W - eta/b X^T (X W - Y) = A W + B
+        a, b = op[:24, :24].T.astype(np.float64), op[24:, :24].T.astype(np.float64)
+        w = a @ w + b
+    assert np.allclose(weights_of(trace.states[-1], 8), w, rtol=1e-4, atol=1e-5)
+    first = np.linalg.norm(weights_of(trace.states[0], 8) - weights_of(s0, 8))
+    last = np.linalg.norm(weights_of(trace.states[-1], 8) - weights_of(trace.states[-2], 8))
+    assert last < first  # steps shrink as training converges
+    for l in range(1, 13):
+        assert bad_elements(net, l, trace.state(l - 1), trace.states[l - 1]) == []
+
+
+def test_skipping_a_training_step_is_out_of_bound():
+    from vcompute.verify.dispute.train_trace import linear_training_job
+
+    net, s0 = linear_training_job(steps=6, features=24, targets=8, batch=16, eta=0.05, seed=1)
+    lazy = make_float_player("skip", net, s0, seed=3)
+    bad = [l for l in range(1, 7) if bad_elements(net, l, lazy.trace.state(l - 1), lazy.trace.states[l - 1])]
+    assert len(bad) == 1
+    assert np.array_equal(lazy.trace.states[bad[0] - 1], lazy.trace.state(bad[0] - 1))

@@ -3,7 +3,9 @@
 Each run deploys ``protocols/Dispute.vy`` on an embedded revm and referees
 ``disputes`` games on jobs of one network shape (``n_layers`` layers of
 ``width`` x ``width``, batch ``rows``; ``kind`` int8 or float32), each job a
-fresh seeded input. Every game pits one honest player against one liar (a
+fresh seeded input (``kind = "train"``: a linear model's SGD transcript,
+:mod:`vcompute.verify.dispute.train_trace`, each game from fresh initial
+weights). Every game pits one honest player against one liar (a
 strategy of :data:`vcompute.verify.dispute.players.LYING` or
 :data:`vcompute.verify.dispute.float_players.FLOAT_LYING`), the honest one
 as claimant or as challenger, cycling through every strategy in both roles;
@@ -27,6 +29,7 @@ from vcompute.experiment.tasks.base import TaskParams
 __all__ = ["DisputeGames", "DisputeGamesParams"]
 
 _FLOAT_GRIEFERS = ("drift",)
+_TARGETS = 8  # outputs of the linear model a "train" job fits
 
 
 class DisputeGamesParams(TaskParams):
@@ -36,8 +39,10 @@ class DisputeGamesParams(TaskParams):
     width: int = Field(32, ge=32, le=256, description="layer width (a multiple of 32)")
     rows: int = Field(2, ge=1, le=256, description="batch rows of the job's input")
     disputes: int = Field(14, ge=1, le=100_000, description="games per run")
-    kind: Literal["int8", "float32"] = Field("int8", description="the job's operators: int8 (Freivalds over F_p "
-                                             "on chain) or float32 (one element against its rounding bound)")
+    kind: Literal["int8", "float32", "train"] = Field(
+        "int8", description="the job: an int8 network (Freivalds over F_p on chain), a float32 one (one element "
+        "against its rounding bound), or a training transcript (n_layers SGD steps of a linear model with "
+        "width - 8 features and 8 targets, its checkpoints the trace; rows is unused)")
     liars: tuple[str, ...] | None = Field(None, description="lying strategies to cycle through (each in both "
                                           "roles); default: every one of the kind")
     escrow: bool = Field(False, description="play each game as a whole JobEscrow job settled by the game")
@@ -69,7 +74,8 @@ def _liars(kind: str) -> tuple[str, ...]:
         return LYING
     from vcompute.verify.dispute.float_players import FLOAT_LYING
 
-    return FLOAT_LYING + _FLOAT_GRIEFERS
+    # a skipped step (a lazy trainer) is the training transcript's own attack
+    return tuple(s for s in FLOAT_LYING if kind == "train" or s != "skip") + _FLOAT_GRIEFERS
 
 
 def _ceil_log(n: int, b: int) -> int:
@@ -126,11 +132,17 @@ class DisputeGames:
             from vcompute.verify.dispute.trace import QuantNet
 
             net = QuantNet.random(dims=dims, rows=params.rows, seed=seed)
-        else:
+        elif params.kind == "float32":
             from vcompute.verify.dispute.float_players import make_float_player as make
             from vcompute.verify.dispute.float_trace import FloatNet
 
             net = FloatNet.random(dims=dims, rows=params.rows, seed=seed)
+        else:
+            from vcompute.verify.dispute.float_players import make_float_player as make
+            from vcompute.verify.dispute.train_trace import initial_checkpoint, linear_training_job
+
+            net, _ = linear_training_job(steps=params.n_layers, features=params.width - _TARGETS, targets=_TARGETS,
+                                         batch=16, eta=0.05, seed=seed)
         chain = DisputeChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
         rng = np.random.default_rng(seed)
         liars = params.liars or _liars(params.kind)
@@ -142,7 +154,9 @@ class DisputeGames:
         grief, watch = [], []
         for i in range(params.disputes):
             liar, honest_claims = pairs[i % len(pairs)]
-            x0 = net.random_input(seed=int(rng.integers(2**31)))
+            input_seed = int(rng.integers(2**31))
+            x0 = (initial_checkpoint(params.width - _TARGETS, _TARGETS, seed=input_seed) if params.kind == "train"
+                  else net.random_input(seed=input_seed))
             lie_seed = int(rng.integers(2**31))
             h = make("honest", net, x0, seed=0, name=f"h{i}")
             c = make(liar, net, x0, seed=lie_seed, name=f"l{i}")

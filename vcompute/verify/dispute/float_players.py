@@ -15,6 +15,8 @@ Strategies (:data:`FLOAT_STRATEGIES`):
 - ``lie_edge``: one element just outside the bound (twice the bound from the
   exact value): the sharpest lie the contract must still catch;
 - ``lie_last``: every state valid except the result;
+- ``skip``: one step not computed, its state a copy of the one before (a lazy
+  trainer skipping an SGD step of a training transcript); square layers only;
 - ``absent``: a wrong trace, then no move;
 - ``bad_openings``: a wrong trace that opens the honest leaves with its own paths.
 
@@ -48,7 +50,7 @@ __all__ = ["FLOAT_STRATEGIES", "FLOAT_LYING", "FLOAT_VALID", "FloatPlayer", "mak
            "corrupt_float_trace", "drift_trace"]
 
 #: Every strategy a float player may follow.
-FLOAT_STRATEGIES = ("honest", "drift", "lie_one", "lie_edge", "lie_last", "absent", "bad_openings")
+FLOAT_STRATEGIES = ("honest", "drift", "lie_one", "lie_edge", "lie_last", "skip", "absent", "bad_openings")
 #: The strategies whose every step is within the bound.
 FLOAT_VALID = ("honest", "drift")
 #: The strategies whose trace has a step out of bound.
@@ -66,6 +68,22 @@ def drift_trace(net: FloatNet, x0: np.ndarray, *, seed: int) -> FloatTrace:
             y[i, j] = np.nextafter(y[i, j], np.float32(np.inf) if rng.random() < 0.5 else np.float32(-np.inf))
         if bad_elements(net, l, x, y):  # pragma: no cover - one ulp is far inside the bound
             raise ValueError(f"a one-ulp drift left the bound at layer {l}")
+        states.append(y)
+        x = y
+    return FloatTrace(net, x0, states)
+
+
+def skip_trace(net: FloatNet, x0: np.ndarray, layer: int) -> FloatTrace:
+    """A trace whose state ``layer`` repeats state ``layer - 1`` (the step skipped), computed on from there.
+
+    Raises:
+        ValueError: if that layer is not square (a copy would have the wrong shape) or the copy is within bound.
+    """
+    states, x = [], x0
+    for l in range(1, net.n_layers + 1):
+        y = x.copy() if l == layer else net.layer(l, x)
+        if l == layer and (y.shape != net.layer(l, x).shape or not bad_elements(net, l, x, y)):
+            raise ValueError(f"skipping layer {layer} is not out of bound (a non-square or near-identity step)")
         states.append(y)
         x = y
     return FloatTrace(net, x0, states)
@@ -93,13 +111,15 @@ def corrupt_float_trace(net: FloatNet, x0: np.ndarray, layers: list[int], *, see
         y = net.layer(l, x)
         if l in layers:
             w = net.weights[l - 1]
-            i, j = int(rng.integers(y.shape[0])), int(rng.integers(y.shape[1]))
+            n, u = w.shape[0] + 2, 2.0 ** -net.u_bits
+            bounds = n * u / (1 - n * u) * (np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)))
+            # an edge lie needs room: an element whose bound is 0 (an exact zero product) has no edge
+            cand = np.argwhere(bounds > 0) if edge else np.argwhere(np.ones_like(bounds, bool))
+            i, j = (int(v) for v in cand[int(rng.integers(len(cand)))])
             sign = 1.0 if rng.random() < 0.5 else -1.0
             exact = float(x[i].astype(np.float64) @ w[:, j].astype(np.float64))
             if edge:
-                n, u = w.shape[0] + 2, 2.0 ** -net.u_bits
-                bound = n * u / (1 - n * u) * float(np.abs(x[i].astype(np.float64)) @ np.abs(w[:, j]))
-                y[i, j] = np.float32(exact + sign * 2 * bound)
+                y[i, j] = np.float32(exact + sign * 2 * bounds[i, j])
             else:
                 y[i, j] = np.float32(exact + sign * (1 + abs(exact)) * (1 + rng.random()))
             assert (i, j) in bad_elements(net, l, x, y)
@@ -181,6 +201,8 @@ def make_float_player(strategy: str, net: FloatNet, x0: np.ndarray, *, seed: int
         trace = drift_trace(net, x0, seed=seed)
     elif strategy == "lie_last":
         trace = corrupt_float_trace(net, x0, [n], seed=seed)
+    elif strategy == "skip":
+        trace = skip_trace(net, x0, int(rng.integers(1, n + 1)))
     elif strategy == "lie_edge":
         trace = corrupt_float_trace(net, x0, [int(rng.integers(1, n + 1))], seed=seed, edge=True)
     else:  # lie_one, absent, bad_openings
