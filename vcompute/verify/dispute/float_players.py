@@ -168,7 +168,7 @@ class FloatPlayer(Player):
         return (0, 0)
 
     def respond(self, hi: int, element: tuple[int, int]) -> dict[str, Any] | None:
-        """As claimant: its ``decide_float`` arguments opening ``element`` of its own state ``hi`` (``None``: no move)."""
+        """As claimant: its ``decide_float`` arguments opening ``element`` of its state ``hi`` (``None``: no move)."""
         if self.strategy == "absent":
             return None
         net = self.trace.net

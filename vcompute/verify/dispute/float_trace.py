@@ -182,7 +182,7 @@ class FloatNet:
     """A float32 network of matmul layers: the job's operators and their precision.
 
     Args:
-        weights: float32 ``(k, m)`` matrices, each ``k`` the previous ``m``; every dimension a multiple of 8, at most 256.
+        weights: float32 ``(k, m)`` matrices, each ``k`` the previous ``m``; dimensions multiples of 8, at most 256.
         rows: the batch size of the job's input.
         u_bits: the operators' unit roundoff exponent (24: float32 throughout; 11: TF32 inputs), 10..24.
 
