@@ -28,7 +28,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from vcompute.ledger.dispute_client import DisputeChain, GameResult, referee
+from vcompute.ledger.dispute_client import ContractRevert, DisputeChain, GameResult, referee
 
 __all__ = ["JOB_STATES", "JobOutcome", "play_job"]
 
@@ -103,7 +103,7 @@ def play_job(chain: DisputeChain, provider: Any, challenger: Any | None, *, ops_
         chain.call(challenger.name, "dispute", claim, *challenger.commitment(), value=bond)
         try:
             chain.call("anyone", "finalize", job, on="escrow")
-        except Exception:  # noqa: BLE001 - the refusal is what is counted; its reason is tested elsewhere
+        except ContractRevert:  # the refusal is what is counted; its reason is tested elsewhere
             refused += 1
         game = referee(chain, claim, provider, challenger, gas=chain.last_gas)
     if chain.record("claims", claim)["state"] == _CLAIM_SLASHED:
