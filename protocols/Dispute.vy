@@ -12,6 +12,10 @@
         Freivalds over F_p (p = 2^127 - 1), r derived from a blockhash fixed
         after both roots. The loser's bond goes to the winner, less a
         configurable share that goes to the treasury (burned if none).
+        A float32 job (commit_float) ends instead with the challenger naming one
+        element of the claimant's last-step output and the claimant opening it:
+        FloatStep.vy recomputes its dot product exactly and holds the value to the
+        operator's rounding bound. A claimant that cannot open it loses.
         Money leaves only through withdraw() (pull payments).
         Revert reasons start with "state:", "unauthorized:", "timeout:", "value:".
 """
@@ -26,6 +30,7 @@ SLASHED: constant(uint8) = 4
 CLAIMANT_REVEALS: constant(uint8) = 1
 CHALLENGER_REVEALS: constant(uint8) = 2
 ONE_STEP: constant(uint8) = 3
+ELEMENT: constant(uint8) = 4  # float32: the challenger named an element, the claimant must open it
 
 P: constant(uint256) = 2**127 - 1
 MAX_DIM: constant(uint256) = 256
@@ -38,6 +43,18 @@ STATE_TAG: constant(uint256) = 2  # domain tag "vcd-state"
 T8_TAG: constant(uint256) = 3  # domain tag "vcd-i8"
 T32_TAG: constant(uint256) = 4  # domain tag "vcd-i32"
 OP_TAG: constant(uint256) = 5  # domain tag "vcd-op"
+FJOB_TAG: constant(uint256) = 6  # a float32 job id
+FSTATE_TAG: constant(uint256) = 7  # a float32 state: Merkle root over its rows
+FROW_TAG: constant(uint256) = 8  # one float32 row (or operator column)
+FOP_TAG: constant(uint256) = 9  # a float32 operator: Merkle root over its columns, and its u_bits
+MAX_FW: constant(uint256) = MAX_DIM // 8  # float32 words of one row (8 lanes a word)
+# claim kinds: how the last step is decided
+INT8: constant(uint8) = 0
+FLOAT32: constant(uint8) = 1
+
+interface FloatStep:
+    def within(x: DynArray[uint256, MAX_FW], w: DynArray[uint256, MAX_FW], k: uint256, u_bits: uint256,
+               z: uint256) -> bool: view
 
 struct Claim:
     claimant: address
@@ -51,6 +68,7 @@ struct Claim:
     window: uint256
     deadline: uint256
     state: uint8
+    kind: uint8
 
 struct Game:
     challenger: address
@@ -64,6 +82,8 @@ struct Game:
     deadline: uint256
     seed: bytes32
     rounds: uint256
+    ei: uint256
+    ej: uint256
 
 event Committed:
     claim_id: indexed(bytes32)
@@ -89,6 +109,8 @@ event Settled:
 
 claims: public(HashMap[bytes32, Claim])
 games: public(HashMap[bytes32, Game])
+# who won the game that SLASHED a claim (empty: nobody proved the last step); read by JobEscrow
+winner: public(HashMap[bytes32, address])
 credits: public(HashMap[address, uint256])
 held: public(uint256)
 burned: public(uint256)
@@ -99,10 +121,13 @@ arity: public(uint256)
 # the claimant's openings of the current round, compared with the challenger's
 claimant_points: HashMap[bytes32, DynArray[bytes32, MAX_ARITY - 1]]
 min_bond: public(uint256)
+# the float32 step checker (FloatStep.vy); empty: float jobs cannot be committed
+float_step: public(address)
 
 
 @deploy
-def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bond: uint256, arity: uint256):
+def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bond: uint256, arity: uint256,
+             float_step: address):
     assert burn_bps <= 10000, "value: burn_bps is at most 10000"
     assert move_timeout > 0, "value: move_timeout must be positive"
     self.treasury = treasury
@@ -111,6 +136,7 @@ def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bo
     self.min_bond = min_bond
     assert arity >= 2 and arity <= MAX_ARITY, "value: arity must be in 2..MAX_ARITY"
     self.arity = arity
+    self.float_step = float_step
 
 
 @pure
@@ -118,6 +144,13 @@ def __init__(treasury: address, burn_bps: uint256, move_timeout: uint256, min_bo
 def job_id_of(ops_root: bytes32, input_digest: bytes32, n_layers: uint256) -> bytes32:
     """The job id a claim must name: sha256 of its spec (operators, input, depth)."""
     return sha256(abi_encode(JOB_TAG, ops_root, input_digest, n_layers))
+
+
+@pure
+@external
+def float_job_id_of(ops_root: bytes32, input_digest: bytes32, n_layers: uint256) -> bytes32:
+    """The job id of a float32 job (another domain tag: a claim cannot pass one kind for the other)."""
+    return sha256(abi_encode(FJOB_TAG, ops_root, input_digest, n_layers))
 
 
 @pure
@@ -175,7 +208,41 @@ def _settle(claim_id: bytes32, claimant_won: bool, how: uint8):
     else:
         self._credit_win(g.challenger, c.bond, c.bond)
         self.claims[claim_id].state = SLASHED
+        self.winner[claim_id] = g.challenger
         log Settled(claim_id=claim_id, winner=g.challenger, loser=c.claimant, how=how)
+
+
+@internal
+@payable
+def _commit(kind: uint8, ops_root: bytes32, input_digest: bytes32, n_layers: uint256, root: bytes32,
+            result: bytes32, result_proof: DynArray[bytes32, MAX_DEPTH], window: uint256) -> bytes32:
+    assert n_layers > 0 and n_layers < 2**32, "value: n_layers must be in 1..2**32-1"
+    assert window > 0, "value: the challenge window must be positive"
+    assert msg.value >= self.min_bond and msg.value > 0, "value: the bond is below min_bond"
+    job_id: bytes32 = sha256(abi_encode(JOB_TAG if kind == INT8 else FJOB_TAG, ops_root, input_digest, n_layers))
+    claim_id: bytes32 = sha256(abi_encode(job_id, msg.sender))
+    assert self.claims[claim_id].state == UNUSED, "state: this claimant already committed for this job"
+    assert self._merkle_ok(root, result, n_layers, result_proof, n_layers + 1), \
+        "value: the result is not the last leaf of the root"
+    self.claims[claim_id] = Claim(claimant=msg.sender, job_id=job_id, ops_root=ops_root,
+                                  input_digest=input_digest, n_layers=n_layers, root=root, result=result,
+                                  bond=msg.value, window=window, deadline=block.timestamp + window,
+                                  state=COMMITTED, kind=kind)
+    self.held += msg.value
+    log Committed(claim_id=claim_id, claimant=msg.sender, root=root)
+    return claim_id
+
+
+@internal
+def _forfeit_both(claim_id: bytes32):
+    share: uint256 = 2 * self.claims[claim_id].bond
+    if self.treasury == empty(address):
+        self.burned += share
+        self.held -= share
+    else:
+        self.credits[self.treasury] += share
+    self.claims[claim_id].state = SLASHED
+    log Settled(claim_id=claim_id, winner=empty(address), loser=empty(address), how=3)
 
 
 @external
@@ -184,21 +251,17 @@ def _settle(claim_id: bytes32, claimant_won: bool, how: uint8):
 def commit(ops_root: bytes32, input_digest: bytes32, n_layers: uint256, root: bytes32, result: bytes32,
            result_proof: DynArray[bytes32, MAX_DEPTH], window: uint256) -> bytes32:
     """Commit a trace root (n_layers + 1 leaves: input, then each layer's state) and its result leaf, with a bond."""
-    assert n_layers > 0 and n_layers < 2**32, "value: n_layers must be in 1..2**32-1"
-    assert window > 0, "value: the challenge window must be positive"
-    assert msg.value >= self.min_bond and msg.value > 0, "value: the bond is below min_bond"
-    job_id: bytes32 = sha256(abi_encode(JOB_TAG, ops_root, input_digest, n_layers))
-    claim_id: bytes32 = sha256(abi_encode(job_id, msg.sender))
-    assert self.claims[claim_id].state == UNUSED, "state: this claimant already committed for this job"
-    assert self._merkle_ok(root, result, n_layers, result_proof, n_layers + 1), \
-        "value: the result is not the last leaf of the root"
-    self.claims[claim_id] = Claim(claimant=msg.sender, job_id=job_id, ops_root=ops_root,
-                                  input_digest=input_digest, n_layers=n_layers, root=root, result=result,
-                                  bond=msg.value, window=window, deadline=block.timestamp + window,
-                                  state=COMMITTED)
-    self.held += msg.value
-    log Committed(claim_id=claim_id, claimant=msg.sender, root=root)
-    return claim_id
+    return self._commit(INT8, ops_root, input_digest, n_layers, root, result, result_proof, window)
+
+
+@external
+@payable
+@nonreentrant
+def commit_float(ops_root: bytes32, input_digest: bytes32, n_layers: uint256, root: bytes32, result: bytes32,
+                 result_proof: DynArray[bytes32, MAX_DEPTH], window: uint256) -> bytes32:
+    """Commit the trace root of a float32 job (its last step decided by ``decide_float``), with a bond."""
+    assert self.float_step != empty(address), "state: no float step checker"
+    return self._commit(FLOAT32, ops_root, input_digest, n_layers, root, result, result_proof, window)
 
 
 @internal
@@ -228,7 +291,7 @@ def dispute(claim_id: bytes32, root: bytes32, result: bytes32, result_proof: Dyn
     self.games[claim_id] = Game(challenger=msg.sender, root=root, lo=0, hi=c.n_layers, agreed=c.input_digest,
                                 claimant_hi=c.result, challenger_hi=result,
                                 phase=CLAIMANT_REVEALS, deadline=block.timestamp + self.move_timeout,
-                                seed=empty(bytes32), rounds=0)
+                                seed=empty(bytes32), rounds=0, ei=0, ej=0)
     if c.n_layers == 1:
         self._enter_one_step(claim_id)
     log Disputed(claim_id=claim_id, challenger=msg.sender, root=root)
@@ -263,7 +326,7 @@ def reveal(claim_id: bytes32, leaves: DynArray[bytes32, MAX_ARITY - 1],
     assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
     c: Claim = self.claims[claim_id]
     g: Game = self.games[claim_id]
-    assert g.phase != ONE_STEP, "state: one step remains; call decide"
+    assert g.phase < ONE_STEP, "state: one step remains; call decide"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
     pts: DynArray[uint256, MAX_ARITY - 1] = self._points(g.lo, g.hi)
     assert len(leaves) == len(pts) and len(proofs) == len(pts), "value: open exactly one leaf per cut point"
@@ -320,17 +383,23 @@ def timeout(claim_id: bytes32):
         self._settle(claim_id, False, 2)
     elif g.phase == CHALLENGER_REVEALS:
         self._settle(claim_id, True, 2)
+    elif g.phase == ELEMENT:
+        # the claimant did not open the element the challenger named
+        self._settle(claim_id, False, 2)
+    elif self.claims[claim_id].kind == FLOAT32:
+        # the challenger named no element of the claimant's float step to check
+        self._settle(claim_id, True, 2)
     else:
         # neither party proved its output of the last step: neither is honest; both bonds forfeit
-        c: Claim = self.claims[claim_id]
-        share: uint256 = 2 * c.bond
-        if self.treasury == empty(address):
-            self.burned += share
-            self.held -= share
-        else:
-            self.credits[self.treasury] += share
-        self.claims[claim_id].state = SLASHED
-        log Settled(claim_id=claim_id, winner=empty(address), loser=empty(address), how=3)
+        self._forfeit_both(claim_id)
+
+
+@view
+@external
+def outcome(claim_id: bytes32) -> (uint8, address, bytes32, bytes32, uint256, address):
+    """What an escrow settles on: ``(state, claimant, job_id, result, deadline, winner)`` of a claim."""
+    c: Claim = self.claims[claim_id]
+    return c.state, c.claimant, c.job_id, c.result, c.deadline, self.winner[claim_id]
 
 
 @external
@@ -361,6 +430,7 @@ def decide(claim_id: bytes32, rows: uint256, k: uint256, m: uint256, sh: uint256
     c: Claim = self.claims[claim_id]
     assert g.phase == ONE_STEP, "state: the bisection has not reached one step"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
+    assert c.kind == INT8, "value: float claim; call decide_float"
     assert rows > 0 and k > 0 and m > 0 and rows <= MAX_DIM and k <= MAX_DIM and m <= MAX_DIM, \
         "value: dimensions must be in 1..MAX_DIM"
     assert k % 32 == 0 and m % 32 == 0, "value: k and m must be multiples of 32"
@@ -533,6 +603,65 @@ def decide(claim_id: bytes32, rows: uint256, k: uint256, m: uint256, sh: uint256
         rhs = (rhs + 2147483648 * (P - rsum)) % P
         assert lhs == rhs, "value: Freivalds check failed: z != x w"
     self._settle(claim_id, out == g.claimant_hi, 1)
+
+
+@pure
+@internal
+def _row_digest(words: DynArray[uint256, MAX_FW], n: uint256) -> bytes32:
+    return sha256(abi_encode(FROW_TAG, n, words))
+
+
+@external
+@nonreentrant
+def challenge_element(claim_id: bytes32, i: uint256, j: uint256):
+    """The challenger names element (i, j) of the claimant's float32 output at the disputed layer."""
+    assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
+    g: Game = self.games[claim_id]
+    assert g.phase == ONE_STEP and self.claims[claim_id].kind == FLOAT32, "state: no float step to challenge"
+    assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
+    assert msg.sender == g.challenger, "unauthorized: the challenger names the element"
+    self.games[claim_id].ei = i
+    self.games[claim_id].ej = j
+    self.games[claim_id].phase = ELEMENT
+    self.games[claim_id].deadline = block.timestamp + self.move_timeout
+    log Moved(claim_id=claim_id, lo=g.lo, hi=g.hi, phase=ELEMENT)
+
+
+@external
+@nonreentrant
+def decide_float(claim_id: bytes32, rows: uint256, k: uint256, m: uint256, u_bits: uint256,
+                 x_row: DynArray[uint256, MAX_FW], x_root: bytes32, x_proof: DynArray[bytes32, MAX_DEPTH],
+                 w_col: DynArray[uint256, MAX_FW], w_root: bytes32, w_proof: DynArray[bytes32, MAX_DEPTH],
+                 op_proof: DynArray[bytes32, MAX_DEPTH],
+                 c_row: DynArray[uint256, MAX_FW], c_root: bytes32, c_proof: DynArray[bytes32, MAX_DEPTH]):
+    """Open the named element (i, j) of the claimant's float32 output: row i of the agreed input x
+    (rows x k), column j of layer hi's operator w (k x m) and row i of the claimant's output, each
+    against its commitment, which fix the dimensions. The claimant wins if the element is within
+    the operator's rounding bound (FloatStep.vy) or outside the output, else the challenger. Anyone
+    may call (only the claimant's committed data can pass).
+    """
+    assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
+    g: Game = self.games[claim_id]
+    c: Claim = self.claims[claim_id]
+    assert g.phase == ELEMENT, "state: no element has been named"
+    assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
+    assert rows <= MAX_DIM and k <= MAX_DIM and m <= MAX_DIM and k % 8 == 0 and m % 8 == 0, \
+        "value: dimensions out of range"
+    assert sha256(abi_encode(FSTATE_TAG, rows, k, x_root)) == g.agreed, "value: x is not agreed"
+    assert self._merkle_ok(c.ops_root, sha256(abi_encode(FOP_TAG, k, m, u_bits, w_root)), g.hi - 1, op_proof,
+                           c.n_layers), "value: w is not the operator"
+    assert sha256(abi_encode(FSTATE_TAG, rows, m, c_root)) == g.claimant_hi, "value: not the claimant's output"
+    if g.ei >= rows or g.ej >= m:
+        # the challenger named an element the output does not have
+        self._settle(claim_id, True, 1)
+        return
+    assert len(x_row) == k // 8 and len(w_col) == k // 8 and len(c_row) == m // 8, "value: row lengths"
+    assert self._merkle_ok(x_root, self._row_digest(x_row, k), g.ei, x_proof, rows), "value: x_row opening"
+    assert self._merkle_ok(w_root, self._row_digest(w_col, k), g.ej, w_proof, m), "value: w_col opening"
+    assert self._merkle_ok(c_root, self._row_digest(c_row, m), g.ei, c_proof, rows), "value: c_row opening"
+    ok: bool = staticcall FloatStep(self.float_step).within(x_row, w_col, k, u_bits,
+                                                           (c_row[g.ej // 8] >> (32 * (g.ej % 8))) & 4294967295)
+    self._settle(claim_id, ok, 1)
 
 
 @external

@@ -52,7 +52,7 @@ CASES: dict[str, list[tuple[str, list[str]] | dict]] = {
     "replication.adaptive": [("adaptive-replication.toml", [])],
     "replication.credibility": [("adaptive-credibility.toml", [])],
     "spotcheck.identity": [("spotcheck-identity.toml", [])],
-    "dispute.games": [("dispute-games.toml", [])],
+    "dispute.games": [("dispute-games.toml", []), ("dispute-escrow.toml", [])],
 }
 
 

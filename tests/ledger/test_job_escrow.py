@@ -62,7 +62,8 @@ class Chain:
         """Invariant 1: ``held <= balance``, the difference being exactly the surplus nobody owns."""
         held = self.escrow.functions.held().call()
         balance = self.w3.eth.get_balance(self.escrow.address)
-        assert held <= balance and self.escrow.functions.surplus().call() == balance - held
+        burned = self.escrow.functions.burned().call()
+        assert held + burned <= balance and self.escrow.functions.surplus().call() == balance - held - burned
         return held
 
 

@@ -316,7 +316,8 @@ _DISPUTE: dict[str, MetricInfo] = {
     "rounds_bound": _m("count", "ceil(log_b n_layers): the rounds a b-ary bisection needs (b = arity)"),
     "gas_per_dispute": _m("gas", "gas from the dispute to its settlement (every successful transaction), mean"),
     "gas_max": _m("gas", "gas of the most expensive dispute"),
-    "decide_gas": _m("gas", "gas of the on-chain last-layer check (Freivalds over F_p + requantisation), mean",
+    "decide_gas": _m("gas", "gas of the on-chain last-step check (int8: Freivalds over F_p + requantisation; "
+                     "float32: one element against its rounding bound), mean",
                      "no dispute reached the one-step check (all settled by timeouts)"),
     "timeouts": _m("fraction", "share of disputes settled because a party missed its move"),
     "refused": _m("count", "transactions the contract refused per dispute (bad openings, forged steps)"),
@@ -324,6 +325,9 @@ _DISPUTE: dict[str, MetricInfo] = {
                       "no run disputed an honest result"),
     "watcher_net": _m("bonds", "a challenger's net ether per dispute of a wrong result, in bonds",
                       "no run disputed a wrong result"),
+    "escrow_wrong": _m("count", "escrowed jobs that paid anyone but the honest party (target 0)"),
+    "stake_to_winner": _m("fraction", "share of the lying provider's stake the escrow paid the honest watcher",
+                          "no run had an honest watcher win"),
 }
 
 _BY_TASK_PREFIX: dict[str, dict[str, MetricInfo]] = {

@@ -22,7 +22,7 @@ from typing import Any
 __all__ = ["CONTRACTS", "build_all", "compile_contract", "load_contract", "protocols_dir"]
 
 #: Contracts with checked-in builds (source file stem).
-CONTRACTS = ("VLedger", "JobEscrow", "MaliciousProvider", "ForceSend", "Dispute")
+CONTRACTS = ("VLedger", "JobEscrow", "MaliciousProvider", "ForceSend", "Dispute", "FloatStep", "HostileGame")
 
 
 def protocols_dir() -> Path:

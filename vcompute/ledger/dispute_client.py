@@ -43,7 +43,7 @@ def _address(name: str) -> str:
 
 
 class DisputeChain:
-    """``Dispute.vy`` deployed on a fresh in-process revm.
+    """``Dispute.vy`` (with its float step checker ``FloatStep.vy``) deployed on a fresh in-process revm.
 
     Args:
         treasury: the account name that receives the loser's burned share, or ``None`` to burn it.
@@ -67,18 +67,51 @@ class DisputeChain:
         self.time = 1_700_000_000
         self.number = 1
         self._set_block()
+        self.evm.set_balance(_DEPLOYER, 10**30)
+        self._abis: dict[str, dict[str, Any]] = {}
+        self._at: dict[str, str] = {}
+        float_step = self.deploy("FloatStep", as_="float_step")
         build = build if build is not None else load_contract("Dispute")
-        self._fns = {f["name"]: f for f in build["abi"] if f.get("type") == "function"}
         ctor = next(f for f in build["abi"] if f.get("type") == "constructor")
-        args = [self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps, move_timeout, min_bond, arity]
+        args = [self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps, move_timeout, min_bond, arity,
+                float_step]
         code = bytes.fromhex(build["bytecode"].removeprefix("0x")) + encode(
             [i["type"] for i in ctor["inputs"]], args)
-        self.evm.set_balance(_DEPLOYER, 10**30)
         self.contract = self.evm.deploy(_DEPLOYER, code)
+        self._abis["dispute"] = {f["name"]: f for f in build["abi"] if f.get("type") == "function"}
+        self._at["dispute"] = self.contract
         self.last_gas = 0
         #: The winner's address in the last Settled event (the zero address: nobody won).
         self.last_settled = ""
         self._claims: list[tuple[bytes, str, bytes]] = []
+
+    @property
+    def escrow(self) -> str:
+        """The address of ``JobEscrow.vy`` on this chain, deployed on first use (it has no constructor)."""
+        if "escrow" not in self._at:
+            self.deploy("JobEscrow", as_="escrow")
+        return self._at["escrow"]
+
+    def deploy(self, name: str, *args: Any, as_: str) -> str:
+        """Deploy the checked-in build of ``protocols/NAME.vy`` with constructor ``args``; ``on=as_`` calls it.
+
+        Returns:
+            Its address.
+
+        Raises:
+            ValueError: if ``as_`` is already taken.
+        """
+        from eth_abi import encode
+
+        if as_ in self._at:
+            raise ValueError(f"a contract is already deployed as {as_!r}; pick another name")
+        build = load_contract(name)
+        ctor = next((f for f in build["abi"] if f.get("type") == "constructor"), {"inputs": []})
+        code = bytes.fromhex(build["bytecode"].removeprefix("0x")) + encode(
+            [i["type"] for i in ctor["inputs"]], list(args))
+        self._at[as_] = self.evm.deploy(_DEPLOYER, code)
+        self._abis[as_] = {f["name"]: f for f in build["abi"] if f.get("type") == "function"}
+        return self._at[as_]
 
     def _set_block(self) -> None:
         self.evm.set_block_env(self._pyrevm.BlockEnv(number=self.number, timestamp=self.time,
@@ -97,9 +130,9 @@ class DisputeChain:
         """Account ``name``'s balance in wei."""
         return self.evm.get_balance(self.address(name))
 
-    def contract_balance(self) -> int:
-        """The contract's balance in wei."""
-        return self.evm.get_balance(self.contract)
+    def contract_balance(self, on: str = "dispute") -> int:
+        """The ``on`` contract's balance in wei."""
+        return self.evm.get_balance(self._target(on))
 
     def advance(self, seconds: int) -> None:
         """Mine a block ``seconds`` later."""
@@ -107,27 +140,53 @@ class DisputeChain:
         self.number += 1
         self._set_block()
 
-    def _calldata(self, fn: str, args: list[Any]) -> tuple[bytes, list[str]]:
+    def at(self, on: str) -> str:
+        """The address of contract ``on`` (``"dispute"``, ``"escrow"`` or a name given to :meth:`deploy`).
+
+        Raises:
+            ValueError: if ``on`` names no deployed contract.
+        """
+        return self._target(on)
+
+    def _target(self, on: str) -> str:
+        if on == "escrow":
+            return self.escrow
+        if on not in self._at:
+            raise ValueError(f"on must be one of {', '.join(sorted({'escrow', *self._at}))}, got {on!r}")
+        return self._at[on]
+
+    def _calldata(self, fn: str, args: list[Any], on: str = "dispute") -> tuple[bytes, list[str]]:
         from eth_abi import encode
         from eth_utils import keccak
 
-        f = self._fns[fn]
+        f = self._abis[on][fn]
         types = [i["type"] for i in f["inputs"]]
         sel = keccak(text=f"{fn}({','.join(types)})")[:4]
         return sel + encode(types, args), [_abi_type(o) for o in f.get("outputs", [])]
 
-    def call(self, sender: str, fn: str, *args: Any, value: int = 0, gas: int = _BLOCK_GAS) -> Any:
+    def call(self, sender: str, fn: str, *args: Any, value: int = 0, gas: int = _BLOCK_GAS,
+             on: str = "dispute") -> Any:
         """Send a transaction from ``sender`` calling ``fn(*args)``, mine it, and return its decoded output.
+
+        Args:
+            sender: the calling account's name.
+            fn: the function.
+            *args: its arguments.
+            value: wei sent with the call.
+            gas: the transaction's gas limit.
+            on: ``"dispute"`` (``Dispute.vy``), ``"escrow"`` (``JobEscrow.vy``) or a name given to :meth:`deploy`.
 
         Raises:
             ContractRevert: if the contract reverts (its reason attached).
             KeyError: if ``fn`` is not a function of the contract.
+            ValueError: if ``on`` names no deployed contract.
         """
         from eth_abi import decode
 
-        data, outs = self._calldata(fn, list(args))
+        to = self._target(on)
+        data, outs = self._calldata(fn, list(args), on)
         try:
-            out = self.evm.message_call(caller=self.address(sender), to=self.contract, calldata=data,
+            out = self.evm.message_call(caller=self.address(sender), to=to, calldata=data,
                                         value=value, gas=gas)
         except RuntimeError as e:
             raise ContractRevert(_reason(str(e))) from None
@@ -137,7 +196,7 @@ class DisputeChain:
         if not outs:
             return None
         vals = decode(outs, bytes(out))
-        if fn == "commit":
+        if fn == "commit" and on == "dispute":
             self._claims.append((vals[0], sender, bytes(args[0])))
         return vals[0] if len(vals) == 1 else vals
 
@@ -151,10 +210,11 @@ class DisputeChain:
                 raw = bytes(data[1] if isinstance(data, tuple) else data)
                 self.last_settled = "0x" + raw[12:32].hex()
 
-    def record(self, fn: str, claim_id: bytes) -> dict[str, Any]:
-        """A struct getter (``"claims"`` or ``"games"``) as a dict keyed by the struct's field names."""
-        names = [c["name"] for c in self._fns[fn]["outputs"][0]["components"]]
-        return dict(zip(names, self.view(fn, claim_id)))
+    def record(self, fn: str, key: bytes, *, on: str = "dispute") -> dict[str, Any]:
+        """A struct getter (``"claims"``, ``"games"``; ``"jobs"`` on the escrow) as a dict keyed by field name."""
+        self._target(on)
+        names = [c["name"] for c in self._abis[on][fn]["outputs"][0]["components"]]
+        return dict(zip(names, self.view(fn, key, on=on)))
 
     def view_claim_id(self, net: Any, claimant: str) -> bytes:
         """The claim id of account ``claimant`` on a job of ``net`` (duck-typed: ``ops_tree``, ``n_layers``)."""
@@ -163,12 +223,13 @@ class DisputeChain:
             raise KeyError(f"{claimant} has committed no claim on this job")
         return claims[-1][0]
 
-    def view(self, fn: str, *args: Any) -> Any:
-        """Read ``fn(*args)`` without mining a block."""
+    def view(self, fn: str, *args: Any, on: str = "dispute") -> Any:
+        """Read ``fn(*args)`` of the ``on`` contract without mining a block."""
         from eth_abi import decode
 
-        data, outs = self._calldata(fn, list(args))
-        out = self.evm.message_call(caller=_DEPLOYER, to=self.contract, calldata=data, is_static=True)
+        to = self._target(on)
+        data, outs = self._calldata(fn, list(args), on)
+        out = self.evm.message_call(caller=_DEPLOYER, to=to, calldata=data, is_static=True)
         vals = decode(outs, bytes(out))
         return vals[0] if len(vals) == 1 else vals
 
@@ -176,7 +237,8 @@ class DisputeChain:
 #: Claim states of ``Dispute.vy``, by number.
 CLAIM_STATES = ("unused", "committed", "disputed", "finalized", "slashed")
 _DISPUTED, _SLASHED = 2, 4
-_ONE_STEP = 3
+_ONE_STEP, _ELEMENT = 3, 4
+_FLOAT32 = 1
 
 
 @dataclass
@@ -228,8 +290,9 @@ def play(chain: DisputeChain, claimant: Any, challenger: Any, *, ops_root: bytes
     for who in (claimant, challenger):
         chain.fund(who.name, 100 * bond + 10**20)
     root, result, proof = claimant.commitment()
-    claim_id = chain.call(claimant.name, "commit", ops_root, input_state, n, root, result, proof, window,
+    claim_id = chain.call(claimant.name, claimant.commit_fn, ops_root, input_state, n, root, result, proof, window,
                           value=bond)
+    challenger.prepare(claimant)
     c_root, c_result, c_proof = challenger.commitment()
     chain.call(challenger.name, "dispute", claim_id, c_root, c_result, c_proof, value=bond)
     return referee(chain, claim_id, claimant, challenger, gas=chain.last_gas)
@@ -257,7 +320,23 @@ def referee(chain: DisputeChain, claim_id: bytes, claimant: Any, challenger: Any
         g = chain.record("games", claim_id)
         lo, hi, phase = g["lo"], g["hi"], g["phase"]
         moved = False
-        if phase == _ONE_STEP:
+        if phase == _ONE_STEP and chain.record("claims", claim_id)["kind"] == _FLOAT32:
+            element = challenger.name_element(hi, claimant)
+            if element is not None:
+                chain.call(challenger.name, "challenge_element", claim_id, *element)
+                gas += chain.last_gas
+                moved = True
+        elif phase == _ELEMENT:
+            args = claimant.respond(hi, (g["ei"], g["ej"]))
+            if args is not None:
+                try:
+                    chain.call(claimant.name, "decide_float", claim_id, *args.values())
+                    gas += chain.last_gas
+                    decide_gas = chain.last_gas
+                    moved = True
+                except ContractRevert:
+                    refused += 1
+        elif phase == _ONE_STEP:
             for who in (claimant, challenger):
                 args = who.prove_step(hi)
                 if args is None:

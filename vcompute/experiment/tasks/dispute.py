@@ -1,24 +1,35 @@
 """``dispute.games``: the dispute game played on chain by honest and adversarial players.
 
 Each run deploys ``protocols/Dispute.vy`` on an embedded revm and referees
-``disputes`` games on jobs of one int8 network shape (``n_layers`` layers of
-``width`` x ``width``, batch ``rows``), each job a fresh seeded input. Every
-game pits one honest player against one liar (a strategy of
-:data:`vcompute.verify.dispute.players.LYING`), the honest one as claimant
-or as challenger, cycling through every strategy in both roles; the
-contract's own settlement says who won. ``proofs/dispute.md`` cites it.
+``disputes`` games on jobs of one network shape (``n_layers`` layers of
+``width`` x ``width``, batch ``rows``; ``kind`` int8 or float32), each job a
+fresh seeded input (``kind = "train"``: a linear model's SGD transcript,
+:mod:`vcompute.verify.dispute.train_trace`, each game from fresh initial
+weights). Every game pits one honest player against one liar (a
+strategy of :data:`vcompute.verify.dispute.players.LYING` or
+:data:`vcompute.verify.dispute.float_players.FLOAT_LYING`), the honest one
+as claimant or as challenger, cycling through every strategy in both roles;
+float32 runs add ``drift`` (a valid result with other bits) as a griefing
+challenger. With ``escrow``, each game is a whole job in
+``protocols/JobEscrow.vy`` settled by the game
+(:func:`vcompute.ledger.dispute_escrow.play_job`). The contracts' own
+settlement says who won and who was paid. ``proofs/dispute.md`` cites it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+
+from pydantic import Field, field_validator, model_validator
 
 from vcompute.experiment.tasks.base import TaskParams
 
 __all__ = ["DisputeGames", "DisputeGamesParams"]
+
+_FLOAT_GRIEFERS = ("drift",)
+_TARGETS = 8  # outputs of the linear model a "train" job fits
 
 
 class DisputeGamesParams(TaskParams):
@@ -28,8 +39,13 @@ class DisputeGamesParams(TaskParams):
     width: int = Field(32, ge=32, le=256, description="layer width (a multiple of 32)")
     rows: int = Field(2, ge=1, le=256, description="batch rows of the job's input")
     disputes: int = Field(14, ge=1, le=100_000, description="games per run")
-    liars: tuple[str, ...] = Field(("lie_one", "lie_several", "lie_last", "lie_output", "absent", "bad_openings"),
-                                   description="lying strategies to cycle through (each in both roles)")
+    kind: Literal["int8", "float32", "train"] = Field(
+        "int8", description="the job: an int8 network (Freivalds over F_p on chain), a float32 one (one element "
+        "against its rounding bound), or a training transcript (n_layers SGD steps of a linear model with "
+        "width - 8 features and 8 targets, its checkpoints the trace; rows is unused)")
+    liars: tuple[str, ...] | None = Field(None, description="lying strategies to cycle through (each in both "
+                                          "roles); default: every one of the kind")
+    escrow: bool = Field(False, description="play each game as a whole JobEscrow job settled by the game")
     arity: int = Field(2, ge=2, le=16, description="segments the disagreement is cut into each round (2: bisection)")
     burn_bps: int = Field(1000, ge=0, le=10_000, description="share of the loser's bond not paid to the winner")
 
@@ -40,15 +56,26 @@ class DisputeGamesParams(TaskParams):
             raise ValueError(f"width must be a multiple of 32, got {v}")
         return v
 
-    @field_validator("liars")
-    @classmethod
-    def _known_liars(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+    @model_validator(mode="after")
+    def _known_liars(self) -> DisputeGamesParams:
+        known = _liars(self.kind)
+        if self.liars is not None:
+            bad = [s for s in self.liars if s not in known]
+            if not self.liars or bad:
+                raise ValueError(f"liars of a {self.kind} job must be a non-empty list of {', '.join(known)}; "
+                                 f"unknown: {bad}")
+        return self
+
+
+def _liars(kind: str) -> tuple[str, ...]:
+    if kind == "int8":
         from vcompute.verify.dispute.players import LYING
 
-        bad = [s for s in v if s not in LYING]
-        if not v or bad:
-            raise ValueError(f"liars must be a non-empty list of {', '.join(LYING)}; unknown: {bad}")
-        return v
+        return LYING
+    from vcompute.verify.dispute.float_players import FLOAT_LYING
+
+    # a skipped step (a lazy trainer) is the training transcript's own attack
+    return tuple(s for s in FLOAT_LYING if kind == "train" or s != "skip") + _FLOAT_GRIEFERS
 
 
 def _ceil_log(n: int, b: int) -> int:
@@ -69,7 +96,10 @@ class DisputeGames:
     last-step check), ``timeouts`` (share settled by a missed move),
     ``refused`` (transactions the contract refused, per game),
     ``griefer_net`` and ``watcher_net`` (a challenger's net ether, in bonds,
-    when it disputes an honest result / a wrong one).
+    when it disputes an honest result / a wrong one), and with ``escrow``
+    ``escrow_wrong`` (jobs whose escrow paid anyone but the honest party:
+    target 0) and ``stake_to_winner`` (the stake share the honest winner
+    was paid, over the jobs the honest challenger won).
 
     Example:
         >>> DisputeGames.metrics[:3]
@@ -79,7 +109,8 @@ class DisputeGames:
     Params = DisputeGamesParams
     description = "on-chain dispute games, honest against lying players: who wins, rounds, gas"
     metrics = ("games", "honest_lost", "cheater_won", "rounds_mean", "rounds_max", "rounds_bound",
-               "gas_per_dispute", "gas_max", "decide_gas", "timeouts", "refused", "griefer_net", "watcher_net")
+               "gas_per_dispute", "gas_max", "decide_gas", "timeouts", "refused", "griefer_net", "watcher_net",
+               "escrow_wrong", "stake_to_winner")
 
     def run(self, params: DisputeGamesParams, seed: int) -> dict[str, Any]:
         """Play the games of one run.
@@ -92,26 +123,58 @@ class DisputeGames:
             The metrics named in :attr:`metrics`.
         """
         from vcompute.ledger.dispute_client import DisputeChain, play
-        from vcompute.verify.dispute.players import make_player
-        from vcompute.verify.dispute.trace import QuantNet
+        from vcompute.ledger.dispute_escrow import play_job
 
-        bond = 10**18
-        net = QuantNet.random(dims=(params.width,) * (params.n_layers + 1), rows=params.rows, seed=seed)
+        bond = stake = payment = 10**18
+        dims = (params.width,) * (params.n_layers + 1)
+        if params.kind == "int8":
+            from vcompute.verify.dispute.players import make_player as make
+            from vcompute.verify.dispute.trace import QuantNet
+
+            net = QuantNet.random(dims=dims, rows=params.rows, seed=seed)
+        elif params.kind == "float32":
+            from vcompute.verify.dispute.float_players import make_float_player as make
+            from vcompute.verify.dispute.float_trace import FloatNet
+
+            net = FloatNet.random(dims=dims, rows=params.rows, seed=seed)
+        else:
+            from vcompute.verify.dispute.float_players import make_float_player as make
+            from vcompute.verify.dispute.train_trace import initial_checkpoint, linear_training_job
+
+            net, _ = linear_training_job(steps=params.n_layers, features=params.width - _TARGETS, targets=_TARGETS,
+                                         batch=16, eta=0.05, seed=seed)
         chain = DisputeChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
         rng = np.random.default_rng(seed)
-        pairs = [(liar, honest_claims) for liar in params.liars for honest_claims in (True, False)]
-        honest_lost = cheater_won = timeouts = refused = 0
-        rounds, gas, decide = [], [], []
+        liars = params.liars or _liars(params.kind)
+        # a valid result with other bits is adopted by an honest challenger (nothing to dispute): it only grieves
+        pairs = [(liar, honest_claims) for liar in liars for honest_claims in (True, False)
+                 if honest_claims or liar not in _FLOAT_GRIEFERS]
+        honest_lost = cheater_won = timeouts = refused = escrow_wrong = 0
+        rounds, gas, decide, to_winner = [], [], [], []
         grief, watch = [], []
         for i in range(params.disputes):
             liar, honest_claims = pairs[i % len(pairs)]
-            x0 = net.random_input(seed=int(rng.integers(2**31)))
+            input_seed = int(rng.integers(2**31))
+            x0 = (initial_checkpoint(params.width - _TARGETS, _TARGETS, seed=input_seed) if params.kind == "train"
+                  else net.random_input(seed=input_seed))
             lie_seed = int(rng.integers(2**31))
-            h = make_player("honest", net, x0, seed=0, name=f"h{i}")
-            c = make_player(liar, net, x0, seed=lie_seed, name=f"l{i}")
+            h = make("honest", net, x0, seed=0, name=f"h{i}")
+            c = make(liar, net, x0, seed=lie_seed, name=f"l{i}")
             claimant, challenger = (h, c) if honest_claims else (c, h)
-            r = play(chain, claimant, challenger, ops_root=net.ops_tree.root,
-                     input_state=h.honest_trace.leaves[0], bond=bond)
+            job = dict(ops_root=net.ops_tree.root, input_state=h.honest_trace.leaves[0], bond=bond)
+            if params.escrow:
+                out = play_job(chain, claimant, challenger, payment=payment, stake=stake, challenge_window=3600, **job)
+                r = out.game
+                paid = out.escrow_credits
+                if honest_claims:
+                    escrow_wrong += out.job_state != "finalized" or paid[claimant.name] != payment + stake
+                else:
+                    share = stake * params.burn_bps // 10_000
+                    escrow_wrong += out.job_state != "slashed" or paid[challenger.name] != stake - share \
+                        or paid[claimant.name] != 0
+                    to_winner.append(paid[challenger.name] / stake)
+            else:
+                r = play(chain, claimant, challenger, **job)
             honest_role = "claimant" if honest_claims else "challenger"
             honest_lost += r.winner != honest_role
             cheater_won += r.winner not in (honest_role, "none")
@@ -121,9 +184,10 @@ class DisputeGames:
             gas.append(r.gas)
             if r.decide_gas:
                 decide.append(r.decide_gas)
+            # the claimant's own bond comes back only when its claim finalizes: count what the game paid
             net_ether = chain.view("credits", chain.address(challenger.name)) - bond
             (watch if honest_claims is False else grief).append(net_ether / bond)
-        return {
+        out = {
             "games": params.disputes,
             "honest_lost": honest_lost,
             "cheater_won": cheater_won,
@@ -138,3 +202,7 @@ class DisputeGames:
             "griefer_net": float(np.mean(grief)) if grief else float("nan"),
             "watcher_net": float(np.mean(watch)) if watch else float("nan"),
         }
+        if params.escrow:
+            out["escrow_wrong"] = escrow_wrong
+            out["stake_to_winner"] = float(np.mean(to_winner)) if to_winner else float("nan")
+        return out

@@ -113,6 +113,8 @@ class Player:
     strategy: str
     trace: Trace
     honest_trace: Trace
+    #: The contract function this player's claims use.
+    commit_fn = "commit"
 
     @property
     def honest(self) -> bool:
@@ -128,6 +130,9 @@ class Player:
         """``(root, result leaf, its Merkle path)``: what it commits or disputes with."""
         t = self.trace.tree
         return t.root, self.trace.leaves[-1], t.proof(self.n_layers)
+
+    def prepare(self, claimant: Player) -> None:
+        """Before disputing ``claimant``: nothing to do, int8 states are unique (float players adopt)."""
 
     def reveal(self, points: list[int]) -> list[tuple[list[bytes], list[list[bytes]]]]:
         """The openings it tries at the cut ``points``, in order: ``(leaves, paths)`` each (empty: it does not move)."""

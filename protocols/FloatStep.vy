@@ -1,0 +1,119 @@
+# pragma version ~=0.4.3
+"""
+@title FloatStep
+@notice The float32 last step of Dispute.vy (see Dispute.md, "Float steps"): one output
+        element's dot product recomputed on chain, exactly, and each party's claimed
+        float32 value checked against the operator's rounding bound
+        |z - x.w| <= gamma_n sum |x_t w_t|, gamma_n = n u / (1 - n u), n = k + 2,
+        u = 2^-u_bits (Higham's bound for any summation order, FMA or not, plus the
+        rounding of both inputs to a u_bits precision), plus the underflow and
+        fixed-point slack below. Stateless and pure: Dispute.vy calls it with staticcall.
+        The Python mirror is vcompute.verify.dispute.float_trace.within.
+"""
+
+MAX_DIM: constant(uint256) = 256
+MAX_WORDS: constant(uint256) = 32  # float32 words of one row or column of MAX_DIM (8 lanes a word)
+MANT: constant(uint256) = 2**23 - 1
+LANE: constant(uint256) = 2**32 - 1
+# every term is scaled to units of 2^(L - 300) with L = qtop - HEADROOM: a term is then below
+# 2^(48 + HEADROOM), and k <= 256 of them sum below 2^216, so nothing here overflows
+HEADROOM: constant(uint256) = 160
+
+
+@pure
+@internal
+def _decode(b: uint256) -> (bool, uint256, uint256, bool):
+    # float32 bits -> (finite, M, E, negative) with |v| = M 2^(E - 150), subnormals at E = 1
+    e: uint256 = (b >> 23) & 255
+    f: uint256 = b & MANT
+    if e == 255:
+        return False, 0, 0, False
+    if e == 0:
+        return True, f, 1, (b >> 31) & 1 == 1
+    return True, f | (MANT + 1), e, (b >> 31) & 1 == 1
+
+
+@pure
+@internal
+def _scale(m: uint256, q: uint256, low: uint256) -> uint256:
+    # m 2^(q - 300) in units of 2^(low - 300), truncated (less than one unit lost)
+    if q >= low:
+        return m << (q - low)
+    return m >> (low - q)
+
+
+@pure
+@internal
+def _close(v: uint256, negative: bool, pos: uint256, neg: uint256, total: uint256, n: uint256, den: uint256,
+           slack: uint256) -> bool:
+    # |(+-v) - (pos - neg)| * (2^u - n) <= n * total + slack * (2^u - n), all in unsigned words
+    a: uint256 = v + neg
+    b: uint256 = pos
+    if negative:
+        a = neg
+        b = v + pos
+    diff: uint256 = a - b if a >= b else b - a
+    return diff * den <= n * total + slack * den
+
+
+@pure
+@external
+def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: uint256, u_bits: uint256,
+           z: uint256) -> bool:
+    """Whether a claimed float32 value (raw bits ``z``) of ``x . w`` is within the operator's bound.
+
+    ``x`` and ``w`` hold k float32 bit patterns, 8 lanes a word, lane t at bits [32t, 32t+32).
+    A non-finite claimed value is outside; a non-finite input reverts (no bound applies).
+    """
+    assert k > 0 and k <= MAX_DIM and k % 8 == 0, "value: k must be a multiple of 8 in 8..MAX_DIM"
+    assert len(x) * 8 == k and len(w) * 8 == k, "value: x and w must hold k lanes each"
+    assert u_bits >= 10 and u_bits <= 24, "value: u_bits must be in 10..24"
+    n: uint256 = k + 2
+    den: uint256 = 2**u_bits - n
+    ms: uint256[MAX_DIM] = empty(uint256[MAX_DIM])
+    qs: uint256[MAX_DIM] = empty(uint256[MAX_DIM])
+    sg: bool[MAX_DIM] = empty(bool[MAX_DIM])
+    qtop: uint256 = 0
+    for t: uint256 in range(k, bound=MAX_DIM):
+        sh: uint256 = 32 * (t % 8)
+        fx: bool = False
+        mx: uint256 = 0
+        ex: uint256 = 0
+        sx: bool = False
+        fw: bool = False
+        mw: uint256 = 0
+        ew: uint256 = 0
+        sw: bool = False
+        fx, mx, ex, sx = self._decode((x[t // 8] >> sh) & LANE)
+        fw, mw, ew, sw = self._decode((w[t // 8] >> sh) & LANE)
+        assert fx and fw, "value: a non-finite input; no rounding bound applies"
+        ms[t] = mx * mw
+        qs[t] = ex + ew
+        sg[t] = sx != sw
+        qtop = max(qtop, ex + ew)
+    fc: bool = False
+    mc: uint256 = 0
+    ec: uint256 = 0
+    sc: bool = False
+    fc, mc, ec, sc = self._decode(z & LANE)
+    if not fc:
+        return False
+    # the claimed value is M 2^(E - 150) = M 2^((E + 150) - 300): the products' frame
+    qtop = max(qtop, ec + 150)
+    low: uint256 = 0
+    if qtop > HEADROOM:
+        low = qtop - HEADROOM
+    pos: uint256 = 0
+    neg: uint256 = 0
+    for t: uint256 in range(k, bound=MAX_DIM):
+        v: uint256 = self._scale(ms[t], qs[t], low)
+        if sg[t]:
+            neg += v
+        else:
+            pos += v
+    # truncation: under one unit per term, for the claimed value and for the total (2k + 2 units);
+    # underflow: at most 2^-150 absolute per rounding, 2k roundings (2k 2^(150 - low) units)
+    slack: uint256 = 4 * k + 2
+    if low < 150:
+        slack = 2 * k + 2 + 2 * k * 2**(150 - low)
+    return self._close(self._scale(mc, ec + 150, low), sc, pos, neg, pos + neg, n, den, slack)
