@@ -65,6 +65,17 @@ def test_bytes_subclass_public_key_cannot_mint(ledger, parties):
     assert vl.check_conservation(ledger) == 5000
 
 
+def test_an_impostor_retrying_someone_elses_op_id_gets_no_receipt(ledger, parties):
+    """Before (SQLite): a retry was looked up by (public key, op_id) *before* the request's
+    signature was checked, so mallory naming alice's public key and repeating alice's op_id got
+    alice's receipt back (found by the long stateful test). After: every backend refuses it."""
+    ledger.commit(parties.alice, "c0", bytes(range(32)), op_id="cop0")
+    impostor = Wrapped(parties.mallory, parties.alice.public_bytes)
+    with pytest.raises(vl.Unauthorized):
+        ledger.commit(impostor, "c0", bytes(range(32)), op_id="cop0")
+    assert ledger.commit(parties.alice, "c0", bytes(range(32)), op_id="cop0").replayed
+
+
 def test_the_minters_public_key_alone_mints_nothing(ledger, parties):
     """Before (EVM): a request from any object carrying the minter's *public* key was minted
     by the node account. After: the object must sign a fresh challenge with the minter's secret."""

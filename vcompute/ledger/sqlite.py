@@ -256,9 +256,6 @@ class SQLiteLedger(StateQueries, Ledger):
     def _build(self, kind: str, by: Any, pub: bytes, op_id: str, args: tuple) -> Receipt:
         """Validate, sign, chain and apply one request to the cache; queue its rows (lock held)."""
         st = self.state
-        done = st.lookup(pub, op_id, kind, args)
-        if done is not None:
-            return done
         now = self.now()
         if not (math.isfinite(now) and 0 <= now <= 2**40):
             raise LedgerError(f"the ledger clock returned {now!r}; it must give finite seconds in 0..2**40")
@@ -272,6 +269,11 @@ class SQLiteLedger(StateQueries, Ledger):
         if not isinstance(sig, (bytes, bytearray)) or not verify_signature(pub, msg, bytes(sig)):
             raise Unauthorized("the request's signature does not verify against the signing key's public key; "
                                "pass the SigningKey itself as `by`")
+        # A retry's receipt only after the key has signed: an impostor naming another key's public
+        # bytes must not learn (or be told it owns) that key's earlier operation.
+        done = st.lookup(pub, op_id, kind, args)
+        if done is not None:
+            return done
         sig_hex = bytes(sig).hex()
         try:
             receipt = st.apply(kind, pub, op_id, args, now)
