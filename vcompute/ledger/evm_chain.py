@@ -65,6 +65,10 @@ class TesterChain:
         """Ether balance of ``addr`` in wei."""
         return self.tester.get_balance(addr)
 
+    def base_fee(self) -> int:
+        """The base fee per gas (wei) the next block charges."""
+        return int(self.tester.get_block_by_number("pending").get("base_fee_per_gas") or 0)
+
     def now(self) -> int:
         """Timestamp the next block will carry."""
         return int(self.tester.get_block_by_number("pending")["timestamp"])
