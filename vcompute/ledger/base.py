@@ -82,7 +82,11 @@ class Ledger(abc.ABC):
         clock.advance(seconds)
 
     def _count(self, receipt: Receipt) -> Receipt:
-        if not receipt.replayed:
+        # By log position, not by ``replayed``: a retry whose first attempt was applied but lost
+        # its receipt (a dropped connection) is the first this object hears of that operation.
+        seen = self.__dict__.setdefault("_op_seqs", set())
+        if receipt.seq not in seen:
+            seen.add(receipt.seq)
             counts = self.__dict__.setdefault("_op_counts", {})
             counts[receipt.kind] = counts.get(receipt.kind, 0) + 1
         return receipt
@@ -91,8 +95,10 @@ class Ledger(abc.ABC):
         """Operations applied through this ledger object, by kind: what settling them on a chain
         would cost gas for (:func:`vcompute.ledger.gas.settlement_gas`).
 
-        A retry that applied nothing (``replayed``) and a refused operation (it raised) are not
-        counted; the operations of a SQLite batch that was rolled back stay counted.
+        Each operation is counted once, by its position in the log: a retry of one already
+        counted is not counted again, a retry whose first attempt was applied but never
+        acknowledged (its receipt lost) is. A refused operation (it raised) is not counted; the
+        operations of a SQLite batch that was rolled back stay counted.
 
         Example:
             >>> import vcompute.ledger as vl

@@ -248,6 +248,7 @@ class EVMLedger(Ledger):
 
     def _reverted(self, snap: Any) -> None:
         self._nonces.clear()
+        self.__dict__.pop("_op_seqs", None)  # log positions are reused after a revert (op_counts)
         self._invalidate()
         funded = next((f for s, f in reversed(self._funded_at) if s is snap), None)
         self.gas.forget(funded)
@@ -310,9 +311,10 @@ class EVMLedger(Ledger):
             reason = self.chain.revert_reason(e)
             if reason is not None:  # nodes that check transactions before mining them
                 raise revert_error(reason) from None
-            if not from_node:
-                self.gas.refused(sender)
-            if self.chain.balance(sender) > 0:
+            if not from_node and getattr(self.chain, "transact", None) is None:
+                self.gas.refused(sender, opening=kind == "open_account")
+            # In process (revm) the contract itself refuses unknown accounts: anything else is transient.
+            if getattr(self.chain, "transact", None) is not None or self.chain.balance(sender) > 0:
                 raise LedgerError(f"{kind} {op_id!r} could not be sent: {e}; retry it with the same op_id") from e
             # an unfunded sender is no account (opening one funds it): the node refuses its gas
             if kind == "mint":
@@ -374,8 +376,11 @@ class EVMLedger(Ledger):
             rc = self.chain.send_raw(raw)
         except Exception:
             self._nonces.pop(sender, None)
+            if self.chain.mined(_keccak(raw)):  # the receipt was lost, not the transaction
+                self.gas.signed(sender, nonce)
             raise
         self._nonces[sender] = nonce + 1
+        self.gas.signed(sender, nonce)
         self.gas.charged(sender, rc)
         return rc
 

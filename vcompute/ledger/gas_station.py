@@ -11,10 +11,12 @@ that class:
 - a sender is topped up to a small **float** (the up-front gas of
   ``FLOAT_TXS`` of its transactions at the fee this client signs with), only
   when it cannot pay its next transaction, and only by the shortfall;
-- the station tracks what each sender's balance must be (what it funded
-  minus the gas every receipt of this client's transactions charged); a
-  sender found holding less spent its float outside the ledger and is
-  never refilled (``GasSpentElsewhere``);
+- it refills only senders whose every transaction this client signed: a
+  sender whose nonce on chain passed the nonces this client signed for it
+  sent transactions of its own (it may have moved its float out, or
+  installed code that can) and is never refilled (``GasSpentElsewhere``).
+  The nonce, not the balance, tells: a receipt lost in transit leaves the
+  balance lower than booked, never the nonce higher than signed;
 - everything it ever pays out is capped per ledger object (``fund_cap``,
   ether; 0 funds nothing: every sender then brings its own gas).
 
@@ -77,6 +79,7 @@ class GasStation:
         self._expected: dict[str, int] = {}
         self._spent_elsewhere: set[str] = set()
         self._clients: set[str] = set()  # senders this station funded (refilled when their gas runs low)
+        self._signed: dict[str, int] = {}  # sender -> 1 + the highest nonce this client signed for it
 
     def ready(self, sender: str, *, opening: bool = False) -> None:
         """Make sure ``sender`` can pay for its next transaction, topping it up if this station may.
@@ -85,22 +88,21 @@ class GasStation:
         is topped up; any other is left to the node, which refuses a sender without gas.
 
         Raises:
-            GasSpentElsewhere: if the sender's balance fell below what this client's own
-                transactions left (its key spent the float).
+            GasSpentElsewhere: if it cannot pay and has sent transactions this client did not sign.
             OutOfGasFunds: if it cannot pay and funding it would pass the cap.
         """
         exp = self._expected.get(sender)
         if exp is not None and exp >= self.need:
             return
         bal = int(self.chain.balance(sender))
-        if exp is not None and bal < exp:
-            self._spent_elsewhere.add(sender)
         self._expected[sender] = bal
         if bal >= self.need or not (opening or sender in self._clients):
             return
-        if sender in self._spent_elsewhere:
-            raise GasSpentElsewhere(f"{sender} spent the gas this ledger funded it with outside the ledger; "
-                                    "it is not refilled: send it ether for gas yourself")
+        if sender in self._spent_elsewhere or int(self.chain.nonce(sender)) > self._signed.get(sender, 0):
+            self._spent_elsewhere.add(sender)
+            raise GasSpentElsewhere(f"{sender} sent transactions this ledger client did not sign (it may have "
+                                    "moved out the gas it was funded with); it is not refilled: send it ether "
+                                    "for gas yourself")
         top_up = self.float - bal
         if self.funded + top_up > self.cap:
             raise OutOfGasFunds(f"{sender} holds {bal} wei, {self.need} are needed for a transaction, and funding "
@@ -111,21 +113,20 @@ class GasStation:
         self._clients.add(sender)
         self._expected[sender] = bal + top_up
 
-    def refused(self, sender: str) -> None:
-        """The node refused a transaction of ``sender`` unmined: read its balance again.
+    def signed(self, sender: str, nonce: int) -> None:
+        """Transaction ``nonce`` of ``sender``, signed by this client, is on chain (mined, even if its
+        receipt was lost on the way back)."""
+        self._signed[sender] = max(self._signed.get(sender, 0), int(nonce) + 1)
+
+    def refused(self, sender: str, *, opening: bool = False) -> None:
+        """The node refused or lost a transaction of ``sender``: read its balance again, and top it up
+        if it is short (a lost receipt's gas was never booked).
 
         Raises:
-            GasSpentElsewhere: if it holds less than this client's transactions left it.
+            GasSpentElsewhere, OutOfGasFunds: as :meth:`ready`.
         """
-        exp = self._expected.pop(sender, None)
-        if exp is None:
-            return
-        bal = int(self.chain.balance(sender))
-        self._expected[sender] = bal
-        if bal < exp:
-            self._spent_elsewhere.add(sender)
-            raise GasSpentElsewhere(f"{sender} spent the gas this ledger funded it with outside the ledger "
-                                    f"({bal} wei left of {exp}); it is not refilled: send it ether for gas yourself")
+        self._expected.pop(sender, None)
+        self.ready(sender, opening=opening)
 
     def charged(self, sender: str, receipt: dict) -> None:
         """Book the gas a receipt of ``sender``'s transaction charged (an upper bound if it lacks the price)."""

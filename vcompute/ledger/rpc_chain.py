@@ -203,6 +203,13 @@ class NodeChain:
             time.sleep(delay)
             delay = min(max(delay * 2, 0.0005), 0.1)
 
+    def mined(self, txh: bytes) -> bool:
+        """Whether the transaction with hash ``txh`` has a receipt (False if the node cannot say)."""
+        try:
+            return self.request("eth_getTransactionReceipt", ["0x" + bytes(txh).hex()]) is not None
+        except (OSError, LedgerError):
+            return False
+
     def send_raw(self, raw: bytes) -> dict:
         """Send a signed transaction; its receipt (a dict)."""
         from eth_utils import keccak
