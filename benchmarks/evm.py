@@ -5,7 +5,11 @@ signed transaction on anvil, acknowledged only with its mined receipt) and
 prints transfers/s and the client's own CPU time per transfer (what the
 client costs, apart from what the node and the machine's other load cost).
 anvil gets a fresh node per repetition; the median of the repetitions is
-printed with the range. Targets (issue 16): ``evm://`` >= 5,000/s, anvil >= 300/s.
+printed with the range. The node's own ceiling is measured beside it on the
+same fresh node: plain ether transfers, signed beforehand, sent one at a time
+with ``eth_sendRawTransactionSync`` (no contract, no ledger client), and the
+ledger row is printed as a fraction of it. Targets (issue 16): ``evm://`` >=
+5,000/s, anvil >= 300/s.
 
 Timings on a shared machine are noisy: anvil competes with everything else for the
 same cores. Read the CPU-per-transfer column and rerun.
@@ -61,6 +65,31 @@ def bench_anvil(n: int) -> tuple[float, float]:
             led.close()
 
 
+def bench_anvil_ceiling(n: int) -> tuple[float, float]:
+    """The node alone: ``n`` pre-signed plain ether transfers, each sent and mined in one round trip."""
+    from vcompute.core.signing import key_from_name as _k
+    from vcompute.ledger.node import AnvilNode
+    from vcompute.ledger.rpc_chain import NodeChain
+    from vcompute.ledger.tx import sign_1559
+
+    secret = _k("bench-ceiling").derive_secret("evm")
+    from eth_account import Account
+
+    sender = Account.from_key(secret).address
+    with AnvilNode() as node:
+        chain = NodeChain(node.rpc_url)
+        chain.send_from_node({"to": sender, "value": 10**20})
+        fee = 2 * chain.base_fee() + 1
+        raws = ["0x" + sign_1559(secret, chain_id=chain.chain_id, nonce=i, max_priority_fee=1, max_fee=fee,
+                                 gas=21_000, to=chain.deployer, value=1, data=b"").hex() for i in range(n + 10)]
+        for r in raws[:10]:
+            chain.request("eth_sendRawTransactionSync", [r])
+        wall, cpu = time.perf_counter(), time.process_time()
+        for r in raws[10:]:
+            chain.request("eth_sendRawTransactionSync", [r])
+        return n / (time.perf_counter() - wall), (time.process_time() - cpu) / n
+
+
 def _row(label: str, runs: list[tuple[float, float]], target: float) -> str:
     rates = [r for r, _ in runs]
     cpu_us = statistics.median(c for _, c in runs) * 1e6
@@ -77,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reps", type=int, default=3, help="repetitions per row (default 3)")
     args = ap.parse_args(argv)
     n_revm, n_anvil = (1000, 200) if args.quick else (5000, 500)
-    revm, anvil = [], []
+    revm, anvil, ceiling = [], [], []
     for _ in range(args.reps):  # interleaved, so both rows see the same machine load
         revm.append(bench_revm(n_revm))
         if not args.no_anvil:
@@ -88,9 +117,13 @@ def main(argv: list[str] | None = None) -> None:
                 args.no_anvil = True
             else:
                 anvil.append(bench_anvil(n_anvil))
+                ceiling.append(bench_anvil_ceiling(n_anvil))
     print(_row(f"evm:// transfer (revm, {n_revm} per run)", revm, 5_000))
     if anvil:
         print(_row(f"evm+http:// transfer (anvil, {n_anvil} per run)", anvil, 300))
+        print(_row("  node ceiling (raw signed ether transfers)", ceiling, 300))
+        ratio = statistics.median(a / c for (a, _), (c, _) in zip(anvil, ceiling))
+        print(f"  ledger / node ceiling, median of the runs: {ratio:.2f}")
 
 
 if __name__ == "__main__":
