@@ -5,10 +5,11 @@ signed transaction on anvil, acknowledged only with its mined receipt) and
 prints transfers/s and the client's own CPU time per transfer (what the
 client costs, apart from what the node and the machine's other load cost).
 anvil gets a fresh node per repetition; the median of the repetitions is
-printed with the range. The node's own ceiling is measured beside it on the
-same fresh node: plain ether transfers, signed beforehand, sent one at a time
-with ``eth_sendRawTransactionSync`` (no contract, no ledger client), and the
-ledger row is printed as a fraction of it. Targets (issue 16): ``evm://`` >=
+printed with the range. The node's own ceiling is measured on the same node,
+alternating with the ledger transfer by transfer: the same contract call from
+another account, signed beforehand and sent raw with
+``eth_sendRawTransactionSync``, without the ledger client; the ledger row is
+printed as a fraction of it (1.0: the client adds nothing the node notices). Targets (issue 16): ``evm://`` >=
 5,000/s, anvil >= 300/s.
 
 Timings on a shared machine are noisy: anvil competes with everything else for the
@@ -53,41 +54,50 @@ def bench_revm(n: int) -> tuple[float, float]:
         led.close()
 
 
-def bench_anvil(n: int) -> tuple[float, float]:
-    """``evm+http://`` transfers on a fresh anvil node."""
+def bench_anvil(n: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``evm+http://`` transfers on a fresh anvil node, and the node's ceiling for the same transfers.
+
+    The ceiling: as many ledger transfers from another account (the same contract call), signed
+    beforehand and sent raw with ``eth_sendRawTransactionSync``: the node alone, without the
+    ledger client. The two alternate one transfer at a time, so both see the same chain length
+    (anvil slows as its chain grows) and the same machine load. Returns ((transfers/s, client CPU
+    s per transfer) of the ledger, the same of the ceiling).
+    """
+    from vcompute.ledger.evm import _name_id
     from vcompute.ledger.node import AnvilNode
+    from vcompute.ledger.tx import sign_1559
 
     with AnvilNode() as node:
         led = vl.open(node.url)
         try:
-            return _transfers(led, n)
+            a, b, c = key_from_name("bench-a"), key_from_name("bench-b"), key_from_name("bench-c")
+            for k, name in ((a, "a"), (b, "b"), (c, "c")):
+                led.open_account(k, name, op_id=f"open-{name}")
+            for name in ("a", "c"):
+                led.mint(vl.default_minter(), name, 10**17, op_id=f"fund-{name}")
+            acct, chain = led._account_of(c), led.chain
+            nonce = chain.nonce(acct.address)
+            raws = ["0x" + sign_1559(bytes(acct.key), chain_id=chain.chain_id, nonce=nonce + i,
+                                     max_priority_fee=led.gas.tip, max_fee=led.gas.max_fee, gas=3_000_000,
+                                     to=led.address, value=0,
+                                     data=led._encode("transfer", [_name_id("b"), 1, f"c{i}"])).hex()
+                    for i in range(n)]
+            for i in range(10):
+                led.transfer(a, "b", 1, op_id=f"w{i}")
+            t_led = t_raw = c_led = c_raw = 0.0
+            for i in range(n):
+                w, p = time.perf_counter(), time.process_time()
+                led.transfer(a, "b", 1, op_id=f"t{i}")
+                w2, p2 = time.perf_counter(), time.process_time()
+                if int(chain.request("eth_sendRawTransactionSync", [raws[i]])["status"], 16) != 1:
+                    raise RuntimeError("a pre-signed ledger transfer reverted")
+                w3, p3 = time.perf_counter(), time.process_time()
+                t_led, c_led, t_raw, c_raw = t_led + w2 - w, c_led + p2 - p, t_raw + w3 - w2, c_raw + p3 - p2
+            vl.check_conservation(led)
+            assert led.balance("b") == 10 + 2 * n
+            return (n / t_led, c_led / n), (n / t_raw, c_raw / n)
         finally:
             led.close()
-
-
-def bench_anvil_ceiling(n: int) -> tuple[float, float]:
-    """The node alone: ``n`` pre-signed plain ether transfers, each sent and mined in one round trip."""
-    from vcompute.core.signing import key_from_name as _k
-    from vcompute.ledger.node import AnvilNode
-    from vcompute.ledger.rpc_chain import NodeChain
-    from vcompute.ledger.tx import sign_1559
-
-    secret = _k("bench-ceiling").derive_secret("evm")
-    from eth_account import Account
-
-    sender = Account.from_key(secret).address
-    with AnvilNode() as node:
-        chain = NodeChain(node.rpc_url)
-        chain.send_from_node({"to": sender, "value": 10**20})
-        fee = 2 * chain.base_fee() + 1
-        raws = ["0x" + sign_1559(secret, chain_id=chain.chain_id, nonce=i, max_priority_fee=1, max_fee=fee,
-                                 gas=21_000, to=chain.deployer, value=1, data=b"").hex() for i in range(n + 10)]
-        for r in raws[:10]:
-            chain.request("eth_sendRawTransactionSync", [r])
-        wall, cpu = time.perf_counter(), time.process_time()
-        for r in raws[10:]:
-            chain.request("eth_sendRawTransactionSync", [r])
-        return n / (time.perf_counter() - wall), (time.process_time() - cpu) / n
 
 
 def _row(label: str, runs: list[tuple[float, float]], target: float) -> str:
@@ -116,12 +126,13 @@ def main(argv: list[str] | None = None) -> None:
                 print("anvil not installed (make setup): the anvil row is skipped")
                 args.no_anvil = True
             else:
-                anvil.append(bench_anvil(n_anvil))
-                ceiling.append(bench_anvil_ceiling(n_anvil))
+                led_run, node_run = bench_anvil(n_anvil)
+                anvil.append(led_run)
+                ceiling.append(node_run)
     print(_row(f"evm:// transfer (revm, {n_revm} per run)", revm, 5_000))
     if anvil:
         print(_row(f"evm+http:// transfer (anvil, {n_anvil} per run)", anvil, 300))
-        print(_row("  node ceiling (raw signed ether transfers)", ceiling, 300))
+        print(_row("  node ceiling: the same, pre-signed, raw", ceiling, 300))
         ratio = statistics.median(a / c for (a, _), (c, _) in zip(anvil, ceiling))
         print(f"  ledger / node ceiling, median of the runs: {ratio:.2f}")
 
