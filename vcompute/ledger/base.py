@@ -84,11 +84,18 @@ class Ledger(abc.ABC):
     def _count(self, receipt: Receipt) -> Receipt:
         # By log position, not by ``replayed``: a retry whose first attempt was applied but lost
         # its receipt (a dropped connection) is the first this object hears of that operation.
-        seen = self.__dict__.setdefault("_op_seqs", set())
-        if receipt.seq not in seen:
-            seen.add(receipt.seq)
-            counts = self.__dict__.setdefault("_op_counts", {})
-            counts[receipt.kind] = counts.get(receipt.kind, 0) + 1
+        # One bit per log position (a set of ints would cost ~60 bytes per operation of a long run).
+        seen = self.__dict__.setdefault("_op_seqs", bytearray())
+        seq = receipt.seq
+        if type(seq) is int and seq >= 0:
+            byte, bit = divmod(seq, 8)
+            if byte >= len(seen):
+                seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
+            if seen[byte] >> bit & 1:
+                return receipt
+            seen[byte] |= 1 << bit
+        counts = self.__dict__.setdefault("_op_counts", {})
+        counts[receipt.kind] = counts.get(receipt.kind, 0) + 1
         return receipt
 
     def op_counts(self) -> dict[str, int]:

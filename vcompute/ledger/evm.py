@@ -370,6 +370,8 @@ class EVMLedger(Ledger):
             nonce = self.chain.nonce(sender)
         from vcompute.ledger.tx import sign_1559
 
+        if isinstance(data, str):  # hex calldata, as eth_account took it
+            data = bytes.fromhex(data[2:] if data[:2] in ("0x", "0X") else data)
         raw = sign_1559(acct.key, chain_id=self.chain.chain_id, nonce=nonce, max_priority_fee=self.gas.tip,
                         max_fee=self.gas.max_fee, gas=_GAS, to=self.address, value=0, data=data)
         try:

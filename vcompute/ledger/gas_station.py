@@ -119,13 +119,18 @@ class GasStation:
         self._signed[sender] = max(self._signed.get(sender, 0), int(nonce) + 1)
 
     def refused(self, sender: str, *, opening: bool = False) -> None:
-        """The node refused or lost a transaction of ``sender``: read its balance again, and top it up
-        if it is short (a lost receipt's gas was never booked).
+        """The node refused or lost a transaction of ``sender``: read its balance (and the base fee)
+        again, and top it up if it is short (a lost receipt's gas was never booked).
 
         Raises:
             GasSpentElsewhere, OutOfGasFunds: as :meth:`ready`.
         """
         self._expected.pop(sender, None)
+        base = getattr(self.chain, "base_fee", None)
+        if base is not None and 2 * int(base()) + self.tip > self.max_fee:  # a busy chain's base fee rose
+            self.max_fee = 2 * int(base()) + self.tip
+            self.need = self.gas_limit * self.max_fee
+            self.float = FLOAT_TXS * self.need
         self.ready(sender, opening=opening)
 
     def charged(self, sender: str, receipt: dict) -> None:
