@@ -62,14 +62,60 @@ def test_components_sum_to_the_all_in_cost_and_fraud_is_counted():
     out = _run(_params(), "decentralized")
     assert out["cost_all_in"] == pytest.approx(sum(out[f"cost_{c}"] for c in COMPONENTS))
     assert out["wrong_accepted"] > 0 and out["cost_fraud"] > 0 and out["cost_verification"] > 0
-    assert out["cost_capital"] > 0 and out["cost_gas"] == 0.0  # gas is a hook, 0 by default
+    assert out["cost_capital"] > 0 and out["cost_gas"] > 0  # settled on an L2 by default
+    # The run's settlement also opened and funded every account: more than the jobs' own.
+    assert 0 < out["cost_gas"] * out["results_correct"] < out["settlement_gas_usd"]
 
 
-def test_gas_hook_prices_every_settlement_operation():
+def test_settlement_gas_is_the_ledgers_operations_at_their_table_gas():
+    """cost_gas = the jobs' ledger operations (the ledger's own counts) x table gas x gwei x ETH/USD."""
+    from vcompute.ledger.gas import gas_table
+
+    p = _params(settlement={"gas": {"chain": "l1", "gwei": 10.0, "eth_usd": 2000.0}})
+    mk = Market(p.routed("hybrid"), 0)
+    at_start = mk.settle.ledger.op_counts()
+    counts = {}
+    close = mk.settle.close
+    mk.settle.close = lambda: (counts.update(mk.settle.ledger.op_counts()), close())
+    out = mk.run()
+    table = gas_table("VLedger")
+    # arbiter, treasury, 12 providers (funded, staked), 2 consumers (funded), 3 auditors, the cloud
+    assert at_start == {"open_account": 20, "mint": 14, "stake_deposit": 12}
+    counts_on_chain = {**counts, "open_account": counts["open_account"] - 1,  # the cloud's account, bills
+                       "transfer": counts["transfer"] - mk.hybrid.cloud.correct}
+    run_gas = sum(n * table[k] for k, n in counts_on_chain.items())
+    assert out["settlement_gas"] == run_gas and out["settlement_ops"] == sum(counts_on_chain.values())
+    assert out["settlement_gas_usd"] == pytest.approx(run_gas * 10e-9 * 2000.0)
+    jobs = {k: n - at_start.get(k, 0) for k, n in counts.items()}
+    jobs["transfer"] -= mk.hybrid.cloud.correct  # the cloud's bills are off-chain
+    assert mk.hybrid.cloud.correct > 0 and jobs["escrow_open"] > 0 and jobs["stake_slash"] > 0
+    assert out["job_settlement_ops"] == sum(jobs.values())
+    dec_gas = sum(n * table[k] for k, n in jobs.items())
+    assert out["cost_gas"] == pytest.approx(dec_gas * 10e-9 * 2000.0 / out["results_correct"])
+
+
+def test_l1_settlement_costs_the_gas_price_ratio_more_than_l2():
+    l1 = _run(_params(settlement={"gas": {"chain": "l1"}}), "decentralized")
+    l2 = _run(_params(settlement={"gas": {"chain": "l2"}}), "decentralized")
+    free = _run(_params(settlement={"gas": {"gwei": 0.0}}), "decentralized")
+    assert free["cost_gas"] == 0.0 and l2["settlement_gas"] == l1["settlement_gas"] > 0
+    assert l1["cost_gas"] / l2["cost_gas"] == pytest.approx(3.0 / 0.01)  # the presets' gwei
+    assert l1["cost_all_in"] == pytest.approx(free["cost_all_in"] + l1["cost_gas"])
+    assert l1["cost_gas"] > l1["cost_compute"] > l2["cost_gas"]  # L1 settlement outweighs the compute
+
+
+def test_a_flat_gas_price_per_operation_overrides_the_table():
     out = _run(_params(costs={"gas_usd_per_op": 1e-4}), "decentralized")
-    free = _run(_params(), "decentralized")
-    assert out["cost_gas"] > 0
+    free = _run(_params(settlement={"gas": {"gwei": 0.0}}), "decentralized")
+    assert out["cost_gas"] == pytest.approx(out["job_settlement_ops"] * 1e-4 / out["results_correct"])
     assert out["cost_all_in"] == pytest.approx(free["cost_all_in"] + out["cost_gas"])
+
+
+def test_gas_config_misuse_names_the_key():
+    with pytest.raises(ValidationError, match="chain"):
+        _params(settlement={"gas": {"chain": "l3"}})
+    with pytest.raises(ValidationError, match="gwei"):
+        _params(settlement={"gas": {"gwei": -1}})
 
 
 def test_break_even_is_the_same_at_any_decentralized_price_level():

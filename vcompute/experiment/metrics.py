@@ -220,6 +220,10 @@ _MARKET: dict[str, MetricInfo] = {
                                "the market has no adversary"),
     "ledger_supply_usd": _m("USD", "total money on the ledger at the end of the run"),
     "ledger_conserved": _m("flag", "1 if the ledger's total equals what was minted (money conserved)"),
+    "settlement_ops": _m("count", "ledger operations of the run settled on chain (cloud bills left out)"),
+    "settlement_gas": _m("gas", "gas of settling the run's ledger operations on chain (protocols/gas.json)"),
+    "settlement_gas_usd": _m("USD", "settlement_gas at settlement.gas (gwei x ETH/USD of an L1 or L2 preset)"),
+    "settlement_gas_usd_per_correct": _m("USD", "settlement_gas_usd per correct result", "no correct result"),
     "gain_usd": _m("USD", "what one cheat saves the cheater (compute not spent)"),
     "p_times_penalty": _m("USD", "probability of being caught times the penalty: the expected cost of a cheat"),
     "deterrence_ratio": _m("ratio", "p_times_penalty / gain_usd (>1: cheating does not pay)"),
@@ -234,12 +238,14 @@ _HYBRID: dict[str, MetricInfo] = {
                             "no correct result"),
     "cost_capital": _m("USD", "cost of capital of stake locked over escrow time, per correct result",
                        "no correct result"),
-    "cost_gas": _m("USD", "settlement gas (ledger operations x costs.gas_usd_per_op) per correct result",
-                   "no correct result"),
+    "cost_gas": _m("USD", "on-chain settlement of the decentralized side (each ledger operation's gas at "
+                   "settlement.gas, or x costs.gas_usd_per_op if set) per correct result", "no correct result"),
     "cost_fraud": _m("USD", "wrong results accepted, valued at price x costs.fraud_loss_multiple, per correct "
                      "result", "no correct result"),
     "cost_misses": _m("USD", "jobs without a result, valued at costs.miss_multiple x the cloud price, per correct "
                       "result", "no correct result"),
+    "job_settlement_ops": _m("count", "ledger operations of the jobs' settlement (after the accounts were set "
+                             "up; cloud bills left out): what cost_gas prices"),
     "cost_all_in": _m("USD", "sum of the cost_* components: all-in cost per correct result", "no correct result"),
     "compensation_credit": _m("USD", "slashed stake paid back to consumers per correct result (not netted)",
                               "no correct result"),

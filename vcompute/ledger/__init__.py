@@ -147,7 +147,7 @@ LEDGERS.register("evm", "vcompute.ledger.evm:open_evm")
 LEDGERS.register("evm+http", "vcompute.ledger.evm:open_evm")
 LEDGERS.register("evm+https", "vcompute.ledger.evm:open_evm")
 
-_FLOAT_OPTIONS = {"withdraw_delay"}
+_FLOAT_OPTIONS = {"withdraw_delay", "fund_cap"}
 
 
 def default_minter():

@@ -81,6 +81,43 @@ class Ledger(abc.ABC):
                               "open the ledger with clock=ManualClock() to control time")
         clock.advance(seconds)
 
+    def _count(self, receipt: Receipt) -> Receipt:
+        # By log position, not by ``replayed``: a retry whose first attempt was applied but lost
+        # its receipt (a dropped connection) is the first this object hears of that operation.
+        # One bit per log position (a set of ints would cost ~60 bytes per operation of a long run).
+        seen = self.__dict__.setdefault("_op_seqs", bytearray())
+        seq = receipt.seq
+        if type(seq) is int and seq >= 0:
+            byte, bit = divmod(seq, 8)
+            if byte >= len(seen):
+                seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
+            if seen[byte] >> bit & 1:
+                return receipt
+            seen[byte] |= 1 << bit
+        counts = self.__dict__.setdefault("_op_counts", {})
+        counts[receipt.kind] = counts.get(receipt.kind, 0) + 1
+        return receipt
+
+    def op_counts(self) -> dict[str, int]:
+        """Operations applied through this ledger object, by kind: what settling them on a chain
+        would cost gas for (:func:`vcompute.ledger.gas.settlement_gas`).
+
+        Each operation is counted once, by its position in the log: a retry of one already
+        counted is not counted again, a retry whose first attempt was applied but never
+        acknowledged (its receipt lost) is. A refused operation (it raised) is not counted; the
+        operations of a SQLite batch that was rolled back stay counted.
+
+        Example:
+            >>> import vcompute.ledger as vl
+            >>> from vcompute.core.signing import key_from_name
+            >>> led = vl.open("memory://")
+            >>> _ = led.open_account(key_from_name("a"), "a", op_id="o")
+            >>> _ = led.open_account(key_from_name("a"), "a", op_id="o")  # a retry
+            >>> led.op_counts()
+            {'open_account': 1}
+        """
+        return dict(self.__dict__.get("_op_counts", {}))
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (files, connections). Idempotent."""
 
@@ -128,19 +165,19 @@ class Ledger(abc.ABC):
 
     def open_account(self, by: Any, name: str, *, op_id: str) -> Receipt:
         """Create account ``name`` bound to ``by``'s public key (one account per key)."""
-        return self._submit("open_account", by, op_id, (name,))
+        return self._count(self._submit("open_account", by, op_id, (name,)))
 
     def mint(self, by: Any, to: str, amount: int, *, op_id: str) -> Receipt:
         """Create ``amount`` new money in ``to``'s balance (``by`` must be the minter)."""
-        return self._submit("mint", by, op_id, (to, amount))
+        return self._count(self._submit("mint", by, op_id, (to, amount)))
 
     def burn(self, by: Any, amount: int, *, op_id: str) -> Receipt:
         """Destroy ``amount`` of ``by``'s own balance."""
-        return self._submit("burn", by, op_id, (amount,))
+        return self._count(self._submit("burn", by, op_id, (amount,)))
 
     def transfer(self, by: Any, to: str, amount: int, *, op_id: str) -> Receipt:
         """Move ``amount`` from ``by``'s balance to ``to``."""
-        return self._submit("transfer", by, op_id, (to, amount))
+        return self._count(self._submit("transfer", by, op_id, (to, amount)))
 
     def escrow_open(self, by: Any, escrow_id: str, *, provider: str, amount: int, deadline: float,
                     verifier: str | None = None, op_id: str) -> Receipt:
@@ -156,40 +193,40 @@ class Ledger(abc.ABC):
                 nor provider), or None.
             op_id: the client-chosen operation id.
         """
-        return self._submit("escrow_open", by, op_id, (escrow_id, provider, amount, deadline, verifier))
+        return self._count(self._submit("escrow_open", by, op_id, (escrow_id, provider, amount, deadline, verifier)))
 
     def escrow_release(self, by: Any, escrow_id: str, *, op_id: str) -> Receipt:
         """Pay an open escrow to its provider (consumer or verifier only); frees locked stake."""
-        return self._submit("escrow_release", by, op_id, (escrow_id,))
+        return self._count(self._submit("escrow_release", by, op_id, (escrow_id,)))
 
     def escrow_refund(self, by: Any, escrow_id: str, *, op_id: str) -> Receipt:
         """Return an open escrow to its consumer (verifier any time; consumer or provider after the deadline)."""
-        return self._submit("escrow_refund", by, op_id, (escrow_id,))
+        return self._count(self._submit("escrow_refund", by, op_id, (escrow_id,)))
 
     def stake_deposit(self, by: Any, amount: int, *, op_id: str) -> Receipt:
         """Move ``amount`` of ``by``'s balance into free stake."""
-        return self._submit("stake_deposit", by, op_id, (amount,))
+        return self._count(self._submit("stake_deposit", by, op_id, (amount,)))
 
     def stake_lock(self, by: Any, escrow_id: str, amount: int, *, op_id: str) -> Receipt:
         """Lock free stake against an open escrow of which ``by`` is the provider."""
-        return self._submit("stake_lock", by, op_id, (escrow_id, amount))
+        return self._count(self._submit("stake_lock", by, op_id, (escrow_id, amount)))
 
     def stake_slash(self, by: Any, escrow_id: str, amount: int, *, to: str, op_id: str) -> Receipt:
         """Move ``amount`` of the stake locked against ``escrow_id`` to ``to`` (its verifier only; never the provider)."""
-        return self._submit("stake_slash", by, op_id, (escrow_id, amount, to))
+        return self._count(self._submit("stake_slash", by, op_id, (escrow_id, amount, to)))
 
     def stake_unbond(self, by: Any, amount: int, *, op_id: str) -> Receipt:
         """Start withdrawing free stake; it becomes withdrawable after the ledger's delay."""
-        return self._submit("stake_unbond", by, op_id, (amount,))
+        return self._count(self._submit("stake_unbond", by, op_id, (amount,)))
 
     def stake_withdraw(self, by: Any, *, op_id: str) -> Receipt:
         """Move all matured unbonding stake back to ``by``'s balance."""
-        return self._submit("stake_withdraw", by, op_id, ())
+        return self._count(self._submit("stake_withdraw", by, op_id, ()))
 
     def commit(self, by: Any, commitment_id: str, digest: bytes, *, metadata: dict | None = None,
                op_id: str) -> Receipt:
         """Post an immutable 32-byte ``digest`` with small JSON ``metadata``."""
-        return self._submit("commit", by, op_id, (commitment_id, digest, metadata))
+        return self._count(self._submit("commit", by, op_id, (commitment_id, digest, metadata)))
 
 
 def public_of(by: Any) -> bytes:

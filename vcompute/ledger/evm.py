@@ -13,8 +13,9 @@ proof of owning it: ``open_account`` carries the key's signature over
 name), which this client verifies before sending and again whenever it reads
 the binding (:meth:`EVMLedger.account` refuses a binding without a valid proof,
 so one made by calling the contract directly with someone else's key is never
-reported as theirs). Opening an account funds that address with gas from the
-node's first account (test chains). Minting is done by the deploying account,
+reported as theirs). Gas for that address comes from the node's first
+account (dev nodes), only what its own transactions need, with a cap on all
+such funding (:mod:`vcompute.ledger.gas_station`). Minting is done by the deploying account,
 and this client sends a mint from it only after the caller has signed a fresh
 challenge naming this chain, this contract and a sequence number with the
 ledger's minter key (:func:`~vcompute.ledger.base.prove_holder`): the minter's
@@ -30,7 +31,9 @@ contract (it emits no ``Applied`` event) and returns the original receipt.
 Ledger time is block time (whole seconds; deadlines are rounded up).
 
 Options: ``withdraw_delay`` (seconds), ``address`` (attach to an already
-deployed ledger instead of deploying one; ``evm+http`` only).
+deployed ledger instead of deploying one; ``evm+http`` only), ``fund_cap``
+(ether the client may spend on its senders' gas, default 10; 0: each sender
+brings its own).
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ _ERRORS = {"unknown": UnknownAccount, "notfound": NotFound, "unauthorized": Unau
            "amount": InvalidAmount, "conflict": OperationConflict}
 _STATES = {1: "open", 2: "released", 3: "refunded"}
 _GAS = GAS
-_FUND_WEI = 10**20
+#: Default ``fund_cap``: ether the client may pay its senders for gas (about 200 senders on a fresh anvil).
+FUND_CAP_ETH = 10.0
 
 
 def revert_error(message: str) -> LedgerError:
@@ -130,12 +134,15 @@ class EVMLedger(Ledger):
         minter: public key whose requests may mint (sent from the deploying account).
         withdraw_delay: seconds (rounded up) between unbonding and withdrawing; used when deploying.
         address: an already deployed VLedger to attach to (``evm+http`` only).
+        fund_cap: ether this client may spend on its senders' gas from the node's account
+            (see :class:`~vcompute.ledger.gas_station.GasStation`; 0: senders bring their own).
 
     Raises:
         InvalidURL: for an unreachable node or an unsupported URL.
     """
 
-    def __init__(self, url: str, *, minter: bytes, withdraw_delay: float = 0.0, address: str | None = None) -> None:
+    def __init__(self, url: str, *, minter: bytes, withdraw_delay: float = 0.0, address: str | None = None,
+                 fund_cap: float = FUND_CAP_ETH) -> None:
         from eth_abi import decode, encode
         from eth_utils import to_checksum_address
         from web3 import Web3
@@ -162,6 +169,12 @@ class EVMLedger(Ledger):
             from vcompute.ledger.rpc_chain import NodeChain
 
             self.chain = NodeChain(endpoint)
+        from vcompute.ledger.gas_station import GasStation
+
+        try:
+            self.gas = GasStation(self.chain, gas_limit=_GAS, fund_cap=fund_cap)
+        except ValueError as e:
+            raise InvalidURL(f"{url!r}: {e}") from None
         build = load_contract("VLedger")
         self._abi = build["abi"]
         self._w3 = Web3()  # offline: ABI encoding only
@@ -186,6 +199,7 @@ class EVMLedger(Ledger):
         # The embedded chain has no other writer, so views can be cached until our next write.
         self._cache: dict | None = {} if parts.scheme == "evm" else None
         self._snap = self.chain.snapshot()
+        self._funded_at: list[tuple[Any, int]] = [(self._snap, 0)]  # (snapshot, gas paid out when taken)
 
     # -- plumbing ----------------------------------------------------------
 
@@ -228,20 +242,28 @@ class EVMLedger(Ledger):
 
     def checkpoint(self) -> Any:
         """Snapshot the chain (test chains only); see :meth:`rollback`."""
-        return self.chain.snapshot()
+        snap = self.chain.snapshot()
+        self._funded_at.append((snap, self.gas.funded))
+        return snap
+
+    def _reverted(self, snap: Any) -> None:
+        self._nonces.clear()
+        self.__dict__.pop("_op_seqs", None)  # log positions are reused after a revert (op_counts)
+        self._invalidate()
+        funded = next((f for s, f in reversed(self._funded_at) if s is snap), None)
+        self.gas.forget(funded)
 
     def rollback(self, snap: Any) -> None:
         """Revert the chain to a :meth:`checkpoint` (test chains only)."""
         self.chain.revert(snap)
-        self._nonces.clear()
-        self._invalidate()
+        self._reverted(snap)
 
     def reset(self) -> None:
         """Revert the chain to just after deployment (test chains only): a fresh, empty ledger."""
         self.chain.revert(self._snap)
+        self._reverted(self._snap)
         self._snap = self.chain.snapshot()
-        self._nonces.clear()
-        self._invalidate()
+        self._funded_at = [(self._snap, 0)]
 
     def now(self) -> float:
         """Block time of the next block, in seconds."""
@@ -278,8 +300,8 @@ class EVMLedger(Ledger):
         cargs.append(op_id)
         self._invalidate()
         data = self._encode(fn, cargs)
-        if kind == "open_account" and self.chain.balance(sender) < _FUND_WEI // 10:
-            self.chain.send_from_node({"to": sender, "value": _FUND_WEI})
+        if not from_node and getattr(self.chain, "transact", None) is None:  # revm charges no gas
+            self.gas.ready(sender, opening=kind == "open_account")
         try:
             if from_node:
                 rc = self.chain.send_from_node({"to": self.address, "data": data})
@@ -289,7 +311,10 @@ class EVMLedger(Ledger):
             reason = self.chain.revert_reason(e)
             if reason is not None:  # nodes that check transactions before mining them
                 raise revert_error(reason) from None
-            if self.chain.balance(sender) > 0:
+            if not from_node and getattr(self.chain, "transact", None) is None:
+                self.gas.refused(sender, opening=kind == "open_account")
+            # In process (revm) the contract itself refuses unknown accounts: anything else is transient.
+            if getattr(self.chain, "transact", None) is not None or self.chain.balance(sender) > 0:
                 raise LedgerError(f"{kind} {op_id!r} could not be sent: {e}; retry it with the same op_id") from e
             # an unfunded sender is no account (opening one funds it): the node refuses its gas
             if kind == "mint":
@@ -343,14 +368,22 @@ class EVMLedger(Ledger):
         nonce = self._nonces.get(sender)
         if nonce is None:
             nonce = self.chain.nonce(sender)
-        tx = {"to": self.address, "data": data, "nonce": nonce, "gas": _GAS, "maxFeePerGas": 10**12,
-              "maxPriorityFeePerGas": 1, "chainId": self.chain.chain_id, "value": 0, "type": 2}
+        from vcompute.ledger.tx import sign_1559
+
+        if isinstance(data, str):  # hex calldata, as eth_account took it
+            data = bytes.fromhex(data[2:] if data[:2] in ("0x", "0X") else data)
+        raw = sign_1559(acct.key, chain_id=self.chain.chain_id, nonce=nonce, max_priority_fee=self.gas.tip,
+                        max_fee=self.gas.max_fee, gas=_GAS, to=self.address, value=0, data=data)
         try:
-            rc = self.chain.send_raw(acct.sign_transaction(tx).raw_transaction)
+            rc = self.chain.send_raw(raw)
         except Exception:
             self._nonces.pop(sender, None)
+            if self.chain.mined(_keccak(raw)):  # the receipt was lost, not the transaction
+                self.gas.signed(sender, nonce)
             raise
         self._nonces[sender] = nonce + 1
+        self.gas.signed(sender, nonce)
+        self.gas.charged(sender, rc)
         return rc
 
     def _contract_args(self, kind: str, pub: bytes, a: tuple, proof: bytes) -> tuple[str, list]:
@@ -445,7 +478,7 @@ class EVMLedger(Ledger):
 
 
 def open_evm(url: str, *, minter: bytes, clock: Any = None, withdraw_delay: float = 0.0,
-             address: str | None = None, **unknown: Any) -> EVMLedger:
+             address: str | None = None, fund_cap: float = FUND_CAP_ETH, **unknown: Any) -> EVMLedger:
     """Factory for ``evm://tester`` and ``evm+http(s)://HOST:PORT`` URLs.
 
     Raises:
@@ -453,9 +486,9 @@ def open_evm(url: str, *, minter: bytes, clock: Any = None, withdraw_delay: floa
     """
     if unknown:
         raise InvalidURL(f"unknown option(s) {sorted(unknown)} for {url!r}; evm ledgers take "
-                         "withdraw_delay and address")
+                         "withdraw_delay, address and fund_cap")
     if clock is not None:
         raise InvalidURL("EVM ledgers keep block time; open them without clock=")
     if address is not None and url.startswith("evm://"):
         raise InvalidURL("address= attaches to a deployed ledger on a node; the embedded chain always deploys")
-    return EVMLedger(url, minter=minter, withdraw_delay=withdraw_delay, address=address)
+    return EVMLedger(url, minter=minter, withdraw_delay=withdraw_delay, address=address, fund_cap=fund_cap)

@@ -49,6 +49,14 @@ class TesterChain:
         """The next transaction nonce of ``addr``."""
         return self.tester.get_nonce(addr)
 
+    def mined(self, txh: bytes) -> bool:
+        """Whether the transaction with hash ``txh`` has a receipt."""
+        try:
+            self.tester.get_transaction_receipt("0x" + bytes(txh).hex())
+        except Exception:  # eth-tester raises TransactionNotFound for an unknown hash
+            return False
+        return True
+
     def send_raw(self, raw: bytes) -> dict:
         """Send a signed transaction and return its receipt (a dict)."""
         h = self.tester.send_raw_transaction("0x" + raw.hex())
@@ -64,6 +72,10 @@ class TesterChain:
     def balance(self, addr: str) -> int:
         """Ether balance of ``addr`` in wei."""
         return self.tester.get_balance(addr)
+
+    def base_fee(self) -> int:
+        """The base fee per gas (wei) the next block charges."""
+        return int(self.tester.get_block_by_number("pending").get("base_fee_per_gas") or 0)
 
     def now(self) -> int:
         """Timestamp the next block will carry."""

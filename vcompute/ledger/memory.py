@@ -80,7 +80,7 @@ class MemoryLedger(StateQueries, Ledger):
         check_op_id(op_id)
         r = self.state.apply("transfer", self._keys.holder(by), op_id, args, 0.0)
         self.state.touched.clear()
-        return r
+        return self._count(r)
 
 
 def open_memory(url: str, *, minter: bytes, clock: ClockFn | None = None, withdraw_delay: float = 0.0,

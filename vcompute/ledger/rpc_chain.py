@@ -1,10 +1,12 @@
 """``evm+http://``: any JSON-RPC node, over one kept-alive connection, without web3's middleware.
 
 The transport interface is that of :mod:`vcompute.ledger.evm_chain`. Each
-operation is one signed transaction; where the node answers JSON-RPC
-batches (anvil, hardhat, geth) the transaction and its receipt travel in one
-round trip, since a dev node mines on arrival. Otherwise (or when the receipt
-is not there yet: a node with a block time) the receipt is polled. Nonces are
+operation is one signed transaction, sent with ``eth_sendRawTransactionSync``
+(EIP-7966: the node answers with the receipt once it is mined; anvil >= 1.4)
+so that one operation is one round trip. A node without that method is asked
+once, remembered, and sent ``eth_sendRawTransaction`` with the receipt request
+in the same JSON-RPC batch (anvil, hardhat, geth take batches); when the receipt
+is not there yet (a node with a block time) it is polled. Nonces are
 pipelined by the ledger client; a refused send re-reads the node's nonce.
 
 A node that restarts (from its saved state) is reconnected to transparently;
@@ -66,6 +68,7 @@ class NodeChain:
         self._conn: http.client.HTTPConnection | None = None
         self._id = 0
         self._batch_ok: bool | None = None
+        self._sync_ok = True  # eth_sendRawTransactionSync, until the node says it has no such method
         try:
             self.chain_id = _q(self.request("eth_chainId", []))
             accounts = self.request("eth_accounts", [])
@@ -200,13 +203,39 @@ class NodeChain:
             time.sleep(delay)
             delay = min(max(delay * 2, 0.0005), 0.1)
 
+    def mined(self, txh: bytes) -> bool:
+        """Whether the transaction with hash ``txh`` has a receipt (False if the node cannot say)."""
+        try:
+            return self.request("eth_getTransactionReceipt", ["0x" + bytes(txh).hex()]) is not None
+        except (OSError, LedgerError):
+            return False
+
     def send_raw(self, raw: bytes) -> dict:
         """Send a signed transaction; its receipt (a dict)."""
         from eth_utils import keccak
 
+        hexraw = "0x" + bytes(raw).hex()
         txh = "0x" + keccak(bytes(raw)).hex()
-        sent, rc = self.batch([("eth_sendRawTransaction", ["0x" + bytes(raw).hex()]),
-                               ("eth_getTransactionReceipt", [txh])])
+        if self._sync_ok:
+            try:
+                rc = self.request("eth_sendRawTransactionSync", [hexraw])
+            except RPCError as e:
+                # Nodes word "no such method" many ways; a misread real refusal is harmless: the same
+                # signed bytes are sent again below and refused again, with the node's reason.
+                msg = e.message.lower()
+                no_method = e.code == -32601 or "-32601" in msg or "sendrawtransactionsync" in msg or (
+                    "method" in msg and any(w in msg for w in ("not found", "not supported", "does not exist",
+                                                               "unknown", "unsupported")))
+                if not no_method:
+                    if e.code == 4 or "timeout" in e.message.lower():  # EIP-7966: sent, not mined in time
+                        return self._receipt(txh)
+                    raise
+                self._sync_ok = False  # an older node: batches from now on
+            else:
+                if isinstance(rc, dict):
+                    return _normal_receipt(rc)
+                return self._receipt(txh)
+        sent, rc = self.batch([("eth_sendRawTransaction", [hexraw]), ("eth_getTransactionReceipt", [txh])])
         if isinstance(sent, RPCError):
             raise sent
         if isinstance(rc, dict):
@@ -229,6 +258,10 @@ class NodeChain:
     def balance(self, addr: str) -> int:
         """Ether balance of ``addr`` in wei."""
         return _q(self.request("eth_getBalance", [addr, "latest"]))
+
+    def base_fee(self) -> int:
+        """The base fee per gas (wei) the next block charges (0 on a node without EIP-1559)."""
+        return _q(self.request("eth_getBlockByNumber", ["pending", False]).get("baseFeePerGas") or 0)
 
     def now(self) -> int:
         """Timestamp the next block will carry."""
@@ -274,5 +307,6 @@ def _normal_receipt(rc: dict) -> dict:
              "data": bytes.fromhex(lg["data"][2:]) if isinstance(lg.get("data"), str) else lg.get("data", b"")}
             for lg in rc.get("logs", [])]
     return {"status": _q(rc.get("status", "0x1")), "logs": logs, "gasUsed": _q(rc.get("gasUsed", "0x0")),
+            "effectiveGasPrice": _q(rc["effectiveGasPrice"]) if rc.get("effectiveGasPrice") is not None else None,
             "transactionHash": rc.get("transactionHash"), "contractAddress": rc.get("contractAddress"),
             "blockNumber": _q(rc.get("blockNumber", "0x0"))}

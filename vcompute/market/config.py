@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vcompute.market.costs import GasConfig
+
 __all__ = [
     "HARDWARE",
     "UNITS_PER_USD",
@@ -358,12 +360,16 @@ class SettlementConfig(_Model):
         withdraw_interval_h: hours between a streaming provider's withdrawals.
         timeout_factor: a job's escrow can be refunded after this many times
             its expected duration (vanished providers).
+        gas: the gas price settling the run's ledger operations on chain would
+            pay (:class:`~vcompute.market.costs.GasConfig`: an L1 or L2 preset);
+            the run reports it as ``settlement_gas_usd`` whatever the ledger.
     """
 
     ledger: str = "memory://"
     mode: Literal["escrow", "stream"] = "escrow"
     withdraw_interval_h: float = Field(1.0, gt=0)
     timeout_factor: float = Field(3.0, ge=1)
+    gas: GasConfig = Field(default_factory=GasConfig)
 
 
 class MarketParams(_Model):

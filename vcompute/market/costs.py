@@ -11,8 +11,15 @@ cost into one :class:`CostBook`, split so that a plot can stack the parts
   that pays for it, so they are not counted a second time.
 - ``cost_capital``: the opportunity cost of the providers' stake locked
   over each replica's escrow time, at ``costs.stake_rate_annual``.
-- ``cost_gas``: ledger operations of decentralized settlement times
-  ``costs.gas_usd_per_op`` (0 until per-operation gas prices land).
+- ``cost_gas``: the on-chain settlement of the decentralized side's jobs:
+  the ledger operations applied after the market's accounts were opened,
+  funded and staked (``job_settlement_ops``, from
+  :meth:`vcompute.ledger.Ledger.op_counts`; the cloud's bills are paid
+  off-chain), each at its gas in ``protocols/gas.json``, at the gas price
+  ``settlement.gas`` (an L1 or L2 preset of :mod:`vcompute.ledger.gas`, or
+  gwei and ETH/USD given). ``costs.gas_usd_per_op``, if set, prices every
+  operation flat instead. (The run's ``settlement_gas_usd`` also counts
+  setting the accounts up.)
 - ``cost_fraud``: wrong results accepted, each valued at its price times
   ``costs.fraud_loss_multiple``.
 - ``cost_misses``: jobs that produced no result (expired, failed, rejected,
@@ -28,15 +35,95 @@ computing, so it is not netted into the all-in cost. The derivation is in ``proo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["COMPONENTS", "CostBook", "CostConfig", "break_even_discount"]
+__all__ = ["COMPONENTS", "JOB_SETTLEMENT_OPS", "CostBook", "CostConfig", "GasConfig", "break_even_discount",
+           "settlement_gas_metrics"]
 
 #: The stacked components of ``cost_all_in``, in plotting order.
 COMPONENTS = ("compute", "replicas", "verification", "capital", "gas", "fraud", "misses")
 #: Components proportional to the decentralized price level (the rest do not move with it).
 PRICE_PROPORTIONAL = ("compute", "replicas", "fraud")
 _YEAR_S = 365.0 * 24 * 3600
+#: The ledger operations that settle one escrowed replica when it is accepted.
+JOB_SETTLEMENT_OPS = ("escrow_open", "stake_lock", "escrow_release")
+
+
+class GasConfig(BaseModel):
+    """The gas price settlement pays on chain.
+
+    Attributes:
+        chain: a preset of :data:`vcompute.ledger.gas.PRESETS` (``l1``: Ethereum
+            mainnet; ``l2``: Arbitrum One's execution gas), with its source and date.
+        gwei: the gas price in gwei, instead of the preset's.
+        eth_usd: the ETH price in USD, instead of the preset's.
+
+    Example:
+        >>> GasConfig(chain="l1", gwei=20).price().gwei
+        20.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chain: Literal["l1", "l2"] = "l2"
+    gwei: float | None = Field(None, ge=0, lt=1e6)
+    eth_usd: float | None = Field(None, ge=0, lt=1e9)
+
+    def price(self) -> Any:
+        """The :class:`~vcompute.ledger.gas.GasPrice` this config means."""
+        from dataclasses import replace
+
+        from vcompute.ledger.gas import preset
+
+        p = preset(self.chain)
+        if self.gwei is None and self.eth_usd is None:
+            return p
+        return replace(p, name=f"{p.name} (custom price)",
+                       gwei=p.gwei if self.gwei is None else float(self.gwei),
+                       eth_usd=p.eth_usd if self.eth_usd is None else float(self.eth_usd),
+                       source="set in the config" if self.gwei is not None and self.eth_usd is not None
+                       else f"set in the config, the rest from: {p.source}")
+
+    def usd_per_op(self) -> float:
+        """Mean USD per ledger operation of an accepted replica's settlement
+        (:data:`JOB_SETTLEMENT_OPS`), the per-operation estimate routing uses."""
+        from vcompute.ledger.gas import gas_table
+
+        table = gas_table("VLedger")
+        return sum(table[k] for k in JOB_SETTLEMENT_OPS) / len(JOB_SETTLEMENT_OPS) * self.price().usd_per_gas
+
+
+def settlement_gas_metrics(op_counts: Mapping[str, int], gas: GasConfig, correct: int,
+                           off_chain: Mapping[str, int] | None = None) -> dict[str, float]:
+    """A run's on-chain settlement cost from its ledger operations.
+
+    Args:
+        op_counts: ledger operation kind -> count (``ledger.op_counts()``).
+        gas: the gas price.
+        correct: correct results of the run (for the per-result figure).
+        off_chain: operations to leave out (settled elsewhere, e.g. cloud bills).
+
+    Returns:
+        ``settlement_ops``, ``settlement_gas``, ``settlement_gas_usd`` and
+        ``settlement_gas_usd_per_correct`` (nan without a correct result).
+
+    Example:
+        >>> m = settlement_gas_metrics({"transfer": 2}, GasConfig(chain="l1", gwei=10, eth_usd=1000), correct=2)
+        >>> m["settlement_ops"], m["settlement_gas"] == 2 * 91595, round(m["settlement_gas_usd_per_correct"], 4)
+        (2, True, 0.916)
+    """
+    from vcompute.ledger.gas import gas_usd, settlement_gas
+
+    counts = dict(op_counts)
+    for k, n in (off_chain or {}).items():
+        counts[k] = max(counts.get(k, 0) - int(n), 0)
+    g = settlement_gas(counts)
+    usd = gas_usd(g, gas.price())
+    return {"settlement_ops": sum(counts.values()), "settlement_gas": g, "settlement_gas_usd": usd,
+            "settlement_gas_usd_per_correct": usd / correct if correct else float("nan")}
 
 
 class CostConfig(BaseModel):
@@ -44,8 +131,9 @@ class CostConfig(BaseModel):
 
     Attributes:
         stake_rate_annual: annual cost of capital of locked stake (0.05 = 5 %/year).
-        gas_usd_per_op: settlement gas per ledger operation, USD (the hook a
-            per-operation gas price fills; 0 until then).
+        gas_usd_per_op: settlement gas per ledger operation, USD, flat for every
+            operation; None (the default) prices each operation at its gas in
+            ``protocols/gas.json`` at ``settlement.gas``.
         fraud_loss_multiple: a wrong result accepted costs this many times its price.
         miss_multiple: a job with no result costs this many times the cloud's price for it.
         verifier_hardware: the hardware class whose cost prices the checkers' compute.
@@ -54,7 +142,7 @@ class CostConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stake_rate_annual: float = Field(0.05, ge=0, le=10)
-    gas_usd_per_op: float = Field(0.0, ge=0)
+    gas_usd_per_op: float | None = Field(None, ge=0)
     fraud_loss_multiple: float = Field(1.0, ge=0)
     miss_multiple: float = Field(1.0, ge=0)
     verifier_hardware: str = "a100"

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from vcompute.market.cloud import CloudConfig, CloudTier, cloud_price_usd
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
-from vcompute.market.costs import CostBook, CostConfig, break_even_discount
+from vcompute.market.costs import CostBook, CostConfig, break_even_discount, settlement_gas_metrics
 
 __all__ = ["POLICIES", "HybridHooks", "HybridParams", "compare_policies"]
 
@@ -105,11 +105,15 @@ class HybridHooks:
         self.cloud = CloudTier(mk, p.cloud, rng)
         names = [p.routing] if isinstance(p.routing, str) else list(p.routing)
         self.routers = {c: _router(names[i % len(names)], p.routing_params) for i, c in enumerate(mk.consumers)}
-        self.views = {c: ConsumerView(mk, p.costs, p.cloud) for c in mk.consumers}
+        # Routing estimates a job's settlement gas per operation: from the gas table unless set flat.
+        costs = p.costs if p.costs.gas_usd_per_op is not None else p.costs.model_copy(
+            update={"gas_usd_per_op": p.settlement.gas.usd_per_op()})
+        self.views = {c: ConsumerView(mk, costs, p.cloud) for c in mk.consumers}
         self.book = CostBook(p.costs)
         self.fallbacks = 0
         self.sent = {"dec": 0, "cloud": 0}
-        self.ops_at_start = mk.settle._op
+        # Accounts opened, funded and staked before the first job are the market's, not a policy's cost.
+        self.ops_at_start = mk.settle.ledger.op_counts()
         self._verify_seen = 0.0
         a100 = HARDWARE["a100"]
         vhw = HARDWARE[p.costs.verifier_hardware]
@@ -188,10 +192,18 @@ class HybridHooks:
         dec = book.usd["dec"]
         dec["compute"], dec["replicas"] = m.base_usd, m.replica_usd
         dec["verification"] = m.verify_compute_usd * self.verify_scale
-        ops = mk.settle._op - self.ops_at_start - self.cloud.correct  # cloud bills are paid off-chain
-        dec["gas"] = ops * self.p.costs.gas_usd_per_op
-        out = book.summary()
         correct = book.correct["dec"] + book.correct["cloud"]
+        # The jobs' own settlement: operations since the market was set up; the cloud's bills are off-chain.
+        off = dict(self.ops_at_start)
+        off["transfer"] = off.get("transfer", 0) + self.cloud.correct
+        gas = settlement_gas_metrics(mk.settle.ledger.op_counts(), self.p.settlement.gas, correct, off_chain=off)
+        flat = self.p.costs.gas_usd_per_op
+        dec["gas"] = gas["settlement_gas_usd"] if flat is None else gas["settlement_ops"] * flat
+        out = book.summary()
+        out["job_settlement_ops"] = gas["settlement_ops"]
+        # The run's whole settlement, as a plain market reports it, less the cloud's account and bills.
+        out.update(settlement_gas_metrics(mk.settle.ledger.op_counts(), self.p.settlement.gas, mk.m.correct,
+                                          off_chain={"open_account": 1, "transfer": self.cloud.correct}))
         comp = m.slashed_usd * (1 - self.p.auditors.whistleblower_share)
         out["compensation_credit"] = comp / correct if correct else float("nan")
         n = max(self.sent["dec"] + self.sent["cloud"], 1)

@@ -26,6 +26,10 @@ Headline metrics:
   cheat to its first catch (mean over caught cheaters).
 - ``profit_<behaviour>``: mean profit per provider of each behaviour
   (payments - own compute cost - slashed stake); ``cheat_rate_<behaviour>``.
+- ``settlement_gas_usd``: what settling the run's ledger operations on
+  chain costs at ``settlement.gas`` (each operation at its gas in
+  ``protocols/gas.json``); ``settlement_gas_usd_per_correct``, ``settlement_gas``
+  and ``settlement_ops`` (:func:`vcompute.market.costs.settlement_gas_metrics`).
 - ``utilisation``, ``wait_s``, ``check_participation``, ``unpaid_compute``,
   ``wasted_work``, and the ledger totals.
 """
@@ -114,6 +118,9 @@ class Metrics:
             out[f"caught_by_{k}"] = v
         out["cheaters_caught_share"] = (len(lat_j) / sum(1 for p in provs if p.cheats)
                                         if any(p.cheats for p in provs) else float("nan"))
+        from vcompute.market.costs import settlement_gas_metrics
+
+        out.update(settlement_gas_metrics(mk.settle.ledger.op_counts(), mk.p.settlement.gas, self.correct))
         if getattr(mk, "adaptive", None) is not None:
             out.update(mk.adaptive.summary())
         adv = mk.p.adversary.behaviour

@@ -25,6 +25,7 @@ _RUN_METRICS = (
     "adaptive_trusted_share", "adaptive_banned", "backtracked", "backtrack_corrected",
     "profit_adversary", "cheat_rate_adversary",
     "ledger_supply_usd", "ledger_conserved",
+    "settlement_ops", "settlement_gas", "settlement_gas_usd", "settlement_gas_usd_per_correct",
     "gain_usd", "p_times_penalty", "deterrence_ratio",
     "theory_caught_by_1", "theory_caught_by_4", "theory_caught_by_16", "theory_caught_by_64",
 )
@@ -123,7 +124,7 @@ def _detect(p: MarketParams, cheat: str) -> float:
 #: three-policy comparison's (:func:`vcompute.market.hybrid.compare_policies`).
 _HYBRID_METRICS = (
     "cost_compute", "cost_replicas", "cost_verification", "cost_capital", "cost_gas", "cost_fraud",
-    "cost_misses", "cost_all_in", "compensation_credit", "results_correct", "cloud_share", "dec_share",
+    "cost_misses", "cost_all_in", "job_settlement_ops", "compensation_credit", "results_correct", "cloud_share", "dec_share",
     "fallback_share", "cloud_outages", "dec_cost_per_correct", "cloud_cost_per_correct", "break_even_discount",
     "price_discount", "cloud_reference_cpc",
     "cpc_cloud", "cpc_decentralized", "cpc_hybrid", "share_cloud_cloud", "share_cloud_decentralized",
