@@ -6,19 +6,20 @@ registries only; SimPy is imported when a market runs
 
 Example:
     >>> from vcompute.market import run_market
-    >>> out = run_market({"jobs": 40, "adversary": {"behaviour": "strategic", "fraction": 0.25}}, seed=0)
+    >>> out = run_market({"jobs": 40, "adversary": {"strategy": "strategic", "fraction": 0.25}}, seed=0)
     >>> out["ledger_conserved"], out["jobs_submitted"]
     (1, 40)
 """
 
 from typing import Any
 
-from vcompute.market.behaviours import MARKET_BEHAVIOURS, CheatOffer
+from vcompute.market.behaviours import MARKET_BEHAVIOURS
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
 from vcompute.market.matching import MATCHERS
+from vcompute.market.strategies import STRATEGIES, CheatOffer
 
-__all__ = ["HARDWARE", "MARKET_BEHAVIOURS", "MATCHERS", "UNITS_PER_USD", "CheatOffer", "Market", "MarketParams",
-           "run_market"]
+__all__ = ["HARDWARE", "MARKET_BEHAVIOURS", "MATCHERS", "STRATEGIES", "UNITS_PER_USD", "CheatOffer", "Market",
+           "MarketParams", "run_market"]
 
 
 def __getattr__(name: str) -> Any:
