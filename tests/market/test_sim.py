@@ -209,3 +209,27 @@ def test_real_mode_runs_on_torch():
     out = run_market(_p(mode="real", real_backend="torch", jobs=40, consumers={"audit_p": 1.0},
                         adversary={"behaviour": "lazy", "fraction": 0.5, "cheat_rate": 1.0}), seed=0)
     assert out["caught"] > 0 and out["false_rejects"] == 0 and out["wrong_accepted"] == 0
+
+
+def test_checks_take_simulated_time_before_settlement():
+    base = dict(adversary={"strategy": "lazy", "fraction": 0.3}, consumers={"audit_p": 0.5})
+    own = run_market(_p(**base), seed=0)
+    fixed = run_market(_p(auditors={"latency_s": 1800.0}, **base), seed=0)
+    none = run_market(_p(auditors={"latency_s": 0.0}, **base), seed=0)
+    # Freivalds' share of an n=48 proxy job on the auditor's A100: positive, well under the job itself.
+    assert 0 < own["verify_latency_s"] < 3600
+    assert fixed["verify_latency_s"] == 1800.0 and none["verify_latency_s"] == 0.0
+    assert none["time_to_settlement_s"] < own["time_to_settlement_s"] < fixed["time_to_settlement_s"]
+    assert fixed["ledger_conserved"] == fixed["settlement_consistent"] == 1
+
+
+def test_the_audit_coin_is_drawn_per_committed_claim_at_the_announced_rate():
+    out = run_market(_p(jobs=2000, consumers={"audit_p": 0.3}), seed=0)
+    share = out["checks_requested"] / out["jobs_completed"]
+    assert abs(share - 0.3) < 4 * (0.3 * 0.7 / 2000) ** 0.5
+    # replication: the extra replicas run only for the jobs whose coin came up, after their claim
+    mk = Market(_p(jobs=2000, consumers={"audit_p": 0.3, "verifier": "replication", "load": 0.3}), seed=0)
+    rep = mk.run()
+    k = mk.checks["matmul"].k
+    assert k > 1 and rep["checks_done"] == rep["checks_requested"] > 0
+    assert mk.m.replicas_run - rep["jobs_matched"] == (k - 1) * rep["checks_done"]
