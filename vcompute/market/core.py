@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -138,9 +138,8 @@ class MarketView(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Settled:
-    """One job as settlement left it.
+class Settled(NamedTuple):
+    """One job as settlement left it (a named tuple: one is made per job, on the hot path).
 
     Attributes:
         job: the job.

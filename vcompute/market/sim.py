@@ -48,6 +48,7 @@ from vcompute.market.strategies import CHEAT_SAVINGS, STRATEGIES, CheatOffer
 __all__ = ["Market", "run_market"]
 
 _H = 3600.0
+_TRUSTED = Outcome((), None, 0.0, "not audited: accepted on trust")
 
 
 class _Run:
@@ -66,10 +67,10 @@ class Market:
     Args:
         params: the validated :class:`~vcompute.market.config.MarketParams`.
         seed: the run's seed.
-        settlement: the ledger accounts to settle on (default: a
-            :class:`~vcompute.market.settlement.Settlement` on
-            ``params.settlement.ledger``); a subclass can be given to test
-            what the metrics say about a faulty one.
+        settlement: the class of the run's ledger accounts, opened on
+            ``params.settlement.ledger`` with the simulation clock (default
+            :class:`~vcompute.market.settlement.Settlement`); a subclass can
+            be given to test what the metrics say about a faulty one.
 
     Raises:
         ValueError: if modelled mode is asked for a verifier (or verifier
@@ -82,7 +83,7 @@ class Market:
         (50, 1, 1)
     """
 
-    def __init__(self, params: MarketParams, seed: int, *, settlement: Settlement | None = None) -> None:
+    def __init__(self, params: MarketParams, seed: int, *, settlement: type[Settlement] = Settlement) -> None:
         self.p = params
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -106,10 +107,11 @@ class Market:
         adv = params.adversary
         self.adv_cheat = adv.cheat or STRATEGIES.get(adv.strategy).default_cheat
         env = self.env
-        self.settle = settlement if settlement is not None else Settlement(ledger_url(params, self.seed),
-                                                                           clock=lambda: env.now)
+        self.settle = settlement(ledger_url(params, self.seed), clock=lambda: env.now)
         self.settler = JobSettler(params, self.settle, self.m)
         self.matcher = MATCHERS.create(params.matching.kind, **params.matching.model_dump(exclude={"kind"}))
+        self._escrow_mode = params.settlement.mode == "escrow"
+        self._timeout_factor = params.settlement.timeout_factor
         self.stake = int(round(cons.stake_usd * UNITS_PER_USD))
         self.fee = int(round(aud.fee_usd * UNITS_PER_USD))
         self.adaptive = (AdaptiveTrust(cons.adaptive_policy, cons.adaptive_params, ban=self._ban)
@@ -285,7 +287,7 @@ class Market:
         self._maybe_finish()
 
     def _ensure_stake(self, pr: Provider) -> bool:
-        if self.stake == 0 or self.p.settlement.mode == "stream":
+        if self.stake == 0 or not self._escrow_mode:
             return True
         free = self.settle.free_stake(pr.name)
         if free >= self.stake:
@@ -299,22 +301,20 @@ class Market:
 
     def _start(self, job: MarketJob, picked: list[tuple[Provider, float]]) -> bool:
         env, st, matcher = self.env, self.settle, self.matcher
-        ok = [self._ensure_stake(pr) for pr, _ in picked]
-        if not all(ok):
-            for (pr, _), good in zip(picked, ok):
-                if good:
-                    matcher.add(pr)
-            self.queue.appendleft(job)
-            return False
-        escrow = self.p.settlement.mode == "escrow"
-        first = len(job.replicas)
+        for pr, _ in picked:
+            if not self._ensure_stake(pr):
+                for pr2, _ in picked:
+                    if not pr2.banned:
+                        matcher.add(pr2)
+                self.queue.appendleft(job)
+                return False
+        now, pflop, first = env.now, job.jtype.pflop, len(job.replicas)
         new: list[tuple[Provider, int, str]] = []
         for r, (pr, price) in enumerate(picked, start=first):
-            amount = max(1, int(round(price * job.jtype.pflop * UNITS_PER_USD)))
+            amount = max(1, int(round(price * pflop * UNITS_PER_USD)))
             eid = f"j{job.key}r{r}"
-            if escrow:
-                dur = pr.seconds_for(job.jtype.pflop)
-                deadline = env.now + self.p.settlement.timeout_factor * dur + 1.0
+            if self._escrow_mode:
+                deadline = now + self._timeout_factor * pr.seconds_for(pflop) + 1.0
                 if not st.open_job(eid, job.consumer, pr.name, amount=amount, deadline=deadline, stake=self.stake):
                     for _, _, e in new:  # undo the replicas already escrowed in this match
                         st.refund(e)
@@ -336,11 +336,12 @@ class Market:
             job.escrows.append(eid)
             job.cheats.append(None)
             job.crashed.append(False)
-        self.m.replicas_run += len(new)
+        m = self.m
+        m.replicas_run += len(new)
         if job.phase == 1:
-            job.started = env.now
-            self.m.matched += 1
-            self.m.wait_s += env.now - job.submitted
+            job.started = now
+            m.matched += 1
+            m.wait_s += now - job.submitted
             self.inflight += 1
         job.pending = len(new)
         for r, (pr, _, _) in enumerate(new, start=first):
@@ -481,7 +482,10 @@ class Market:
                 audit = False
         cheats = [job.cheats[r] for r in live]
         colluding = [job.replicas[r].colluding for r in live]
-        out = check.work.run(job_key=job.key, n=jt.real_n, cheats=cheats, audit=audit, colluding=colluding)
+        if audit or self.p.mode == "real":  # real providers compute their outputs, checked or not
+            out = check.work.run(job_key=job.key, n=jt.real_n, cheats=cheats, audit=audit, colluding=colluding)
+        else:
+            out = _TRUSTED  # an unchecked modelled job: nothing to draw, nobody blamed
         cost = latency = 0.0
         if audit:
             m.checks_done += 1
