@@ -14,6 +14,7 @@ object itself or its private members:
   routing consumers of :mod:`vcompute.market.hybrid`) is told, event by event.
 - :class:`Settled`: one settled job as the verdict left it, given to the
   hooks and the adaptive trust policy instead of the market's counters.
+- :class:`Scheduler`: the simulation clock and its timer.
 - :class:`AuditCoin`: an audit's coin where there is no
   :class:`~vcompute.verify.Verifier` object (modelled mode): the same
   :meth:`vcompute.verify.audit.Audit.drawn` rule, one uniform per job.
@@ -29,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from vcompute.market.config import MarketParams
     from vcompute.market.settlement import Settlement
 
-__all__ = ["AuditCoin", "Coin", "MarketHooks", "MarketView", "Matcher", "Settled"]
+__all__ = ["AuditCoin", "Coin", "MarketHooks", "MarketView", "Matcher", "Scheduler", "Settled"]
 
 
 class Coin(Protocol):
@@ -83,6 +84,18 @@ class AuditCoin:
     def with_p(self, p: float) -> AuditCoin:
         """The same audit at probability ``p``."""
         return AuditCoin(p)
+
+
+class Scheduler(Protocol):
+    """The simulation clock, and a timer on it."""
+
+    def now(self) -> float:
+        """Simulated time in seconds."""
+        ...
+
+    def after(self, delay: float, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` once ``delay`` simulated seconds have passed."""
+        ...
 
 
 class Matcher(Protocol):

@@ -15,10 +15,12 @@ withdrawals. Every random draw comes from one seeded generator in event
 order, and SimPy breaks time ties by insertion order, so a seed fixes the
 run bit for bit.
 
-The parts talk through :mod:`vcompute.market.core`: settlement
-(:class:`~vcompute.market.settle_job.JobSettler`) gets the ledger accounts
-and the counters, an extra tier gets a :class:`~vcompute.market.core.MarketView`
-(this object, read only) and :class:`~vcompute.market.core.Settled` records.
+The parts talk through :mod:`vcompute.market.core`: the checking step
+(:class:`~vcompute.market.checking.Checking`) and settlement
+(:class:`~vcompute.market.settle_job.JobSettler`) are given their
+collaborators explicitly, an extra tier gets a
+:class:`~vcompute.market.core.MarketView` (this object, read only) and
+:class:`~vcompute.market.core.Settled` records.
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ import simpy
 
 from vcompute.market.adaptive import AdaptiveTrust
 from vcompute.market.agents import Auditor, MarketJob, Provider
+from vcompute.market.checking import Checking
 from vcompute.market.arrivals import arrival_schedule
 from vcompute.market.calibration import default_table
 from vcompute.market.checks import Check, build_check
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
 from vcompute.market.core import AuditCoin, Coin, MarketHooks, Settled
-from vcompute.market.fidelity import Outcome
 from vcompute.market.matching import MATCHERS
 from vcompute.market.metrics import Metrics
 from vcompute.market.settle_job import JobSettler
@@ -48,7 +50,6 @@ from vcompute.market.strategies import CHEAT_SAVINGS, STRATEGIES, CheatOffer
 __all__ = ["Market", "run_market"]
 
 _H = 3600.0
-_TRUSTED = Outcome((), None, 0.0, "not audited: accepted on trust")
 
 
 class _Run:
@@ -104,8 +105,6 @@ class Market:
             self.checks[jt.kind] = by_scheme[scheme]
         # The audit of each kind: "check with its verifier with probability audit_p".
         self.audits: dict[str, Coin] = {kind: _audit(c, cons.audit_p) for kind, c in self.checks.items()}
-        adv = params.adversary
-        self.adv_cheat = adv.cheat or STRATEGIES.get(adv.strategy).default_cheat
         env = self.env
         self.settle = settlement(ledger_url(params, self.seed), clock=lambda: env.now)
         self.settler = JobSettler(params, self.settle, self.m)
@@ -113,22 +112,23 @@ class Market:
         self._escrow_mode = params.settlement.mode == "escrow"
         self._timeout_factor = params.settlement.timeout_factor
         self.stake = int(round(cons.stake_usd * UNITS_PER_USD))
-        self.fee = int(round(aud.fee_usd * UNITS_PER_USD))
         self.adaptive = (AdaptiveTrust(cons.adaptive_policy, cons.adaptive_params, ban=self._ban)
                          if cons.adaptive_policy is not None else None)
-        self.a100_cpp = HARDWARE["a100"].hourly_cost / (HARDWARE["a100"].tflops * 3.6)
-        self.auditor_tflops = HARDWARE["a100"].tflops
         self._build_agents()
         self.queue: deque[MarketJob] = deque()
         self.inflight = 0
         self.arrivals_done = False
         self.done = env.event()
-        self._frac_mean = 0.1  # running verify fraction (real mode, uncalibrated schemes)
         self.hybrid: MarketHooks | None = None  # a cloud tier and routing consumers (HybridParams) only
         if hasattr(params, "cloud"):
             from vcompute.market.hybrid import HybridHooks
 
             self.hybrid = HybridHooks(self)
+        self.checking = Checking(params=params, checks=self.checks, audits=self.audits, auditors=self.auditors,
+                                 settle=self.settle, settler=self.settler, metrics=self.m, rng=self.rng, clock=self,
+                                 adaptive=self.adaptive, hooks=self.hybrid, requeue=self._requeue,
+                                 refund_later=self._refund_later, settled=self._settled,
+                                 n_providers=len(self.providers))
 
     # -- the public view (vcompute.market.core.MarketView) ----------------------
     def now(self) -> float:
@@ -137,7 +137,11 @@ class Market:
 
     def verify_fraction_est(self, job: MarketJob) -> float:
         """Expected checking work for ``job`` as a share of its compute (calibrated, or real mode's running mean)."""
-        return self.checks[job.jtype.kind].frac_est(job.jtype.real_n, self._frac_mean)
+        return self.checking.fraction_est(job)
+
+    def after(self, delay: float, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` once ``delay`` simulated seconds have passed (the :class:`~vcompute.market.core.Scheduler`)."""
+        self.env.timeout(delay).callbacks.append(lambda _e: fn())
 
     # -- setup -------------------------------------------------------------
     def _build_agents(self) -> None:
@@ -169,9 +173,6 @@ class Market:
         for a in self.auditors:
             self.settle.open_account(a.name, 0)
         self.groups = sorted({pr.group for pr in self.providers})
-
-    def _after(self, delay: float, fn: Callable[[], None]) -> None:
-        self.env.timeout(delay).callbacks.append(lambda _e: fn())
 
     # -- arrivals ------------------------------------------------------------
     def _start_arrivals(self) -> None:
@@ -269,8 +270,7 @@ class Market:
                                       max_price=cons.max_price_usd_per_pflop)
             elif env.now - job.claimed > deadline_s:  # no replicas for the audit in time: trusted after all
                 q.popleft()
-                self.m.checks_requested += 1
-                self._unchecked(job)
+                self.checking.unchecked(job)
                 continue
             else:  # the audit's extra replicas: never the job's own providers
                 aside = [pr for pr in job.replicas if pr in matcher]
@@ -350,16 +350,15 @@ class Market:
 
     def _unaffordable(self, job: MarketJob) -> None:
         if job.phase == 2:  # the audit's replicas cannot be paid: the claims settle unchecked
-            self.m.checks_requested += 1
-            self._unchecked(job)
+            self.checking.unchecked(job)
         else:
             self.m.unaffordable += 1
 
-    def _unchecked(self, job: MarketJob) -> None:
-        # The consumer wanted the check but could not have it done: the verdict is trust, and
-        # check_participation (checks done per check requested) shows the shortfall.
-        job.audit = False
-        self._check(job)
+    def _requeue(self, job: MarketJob) -> None:
+        self.queue.appendleft(job)
+        # Wake the queue once the wait is over, whatever else happens (the job then settles unchecked).
+        self.after(self.p.consumers.deadline_h * _H + 1e-6, self._match)
+        self._match()
 
     # -- execution -----------------------------------------------------------
     def _execute(self, job: MarketJob, r: int, pr: Provider) -> None:
@@ -405,132 +404,25 @@ class Market:
             self.m.crashed += 1
             if not run.completes and pr.online:  # a crash takes the provider down for a while
                 pr.online = False
-                self._after(float(self.rng.exponential(p.providers.mean_offline_h * _H)), lambda: self._rejoin(pr))
+                self.after(float(self.rng.exponential(p.providers.mean_offline_h * _H)), lambda: self._rejoin(pr))
         job.pending -= 1
         if job.pending == 0:
-            self._claims_in(job)
+            self.checking.claims_in(job)
         if pr.online and not pr.banned:
             self.matcher.add(pr)
         self._match()
 
-    # -- the audit, the check and its latency -----------------------------------
-    def _claims_in(self, job: MarketJob) -> None:
-        """Every replica of this phase returned or vanished: the claims are committed."""
-        job.claimed = self.env.now
-        if job.phase == 2 or job.crashed[0]:
-            self._check(job)
-            return
-        check = self.checks[job.jtype.kind]
-        coin, k = self.audits[job.jtype.kind], check.k
-        if self.adaptive is not None:  # the policy only changes p, from the primary provider's record
-            p_pr, k_pol = self.adaptive.audit_plan(job.replicas[0].name)
-            coin = coin.with_p(p_pr)
-            k = k_pol if check.k > 1 else 1  # the policy sets the quorum of a replication check
-        # The coin is drawn now, after the claim is committed: a provider cannot know it in advance.
-        job.audit = coin.drawn(self.rng) and check.scheme != "none"
-        if self.adaptive is not None:
-            self.adaptive.drawn(job.audit)
-        if not job.audit:
-            self._check(job)
-            return
-        job.forced = bool(self.rng.random() < self.p.auditors.forced_error_rate)
-        job.k = min(k, len(self.providers))
-        if job.k > 1:  # replication: the extra replicas are matched and run now
-            job.phase, job.want = 2, job.k - 1
-            self.queue.appendleft(job)
-            # Wake the queue once the wait is over, whatever else happens (the job then settles unchecked).
-            self._after(self.p.consumers.deadline_h * _H + 1e-6, self._match)
-            self._match()
-            return
-        self._check(job)
-
-    def _check(self, job: MarketJob) -> None:
-        p, st, m, env = self.p, self.settle, self.m, self.env
-        if self.hybrid is not None:
-            self.hybrid.started(job)
-        escrow = p.settlement.mode == "escrow"
-        live = [r for r in range(len(job.replicas)) if not job.crashed[r]]
-        for r in range(len(job.replicas)):
-            if job.crashed[r] and escrow:  # the consumer reclaims it once the deadline passes
-                self.inflight += 1
-                eid = job.escrows[r]
-                deadline = st.deadline(eid)
-                # A hair past the deadline: now + (deadline - now) can round to just below it.
-                self._after(max(0.0, deadline - env.now) + 1e-6, lambda eid=eid: self._refund_late(job, eid))
-        if not live:
-            m.failed += 1
-            self._settled(Settled(job, (), False, (), None))
-            return
-        aud = p.auditors
-        auditor = self.auditors[job.key % len(self.auditors)]
-        # A check needs every replica's claim; with one vanished the rest settle unchecked.
-        audit = job.audit and len(live) == len(job.replicas)
-        jt = job.jtype
-        check = self.checks[jt.kind]
-        if job.audit and self.fee:  # the fee is owed for the request, checked or not
-            auditor.fees += st.transfer(job.consumer, auditor.name, self.fee)
-        if audit:
-            m.checks_requested += 1
-            check_cost = self.verify_fraction_est(job) * jt.pflop * self.a100_cpp * aud.cost_factor
-            reward = aud.whistleblower_share * p.consumers.stake_usd
-            if not auditor.will_check(cost_usd=check_cost, detect_p=check.detect_est(self.adv_cheat),
-                                      cheat_reward_usd=reward, forced_rate=aud.forced_error_rate,
-                                      forced_detect_p=check.detect_est("random_output"),
-                                      jackpot_usd=aud.jackpot_usd):
-                auditor.skipped += 1
-                m.checks_skipped += 1
-                audit = False
-        cheats = [job.cheats[r] for r in live]
-        colluding = [job.replicas[r].colluding for r in live]
-        if audit or self.p.mode == "real":  # real providers compute their outputs, checked or not
-            out = check.work.run(job_key=job.key, n=jt.real_n, cheats=cheats, audit=audit, colluding=colluding)
-        else:
-            out = _TRUSTED  # an unchecked modelled job: nothing to draw, nobody blamed
-        cost = latency = 0.0
-        if audit:
-            m.checks_done += 1
-            auditor.checked += 1
-            cost = out.verify_fraction * jt.pflop * self.a100_cpp * aud.cost_factor
-            auditor.cost += cost
-            m.verify_compute_usd += cost
-            if p.mode == "real":
-                self._frac_mean += 0.1 * (out.verify_fraction - self._frac_mean)
-            if job.forced:
-                self.settler.forced_error(auditor, bool(self.rng.random() < check.detect_est("random_output")))
-            # The check runs on the auditor's hardware: its share of the job's work, or a fixed latency.
-            latency = (aud.latency_s if aud.latency_s is not None
-                       else out.verify_fraction * jt.pflop * 1000.0 / self.auditor_tflops)
-            m.verify_latency_s += latency
-        if latency > 0:
-            self._after(latency, lambda: self._settle(job, live, audit, out, auditor, cost, latency))
-        else:
-            self._settle(job, live, audit, out, auditor, cost, latency)
-
-    def _settle(self, job: MarketJob, live: list[int], audit: bool, out: Outcome, auditor: Auditor, cost: float,
-                latency: float) -> None:
-        s = self.settler.settle(job, live, audit, out, auditor, verify_usd=cost, latency_s=latency)
-        ad = self.adaptive
-        if ad is not None:
-            if audit:
-                redo, fixed, redo_usd = ad.record([job.replicas[r] for r in live], s.verdicts,
-                                                  "replication" if len(live) > 1 else "spotcheck")
-                if redo:
-                    self.m.backtracked += redo
-                    self.m.verify_compute_usd += redo_usd
-                    self.m.wrong_accepted -= fixed
-                    self.m.correct += fixed
-            elif s.correct is not None and len(live) == 1:
-                ad.accepted_unchecked(job.replicas[live[0]].name, not s.correct,
-                                      job.jtype.pflop * self.a100_cpp * self.p.auditors.cost_factor)
-        self.m.settled += 1
-        self.m.settle_s += self.env.now - job.submitted
-        self._settled(s)
-
+    # -- after the check ----------------------------------------------------------
     def _settled(self, s: Settled) -> None:
         if self.hybrid is not None:
             self.hybrid.settled(s)
         self.inflight -= 1
         self._maybe_finish()
+
+    def _refund_later(self, job: MarketJob, eid: str, deadline: float) -> None:
+        self.inflight += 1
+        # A hair past the deadline: now + (deadline - now) can round to just below it.
+        self.after(max(0.0, deadline - self.env.now) + 1e-6, lambda: self._refund_late(job, eid))
 
     def _refund_late(self, job: MarketJob, eid: str) -> None:
         self.settle.refund(eid, by_consumer=job.consumer)
