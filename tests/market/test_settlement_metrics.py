@@ -68,3 +68,19 @@ def test_a_forgotten_refund_leaves_money_in_escrow():
     assert out["caught"] > 0
     assert out["ledger_in_escrow_usd"] > 0 and out["settlement_consistent"] == 0
     assert out["ledger_conserved"] == 1  # money is not lost, only stuck: the escrow metric is what shows it
+
+
+class SkimsOneUnit(Settlement):
+    """Pays every provider one ledger unit (0.0001 USD) short of the price it counts."""
+
+    def release(self, escrow_id: str) -> None:
+        e = self.ledger.escrow(escrow_id)
+        super().release(escrow_id)
+        self.transfer(e.provider, e.consumer, 1)
+
+
+def test_a_single_unit_skimmed_per_job_shows_exactly():
+    out = _run(SkimsOneUnit)
+    paid_jobs = out["jobs_completed"] - out["jobs_rejected"]
+    assert out["ledger_conserved"] == 1 and out["settlement_consistent"] == 0
+    assert out["settlement_gap_usd"] == pytest.approx(-paid_jobs / 10_000)

@@ -55,7 +55,8 @@ class Metrics:
         for name in ("submitted", "matched", "expired", "unaffordable", "completed", "failed", "correct",
                      "wrong_accepted", "rejected", "cheats", "caught", "false_rejects", "checks_requested",
                      "checks_done", "checks_skipped", "forced", "forced_found", "crashed", "timeouts",
-                     "departures", "banned", "replicas_run", "referees", "backtracked", "settled"):
+                     "departures", "banned", "replicas_run", "referees", "backtracked", "settled",
+                     "paid_units", "slashed_units", "unpaid_units"):  # exact ledger units, for the ledger check
             setattr(self, name, 0)
         for name in ("wait_s", "paid_usd", "base_usd", "replica_usd", "fraud_usd", "tax_usd", "slashed_usd",
                      "verify_compute_usd", "unpaid_usd", "verify_latency_s", "settle_s"):
@@ -156,15 +157,16 @@ class Metrics:
         return out
 
 
-    @staticmethod
-    def ledger_summary(settle: Any, providers: Sequence[Any], initial: int, counted: Mapping[str, float]) -> dict[str, Any]:
-        """What the ledger itself says at the end of a run, against what the counters say.
+    def ledger_summary(self, settle: Any, providers: Sequence[Any], initial: int) -> dict[str, Any]:
+        """What the ledger itself says at the end of a run, against what these counters say.
+
+        The comparison is exact, in ledger units: a settlement that moves a
+        single unit more or less than it counts shows as a gap.
 
         Args:
             settle: the run's :class:`~vcompute.market.settlement.Settlement`.
             providers: every provider (each opened with ``initial`` units).
             initial: each provider's opening units.
-            counted: the counters' ``paid_usd``, ``slashed_usd`` and ``unpaid_usd``.
 
         Returns:
             ``ledger_supply_usd``, ``ledger_conserved``, ``ledger_in_escrow_usd``,
@@ -174,9 +176,7 @@ class Metrics:
         supply, ok, _ = settle.conservation()
         held = settle.in_escrow()
         net = sum(settle.worth(p.name) for p in providers) - initial * len(providers)
-        expect = counted["paid_usd"] - counted["unpaid_usd"] - counted["slashed_usd"]
-        gap = net / UNITS_PER_USD - expect
-        gap = 0.0 if abs(gap) < 1e-6 * max(1.0, abs(expect)) else gap  # float sums of exact integer units
+        gap = (net - (self.paid_units - self.unpaid_units - self.slashed_units)) / UNITS_PER_USD
         return {"ledger_supply_usd": supply / UNITS_PER_USD, "ledger_conserved": int(ok),
                 "ledger_in_escrow_usd": held / UNITS_PER_USD, "ledger_provider_net_usd": net / UNITS_PER_USD,
                 "settlement_gap_usd": gap, "settlement_consistent": int(ok and held == 0 and gap == 0.0)}

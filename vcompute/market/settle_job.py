@@ -102,6 +102,7 @@ class JobSettler:
         else:
             pr.dues.append((job.consumer, amount, pr.seconds_for(job.jtype.pflop) / 3600 * pr.hw.hourly_cost))
         usd = amount / UNITS_PER_USD
+        m.paid_units += amount
         m.paid_usd += usd
         if r == 0:
             m.base_usd += usd
@@ -131,5 +132,6 @@ class JobSettler:
             st.slash(eid, locked - share, job.consumer)
             auditor.rewards += share
             pr.slashed += locked
+            m.slashed_units += locked
             m.slashed_usd += locked / UNITS_PER_USD
         st.refund(eid)

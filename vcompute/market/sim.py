@@ -435,6 +435,7 @@ class Market:
             paid = self.settle.transfer(consumer, pr.name, amount)
             pr.earned += paid
             if paid < amount:
+                self.m.unpaid_units += amount - paid
                 self.m.unpaid_usd += (amount - paid) / UNITS_PER_USD
                 pr.unpaid_cost += cost * (amount - paid) / amount
         pr.dues = []
@@ -473,9 +474,7 @@ class Market:
         m = self.m
         out = m.summary(params=self.p, providers=self.providers, auditors=self.auditors, groups=self.groups,
                         horizon_s=env.now, extra=self.adaptive.summary() if self.adaptive is not None else None)
-        out.update(m.ledger_summary(self.settle, self.providers, self.initial,
-                                    {"paid_usd": m.paid_usd, "slashed_usd": m.slashed_usd,
-                                     "unpaid_usd": m.unpaid_usd}))
+        out.update(m.ledger_summary(self.settle, self.providers, self.initial))
         if self.hybrid is not None:
             out.update(self.hybrid.summary(m.totals(), self.settle.ops))
         self.settle.close()
