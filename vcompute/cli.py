@@ -29,7 +29,7 @@ REGISTRIES: dict[str, tuple[str, str]] = {
     "policies": ("vcompute.trust.policies", "POLICIES"),
     "matchers": ("vcompute.market.matching", "MATCHERS"),
     "routers": ("vcompute.market.routing", "ROUTERS"),
-    "market-behaviours": ("vcompute.market.behaviours", "MARKET_BEHAVIOURS"),
+    "strategies": ("vcompute.market.strategies", "STRATEGIES"),
 }
 
 
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list registered plugins and metrics",
                         description="List every registry's plugins (verifiers, behaviours, tasks, ledgers, "
-                                    "executors, policies, matchers, market behaviours), or every task's metrics "
+                                    "executors, policies, matchers, strategies), or every task's metrics "
                                     "with unit and meaning.")
     ls.add_argument("what", nargs="?", default="all", choices=["all", *REGISTRIES, "metrics"])
     ls.set_defaults(func=_cmd_list)

@@ -60,32 +60,32 @@ def test_policy_state_persists_across_jobs_and_trust_is_earned():
 def test_a_failing_host_loses_trust_and_is_replicated_again():
     p = _params("boinc_cv", behaviour="lazy", fraction=0.1, cheat_rate=0.1, jobs=3000)
     mk = Market(p, seed=1)
-    pol = mk.adaptive.policy
-    log: list[tuple[str, str, int | str]] = []
-    replicas_for, record = pol.replicas_for, pol.record
+    trust, pol = mk.adaptive, mk.adaptive.policy
+    log: list[tuple[str, str, float | str]] = []
+    audit_plan, record = trust.audit_plan, pol.record
 
-    def spy_replicas(pid, rng):
-        k = replicas_for(pid, rng)
-        log.append(("k", pid, k))
-        return k
+    def spy_plan(pid):
+        p_check, k = audit_plan(pid)
+        log.append(("p", pid, p_check))
+        return p_check, k
 
     def spy_record(pid, outcome, *, source="replication"):
         log.append(("rec", pid, outcome))
         record(pid, outcome, source=source)
 
-    pol.replicas_for, pol.record = spy_replicas, spy_record
+    trust.audit_plan, pol.record = spy_plan, spy_record
     out = mk.run()
     faulty = {pr.name for pr in mk.providers if pr.group != "honest"}
     checked_after_failure = 0
     for i, (kind, pid, what) in enumerate(log):
         if kind == "rec" and what == "invalid":
             assert pid in faulty  # honest replicas are never judged invalid (the referee settles ties)
-            later = [k for kd, q, k in log[i + 1:] if kd == "k" and q == pid]
+            later = [q for kd, pr, q in log[i + 1:] if kd == "p" and pr == pid]
             if later:
-                assert later[0] == 2  # CV reset: the next job is replicated again
+                assert later[0] == 1.0  # CV reset: the next job is checked for certain again
                 checked_after_failure += 1
     assert checked_after_failure >= 2
-    trusted_faulty = {pid for kd, pid, k in log if kd == "k" and k == 1 and pid in faulty}
+    trusted_faulty = {pid for kd, pid, q in log if kd == "p" and q < 1.0 and pid in faulty}
     assert trusted_faulty, "faulty hosts should have earned trust between their failures"
     assert out["caught"] >= checked_after_failure and out["ledger_conserved"] == 1
 
@@ -157,7 +157,8 @@ def test_smoke_variant_runs(tmp_path):
     cfg = load_config(ROOT / "experiments" / "market-adaptive.toml", smoke=True,
                       overrides=["experiment.executor='serial'"])
     res = run_experiment(cfg, out=tmp_path / "run", smoke=True)
-    assert res.failed == 0 and res.ok == res.total == 3
-    rows = {r["consumers.adaptive_policy"]: r for r in res.rows}
-    assert rows["resist_backtrack"]["wrong_accepted"] <= rows["resist"]["wrong_accepted"]
-    assert rows["resist"]["wrong_accepted"] < rows["boinc_cv"]["wrong_accepted"]
+    assert res.failed == 0 and res.ok == res.total == 6
+    wrong: dict[str, int] = {}
+    for r in res.rows:  # summed over the two seeds: one seed alone is a coin toss of a few cheats
+        wrong[r["consumers.adaptive_policy"]] = wrong.get(r["consumers.adaptive_policy"], 0) + r["wrong_accepted"]
+    assert wrong["resist_backtrack"] <= wrong["resist"] < wrong["boinc_cv"]

@@ -6,19 +6,22 @@ registries only; SimPy is imported when a market runs
 
 Example:
     >>> from vcompute.market import run_market
-    >>> out = run_market({"jobs": 40, "adversary": {"behaviour": "strategic", "fraction": 0.25}}, seed=0)
+    >>> out = run_market({"jobs": 40, "adversary": {"strategy": "strategic", "fraction": 0.25}}, seed=0)
     >>> out["ledger_conserved"], out["jobs_submitted"]
     (1, 40)
 """
 
 from typing import Any
 
-from vcompute.market.behaviours import MARKET_BEHAVIOURS, CheatOffer
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
 from vcompute.market.matching import MATCHERS
+from vcompute.market.strategies import STRATEGIES, CheatOffer
 
-__all__ = ["HARDWARE", "MARKET_BEHAVIOURS", "MATCHERS", "UNITS_PER_USD", "CheatOffer", "Market", "MarketParams",
-           "run_market"]
+#: Deprecated name of :data:`STRATEGIES` (the same registry).
+MARKET_BEHAVIOURS = STRATEGIES
+
+__all__ = ["HARDWARE", "MARKET_BEHAVIOURS", "MATCHERS", "STRATEGIES", "UNITS_PER_USD", "CheatOffer", "Market",
+           "MarketParams", "run_market"]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,12 +3,12 @@
 With ``consumers.adaptive_policy`` set, the fixed audit probability is
 replaced by a policy from :data:`vcompute.trust.policies.POLICIES`
 (BOINC's consecutive-valid rule, the error-rate rule, credibility, a
-blacklist wrapper, ...). For each job the market picks its primary
-provider, asks the policy how many replicas that provider's job needs
-(``1`` = trust it alone, unchecked), and checks the job when more are
-needed: with replication schemes (several claims) by running that many
-replicas; with single-claim schemes (Freivalds, spot-checks) by having the
-verifier check it. After a checked job every replica's verdict is recorded
+blacklist wrapper, ...). The policy only sets the audit probability per
+provider (:meth:`AdaptiveTrust.audit_plan`): once a job's primary claim is
+committed the market draws the coin, as for a fixed ``audit_p``, and a
+checked job is checked with replication schemes (several claims) by
+running the extra replicas then; with single-claim schemes (Freivalds,
+spot-checks) by having the verifier check it. After a checked job every replica's verdict is recorded
 with the policy, and a provider the policy no longer allows is banned from
 the market. One policy instance serves all consumers (like a BOINC project
 server), so a provider's streak carries across jobs and consumers.
@@ -16,6 +16,7 @@ server), so a provider's streak carries across jobs and consumers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,11 +80,18 @@ def build_policy(name: str, params: dict[str, Any]) -> Any:
 
 
 class AdaptiveTrust:
-    """The market's side of an adaptive policy: plan each job's replicas, record verdicts, ban.
+    """The market's side of an adaptive policy: each provider's audit probability, verdicts, bans.
+
+    The policy changes only ``p``, per provider: :meth:`audit_plan` says
+    with what probability the primary provider's job is checked and with
+    how many claims; the market draws the coin itself, with the same
+    :meth:`~vcompute.verify.audit.Audit.drawn` rule as a fixed ``audit_p``,
+    once the provider's claim is committed.
 
     Args:
         name: the policy's registry name or a preset.
         params: its parameters.
+        ban: called with a provider the policy no longer allows (the market takes it off the book).
 
     Attributes:
         policy: the :class:`~vcompute.trust.policies.ReplicationPolicy`
@@ -97,12 +105,13 @@ class AdaptiveTrust:
 
     Example:
         >>> t = AdaptiveTrust("consecutive_valid", {"threshold": 1})
-        >>> t.replicas("p0", np.random.default_rng(0))
-        2
+        >>> t.audit_plan("p0")
+        (1.0, 2)
     """
 
-    def __init__(self, name: str, params: dict[str, Any]) -> None:
+    def __init__(self, name: str, params: dict[str, Any], ban: Callable[[Any], None] | None = None) -> None:
         self.policy = build_policy(name, params)
+        self.ban = ban
         self.trusted = 0
         self.checked = 0
         self.banned = 0
@@ -110,76 +119,61 @@ class AdaptiveTrust:
         self.backtracked = 0
         self.corrected = 0
         self._unchecked: dict[str, list[tuple[bool, float]]] = {}  # provider -> [(wrong, re-execution cost)]
+        self._still = np.random.default_rng(0)  # for policies whose replicas_for ignores its generator
 
-    def replicas(self, provider: str, rng: np.random.Generator) -> int:
-        """Replicas (this provider's included) its next job needs; 1 means trusted."""
-        return max(1, int(self.policy.replicas_for(provider, rng)))
+    def audit_plan(self, provider: str) -> tuple[float, int]:
+        """``(p, k)``: the probability that ``provider``'s next job is checked, and the claims a check compares.
 
-    def plan(self, mk: Any, job: Any, check: Any) -> list[tuple[Any, float]] | None:
-        """Pick ``job``'s primary provider, ask the policy, pick the replicas it wants.
-
-        The decision is kept on the job while it waits for replicas, so a
-        busy market does not re-roll it until trust wins; it is re-drawn only
-        if a different primary is picked later.
-
-        Returns:
-            ``[(provider, price), ...]`` removed from the book, or None (wait).
+        A policy that states a probability (``check_probability``, or
+        ``trust_probability`` as its complement) gives it; one that decides
+        outright (``fixed``, ``credibility``) gives p = 1 when it wants more
+        than one claim, else 0.
         """
-        cons = mk.p.consumers
-        first = mk.matcher.pick(1, memory_gb=job.jtype.memory_gb, rng=mk.rng, max_price=cons.max_price_usd_per_pflop)
-        if first is None:
-            return None
-        name = first[0][0].name
-        if job.plan is None or job.plan[0] != name:
-            # Capped at the market's size: more replicas than providers would stall the queue.
-            job.plan = (name, min(self.replicas(name, mk.rng), len(mk.providers)))
-        k = job.plan[1]
-        job.audit = k > 1 and check.scheme != "none"
-        extra = k - 1 if job.audit and check.k > 1 else 0
-        if extra == 0:
-            return first
-        more = mk.matcher.pick(extra, memory_gb=job.jtype.memory_gb, rng=mk.rng,
-                               max_price=cons.max_price_usd_per_pflop)
-        if more is None:
-            mk.matcher.add(first[0][0])
-            return None
-        return first + more
+        pol = self.policy
+        while hasattr(pol, "inner"):  # the blacklist wrapper forwards the decision
+            pol = pol.inner
+        quorum = int(pol.params.get("quorum", 2)) if hasattr(pol, "params") else 2
+        if hasattr(pol, "check_probability"):
+            return float(pol.check_probability(provider)), quorum
+        if hasattr(pol, "trust_probability"):
+            return 1.0 - float(pol.trust_probability(provider)), quorum
+        k = max(1, int(pol.replicas_for(provider, self._still)))
+        return (1.0 if k > 1 else 0.0), k
 
-    def started(self, job: Any) -> None:
-        """Count the job as trusted or checked once it runs."""
-        if job.audit:
+    def drawn(self, audited: bool) -> None:
+        """Count a job as checked or trusted once its coin is drawn."""
+        if audited:
             self.checked += 1
         else:
             self.trusted += 1
 
-    def accepted_unchecked(self, mk: Any, job: Any, r: int, wrong: bool) -> None:
-        """Remember a result accepted without a check (for backtracking)."""
+    def accepted_unchecked(self, provider: str, wrong: bool, cost_usd: float) -> None:
+        """Remember a result accepted without a check (for backtracking; ``cost_usd``: re-executing it)."""
         if self.backtrack:
-            cost = job.jtype.pflop * mk.a100_cpp * mk.p.auditors.cost_factor
-            self._unchecked.setdefault(job.replicas[r].name, []).append((wrong, cost))
+            self._unchecked.setdefault(provider, []).append((wrong, cost_usd))
 
-    def _backtrack(self, mk: Any, name: str) -> None:
-        m = mk.m
-        for wrong, cost in self._unchecked.pop(name, []):
-            self.backtracked += 1
-            m.verify_compute_usd += cost
-            if wrong:  # the consumer now holds the re-executed, correct result
-                self.corrected += 1
-                m.wrong_accepted -= 1
-                m.correct += 1
+    def record(self, replicas: Sequence[Any], verdicts: Sequence[bool], source: str) -> tuple[int, int, float]:
+        """Record each checked replica's verdict; backtrack a caught one; ban providers no longer allowed.
 
-    def record(self, mk: Any, job: Any, live: list[int], verdicts: list[bool], source: str) -> None:
-        """Record each checked replica's verdict; backtrack a caught one; ban providers no longer allowed."""
-        for r, ok in zip(live, verdicts):
-            pr = job.replicas[r]
+        Returns:
+            ``(re-executed, corrected, cost_usd)`` of the backtracking this triggered.
+        """
+        redo = fixed = 0
+        cost = 0.0
+        for pr, ok in zip(replicas, verdicts):
             self.policy.record(pr.name, "valid" if ok else "invalid", source=source)
             if not ok and self.backtrack:
-                self._backtrack(mk, pr.name)
+                for wrong, c in self._unchecked.pop(pr.name, []):
+                    redo += 1
+                    fixed += wrong  # the consumer now holds the re-executed, correct result
+                    cost += c
             if not pr.banned and not self.policy.allowed(pr.name):
-                pr.banned = True
-                mk.matcher.remove(pr)
-                mk.m.banned += 1
                 self.banned += 1
+                if self.ban is not None:
+                    self.ban(pr)
+        self.backtracked += redo
+        self.corrected += fixed
+        return redo, fixed, cost
 
     def summary(self) -> dict[str, float]:
         """``adaptive_trusted_share`` (jobs run unchecked), ``adaptive_banned``, ``backtracked``, ``backtrack_corrected``."""

@@ -24,23 +24,23 @@ class Provider:
         name: ledger account name.
         hardware: its :class:`~vcompute.market.config.HardwareClass`.
         markup: its price markup over own cost.
-        behaviour: its cheating policy (:mod:`vcompute.market.behaviours`).
-        group: the label its metrics are reported under (the behaviour name).
+        strategy: when it cheats (:mod:`vcompute.market.strategies`).
+        group: the label its metrics are reported under (the strategy's name).
         colluding: whether it shares cheats with other colluders.
     """
 
-    __slots__ = ("idx", "name", "hw", "markup", "behaviour", "group", "colluding", "cost_per_pflop",
+    __slots__ = ("idx", "name", "hw", "markup", "strategy", "group", "colluding", "cost_per_pflop",
                  "price", "memory_gb", "online", "busy", "banned", "ok", "caught", "jobs", "cheats",
                  "earned", "slashed", "compute_cost", "busy_time", "proc", "dues", "first_cheat_t",
                  "first_cheat_job", "detect_latency_s", "detect_latency_jobs", "unpaid_cost", "wasted_cost")
 
-    def __init__(self, idx: int, name: str, hardware: Any, markup: float, behaviour: Any, group: str,
+    def __init__(self, idx: int, name: str, hardware: Any, markup: float, strategy: Any, group: str,
                  colluding: bool = False) -> None:
         self.idx = idx
         self.name = name
         self.hw = hardware
         self.markup = markup
-        self.behaviour = behaviour
+        self.strategy = strategy
         self.group = group
         self.colluding = colluding
         # USD per PFLOP: hourly cost over PFLOP per hour.
@@ -58,7 +58,7 @@ class Provider:
         self.slashed = 0
         self.compute_cost = 0.0
         self.busy_time = 0.0
-        self.proc: Any = None
+        self.proc: Any = None  # the execution in progress (sim's _Run), for churn to cut short
         self.dues: list[tuple[str, int, float]] = []
         self.first_cheat_t: float | None = None
         self.first_cheat_job: int | None = None
@@ -133,7 +133,7 @@ class MarketJob:
     """
 
     __slots__ = ("key", "jtype", "consumer", "submitted", "audit", "replicas", "pending", "cheats", "done",
-                 "prices", "escrows", "forced", "crashed", "started", "plan")
+                 "prices", "escrows", "forced", "crashed", "started", "want", "k", "phase", "claimed")
 
     def __init__(self, key: int, jtype: Any, consumer: str, submitted: float) -> None:
         self.key = key
@@ -150,4 +150,7 @@ class MarketJob:
         self.forced = False
         self.crashed: list[bool] = []
         self.started = 0.0
-        self.plan: tuple[str, int] | None = None  # adaptive policy: (primary provider, replicas)
+        self.want = 1  # replicas the next match needs
+        self.k = 1  # claims the check compares, once the audit coin came up
+        self.phase = 1  # 1: the primary runs; 2: the audit's extra replicas run
+        self.claimed = 0.0  # when the last claim came in (the check starts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vcompute.market.costs import GasConfig
 
@@ -174,22 +174,29 @@ class ProvidersConfig(_Model):
 
 
 class AdversaryConfig(_Model):
-    """The share of providers that run a (possibly) cheating behaviour.
+    """The share of providers that run a (possibly) cheating strategy.
 
     Attributes:
-        behaviour: a name from :data:`vcompute.market.behaviours.MARKET_BEHAVIOURS`.
+        strategy: a name from :data:`vcompute.market.strategies.STRATEGIES`
+            (when to cheat). The old key ``behaviour`` is accepted as an alias.
         fraction: share of providers running it (rounded to a whole number).
-        cheat: how a cheat is produced: a workload behaviour name
+        cheat: how a cheat is produced: a provider behaviour name
             (``random_output``, ``skip_k``, ``low_precision``), or None for
-            the behaviour's own default.
+            the strategy's own default.
         cheat_rate: per-job cheating probability (lazy, low-precision, colluding).
         streak: honest jobs a streak-then-cheat provider completes first.
         restreak: a caught streak-then-cheat provider builds a new streak.
         saving: fraction of compute cost a cheat saves, or None for the
-            cheat's own value (see :data:`vcompute.market.behaviours.CHEAT_SAVINGS`).
+            cheat's own value (see :data:`vcompute.market.strategies.CHEAT_SAVINGS`).
+
+    Example:
+        >>> AdversaryConfig(behaviour="lazy").strategy
+        'lazy'
     """
 
-    behaviour: str = "honest"
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    strategy: str = Field("honest", validation_alias=AliasChoices("strategy", "behaviour"))
     fraction: float = Field(0.0, ge=0, le=1)
     cheat: Literal["random_output", "skip_k", "low_precision"] | None = None
     cheat_rate: float = Field(1.0, ge=0, le=1)
@@ -197,12 +204,19 @@ class AdversaryConfig(_Model):
     restreak: bool = False
     saving: float | None = Field(None, ge=0, le=1)
 
-    @field_validator("behaviour")
+    @model_validator(mode="before")
     @classmethod
-    def _known_behaviour(cls, v: str) -> str:
-        from vcompute.market.behaviours import MARKET_BEHAVIOURS
+    def _one_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "strategy" in data and "behaviour" in data:
+            raise ValueError("adversary: give 'strategy' only ('behaviour' is its old name)")
+        return data
 
-        MARKET_BEHAVIOURS.get(v)  # raises, listing the known behaviours
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        from vcompute.market.strategies import STRATEGIES
+
+        STRATEGIES.get(v)  # raises, listing the known strategies
         return v
 
 
@@ -319,6 +333,9 @@ class AuditorsConfig(_Model):
         tax: share of each job price paid into the treasury that funds jackpots.
         whistleblower_share: share of a slashed stake paid to the auditor who caught it.
         prior_cheat: an auditor's prior belief in the cheat rate.
+        latency_s: simulated seconds every check takes before its job settles, or
+            None for the check's own work on the auditor's A100 (its verify
+            fraction times the job's duration there).
     """
 
     count: int = Field(3, ge=1)
@@ -330,6 +347,7 @@ class AuditorsConfig(_Model):
     tax: float = Field(0.0, ge=0, le=1)
     whistleblower_share: float = Field(0.5, ge=0, le=1)
     prior_cheat: float = Field(0.05, ge=0, le=1)
+    latency_s: float | None = Field(None, ge=0)
 
 
 class MatchingConfig(_Model):
@@ -392,8 +410,8 @@ class MarketParams(_Model):
             built-in one.
 
     Example:
-        >>> p = MarketParams(jobs=100, adversary={"behaviour": "lazy", "fraction": 0.2})
-        >>> p.adversary.behaviour, p.consumers.audit_p
+        >>> p = MarketParams(jobs=100, adversary={"strategy": "lazy", "fraction": 0.2})
+        >>> p.adversary.strategy, p.consumers.audit_p
         ('lazy', 0.1)
     """
 

@@ -15,6 +15,7 @@ and the hybrid router's margin over the better pure policy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -22,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from vcompute.market.cloud import CloudConfig, CloudTier, cloud_price_usd
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
+from vcompute.market.core import MarketView, Settled
 from vcompute.market.costs import CostBook, CostConfig, break_even_discount, settlement_gas_metrics
 
 __all__ = ["POLICIES", "HybridHooks", "HybridParams", "compare_policies"]
@@ -88,15 +90,16 @@ def _router(name: str, params: dict[str, Any]) -> Any:
 class HybridHooks:
     """What a market with HybridParams does beyond the plain market: routing, the cloud, all-in costs.
 
-    The market calls :meth:`route` on each arrival, :meth:`at_risk` for each
-    queued job it looks at, :meth:`expired`, :meth:`started` and
-    :meth:`settled`; nothing here draws from the market's own generator.
+    It implements :class:`~vcompute.market.core.MarketHooks`: the market
+    calls :meth:`route` on each arrival, :meth:`at_risk` for each queued job
+    it looks at, :meth:`expired`, :meth:`started` and :meth:`settled`;
+    nothing here draws from the market's own generator.
 
     Args:
-        mk: the :class:`~vcompute.market.sim.Market`.
+        mk: the market's public facts (:class:`~vcompute.market.core.MarketView`).
     """
 
-    def __init__(self, mk: Any) -> None:
+    def __init__(self, mk: MarketView) -> None:
         from vcompute.market.routing import ConsumerView
 
         p: HybridParams = mk.p
@@ -114,7 +117,6 @@ class HybridHooks:
         self.sent = {"dec": 0, "cloud": 0}
         # Accounts opened, funded and staked before the first job are the market's, not a policy's cost.
         self.ops_at_start = mk.settle.ledger.op_counts()
-        self._verify_seen = 0.0
         a100 = HARDWARE["a100"]
         vhw = HARDWARE[p.costs.verifier_hardware]
         # Settlement books checkers' compute at A100 cost: rescale to the verifier's hardware.
@@ -163,19 +165,18 @@ class HybridHooks:
         """A decentralized job was matched and escrowed."""
         self.views[job.consumer].matched(job, UNITS_PER_USD)
 
-    def settled(self, job: Any, live: list[int], audited: bool, verdicts: list[bool], correct: bool | None) -> None:
-        """A decentralized job was settled (``live`` empty: every replica vanished)."""
+    def settled(self, s: Settled) -> None:
+        """A decentralized job was settled (``s.live`` empty: every replica vanished)."""
+        job, live, audited, verdicts, correct = s.job, s.live, s.audited, s.verdicts, s.correct
         book, view, mk = self.book, self.views[job.consumer], self.mk
-        held = mk.env.now - job.started
+        held = mk.now() - job.started
         book.add("dec", "capital", book.capital(self.p.consumers.stake_usd, held) * len(job.replicas))
         if not live:
             view.missed(job)
             book.add("dec", "misses", view.miss_value(job))
             return
         paid = sum(job.prices[r] for r, v in zip(live, verdicts) if v) / UNITS_PER_USD
-        verify = mk.m.verify_compute_usd - self._verify_seen  # the verifier's bill for this job
-        self._verify_seen = mk.m.verify_compute_usd
-        view.settled(job, audited, verdicts, paid_usd=paid, verify_usd=verify * self.verify_scale,
+        view.settled(job, audited, list(verdicts), paid_usd=paid, verify_usd=s.verify_usd * self.verify_scale,
                      result=correct is not None)
         if 0 in live and verdicts[live.index(0)]:
             book.dec_pflop_paid += job.jtype.pflop
@@ -186,25 +187,33 @@ class HybridHooks:
         else:
             book.add("dec", "misses", view.miss_value(job))
 
-    def summary(self) -> dict[str, float]:
-        """The routed run's metrics (see :mod:`vcompute.market.costs`)."""
-        mk, book, m = self.mk, self.book, self.mk.m
+    def summary(self, totals: Mapping[str, float], ledger_ops: Mapping[str, int], *,
+                correct: int) -> dict[str, float]:
+        """The routed run's metrics (see :mod:`vcompute.market.costs`), from the market's money totals.
+
+        Args:
+            totals: the market's money totals (:meth:`~vcompute.market.metrics.Metrics.totals`).
+            ledger_ops: the ledger's operation counts at the end (:meth:`~vcompute.ledger.Ledger.op_counts`).
+            correct: the decentralized side's correct results, as the plain market counts them.
+        """
+        market_correct = correct
+        book = self.book
         dec = book.usd["dec"]
-        dec["compute"], dec["replicas"] = m.base_usd, m.replica_usd
-        dec["verification"] = m.verify_compute_usd * self.verify_scale
+        dec["compute"], dec["replicas"] = totals["base_usd"], totals["replica_usd"]
+        dec["verification"] = totals["verify_compute_usd"] * self.verify_scale
         correct = book.correct["dec"] + book.correct["cloud"]
         # The jobs' own settlement: operations since the market was set up; the cloud's bills are off-chain.
         off = dict(self.ops_at_start)
         off["transfer"] = off.get("transfer", 0) + self.cloud.correct
-        gas = settlement_gas_metrics(mk.settle.ledger.op_counts(), self.p.settlement.gas, correct, off_chain=off)
+        gas = settlement_gas_metrics(ledger_ops, self.p.settlement.gas, correct, off_chain=off)
         flat = self.p.costs.gas_usd_per_op
         dec["gas"] = gas["settlement_gas_usd"] if flat is None else gas["settlement_ops"] * flat
         out = book.summary()
         out["job_settlement_ops"] = gas["settlement_ops"]
         # The run's whole settlement, as a plain market reports it, less the cloud's account and bills.
-        out.update(settlement_gas_metrics(mk.settle.ledger.op_counts(), self.p.settlement.gas, mk.m.correct,
+        out.update(settlement_gas_metrics(ledger_ops, self.p.settlement.gas, market_correct,
                                           off_chain={"open_account": 1, "transfer": self.cloud.correct}))
-        comp = m.slashed_usd * (1 - self.p.auditors.whistleblower_share)
+        comp = totals["slashed_usd"] * (1 - self.p.auditors.whistleblower_share)
         out["compensation_credit"] = comp / correct if correct else float("nan")
         n = max(self.sent["dec"] + self.sent["cloud"], 1)
         out["results_correct"] = correct

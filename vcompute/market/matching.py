@@ -10,8 +10,8 @@ picked and what it is paid:
   invited; each bids its cost plus a shaded markup; the lowest acceptable
   score wins and is paid its own bid (first price).
 
-A matcher is pluggable: anything with ``add``, ``remove`` and ``pick``
-(see :data:`MATCHERS`).
+A matcher is pluggable: anything with ``add``, ``remove``, ``pick`` and
+``in`` (the :class:`~vcompute.market.core.Matcher` protocol; see :data:`MATCHERS`).
 """
 
 from __future__ import annotations
@@ -89,6 +89,9 @@ class PostedPrice:
 
     def __len__(self) -> int:
         return len(self.book)
+
+    def __contains__(self, p: Any) -> bool:
+        return p in self.book
 
     def add(self, p: Any) -> None:
         """Post ``p``'s offer (its score is fixed until it is picked or removed)."""
@@ -172,6 +175,9 @@ class ReverseAuction:
 
     def __len__(self) -> int:
         return len(self.book)
+
+    def __contains__(self, p: Any) -> bool:
+        return p in self.book
 
     def add(self, p: Any) -> None:
         """Make ``p`` available for auctions."""

@@ -24,21 +24,30 @@ Headline metrics:
   policy, the share of jobs it let run unchecked and the providers it banned.
 - ``detect_latency_jobs`` / ``detect_latency_s``: from a cheater's first
   cheat to its first catch (mean over caught cheaters).
-- ``profit_<behaviour>``: mean profit per provider of each behaviour
-  (payments - own compute cost - slashed stake); ``cheat_rate_<behaviour>``.
+- ``profit_<strategy>``: mean profit per provider of each strategy
+  (payments - own compute cost - slashed stake); ``cheat_rate_<strategy>``.
+- ``verify_latency_s``: simulated seconds a check takes (mean over checks);
+  ``time_to_settlement_s``: from arrival to settlement (mean over settled jobs).
 - ``settlement_gas_usd``: what settling the run's ledger operations on
   chain costs at ``settlement.gas`` (each operation at its gas in
   ``protocols/gas.json``); ``settlement_gas_usd_per_correct``, ``settlement_gas``
   and ``settlement_ops`` (:func:`vcompute.market.costs.settlement_gas_metrics`).
 - ``utilisation``, ``wait_s``, ``check_participation``, ``unpaid_compute``,
-  ``wasted_work``, and the ledger totals.
+  ``wasted_work``.
+- From the ledger at the end of the run (:meth:`ledger_summary`), not from
+  these counters: ``ledger_conserved`` (1 when supply = holdings = minted),
+  ``ledger_in_escrow_usd`` (money left in open escrows), ``ledger_provider_net_usd``
+  (what providers gained on the ledger), ``settlement_gap_usd`` (that minus
+  what the counters say they were paid net of slashing and unpaid dues) and
+  ``settlement_consistent`` (1 when conserved, no escrow left open and no gap).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vcompute.market.config import UNITS_PER_USD
+from vcompute.market.config import UNITS_PER_USD, MarketParams
 
 __all__ = ["Metrics", "caught_within"]
 
@@ -50,21 +59,37 @@ class Metrics:
         for name in ("submitted", "matched", "expired", "unaffordable", "completed", "failed", "correct",
                      "wrong_accepted", "rejected", "cheats", "caught", "false_rejects", "checks_requested",
                      "checks_done", "checks_skipped", "forced", "forced_found", "crashed", "timeouts",
-                     "departures", "banned", "replicas_run", "referees"):
+                     "departures", "banned", "replicas_run", "referees", "backtracked", "settled",
+                     "paid_units", "slashed_units", "unpaid_units"):  # exact ledger units, for the ledger check
             setattr(self, name, 0)
         for name in ("wait_s", "paid_usd", "base_usd", "replica_usd", "fraud_usd", "tax_usd", "slashed_usd",
-                     "verify_compute_usd", "unpaid_usd"):
+                     "verify_compute_usd", "unpaid_usd", "verify_latency_s", "settle_s"):
             setattr(self, name, 0.0)
 
-    def summary(self, mk: Any) -> dict[str, Any]:
-        """The run's flat metrics dict (``mk`` is the finished :class:`~vcompute.market.sim.Market`)."""
-        provs, auds = mk.providers, mk.auditors
+    def totals(self) -> dict[str, float]:
+        """The money totals an extra tier prices its side with (USD)."""
+        return {"base_usd": self.base_usd, "replica_usd": self.replica_usd, "paid_usd": self.paid_usd,
+                "slashed_usd": self.slashed_usd, "verify_compute_usd": self.verify_compute_usd}
+
+    def summary(self, *, params: MarketParams, providers: Sequence[Any], auditors: Sequence[Any], groups: Sequence[str],
+                horizon_s: float, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The run's flat metrics dict.
+
+        Args:
+            params: the run's parameters.
+            providers: every provider (their own records: jobs, cheats, earnings).
+            auditors: every auditor.
+            groups: the strategies' metric labels.
+            horizon_s: simulated length of the run.
+            extra: metrics of the adaptive policy, merged in.
+        """
+        provs, auds = providers, auditors
         fees = sum(a.fees for a in auds) / UNITS_PER_USD
         spend = self.paid_usd + fees + self.tax_usd
-        compensation = self.slashed_usd * (1 - mk.p.auditors.whistleblower_share)
-        horizon = max(mk.env.now, 1e-9)
+        compensation = self.slashed_usd * (1 - params.auditors.whistleblower_share)
+        horizon = max(horizon_s, 1e-9)
         accepted = self.correct + self.wrong_accepted
-        backtracked = getattr(getattr(mk, "adaptive", None), "backtracked", 0)
+        backtracked = self.backtracked
         out: dict[str, Any] = {
             "jobs_submitted": self.submitted,
             "jobs_matched": self.matched,
@@ -97,6 +122,8 @@ class Metrics:
             "auditor_profit": (fees * UNITS_PER_USD + sum(a.rewards for a in auds)) / UNITS_PER_USD
             - sum(a.cost for a in auds),
             "wait_s": self.wait_s / self.matched if self.matched else 0.0,
+            "verify_latency_s": self.verify_latency_s / self.checks_done if self.checks_done else 0.0,
+            "time_to_settlement_s": self.settle_s / self.settled if self.settled else float("nan"),
             "utilisation": sum(p.busy_time for p in provs) / (len(provs) * horizon),
             "sim_hours": horizon / 3600.0,
             "crashed_replicas": self.crashed,
@@ -118,13 +145,10 @@ class Metrics:
             out[f"caught_by_{k}"] = v
         out["cheaters_caught_share"] = (len(lat_j) / sum(1 for p in provs if p.cheats)
                                         if any(p.cheats for p in provs) else float("nan"))
-        from vcompute.market.costs import settlement_gas_metrics
-
-        out.update(settlement_gas_metrics(mk.settle.ledger.op_counts(), mk.p.settlement.gas, self.correct))
-        if getattr(mk, "adaptive", None) is not None:
-            out.update(mk.adaptive.summary())
-        adv = mk.p.adversary.behaviour
-        for g in sorted(set(mk.groups) | {"honest"}):
+        if extra:
+            out.update(extra)
+        adv = params.adversary.strategy
+        for g in sorted(set(groups) | {"honest"}):
             members = [p for p in provs if p.group == g]
             key = g
             out[f"profit_{key}"] = (sum(_profit(p) for p in members) / len(members)) if members else float("nan")
@@ -135,6 +159,31 @@ class Metrics:
         jobs = sum(p.jobs for p in advs)
         out["cheat_rate_adversary"] = sum(p.cheats for p in advs) / jobs if jobs else float("nan")
         return out
+
+
+    def ledger_summary(self, settle: Any, providers: Sequence[Any], initial: int) -> dict[str, Any]:
+        """What the ledger itself says at the end of a run, against what these counters say.
+
+        The comparison is exact, in ledger units: a settlement that moves a
+        single unit more or less than it counts shows as a gap.
+
+        Args:
+            settle: the run's :class:`~vcompute.market.settlement.Settlement`.
+            providers: every provider (each opened with ``initial`` units).
+            initial: each provider's opening units.
+
+        Returns:
+            ``ledger_supply_usd``, ``ledger_conserved``, ``ledger_in_escrow_usd``,
+            ``ledger_provider_net_usd``, ``settlement_gap_usd`` and ``settlement_consistent``
+            (see the module docstring).
+        """
+        supply, ok, _ = settle.conservation()
+        held = settle.in_escrow()
+        net = sum(settle.worth(p.name) for p in providers) - initial * len(providers)
+        gap = (net - (self.paid_units - self.unpaid_units - self.slashed_units)) / UNITS_PER_USD
+        return {"ledger_supply_usd": supply / UNITS_PER_USD, "ledger_conserved": int(ok),
+                "ledger_in_escrow_usd": held / UNITS_PER_USD, "ledger_provider_net_usd": net / UNITS_PER_USD,
+                "settlement_gap_usd": gap, "settlement_consistent": int(ok and held == 0 and gap == 0.0)}
 
 
 def caught_within(cheaters: list[Any], ks: tuple[int, ...]) -> list[float]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from vcompute.core.registry import Registry
 from vcompute.market.calibration import CHEATS, wilson_interval
+from vcompute.market.core import MarketView
 
 __all__ = ["ROUTERS", "CloudOnly", "ConsumerView", "DecentralizedOnly", "Hybrid"]
 
@@ -133,7 +134,7 @@ class ConsumerView:
         cloud: the :class:`~vcompute.market.cloud.CloudConfig`.
     """
 
-    def __init__(self, mk: Any, cost_cfg: Any, cloud: Any) -> None:
+    def __init__(self, mk: MarketView, cost_cfg: Any, cloud: Any) -> None:
         from vcompute.market.config import HARDWARE
 
         self.mk, self.costs, self.cloud = mk, cost_cfg, cloud
@@ -228,7 +229,7 @@ class ConsumerView:
             pay, verif = s.paid / s.resolved, s.verify / s.resolved
         else:
             pay = price * r
-            verif = a_cfg * check.frac_est(jt.real_n, mk._frac_mean) * jt.pflop * self.verifier_cpp * \
+            verif = a_cfg * mk.verify_fraction_est(job) * jt.pflop * self.verifier_cpp * \
                 mk.p.auditors.cost_factor
         # Wrong results slip through unaudited jobs, and audited single-claim ones the check missed;
         # a lone deviating replica is outvoted.

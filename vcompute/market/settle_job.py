@@ -1,152 +1,137 @@
-"""What happens when every replica of a job has finished (or vanished).
+"""Settling one checked (or trusted) job: pay every claim the verdict does not blame, slash the rest.
 
-The job is audited if the consumer's trust policy drew it and the
-auditor bothers (:meth:`~vcompute.market.agents.Auditor.will_check`);
-the verifier (real or modelled) decides; then each replica is settled on
-the ledger: paid when its result stands, refunded and slashed when it is
-caught, refunded after the deadline when it vanished.
+:class:`JobSettler` is given what it moves money with and what it counts
+into, explicitly: the run's parameters, its
+:class:`~vcompute.market.settlement.Settlement` and its
+:class:`~vcompute.market.metrics.Metrics`. It never sees the market. The
+event loop (:mod:`vcompute.market.sim`) decides when a job is checked and
+how long the check takes; this module reads the verdict's blame alone
+(:attr:`~vcompute.market.fidelity.Outcome.blame`), so a new multi-claim
+scheme needs no change here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from vcompute.market.agents import MarketJob
-from vcompute.market.config import UNITS_PER_USD
-from vcompute.market.fidelity import resolve
+from vcompute.market.agents import Auditor, MarketJob, Provider
+from vcompute.market.config import UNITS_PER_USD, MarketParams
+from vcompute.market.core import Settled
+from vcompute.market.fidelity import Outcome, resolve
+from vcompute.market.metrics import Metrics
+from vcompute.market.settlement import Settlement
 
-__all__ = ["settle_job"]
+__all__ = ["JobSettler"]
 
 
-def settle_job(mk: Any, job: MarketJob) -> None:
-    """Verify and settle ``job`` in market ``mk`` (a :class:`~vcompute.market.sim.Market`)."""
-    p, st, m = mk.p, mk.settle, mk.m
-    escrow = p.settlement.mode == "escrow"
-    live = [r for r in range(len(job.replicas)) if not job.crashed[r]]
-    for r in range(len(job.replicas)):
-        if job.crashed[r] and escrow:  # the consumer reclaims it once the deadline passes
-            mk.inflight += 1
-            deadline = st.ledger.escrow(job.escrows[r]).deadline if st.follows_clock else mk.env.now
-            mk.env.process(mk._refund_later(job, job.escrows[r], deadline))
-    mk.inflight -= 1
-    if not live:
-        m.failed += 1
-        if mk.hybrid is not None:
-            mk.hybrid.settled(job, live, False, [], None)
-        return
-    aud = p.auditors
-    auditor = mk.auditors[job.key % len(mk.auditors)]
-    # A check needs every replica's claim; with one vanished the rest settle unchecked.
-    audit = job.audit and len(live) == len(job.replicas)
-    jt = job.jtype
-    check = mk.checks[jt.kind]
-    if job.audit and mk.fee:  # the fee is owed for the request, checked or not
-        auditor.fees += st.transfer(job.consumer, auditor.name, mk.fee)
-    if audit:
-        m.checks_requested += 1
-        frac_est = check.frac_est(jt.real_n, mk._frac_mean)
-        check_cost = frac_est * jt.pflop * mk.a100_cpp * aud.cost_factor
-        reward = aud.whistleblower_share * p.consumers.stake_usd
-        if not auditor.will_check(cost_usd=check_cost, detect_p=check.detect_est(mk.adv_cheat),
-                                  cheat_reward_usd=reward, forced_rate=aud.forced_error_rate,
-                                  forced_detect_p=check.detect_est("random_output"), jackpot_usd=aud.jackpot_usd):
-            auditor.skipped += 1
-            m.checks_skipped += 1
-            audit = False
-    cheats = [job.cheats[r] for r in live]
-    colluding = [job.replicas[r].colluding for r in live]
-    out = check.work.run(job_key=job.key, n=jt.real_n, cheats=cheats, audit=audit, colluding=colluding)
-    if audit:
-        m.checks_done += 1
-        auditor.checked += 1
-        cost = out.verify_fraction * jt.pflop * mk.a100_cpp * aud.cost_factor
-        auditor.cost += cost
-        m.verify_compute_usd += cost
-        if p.mode == "real":
-            mk._frac_mean += 0.1 * (out.verify_fraction - mk._frac_mean)
-        if job.forced:
-            m.forced += 1
-            if mk.rng.random() < check.detect_est("random_output"):
-                m.forced_found += 1
-                auditor.rewards += st.transfer(st.treasury, auditor.name, int(round(aud.jackpot_usd * UNITS_PER_USD)))
-    tokens = out.tokens
-    agree = all(t == tokens[0] for t in tokens)
-    # Each claim stands unless the verdict blames it: settlement reads the verdict alone.
-    verdicts = [i not in out.blame for i in range(len(live))]
-    if audit and any(c is not None for c, v in zip(cheats, verdicts) if not v):
-        auditor.found += 1
-    if audit and not agree and resolve(tokens)[1]:
-        m.referees += 1
-    paid_cheats = [c for c, v in zip(cheats, verdicts) if v]
-    # The consumer keeps a paid result: correct if any paid replica was honest.
-    correct = None if not paid_cheats else any(c is None for c in paid_cheats)
-    for i, r in enumerate(live):
-        pr, cheat, paid = job.replicas[r], cheats[i], verdicts[i]
-        pr.jobs += 1
-        if cheat is not None:
-            pr.cheats += 1
-            m.cheats += 1
-            if pr.first_cheat_t is None:
-                pr.first_cheat_t, pr.first_cheat_job = job.started, pr.jobs
-        if paid:
-            _pay(mk, job, r, pr, cheat)
-            pr.ok += 1
+class JobSettler:
+    """Pays, refunds and slashes the replicas of settled jobs, and counts what it did.
+
+    Args:
+        params: the run's parameters.
+        settle: the run's ledger accounts.
+        metrics: the run's counters.
+    """
+
+    def __init__(self, params: MarketParams, settle: Settlement, metrics: Metrics) -> None:
+        self.p, self.st, self.m = params, settle, metrics
+        self.escrow = params.settlement.mode == "escrow"
+
+    def forced_error(self, auditor: Auditor, found: bool) -> None:
+        """A forced error was injected into an audited job; ``found``: the auditor caught it (jackpot)."""
+        self.m.forced += 1
+        if found:
+            self.m.forced_found += 1
+            auditor.rewards += self.st.transfer(self.st.treasury, auditor.name,
+                                                int(round(self.p.auditors.jackpot_usd * UNITS_PER_USD)))
+
+    def settle(self, job: MarketJob, live: Sequence[int], audited: bool, out: Outcome, auditor: Auditor, *,
+               verify_usd: float = 0.0, latency_s: float = 0.0) -> Settled:
+        """Settle every live replica of ``job`` from the verdict in ``out``; return what stood.
+
+        Args:
+            job: the job, all of whose replicas have returned or vanished.
+            live: indices of the replicas that returned a claim.
+            audited: whether the claims were checked.
+            out: the check's outcome (its ``blame`` indexes ``live``).
+            auditor: who checked (receives the whistleblower's share).
+            verify_usd: the checkers' compute for this job.
+            latency_s: how long the check took.
+        """
+        m = self.m
+        cheats = [job.cheats[r] for r in live]
+        tokens = out.tokens
+        # Each claim stands unless the verdict blames it: settlement reads the verdict alone.
+        verdicts = tuple(i not in out.blame for i in range(len(live)))
+        if audited and any(c is not None for c, v in zip(cheats, verdicts) if not v):
+            auditor.found += 1
+        if audited and len(set(tokens)) > 1 and resolve(tokens)[1]:
+            m.referees += 1
+        paid_cheats = [c for c, v in zip(cheats, verdicts) if v]
+        # The consumer keeps a paid result: correct if any paid replica was honest.
+        correct = None if not paid_cheats else any(c is None for c in paid_cheats)
+        for i, r in enumerate(live):
+            pr, cheat, paid = job.replicas[r], cheats[i], verdicts[i]
+            pr.jobs += 1
+            if cheat is not None:
+                pr.cheats += 1
+                m.cheats += 1
+                if pr.first_cheat_t is None:
+                    pr.first_cheat_t, pr.first_cheat_job = job.started, pr.jobs
+            if paid:
+                self._pay(job, r, pr, cheat)
+                pr.ok += 1
+            else:
+                self._punish(job, r, pr, auditor, honest=cheat is None)
+            pr.strategy.observe(audited, not paid)
+        m.completed += 1
+        if correct is True:
+            m.correct += 1
+        elif correct is False:
+            m.wrong_accepted += 1
         else:
-            _punish(mk, job, r, pr, auditor, honest=cheat is None)
-        pr.behaviour.observe(audit, not paid)
-    if audit and mk.adaptive is not None:
-        mk.adaptive.record(mk, job, live, verdicts, "replication" if len(live) > 1 else "spotcheck")
-    elif mk.adaptive is not None and correct is not None and len(live) == 1:
-        mk.adaptive.accepted_unchecked(mk, job, live[0], wrong=not correct)
-    if mk.hybrid is not None:
-        mk.hybrid.settled(job, live, audit, verdicts, correct)
-    m.completed += 1
-    if correct is True:
-        m.correct += 1
-    elif correct is False:
-        m.wrong_accepted += 1
-    else:
-        m.rejected += 1
+            m.rejected += 1
+        return Settled(job, tuple(live), audited, verdicts, correct, verify_usd, latency_s)
 
+    def _pay(self, job: MarketJob, r: int, pr: Provider, cheat: str | None) -> None:
+        st, m = self.st, self.m
+        amount = job.prices[r]
+        if self.escrow:
+            st.release(job.escrows[r])
+            pr.earned += amount
+        else:
+            pr.dues.append((job.consumer, amount, pr.seconds_for(job.jtype.pflop) / 3600 * pr.hw.hourly_cost))
+        usd = amount / UNITS_PER_USD
+        m.paid_units += amount
+        m.paid_usd += usd
+        if r == 0:
+            m.base_usd += usd
+        else:
+            m.replica_usd += usd
+        if cheat is not None:
+            m.fraud_usd += usd
+        if self.p.auditors.tax > 0:
+            m.tax_usd += st.transfer(job.consumer, st.treasury, int(round(amount * self.p.auditors.tax))) / UNITS_PER_USD
 
-def _pay(mk: Any, job: MarketJob, r: int, pr: Any, cheat: str | None) -> None:
-    p, st, m = mk.p, mk.settle, mk.m
-    amount = job.prices[r]
-    if p.settlement.mode == "escrow":
-        st.release(job.escrows[r])
-        pr.earned += amount
-    else:
-        pr.dues.append((job.consumer, amount, pr.seconds_for(job.jtype.pflop) / 3600 * pr.hw.hourly_cost))
-    usd = amount / UNITS_PER_USD
-    m.paid_usd += usd
-    if r == 0:
-        m.base_usd += usd
-    else:
-        m.replica_usd += usd
-    if cheat is not None:
-        m.fraud_usd += usd
-    if p.auditors.tax > 0:
-        m.tax_usd += st.transfer(job.consumer, st.treasury, int(round(amount * p.auditors.tax))) / UNITS_PER_USD
-
-
-def _punish(mk: Any, job: MarketJob, r: int, pr: Any, auditor: Any, *, honest: bool) -> None:
-    p, st, m = mk.p, mk.settle, mk.m
-    m.caught += not honest
-    m.false_rejects += honest
-    pr.caught += 1
-    if pr.detect_latency_s is None and not honest and pr.first_cheat_t is not None:
-        pr.detect_latency_s = mk.env.now - pr.first_cheat_t
-        pr.detect_latency_jobs = pr.jobs - pr.first_cheat_job + 1
-    pr.unpaid_cost += pr.seconds_for(job.jtype.pflop) / 3600 * pr.hw.hourly_cost if honest else 0.0
-    if p.settlement.mode != "escrow":
-        return  # streaming payments have no escrow to slash against: the provider just goes unpaid
-    eid = job.escrows[r]
-    locked = st.ledger.escrow(eid).locked
-    if locked:
-        share = int(locked * p.auditors.whistleblower_share)
-        st.slash(eid, share, auditor.name)
-        st.slash(eid, locked - share, job.consumer)
-        auditor.rewards += share
-        pr.slashed += locked
-        m.slashed_usd += locked / UNITS_PER_USD
-    st.refund(eid)
+    def _punish(self, job: MarketJob, r: int, pr: Provider, auditor: Auditor, *, honest: bool) -> None:
+        st, m = self.st, self.m
+        m.caught += not honest
+        m.false_rejects += honest
+        pr.caught += 1
+        if pr.detect_latency_s is None and not honest and pr.first_cheat_t is not None:
+            pr.detect_latency_s = st.clock() - pr.first_cheat_t
+            pr.detect_latency_jobs = pr.jobs - pr.first_cheat_job + 1
+        pr.unpaid_cost += pr.seconds_for(job.jtype.pflop) / 3600 * pr.hw.hourly_cost if honest else 0.0
+        if not self.escrow:
+            return  # streaming payments have no escrow to slash against: the provider just goes unpaid
+        eid = job.escrows[r]
+        locked = st.locked(eid)
+        if locked:
+            share = int(locked * self.p.auditors.whistleblower_share)
+            st.slash(eid, share, auditor.name)
+            st.slash(eid, locked - share, job.consumer)
+            auditor.rewards += share
+            pr.slashed += locked
+            m.slashed_units += locked
+            m.slashed_usd += locked / UNITS_PER_USD
+        st.refund(eid)

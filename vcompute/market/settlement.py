@@ -6,7 +6,9 @@ refund and slash is a ledger operation with a fresh operation id. The
 ``arbiter`` account is each escrow's designated verifier: it executes the
 verdicts the auditors reach (release, refund, slash), as a settlement
 contract would. Money is conserved by the ledger's own rules;
-:meth:`Settlement.check` asserts it at the end of each run.
+:meth:`Settlement.conservation` measures it at the end of each run (the
+run reports ``ledger_conserved`` from it, 0 when money was created or
+lost, rather than raising before anything is reported).
 """
 
 from __future__ import annotations
@@ -55,6 +57,23 @@ class Settlement:
         self._op += 1
         return f"op{self._op}"
 
+    @property
+    def ops(self) -> int:
+        """Ledger operations made so far (what settlement gas is charged on)."""
+        return self._op
+
+    def locked(self, escrow_id: str) -> int:
+        """Stake locked against ``escrow_id``."""
+        return self.ledger.escrow(escrow_id).locked
+
+    def deadline(self, escrow_id: str) -> float:
+        """Simulated time after which the consumer may reclaim ``escrow_id`` itself.
+
+        EVM ledgers keep block time, not simulation time: there the arbiter
+        refunds at once (see :meth:`refund`).
+        """
+        return float(self.ledger.escrow(escrow_id).deadline) if self.follows_clock else float(self.clock())
+
     def open_account(self, name: str, amount: int) -> None:
         """Open ``name`` (with a key derived from the name) and mint ``amount`` into it."""
         key = self._key_from_name(name, salt="vcompute-market")
@@ -67,6 +86,14 @@ class Settlement:
     def balance(self, name: str) -> int:
         """Spendable balance of ``name``."""
         return self.ledger.balance(name)
+
+    def worth(self, name: str) -> int:
+        """Everything ``name`` holds on the ledger: balance plus all of its stake."""
+        return self.ledger.balance(name) + self.ledger.stake(name).total
+
+    def in_escrow(self) -> int:
+        """Money still held in open escrows (0 once every job is settled)."""
+        return int(self.ledger.holdings()) - sum(self.worth(a) for a in self.ledger.accounts())
 
     def free_stake(self, name: str) -> int:
         """Free (unlocked) stake of ``name``."""
@@ -130,15 +157,31 @@ class Settlement:
             self.ledger.transfer(self.keys[frm], to, amount, op_id=self._id())
         return max(amount, 0)
 
+    def conservation(self) -> tuple[int, bool, str]:
+        """Measure conservation: ``(holdings, conserved, reason)``.
+
+        ``holdings`` sums every balance, stake and open escrow on the ledger;
+        money is conserved when the ledger's own check passes and the
+        holdings equal what was minted. ``reason`` says what failed ("" when
+        conserved). Never raises on a broken ledger: the run reports it.
+        """
+        try:
+            supply = int(self._vl.check_conservation(self.ledger))
+        except AssertionError as e:
+            return int(self.ledger.holdings()), False, str(e)
+        if supply != self.minted:
+            return supply, False, f"ledger supply {supply} != minted {self.minted}: money created or destroyed"
+        return supply, True, ""
+
     def check(self) -> int:
         """Assert money is conserved (holdings == supply == minted); returns the supply.
 
         Raises:
             AssertionError: naming the numbers if money was created or lost.
         """
-        supply = self._vl.check_conservation(self.ledger)
-        if supply != self.minted:
-            raise AssertionError(f"ledger supply {supply} != minted {self.minted}: money created or destroyed")
+        supply, ok, reason = self.conservation()
+        if not ok:
+            raise AssertionError(reason)
         return supply
 
     def close(self) -> None:

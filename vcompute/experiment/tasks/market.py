@@ -10,7 +10,7 @@ __all__ = ["KIND_METRICS", "MarketHybrid", "MarketRun"]
 
 
 #: Metrics of every market run (:meth:`vcompute.market.metrics.Metrics.summary`, the adaptive
-#: policy's summary, the ledger check and :func:`_deterrence`); per-behaviour ones are added by
+#: policy's summary, the ledger check and :func:`_deterrence`); per-strategy ones are added by
 #: :class:`_MarketMetrics`.
 _RUN_METRICS = (
     "jobs_submitted", "jobs_matched", "jobs_completed", "jobs_correct", "jobs_expired", "jobs_failed",
@@ -18,13 +18,14 @@ _RUN_METRICS = (
     "fraud_loss", "fraud_loss_share", "cheat_rate", "caught", "false_rejects", "cost_per_correct",
     "consumer_compensation", "verification_overhead", "trust_overhead", "verify_compute_share",
     "checks_requested", "checks_done", "check_participation", "forced_errors", "forced_found", "auditor_profit",
-    "wait_s", "utilisation", "sim_hours", "crashed_replicas", "timeout_refunds", "departures", "banned_providers",
+    "wait_s", "verify_latency_s", "time_to_settlement_s", "utilisation", "sim_hours", "crashed_replicas", "timeout_refunds", "departures", "banned_providers",
     "unpaid_compute", "unpaid_usd", "wasted_work", "paid_usd", "slashed_usd", "detect_latency_s",
     "detect_latency_jobs", "caught_by_1", "caught_by_4", "caught_by_16", "caught_by_64", "cheaters_caught_share",
     # with an adaptive policy (vcompute.market.adaptive)
     "adaptive_trusted_share", "adaptive_banned", "backtracked", "backtrack_corrected",
     "profit_adversary", "cheat_rate_adversary",
-    "ledger_supply_usd", "ledger_conserved",
+    "ledger_supply_usd", "ledger_conserved", "ledger_in_escrow_usd", "ledger_provider_net_usd",
+    "settlement_gap_usd", "settlement_consistent",
     "settlement_ops", "settlement_gas", "settlement_gas_usd", "settlement_gas_usd_per_correct",
     "gain_usd", "p_times_penalty", "deterrence_ratio",
     "theory_caught_by_1", "theory_caught_by_4", "theory_caught_by_16", "theory_caught_by_64",
@@ -38,14 +39,14 @@ KIND_METRICS = ("real_jobs", "verify_flops_share", "detection", "wrong_accepted"
 
 class _MarketMetrics:
     """``MarketRun.metrics``: the fixed metrics plus ``profit_B`` / ``cheat_rate_B`` for every market
-    behaviour ``B`` and the per-kind table (:data:`KIND_METRICS`) for every job kind registered when
-    it is read (so a plugin behaviour's or job kind's metrics are declared too)."""
+    strategy ``B`` and the per-kind table (:data:`KIND_METRICS`) for every job kind registered when
+    it is read (so a plugin strategy's or job kind's metrics are declared too)."""
 
     def __get__(self, obj: object, owner: type | None = None) -> tuple[str, ...]:
-        from vcompute.market.behaviours import MARKET_BEHAVIOURS
+        from vcompute.market.strategies import STRATEGIES
         from vcompute.workloads.kinds import KINDS
 
-        groups = sorted(set(MARKET_BEHAVIOURS.names()) | {"honest"})
+        groups = sorted(set(STRATEGIES.names()) | {"honest"})
         return (_RUN_METRICS + tuple(f"{m}_{g}" for g in groups for m in ("profit", "cheat_rate"))
                 + tuple(f"{m}_{k}" for k in KINDS.names() for m in KIND_METRICS))
 
@@ -54,12 +55,13 @@ class MarketRun:
     """Simulates a market with :class:`~vcompute.market.config.MarketParams` and returns its metrics.
 
     Grid keys reach into the nested parameters with dots, e.g.
-    ``"consumers.audit_p" = [0.01, 0.1]`` or ``"adversary.behaviour" = ["lazy", "strategic"]``.
+    ``"consumers.audit_p" = [0.01, 0.1]`` or ``"adversary.strategy" = ["lazy", "strategic"]``.
     Metrics are listed in :mod:`vcompute.market.metrics` (and all of their names in
     ``MarketRun.metrics``); a real-mode run adds the per-job-kind table
     (:data:`KIND_METRICS`, e.g. ``jobs_per_s_forward``); every run also
-    checks that the ledger conserved money (``ledger_conserved = 1``) and
-    fails otherwise.
+    reads the ledger at the end: ``ledger_conserved`` and ``settlement_consistent``
+    are 1 for a sound run and 0 (reported, not raised) when money was created,
+    lost or moved otherwise than the counters say.
 
     Example:
         >>> out = MarketRun().run(MarketParams(jobs=20), seed=0)
@@ -84,10 +86,10 @@ class MarketRun:
 def _deterrence(p: MarketParams) -> dict[str, float]:
     """Expected-loss / gain ratio of the adversary's cheat on the average job, and the
     catch probabilities 1 - (1 - p d)^k it implies (proofs/market.md)."""
-    from vcompute.market.behaviours import CHEAT_SAVINGS, MARKET_BEHAVIOURS
     from vcompute.market.config import HARDWARE
+    from vcompute.market.strategies import CHEAT_SAVINGS, STRATEGIES
 
-    cheat = p.adversary.cheat or MARKET_BEHAVIOURS.get(p.adversary.behaviour).default_cheat
+    cheat = p.adversary.cheat or STRATEGIES.get(p.adversary.strategy).default_cheat
     saving = p.adversary.saving if p.adversary.saving is not None else CHEAT_SAVINGS[cheat]
     hw = [HARDWARE[h] for h in p.providers.hardware]
     share = [p.providers.hardware[h] for h in p.providers.hardware]
