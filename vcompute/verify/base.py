@@ -254,6 +254,10 @@ class Scheme:
         self.check_job(job, ctx)
         t0, before = time.perf_counter(), ctx.cost
         providers, unbound = screen_claims(job, claims)
+        # from here on a bound claim's job_id and provider are exact str: no subclass's __eq__ runs in a check
+        claims = tuple(c if i in unbound or (type(c.job_id) is str and type(c.provider) is str)
+                       else dataclasses.replace(c, job_id=job.id, provider=providers[i])
+                       for i, c in enumerate(claims))
         if unbound and not self.exclude_unbound:
             verdict = Verdict.reject("; ".join(dict.fromkeys(unbound.values())))
         else:
