@@ -230,3 +230,12 @@ def test_a_third_party_scheme_gets_the_plumbing_for_free():
     assert Even().verify(job, [Claim(job.id, "p", output=np.array([2]))], _ctx()).accepted
     v = Even().verify(job, [Claim(job.id, "p", output="not a number")], _ctx())  # np.sum raises on a str
     assert not v.accepted and v.blamed(1) == {0} and "could not check the evidence" in v.reason
+
+
+def test_an_unprintable_exception_is_still_a_rejection():
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    v = _Raising(Unprintable()).verify(JOB, [_claim("honest", "p")], _ctx())
+    assert not v.accepted and "Unprintable: <unprintable>" in v.reason

@@ -164,7 +164,15 @@ def _verifier_fault(e: BaseException) -> bool:
     """Whether ``e`` is the verifier's machine failing (out of memory): never the provider's to be slashed for."""
     if isinstance(e, MemoryError):
         return True
-    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
+    return isinstance(e, RuntimeError) and "out of memory" in _message(e).lower()
+
+
+def _message(e: BaseException) -> str:
+    """``str(e)``, or a placeholder if even that fails (an exception's ``__str__`` may be hostile code)."""
+    try:
+        return str(e)[:500]
+    except Exception:
+        return "<unprintable>"
 
 
 class Scheme:
@@ -279,7 +287,7 @@ class Scheme:
         except Exception as e:
             if _verifier_fault(e):
                 raise
-            return Verdict.reject(f"could not check the evidence: {type(e).__name__}: {e}")
+            return Verdict.reject(f"could not check the evidence: {type(e).__name__}: {_message(e)}")
 
     def _metered(self, verdict: Verdict, ctx: VerifyContext | None, t0: float, before: Cost | None) -> Verdict:
         """``verdict`` with its scheme set and its cost folded once: declared + metered, wall-time seconds."""
