@@ -226,8 +226,8 @@ def test_caller_misuse_of_the_trusted_answer_raises_naming_it():
         SpotCheck(p=1.0).verify(JOB, [Claim(JOB.id, "p", output=C)], VerifyContext(seed=0, reexecute=lambda j, p: {}))
 
 
-def test_a_claim_subclass_is_read_once():
-    """A Claim subclass whose output property answers honestly once, then lies, cannot switch after screening."""
+def test_a_claim_subclass_is_refused_as_the_callers_mistake():
+    """A Claim subclass whose output property answers honestly once, then lies, is never read: exact Claims only."""
     import dataclasses
 
     @dataclasses.dataclass(frozen=True)
@@ -242,8 +242,8 @@ def test_a_claim_subclass_is_read_once():
             return object.__getattribute__(self, item)
 
     claims = [Shifty(JOB.id, "s"), Claim(JOB.id, "h", output=C + 1), Claim(JOB.id, "g", output=C + 1)]
-    v = Replication(k=3, equality="tolerance", rtol=1e-6).verify(JOB, claims, VerifyContext(seed=0))
-    assert v.accepted and v.details["agreeing"] == ["h", "g"] and v.details["disagreeing"] == ["s"]
+    with pytest.raises(TypeError, match=r"claims\[0\] is a Shifty, not an exact Claim"):
+        Replication(k=3, equality="tolerance", rtol=1e-6).verify(JOB, claims, VerifyContext(seed=0))
 
 
 def test_bitwise_spot_check_with_a_trusted_answer_of_another_dtype_is_a_caller_error():

@@ -224,7 +224,7 @@ def test_malformed_or_lying_evidence_is_rejected_with_a_reason(honest):
 
     cases = {
         "lying commitment": dataclasses.replace(claim, commitment=LyingStr("00" * 32)),
-        "lying provider": dataclasses.replace(claim, provider=LyingStr("alice")),
+        "lying provider": dataclasses.replace(claim, provider=LyingStr("mallory")),
         "lying leaf count": Claim(job_id=claim.job_id, provider=claim.provider, commitment=claim.commitment,
                                   evidence={**claim.evidence, "n_leaves": LyingInt(5)}, signature=claim.signature,
                                   meta=claim.meta),
@@ -232,6 +232,9 @@ def test_malformed_or_lying_evidence_is_rejected_with_a_reason(honest):
     for what, bad in cases.items():
         v = PoLVerifier(random_segments=1).verify(job, [bad], pol_context([bad], {"alice": tr}, seed=0))
         assert not v.accepted and v.reason, what
+    # the Scheme base reads a str subclass as its exact value (its __eq__ never runs): "alice" is alice's claim
+    same = dataclasses.replace(claim, provider=LyingStr("alice"))
+    assert PoLVerifier(random_segments=1).verify(job, [same], pol_context([same], {"alice": tr}, seed=0)).accepted
     for header_change in ({"segment_metrics": "big"}, {"segment_metrics": [[1, 2]] * 20},
                           {"segment_metrics": [[-1.0] * 4] * 20}, {"seeds": {"init": "0", "data": 1, "aug": 2}},
                           {"n_checkpoints": 3}, {"layout": None}, {"version": None}):

@@ -162,12 +162,14 @@ def test_malformed_replicas_count_as_disagreeing_never_crash():
     assert not v.accepted and "no well-formed replica" in v.reason
 
 
-def test_duplicate_provider_counts_once_and_non_claims_are_caller_errors():
+def test_duplicate_provider_loses_its_vote_and_non_claims_are_caller_errors():
+    """A provider answers a job once: every claim of a repeated identity is blamed and gets no vote."""
     job = make_matmul_job(6, seed=1)
     good = np.asarray(job.inputs["a"] @ job.inputs["b"])
     claims = [Claim(job.id, "same", output=good), Claim(job.id, "same", output=good)]
     v = Replication(k=3).verify(job, claims, VerifyContext(seed=0))
-    assert not v.accepted and v.details["group_sizes"] == [1] and v.details["identities"] == 1
+    assert not v.accepted and v.details["group_sizes"] == [] and v.details["identities"] == 0
+    assert v.blamed(2) == {0, 1} and "sent 2 claims" in v.blame[0].reason
     with pytest.raises(TypeError, match=r"claims\[2\]"):
         Replication(k=3).verify(job, claims + ["not a claim"], VerifyContext(seed=0))
 
@@ -208,7 +210,7 @@ def test_a_provider_that_equivocates_forfeits_its_vote():
     claims = [Claim(job.id, "a", output=good), Claim(job.id, "b", output=good + 1),
               Claim(job.id, "b", output=good), Claim(job.id, "c", output=good)]
     v = Replication(k=3).verify(job, claims, VerifyContext(seed=0))
-    assert v.accepted and v.details["agreeing"] == ["a", "c"] and "different answers" in v.details["malformed"]["b"]
+    assert v.accepted and v.details["agreeing"] == ["a", "c"] and "sent 2 claims" in v.details["malformed"]["b"]
 
 
 def test_anonymous_claims_never_win_the_tolerance_or_homogeneous_vote():

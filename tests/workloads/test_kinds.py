@@ -130,7 +130,7 @@ def test_a_forward_claim_without_its_trace_or_for_another_job_is_a_blamed_reject
     job, other = fw.make_job("tiny", seed=0), fw.make_job("tiny", seed=1)
     good = fw.execute(job, "honest", rng=np.random.default_rng(0))
     bare = Claim(job_id=job.id, provider="p0", output=good.output, commitment=good.commitment)
-    stale = fw.execute(other, "honest", rng=np.random.default_rng(0))
+    stale = fw.execute(other, "honest", rng=np.random.default_rng(0), provider="p1")
 
     class Liar(str):
         def __ne__(self, other):
@@ -140,7 +140,9 @@ def test_a_forward_claim_without_its_trace_or_for_another_job_is_a_blamed_reject
 
     lying = Claim(job_id=Liar(other.id), provider="p0", output=stale.output, commitment=stale.commitment,
                   evidence=dict(stale.evidence))
-    cases = ((bare, "no trace"), (stale, "another job"), (lying, "another job"), ("not a claim", "not a Claim"))
+    cases = ((bare, "no trace"), (stale, "another job"), (lying, "another job"))
     for bad, why in cases:
         v = _check(fw, "model", job, [good, bad], 0)
         assert not v.accepted and why in v.reason and v.blamed(2) == frozenset({1})
+    with pytest.raises(TypeError, match="not an exact Claim"):  # the caller assembles the claims list
+        _check(fw, "model", job, [good, "not a claim"], 0)

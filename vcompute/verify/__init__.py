@@ -14,7 +14,7 @@ Example:
 from vcompute.core.registry import Registry
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.audit import Audit
-from vcompute.verify.base import Verifier, VerifyContext
+from vcompute.verify.base import Misuse, Scheme, Verifier, VerifyContext
 from vcompute.verify.freivalds import Freivalds
 from vcompute.verify.inference import GenerationVerifier
 from vcompute.trust.policies import POLICIES, create_policy
@@ -51,8 +51,10 @@ __all__ = [
     "GenerationVerifier",
     "Job",
     "KnownAnswers",
+    "Misuse",
     "POLICIES",
     "Replication",
+    "Scheme",
     "SpotCheck",
     "Verdict",
     "Verifier",

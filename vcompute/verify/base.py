@@ -1,21 +1,26 @@
-"""The Verifier protocol and the metered context verifiers work in.
+"""The Verifier protocol, the metered context verifiers work in, and the base schemes build on.
 
 Every scheme fits one shape (DESIGN.md): given a job and one or more
 claims, and a metered way to re-execute pieces of the job or challenge a
 prover to open committed evidence, return a :class:`~vcompute.core.Verdict`.
+:class:`Scheme` carries what every scheme needs around its check, once
+(as optax's ``stateless`` or Opacus's accountant base do): argument and
+claim screening, the never-raise rule, blame and cost metering.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.verify.claims import check_arguments, screen_claims
 
-__all__ = ["Verifier", "VerifyContext", "ChallengeFn", "ReexecuteFn"]
+__all__ = ["Verifier", "VerifyContext", "Scheme", "Misuse", "ChallengeFn", "ReexecuteFn"]
 
 #: Re-executes a piece of a job on trusted hardware: ``(job, piece) -> result``.
 ReexecuteFn = Callable[[Job, Any], Any]
@@ -144,3 +149,156 @@ def _nbytes(x: Any) -> int:
     if isinstance(x, str):
         return len(x.encode())
     return 0
+
+
+class Misuse(ValueError):
+    """The caller's mistake found while checking (e.g. a malformed trusted answer): raised, never a rejection.
+
+    A scheme's ``_check`` raises this (not a plain ``ValueError``, which
+    hostile evidence can provoke inside numpy or torch) for what the caller
+    supplied; :meth:`Scheme.verify` lets it through.
+    """
+
+
+def _verifier_fault(e: BaseException) -> bool:
+    """Whether ``e`` is the verifier's machine failing (out of memory): never the provider's to be slashed for."""
+    if isinstance(e, MemoryError):
+        return True
+    return isinstance(e, RuntimeError) and "out of memory" in _message(e).lower()
+
+
+def _message(e: BaseException) -> str:
+    """``str(e)``, or a placeholder if even that fails (an exception's ``__str__`` may be hostile code)."""
+    try:
+        return str(e)[:500]
+    except Exception:
+        return "<unprintable>"
+
+
+class Scheme:
+    """Base of vcompute's verifiers: the plumbing around a scheme's own check, written once.
+
+    A scheme subclasses it, sets :attr:`name`, and implements
+    ``_check(job, claims, ctx) -> Verdict`` (and, if it needs them,
+    :meth:`replicas`, :meth:`evidence`, :meth:`check_job`). :meth:`verify`
+    then does, in this order:
+
+    1. **The caller's arguments** (may raise): ``job`` an exact ``Job``,
+       ``claims`` an exact ``list``/``tuple`` of exact ``Claim``, ``ctx`` a
+       :class:`VerifyContext` (``TypeError``); a number of claims
+       :meth:`takes` refuses (``ValueError``: how many claims a job gets is
+       the caller's doing, never a provider's); :meth:`check_job`.
+    2. **Binding** (:func:`~vcompute.verify.claims.screen_claims`): a claim
+       for another job, without an identity, or sharing its identity with
+       another claim is blamed with the reason. With ``exclude_unbound =
+       False`` (single-claim schemes) any such claim rejects the verdict
+       before the check runs; with ``True`` (voting schemes) ``_check``
+       receives the reasons as ``unbound`` and decides on the others.
+    3. **The check, guarded**: an exception raised in ``_check`` is a
+       rejected verdict with the exception in its reason, blaming every
+       claim checked, never an accept. Three exceptions pass through, as
+       they are not the provider's doing: :class:`Misuse`, ``MemoryError``
+       and out-of-memory ``RuntimeError``.
+    4. **Blame**: a rejected verdict without blame of a one-claim call
+       blames that claim with the verdict's reason; blame for every
+       unbound claim is added; indices stay those of ``claims``.
+    5. **Cost**: the verdict's declared cost (e.g. Freivalds' FLOPs) plus
+       what ``_check`` metered through ``ctx``, with ``seconds`` the wall
+       time of the whole call; ``ctx.cost`` grows by exactly the verdict's
+       cost. :attr:`name` becomes the verdict's ``scheme``.
+
+    Example:
+        >>> class Even(Scheme):
+        ...     name = "even"
+        ...     def _check(self, job, claims, ctx):
+        ...         ok = claims[0].output % 2 == 0
+        ...         return Verdict(ok, "even" if ok else "odd", cost=Cost(flops=1))
+        >>> job = Job("parity")
+        >>> v = Even().verify(job, [Claim(job.id, "p", output=3)], VerifyContext(seed=0))
+        >>> v.accepted, v.blame[0].reason, v.cost.flops, v.scheme
+        (False, 'odd', 1.0, 'even')
+        >>> Even().verify(job, [Claim("another", "p", output=2)], VerifyContext(seed=0)).reason
+        'claim answers another job (job id mismatch)'
+    """
+
+    name: str = ""
+    #: whether badly bound claims are handed to ``_check`` as ``unbound`` (voting) or reject at once.
+    exclude_unbound: bool = False
+
+    def replicas(self, job: Job) -> int:
+        """How many claims the scheme needs for ``job`` (default one)."""
+        return 1
+
+    def evidence(self, job: Job) -> EvidenceSpec:
+        """What a prover must record (default: only the output)."""
+        return EvidenceSpec("output")
+
+    def takes(self, job: Job, n_claims: int) -> bool:
+        """Whether a call may pass ``n_claims`` claims (default: exactly :meth:`replicas`)."""
+        return n_claims == self.replicas(job)
+
+    def check_job(self, job: Job, ctx: VerifyContext) -> None:
+        """Raise ``TypeError``/``ValueError`` if ``job`` or ``ctx`` is not one the scheme checks (default: any).
+
+        Runs before any provider evidence is looked at, unguarded: what is
+        raised here is the caller's mistake.
+        """
+
+    def _check(self, job: Job, claims: tuple[Claim, ...], ctx: VerifyContext, **kw: Any) -> Verdict:
+        raise NotImplementedError(f"{type(self).__name__} must implement _check(job, claims, ctx)")
+
+    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
+        """Decide on ``claims`` for ``job``: screened, guarded, blamed and metered (see the class docstring).
+
+        Raises:
+            TypeError: ``job``, ``claims`` or ``ctx`` is not what the call needs (named in the message).
+            ValueError: a number of claims the scheme does not take, or a job it does not check.
+        """
+        claims = check_arguments(job, claims, ctx, ctx_type=VerifyContext)
+        if not self.takes(job, len(claims)):
+            need = self.replicas(job)
+            raise ValueError(f"{type(self).__name__} checks exactly {need} claim{'s' * (need != 1)} per job, got "
+                             f"{len(claims)}; pass the claims replicas(job) asks for (one: [claim])")
+        self.check_job(job, ctx)
+        t0, before = time.perf_counter(), ctx.cost
+        providers, unbound = screen_claims(job, claims)
+        # from here on a bound claim's job_id and provider are exact str: no subclass's __eq__ runs in a check
+        claims = tuple(c if i in unbound or (type(c.job_id) is str and type(c.provider) is str)
+                       else dataclasses.replace(c, job_id=job.id, provider=providers[i])
+                       for i, c in enumerate(claims))
+        if unbound and not self.exclude_unbound:
+            verdict = Verdict.reject("; ".join(dict.fromkeys(unbound.values())))
+        else:
+            kw = {"unbound": unbound} if self.exclude_unbound else {}
+            verdict = self._guarded(lambda: self._check(job, claims, ctx, **kw))
+        blame = {b.claim: b for b in verdict.blame}
+        for i, why in unbound.items():
+            blame.setdefault(i, Blame(i, providers[i], why))
+        if not verdict.accepted and not blame and len(claims) == 1:
+            blame[0] = Blame(0, providers[0], verdict.reason)
+        return self._metered(dataclasses.replace(verdict, blame=tuple(blame.values())), ctx, t0, before)
+
+    def _guarded(self, check: Callable[[], Verdict]) -> Verdict:
+        """``check()``, with any exception but the caller's or the machine's a rejection (the never-raise rule)."""
+        try:
+            return check()
+        except Misuse:
+            raise
+        except Exception as e:
+            if _verifier_fault(e):
+                raise
+            return Verdict.reject(f"could not check the evidence: {type(e).__name__}: {_message(e)}")
+
+    def _metered(self, verdict: Verdict, ctx: VerifyContext | None, t0: float, before: Cost | None) -> Verdict:
+        """``verdict`` with its scheme set and its cost folded once: declared + metered, wall-time seconds."""
+        declared = verdict.cost
+        metered = Cost() if ctx is None else Cost(*(max(0.0, getattr(ctx.cost, f.name) - getattr(before, f.name))
+                                                   for f in dataclasses.fields(Cost)))
+        total = Cost(flops=declared.flops + metered.flops, seconds=time.perf_counter() - t0,
+                     evidence_bytes=declared.evidence_bytes + metered.evidence_bytes,
+                     reexecuted_fraction=declared.reexecuted_fraction + metered.reexecuted_fraction)
+        if ctx is not None:  # what the context has not metered yet, so that it grows by the verdict's cost
+            ctx.add_cost(Cost(flops=declared.flops, seconds=max(0.0, total.seconds - metered.seconds),
+                              evidence_bytes=declared.evidence_bytes,
+                              reexecuted_fraction=declared.reexecuted_fraction))
+        return dataclasses.replace(verdict, cost=total, scheme=self.name)

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, plain, synchronize, to_numpy
-from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import VerifyContext
+from vcompute.core.types import Claim, Cost, Job, Verdict
+from vcompute.verify.base import Misuse, Scheme, VerifyContext
 from vcompute.verify.freivalds.exact import INT_INPUT_DTYPES, exact_check
 from vcompute.verify.freivalds.validate import (check_caller_operands, meta_mismatch, nonfinite_reason,
                                                 validate_operands)
@@ -69,7 +68,11 @@ class PreparedMatrix:
         return self._work, self._stats
 
 
-class Freivalds:
+class _CallerTypeError(Misuse, TypeError):
+    """The caller's operands of :meth:`Freivalds.check` are not arrays: a ``TypeError`` the guard lets through."""
+
+
+class Freivalds(Scheme):
     """Freivalds' matrix-product verifier with a derived float tolerance.
 
     Args:
@@ -113,51 +116,30 @@ class Freivalds:
     def __repr__(self) -> str:
         return f"Freivalds(rounds={self.rounds}, safety={self.safety}, accumulation={self.accumulation!r})"
 
-    # -- Verifier protocol ------------------------------------------------
-    def replicas(self, job: Job) -> int:
-        """One claim suffices."""
-        return 1
-
-    def evidence(self, job: Job) -> EvidenceSpec:
-        """Only the output itself."""
-        return EvidenceSpec("output")
-
-    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
-        """Check the single claim's output against ``job.inputs['a'] @ job.inputs['b'] (+ 'bias')``.
-
-        Args:
-            job: a matmul or linear job with inputs ``a``, ``b`` and optionally
-                ``bias``; ``spec['dtype']``, if present, is the dtype the
-                output must have.
-            claims: exactly one claim.
-            ctx: supplies the randomness (drawn after the claim) and meters cost.
-
-        Returns:
-            The verdict; malformed claims are rejected with a reason.
+    # -- Verifier protocol (replicas: one claim; evidence: the output) -----
+    def check_job(self, job: Job, ctx: VerifyContext) -> None:
+        """Refuse a job that is no matmul (the caller's misuse).
 
         Raises:
-            TypeError, ValueError: for the caller's misuse (not exactly one claim, a job that is no matmul).
+            ValueError: if ``job`` has no inputs ``a`` and ``b``.
         """
-        # How many claims and which job are the caller's choice, not the provider's evidence: misuse raises.
-        if not isinstance(claims, Sequence) or isinstance(claims, (str, bytes)):
-            raise TypeError(f"claims must be a sequence of one Claim, got {type(claims).__name__}")
-        if len(claims) != 1:
-            raise ValueError(f"Freivalds checks exactly 1 claim per job, got {len(claims)}; pass [claim]")
         if "a" not in job.inputs or "b" not in job.inputs:
             raise ValueError("job has no inputs 'a' and 'b': not a matmul job; build it with make_matmul_job")
-        claim = claims[0]
-        if claim.job_id != job.id:
-            return Verdict.reject("claim answers another job (job id mismatch)", scheme=self.name)
-        out = claim.output
+
+    def _check(self, job: Job, claims: tuple[Claim, ...], ctx: VerifyContext) -> Verdict:
+        """The single claim's output against ``job.inputs['a'] @ job.inputs['b'] (+ 'bias')``.
+
+        ``spec['dtype']``, if present, is the dtype the output must have;
+        the random vectors come from ``ctx.rng``, drawn after the claim.
+        """
+        out = claims[0].output
         if out is None:
-            return Verdict.reject("claim carries no output to check", scheme=self.name)
-        problem = meta_mismatch(claim, out, job)
+            return Verdict.reject("claim carries no output to check")
+        problem = meta_mismatch(claims[0], out, job)
         if problem is not None:
-            return Verdict.reject(problem, scheme=self.name)
+            return Verdict.reject(problem)
         seed = int(ctx.rng.integers(0, 2**63 - 1))
-        verdict = self.check(job.inputs["a"], job.inputs["b"], out, seed=seed, bias=job.inputs.get("bias"))
-        ctx.add_cost(verdict.cost)
-        return verdict
+        return self._check_arrays(job.inputs["a"], job.inputs["b"], out, seed, job.inputs.get("bias"))
 
     # -- plain-array convenience ------------------------------------------
     def prepare(self, b: Any) -> PreparedMatrix:
@@ -198,28 +180,27 @@ class Freivalds:
             ValueError: ``a`` and ``b`` have an unsupported or mixed dtype.
         """
         t0 = time.perf_counter()
+        return self._metered(self._guarded(lambda: self._check_arrays(a, b, c, seed, bias)), None, t0, None)
+
+    def _check_arrays(self, a: Any, b: Any, c: Any, seed: int | np.random.Generator, bias: Any) -> Verdict:
+        """:meth:`check` without the plumbing: raises ``Misuse`` on the caller's operands, and may raise on ``c``."""
         prepared = b if isinstance(b, PreparedMatrix) else None
         a, c, bias = plain(a), plain(c), plain(bias)
         b_arr = plain(prepared.array if prepared is not None else b)
-        check_caller_operands(a, b_arr, bias)
+        try:
+            check_caller_operands(a, b_arr, bias)
+        except TypeError as e:
+            raise _CallerTypeError(str(e)) from None
+        except ValueError as e:
+            raise Misuse(str(e)) from None
         c = _on_device_of(c, a)
         problem = validate_operands(a, b_arr, c, bias)
         if problem is not None:
-            return Verdict.reject(problem, scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
+            return Verdict.reject(problem)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        try:
-            if dtype_name(a) in INT_INPUT_DTYPES:
-                result = self._check_int(a, b_arr, c, bias, rng)
-            else:
-                result = self._check_float(a, b_arr, c, bias, rng, prepared)
-        except MemoryError:
-            raise  # the verifier's machine, not the provider's claim: never a rejection
-        except Exception as e:  # a backend error on hostile data must not escape
-            if isinstance(e, RuntimeError) and "out of memory" in str(e).lower():
-                raise  # e.g. CUDA OOM: the verifier's fault, a marketplace must not slash on it
-            return Verdict.reject(f"could not evaluate the check: {type(e).__name__}: {e}",
-                                  scheme=self.name, cost=Cost(seconds=time.perf_counter() - t0))
-        return result.with_cost(Cost(flops=result.cost.flops, seconds=time.perf_counter() - t0))
+        if dtype_name(a) in INT_INPUT_DTYPES:
+            return self._check_int(a, b_arr, c, bias, rng)
+        return self._check_float(a, b_arr, c, bias, rng, prepared)
 
     def row_tolerances(self, a: Any, b: Any, c: Any, *, bias: Any = None) -> np.ndarray:
         """The per-row tolerance the float check would apply: an entry of ``c`` off from the
@@ -287,7 +268,7 @@ class Freivalds:
         batch = int(np.prod(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]), dtype=np.int64))
         mods = len(details.get("primes", [1]))
         cost = Cost(flops=2.0 * batch * mods * self.rounds * (n * K + m * K + m * n))
-        return (Verdict.accept if ok else Verdict.reject)(reason, scheme=self.name, cost=cost, details=details)
+        return (Verdict.accept if ok else Verdict.reject)(reason, cost=cost, details=details)
 
     def _check_float(self, a: Any, b: Any, c: Any, bias: Any, rng: np.random.Generator,
                      prepared: PreparedMatrix | None) -> Verdict:
@@ -321,7 +302,7 @@ class Freivalds:
         # NaN/Inf anywhere in A, B, C or the bias reaches diff or tol (0 * inf is NaN), so the
         # operands are only scanned for the reason when the per-row results are not finite.
         if not (np.all(np.isfinite(diff_np)) and np.all(np.isfinite(tol_np))):
-            return Verdict.reject(nonfinite_reason(a, b, c, bias), scheme=self.name)
+            return Verdict.reject(nonfinite_reason(a, b, c, bias))
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(tol_np > 0, diff_np / np.where(tol_np > 0, tol_np, 1.0),
                              np.where(diff_np > 0, np.inf, 0.0))
@@ -343,10 +324,10 @@ class Freivalds:
         if failed:
             return Verdict.reject(
                 f"row {row}: |A(BR) - CR| is {flat[worst]:.3g}x the honest rounding tolerance "
-                f"({failed} of {flat.size} rows fail)", scheme=self.name, cost=cost, details=details)
+                f"({failed} of {flat.size} rows fail)", cost=cost, details=details)
         return Verdict.accept(
             f"all {flat.size} rows within tolerance over {self.rounds} random sign vectors "
-            f"(largest error {flat[worst]:.3g}x tolerance)", scheme=self.name, cost=cost, details=details)
+            f"(largest error {flat[worst]:.3g}x tolerance)", cost=cost, details=details)
 
 
 _TINY = {"float64": 2.0**-1074, "float32": 2.0**-149, "float16": 2.0**-24, "bfloat16": 2.0**-133}

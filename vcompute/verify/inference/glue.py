@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import VerifyContext
+from vcompute.verify.base import Scheme, VerifyContext
 from vcompute.verify.freivalds import Freivalds, PreparedMatrix
 from vcompute.verify.inference.glue_trace import TRACE_KEYS, trace_shapes
 
@@ -104,7 +104,7 @@ def _read_trace(trace: Any, shapes: dict) -> dict[str, np.ndarray] | str:
     return out
 
 
-class SampledGlue:
+class SampledGlue(Scheme):
     """Checks a provider's prefill trace: Freivalds on all linear rows, the glue on sampled rows.
 
     Args:
@@ -154,26 +154,26 @@ class SampledGlue:
         """The prefill trace over prompt + tokens (``claim.evidence["trace"]``)."""
         return EvidenceSpec("prefill-trace", {"keys": TRACE_KEYS})
 
-    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
+    def check_job(self, job: Job, ctx: VerifyContext) -> None:
+        """Refuse a job that is not a float32 ``generate`` job (the caller's misuse).
+
+        Raises:
+            ValueError: if ``job`` is not a float32 generate job.
+        """
+        if job.kind != "generate" or job.spec.get("precision") != "float32":
+            raise ValueError("SampledGlue.verify needs a float32 'generate' job (make_generate_job)")
+
+    def _check(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
         """Check a ``generate`` claim whose evidence is the trace over prompt + tokens[:-1].
 
         The trace is checked against the job's model, then every token against the
         job's sampler on the trace's (now checked) logits (:mod:`.tokens`).
-
-        Raises:
-            ValueError: if ``job`` is not a float32 generate job or there is not exactly one claim.
         """
         from vcompute.verify.inference.tokens import as_tokens, check_tokens
         from vcompute.verify.inference.tolerance import tolerance_for
         from vcompute.workloads.lm.job import model_of, prompt_of, sampling_of
 
-        if not isinstance(job, Job) or job.kind != "generate" or job.spec.get("precision") != "float32":
-            raise ValueError("SampledGlue.verify needs a float32 'generate' job (make_generate_job)")
-        if len(claims) != 1:
-            raise ValueError(f"SampledGlue takes exactly one claim, got {len(claims)}")
         claim, t0 = claims[0], time.perf_counter()
-        if claim.job_id != job.id:
-            return Verdict.reject("the claim answers another job", scheme=self.name)
         model, prompt, sp = model_of(job), prompt_of(job), sampling_of(job)
         toks = as_tokens(claim.output, model.cfg.vocab)
         if isinstance(toks, str):
@@ -186,14 +186,12 @@ class SampledGlue:
         trace = claim.evidence.get("trace") if isinstance(claim.evidence, Mapping) else None
         v = self.check(model, ids, trace, challenge_seed=int(ctx.rng.integers(2**62)))
         if not v.accepted:
-            ctx.add_cost(v.cost)
             return v
         L = len(prompt)
         tc = check_tokens(trace["logits"][L - 1:], toks, sp, first_position=L,
                           atol=tolerance_for("float32").logit_atol)
         cost = Cost(flops=v.cost.flops, seconds=time.perf_counter() - t0, evidence_bytes=v.cost.evidence_bytes,
                     reexecuted_fraction=v.cost.reexecuted_fraction)
-        ctx.add_cost(cost)
         details = {**v.details, "near_ties": tc.near_ties, "first_bad_token": tc.first_bad}
         if not tc.ok:
             return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the traced logits",

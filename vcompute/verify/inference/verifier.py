@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import VerifyContext
+from vcompute.verify.base import Scheme, VerifyContext
 from vcompute.verify.inference.commitment import check_commitment
 from vcompute.verify.inference.tokens import check_tokens, job_arguments, provider_tokens
 from vcompute.verify.inference.tolerance import Tolerance, tolerance_for
@@ -62,7 +62,7 @@ def _flops(cfg, start: int, stop: int) -> float:
     return float(sum(cfg.flops_per_token(c + 1) for c in range(start, stop)))
 
 
-class GenerationVerifier:
+class GenerationVerifier(Scheme):
     """Verifies a generation by one prefill pass: token checks plus activation commitments.
 
     Args:
@@ -71,6 +71,7 @@ class GenerationVerifier:
         sample_chunks: check only this many chunks, chosen by ``challenge_seed`` after the claim
             (the prefill then stops at the last chosen chunk); None checks all.
         activations: whether to check the activation commitments (False: tokens only).
+        keys: provider name -> public key; default: the simulated agents' keys by name.
 
     Raises:
         TypeError, ValueError: for malformed arguments.
@@ -87,7 +88,8 @@ class GenerationVerifier:
     name = _NAME
 
     def __init__(self, *, tolerance: Tolerance | Mapping[str, Tolerance] | None = None,
-                 sample_chunks: int | None = None, activations: bool = True) -> None:
+                 sample_chunks: int | None = None, activations: bool = True,
+                 keys: Mapping[str, bytes] | None = None) -> None:
         if tolerance is not None and not isinstance(tolerance, (Tolerance, Mapping)):
             raise TypeError("tolerance must be a Tolerance, a mapping precision -> Tolerance, or None")
         if sample_chunks is not None and (type(sample_chunks) is not int or sample_chunks < 1):
@@ -95,6 +97,7 @@ class GenerationVerifier:
         self.tolerance = tolerance
         self.sample_chunks = sample_chunks
         self.activations = bool(activations)
+        self.keys = None if keys is None else dict(keys)
 
     def _tol(self, precision: str) -> Tolerance:
         if isinstance(self.tolerance, Tolerance):
@@ -114,29 +117,25 @@ class GenerationVerifier:
 
         return EvidenceSpec("generate-proof", {"chunk": CHUNK})
 
-    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext, *,
-               keys: Mapping[str, bytes] | None = None) -> Verdict:
-        """Decide on the single claim of a ``generate`` job (never raises on a malformed claim).
-
-        Args:
-            job: a job from :func:`~vcompute.workloads.lm.make_generate_job`.
-            claims: one claim: ``output`` the tokens, ``evidence["proof"]`` the proof.
-            ctx: its ``rng`` picks the chunks when ``sample_chunks`` is set.
-            keys: provider name -> public key; default: the simulated agents' keys by name.
+    def check_job(self, job: Job, ctx: VerifyContext) -> None:
+        """Refuse a job that is not a ``generate`` job (the caller's misuse).
 
         Raises:
-            ValueError: if ``job`` is not a generate job or there is not exactly one claim.
+            ValueError: if ``job`` is not a generate job.
+        """
+        if job.kind != "generate":
+            raise ValueError("GenerationVerifier.verify needs a 'generate' job (make_generate_job)")
+
+    def _check(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
+        """Decide on the single claim of a ``generate`` job (screened, guarded and metered by :class:`Scheme`).
+
+        ``claims[0].output`` is the tokens, ``evidence["proof"]`` the proof;
+        ``ctx.rng`` picks the chunks when ``sample_chunks`` is set.
         """
         from vcompute.workloads.lm.job import model_of, sampling_of
 
-        if not isinstance(job, Job) or job.kind != "generate":
-            raise ValueError("GenerationVerifier.verify needs a 'generate' job (make_generate_job)")
-        if len(claims) != 1:
-            raise ValueError(f"GenerationVerifier takes exactly one claim, got {len(claims)}")
         claim = claims[0]
-        if claim.job_id != job.id:
-            return Verdict.reject("the claim answers another job", scheme=self.name)
-        key = (keys or {}).get(claim.provider) or provider_public_key(str(claim.provider) or "provider")
+        key = (self.keys or {}).get(claim.provider) or provider_public_key(str(claim.provider) or "provider")
         sp = sampling_of(job)
         seed = int(ctx.rng.integers(2**62))
         return self.check(model_of(job), job.inputs["prompt"], claim.output, claim.evidence.get("proof"),

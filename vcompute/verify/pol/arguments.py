@@ -1,7 +1,7 @@
 """The caller's side of :class:`~vcompute.verify.pol.PoLVerifier`: arguments checked before any evidence.
 
-A caller's mistake (a wrong type, a job that is not a training job, two
-claims where PoL takes one) raises ``TypeError``/``ValueError`` naming the
+A caller's mistake (a job that is not a training job, a wrong argument type;
+the claims list is checked by :class:`~vcompute.verify.base.Scheme`) raises ``TypeError``/``ValueError`` naming the
 argument; only the provider's evidence can produce a rejected verdict,
 which a marketplace slashes on. Numbers become exact builtins here: an int
 or float subclass's own ``__int__``/``__float__`` are not called.
@@ -9,15 +9,13 @@ or float subclass's own ``__int__``/``__float__`` are not called.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from vcompute.core.types import Claim, Job
-from vcompute.verify.base import VerifyContext
+from vcompute.core.types import Job
 
-__all__ = ["count", "real", "check_call", "check_beacon"]
+__all__ = ["count", "real", "check_training_job", "check_beacon"]
 
 
 def count(name: str, v: Any) -> int:
@@ -44,25 +42,19 @@ def real(name: str, v: Any) -> float:
     return float(int.__int__(v)) if isinstance(v, int) else float(v)
 
 
-def check_call(job: Any, claims: Any, ctx: Any) -> None:
-    """Raise on the caller's mistakes before any evidence is looked at (a rejection would blame the provider)."""
+def check_training_job(job: Job) -> None:
+    """Raise unless ``job`` is a valid training job (before any evidence is looked at: a rejection would blame
+    the provider).
+
+    Raises:
+        ValueError: naming what is wrong and how to build one.
+    """
     from vcompute.workloads.training.spec import spec_of
 
-    if not isinstance(job, Job):
-        raise TypeError(f"job must be a vcompute Job (a training job), got {type(job).__name__}")
     try:
         spec_of(job)
     except (TypeError, ValueError) as e:
         raise ValueError(f"job is not a valid training job: {e}; build it with make_training_job") from None
-    if not isinstance(ctx, VerifyContext):
-        raise TypeError(f"ctx must be a VerifyContext (e.g. from pol_context), got {type(ctx).__name__}")
-    if isinstance(claims, (Claim, str, bytes)) or not isinstance(claims, Sequence):
-        raise TypeError(f"claims must be a sequence holding one Claim (pass [claim]), got {type(claims).__name__}")
-    if len(claims) != 1:
-        raise ValueError(f"claims must hold exactly one claim (PoL verifies one transcript per call), "
-                         f"got {len(claims)}")
-    if not isinstance(claims[0], Claim):
-        raise TypeError(f"claims[0] must be a Claim, got {type(claims[0]).__name__}")
 
 
 def check_beacon(beacon: Any) -> bytes:

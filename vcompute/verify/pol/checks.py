@@ -21,7 +21,16 @@ __all__ = ["Reject", "check_chain", "check_delivered_model", "check_leaf", "comm
 
 
 class Reject(Exception):
-    """Evidence is rejected; the message is the verdict's reason."""
+    """Evidence is rejected; the message is the verdict's reason.
+
+    Args:
+        reason: the verdict's reason.
+        segment: the failing segment, when one segment's replay or declaration is what failed.
+    """
+
+    def __init__(self, reason: str, *, segment: int | None = None) -> None:
+        super().__init__(reason)
+        self.segment = segment
 
 
 def inflate(resp: Mapping[str, Any], blob: Any, limit: int) -> bytes:

@@ -30,9 +30,8 @@ import numpy as np
 from vcompute.core.hashing import content_hash
 from vcompute.core.merkle import verify_proof
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import VerifyContext
-from vcompute.verify.pol.arguments import check_beacon
-from vcompute.verify.pol.arguments import check_call as _check_call
+from vcompute.verify.base import Scheme, VerifyContext
+from vcompute.verify.pol.arguments import check_beacon, check_training_job
 from vcompute.verify.pol.arguments import count as _count
 from vcompute.verify.pol.arguments import real as _real
 from vcompute.verify.pol.replay import absolute_param_error, make_piece, reexecute_segment, relative_error
@@ -61,7 +60,7 @@ __all__ = ["PoLVerifier", "DEFAULT_DELTA"]
 DEFAULT_DELTA = 2.2e-5
 
 
-class PoLVerifier:
+class PoLVerifier(Scheme):
     """Verifies a committed training transcript by replaying a few segments.
 
     Args:
@@ -182,35 +181,34 @@ class PoLVerifier:
                 f"delta_mode={self.delta_mode!r}, final_segments={self.final_segments}, "
                 f"chain_check={self.chain_check}, download_all={self.download_all})")
 
-    # -- Verifier protocol ------------------------------------------------
-    def replicas(self, job: Job) -> int:
-        """One claim (one transcript)."""
-        return 1
-
+    # -- Verifier protocol (one claim: one transcript) ----------------------
     def evidence(self, job: Job) -> EvidenceSpec:
         """A PoL transcript with checkpoints every ``checkpoint_every`` steps."""
         return EvidenceSpec("pol-transcript", {"checkpoint_every": job.spec.get("checkpoint_every")})
 
-    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
-        """Check commitments, initialisation and the challenged segments; never raises on bad claims.
+    def check_job(self, job: Job, ctx: VerifyContext) -> None:
+        """Refuse a job that is not a valid training job (the caller's mistake: no evidence is looked at).
 
         Raises:
-            TypeError: if ``job``, ``claims`` or ``ctx`` is not what the call needs (the caller's
-                mistake: nothing the provider sent is looked at).
-            ValueError: if ``job`` is not a valid training job or ``claims`` does not hold exactly one claim.
+            ValueError: if ``job`` is not a valid training job.
         """
-        _check_call(job, claims, ctx)
-        before = ctx.cost
+        check_training_job(job)
+
+    def _check(self, job: Job, claims: tuple[Claim, ...], ctx: VerifyContext) -> Verdict:
+        """Check commitments, initialisation and the challenged segments of the one claim.
+
+        A failing check is rejected with its reason (the segment, if a
+        segment fails, is in the reason and in ``details["failed_segment"]``);
+        ``details`` always holds the segments opened and their errors.
+        """
         details: dict[str, Any] = {"opened": [], "errors": []}
         try:
             verdict = self._verify(job, claims, ctx, details)
         except Reject as e:
-            verdict = Verdict.reject(str(e), scheme=self.name)
-        except Exception as e:  # hostile evidence must never escape as an exception
-            verdict = Verdict.reject(f"malformed evidence: {type(e).__name__}: {e}", scheme=self.name)
-        cost = Cost(*(max(getattr(ctx.cost, f.name) - getattr(before, f.name), 0.0)
-                      for f in dataclasses.fields(Cost)))
-        return dataclasses.replace(verdict, cost=cost, details={**details, **verdict.details})
+            verdict = Verdict.reject(str(e))
+            if e.segment is not None:
+                details["failed_segment"] = e.segment
+        return dataclasses.replace(verdict, details={**details, **verdict.details})
 
     # -- internals --------------------------------------------------------
     def _verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext, details: dict) -> Verdict:
@@ -226,13 +224,10 @@ class PoLVerifier:
             spec_of,
         )
 
-        claim = claims[0]
+        claim = claims[0]  # job_id and provider bound by the Scheme base: exact str
         job_spec = spec_of(job)
-        for field in ("job_id", "provider", "commitment"):
-            if type(getattr(claim, field)) is not str:  # a str subclass could lie in == and !=
-                raise Reject(f"the claim's {field} is not a plain string")
-        if claim.job_id != job.id:
-            raise Reject("claim answers another job (job id mismatch)")
+        if type(claim.commitment) is not str:  # a str subclass could lie in == and !=
+            raise Reject("the claim's commitment is not a plain string")
         ev = claim.evidence
         for key in ("root", "n_leaves", "header", "header_proof", "init_proof", "final_proof"):
             if key not in ev:
@@ -345,7 +340,7 @@ class PoLVerifier:
                 got = update_metrics(param_vector(start), param_vector(end))
                 if not np.allclose(got, declared[j], rtol=1e-6, atol=1e-9):
                     raise Reject(f"segment {j}: declared update sizes {declared[j].tolist()} are false "
-                                  f"(the checkpoints give {got})")
+                                 f"(the checkpoints give {got})", segment=j)
                 known[j], known[j + 1] = param_vector(start), param_vector(end)
             err = (relative_error(start, end, replayed) if self.delta_mode == "relative"
                    else absolute_param_error(end, replayed))
@@ -353,13 +348,13 @@ class PoLVerifier:
             details["errors"].append(err)
             if not err <= self.delta:
                 raise Reject(f"segment {j} (steps {j * k}-{(j + 1) * k}) does not reproduce: "
-                              f"{self.delta_mode} error {err:.3g} > delta {self.delta:.3g}")
+                             f"{self.delta_mode} error {err:.3g} > delta {self.delta:.3g}", segment=j)
         if self.chain_check and not self.download_all:
             self._add_anchors(ctx, claim, root, n_leaves, layout, k, rng, known)
             check_chain(known, declared)
         details["max_error"] = max(details["errors"], default=0.0)
         return Verdict.accept(f"{len(chosen)} of {C} segments reproduce within delta {self.delta:.3g} "
-                              f"(largest error {details['max_error']:.3g})", scheme=self.name)
+                              f"(largest error {details['max_error']:.3g})")
 
     def _open_segment(self, job, ctx, claim, root, n_leaves, spec, j, layout, seeds, data):
         """Open segment ``j`` and replay it; fetch the end checkpoint only if the replay is not bit-exact."""

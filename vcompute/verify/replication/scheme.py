@@ -7,9 +7,12 @@ systems", FGCS 18(4), 2002 (M-first voting).
 
 Replicas are grouped by a pluggable :mod:`~vcompute.verify.replication.equality` rule
 and the largest group wins if it reaches the quorum. One provider, one
-vote: identities become exact builtin ``str`` at the boundary, a claim
-without one gets no vote, and a provider's duplicate claims collapse into
-one vote (conflicting ones forfeit it). A replica whose output is
+vote: identities become exact builtin ``str`` at the boundary
+(:class:`~vcompute.verify.base.Scheme`), a claim without one, for another
+job, or from a provider that sent several claims gets no vote and is
+blamed. The verdict blames every malformed replica and, when a quorum
+decides, every dissenter; without a quorum it blames only the malformed
+(who is right is then unknown). A replica whose output is
 malformed (missing, not an exact array type, wrong shape, NaN/Inf, a
 commitment that does not match the output) counts as disagreeing; it never
 crashes the verdict. A caller's wrong arguments raise :class:`TypeError`.
@@ -18,16 +21,15 @@ Error bounds and their assumptions are in ``proofs/replication.md``.
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from vcompute.core.hashing import content_hash
-from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import VerifyContext
+from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.verify.base import Scheme, VerifyContext
+from vcompute.verify.claims import check_arguments, provider_identity, screen_claims
 from vcompute.verify.replication.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash
 from vcompute.verify.screening import leaf_dtype, screen_leaves
 
@@ -144,81 +146,13 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
 _KINDS = {"f": "float", "i": "integer", "b": "bool"}
 
 
-def provider_identity(provider: Any) -> tuple[str | None, str | None]:
-    """The identity a claim votes under, as an exact builtin ``str``, or why it has none.
-
-    An identity is a non-empty ``str`` without surrounding whitespace or
-    control characters. A ``str`` subclass is copied to an exact ``str``
-    (``str.__str__``, which runs none of the subclass's code), so its
-    ``__eq__`` and ``__hash__`` cannot make one provider look like many.
-
-    Args:
-        provider: ``claim.provider`` as received.
-
-    Returns:
-        ``(identity, None)`` or ``(None, reason)``.
-
-    Example:
-        >>> provider_identity("p1"), provider_identity("  ")
-        (('p1', None), (None, 'empty provider identity'))
-    """
-    if provider is None:
-        return None, "no provider identity"
-    if not issubclass(type(provider), str):  # not isinstance: that would consult the object's __class__
-        return None, f"provider identity is a {type(provider).__name__}, not a str"
-    ident = str.__str__(provider)
-    if not ident.strip():
-        return None, "empty provider identity"
-    if ident != ident.strip() or not ident.isprintable():
-        return None, "provider identity has surrounding whitespace or control characters"
-    return ident, None
-
-
-_NO_CTX = object()
-
-
-def check_call(job: Any, claims: Any, ctx: Any = _NO_CTX) -> list[Claim]:
-    """The caller's arguments of ``verify``, checked; raises on the caller's mistakes.
-
-    The claims list is assembled by the caller (the marketplace wraps each
-    provider message in a :class:`~vcompute.core.types.Claim`), so a wrong
-    structure there is an integration bug, never a provider's fault: it
-    raises instead of producing a rejection someone would be slashed for.
-
-    Args:
-        job: the job.
-        claims: the claims, as the caller assembled them.
-        ctx: the verification context (not checked when omitted).
-
-    Returns:
-        The claims as a list of exact :class:`~vcompute.core.types.Claim`
-        (a subclass is copied field by field, each read once).
+def check_call(job: Any, claims: Any, ctx: Any = None) -> list[Claim]:
+    """Deprecated: the caller's arguments of ``verify``; use :func:`vcompute.verify.claims.check_arguments`.
 
     Raises:
-        TypeError: ``job`` not a Job, ``claims`` not a list/tuple of Claims
-            (naming the offending index), ``ctx`` not a VerifyContext.
-
-    Example:
-        >>> check_call(Job("x"), "abc", VerifyContext(seed=0))
-        Traceback (most recent call last):
-        ...
-        TypeError: claims must be a list or tuple of Claim objects, got str; wrap a single claim as [claim]
+        TypeError: as :func:`~vcompute.verify.claims.check_arguments`.
     """
-    if not isinstance(job, Job):
-        raise TypeError(f"job must be a vcompute.core.types.Job, got {type(job).__name__}")
-    if not isinstance(claims, Sequence) or isinstance(claims, (str, bytes, Mapping)):
-        raise TypeError(f"claims must be a list or tuple of Claim objects, got {type(claims).__name__}; "
-                        "wrap a single claim as [claim]")
-    out = list(claims)
-    for i, c in enumerate(out):
-        if not isinstance(c, Claim):
-            raise TypeError(f"claims[{i}] is a {type(c).__name__}, not a Claim; wrap each provider's answer "
-                            "as Claim(job.id, provider, output=...)")
-        if type(c) is not Claim:  # a subclass's properties could answer differently on every read: read once
-            out[i] = Claim(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Claim)})
-    if ctx is not _NO_CTX and not isinstance(ctx, VerifyContext):
-        raise TypeError(f"ctx must be a VerifyContext, got {type(ctx).__name__}")
-    return out
+    return list(check_arguments(job, claims, ctx, ctx_type=None if ctx is None else VerifyContext))
 
 
 def make_equality(spec: Equality | str | None = None, *, rtol: float | None = None,
@@ -246,7 +180,7 @@ def make_equality(spec: Equality | str | None = None, *, rtol: float | None = No
     return spec
 
 
-class Replication:
+class Replication(Scheme):
     """Accept the answer that a quorum of independent replicas agree on.
 
     Args:
@@ -276,6 +210,7 @@ class Replication:
     """
 
     name = "replication"
+    exclude_unbound = True
 
     def __init__(self, *, k: int | None = None, quorum: str | int = "majority",
                  equality: Equality | str | None = None, rtol: float | None = None,
@@ -312,21 +247,16 @@ class Replication:
         """``k``: the most replicas a decision may need."""
         return self.k
 
-    def evidence(self, job: Job) -> EvidenceSpec:
-        """Only the outputs themselves."""
-        return EvidenceSpec("output")
+    def takes(self, job: Job, n_claims: int) -> bool:
+        """Any number: replicas arrive one by one (M-first voting), and surplus claims vote by identity."""
+        return True
 
-    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
-        """Group the replicas, pick the canonical result by quorum, name the dissenters."""
-        claims = check_call(job, claims, ctx)
-        t0 = time.perf_counter()
-        # no catch-all: every provider object is screened before it is touched, so an exception here is a
-        # bug (or a caller's equality rule failing) and must not become a rejection someone is slashed for
-        verdict = self._decide(job, claims)
-        cost = Cost(seconds=time.perf_counter() - t0,
-                    reexecuted_fraction=float(max(0, len(claims) - 1)))
-        ctx.add_cost(cost)
-        return verdict.with_cost(cost)
+    def _check(self, job: Job, claims: tuple[Claim, ...], ctx: VerifyContext, *,
+               unbound: Mapping[int, str]) -> Verdict:
+        """Group the replicas, pick the canonical result by quorum, blame the dissenters."""
+        verdict = self._decide(job, claims, unbound)
+        # the k - 1 extra replicas are the scheme's re-execution (done by the paid replicas, not the checker)
+        return verdict.with_cost(Cost(reexecuted_fraction=float(max(0, len(claims) - 1))))
 
     def more_needed(self, job: Job, claims: Sequence[Claim]) -> int:
         """Fewest further replicas that could still settle the job (0 once decided).
@@ -334,98 +264,93 @@ class Replication:
         For M-first voting this is how a dispatcher knows when to stop; for
         majority and unanimity it is what is missing from ``k``.
         """
-        claims = check_call(job, claims)
-        groups, _, voter = self._groups(job, claims)
-        identities = len(set(voter.values()))  # duplicates and anonymous claims fill no replica slot
+        claims = check_arguments(job, claims)
+        groups, _, voter = self._groups(job, claims, screen_claims(job, claims)[1])
+        identities = len(voter)  # duplicates and anonymous claims fill no replica slot
         best = max((len(g) for g in groups), default=0)
         if best >= self.votes_needed and (self.quorum != "unanimity" or identities >= self.k):
             return 0
         return max(0, min(self.votes_needed - best, self.k - identities))
 
     # -- internals --------------------------------------------------------
-    def _groups(self, job: Job, claims: list[Claim]) -> tuple[list[list[Claim]], dict[str, str], dict[int, str]]:
-        """Well-formed votes grouped by answer, and the reason each non-voter has no vote.
+    def _groups(self, job: Job, claims: tuple[Claim, ...], unbound: Mapping[int, str]
+                ) -> tuple[list[list[int]], dict[int, str], dict[int, str]]:
+        """Well-formed votes (claim indices) grouped by answer, the reason each other claim has no vote,
+        and the identity of each claim that has one.
 
-        One identity, one vote: claims are collected per exact-``str``
-        identity first; an identity votes only if every claim it sent is
-        well formed and all carry the same answer (duplicates collapse to
-        one vote, conflicting answers forfeit it). A claim with no identity
-        has no vote at all.
+        One identity, one vote: the base has already set apart (``unbound``)
+        every claim for another job, without an identity, or whose identity
+        sent more than one claim; of the rest, a claim whose output is
+        malformed gets no vote.
         """
         shape = self.shape_of(job) if self.shape_of is not None else None
         kind = expected_kind(job) if self.shape_of is not None else None
         commit_ok = isinstance(self.equality, Bitwise)
         bitwise = type(self.equality) is Bitwise
-        malformed: dict[str, str] = {}
-        by_identity: dict[str, list[Claim]] = {}
+        malformed: dict[int, str] = dict(unbound)
         voter: dict[int, str] = {}
-        for i, c in enumerate(claims):
-            who, why = provider_identity(c.provider)
-            if who is None:
-                malformed[f"replica-{i}"] = f"{why}: an anonymous claim gets no vote"
-                continue
-            by_identity.setdefault(who, []).append(c)
-            voter[id(c)] = who
         keys: dict[int, str | None] = {}
 
-        def same(a: Claim, b: Claim) -> bool:
-            return keys[id(a)] == keys[id(b)] if bitwise else bool(self.equality.equal(a, b))
+        def same(i: int, j: int) -> bool:
+            return keys[i] == keys[j] if bitwise else bool(self.equality.equal(claims[i], claims[j]))
 
-        votes: list[Claim] = []
-        for who, mine in by_identity.items():
-            reason = None
-            for c in mine:
-                job_id = c.job_id
-                if not issubclass(type(job_id), str) or str.__str__(job_id) != job.id:
-                    reason = "answers another job (job id mismatch)"
-                else:
-                    reason = screen_output(c, shape, commitment_only_ok=commit_ok, kind=kind)
-                if reason is not None:
-                    break
-                if bitwise:  # hash each output once instead of once per comparison
-                    keys[id(c)] = output_hash(c)
-            if reason is None and any(not same(mine[0], c) for c in mine[1:]):
-                reason = f"sent {len(mine)} claims with different answers: its vote is forfeit"
-            if reason is not None:
-                malformed[who] = reason if len(mine) == 1 else f"{reason} (one of its {len(mine)} claims)"
+        votes: list[int] = []
+        for i, c in enumerate(claims):
+            if i in unbound:
                 continue
-            votes.append(mine[0])  # duplicates of one answer collapse into one vote
-        groups: list[list[Claim]] = []
-        for c in votes:
+            voter[i] = provider_identity(c.provider)[0]  # type: ignore[assignment]
+            reason = screen_output(c, shape, commitment_only_ok=commit_ok, kind=kind)
+            if reason is not None:
+                malformed[i] = reason
+                continue
+            if bitwise:  # hash each output once instead of once per comparison
+                keys[i] = output_hash(c)
+            votes.append(i)
+        groups: list[list[int]] = []
+        for i in votes:
             for g in groups:  # greedy: tolerances are not transitive, so compare with the first member
-                if same(g[0], c):
-                    g.append(c)
+                if same(g[0], i):
+                    g.append(i)
                     break
             else:
-                groups.append([c])
+                groups.append([i])
         groups.sort(key=len, reverse=True)  # stable: ties keep arrival order
         return groups, malformed, voter
 
-    def _decide(self, job: Job, claims: list[Claim]) -> Verdict:
-        groups, malformed, voter = self._groups(job, claims)
+    def _decide(self, job: Job, claims: tuple[Claim, ...], unbound: Mapping[int, str]) -> Verdict:
+        groups, malformed, voter = self._groups(job, claims, unbound)
         need = self.votes_needed
-        identities = len(set(voter.values()))
+        identities = len(voter)
         missing = max(0, self.k - identities)
+
+        def who(i: int) -> str:
+            return voter.get(i) or provider_identity(claims[i].provider)[0] or f"replica-{i}"
+
         details: dict[str, Any] = {
             "quorum": self.quorum, "k": self.k, "votes_needed": need, "received": len(claims),
             "identities": identities, "missing": missing, "group_sizes": [len(g) for g in groups],
-            "malformed": dict(malformed),
+            "malformed": {who(i): why for i, why in malformed.items()},
             "equality": self.equality.to_dict() if hasattr(self.equality, "to_dict") else self.equality.name,
         }
         best = groups[0] if groups else []
         tie = len(groups) > 1 and len(groups[1]) == len(best)
-        details["agreeing"] = [voter[id(c)] for c in best]
-        details["disagreeing"] = [voter[id(c)] for g in groups[1:] for c in g] + sorted(malformed)
+        details["agreeing"] = [who(i) for i in best]
+        details["disagreeing"] = [who(i) for g in groups[1:] for i in g] + sorted({who(i) for i in malformed})
         ok = len(best) >= need and not tie
         if self.quorum == "unanimity":
             ok = ok and not malformed and missing == 0 and len(groups) == 1
+        # a malformed or unbound claim is wrong on its own; a well-formed dissenter only against a canonical answer
+        blame = [Blame(i, who(i), why if i in unbound else f"malformed replica: {why}")
+                 for i, why in malformed.items()]
         if ok:
-            canonical = best[0]
-            details["canonical_provider"] = voter[id(canonical)]
+            canonical = claims[best[0]]
+            details["canonical_provider"] = who(best[0])
             details["canonical_commitment"] = output_hash(canonical)
+            blame += [Blame(i, who(i), f"output differs from the answer {len(best)} of {identities} providers "
+                                       "agree on") for g in groups[1:] for i in g]
             return Verdict.accept(
                 f"{len(best)} of {identities} providers agree ({need} needed); "
-                f"{len(details['disagreeing'])} disagreed", scheme=self.name, details=details)
+                f"{len(details['disagreeing'])} disagreed", details=details, blame=tuple(blame))
         details["canonical_provider"] = None
         details["canonical_commitment"] = None
         details["more_needed"] = self.more_needed(job, claims)
@@ -437,4 +362,4 @@ class Replication:
             why = f"largest agreeing group has {len(best)} of {len(claims)} replicas, {need} needed"
         if malformed:
             why += f"; {len(malformed)} malformed"
-        return Verdict.reject(f"no quorum: {why}", scheme=self.name, details=details)
+        return Verdict.reject(f"no quorum: {why}", details=details, blame=tuple(blame))

@@ -16,18 +16,16 @@ work, unlike voting's exponential fall) are in ``proofs/replication.md``.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import VerifyContext
+from vcompute.core.types import Claim, Job, Verdict
+from vcompute.verify.base import Misuse, Scheme, VerifyContext
 from vcompute.verify.replication.equality import Bitwise, Equality, Homogeneous
-from vcompute.verify.replication import (check_call, expected_dtype, expected_kind, expected_shape, make_equality,
-                                         screen_output)
+from vcompute.verify.replication import expected_dtype, expected_kind, expected_shape, make_equality, screen_output
 from vcompute.verify.screening import leaf_dtype, leaves
 
 __all__ = ["KnownAnswers", "SpotCheck"]
@@ -92,7 +90,7 @@ class KnownAnswers:
         return self._answers[job_id]
 
 
-class SpotCheck:
+class SpotCheck(Scheme):
     """Accept single claims, checking a random fraction of them.
 
     Args:
@@ -209,76 +207,55 @@ class SpotCheck:
         known_it, real_it = iter(known), iter(real)
         return [next(known_it) if i in slots else next(real_it) for i in range(len(real) + k)]
 
-    # -- Verifier protocol ------------------------------------------------
-    def replicas(self, job: Job) -> int:
-        """One claim."""
-        return 1
-
-    def evidence(self, job: Job) -> EvidenceSpec:
-        """Only the output."""
-        return EvidenceSpec("output")
-
-    def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
+    # -- Verifier protocol (one claim, its output) --------------------------
+    def _check(self, job: Job, claims: tuple[Claim, ...], ctx: VerifyContext) -> Verdict:
         """Check a known-answer job always, a real job with probability ``p``.
 
         Raises:
-            TypeError: for a caller's wrong arguments (see
-                :func:`~vcompute.verify.replication.check_call`).
-            ValueError: for more or fewer than one claim, an audit drawn
-                with no ``reexecute`` backend in ``ctx``, or a trusted
-                answer (``known`` or ``ctx.reexecute``) that is not a
-                well-formed numeric array or pytree: the caller's data, so
-                never a rejection of the provider.
+            Misuse: (a ``ValueError``) for an audit drawn with no
+                ``reexecute`` backend in ``ctx``, or a trusted answer
+                (``known`` or ``ctx.reexecute``) that is not a well-formed
+                numeric array or pytree: the caller's data, so never a
+                rejection of the provider.
         """
-        claims = check_call(job, claims, ctx)
-        if len(claims) != 1:
-            raise ValueError(f"SpotCheck checks exactly 1 claim per job, got {len(claims)}; "
-                             "for several replicas use Replication")
-        t0, before = time.perf_counter(), ctx.cost
-        # no catch-all: provider objects are screened before they are touched, and an error in the
-        # caller's trusted answer or equality must surface, not become a rejection that slashes
-        verdict = self._verify(job, claims[0], ctx)
-        elapsed = time.perf_counter() - t0
-        metered = ctx.cost  # includes the re-execution ctx.reexecute metered
-        ctx.add_cost(Cost(seconds=max(0.0, elapsed - (metered.seconds - before.seconds))))
-        return verdict.with_cost(Cost(flops=metered.flops - before.flops, seconds=elapsed,
-                                      reexecuted_fraction=metered.reexecuted_fraction - before.reexecuted_fraction))
+        return self._verify(job, claims[0], ctx)
 
     def _verify(self, job: Job, claim: Claim, ctx: VerifyContext) -> Verdict:
-        audit_draw = float(ctx.rng.random())  # drawn always, so streams do not depend on the branch
-        job_id = claim.job_id
-        if not issubclass(type(job_id), str) or str.__str__(job_id) != job.id:
-            return Verdict.reject("claim answers another job (job id mismatch)", scheme=self.name)
+        audit_draw = float(ctx.rng.random())  # drawn for every bound claim, so streams do not depend on the branch
         known = self.known is not None and job.id in self.known
         reason = screen_output(claim, expected_shape(job), kind=expected_kind(job))
         if reason is not None:
-            return Verdict.reject(f"malformed output: {reason}", scheme=self.name,
+            return Verdict.reject(f"malformed output: {reason}",
                                   details={"check": "known_answer" if known else "screen", "caught": True})
         if known:
             expected, check, source = self.known.answer(job.id), "known_answer", "known"  # type: ignore[union-attr]
         elif audit_draw < self.p:
             try:
                 expected = ctx.reexecute(job, None, fraction=1.0)
-            except RuntimeError as e:  # no trusted backend: the caller's setup, never the provider's fault
-                raise ValueError(f"SpotCheck(p={self.p:g}) drew an audit but {e}") from e
+            except MemoryError:
+                raise
+            except Exception as e:  # the trusted backend (or its absence) is the caller's, never the provider's
+                if isinstance(e, RuntimeError) and "out of memory" in str(e).lower():
+                    raise
+                raise Misuse(f"SpotCheck(p={self.p:g}) drew an audit but {e}") from e
             check, source = "audit", "ctx.reexecute"
         else:
             return Verdict.accept(f"accepted unchecked (audit probability {self.p:g} not drawn)",
-                                  scheme=self.name, details={"check": "none", "caught": False})
+                                  details={"check": "none", "caught": False})
         trusted = Claim(job.id, "trusted", output=expected)
         bad = screen_output(trusted)
         if bad is not None:
-            raise ValueError(f"the trusted answer from {source} is malformed ({bad}); it must be a numeric "
-                             "numpy/torch/JAX array or a dict/list/tuple of them, with finite values")
+            raise Misuse(f"the trusted answer from {source} is malformed ({bad}); it must be a numeric "
+                         "numpy/torch/JAX array or a dict/list/tuple of them, with finite values")
         want = expected_dtype(job)
         if want is not None and _exact_rule(self.equality):
             got = [leaf_dtype(leaf) for _, leaf in leaves(expected)]
             if any(g != want for g in got):
-                raise ValueError(f"the trusted answer from {source} has dtype {got[0]} but job {job.id[:12]} "
-                                 f"outputs {want}; bitwise equality needs the job's exact dtype: cast the "
-                                 "trusted answer, or use equality='tolerance'")
+                raise Misuse(f"the trusted answer from {source} has dtype {got[0]} but job {job.id[:12]} "
+                             f"outputs {want}; bitwise equality needs the job's exact dtype: cast the "
+                             "trusted answer, or use equality='tolerance'")
         if self.equality.equal(trusted, claim):
-            return Verdict.accept(f"{check.replace('_', '-')} check passed", scheme=self.name,
+            return Verdict.accept(f"{check.replace('_', '-')} check passed",
                                   details={"check": check, "caught": False})
         return Verdict.reject(f"{check.replace('_', '-')} check failed: output differs from the trusted answer",
-                              scheme=self.name, details={"check": check, "caught": True})
+                              details={"check": check, "caught": True})

@@ -5,21 +5,24 @@ The job carries the consumer's weights and the input batch
 the model output and ``evidence["trace"]`` (every linear layer's output).
 Each claim is checked on its own by :class:`~vcompute.verify.freivalds.model.TorchModelVerifier`
 with challenges from ``ctx.rng``; the verdict accepts when every claim
-passes and blames each one that fails. Soundness and cost: ``proofs/freivalds.md``
+passes and blames each one that fails (claims for another job, without an
+identity or from a repeated one are blamed by the
+:class:`~vcompute.verify.base.Scheme` base; an exception checking one claim
+blames that claim alone). Soundness and cost: ``proofs/freivalds.md``
 (claims V2-V5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
+from vcompute.verify.base import Scheme, VerifyContext
 
 __all__ = ["ModelVerifier"]
 
 
-class ModelVerifier:
+class ModelVerifier(Scheme):
     """Checks forward-pass claims layer by layer with Freivalds (Slalom-style, float tolerances).
 
     Args:
@@ -40,6 +43,7 @@ class ModelVerifier:
     """
 
     name = "model"
+    exclude_unbound = True
 
     def __init__(self, *, rounds: int = 2, functional: str = "recompute") -> None:
         if type(rounds) is not int or rounds < 1:
@@ -49,52 +53,45 @@ class ModelVerifier:
         self.rounds = rounds
         self.functional = functional
 
-    def replicas(self, job: Job) -> int:
-        """One claim."""
-        return 1
+    def takes(self, job: Job, n_claims: int) -> bool:
+        """One claim or more: each is checked on its own."""
+        return n_claims >= 1
 
     def evidence(self, job: Job) -> EvidenceSpec:
         """Every linear layer's output (``claim.evidence["trace"]``)."""
         return EvidenceSpec("model-trace", {"layers": "all"})
 
-    def verify(self, job: Job, claims: Sequence[Claim], ctx: Any) -> Verdict:
-        """Decide on the claims of a ``forward`` job; a malformed claim is a rejection that blames it.
+    def check_job(self, job: Job, ctx: VerifyContext) -> None:
+        """Refuse a job that is not a ``forward`` job (the caller's misuse).
 
         Raises:
-            ValueError: if ``job`` is not a forward job or no claim is given (the caller's misuse).
+            ValueError: if ``job`` is not a forward job.
         """
+        from vcompute.workloads.kinds.forward import module_of
+
+        module_of(job)
+
+    def _check(self, job: Job, claims: tuple[Claim, ...], ctx: VerifyContext, *,
+               unbound: Mapping[int, str]) -> Verdict:
+        """Check each bound claim layer by layer; blame each that fails (an exception blames only its claim)."""
         from vcompute.verify.freivalds import Freivalds
         from vcompute.verify.freivalds.model._torch import TorchModelVerifier
         from vcompute.workloads.kinds.forward import input_of, module_of
 
-        module = module_of(job)  # raises ValueError for another kind of job
-        if isinstance(claims, (str, bytes)) or not isinstance(claims, Sequence) or len(claims) == 0:
-            raise ValueError("claims must be a non-empty sequence of Claim")
-        checker = TorchModelVerifier(module, Freivalds(rounds=self.rounds), functional=self.functional)
+        checker = TorchModelVerifier(module_of(job), Freivalds(rounds=self.rounds), functional=self.functional)
         x = input_of(job)
-        blame, cost, reasons = [], Cost(), []
+        blame, cost, reasons = [], Cost(), [f"claim {i}: {why}" for i, why in unbound.items()]
         for i, c in enumerate(claims):
-            provider = str(c.provider) if isinstance(c, Claim) else "?"
-            problem = _claim_problem(c, job)
-            if problem is None:
-                v = checker.verify((x,), c.output, dict(c.evidence)["trace"], seed=ctx.rng)
-                cost = cost + v.cost
-                problem = None if v.accepted else v.reason
-            if problem is not None:
-                blame.append(Blame(i, provider, problem))
-                reasons.append(f"claim {i} ({provider}): {problem}")
-        if blame:
-            return Verdict(False, "; ".join(reasons), cost=cost, scheme=self.name, blame=tuple(blame))
-        return Verdict(True, f"all {len(claims)} forward pass(es) verified layer by layer", cost=cost,
-                       scheme=self.name)
-
-
-def _claim_problem(c: Any, job: Job) -> str | None:
-    if not isinstance(c, Claim):
-        return f"not a Claim ({type(c).__name__})"
-    if type(c.job_id) is not str or c.job_id != job.id:  # an exact str: a subclass's __ne__ could lie
-        return "the claim answers another job"
-    ev = c.evidence
-    if "trace" not in ev:
-        return "the claim carries no trace (evidence['trace'])"
-    return None
+            if i in unbound:
+                continue
+            if "trace" not in c.evidence:
+                v = Verdict.reject("the claim carries no trace (evidence['trace'])")
+            else:
+                v = self._guarded(lambda c=c: checker.verify((x,), c.output, c.evidence["trace"], seed=ctx.rng))
+            cost = cost + v.cost
+            if not v.accepted:
+                blame.append(Blame(i, c.provider, v.reason))
+                reasons.append(f"claim {i} ({c.provider}): {v.reason}")
+        if reasons:
+            return Verdict(False, "; ".join(reasons), cost=cost, blame=tuple(blame))
+        return Verdict(True, f"all {len(claims)} forward pass(es) verified layer by layer", cost=cost)
