@@ -101,31 +101,43 @@ def provider_tokens(tokens, cfg, prompt_len: int, max_new_tokens: int | None) ->
     return toks
 
 
-class _Ranked:
-    """All rows' scaled logits in one sorted flat array, to read "mass above s + delta" for every token.
+class _Sorted:
+    """Each row's scaled logits sorted descending, to find the prefix where a monotone nucleus bound holds.
 
-    Each row is shifted by its own offset (wider than any row's spread, so rows
-    never interleave and equal scores stay equal); one argsort then serves
-    every threshold, and thresholds ``s + delta`` arrive already sorted.
+    Every nucleus bound of the rule ("mass of the tokens above ``s_j + delta`` is below a cut")
+    is monotone in ``s_j``: it holds on a prefix of the descending order, equal scores together.
+    So each bound is one cut per row, found by a vectorised binary search (``log2 V`` rounds of
+    ``n`` look-ups), instead of a look-up for each of the ``n x V`` tokens.
     """
 
-    def __init__(self, s: np.ndarray, p: np.ndarray, max_delta: float) -> None:
+    def __init__(self, s: np.ndarray, p: np.ndarray) -> None:
         n, v = s.shape
-        off = 2.0 * (np.abs(s).max() + abs(max_delta)) + 1.0
-        self.base = np.arange(n, dtype=np.float64)[:, None] * off
-        keys = (s + self.base).ravel()
-        self.order = np.argsort(keys)  # equal keys are counted by value, so any order among them will do
-        self.sorted = keys[self.order]
-        self.cm = np.concatenate([[0.0], np.cumsum(p.ravel()[self.order])])
-        self.row_end = np.repeat(self.cm[(np.arange(n) + 1) * v], v)
-        self.shape = (n, v)
+        self.order = np.argsort(-s, axis=1, kind="stable")
+        self.s = np.take_along_axis(s, self.order, axis=1)
+        self.p = np.take_along_axis(p, self.order, axis=1)
+        self.cm = np.concatenate([np.zeros((n, 1)), np.cumsum(self.p, axis=1)], axis=1)  # cm[:, c]: top c tokens
+        # rows shifted apart (wider than any row's spread) so one flat ascending array serves every row
+        self.off = 2.0 * (np.abs(s).max() + 1.0) + 1.0
+        self.flat = (-self.s + np.arange(n)[:, None] * self.off).ravel()
+        self.n, self.v = n, v
 
-    def mass_above(self, delta: float, *, inclusive: bool) -> np.ndarray:
-        """Mass of tokens with score ``> s_i + delta`` (``>=`` if inclusive), for every token ``i``."""
-        idx = np.searchsorted(self.sorted, self.sorted + delta, side="left" if inclusive else "right")
-        out = np.empty(self.sorted.shape[0])
-        out[self.order] = self.row_end - self.cm[idx]  # row_end is constant per row, so order-free
-        return out.reshape(self.shape)
+    def mass_above(self, x: np.ndarray, *, inclusive: bool) -> np.ndarray:
+        """Per row, the mass of tokens with score ``> x`` (``>=`` if inclusive); ``x`` is ``[n]``."""
+        rows = np.arange(self.n)
+        q = np.clip(-x, -self.off / 2, self.off / 2) + rows * self.off
+        count = np.searchsorted(self.flat, q, side="right" if inclusive else "left") - rows * self.v
+        return self.cm[rows, np.clip(count, 0, self.v)]
+
+    def cut(self, holds) -> np.ndarray:
+        """Per row, how many of the top tokens satisfy ``holds(rank)`` (true on a prefix of ranks)."""
+        lo, hi = np.zeros(self.n, np.int64), np.full(self.n, self.v, np.int64)  # the cut lies in [lo, hi]
+        while (lo < hi).any():
+            active = lo < hi
+            mid = (lo + hi + 1) // 2
+            h = holds(np.clip(mid - 1, 0, self.v - 1))
+            lo = np.where(active & h, mid, lo)
+            hi = np.where(active & ~h, mid - 1, hi)
+        return lo
 
 
 def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParams, *, first_position: int,
@@ -154,20 +166,33 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
     eps = 2 * atol / T
     s = z / T
     score = s + gumbel(sampling.seed, first_position + rows, vocab)
+    own_score = score
     if top_p < 1.0:
         w = np.exp(s - s.max(axis=1, keepdims=True))
         p = w / w.sum(axis=1, keepdims=True)
-        ranked = _Ranked(s, p, eps)
-        relaxed = ranked.mass_above(eps, inclusive=False) * np.exp(-eps) < top_p
-        certain = (ranked.mass_above(-eps, inclusive=True) - p) * np.exp(eps) < top_p
-        own_nucleus = ranked.mass_above(0.0, inclusive=False) < top_p
+        st = _Sorted(s, p)
+        r = np.arange(n)
+
+        def at(rank):
+            return st.s[r, rank]
+
+        # t may be in the provider's nucleus / j is certainly in it / j is in the verifier's own nucleus
+        relaxed = st.cut(lambda k: st.mass_above(at(k) + eps, inclusive=False) * np.exp(-eps) < top_p)
+        certain = st.cut(lambda k: (st.mass_above(at(k) - eps, inclusive=True) - st.p[r, k]) * np.exp(eps) < top_p)
+        own_cut = st.cut(lambda k: st.mass_above(at(k), inclusive=False) < top_p)
+        ranked = np.take_along_axis(score, st.order, axis=1)
+        in_prefix = np.arange(vocab)[None, :]
+        best = np.where(in_prefix < certain[:, None], ranked, -np.inf).max(axis=1)
+        own = st.order[r, np.where(in_prefix < own_cut[:, None], ranked, -np.inf).argmax(axis=1)]
+        s_t = s[rows, tokens]
+        ok = (st.mass_above(s_t + eps, inclusive=False) * np.exp(-eps) < top_p) & (score[rows, tokens] >= best - eps)
+        ambiguous = int(((np.where(in_prefix < relaxed[:, None], ranked, -np.inf) >= (best - eps)[:, None])
+                         .sum(axis=1) > 1).sum())
     else:
-        relaxed = certain = own_nucleus = np.ones((n, vocab), bool)
-    best = np.where(certain, score, -np.inf).max(axis=1)
-    passing = relaxed & (score >= (best - eps)[:, None])
-    ok = passing[rows, tokens]
-    own = np.where(own_nucleus, score, -np.inf).argmax(axis=1)
+        best = score.max(axis=1)
+        ok = score[rows, tokens] >= best - eps
+        own = own_score.argmax(axis=1)
+        ambiguous = int(((score >= (best - eps)[:, None]).sum(axis=1) > 1).sum())
     near = int((ok & (own != tokens)).sum())
-    ambiguous = int((passing.sum(axis=1) > 1).sum())
     bad = np.flatnonzero(~ok)
     return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous)
