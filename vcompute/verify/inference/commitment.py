@@ -32,6 +32,7 @@ class CommitmentCheck:
         misses: entries that missed, per checked chunk.
         max_rel_err: largest relative error among matching entries, per checked chunk.
         median_rel_err: median relative error over all k entries, per checked chunk.
+        inexact: entries whose committed value is not bit-identical to the recomputed one, per checked chunk.
     """
 
     ok: bool
@@ -39,10 +40,11 @@ class CommitmentCheck:
     misses: tuple[int, ...]
     max_rel_err: tuple[float, ...]
     median_rel_err: tuple[float, ...]
+    inexact: tuple[int, ...] = ()
 
 
 def check_commitment(parsed: ParsedProof, hidden: np.ndarray, *, rtol: float, max_misses: int,
-                     chunks=None) -> CommitmentCheck:
+                     chunks=None, max_inexact: int | None = None) -> CommitmentCheck:
     """Compare the committed entries with recomputed hidden-state bits ``[n_tokens, d]``.
 
     Args:
@@ -51,6 +53,7 @@ def check_commitment(parsed: ParsedProof, hidden: np.ndarray, *, rtol: float, ma
         rtol: relative tolerance of one entry.
         max_misses: entries per chunk allowed to miss.
         chunks: indices of the chunks to check (default: all).
+        max_inexact: entries per chunk allowed to differ at all (None: no limit).
     """
     fp, prec = parsed.params, parsed.precision
     todo = list(range(parsed.coeffs.shape[0]) if chunks is None else chunks)
@@ -66,7 +69,7 @@ def check_commitment(parsed: ParsedProof, hidden: np.ndarray, *, rtol: float, ma
     else:
         gots = [evaluate(parsed.coeffs[c], i, fp.prime) for c, i in zip(todo, idxs)]
     mask = np.uint64((1 << fp.bits) - 1)
-    misses, max_err, med_err = [], [], []
+    misses, max_err, med_err, inexact = [], [], [], []
     first_bad = -1
     for c, got, ref in zip(todo, gots, refs):
         theirs = bits_to_float((got & mask).astype(np.uint32 if fp.bits == 32 else np.uint16), prec)
@@ -79,6 +82,7 @@ def check_commitment(parsed: ParsedProof, hidden: np.ndarray, *, rtol: float, ma
         misses.append(m)
         max_err.append(float(err[hit].max()) if hit.any() else float("inf"))
         med_err.append(float(np.median(err)))
-        if m > max_misses and first_bad < 0:
+        inexact.append(int((err > 0).sum()))
+        if (m > max_misses or max_inexact is not None and inexact[-1] > max_inexact) and first_bad < 0:
             first_bad = int(c)
-    return CommitmentCheck(first_bad < 0, first_bad, tuple(misses), tuple(max_err), tuple(med_err))
+    return CommitmentCheck(first_bad < 0, first_bad, tuple(misses), tuple(max_err), tuple(med_err), tuple(inexact))

@@ -12,7 +12,15 @@ probability by a factor within ``e^{+-eps}``, and a token is accepted iff it
   and its score ``s_t + g_t`` is within ``eps`` of the best score over the
   tokens certainly in the nucleus (``e^{eps} * mass{j != t: s_j >= s_t - eps} < top_p``).
 
-Complete by construction for any provider within the band; what it lets a
+Where the precision also calibrates ``mass_atol`` (the honest difference of
+the mass ranked before a token, which the worst case ``e^{+-eps}`` overstates
+by orders of magnitude once logits agree closely), nucleus membership is
+also bounded by it: ``t`` must have ``mass_before(t) < top_p + mass_atol``, and
+``j`` is certainly in the nucleus if ``mass_before(j) + mass_atol < top_p``.
+At bf16 (``atol`` 0.05, ``T`` 0.8) the worst case alone admits any token into
+a 0.95 nucleus, so a provider sampling with ``top_p = 1`` would pass.
+
+Complete by construction for any provider within the bands; what it lets a
 provider choose is measured per generation: ``ambiguous`` counts positions
 where more than one token passes.
 """
@@ -25,7 +33,7 @@ import numpy as np
 
 from vcompute.workloads.lm.sampling import SamplingParams, gumbel
 
-__all__ = ["TokenCheck", "check_tokens", "as_tokens", "job_arguments", "provider_tokens"]
+__all__ = ["TokenCheck", "check_tokens", "as_tokens", "job_arguments", "mass_before", "provider_tokens"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,20 @@ def provider_tokens(tokens, cfg, prompt_len: int, max_new_tokens: int | None) ->
     return toks
 
 
+def mass_before(s: np.ndarray, p: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Per row, the probability mass ranked before ``tokens[i]`` (by score desc, ties by index, as the sampler).
+
+    Args:
+        s: scaled logits ``[n, vocab]``.
+        p: their softmax ``[n, vocab]``.
+        tokens: one token per row.
+    """
+    rows = np.arange(s.shape[0])
+    st = s[rows, tokens][:, None]
+    before = (s > st) | ((s == st) & (np.arange(s.shape[1])[None, :] < tokens[:, None]))
+    return (p * before).sum(axis=1)
+
+
 class _Sorted:
     """Each row's scaled logits sorted descending, to find the prefix where a monotone nucleus bound holds.
 
@@ -141,7 +163,7 @@ class _Sorted:
 
 
 def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParams, *, first_position: int,
-                 atol: float) -> TokenCheck:
+                 atol: float, mass_atol: float | None = None) -> TokenCheck:
     """Check each token against the logits that the verifier recomputed for it.
 
     Args:
@@ -150,6 +172,8 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         sampling: the job's sampling parameters.
         first_position: sequence position of the first generated token (the prompt length).
         atol: the calibrated bound on the per-entry logit difference between honest runs.
+        mass_atol: the calibrated bound on the difference of the mass ranked before a token (None: only
+            the worst case implied by ``atol``).
     """
     z = np.asarray(logits, dtype=np.float64)
     n, vocab = z.shape
@@ -180,12 +204,17 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         relaxed = st.cut(lambda k: st.mass_above(at(k) + eps, inclusive=False) * np.exp(-eps) < top_p)
         certain = st.cut(lambda k: (st.mass_above(at(k) - eps, inclusive=True) - st.p[r, k]) * np.exp(eps) < top_p)
         own_cut = st.cut(lambda k: st.mass_above(at(k), inclusive=False) < top_p)
+        if mass_atol is not None:  # the mass ranked before rank k (ties by index, as the sampler ranks)
+            relaxed = np.minimum(relaxed, (st.cm[:, :vocab] < top_p + mass_atol).sum(axis=1))
+            certain = np.maximum(certain, (st.cm[:, :vocab] + mass_atol < top_p).sum(axis=1))
         ranked = np.take_along_axis(score, st.order, axis=1)
         in_prefix = np.arange(vocab)[None, :]
         best = np.where(in_prefix < certain[:, None], ranked, -np.inf).max(axis=1)
         own = st.order[r, np.where(in_prefix < own_cut[:, None], ranked, -np.inf).argmax(axis=1)]
         s_t = s[rows, tokens]
         ok = (st.mass_above(s_t + eps, inclusive=False) * np.exp(-eps) < top_p) & (score[rows, tokens] >= best - eps)
+        if mass_atol is not None:
+            ok &= mass_before(s, p, tokens) < top_p + mass_atol
         ambiguous = int(((np.where(in_prefix < relaxed[:, None], ranked, -np.inf) >= (best - eps)[:, None])
                          .sum(axis=1) > 1).sum())
     else:
