@@ -258,11 +258,13 @@ def test_jax_verifier_accepts_torch_generations_and_rejects_cheats(model, sample
     pytest.importorskip("jax")
     from vcompute.workloads.lm import to_jax
 
+    for m in (model, cast(model, "bfloat16")):  # bf16: under the tightened bf16 tolerance too
+        j = to_jax(m)
+        for kw in (SAMPLED, dict(seed=3)):
+            g = generate(m, PROMPT, max_new_tokens=N, **kw)
+            assert GenerationVerifier().check(j, PROMPT, g.tokens, g.proof, **kw).accepted
+            gj = generate(j, PROMPT, max_new_tokens=N, **kw)
+            assert GenerationVerifier().check(m, PROMPT, gj.tokens, gj.proof, **kw).accepted
     j = to_jax(model)
-    for kw in (SAMPLED, dict(seed=3)):
-        g = generate(model, PROMPT, max_new_tokens=N, **kw)
-        assert GenerationVerifier().check(j, PROMPT, g.tokens, g.proof, **kw).accepted
-        gj = generate(j, PROMPT, max_new_tokens=N, **kw)
-        assert GenerationVerifier().check(model, PROMPT, gj.tokens, gj.proof, **kw).accepted
     claim = run_generate(sampled_job, "weight_noise", rng=np.random.default_rng(0), provider="provider")
     assert not GenerationVerifier().check(j, PROMPT, claim.output, claim.evidence["proof"], **SAMPLED).accepted
