@@ -190,19 +190,17 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
     eps = 2 * atol / T
     s = z / T
     score = s + gumbel(sampling.seed, first_position + rows, vocab)
-    own_score = score
     if top_p < 1.0:
         w = np.exp(s - s.max(axis=1, keepdims=True))
         p = w / w.sum(axis=1, keepdims=True)
         st = _Sorted(s, p)
-        r = np.arange(n)
 
         def at(rank):
-            return st.s[r, rank]
+            return st.s[rows, rank]
 
         # t may be in the provider's nucleus / j is certainly in it / j is in the verifier's own nucleus
         relaxed = st.cut(lambda k: st.mass_above(at(k) + eps, inclusive=False) * np.exp(-eps) < top_p)
-        certain = st.cut(lambda k: (st.mass_above(at(k) - eps, inclusive=True) - st.p[r, k]) * np.exp(eps) < top_p)
+        certain = st.cut(lambda k: (st.mass_above(at(k) - eps, inclusive=True) - st.p[rows, k]) * np.exp(eps) < top_p)
         own_cut = st.cut(lambda k: st.mass_above(at(k), inclusive=False) < top_p)
         if mass_atol is not None:  # the mass ranked before rank k (ties by index, as the sampler ranks)
             relaxed = np.minimum(relaxed, (st.cm[:, :vocab] < top_p + mass_atol).sum(axis=1))
@@ -210,7 +208,7 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         ranked = np.take_along_axis(score, st.order, axis=1)
         in_prefix = np.arange(vocab)[None, :]
         best = np.where(in_prefix < certain[:, None], ranked, -np.inf).max(axis=1)
-        own = st.order[r, np.where(in_prefix < own_cut[:, None], ranked, -np.inf).argmax(axis=1)]
+        own = st.order[rows, np.where(in_prefix < own_cut[:, None], ranked, -np.inf).argmax(axis=1)]
         s_t = s[rows, tokens]
         ok = (st.mass_above(s_t + eps, inclusive=False) * np.exp(-eps) < top_p) & (score[rows, tokens] >= best - eps)
         if mass_atol is not None:
@@ -220,7 +218,7 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
     else:
         best = score.max(axis=1)
         ok = score[rows, tokens] >= best - eps
-        own = own_score.argmax(axis=1)
+        own = score.argmax(axis=1)
         ambiguous = int(((score >= (best - eps)[:, None]).sum(axis=1) > 1).sum())
     near = int((ok & (own != tokens)).sum())
     bad = np.flatnonzero(~ok)
