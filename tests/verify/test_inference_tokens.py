@@ -43,10 +43,12 @@ def _reference(z, tokens, sp, first, atol, mass_atol):
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 12), v=st.integers(2, 80),
        temperature=st.sampled_from([0.0, 0.3, 0.8, 1.5]), top_p=st.sampled_from([0.5, 0.9, 0.95, 1.0]),
        atol=st.sampled_from([1e-4, 0.05, 0.25]), mass_atol=st.sampled_from([None, 0.0, 0.01, 0.1]),
-       scale=st.sampled_from([0.1, 1.0, 5.0]))
-def test_vectorised_token_rule_equals_its_definition(seed, n, v, temperature, top_p, atol, mass_atol, scale):
+       scale=st.sampled_from([0.1, 1.0, 5.0]), tied=st.booleans())
+def test_vectorised_token_rule_equals_its_definition(seed, n, v, temperature, top_p, atol, mass_atol, scale, tied):
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, v)) * scale
+    if tied:  # exactly equal logits (duplicate embedding rows): ties go by index, as the sampler ranks
+        z[:, rng.integers(v, size=v // 2)] = z[:, rng.integers(v, size=v // 2)]
     sp = SamplingParams(temperature, top_p, seed % 1000)
     honest = np.array([sample(z[i], temperature=temperature, top_p=top_p, seed=sp.seed, position=3 + i)
                        for i in range(n)])

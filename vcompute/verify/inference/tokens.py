@@ -134,8 +134,14 @@ class _Sorted:
 
     def __init__(self, s: np.ndarray, p: np.ndarray) -> None:
         n, v = s.shape
-        self.order = np.argsort(-s, axis=1, kind="stable")
+        # quicksort is ~5x faster than a stable sort; it can only differ where a row has equal scores, and
+        # those rows (rare: duplicate embeddings) are re-sorted stably so ties go by index, as the sampler's
+        self.order = np.argsort(-s, axis=1)
         self.s = np.take_along_axis(s, self.order, axis=1)
+        tied = np.flatnonzero((self.s[:, 1:] == self.s[:, :-1]).any(axis=1))
+        if tied.size:
+            self.order[tied] = np.argsort(-s[tied], axis=1, kind="stable")
+            self.s[tied] = np.take_along_axis(s[tied], self.order[tied], axis=1)
         self.p = np.take_along_axis(p, self.order, axis=1)
         self.cm = np.concatenate([np.zeros((n, 1)), np.cumsum(self.p, axis=1)], axis=1)  # cm[:, c]: top c tokens
         # rows shifted apart (wider than any row's spread) so one flat ascending array serves every row
