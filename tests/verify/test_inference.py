@@ -102,6 +102,42 @@ def test_every_adversary_is_rejected_on_a_sampled_job(sampled_job, behaviour, pa
     assert not v.accepted and v.reason
 
 
+BF16_CHEATS = [("other_temperature", {}), ("other_top_p", {}), ("other_seed", {}), ("greedy_for_sampled", {}),
+               ("draft_model", {}), ("prompt_altered", {}), ("weight_noise", dict(magnitude=1e-2)),
+               ("quantised", dict(kind="int8")), ("fewer_layers", {}), ("token_replaced", {})]
+
+
+@pytest.fixture(scope="module")
+def bf16_job():
+    # trained briefly: an untrained LM's logits are so flat that a temperature change moves no token
+    from vcompute.workloads.lm import train_on_text
+
+    m = TransformerLM(CONFIGS["tiny"], seed=0)
+    torch.set_num_threads(1)
+    train_on_text(m, steps=30, seq_len=32, batch=8, seed=0)
+    return make_generate_job(cast(m, "bfloat16"), PROMPT, max_new_tokens=N, **SAMPLED)
+
+
+@pytest.mark.parametrize("behaviour,params", BF16_CHEATS, ids=[b for b, _ in BF16_CHEATS])
+def test_bf16_job_rejects_sampling_and_model_cheats(bf16_job, behaviour, params):
+    # at bf16 the band is set by honest bf16 implementations (which now agree almost bit for bit), not 0.25
+    v = _verify(bf16_job, behaviour, **params)
+    assert not v.accepted and v.reason
+
+
+def test_bf16_nucleus_is_bounded_by_the_calibrated_mass(bf16_job):
+    # top_p = 1 draws from the tail; the worst-case e^(2 atol / T) bound alone admits every token at bf16
+    from vcompute.verify.inference.tolerance import TOLERANCES, Tolerance
+
+    t = TOLERANCES["bfloat16"]
+    claim = run_generate(bf16_job, "other_top_p", rng=np.random.default_rng(1), provider="p1")
+    loose = GenerationVerifier(tolerance=Tolerance(t.rtol, t.max_misses, t.logit_atol, t.max_inexact, None))
+    assert loose.verify(bf16_job, [claim], VerifyContext(seed=0)).accepted
+    v = GenerationVerifier().verify(bf16_job, [claim], VerifyContext(seed=0))
+    assert not v.accepted and v.reason.startswith("token ")
+    assert _verify(bf16_job, "honest").accepted
+
+
 def test_honest_claim_through_the_protocol(sampled_job, greedy_job):
     for job in (sampled_job, greedy_job):
         v = _verify(job, "honest")
@@ -222,11 +258,13 @@ def test_jax_verifier_accepts_torch_generations_and_rejects_cheats(model, sample
     pytest.importorskip("jax")
     from vcompute.workloads.lm import to_jax
 
+    for m in (model, cast(model, "bfloat16")):  # bf16: under the tightened bf16 tolerance too
+        j = to_jax(m)
+        for kw in (SAMPLED, dict(seed=3)):
+            g = generate(m, PROMPT, max_new_tokens=N, **kw)
+            assert GenerationVerifier().check(j, PROMPT, g.tokens, g.proof, **kw).accepted
+            gj = generate(j, PROMPT, max_new_tokens=N, **kw)
+            assert GenerationVerifier().check(m, PROMPT, gj.tokens, gj.proof, **kw).accepted
     j = to_jax(model)
-    for kw in (SAMPLED, dict(seed=3)):
-        g = generate(model, PROMPT, max_new_tokens=N, **kw)
-        assert GenerationVerifier().check(j, PROMPT, g.tokens, g.proof, **kw).accepted
-        gj = generate(j, PROMPT, max_new_tokens=N, **kw)
-        assert GenerationVerifier().check(model, PROMPT, gj.tokens, gj.proof, **kw).accepted
     claim = run_generate(sampled_job, "weight_noise", rng=np.random.default_rng(0), provider="provider")
     assert not GenerationVerifier().check(j, PROMPT, claim.output, claim.evidence["proof"], **SAMPLED).accepted

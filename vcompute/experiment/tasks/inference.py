@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import time
+import zlib
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +58,15 @@ def _prompt(rng: np.random.Generator, lo: int = 8, hi: int = 40) -> np.ndarray:
     return np.concatenate([[256], ids[s:s + n - 1]]).astype(np.int64)
 
 
+def _mass(logits: np.ndarray, tokens: np.ndarray, sp: dict[str, float]) -> np.ndarray:
+    """The nucleus mass ranked before each token under ``logits`` (what the sampler's top-p cut reads)."""
+    from vcompute.verify.inference.tokens import mass_before
+
+    s = np.asarray(logits, np.float64) / sp["temperature"]
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    return mass_before(s, w / w.sum(axis=1, keepdims=True), np.asarray(tokens))
+
+
 def _sampling(mode: str) -> dict[str, float]:
     return {"temperature": 0.0, "top_p": 1.0} if mode == "greedy" else {"temperature": 0.8, "top_p": 0.95}
 
@@ -82,16 +92,19 @@ class InferenceCalibration:
     Metrics: ``generations``, ``false_rejects``, ``false_reject_rate``; the
     largest honest ``max_rel_err`` (a committed entry), ``max_misses`` (per
     chunk) and ``max_logit_err`` (provider's KV-cache logits against the
-    verifier's prefill); the tolerances in force (``rtol``, ``max_misses_allowed``,
-    ``logit_atol``) and their ``rel_headroom`` / ``logit_headroom`` (tolerance
-    over the honest maximum); ``near_tie_rate`` and ``ambiguous_rate`` per token.
+    verifier's prefill), ``max_inexact`` (committed entries per chunk not bit-identical)
+    and ``max_mass_err`` (the nucleus mass ranked before a sampled token, provider's
+    logits against the verifier's); the tolerances in force (``rtol``, ``max_misses_allowed``,
+    ``logit_atol``, ``max_inexact_allowed``, ``mass_atol``) and ``rel_headroom`` /
+    ``logit_headroom`` (tolerance over the honest maximum); ``near_tie_rate`` and
+    ``ambiguous_rate`` per token.
     """
 
     Params = CalibrationParams
     description = "honest generation errors across backends, threads, batch, sampling and precision"
     metrics = ("generations", "false_rejects", "false_reject_rate", "max_rel_err", "max_misses", "max_logit_err",
-               "rtol", "max_misses_allowed", "logit_atol", "rel_headroom", "logit_headroom", "near_tie_rate",
-               "ambiguous_rate")
+               "max_inexact", "max_mass_err", "rtol", "max_misses_allowed", "logit_atol", "max_inexact_allowed",
+               "mass_atol", "rel_headroom", "logit_headroom", "near_tie_rate", "ambiguous_rate")
 
     def run(self, params: CalibrationParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
@@ -103,11 +116,13 @@ class InferenceCalibration:
         p = params
         prov = _model(p.size, p.train_steps, p.precision, p.provider_backend)
         ver = _model(p.size, p.train_steps, p.precision, p.verifier_backend)
-        rng = np.random.default_rng(seed)
+        # each variant its own prompts and seeds: 64 variants x 16 are 1024 distinct generations, not 16 repeated
+        variant = f"{p.provider_backend},{p.verifier_backend},{p.threads},{p.batch},{p.mode},{p.precision}"
+        rng = np.random.default_rng([seed, zlib.crc32(variant.encode())])
         sp = _sampling(p.mode)
         v = GenerationVerifier()
-        rejects = misses = tokens = near = amb = 0
-        rel = logit = 0.0
+        rejects = misses = inexact = tokens = near = amb = 0
+        rel = logit = mass = 0.0
         done = 0
         while done < p.generations:
             b = min(p.batch, p.generations - done)
@@ -120,17 +135,23 @@ class InferenceCalibration:
                 r = v.check(ver, pr, g.tokens, g.proof, seed=s, **sp)
                 rejects += not r.accepted
                 misses = max(misses, max(r.details.get("misses", [0])))
+                inexact = max(inexact, max(r.details.get("inexact", [0])))
                 rel = max(rel, max(r.details.get("max_rel_err", [0.0])))
                 near += r.details.get("near_ties", 0)
                 amb += r.details.get("ambiguous", 0)
                 tokens += len(g.tokens)
                 ref = prefill(ver, np.concatenate([pr, g.tokens[:-1]])).logits[len(pr) - 1:]
                 logit = max(logit, float(np.abs(ref - g.logits).max()))
+                if p.mode == "sampled":
+                    mass = max(mass, float(np.abs(_mass(g.logits, g.tokens, sp) - _mass(ref, g.tokens, sp)).max()))
             done += b
         tol = tolerance_for(p.precision)
         return {"generations": done, "false_rejects": rejects, "false_reject_rate": rejects / done,
-                "max_rel_err": rel, "max_misses": misses, "max_logit_err": logit, "rtol": tol.rtol,
-                "max_misses_allowed": tol.max_misses, "logit_atol": tol.logit_atol,
+                "max_rel_err": rel, "max_misses": misses, "max_logit_err": logit, "max_inexact": inexact,
+                "max_mass_err": mass, "rtol": tol.rtol, "max_misses_allowed": tol.max_misses,
+                "logit_atol": tol.logit_atol,
+                "max_inexact_allowed": float("nan") if tol.max_inexact is None else tol.max_inexact,
+                "mass_atol": float("nan") if tol.mass_atol is None else tol.mass_atol,
                 "rel_headroom": tol.rtol / max(rel, 1e-30), "logit_headroom": tol.logit_atol / max(logit, 1e-30),
                 "near_tie_rate": near / tokens, "ambiguous_rate": amb / tokens}
 
@@ -168,14 +189,17 @@ class InferenceDetection:
     Metrics: ``detected`` (fraction rejected), ``by_tokens`` / ``by_activations`` /
     ``by_evidence`` (which check rejected, as fractions of trials),
     ``tokens_changed`` (fraction of tokens differing from the honest run),
-    ``median_rel_err`` (median committed-entry error, mean over trials) and
-    ``verify_over_generate`` (verifier seconds over honest generation seconds).
+    ``median_rel_err`` (median committed-entry error, mean over trials),
+    ``verify_over_generate`` (verifier seconds over honest generation seconds) and
+    ``applicable`` (0, with only ``detected`` NaN and ``not_applicable`` returned, for an
+    adversary that is honest work on the job: a bf16 model or bf16 weights on a bf16 job, greedy
+    tokens for a greedy job).
     """
 
     Params = DetectionParams
     description = "detection of one generate adversary by GenerationVerifier"
     metrics = ("detected", "by_tokens", "by_activations", "by_evidence", "tokens_changed", "median_rel_err",
-               "verify_over_generate")
+               "verify_over_generate", "applicable", "not_applicable")
 
     def run(self, params: DetectionParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
@@ -189,10 +213,14 @@ class InferenceDetection:
         name, kw = _adversary(params.adversary)
         if name not in GENERATE_BEHAVIOURS:
             raise ValueError(f"unknown adversary {name!r}; known: {', '.join(GENERATE_BEHAVIOURS)}")
+        if (name in ("low_precision", "quantised") and params.precision in kw.values()
+                or name == "greedy_for_sampled" and params.mode == "greedy"):
+            return {"detected": float("nan"), "applicable": 0, "not_applicable":
+                    f"{params.adversary} is the honest computation of a {params.precision} {params.mode} job"}
         m = _model(params.size, params.train_steps, params.precision, "torch")
         rng = np.random.default_rng(seed)
         v = GenerationVerifier()
-        out = {k: 0.0 for k in self.metrics}
+        out = {k: 0.0 for k in self.metrics if k not in ("applicable", "not_applicable")}
         gen_s = ver_s = 0.0
         for _ in range(params.trials):
             job = make_generate_job(m, _prompt(rng), max_new_tokens=params.n_new, seed=int(rng.integers(2**31)),
@@ -217,6 +245,7 @@ class InferenceDetection:
             out["median_rel_err"] += float(np.median(med)) if med else float("nan")
         res = {k: val / params.trials for k, val in out.items()}
         res["verify_over_generate"] = ver_s / gen_s
+        res.update(applicable=1, not_applicable="")
         return res
 
 

@@ -188,8 +188,9 @@ class SampledGlue(Scheme):
         if not v.accepted:
             return v
         L = len(prompt)
-        tc = check_tokens(trace["logits"][L - 1:], toks, sp, first_position=L,
-                          atol=tolerance_for("float32").logit_atol)
+        tol = tolerance_for("float32")
+        tc = check_tokens(trace["logits"][L - 1:], toks, sp, first_position=L, atol=tol.logit_atol,
+                          mass_atol=tol.mass_atol)
         cost = Cost(flops=v.cost.flops, seconds=time.perf_counter() - t0, evidence_bytes=v.cost.evidence_bytes,
                     reexecuted_fraction=v.cost.reexecuted_fraction)
         details = {**v.details, "near_ties": tc.near_ties, "first_bad_token": tc.first_bad}

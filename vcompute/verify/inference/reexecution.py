@@ -76,8 +76,9 @@ class Reexecution:
                                       scheme=self.name, cost=cost, details={"first_bad_token": int(diff[0])})
             return Verdict.accept(f"{n} tokens identical to the re-execution", scheme=self.name, cost=cost)
         pre = prefill(model, np.concatenate([prompt, toks[:-1]]))
-        tc = check_tokens(pre.logits[L - 1:], toks, sp, first_position=L,
-                          atol=tolerance_for(precision_of(model)).logit_atol)
+        tol = tolerance_for(precision_of(model))
+        tc = check_tokens(pre.logits[L - 1:], toks, sp, first_position=L, atol=tol.logit_atol,
+                          mass_atol=tol.mass_atol)
         cost = Cost(flops=flops, seconds=time.perf_counter() - t0, evidence_bytes=8.0 * n, reexecuted_fraction=1.0)
         details = {"first_bad_token": tc.first_bad, "near_ties": tc.near_ties, "ambiguous": tc.ambiguous}
         if not tc.ok:

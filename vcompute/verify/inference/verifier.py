@@ -212,15 +212,16 @@ class GenerationVerifier(Scheme):
         pre = prefill(model, np.concatenate([prompt, toks[:stop - 1]]))
         hidden, logits = pre.hidden[L - 1:], pre.logits[L - 1:]
         tol = self._tol(precision)
-        tc = check_tokens(logits, toks[:stop], sp, first_position=L, atol=tol.logit_atol)
+        tc = check_tokens(logits, toks[:stop], sp, first_position=L, atol=tol.logit_atol, mass_atol=tol.mass_atol)
         details: dict[str, Any] = {
             "precision": precision, "n_tokens": n, "checked_tokens": stop, "checked_chunks": chunks,
             "near_ties": tc.near_ties, "ambiguous": tc.ambiguous, "first_bad_token": tc.first_bad,
             "proof_bytes": len(raw), "proof_bytes_per_32": len(raw) * CHUNK / n, "challenge_seed": challenge_seed,
         }
         if self.activations:
-            cc = check_commitment(parsed, hidden, rtol=tol.rtol, max_misses=tol.max_misses, chunks=chunks)
-            details.update(misses=list(cc.misses), max_rel_err=list(cc.max_rel_err),
+            cc = check_commitment(parsed, hidden, rtol=tol.rtol, max_misses=tol.max_misses, chunks=chunks,
+                                  max_inexact=tol.max_inexact)
+            details.update(misses=list(cc.misses), inexact=list(cc.inexact), max_rel_err=list(cc.max_rel_err),
                            median_rel_err=list(cc.median_rel_err), first_bad_chunk=cc.first_bad)
         cost = Cost(flops=_flops(cfg, 0, L + stop - 1), seconds=time.perf_counter() - t0,
                     evidence_bytes=float(len(raw) + 8 * n), reexecuted_fraction=(L + stop - 1) / (L + n - 1))
@@ -229,8 +230,11 @@ class GenerationVerifier(Scheme):
                                   scheme=self.name, details=details, cost=cost)
         if self.activations and not cc.ok:
             c = cc.first_bad
-            return Verdict.reject(f"chunk {c}: {cc.misses[chunks.index(c)]} committed activations differ from the "
-                                  f"model's beyond {precision} tolerance (allowed {tol.max_misses})",
-                                  scheme=self.name, details=details, cost=cost)
+            i = chunks.index(c)
+            what = (f"{cc.misses[i]} committed activations differ from the model's beyond {precision} tolerance "
+                    f"(allowed {tol.max_misses})" if cc.misses[i] > tol.max_misses else
+                    f"{cc.inexact[i]} committed activations are not bit-identical to the model's "
+                    f"(allowed {tol.max_inexact} at {precision})")
+            return Verdict.reject(f"chunk {c}: {what}", scheme=self.name, details=details, cost=cost)
         return Verdict.accept(f"{n} tokens and {len(chunks)} activation chunks match the model at {precision}",
                               scheme=self.name, details=details, cost=cost)

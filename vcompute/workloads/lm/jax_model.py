@@ -29,19 +29,47 @@ def _jnp():
     return jax, jnp
 
 
+def _round(y, dtype, jnp):
+    """``y`` rounded once to ``dtype``, explicitly.
+
+    Under ``jit`` XLA may keep float32 across fused bf16/fp16 ops
+    (``xla_allow_excess_precision``), skipping the roundings that torch's
+    kernels perform after every op; ``reduce_precision`` cannot be elided, so
+    the JAX model rounds where torch does and the two agree bit for bit
+    (they differed in ~40% of bf16 hidden entries without it).
+    """
+    import jax
+
+    y = y.astype(jnp.float32)
+    if dtype == jnp.float32:
+        return y
+    fi = jnp.finfo(dtype)
+    return jax.lax.reduce_precision(y, exponent_bits=fi.nexp, mantissa_bits=fi.nmant).astype(dtype)
+
+
 def _layer_norm(x, w, b, jnp):
     xf = x.astype(jnp.float32)
     mu = xf.mean(-1, keepdims=True)
     var = ((xf - mu) ** 2).mean(-1, keepdims=True)
     y = (xf - mu) / jnp.sqrt(var + 1e-5) * w.astype(jnp.float32) + b.astype(jnp.float32)
-    return y.astype(x.dtype)  # one rounding, as torch's LayerNorm kernel does
+    return _round(y, x.dtype, jnp)  # one rounding, as torch's LayerNorm kernel does
+
+
+def _matmul(a, b, jnp):
+    """``a @ b`` accumulated in float32 (rounded by the caller, once, as torch's CPU kernels do)."""
+    import jax
+
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST, preferred_element_type=jnp.float32)
+
+
+def _add(a, b, jnp):
+    return _round(a.astype(jnp.float32) + b.astype(jnp.float32), a.dtype, jnp)
 
 
 def _linear(x, params, name, jnp):
-    import jax
-
-    y = jnp.matmul(x, params[f"{name}.weight"].T, precision=jax.lax.Precision.HIGHEST)
-    return y + params[f"{name}.bias"]
+    # bias added before the one rounding (torch's addmm): rounding the product first flips ~28% of bf16 outputs
+    y = _matmul(x, params[f"{name}.weight"].T, jnp) + params[f"{name}.bias"].astype(jnp.float32)
+    return _round(y, x.dtype, jnp)
 
 
 @functools.lru_cache(maxsize=None)
@@ -52,7 +80,8 @@ def _compiled(cfg: LMConfig):
     def forward(params, ids, positions, key_mask, cache_k, cache_v, start):
         b, t = ids.shape
         s = key_mask.shape[1]
-        x = params["wte.weight"][ids] + params["wpe.weight"][positions]
+        x = _add(params["wte.weight"][ids], params["wpe.weight"][positions], jnp)
+        dt = x.dtype
         q_slot = start + jnp.arange(t)
         causal = (jnp.arange(s)[None, :] <= q_slot[:, None])[None, None]
         self_key = (jnp.arange(s)[None, :] == q_slot[:, None])[None, None]  # padding queries stay finite
@@ -67,13 +96,15 @@ def _compiled(cfg: LMConfig):
             cv = jax.lax.dynamic_update_slice(cache_v[i], v, (0, 0, start, 0))
             new_k.append(ck)
             new_v.append(cv)
-            att = jnp.matmul(q, ck.transpose(0, 1, 3, 2), precision=jax.lax.Precision.HIGHEST) * (1.0 / math.sqrt(dh))
-            att = jax.nn.softmax(jnp.where(mask, att, -jnp.inf).astype(jnp.float32), axis=-1).astype(v.dtype)
-            o = jnp.matmul(att, cv, precision=jax.lax.Precision.HIGHEST).transpose(0, 2, 1, 3).reshape(b, t, -1)
-            x = x + _linear(o, params, p + "attn_proj", jnp)
+            att = _round(_round(_matmul(q, ck.transpose(0, 1, 3, 2), jnp), dt, jnp).astype(jnp.float32)
+                         * (1.0 / math.sqrt(dh)), dt, jnp)
+            att = _round(jax.nn.softmax(jnp.where(mask, att, -jnp.inf).astype(jnp.float32), axis=-1), dt, jnp)
+            o = _round(_matmul(att, cv, jnp), dt, jnp).transpose(0, 2, 1, 3).reshape(b, t, -1)
+            x = _add(x, _linear(o, params, p + "attn_proj", jnp), jnp)
             y = _layer_norm(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"], jnp)
-            y = jax.nn.gelu(_linear(y, params, p + "c_fc", jnp), approximate=True)
-            x = x + _linear(y, params, p + "mlp_proj", jnp)
+            fc = _linear(y, params, p + "c_fc", jnp)
+            y = _round(jax.nn.gelu(fc.astype(jnp.float32), approximate=True), dt, jnp)  # one rounding, as torch
+            x = _add(x, _linear(y, params, p + "mlp_proj", jnp), jnp)
         hidden = _layer_norm(x, params["ln_f.weight"], params["ln_f.bias"], jnp)
         logits = jnp.matmul(hidden.astype(jnp.float32), params["wte.weight"].astype(jnp.float32).T,
                             precision=jax.lax.Precision.HIGHEST)

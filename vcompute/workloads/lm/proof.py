@@ -91,13 +91,11 @@ def select_entries(values: np.ndarray, k: int) -> np.ndarray:
     v = np.abs(np.asarray(values, dtype=np.float32))
     v = np.where(np.isnan(v), np.float32(np.inf), v)  # a NaN is never hidden below the cut
     c, d = v.shape
-    ranked = np.argsort(-v, axis=1, kind="stable")
-    out = []
-    for t in range(c):
-        m = min(d, k // c + (1 if t < k % c else 0))
-        if m:
-            out.append(t * d + np.sort(ranked[t, :m]))
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+    m = np.minimum(d, k // c + (np.arange(c) < k % c))  # entries of each token
+    top = int(m.max()) if c else 0
+    ranked = np.argsort(-v, axis=1, kind="stable")[:, :top]
+    flat = (np.arange(c)[:, None] * d + ranked)[np.arange(top)[None, :] < m[:, None]]
+    return np.sort(flat).astype(np.int64)
 
 
 def _mulmod(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
@@ -143,12 +141,16 @@ def interpolate(xs: np.ndarray, ys: np.ndarray, p: int) -> np.ndarray:
 
 
 def evaluate(coeffs: np.ndarray, xs: np.ndarray, p: int) -> np.ndarray:
-    """The polynomial with ``coeffs`` (low to high) at ``xs``, mod ``p`` (uint64)."""
+    """The polynomial with ``coeffs`` (low to high) at ``xs``, mod ``p`` (uint64).
+
+    ``coeffs`` ``[..., k]`` and ``xs`` ``[..., m]`` may carry leading batch axes (one polynomial per row).
+    """
     P = np.uint64(p)
     x = np.asarray(xs, dtype=np.uint64) % P
+    c = np.asarray(coeffs, dtype=np.uint64)
     acc = np.zeros_like(x)
-    for c in np.asarray(coeffs, dtype=np.uint64)[::-1]:
-        acc = (_mulmod(acc, x, p) + c) % P
+    for j in range(c.shape[-1] - 1, -1, -1):
+        acc = (_mulmod(acc, x, p) + c[..., j, None]) % P
     return acc
 
 

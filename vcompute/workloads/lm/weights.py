@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,61 @@ def raw_weights(model: Any) -> dict[str, tuple[str, tuple[int, ...], bytes]]:
     raise TypeError(f"expected a TransformerLM or JaxTransformerLM, got {type(model).__name__}")
 
 
+def _hash_weights(model: Any) -> str:
+    h = hashlib.sha256(b"vcompute-lm-weights:" + json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
+    for name, (dt, shape, data) in sorted(raw_weights(model).items()):
+        h.update(json.dumps([name, dt, list(shape)]).encode() + b"\0")
+        h.update(data)
+    return h.hexdigest()
+
+
+#: model -> (config, snapshot of its parameters, hash); entries die with their model.
+_HASHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_INT_OF_SIZE = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
+
+
+def _snapshot(model: Any) -> tuple | None:
+    """What a cached hash is valid for: every parameter's exact bits (torch) or its immutable array (JAX).
+
+    A torch parameter is compared by its *bits* against a private copy, not by ``_version`` (writes through
+    ``.numpy()`` or ``.data`` do not bump it) nor by value (``-0.0 == 0.0`` and ``NaN != NaN``).
+    """
+    if _is_torch(model):
+        import torch
+
+        out = []
+        for name, t in model.state_dict().items():
+            t = t.detach().contiguous()
+            out.append((name, t.dtype, tuple(t.shape), t.view(getattr(torch, _INT_OF_SIZE[t.element_size()]))))
+        return tuple(out)
+    import jax
+
+    items = tuple(sorted(model.params.items()))
+    if not all(isinstance(a, jax.Array) for _, a in items):
+        return None  # a mutable array was put in: nothing to key on but its bytes
+    return items
+
+
+def _same(cached: tuple, now: tuple) -> bool:
+    import torch
+
+    if len(cached) != len(now):
+        return False
+    for a, b in zip(cached, now):
+        if len(a) == 2:  # JAX: the same immutable arrays
+            if a[0] != b[0] or a[1] is not b[1]:
+                return False
+        elif a[:3] != b[:3] or not torch.equal(a[3], b[3]):
+            return False
+    return True
+
+
 def model_hash(model: Any) -> str:
     """Hex SHA-256 of the config and weights: the model commitment of a ``generate`` job.
+
+    The hash of a model is cached and reused only while its config and every parameter's bits are
+    unchanged (a bitwise comparison, much cheaper than hashing), so a model mutated in place, by any
+    route, is hashed afresh.
 
     Example:
         >>> from vcompute.workloads.lm import LMConfig, TransformerLM
@@ -55,11 +109,18 @@ def model_hash(model: Any) -> str:
         >>> model_hash(TransformerLM(cfg, seed=0)) == model_hash(TransformerLM(cfg, seed=1))
         False
     """
-    h = hashlib.sha256(b"vcompute-lm-weights:" + json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
-    for name, (dt, shape, data) in sorted(raw_weights(model).items()):
-        h.update(json.dumps([name, dt, list(shape)]).encode() + b"\0")
-        h.update(data)
-    return h.hexdigest()
+    if not (_is_torch(model) or type(model).__name__ == "JaxTransformerLM"):
+        raise TypeError(f"expected a TransformerLM or JaxTransformerLM, got {type(model).__name__}")
+    cfg, snap = model.cfg, _snapshot(model)
+    hit = _HASHES.get(model)
+    if snap is not None and hit is not None and hit[0] == cfg and _same(hit[1], snap):
+        return hit[2]
+    digest = _hash_weights(model)
+    if snap is not None:
+        if _is_torch(model):  # private copies: the model's own tensors may change under the cache
+            snap = tuple((n, dt, sh, b.clone()) for n, dt, sh, b in snap)
+        _HASHES[model] = (cfg, snap, digest)
+    return digest
 
 
 def precision_of(model: Any) -> str:
