@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from vcompute.core import Claim  # noqa: E402
 from vcompute.core.signing import key_from_name  # noqa: E402
 from vcompute.verify import VERIFIERS, GenerationVerifier, VerifyContext  # noqa: E402
 from vcompute.verify.inference import Reexecution  # noqa: E402
@@ -237,6 +238,21 @@ def test_caller_misuse_raises(model, honest_gen):
         GenerationVerifier(sample_chunks=0)
     with pytest.raises(ValueError):
         GenerationVerifier().verify(make_generate_job(model, PROMPT, max_new_tokens=4), [], VerifyContext(seed=0))
+
+
+def test_a_job_whose_weights_do_not_match_its_hash_is_the_callers_error_not_a_rejection(model):
+    """The consumer built the job: tampered weights raise before any claim is read, so no
+    provider is blamed (and slashed) for the consumer's mistake."""
+    import dataclasses
+
+    job = make_generate_job(model, PROMPT, max_new_tokens=4)
+    weights = {k: np.array(v, copy=True) for k, v in job.inputs["weights"].items()}
+    name = next(iter(weights))
+    weights[name].flat[0] += 1.0
+    bad = dataclasses.replace(job, inputs={**dict(job.inputs), "weights": weights})
+    claim = Claim(bad.id, "p0", output=np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="hash"):
+        GenerationVerifier().verify(bad, [claim], VerifyContext(seed=0))
 
 
 def test_sampled_chunks_check_a_prefix(model):

@@ -120,11 +120,20 @@ class GenerationVerifier(Scheme):
     def check_job(self, job: Job, ctx: VerifyContext) -> None:
         """Refuse a job that is not a ``generate`` job (the caller's misuse).
 
+        The job's model and sampling parameters are built here too, before
+        any claim is read: weights that do not match the job's model hash, or
+        a malformed sampling spec, are the consumer's doing, never a provider's.
+
         Raises:
-            ValueError: if ``job`` is not a generate job.
+            ValueError: if ``job`` is not a generate job, or its weights or
+                sampling parameters are malformed.
         """
         if job.kind != "generate":
             raise ValueError("GenerationVerifier.verify needs a 'generate' job (make_generate_job)")
+        from vcompute.workloads.lm.job import model_of, sampling_of
+
+        model_of(job)  # cached on the job: _check reuses it
+        sampling_of(job)
 
     def _check(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
         """Decide on the single claim of a ``generate`` job (screened, guarded and metered by :class:`Scheme`).
