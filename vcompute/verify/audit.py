@@ -33,7 +33,7 @@ import numpy as np
 from vcompute.core.types import Claim, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Verifier, VerifyContext
 
-__all__ = ["Audit", "audit_probability"]
+__all__ = ["Audit", "audit_probability", "draw_audit"]
 
 
 def audit_probability(p: Any, *, name: str = "p") -> float:
@@ -53,6 +53,20 @@ def audit_probability(p: Any, *, name: str = "p") -> float:
     if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return value
+
+
+def draw_audit(rng: np.random.Generator, p: float) -> bool:
+    """The audit coin: exactly one uniform draw from ``rng``, True with probability ``p``.
+
+    Drawing even when ``p`` is 0 or 1 keeps every later draw of a seeded run
+    where it was, whatever a policy does to ``p``. :class:`Audit`, the
+    spot-check's re-execution audit and the market's audits all toss this coin.
+
+    Example:
+        >>> draw_audit(np.random.default_rng(0), 1.0), draw_audit(np.random.default_rng(0), 0.0)
+        (True, False)
+    """
+    return bool(rng.random() < p)
 
 
 class Audit:
@@ -80,12 +94,8 @@ class Audit:
         return Audit(self.verifier, p)
 
     def drawn(self, rng: np.random.Generator) -> bool:
-        """Whether this job is audited: one uniform draw from ``rng``, always exactly one.
-
-        Drawing even when ``p`` is 0 or 1 keeps every later draw of a seeded
-        run where it was, whatever the policy does to ``p``.
-        """
-        return bool(rng.random() < self.p)
+        """Whether this job is audited (:func:`draw_audit`: one uniform draw from ``rng``, always exactly one)."""
+        return draw_audit(rng, self.p)
 
     def replicas(self, job: Job) -> int:
         """Claims an audited job needs (the inner verifier's)."""

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from vcompute.core.types import Claim, Job, Verdict
+from vcompute.verify.audit import audit_probability, draw_audit
 from vcompute.verify.base import Misuse, Scheme, VerifyContext
 from vcompute.verify.replication.equality import Bitwise, Equality, Homogeneous
 from vcompute.verify.replication import expected_dtype, expected_kind, expected_shape, make_equality, screen_output
@@ -120,8 +121,7 @@ class SpotCheck(Scheme):
                  ulp: float | None = None) -> None:
         if not (isinstance(q, (int, float)) and 0.0 <= q < 1.0):
             raise ValueError(f"q must be in [0, 1), got {q!r}")
-        if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
-            raise ValueError(f"p must be in [0, 1], got {p!r}")
+        p = audit_probability(p, name="p")
         if q > 0 and known is None:
             raise ValueError("q > 0 needs a known-answer pool: pass known=KnownAnswers(make_job, solve)")
         self.q, self.p = float(q), float(p)
@@ -221,7 +221,7 @@ class SpotCheck(Scheme):
         return self._verify(job, claims[0], ctx)
 
     def _verify(self, job: Job, claim: Claim, ctx: VerifyContext) -> Verdict:
-        audit_draw = float(ctx.rng.random())  # drawn for every bound claim, so streams do not depend on the branch
+        audited = draw_audit(ctx.rng, self.p)  # tossed for every bound claim, so streams do not depend on the branch
         known = self.known is not None and job.id in self.known
         reason = screen_output(claim, expected_shape(job), kind=expected_kind(job))
         if reason is not None:
@@ -229,7 +229,7 @@ class SpotCheck(Scheme):
                                   details={"check": "known_answer" if known else "screen", "caught": True})
         if known:
             expected, check, source = self.known.answer(job.id), "known_answer", "known"  # type: ignore[union-attr]
-        elif audit_draw < self.p:
+        elif audited:
             try:
                 expected = ctx.reexecute(job, None, fraction=1.0)
             except MemoryError:
