@@ -19,9 +19,9 @@ name = "table-test"
 task = "market.run"
 seeds = 2
 [grid]
-"adversary.behaviour" = ["lazy", "low_precision"]
+"adversary.strategy" = ["lazy", "low_precision"]
 [report]
-group_by = ["adversary.behaviour"]
+group_by = ["adversary.strategy"]
 metrics = ["cheat_rate_adversary", "profit_honest", "profit_adversary", "detect_latency_jobs",
            "fraud_rate", "cost_per_correct", "verification_overhead"]
 """
@@ -31,7 +31,7 @@ def _rows():
     rows = []
     for b, base in (("lazy", 0.0558), ("low_precision", 1234567.0)):
         for seed in (0, 1):
-            rows.append({"key": f"{b}{seed}", "seed": seed, "status": "ok", "adversary.behaviour": b,
+            rows.append({"key": f"{b}{seed}", "seed": seed, "status": "ok", "adversary.strategy": b,
                          "cheat_rate_adversary": base + seed * 0.00013, "profit_honest": -base / 3 + seed,
                          "profit_adversary": float("nan"), "detect_latency_jobs": 12.0 + seed,
                          "fraud_rate": 1e-7 * (seed + 1), "cost_per_correct": 0.2318 + seed / 1000,
@@ -91,10 +91,10 @@ def test_abbreviate_is_unique_and_short():
 def test_markdown_and_csv():
     cfg = load_config(text=CFG)
     md = table_markdown(cfg, _rows())
-    assert md.splitlines()[0].startswith("| adversary.behaviour | runs | cheat_rate_adversary")
+    assert md.splitlines()[0].startswith("| adversary.strategy | runs | cheat_rate_adversary")
     assert "- cost_per_correct: everything consumers paid" in md and "[USD]" in md
     parsed = list(csv.DictReader(io.StringIO(table_csv(cfg, _rows()))))
-    assert [r["adversary.behaviour"] for r in parsed] == ["lazy", "low_precision"]
+    assert [r["adversary.strategy"] for r in parsed] == ["lazy", "low_precision"]
     assert float(parsed[0]["detect_latency_jobs"]) == pytest.approx(12.5)
     assert float(parsed[0]["detect_latency_jobs_se"]) == pytest.approx(0.5)
 

@@ -93,11 +93,11 @@ def test_pol_single_setting_gets_whole_plain_names():
     assert "detected_topq" not in out
 
 
-def test_market_declares_every_registered_behaviour():
-    from vcompute.market.behaviours import MARKET_BEHAVIOURS
+def test_market_declares_every_registered_strategy():
+    from vcompute.market.strategies import STRATEGIES
 
     declared = TASKS.get("market.run").metrics
-    for b in MARKET_BEHAVIOURS.names():
+    for b in STRATEGIES.names():
         assert f"profit_{b}" in declared and f"cheat_rate_{b}" in declared
 
 

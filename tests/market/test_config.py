@@ -72,7 +72,7 @@ def test_dotted_grid_keys_reach_nested_params(tmp_path):
         "# Reproduces: nothing.\n# Run: vcompute run experiments/ok.toml\n"
         '[experiment]\nname = "ok"\ntask = "market.run"\nseeds = 1\n'
         "[params]\njobs = 10\n"
-        '[grid]\n"consumers.audit_p" = [0.1, 0.5]\n"adversary.behaviour" = ["lazy", "strategic"]\n'
+        '[grid]\n"consumers.audit_p" = [0.1, 0.5]\n"adversary.strategy" = ["lazy", "strategic"]\n'
         "[smoke]\n\"experiment.seeds\" = 1\n")
     load_config(cfg)  # validates every grid point against MarketParams
 

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from vcompute.market.behaviours import CHEAT_SAVINGS
+from vcompute.market.strategies import CHEAT_SAVINGS
 from vcompute.market.config import HARDWARE, MarketParams
 from vcompute.market.sim import Market
 

@@ -73,8 +73,14 @@ def test_unit_hash_is_uniform_enough():
 def test_the_old_module_and_key_still_work():
     from pydantic import ValidationError
 
-    from vcompute.market import behaviours
+    import importlib
+    import sys
+
     from vcompute.market.config import MarketParams
+
+    sys.modules.pop("vcompute.market.behaviours", None)
+    with pytest.warns(DeprecationWarning, match="vcompute.market.strategies"):
+        behaviours = importlib.import_module("vcompute.market.behaviours")
 
     assert behaviours.MARKET_BEHAVIOURS is STRATEGIES and behaviours.CHEAT_SAVINGS["random_output"] == 0.95
     old = MarketParams.model_validate({"adversary": {"behaviour": "lazy"}})
