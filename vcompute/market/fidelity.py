@@ -208,8 +208,12 @@ class RealWork:
         for i, cheat in enumerate(cheats):
             salt = _mix(self.seed, 7, 7) if colluding[i] else _mix(self.seed, job_key, 100 + i)
             rng = np.random.default_rng([salt, job_key])
+            # each provider runs its own copy of the job: in one process a behaviour holds the job
+            # object, and one that rewrote its inputs (or a module cached on it) would rewrite what
+            # the verifier checks against and what a co-provider computes on
+            own = self.make_job(job_key, n)
             t0 = time.perf_counter()
-            claims.append(kind.execute(job, kind.behaviour_for(cheat), rng=rng, provider=f"p{i}"))
+            claims.append(kind.execute(own, kind.behaviour_for(cheat), rng=rng, provider=f"p{i}"))
             seconds.append(time.perf_counter() - t0)
         st = self.stats
         st.jobs += 1

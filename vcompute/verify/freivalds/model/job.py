@@ -65,6 +65,7 @@ class ModelVerifier:
         """
         from vcompute.verify.freivalds import Freivalds
         from vcompute.verify.freivalds.model._torch import TorchModelVerifier
+        from vcompute.verify.screening import exact_str
         from vcompute.workloads.kinds.forward import input_of, module_of
 
         module = module_of(job)  # raises ValueError for another kind of job
@@ -74,7 +75,8 @@ class ModelVerifier:
         x = input_of(job)
         blame, cost, reasons = [], Cost(), []
         for i, c in enumerate(claims):
-            provider = str(c.provider) if isinstance(c, Claim) else "?"
+            # builtin str only: a provider name's own __str__ is the provider's code
+            provider = (exact_str(c.provider) if isinstance(c, Claim) else None) or "?"
             problem = _claim_problem(c, job)
             if problem is None:
                 v = checker.verify((x,), c.output, dict(c.evidence)["trace"], seed=ctx.rng)
