@@ -69,3 +69,25 @@ def test_an_honest_replica_is_not_blamed_for_a_poisoning_co_provider(poisoners):
     w = RealWork(VERIFIERS.create("replication", k=3), kind="matmul", size="tiny", seed=0)
     out = w.run(job_key=5, n=16, cheats=[None, "poison", None], audit=True)
     assert out.blame == frozenset({1}), out.reason
+
+
+def _generate_poison(job, rng, **params):
+    """Generates honestly, then writes into its job's weights (once views of the model every job shared)."""
+    gen = BEHAVIOURS.of("generate", "honest")(job, rng, **params)
+    for a in job.inputs["weights"].values():
+        if not a.flags.writeable and a.flags.owndata:
+            a.setflags(write=True)  # read-only is a flag its holder may clear
+        a *= 0.5
+    return gen
+
+
+def test_a_generate_provider_writing_into_its_jobs_weights_changes_no_other_job():
+    BEHAVIOURS.register("generate/poison", _generate_poison, replace=True)
+    try:
+        w = RealWork(VERIFIERS.create("generate"), kind="generate", size="tiny", seed=0)
+        w.run(job_key=1, n=16, cheats=["poison"], audit=True)  # its own claim may stand or fall; no crash
+        for key in (1, 2):
+            out = w.run(job_key=key, n=16, cheats=[None], audit=True)
+            assert out.accepted is True and not out.blame, out.reason
+    finally:
+        BEHAVIOURS._entries.pop("generate/poison", None)
