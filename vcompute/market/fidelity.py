@@ -9,7 +9,11 @@ the verdict, and what checking cost as a share of the job's compute.
   or a plugin), has each provider execute it with the behaviour its market
   cheat means for that kind (:meth:`~vcompute.workloads.kinds.JobKind.behaviour_for`)
   and runs the real :class:`~vcompute.verify.Verifier` on the claims.
-  Detection is whatever the verifier decides; its blame is the outcome's.
+  Detection is whatever the verifier decides; its blame is the outcome's. Where
+  replicas disagree and the verdict names nobody, the majority's output stands if
+  the verdict accepted it, and a trusted referee's if it rejected. Each provider
+  executes its own copy of the job, so no provider's code can rewrite the job the
+  verifier checks against.
 - :class:`ModelledWork` replaces execution and checking by the
   calibration table measured with :class:`RealWork`
   (:mod:`vcompute.market.calibration`), so a run scales to 10^5+ jobs.
@@ -235,6 +239,10 @@ class RealWork:
         # had that work done by the paid replicas, not by the checker.
         frac = max(0.0, frac - (len(claims) - 1))
         reference, referee = resolve(tokens)
+        if not verdict.accepted and not verdict.blame and len(set(tokens)) > 1:
+            # the scheme refused the majority's answer and named nobody: the votes must not decide
+            # (a colluding majority would be paid and the honest minority slashed); a referee does
+            referee = True
         if referee:
             reference = kind.execute(job, "honest", rng=np.random.default_rng(0), provider="referee").commitment
             frac += 1.0
