@@ -66,6 +66,17 @@ def test_the_python_mirror_decides_exactly_as_the_contract(chain):
     assert cases > 200 and seen == {True, False}
 
 
+def test_the_mirror_decides_each_value_alone_as_one_contract_call(chain):
+    """A large value decided beside a small one must not coarsen the small one's fixed-point frame."""
+    x, w = np.full(8, 1e-20, np.float32), np.ones(8, np.float32)
+    wrong, huge, right = _bits(5e-20), _bits(3e38), _bits(float(np.float32(1e-20) * 8))
+    for zs in ([wrong], [wrong, huge], [huge, wrong, right], [right, _bits(np.nan), wrong]):
+        got = within(x, w, 24, zs)
+        assert got == [within(x, w, 24, [z])[0] for z in zs]
+        assert got == [chain.view("within", pack_float32(x), pack_float32(w), 8, 24, z, on="float_step") for z in zs]
+    assert within(x, w, 24, [wrong, huge, right]) == [False, False, True]
+
+
 def test_a_non_finite_input_has_no_bound(chain):
     x = np.ones(8, np.float32)
     x[3] = np.inf

@@ -53,3 +53,34 @@ def test_table_round_trips_through_json(tmp_path):
 def test_wilson_interval_covers():
     lo, hi = wilson_interval(0, 400)
     assert lo == 0.0 and hi < 0.02
+
+
+def test_a_row_is_read_for_its_kind_whatever_alias_wrote_or_asks_for_it():
+    row = {"detect": {"honest": [0, 4], "random_output": [1, 4], "skip_k": [2, 4], "low_precision": [3, 4]},
+           "verify_fraction": {"tiny": 0.5}, "replicas": 1, "params": {}}
+    t = CalibrationTable(schemes=dict(default_table().schemes), kinds={"training": {"pol": row}})
+    assert t.has_kind("train", "pol") and t.has_kind("training", "pol")
+    assert t.detect("pol", "skip_k", kind="train") == 0.5 == t.detect("pol", "skip_k", kind="training")
+    with pytest.raises(ValueError, match="both"):
+        CalibrationTable(kinds={"train": {"pol": row}, "training": {"pol": row}})
+
+
+def test_the_command_line_writes_a_kind_row_under_the_kinds_name(tmp_path):
+    from vcompute.market.calibration import main
+
+    out = tmp_path / "table.json"
+    out.write_text(default_table().to_json())
+    main(["--kinds", "inference:model", "--trials", "1", "--out", str(out)])
+    kinds = CalibrationTable.load(out).kinds
+    assert "forward" in kinds and "model" in kinds["forward"] and "inference" not in kinds
+
+
+def test_a_replicated_schemes_detection_counts_the_cheating_claim_blamed():
+    from vcompute.market.calibration import calibrate_kind
+
+    fresh = calibrate(["replication"], sizes=(16,), trials=3, fraction_trials=1, seed=1)
+    row = calibrate_kind("matmul", "replication", sizes=[16], trials=3, fraction_trials=1, seed=1)
+    for r in (fresh.schemes["replication"], row):
+        assert r["replicas"] == 3
+        assert r["detect"]["honest"] == [0, 3] and r["detect"]["random_output"] == [3, 3], r["detect"]
+    assert default_table().detect("replication", "random_output") == 1.0

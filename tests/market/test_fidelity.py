@@ -79,3 +79,15 @@ def test_resolve_majority_and_referee():
     assert resolve([1, 2]) == (None, True)
     assert resolve([3, 3, 3]) == (None, False)
     assert resolve([1, 2, 3]) == (None, True)
+
+
+def test_a_colluding_majority_a_scheme_refused_is_settled_by_the_referee_not_by_its_votes():
+    """Unanimity rejects [honest, c, c]: the verdict names nobody, so the colluders' majority must not decide."""
+    w = RealWork(VERIFIERS.create("replication", k=3, quorum="unanimity"), seed=0)
+    out = w.run(job_key=1, n=16, cheats=[None, "skip_k", "skip_k"], audit=True, colluding=[False, True, True])
+    assert out.accepted is False and out.blame == frozenset({1, 2}), out
+    assert w.stats.false_rejects == 0 and w.stats.caught == 2
+    # a scheme that accepted the majority's answer still settles by it (majority vote's known weakness)
+    w = RealWork(VERIFIERS.create("replication", k=3), seed=0)
+    out = w.run(job_key=1, n=16, cheats=[None, "skip_k", "skip_k"], audit=True, colluding=[False, True, True])
+    assert out.accepted is True and out.blame == frozenset({0})

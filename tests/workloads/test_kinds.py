@@ -146,3 +146,69 @@ def test_a_forward_claim_without_its_trace_or_for_another_job_is_a_blamed_reject
         assert not v.accepted and why in v.reason and v.blamed(2) == frozenset({1})
     with pytest.raises(TypeError, match="not an exact Claim"):  # the caller assembles the claims list
         _check(fw, "model", job, [good, "not a claim"], 0)
+
+
+class _HostileName(str):
+    """A provider name whose every own method is the provider's code."""
+
+    def __str__(self):
+        raise RuntimeError("a provider's __str__ ran")
+
+    __repr__ = __format__ = __str__
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_a_forward_provider_holding_the_job_cannot_rewrite_the_model_it_is_checked_against():
+    # the module is the provider's own copy; the arrays are read-only against accidental writes (a holder
+    # may clear the flag: real mode gives each provider its own job, tests/market/test_job_isolation.py)
+    import torch
+
+    from vcompute.workloads.kinds.forward import input_of, module_of
+    from vcompute.workloads.models import torch_provider
+
+    fw = get_kind("forward")
+    job = fw.make_job("tiny", seed=0)
+    lazy = module_of(job)
+    with torch.no_grad():
+        lazy[0].weight.mul_(0.5)  # a module it was handed is its own, not the verifier's
+    out, trace = torch_provider(lazy, input_of(job))
+    assert module_of(job) is not module_of(job)
+    with pytest.raises(ValueError, match="read-only"):
+        job.inputs["weights"]["0.weight"][:] = 0.0
+    with pytest.raises(ValueError, match="read-only"):
+        job.inputs["x"][:] = 0.0
+    with pytest.raises(TypeError):
+        job.inputs["weights"]["0.weight"] = np.zeros((32, 16), np.float32)
+    from vcompute.core.types import Claim
+
+    honest_claim = fw.execute(job, "honest", rng=np.random.default_rng(0))
+    assert _check(fw, "model", job, [honest_claim], 0).accepted
+    poisoned = Claim(job_id=job.id, provider="p1", output=out, evidence={"trace": trace})
+    v = _check(fw, "model", job, [honest_claim, poisoned], 0)
+    assert not v.accepted and v.blamed(2) == frozenset({1})
+
+
+def test_a_provider_name_whose_own_methods_lie_or_raise_is_a_rejection_not_a_crash():
+    from vcompute.core.types import Claim
+
+    fw = get_kind("forward")
+    job = fw.make_job("tiny", seed=0)
+    good = fw.execute(job, "honest", rng=np.random.default_rng(0))
+    hostile = Claim(job_id=job.id, provider=_HostileName("p1"), output=np.zeros((4, 8), np.float32),
+                    evidence=dict(good.evidence))
+    v = _check(fw, "model", job, [good, hostile], 0)
+    assert not v.accepted and v.blamed(2) == frozenset({1})
+    assert type(v.blame[0].provider) is str and v.blame[0].provider == "p1"
+
+    tr = get_kind("train")
+    tjob = tr.make_job("tiny", seed=0)
+    claim = tr.execute(tjob, "honest", rng=np.random.default_rng(0), provider="p0")
+    channel = tr.challenge_channel(tjob, [claim])
+    lying = Claim(job_id=claim.job_id, provider=_HostileName("p0"), output=claim.output,
+                  commitment=_HostileName(claim.commitment), evidence=dict(claim.evidence), meta=dict(claim.meta))
+    assert "error" in channel(lying, {"kind": "anything"})
+    assert _check(tr, "pol", tjob, [claim], 0).accepted

@@ -73,13 +73,25 @@ class CalibrationTable:
     meta: dict[str, Any] = field(default_factory=dict)
     kinds: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # rows keyed by the kind's registered name: a row written under an alias ("training") would
+        # otherwise never be read for the kind, which would silently fall back to matmul proxy rows
+        kinds: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, rows in self.kinds.items():
+            kind = _kind_key(name)
+            if kind in kinds:
+                raise ValueError(f"the calibration table has rows for kind {kind!r} under both {kind!r} and "
+                                 f"an alias ({name!r}); keep one")
+            kinds[kind] = rows
+        self.kinds = kinds
+
     def has(self, scheme: str, kind: str | None = None) -> bool:
         """Whether ``scheme`` was calibrated (for ``kind``, or as the per-scheme fallback)."""
         return scheme == "none" or scheme in self.schemes or self.has_kind(kind, scheme)
 
     def has_kind(self, kind: str | None, scheme: str) -> bool:
         """Whether the table has a row measured on real ``kind`` jobs for ``scheme``."""
-        return kind is not None and scheme in self.kinds.get(kind, {})
+        return kind is not None and scheme in self.kinds.get(_kind_key(kind), {})
 
     def row(self, scheme: str, kind: str | None = None) -> dict[str, Any]:
         """The (kind, scheme) row, else the scheme's own row.
@@ -88,7 +100,7 @@ class CalibrationTable:
             KeyError: if neither was calibrated (says how to calibrate it).
         """
         if self.has_kind(kind, scheme):
-            return self.kinds[kind][scheme]  # type: ignore[index]
+            return self.kinds[_kind_key(kind)][scheme]  # type: ignore[arg-type]
         return self._row(scheme)
 
     def _row(self, scheme: str) -> dict[str, Any]:
@@ -163,6 +175,17 @@ class CalibrationTable:
         return cls(schemes=data["schemes"], meta=data.get("meta", {}), kinds=data.get("kinds", {}))
 
 
+def _kind_key(name: str) -> str:
+    """The registered name of the kind ``name`` (an alias resolved); an unregistered plugin's as given."""
+    from vcompute.core.registry import UnknownPluginError
+    from vcompute.workloads.kinds import canonical_kind
+
+    try:
+        return canonical_kind(name)
+    except UnknownPluginError:
+        return name
+
+
 _CACHE: dict[str, CalibrationTable] = {}
 
 
@@ -210,7 +233,7 @@ def calibrate(schemes: Sequence[str] = ("freivalds",), *, sizes: Sequence[int] =
             for t in range(trials):
                 first = None if cheat == "honest" else cheat
                 o = work.run(job_key=ci * 1_000_003 + t, n=n_detect, cheats=[first] + [None] * (k - 1), audit=True)
-                hits += o.accepted is False
+                hits += 0 in o.blame  # the cheating claim blamed (a replicated scheme accepts the others)
             detect[cheat] = [hits, trials]
         fractions = {}
         for n in sizes:
@@ -265,7 +288,7 @@ def calibrate_kind(kind: str, scheme: str | None = None, *, sizes: Sequence[Any]
         for t in range(trials):
             o = first.run(job_key=ci * 1_000_003 + t, n=0, cheats=[None if cheat == "honest" else cheat]
                           + [None] * (k - 1), audit=True)
-            hits += o.accepted is False
+            hits += 0 in o.blame  # the cheating claim blamed (a replicated scheme accepts the others)
         detect[cheat] = [hits, trials]
     fractions = {}
     for name, work in works.items():
@@ -296,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             kind, _, scheme = spec.partition(":")
             scheme = scheme or get_kind(kind).verifiers[0]
             row = calibrate_kind(kind, scheme, trials=a.trials, seed=a.seed)
-            table.kinds.setdefault(kind, {})[scheme] = row
+            table.kinds.setdefault(get_kind(kind).name, {})[scheme] = row
             print(f"{kind}: {row['detect']} verify_fraction {row['verify_fraction']}")
         Path(a.out).write_text(table.to_json() + "\n")
         print(f"wrote {a.out}: {', '.join(a.kinds)}")

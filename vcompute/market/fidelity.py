@@ -9,7 +9,11 @@ the verdict, and what checking cost as a share of the job's compute.
   or a plugin), has each provider execute it with the behaviour its market
   cheat means for that kind (:meth:`~vcompute.workloads.kinds.JobKind.behaviour_for`)
   and runs the real :class:`~vcompute.verify.Verifier` on the claims.
-  Detection is whatever the verifier decides; its blame is the outcome's.
+  Detection is whatever the verifier decides; its blame is the outcome's. Where
+  replicas disagree and the verdict names nobody, the majority's output stands if
+  the verdict accepted it, and a trusted referee's if it rejected. Each provider
+  executes its own copy of the job, so no provider's code can rewrite the job the
+  verifier checks against.
 - :class:`ModelledWork` replaces execution and checking by the
   calibration table measured with :class:`RealWork`
   (:mod:`vcompute.market.calibration`), so a run scales to 10^5+ jobs.
@@ -208,8 +212,12 @@ class RealWork:
         for i, cheat in enumerate(cheats):
             salt = _mix(self.seed, 7, 7) if colluding[i] else _mix(self.seed, job_key, 100 + i)
             rng = np.random.default_rng([salt, job_key])
+            # each provider runs its own copy of the job: in one process a behaviour holds the job
+            # object, and one that rewrote its inputs (or a module cached on it) would rewrite what
+            # the verifier checks against and what a co-provider computes on
+            own = self.make_job(job_key, n)
             t0 = time.perf_counter()
-            claims.append(kind.execute(job, kind.behaviour_for(cheat), rng=rng, provider=f"p{i}"))
+            claims.append(kind.execute(own, kind.behaviour_for(cheat), rng=rng, provider=f"p{i}"))
             seconds.append(time.perf_counter() - t0)
         st = self.stats
         st.jobs += 1
@@ -231,6 +239,10 @@ class RealWork:
         # had that work done by the paid replicas, not by the checker.
         frac = max(0.0, frac - (len(claims) - 1))
         reference, referee = resolve(tokens)
+        if not verdict.accepted and not verdict.blame and len(set(tokens)) > 1:
+            # the scheme refused the majority's answer and named nobody: the votes must not decide
+            # (a colluding majority would be paid and the honest minority slashed); a referee does
+            referee = True
         if referee:
             reference = kind.execute(job, "honest", rng=np.random.default_rng(0), provider="referee").commitment
             frac += 1.0

@@ -119,7 +119,8 @@ def within(x: np.ndarray, w: np.ndarray, u_bits: int, zs: list[int]) -> list[boo
         x: the input row (float32, length ``k``).
         w: the operator column (float32, length ``k``).
         u_bits: the operator's precision (``u = 2^-u_bits``).
-        zs: the claimed values' bit patterns (the contract takes two; any number here).
+        zs: the claimed values' bit patterns; each is decided alone, as one contract call (its
+            exponent sets the fixed-point frame, so values decided together must not share one).
 
     Raises:
         ValueError: if an input is not finite (the contract reverts: no bound applies).
@@ -135,18 +136,21 @@ def within(x: np.ndarray, w: np.ndarray, u_bits: int, zs: list[int]) -> list[boo
         ms.append(mx * mw)
         qs.append(ex + ew)
         sg.append(sx != sw)
-    claims = [_decode(int(z) & 0xFFFFFFFF) for z in zs]
-    qtop = max([*qs, *(e + 150 for f, _, e, _ in claims if f)])
-    low = qtop - _HEADROOM if qtop > _HEADROOM else 0
-    pos = sum(_scale(m, q, low) for m, q, s in zip(ms, qs, sg) if not s)
-    neg = sum(_scale(m, q, low) for m, q, s in zip(ms, qs, sg) if s)
     n, den = k + 2, 2**u_bits - (k + 2)
-    slack = 2 * k + 2 + 2 * k * 2 ** (150 - low) if low < 150 else 4 * k + 2
     out = []
-    for f, m, e, s in claims:
+    for z in zs:
+        f, m, e, s = _decode(int(z) & 0xFFFFFFFF)
+        if not f:
+            out.append(False)
+            continue
+        qtop = max([*qs, e + 150])
+        low = qtop - _HEADROOM if qtop > _HEADROOM else 0
+        pos = sum(_scale(mp, q, low) for mp, q, sp in zip(ms, qs, sg) if not sp)
+        neg = sum(_scale(mp, q, low) for mp, q, sp in zip(ms, qs, sg) if sp)
+        slack = 2 * k + 2 + 2 * k * 2 ** (150 - low) if low < 150 else 4 * k + 2
         v = _scale(m, e + 150, low)
         a, b = (neg, v + pos) if s else (v + neg, pos)
-        out.append(f and abs(a - b) * den <= n * (pos + neg) + slack * den)
+        out.append(abs(a - b) * den <= n * (pos + neg) + slack * den)
     return out
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -69,7 +70,10 @@ class ForwardKind(JobKind):
             weights[f"{2 * i}.bias"] = rng.uniform(-bound, bound, (b,)).astype(np.float32)
         x = rng.standard_normal((batch, widths[0])).astype(np.float32)
         spec = {"arch": "mlp", "widths": list(widths), "batch": batch, "seed": int(seed), "backend": "torch"}
-        return Job("forward", spec, {"x": x, "weights": weights})
+        # read-only: a provider holding the job object must not rewrite the model it is checked against
+        for a in (x, *weights.values()):
+            a.setflags(write=False)
+        return Job("forward", spec, {"x": x, "weights": MappingProxyType(weights)})
 
     def flops(self, job: Job) -> float:
         """``2 batch in out`` summed over the linear layers."""
@@ -89,7 +93,10 @@ class ForwardKind(JobKind):
 
 
 def module_of(job: Job) -> Any:
-    """The job's torch module, rebuilt from its spec and (trusted) weights; cached on the job.
+    """The job's torch module, rebuilt from its spec and (trusted) weights: a new module at every call.
+
+    Never cached on the job: providers and the verifier hold the same job object, and a provider
+    that wrote into a shared module would change the model its claim is checked against.
 
     Raises:
         ValueError: for a job that is not a forward job.
@@ -100,12 +107,9 @@ def module_of(job: Job) -> Any:
 
     if not isinstance(job, Job) or job.kind != "forward" or job.spec.get("arch") != "mlp":
         raise ValueError("expected a 'forward' job of an mlp (ForwardKind.make_job)")
-    cache = job.__dict__.setdefault("_forward_module", {})
-    if "m" not in cache:
-        m = torch_mlp(tuple(int(w) for w in job.spec["widths"]), seed=0)
-        m.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in job.inputs["weights"].items()})
-        cache["m"] = m.eval()
-    return cache["m"]
+    m = torch_mlp(tuple(int(w) for w in job.spec["widths"]), seed=0)
+    m.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in job.inputs["weights"].items()})
+    return m.eval()
 
 
 def input_of(job: Job) -> Any:

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,12 @@ class GenerateKind(JobKind):
         cfg, prompt_len, new = self.sizes[name]
         model = _model(name, cfg)
         prompt = np.random.default_rng([int(seed), 23]).integers(0, 256, prompt_len)
-        return make_generate_job(model, prompt, max_new_tokens=new, temperature=0.8, top_p=0.9, seed=int(seed))
+        job = make_generate_job(model, prompt, max_new_tokens=new, temperature=0.8, top_p=0.9, seed=int(seed))
+        # the job's arrays are views of the model every job of this size shares: a provider holding the
+        # job that wrote into them would rewrite the consumer's model for this job and every later one
+        inputs = {k: _owned(v) for k, v in job.inputs.items() if k != "weights"}
+        inputs["weights"] = MappingProxyType({k: _owned(v) for k, v in job.inputs["weights"].items()})
+        return Job(job.kind, dict(job.spec), inputs)
 
     def flops(self, job: Job) -> float:
         """``2 params`` per token of the prompt and the generation (the forward passes)."""
@@ -77,3 +83,10 @@ def _model(name: str, cfg: Mapping[str, Any]) -> Any:
 
         _MODELS[name] = TransformerLM(LMConfig(**cfg), seed=0)
     return _MODELS[name]
+
+
+def _owned(a: Any) -> np.ndarray:
+    """A read-only copy of ``a`` that shares no memory."""
+    out = np.array(a, copy=True)
+    out.setflags(write=False)
+    return out

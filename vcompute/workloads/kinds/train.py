@@ -74,7 +74,7 @@ class TrainKind(JobKind):
                   params: Mapping[str, Any]) -> Claim:
         spoof = fn(job, provider, rng, **params)
         claim = spoof.claim
-        self._transcripts[(job.id, provider, str(claim.commitment))] = spoof.transcript
+        self._transcripts[(job.id, provider, _exact(claim.commitment))] = spoof.transcript
         while len(self._transcripts) > _KEEP:
             self._transcripts.popitem(last=False)
         return claim
@@ -84,9 +84,12 @@ class TrainKind(JobKind):
         store = self._transcripts
 
         def channel(claim: Claim, request: Any) -> Any:
-            tr = store.get((job.id, str(claim.provider), str(claim.commitment)))
+            # builtin str only: a claim's provider or commitment may be a str subclass whose
+            # __str__/__eq__/__hash__ are the provider's code
+            key = (job.id, _exact(getattr(claim, "provider", None)), _exact(getattr(claim, "commitment", None)))
+            tr = store.get(key) if None not in key else None
             if tr is None:
-                return {"error": f"provider {claim.provider!r} holds no transcript for this claim"}
+                return {"error": f"provider {key[1]!r} holds no transcript for this claim"}
             try:
                 return tr.open(request)
             except Exception as e:  # a prover that cannot answer says so, as a network peer would
@@ -109,3 +112,8 @@ class TrainKind(JobKind):
         data = piece.get("data") or dataset_of(job)
         return backend(piece["framework"]).run_steps(spec, piece["state"], piece["start"], piece["steps"], data,
                                                      data_seed=piece["data_seed"], aug_seed=piece["aug_seed"])
+
+
+def _exact(x: Any) -> str | None:
+    """A builtin copy of a str (none of a subclass's methods run), else None."""
+    return str.__str__(x) if issubclass(type(x), str) else None

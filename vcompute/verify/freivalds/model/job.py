@@ -32,6 +32,12 @@ class ModelVerifier(Scheme):
     Raises:
         ValueError: for ``rounds`` below 1 or an unknown ``functional``.
 
+    Notes:
+        The job's weights are trusted: the module is rebuilt from them at every call (never
+        shared with a provider), and their arrays are read-only. In one process, hand providers
+        their own copy of the job (as :class:`~vcompute.market.fidelity.RealWork` does): code
+        holding the verifier's job object could clear that flag.
+
     Example:
         >>> import numpy as np
         >>> from vcompute.verify import VerifyContext
