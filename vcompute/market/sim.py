@@ -44,6 +44,7 @@ from vcompute.market.core import AuditCoin, Coin, MarketHooks, Settled
 from vcompute.market.costs import settlement_gas_metrics
 from vcompute.market.matching import MATCHERS
 from vcompute.market.metrics import Metrics
+from vcompute.market.optimistic import trust_metrics
 from vcompute.market.settle_job import JobSettler
 from vcompute.market.settlement import Settlement, ledger_url
 from vcompute.market.strategies import CHEAT_SAVINGS, STRATEGIES, CheatOffer
@@ -468,6 +469,7 @@ class Market:
                         horizon_s=env.now, extra=self.adaptive.summary() if self.adaptive is not None else None)
         out.update(m.ledger_summary(self.settle, self.providers, self.initial))
         out.update(settlement_gas_metrics(self.settle.ledger.op_counts(), self.p.settlement.gas, m.correct))
+        out.update(trust_metrics(m, self.checking.optimistic, out["time_to_settlement_s"]))
         out.update(kind_metrics(self.checks, timing=self.p.real_timing))  # real mode: the per-job-kind table
         if self.hybrid is not None:
             out.update(self.hybrid.summary(m.totals(), self.settle.ledger.op_counts(), correct=m.correct))
