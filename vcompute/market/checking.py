@@ -75,7 +75,7 @@ class Checking:
         if params.consumers.trust == "optimistic":
             from vcompute.market.optimistic import Optimistic
 
-            self.optimistic = Optimistic(params=params, settle=settle, metrics=metrics, rng=rng, clock=clock)
+            self.optimistic = Optimistic(params=params, checks=checks, settle=settle, metrics=metrics, rng=rng, clock=clock)
 
     def fraction_est(self, job: MarketJob) -> float:
         """Expected checking work for ``job`` as a share of its compute."""

@@ -366,7 +366,8 @@ class OptimisticConfig(_Model):
         window_h: the challenge window: hours after its claim before a result is final.
         watchers: honest watchers (each re-executes the jobs it watches).
         griefers: griefing challengers (dispute honest results without re-executing).
-        watch_p: probability a watcher re-executes a given job.
+        watch_p: probability a watcher looks at a given job, or None for
+            ``consumers.audit_p`` (so one grid key sweeps both trust policies).
         grief_p: probability a griefer disputes a given honest result.
         hardware: the watchers' hardware class (their re-execution cost and time).
         policy: ``always`` watches every job drawn; ``rational`` only when the
@@ -382,7 +383,7 @@ class OptimisticConfig(_Model):
     window_h: float = Field(1.0, gt=0)
     watchers: int = Field(3, ge=0)
     griefers: int = Field(0, ge=0)
-    watch_p: float = Field(0.1, ge=0, le=1)
+    watch_p: float | None = Field(None, ge=0, le=1)
     grief_p: float = Field(0.0, ge=0, le=1)
     hardware: str = "a100"
     policy: Literal["always", "rational"] = "always"
@@ -481,9 +482,9 @@ class MarketParams(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> MarketParams:
         if self.consumers.trust == "optimistic" and (self.consumers.adaptive_policy is not None
-                                                     or self.settlement.mode != "escrow"):
-            raise ValueError("consumers.trust = 'optimistic' needs settlement.mode = 'escrow' (stakes to slash) and "
-                             "no consumers.adaptive_policy")
+                                                     or self.settlement.mode != "escrow" or self.mode != "modelled"):
+            raise ValueError("consumers.trust = 'optimistic' needs mode = 'modelled' (the dispute is modelled), "
+                             "settlement.mode = 'escrow' (stakes to slash) and no consumers.adaptive_policy")
         if self.consumers.adaptive_policy is not None and self.auditors.forced_error_rate > 0:
             raise ValueError("auditors.forced_error_rate is not modelled with consumers.adaptive_policy; set it to 0")
         biggest = max(HARDWARE[h].memory_gb for h in self.providers.hardware)

@@ -35,12 +35,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from vcompute.market.agents import Auditor, MarketJob
+from vcompute.market.checks import Check
 from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
 from vcompute.market.core import Scheduler
 from vcompute.market.fidelity import Outcome
@@ -57,6 +58,8 @@ ROUND_GAS = 105_000
 BASE_GAS = 1_825_000
 
 _H = 3600.0
+#: Schemes a watcher applies by re-executing the whole job (and so finds every wrong result).
+_REEXECUTE = frozenset({"none", "replication"})
 
 
 def dispute_rounds(steps: int) -> int:
@@ -82,17 +85,17 @@ class Watcher:
         prior_jobs: weight of the prior.
     """
 
-    __slots__ = ("name", "griefer", "prior", "prior_jobs", "offered", "watched", "seen_wrong", "found", "rewards",
+    __slots__ = ("name", "griefer", "prior", "prior_jobs", "drawn", "watched", "seen_wrong", "found", "rewards",
                  "cost", "gas_usd", "disputes", "bonds_lost")
 
     def __init__(self, name: str, *, griefer: bool, prior_cheat: float, prior_jobs: float = 20.0) -> None:
         self.name, self.griefer, self.prior, self.prior_jobs = name, griefer, prior_cheat, prior_jobs
-        self.offered = self.watched = self.seen_wrong = self.found = self.rewards = 0
+        self.drawn = self.watched = self.seen_wrong = self.found = self.rewards = 0
         self.disputes = self.bonds_lost = 0
         self.cost = self.gas_usd = 0.0
 
     def belief(self) -> float:
-        """Current belief that a result it re-executes is wrong."""
+        """Current belief that a result it watches is found wrong."""
         return (self.seen_wrong + self.prior * self.prior_jobs) / (self.watched + self.prior_jobs)
 
     def profit(self) -> float:
@@ -109,17 +112,21 @@ class Optimistic:
 
     Args:
         params: the run's parameters (``consumers.trust == "optimistic"``).
+        checks: per job kind, the consumers' check: the watchers' first look at a result
+            (re-execution for ``none`` and ``replication``).
         settle: the ledger accounts (watchers' accounts are opened here).
         metrics: the run's counters.
         rng: the run's generator (watch, grief and forced-error draws, in event order).
         clock: the simulation clock and its timer.
     """
 
-    def __init__(self, *, params: MarketParams, settle: Settlement, metrics: Metrics, rng: np.random.Generator,
-                 clock: Scheduler) -> None:
+    def __init__(self, *, params: MarketParams, checks: Mapping[str, Check], settle: Settlement, metrics: Metrics,
+                 rng: np.random.Generator, clock: Scheduler) -> None:
+
         o, aud = params.optimistic, params.auditors
         self.o, self.aud, self.st, self.m, self.rng, self.clock = o, aud, settle, metrics, rng, clock
-        self.stake_usd = params.consumers.stake_usd
+        self.checks, self.stake_usd = checks, params.consumers.stake_usd
+        self.watch_p = params.consumers.audit_p if o.watch_p is None else o.watch_p
         hw = HARDWARE[o.hardware]
         self.cpp = hw.hourly_cost / (hw.tflops * 3.6)  # USD per PFLOP on the watchers' hardware
         self.tflops = hw.tflops
@@ -139,11 +146,23 @@ class Optimistic:
         self.jobs = self.missed = self.won = self.griefed = 0
         self.watch_usd = self.total_gas_usd = 0.0
 
-    def _will_watch(self, w: Watcher, cost: float) -> bool:
+    @staticmethod
+    def _detect(check: Check, cheat: str | None) -> float:
+        """A watcher's chance to find ``cheat``: certain by re-execution, else the scheme's calibrated rate."""
+        return 1.0 if check.scheme in _REEXECUTE else check.detect_est(cheat)
+
+    @staticmethod
+    def _check_share(check: Check, job: MarketJob) -> float:
+        """The watcher's first look at a result, as a share of the job's compute (1: re-execution)."""
+        return 1.0 if check.scheme in _REEXECUTE else check.frac_est(job.jtype.real_n, 0.1)
+
+    def _will_watch(self, w: Watcher, cost: float, frac: float, redo: float) -> bool:
         if self.o.policy == "always":
             return True
+        q = w.belief()
         win = (1.0 - self.o.burn_share) * self.stake_usd - self.winner_gas_usd
-        return w.belief() * win + self.aud.forced_error_rate * self.aud.jackpot_usd >= cost
+        jackpot = self.aud.forced_error_rate * self.aud.jackpot_usd
+        return q * win + jackpot >= frac * cost + q * redo * cost
 
     def open(self, job: MarketJob, live: Sequence[int], out: Outcome, auditor: Auditor, settle_fn: SettleFn) -> None:
         """Open the challenge window on ``job``'s one live claim; settle it when the window or its dispute ends.
@@ -164,20 +183,34 @@ class Optimistic:
         cost, reexec_s = pflop * self.cpp, pflop * 1000.0 / self.tflops
         # One draw per watcher, per griefer and for the forced error, whatever happens: the
         # stream stays aligned across runs that differ only in a rate (common random numbers).
-        u = self.rng.random(len(self.watchers) + len(self.griefers) + 1)
+        u = self.rng.random(2 * len(self.watchers) + len(self.griefers) + 1)
         forced = bool(u[-1] < self.aud.forced_error_rate)
+        check = self.checks[job.jtype.kind]
+        frac, d_forced = self._check_share(check, job), self._detect(check, "random_output")
+        d = self._detect(check, job.cheats[r]) if wrong else 0.0
+        nw, redo = len(self.watchers), 0.0 if frac >= 1.0 else 1.0
         finders: list[Watcher] = []
+        forced_finders: list[Watcher] = []
         for i, w in enumerate(self.watchers):
-            w.offered += 1
-            if u[i] >= o.watch_p or not self._will_watch(w, cost):
+            if u[i] >= self.watch_p:
+                continue
+            w.drawn += 1
+            if not self._will_watch(w, cost, frac, redo):
                 continue
             w.watched += 1
-            w.seen_wrong += wrong
-            w.cost += cost
-            self.watch_usd += cost
-            finders.append(w)
+            w.cost += frac * cost
+            self.watch_usd += frac * cost
+            found = wrong and bool(u[nw + i] < d)
+            if found:  # after a cheaper check, the watcher re-executes to commit its own trace for the dispute
+                w.seen_wrong += 1
+                w.cost += redo * cost
+                self.watch_usd += redo * cost
+                finders.append(w)
+            if forced and frac * reexec_s <= self.window and u[nw + i] < d_forced:
+                forced_finders.append(w)
         if forced:
-            self._forced_error([w for w in finders if reexec_s <= self.window])
+            self._forced_error(forced_finders)
+        reexec_s *= frac + redo  # the check, then the re-execution for the trace
         in_time = reexec_s <= self.window
         if wrong and finders and not in_time:
             self.missed += 1
@@ -190,7 +223,9 @@ class Optimistic:
             self._after(reexec_s + self.game_s,
                         lambda: settle_fn(job, live, True, lost, w, 0.0, reexec_s + self.game_s, split))
             return
-        grief = next((g for i, g in enumerate(self.griefers) if u[len(self.watchers) + i] < o.grief_p), None)
+        # A griefer disputes only with its bond in hand: a dispute without one would be free.
+        grief = next((g for i, g in enumerate(self.griefers)
+                      if u[2 * nw + i] < o.grief_p and st.balance(g.name) >= self.bond), None)
         if grief is not None and not wrong:  # an honest result disputed: the griefer loses its bond
             self._dispute(grief, pr, winner=None)
             self.griefed += 1
@@ -229,7 +264,7 @@ class Optimistic:
     def summary(self) -> dict[str, float]:
         """The policy's metrics: disputes, watchers' and griefers' profit, watching, missed windows."""
         ws, gs = self.watchers, self.griefers
-        offered = sum(w.offered for w in ws)
+        drawn = sum(w.drawn for w in ws)
         nan = float("nan")
         return {
             "optimistic_disputes": self.won + self.griefed,
@@ -238,8 +273,7 @@ class Optimistic:
             "optimistic_missed": self.missed,
             "watcher_profit": sum(w.profit() for w in ws) / len(ws) if ws else nan,
             "griefer_profit": sum(g.profit() for g in gs) / len(gs) if gs else nan,
-            "watch_participation": sum(w.watched for w in ws) / (offered * self.o.watch_p)
-            if offered and self.o.watch_p > 0 else nan,
+            "watch_participation": sum(w.watched for w in ws) / drawn if drawn else nan,
             "watch_compute_usd": self.watch_usd,
             "dispute_gas_usd": self.total_gas_usd,
             "dispute_rounds": self.rounds,
