@@ -2,9 +2,12 @@
 
 Under ``consumers.trust = "optimistic"`` nobody checks a claim before it is
 paid. :class:`Optimistic` opens a challenge window of ``optimistic.window_h``
-hours on it instead. **Watchers** are agents who re-execute a share
-(``watch_p``) of the jobs on their own hardware, at its price, and dispute a
-result they find wrong. The dispute game (``protocols/Dispute.vy``,
+hours on it instead. **Watchers** are agents who look at a share
+(``watch_p``, default ``consumers.audit_p``) of the jobs on their own hardware,
+at its price, and dispute a result they find wrong: with the consumers'
+verifier where it is cheaper than re-execution (Freivalds, a spot-check: its
+calibrated cost and detection), then re-executing to commit their own trace;
+with ``none`` or ``replication`` by re-executing at once. The dispute game (``protocols/Dispute.vy``,
 ``proofs/dispute.md``) is modelled, not played: the honest party wins (claims
 C1 and C2), after :func:`dispute_rounds` rounds of at most ``move_timeout_s``
 each, at the gas :func:`dispute_gas` measured for that many rounds (claim C4).
