@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from vcompute.market.config import UNITS_PER_USD, MarketParams
 from vcompute.market.optimistic import dispute_gas, dispute_rounds
+from vcompute.market.settlement import Settlement
 from vcompute.market.sim import Market
 
 LAZY = {"strategy": "lazy", "fraction": 0.3, "cheat_rate": 0.5, "cheat": "random_output"}
@@ -122,3 +123,34 @@ def test_misconfiguration_is_refused_naming_the_fix(over, word):
     d = {"consumers": {"trust": "optimistic"}, **over}
     with pytest.raises(ValidationError, match=word):
         MarketParams.model_validate(d)
+
+
+class _Recording(Settlement):
+    """Records each escrow's deadline and when it was settled, to compare them."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.deadlines, self.settled_at = {}, {}
+
+    def open_job(self, escrow_id, consumer, provider, *, amount, deadline, stake):
+        self.deadlines[escrow_id] = deadline
+        return super().open_job(escrow_id, consumer, provider, amount=amount, deadline=deadline, stake=stake)
+
+    def release(self, escrow_id):
+        self.settled_at[escrow_id] = self.clock()
+        super().release(escrow_id)
+
+    def refund(self, escrow_id, *, by_consumer=None):
+        self.settled_at[escrow_id] = self.clock()
+        super().refund(escrow_id, by_consumer=by_consumer)
+
+
+def test_no_escrow_can_be_refunded_by_a_party_before_its_window_and_dispute_end():
+    # Past the deadline the consumer (or provider) may refund an escrow itself: a consumer could stiff an honest
+    # provider, a cheater free its stake before the dispute lands. Every settlement must come before it.
+    p = _p(adversary=LAZY, optimistic={"watch_p": 0.5, "griefers": 1, "grief_p": 0.5, "window_h": 2.0})
+    m = Market(p, 0, settlement=_Recording)
+    out = m.run()
+    st = m.settle
+    assert out["optimistic_disputes_won"] > 0 and out["optimistic_griefing"] > 0
+    assert st.settled_at and all(t < st.deadlines[e] for e, t in st.settled_at.items())

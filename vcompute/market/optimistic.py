@@ -136,6 +136,9 @@ class Optimistic:
         self.window = o.window_h * _H
         self.rounds = dispute_rounds(o.trace_steps)
         self.game_s = self.rounds * o.move_timeout_s
+        #: Longest time from a claim to its settlement: a dispute ends by ``window + game_s``
+        #: (begun within the window), a griefed honest result one window after its game.
+        self.hold_s = self.window + self.game_s + 1.0
         usd_per_gas = params.settlement.gas.price().usd_per_gas
         self.gas_usd = dispute_gas(o.trace_steps) * usd_per_gas
         # Each party pays its own openings; the winner also sends dispute / decide.

@@ -122,6 +122,10 @@ class Market:
                                  adaptive=self.adaptive, hooks=self.hybrid, requeue=self._requeue,
                                  refund_later=self._refund_later, settled=self._settled,
                                  n_providers=len(self.providers))
+        # An optimistic result settles only after its window (and a dispute): the escrow must stay
+        # open that long, or either party could refund it first (the consumer to stiff an honest
+        # provider, a cheater to free its stake before the watcher's dispute lands).
+        self._hold_s = self.checking.optimistic.hold_s if self.checking.optimistic is not None else 0.0
 
     # -- the public view (vcompute.market.core.MarketView) ----------------------
     def now(self) -> float:
@@ -307,7 +311,7 @@ class Market:
             amount = max(1, int(round(price * pflop * UNITS_PER_USD)))
             eid = f"j{job.key}r{r}"
             if self._escrow_mode:
-                deadline = now + self._timeout_factor * pr.seconds_for(pflop) + 1.0
+                deadline = now + self._timeout_factor * pr.seconds_for(pflop) + 1.0 + self._hold_s
                 if not st.open_job(eid, job.consumer, pr.name, amount=amount, deadline=deadline, stake=self.stake):
                     for _, _, e in new:  # undo the replicas already escrowed in this match
                         st.refund(e)
