@@ -71,6 +71,11 @@ class Checking:
         self.frac_mean = 0.1  # running verify fraction (real mode, uncalibrated schemes)
         self.real = params.mode == "real"
         self.escrow = params.settlement.mode == "escrow"
+        self.optimistic = None  # the optimistic trust policy: a challenge window instead of an audit
+        if params.consumers.trust == "optimistic":
+            from vcompute.market.optimistic import Optimistic
+
+            self.optimistic = Optimistic(params=params, checks=checks, settle=settle, metrics=metrics, rng=rng, clock=clock)
 
     def fraction_est(self, job: MarketJob) -> float:
         """Expected checking work for ``job`` as a share of its compute."""
@@ -79,7 +84,7 @@ class Checking:
     def claims_in(self, job: MarketJob) -> None:
         """Every replica of this phase returned or vanished: its claims are committed."""
         job.claimed = self.clock.now()
-        if job.phase == 2 or job.crashed[0]:
+        if job.phase == 2 or job.crashed[0] or self.optimistic is not None:
             self.check(job)
             return
         check = self.checks[job.jtype.kind]
@@ -163,14 +168,17 @@ class Checking:
             latency = (aud.latency_s if aud.latency_s is not None
                        else out.verify_fraction * jt.pflop * 1000.0 / self.auditor_tflops)
             m.verify_latency_s += latency
+        if self.optimistic is not None:
+            self.optimistic.open(job, live, out, auditor, self._settle)
+            return
         if latency > 0:
             self.clock.after(latency, lambda: self._settle(job, live, audit, out, auditor, cost, latency))
         else:
             self._settle(job, live, audit, out, auditor, cost, latency)
 
     def _settle(self, job: MarketJob, live: list[int], audit: bool, out: Outcome, auditor: Auditor, cost: float,
-                latency: float) -> None:
-        s = self.settler.settle(job, live, audit, out, auditor, verify_usd=cost, latency_s=latency)
+                latency: float, split: tuple[float, str] | None = None) -> None:
+        s = self.settler.settle(job, live, audit, out, auditor, verify_usd=cost, latency_s=latency, split=split)
         ad, m = self.adaptive, self.m
         if ad is not None:
             if audit:

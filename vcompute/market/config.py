@@ -29,6 +29,7 @@ __all__ = [
     "JobType",
     "MarketParams",
     "MatchingConfig",
+    "OptimisticConfig",
     "ProvidersConfig",
     "SettlementConfig",
 ]
@@ -252,6 +253,10 @@ class ConsumersConfig(_Model):
             :mod:`vcompute.market.adaptive`); None uses ``audit_p``.
         adaptive_params: the policy's parameters (``blacklist`` takes
             ``inner = {name = "consecutive_valid", params = {...}}``).
+        trust: ``audit`` (each result checked with probability ``audit_p`` by the
+            verifier) or ``optimistic`` (accepted after a challenge window unless a
+            watcher disputes it: :class:`OptimisticConfig`, :mod:`vcompute.market.optimistic`;
+            ``verifier`` and ``audit_p`` are then unused).
     """
 
     count: int = Field(10, ge=1)
@@ -268,6 +273,7 @@ class ConsumersConfig(_Model):
     stake_usd: float = Field(5.0, ge=0)
     adaptive_policy: str | None = None
     adaptive_params: dict[str, Any] = Field(default_factory=dict)
+    trust: Literal["audit", "optimistic"] = "audit"
 
     @model_validator(mode="after")
     def _known_policy(self) -> ConsumersConfig:
@@ -350,6 +356,51 @@ class AuditorsConfig(_Model):
     latency_s: float | None = Field(None, ge=0)
 
 
+class OptimisticConfig(_Model):
+    """Watchers and the dispute game of the ``optimistic`` trust policy (``consumers.trust``).
+
+    Forced errors reuse ``auditors.forced_error_rate`` and ``auditors.jackpot_usd``
+    (funded by ``auditors.tax``); see :mod:`vcompute.market.optimistic`.
+
+    Attributes:
+        window_h: the challenge window: hours after its claim before a result is final.
+        watchers: honest watchers (each re-executes the jobs it watches).
+        griefers: griefing challengers (dispute honest results without re-executing).
+        watch_p: probability a watcher looks at a given job, or None for
+            ``consumers.audit_p`` (so one grid key sweeps both trust policies).
+        grief_p: probability a griefer disputes a given honest result.
+        hardware: the watchers' hardware class (their re-execution cost and time).
+        policy: ``always`` watches every job drawn; ``rational`` only when the
+            expected reward beats the re-execution cost (the verifier's dilemma).
+        bond_usd: the challenger's bond (a losing challenger forfeits it).
+        burn_share: share of a loser's stake or bond burned (paid to the treasury).
+        trace_steps: committed steps of a job's trace: a dispute takes
+            ``ceil(log2 trace_steps)`` rounds.
+        move_timeout_s: the game's timeout per move (each round takes at most this).
+        watcher_usd: each watcher's and griefer's opening balance (funds bonds).
+    """
+
+    window_h: float = Field(1.0, gt=0)
+    watchers: int = Field(3, ge=0)
+    griefers: int = Field(0, ge=0)
+    watch_p: float | None = Field(None, ge=0, le=1)
+    grief_p: float = Field(0.0, ge=0, le=1)
+    hardware: str = "a100"
+    policy: Literal["always", "rational"] = "always"
+    bond_usd: float = Field(5.0, ge=0)
+    burn_share: float = Field(0.1, ge=0, le=1)
+    trace_steps: int = Field(32, ge=1, le=1 << 40)
+    move_timeout_s: float = Field(3600.0, gt=0)
+    watcher_usd: float = Field(1000.0, ge=0)
+
+    @field_validator("hardware")
+    @classmethod
+    def _known_hardware(cls, v: str) -> str:
+        if v not in HARDWARE:
+            raise ValueError(f"optimistic.hardware: unknown hardware class {v!r}; known: {', '.join(HARDWARE)}")
+        return v
+
+
 class MatchingConfig(_Model):
     """How jobs meet providers.
 
@@ -404,7 +455,7 @@ class MarketParams(_Model):
             verify/compute (``jobs_per_s_<kind>``, ``verify_over_compute_<kind>``); off by default
             because wall-clock numbers make a run's results differ from one run to the next.
         jobs: job arrivals to simulate (at most the trace's length with a trace).
-        providers, adversary, consumers, auditors, matching, settlement: see
+        providers, adversary, consumers, auditors, matching, settlement, optimistic: see
             their own models.
         calibration: path of a calibration table JSON, or None for the
             built-in one.
@@ -425,10 +476,15 @@ class MarketParams(_Model):
     auditors: AuditorsConfig = Field(default_factory=AuditorsConfig)
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
     settlement: SettlementConfig = Field(default_factory=SettlementConfig)
+    optimistic: OptimisticConfig = Field(default_factory=OptimisticConfig)
     calibration: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> MarketParams:
+        if self.consumers.trust == "optimistic" and (self.consumers.adaptive_policy is not None
+                                                     or self.settlement.mode != "escrow" or self.mode != "modelled"):
+            raise ValueError("consumers.trust = 'optimistic' needs mode = 'modelled' (the dispute is modelled), "
+                             "settlement.mode = 'escrow' (stakes to slash) and no consumers.adaptive_policy")
         if self.consumers.adaptive_policy is not None and self.auditors.forced_error_rate > 0:
             raise ValueError("auditors.forced_error_rate is not modelled with consumers.adaptive_policy; set it to 0")
         biggest = max(HARDWARE[h].memory_gb for h in self.providers.hardware)

@@ -46,7 +46,7 @@ class JobSettler:
                                                 int(round(self.p.auditors.jackpot_usd * UNITS_PER_USD)))
 
     def settle(self, job: MarketJob, live: Sequence[int], audited: bool, out: Outcome, auditor: Auditor, *,
-               verify_usd: float = 0.0, latency_s: float = 0.0) -> Settled:
+               verify_usd: float = 0.0, latency_s: float = 0.0, split: tuple[float, str] | None = None) -> Settled:
         """Settle every live replica of ``job`` from the verdict in ``out``; return what stood.
 
         Args:
@@ -57,6 +57,9 @@ class JobSettler:
             auditor: who checked (receives the whistleblower's share).
             verify_usd: the checkers' compute for this job.
             latency_s: how long the check took.
+            split: a slashed stake's share to ``auditor`` and who gets the rest, or None for
+                ``auditors.whistleblower_share`` and the consumer (an optimistic dispute's winner
+                gets all but the burned share: :mod:`vcompute.market.optimistic`).
         """
         m = self.m
         cheats = [job.cheats[r] for r in live]
@@ -82,7 +85,7 @@ class JobSettler:
                 self._pay(job, r, pr, cheat)
                 pr.ok += 1
             else:
-                self._punish(job, r, pr, auditor, honest=cheat is None)
+                self._punish(job, r, pr, auditor, honest=cheat is None, split=split)
             pr.strategy.observe(audited, not paid)
         m.completed += 1
         if correct is True:
@@ -113,7 +116,8 @@ class JobSettler:
         if self.p.auditors.tax > 0:
             m.tax_usd += st.transfer(job.consumer, st.treasury, int(round(amount * self.p.auditors.tax))) / UNITS_PER_USD
 
-    def _punish(self, job: MarketJob, r: int, pr: Provider, auditor: Auditor, *, honest: bool) -> None:
+    def _punish(self, job: MarketJob, r: int, pr: Provider, auditor: Auditor, *, honest: bool,
+                split: tuple[float, str] | None = None) -> None:
         st, m = self.st, self.m
         m.caught += not honest
         m.false_rejects += honest
@@ -127,9 +131,10 @@ class JobSettler:
         eid = job.escrows[r]
         locked = st.locked(eid)
         if locked:
-            share = int(locked * self.p.auditors.whistleblower_share)
+            frac, rest_to = split if split is not None else (self.p.auditors.whistleblower_share, job.consumer)
+            share = int(locked * frac)
             st.slash(eid, share, auditor.name)
-            st.slash(eid, locked - share, job.consumer)
+            st.slash(eid, locked - share, rest_to)
             auditor.rewards += share
             pr.slashed += locked
             m.slashed_units += locked

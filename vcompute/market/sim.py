@@ -44,6 +44,7 @@ from vcompute.market.core import AuditCoin, Coin, MarketHooks, Settled
 from vcompute.market.costs import settlement_gas_metrics
 from vcompute.market.matching import MATCHERS
 from vcompute.market.metrics import Metrics
+from vcompute.market.optimistic import trust_metrics
 from vcompute.market.settle_job import JobSettler
 from vcompute.market.settlement import Settlement, ledger_url
 from vcompute.market.strategies import CHEAT_SAVINGS, STRATEGIES, CheatOffer
@@ -121,6 +122,10 @@ class Market:
                                  adaptive=self.adaptive, hooks=self.hybrid, requeue=self._requeue,
                                  refund_later=self._refund_later, settled=self._settled,
                                  n_providers=len(self.providers))
+        # An optimistic result settles only after its window (and a dispute): the escrow must stay
+        # open that long, or either party could refund it first (the consumer to stiff an honest
+        # provider, a cheater to free its stake before the watcher's dispute lands).
+        self._hold_s = self.checking.optimistic.hold_s if self.checking.optimistic is not None else 0.0
 
     # -- the public view (vcompute.market.core.MarketView) ----------------------
     def now(self) -> float:
@@ -306,7 +311,7 @@ class Market:
             amount = max(1, int(round(price * pflop * UNITS_PER_USD)))
             eid = f"j{job.key}r{r}"
             if self._escrow_mode:
-                deadline = now + self._timeout_factor * pr.seconds_for(pflop) + 1.0
+                deadline = now + self._timeout_factor * pr.seconds_for(pflop) + 1.0 + self._hold_s
                 if not st.open_job(eid, job.consumer, pr.name, amount=amount, deadline=deadline, stake=self.stake):
                     for _, _, e in new:  # undo the replicas already escrowed in this match
                         st.refund(e)
@@ -468,6 +473,7 @@ class Market:
                         horizon_s=env.now, extra=self.adaptive.summary() if self.adaptive is not None else None)
         out.update(m.ledger_summary(self.settle, self.providers, self.initial))
         out.update(settlement_gas_metrics(self.settle.ledger.op_counts(), self.p.settlement.gas, m.correct))
+        out.update(trust_metrics(m, self.checking.optimistic, out["time_to_settlement_s"]))
         out.update(kind_metrics(self.checks, timing=self.p.real_timing))  # real mode: the per-job-kind table
         if self.hybrid is not None:
             out.update(self.hybrid.summary(m.totals(), self.settle.ledger.op_counts(), correct=m.correct))

@@ -27,6 +27,10 @@ _RUN_METRICS = (
     "ledger_supply_usd", "ledger_conserved", "ledger_in_escrow_usd", "ledger_provider_net_usd",
     "settlement_gap_usd", "settlement_consistent",
     "settlement_ops", "settlement_gas", "settlement_gas_usd", "settlement_gas_usd_per_correct",
+    # trust compared across policies, and the optimistic policy's (vcompute.market.optimistic)
+    "time_to_finality_s", "economy_cost_per_correct", "optimistic_disputes", "optimistic_disputes_won",
+    "optimistic_griefing", "optimistic_missed", "watcher_profit", "griefer_profit", "watch_participation",
+    "watch_compute_usd", "dispute_gas_usd", "dispute_rounds",
     "gain_usd", "p_times_penalty", "deterrence_ratio",
     "theory_caught_by_1", "theory_caught_by_4", "theory_caught_by_16", "theory_caught_by_64",
 )

@@ -1,0 +1,304 @@
+"""The ``optimistic`` trust policy: a result is final after a challenge window unless a watcher disputes it.
+
+Under ``consumers.trust = "optimistic"`` nobody checks a claim before it is
+paid. :class:`Optimistic` opens a challenge window of ``optimistic.window_h``
+hours on it instead. **Watchers** are agents who look at a share
+(``watch_p``, default ``consumers.audit_p``) of the jobs on their own hardware,
+at its price, and dispute a result they find wrong: with the consumers'
+verifier where it is cheaper than re-execution (Freivalds, a spot-check: its
+calibrated cost and detection), then re-executing to commit their own trace;
+with ``none`` or ``replication`` by re-executing at once. The dispute game (``protocols/Dispute.vy``,
+``proofs/dispute.md``) is modelled, not played: the honest party wins (claims
+C1 and C2), after :func:`dispute_rounds` rounds of at most ``move_timeout_s``
+each, at the gas :func:`dispute_gas` measured for that many rounds (claim C4).
+The winning watcher is paid the cheater's stake, less ``burn_share`` (to the
+treasury); the consumer is refunded. A watcher who finishes re-executing only
+after the window closed is too late: that result stands, wrong or not
+(``optimistic_missed``).
+
+**Griefers** dispute honest results without re-executing. They lose their
+bond (``bond_usd``: the honest provider gets all but the burned share), and
+the honest result is final one window after the game, since a won game
+restarts the window (``proofs/dispute.md``, Known limits).
+
+**Forced errors** (Truebit): at rate ``auditors.forced_error_rate`` the
+protocol plants a known-wrong result beside a job's; the watchers who
+re-executed that job find it and share ``auditors.jackpot_usd`` from the
+treasury (funded by ``auditors.tax``). A ``rational`` watcher re-executes
+only when ``q ((1 - b) S - G) + f J >= C``: its belief ``q`` that a result
+is wrong (from what it found), the stake ``S``, the burn share ``b``, its
+gas ``G``, the forced-error rate ``f``, the jackpot ``J`` and its cost ``C``.
+Without forced errors that is the verifier's dilemma: once cheating is rare,
+watching stops paying and stops.
+
+Example:
+    >>> dispute_rounds(32), dispute_gas(32)
+    (5, 2350000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from vcompute.market.agents import Auditor, MarketJob
+from vcompute.market.checks import Check
+from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
+from vcompute.market.core import Scheduler
+from vcompute.market.fidelity import Outcome
+from vcompute.market.metrics import Metrics
+from vcompute.market.settlement import Settlement
+
+__all__ = ["BASE_GAS", "ROUND_GAS", "Optimistic", "Watcher", "dispute_gas", "dispute_rounds", "trust_metrics"]
+
+#: Gas of one bisection round (two Merkle openings), measured: ``proofs/dispute.md`` C4,
+#: ``experiments/dispute-games.toml`` (a full dispute grows ~105k gas per doubling of L).
+ROUND_GAS = 105_000
+#: Gas of a full dispute less its rounds: the ``dispute`` transaction and ``decide`` on a
+#: width-32 int8 layer (1.93M gas for L = 2, one round; same source).
+BASE_GAS = 1_825_000
+
+_H = 3600.0
+#: Schemes a watcher applies by re-executing the whole job (and so finds every wrong result).
+_REEXECUTE = frozenset({"none", "replication"})
+
+
+def dispute_rounds(steps: int) -> int:
+    """Rounds of a binary dispute over ``steps`` committed steps: ``ceil(log2 steps)``."""
+    return (int(steps) - 1).bit_length()
+
+
+def dispute_gas(steps: int) -> int:
+    """Gas of a dispute played to the one-step check over ``steps`` committed steps."""
+    return BASE_GAS + ROUND_GAS * dispute_rounds(steps)
+
+
+class Watcher:
+    """A watcher (or a griefer): its account and its record.
+
+    The ``found``/``rewards`` pair is what :class:`~vcompute.market.settle_job.JobSettler`
+    updates for the party it pays a slashed stake to, as it does for an auditor.
+
+    Args:
+        name: ledger account name.
+        griefer: whether it disputes honest results instead of re-executing.
+        prior_cheat: prior belief that a result is wrong, worth ``prior_jobs`` watched jobs.
+        prior_jobs: weight of the prior.
+    """
+
+    __slots__ = ("name", "griefer", "prior", "prior_jobs", "drawn", "watched", "seen_wrong", "found", "rewards",
+                 "cost", "gas_usd", "disputes", "bonds_lost")
+
+    def __init__(self, name: str, *, griefer: bool, prior_cheat: float, prior_jobs: float = 20.0) -> None:
+        self.name, self.griefer, self.prior, self.prior_jobs = name, griefer, prior_cheat, prior_jobs
+        self.drawn = self.watched = self.seen_wrong = self.found = self.rewards = 0
+        self.disputes = self.bonds_lost = 0
+        self.cost = self.gas_usd = 0.0
+
+    def belief(self) -> float:
+        """Current belief that a result it watches is found wrong."""
+        return (self.seen_wrong + self.prior * self.prior_jobs) / (self.watched + self.prior_jobs)
+
+    def profit(self) -> float:
+        """USD gained: stakes and jackpots won, less bonds lost, compute and gas."""
+        return (self.rewards - self.bonds_lost) / UNITS_PER_USD - self.cost - self.gas_usd
+
+
+#: ``Checking._settle``: (job, live, audited, outcome, paid party, verify USD, latency, split).
+SettleFn = Callable[..., None]
+
+
+class Optimistic:
+    """The challenge window, the watchers and the modelled dispute of every optimistic job.
+
+    Args:
+        params: the run's parameters (``consumers.trust == "optimistic"``).
+        checks: per job kind, the consumers' check: the watchers' first look at a result
+            (re-execution for ``none`` and ``replication``).
+        settle: the ledger accounts (watchers' accounts are opened here).
+        metrics: the run's counters.
+        rng: the run's generator (watch, grief and forced-error draws, in event order).
+        clock: the simulation clock and its timer.
+    """
+
+    def __init__(self, *, params: MarketParams, checks: Mapping[str, Check], settle: Settlement, metrics: Metrics,
+                 rng: np.random.Generator, clock: Scheduler) -> None:
+
+        o, aud = params.optimistic, params.auditors
+        self.o, self.aud, self.st, self.m, self.rng, self.clock = o, aud, settle, metrics, rng, clock
+        self.checks, self.stake_usd = checks, params.consumers.stake_usd
+        self.watch_p = params.consumers.audit_p if o.watch_p is None else o.watch_p
+        hw = HARDWARE[o.hardware]
+        self.cpp = hw.hourly_cost / (hw.tflops * 3.6)  # USD per PFLOP on the watchers' hardware
+        self.tflops = hw.tflops
+        self.window = o.window_h * _H
+        self.rounds = dispute_rounds(o.trace_steps)
+        self.game_s = self.rounds * o.move_timeout_s
+        #: Longest time from a claim to its settlement: a dispute ends by ``window + game_s``
+        #: (begun within the window), a griefed honest result one window after its game.
+        self.hold_s = self.window + self.game_s + 1.0
+        usd_per_gas = params.settlement.gas.price().usd_per_gas
+        self.gas_usd = dispute_gas(o.trace_steps) * usd_per_gas
+        # Each party pays its own openings; the winner also sends dispute / decide.
+        self.loser_gas_usd = self.rounds * ROUND_GAS / 2 * usd_per_gas
+        self.winner_gas_usd = self.gas_usd - self.loser_gas_usd
+        self.bond = int(round(o.bond_usd * UNITS_PER_USD))
+        self.watchers = [Watcher(f"w{i}", griefer=False, prior_cheat=aud.prior_cheat) for i in range(o.watchers)]
+        self.griefers = [Watcher(f"g{i}", griefer=True, prior_cheat=aud.prior_cheat) for i in range(o.griefers)]
+        for w in self.watchers + self.griefers:
+            settle.open_account(w.name, int(round(o.watcher_usd * UNITS_PER_USD)))
+        self.jobs = self.missed = self.won = self.griefed = 0
+        self.watch_usd = self.total_gas_usd = 0.0
+
+    @staticmethod
+    def _detect(check: Check, cheat: str | None) -> float:
+        """A watcher's chance to find ``cheat``: certain by re-execution, else the scheme's calibrated rate."""
+        return 1.0 if check.scheme in _REEXECUTE else check.detect_est(cheat)
+
+    @staticmethod
+    def _check_share(check: Check, job: MarketJob) -> float:
+        """The watcher's first look at a result, as a share of the job's compute (1: re-execution)."""
+        return 1.0 if check.scheme in _REEXECUTE else check.frac_est(job.jtype.real_n, 0.1)
+
+    def _will_watch(self, w: Watcher, cost: float, frac: float, redo: float) -> bool:
+        if self.o.policy == "always":
+            return True
+        q = w.belief()
+        win = (1.0 - self.o.burn_share) * self.stake_usd - self.winner_gas_usd
+        jackpot = self.aud.forced_error_rate * self.aud.jackpot_usd
+        return q * win + jackpot >= frac * cost + q * redo * cost
+
+    def open(self, job: MarketJob, live: Sequence[int], out: Outcome, auditor: Auditor, settle_fn: SettleFn) -> None:
+        """Open the challenge window on ``job``'s one live claim; settle it when the window or its dispute ends.
+
+        Args:
+            job: the job (one replica: optimistic jobs are never replicated).
+            live: ``[0]``, the replica that returned a claim.
+            out: the unchecked outcome (nobody blamed).
+            auditor: the party settlement is told of when nobody disputes.
+            settle_fn: settles the job (``Checking._settle``).
+        """
+        o, m, st = self.o, self.m, self.st
+        self.jobs += 1
+        r = live[0]
+        pr = job.replicas[r]
+        wrong = job.cheats[r] is not None
+        pflop = job.jtype.pflop
+        cost, reexec_s = pflop * self.cpp, pflop * 1000.0 / self.tflops
+        # One draw per watcher, per griefer and for the forced error, whatever happens: the
+        # stream stays aligned across runs that differ only in a rate (common random numbers).
+        u = self.rng.random(2 * len(self.watchers) + len(self.griefers) + 1)
+        forced = bool(u[-1] < self.aud.forced_error_rate)
+        check = self.checks[job.jtype.kind]
+        frac, d_forced = self._check_share(check, job), self._detect(check, "random_output")
+        d = self._detect(check, job.cheats[r]) if wrong else 0.0
+        nw, redo = len(self.watchers), 0.0 if frac >= 1.0 else 1.0
+        finders: list[Watcher] = []
+        forced_finders: list[Watcher] = []
+        for i, w in enumerate(self.watchers):
+            if u[i] >= self.watch_p:
+                continue
+            w.drawn += 1
+            if not self._will_watch(w, cost, frac, redo):
+                continue
+            w.watched += 1
+            w.cost += frac * cost
+            self.watch_usd += frac * cost
+            found = wrong and bool(u[nw + i] < d)
+            if found:  # after a cheaper check, the watcher re-executes to commit its own trace for the dispute
+                w.seen_wrong += 1
+                w.cost += redo * cost
+                self.watch_usd += redo * cost
+                finders.append(w)
+            if forced and frac * reexec_s <= self.window and u[nw + i] < d_forced:
+                forced_finders.append(w)
+        if forced:
+            self._forced_error(forced_finders)
+        reexec_s *= frac + redo  # the check, then the re-execution for the trace
+        in_time = reexec_s <= self.window
+        if wrong and finders and not in_time:
+            self.missed += 1
+        if wrong and finders and in_time:  # the first watcher disputes; the honest party wins (C1, C2)
+            w = finders[0]
+            self._dispute(w, pr, winner=w)
+            self.won += 1
+            lost = Outcome((), False, 0.0, f"lost a dispute to watcher {w.name}", blame=frozenset({0}))
+            split = (1.0 - o.burn_share, st.treasury)
+            self._after(reexec_s + self.game_s,
+                        lambda: settle_fn(job, live, True, lost, w, 0.0, reexec_s + self.game_s, split))
+            return
+        # A griefer disputes only with its bond in hand: a dispute without one would be free.
+        grief = next((g for i, g in enumerate(self.griefers)
+                      if u[2 * nw + i] < o.grief_p and st.balance(g.name) >= self.bond), None)
+        if grief is not None and not wrong:  # an honest result disputed: the griefer loses its bond
+            self._dispute(grief, pr, winner=None)
+            self.griefed += 1
+            paid = st.transfer(grief.name, pr.name, int(self.bond * (1.0 - o.burn_share)))
+            burned = st.transfer(grief.name, st.treasury, self.bond - int(self.bond * (1.0 - o.burn_share)))
+            grief.bonds_lost += paid + burned
+            pr.earned += paid
+            m.paid_units += paid  # a provider's ledger gain the ledger check must account for
+            delay = self.game_s + self.window  # a won game restarts the window
+        else:
+            delay = self.window
+        self._after(delay, lambda: settle_fn(job, live, False, out, auditor, 0.0, delay))
+
+    def _forced_error(self, finders: list[Watcher]) -> None:
+        self.m.forced += 1
+        if not finders:
+            return
+        self.m.forced_found += 1
+        share = int(round(self.aud.jackpot_usd * UNITS_PER_USD)) // len(finders)
+        for w in finders:
+            w.rewards += self.st.transfer(self.st.treasury, w.name, share)
+
+    def _dispute(self, challenger: Watcher, pr: Any, *, winner: Watcher | None) -> None:
+        challenger.disputes += 1
+        self.total_gas_usd += self.gas_usd
+        if winner is not None:  # the watcher won: the cheating provider paid its openings
+            winner.gas_usd += self.winner_gas_usd
+            pr.compute_cost += self.loser_gas_usd
+        else:  # the griefer lost: the honest provider sent decide
+            challenger.gas_usd += self.loser_gas_usd
+            pr.compute_cost += self.winner_gas_usd
+
+    def _after(self, delay: float, fn: Callable[[], None]) -> None:
+        self.clock.after(delay, fn)
+
+    def summary(self) -> dict[str, float]:
+        """The policy's metrics: disputes, watchers' and griefers' profit, watching, missed windows."""
+        ws, gs = self.watchers, self.griefers
+        drawn = sum(w.drawn for w in ws)
+        nan = float("nan")
+        return {
+            "optimistic_disputes": self.won + self.griefed,
+            "optimistic_disputes_won": self.won,
+            "optimistic_griefing": self.griefed,
+            "optimistic_missed": self.missed,
+            "watcher_profit": sum(w.profit() for w in ws) / len(ws) if ws else nan,
+            "griefer_profit": sum(g.profit() for g in gs) / len(gs) if gs else nan,
+            "watch_participation": sum(w.watched for w in ws) / drawn if drawn else nan,
+            "watch_compute_usd": self.watch_usd,
+            "dispute_gas_usd": self.total_gas_usd,
+            "dispute_rounds": self.rounds,
+        }
+
+
+def trust_metrics(m: Metrics, optimistic: Optimistic | None, time_to_settlement_s: float) -> dict[str, float]:
+    """Metrics every run reports, so that audits, replication and the optimistic policy compare.
+
+    ``economy_cost_per_correct``: the price paid for results (extra replicas
+    included) plus the checkers' and watchers' compute and the disputes' gas,
+    per correct result; ``time_to_finality_s``: from arrival until the result
+    is final (settled: checked, or its window closed). With the optimistic
+    policy, its :meth:`Optimistic.summary` as well.
+    """
+    extra = (optimistic.watch_usd + optimistic.total_gas_usd) if optimistic is not None else 0.0
+    out = {"economy_cost_per_correct": (m.paid_usd + m.verify_compute_usd + extra) / m.correct
+           if m.correct else float("nan"),
+           "time_to_finality_s": time_to_settlement_s}
+    if optimistic is not None:
+        out.update(optimistic.summary())
+    return out
