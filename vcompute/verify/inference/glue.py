@@ -31,6 +31,7 @@ import numpy as np
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Scheme, VerifyContext
 from vcompute.verify.freivalds import Freivalds, PreparedMatrix
+from vcompute.verify.inference.glue_linear import LinearStacks
 from vcompute.verify.inference.glue_trace import TRACE_KEYS, trace_shapes
 
 __all__ = ["SampledGlue", "GLUE_RTOL"]
@@ -148,6 +149,7 @@ class SampledGlue(Scheme):
         self.rounds = rounds
         self.rtol = float(rtol)
         self.freivalds = Freivalds(rounds=rounds)
+        self._stacks = LinearStacks(self.freivalds)
         self._prepared: dict[int, tuple[Any, int, PreparedMatrix]] = {}
 
     def _weight(self, w: Any) -> PreparedMatrix:
@@ -295,10 +297,17 @@ class SampledGlue(Scheme):
             first = next((q for q in problems if q), None)
             if first:
                 return done(False, first, layer=i)
-            for a_key, mod_name, c_key in _LINEARS:
-                q = linear(f"{p} {mod_name}", tr[a_key][i], getattr(blk, mod_name), tr[c_key][i])
-                if q:
-                    return done(False, q, layer=i)
+        # each kind of linear layer of all blocks in one fused pass, one block of signs per kind
+        fails = []
+        for j, (a_key, mod_name, c_key) in enumerate(_LINEARS):
+            res = self._stacks.check(mod_name, tr[a_key], [getattr(b, mod_name) for b in model.blocks], tr[c_key],
+                                     rng)
+            flops[0] += res.flops
+            if res.reason:
+                fails.append((res.layer, j, res.reason))
+        if fails:
+            layer, _, reason = min(fails)  # the first wrong layer in forward order
+            return done(False, reason, layer=layer)
         q = glue("final ln", tr["hidden"], _ln(x[-1].astype(np.float64), model.ln_f)) or linear(
             "head", tr["hidden"], model.wte, tr["logits"])
         if q:
