@@ -56,33 +56,28 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
 
 
-def _widened(x: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
-    """``x.transpose(order)`` as a contiguous float64 array, cast and copied in one pass."""
-    out = np.empty(tuple(x.shape[i] for i in order))
-    np.copyto(out, x.transpose(order))
-    return out
-
-
 def _attention_rows(qkv: np.ndarray, rows: np.ndarray, n_heads: int) -> np.ndarray:
     """Causal attention outputs of ``rows`` from the full ``[T, 3d]`` q/k/v rows, in float64.
 
     All sampled rows and heads in one batched product: row ``t`` scores keys ``0..t`` (the
     later keys up to the last sampled row are masked to ``-inf``, so they never enter its softmax).
+    In torch, which keeps to its own thread setting: numpy's BLAS spreads products of this size
+    over every core, which on a loaded machine costs a hundred times the product.
     """
+    import torch
+
     d = qkv.shape[1] // 3
     hd = d // n_heads
     s = len(rows)
     top = int(rows.max()) + 1
-    # per-head operands widened and laid out contiguously in one copy each: numpy's batched matmul
-    # only reaches BLAS on contiguous stacks
-    q, kt, v = (_widened(z.reshape(-1, n_heads, hd), order)
-                for z, order in ((qkv[rows, :d], (1, 0, 2)), (qkv[:top, d:2 * d], (1, 2, 0)),
-                                 (qkv[:top, 2 * d:], (1, 0, 2))))
-    sc = (q @ kt) * (1.0 / math.sqrt(hd))  # [heads, s, top]
-    sc += np.where(np.arange(top)[None, :] > rows[:, None], -np.inf, 0.0)
-    p = np.exp(sc - sc.max(axis=-1, keepdims=True))
-    p /= p.sum(axis=-1, keepdims=True)
-    return (p @ v).transpose(1, 0, 2).reshape(s, d)
+    kv = torch.from_numpy(qkv[:top, d:]).double()
+    q = torch.from_numpy(qkv[rows, :d]).double().view(s, n_heads, hd).transpose(0, 1)
+    k, v = (z.reshape(top, n_heads, hd).transpose(0, 1) for z in (kv[:, :d], kv[:, d:]))
+    sc = (q @ k.transpose(1, 2)) * (1.0 / math.sqrt(hd))  # [heads, s, top]
+    sc.masked_fill_(torch.arange(top)[None, :] > torch.from_numpy(rows)[:, None], float("-inf"))
+    p = torch.exp(sc - sc.amax(dim=-1, keepdim=True))
+    p /= p.sum(dim=-1, keepdim=True)
+    return (p @ v).transpose(0, 1).reshape(s, d).numpy()
 
 
 def _bad_row(claimed: np.ndarray, ref: np.ndarray, rtol: float) -> tuple[int, float, float]:
