@@ -8,7 +8,8 @@ after the trace is fixed, checks
 - every linear layer (``c_attn``, ``attn_proj``, ``c_fc``, ``mlp_proj`` of every
   block and the tied head) over **all** token rows with
   :class:`~vcompute.verify.Freivalds` (``rounds`` sign vectors: a row off by more
-  than its rounding tolerance escapes with probability <= 2**-rounds per layer);
+  than its rounding tolerance escapes with probability <= 2**-rounds per layer; each kind of layer
+  is checked over all blocks in one fused pass, :mod:`.glue_linear`);
 - the embeddings, both residual adds of every block and the final LayerNorm on
   **all** rows (O(T d) each; each token check depends on its own row's logits);
 - the non-linear glue of every block (LayerNorm 1 and 2, causal softmax
