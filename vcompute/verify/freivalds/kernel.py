@@ -232,7 +232,8 @@ def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: An
 
     Args:
         a, b, c, bias: the operands (numpy, CPU torch or CPU JAX; float32,
-            float64, bfloat16 or float16; batch dims broadcast as in ``a @ b``).
+            float64, bfloat16 or float16; batch dims broadcast as in ``a @ b``); ``bias`` is
+            ``(n,)``, or ``(..., n)`` with ``a``'s batch dims (one bias per product of a stack).
         R: ``(n, k)`` numpy signs (+-1).
         prec: rounding model of the honest product; safety: ``lambda``.
 
@@ -274,8 +275,12 @@ def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: An
     bnorm = None
     if bias is not None:
         bb = np.asarray(to_numpy(bias), dtype=np.float64)
-        D += bb @ R
-        bnorm = float(np.sqrt(bb @ bb))
+        if bb.ndim == 1:
+            D += bb @ R
+            bnorm = float(np.sqrt(bb @ bb))
+        else:  # one bias per batch entry, (..., n): a stack of linear layers checked in one pass
+            D += (bb @ R)[..., None, :]
+            bnorm = np.sqrt(np.sum(bb * bb, axis=-1))[..., None]
     diff = np.max(np.abs(D), axis=-1)
     tol = tolerance_from_sums(np, S=S, C2=C2, T=T, K=K, n=n, prec=prec, safety=safety, bias=bias is not None,
                               bias_norm=bnorm)

@@ -8,7 +8,8 @@ after the trace is fixed, checks
 - every linear layer (``c_attn``, ``attn_proj``, ``c_fc``, ``mlp_proj`` of every
   block and the tied head) over **all** token rows with
   :class:`~vcompute.verify.Freivalds` (``rounds`` sign vectors: a row off by more
-  than its rounding tolerance escapes with probability <= 2**-rounds per layer);
+  than its rounding tolerance escapes with probability <= 2**-rounds per layer; each kind of layer
+  is checked over all blocks in one fused pass, :mod:`.glue_linear`);
 - the embeddings, both residual adds of every block and the final LayerNorm on
   **all** rows (O(T d) each; each token check depends on its own row's logits);
 - the non-linear glue of every block (LayerNorm 1 and 2, causal softmax
@@ -31,6 +32,7 @@ import numpy as np
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Scheme, VerifyContext
 from vcompute.verify.freivalds import Freivalds, PreparedMatrix
+from vcompute.verify.inference.glue_linear import LinearStacks
 from vcompute.verify.inference.glue_trace import TRACE_KEYS, trace_shapes
 
 __all__ = ["SampledGlue", "GLUE_RTOL"]
@@ -51,24 +53,32 @@ def _ln(x: np.ndarray, mod: Any) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    # x * x * x, not x**3: numpy's float64 power calls pow() per entry, several times the cost of the rest
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
 
 
 def _attention_rows(qkv: np.ndarray, rows: np.ndarray, n_heads: int) -> np.ndarray:
-    """Causal attention outputs of ``rows`` from the full ``[T, 3d]`` q/k/v rows, in float64."""
+    """Causal attention outputs of ``rows`` from the full ``[T, 3d]`` q/k/v rows, in float64.
+
+    All sampled rows and heads in one batched product: row ``t`` scores keys ``0..t`` (the
+    later keys up to the last sampled row are masked to ``-inf``, so they never enter its softmax).
+    In torch, which keeps to its own thread setting: numpy's BLAS spreads products of this size
+    over every core, which on a loaded machine costs a hundred times the product.
+    """
+    import torch
+
     d = qkv.shape[1] // 3
     hd = d // n_heads
+    s = len(rows)
     top = int(rows.max()) + 1
-    q = qkv[rows, :d].astype(np.float64).reshape(len(rows), n_heads, hd)
-    k, v = (np.ascontiguousarray(qkv[:top, j * d:(j + 1) * d].astype(np.float64).reshape(top, n_heads, hd)
-                                 .transpose(1, 0, 2)) for j in (1, 2))
-    out = np.empty((len(rows), d))
-    for i, t in enumerate(rows):
-        s = (k[:, :t + 1] @ q[i][:, :, None])[:, :, 0] / math.sqrt(hd)
-        p = np.exp(s - s.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        out[i] = (p[:, None, :] @ v[:, :t + 1])[:, 0].reshape(d)
-    return out
+    kv = torch.from_numpy(qkv[:top, d:]).double()
+    q = torch.from_numpy(qkv[rows, :d]).double().view(s, n_heads, hd).transpose(0, 1)
+    k, v = (z.reshape(top, n_heads, hd).transpose(0, 1) for z in (kv[:, :d], kv[:, d:]))
+    sc = (q @ k.transpose(1, 2)) * (1.0 / math.sqrt(hd))  # [heads, s, top]
+    sc.masked_fill_(torch.arange(top)[None, :] > torch.from_numpy(rows)[:, None], float("-inf"))
+    p = torch.exp(sc - sc.amax(dim=-1, keepdim=True))
+    p /= p.sum(dim=-1, keepdim=True)
+    return (p @ v).transpose(0, 1).reshape(s, d).numpy()
 
 
 def _bad_row(claimed: np.ndarray, ref: np.ndarray, rtol: float) -> tuple[int, float, float]:
@@ -135,6 +145,7 @@ class SampledGlue(Scheme):
         self.rounds = rounds
         self.rtol = float(rtol)
         self.freivalds = Freivalds(rounds=rounds)
+        self._stacks = LinearStacks(self.freivalds)
         self._prepared: dict[int, tuple[Any, int, PreparedMatrix]] = {}
 
     def _weight(self, w: Any) -> PreparedMatrix:
@@ -282,10 +293,17 @@ class SampledGlue(Scheme):
             first = next((q for q in problems if q), None)
             if first:
                 return done(False, first, layer=i)
-            for a_key, mod_name, c_key in _LINEARS:
-                q = linear(f"{p} {mod_name}", tr[a_key][i], getattr(blk, mod_name), tr[c_key][i])
-                if q:
-                    return done(False, q, layer=i)
+        # each kind of linear layer of all blocks in one fused pass, one block of signs per kind
+        fails = []
+        for j, (a_key, mod_name, c_key) in enumerate(_LINEARS):
+            res = self._stacks.check(mod_name, tr[a_key], [getattr(b, mod_name) for b in model.blocks], tr[c_key],
+                                     rng)
+            flops[0] += res.flops
+            if res.reason:
+                fails.append((res.layer, j, res.reason))
+        if fails:
+            layer, _, reason = min(fails)  # the first wrong layer in forward order
+            return done(False, reason, layer=layer)
         q = glue("final ln", tr["hidden"], _ln(x[-1].astype(np.float64), model.ln_f)) or linear(
             "head", tr["hidden"], model.wte, tr["logits"])
         if q:
