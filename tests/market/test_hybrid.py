@@ -197,10 +197,13 @@ def test_smoke_grid_meets_the_two_percent_target():
     from vcompute.experiment.tasks.market import MarketHybrid
 
     cfg = load_config(ROOT / "experiments/hybrid-breakeven.toml", smoke=True)
-    margins = []
+    margins, kinds = [], set()
     for params, seed in [(r.params, r.seed) for r in expand_runs(cfg)]:
         out = MarketHybrid().run(HybridParams.model_validate(params), seed)
-        margins.append(out["hybrid_margin"])
+        if out["applicable"]:
+            margins.append(out["hybrid_margin"])
+            kinds.add(params["kind"])
+    assert kinds == {"matmul", "generate", "train"}
     assert margins and max(margins) <= 0.02, margins
 
 
@@ -215,3 +218,59 @@ def test_seeded_hybrid_runs_are_reproducible():
 def test_unknown_router_parameter_is_a_type_error_naming_it():
     with pytest.raises(TypeError, match="bogus"):
         _params(routing_params={"bogus": 1})
+
+
+MIX = [{"name": "m", "kind": "matmul", "pflop": 30.0}, {"name": "g", "kind": "generate", "pflop": 20.0},
+       {"name": "t", "kind": "train", "pflop": 300.0, "memory_gb": 40}]
+
+
+@pytest.mark.parametrize("kind, verifier", [("generate", "generate"), ("train", "pol"), ("training", "pol")])
+def test_every_registered_kind_runs_with_its_calibrated_scheme(kind, verifier):
+    """kind takes any registered kind (or an alias) and keeps only its mix entries."""
+    from vcompute.experiment.tasks.market import MarketHybrid
+
+    p = _params(jobs=150, kind=kind, consumers={**BASE["consumers"], "verifier": verifier, "mix": MIX})
+    assert [j.kind for j in p.routed("hybrid").consumers.mix] == [{"training": "train"}.get(kind, kind)]
+    out = MarketHybrid().run(p, 0)
+    assert out["applicable"] == 1 and out["results_correct"] > 0
+    assert out["cpc_cloud"] > 0 and out["cpc_decentralized"] > 0
+
+
+@pytest.mark.parametrize("kind, verifier, by_kind, ok", [
+    ("train", "freivalds", {}, False),          # a product check cannot check a training run
+    ("matmul", "pol", {}, False),
+    ("generate", "model", {}, False),
+    ("train", "freivalds", {"training": "pol"}, True),   # the per-kind override is the scheme that checks it
+    ("all", "freivalds", {"train": "pol", "generate": "generate"}, True),
+    ("all", "freivalds", {"train": "pol"}, False),  # generate is still checked by freivalds
+    ("matmul", "none", {}, True),
+])
+def test_a_scheme_that_cannot_check_the_kind_is_not_simulated(kind, verifier, by_kind, ok):
+    from vcompute.experiment.tasks.market import MarketHybrid
+
+    p = _params(jobs=50, kind=kind, consumers={**BASE["consumers"], "verifier": verifier, "mix": MIX,
+                                               "verifier_by_kind": by_kind})
+    assert p.applicable() is ok
+    if not ok:
+        out = MarketHybrid().run(p, 0)
+        assert out["applicable"] == 0 and out["hybrid_margin"] != out["hybrid_margin"]
+
+
+@pytest.mark.parametrize("kind, word", [("nope", "nope"), ("generate", "generate")])
+def test_a_kind_unknown_or_missing_from_the_mix_is_a_config_error(kind, word):
+    with pytest.raises((ValidationError, ValueError), match=word):
+        _params(kind=kind)  # the default mix has no generate entry
+
+
+def test_a_kind_name_that_lies_in_eq_selects_only_its_own_jobs():
+    """A str subclass equal to everything becomes an exact str at the boundary: it cannot pull in other kinds."""
+    class Liar(str):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = str.__hash__
+
+    p = _params(kind=Liar("matmul"), consumers={**BASE["consumers"], "mix": MIX})
+    assert type(p.kind) is str
+    assert [j.kind for j in p.routed("hybrid").consumers.mix] == ["matmul"]
+    assert p.applicable()

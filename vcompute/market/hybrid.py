@@ -16,7 +16,7 @@ and the hybrid router's margin over the better pure policy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -26,7 +26,7 @@ from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
 from vcompute.market.core import MarketView, Settled
 from vcompute.market.costs import CostBook, CostConfig, break_even_discount, settlement_gas_metrics
 
-__all__ = ["POLICIES", "HybridHooks", "HybridParams", "compare_policies"]
+__all__ = ["POLICIES", "HybridHooks", "HybridParams", "compare_policies", "scheme_applies"]
 
 #: The pure and the hybrid policy :func:`compare_policies` runs.
 POLICIES = ("cloud", "decentralized", "hybrid")
@@ -42,7 +42,9 @@ class HybridParams(MarketParams):
             for every consumer, or a list assigned to consumers in turn
             (consumer ``i`` gets ``routing[i % len]``).
         routing_params: keyword arguments of the ``hybrid`` router.
-        kind: restrict the job mix to one job kind (``all`` keeps it).
+        kind: restrict the job mix to one job kind, any registered in
+            :data:`~vcompute.workloads.kinds.KINDS` or an alias (``all`` keeps
+            the whole mix); the mix must have an entry of that kind.
         compare: run all three policies (:func:`compare_policies`) instead of ``routing``.
     """
 
@@ -50,8 +52,17 @@ class HybridParams(MarketParams):
     costs: CostConfig = Field(default_factory=CostConfig)
     routing: str | list[str] = "hybrid"
     routing_params: dict[str, Any] = Field(default_factory=dict)
-    kind: Literal["all", "matmul", "inference", "training"] = "all"
+    kind: str = "all"
     compare: bool = True
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v != "all":
+            from vcompute.workloads.kinds import canonical_kind
+
+            canonical_kind(v)  # raises, listing the known kinds and aliases
+        return v
 
     @field_validator("routing")
     @classmethod
@@ -66,8 +77,9 @@ class HybridParams(MarketParams):
 
     @model_validator(mode="after")
     def _kind_in_mix(self) -> HybridParams:
-        if self.kind != "all" and not any(j.kind == self.kind for j in self.consumers.mix):
-            raise ValueError(f"kind = {self.kind!r} but consumers.mix has no job of that kind")
+        if self.kind != "all" and not self._of_kind():
+            raise ValueError(f"kind = {self.kind!r} but consumers.mix has no job of that kind; add a "
+                             f"[[params.consumers.mix]] entry with kind = {self.kind!r}")
         _router("hybrid", self.routing_params)  # raises on bad parameters
         return self
 
@@ -75,9 +87,46 @@ class HybridParams(MarketParams):
         """These parameters with every consumer on ``routing`` (and the mix cut to :attr:`kind`)."""
         upd: dict[str, Any] = {"routing": routing, "compare": False}
         if self.kind != "all":
-            mix = [j for j in self.consumers.mix if j.kind == self.kind]
-            upd["consumers"] = self.consumers.model_copy(update={"mix": mix})
+            upd["consumers"] = self.consumers.model_copy(update={"mix": self._of_kind()})
         return self.model_copy(update=upd)
+
+    def _of_kind(self) -> list[Any]:
+        from vcompute.workloads.kinds import canonical_kind
+
+        want = canonical_kind(self.kind)
+        return [j for j in self.consumers.mix if j.job_kind == want]
+
+    def applicable(self) -> bool:
+        """Whether the trust scheme can check every kind of job this run sends to the market.
+
+        A kind's scheme is ``consumers.verifier_by_kind`` for it, else
+        ``consumers.verifier``; it applies when it is one of the kind's
+        verifiers (:func:`scheme_applies`). Freivalds cannot check a training
+        run, proof-of-learning cannot check a product: such a cell of a grid is
+        not simulated.
+        """
+        from vcompute.workloads.kinds import canonical_kind
+
+        cons = self.consumers
+        overrides = {canonical_kind(k): v for k, v in cons.verifier_by_kind.items()}
+        mix = cons.mix if self.kind == "all" else self._of_kind()
+        for jt in mix:
+            scheme = overrides.get(jt.job_kind, "default")
+            if not scheme_applies(jt.job_kind, cons.verifier if scheme == "default" else scheme):
+                return False
+        return True
+
+
+def scheme_applies(kind: str, scheme: str) -> bool:
+    """Whether ``scheme`` (a verifier name, or ``none``) can check jobs of ``kind``: one of its verifiers.
+
+    Example:
+        >>> scheme_applies("generate", "generate"), scheme_applies("train", "freivalds")
+        (True, False)
+    """
+    from vcompute.workloads.kinds import get_kind
+
+    return scheme == "none" or scheme in get_kind(kind).verifiers
 
 
 def _router(name: str, params: dict[str, Any]) -> Any:

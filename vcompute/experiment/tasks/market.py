@@ -151,8 +151,10 @@ class MarketHybrid:
     hybrid run's metrics plus each policy's all-in cost per correct result
     (``cpc_<policy>``), the break-even decentralized discount and
     ``hybrid_margin`` (:func:`vcompute.market.hybrid.compare_policies`).
-    Proof-of-learning checks training runs only: a cell pairing it with
-    another job kind is reported as ``applicable = 0`` and not simulated.
+    A cell whose scheme cannot check its job kind (proof-of-learning on a
+    product, Freivalds on a training run:
+    :meth:`~vcompute.market.hybrid.HybridParams.applicable`) is reported as
+    ``applicable = 0`` and not simulated.
 
     Example:
         >>> from vcompute.market.hybrid import HybridParams
@@ -171,7 +173,7 @@ class MarketHybrid:
         from vcompute.market.hybrid import compare_policies
         from vcompute.market.sim import Market
 
-        if params.consumers.verifier == "pol" and params.kind != "training":
+        if not params.applicable():
             return {"applicable": 0, "hybrid_margin": float("nan"), "break_even_discount": float("nan")}
         out = compare_policies(params, seed) if params.compare else Market(params.routed(params.routing),
                                                                            seed).run()
