@@ -268,3 +268,16 @@ def test_a_key_that_changes_its_public_key_between_reads_impersonates_no_one(led
         assert ledger.balance("alice") == 1000 and vl.check_conservation(ledger) == 5000
     after = snapshot(ledger, ESC)
     assert after["supply"] == before["supply"] and after["bal/alice"] == 1000
+
+
+def test_a_derived_key_told_to_claim_a_small_order_key_cannot_act(ledger, parties):
+    """The subgroup check is skipped only for public keys a signing library derived: a
+    derived key object that then claims the identity key (for which anyone forges any
+    signature) and forges its proof is refused, on every backend."""
+    from vcompute.core import ed25519 as ed
+
+    k = key_from_name("mallory-derived", salt="attack")
+    k.public_bytes = ed.encode(ed.IDENTITY)
+    k.sign = lambda _m: ed.encode(ed.mul(42, ed.B)) + (42).to_bytes(32, "little")
+    refused(ledger, (vl.Unauthorized, vl.InvalidRequest), ledger.open_account, k, "mallory", op_id="x")
+    refused(ledger, (vl.Unauthorized, vl.InvalidRequest), ledger.transfer, k, "bob", 1, op_id="y")

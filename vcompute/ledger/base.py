@@ -9,6 +9,7 @@ the read queries, :meth:`Ledger.now` and :meth:`Ledger.close`.
 from __future__ import annotations
 
 import abc
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -299,8 +300,6 @@ class KeyProofs:
             InvalidRequest: if ``by`` is not a signing key.
             Unauthorized: if it does not hold the secret of the key it claims.
         """
-        import weakref
-
         pub = public_of(by)
         ent = self._proven.get(id(by))
         if ent is not None and ent[1] == pub and ent[0]() is by:

@@ -64,7 +64,8 @@ class MemoryLedger(StateQueries, Ledger):
         public_of(by)
         args = normalise_args(kind, args)
         check_op_id(op_id)
-        r = self.state.apply(kind, self._keys.holder(by), op_id, args, float(self.clock()))
+        # holder() returns only an exact 32-byte key it proved, and op_id was checked above.
+        r = self.state.apply_valid(kind, self._keys.holder(by), op_id, args, float(self.clock()))
         self.state.touched.clear()
         return r
 
@@ -78,7 +79,7 @@ class MemoryLedger(StateQueries, Ledger):
             public_of(by)
             args = normalise_args("transfer", (to, amount))
         check_op_id(op_id)
-        r = self.state.apply("transfer", self._keys.holder(by), op_id, args, 0.0)
+        r = self.state.apply_valid("transfer", self._keys.holder(by), op_id, args, 0.0)
         self.state.touched.clear()
         return self._count(r)
 
