@@ -86,7 +86,10 @@ class Ledger(abc.ABC):
         # By log position, not by ``replayed``: a retry whose first attempt was applied but lost
         # its receipt (a dropped connection) is the first this object hears of that operation.
         # One bit per log position (a set of ints would cost ~60 bytes per operation of a long run).
-        seen = self.__dict__.setdefault("_op_seqs", bytearray())
+        d = self.__dict__
+        seen = d.get("_op_seqs")
+        if seen is None:  # (not setdefault: that would build a fresh default on every operation)
+            seen = d["_op_seqs"] = bytearray()
         seq = receipt.seq
         if type(seq) is int and seq >= 0:
             byte, bit = divmod(seq, 8)
@@ -95,7 +98,9 @@ class Ledger(abc.ABC):
             if seen[byte] >> bit & 1:
                 return receipt
             seen[byte] |= 1 << bit
-        counts = self.__dict__.setdefault("_op_counts", {})
+        counts = d.get("_op_counts")
+        if counts is None:
+            counts = d["_op_counts"] = {}
         counts[receipt.kind] = counts.get(receipt.kind, 0) + 1
         return receipt
 

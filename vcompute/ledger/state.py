@@ -126,6 +126,8 @@ class LedgerState:
         self.ops: dict[tuple[bytes, str], tuple[str, tuple, int]] = {}
         self.seq = 0
         self.touched: set[tuple[str, str]] = set()
+        # Bound once (a subclass's overrides included): looked up on every request.
+        self._handlers = {k: getattr(self, "_" + k) for k in KINDS}
 
     # -- applying requests -------------------------------------------------
 
@@ -178,7 +180,7 @@ class LedgerState:
             if actor is None:
                 raise UnknownAccount(f"the signing key {pub.hex()[:16]}... is bound to no account; "
                                      "call open_account(key, name) first")
-        getattr(self, "_" + kind)(actor, pub, now, *args)
+        self._handlers[kind](actor, pub, now, *args)
         seq = self.seq
         self.ops[(pub, op_id)] = (kind, args, seq)
         self.seq = seq + 1
