@@ -4,8 +4,10 @@ The headline rows are modelled mode at scale, side by side: 10^5 jobs on
 10^3 providers and 10^6 jobs on 10^4 providers (target: the second in
 <= 60 s on one core), settled on the memory:// ledger and read back from it
 at the end (``ledger_conserved``, ``settlement_consistent``). ``setup_s`` is
-opening the accounts (each key's prime-order check costs ~2 ms in pure
-Python), ``cpu_s`` the process time of the whole run. Next to them, at a smaller size so that they
+opening the accounts (each key proves it holds its secret once: one
+OpenSSL signature and verification; keys derived by
+:class:`~vcompute.core.signing.SigningKey` skip the ~2 ms pure-Python
+subgroup check), ``cpu_s`` the process time of the whole run. Next to them, at a smaller size so that they
 finish quickly, the same market with the reverse auction, with churn and
 crashes, in real mode (providers execute real matmul jobs, Freivalds checks
 them), and on the durable sqlite ledger and the embedded EVM (when

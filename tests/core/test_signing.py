@@ -142,3 +142,51 @@ def test_hostile_bytes_subclasses_are_refused():
     assert verify(k.public_bytes, Liar(b"m"), sig) is False
     assert verify(k.public_bytes, b"m", Liar(sig)) is False
     assert verify(bytearray(k.public_bytes), memoryview(b"m"), bytearray(sig))
+
+
+def test_derived_keys_skip_the_subgroup_check_only_for_what_the_library_computed():
+    """Keys SigningKey derived are trusted as prime order; what an object claims afterwards is not."""
+    keys = [key_from_name(f"derived{i}", salt="t") for i in range(4)]
+    for k in keys:
+        assert k.public_bytes in signing._DERIVED
+        assert ed.has_prime_order.__wrapped__(k.public_bytes)  # the reference agrees, uncached
+        assert signing.public_key_problem(k.public_bytes) is None
+    ident = ed.encode(ed.IDENTITY)
+    mixed = ed.encode(ed.add(ed.mul(7, ed.B), ed.torsion_points()[1]))
+
+    class Lying(SigningKey):
+        """Answers reads of ``public_bytes`` and ``_key`` with what it likes, whatever was stored."""
+
+        @property
+        def public_bytes(self):
+            return ident
+
+        @public_bytes.setter
+        def public_bytes(self, _v):
+            pass
+
+        @property
+        def _key(self):
+            raise AssertionError("SigningKey.__init__ must not read _key back")
+
+        @_key.setter
+        def _key(self, _v):
+            pass
+
+    liar = Lying(b"\x05" * 32)
+    assert liar.public_bytes == ident
+    k = key_from_name("victim", salt="t")
+    k.public_bytes = mixed  # a plain key object told to claim another key
+    for bad in (ident, mixed):
+        assert bad not in signing._DERIVED
+        assert signing.public_key_problem(bad) is not None
+    forged = ed.encode(ed.mul(42, ed.B)) + (42).to_bytes(32, "little")
+    assert verify(ident, b"anything", forged) is False
+
+
+def test_derived_key_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(signing, "_DERIVED", set())
+    monkeypatch.setattr(signing, "_DERIVED_CAP", 2)
+    keys = [SigningKey(bytes([i]) * 32) for i in range(1, 5)]
+    assert len(signing._DERIVED) == 2
+    assert all(signing.public_key_problem(k.public_bytes) is None for k in keys)  # the rest checked in full

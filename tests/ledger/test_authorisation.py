@@ -268,3 +268,51 @@ def test_a_key_that_changes_its_public_key_between_reads_impersonates_no_one(led
         assert ledger.balance("alice") == 1000 and vl.check_conservation(ledger) == 5000
     after = snapshot(ledger, ESC)
     assert after["supply"] == before["supply"] and after["bal/alice"] == 1000
+
+
+def test_a_derived_key_told_to_claim_a_small_order_key_cannot_act(ledger, parties):
+    """The subgroup check is skipped only for public keys a signing library derived: a
+    derived key object that then claims the identity key (for which anyone forges any
+    signature) and forges its proof is refused, on every backend."""
+    from vcompute.core import ed25519 as ed
+
+    k = key_from_name("mallory-derived", salt="attack")
+    k.public_bytes = ed.encode(ed.IDENTITY)
+    k.sign = lambda _m: ed.encode(ed.mul(42, ed.B)) + (42).to_bytes(32, "little")
+    refused(ledger, (vl.Unauthorized, vl.InvalidRequest), ledger.open_account, k, "mallory", op_id="x")
+    refused(ledger, (vl.Unauthorized, vl.InvalidRequest), ledger.transfer, k, "bob", 1, op_id="y")
+
+
+def test_per_job_operations_refuse_hostile_arguments(ledger, parties):
+    """The market's per-job operations (escrow open / release / refund, stake lock / slash) take
+    a fast path for exact builtins on the memory ledger: every lie still takes the checked path."""
+    dl = ledger.now() + 100
+    ledger.stake_deposit(parties.bob, 50, op_id="dep")
+    ledger.escrow_open(parties.alice, "job", provider="bob", amount=10, deadline=dl, verifier="vera", op_id="o")
+    ledger.stake_lock(parties.bob, "job", 5, op_id="l")
+    names = [EveryName("job"), "job\n", "", "x" * 65, 5, None]
+    amounts = [LyingInt(3), True, 3.0, 0, -1, 10**18 + 1]
+    for bad in names:
+        refused(ledger, vl.InvalidRequest, ledger.escrow_open, parties.alice, bad, provider="bob", amount=1,
+                deadline=dl, verifier="vera", op_id="x1")
+        refused(ledger, vl.InvalidRequest, ledger.escrow_open, parties.alice, "job2", provider=bad, amount=1,
+                deadline=dl, verifier="vera", op_id="x2")
+        if bad is not None:
+            refused(ledger, vl.InvalidRequest, ledger.escrow_open, parties.alice, "job2", provider="bob",
+                    amount=1, deadline=dl, verifier=bad, op_id="x3")
+        refused(ledger, vl.InvalidRequest, ledger.escrow_release, parties.vera, bad, op_id="x4")
+        refused(ledger, vl.InvalidRequest, ledger.escrow_refund, parties.vera, bad, op_id="x5")
+        refused(ledger, vl.InvalidRequest, ledger.stake_lock, parties.bob, bad, 1, op_id="x6")
+        refused(ledger, vl.InvalidRequest, ledger.stake_slash, parties.vera, bad, 1, to="trez", op_id="x7")
+        refused(ledger, vl.InvalidRequest, ledger.stake_slash, parties.vera, "job", 1, to=bad, op_id="x8")
+    for bad in amounts:
+        refused(ledger, vl.InvalidAmount, ledger.escrow_open, parties.alice, "job2", provider="bob", amount=bad,
+                deadline=dl, verifier="vera", op_id="y1")
+        refused(ledger, vl.InvalidAmount, ledger.stake_lock, parties.bob, "job", bad, op_id="y2")
+        refused(ledger, vl.InvalidAmount, ledger.stake_slash, parties.vera, "job", bad, to="trez", op_id="y3")
+    for bad in (float("nan"), float("inf"), -1.0, 2.0**41, "100", True):
+        refused(ledger, vl.InvalidRequest, ledger.escrow_open, parties.alice, "job2", provider="bob", amount=1,
+                deadline=bad, verifier="vera", op_id="z1")
+    with pytest.raises(vl.InvalidRequest):  # a bad op id on the fast path
+        ledger.escrow_release(parties.vera, "job", op_id="bad\nid")
+    assert ledger.escrow("job").state == "open" and ledger.escrow("job").locked == 5

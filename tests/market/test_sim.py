@@ -234,3 +234,20 @@ def test_the_audit_coin_is_drawn_per_committed_claim_at_the_announced_rate():
     k = mk.checks["matmul"].k
     assert k > 1 and rep["checks_done"] == rep["checks_requested"] > 0
     assert mk.m.replicas_run - rep["jobs_matched"] == (k - 1) * rep["checks_done"]
+
+
+def test_run_restores_the_cycle_collector_and_its_results_do_not_depend_on_it():
+    """The event loop pauses the cycle collector (a speed-up at scale) and restores its state."""
+    import gc
+
+    params = {"jobs": 200, "providers": {"count": 20}, "adversary": {"strategy": "strategic", "fraction": 0.3}}
+    assert gc.isenabled()
+    a = run_market(params, seed=4)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        b = run_market(params, seed=4)
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
+    assert a == b or all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)

@@ -100,17 +100,23 @@ class SigningKey:
     def __init__(self, seed: bytes) -> None:
         if not isinstance(seed, (bytes, bytearray)) or len(seed) != 32:
             raise ValueError("an Ed25519 seed is exactly 32 bytes")
-        self._seed = bytes(seed)
+        seed = bytes(seed)
+        # Locals, not attributes read back: a subclass may make ``_key`` or ``public_bytes``
+        # properties that answer something else than what was stored.
         if backend() == "cryptography":
             from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-            self._key = Ed25519PrivateKey.from_private_bytes(self._seed)
-            self.public_bytes: bytes = self._key.public_key().public_bytes_raw()
+            key = Ed25519PrivateKey.from_private_bytes(seed)
+            pub = key.public_key().public_bytes_raw()
         else:
             from Crypto.PublicKey import ECC
 
-            self._key = ECC.construct(curve="Ed25519", seed=self._seed)
-            self.public_bytes = self._key.public_key().export_key(format="raw")
+            key = ECC.construct(curve="Ed25519", seed=seed)
+            pub = key.public_key().export_key(format="raw")
+        _remember_derived(pub)
+        self._seed = seed
+        self._key = key
+        self.public_bytes: bytes = pub
 
     @classmethod
     def generate(cls, seed: bytes | None = None) -> SigningKey:
@@ -171,7 +177,25 @@ def public_key_problem(public: object) -> str | None:
     """
     if type(public) not in (bytes, bytearray) or len(public) != 32:
         return "not exactly 32 bytes (bytes or bytearray)"
-    return _key_problem(bytes(public))
+    public = bytes(public)
+    if public in _DERIVED:
+        return None
+    return _key_problem(public)
+
+
+#: Public keys a signing library computed in :class:`SigningKey` from a seed, in this process.
+#: Such a key is ``encode([s] B)`` for a clamped scalar ``s`` (a multiple of 8 in
+#: ``[2^254, 2^255)``, never a multiple of the odd ``L``): canonical and of prime order by
+#: construction, so :func:`public_key_problem` need not repeat the ~2 ms scalar multiplication
+#: (a market opens one account per provider: 10^4 keys, ~20 s). Keyed by the bytes the library
+#: returned, never by what an object later claims. Bounded: past the cap keys are checked in full.
+_DERIVED: set[bytes] = set()
+_DERIVED_CAP = 1 << 17
+
+
+def _remember_derived(public: object) -> None:
+    if type(public) is bytes and len(public) == 32 and len(_DERIVED) < _DERIVED_CAP:
+        _DERIVED.add(public)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,6 +9,7 @@ the read queries, :meth:`Ledger.now` and :meth:`Ledger.close`.
 from __future__ import annotations
 
 import abc
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -85,7 +86,10 @@ class Ledger(abc.ABC):
         # By log position, not by ``replayed``: a retry whose first attempt was applied but lost
         # its receipt (a dropped connection) is the first this object hears of that operation.
         # One bit per log position (a set of ints would cost ~60 bytes per operation of a long run).
-        seen = self.__dict__.setdefault("_op_seqs", bytearray())
+        d = self.__dict__
+        seen = d.get("_op_seqs")
+        if seen is None:  # (not setdefault: that would build a fresh default on every operation)
+            seen = d["_op_seqs"] = bytearray()
         seq = receipt.seq
         if type(seq) is int and seq >= 0:
             byte, bit = divmod(seq, 8)
@@ -94,7 +98,9 @@ class Ledger(abc.ABC):
             if seen[byte] >> bit & 1:
                 return receipt
             seen[byte] |= 1 << bit
-        counts = self.__dict__.setdefault("_op_counts", {})
+        counts = d.get("_op_counts")
+        if counts is None:
+            counts = d["_op_counts"] = {}
         counts[receipt.kind] = counts.get(receipt.kind, 0) + 1
         return receipt
 
@@ -299,8 +305,6 @@ class KeyProofs:
             InvalidRequest: if ``by`` is not a signing key.
             Unauthorized: if it does not hold the secret of the key it claims.
         """
-        import weakref
-
         pub = public_of(by)
         ent = self._proven.get(id(by))
         if ent is not None and ent[1] == pub and ent[0]() is by:

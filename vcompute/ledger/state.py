@@ -60,6 +60,34 @@ KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _verifier(v: object) -> str | None:
+    return None if v is None else check_name(v, "verifier")
+
+
+def _validator(name: str) -> Any:
+    if name == "amount":
+        return check_amount
+    if name in ("name", "to", "provider"):
+        what = "account name" if name == "name" else name
+        return lambda v: check_name(v, what)
+    if name == "verifier":
+        return _verifier
+    if name in ("escrow_id", "commitment_id"):
+        return lambda v: check_name(v, name)
+    if name == "deadline":
+        return check_time
+    if name == "digest":
+        return lambda v: check_digest(v).hex()
+    if name == "metadata":
+        return check_metadata
+    raise AssertionError(name)
+
+
+# Built once: every request of a simulation passes here, and dispatching on the argument's
+# name per value cost more than the checks themselves.
+_VALIDATORS: dict[str, tuple[Any, ...]] = {k: tuple(_validator(n) for n in names) for k, names in KINDS.items()}
+
+
 def normalise_args(kind: str, args: tuple) -> tuple:
     """Validate ``args`` for ``kind`` and return their canonical JSON-able form.
 
@@ -71,26 +99,10 @@ def normalise_args(kind: str, args: tuple) -> tuple:
     """
     if type(kind) is not str or kind not in KINDS:
         raise InvalidRequest(f"unknown operation {kind!r}; known: {', '.join(KINDS)}")
-    if type(args) is not tuple or len(args) != len(KINDS[kind]):
+    checks = _VALIDATORS[kind]
+    if type(args) is not tuple or len(args) != len(checks):
         raise InvalidRequest(f"{kind} takes {KINDS[kind]}, got {len(args)} arguments")
-    out = []
-    for name, v in zip(KINDS[kind], args):
-        if name == "amount":
-            v = check_amount(v)
-        elif name in ("name", "to", "provider"):
-            v = check_name(v, "account name" if name == "name" else name)
-        elif name == "verifier":
-            v = None if v is None else check_name(v, "verifier")
-        elif name in ("escrow_id", "commitment_id"):
-            v = check_name(v, name)
-        elif name == "deadline":
-            v = check_time(v)
-        elif name == "digest":
-            v = check_digest(v).hex()
-        elif name == "metadata":
-            v = check_metadata(v)
-        out.append(v)
-    return tuple(out)
+    return tuple([f(v) for f, v in zip(checks, args)])
 
 
 class LedgerState:
@@ -114,6 +126,8 @@ class LedgerState:
         self.ops: dict[tuple[bytes, str], tuple[str, tuple, int]] = {}
         self.seq = 0
         self.touched: set[tuple[str, str]] = set()
+        # Bound once (a subclass's overrides included): looked up on every request.
+        self._handlers = {k: getattr(self, "_" + k) for k in KINDS}
 
     # -- applying requests -------------------------------------------------
 
@@ -142,6 +156,15 @@ class LedgerState:
         """
         check_op_id(op_id)
         check_public_key(pub, "the signer's public key")
+        return self.apply_valid(kind, pub, op_id, args, now)
+
+    def apply_valid(self, kind: str, pub: bytes, op_id: str, args: tuple, now: float) -> Receipt:
+        """:meth:`apply` for a caller that has itself validated ``op_id`` (:func:`check_op_id`)
+        and ``pub`` (exact 32 bytes): the memory backend, whose key proofs return only such keys.
+
+        Raises:
+            LedgerError: the request is refused; nothing changed.
+        """
         done = self.lookup(pub, op_id, kind, args)
         if done is not None:
             return done
@@ -157,7 +180,7 @@ class LedgerState:
             if actor is None:
                 raise UnknownAccount(f"the signing key {pub.hex()[:16]}... is bound to no account; "
                                      "call open_account(key, name) first")
-        getattr(self, "_" + kind)(actor, pub, now, *args)
+        self._handlers[kind](actor, pub, now, *args)
         seq = self.seq
         self.ops[(pub, op_id)] = (kind, args, seq)
         self.seq = seq + 1

@@ -462,7 +462,7 @@ class Market:
         batch = getattr(self.settle.ledger, "batch", None)
         # A durable ledger that can batch commits the run as one transaction
         # (each operation still signed and chained) instead of one per operation.
-        with batch() if batch is not None else contextlib.nullcontext():
+        with batch() if batch is not None else contextlib.nullcontext(), _no_cyclic_gc():
             if not self.done.triggered:
                 env.run(until=self.done)
             if self.p.settlement.mode == "stream":
@@ -479,6 +479,25 @@ class Market:
             out.update(self.hybrid.summary(m.totals(), self.settle.ledger.op_counts(), correct=m.correct))
         self.settle.close()
         return out
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc():
+    """The event loop without Python's cycle collector, which it is restored to afterwards.
+
+    A run allocates a few objects per event and keeps millions alive (ledger entries, escrows),
+    so the collector re-scans an ever larger heap: ~16 % of a 10^5-job run, for a few hundred
+    cycles in all (reference counting frees everything else). Results do not depend on it.
+    """
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _audit(check: Check, p: float) -> Coin:
