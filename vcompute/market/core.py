@@ -154,14 +154,14 @@ class MarketView(Protocol):
 class Settled(NamedTuple):
     """One job as settlement left it (a named tuple: one is made per job, on the hot path).
 
-    Attributes:
-        job: the job.
-        live: indices of the replicas that returned a claim (empty: all vanished).
-        audited: whether the claims were checked.
-        verdicts: per live replica, True if its claim stands (paid), False if blamed.
-        correct: whether the consumer kept a correct result (None: none kept).
-        verify_usd: the checkers' compute for this job (A100 cost, USD).
-        latency_s: simulated seconds the check took before settlement.
+    Its fields (autodoc lists each as a tuple field; their meaning is here):
+    ``job``, the job; ``live``, indices of the replicas that returned a claim
+    (empty: all vanished); ``audited``, whether the claims were checked;
+    ``verdicts``, per live replica, True if its claim stands (paid) and False
+    if blamed; ``correct``, whether the consumer kept a correct result (None:
+    none kept); ``verify_usd``, the checkers' compute for this job (A100
+    cost, USD); ``latency_s``, simulated seconds the check took before
+    settlement.
     """
 
     job: MarketJob
