@@ -239,3 +239,44 @@ def test_an_unprintable_exception_is_still_a_rejection():
 
     v = _Raising(Unprintable()).verify(JOB, [_claim("honest", "p")], _ctx())
     assert not v.accepted and "Unprintable: <unprintable>" in v.reason
+
+
+def test_a_provider_raised_base_exception_or_hostile_exception_class_is_still_a_rejection():
+    class Escape(BaseException):  # not an Exception: `except Exception` alone lets it out of verify
+        pass
+
+    class NamelessMeta(type):
+        @property
+        def __name__(cls):
+            raise ValueError("a metaclass may make even the class name hostile")
+
+    class Nameless(Exception, metaclass=NamelessMeta):
+        pass
+
+    for exc in (Escape("out of the guard"), Nameless("hostile")):
+        v = _Raising(exc).verify(JOB, [_claim("honest", "p")], _ctx())
+        assert not v.accepted and v.blamed(1) == {0} and "could not check the evidence" in v.reason
+    assert "Escape: out of the guard" in _Raising(Escape("out of the guard")).verify(
+        JOB, [_claim("honest", "p")], _ctx()).reason
+    with pytest.raises(KeyboardInterrupt):  # the operator's interrupt is never swallowed
+        _Raising(KeyboardInterrupt()).verify(JOB, [_claim("honest", "p")], _ctx())
+
+
+def test_a_check_returning_a_non_verdict_is_the_schemes_bug_named_not_an_attribute_error():
+    class Sloppy(Scheme):
+        name = "sloppy"
+
+        def _check(self, job, claims, ctx):
+            return True  # a bool, not a Verdict
+
+    with pytest.raises(TypeError, match="Sloppy._check must return a Verdict, got bool"):
+        Sloppy().verify(JOB, [_claim("honest", "p")], _ctx())
+
+
+def test_an_audit_probability_too_large_for_a_float_is_a_value_error():
+    from vcompute.verify.audit import audit_probability
+
+    with pytest.raises(ValueError, match="p must be in"):
+        audit_probability(10**400)
+    with pytest.raises(TypeError):
+        audit_probability(np.bool_(True))

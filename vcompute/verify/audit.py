@@ -49,7 +49,10 @@ def audit_probability(p: Any, *, name: str = "p") -> float:
     """
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a probability (a float in [0, 1]), got {type(p).__name__}")
-    value = float(p)
+    try:
+        value = float(p)
+    except OverflowError:  # an int past the float range is outside [0, 1], a ValueError like any other
+        raise ValueError(f"{name} must be in [0, 1], got a number too large for a float") from None
     if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return value

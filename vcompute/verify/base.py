@@ -167,6 +167,11 @@ def _verifier_fault(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and "out of memory" in _message(e).lower()
 
 
+def _type_name(e: BaseException) -> str:
+    """The class name of ``e`` read from ``type`` itself: a hostile metaclass may make ``__name__`` a property."""
+    return type.__dict__["__name__"].__get__(type(e), type)
+
+
 def _message(e: BaseException) -> str:
     """``str(e)``, or a placeholder if even that fails (an exception's ``__str__`` may be hostile code)."""
     try:
@@ -196,9 +201,11 @@ class Scheme:
        receives the reasons as ``unbound`` and decides on the others.
     3. **The check, guarded**: an exception raised in ``_check`` is a
        rejected verdict with the exception in its reason, blaming every
-       claim checked, never an accept. Three exceptions pass through, as
-       they are not the provider's doing: :class:`Misuse`, ``MemoryError``
-       and out-of-memory ``RuntimeError``.
+       claim checked, never an accept (any ``BaseException``, as hostile
+       evidence may raise one). What passes through, as it is not the
+       provider's doing: :class:`Misuse`, ``MemoryError``, out-of-memory
+       ``RuntimeError``, ``KeyboardInterrupt`` and ``SystemExit``; a
+       ``_check`` returning a non-``Verdict`` raises ``TypeError``.
     4. **Blame**: a rejected verdict without blame of a one-claim call
        blames that claim with the verdict's reason; blame for every
        unbound claim is added; indices stay those of ``claims``.
@@ -271,6 +278,8 @@ class Scheme:
         else:
             kw = {"unbound": unbound} if self.exclude_unbound else {}
             verdict = self._guarded(lambda: self._check(job, claims, ctx, **kw))
+            if type(verdict) is not Verdict:  # the scheme's own bug: neither a provider's fault nor a rejection
+                raise TypeError(f"{type(self).__name__}._check must return a Verdict, got {type(verdict).__name__}")
         blame = {b.claim: b for b in verdict.blame}
         for i, why in unbound.items():
             blame.setdefault(i, Blame(i, providers[i], why))
@@ -282,12 +291,12 @@ class Scheme:
         """``check()``, with any exception but the caller's or the machine's a rejection (the never-raise rule)."""
         try:
             return check()
-        except Misuse:
+        except (Misuse, KeyboardInterrupt, SystemExit):
             raise
-        except Exception as e:
+        except BaseException as e:  # not only Exception: hostile evidence may raise any BaseException subclass
             if _verifier_fault(e):
                 raise
-            return Verdict.reject(f"could not check the evidence: {type(e).__name__}: {_message(e)}")
+            return Verdict.reject(f"could not check the evidence: {_type_name(e)}: {_message(e)}")
 
     def _metered(self, verdict: Verdict, ctx: VerifyContext | None, t0: float, before: Cost | None) -> Verdict:
         """``verdict`` with its scheme set and its cost folded once: declared + metered, wall-time seconds."""
