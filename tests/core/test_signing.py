@@ -190,3 +190,17 @@ def test_derived_key_cache_is_bounded(monkeypatch):
     keys = [SigningKey(bytes([i]) * 32) for i in range(1, 5)]
     assert len(signing._DERIVED) == 2
     assert all(signing.public_key_problem(k.public_bytes) is None for k in keys)  # the rest checked in full
+
+
+def test_a_seed_whose_bytes_differ_from_its_length_is_refused_by_signing_key():
+    """The length checked is that of the bytes the key is made from, not what ``__len__`` says."""
+
+    class Short(bytes):
+        def __len__(self):
+            return 32
+
+        def __bytes__(self):
+            return b"\x01" * 5
+
+    with pytest.raises(ValueError, match="exactly 32 bytes"):
+        SigningKey(Short(b"\x01" * 32))

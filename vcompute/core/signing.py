@@ -98,9 +98,11 @@ class SigningKey:
     """
 
     def __init__(self, seed: bytes) -> None:
-        if not isinstance(seed, (bytes, bytearray)) or len(seed) != 32:
+        if not isinstance(seed, (bytes, bytearray)):
             raise ValueError("an Ed25519 seed is exactly 32 bytes")
         seed = bytes(seed)
+        if len(seed) != 32:  # measured on the copy: a subclass's __len__ and __bytes__ may disagree
+            raise ValueError("an Ed25519 seed is exactly 32 bytes")
         # Locals, not attributes read back: a subclass may make ``_key`` or ``public_bytes``
         # properties that answer something else than what was stored.
         if backend() == "cryptography":
