@@ -280,3 +280,21 @@ def test_an_audit_probability_too_large_for_a_float_is_a_value_error():
         audit_probability(10**400)
     with pytest.raises(TypeError):
         audit_probability(np.bool_(True))
+
+
+def test_an_unaudited_job_still_checks_the_callers_arguments_and_each_claims_binding():
+    """The coin decides whether the output is checked, never whether a claim answers this job."""
+    honest = _claim("honest", "p")
+    for p in (0.0, 1.0):
+        with pytest.raises(TypeError, match="claims must be an exact list"):
+            Audit(Freivalds(), p=p).verify(JOB, "abc", _ctx())
+        with pytest.raises(TypeError, match="ctx must be a VerifyContext"):
+            Audit(Freivalds(), p=p).verify(JOB, [honest], object())
+        replayed = dataclasses.replace(honest, job_id="another job")  # a claim for another job, replayed
+        v = Audit(Freivalds(), p=p).verify(JOB, [replayed], _ctx())
+        assert not v.accepted and v.blamed(1) == {0} and "another job" in v.reason
+    twice = [_claim("honest", "p"), _claim("honest", "p", seed=1)]
+    v = Audit(Replication(k=2, quorum=2), p=0.0).verify(JOB, twice + [_claim("honest", "q")], _ctx())
+    assert v.blamed(3) == {0, 1} and v.details["audited"] is False
+    rng_draws = [Audit(Freivalds(), p=0.5).verify(JOB, [c], _ctx(7)).details["audited"] for c in (honest, replayed)]
+    assert rng_draws[0] == rng_draws[1]  # the coin is tossed whatever the binding: one draw, same stream

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from vcompute.core.types import Claim, EvidenceSpec, Job, Verdict
+from vcompute.core.types import Blame, Claim, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Verifier, VerifyContext
+from vcompute.verify.claims import check_arguments, screen_claims
 
 __all__ = ["Audit", "audit_probability", "draw_audit"]
 
@@ -111,13 +112,24 @@ class Audit:
     def verify(self, job: Job, claims: Sequence[Claim], ctx: VerifyContext) -> Verdict:
         """Draw the coin from ``ctx.rng``; run the inner verifier if it comes up.
 
-        An unaudited verdict accepts every claim on trust
-        (``details["audited"] is False``); an audited one is the inner
-        verifier's, with ``details["audited"] = True`` added.
+        The caller's arguments are checked first (``TypeError``, as in
+        :meth:`~vcompute.verify.base.Scheme.verify`), whatever the coin says.
+        An unaudited verdict accepts every well-bound claim on trust
+        (``details["audited"] is False``) and blames each badly bound one
+        (:func:`~vcompute.verify.claims.screen_claims`: trust covers the
+        output, never which job a claim answers); it rejects when no claim is
+        well bound or the inner verifier is not a voting one. An audited
+        verdict is the inner verifier's, with ``details["audited"] = True`` added.
         """
+        claims = check_arguments(job, claims, ctx, ctx_type=VerifyContext)  # raised whatever the coin says
         if not self.drawn(ctx.rng):
-            return Verdict.accept("not audited: accepted on trust", scheme=self.name,
-                                  details={"audited": False, "p": self.p})
+            details = {"audited": False, "p": self.p}
+            providers, unbound = screen_claims(job, claims)  # trust covers the output, never the binding
+            blame = tuple(Blame(i, providers[i], why) for i, why in unbound.items())
+            if blame and (len(unbound) == len(claims) or not getattr(self.verifier, "exclude_unbound", False)):
+                return Verdict.reject("; ".join(dict.fromkeys(unbound.values())), scheme=self.name,
+                                      details=details, blame=blame)
+            return Verdict.accept("not audited: accepted on trust", scheme=self.name, details=details, blame=blame)
         verdict = self.verifier.verify(job, claims, ctx)
         return Verdict(verdict.accepted, verdict.reason, cost=verdict.cost, scheme=verdict.scheme,
                        details={**dict(verdict.details), "audited": True, "p": self.p}, blame=verdict.blame)
