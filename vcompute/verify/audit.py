@@ -5,9 +5,12 @@ audits (``consumers.audit_p``), spot-check re-execution, and the adaptive
 policies (which only change ``p`` per provider). The coin is drawn from
 the verification context's generator, which the caller derives *after*
 the claims are committed, so a provider cannot know in advance whether
-its job is checked. An unaudited job is accepted on trust and the verdict
-says so (``details["audited"] is False``); what trust costs in fraud is
-then the policy's business, bounded in ``proofs/replication.md``.
+its job is checked. The caller's arguments are checked and every claim's
+binding screened whatever the coin says (a claim replayed from another job
+is blamed even unaudited); an unaudited job's well-bound claims are then
+accepted on trust and the verdict says so (``details["audited"] is False``);
+what trust costs in fraud is the policy's business, bounded in
+``proofs/replication.md``.
 
 Example:
     >>> import numpy as np
