@@ -88,7 +88,8 @@ def escrow_gas() -> list[tuple[str, int]]:
     build = load_contract("JobEscrow")
     abi = {f["name"]: f for f in build["abi"] if f.get("type") == "function"}
     ctor = next((f for f in build["abi"] if f.get("type") == "constructor"), {"inputs": []})
-    ctor_args = encode([i["type"] for i in ctor["inputs"]], [0] * len(ctor["inputs"])) if ctor["inputs"] else b""
+    ctor_args = encode([i["type"] for i in ctor["inputs"]],
+                       [[] if i["type"].endswith("[]") else 0 for i in ctor["inputs"]]) if ctor["inputs"] else b""
     h = tester.send_transaction({"from": deployer, "gas": 8_000_000,
                                  "data": "0x" + build["bytecode"].removeprefix("0x") + ctor_args.hex()})
     address = tester.get_transaction_receipt(h)["contract_address"]

@@ -20,7 +20,11 @@
         of a Dispute.vy game (commit_claim), it finalizes only once that claim stands
         (its window over, no game running), and a lost game settles it (settle):
         the stake to the game's winner less the game's burn share, payment back.
-        The game is only read (staticcall), so it can never re-enter.
+        The game is only read (staticcall), so it can never re-enter, and it must be
+        one of the games fixed at deploy (the constructor's allowlist, each with the
+        code hash it had then): a consumer cannot name a game of its own (one that
+        reports the claimant lost, a proxy, a Dispute.vy deployed with a one-second
+        move timeout), and an allowed game whose code changed is refused.
         held <= the contract's balance: ether forced in without a call (a
         selfdestruct, a block reward) is surplus no transition credits; it stays
         in the contract, visible as surplus().
@@ -35,6 +39,8 @@ SLASHED: constant(uint8) = 5
 CANCELLED: constant(uint8) = 6
 TIMED_OUT: constant(uint8) = 7
 
+# games one escrow may trust (its constructor's allowlist)
+MAX_GAMES: constant(uint256) = 4
 # ~136 years: block.timestamp + three windows stays far below 2**256
 MAX_WINDOW: constant(uint256) = 2 ** 32
 # claim states of Dispute.vy
@@ -82,6 +88,45 @@ spec: public(HashMap[bytes32, bytes32])
 claim: public(HashMap[bytes32, bytes32])
 # a lost game's share of the stake when the game has no treasury: locked here for ever
 burned: public(uint256)
+# the dispute games this escrow settles by, fixed at deploy, and each one's code hash then.
+# An address, not a code hash alone: Dispute.vy keeps its parameters (treasury, burn share,
+# move timeout, float step checker) in storage, so a copy with hostile parameters has the
+# same code hash as the audited deployment.
+GAMES: public(immutable(DynArray[address, MAX_GAMES]))
+GAME_CODEHASHES: public(immutable(DynArray[bytes32, MAX_GAMES]))
+
+
+@deploy
+def __init__(games: DynArray[address, MAX_GAMES]):
+    hashes: DynArray[bytes32, MAX_GAMES] = []
+    for g: address in games:
+        assert g.is_contract, "value: an allowed game must be a deployed contract"
+        hashes.append(g.codehash)
+    GAMES = games
+    GAME_CODEHASHES = hashes
+
+
+@internal
+@view
+def _check_game(game: address):
+    """Refuse a game not on the allowlist, or one whose code is no longer what it was at deploy."""
+    for i: uint256 in range(MAX_GAMES):
+        if i >= len(GAMES):
+            break
+        if GAMES[i] == game:
+            assert game.codehash == GAME_CODEHASHES[i], \
+                "state: the game's code has changed since this escrow was deployed"
+            return
+    raise "unauthorized: the game is not one this escrow was deployed to trust"
+
+
+@internal
+@view
+def _outcome(job_id: bytes32, claim_id: bytes32) -> (uint8, address, bytes32, bytes32, uint256, address):
+    """The job's game's record of ``claim_id``, read only after the game is checked again."""
+    game: address = self.game[job_id]
+    self._check_game(game)
+    return staticcall DisputeGame(game).outcome(claim_id)
 
 
 @internal
@@ -143,6 +188,7 @@ def post_disputed(job_id: bytes32, game: address, spec: bytes32, stake_required:
     """
     self._enter()
     assert game.is_contract, "value: the game must be a deployed Dispute contract"
+    self._check_game(game)
     assert spec != empty(bytes32), "value: the job spec (Dispute job id) is empty"
     self._post(job_id, empty(address), msg.sender, stake_required, accept_window, work_time, challenge_window,
                msg.value)
@@ -225,7 +271,7 @@ def commit_claim(job_id: bytes32, claim_id: bytes32):
     result: bytes32 = empty(bytes32)
     deadline: uint256 = 0
     winner: address = empty(address)
-    state, claimant, spec, result, deadline, winner = staticcall DisputeGame(game).outcome(claim_id)
+    state, claimant, spec, result, deadline, winner = self._outcome(job_id, claim_id)
     assert claimant == j.provider, "unauthorized: the claim is not the provider's"
     assert spec == self.spec[job_id], "value: the claim is on another job spec"
     assert state == CLAIM_COMMITTED, "state: the claim is not open (disputed, finalized or slashed)"
@@ -277,7 +323,7 @@ def finalize(job_id: bytes32):
         result: bytes32 = empty(bytes32)
         deadline: uint256 = 0
         winner: address = empty(address)
-        state, claimant, spec, result, deadline, winner = staticcall DisputeGame(game).outcome(self.claim[job_id])
+        state, claimant, spec, result, deadline, winner = self._outcome(job_id, self.claim[job_id])
         assert state != CLAIM_DISPUTED, "state: a dispute of the claim is running; finalize after the game"
         assert state != CLAIM_SLASHED, "state: the claim lost its dispute; call settle"
         # COMMITTED past its deadline can no longer be disputed: Dispute.vy moves a
@@ -323,7 +369,7 @@ def settle(job_id: bytes32):
     result: bytes32 = empty(bytes32)
     deadline: uint256 = 0
     winner: address = empty(address)
-    state, claimant, spec, result, deadline, winner = staticcall DisputeGame(game).outcome(self.claim[job_id])
+    state, claimant, spec, result, deadline, winner = self._outcome(job_id, self.claim[job_id])
     assert state == CLAIM_SLASHED, "state: the claim has not lost a dispute"
     share: uint256 = j.stake
     if winner != empty(address):

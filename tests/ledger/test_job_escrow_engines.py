@@ -33,7 +33,7 @@ class RevmEscrowChain(on_pyevm.Chain):
         self.w3 = Web3(provider)
         acc = self.w3.eth.accounts
         self.deployer, self.consumer, self.provider, self.verifier, self.treasury, self.stranger = acc[:6]
-        self.escrow = self.deploy("JobEscrow")
+        self.escrow = self.deploy("JobEscrow", [])  # no dispute games: verifier jobs only
 
 
 @pytest.fixture(scope="module")

@@ -87,9 +87,9 @@ class DisputeChain:
 
     @property
     def escrow(self) -> str:
-        """The address of ``JobEscrow.vy`` on this chain, deployed on first use (it has no constructor)."""
+        """The address of ``JobEscrow.vy`` on this chain, deployed on first use, trusting this chain's game only."""
         if "escrow" not in self._at:
-            self.deploy("JobEscrow", as_="escrow")
+            self.deploy("JobEscrow", [self.contract], as_="escrow")
         return self._at["escrow"]
 
     def deploy(self, name: str, *args: Any, as_: str) -> str:
