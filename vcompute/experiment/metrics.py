@@ -223,6 +223,19 @@ _MARKET: dict[str, MetricInfo] = {
     "watch_compute_usd": _m("USD", "optimistic trust: watchers' re-execution at their hardware's price (per run)"),
     "dispute_gas_usd": _m("USD", "optimistic trust: gas of the disputes played (per run)"),
     "dispute_rounds": _m("count", "optimistic trust: rounds of one dispute, ceil(log2 trace_steps)"),
+    "optimistic_watchers_lost": _m("count", "optimistic trust: disputes a watcher lost (a wrong result that "
+                                   "stood its played game; 0 when modelled)"),
+    "disputes_played": _m("count", "optimistic trust, real mode: disputes played on Dispute.vy"),
+    "dispute_model_agree": _m("fraction", "optimistic trust, real mode: played disputes whose contract-decided "
+                              "winner is the one the model predicts (the honest party)", "no dispute played"),
+    "dispute_rounds_played": _m("count", "optimistic trust, real mode: bisection rounds of a played dispute, mean",
+                                "no dispute played"),
+    "dispute_gas_played": _m("gas", "optimistic trust, real mode: gas of a played dispute, mean",
+                             "no dispute played"),
+    "dispute_gas_modelled": _m("gas", "optimistic trust, real mode: the float32 dispute model's gas for the same "
+                               "games, mean", "no dispute played"),
+    "dispute_commit_gas": _m("gas", "optimistic trust, real mode: gas of a provider's commit_float, mean",
+                             "no claim committed"),
     "utilisation": _m("fraction", "providers' busy time over their time in the market"),
     "sim_hours": _m("h", "simulated time the run covered"),
     "crashed_replicas": _m("count", "replicas lost to provider crashes"),

@@ -479,12 +479,27 @@ class MarketParams(_Model):
     optimistic: OptimisticConfig = Field(default_factory=OptimisticConfig)
     calibration: str | None = None
 
+    def _playable(self) -> None:
+        """Real-mode optimistic runs play their disputes on Dispute.vy: an EVM ledger, small matmul jobs."""
+        if not self.settlement.ledger.startswith("evm"):
+            raise ValueError("consumers.trust = 'optimistic' in mode = 'real' plays its disputes on the dispute "
+                             "contract: set settlement.ledger = 'evm://tester' (or use mode = 'modelled')")
+        steps = self.optimistic.trace_steps
+        for jt in self.consumers.mix:
+            n = jt.size if jt.size is not None else jt.real_n
+            if jt.job_kind != "matmul" or not isinstance(n, int) or n % 4 or n > 128 or steps > min(n, 64):
+                raise ValueError(f"job type {jt.name!r}: a played dispute (optimistic, real mode) needs matmul jobs "
+                                 f"of size n <= 128, a multiple of 4, with optimistic.trace_steps <= min(n, 64); "
+                                 f"got kind {jt.kind!r}, n = {n!r}, trace_steps = {steps}")
+
     @model_validator(mode="after")
     def _consistent(self) -> MarketParams:
         if self.consumers.trust == "optimistic" and (self.consumers.adaptive_policy is not None
-                                                     or self.settlement.mode != "escrow" or self.mode != "modelled"):
-            raise ValueError("consumers.trust = 'optimistic' needs mode = 'modelled' (the dispute is modelled), "
-                             "settlement.mode = 'escrow' (stakes to slash) and no consumers.adaptive_policy")
+                                                     or self.settlement.mode != "escrow"):
+            raise ValueError("consumers.trust = 'optimistic' needs settlement.mode = 'escrow' (stakes to slash) "
+                             "and no consumers.adaptive_policy")
+        if self.consumers.trust == "optimistic" and self.mode == "real":
+            self._playable()
         if self.consumers.adaptive_policy is not None and self.auditors.forced_error_rate > 0:
             raise ValueError("auditors.forced_error_rate is not modelled with consumers.adaptive_policy; set it to 0")
         biggest = max(HARDWARE[h].memory_gb for h in self.providers.hardware)

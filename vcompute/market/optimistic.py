@@ -7,10 +7,14 @@ hours on it instead. **Watchers** are agents who look at a share
 at its price, and dispute a result they find wrong: with the consumers'
 verifier where it is cheaper than re-execution (Freivalds, a spot-check: its
 calibrated cost and detection), then re-executing to commit their own trace;
-with ``none`` or ``replication`` by re-executing at once. The dispute game (``protocols/Dispute.vy``,
-``proofs/dispute.md``) is modelled, not played: the honest party wins (claims
+with ``none`` or ``replication`` by re-executing at once. In modelled mode the dispute game
+(``protocols/Dispute.vy``, ``proofs/dispute.md``) is modelled: the honest party wins (claims
 C1 and C2), after :func:`dispute_rounds` rounds of at most ``move_timeout_s``
 each, at the gas :func:`dispute_gas` measured for that many rounds (claim C4).
+In real mode on an EVM ledger it is **played** on the deployed contract
+(:mod:`vcompute.market.chain_disputes`): every provider commits its trace, a
+dispute is played move by move, and the contract's outcome decides who is
+paid and who slashed, even where it differs from the model's.
 The winning watcher is paid the cheater's stake, less ``burn_share`` (to the
 treasury); the consumer is refunded. A watcher who finishes re-executing only
 after the window closed is too late: that result stands, wrong or not
@@ -149,8 +153,17 @@ class Optimistic:
         self.griefers = [Watcher(f"g{i}", griefer=True, prior_cheat=aud.prior_cheat) for i in range(o.griefers)]
         for w in self.watchers + self.griefers:
             settle.open_account(w.name, int(round(o.watcher_usd * UNITS_PER_USD)))
-        self.jobs = self.missed = self.won = self.griefed = 0
+        self.jobs = self.missed = self.won = self.griefed = self.lost_by_watchers = 0
         self.watch_usd = self.total_gas_usd = 0.0
+        self.usd_per_gas = usd_per_gas
+        self.games = None  # real mode: the disputes are played on Dispute.vy
+        if params.mode == "real":
+            from vcompute.market.chain_disputes import ChainDisputes
+
+            seed = next(iter(checks.values())).work.seed
+            self.games = ChainDisputes(steps=o.trace_steps, move_timeout_s=o.move_timeout_s,
+                                       window_s=self.window + self.game_s, burn_share=o.burn_share,
+                                       bond=self.bond, seed=seed)
 
     @staticmethod
     def _detect(check: Check, cheat: str | None) -> float:
@@ -216,34 +229,67 @@ class Optimistic:
                 forced_finders.append(w)
         if forced:
             self._forced_error(forced_finders)
+        claim = None
+        if self.games is not None:  # the provider commits its result and trace on the contract
+            claim = self.games.commit(check.work.make_job(job.key, job.jtype.real_n), provider=pr.name,
+                                      cheat=job.cheats[r], key=job.key)
         reexec_s *= frac + redo  # the check, then the re-execution for the trace
         in_time = reexec_s <= self.window
         if wrong and finders and not in_time:
             self.missed += 1
         if wrong and finders and in_time:  # the first watcher disputes; the honest party wins (C1, C2)
             w = finders[0]
-            self._dispute(w, pr, winner=w)
-            self.won += 1
+            winner, game_s = "challenger", self.game_s
+            if claim is not None:  # played: the contract decides, the model is not consulted
+                played = self.games.dispute(claim, w.name, griefer=False, key=job.key)
+                winner, game_s = played.winner, played.rounds * o.move_timeout_s
+                self._dispute(w, pr, challenger_won=winner == "challenger", gas=played.gas, rounds=played.rounds)
+            else:
+                self._dispute(w, pr, challenger_won=True)
+            if winner == "claimant":  # the wrong result stood its game: the watcher's bond is lost
+                self.lost_by_watchers += 1
+                self._bond_lost(w, pr)
+                delay = reexec_s + game_s + self.window
+                self._after(delay, lambda: settle_fn(job, live, False, out, auditor, 0.0, delay))
+                return
+            self.won += winner == "challenger"
             lost = Outcome((), False, 0.0, f"lost a dispute to watcher {w.name}", blame=frozenset({0}))
-            split = (1.0 - o.burn_share, st.treasury)
-            self._after(reexec_s + self.game_s,
-                        lambda: settle_fn(job, live, True, lost, w, 0.0, reexec_s + self.game_s, split))
+            # nobody proved the last step: the whole stake goes to the treasury
+            split = (1.0 - o.burn_share, st.treasury) if winner == "challenger" else (0.0, st.treasury)
+            self._after(reexec_s + game_s,
+                        lambda: settle_fn(job, live, True, lost, w, 0.0, reexec_s + game_s, split))
             return
         # A griefer disputes only with its bond in hand: a dispute without one would be free.
         grief = next((g for i, g in enumerate(self.griefers)
                       if u[2 * nw + i] < o.grief_p and st.balance(g.name) >= self.bond), None)
         if grief is not None and not wrong:  # an honest result disputed: the griefer loses its bond
-            self._dispute(grief, pr, winner=None)
+            winner, game_s = "claimant", self.game_s
+            if claim is not None:
+                played = self.games.dispute(claim, grief.name, griefer=True, key=job.key)
+                winner, game_s = played.winner, played.rounds * o.move_timeout_s
+                self._dispute(grief, pr, challenger_won=winner != "claimant", gas=played.gas, rounds=played.rounds)
+            else:
+                self._dispute(grief, pr, challenger_won=False)
             self.griefed += 1
-            paid = st.transfer(grief.name, pr.name, int(self.bond * (1.0 - o.burn_share)))
-            burned = st.transfer(grief.name, st.treasury, self.bond - int(self.bond * (1.0 - o.burn_share)))
-            grief.bonds_lost += paid + burned
-            pr.earned += paid
-            m.paid_units += paid  # a provider's ledger gain the ledger check must account for
-            delay = self.game_s + self.window  # a won game restarts the window
+            if winner != "claimant":  # the contract slashed an honest claim: the market follows it
+                lost = Outcome((), False, 0.0, f"lost a dispute to {grief.name}", blame=frozenset({0}))
+                split = (1.0 - o.burn_share, st.treasury) if winner == "challenger" else (0.0, st.treasury)
+                self._after(game_s, lambda: settle_fn(job, live, True, lost, grief, 0.0, game_s, split))
+                return
+            self._bond_lost(grief, pr)
+            delay = game_s + self.window  # a won game restarts the window
         else:
             delay = self.window
         self._after(delay, lambda: settle_fn(job, live, False, out, auditor, 0.0, delay))
+
+    def _bond_lost(self, challenger: Watcher, pr: Any) -> None:
+        """A challenger lost its game: its bond to the provider, less the burned share."""
+        st, b = self.st, self.o.burn_share
+        paid = st.transfer(challenger.name, pr.name, int(self.bond * (1.0 - b)))
+        burned = st.transfer(challenger.name, st.treasury, self.bond - int(self.bond * (1.0 - b)))
+        challenger.bonds_lost += paid + burned
+        pr.earned += paid
+        self.m.paid_units += paid  # a provider's ledger gain the ledger check must account for
 
     def _forced_error(self, finders: list[Watcher]) -> None:
         self.m.forced += 1
@@ -254,15 +300,21 @@ class Optimistic:
         for w in finders:
             w.rewards += self.st.transfer(self.st.treasury, w.name, share)
 
-    def _dispute(self, challenger: Watcher, pr: Any, *, winner: Watcher | None) -> None:
+    def _dispute(self, challenger: Watcher, pr: Any, *, challenger_won: bool, gas: int | None = None,
+                 rounds: int | None = None) -> None:
+        """Book a dispute's gas: the modelled figures, or a played game's ``gas`` over ``rounds``."""
         challenger.disputes += 1
-        self.total_gas_usd += self.gas_usd
-        if winner is not None:  # the watcher won: the cheating provider paid its openings
-            winner.gas_usd += self.winner_gas_usd
-            pr.compute_cost += self.loser_gas_usd
-        else:  # the griefer lost: the honest provider sent decide
-            challenger.gas_usd += self.loser_gas_usd
-            pr.compute_cost += self.winner_gas_usd
+        total, loser = self.gas_usd, self.loser_gas_usd
+        if gas is not None:
+            total = gas * self.usd_per_gas
+            loser = min(total, (rounds or 0) * ROUND_GAS / 2 * self.usd_per_gas)
+        self.total_gas_usd += total
+        if challenger_won:  # the cheating provider paid its openings
+            challenger.gas_usd += total - loser
+            pr.compute_cost += loser
+        else:  # the challenger lost: the provider sent the last step
+            challenger.gas_usd += loser
+            pr.compute_cost += total - loser
 
     def _after(self, delay: float, fn: Callable[[], None]) -> None:
         self.clock.after(delay, fn)
@@ -283,6 +335,8 @@ class Optimistic:
             "watch_compute_usd": self.watch_usd,
             "dispute_gas_usd": self.total_gas_usd,
             "dispute_rounds": self.rounds,
+            "optimistic_watchers_lost": self.lost_by_watchers,
+            **(self.games.summary() if self.games is not None else {}),
         }
 
 

@@ -30,7 +30,10 @@ _RUN_METRICS = (
     # trust compared across policies, and the optimistic policy's (vcompute.market.optimistic)
     "time_to_finality_s", "economy_cost_per_correct", "optimistic_disputes", "optimistic_disputes_won",
     "optimistic_griefing", "optimistic_missed", "watcher_profit", "griefer_profit", "watch_participation",
-    "watch_compute_usd", "dispute_gas_usd", "dispute_rounds",
+    "watch_compute_usd", "dispute_gas_usd", "dispute_rounds", "optimistic_watchers_lost",
+    # real mode: the disputes played on Dispute.vy (vcompute.market.chain_disputes)
+    "disputes_played", "dispute_model_agree", "dispute_rounds_played", "dispute_gas_played",
+    "dispute_gas_modelled", "dispute_commit_gas",
     "gain_usd", "p_times_penalty", "deterrence_ratio",
     "theory_caught_by_1", "theory_caught_by_4", "theory_caught_by_16", "theory_caught_by_64",
 )
