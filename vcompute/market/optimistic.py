@@ -164,6 +164,9 @@ class Optimistic:
             self.games = ChainDisputes(steps=o.trace_steps, move_timeout_s=o.move_timeout_s,
                                        window_s=self.window + self.game_s, burn_share=o.burn_share,
                                        bond=self.bond, seed=seed)
+            # a watcher can lose a played game (the contract decides): the wrong result then
+            # stands one window after the game, which began up to a window after the claim
+            self.hold_s += self.window
 
     @staticmethod
     def _detect(check: Check, cheat: str | None) -> float:
