@@ -140,3 +140,43 @@ def test_the_constructor_refuses_a_game_without_code():
     with pytest.raises(Exception):  # noqa: B017 (a deploy revert: pyrevm raises before any receipt)
         c.deploy("JobEscrow", [c.address("nobody")], as_="bad")
     assert c.view("GAMES", 0, on="escrow") == c.contract
+
+
+def test_the_lying_game_is_refused_on_py_evm_too():
+    """The same attack on ``evm://tester``'s engine (eth-tester on py-evm): JobEscrow deployed trusting the
+    real Dispute.vy refuses the consumer's lying game; the control escrow trusting it hands the stake over."""
+    pytest.importorskip("eth_tester")
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3 import EthereumTesterProvider, Web3
+
+    from vcompute.ledger.contracts import load_contract
+
+    w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
+    deployer, consumer, provider, thief, stranger = w3.eth.accounts[:5]
+
+    def deploy(name, *args):
+        b = load_contract(name)
+        k = w3.eth.contract(abi=b["abi"], bytecode=b["bytecode"])
+        rc = w3.eth.wait_for_transaction_receipt(k.constructor(*args).transact({"from": deployer}))
+        return w3.eth.contract(address=rc.contractAddress, abi=b["abi"])
+
+    def tx(fn, sender, value=0):
+        assert w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender, "value": value})).status == 1
+
+    float_step = deploy("FloatStep")
+    game = deploy("Dispute", "0x" + "00" * 20, 1000, MOVE, 1, 2, float_step.address)
+    escrow = deploy("JobEscrow", [game.address])
+    spec = b"\x05" * 32
+    liar = deploy("LyingGame", provider, spec, thief)
+    with pytest.raises(Exception, match="unauthorized: the game is not one this escrow was deployed to trust"):
+        escrow.functions.post_disputed(b"\x01" * 32, liar.address, spec, STAKE, 100, 1000, WINDOW).transact(
+            {"from": consumer, "value": PAY})
+    tx(escrow.functions.post_disputed(b"\x02" * 32, game.address, spec, STAKE, 100, 1000, WINDOW), consumer, PAY)
+    naive = deploy("JobEscrow", [liar.address])
+    jid = b"\x03" * 32
+    tx(naive.functions.post_disputed(jid, liar.address, spec, STAKE, 100, 1000, WINDOW), consumer, PAY)
+    tx(naive.functions.accept(jid), provider, STAKE)
+    tx(naive.functions.commit_claim(jid, b"\x04" * 32), provider)
+    tx(liar.functions.set_lost(True), consumer)
+    tx(naive.functions.settle(jid), stranger)
+    assert naive.functions.credits(thief).call() == STAKE
