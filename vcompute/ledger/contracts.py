@@ -22,7 +22,8 @@ from typing import Any
 __all__ = ["CONTRACTS", "build_all", "compile_contract", "load_contract", "protocols_dir"]
 
 #: Contracts with checked-in builds (source file stem).
-CONTRACTS = ("VLedger", "JobEscrow", "MaliciousProvider", "ForceSend", "Dispute", "FloatStep", "HostileGame")
+CONTRACTS = ("VLedger", "JobEscrow", "MaliciousProvider", "ForceSend", "Dispute", "FloatStep", "HostileGame",
+             "OperatorStep", "OperatorGame")
 
 
 def protocols_dir() -> Path:

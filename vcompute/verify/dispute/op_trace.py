@@ -1,0 +1,376 @@
+"""Operator-level traces: every operator of a GELU-MLP pass committed, for ``protocols/OperatorGame.vy``.
+
+A job is ``L`` residual GELU-MLP blocks (the MLP half of a transformer
+layer, GPT-2's ``x + W2 gelu(W1 x + b1) + b2``) over a float32 batch. Each
+block is ``P = 6`` operators, each reading and writing a two-tensor state
+``(x, a)`` (the residual stream and the current activation):
+
+===========  ====================  ======================================
+operator     effect                decided on chain by
+===========  ====================  ======================================
+``lin``      ``a := a w``          ``FloatStep.within`` (one dot product)
+``bias``     ``a := a + b``        ``OperatorStep.add_ok``
+``gelu``     ``a := gelu(a)``      ``OperatorStep.gelu_ok`` (tanh form)
+``resid``    ``x, a := x + a``     ``OperatorStep.add_ok``
+===========  ====================  ======================================
+
+The trace has ``L P + 1`` leaves: the input state ``(x0, x0)`` and the
+state after every operator, so leaf ``l P`` is layer ``l``'s output (the
+per-layer trace the first level of the game bisects) and the leaves between
+are that layer's operators (the second level). Each operator leaves the
+tensor it does not write bit for bit unchanged; a state that changes it is
+invalid whatever its elements (the contract rebuilds the claimant's output
+state from the agreed input's untouched tensor).
+
+Commitments (the bytes the contract recomputes): rows and weight columns as
+in :mod:`~vcompute.verify.dispute.float_trace` (``sha256(abi(8, n, words))``,
+tensors a Merkle root over their rows); a state
+``sha256(abi(10, rows, dx, root(x), da, root(a)))``; an operator
+``sha256(abi(11, kind, k, m, bits, param))`` (``param``: the root over
+``w``'s columns, the bias row's digest, or zero); the job id
+``sha256(abi(12, ops_root, input_state, L, P))``. A trace root is signed
+for its job and provider with :meth:`OpTrace.commit`, as the other traces are.
+
+Example:
+    >>> net = MLPNet.random(d=16, hidden=32, n_layers=2, rows=2, seed=0)
+    >>> t = OpTrace.execute(net, net.random_input(seed=1))
+    >>> len(t.leaves), net.per_layer, invalid_elements(net, 3, t.state(2), t.state(3)) == []
+    (13, 6, True)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vcompute.core.merkle import MerkleTree
+from vcompute.verify.dispute.float_trace import row_digest, rows_tree, within
+from vcompute.verify.dispute.op_step import add_within, gelu_f64, gelu_within
+from vcompute.verify.dispute.trace import TraceCommitment
+
+__all__ = ["LIN", "BIAS", "GELU", "RESID", "KIND_NAMES", "OSTATE_TAG", "OPL_TAG", "OJOB_TAG", "MLPNet", "Operator",
+           "OpTrace", "State", "apply_op", "state_leaf", "op_job_id", "invalid_elements", "adopt_ops"]
+
+LIN, BIAS, GELU, RESID = 1, 2, 3, 4
+#: Operator kinds by number, as the contract numbers them.
+KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid"}
+OSTATE_TAG, OPL_TAG, OJOB_TAG = 10, 11, 12
+_ZERO = bytes(32)
+_SQRT2PI = np.float32(math.sqrt(2.0 / math.pi))
+
+#: A state: ``(x, a)``, both float32 ``rows x width``.
+State = tuple[np.ndarray, np.ndarray]
+
+
+def _u256(v: int) -> bytes:
+    return int(v).to_bytes(32, "big")
+
+
+def state_leaf(s: State) -> bytes:
+    """A state's trace leaf ``sha256(abi(10, rows, dx, root(x), da, root(a)))``."""
+    x, a = s
+    return hashlib.sha256(_u256(OSTATE_TAG) + _u256(x.shape[0]) + _u256(x.shape[1]) + rows_tree(x).root
+                          + _u256(a.shape[1]) + rows_tree(a).root).digest()
+
+
+def op_job_id(ops_root: bytes, input_state: bytes, n_layers: int, per_layer: int) -> bytes:
+    """The job id ``OperatorGame.vy`` derives (``job_id_of``)."""
+    return hashlib.sha256(_u256(OJOB_TAG) + bytes(ops_root) + bytes(input_state) + _u256(n_layers)
+                          + _u256(per_layer)).digest()
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator of the job: its kind, widths, precision bits and parameter.
+
+    Args:
+        kind: :data:`LIN`, :data:`BIAS`, :data:`GELU` or :data:`RESID`.
+        k: input width of ``a``.
+        m: output width.
+        bits: ``u_bits`` of a linear or add operator, ``tol_bits`` of a GELU.
+        param: the weight ``k x m`` (lin), the bias ``m`` (bias), or ``None``.
+    """
+
+    kind: int
+    k: int
+    m: int
+    bits: int
+    param: np.ndarray | None = None
+
+    def param_root(self) -> bytes:
+        """The committed parameter: the root over ``w``'s columns, the bias row's digest, or zero."""
+        if self.kind == LIN:
+            return rows_tree(np.ascontiguousarray(self.param.T)).root
+        if self.kind == BIAS:
+            return row_digest(self.param)
+        return _ZERO
+
+    def leaf(self) -> bytes:
+        """``sha256(abi(11, kind, k, m, bits, param))``."""
+        return hashlib.sha256(_u256(OPL_TAG) + _u256(self.kind) + _u256(self.k) + _u256(self.m)
+                              + _u256(self.bits) + self.param_root()).digest()
+
+
+def _gelu32(a: np.ndarray) -> np.ndarray:
+    # numpy float32 evaluation of the tanh form, as a CPU kernel would
+    a = a.astype(np.float32)
+    return (np.float32(0.5) * a * (np.float32(1) + np.tanh(_SQRT2PI * (a + np.float32(0.044715) * a * a * a)))
+            ).astype(np.float32)
+
+
+def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
+    """The honest operator on this machine: ``machine`` ``"numpy"`` (float32 throughout) or ``"torch"``.
+
+    ``"torch"`` is another honest machine: float64-accumulated matmuls and torch's
+    ``gelu(approximate="tanh")``; its bits differ, its elements are within every bound.
+    """
+    x, a = s
+    if op.kind == LIN:
+        if machine == "torch":
+            return x, (a.astype(np.float64) @ op.param.astype(np.float64)).astype(np.float32)
+        return x, np.matmul(a, op.param).astype(np.float32)
+    if op.kind == BIAS:
+        return x, (a + op.param[None, :]).astype(np.float32)
+    if op.kind == GELU:
+        if machine == "torch":
+            import torch
+
+            return x, torch.nn.functional.gelu(torch.from_numpy(np.ascontiguousarray(a)),
+                                               approximate="tanh").numpy()
+        return x, _gelu32(a)
+    r = (x + a).astype(np.float32)
+    return r, r.copy()
+
+
+@dataclass(frozen=True)
+class MLPNet:
+    """``n_layers`` residual GELU-MLP blocks: the job's operators (six a block).
+
+    Args:
+        blocks: per block ``(w1 d x h, b1 h, w2 h x d, b2 d)``, float32; ``d``, ``h`` multiples of 8 up to 256.
+        rows: batch rows of the input.
+        u_bits: precision of the linear operators (24: float32; 11: TF32 inputs).
+        add_bits: precision of the adds (24: one float32 rounding).
+        gelu_bits: the GELU tolerance ``2^-gelu_bits (|x| + |g|)`` (18: 64x the worst float32 error measured).
+
+    Raises:
+        TypeError: if a parameter is not a float32 ndarray.
+        ValueError: on shapes out of range or mismatched, non-finite parameters, or bits out of range.
+    """
+
+    blocks: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]
+    rows: int
+    u_bits: int = 24
+    add_bits: int = 24
+    gelu_bits: int = 18
+    _ops: list = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.blocks:
+            raise ValueError("blocks must be non-empty")
+        d = None
+        for i, blk in enumerate(self.blocks):
+            if len(blk) != 4 or any(not isinstance(p, np.ndarray) or p.dtype != np.float32 for p in blk):
+                raise TypeError(f"blocks[{i}] must be four float32 ndarrays (w1, b1, w2, b2)")
+            w1, b1, w2, b2 = blk
+            d = w1.shape[0] if d is None else d
+            h = w1.shape[1] if w1.ndim == 2 else -1
+            if (w1.shape != (d, h) or b1.shape != (h,) or w2.shape != (h, d) or b2.shape != (d,) or d % 8 or h % 8
+                    or not 8 <= min(d, h) <= max(d, h) <= 256):
+                raise ValueError(f"blocks[{i}] has shapes {[p.shape for p in blk]}: want (d, h), (h,), (h, d), "
+                                 "(d,) with d, h multiples of 8 in 8..256 and one d throughout")
+            if not all(np.isfinite(p).all() for p in blk):
+                raise ValueError(f"blocks[{i}] has a non-finite parameter")
+        if type(self.rows) is not int or not 1 <= self.rows <= 256:
+            raise ValueError(f"rows must be an int in 1..256, got {self.rows!r}")
+        for name, lo, hi in (("u_bits", 10, 24), ("add_bits", 8, 30), ("gelu_bits", 8, 30)):
+            v = getattr(self, name)
+            if type(v) is not int or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an int in {lo}..{hi}, got {v!r}")
+        for w1, b1, w2, b2 in self.blocks:
+            d, h = w1.shape
+            self._ops.extend([Operator(LIN, d, h, self.u_bits, w1), Operator(BIAS, h, h, self.add_bits, b1),
+                              Operator(GELU, h, h, self.gelu_bits), Operator(LIN, h, d, self.u_bits, w2),
+                              Operator(BIAS, d, d, self.add_bits, b2), Operator(RESID, d, d, self.add_bits)])
+
+    @classmethod
+    def random(cls, *, d: int, hidden: int, n_layers: int, rows: int, seed: int, **bits: int) -> MLPNet:
+        """A random network (GPT-2-like scales: activations of order 1, a fifth of the pre-GELU values negative)."""
+        rng = np.random.default_rng(seed)
+        blocks = []
+        for _ in range(n_layers):
+            blocks.append(((rng.standard_normal((d, hidden)) / np.sqrt(d)).astype(np.float32),
+                           (0.1 * rng.standard_normal(hidden)).astype(np.float32),
+                           (rng.standard_normal((hidden, d)) / np.sqrt(hidden) / 2).astype(np.float32),
+                           (0.1 * rng.standard_normal(d)).astype(np.float32)))
+        return cls(tuple(blocks), rows, **bits)
+
+    @property
+    def n_layers(self) -> int:
+        """Blocks of the job."""
+        return len(self.blocks)
+
+    @property
+    def per_layer(self) -> int:
+        """Operators a block."""
+        return 6
+
+    @property
+    def n_ops(self) -> int:
+        """Operators of the job (the trace has one more leaf)."""
+        return len(self._ops)
+
+    def op(self, p: int) -> Operator:
+        """Operator ``p`` (1-based: the one that writes leaf ``p``)."""
+        return self._ops[p - 1]
+
+    @functools.cached_property
+    def ops_tree(self) -> MerkleTree:
+        """The Merkle tree over the operator leaves (operator ``p`` at index ``p - 1``)."""
+        return MerkleTree([o.leaf() for o in self._ops])
+
+    def random_input(self, *, seed: int) -> np.ndarray:
+        """A random float32 input of ``rows x d``."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((self.rows, self.blocks[0][0].shape[0])).astype(np.float32)
+
+
+def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tuple[int, int]]:
+    """The elements of operator ``p``'s written tensor in ``s_out`` outside its bound, given input ``s_in``.
+
+    A float64 screen settles the clear cases (its error is far below every bound's
+    margin); elements within 0.1% of their bound are decided exactly, as the
+    contract decides. An output the contract could never accept as this operator's
+    (another shape or dtype, or the unwritten tensor changed) is ``[(0, 0)]``.
+    """
+    op = net.op(p)
+    x, a = s_in
+    xo, ao = s_out
+    rows = x.shape[0]
+    ok_types = all(isinstance(t, np.ndarray) and t.dtype == np.float32 and t.ndim == 2 for t in (xo, ao))
+    if not ok_types or ao.shape != (rows, op.m) or xo.shape != x.shape:
+        return [(0, 0)]
+    if op.kind == RESID:
+        if rows_tree(xo).root != rows_tree(ao).root:
+            return [(0, 0)]
+    elif rows_tree(xo).root != rows_tree(x).root:
+        return [(0, 0)]
+    z = ao.astype(np.float64)
+    a64 = a.astype(np.float64)
+    if op.kind == LIN:
+        w = op.param.astype(np.float64)
+        ref, base = a64 @ w, np.abs(a64) @ np.abs(w)
+        n, u = op.k + 2, 2.0 ** -op.bits
+        bound = n * u / (1 - n * u) * base
+    elif op.kind == GELU:
+        ref = np.vectorize(gelu_f64, otypes=[np.float64])(a64)
+        bound = 2.0 ** -op.bits * (np.abs(a64) + np.abs(ref)) + 2.0 ** -140
+    else:
+        other = op.param.astype(np.float64)[None, :] if op.kind == BIAS else x.astype(np.float64)
+        ref = a64 + other
+        bound = 2.0 ** -op.bits * np.abs(ref) + 2.0 ** -140
+    with np.errstate(invalid="ignore"):
+        err = np.abs(z - ref)
+    err = np.where(np.isfinite(z), err, np.inf)
+    unsure = np.abs(err - bound) <= 1e-3 * bound + 1e-40
+    bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))]
+    bits = lambda t, i, j: int(t[i:i + 1, j].view("<u4")[0])  # noqa: E731
+    for i, j in zip(*np.nonzero(unsure)):
+        i, j = int(i), int(j)
+        if op.kind == LIN:
+            good = within(a[i], op.param[:, j], op.bits, [bits(ao, i, j)])[0]
+        elif op.kind == GELU:
+            good = gelu_within(bits(a, i, j), bits(ao, i, j), op.bits)
+        elif op.kind == BIAS:
+            good = add_within(bits(a, i, j), int(op.param[j:j + 1].view("<u4")[0]), bits(ao, i, j), op.bits)
+        else:
+            good = add_within(bits(x, i, j), bits(a, i, j), bits(ao, i, j), op.bits)
+        if not good:
+            bad.append((i, j))
+    return sorted(bad)
+
+
+@dataclass
+class OpTrace:
+    """A provider's operator-level pass: the state after every operator.
+
+    Args:
+        net: the job's operators.
+        x0: the job's input (the input state is ``(x0, x0)``).
+        states: the state after each operator (what the provider claims).
+    """
+
+    net: MLPNet
+    x0: np.ndarray
+    states: list[State]
+    _leaves: list[bytes] | None = field(default=None, repr=False)
+    _tree: MerkleTree | None = field(default=None, repr=False)
+
+    @classmethod
+    def execute(cls, net: MLPNet, x0: np.ndarray, *, machine: str = "numpy") -> OpTrace:
+        """The honest trace of ``net`` on ``x0`` (``machine``: see :func:`apply_op`)."""
+        s: State = (x0, x0.copy())
+        states = []
+        for p in range(1, net.n_ops + 1):
+            s = apply_op(net.op(p), s, machine=machine)
+            states.append(s)
+        return cls(net, x0, states)
+
+    def state(self, p: int) -> State:
+        """State ``p`` (0: the input)."""
+        return (self.x0, self.x0) if p == 0 else self.states[p - 1]
+
+    @property
+    def leaves(self) -> list[bytes]:
+        """Leaf data: the input state, then the state after each operator."""
+        if self._leaves is None:
+            self._leaves = [state_leaf(self.state(p)) for p in range(self.net.n_ops + 1)]
+        return self._leaves
+
+    @property
+    def tree(self) -> MerkleTree:
+        """The Merkle tree over :attr:`leaves`."""
+        if self._tree is None:
+            self._tree = MerkleTree(self.leaves)
+        return self._tree
+
+    def layer_outputs(self) -> list[np.ndarray]:
+        """The per-layer outputs (the residual stream at leaves ``P, 2P, ...``): the first level's trace."""
+        return [self.state(l * self.net.per_layer)[0] for l in range(1, self.net.n_layers + 1)]
+
+    def job_id(self) -> bytes:
+        """This job's id (the contract's ``job_id_of``)."""
+        return op_job_id(self.net.ops_tree.root, self.leaves[0], self.net.n_layers, self.net.per_layer)
+
+    def commit(self, key) -> TraceCommitment:
+        """Sign this trace's root for its job with the provider's ``key`` (:class:`vcompute.core.signing.SigningKey`)."""
+        job = self.job_id()
+        msg = TraceCommitment.message(job, key.public_bytes, self.tree.root, len(self.leaves))
+        return TraceCommitment(job, key.public_bytes, self.tree.root, len(self.leaves), key.sign(msg))
+
+
+def adopt_ops(claimed: OpTrace, *, machine: str = "numpy") -> OpTrace:
+    """The honest challenger's trace against ``claimed``: its states kept while each operator is valid.
+
+    As :func:`~vcompute.verify.dispute.float_trace.adopt`, per operator: where the
+    two first differ after an agreed state, the claimant's operator there has an
+    element out of bound or changed what it must not (``proofs/dispute.md`` C9).
+    """
+    net, states, same = claimed.net, [], True
+    leaves = claimed.leaves
+    for p in range(1, net.n_ops + 1):
+        s_in = claimed.x0, claimed.x0
+        if p > 1:
+            s_in = states[-1]
+        c = claimed.states[p - 1]
+        if same and not invalid_elements(net, p, s_in, c) and state_leaf(c) == leaves[p]:
+            states.append(c)
+        else:
+            mine = apply_op(net.op(p), s_in, machine=machine)
+            states.append(mine)
+            same = state_leaf(mine) == leaves[p]
+    return OpTrace(net, claimed.x0, states)
