@@ -1,0 +1,178 @@
+"""The operator bounds of OperatorStep.vy (Python mirror) and the operator-level traces
+(protocols/OperatorGame.md; proofs/dispute.md C9, C10)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from vcompute.verify.dispute.op_players import OP_LYING, OP_STRATEGIES, lying_trace, make_op_player
+from vcompute.verify.dispute.op_step import (GELU_REF_ERROR_BITS, add_within, gelu_f64, gelu_reference,
+                                             gelu_within)
+from vcompute.verify.dispute.op_trace import (GELU, MLPNet, OpTrace, adopt_ops, invalid_elements, op_job_id,
+                                              state_leaf)
+
+
+def _bits(v) -> int:
+    return int(np.array([v], dtype=np.float32).view("<u4")[0])
+
+
+def _values(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.standard_normal(n) * 3, rng.standard_normal(n // 10) * 1e-30,
+                           rng.standard_normal(n // 10) * 1e3, np.linspace(-12, 12, 2401),
+                           [0.0, -0.0, 8.0, -8.0, 7.9999995, -7.9999995, 3e38, -3e38, 1e-45, -1e-45]]
+                          ).astype(np.float32)
+
+
+def test_the_fixed_point_gelu_is_within_its_stated_error_of_the_exact_one():
+    """|g_fixed - g| <= 2^-50 |x| against float64 (whose own ~1e-16 error dominates the measurement)."""
+    worst = 0.0
+    for x in _values(3000, 0):
+        g, q, neg = gelu_reference(_bits(x))
+        got = (-1 if neg else 1) * g * 2.0 ** (q - 214)
+        if x != 0:
+            worst = max(worst, abs(got - gelu_f64(float(x))) / abs(float(x)))
+    assert 0 < worst <= 2.0 ** -GELU_REF_ERROR_BITS
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
+def test_honest_float32_gelus_pass_with_a_margin_of_64(impl):
+    """Calibration: torch's and numpy's float32 tanh-GELU err by at most ~1 unit of 2^-24 (|x| + |g|)."""
+    xs = _values(6000, 1)
+    if impl == "torch":
+        torch = pytest.importorskip("torch")
+        zs = torch.nn.functional.gelu(torch.from_numpy(xs), approximate="tanh").numpy()
+    else:
+        from vcompute.verify.dispute.op_trace import _gelu32
+
+        zs = _gelu32(xs)
+    # measured above the absolute floor 2^-140 (a subnormal half of x rounds by up to 2^-150)
+    errs = [max(abs(float(z) - gelu_f64(float(x))) - 2.0**-140, 0) / (abs(float(x)) + abs(gelu_f64(float(x))))
+            for x, z in zip(xs, zs) if x != 0]
+    assert max(errs) * 2**24 < 2.0
+    assert all(gelu_within(_bits(x), _bits(z), 18) for x, z in zip(xs, zs))
+
+
+def test_the_gelu_bound_rejects_the_erf_form_and_off_values():
+    xs = np.linspace(-4, 4, 801).astype(np.float32)
+    erf = [0.5 * float(x) * (1 + math.erf(float(x) / math.sqrt(2))) for x in xs]
+    rejected = sum(not gelu_within(_bits(x), _bits(z), 18) for x, z in zip(xs, erf))
+    assert rejected > 600
+    for x in (0.5, -1.5, 3.0, -7.0, 1e-20):
+        g = gelu_f64(x)
+        assert gelu_within(_bits(x), _bits(g), 18)
+        assert not gelu_within(_bits(x), _bits(g + 2 * 2.0**-18 * (abs(x) + abs(g))), 18)
+        assert not gelu_within(_bits(x), _bits(np.inf), 18) and not gelu_within(_bits(x), _bits(np.nan), 18)
+
+
+def test_correctly_rounded_adds_always_pass_and_two_ulps_off_do_not():
+    rng = np.random.default_rng(2)
+    a = (rng.standard_normal(3000) * 10.0 ** rng.integers(-38, 38, 3000)).astype(np.float32)
+    b = (rng.standard_normal(3000) * 10.0 ** rng.integers(-38, 38, 3000)).astype(np.float32)
+    b[:500] = -a[:500] * np.float32(1.0000001)  # cancellation
+    with np.errstate(over="ignore"):
+        s = a + b
+    ok = np.isfinite(s)
+    assert all(add_within(_bits(x), _bits(y), _bits(z), 24) for x, y, z in zip(a[ok], b[ok], s[ok]))
+    far = [np.nextafter(np.nextafter(z, np.float32(np.inf)), np.float32(np.inf)) for z in s[ok][:1000]]
+    exact = [float(x) + float(y) for x, y in zip(a[ok][:1000], b[ok][:1000])]
+    # two ulps up from the rounded sum is beyond 2^-24 |s| unless the sum is tiny (the 2^-140 floor)
+    checks = [add_within(_bits(x), _bits(y), _bits(f), 24) for x, y, f, e in
+              zip(a[ok][:1000], b[ok][:1000], far, exact) if abs(e) > 1e-30]
+    assert checks and not any(checks)
+
+
+def test_non_finite_inputs_and_bad_bits_are_value_errors():
+    with pytest.raises(ValueError, match="non-finite"):
+        gelu_within(_bits(np.inf), 0, 18)
+    with pytest.raises(ValueError, match="non-finite"):
+        add_within(_bits(np.nan), 0, 0, 24)
+    with pytest.raises(ValueError, match="tol_bits"):
+        gelu_within(0, 0, 40)
+    with pytest.raises(ValueError, match="u_bits"):
+        add_within(0, 0, 0, 4)
+
+
+@pytest.fixture(scope="module")
+def job():
+    net = MLPNet.random(d=16, hidden=32, n_layers=3, rows=2, seed=0)
+    return net, net.random_input(seed=1)
+
+
+def test_another_honest_machines_trace_is_valid_at_every_operator(job):
+    net, x0 = job
+    pytest.importorskip("torch")
+    mine, theirs = OpTrace.execute(net, x0), OpTrace.execute(net, x0, machine="torch")
+    assert mine.leaves[-1] != theirs.leaves[-1]  # other bits ...
+    for p in range(1, net.n_ops + 1):  # ... every operator within its bound
+        assert invalid_elements(net, p, theirs.state(p - 1), theirs.state(p)) == []
+    assert adopt_ops(theirs).leaves == theirs.leaves
+
+
+@pytest.mark.parametrize("strategy", [s for s in OP_LYING if s not in ("absent", "bad_openings")])
+def test_every_lie_has_an_invalid_operator_where_the_adopted_trace_first_differs(job, strategy):
+    net, x0 = job
+    for seed in range(3):
+        t = lying_trace(net, x0, strategy, seed=seed)
+        adopted = adopt_ops(t)
+        first = next(p for p in range(net.n_ops + 1) if adopted.leaves[p] != t.leaves[p])
+        assert invalid_elements(net, first, t.state(first - 1), t.state(first)) != []
+        assert adopted.leaves[-1] == OpTrace.execute(net, x0).leaves[-1]
+
+
+def test_a_state_that_changes_the_unwritten_tensor_or_its_shape_is_invalid(job):
+    net, x0 = job
+    t = OpTrace.execute(net, x0)
+    x, a = t.state(1)
+    x2 = x.copy()
+    x2[0, 0] += 1
+    assert invalid_elements(net, 1, t.state(0), (x2, a)) == [(0, 0)]
+    assert invalid_elements(net, 1, t.state(0), (x, a[:, :8])) == [(0, 0)]
+    assert invalid_elements(net, 1, t.state(0), (x, a.astype(np.float64))) == [(0, 0)]
+    xr, _ = t.state(net.per_layer)
+    assert invalid_elements(net, net.per_layer, t.state(net.per_layer - 1), (xr, xr + 1)) == [(0, 0)]
+
+
+def test_layer_outputs_are_the_residual_stream_every_per_layer_leaves(job):
+    net, x0 = job
+    t = OpTrace.execute(net, x0)
+    assert len(t.leaves) == net.n_layers * net.per_layer + 1
+    assert [o.tobytes() for o in t.layer_outputs()] == [t.state(l * 6)[0].tobytes() for l in (1, 2, 3)]
+    assert net.op(3).kind == GELU and state_leaf(t.state(0)) == t.leaves[0]
+
+
+def test_the_commitment_is_signed_for_its_job_and_provider(job):
+    from vcompute.core.signing import SigningKey
+
+    net, x0 = job
+    t = OpTrace.execute(net, x0)
+    c = t.commit(SigningKey(b"\x01" * 32))
+    assert c.job == op_job_id(net.ops_tree.root, t.leaves[0], net.n_layers, net.per_layer)
+    assert c.verify(job=c.job, n_leaves=len(t.leaves))
+    assert not c.verify(job=op_job_id(net.ops_tree.root, t.leaves[0], net.n_layers, 7), n_leaves=len(t.leaves))
+    assert not c.verify(job=c.job, n_leaves=len(t.leaves) - 1)
+
+
+def test_the_caller_misusing_the_net_or_the_players_gets_named_errors():
+    w = np.zeros((16, 32), np.float32)
+    ok = (w, np.zeros(32, np.float32), np.zeros((32, 16), np.float32), np.zeros(16, np.float32))
+    MLPNet((ok,), rows=1)
+    with pytest.raises(TypeError, match="blocks\\[0\\]"):
+        MLPNet(((w.astype(np.float64), *ok[1:]),), rows=1)
+    with pytest.raises(ValueError, match="shapes"):
+        MLPNet(((w, np.zeros(16, np.float32), *ok[2:]),), rows=1)
+    with pytest.raises(ValueError, match="non-finite"):
+        MLPNet(((np.full((16, 32), np.inf, np.float32), *ok[1:]),), rows=1)
+    with pytest.raises(ValueError, match="rows"):
+        MLPNet((ok,), rows=True)
+    with pytest.raises(ValueError, match="gelu_bits"):
+        MLPNet((ok,), rows=1, gelu_bits=40)
+    net = MLPNet((ok,), rows=1)
+    with pytest.raises(ValueError, match="strategy"):
+        make_op_player("lazy", net, np.zeros((1, 16), np.float32), seed=0)
+    with pytest.raises(ValueError, match="strategy"):
+        lying_trace(net, np.zeros((1, 16), np.float32), "honest", seed=0)
+    assert set(OP_STRATEGIES) > set(OP_LYING)
