@@ -253,3 +253,21 @@ def test_each_operator_kind_is_decided_on_chain(chain, net, kind):
     r = _play(chain, net, liar, h)
     assert (r.winner, r.how, r.kind, r.hi) == ("challenger", "step", kind, p)
     assert 0 < r.decide_gas < 1_000_000
+
+
+def test_money_is_conserved_across_operator_games(net):
+    chain = OpChain(move_timeout=MOVE, treasury=None, burn_bps=2500)
+    names = []
+    for i, strategy in enumerate(("lie_one", "absent", "bad_openings", "x_tamper")):
+        claimant, challenger = _players(net, strategy, i % 2 == 0, 20 + i)
+        _play(chain, net, claimant, challenger)
+        names += [claimant.name, challenger.name]
+        assert chain.view("held", on="game") + chain.view("burned", on="game") == chain.contract_balance("game")
+    paid = sum(chain.view("credits", chain.address(n), on="game") for n in names)
+    assert chain.view("burned", on="game") == 4 * BOND // 4
+    for n in names:
+        if chain.view("credits", chain.address(n), on="game"):
+            chain.call(n, "withdraw", on="game")
+    # the claims the honest party won stay COMMITTED: their bonds are still held until finalize
+    assert chain.contract_balance("game") == chain.view("held", on="game") + chain.view("burned", on="game")
+    assert paid > 0

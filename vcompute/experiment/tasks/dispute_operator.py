@@ -33,7 +33,8 @@ class DisputeOperatorParams(TaskParams):
 
     n_layers: int = Field(4, ge=1, le=4096, description="GELU-MLP blocks of the job (six operators each)")
     d: int = Field(32, ge=8, le=256, description="width of the residual stream (a multiple of 8)")
-    hidden: int = Field(64, ge=8, le=256, description="hidden width of each MLP (a multiple of 8)")
+    hidden: int | None = Field(None, ge=8, le=256, description="hidden width of each MLP (a multiple of 8; "
+                               "default: min(2 d, 256))")
     rows: int = Field(2, ge=1, le=256, description="batch rows of the job's input")
     disputes: int = Field(20, ge=1, le=100_000, description="games per run")
     liars: tuple[str, ...] | None = Field(None, description="lying strategies to cycle through, each in both "
@@ -43,8 +44,8 @@ class DisputeOperatorParams(TaskParams):
 
     @field_validator("d", "hidden")
     @classmethod
-    def _multiple_of_8(cls, v: int) -> int:
-        if v % 8:
+    def _multiple_of_8(cls, v: int | None) -> int | None:
+        if v is not None and v % 8:
             raise ValueError(f"widths must be multiples of 8, got {v}")
         return v
 
@@ -106,7 +107,8 @@ class DisputeOperator:
         from vcompute.verify.dispute.op_trace import KIND_NAMES, MLPNet
 
         bond = 10**18
-        net = MLPNet.random(d=params.d, hidden=params.hidden, n_layers=params.n_layers, rows=params.rows, seed=seed)
+        hidden = params.hidden if params.hidden is not None else min(2 * params.d, 256)
+        net = MLPNet.random(d=params.d, hidden=hidden, n_layers=params.n_layers, rows=params.rows, seed=seed)
         chain = OpChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
         rng = np.random.default_rng(seed)
         liars = params.liars or OP_LYING + _GRIEFERS

@@ -55,10 +55,22 @@ from vcompute.verify.dispute.trace import TraceCommitment
 __all__ = ["LIN", "BIAS", "GELU", "RESID", "KIND_NAMES", "OSTATE_TAG", "OPL_TAG", "OJOB_TAG", "MLPNet", "Operator",
            "OpTrace", "State", "apply_op", "state_leaf", "op_job_id", "invalid_elements", "adopt_ops"]
 
-LIN, BIAS, GELU, RESID = 1, 2, 3, 4
+#: Operator kind: ``a := a w``.
+LIN = 1
+#: Operator kind: ``a := a + b``.
+BIAS = 2
+#: Operator kind: ``a := gelu(a)`` (tanh form).
+GELU = 3
+#: Operator kind: ``x, a := x + a``.
+RESID = 4
 #: Operator kinds by number, as the contract numbers them.
 KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid"}
-OSTATE_TAG, OPL_TAG, OJOB_TAG = 10, 11, 12
+#: Domain tag of a state leaf.
+OSTATE_TAG = 10
+#: Domain tag of an operator leaf.
+OPL_TAG = 11
+#: Domain tag of an operator-level job id.
+OJOB_TAG = 12
 _ZERO = bytes(32)
 _SQRT2PI = np.float32(math.sqrt(2.0 / math.pi))
 
