@@ -3,14 +3,14 @@
 @title OperatorGame
 @notice Operator-level refereed delegation (see OperatorGame.md beside this file): a claimant
         commits a Merkle root over the states after every *operator* of a float32 pass of
-        n_layers layers of per_layer operators each (linear, bias add, GELU, residual add),
+        n_layers layers of per_layer operators each (layernorm, linear, bias add, GELU, residual add),
         with a bond; a challenger disputes with its own root and an equal bond. They bisect
         first over the layer outputs (cut points at multiples of per_layer) down to one layer,
         then over that layer's operators down to one operator; the challenger names one
         element of the claimant's output of it, and the claimant opens that element, the
         operator's inputs (against the agreed state) and its parameters (against the job's
         operator root). A linear element is held to its rounding bound by FloatStep.vy, an
-        add or GELU element by OperatorStep.vy. The loser's bond goes to the winner, less
+        add, GELU or layernorm element by OperatorStep.vy. The loser's bond goes to the winner, less
         burn_bps to the treasury (burned if none). Pull payments. Revert reasons start
         with "state:", "unauthorized:", "timeout:", "value:".
 """
@@ -29,6 +29,8 @@ LIN: constant(uint256) = 1  # a := a w (w: k x m, committed column by column)
 BIAS: constant(uint256) = 2  # a := a + b (b: one row of m)
 GELU: constant(uint256) = 3  # a := gelu_tanh(a)
 RESID: constant(uint256) = 4  # x := x + a, a := that same sum
+LN: constant(uint256) = 5  # a := layernorm(x) gamma + beta (one row at a time)
+LNP_TAG: constant(uint256) = 13  # a layernorm's parameter: its gamma and beta row digests
 
 MAX_DIM: constant(uint256) = 256
 MAX_FW: constant(uint256) = MAX_DIM // 8
@@ -46,6 +48,8 @@ interface FloatStep:
 interface OperatorStep:
     def add_ok(ab: uint256, bb: uint256, zb: uint256, u_bits: uint256) -> bool: view
     def gelu_ok(xb: uint256, zb: uint256, tol_bits: uint256) -> bool: view
+    def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j: uint256, zb: uint256,
+              tol_bits: uint256) -> bool: view
 
 struct Claim:
     claimant: address
@@ -381,7 +385,7 @@ def challenge_element(claim_id: bytes32, i: uint256, j: uint256):
 def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f: Frame,
            a_row: DynArray[uint256, MAX_FW], a_proof: DynArray[bytes32, MAX_DEPTH],
            x_row: DynArray[uint256, MAX_FW], x_proof: DynArray[bytes32, MAX_DEPTH],
-           p_col: DynArray[uint256, MAX_FW], p_proof: DynArray[bytes32, MAX_DEPTH],
+           p_col: DynArray[uint256, MAX_FW], p_proof: DynArray[bytes32, MAX_DEPTH], q_row: DynArray[uint256, MAX_FW],
            out_row: DynArray[uint256, MAX_FW], out_proof: DynArray[bytes32, MAX_DEPTH]):
     """Open the named element (i, j) of the claimant's output of operator hi and let the contract judge it.
 
@@ -398,7 +402,7 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     c: Claim = self.claims[claim_id]
     assert g.phase == ELEMENT, "state: no element has been named"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
-    assert op.kind >= LIN and op.kind <= RESID, "value: unknown operator kind"
+    assert op.kind >= LIN and op.kind <= LN, "value: unknown operator kind"
     assert f.rows >= 1 and f.rows <= MAX_DIM and op.k >= 8 and op.k <= MAX_DIM and op.m >= 8 \
         and op.m <= MAX_DIM and f.dx >= 8 and f.dx <= MAX_DIM and op.k % 8 == 0 and op.m % 8 == 0 \
         and f.dx % 8 == 0, "value: dimensions out of range"
@@ -407,16 +411,21 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     assert self._merkle_ok(c.ops_root, op_leaf, g.hi - 1, op_proof, c.n_ops), "value: not the job's operator"
     assert self._state(f.rows, f.dx, f.x_root, op.k, f.a_root) == g.agreed, "value: not the agreed input state"
     out_state: bytes32 = self._state(f.rows, f.dx, f.x_root, op.m, f.out_root)
+    if op.kind == RESID or op.kind == LN:
+        assert f.dx == op.m, "value: a residual add or a layernorm needs x and a of one width"
     if op.kind == RESID:
-        assert f.dx == op.m, "value: a residual add needs x and a of one width"
         out_state = self._state(f.rows, op.m, f.out_root, op.m, f.out_root)
     assert out_state == g.claimant_hi, "value: not the claimant's output state"
     if g.ei >= f.rows or g.ej >= op.m:
         # the challenger named an element the output does not have
         self._settle(claim_id, True, 1)
         return
-    assert len(a_row) == op.k // 8 and len(out_row) == op.m // 8, "value: row lengths"
-    assert self._merkle_ok(f.a_root, self._row_digest(a_row, op.k), g.ei, a_proof, f.rows), "value: a_row opening"
+    assert len(out_row) == op.m // 8, "value: row lengths"
+    if op.kind != LN:
+        # a layernorm reads x, every other operator a
+        assert len(a_row) == op.k // 8, "value: row lengths"
+        assert self._merkle_ok(f.a_root, self._row_digest(a_row, op.k), g.ei, a_proof, f.rows), \
+            "value: a_row opening"
     assert self._merkle_ok(f.out_root, self._row_digest(out_row, op.m), g.ei, out_proof, f.rows), \
         "value: out_row opening"
     z: uint256 = self._lane(out_row, g.ej)
@@ -435,8 +444,15 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     else:
         assert len(x_row) == op.m // 8, "value: x row length"
         assert self._merkle_ok(f.x_root, self._row_digest(x_row, op.m), g.ei, x_proof, f.rows), "value: x_row opening"
-        ok = staticcall OperatorStep(self.op_step).add_ok(self._lane(x_row, g.ej), self._lane(a_row, g.ej), z,
-                                                           op.bits)
+        if op.kind == RESID:
+            ok = staticcall OperatorStep(self.op_step).add_ok(self._lane(x_row, g.ej), self._lane(a_row, g.ej), z,
+                                                               op.bits)
+        else:
+            assert len(p_col) == op.m // 8 and len(q_row) == op.m // 8, "value: gamma and beta rows"
+            assert sha256(abi_encode(LNP_TAG, self._row_digest(p_col, op.m), self._row_digest(q_row, op.m))) \
+                == op.param_root, "value: gamma and beta are not the operator's"
+            ok = staticcall OperatorStep(self.op_step).ln_ok(x_row, op.m, self._lane(p_col, g.ej),
+                                                              self._lane(q_row, g.ej), g.ej, z, op.bits)
     self._settle(claim_id, ok, 1)
 
 

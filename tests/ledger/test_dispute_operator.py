@@ -14,7 +14,8 @@ from vcompute.ledger.dispute_client import ContractRevert  # noqa: E402
 from vcompute.ledger.op_dispute import OpChain, play_op  # noqa: E402
 from vcompute.verify.dispute import op_step  # noqa: E402
 from vcompute.verify.dispute.op_players import OP_LYING, make_op_player  # noqa: E402
-from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, RESID, MLPNet, op_job_id  # noqa: E402
+from vcompute.verify.dispute.float_trace import pack_float32  # noqa: E402
+from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, op_job_id  # noqa: E402
 
 BOND = 10**18
 MOVE = 100
@@ -23,6 +24,11 @@ MOVE = 100
 @pytest.fixture(scope="module")
 def net():
     return MLPNet.random(d=16, hidden=32, n_layers=3, rows=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def ln_net():
+    return MLPNet.random(d=16, hidden=32, n_layers=3, rows=2, seed=0, pre_ln=True)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +99,27 @@ def test_the_mirror_decides_exactly_as_the_contract(chain):
             assert chain.view("add_ok", _bits(a), _bits(b), _bits(z), 24, on="op_step") == mine
             seen.add(mine)
     assert seen == {True, False}
+    from vcompute.verify.dispute.op_step import ln_f64, ln_within
+
+    for trial in range(30):
+        d = int(rng.choice([8, 32, 256]))
+        x = ((rng.standard_normal(d) + float(rng.choice([0, 10]))) * float(rng.choice([1, 1e-20, 1e10, 1e-42]))
+             ).astype(np.float32)
+        if trial % 6 == 0:
+            x[:] = x[0]
+        g = (1 + 0.1 * rng.standard_normal(d)).astype(np.float32)
+        b = (0.1 * rng.standard_normal(d)).astype(np.float32)
+        ref, base = ln_f64(x[None], g, b)
+        j = int(rng.integers(d))
+        xb = x.view("<u4").tolist()
+        for k in (0, 0.99, 1.01, -2, 50):
+            zb = _bits(ref[0, j] + k * 2**-12 * base[0, j])
+            mine = ln_within(xb, _bits(g[j]), _bits(b[j]), j, zb, 12)
+            assert chain.view("ln_ok", pack_float32(x), d, _bits(g[j]), _bits(b[j]), j, zb, 12, on="op_step") == mine
+            seen.add(mine)
     for fn, args in (("gelu_ok", (_bits(np.inf), 0, 18)), ("add_ok", (_bits(np.nan), 0, 0, 24)),
+                     ("ln_ok", (pack_float32(np.full(8, np.inf, np.float32)), 8, 0, 0, 0, 0, 12)),
+                     ("ln_ok", (pack_float32(np.ones(8, np.float32)), 8, 0, 0, 8, 0, 12)),
                      ("gelu_ok", (0, 0, 40)), ("add_ok", (0, 0, 0, 2))):
         with pytest.raises(Exception):
             chain.view(fn, *args, on="op_step")
@@ -114,7 +140,9 @@ def test_the_contracts_fit_under_eip170():
 
 @pytest.mark.parametrize("strategy", OP_LYING)
 @pytest.mark.parametrize("honest_claims", [True, False])
-def test_the_honest_party_wins_against_every_liar_in_both_roles(chain, net, strategy, honest_claims):
+@pytest.mark.parametrize("pre_ln", [False, True], ids=["mlp", "pre_ln"])
+def test_the_honest_party_wins_against_every_liar_in_both_roles(chain, net, ln_net, strategy, honest_claims, pre_ln):
+    net = ln_net if pre_ln else net
     for seed in (1, 2):
         claimant, challenger = _players(net, strategy, honest_claims, seed)
         r = _play(chain, net, claimant, challenger)
@@ -124,8 +152,10 @@ def test_the_honest_party_wins_against_every_liar_in_both_roles(chain, net, stra
         assert chain.view("credits", chain.address(liar.name), on="game") == 0
 
 
-def test_a_griefer_with_another_honest_machines_bits_loses_its_bond(chain, net):
+@pytest.mark.parametrize("pre_ln", [False, True], ids=["mlp", "pre_ln"])
+def test_a_griefer_with_another_honest_machines_bits_loses_its_bond(chain, net, ln_net, pre_ln):
     pytest.importorskip("torch")
+    net = ln_net if pre_ln else net
     claimant, challenger = _players(net, "drift", True, 4)
     r = _play(chain, net, claimant, challenger)
     assert r.winner == "claimant" and r.how == "step"
@@ -231,12 +261,13 @@ def test_agreeing_results_cannot_be_disputed_and_bonds_must_match(chain, net):
         chain.call(challenger.name, "dispute", cid, r, res, p[:-1], value=BOND, on="game")
 
 
-@pytest.mark.parametrize("kind", [LIN, BIAS, GELU, RESID])
-def test_each_operator_kind_is_decided_on_chain(chain, net, kind):
+@pytest.mark.parametrize("kind", [LIN, BIAS, GELU, RESID, LN])
+def test_each_operator_kind_is_decided_on_chain(chain, ln_net, kind):
     """A lie at one element of an operator of each kind ends at that operator, decided by its check."""
     from vcompute.verify.dispute.op_players import OpPlayer
     from vcompute.verify.dispute.op_trace import OpTrace, apply_op
 
+    net = ln_net
     p = next(q for q in range(1, net.n_ops + 1) if net.op(q).kind == kind)
     x0 = net.random_input(seed=11)
     honest = OpTrace.execute(net, x0)
@@ -271,3 +302,35 @@ def test_money_is_conserved_across_operator_games(net):
     # the claims the honest party won stay COMMITTED: their bonds are still held until finalize
     assert chain.contract_balance("game") == chain.view("held", on="game") + chain.view("burned", on="game")
     assert paid > 0
+
+
+def test_a_layernorm_claimant_cannot_swap_gamma_and_beta_or_normalise_another_row(chain, ln_net):
+    net = ln_net
+    from vcompute.verify.dispute.op_players import OpPlayer
+    from vcompute.verify.dispute.op_trace import OpTrace, apply_op
+
+    x0 = net.random_input(seed=12)
+    honest = OpTrace.execute(net, x0)
+    states, s = [], (x0, x0.copy())
+    for q in range(1, net.n_ops + 1):
+        s = apply_op(net.op(q), s)
+        if q == 1:
+            a = s[1].copy()
+            a[0, 2] = -a[0, 2]
+            s = (s[0], a)
+        states.append(s)
+    liar = OpPlayer("lnliar", "lie_one", OpTrace(net, x0, states), honest)
+    h = OpPlayer("lnhonest", "honest", honest, honest)
+    cid = _commit_and_dispute(chain, net, liar, h)
+    g = _bisect(chain, cid, liar, h)
+    assert g["hi"] == 1
+    chain.call(h.name, "challenge_element", cid, *h.name_element(1, liar), on="game")
+    good = liar.respond(1, (0, 2))
+    x1 = honest.state(0)[0]
+    for args in (dict(good, p_col=good["q_row"], q_row=good["p_col"]),  # gamma and beta swapped
+                 dict(good, x_row=pack_float32(np.ascontiguousarray(x1[1]))),  # another row of x
+                 dict(good, q_row=pack_float32(np.zeros(net.op(1).m, np.float32)))):  # beta dropped
+        with pytest.raises(ContractRevert, match="^value: "):
+            chain.call(liar.name, "decide", cid, *args.values(), on="game")
+    chain.call(liar.name, "decide", cid, *good.values(), on="game")
+    assert chain.record("claims", cid, on="game")["state"] == 4

@@ -10,9 +10,9 @@ import pytest
 
 from vcompute.verify.dispute.op_players import OP_LYING, OP_STRATEGIES, lying_trace, make_op_player
 from vcompute.verify.dispute.op_step import (GELU_REF_ERROR_BITS, add_within, gelu_f64, gelu_reference,
-                                             gelu_within)
-from vcompute.verify.dispute.op_trace import (GELU, MLPNet, OpTrace, adopt_ops, invalid_elements, op_job_id,
-                                              state_leaf)
+                                             gelu_within, ln_f64, ln_within)
+from vcompute.verify.dispute.op_trace import (GELU, LN, MLPNet, Operator, OpTrace, adopt_ops, apply_op,
+                                              invalid_elements, op_job_id, state_leaf)
 
 
 def _bits(v) -> int:
@@ -96,9 +96,62 @@ def test_non_finite_inputs_and_bad_bits_are_value_errors():
         add_within(0, 0, 0, 4)
 
 
-@pytest.fixture(scope="module")
-def job():
-    net = MLPNet.random(d=16, hidden=32, n_layers=3, rows=2, seed=0)
+def _rows(rng, d, scale, offset):
+    return ((rng.standard_normal((2, d)) + offset) * scale).astype(np.float32)
+
+
+@pytest.mark.parametrize("machine", ["numpy", "torch"])
+def test_honest_float32_layernorms_pass_far_inside_the_bound(machine):
+    """Calibration: numpy's two-pass and torch's LayerNorm err by < 0.2 units of d 2^-24 (|g| (|n| + M/s) + |b|);
+    the bound 2^-12 is 16 such units at d = 256 (more at smaller d)."""
+    if machine == "torch":
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    worst = 0.0
+    for trial in range(24):
+        d = int(rng.choice([8, 32, 64, 256]))
+        x = _rows(rng, d, float(rng.choice([1.0, 1e-3, 1e3, 1e-20, 1e10])), float(rng.choice([0.0, 10.0])))
+        if trial % 8 == 0:
+            x[:] = x[0, 0]  # a constant row: variance 0, eps alone
+        gb = np.stack([1 + 0.1 * rng.standard_normal(d), 0.1 * rng.standard_normal(d)]).astype(np.float32)
+        op = Operator(LN, d, d, 12, gb)
+        _, z = apply_op(op, (x, x), machine=machine)
+        ref, base = ln_f64(x, gb[0], gb[1])
+        worst = max(worst, float((np.abs(z - ref) / base).max()) * 2**24 / d)
+        assert invalid_elements(_ln_net(gb), 1, (x, x), (x, z)) == []
+    assert worst < 0.2
+
+
+def _ln_net(gb):
+    d = gb.shape[1]
+    blk = (np.eye(d, 8, dtype=np.float32), np.zeros(8, np.float32), np.eye(8, d, dtype=np.float32),
+           np.zeros(d, np.float32))
+    return MLPNet((blk,), rows=2, norms=(gb,))
+
+
+def test_the_layernorm_bound_rejects_lies_just_outside_it():
+    rng = np.random.default_rng(4)
+    bits = lambda a: np.asarray(a, np.float32).view("<u4").tolist()  # noqa: E731
+    for d in (8, 64, 256):
+        x = _rows(rng, d, 2.0, 1.0)[0]
+        g, b = (1 + 0.1 * rng.standard_normal(d)).astype(np.float32), (0.1 * rng.standard_normal(d)).astype(np.float32)
+        ref, base = ln_f64(x[None], g, b)
+        for j in (0, d - 1):
+            bound = 2.0**-12 * base[0, j]
+            for k, ok in ((0.0, True), (0.9, True), (-0.9, True), (1.1, False), (-2.0, False), (1e3, False)):
+                z = bits([ref[0, j] + k * bound])[0]
+                assert ln_within(bits(x), bits([g[j]])[0], bits([b[j]])[0], j, z, 12) is ok, (d, j, k)
+        # the pre-normalisation value, a forgotten gamma, beta: far outside
+        assert not ln_within(bits(x), bits([g[0]])[0], bits([b[0]])[0], 0, bits([x[0]])[0], 12)
+    with pytest.raises(ValueError, match="non-finite"):
+        ln_within(bits([np.inf] * 8), 0, 0, 0, 0, 12)
+    with pytest.raises(ValueError, match="j must"):
+        ln_within(bits([1.0] * 8), 0, 0, 8, 0, 12)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["mlp", "pre_ln"])
+def job(request):
+    net = MLPNet.random(d=16, hidden=32, n_layers=3, rows=2, seed=0, pre_ln=request.param)
     return net, net.random_input(seed=1)
 
 
@@ -140,8 +193,10 @@ def test_layer_outputs_are_the_residual_stream_every_per_layer_leaves(job):
     net, x0 = job
     t = OpTrace.execute(net, x0)
     assert len(t.leaves) == net.n_layers * net.per_layer + 1
-    assert [o.tobytes() for o in t.layer_outputs()] == [t.state(l * 6)[0].tobytes() for l in (1, 2, 3)]
-    assert net.op(3).kind == GELU and state_leaf(t.state(0)) == t.leaves[0]
+    per = net.per_layer
+    assert [o.tobytes() for o in t.layer_outputs()] == [t.state(l * per)[0].tobytes() for l in (1, 2, 3)]
+    assert net.op(per - 3).kind == GELU and state_leaf(t.state(0)) == t.leaves[0]
+    assert (net.op(1).kind == LN) == (per == 7)
 
 
 def test_the_commitment_is_signed_for_its_job_and_provider(job):
@@ -152,7 +207,8 @@ def test_the_commitment_is_signed_for_its_job_and_provider(job):
     c = t.commit(SigningKey(b"\x01" * 32))
     assert c.job == op_job_id(net.ops_tree.root, t.leaves[0], net.n_layers, net.per_layer)
     assert c.verify(job=c.job, n_leaves=len(t.leaves))
-    assert not c.verify(job=op_job_id(net.ops_tree.root, t.leaves[0], net.n_layers, 7), n_leaves=len(t.leaves))
+    other = op_job_id(net.ops_tree.root, t.leaves[0], net.n_layers, net.per_layer + 1)
+    assert not c.verify(job=other, n_leaves=len(t.leaves))
     assert not c.verify(job=c.job, n_leaves=len(t.leaves) - 1)
 
 
@@ -170,6 +226,8 @@ def test_the_caller_misusing_the_net_or_the_players_gets_named_errors():
         MLPNet((ok,), rows=True)
     with pytest.raises(ValueError, match="gelu_bits"):
         MLPNet((ok,), rows=1, gelu_bits=40)
+    with pytest.raises(ValueError, match="norms"):
+        MLPNet((ok,), rows=1, norms=(np.ones((2, 8), np.float32),))
     net = MLPNet((ok,), rows=1)
     with pytest.raises(ValueError, match="strategy"):
         make_op_player("lazy", net, np.zeros((1, 16), np.float32), seed=0)

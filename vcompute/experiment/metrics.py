@@ -377,6 +377,8 @@ _DISPUTE: dict[str, MetricInfo] = {
                           "no game ended at a GELU"),
     "decide_gas_resid": _m("gas", "gas of the one-element check of a residual add (OperatorStep), mean",
                            "no game ended at a residual add"),
+    "decide_gas_ln": _m("gas", "gas of the one-element check of a LayerNorm (OperatorStep: the row's statistics "
+                        "and an integer square root), mean", "no game ended at a LayerNorm"),
     "stake_to_winner": _m("fraction", "share of the lying provider's stake the escrow paid the honest watcher",
                           "no run had an honest watcher win"),
 }

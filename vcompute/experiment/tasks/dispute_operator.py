@@ -3,7 +3,7 @@
 Each run deploys ``protocols/OperatorGame.vy`` (with ``OperatorStep.vy`` and
 ``FloatStep.vy``) on an embedded revm and referees ``disputes`` games on
 jobs of one shape: ``n_layers`` residual GELU-MLP blocks of width ``d`` and
-hidden width ``hidden`` (six operators a block,
+hidden width ``hidden`` (six operators a block, seven with ``pre_ln``,
 :class:`vcompute.verify.dispute.op_trace.MLPNet`), each job a fresh seeded
 input. Every game pits the honest player against one strategy of
 :data:`vcompute.verify.dispute.op_players.OP_LYING`, the honest one as
@@ -25,7 +25,7 @@ from vcompute.experiment.tasks.base import TaskParams
 __all__ = ["DisputeOperator", "DisputeOperatorParams"]
 
 _GRIEFERS = ("drift",)
-_KINDS = ("lin", "bias", "gelu", "resid")
+_KINDS = ("lin", "bias", "gelu", "resid", "ln")
 
 
 class DisputeOperatorParams(TaskParams):
@@ -36,6 +36,7 @@ class DisputeOperatorParams(TaskParams):
     hidden: int | None = Field(None, ge=8, le=256, description="hidden width of each MLP (a multiple of 8; "
                                "default: min(2 d, 256))")
     rows: int = Field(2, ge=1, le=256, description="batch rows of the job's input")
+    pre_ln: bool = Field(False, description="a LayerNorm before each MLP (seven operators a block, GPT-2's ln_2)")
     disputes: int = Field(20, ge=1, le=100_000, description="games per run")
     liars: tuple[str, ...] | None = Field(None, description="lying strategies to cycle through, each in both "
                                           "roles; default: every one")
@@ -74,10 +75,10 @@ class DisputeOperator:
     Metrics: ``games``, ``honest_lost``, ``cheater_won`` (targets 0, 0),
     ``undisputed`` (games that could not start: the two results agreed;
     target 0), ``rounds_mean`` / ``rounds_max`` against ``rounds_two_level``
-    = ceil(log_b L) + ceil(log_b 6) and ``rounds_flat`` = ceil(log_b 6L),
-    ``gas_per_dispute``, ``gas_max``, ``decide_gas`` and per operator kind
-    ``decide_gas_lin`` / ``_bias`` / ``_gelu`` / ``_resid`` (mean gas of the
-    one-element check), ``timeouts``, ``refused``, ``griefer_net`` and
+    = ceil(log_b L) + ceil(log_b P) and ``rounds_flat`` = ceil(log_b P L)
+    (``P`` = 6, or 7 with ``pre_ln``), ``gas_per_dispute``, ``gas_max``,
+    ``decide_gas`` and per operator kind ``decide_gas_lin`` / ``_bias`` /
+    ``_gelu`` / ``_resid`` / ``_ln`` (mean gas of the one-element check), ``timeouts``, ``refused``, ``griefer_net`` and
     ``watcher_net``.
 
     Example:
@@ -86,7 +87,7 @@ class DisputeOperator:
     """
 
     Params = DisputeOperatorParams
-    description = "operator-level dispute games (linear, bias, GELU, residual) on chain, honest vs liars"
+    description = "operator-level dispute games (layernorm, linear, bias, GELU, residual) on chain, honest vs liars"
     metrics = ("games", "honest_lost", "cheater_won", "undisputed", "rounds_mean", "rounds_max",
                "rounds_two_level", "rounds_flat", "gas_per_dispute", "gas_max", "decide_gas",
                *(f"decide_gas_{k}" for k in _KINDS), "timeouts", "refused", "griefer_net", "watcher_net")
@@ -108,7 +109,8 @@ class DisputeOperator:
 
         bond = 10**18
         hidden = params.hidden if params.hidden is not None else min(2 * params.d, 256)
-        net = MLPNet.random(d=params.d, hidden=hidden, n_layers=params.n_layers, rows=params.rows, seed=seed)
+        net = MLPNet.random(d=params.d, hidden=hidden, n_layers=params.n_layers, rows=params.rows, seed=seed,
+                            pre_ln=params.pre_ln)
         chain = OpChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
         rng = np.random.default_rng(seed)
         liars = params.liars or OP_LYING + _GRIEFERS

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import pack_float32, rows_tree
-from vcompute.verify.dispute.op_trace import (BIAS, GELU, LIN, RESID, MLPNet, OpTrace, State, adopt_ops, apply_op,
+from vcompute.verify.dispute.op_trace import (BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, adopt_ops, apply_op,
                                               invalid_elements, state_leaf)
 
 __all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "OpPlayer", "make_op_player", "lying_trace"]
@@ -65,7 +65,12 @@ def _edge_value(net: MLPNet, p: int, s_in: State, i: int, j: int, sign: float) -
     """A value at twice operator ``p``'s bound from the exact element ``(i, j)``."""
     op, (x, a) = net.op(p), s_in
     a64 = a.astype(np.float64)
-    if op.kind == LIN:
+    if op.kind == LN:
+        from vcompute.verify.dispute.op_step import ln_f64
+
+        ref, base = ln_f64(x[i:i + 1], op.param[0], op.param[1])
+        exact, bound = float(ref[0, j]), 2.0 ** -op.bits * float(base[0, j])
+    elif op.kind == LIN:
         w = op.param.astype(np.float64)
         exact = float(a64[i] @ w[:, j])
         n, u = op.k + 2, 2.0 ** -op.bits
@@ -102,13 +107,13 @@ def lying_trace(net: MLPNet, x0: np.ndarray, strategy: str, *, seed: int) -> OpT
 
 
 def _lie(net: MLPNet, x0: np.ndarray, strategy: str, rng: np.random.Generator) -> OpTrace:
-    n, per = net.n_ops, net.per_layer
+    n = net.n_ops
     if strategy == "lie_last":
         where = [n]
     elif strategy == "lie_several":
         where = sorted(rng.choice(np.arange(1, n + 1), size=min(n, int(rng.integers(2, 4))), replace=False).tolist())
     elif strategy == "skip_gelu":
-        where = [int(rng.integers(net.n_layers)) * per + 3]
+        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind == GELU]))]
     elif strategy == "x_tamper":
         where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind != RESID]))]
     elif strategy == "erf_gelu":
@@ -213,13 +218,17 @@ class OpPlayer:
             p_col, p_proof = pack_float32(np.ascontiguousarray(op.param[:, j])), wt.proof(j)
         elif op.kind == BIAS:
             p_col, p_proof = pack_float32(op.param), []
+        elif op.kind == LN:
+            p_col, p_proof = pack_float32(np.ascontiguousarray(op.param[0])), []
         else:
             p_col, p_proof = [], []
-        x_row, x_proof = (row(x), xt.proof(i)) if op.kind == RESID else ([], [])
+        q_row = pack_float32(np.ascontiguousarray(op.param[1])) if op.kind == LN else []
+        x_row, x_proof = (row(x), xt.proof(i)) if op.kind in (RESID, LN) else ([], [])
+        a_row, a_proof = ([], []) if op.kind == LN else (row(a), at.proof(i))
         return {"op": (op.kind, op.k, op.m, op.bits, op.param_root()), "op_proof": net.ops_tree.proof(hi - 1),
                 "f": (int(a.shape[0]), int(x.shape[1]), xt.root, at.root, ot.root),
-                "a_row": row(a), "a_proof": at.proof(i), "x_row": x_row, "x_proof": x_proof,
-                "p_col": p_col, "p_proof": p_proof, "out_row": row(ao), "out_proof": ot.proof(i)}
+                "a_row": a_row, "a_proof": a_proof, "x_row": x_row, "x_proof": x_proof,
+                "p_col": p_col, "p_proof": p_proof, "q_row": q_row, "out_row": row(ao), "out_proof": ot.proof(i)}
 
 
 def make_op_player(strategy: str, net: MLPNet, x0: np.ndarray, *, seed: int, name: str | None = None) -> OpPlayer:

@@ -41,7 +41,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["GELU_REF_ERROR_BITS", "FX", "decode", "gelu_reference", "gelu_within", "add_within", "gelu_f64"]
+import numpy as np
+
+__all__ = ["GELU_REF_ERROR_BITS", "FX", "LN_EPS_M", "LN_EPS_E", "decode", "gelu_reference", "gelu_within",
+           "add_within", "ln_within", "gelu_f64", "ln_f64"]
 
 #: Fixed-point fraction bits of the on-chain GELU.
 FX = 64
@@ -55,6 +58,9 @@ _TERMS = 24
 GELU_REF_ERROR_BITS = 50
 _ABS_BITS = 140  # the absolute floor 2^-140 covers gradual underflow of honest float32 arithmetic
 _FRAME = 200  # values are truncated to units of 2^(top - 200): all stay below 2^200
+#: LayerNorm's eps, float32 1e-5 as ``M 2^(E - 150)``.
+LN_EPS_M, LN_EPS_E = 10995116, 110
+_LN_HOFF = 300  # keeps gamma n's exponent non-negative: h is in -90..64
 
 
 def decode(b: int) -> tuple[bool, int, int, bool]:
@@ -107,11 +113,13 @@ def gelu_reference(xb: int) -> tuple[int, int, bool]:
     return mx * f, ex, sx
 
 
-def _close(zb: int, refs: list[tuple[int, int, bool]], extra: list[tuple[int, int]], bits: int, off: int) -> bool:
-    """``|z - ref| 2^bits <= (extra + |ref|) + slack 2^bits`` in one truncated frame, as the contract.
+def _close(zb: int, refs: list[tuple[int, int, bool]], extra: list[tuple[int, int]], bits: int, off: int,
+           with_ref: bool = True) -> bool:
+    """``|z - ref| 2^bits <= (extra [+ |ref|]) + slack 2^bits`` in one truncated frame, as the contract.
 
     ``ref`` is the sum of the signed terms ``refs`` ``(M, q, negative)``, each ``M 2^(q - 150 - off)``;
-    ``extra`` holds non-negative terms ``(M, q)`` of the same form (the rest of the tolerance's base).
+    ``extra`` holds non-negative terms ``(M, q)`` of the same form (the rest of the tolerance's base);
+    ``with_ref``: whether ``|ref|`` is part of the base.
     """
     fz, mz, ez, sz = decode(zb)
     if not fz:
@@ -129,7 +137,7 @@ def _close(zb: int, refs: list[tuple[int, int, bool]], extra: list[tuple[int, in
     for m, q, neg in refs:
         v = _scale(m, q, low)
         ref += -v if neg else v
-    base = abs(ref)
+    base = abs(ref) if with_ref else 0
     for m, q in extra:
         base += _scale(m, q, low)
     floor_at = off + 150 - _ABS_BITS  # 2^-140 is one unit at this exponent
@@ -166,6 +174,81 @@ def add_within(ab: int, bb: int, zb: int, u_bits: int) -> bool:
     return _close(zb, [(ma, ea, sa), (mb, eb, sb)], [], u_bits, 0)
 
 
+def _ln_stats(xbs: list[int]) -> tuple[list[int], int, int, int, int]:
+    """``(D, SD, R, h, d max|X|)`` of a LayerNorm row: ``n_t = D_t SD / R 2^(-64-h)``, ``M/sigma = max|X| d SD / R 2^(-64-h)``.
+
+    ``D_t = d X_t - sum X`` in the row's frame (``x_t = X_t 2^(low - 150)``, truncated to 100 bits below the
+    largest), ``SD = isqrt(d 2^128)``, ``R = isqrt(W')`` with ``W' 2^(2h) = sum D_t^2 + eps d^3 2^(300 - 2 low)``.
+    """
+    d = len(xbs)
+    dec = [decode(b) for b in xbs]
+    if not all(f for f, _, _, _ in dec):
+        raise ValueError("a non-finite input; no bound applies")
+    top = max(e for _, _, e, _ in dec) + 24
+    low = top - 100 if top > 100 else 0
+    xs = [(-1 if neg else 1) * _scale(m, e, low) for _, m, e, neg in dec]
+    total = sum(xs)
+    dd = [d * v - total for v in xs]
+    var = sum(v * v for v in dd)
+    mx = max(abs(v) for v in xs)
+    q = LN_EPS_M * d**3
+    sq = LN_EPS_E + 150 - 2 * low  # eps d^3 / u^2 = q 2^sq
+    bw = max(var.bit_length(), q.bit_length() + sq)
+    h = (bw - 180) // 2
+    w = _shift(var, -2 * h) + _shift(q, sq - 2 * h)
+    r = math.isqrt(max(w, 1))
+    sd = math.isqrt(d << 128)
+    return dd, sd, r, h, mx * d
+
+
+def _shift(v: int, e: int) -> int:
+    return v << e if e >= 0 else v >> -e
+
+
+def ln_within(xbs: list[int], gb: int, bb: int, j: int, zb: int, tol_bits: int) -> bool:
+    """Whether claimed float32 ``zb`` is element ``j`` of LayerNorm(``x``) ``gamma_j + beta_j`` within the bound.
+
+    The bound is ``2^-tol_bits (|gamma_j| (|n_j| + max|x| / sigma') + |beta_j|)`` plus ``2^-140``,
+    ``n_j = (x_j - mean) / sigma'``, ``sigma' = sqrt(var + eps)``, ``eps`` = float32 ``1e-5`` (GPT-2's).
+
+    Args:
+        xbs: the row's float32 bit patterns (``d`` of them).
+        gb: ``gamma_j``'s bits.
+        bb: ``beta_j``'s bits.
+        j: the element.
+        zb: the claimed value's bits.
+        tol_bits: the operator's tolerance exponent, 8..30.
+
+    Raises:
+        ValueError: if an input is not finite or ``tol_bits`` or ``j`` is out of range.
+    """
+    if not 8 <= tol_bits <= 30:
+        raise ValueError(f"tol_bits must be in 8..30, got {tol_bits}")
+    if not 0 <= j < len(xbs):
+        raise ValueError(f"j must be in 0..{len(xbs) - 1}, got {j}")
+    fg, mg, eg, sg = decode(gb)
+    fb, mb, eb, sb = decode(bb)
+    if not (fg and fb):
+        raise ValueError("a non-finite input; no bound applies")
+    dd, sd, r, h, mxd = _ln_stats(xbs)
+    n = (abs(dd[j]) * sd << 64) // r
+    t = (mxd * sd << 64) // r
+    off = 128 + _LN_HOFF
+    qn = eg + _LN_HOFF - h  # gamma n = mg n 2^(eg - 150 - 128 - h)
+    refs = [(mg * n, qn, sg != (dd[j] < 0)), (mb, eb + off, sb)]
+    return _close(zb, refs, [(mg * (n + t), qn), (mb, eb + off)], tol_bits, off, with_ref=False)
+
+
 def gelu_f64(x: float) -> float:
     """The tanh-form GELU in float64 (a reference for tests, about 1e-16 relative)."""
     return 0.5 * x * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def ln_f64(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LayerNorm of the rows of ``x`` in float64 and the bound's base ``|gamma| (|n| + max|x| / sigma') + |beta|``."""
+    x = np.asarray(x, np.float64)
+    mu = x.mean(axis=-1, keepdims=True)
+    sig = np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + float(np.float32(1e-5)))
+    n = (x - mu) / sig
+    g, b = np.asarray(gamma, np.float64), np.asarray(beta, np.float64)
+    return n * g + b, np.abs(g) * (np.abs(n) + np.abs(x).max(axis=-1, keepdims=True) / sig) + np.abs(b)

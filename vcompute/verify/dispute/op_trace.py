@@ -49,10 +49,11 @@ import numpy as np
 
 from vcompute.core.merkle import MerkleTree
 from vcompute.verify.dispute.float_trace import row_digest, rows_tree, within
-from vcompute.verify.dispute.op_step import add_within, gelu_f64, gelu_within
+from vcompute.verify.dispute.op_step import add_within, gelu_f64, gelu_within, ln_f64, ln_within
 from vcompute.verify.dispute.trace import TraceCommitment
 
-__all__ = ["LIN", "BIAS", "GELU", "RESID", "KIND_NAMES", "OSTATE_TAG", "OPL_TAG", "OJOB_TAG", "MLPNet", "Operator",
+__all__ = ["LIN", "BIAS", "GELU", "RESID", "LN", "KIND_NAMES", "OSTATE_TAG", "OPL_TAG", "OJOB_TAG", "LNP_TAG",
+           "MLPNet", "Operator",
            "OpTrace", "State", "apply_op", "state_leaf", "op_job_id", "invalid_elements", "adopt_ops"]
 
 #: Operator kind: ``a := a w``.
@@ -63,14 +64,19 @@ BIAS = 2
 GELU = 3
 #: Operator kind: ``x, a := x + a``.
 RESID = 4
+#: Operator kind: ``a := layernorm(x) gamma + beta``.
+LN = 5
 #: Operator kinds by number, as the contract numbers them.
-KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid"}
+KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid", LN: "ln"}
 #: Domain tag of a state leaf.
 OSTATE_TAG = 10
 #: Domain tag of an operator leaf.
 OPL_TAG = 11
 #: Domain tag of an operator-level job id.
 OJOB_TAG = 12
+#: Domain tag of a layernorm's parameter (its gamma and beta row digests).
+LNP_TAG = 13
+_EPS = np.float32(1e-5)
 _ZERO = bytes(32)
 _SQRT2PI = np.float32(math.sqrt(2.0 / math.pi))
 
@@ -103,8 +109,8 @@ class Operator:
         kind: :data:`LIN`, :data:`BIAS`, :data:`GELU` or :data:`RESID`.
         k: input width of ``a``.
         m: output width.
-        bits: ``u_bits`` of a linear or add operator, ``tol_bits`` of a GELU.
-        param: the weight ``k x m`` (lin), the bias ``m`` (bias), or ``None``.
+        bits: ``u_bits`` of a linear or add operator, ``tol_bits`` of a GELU or a layernorm.
+        param: the weight ``k x m`` (lin), the bias ``m`` (bias), ``[gamma; beta]`` ``2 x m`` (ln), or ``None``.
     """
 
     kind: int
@@ -119,6 +125,8 @@ class Operator:
             return rows_tree(np.ascontiguousarray(self.param.T)).root
         if self.kind == BIAS:
             return row_digest(self.param)
+        if self.kind == LN:
+            return hashlib.sha256(_u256(LNP_TAG) + row_digest(self.param[0]) + row_digest(self.param[1])).digest()
         return _ZERO
 
     def leaf(self) -> bytes:
@@ -142,6 +150,17 @@ def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
     ``gelu(approximate="tanh")``; its bits differ, its elements are within every bound.
     """
     x, a = s
+    if op.kind == LN:
+        g, b = op.param
+        if machine == "torch":
+            import torch
+
+            return x, torch.nn.functional.layer_norm(torch.from_numpy(np.ascontiguousarray(x)), (x.shape[1],),
+                                                     torch.from_numpy(g.copy()), torch.from_numpy(b.copy()),
+                                                     eps=1e-5).numpy()
+        mu = x.mean(axis=1, keepdims=True, dtype=np.float32)
+        var = ((x - mu) ** 2).mean(axis=1, keepdims=True, dtype=np.float32)
+        return x, ((x - mu) * (np.float32(1) / np.sqrt(var + _EPS)) * g + b).astype(np.float32)
     if op.kind == LIN:
         if machine == "torch":
             return x, (a.astype(np.float64) @ op.param.astype(np.float64)).astype(np.float32)
@@ -161,14 +180,18 @@ def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
 
 @dataclass(frozen=True)
 class MLPNet:
-    """``n_layers`` residual GELU-MLP blocks: the job's operators (six a block).
+    """``n_layers`` residual GELU-MLP blocks: the job's operators (six a block, seven with a pre-LayerNorm).
 
     Args:
         blocks: per block ``(w1 d x h, b1 h, w2 h x d, b2 d)``, float32; ``d``, ``h`` multiples of 8 up to 256.
         rows: batch rows of the input.
+        norms: per block ``[gamma; beta]`` (``2 x d`` float32) of a LayerNorm before its MLP
+            (GPT-2's ``ln_2``, eps 1e-5), or ``None``: no LayerNorm.
         u_bits: precision of the linear operators (24: float32; 11: TF32 inputs).
         add_bits: precision of the adds (24: one float32 rounding).
         gelu_bits: the GELU tolerance ``2^-gelu_bits (|x| + |g|)`` (18: 64x the worst float32 error measured).
+        ln_bits: the LayerNorm tolerance ``2^-ln_bits (|gamma| (|n| + max|x| / sigma) + |beta|)`` (12: 16x
+            the rounding model's ``d u`` at ``d = 256``, 90x the worst float32 error measured).
 
     Raises:
         TypeError: if a parameter is not a float32 ndarray.
@@ -177,9 +200,11 @@ class MLPNet:
 
     blocks: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]
     rows: int
+    norms: tuple[np.ndarray, ...] | None = None
     u_bits: int = 24
     add_bits: int = 24
     gelu_bits: int = 18
+    ln_bits: int = 12
     _ops: list = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -200,27 +225,37 @@ class MLPNet:
                 raise ValueError(f"blocks[{i}] has a non-finite parameter")
         if type(self.rows) is not int or not 1 <= self.rows <= 256:
             raise ValueError(f"rows must be an int in 1..256, got {self.rows!r}")
-        for name, lo, hi in (("u_bits", 10, 24), ("add_bits", 8, 30), ("gelu_bits", 8, 30)):
+        if self.norms is not None:
+            if len(self.norms) != len(self.blocks) or any(
+                    not isinstance(n, np.ndarray) or n.dtype != np.float32 or n.shape != (2, d)
+                    or not np.isfinite(n).all() for n in self.norms):
+                raise ValueError(f"norms must hold one finite float32 [gamma; beta] of shape (2, {d}) a block")
+        for name, lo, hi in (("u_bits", 10, 24), ("add_bits", 8, 30), ("gelu_bits", 8, 30), ("ln_bits", 8, 30)):
             v = getattr(self, name)
             if type(v) is not int or not lo <= v <= hi:
                 raise ValueError(f"{name} must be an int in {lo}..{hi}, got {v!r}")
-        for w1, b1, w2, b2 in self.blocks:
+        for i, (w1, b1, w2, b2) in enumerate(self.blocks):
             d, h = w1.shape
+            if self.norms is not None:
+                self._ops.append(Operator(LN, d, d, self.ln_bits, self.norms[i]))
             self._ops.extend([Operator(LIN, d, h, self.u_bits, w1), Operator(BIAS, h, h, self.add_bits, b1),
                               Operator(GELU, h, h, self.gelu_bits), Operator(LIN, h, d, self.u_bits, w2),
                               Operator(BIAS, d, d, self.add_bits, b2), Operator(RESID, d, d, self.add_bits)])
 
     @classmethod
-    def random(cls, *, d: int, hidden: int, n_layers: int, rows: int, seed: int, **bits: int) -> MLPNet:
-        """A random network (GPT-2-like scales: activations of order 1, a fifth of the pre-GELU values negative)."""
+    def random(cls, *, d: int, hidden: int, n_layers: int, rows: int, seed: int, pre_ln: bool = False,
+               **bits: int) -> MLPNet:
+        """A random network (activations of order 1); ``pre_ln``: a LayerNorm before each MLP."""
         rng = np.random.default_rng(seed)
+        norms = tuple(np.stack([1 + 0.1 * rng.standard_normal(d), 0.1 * rng.standard_normal(d)]).astype(np.float32)
+                      for _ in range(n_layers)) if pre_ln else None
         blocks = []
         for _ in range(n_layers):
             blocks.append(((rng.standard_normal((d, hidden)) / np.sqrt(d)).astype(np.float32),
                            (0.1 * rng.standard_normal(hidden)).astype(np.float32),
                            (rng.standard_normal((hidden, d)) / np.sqrt(hidden) / 2).astype(np.float32),
                            (0.1 * rng.standard_normal(d)).astype(np.float32)))
-        return cls(tuple(blocks), rows, **bits)
+        return cls(tuple(blocks), rows, norms, **bits)
 
     @property
     def n_layers(self) -> int:
@@ -230,7 +265,7 @@ class MLPNet:
     @property
     def per_layer(self) -> int:
         """Operators a block."""
-        return 6
+        return 6 if self.norms is None else 7
 
     @property
     def n_ops(self) -> int:
@@ -274,7 +309,10 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
         return [(0, 0)]
     z = ao.astype(np.float64)
     a64 = a.astype(np.float64)
-    if op.kind == LIN:
+    if op.kind == LN:
+        ref, base = ln_f64(x, op.param[0], op.param[1])
+        bound = 2.0 ** -op.bits * base + 2.0 ** -140
+    elif op.kind == LIN:
         w = op.param.astype(np.float64)
         ref, base = a64 @ w, np.abs(a64) @ np.abs(w)
         n, u = op.k + 2, 2.0 ** -op.bits
@@ -300,6 +338,10 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
             good = gelu_within(bits(a, i, j), bits(ao, i, j), op.bits)
         elif op.kind == BIAS:
             good = add_within(bits(a, i, j), int(op.param[j:j + 1].view("<u4")[0]), bits(ao, i, j), op.bits)
+        elif op.kind == LN:
+            g, b = op.param
+            good = ln_within(x[i].view("<u4").tolist(), bits(g[None], 0, j), bits(b[None], 0, j), j,
+                             bits(ao, i, j), op.bits)
         else:
             good = add_within(bits(x, i, j), bits(a, i, j), bits(ao, i, j), op.bits)
         if not good:
