@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from vcompute.experiment.tasks.base import TaskParams
+from vcompute.experiment.tasks.dispute import _ceil_log
 
 __all__ = ["DisputeOperator", "DisputeOperatorParams"]
 
@@ -60,13 +61,6 @@ class DisputeOperatorParams(TaskParams):
                 raise ValueError(f"liars must be a non-empty list of {', '.join(OP_LYING + _GRIEFERS)}; "
                                  f"unknown: {bad}")
         return self
-
-
-def _ceil_log(n: int, b: int) -> int:
-    r = 0
-    while b**r < n:
-        r += 1
-    return r
 
 
 class DisputeOperator:

@@ -43,6 +43,8 @@ import math
 
 import numpy as np
 
+from vcompute.verify.dispute.float_trace import _decode, _scale
+
 __all__ = ["GELU_REF_ERROR_BITS", "FX", "LN_EPS_M", "LN_EPS_E", "decode", "gelu_reference", "gelu_within",
            "add_within", "ln_within", "gelu_f64", "ln_f64"]
 
@@ -65,17 +67,7 @@ _LN_HOFF = 300  # keeps gamma n's exponent non-negative: h is in -90..64
 
 def decode(b: int) -> tuple[bool, int, int, bool]:
     """float32 bits -> ``(finite, M, E, negative)`` with ``|v| = M 2^(E - 150)``, subnormals at ``E = 1``."""
-    b = int(b) & 0xFFFFFFFF
-    e, f = (b >> 23) & 255, b & (2**23 - 1)
-    if e == 255:
-        return False, 0, 0, False
-    if e == 0:
-        return True, f, 1, bool(b >> 31 & 1)
-    return True, f | 2**23, e, bool(b >> 31 & 1)
-
-
-def _scale(m: int, q: int, low: int) -> int:
-    return m << (q - low) if q >= low else m >> (low - q)
+    return _decode(int(b) & 0xFFFFFFFF)
 
 
 def _exp_neg(s: int) -> int:
