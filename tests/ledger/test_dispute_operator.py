@@ -334,3 +334,21 @@ def test_a_layernorm_claimant_cannot_swap_gamma_and_beta_or_normalise_another_ro
             chain.call(liar.name, "decide", cid, *args.values(), on="game")
     chain.call(liar.name, "decide", cid, *good.values(), on="game")
     assert chain.record("claims", cid, on="game")["state"] == 4
+
+
+@pytest.mark.parametrize("arity", [3, 4])
+def test_n_ary_rounds_stay_within_the_two_level_bound(arity):
+    net = MLPNet.random(d=16, hidden=16, n_layers=5, rows=1, seed=2, pre_ln=True)
+    chain = OpChain(move_timeout=MOVE, arity=arity)
+
+    def ceil_log(n):
+        r = 0
+        while arity**r < n:
+            r += 1
+        return r
+
+    for i, strategy in enumerate(("lie_one", "lie_last", "lie_several")):
+        claimant, challenger = _players(net, strategy, i % 2 == 1, 30 + i)
+        r = _play(chain, net, claimant, challenger)
+        assert r.winner == ("claimant" if i % 2 == 1 else "challenger")
+        assert r.rounds <= ceil_log(net.n_layers) + ceil_log(net.per_layer)

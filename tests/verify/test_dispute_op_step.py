@@ -234,3 +234,26 @@ def test_the_caller_misusing_the_net_or_the_players_gets_named_errors():
     with pytest.raises(ValueError, match="strategy"):
         lying_trace(net, np.zeros((1, 16), np.float32), "honest", seed=0)
     assert set(OP_STRATEGIES) > set(OP_LYING)
+
+
+def test_a_delivered_state_that_lies_in_its_arithmetic_is_not_adopted(job):
+    """A claimant's delivered state is data: an ndarray subclass whose matmul lies must not steer the challenger."""
+    net, x0 = job
+
+    class Liar(np.ndarray):
+        def __matmul__(self, other):
+            return np.zeros((self.shape[0], other.shape[1]), np.float32)
+
+        def __array_ufunc__(self, ufunc, method, *inputs, **kw):
+            inputs = [np.asarray(i) if isinstance(i, Liar) else i for i in inputs]
+            return getattr(ufunc, method)(*inputs, **kw) * 0
+
+    honest = OpTrace.execute(net, x0)
+    states = list(honest.states)
+    x, a = states[0]
+    states[0] = (x.view(Liar), a.view(Liar))
+    delivered = OpTrace(net, x0, states)
+    assert invalid_elements(net, 1, honest.state(0), states[0]) == [(0, 0)]
+    adopted = adopt_ops(delivered)
+    assert all(type(t) is np.ndarray for s in adopted.states for t in s)
+    assert adopted.leaves == honest.leaves  # recomputed from the agreed input: the honest bits again

@@ -299,7 +299,8 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
     x, a = s_in
     xo, ao = s_out
     rows = x.shape[0]
-    ok_types = all(isinstance(t, np.ndarray) and t.dtype == np.float32 and t.ndim == 2 for t in (xo, ao))
+    # exact ndarrays only: a delivered subclass could lie in its arithmetic when the challenger computes on from it
+    ok_types = all(type(t) is np.ndarray and t.dtype == np.float32 and t.ndim == 2 for t in (xo, ao))
     if not ok_types or ao.shape != (rows, op.m) or xo.shape != x.shape:
         return [(0, 0)]
     if op.kind == RESID:
@@ -408,6 +409,23 @@ class OpTrace:
         return TraceCommitment(job, key.public_bytes, self.tree.root, len(self.leaves), key.sign(msg))
 
 
+def _plain(c: object) -> State | None:
+    """A delivered state as two plain float32 ndarrays holding its bits (``None``: not a state at all).
+
+    Delivered states are data, not objects to compute with: an ndarray subclass could lie
+    in its arithmetic when the challenger computes on from it, so only its bits are kept
+    (and still checked against the committed leaf).
+    """
+    if type(c) is not tuple or len(c) != 2:
+        return None
+    out = []
+    for t in c:
+        if not isinstance(t, np.ndarray) or t.dtype != np.float32 or t.ndim != 2:
+            return None
+        out.append(np.array(np.ndarray.view(t, np.ndarray), dtype=np.float32, copy=True))
+    return out[0], out[1]
+
+
 def adopt_ops(claimed: OpTrace, *, machine: str = "numpy") -> OpTrace:
     """The honest challenger's trace against ``claimed``: its states kept while each operator is valid.
 
@@ -421,8 +439,8 @@ def adopt_ops(claimed: OpTrace, *, machine: str = "numpy") -> OpTrace:
         s_in = claimed.x0, claimed.x0
         if p > 1:
             s_in = states[-1]
-        c = claimed.states[p - 1]
-        if same and not invalid_elements(net, p, s_in, c) and state_leaf(c) == leaves[p]:
+        c = _plain(claimed.states[p - 1])
+        if same and c is not None and not invalid_elements(net, p, s_in, c) and state_leaf(c) == leaves[p]:
             states.append(c)
         else:
             mine = apply_op(net.op(p), s_in, machine=machine)
