@@ -257,3 +257,18 @@ def test_a_delivered_state_that_lies_in_its_arithmetic_is_not_adopted(job):
     adopted = adopt_ops(delivered)
     assert all(type(t) is np.ndarray for s in adopted.states for t in s)
     assert adopted.leaves == honest.leaves  # recomputed from the agreed input: the honest bits again
+
+
+def test_the_players_screen_agrees_with_the_contract_where_large_operands_cancel():
+    """a + b = 0 from operands of 1e30: the contract's frame cannot see 1e-35 (it keeps ~176 bits below 1e30),
+    so it accepts that claim; the honest challenger's screen must not name it (it would lose)."""
+    d = 8
+    blk = (np.eye(d, 8, dtype=np.float32), np.full(8, -1e30, np.float32), np.eye(8, d, dtype=np.float32),
+           np.zeros(d, np.float32))
+    net = MLPNet((blk,), rows=1)
+    x = np.ones((1, d), np.float32)
+    a = np.full((1, 8), 1e30, np.float32)
+    for claimed, verdict in ((1e-35, True), (0.0, True), (1e10, False)):
+        z = np.full((1, 8), claimed, np.float32)
+        assert add_within(_bits(1e30), _bits(-1e30), _bits(claimed), 24) is verdict
+        assert (invalid_elements(net, 2, (x, a), (x, z)) == []) is verdict
