@@ -260,7 +260,7 @@ def test_a_delivered_state_that_lies_in_its_arithmetic_is_not_adopted(job):
 
 
 def test_the_players_screen_agrees_with_the_contract_where_large_operands_cancel():
-    """a + b = 0 from operands of 1e30: the contract's frame cannot see 1e-35 (it keeps ~176 bits below 1e30),
+    """a + b = 0 from operands of 1e30: the contract's frame cannot see 1e-35 (it keeps 200 bits below 1e30),
     so it accepts that claim; the honest challenger's screen must not name it (it would lose)."""
     d = 8
     blk = (np.eye(d, 8, dtype=np.float32), np.full(8, -1e30, np.float32), np.eye(8, d, dtype=np.float32),

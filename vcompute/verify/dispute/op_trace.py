@@ -332,7 +332,7 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
     with np.errstate(invalid="ignore"):
         err = np.abs(z - ref)
     err = np.where(np.isfinite(z), err, np.inf)
-    # the contract's frame keeps ~176 bits below its largest term (slack of a few units there): where
+    # the contract's frame keeps 200 bits below its largest term (slack of a few units there): where
     # that is not far below the bound (a + b = 0 from large operands), the exact mirror decides
     with np.errstate(invalid="ignore", over="ignore"):
         scale = scale + np.abs(ref) + np.where(np.isfinite(z), np.abs(z), 0)
