@@ -40,7 +40,7 @@ def test_the_fixed_point_gelu_is_within_its_stated_error_of_the_exact_one():
 
 @pytest.mark.parametrize("impl", ["numpy", "torch"])
 def test_honest_float32_gelus_pass_with_a_margin_of_64(impl):
-    """Calibration: torch's and numpy's float32 tanh-GELU err by at most ~1 unit of 2^-24 (|x| + |g|)."""
+    """Calibration: torch's and numpy's float32 tanh-GELU err by at most ~1 unit of 2^-24 (|x| + |g|) here."""
     xs = _values(6000, 1)
     if impl == "torch":
         torch = pytest.importorskip("torch")
@@ -52,7 +52,8 @@ def test_honest_float32_gelus_pass_with_a_margin_of_64(impl):
     # measured above the absolute floor 2^-140 (a subnormal half of x rounds by up to 2^-150)
     errs = [max(abs(float(z) - gelu_f64(float(x))) - 2.0**-140, 0) / (abs(float(x)) + abs(gelu_f64(float(x))))
             for x, z in zip(xs, zs) if x != 0]
-    assert max(errs) * 2**24 < 2.0
+    # measured 1.0 unit here; other CPUs' vectorised tanh may err a little more: held to a quarter of the tolerance
+    assert max(errs) * 2**24 < 16.0
     assert all(gelu_within(_bits(x), _bits(z), 18) for x, z in zip(xs, zs))
 
 
@@ -102,8 +103,8 @@ def _rows(rng, d, scale, offset):
 
 @pytest.mark.parametrize("machine", ["numpy", "torch"])
 def test_honest_float32_layernorms_pass_far_inside_the_bound(machine):
-    """Calibration: numpy's two-pass and torch's LayerNorm err by < 0.2 units of d 2^-24 (|g| (|n| + M/s) + |b|);
-    the bound 2^-12 is 16 such units at d = 256 (more at smaller d)."""
+    """Calibration: numpy's two-pass and torch's LayerNorm err by < 0.2 units of d 2^-24 (|g| (|n| + M/s) + |b|)
+    on this machine; the bound 2^-12 is 16 such units at d = 256 (more at smaller d)."""
     if machine == "torch":
         pytest.importorskip("torch")
     rng = np.random.default_rng(3)
@@ -119,7 +120,8 @@ def test_honest_float32_layernorms_pass_far_inside_the_bound(machine):
         ref, base = ln_f64(x, gb[0], gb[1])
         worst = max(worst, float((np.abs(z - ref) / base).max()) * 2**24 / d)
         assert invalid_elements(_ln_net(gb), 1, (x, x), (x, z)) == []
-    assert worst < 0.2
+    # measured < 0.2 here; held to an eighth of the tolerance at d = 256 (other CPUs reduce in other orders)
+    assert worst < 2.0
 
 
 def _ln_net(gb):
