@@ -11,8 +11,8 @@ import pytest
 from vcompute.verify.dispute.op_players import OP_LYING, OP_STRATEGIES, lying_trace, make_op_player
 from vcompute.verify.dispute.op_step import (GELU_REF_ERROR_BITS, add_within, gelu_f64, gelu_reference,
                                              gelu_within, ln_f64, ln_within)
-from vcompute.verify.dispute.op_trace import (GELU, LN, MLPNet, Operator, OpTrace, adopt_ops, apply_op,
-                                              invalid_elements, op_job_id, state_leaf)
+from vcompute.verify.dispute.op_trace import GELU, LN, MLPNet, Operator, OpTrace, apply_op, op_job_id, state_leaf
+from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements
 
 
 def _bits(v) -> int:

@@ -3,7 +3,7 @@
 Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_trace.MLPNet` job:
 
 - ``honest``: its own float32 trace as claimant; as challenger it adopts the
-  claimant's valid operators (:func:`~vcompute.verify.dispute.op_trace.adopt_ops`);
+  claimant's valid operators (:func:`~vcompute.verify.dispute.op_validity.adopt_ops`);
 - ``drift``: another honest machine's trace (float64-accumulated matmuls,
   torch's GELU): every operator valid, other bits. As a challenger it is a
   griefer and must lose;
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import pack_float32, rows_tree
-from vcompute.verify.dispute.op_trace import (BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, adopt_ops, apply_op,
-                                              invalid_elements, state_leaf)
+from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, apply_op, state_leaf
+from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements
 
 __all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "OpPlayer", "make_op_player", "lying_trace"]
 

@@ -167,7 +167,9 @@ def add_within(ab: int, bb: int, zb: int, u_bits: int) -> bool:
 
 
 def _ln_stats(xbs: list[int]) -> tuple[list[int], int, int, int, int]:
-    """``(D, SD, R, h, d max|X|)`` of a LayerNorm row: ``n_t = D_t SD / R 2^(-64-h)``, ``M/sigma = max|X| d SD / R 2^(-64-h)``.
+    """``(D, SD, R, h, d max|X|)`` of a LayerNorm row.
+
+    ``n_t = D_t SD / R 2^(-64-h)`` and ``M/sigma = max|X| d SD / R 2^(-64-h)``:
 
     ``D_t = d X_t - sum X`` in the row's frame (``x_t = X_t 2^(low - 150)``, truncated to 100 bits below the
     largest), ``SD = isqrt(d 2^128)``, ``R = isqrt(W')`` with ``W' 2^(2h) = sum D_t^2 + eps d^3 2^(300 - 2 low)``.
