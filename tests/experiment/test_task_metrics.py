@@ -53,6 +53,7 @@ CASES: dict[str, list[tuple[str, list[str]] | dict]] = {
     "replication.credibility": [("adaptive-credibility.toml", [])],
     "spotcheck.identity": [("spotcheck-identity.toml", [])],
     "dispute.games": [("dispute-games.toml", []), ("dispute-escrow.toml", [])],
+    "dispute.operator": [("dispute-operator.toml", [])],
 }
 
 

@@ -378,6 +378,20 @@ _DISPUTE: dict[str, MetricInfo] = {
     "watcher_net": _m("bonds", "a challenger's net ether per dispute of a wrong result, in bonds",
                       "no run disputed a wrong result"),
     "escrow_wrong": _m("count", "escrowed jobs that paid anyone but the honest party (target 0)"),
+    "undisputed": _m("count", "operator games that could not start: the two results agreed (target 0)"),
+    "rounds_two_level": _m("count", "ceil(log_b L) + ceil(log_b P): rounds of the bisection over L layers, then "
+                           "over one layer's P operators"),
+    "rounds_flat": _m("count", "ceil(log_b (L P)): rounds of one bisection over all L P operators"),
+    "decide_gas_lin": _m("gas", "gas of the one-element check of a linear operator (FloatStep), mean",
+                         "no game ended at a linear operator"),
+    "decide_gas_bias": _m("gas", "gas of the one-element check of a bias add (OperatorStep), mean",
+                          "no game ended at a bias add"),
+    "decide_gas_gelu": _m("gas", "gas of the one-element check of a GELU (OperatorStep, fixed point), mean",
+                          "no game ended at a GELU"),
+    "decide_gas_resid": _m("gas", "gas of the one-element check of a residual add (OperatorStep), mean",
+                           "no game ended at a residual add"),
+    "decide_gas_ln": _m("gas", "gas of the one-element check of a LayerNorm (OperatorStep: the row's statistics "
+                        "and an integer square root), mean", "no game ended at a LayerNorm"),
     "stake_to_winner": _m("fraction", "share of the lying provider's stake the escrow paid the honest watcher",
                           "no run had an honest watcher win"),
 }

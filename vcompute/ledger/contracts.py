@@ -23,7 +23,7 @@ __all__ = ["CONTRACTS", "build_all", "compile_contract", "load_contract", "proto
 
 #: Contracts with checked-in builds (source file stem).
 CONTRACTS = ("VLedger", "JobEscrow", "MaliciousProvider", "ForceSend", "Dispute", "FloatStep", "HostileGame",
-             "LyingGame", "GameProxy")
+             "LyingGame", "GameProxy", "OperatorStep", "OperatorGame")
 
 
 def protocols_dir() -> Path:

@@ -160,7 +160,7 @@ class DisputeChain:
         from eth_utils import keccak
 
         f = self._abis[on][fn]
-        types = [i["type"] for i in f["inputs"]]
+        types = [_abi_type(i) for i in f["inputs"]]
         sel = keccak(text=f"{fn}({','.join(types)})")[:4]
         return sel + encode(types, args), [_abi_type(o) for o in f.get("outputs", [])]
 

@@ -30,5 +30,6 @@ TASKS.register("replication.adaptive", "vcompute.experiment.tasks.replication:Ad
 TASKS.register("replication.credibility", "vcompute.experiment.tasks.replication:CredibilityVsVoting")
 TASKS.register("spotcheck.identity", "vcompute.experiment.tasks.replication:SpotCheckIdentity")
 TASKS.register("dispute.games", "vcompute.experiment.tasks.dispute:DisputeGames")
+TASKS.register("dispute.operator", "vcompute.experiment.tasks.dispute_operator:DisputeOperator")
 
 __all__ = ["TASKS", "Task"]

@@ -8,7 +8,13 @@ checks itself (Freivalds over F_p). A float32 job
 and its last step is one output element held to its rounding bound; its
 players are in :mod:`~vcompute.verify.dispute.float_players`; a linear
 model's training transcript is such a job
-(:mod:`~vcompute.verify.dispute.train_trace`). The players
+(:mod:`~vcompute.verify.dispute.train_trace`). A nonlinear pass (GELU-MLP
+blocks) is committed operator by operator
+(:mod:`~vcompute.verify.dispute.op_trace`) and bisected to one operator by
+``protocols/OperatorGame.vy``, whose add, GELU and LayerNorm checks
+:mod:`~vcompute.verify.dispute.op_step` mirrors; which operators are valid
+is :mod:`~vcompute.verify.dispute.op_validity`, the players are in
+:mod:`~vcompute.verify.dispute.op_players`. The players
 (:mod:`~vcompute.verify.dispute.players`) are honest or adversarial; the
 contract client that referees them is
 :mod:`vcompute.ledger.dispute_client` (``verify`` never imports ``ledger``).

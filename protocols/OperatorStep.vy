@@ -1,0 +1,266 @@
+# pragma version ~=0.4.3
+"""
+@title OperatorStep
+@notice The elementwise and row last steps of OperatorGame.vy (see OperatorGame.md): one float32
+        output element of an add (bias or residual) or of a tanh-form GELU, checked against
+        a bound from a rounding model. add: |z - (a + b)| <= 2^-u |a + b|; gelu:
+        |z - g(x)| <= 2^-t (|x| + |g(x)|), g computed here in 64-bit fixed point
+        (g = x sigma(2y), y = sqrt(2/pi)(x + 0.044715 x^3)); layernorm: one element of
+        gamma (x - mean) / sqrt(var + eps) + beta, the row's statistics in exact integers and
+        an integer square root, |z - ref| <= 2^-t (|gamma| (|n| + max|x| / sigma) + |beta|);
+        all plus 2^-140 absolute
+        and the frame's truncation. Stateless and pure (called with staticcall). The exact
+        Python mirror is vcompute.verify.dispute.op_step.
+"""
+
+MANT: constant(uint256) = 2**23 - 1
+FX: constant(uint256) = 64
+ONE: constant(uint256) = 2**64
+C_SQRT2PI: constant(uint256) = 14718372293494604904  # round(sqrt(2/pi) 2^64)
+C_CUBIC: constant(uint256) = 824846161255922601  # round(0.044715 2^64)
+C_LN2: constant(uint256) = 12786308645202655660  # round(ln 2 2^64)
+TERMS: constant(uint256) = 24
+ABS_BITS: constant(uint256) = 140
+FRAME: constant(uint256) = 200
+MAX_DIM: constant(uint256) = 256
+MAX_FW: constant(uint256) = MAX_DIM // 8
+LN_EPS_M: constant(uint256) = 10995116  # float32 1e-5 = LN_EPS_M 2^(LN_EPS_E - 150)
+LN_EPS_E: constant(uint256) = 110
+LN_HOFF: constant(uint256) = 300
+
+
+@pure
+@internal
+def _decode(b: uint256) -> (bool, uint256, uint256, bool):
+    # float32 bits -> (finite, M, E, negative) with |v| = M 2^(E - 150), subnormals at E = 1
+    e: uint256 = (b >> 23) & 255
+    f: uint256 = b & MANT
+    if e == 255:
+        return False, 0, 0, False
+    if e == 0:
+        return True, f, 1, (b >> 31) & 1 == 1
+    return True, f | (MANT + 1), e, (b >> 31) & 1 == 1
+
+
+@pure
+@internal
+def _scale(m: uint256, q: uint256, low: uint256) -> uint256:
+    if q >= low:
+        return m << (q - low)
+    return m >> (low - q)
+
+
+@pure
+@internal
+def _bits(m: uint256) -> uint256:
+    # bit length
+    n: uint256 = 0
+    v: uint256 = m
+    for _: uint256 in range(256):
+        if v == 0:
+            break
+        v = v >> 1
+        n += 1
+    return n
+
+
+@pure
+@internal
+def _signed(v: uint256, neg: bool) -> int256:
+    if neg:
+        return -convert(v, int256)
+    return convert(v, int256)
+
+
+@pure
+@internal
+def _close(zb: uint256, m1: uint256, q1: uint256, n1: bool, m2: uint256, q2: uint256, n2: bool,
+           mx: uint256, qx: uint256, my: uint256, qy: uint256, with_ref: bool, bits: uint256, off: uint256) -> bool:
+    # |z - (t1 + t2)| 2^bits <= [|t1 + t2|] + x + y + slack 2^bits, every term M 2^(q - 150 - off),
+    # each truncated to units of 2^(low - 150 - off) (at most one unit lost per term)
+    fz: bool = False
+    mz: uint256 = 0
+    ez: uint256 = 0
+    sz: bool = False
+    fz, mz, ez, sz = self._decode(zb & 4294967295)
+    if not fz:
+        return False
+    qz: uint256 = ez + off
+    top: uint256 = max(max(qz + 24, qy + self._bits(my)),
+                       max(q1 + self._bits(m1), max(q2 + self._bits(m2), qx + self._bits(mx))))
+    low: uint256 = 0
+    if top > FRAME:
+        low = top - FRAME
+    z: int256 = self._signed(self._scale(mz, qz, low), sz)
+    ref: int256 = self._signed(self._scale(m1, q1, low), n1) + self._signed(self._scale(m2, q2, low), n2)
+    base: int256 = convert(self._scale(mx, qx, low), int256) + convert(self._scale(my, qy, low), int256)
+    if with_ref:
+        base += abs(ref)
+    floor_at: uint256 = off + 150 - ABS_BITS
+    slack: uint256 = 5
+    if low < floor_at:
+        slack = 4 + (1 << (floor_at - low))
+    return abs(z - ref) << bits <= base + convert(slack << bits, int256)
+
+
+@pure
+@internal
+def _exp_neg(s: uint256) -> uint256:
+    # e^(-s / 2^64) 2^64: s = n ln2 + r, e^-r by its alternating series
+    n: uint256 = s // C_LN2
+    r: uint256 = s % C_LN2
+    pos: uint256 = ONE
+    neg: uint256 = 0
+    term: uint256 = ONE
+    for k: uint256 in range(1, TERMS + 1):
+        term = term * r // (k * ONE)
+        if k % 2 == 1:
+            neg += term
+        else:
+            pos += term
+    if n >= 256:
+        return 0
+    return (pos - neg) >> n
+
+
+@pure
+@external
+def gelu_reference(xb: uint256) -> (uint256, uint256, bool):
+    """The fixed-point GELU of float32 bits ``xb``: ``(G, q, negative)`` with ``|g| = G 2^(q - 214)``."""
+    fx: bool = False
+    mx: uint256 = 0
+    ex: uint256 = 0
+    sx: bool = False
+    fx, mx, ex, sx = self._decode(xb & 4294967295)
+    assert fx, "value: a non-finite input; no bound applies"
+    return self._gelu(mx, ex, sx)
+
+
+@pure
+@internal
+def _gelu(mx: uint256, ex: uint256, sx: bool) -> (uint256, uint256, bool):
+    if ex >= 130:
+        # |x| >= 8: sigma(2y) is 1 or 0 to within 2^-71
+        if sx:
+            return 0, ex, False
+        return mx << FX, ex, False
+    x: uint256 = self._scale(mx, ex, 86)
+    x3: uint256 = (x * x * x) >> (2 * FX)
+    t: uint256 = (2 * C_SQRT2PI * (x + ((C_CUBIC * x3) >> FX))) >> FX
+    u: uint256 = self._exp_neg(t)
+    f: uint256 = (ONE * ONE) // (ONE + u)
+    if sx:
+        f = ONE - f
+    return mx * f, ex, sx
+
+
+@pure
+@external
+def gelu_ok(xb: uint256, zb: uint256, tol_bits: uint256) -> bool:
+    """Whether claimed float32 ``zb`` is GELU(``xb``) within ``2^-tol_bits (|x| + |g|)`` (+ 2^-140)."""
+    assert tol_bits >= 8 and tol_bits <= 30, "value: tol_bits must be in 8..30"
+    fx: bool = False
+    mx: uint256 = 0
+    ex: uint256 = 0
+    sx: bool = False
+    fx, mx, ex, sx = self._decode(xb & 4294967295)
+    assert fx, "value: a non-finite input; no bound applies"
+    g: uint256 = 0
+    q: uint256 = 0
+    sg: bool = False
+    g, q, sg = self._gelu(mx, ex, sx)
+    return self._close(zb, g, q, sg, 0, 0, False, mx << FX, ex, 0, 0, True, tol_bits, FX)
+
+
+@pure
+@external
+def add_ok(ab: uint256, bb: uint256, zb: uint256, u_bits: uint256) -> bool:
+    """Whether claimed float32 ``zb`` is ``a + b`` within ``2^-u_bits |a + b|`` (+ 2^-140)."""
+    assert u_bits >= 8 and u_bits <= 30, "value: u_bits must be in 8..30"
+    fa: bool = False
+    ma: uint256 = 0
+    ea: uint256 = 0
+    sa: bool = False
+    fb: bool = False
+    mb: uint256 = 0
+    eb: uint256 = 0
+    sb: bool = False
+    fa, ma, ea, sa = self._decode(ab & 4294967295)
+    fb, mb, eb, sb = self._decode(bb & 4294967295)
+    assert fa and fb, "value: a non-finite input; no bound applies"
+    return self._close(zb, ma, ea, sa, mb, eb, sb, 0, 0, 0, 0, True, u_bits, 0)
+
+
+@pure
+@internal
+def _shift(v: uint256, e: int256) -> uint256:
+    if e >= 0:
+        return v << convert(e, uint256)
+    return v >> convert(-e, uint256)
+
+
+@pure
+@external
+def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j: uint256, zb: uint256,
+          tol_bits: uint256) -> bool:
+    """Whether claimed float32 ``zb`` is element ``j`` of LayerNorm(x) gamma_j + beta_j (eps 1e-5) within
+    ``2^-tol_bits (|gamma_j| (|n_j| + max|x| / sigma') + |beta_j|)`` (+ 2^-140); x: d lanes, 8 a word."""
+    assert tol_bits >= 8 and tol_bits <= 30, "value: tol_bits must be in 8..30"
+    assert d >= 1 and d <= MAX_DIM and len(x) * 8 >= d and len(x) * 8 < d + 8, "value: x must hold d lanes"
+    assert j < d, "value: j must be below d"
+    fg: bool = False
+    mg: uint256 = 0
+    eg: uint256 = 0
+    sg: bool = False
+    fb: bool = False
+    mb: uint256 = 0
+    eb: uint256 = 0
+    sb: bool = False
+    fg, mg, eg, sg = self._decode(gb & 4294967295)
+    fb, mb, eb, sb = self._decode(bb & 4294967295)
+    assert fg and fb, "value: a non-finite input; no bound applies"
+    ms: uint256[MAX_DIM] = empty(uint256[MAX_DIM])
+    es: uint256[MAX_DIM] = empty(uint256[MAX_DIM])
+    ng: bool[MAX_DIM] = empty(bool[MAX_DIM])
+    top: uint256 = 0
+    for t: uint256 in range(d, bound=MAX_DIM):
+        f: bool = False
+        f, ms[t], es[t], ng[t] = self._decode((x[t // 8] >> (32 * (t % 8))) & 4294967295)
+        assert f, "value: a non-finite input; no bound applies"
+        top = max(top, es[t] + 24)
+    low: uint256 = 0
+    if top > 100:
+        low = top - 100
+    # the row in its frame (x_t = X_t 2^(low - 150)), its sum, and D_t = d X_t - sum
+    xs: int256[MAX_DIM] = empty(int256[MAX_DIM])
+    total: int256 = 0
+    mx: uint256 = 0
+    for t: uint256 in range(d, bound=MAX_DIM):
+        v: uint256 = self._scale(ms[t], es[t], low)
+        mx = max(mx, v)
+        xs[t] = self._signed(v, ng[t])
+        total += xs[t]
+    di: int256 = convert(d, int256)
+    var: uint256 = 0
+    dj: int256 = 0
+    for t: uint256 in range(d, bound=MAX_DIM):
+        dt: int256 = di * xs[t] - total
+        if t == j:
+            dj = dt
+        var += convert(abs(dt), uint256) ** 2
+    # W = var + eps d^3 / u^2, scaled to W' 2^(2h) with W' about 2^180
+    q: uint256 = LN_EPS_M * d * d * d
+    sq: int256 = convert(LN_EPS_E + 150, int256) - 2 * convert(low, int256)
+    bw: int256 = max(convert(self._bits(var), int256), convert(self._bits(q), int256) + sq)
+    h: int256 = (bw - 180) // 2
+    if bw < 180 and (bw - 180) % 2 != 0:
+        h = (bw - 181) // 2
+    w: uint256 = self._shift(var, -2 * h) + self._shift(q, sq - 2 * h)
+    r: uint256 = isqrt(max(w, 1))
+    sd: uint256 = isqrt(d << 128)
+    n: uint256 = ((convert(abs(dj), uint256) * sd) << 64) // r
+    tt: uint256 = ((mx * d * sd) << 64) // r
+    off: uint256 = 128 + LN_HOFF
+    qn: uint256 = convert(convert(eg + LN_HOFF, int256) - h, uint256)
+    return self._close(zb, mg * n, qn, sg != (dj < 0), mb, eb + off, sb, mg * (n + tt), qn, mb, eb + off, False,
+                       tol_bits, off)

@@ -1,0 +1,164 @@
+"""``dispute.operator``: operator-level disputes over GELU-MLP passes, played on chain.
+
+Each run deploys ``protocols/OperatorGame.vy`` (with ``OperatorStep.vy`` and
+``FloatStep.vy``) on an embedded revm and referees ``disputes`` games on
+jobs of one shape: ``n_layers`` residual GELU-MLP blocks of width ``d`` and
+hidden width ``hidden`` (six operators a block, seven with ``pre_ln``,
+:class:`vcompute.verify.dispute.op_trace.MLPNet`), each job a fresh seeded
+input. Every game pits the honest player against one strategy of
+:data:`vcompute.verify.dispute.op_players.OP_LYING`, the honest one as
+claimant or as challenger, cycling through every strategy in both roles,
+plus ``drift`` (another honest machine's bits) as a griefing challenger.
+The contract's own settlement says who won. ``proofs/dispute.md`` C9-C11 cite it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pydantic import Field, field_validator, model_validator
+
+from vcompute.experiment.tasks.base import TaskParams
+from vcompute.experiment.tasks.dispute import _ceil_log
+
+__all__ = ["DisputeOperator", "DisputeOperatorParams"]
+
+_GRIEFERS = ("drift",)
+_KINDS = ("lin", "bias", "gelu", "resid", "ln")
+
+
+class DisputeOperatorParams(TaskParams):
+    """Parameters of :class:`DisputeOperator`."""
+
+    n_layers: int = Field(4, ge=1, le=4096, description="GELU-MLP blocks of the job (six operators each)")
+    d: int = Field(32, ge=8, le=256, description="width of the residual stream (a multiple of 8)")
+    hidden: int | None = Field(None, ge=8, le=256, description="hidden width of each MLP (a multiple of 8; "
+                               "default: min(2 d, 256))")
+    rows: int = Field(2, ge=1, le=256, description="batch rows of the job's input")
+    pre_ln: bool = Field(False, description="a LayerNorm before each MLP (seven operators a block, GPT-2's ln_2)")
+    disputes: int = Field(20, ge=1, le=100_000, description="games per run")
+    liars: tuple[str, ...] | None = Field(None, description="lying strategies to cycle through, each in both "
+                                          "roles; default: every one")
+    arity: int = Field(2, ge=2, le=16, description="segments the disagreement is cut into each round")
+    burn_bps: int = Field(1000, ge=0, le=10_000, description="share of the loser's bond not paid to the winner")
+
+    @field_validator("d", "hidden")
+    @classmethod
+    def _multiple_of_8(cls, v: int | None) -> int | None:
+        if v is not None and v % 8:
+            raise ValueError(f"widths must be multiples of 8, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _known_liars(self) -> DisputeOperatorParams:
+        from vcompute.verify.dispute.op_players import OP_LYING
+
+        if self.liars is not None:
+            bad = [s for s in self.liars if s not in OP_LYING + _GRIEFERS]
+            if not self.liars or bad:
+                raise ValueError(f"liars must be a non-empty list of {', '.join(OP_LYING + _GRIEFERS)}; "
+                                 f"unknown: {bad}")
+        return self
+
+
+class DisputeOperator:
+    """Referee ``disputes`` operator-level games on chain and count who won.
+
+    Metrics: ``games``, ``honest_lost``, ``cheater_won`` (targets 0, 0),
+    ``undisputed`` (games that could not start: the two results agreed;
+    target 0), ``rounds_mean`` / ``rounds_max`` against ``rounds_two_level``
+    = ceil(log_b L) + ceil(log_b P) and ``rounds_flat`` = ceil(log_b P L)
+    (``P`` = 6, or 7 with ``pre_ln``), ``gas_per_dispute``, ``gas_max``,
+    ``decide_gas`` and per operator kind ``decide_gas_lin`` / ``_bias`` /
+    ``_gelu`` / ``_resid`` / ``_ln`` (mean gas of the one-element check), ``timeouts``, ``refused``, ``griefer_net`` and
+    ``watcher_net``.
+
+    Example:
+        >>> DisputeOperator.metrics[:3]
+        ('games', 'honest_lost', 'cheater_won')
+    """
+
+    Params = DisputeOperatorParams
+    description = "operator-level dispute games (layernorm, linear, bias, GELU, residual) on chain, honest vs liars"
+    metrics = ("games", "honest_lost", "cheater_won", "undisputed", "rounds_mean", "rounds_max",
+               "rounds_two_level", "rounds_flat", "gas_per_dispute", "gas_max", "decide_gas",
+               *(f"decide_gas_{k}" for k in _KINDS), "timeouts", "refused", "griefer_net", "watcher_net")
+
+    def run(self, params: DisputeOperatorParams, seed: int) -> dict[str, Any]:
+        """Play the games of one run.
+
+        Args:
+            params: validated parameters.
+            seed: seeds the network, every input and where each liar lies.
+
+        Returns:
+            The metrics named in :attr:`metrics`.
+        """
+        from vcompute.ledger.dispute_client import ContractRevert
+        from vcompute.ledger.op_dispute import OpChain, play_op
+        from vcompute.verify.dispute.op_players import OP_LYING, make_op_player
+        from vcompute.verify.dispute.op_trace import KIND_NAMES, MLPNet
+
+        bond = 10**18
+        hidden = params.hidden if params.hidden is not None else min(2 * params.d, 256)
+        net = MLPNet.random(d=params.d, hidden=hidden, n_layers=params.n_layers, rows=params.rows, seed=seed,
+                            pre_ln=params.pre_ln)
+        chain = OpChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
+        rng = np.random.default_rng(seed)
+        liars = params.liars or OP_LYING + _GRIEFERS
+        pairs = [(liar, hc) for liar in liars for hc in (True, False) if hc or liar not in _GRIEFERS]
+        honest_lost = cheater_won = undisputed = timeouts = refused = 0
+        rounds, gas, decide, grief, watch = [], [], [], [], []
+        by_kind: dict[str, list[int]] = {k: [] for k in _KINDS}
+        job = dict(ops_root=net.ops_tree.root, n_layers=net.n_layers, per_layer=net.per_layer, bond=bond)
+        for i in range(params.disputes):
+            liar, honest_claims = pairs[i % len(pairs)]
+            x0 = net.random_input(seed=int(rng.integers(2**31)))
+            lie_seed = int(rng.integers(2**31))
+            h = make_op_player("honest", net, x0, seed=0, name=f"h{i}")
+            c = make_op_player(liar, net, x0, seed=lie_seed, name=f"l{i}")
+            claimant, challenger = (h, c) if honest_claims else (c, h)
+            try:
+                r = play_op(chain, claimant, challenger, input_state=h.trace.leaves[0], **job)
+            except ContractRevert as e:
+                if "results agree" not in e.reason:
+                    raise
+                undisputed += 1
+                continue
+            honest_role = "claimant" if honest_claims else "challenger"
+            honest_lost += r.winner != honest_role
+            # paid, not merely named winner: the lying party's credit with the contract
+            cheater_won += chain.view("credits", chain.address(c.name), on="game") > 0
+            timeouts += r.how == "timeout"
+            refused += r.refused
+            rounds.append(r.rounds)
+            gas.append(r.gas)
+            if r.decide_gas:
+                decide.append(r.decide_gas)
+                by_kind[KIND_NAMES[r.kind]].append(r.decide_gas)
+            net_ether = chain.view("credits", chain.address(challenger.name), on="game") - bond
+            (grief if honest_claims else watch).append(net_ether / bond)
+        played = max(len(rounds), 1)
+        nan = float("nan")
+        out = {
+            "games": params.disputes,
+            "honest_lost": honest_lost,
+            "cheater_won": cheater_won,
+            "undisputed": undisputed,
+            "rounds_mean": float(np.mean(rounds)) if rounds else nan,
+            "rounds_max": int(max(rounds)) if rounds else 0,
+            "rounds_two_level": _ceil_log(params.n_layers, params.arity) + _ceil_log(net.per_layer, params.arity),
+            "rounds_flat": _ceil_log(net.n_ops, params.arity),
+            "gas_per_dispute": float(np.mean(gas)) if gas else nan,
+            "gas_max": int(max(gas)) if gas else 0,
+            "decide_gas": float(np.mean(decide)) if decide else nan,
+            "timeouts": timeouts / played,
+            "refused": refused / played,
+            "griefer_net": float(np.mean(grief)) if grief else nan,
+            "watcher_net": float(np.mean(watch)) if watch else nan,
+        }
+        for k in _KINDS:
+            out[f"decide_gas_{k}"] = float(np.mean(by_kind[k])) if by_kind[k] else nan
+        return out

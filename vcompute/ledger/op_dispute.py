@@ -1,0 +1,166 @@
+"""A referee for ``protocols/OperatorGame.vy``: operator-level disputes played on an embedded revm.
+
+:class:`OpChain` is a :class:`~vcompute.ledger.dispute_client.DisputeChain`
+(the same accounts, clock and revert reasons) with ``OperatorStep.vy`` and
+``OperatorGame.vy`` deployed beside ``FloatStep.vy``; :func:`play_op` and
+:func:`referee_op` send the players' moves
+(:class:`vcompute.verify.dispute.op_players.OpPlayer`, duck-typed: ``ledger``
+never imports ``verify``) and read the winner from the contract.
+
+Example:
+    >>> chain = OpChain(move_timeout=100)        # doctest: +SKIP
+    >>> chain.view("arity", on="game")           # doctest: +SKIP
+    2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vcompute.ledger.dispute_client import ContractRevert, DisputeChain
+
+__all__ = ["OpChain", "OpGameResult", "play_op", "referee_op"]
+
+_DISPUTED, _SLASHED = 2, 4
+_ONE_STEP, _ELEMENT = 3, 4
+
+
+class OpChain(DisputeChain):
+    """``OperatorGame.vy`` (``on="game"``) with its step checkers on a fresh in-process revm.
+
+    Args:
+        treasury: the account name that receives the loser's burned share, or ``None`` to burn it.
+        burn_bps: the share of a loser's bond not paid to the winner, in basis points.
+        move_timeout: seconds each party has for each move.
+        min_bond: the least bond a claim may carry (wei).
+        arity: segments the disagreement is cut into each round (2..16).
+
+    Raises:
+        ImportError: if ``pyrevm`` or ``eth_abi`` is missing (``pip install 'vcompute[evm]'``).
+    """
+
+    def __init__(self, *, treasury: str | None = None, burn_bps: int = 1000, move_timeout: int = 3600,
+                 min_bond: int = 1, arity: int = 2) -> None:
+        super().__init__(treasury=treasury, burn_bps=burn_bps, move_timeout=move_timeout, min_bond=min_bond,
+                         arity=arity)
+        op_step = self.deploy("OperatorStep", as_="op_step")
+        self.deploy("OperatorGame", self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps,
+                    move_timeout, min_bond, arity, self.at("float_step"), op_step, as_="game")
+
+
+@dataclass
+class OpGameResult:
+    """How one operator-level dispute ended.
+
+    Attributes:
+        winner: ``"claimant"`` or ``"challenger"``.
+        how: ``"step"`` (the contract checked one element) or ``"timeout"``.
+        rounds: bisection rounds played (both parties' openings make one).
+        gas: gas of every successful transaction from the dispute on.
+        decide_gas: gas of the one-element check (0 if it did not run).
+        kind: the disputed operator's kind number (0 if the game ended before one was reached).
+        refused: transactions the contract refused.
+        lo: the agreed state index where the game ended; hi the disputed one.
+        hi: see ``lo``.
+        moves: gas of each successful move, in order (for the per-round gas).
+    """
+
+    winner: str
+    how: str
+    rounds: int
+    gas: int
+    decide_gas: int
+    kind: int
+    refused: int
+    lo: int
+    hi: int
+    moves: list[int] = field(default_factory=list)
+
+
+def play_op(chain: OpChain, claimant: Any, challenger: Any, *, ops_root: bytes, input_state: bytes, n_layers: int,
+            per_layer: int, bond: int, window: int = 86_400) -> OpGameResult:
+    """Referee one operator-level dispute on ``chain``: the claimant commits, the challenger disputes.
+
+    Args:
+        chain: the deployed contracts.
+        claimant: the player whose result is disputed.
+        challenger: the player who disputes it.
+        ops_root: the job's operator root.
+        input_state: the job's input state leaf.
+        n_layers: layers of the job.
+        per_layer: operators per layer.
+        bond: the bond each side posts (wei).
+        window: the challenge window (seconds).
+
+    Returns:
+        The :class:`OpGameResult`.
+
+    Raises:
+        ContractRevert: if the commit or the dispute itself is refused (e.g. the two results agree).
+    """
+    for who in (claimant, challenger):
+        chain.fund(who.name, 100 * bond + 10**20)
+    root, result, proof = claimant.commitment()
+    claim_id = chain.call(claimant.name, "commit", ops_root, input_state, n_layers, per_layer, root, result, proof,
+                          window, value=bond, on="game")
+    challenger.prepare(claimant)
+    c_root, c_result, c_proof = challenger.commitment()
+    chain.call(challenger.name, "dispute", claim_id, c_root, c_result, c_proof, value=bond, on="game")
+    return referee_op(chain, claim_id, claimant, challenger, gas=chain.last_gas)
+
+
+def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, *, gas: int = 0) -> OpGameResult:
+    """Play a running operator-level dispute to its end; a party left without a valid move is timed out.
+
+    Args:
+        chain: the deployed contracts.
+        claim_id: the disputed claim.
+        claimant: the claim's player.
+        challenger: the disputing player.
+        gas: gas already spent on this dispute.
+
+    Returns:
+        The :class:`OpGameResult` (the winner read from the contract's state).
+    """
+    decide_gas = refused = kind = 0
+    moves: list[int] = []
+    timeout = chain.view("move_timeout", on="game")
+    while chain.record("claims", claim_id, on="game")["state"] == _DISPUTED:
+        g = chain.record("games", claim_id, on="game")
+        hi, phase = g["hi"], g["phase"]
+        moved = False
+        if phase == _ONE_STEP:
+            element = challenger.name_element(hi, claimant)
+            if element is not None:
+                chain.call(challenger.name, "challenge_element", claim_id, *element, on="game")
+                moved = True
+        elif phase == _ELEMENT:
+            args = claimant.respond(hi, (g["ei"], g["ej"]))
+            if args is not None:
+                try:
+                    chain.call(claimant.name, "decide", claim_id, *args.values(), on="game")
+                    decide_gas, kind, moved = chain.last_gas, args["op"][0], True
+                except ContractRevert:
+                    refused += 1
+        else:
+            mover = claimant if phase == 1 else challenger
+            for leaves, paths in mover.reveal(list(chain.view("points", claim_id, on="game"))):
+                try:
+                    chain.call(mover.name, "reveal", claim_id, leaves, paths, on="game")
+                except ContractRevert:
+                    refused += 1
+                    continue
+                moved = True
+                break
+        if not moved:
+            chain.advance(timeout)
+            chain.fund("referee", 10**18)
+            chain.call("referee", "timeout", claim_id, on="game")
+        gas += chain.last_gas
+        moves.append(chain.last_gas)
+    g = chain.record("games", claim_id, on="game")
+    slashed = chain.record("claims", claim_id, on="game")["state"] == _SLASHED
+    winner = "challenger" if slashed else "claimant"
+    return OpGameResult(winner, "step" if decide_gas else "timeout", g["rounds"], gas, decide_gas, kind, refused,
+                        g["lo"], g["hi"], moves)

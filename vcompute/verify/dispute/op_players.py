@@ -1,0 +1,249 @@
+"""Players of the operator-level dispute game (``protocols/OperatorGame.vy``): valid results and liars.
+
+Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_trace.MLPNet` job:
+
+- ``honest``: its own float32 trace as claimant; as challenger it adopts the
+  claimant's valid operators (:func:`~vcompute.verify.dispute.op_validity.adopt_ops`);
+- ``drift``: another honest machine's trace (float64-accumulated matmuls,
+  torch's GELU): every operator valid, other bits. As a challenger it is a
+  griefer and must lose;
+- ``lie_one``: one element of one operator's output far off, computed on from there;
+- ``lie_edge``: one element at twice its bound from the exact value (the sharpest lie);
+- ``lie_several``: two or three operators wrong;
+- ``lie_last``: only the last operator (the last residual add) wrong;
+- ``skip_gelu``: one GELU not computed (its input passed through): the lazy
+  provider's nonlinearity;
+- ``erf_gelu``: every GELU in the erf form instead of the job's tanh form
+  (up to 2e-4 apart: another model, not another rounding);
+- ``x_tamper``: an operator that must leave the residual stream alone changes one of its elements;
+- ``absent``: a wrong trace, then no move;
+- ``bad_openings``: a wrong trace that opens the honest leaves with its own paths.
+
+The last step: the challenger names one element of the claimant's output of
+the disputed operator (an honest one reads the claimant's delivered states
+and names an invalid element; a liar or griefer names the first element),
+and the claimant opens it with :meth:`OpPlayer.respond`.
+
+Example:
+    >>> from vcompute.verify.dispute.op_trace import MLPNet
+    >>> net = MLPNet.random(d=16, hidden=32, n_layers=2, rows=2, seed=0)
+    >>> x0 = net.random_input(seed=1)
+    >>> make_op_player("lie_one", net, x0, seed=0).trace.leaves[-1] != make_op_player(
+    ...     "honest", net, x0, seed=0).trace.leaves[-1]
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vcompute.verify.dispute.float_trace import pack_float32, rows_tree
+from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, apply_op, state_leaf
+from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements
+
+__all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "OpPlayer", "make_op_player", "lying_trace"]
+
+#: Every strategy an operator-level player may follow.
+OP_STRATEGIES = ("honest", "drift", "lie_one", "lie_edge", "lie_several", "lie_last", "skip_gelu", "erf_gelu",
+                 "x_tamper", "absent", "bad_openings")
+#: The strategies whose every operator is valid.
+OP_VALID = ("honest", "drift")
+#: The strategies with an invalid operator.
+OP_LYING = tuple(s for s in OP_STRATEGIES if s not in OP_VALID)
+
+
+def _erf_gelu(a: np.ndarray) -> np.ndarray:
+    v = np.vectorize(lambda t: 0.5 * t * (1.0 + math.erf(t / math.sqrt(2.0))), otypes=[np.float64])
+    return v(a.astype(np.float64)).astype(np.float32)
+
+
+def _edge_value(net: MLPNet, p: int, s_in: State, i: int, j: int, sign: float) -> np.float32:
+    """A value at twice operator ``p``'s bound from the exact element ``(i, j)``."""
+    op, (x, a) = net.op(p), s_in
+    a64 = a.astype(np.float64)
+    if op.kind == LN:
+        from vcompute.verify.dispute.op_step import ln_f64
+
+        ref, base = ln_f64(x[i:i + 1], op.param[0], op.param[1])
+        exact, bound = float(ref[0, j]), 2.0 ** -op.bits * float(base[0, j])
+    elif op.kind == LIN:
+        w = op.param.astype(np.float64)
+        exact = float(a64[i] @ w[:, j])
+        n, u = op.k + 2, 2.0 ** -op.bits
+        bound = n * u / (1 - n * u) * float(np.abs(a64[i]) @ np.abs(w[:, j]))
+    elif op.kind == GELU:
+        from vcompute.verify.dispute.op_step import gelu_f64
+
+        exact = gelu_f64(float(a64[i, j]))
+        bound = 2.0 ** -op.bits * (abs(float(a64[i, j])) + abs(exact))
+    else:
+        other = float(op.param[j]) if op.kind == BIAS else float(x[i, j])
+        exact = float(a64[i, j]) + other
+        bound = 2.0 ** -op.bits * abs(exact)
+    return np.float32(exact + sign * 2 * bound + sign * 2.0 ** -130)
+
+
+def lying_trace(net: MLPNet, x0: np.ndarray, strategy: str, *, seed: int) -> OpTrace:
+    """The trace of a lying ``strategy`` (one of :data:`OP_LYING`), computed on honestly from every lie.
+
+    Raises:
+        ValueError: if ``strategy`` is not a lying one.
+    """
+    if strategy not in OP_LYING:
+        raise ValueError(f"strategy must be one of {', '.join(OP_LYING)}; got {strategy!r}")
+    rng = np.random.default_rng(seed)
+    honest = OpTrace.execute(net, x0).leaves[-1]
+    # a lie of an ulp or two can round away downstream (the result is then right, and nobody
+    # can dispute it): draw again, seeded, until the lie reaches the result
+    for _ in range(32):
+        t = _lie(net, x0, strategy, rng)
+        if t.leaves[-1] != honest:
+            return t
+    raise ValueError(f"no {strategy} lie reached the result in 32 draws (seed {seed})")
+
+
+def _lie(net: MLPNet, x0: np.ndarray, strategy: str, rng: np.random.Generator) -> OpTrace:
+    n = net.n_ops
+    if strategy == "lie_last":
+        where = [n]
+    elif strategy == "lie_several":
+        where = sorted(rng.choice(np.arange(1, n + 1), size=min(n, int(rng.integers(2, 4))), replace=False).tolist())
+    elif strategy == "skip_gelu":
+        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind == GELU]))]
+    elif strategy == "x_tamper":
+        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind != RESID]))]
+    elif strategy == "erf_gelu":
+        where = [p for p in range(1, n + 1) if net.op(p).kind == GELU]
+    else:
+        where = [int(rng.integers(1, n + 1))]
+    s: State = (x0, x0.copy())
+    states = []
+    for p in range(1, n + 1):
+        op = net.op(p)
+        out = apply_op(op, s)
+        if p in where:
+            x, a = out[0].copy(), out[1].copy()
+            if strategy == "skip_gelu":
+                a = s[1].copy()
+            elif strategy == "erf_gelu":
+                a = _erf_gelu(s[1])
+            elif strategy == "x_tamper":
+                x[int(rng.integers(x.shape[0])), int(rng.integers(x.shape[1]))] += np.float32(1.0)
+            else:
+                i, j = int(rng.integers(a.shape[0])), int(rng.integers(a.shape[1]))
+                sign = 1.0 if rng.random() < 0.5 else -1.0
+                if strategy == "lie_edge":
+                    a[i, j] = _edge_value(net, p, s, i, j, sign)
+                else:
+                    a[i, j] = np.float32(a[i, j] + sign * (1 + abs(float(a[i, j]))) * (1 + rng.random()))
+                if op.kind == RESID:
+                    x = a.copy()
+            out = (x, a)
+        states.append(out)
+        s = out
+    return OpTrace(net, x0, states)
+
+
+@dataclass
+class OpPlayer:
+    """One party of an operator-level dispute.
+
+    Args:
+        name: its account name on the chain.
+        strategy: one of :data:`OP_STRATEGIES`.
+        trace: the :class:`~vcompute.verify.dispute.op_trace.OpTrace` it commits to.
+        honest_trace: this machine's honest trace, which ``bad_openings`` opens with its own paths.
+    """
+
+    name: str
+    strategy: str
+    trace: OpTrace
+    honest_trace: OpTrace
+
+    @property
+    def n_ops(self) -> int:
+        """Operators of the job."""
+        return self.trace.net.n_ops
+
+    def commitment(self) -> tuple[bytes, bytes, list[bytes]]:
+        """``(root, result leaf, its Merkle path)``: what it commits or disputes with."""
+        t = self.trace.tree
+        return t.root, self.trace.leaves[-1], t.proof(self.n_ops)
+
+    def prepare(self, claimant: OpPlayer) -> None:
+        """Before disputing ``claimant``: an honest challenger adopts the claimant's valid operators."""
+        if self.strategy == "honest":
+            self.trace = adopt_ops(claimant.trace)
+
+    def reveal(self, points: list[int]) -> list[tuple[list[bytes], list[list[bytes]]]]:
+        """The openings it tries at the cut ``points``, in order (empty: it does not move)."""
+        if self.strategy == "absent":
+            return []
+        t = self.trace.tree
+        paths = [t.proof(i) for i in points]
+        if self.strategy == "bad_openings":
+            return [([self.honest_trace.leaves[i] for i in points], paths)]
+        return [([self.trace.leaves[i] for i in points], paths)]
+
+    def name_element(self, hi: int, claimant: OpPlayer) -> tuple[int, int] | None:
+        """As challenger: the element of ``claimant``'s output of operator ``hi`` it names (``None``: no move)."""
+        if self.strategy == "absent":
+            return None
+        if self.strategy != "honest":
+            return (0, 0)
+        ct = claimant.trace
+        theirs = ct.state(hi)
+        if state_leaf(theirs) != ct.leaves[hi]:
+            return (0, 0)  # the delivered state is not what it committed: it can open nothing
+        bad = invalid_elements(ct.net, hi, self.trace.state(hi - 1), theirs)
+        return bad[0] if bad else None
+
+    def respond(self, hi: int, element: tuple[int, int]) -> dict[str, Any] | None:
+        """As claimant: its ``decide`` arguments opening ``element`` of its output of operator ``hi``."""
+        if self.strategy == "absent":
+            return None
+        net = self.trace.net
+        op = net.op(hi)
+        (x, a), (xo, ao) = self.trace.state(hi - 1), self.trace.state(hi)
+        i, j = element
+        i, j = min(i, a.shape[0] - 1), min(j, op.m - 1)  # an element outside the output needs no opening
+        xt, at, ot = rows_tree(x), rows_tree(a), rows_tree(ao)
+        row = lambda t: pack_float32(np.ascontiguousarray(t[i]))  # noqa: E731
+        if op.kind == LIN:
+            wt = rows_tree(np.ascontiguousarray(op.param.T))
+            p_col, p_proof = pack_float32(np.ascontiguousarray(op.param[:, j])), wt.proof(j)
+        elif op.kind == BIAS:
+            p_col, p_proof = pack_float32(op.param), []
+        elif op.kind == LN:
+            p_col, p_proof = pack_float32(np.ascontiguousarray(op.param[0])), []
+        else:
+            p_col, p_proof = [], []
+        q_row = pack_float32(np.ascontiguousarray(op.param[1])) if op.kind == LN else []
+        x_row, x_proof = (row(x), xt.proof(i)) if op.kind in (RESID, LN) else ([], [])
+        a_row, a_proof = ([], []) if op.kind == LN else (row(a), at.proof(i))
+        return {"op": (op.kind, op.k, op.m, op.bits, op.param_root()), "op_proof": net.ops_tree.proof(hi - 1),
+                "f": (int(a.shape[0]), int(x.shape[1]), xt.root, at.root, ot.root),
+                "a_row": a_row, "a_proof": a_proof, "x_row": x_row, "x_proof": x_proof,
+                "p_col": p_col, "p_proof": p_proof, "q_row": q_row, "out_row": row(ao), "out_proof": ot.proof(i)}
+
+
+def make_op_player(strategy: str, net: MLPNet, x0: np.ndarray, *, seed: int, name: str | None = None) -> OpPlayer:
+    """A player following ``strategy`` on the job ``(net, x0)``; ``seed`` picks where a liar lies.
+
+    Raises:
+        ValueError: if ``strategy`` is not one of :data:`OP_STRATEGIES`.
+    """
+    if strategy not in OP_STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(OP_STRATEGIES)}; got {strategy!r}")
+    honest = OpTrace.execute(net, x0)
+    if strategy == "honest":
+        trace = honest
+    elif strategy == "drift":
+        trace = OpTrace.execute(net, x0, machine="torch")
+    else:
+        trace = lying_trace(net, x0, strategy, seed=seed)
+    return OpPlayer(name or strategy, strategy, trace, honest)

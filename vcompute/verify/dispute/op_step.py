@@ -1,0 +1,248 @@
+"""The elementwise operator checks of ``protocols/OperatorStep.vy``, mirrored exactly in Python integers.
+
+An operator-level dispute (:mod:`~vcompute.verify.dispute.op_trace`) ends at
+one element of one operator's output. A linear operator's element is one
+dot product (``FloatStep.vy``, :func:`~vcompute.verify.dispute.float_trace.within`);
+the nonlinear and elementwise ones are decided here, each against a bound
+from a rounding model:
+
+- **add** (bias add, residual add): ``|z - (a + b)| <= 2^-u (|a + b|)`` plus
+  an absolute ``2^-140``. IEEE round-to-nearest satisfies it with ``u = 24``
+  for float32 (``|fl(s) - s| <= 2^-24 |s|``; a subnormal sum is exact), so
+  an honest add can never fail it; any order of one rounding passes.
+- **gelu** (the tanh form, GPT-2's ``gelu_new``):
+  ``g(x) = x sigma(2y)``, ``y = sqrt(2/pi) (x + 0.044715 x^3)``, computed
+  here in 64-bit fixed point (exp by range reduction and a 24-term series),
+  with reference error at most ``2^-50 |x|`` (:data:`GELU_REF_ERROR_BITS`;
+  beyond ``|x| >= 8`` the reference is ``max(x, 0)``, off by under ``2^-71 |x|``).
+  A claimed ``z`` passes when ``|z - g| <= 2^-t (|x| + |g|)`` plus ``2^-140``,
+  ``t = tol_bits`` from the operator's leaf. The tolerance is *derived*
+  (float32 evaluation of the tanh form: a few ulps of ``x`` and of ``g``,
+  and the cancellation in ``1 + tanh`` for negative ``x``, ``2^-25 |x|``
+  per ulp of tanh) and *checked* against torch's and numpy's float32 GELU
+  (``tests/verify/test_dispute_op_step.py``); ``t = 18`` leaves a factor 64
+  over the worst error measured there.
+
+Every comparison runs in one truncated fixed-point frame (as ``FloatStep.vy``
+does), with the truncation (under one frame unit per term) in the slack, so
+the check never overflows 256 bits; a non-finite claimed value is outside,
+a non-finite input has no bound (the contract reverts, here ``ValueError``).
+
+Example:
+    >>> import numpy as np
+    >>> bits = lambda v: int(np.float32(v).view("<u4"))
+    >>> add_within(bits(1.5), bits(2.25), bits(3.75), 24), add_within(bits(1.5), bits(2.25), bits(3.7501), 24)
+    (True, False)
+    >>> gelu_within(bits(1.0), bits(0.8411920070648193), 18), gelu_within(bits(1.0), bits(0.8413), 18)
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vcompute.verify.dispute.float_trace import _decode, _scale
+
+__all__ = ["GELU_REF_ERROR_BITS", "FX", "LN_EPS_M", "LN_EPS_E", "decode", "gelu_reference", "gelu_within",
+           "add_within", "ln_within", "gelu_f64", "ln_f64"]
+
+#: Fixed-point fraction bits of the on-chain GELU.
+FX = 64
+_ONE = 1 << FX
+#: round(sqrt(2/pi) 2^64), round(0.044715 2^64), round(ln 2 2^64): the contract's constants.
+C_SQRT2PI = 14718372293494604904
+C_CUBIC = 824846161255922601
+C_LN2 = 12786308645202655660
+_TERMS = 24
+#: The fixed-point reference is within 2^-GELU_REF_ERROR_BITS |x| of the exact tanh-form GELU.
+GELU_REF_ERROR_BITS = 50
+_ABS_BITS = 140  # the absolute floor 2^-140 covers gradual underflow of honest float32 arithmetic
+_FRAME = 200  # values are truncated to units of 2^(top - 200): all stay below 2^200
+#: LayerNorm's eps, float32 1e-5 as ``M 2^(E - 150)``.
+LN_EPS_M, LN_EPS_E = 10995116, 110
+_LN_HOFF = 300  # keeps gamma n's exponent non-negative: h is in -90..64
+
+
+def decode(b: int) -> tuple[bool, int, int, bool]:
+    """float32 bits -> ``(finite, M, E, negative)`` with ``|v| = M 2^(E - 150)``, subnormals at ``E = 1``."""
+    return _decode(int(b) & 0xFFFFFFFF)
+
+
+def _exp_neg(s: int) -> int:
+    """``e^(-s / 2^64) 2^64`` for ``s >= 0``, by ``s = n ln2 + r`` and a series for ``e^-r``."""
+    n, r = s // C_LN2, s % C_LN2
+    pos, neg, term = _ONE, 0, _ONE
+    for k in range(1, _TERMS + 1):
+        term = term * r // (k * _ONE)
+        if k % 2:
+            neg += term
+        else:
+            pos += term
+    v = pos - neg
+    return v >> n if n < 256 else 0
+
+
+def gelu_reference(xb: int) -> tuple[int, int, bool]:
+    """The contract's reference GELU of float32 bits ``xb``: ``(G, q, negative)``, ``|g| = G 2^(q - 214)``.
+
+    Raises:
+        ValueError: if the input is not finite.
+    """
+    fx, mx, ex, sx = decode(xb)
+    if not fx:
+        raise ValueError("a non-finite input; no bound applies")
+    if ex >= 130:  # |x| >= 8: sigma(2y) is 1 or 0 to within 2^-71
+        return (0, ex, False) if sx else (mx << FX, ex, False)
+    x = _scale(mx, ex, 86)  # |x| 2^64, truncated
+    x3 = x * x * x >> 2 * FX
+    t = 2 * C_SQRT2PI * (x + (C_CUBIC * x3 >> FX)) >> FX  # 2|y| 2^64
+    u = _exp_neg(t)
+    f = (_ONE * _ONE) // (_ONE + u)  # sigma(2|y|) 2^64
+    if sx:
+        f = _ONE - f  # sigma(-t) = 1 - sigma(t); g = x sigma(2y) keeps x's sign
+    return mx * f, ex, sx
+
+
+def _close(zb: int, refs: list[tuple[int, int, bool]], extra: list[tuple[int, int]], bits: int, off: int,
+           with_ref: bool = True) -> bool:
+    """``|z - ref| 2^bits <= (extra [+ |ref|]) + slack 2^bits`` in one truncated frame, as the contract.
+
+    ``ref`` is the sum of the signed terms ``refs`` ``(M, q, negative)``, each ``M 2^(q - 150 - off)``;
+    ``extra`` holds non-negative terms ``(M, q)`` of the same form (the rest of the tolerance's base);
+    ``with_ref``: whether ``|ref|`` is part of the base.
+    """
+    fz, mz, ez, sz = decode(zb)
+    if not fz:
+        return False
+    qz = ez + off
+    top = qz + 24
+    for m, q, _ in refs:
+        top = max(top, q + m.bit_length())
+    for m, q in extra:
+        top = max(top, q + m.bit_length())
+    low = top - _FRAME if top > _FRAME else 0
+    z = _scale(mz, qz, low)
+    zi = -z if sz else z
+    ref = 0
+    for m, q, neg in refs:
+        v = _scale(m, q, low)
+        ref += -v if neg else v
+    base = abs(ref) if with_ref else 0
+    for m, q in extra:
+        base += _scale(m, q, low)
+    floor_at = off + 150 - _ABS_BITS  # 2^-140 is one unit at this exponent
+    slack = 4 + ((1 << (floor_at - low)) if low < floor_at else 1)
+    return abs(zi - ref) << bits <= base + (slack << bits)
+
+
+def gelu_within(xb: int, zb: int, tol_bits: int) -> bool:
+    """Whether claimed float32 ``zb`` is GELU(``xb``) within ``2^-tol_bits (|x| + |g|)``, as the contract decides.
+
+    Raises:
+        ValueError: if the input is not finite or ``tol_bits`` is outside 8..30.
+    """
+    if not 8 <= tol_bits <= 30:
+        raise ValueError(f"tol_bits must be in 8..30, got {tol_bits}")
+    g, q, s = gelu_reference(xb)
+    _, mx, ex, _ = decode(xb)
+    # |x| = mx 2^(ex - 150) = (mx << 64) 2^(ex - 150 - 64): the reference's units
+    return _close(zb, [(g, q, s)], [(mx << FX, ex)], tol_bits, FX)
+
+
+def add_within(ab: int, bb: int, zb: int, u_bits: int) -> bool:
+    """Whether claimed float32 ``zb`` is ``a + b`` within ``2^-u_bits |a + b|``, as the contract decides.
+
+    Raises:
+        ValueError: if an input is not finite or ``u_bits`` is outside 8..30.
+    """
+    if not 8 <= u_bits <= 30:
+        raise ValueError(f"u_bits must be in 8..30, got {u_bits}")
+    fa, ma, ea, sa = decode(ab)
+    fb, mb, eb, sb = decode(bb)
+    if not (fa and fb):
+        raise ValueError("a non-finite input; no bound applies")
+    return _close(zb, [(ma, ea, sa), (mb, eb, sb)], [], u_bits, 0)
+
+
+def _ln_stats(xbs: list[int]) -> tuple[list[int], int, int, int, int]:
+    """``(D, SD, R, h, d max|X|)`` of a LayerNorm row.
+
+    ``n_t = D_t SD / R 2^(-64-h)`` and ``M/sigma = max|X| d SD / R 2^(-64-h)``:
+
+    ``D_t = d X_t - sum X`` in the row's frame (``x_t = X_t 2^(low - 150)``, truncated to 100 bits below the
+    largest), ``SD = isqrt(d 2^128)``, ``R = isqrt(W')`` with ``W' 2^(2h) = sum D_t^2 + eps d^3 2^(300 - 2 low)``.
+    """
+    d = len(xbs)
+    dec = [decode(b) for b in xbs]
+    if not all(f for f, _, _, _ in dec):
+        raise ValueError("a non-finite input; no bound applies")
+    top = max(e for _, _, e, _ in dec) + 24
+    low = top - 100 if top > 100 else 0
+    xs = [(-1 if neg else 1) * _scale(m, e, low) for _, m, e, neg in dec]
+    total = sum(xs)
+    dd = [d * v - total for v in xs]
+    var = sum(v * v for v in dd)
+    mx = max(abs(v) for v in xs)
+    q = LN_EPS_M * d**3
+    sq = LN_EPS_E + 150 - 2 * low  # eps d^3 / u^2 = q 2^sq
+    bw = max(var.bit_length(), q.bit_length() + sq)
+    h = (bw - 180) // 2
+    w = _shift(var, -2 * h) + _shift(q, sq - 2 * h)
+    r = math.isqrt(max(w, 1))
+    sd = math.isqrt(d << 128)
+    return dd, sd, r, h, mx * d
+
+
+def _shift(v: int, e: int) -> int:
+    return v << e if e >= 0 else v >> -e
+
+
+def ln_within(xbs: list[int], gb: int, bb: int, j: int, zb: int, tol_bits: int) -> bool:
+    """Whether claimed float32 ``zb`` is element ``j`` of LayerNorm(``x``) ``gamma_j + beta_j`` within the bound.
+
+    The bound is ``2^-tol_bits (|gamma_j| (|n_j| + max|x| / sigma') + |beta_j|)`` plus ``2^-140``,
+    ``n_j = (x_j - mean) / sigma'``, ``sigma' = sqrt(var + eps)``, ``eps`` = float32 ``1e-5`` (GPT-2's).
+
+    Args:
+        xbs: the row's float32 bit patterns (``d`` of them).
+        gb: ``gamma_j``'s bits.
+        bb: ``beta_j``'s bits.
+        j: the element.
+        zb: the claimed value's bits.
+        tol_bits: the operator's tolerance exponent, 8..30.
+
+    Raises:
+        ValueError: if an input is not finite or ``tol_bits`` or ``j`` is out of range.
+    """
+    if not 8 <= tol_bits <= 30:
+        raise ValueError(f"tol_bits must be in 8..30, got {tol_bits}")
+    if not 0 <= j < len(xbs):
+        raise ValueError(f"j must be in 0..{len(xbs) - 1}, got {j}")
+    fg, mg, eg, sg = decode(gb)
+    fb, mb, eb, sb = decode(bb)
+    if not (fg and fb):
+        raise ValueError("a non-finite input; no bound applies")
+    dd, sd, r, h, mxd = _ln_stats(xbs)
+    n = (abs(dd[j]) * sd << 64) // r
+    t = (mxd * sd << 64) // r
+    off = 128 + _LN_HOFF
+    qn = eg + _LN_HOFF - h  # gamma n = mg n 2^(eg - 150 - 128 - h)
+    refs = [(mg * n, qn, sg != (dd[j] < 0)), (mb, eb + off, sb)]
+    return _close(zb, refs, [(mg * (n + t), qn), (mb, eb + off)], tol_bits, off, with_ref=False)
+
+
+def gelu_f64(x: float) -> float:
+    """The tanh-form GELU in float64 (a reference for tests, about 1e-16 relative)."""
+    return 0.5 * x * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def ln_f64(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LayerNorm of the rows of ``x`` in float64 and the bound's base ``|gamma| (|n| + max|x| / sigma') + |beta|``."""
+    x = np.asarray(x, np.float64)
+    mu = x.mean(axis=-1, keepdims=True)
+    sig = np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + float(np.float32(1e-5)))
+    n = (x - mu) / sig
+    g, b = np.asarray(gamma, np.float64), np.asarray(beta, np.float64)
+    return n * g + b, np.abs(g) * (np.abs(n) + np.abs(x).max(axis=-1, keepdims=True) / sig) + np.abs(b)

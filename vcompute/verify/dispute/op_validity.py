@@ -1,0 +1,137 @@
+"""Which operators of an operator-level trace are valid, and the honest challenger's adoption of them.
+
+:func:`invalid_elements` decides, element by element, what ``OperatorGame.vy``
+would decide (a float64 screen for the clear cases, the exact mirror of
+:mod:`~vcompute.verify.dispute.op_step` and ``FloatStep.vy`` near each bound);
+:func:`adopt_ops` builds the honest challenger's trace from a claimant's
+delivered states, so that wherever the two first differ the claimant's
+operator is invalid (``proofs/dispute.md`` C9).
+
+Example:
+    >>> from vcompute.verify.dispute.op_trace import MLPNet, OpTrace
+    >>> net = MLPNet.random(d=16, hidden=32, n_layers=1, rows=2, seed=0)
+    >>> t = OpTrace.execute(net, net.random_input(seed=1))
+    >>> invalid_elements(net, 3, t.state(2), t.state(3)), adopt_ops(t).leaves == t.leaves
+    ([], True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vcompute.verify.dispute.float_trace import rows_tree, within
+from vcompute.verify.dispute.op_step import add_within, gelu_f64, gelu_within, ln_f64, ln_within
+from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, apply_op, state_leaf
+
+__all__ = ["invalid_elements", "adopt_ops"]
+
+
+def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tuple[int, int]]:
+    """The elements of operator ``p``'s written tensor in ``s_out`` outside its bound, given input ``s_in``.
+
+    A float64 screen settles the clear cases (its error is far below every bound's
+    margin); elements within 0.1% of their bound are decided exactly, as the
+    contract decides. An output the contract could never accept as this operator's
+    (another shape or dtype, or the unwritten tensor changed) is ``[(0, 0)]``.
+    """
+    op = net.op(p)
+    x, a = s_in
+    xo, ao = s_out
+    rows = x.shape[0]
+    # exact ndarrays only: a delivered subclass could lie in its arithmetic when the challenger computes on from it
+    ok_types = all(type(t) is np.ndarray and t.dtype == np.float32 and t.ndim == 2 for t in (xo, ao))
+    if not ok_types or ao.shape != (rows, op.m) or xo.shape != x.shape:
+        return [(0, 0)]
+    if op.kind == RESID:
+        if rows_tree(xo).root != rows_tree(ao).root:
+            return [(0, 0)]
+    elif rows_tree(xo).root != rows_tree(x).root:
+        return [(0, 0)]
+    z = ao.astype(np.float64)
+    a64 = a.astype(np.float64)
+    if op.kind == LN:
+        ref, base = ln_f64(x, op.param[0], op.param[1])
+        bound = 2.0 ** -op.bits * base + 2.0 ** -140
+        scale = base
+    elif op.kind == LIN:
+        w = op.param.astype(np.float64)
+        ref, base = a64 @ w, np.abs(a64) @ np.abs(w)
+        n, u = op.k + 2, 2.0 ** -op.bits
+        bound = n * u / (1 - n * u) * base
+        scale = base
+    elif op.kind == GELU:
+        ref = np.vectorize(gelu_f64, otypes=[np.float64])(a64)
+        bound = 2.0 ** -op.bits * (np.abs(a64) + np.abs(ref)) + 2.0 ** -140
+        scale = np.abs(a64)
+    else:
+        other = op.param.astype(np.float64)[None, :] if op.kind == BIAS else x.astype(np.float64)
+        ref = a64 + other
+        bound = 2.0 ** -op.bits * np.abs(ref) + 2.0 ** -140
+        scale = np.abs(a64) + np.abs(other)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(z - ref)
+    err = np.where(np.isfinite(z), err, np.inf)
+    # the contract's frame keeps 200 bits below its largest term (slack of a few units there): where
+    # that is not far below the bound (a + b = 0 from large operands), the exact mirror decides
+    with np.errstate(invalid="ignore", over="ignore"):
+        scale = scale + np.abs(ref) + np.where(np.isfinite(z), np.abs(z), 0)
+    unsure = np.abs(err - bound) <= 1e-3 * bound + 1e-40 + 2.0 ** -150 * scale
+    bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))]
+    bits = lambda t, i, j: int(t[i:i + 1, j].view("<u4")[0])  # noqa: E731
+    for i, j in zip(*np.nonzero(unsure)):
+        i, j = int(i), int(j)
+        if op.kind == LIN:
+            good = within(a[i], op.param[:, j], op.bits, [bits(ao, i, j)])[0]
+        elif op.kind == GELU:
+            good = gelu_within(bits(a, i, j), bits(ao, i, j), op.bits)
+        elif op.kind == BIAS:
+            good = add_within(bits(a, i, j), int(op.param[j:j + 1].view("<u4")[0]), bits(ao, i, j), op.bits)
+        elif op.kind == LN:
+            g, b = op.param
+            good = ln_within(x[i].view("<u4").tolist(), bits(g[None], 0, j), bits(b[None], 0, j), j,
+                             bits(ao, i, j), op.bits)
+        else:
+            good = add_within(bits(x, i, j), bits(a, i, j), bits(ao, i, j), op.bits)
+        if not good:
+            bad.append((i, j))
+    return sorted(bad)
+
+
+def _plain(c: object) -> State | None:
+    """A delivered state as two plain float32 ndarrays holding its bits (``None``: not a state at all).
+
+    Delivered states are data, not objects to compute with: an ndarray subclass could lie
+    in its arithmetic when the challenger computes on from it, so only its bits are kept
+    (and still checked against the committed leaf).
+    """
+    if type(c) is not tuple or len(c) != 2:
+        return None
+    out = []
+    for t in c:
+        if not isinstance(t, np.ndarray) or t.dtype != np.float32 or t.ndim != 2:
+            return None
+        out.append(np.array(np.ndarray.view(t, np.ndarray), dtype=np.float32, copy=True))
+    return out[0], out[1]
+
+
+def adopt_ops(claimed: OpTrace, *, machine: str = "numpy") -> OpTrace:
+    """The honest challenger's trace against ``claimed``: its states kept while each operator is valid.
+
+    As :func:`~vcompute.verify.dispute.float_trace.adopt`, per operator: where the
+    two first differ after an agreed state, the claimant's operator there has an
+    element out of bound or changed what it must not (``proofs/dispute.md`` C9).
+    """
+    net, states, same = claimed.net, [], True
+    leaves = claimed.leaves
+    for p in range(1, net.n_ops + 1):
+        s_in = claimed.x0, claimed.x0
+        if p > 1:
+            s_in = states[-1]
+        c = _plain(claimed.states[p - 1])
+        if same and c is not None and not invalid_elements(net, p, s_in, c) and state_leaf(c) == leaves[p]:
+            states.append(c)
+        else:
+            mine = apply_op(net.op(p), s_in, machine=machine)
+            states.append(mine)
+            same = state_leaf(mine) == leaves[p]
+    return OpTrace(net, claimed.x0, states)
