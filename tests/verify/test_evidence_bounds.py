@@ -1,0 +1,143 @@
+"""Evidence cannot make a verifier work in proportion to what the provider *declares* (issue 12, review).
+
+A verifier's allocations and loops are bounded by the job's own sizes, or,
+where the job declares none, by the memory the provider really holds: a
+view whose shape declares terabytes over a few bytes, one array referenced
+many times, a container nested past the stack or referencing itself, an int
+no dtype holds. Each is a rejection of *that* claim with a reason, never a
+``MemoryError`` out of ``verify`` (which passes the guard as the verifier's
+machine failing) and never a rejection that costs the honest replicas their
+quorum. Sizes here are terabytes, so a verifier that tried to allocate them
+fails at once instead of using the machine's memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vcompute.core.types import Claim, Job
+from vcompute.verify import Replication, SpotCheck, VerifyContext
+from vcompute.verify.replication import screen_output
+from vcompute.workloads.matmul import honest_matmul, make_matmul_job
+
+GENERIC = Job("generic", {})  # declares no output size: the provider's memory is the only bound
+MATMUL = make_matmul_job(8, seed=0)
+HONEST = np.arange(64.0).reshape(8, 8)
+TB = 10**6  # (TB, TB) float64 views declare 8 TB
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _views():
+    torch = _torch()
+    one, buf = np.zeros(1), np.zeros(100)
+    return {
+        "numpy broadcast": np.broadcast_to(one, (TB, TB)),
+        "torch expand": torch.zeros(1, dtype=torch.float64).expand(TB, TB),
+        "as_strided past the buffer": np.lib.stride_tricks.as_strided(one, shape=(TB * TB,), strides=(8,)),
+        "as_strided overlapping": np.lib.stride_tricks.as_strided(np.zeros(2 * TB), shape=(TB, TB), strides=(8, 8)),
+        "one array referenced 10**4 times": [np.zeros(TB)] * 10**4,
+        "overlapping slices of one buffer": {"a": buf[:60], "b": buf[40:]},
+    }
+
+
+def _deep(n: int) -> list:
+    root = cur = []
+    for _ in range(n):
+        nxt: list = []
+        cur.append(nxt)
+        cur = nxt
+    cur.append(1.0)
+    return root
+
+
+def _cycle() -> list:
+    x: list = [1.0]
+    x.append(x)
+    return x
+
+
+def _hostile_structures():
+    row = list(range(10**4))
+    return {
+        "nested 5000 deep": _deep(5000),
+        "a list containing itself": _cycle(),
+        "one list referenced 10**4 times": [row] * 10**4,
+        "an int of 5000 digits": 10**5000,
+        "an int past uint64": 2**70,
+    }
+
+
+VIEWS = ["numpy broadcast", "torch expand", "as_strided past the buffer", "as_strided overlapping",
+         "one array referenced 10**4 times", "overlapping slices of one buffer"]
+STRUCTURES = ["nested 5000 deep", "a list containing itself", "one list referenced 10**4 times",
+              "an int of 5000 digits", "an int past uint64"]
+
+
+def _evidence(name: str):
+    return (_views() if name in VIEWS else _hostile_structures())[name]
+
+
+@pytest.mark.parametrize("name", VIEWS + STRUCTURES)
+@pytest.mark.parametrize("equality", ["bitwise", "tolerance"])
+def test_one_replicas_hostile_output_is_blamed_and_costs_the_others_nothing(name, equality):
+    """Before: MemoryError out of verify (views) or a rejection blaming nobody (structures); after: a vote lost."""
+    claims = [Claim(GENERIC.id, p, output=o) for p, o in [("a", HONEST), ("b", HONEST.copy()), ("c", _evidence(name))]]
+    v = Replication(k=3, equality=equality, rtol=1e-6 if equality == "tolerance" else None).verify(
+        GENERIC, claims, VerifyContext(seed=0))
+    assert v.accepted and v.blamed(3) == {2}, v.reason
+    assert v.details["malformed"]["c"]
+
+
+@pytest.mark.parametrize("name", VIEWS + STRUCTURES)
+def test_a_spot_checked_hostile_output_is_rejected_with_a_reason(name):
+    ctx = VerifyContext(seed=0, reexecute=lambda job, piece: HONEST)
+    v = SpotCheck(p=1.0).verify(GENERIC, [Claim(GENERIC.id, "c", output=_evidence(name))], ctx)
+    assert not v.accepted and v.blamed(1) == {0} and "malformed output" in v.reason
+
+
+@pytest.mark.parametrize("name", ["numpy broadcast", "torch expand", "as_strided past the buffer"])
+def test_a_job_that_declares_its_size_rejects_another_size_before_reading_a_value(name):
+    reason = screen_output(Claim(MATMUL.id, "c", output=_evidence(name)), (8, 8))
+    assert reason is not None and "expected (8, 8)" in reason
+
+
+def test_views_the_provider_really_holds_memory_for_are_honest_outputs():
+    torch = _torch()
+    jnp = pytest.importorskip("jax.numpy")
+    x = np.arange(24.0)
+    honest = {
+        "transpose": np.ones((3, 4)).T, "negative stride": x[::-3], "disjoint slices": {"a": x[:12], "b": x[12:]},
+        "frombuffer": np.frombuffer(bytes(64), np.float64), "torch numpy view": torch.ones(3).numpy(),
+        "jax host view": np.asarray(jnp.ones(3)), "torch transpose": torch.ones(3, 4).T,
+        "torch storage offset": torch.arange(10.0).as_strided((5,), (2,), 1),
+        "literal tuples": [(2, 3), (2, 3)], "int64 range": [-(2**63), 2**64 - 1],
+    }
+    for name, out in honest.items():
+        assert screen_output(Claim("j", "p", output=out)) is None, name
+
+
+def test_an_honest_matmul_replica_still_agrees():
+    claims = [Claim(MATMUL.id, p, output=honest_matmul(MATMUL)) for p in "abc"]
+    assert Replication(k=3).verify(MATMUL, claims, VerifyContext(seed=0)).accepted
+
+
+def test_allocators_running_out_are_the_verifiers_machine_failing():
+    """PyTorch's CPU allocator raises a plain RuntimeError: before, a verifier's own OOM was a rejection."""
+    from vcompute.verify.base import verifier_fault
+
+    torch = _torch()
+    with pytest.raises(RuntimeError) as caught:
+        torch.empty(2**62, dtype=torch.uint8)
+    assert verifier_fault(caught.value)
+    assert verifier_fault(MemoryError()) and verifier_fault(RuntimeError("CUDA out of memory"))
+    assert not verifier_fault(RuntimeError("shape mismatch")) and not verifier_fault(ValueError("out of memory"))
+
+    class Loud(RuntimeError):
+        def __str__(self):
+            raise AssertionError("the message is read without the class's code")
+
+    assert not verifier_fault(Loud("a hostile message"))
