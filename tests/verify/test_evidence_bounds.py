@@ -37,7 +37,8 @@ def _views():
     return {
         "numpy broadcast": np.broadcast_to(one, (TB, TB)),
         "torch expand": torch.zeros(1, dtype=torch.float64).expand(TB, TB),
-        "as_strided past the buffer": np.lib.stride_tricks.as_strided(one, shape=(TB * TB,), strides=(8,)),
+        # small: reading past a buffer's end may crash the process, so a test must never make anything try
+        "as_strided past the buffer": np.lib.stride_tricks.as_strided(np.zeros(4), shape=(8,), strides=(8,)),
         "as_strided overlapping": np.lib.stride_tricks.as_strided(np.zeros(2 * TB), shape=(TB, TB), strides=(8, 8)),
         "one array referenced 10**4 times": [np.zeros(TB)] * 10**4,
         "overlapping slices of one buffer": {"a": buf[:60], "b": buf[40:]},
@@ -105,6 +106,14 @@ def test_a_job_that_declares_its_size_rejects_another_size_before_reading_a_valu
     assert reason is not None and "expected (8, 8)" in reason
 
 
+def test_a_view_declaring_terabytes_past_its_buffer_is_refused_unread():
+    from vcompute.verify.screening import memory_span
+
+    view = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(TB * TB,), strides=(8,))  # never read: it would crash
+    assert "outside the 8 bytes" in memory_span(view)[1]
+    assert "outside" in screen_output(Claim("j", "p", output=view))
+
+
 def test_views_the_provider_really_holds_memory_for_are_honest_outputs():
     torch = _torch()
     jnp = pytest.importorskip("jax.numpy")
@@ -141,3 +150,26 @@ def test_allocators_running_out_are_the_verifiers_machine_failing():
             raise AssertionError("the message is read without the class's code")
 
     assert not verifier_fault(Loud("a hostile message"))
+
+
+def test_whole_model_claims_declaring_terabytes_are_rejected_unconverted():
+    """Before: a bfloat16 output was widened (and a numpy trace entry copied to JAX) at its declared size."""
+    torch = _torch()
+    jnp = pytest.importorskip("jax.numpy")
+    from vcompute.verify.freivalds.model import TorchModelVerifier, verify_jax_model
+    from vcompute.workloads.models import jax_mlp, jax_provider, torch_mlp, torch_provider
+
+    m = torch_mlp((10, 16, 6), seed=0)
+    x = torch.randn(4, 10, generator=torch.Generator().manual_seed(0))
+    out, trace = torch_provider(m, x)
+    huge = torch.zeros(1, dtype=torch.bfloat16).expand(TB, TB)
+    for claimed, tr in ((huge, trace), (out, {**trace, "2": [huge]})):
+        v = TorchModelVerifier(m).verify((x,), claimed, tr, seed=0)
+        assert not v.accepted and ("shape" in v.reason or "dtype" in v.reason), v.reason
+    fn, p = jax_mlp((10, 6), seed=0)
+    xj = jnp.asarray(np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32))
+    jout, jtrace = jax_provider(fn, p, xj)
+    v = verify_jax_model(fn, (p, xj), jout, [np.broadcast_to(np.float32(0), (TB, TB))], seed=0)
+    assert not v.accepted and "declares" in v.reason, v.reason
+    v = verify_jax_model(fn, (p, xj), np.broadcast_to(np.float32(0), (TB, TB)), jtrace, seed=0)
+    assert not v.accepted and "shape" in v.reason, v.reason
