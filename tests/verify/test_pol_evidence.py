@@ -132,3 +132,19 @@ def test_hyperparameters_taken_on_faith_may_not_declare_a_larger_model_than_the_
     liar = sign_claim(job, "alice", big)
     v = _verify(job, liar, big, verifier=PoLVerifier(random_segments=1, bind_hparams=False))
     assert not v.accepted and "more than the job's" in v.reason, v.reason
+
+
+def test_a_failing_trusted_backend_is_the_callers_not_a_rejection(honest):
+    """Before: a caller's re-execution backend raising (or no challenge channel) rejected the honest prover."""
+    from vcompute.verify.base import Misuse
+
+    job, claim, tr = honest
+
+    def broken(job, piece):
+        raise RuntimeError("the trusted cluster is down")
+
+    ctx = pol_context([claim], {"alice": tr}, seed=0, reexecute=broken)
+    with pytest.raises(Misuse, match="trusted cluster is down"):
+        PoLVerifier(random_segments=1).verify(job, [claim], ctx)
+    with pytest.raises(ValueError, match="challenge="):
+        PoLVerifier(random_segments=1).verify(job, [claim], VerifyContext(seed=0))

@@ -87,6 +87,16 @@ class VerifyContext:
         self._challenge = challenge
         self.cost = Cost()
 
+    @property
+    def can_reexecute(self) -> bool:
+        """Whether the context has a trusted re-execution backend."""
+        return self._reexecute is not None
+
+    @property
+    def can_challenge(self) -> bool:
+        """Whether the context has a challenge channel (a scheme that opens evidence checks it in ``check_job``)."""
+        return self._challenge is not None
+
     def add_cost(self, cost: Cost) -> None:
         """Add ``cost`` to the running total."""
         self.cost = self.cost + cost

@@ -30,7 +30,7 @@ import numpy as np
 from vcompute.core.hashing import content_hash
 from vcompute.core.merkle import verify_proof
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import Scheme, VerifyContext
+from vcompute.verify.base import Misuse, Scheme, VerifyContext, verifier_fault
 from vcompute.verify.pol.arguments import check_beacon, check_training_job
 from vcompute.verify.pol.arguments import count as _count
 from vcompute.verify.pol.arguments import real as _real
@@ -198,9 +198,13 @@ class PoLVerifier(Scheme):
         """Refuse a job that is not a valid training job (the caller's mistake: no evidence is looked at).
 
         Raises:
-            ValueError: if ``job`` is not a valid training job.
+            ValueError: if ``job`` is not a valid training job, or ``ctx`` has no challenge channel
+                (every verification opens segments: without one an honest transcript would be rejected).
         """
         check_training_job(job)
+        if not ctx.can_challenge:
+            raise ValueError("PoLVerifier opens transcript segments: pass a VerifyContext with challenge=... "
+                             "(vcompute.verify.pol.pol_context builds one)")
 
     def _check(self, job: Job, claims: tuple[Claim, ...], ctx: VerifyContext) -> Verdict:
         """Check commitments, initialisation and the challenged segments of the one claim.
@@ -456,11 +460,14 @@ class PoLVerifier(Scheme):
             return self.replay_cache[key]
         piece = make_piece(spec, start, step, k, data_seed=seeds["data"], aug_seed=seeds["aug"], framework=fw,
                            data=None if self.bind_dataset else data)
-        try:
-            out = ctx.reexecute(job, piece, fraction=frac)
-        except RuntimeError as e:
-            if "no re-execution backend" not in str(e):
-                raise
+        if ctx.can_reexecute:
+            try:
+                out = ctx.reexecute(job, piece, fraction=frac)
+            except Exception as e:  # the caller's trusted backend failing on a validated state: never a rejection
+                if verifier_fault(e):
+                    raise
+                raise Misuse(f"the re-execution backend failed on segment {step // k}: {type(e).__name__}: {e}") from e
+        else:
             with ctx.meter(reexecuted_fraction=frac):
                 out = reexecute_segment(job, piece)
         if key is not None:
