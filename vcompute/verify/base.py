@@ -247,8 +247,18 @@ class Scheme:
        claim checked, never an accept (any ``BaseException``, as hostile
        evidence may raise one). What passes through, as it is not the
        provider's doing: :class:`Misuse`, ``MemoryError``, out-of-memory
-       ``RuntimeError``, ``KeyboardInterrupt`` and ``SystemExit``; a
-       ``_check`` returning a non-``Verdict`` raises ``TypeError``.
+       ``RuntimeError`` (:func:`verifier_fault`), ``KeyboardInterrupt`` and
+       ``SystemExit``; a ``_check`` returning a non-``Verdict`` raises ``TypeError``.
+       That an out-of-memory error is the verifier's machine failing holds
+       only under the **bounded-allocation rule** every ``_check`` follows:
+       nothing is allocated, copied, converted, moved or hashed in proportion
+       to what evidence *declares* (a shape, a length, a count, a segment
+       number) before it has been compared with the job's own sizes, or,
+       where the job declares none, with the memory the provider really holds
+       (:func:`~vcompute.verify.screening.memory_span`); a mismatch is a
+       rejection with a reason. Provider mappings and values are read as exact
+       builtins, so that no provider code (which could raise ``MemoryError``
+       itself) runs inside the check.
     4. **Blame**: a rejected verdict without blame of a one-claim call
        blames that claim with the verdict's reason; blame for every
        unbound claim is added; indices stay those of ``claims``.
