@@ -173,3 +173,16 @@ def test_whole_model_claims_declaring_terabytes_are_rejected_unconverted():
     assert not v.accepted and "declares" in v.reason, v.reason
     v = verify_jax_model(fn, (p, xj), np.broadcast_to(np.float32(0), (TB, TB)), jtrace, seed=0)
     assert not v.accepted and "shape" in v.reason, v.reason
+
+
+def test_a_copied_commitment_without_its_output_earns_no_vote():
+    """Before: two providers that copied an honest replica's public commitment (or made one up) were a quorum."""
+    honest = honest_matmul(MATMUL)
+    posted = Claim(MATMUL.id, "honest", output=honest, commitment=None)
+    from vcompute.core.hashing import content_hash
+
+    copied = [Claim(MATMUL.id, p, commitment=content_hash(honest)) for p in ("lazy1", "lazy2")]
+    v = Replication(k=3).verify(MATMUL, [posted, *copied], VerifyContext(seed=0))
+    assert not v.accepted and v.blamed(3) == {1, 2} and "missing output" in v.details["malformed"]["lazy1"]
+    made_up = [Claim(MATMUL.id, p, commitment="ab" * 32) for p in ("s1", "s2", "s3")]
+    assert not Replication(k=3).verify(MATMUL, made_up, VerifyContext(seed=0)).accepted

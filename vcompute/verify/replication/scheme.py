@@ -106,8 +106,8 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
     Args:
         claim: the replica's claim.
         shape: the shape a single-array output must have, if known.
-        commitment_only_ok: accept a claim that carries only a commitment
-            (fine for bitwise comparison, not for tolerances).
+        commitment_only_ok: accept a claim that carries only a commitment (no
+            :class:`Replication` vote does: a posted commitment is copied for free).
         kind: the dtype family every leaf must have (:func:`expected_kind`), if known.
 
     Returns:
@@ -287,7 +287,9 @@ class Replication(Scheme):
         """
         shape = self.shape_of(job) if self.shape_of is not None else None
         kind = expected_kind(job) if self.shape_of is not None else None
-        commit_ok = isinstance(self.equality, Bitwise)
+        # a commitment alone proves no work: it is public once posted and an unsalted hash is copied for
+        # free, so a claim without its output has no vote (before, two copiers made a quorum of nothing)
+        commit_ok = False
         bitwise = type(self.equality) is Bitwise
         malformed: dict[int, str] = dict(unbound)
         voter: dict[int, str] = {}
