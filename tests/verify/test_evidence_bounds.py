@@ -186,3 +186,21 @@ def test_a_copied_commitment_without_its_output_earns_no_vote():
     assert not v.accepted and v.blamed(3) == {1, 2} and "missing output" in v.details["malformed"]["lazy1"]
     made_up = [Claim(MATMUL.id, p, commitment="ab" * 32) for p in ("s1", "s2", "s3")]
     assert not Replication(k=3).verify(MATMUL, made_up, VerifyContext(seed=0)).accepted
+
+
+def test_a_malformed_job_is_the_callers_mistake_not_every_providers_rejection():
+    """Before: 6 of 6 shape mistakes in the caller's own a, b, bias rejected (and slashed) the provider."""
+    from vcompute.verify import Freivalds
+    from vcompute.verify.base import Misuse
+
+    b = np.ones((5, 2))
+    mistakes = [(np.ones((4, 3)), b, None), (np.ones(3), b, None), (np.ones((4, 5)), b, np.ones(3)),
+                (np.ones((2, 4, 5)), np.ones((3, 5, 2)), None), (np.ones((0, 5)), b, None),
+                (np.ones((4, 5)), b, np.ones(2, np.int32))]
+    for a, bb, bias in mistakes:
+        with pytest.raises(Misuse):
+            Freivalds().check(a, bb, np.ones((4, 2)), seed=0, bias=bias)
+    job = Job("matmul", {}, {"a": np.ones((4, 3)), "b": b})
+    with pytest.raises(ValueError, match="inner dimensions"):
+        Freivalds().verify(job, [Claim(job.id, "p", output=np.ones((4, 2)))], VerifyContext(seed=0))
+    assert not Freivalds().check(np.ones((4, 5)), b, np.ones((4, 3)), seed=0).accepted  # the claim's shape: rejected
