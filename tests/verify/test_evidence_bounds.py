@@ -204,3 +204,19 @@ def test_a_malformed_job_is_the_callers_mistake_not_every_providers_rejection():
     with pytest.raises(ValueError, match="inner dimensions"):
         Freivalds().verify(job, [Claim(job.id, "p", output=np.ones((4, 2)))], VerifyContext(seed=0))
     assert not Freivalds().check(np.ones((4, 5)), b, np.ones((4, 3)), seed=0).accepted  # the claim's shape: rejected
+
+
+def test_a_malformed_convolution_is_the_callers_mistake():
+    """Before: 6 of 6 mistakes in the caller's own input, kernel, bias or parameters rejected the provider."""
+    from vcompute.verify import Freivalds
+    from vcompute.verify.base import Misuse
+
+    x, w, y = np.ones((1, 2, 4, 4)), np.ones((3, 2, 3, 3)), np.full((1, 3, 2, 2), 18.0)
+    mistakes = [((np.ones((2, 4, 4)), w, y), {}), ((x, np.ones((3, 3, 3, 3)), y), {}), ((x, w, y), {"stride": 0}),
+                ((x, w, y), {"bias": np.ones(2)}), ((x, w.astype(np.float32), y), {}),
+                ((x, np.ones((3, 2, 5, 5)), y), {})]
+    for args, kw in mistakes:
+        with pytest.raises(Misuse):
+            Freivalds().check_conv2d(*args, seed=0, **kw)
+    assert Freivalds().check_conv2d(x, w, y, seed=0).accepted
+    assert not Freivalds().check_conv2d(x, w, y[:, :2], seed=0).accepted  # the claim's shape: rejected
