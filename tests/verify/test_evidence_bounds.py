@@ -220,3 +220,34 @@ def test_a_malformed_convolution_is_the_callers_mistake():
             Freivalds().check_conv2d(*args, seed=0, **kw)
     assert Freivalds().check_conv2d(x, w, y, seed=0).accepted
     assert not Freivalds().check_conv2d(x, w, y[:, :2], seed=0).accepted  # the claim's shape: rejected
+
+
+def test_a_provider_key_hashed_like_trace_is_never_compared():
+    """Before: looking up evidence['trace'] ran the colliding key's __eq__, whose MemoryError crashed verify."""
+    from vcompute.verify.freivalds.model.job import ModelVerifier
+    from vcompute.workloads.kinds import get_kind
+
+    class Colliding(str):
+        armed = False
+
+        def __hash__(self):
+            return str.__hash__("trace")
+
+        def __eq__(self, other):
+            if Colliding.armed:
+                raise MemoryError("raised by the provider's key")
+            return str.__eq__(self, other)
+
+    kind = get_kind("forward")
+    job = kind.make_job("tiny", seed=0)
+    honest = kind.execute(job, "honest", rng=np.random.default_rng(0), provider="p")
+    hostile = Claim(job.id, "q", output=honest.output, evidence={Colliding("zz"): 1, **honest.evidence})
+    Colliding.armed = True
+    try:
+        v = ModelVerifier().verify(job, [honest, hostile], VerifyContext(seed=0))
+    finally:
+        Colliding.armed = False
+    assert v.accepted, v.reason  # the junk key is never read; the claim is judged on its plain-str "trace"
+    no_trace = Claim(job.id, "q", output=honest.output, evidence={Colliding("zz"): honest.evidence["trace"]})
+    v = ModelVerifier().verify(job, [no_trace], VerifyContext(seed=0))
+    assert not v.accepted and "no trace" in v.reason
