@@ -298,3 +298,13 @@ def test_an_unaudited_job_still_checks_the_callers_arguments_and_each_claims_bin
     assert v.blamed(3) == {0, 1} and v.details["audited"] is False
     rng_draws = [Audit(Freivalds(), p=0.5).verify(JOB, [c], _ctx(7)).details["audited"] for c in (honest, replayed)]
     assert rng_draws[0] == rng_draws[1]  # the coin is tossed whatever the binding: one draw, same stream
+
+
+def test_an_unaudited_job_refuses_a_number_of_claims_the_verifier_does_not_take():
+    """Before: p=0 accepted zero claims (or two for a one-claim scheme) on trust, where p=1 raised ValueError."""
+    for p in (0.0, 1.0):
+        for claims in ([], [_claim("honest", "p"), _claim("honest", "q")]):
+            with pytest.raises(ValueError, match="claim"):
+                Audit(Freivalds(), p=p).verify(JOB, claims, _ctx())
+    v = Audit(Replication(k=3), p=0.0).verify(JOB, [_claim("honest", "p")], _ctx())  # replicas arrive one by one
+    assert v.accepted and v.details["audited"] is False

@@ -61,8 +61,11 @@ def test_conv_wrong_weights_and_malformed_rejected():
     for c in bad:
         v = check_conv2d(x, w, c, seed=0)
         assert not v.accepted and v.reason
-    assert not check_conv2d(x, w[:, :3], y, seed=0).accepted
-    assert not check_conv2d(x, w, y, seed=0, stride=0).accepted
+    # a kernel that does not fit the input, a bad stride: the caller's operands, raised (never a rejection)
+    with pytest.raises(ValueError, match="input channels"):
+        check_conv2d(x, w[:, :3], y, seed=0)
+    with pytest.raises(ValueError, match="bad conv parameters"):
+        check_conv2d(x, w, y, seed=0, stride=0)
 
 
 def test_conv_check_cost_fraction():
@@ -91,8 +94,9 @@ def test_grouped_conv_completeness_and_soundness(backend):
         host[1, -1, 2, 1] += 0.05 * float(np.sqrt(np.mean(host.astype(np.float64) ** 2)))
         v = check_conv2d(X, W, from_numpy(host, backend), seed=0, bias=B, padding=1, stride=(1, 2), groups=groups)
         assert not v.accepted and f"(1, {groups - 1}, 2, 1)" in v.reason, v.reason
-        # the ungrouped product of the same weights is another answer
-        assert not check_conv2d(X, W, y, seed=0, bias=B, padding=1, stride=(1, 2), groups=1).accepted
+        # grouped weights with groups=1 make no convolution of this input: the caller's mistake, raised
+        with pytest.raises(ValueError, match="input channels"):
+            check_conv2d(X, W, y, seed=0, bias=B, padding=1, stride=(1, 2), groups=1)
 
 
 def test_grouped_conv_matches_torch_and_caller_misuse_raises():

@@ -247,9 +247,13 @@ def test_malformed_or_lying_evidence_is_rejected_with_a_reason(honest):
                           tr.checkpoints, dataset=tr.dataset)
     v = _verify(PoLVerifier(random_segments=1), job, sign_claim(job, "alice", inflated), inflated)
     assert not v.accepted and "declared update sizes" in v.reason
-    ctx = VerifyContext(seed=0)  # no challenge channel: the verifier cannot reach the prover
-    v = PoLVerifier(random_segments=1).verify(job, [claim], ctx)
-    assert not v.accepted and v.reason
+    # no channel at all is the caller's context, not the prover's doing (an unreachable prover answers
+    # {"error": ...} through its channel): a rejection here would slash an honest prover
+    with pytest.raises(ValueError, match="challenge="):
+        PoLVerifier(random_segments=1).verify(job, [claim], VerifyContext(seed=0))
+    unreachable = pol_context([claim], {}, seed=0)
+    v = PoLVerifier(random_segments=1).verify(job, [claim], unreachable)
+    assert not v.accepted and "not reachable" in v.reason
 
 
 def test_anchor_checkpoints_catch_a_swap_close_to_the_provers_own_model():

@@ -116,7 +116,8 @@ class Audit:
         """Draw the coin from ``ctx.rng``; run the inner verifier if it comes up.
 
         The caller's arguments are checked first (``TypeError``, as in
-        :meth:`~vcompute.verify.base.Scheme.verify`), whatever the coin says.
+        :meth:`~vcompute.verify.base.Scheme.verify`, and ``ValueError`` for a
+        number of claims the inner verifier does not take), whatever the coin says.
         An unaudited verdict accepts every well-bound claim on trust
         (``details["audited"] is False``) and blames each badly bound one
         (:func:`~vcompute.verify.claims.screen_claims`: trust covers the
@@ -125,6 +126,11 @@ class Audit:
         verdict is the inner verifier's, with ``details["audited"] = True`` added.
         """
         claims = check_arguments(job, claims, ctx, ctx_type=VerifyContext)  # raised whatever the coin says
+        takes = getattr(self.verifier, "takes", None)
+        if not (takes(job, len(claims)) if callable(takes) else len(claims) == self.replicas(job)):
+            need = self.replicas(job)  # how many claims a job gets is the caller's doing, audited or not
+            raise ValueError(f"{self.name} checks {need} claim{'s' * (need != 1)} per job, got {len(claims)}; "
+                             "pass the claims replicas(job) asks for (one: [claim])")
         if not self.drawn(ctx.rng):
             details = {"audited": False, "p": self.p}
             providers, unbound = screen_claims(job, claims)  # trust covers the output, never the binding

@@ -11,6 +11,7 @@ claim screening, the never-raise rule, blame and cost metering.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -20,7 +21,7 @@ import numpy as np
 from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.claims import check_arguments, screen_claims
 
-__all__ = ["Verifier", "VerifyContext", "Scheme", "Misuse", "ChallengeFn", "ReexecuteFn"]
+__all__ = ["Verifier", "VerifyContext", "Scheme", "Misuse", "ChallengeFn", "ReexecuteFn", "verifier_fault"]
 
 #: Re-executes a piece of a job on trusted hardware: ``(job, piece) -> result``.
 ReexecuteFn = Callable[[Job, Any], Any]
@@ -85,6 +86,16 @@ class VerifyContext:
         self._reexecute = reexecute
         self._challenge = challenge
         self.cost = Cost()
+
+    @property
+    def can_reexecute(self) -> bool:
+        """Whether the context has a trusted re-execution backend."""
+        return self._reexecute is not None
+
+    @property
+    def can_challenge(self) -> bool:
+        """Whether the context has a challenge channel (a scheme that opens evidence checks it in ``check_job``)."""
+        return self._challenge is not None
 
     def add_cost(self, cost: Cost) -> None:
         """Add ``cost`` to the running total."""
@@ -160,11 +171,43 @@ class Misuse(ValueError):
     """
 
 
-def _verifier_fault(e: BaseException) -> bool:
-    """Whether ``e`` is the verifier's machine failing (out of memory): never the provider's to be slashed for."""
-    if isinstance(e, MemoryError):
+#: How the allocators vcompute runs on word running out of memory in a ``RuntimeError``: PyTorch's CUDA
+#: ("CUDA out of memory") and CPU ("DefaultCPUAllocator: can't allocate memory") allocators, XLA's
+#: ("RESOURCE_EXHAUSTED: Out of memory ...").
+_OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory", "resource_exhausted")
+
+
+def verifier_fault(e: BaseException) -> bool:
+    """Whether ``e`` is the verifier's machine failing (out of memory): never the provider's to be slashed for.
+
+    ``MemoryError``, ``torch.OutOfMemoryError`` and a ``RuntimeError`` in
+    which an allocator says it ran out (PyTorch's CPU allocator raises a
+    plain ``RuntimeError``). The message is read with
+    ``BaseException.__str__``, which runs no code of the exception's class.
+    That such an error is the machine's and not the evidence's holds only
+    because every scheme bounds what it allocates by the job's own sizes
+    before reading the evidence (the rule in :class:`Scheme`).
+
+    Example:
+        >>> verifier_fault(RuntimeError("DefaultCPUAllocator: can't allocate memory")), verifier_fault(ValueError())
+        (True, False)
+    """
+    t = type(e)
+    if issubclass(t, MemoryError):
         return True
-    return isinstance(e, RuntimeError) and "out of memory" in _message(e).lower()
+    torch = sys.modules.get("torch")
+    if torch is not None and issubclass(t, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    if not issubclass(t, RuntimeError):
+        return False
+    try:
+        text = BaseException.__str__(e).lower()
+    except Exception:
+        return False
+    return any(w in text for w in _OOM_WORDS)
+
+
+_verifier_fault = verifier_fault
 
 
 def _type_name(e: BaseException) -> str:
@@ -204,8 +247,18 @@ class Scheme:
        claim checked, never an accept (any ``BaseException``, as hostile
        evidence may raise one). What passes through, as it is not the
        provider's doing: :class:`Misuse`, ``MemoryError``, out-of-memory
-       ``RuntimeError``, ``KeyboardInterrupt`` and ``SystemExit``; a
-       ``_check`` returning a non-``Verdict`` raises ``TypeError``.
+       ``RuntimeError`` (:func:`verifier_fault`), ``KeyboardInterrupt`` and
+       ``SystemExit``; a ``_check`` returning a non-``Verdict`` raises ``TypeError``.
+       That an out-of-memory error is the verifier's machine failing holds
+       only under the **bounded-allocation rule** every ``_check`` follows:
+       nothing is allocated, copied, converted, moved or hashed in proportion
+       to what evidence *declares* (a shape, a length, a count, a segment
+       number) before it has been compared with the job's own sizes, or,
+       where the job declares none, with the memory the provider really holds
+       (:func:`~vcompute.verify.screening.memory_span`); a mismatch is a
+       rejection with a reason. Provider mappings and values are read as exact
+       builtins, so that no provider code (which could raise ``MemoryError``
+       itself) runs inside the check.
     4. **Blame**: a rejected verdict without blame of a one-claim call
        blames that claim with the verdict's reason; blame for every
        unbound claim is added; indices stay those of ``claims``.

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["leaves", "exact_array_type", "exact_str", "host_array", "screen_leaves", "leaf_dtype",
-           "SUPPORTED_DTYPES"]
+__all__ = ["leaves", "exact_array_type", "exact_str", "host_array", "screen_leaves", "leaf_dtype", "memory_span",
+           "SUPPORTED_DTYPES", "MAX_DEPTH"]
 
 _NUMERIC_KINDS = "biuf"
 _PLAIN = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
@@ -34,30 +34,65 @@ SUPPORTED_DTYPES = {"numpy": _PLAIN + ("uint16", "uint32", "uint64"), "torch": _
                     "jax": _PLAIN + ("uint16", "uint32", "uint64", "bfloat16")}
 
 
+#: Deepest container nesting an output may have: a provider's nesting must not exhaust the verifier's stack.
+MAX_DEPTH = 64
+
+
 def leaves(x: Any) -> list[tuple[str, Any]]:
     """Flatten a pytree of arrays into ``(path, leaf)`` pairs in a fixed order.
+
+    A pytree is a tree: a container reached a second time (a cycle, or one
+    list referenced many times, which would make the walk, hashes and
+    comparisons proportional to what the references declare rather than to
+    what the provider holds; a tuple of at most 16 plain scalars, which the
+    interpreter itself shares, excepted) or nested deeper than
+    :data:`MAX_DEPTH` ends the walk there with a stand-in leaf that
+    :func:`screen_leaves` rejects.
 
     Example:
         >>> [p for p, _ in leaves({"b": [1, 2], "a": 3})]
         ['a', 'b/0', 'b/1']
     """
     out: list[tuple[str, Any]] = []
+    seen: set[int] = set()  # ids of the containers walked (they are alive for the whole walk)
 
-    def walk(node: Any, path: str) -> None:
+    def walk(node: Any, path: str, depth: int) -> None:
         # only exact builtins are walked: a Mapping/Sequence subclass could lie in keys(), __iter__ or __len__
+        if type(node) in (dict, list, tuple):
+            if depth >= MAX_DEPTH:
+                out.append((path, _BadNode(f"is nested deeper than {MAX_DEPTH} containers")))
+                return
+            if id(node) in seen and not _small_constant(node):
+                out.append((path, _BadNode("is reached twice (a cycle, or one container referenced again)")))
+                return
+            seen.add(id(node))
         if type(node) is dict:
             for k, v in sorted(dict.items(node), key=lambda kv: _key(kv[0])):
                 here = f"{path}/{_key(k)}" if path else _key(k)
                 # any other key type would run provider code when hashed or printed (str(k), k.__hash__)
-                walk(v, here) if type(k) in (str, int) else out.append((here, _BadKey(type(k).__name__)))
+                walk(v, here, depth + 1) if type(k) in (str, int) else out.append((here, _BadKey(type(k).__name__)))
         elif type(node) in (list, tuple):
-            for i, v in enumerate(node):
-                walk(v, f"{path}/{i}" if path else str(i))
+            for i, v in enumerate(list.__iter__(node) if type(node) is list else tuple.__iter__(node)):
+                walk(v, f"{path}/{i}" if path else str(i), depth + 1)
         else:
             out.append((path, node))
 
-    walk(x, "")
+    walk(x, "", 0)
     return out
+
+
+def _small_constant(node: Any) -> bool:
+    """A tuple the interpreter itself may share (a literal like ``(2, 3)`` or ``()``): a few plain scalars."""
+    return type(node) is tuple and len(node) <= 16 and all(type(v) in (bool, int, float, str) for v in node)
+
+
+class _BadNode:
+    """Stands in a pytree for a container reached twice or nested too deep (see :func:`leaves`)."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 
 class _BadKey:
@@ -210,14 +245,19 @@ def screen_leaves(output: Any) -> tuple[list[tuple[str, Any]], str | None]:
     items = leaves(output)
     if not items:
         return items, "output is an empty structure"
+    spans: list[tuple[str, int, int, str]] = []  # (memory space, first byte, end, leaf): no two may overlap
     for i, (path, leaf) in enumerate(items):
         where = path or str(i)
         t = type(leaf)
         if t is _BadKey:
             return items, f"output has a dict key of type {leaf.type_name}; keys must be str or int"
+        if t is _BadNode:
+            return items, f"output {('leaf ' + where) if where else 'structure'} {leaf.why}"
         if t in (bool, int, float):
             if t is float and not math.isfinite(leaf):
                 return items, f"output leaf {where} is NaN or Inf"
+            if t is int and not -(2**63) <= leaf < 2**64:  # no dtype holds it; hashing and comparing it would raise
+                return items, f"output leaf {where} is an int outside the 64-bit range"
             continue
         backend = exact_array_type(leaf)
         if backend is None:
@@ -228,15 +268,159 @@ def screen_leaves(output: Any) -> tuple[list[tuple[str, Any]], str | None]:
         if name not in SUPPORTED_DTYPES[backend]:
             return items, (f"output leaf {where} has dtype {name}, not supported for {backend} outputs "
                            f"(supported: {', '.join(SUPPORTED_DTYPES[backend])})")
+        # before any copy: what reading the leaf allocates is bounded by memory the provider really holds
+        span, problem = memory_span(leaf)
+        if problem is not None:
+            return items, f"output leaf {where} {problem}"
+        if span is not None:
+            spans.append(span + (where,))
+    spans.sort()
+    for (s1, _, end, w1), (s2, lo, _, w2) in zip(spans, spans[1:]):
+        if s1 == s2 and lo < end:  # one buffer read twice: the work would be what the references declare
+            return items, f"output leaves {w1} and {w2} share memory; send each array once"
+    for i, (path, leaf) in enumerate(items):  # values, now that reading them all costs what the provider holds
+        if type(leaf) in (bool, int, float):
+            continue
+        where = path or str(i)
         try:
             a = host_array(leaf)
         except (TypeError, RuntimeError, ValueError) as e:  # sparse/quantized/meta tensors, deleted buffers
+            from vcompute.verify.base import verifier_fault
+
+            if verifier_fault(e):  # the verifier's machine, not the leaf (which is bounded above)
+                raise
             return items, f"output leaf {where} cannot be read: {e}"
         if a.dtype.kind not in _NUMERIC_KINDS:  # unreachable for the dtypes above; kept as the invariant
             return items, f"output leaf {where} has non-numeric dtype {a.dtype}"
         if a.dtype.kind == "f" and not bool(np.all(np.isfinite(a))):
             return items, f"output leaf {where} contains NaN or Inf"
     return items, None
+
+
+def memory_span(x: Any) -> tuple[tuple[str, int, int] | None, str | None]:
+    """The memory an exact array's elements occupy, or why its shape declares more than that memory.
+
+    An array may be a view whose shape declares far more elements than the
+    buffer behind it holds: a broadcast or ``expand`` view (stride 0), an
+    ``as_strided`` view whose elements overlap or run past the buffer's end.
+    Copying, hashing or comparing such a leaf would cost what its shape
+    declares (terabytes from a few bytes) rather than what the provider
+    sent. The rule: a leaf's ``nbytes`` must fit in the bytes its elements
+    span, and that span must lie inside the buffer that owns the memory.
+    Nothing is copied, and none of the provider's code runs.
+
+    Args:
+        x: an exact numpy or torch array (:func:`exact_array_type`); anything else has no span.
+
+    Returns:
+        ``((memory space, first byte, end byte), None)`` (spans of two leaves
+        in one space must not overlap), ``(None, None)`` for values without a
+        buffer to alias (scalars, JAX arrays: immutable and materialised), or
+        ``(None, reason)``.
+
+    Example:
+        >>> memory_span(np.broadcast_to(np.zeros(1), (1000, 1000)))[1]
+        'declares 1000000 elements (8000000 bytes) over 8 bytes of memory (a broadcast, expanded or overlapping view)'
+    """
+    backend = exact_array_type(x)
+    if backend == "numpy" and type(x) is np.ndarray:
+        if x.size == 0:
+            return None, None
+        lo, hi = _byte_bounds(x)
+        problem = _overlap(int(x.size), int(x.nbytes), hi - lo)
+        if problem is not None:
+            return None, problem
+        owner = _numpy_owner(x)
+        if owner is None:
+            return None, "is a view of memory whose extent cannot be read (send a plain array that owns its data)"
+        space, olo, ohi = owner
+        if lo < olo or hi > ohi:
+            return None, f"declares elements outside the {ohi - olo} bytes of the buffer behind it"
+        return (space, lo, hi), None
+    if backend == "torch":
+        import torch
+
+        if x.layout is not torch.strided or x.is_quantized or x.device.type == "meta" or x.numel() == 0:
+            return None, None  # host_array refuses the unreadable ones with its own reason
+        size, stride, item = tuple(x.shape), tuple(x.stride()), x.element_size()
+        span = item * (1 + sum((d - 1) * abs(st) for d, st in zip(size, stride)))
+        problem = _overlap(int(x.numel()), int(x.numel()) * item, span)
+        if problem is not None:
+            return None, problem
+        storage = torch.Tensor.untyped_storage(x)
+        lo = storage.data_ptr() + item * torch.Tensor.storage_offset(x)
+        if item * torch.Tensor.storage_offset(x) + span > storage.nbytes():
+            return None, f"declares elements outside the {storage.nbytes()} bytes of its storage"
+        return (str(x.device), lo, lo + span), None
+    if backend == "jax":  # materialised and immutable: only the same buffer sent twice can alias
+        try:
+            lo = int(x.unsafe_buffer_pointer())
+            return (f"jax:{x.device}", lo, lo + max(1, int(x.nbytes))), None
+        except Exception:  # sharded or deleted arrays have no single pointer: the object identifies the buffer
+            return ("jax-object", id(x), id(x) + 1), None
+    return None, None
+
+
+def _overlap(n: int, nbytes: int, span: int) -> str | None:
+    if nbytes > span:
+        return (f"declares {n} elements ({nbytes} bytes) over {span} bytes of memory "
+                "(a broadcast, expanded or overlapping view)")
+    return None
+
+
+def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
+    """``[first, end)`` byte addresses of an ndarray's elements (numpy's ``byte_bounds``, computed from its strides)."""
+    lo = hi = int(a.__array_interface__["data"][0])
+    for d, st in zip(a.shape, a.strides):
+        if st < 0:
+            lo += (d - 1) * st
+        else:
+            hi += (d - 1) * st
+    return lo, hi + a.itemsize
+
+
+#: The wrapper ``np.lib.stride_tricks.as_strided`` puts between a view and its base (numpy's own class).
+_DUMMY = type(np.lib.stride_tricks.as_strided(np.zeros(1)).base)
+
+
+def _numpy_owner(a: np.ndarray) -> tuple[str, int, int] | None:
+    """``("host", first, end)`` of the buffer that owns ``a``'s memory, or None if it cannot be read.
+
+    The chain of ``base`` objects numpy itself builds is followed (views,
+    ``as_strided``'s wrapper); at its root an ndarray owning its data, a
+    buffer-protocol object (bytes, bytearray, memoryview, mmap: what
+    ``np.frombuffer`` and JAX's host views use) or a torch tensor's storage.
+    """
+    node: Any = a
+    for _ in range(1024):  # numpy collapses view chains; a longer one is not numpy's doing
+        base = node.base if type(node) is np.ndarray else getattr(node, "base", None)
+        if base is None:
+            break
+        if type(base) is np.ndarray or type(base) is _DUMMY:
+            node = base
+            continue
+        node = base
+        break
+    else:
+        return None
+    if type(node) is np.ndarray:
+        if node.base is not None:
+            return None
+        lo = int(node.__array_interface__["data"][0])
+        return "host", lo, lo + int(node.nbytes)
+    mod = type(node).__module__
+    if mod.startswith("torch") and "torch" in sys.modules and type(node) is sys.modules["torch"].Tensor:
+        storage = sys.modules["torch"].Tensor.untyped_storage(node)
+        return "host", storage.data_ptr(), storage.data_ptr() + storage.nbytes()
+    if type(node) in (bytes, bytearray, memoryview) or mod == "mmap":
+        view = memoryview(node)
+        if not view.contiguous:
+            return None
+        if view.nbytes == 0:
+            return "host", 0, 0
+        lo = int(np.frombuffer(view, np.uint8).__array_interface__["data"][0])
+        return "host", lo, lo + view.nbytes
+    return None
 
 
 def leaf_dtype(x: Any) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from vcompute.core.arrays import backend_of, dtype_name, from_numpy, namespace, plain, synchronize, to_numpy
 from vcompute.core.types import Cost, Verdict
+from vcompute.verify.base import Misuse
 from vcompute.verify.screening import exact_array_type
 from vcompute.verify.freivalds.tolerance import FLOAT_DTYPES, false_reject_bound, precision_of, tolerance_from_sums
 
@@ -78,6 +79,31 @@ def _out_hw(h: int, k: int, s: int, p: int, d: int) -> int:
     return (h + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+def _caller_problem(x: Any, w: Any, bias: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> str | None:
+    """What is wrong with the caller's own input, kernel, bias or parameters (no output could answer them)."""
+    for nm, t in (("input", x), ("weight", w)):
+        if len(t.shape) != 4:
+            return f"conv2d {nm} must be 4-D (NCHW / OIHW), got shape {tuple(t.shape)}"
+        if any(v == 0 for v in t.shape):
+            return f"conv2d {nm} is empty (shape {tuple(t.shape)})"
+    dx, dw = dtype_name(x), dtype_name(w)
+    if dx not in FLOAT_DTYPES or dw != dx:
+        return f"conv2d check needs float inputs of one dtype, got input {dx} and weight {dw}"
+    C, O, C2 = x.shape[1], w.shape[0], w.shape[1]
+    if C2 * groups != C or O % groups:
+        return (f"a weight of shape {tuple(w.shape)} with groups={groups} expects {C2 * groups} input channels "
+                f"and output channels divisible by {groups}; the input has {C}")
+    s, p, d = _pair(stride), _pair(padding), _pair(dilation)
+    if min(s) < 1 or min(d) < 1 or min(p) < 0:
+        return f"bad conv parameters stride={s} padding={p} dilation={d}"
+    if bias is not None and tuple(bias.shape) != (O,):
+        return f"bias has shape {tuple(bias.shape)}, expected {(O,)}"
+    hw = (_out_hw(x.shape[2], w.shape[2], s[0], p[0], d[0]), _out_hw(x.shape[3], w.shape[3], s[1], p[1], d[1]))
+    if min(hw) < 1:
+        return f"a {tuple(w.shape[2:])} kernel (dilation {d}, padding {p}) does not fit the {tuple(x.shape[2:])} input"
+    return None
+
+
 def _validate(x: Any, w: Any, y: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
               groups: int) -> str | None:
     if exact_array_type(y) is None:  # the claim runs none of its own code (a subclass's astype could lie)
@@ -89,29 +115,19 @@ def _validate(x: Any, w: Any, y: Any, bias: Any, stride: Any, padding: Any, dila
         return f"not an array: {e}"
     if len(backends) > 1:
         return f"arrays from different backends: {sorted(backends)}"
-    for nm, t in (("input", x), ("weight", w), ("output", y)):
-        if len(t.shape) != 4:
-            return f"conv2d {nm} must be 4-D (NCHW / OIHW), got shape {tuple(t.shape)}"
-        if any(v == 0 for v in t.shape):
-            return f"conv2d {nm} is empty (shape {tuple(t.shape)})"
-    dx, dw, dy = dtype_name(x), dtype_name(w), dtype_name(y)
-    if dx not in FLOAT_DTYPES or dw != dx:
-        return f"conv2d check needs float inputs of one dtype, got input {dx} and weight {dw}"
+    if len(y.shape) != 4:
+        return f"conv2d output must be 4-D (NCHW / OIHW), got shape {tuple(y.shape)}"
+    if any(v == 0 for v in y.shape):
+        return f"conv2d output is empty (shape {tuple(y.shape)})"
+    dx, dy = dtype_name(x), dtype_name(y)
     if dy != dx and not (dx in ("float16", "bfloat16") and dy == "float32"):
         return f"the claimed output has dtype {dy}; a {dx} convolution must be {dx}"
     N, C, H, W_ = x.shape
     O, C2, kh, kw = w.shape
-    if C2 * groups != C or O % groups:
-        return (f"a weight of shape {tuple(w.shape)} with groups={groups} expects {C2 * groups} input channels "
-                f"and output channels divisible by {groups}; the input has {C}")
     s, p, d = _pair(stride), _pair(padding), _pair(dilation)
-    if min(s) < 1 or min(d) < 1 or min(p) < 0:
-        return f"bad conv parameters stride={s} padding={p} dilation={d}"
     want = (N, O, _out_hw(H, kh, s[0], p[0], d[0]), _out_hw(W_, kw, s[1], p[1], d[1]))
     if tuple(y.shape) != want:
         return f"conv output has shape {tuple(y.shape)}, expected {want}"
-    if bias is not None and tuple(bias.shape) != (O,):
-        return f"bias has shape {tuple(bias.shape)}, expected {(O,)}"
     xp = namespace(x)
     for nm, t in (("input", x), ("weight", w), ("claimed output", y), ("bias", bias)):
         if t is not None and not bool(xp.all(xp.isfinite(t))):
@@ -140,7 +156,10 @@ def check_conv2d(x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bia
 
     Raises:
         TypeError: ``x``, ``w`` or ``bias`` (the caller's) are not arrays of one backend.
-        ValueError: ``groups`` is not a positive integer.
+        ValueError: ``groups`` is not a positive integer, or the caller's ``x``, ``w``, ``bias`` and
+            parameters make no convolution (not 4-D, empty, mixed dtypes, channels that do not match the
+            groups, a bad stride/padding/dilation, a bias not ``(O,)``, a kernel larger than the input):
+            a :class:`~vcompute.verify.base.Misuse`, never a rejection of the provider.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -159,6 +178,9 @@ def check_conv2d(x: Any, w: Any, y: Any, *, seed: int | np.random.Generator, bia
         raise TypeError(f"x, w and bias must be numpy, torch or JAX arrays: {e}") from None
     if len(own) > 1:
         raise TypeError(f"x, w and bias must come from one backend, got {sorted(own)}; convert them first")
+    problem = _caller_problem(x, w, bias, stride, padding, dilation, groups)
+    if problem is not None:  # the caller's operands: a rejection would slash every provider for them
+        raise Misuse(problem)
     problem = _validate(x, w, y, bias, stride, padding, dilation, groups)
     if problem is not None:
         return Verdict.reject(problem, scheme="freivalds-conv2d", cost=Cost(seconds=time.perf_counter() - t0))

@@ -193,10 +193,10 @@ class Freivalds(Scheme):
             raise _CallerTypeError(str(e)) from None
         except ValueError as e:
             raise Misuse(str(e)) from None
-        c = _on_device_of(c, a)
         problem = validate_operands(a, b_arr, c, bias)
-        if problem is not None:
+        if problem is not None:  # before the move below: a copy is only ever of a claim of the job's own size
             return Verdict.reject(problem)
+        c = _on_device_of(c, a)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if dtype_name(a) in INT_INPUT_DTYPES:
             return self._check_int(a, b_arr, c, bias, rng)

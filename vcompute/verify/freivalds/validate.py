@@ -36,8 +36,9 @@ def check_caller_operands(a: Any, b: Any, bias: Any) -> None:
 
     Raises:
         TypeError: ``a``, ``b`` or ``bias`` is not an array, or they come from different backends.
-        ValueError: an unsupported input dtype, ``a`` and ``b`` of different dtypes, or torch inputs on
-            different devices.
+        ValueError: an unsupported input dtype, ``a`` and ``b`` of different dtypes, torch inputs on
+            different devices, or shapes that make no product (empty, under 2-D, inner or batch
+            dimensions that do not match, a bias that is not ``(n,)`` or of another dtype family).
     """
     named = [("a", a), ("b", b)] + ([] if bias is None else [("bias", bias)])
     backends = {}
@@ -60,6 +61,22 @@ def check_caller_operands(a: Any, b: Any, bias: Any) -> None:
         raise ValueError(f"a has unsupported dtype {da}; use one of {', '.join(FLOAT_DTYPES + INT_INPUT_DTYPES)}")
     if da != db:
         raise ValueError(f"a has dtype {da} but b has dtype {db}; cast both to one dtype before multiplying")
+    # the inputs' own shapes: a mismatch here would reject every provider for the caller's job
+    for nm, x in (("a", a), ("b", b)):
+        if len(x.shape) < 2 or any(d == 0 for d in x.shape):
+            raise ValueError(f"{nm} must be a non-empty array of at least 2 dimensions, got shape {tuple(x.shape)}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"a is {tuple(a.shape)} and b is {tuple(b.shape)}: their inner dimensions differ")
+    try:
+        np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    except ValueError:
+        raise ValueError(f"the batch dimensions of a {tuple(a.shape)} and b {tuple(b.shape)} do not broadcast") from None
+    if bias is not None:
+        if tuple(bias.shape) != (b.shape[-1],):
+            raise ValueError(f"bias has shape {tuple(bias.shape)}; a product with b {tuple(b.shape)} needs "
+                             f"({b.shape[-1]},)")
+        if (dtype_name(bias) in INT_INPUT_DTYPES + INT_OUTPUT_DTYPES) != (da in INT_INPUT_DTYPES):
+            raise ValueError(f"bias dtype {dtype_name(bias)} does not match a {da} product; cast the bias")
 
 
 def validate_operands(a: Any, b: Any, c: Any, bias: Any) -> str | None:

@@ -16,8 +16,9 @@ from vcompute.core.merkle import verify_proof
 from vcompute.verify.pol.selection import ks_uniform_pvalue
 from vcompute.workloads.training.pol.transcript import checkpoint_digest
 
-__all__ = ["Reject", "check_chain", "check_delivered_model", "check_leaf", "committed_seeds", "decode_any", "decode_checkpoint", "inflate", "ks_init",
-           "param_vector"]
+__all__ = ["Reject", "check_chain", "check_delivered_model", "check_leaf", "check_plain_json", "committed_seeds",
+           "decode_any", "decode_checkpoint", "exact_bytes", "exact_fields", "exact_proof", "first_item", "inflate",
+           "ks_init", "listed", "param_vector", "shipped_array", "within_job"]
 
 
 class Reject(Exception):
@@ -33,11 +34,90 @@ class Reject(Exception):
         self.segment = segment
 
 
+#: Deepest nesting of the plain JSON a claim's ``meta`` may hold (it is serialised to check the signature).
+_MAX_JSON_DEPTH = 32
+
+
+def exact_fields(m: Any, what: str) -> dict[str, Any]:
+    """A provider's mapping (evidence, meta, an opening) as an exact ``dict`` with exact ``str`` keys.
+
+    Looking a key up in a mapping runs the ``__eq__`` of any key whose hash
+    collides with it, and a ``Mapping`` subclass answers reads with its own
+    code: either could raise anything, ``MemoryError`` included, which
+    would pass the verifier's guard as the verifier's own machine failing.
+    So the mapping must be an exact ``dict`` (or the read-only view
+    :class:`~vcompute.core.types.Claim` keeps one in) whose keys are all exact ``str``.
+
+    Raises:
+        Reject: for any other mapping or key.
+    """
+    from types import MappingProxyType
+
+    if type(m) is MappingProxyType:
+        items = list(m.items())  # the proxy of the exact dict Claim copied: its items() runs no provider code
+    elif type(m) is dict:
+        items = list(dict.items(m))
+    else:
+        raise Reject(f"{what} is a {type(m).__name__}, not a plain mapping")
+    if not all(type(k) is str for k, _ in items):
+        raise Reject(f"{what} has a key that is not a plain str")
+    return dict(items)
+
+
+def exact_bytes(x: Any, what: str) -> bytes:
+    """``x`` as exact ``bytes`` if it is exact ``bytes``/``bytearray`` (a subclass's ``__len__``/``__getitem__`` could lie).
+
+    Raises:
+        Reject: for anything else.
+    """
+    if type(x) not in (bytes, bytearray):
+        raise Reject(f"{what} is a {type(x).__name__}, not bytes")
+    return bytes(x)
+
+
+def exact_proof(x: Any, what: str) -> list[bytes]:
+    """A Merkle proof as a list of exact ``bytes`` (read from an exact ``list``/``tuple``).
+
+    Raises:
+        Reject: for anything else.
+    """
+    if type(x) not in (list, tuple):
+        raise Reject(f"{what} is a {type(x).__name__}, not a list of hashes")
+    return [exact_bytes(h, what) for h in (list.copy(x) if type(x) is list else list(tuple.__iter__(x)))]
+
+
+def check_plain_json(x: Any, what: str, depth: int = 0) -> None:
+    """Reject unless ``x`` is plain JSON of exact builtins (what a claim's signed ``meta`` is serialised from).
+
+    ``json.dumps`` runs a subclass's ``__iter__`` and sorts keys with their
+    ``__lt__``, and its fallback reads a ``Mapping`` with its own methods.
+
+    Raises:
+        Reject: naming the first value that is not plain JSON.
+    """
+    t = type(x)
+    if depth > _MAX_JSON_DEPTH:
+        raise Reject(f"{what} is nested deeper than {_MAX_JSON_DEPTH} levels")
+    if x is None or t in (str, int, float, bool):
+        return
+    if t is dict:
+        for k, v in dict.items(x):
+            if type(k) is not str:
+                raise Reject(f"{what} has a key that is not a plain str")
+            check_plain_json(v, what, depth + 1)
+        return
+    if t in (list, tuple):
+        for v in (list.copy(x) if t is list else list(tuple.__iter__(x))):
+            check_plain_json(v, what, depth + 1)
+        return
+    raise Reject(f"{what} holds a {t.__name__}, not plain JSON")
+
+
 def inflate(resp: Mapping[str, Any], blob: Any, limit: int) -> bytes:
     """Undo the transport codec, refusing anything that inflates past ``limit`` bytes."""
     if resp.get("codec") is None:
         return blob
-    if resp.get("codec") != "lzma" or not isinstance(blob, (bytes, bytearray)):
+    if resp.get("codec") != "lzma" or type(blob) not in (bytes, bytearray):
         raise Reject(f"unknown transport codec {resp.get('codec')!r}")
     import lzma
 
@@ -53,7 +133,7 @@ def inflate(resp: Mapping[str, Any], blob: Any, limit: int) -> bytes:
 
 def check_leaf(root: bytes, n_leaves: int, index: int, ckpt: Any, proof: Any, what: str) -> None:
     """Reject unless ``ckpt`` is bytes whose digest is leaf ``index`` under ``root``."""
-    if not isinstance(ckpt, (bytes, bytearray)):
+    if type(ckpt) not in (bytes, bytearray):  # a subclass's __getitem__ would run in decoding
         raise Reject(f"{what} is not bytes")
     if not verify_proof(bytes(root), checkpoint_digest(ckpt), index, proof, n_leaves=n_leaves):
         raise Reject(f"bad Merkle proof for {what}")
@@ -147,25 +227,96 @@ def check_chain(known: Mapping[int, np.ndarray], declared: np.ndarray) -> None:
                              f"updates between them sum to {budget:.4g}: the update table hides a jump")
 
 
-def check_delivered_model(output: Any, final_digest: bytes, steps: int) -> None:
+def check_delivered_model(output: Any, final_digest: bytes, steps: int, layout: list) -> None:
     """Reject unless a delivered model (the claim's ``output``, if any) is the last committed checkpoint.
 
     ``output`` may be ``None`` (the model is the transcript's final
-    checkpoint), checkpoint bytes, or a training state (``name -> array``)
-    encoded at step ``steps``.
+    checkpoint), checkpoint bytes, or a training state (an exact ``dict`` of
+    exact ``str`` names to exact numpy arrays) encoded at step ``steps``.
+    A state must have ``layout``'s names and shapes (the job's model) before
+    it is encoded: encoding copies every array at the size it declares, and
+    a broadcast view declares terabytes over a few bytes.
     """
     if output is None:
         return
     from vcompute.workloads.training.spec import encode_state
 
-    if isinstance(output, (bytes, bytearray)):
+    if type(output) in (bytes, bytearray):
         blob = bytes(output)
-    elif isinstance(output, Mapping):
-        try:
-            blob = encode_state(steps, {str(k): np.asarray(v) for k, v in output.items()})
-        except Exception as e:
-            raise Reject(f"the delivered model does not encode as a training state: {type(e).__name__}") from None
+    elif type(output) is dict:
+        items = list(dict.items(output))
+        if [k if type(k) is str else None for k, _ in items] != [n for n, _ in layout]:
+            raise Reject("the delivered model's arrays are not the job's model's (names or order differ)")
+        for (name, v), (_, shape) in zip(items, layout):
+            if type(v) is not np.ndarray or list(v.shape) != list(shape):
+                raise Reject(f"the delivered model's {name} is not a numpy array of shape {tuple(shape)}")
+        blob = encode_state(steps, dict(items))
     else:
         raise Reject(f"the delivered model is a {type(output).__name__}, not checkpoint bytes or a state")
     if checkpoint_digest(blob) != bytes(final_digest):
         raise Reject("the delivered model is not the last committed checkpoint")
+
+
+def listed(resp: Mapping[str, Any], key: str) -> list:
+    """``resp[key]`` as the items of an exact ``list`` (a subclass's ``__iter__``/``__getitem__`` could lie).
+
+    Raises:
+        Reject: if it is anything else.
+    """
+    v = resp.get(key)
+    if type(v) is not list:
+        raise Reject(f"the prover's {key!r} is a {type(v).__name__}, not a list")
+    return list.copy(v)
+
+
+def first_item(resp: Mapping[str, Any], key: str) -> Any:
+    """The first item of :func:`listed` ``resp[key]``.
+
+    Raises:
+        Reject: if it is not a non-empty exact list.
+    """
+    items = listed(resp, key)
+    if not items:
+        raise Reject(f"the prover's {key!r} is empty")
+    return items[0]
+
+
+def within_job(spec: Any, job_spec: Any) -> None:
+    """Hyperparameters taken on faith (the reference) may not make the verifier's work larger than the job's.
+
+    The verifier allocates the declared model (initialisation, replays) and
+    replays ``checkpoint_every`` steps of ``batch_size`` examples per segment:
+    a header declaring a model of 10**12 parameters would have it allocate
+    them. Learning rate, momentum and step count stay the prover's to choose
+    (the reference's known weakness, ``proofs/pol.md``); sizes may not exceed the job's.
+
+    Raises:
+        Reject: naming the size that exceeds the job's.
+    """
+    from vcompute.workloads.training.spec import param_shapes
+
+    def params(sp: Any) -> int:
+        return sum(int(np.prod(s)) for s in param_shapes(sp).values())
+
+    for what, mine, theirs in (("parameters", params(spec), params(job_spec)),
+                               ("examples per segment", spec.checkpoint_every * spec.batch_size,
+                                job_spec.checkpoint_every * job_spec.batch_size)):
+        if mine > theirs:
+            raise Reject(f"the transcript's hyperparameters declare {mine} {what}, more than the job's {theirs}")
+
+
+def shipped_array(resp: Mapping[str, Any], key: str, dtype: Any) -> np.ndarray:
+    """``resp[key]`` (shipped data) as a ``dtype`` array, copied only if its size is memory the prover holds.
+
+    Raises:
+        Reject: for anything but an exact numpy array, or a view declaring more elements than its buffer.
+    """
+    from vcompute.verify.screening import memory_span
+
+    v = resp.get(key)
+    if type(v) is not np.ndarray:
+        raise Reject(f"the shipped {key!r} is a {type(v).__name__}, not a numpy array")
+    _, problem = memory_span(v)
+    if problem is not None:
+        raise Reject(f"the shipped {key!r} {problem}")
+    return np.asarray(v, dtype)

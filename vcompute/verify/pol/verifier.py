@@ -30,7 +30,7 @@ import numpy as np
 from vcompute.core.hashing import content_hash
 from vcompute.core.merkle import verify_proof
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import Scheme, VerifyContext
+from vcompute.verify.base import Misuse, Scheme, VerifyContext, verifier_fault
 from vcompute.verify.pol.arguments import check_beacon, check_training_job
 from vcompute.verify.pol.arguments import count as _count
 from vcompute.verify.pol.arguments import real as _real
@@ -40,11 +40,19 @@ from vcompute.verify.pol.checks import (
     check_chain,
     check_delivered_model,
     check_leaf,
+    check_plain_json,
     committed_seeds,
+    first_item,
     decode_checkpoint,
+    exact_bytes,
+    exact_fields,
+    exact_proof,
     inflate,
     ks_init,
+    listed,
     param_vector,
+    shipped_array,
+    within_job,
 )
 from vcompute.verify.pol.selection import beacon_rng, select_segments
 from vcompute.workloads.training.pol.transcript import HEADER_VERSION, METRICS, checkpoint_digest, update_metrics
@@ -190,9 +198,13 @@ class PoLVerifier(Scheme):
         """Refuse a job that is not a valid training job (the caller's mistake: no evidence is looked at).
 
         Raises:
-            ValueError: if ``job`` is not a valid training job.
+            ValueError: if ``job`` is not a valid training job, or ``ctx`` has no challenge channel
+                (every verification opens segments: without one an honest transcript would be rejected).
         """
         check_training_job(job)
+        if not ctx.can_challenge:
+            raise ValueError("PoLVerifier opens transcript segments: pass a VerifyContext with challenge=... "
+                             "(vcompute.verify.pol.pol_context builds one)")
 
     def _check(self, job: Job, claims: tuple[Claim, ...], ctx: VerifyContext) -> Verdict:
         """Check commitments, initialisation and the challenged segments of the one claim.
@@ -228,23 +240,25 @@ class PoLVerifier(Scheme):
         job_spec = spec_of(job)
         if type(claim.commitment) is not str:  # a str subclass could lie in == and !=
             raise Reject("the claim's commitment is not a plain string")
-        ev = claim.evidence
+        # read as exact builtins before anything else: no provider code runs in a lookup, len() or == below
+        ev, meta = exact_fields(claim.evidence, "the evidence"), exact_fields(claim.meta, "the claim's meta")
         for key in ("root", "n_leaves", "header", "header_proof", "init_proof", "final_proof"):
             if key not in ev:
                 raise Reject(f"evidence lacks {key!r}: not a PoL transcript commitment")
         root, n_leaves = ev["root"], ev["n_leaves"]
-        if not (isinstance(root, (bytes, bytearray)) and len(root) == 32) or claim.commitment != bytes(root).hex():
+        if type(root) not in (bytes, bytearray) or len(root) != 32 or claim.commitment != bytes(root).hex():
             raise Reject("the claim's commitment is not the transcript's Merkle root")
         root = bytes(root)
-        ctx.add_cost(Cost(evidence_bytes=len(ev["header"]) + 32 * (
-            len(ev["header_proof"]) + len(ev["init_proof"]) + len(ev["final_proof"]) + 1)))
-        self._check_signature(claim)
-        if type(n_leaves) is not int or type(claim.meta.get("n_leaves")) is not int \
-                or n_leaves != claim.meta.get("n_leaves"):
+        header_bytes = exact_bytes(ev["header"], "the transcript header")
+        proofs = {k: exact_proof(ev[k], f"evidence {k!r}") for k in ("header_proof", "init_proof", "final_proof")}
+        ctx.add_cost(Cost(evidence_bytes=len(header_bytes) + 32 * (sum(len(p) for p in proofs.values()) + 1)))
+        if type(n_leaves) is not int or type(meta.get("n_leaves")) is not int or n_leaves != meta["n_leaves"]:
             raise Reject("leaf count in the evidence disagrees with the signed claim")
-        if not verify_proof(bytes(root), ev["header"], 0, ev["header_proof"], n_leaves=n_leaves):
+        check_plain_json(meta, "the claim's meta")  # signing_payload serialises it
+        self._check_signature(claim)
+        if not verify_proof(root, header_bytes, 0, proofs["header_proof"], n_leaves=n_leaves):
             raise Reject("bad Merkle proof for the transcript header")
-        header = json.loads(ev["header"])
+        header = json.loads(header_bytes)
         if not isinstance(header, dict) or header.get("version") != HEADER_VERSION:
             raise Reject(f"unknown transcript header version {header.get('version')!r}")
         if header.get("job_id") != job.id or header.get("provider") != claim.provider:
@@ -256,16 +270,21 @@ class PoLVerifier(Scheme):
                 raise Reject(f"committed hyperparameters differ from the job's: {diff}")
             spec = job_spec
         else:
+            if type(header.get("hparams")) is not dict:
+                raise Reject("the transcript header has no hyperparameters")
             spec = TrainSpec.from_dict(header["hparams"])
+            within_job(spec, job_spec)
         k, T, C = spec.checkpoint_every, spec.steps, spec.n_segments
         if header.get("n_checkpoints") != C + 1 or n_leaves != C + 2:
             raise Reject(f"transcript has {header.get('n_checkpoints')} checkpoints; "
                           f"{T} steps every {k} need {C + 1}")
-        final = claim.meta.get("final_checkpoint")
-        if type(final) is not str or not verify_proof(bytes(root), bytes.fromhex(final), n_leaves - 1,
-                                                      ev["final_proof"], n_leaves=n_leaves):
+        final = meta.get("final_checkpoint")
+        if type(final) is not str or not verify_proof(root, bytes.fromhex(final), n_leaves - 1,
+                                                      proofs["final_proof"], n_leaves=n_leaves):
             raise Reject("bad Merkle proof for the final model")
-        check_delivered_model(claim.output, bytes.fromhex(final), T)
+        layout = [[n, list(s)] for n, s in param_shapes(spec).items()]
+        layout = layout + [["momentum/" + n, s] for n, s in layout]
+        check_delivered_model(claim.output, bytes.fromhex(final), T, layout)
         seeds = committed_seeds(header.get("seeds"))
         if self.bind_seeds and seeds != derive_seeds(job.id, claim.provider).to_dict():
             raise Reject("committed seeds are not the ones derived from this job and provider")
@@ -276,7 +295,7 @@ class PoLVerifier(Scheme):
                 raise Reject("the committed dataset hash is not the job's dataset")
         else:
             resp = self._open(ctx, claim, {"dataset": True})
-            x, y = np.asarray(resp["x"], np.float32), np.asarray(resp["y"], np.int64)
+            x, y = shipped_array(resp, "x", np.float32), shipped_array(resp, "y", np.int64)
             if content_hash({"x": x, "y": y}) != header.get("dataset_hash"):
                 raise Reject("the shipped dataset does not match its committed hash")
             data = Dataset(x, y, "prover")
@@ -284,8 +303,6 @@ class PoLVerifier(Scheme):
             want = batch_order_root(T, n=len(data), batch_size=spec.batch_size, data_seed=seeds["data"])
             if header.get("batch_order_root") != want:
                 raise Reject("the committed batch order is not the one the committed data seed gives")
-        layout = [[n, list(s)] for n, s in param_shapes(spec).items()]
-        layout = layout + [["momentum/" + n, s] for n, s in layout]
         if header.get("layout") != layout:
             raise Reject("the transcript's state layout does not match the job's model")
         declared = np.asarray(header.get("segment_metrics"), np.float64)
@@ -296,7 +313,10 @@ class PoLVerifier(Scheme):
         if self.download_all:
             resp = self._open(ctx, claim, {"checkpoints": list(range(C + 1))})
             limit = 4 * sum(int(np.prod(shape)) for _, shape in layout) + 4096
-            for i, (ck, pr) in enumerate(zip(resp["checkpoints"], resp["proofs"], strict=True)):
+            cks, prs = listed(resp, "checkpoints"), listed(resp, "proofs")
+            if len(cks) != len(prs):
+                raise Reject("the prover shipped checkpoints and proofs of different counts")
+            for i, (ck, pr) in enumerate(zip(cks, prs)):
                 ck = inflate(resp, ck, limit)
                 check_leaf(root, n_leaves, 1 + i, ck, pr, f"checkpoint {i}")
                 all_ckpts[i] = ck
@@ -306,7 +326,7 @@ class PoLVerifier(Scheme):
         if self.init_check == "exact":
             init = init_state(spec, seeds["init"])
             digest = checkpoint_digest(encode_state(0, init))
-            if not verify_proof(bytes(root), digest, 1, ev["init_proof"], n_leaves=n_leaves):
+            if not verify_proof(root, digest, 1, proofs["init_proof"], n_leaves=n_leaves):
                 raise Reject("checkpoint 0 is not the initialisation the committed seed gives")
             known[0] = param_vector(init)
         else:
@@ -376,7 +396,7 @@ class PoLVerifier(Scheme):
             if checkpoint_digest(encode_state((j + 1) * k, replayed)) == bytes(digest):
                 return start, replayed, replayed  # bit-exact: nothing more to download
             resp2 = self._open(ctx, claim, {"checkpoints": [j + 1]})
-            end_bytes = inflate(resp2, resp2["checkpoints"][0], limit)
+            end_bytes = inflate(resp2, first_item(resp2, "checkpoints"), limit)
             if not isinstance(end_bytes, (bytes, bytearray)) or checkpoint_digest(end_bytes) != bytes(digest):
                 raise Reject(f"checkpoint {j + 1} does not match its committed digest")
         else:
@@ -393,7 +413,7 @@ class PoLVerifier(Scheme):
         idx = sorted(int(i) for i in rng.choice(pool, size=n, replace=False))
         resp = self._open(ctx, claim, {"checkpoints": idx})
         cks, proofs = resp.get("checkpoints"), resp.get("proofs")
-        if not (isinstance(cks, list) and isinstance(proofs, list) and len(cks) == len(proofs) == n):
+        if not (type(cks) is list and type(proofs) is list and len(cks) == len(proofs) == n):
             raise Reject(f"the prover did not ship the {n} anchor checkpoints asked for")
         limit = 4 * sum(int(np.prod(shape)) for _, shape in layout) + 4096
         for i, ck, pr in zip(idx, cks, proofs):
@@ -416,17 +436,16 @@ class PoLVerifier(Scheme):
     def _open(self, ctx: VerifyContext, claim: Claim, request: dict) -> Mapping[str, Any]:
         if self.transport == "lzma" and not request.get("dataset"):
             request = {**request, "compress": "lzma"}
-        resp = ctx.challenge(claim, request)
-        if not isinstance(resp, Mapping):
-            raise Reject(f"the prover's answer to {request} is not a mapping")
+        resp = exact_fields(ctx.challenge(claim, request), f"the prover's answer to {request}")
         if "error" in resp:
-            raise Reject(f"the prover could not open {request}: {resp['error']}")
+            why = resp["error"] if type(resp["error"]) is str else f"a {type(resp['error']).__name__}"
+            raise Reject(f"the prover could not open {request}: {why[:300]}")
         return resp
 
     def _open_checkpoint(self, ctx, claim, root, n_leaves, i, layout) -> bytes:
         resp = self._open(ctx, claim, {"checkpoints": [i]})
-        ck = inflate(resp, resp["checkpoints"][0], 4 * sum(int(np.prod(s)) for _, s in layout) + 4096)
-        check_leaf(root, n_leaves, 1 + i, ck, resp["proofs"][0], f"checkpoint {i}")
+        ck = inflate(resp, first_item(resp, "checkpoints"), 4 * sum(int(np.prod(s)) for _, s in layout) + 4096)
+        check_leaf(root, n_leaves, 1 + i, ck, first_item(resp, "proofs"), f"checkpoint {i}")
         return ck
 
     def _replay(self, job, ctx, spec, start, step, k, seeds, data):
@@ -441,11 +460,14 @@ class PoLVerifier(Scheme):
             return self.replay_cache[key]
         piece = make_piece(spec, start, step, k, data_seed=seeds["data"], aug_seed=seeds["aug"], framework=fw,
                            data=None if self.bind_dataset else data)
-        try:
-            out = ctx.reexecute(job, piece, fraction=frac)
-        except RuntimeError as e:
-            if "no re-execution backend" not in str(e):
-                raise
+        if ctx.can_reexecute:
+            try:
+                out = ctx.reexecute(job, piece, fraction=frac)
+            except Exception as e:  # the caller's trusted backend failing on a validated state: never a rejection
+                if verifier_fault(e):
+                    raise
+                raise Misuse(f"the re-execution backend failed on segment {step // k}: {type(e).__name__}: {e}") from e
+        else:
             with ctx.meter(reexecuted_fraction=frac):
                 out = reexecute_segment(job, piece)
         if key is not None:

@@ -28,10 +28,10 @@ import numpy as np
 
 from vcompute.core.hashing import content_hash
 from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import Scheme, VerifyContext
+from vcompute.verify.base import Scheme, VerifyContext, verifier_fault
 from vcompute.verify.claims import check_arguments, provider_identity, screen_claims
 from vcompute.verify.replication.equality import Bitwise, Equality, Homogeneous, Tolerance, output_hash
-from vcompute.verify.screening import leaf_dtype, screen_leaves
+from vcompute.verify.screening import exact_array_type, leaf_dtype, leaves, screen_leaves
 
 __all__ = ["Replication", "expected_shape", "expected_kind", "expected_dtype", "screen_output", "make_equality",
            "provider_identity", "check_call"]
@@ -106,8 +106,8 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
     Args:
         claim: the replica's claim.
         shape: the shape a single-array output must have, if known.
-        commitment_only_ok: accept a claim that carries only a commitment
-            (fine for bitwise comparison, not for tolerances).
+        commitment_only_ok: accept a claim that carries only a commitment (no
+            :class:`Replication` vote does: a posted commitment is copied for free).
         kind: the dtype family every leaf must have (:func:`expected_kind`), if known.
 
     Returns:
@@ -124,6 +124,15 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
         if commitment_only_ok and commitment:
             return None
         return "missing output"
+    if shape is not None:  # the job's own size first: no value is read before the output is that size
+        items = leaves(output)
+        leaf = items[0][1] if items else None
+        if len(items) != 1 or type(leaf) in (bool, int, float):
+            return f"output is a structure of {len(items)} leaves, expected one array of shape {tuple(shape)}"
+        if exact_array_type(leaf) is not None:  # anything else is refused by screen_leaves, with its reason
+            got = tuple(int(d) for d in leaf.shape)
+            if got != tuple(shape):
+                return f"output has shape {got}, expected {tuple(shape)}"
     items, reason = screen_leaves(output)
     if reason is not None:
         return reason
@@ -131,13 +140,6 @@ def screen_output(claim: Claim, shape: tuple[int, ...] | None = None, *,
         for path, leaf in items:
             if _family(leaf) != kind:
                 return f"output leaf {path or 0} has dtype {leaf_dtype(leaf)}, the job's output is {_KINDS[kind]}"
-    if shape is not None:
-        leaf = items[0][1]
-        if len(items) != 1 or type(leaf) in (bool, int, float):
-            return f"output is a structure of {len(items)} leaves, expected one array of shape {tuple(shape)}"
-        got = tuple(int(d) for d in leaf.shape)
-        if got != tuple(shape):
-            return f"output has shape {got}, expected {tuple(shape)}"
     if commitment is not None and commitment != content_hash(output):
         return "commitment does not match the output"
     return None
@@ -285,26 +287,40 @@ class Replication(Scheme):
         """
         shape = self.shape_of(job) if self.shape_of is not None else None
         kind = expected_kind(job) if self.shape_of is not None else None
-        commit_ok = isinstance(self.equality, Bitwise)
+        # a commitment alone proves no work: it is public once posted and an unsalted hash is copied for
+        # free, so a claim without its output has no vote (before, two copiers made a quorum of nothing)
+        commit_ok = False
         bitwise = type(self.equality) is Bitwise
         malformed: dict[int, str] = dict(unbound)
         voter: dict[int, str] = {}
         keys: dict[int, str | None] = {}
 
         def same(i: int, j: int) -> bool:
-            return keys[i] == keys[j] if bitwise else bool(self.equality.equal(claims[i], claims[j]))
+            if bitwise:
+                return keys[i] == keys[j]
+            try:
+                return bool(self.equality.equal(claims[i], claims[j]))
+            except Exception as e:  # answers that cannot be compared do not agree (blaming either is a guess)
+                if verifier_fault(e):
+                    raise
+                return False
+
+        def screen(i: int, c: Claim) -> str | None:
+            reason = screen_output(c, shape, commitment_only_ok=commit_ok, kind=kind)
+            if reason is None and bitwise:  # hash each output once instead of once per comparison
+                keys[i] = output_hash(c)
+            return reason
 
         votes: list[int] = []
         for i, c in enumerate(claims):
             if i in unbound:
                 continue
             voter[i] = provider_identity(c.provider)[0]  # type: ignore[assignment]
-            reason = screen_output(c, shape, commitment_only_ok=commit_ok, kind=kind)
-            if reason is not None:
-                malformed[i] = reason
+            # one replica's evidence raising is that replica's fault: it must not cost the others their quorum
+            verdict = self._guarded(lambda i=i, c=c: Verdict.reject(why) if (why := screen(i, c)) else Verdict.accept(""))
+            if not verdict.accepted:
+                malformed[i] = verdict.reason
                 continue
-            if bitwise:  # hash each output once instead of once per comparison
-                keys[i] = output_hash(c)
             votes.append(i)
         groups: list[list[int]] = []
         for i in votes:

@@ -24,7 +24,7 @@ import numpy as np
 
 from vcompute.core.types import Claim, Job, Verdict
 from vcompute.verify.audit import audit_probability, draw_audit
-from vcompute.verify.base import Misuse, Scheme, VerifyContext
+from vcompute.verify.base import Misuse, Scheme, VerifyContext, verifier_fault
 from vcompute.verify.replication.equality import Bitwise, Equality, Homogeneous
 from vcompute.verify.replication import expected_dtype, expected_kind, expected_shape, make_equality, screen_output
 from vcompute.verify.screening import leaf_dtype, leaves
@@ -232,10 +232,8 @@ class SpotCheck(Scheme):
         elif audited:
             try:
                 expected = ctx.reexecute(job, None, fraction=1.0)
-            except MemoryError:
-                raise
             except Exception as e:  # the trusted backend (or its absence) is the caller's, never the provider's
-                if isinstance(e, RuntimeError) and "out of memory" in str(e).lower():
+                if verifier_fault(e):
                     raise
                 raise Misuse(f"SpotCheck(p={self.p:g}) drew an audit but {e}") from e
             check, source = "audit", "ctx.reexecute"

@@ -16,7 +16,7 @@ from vcompute.verify.freivalds.model._jax_plan import (JaxPlan, canonical, dot_l
                                              jax_state)
 from vcompute.verify.freivalds.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, plain_list,
                                            record, rng_of, summarise)
-from vcompute.verify.screening import exact_array_type
+from vcompute.verify.screening import exact_array_type, memory_span
 from vcompute.verify.freivalds.tolerance import FLOAT_DTYPES
 
 __all__ = ["JaxModelVerifier", "verify_jax_model", "BATCHED_MODES"]
@@ -279,6 +279,10 @@ def _claim(y: Any) -> Any:
         return f"the trace entry is a {b} array; a JAX function's trace holds JAX (or numpy) arrays"
     if dtype_name(y) not in _CLAIM_DTYPES:
         return f"the trace entry has dtype {dtype_name(y)}"
+    if b == "numpy":  # copied to the device below: the copy may cost only the memory the claim really holds
+        _, problem = memory_span(y)
+        if problem is not None:
+            return f"the trace entry {problem}"
     out = jnp.asarray(np.asarray(y) if b == "numpy" else y)
     if dtype_name(out) != dtype_name(y):  # e.g. float64 without x64: JAX would round the claim into another one
         return f"the trace entry has dtype {dtype_name(y)}, which JAX turns into {dtype_name(out)}"

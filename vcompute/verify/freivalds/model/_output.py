@@ -101,8 +101,25 @@ def torch_values_readable(t: Any) -> bool:
             and not getattr(t, "is_nested", False))
 
 
+def _declared(x: Any) -> tuple[tuple[int, ...], str] | None:
+    """Shape and dtype name of an exact array, read without converting (or copying) any value."""
+    if exact_array_type(x) is None:
+        return None
+    return tuple(int(d) for d in x.shape), dtype_name(x)
+
+
 def array_problem(claimed: Any, ours: Any) -> str | None:
-    """Why one claimed output array does not match the replay's, or None."""
+    """Why one claimed output array does not match the replay's, or None.
+
+    Shape and dtype are compared before any value is read: converting a claim (bfloat16 widened,
+    moved off its device) costs what its shape declares, which must first be the replay's.
+    """
+    theirs, mine = _declared(claimed), _declared(ours)
+    if theirs is not None and mine is not None:
+        if theirs[1] != mine[1]:
+            return f"claimed model output has dtype {theirs[1]}, the model's output is {mine[1]}"
+        if theirs[0] != mine[0]:
+            return f"claimed model output has shape {theirs[0]}, the replay gives {mine[0]}"
     got = _host(claimed)
     if isinstance(got, str):
         return f"claimed model output is {got}"

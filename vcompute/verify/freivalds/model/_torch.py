@@ -242,8 +242,6 @@ class TorchModelVerifier:
             return layer_reject(f"the claimed output is a {y.layout} tensor on {y.device}, not dense values"), y
         # through the class: the claimed tensor may carry an instance attribute named ``detach``
         x, y = torch.Tensor.detach(x), torch.Tensor.detach(y)
-        if y.device != x.device:  # a claim from another device is the same values
-            y = y.to(x.device)
         w = mod.weight.detach()
         bias = None if mod.bias is None else mod.bias.detach()
         if amp is not None:  # autocast casts floating operands (not float64) of linear/conv to its dtype
@@ -252,6 +250,10 @@ class TorchModelVerifier:
         if y.dtype != x.dtype:  # torch's linear and conv return their (autocast) operands' dtype
             return layer_reject(f"the claimed output has dtype {dtype_name(y)}; the layer computes "
                                 f"{dtype_name(x)}"), y
+        if y.device != x.device:  # a claim from another device is the same values (moved once its size is the job's)
+            if not self._size_fits(mod, x, y):
+                return layer_reject(f"claimed output has shape {tuple(y.shape)}, input {tuple(x.shape)}"), y
+            y = y.to(x.device)
         if isinstance(mod, nn.Conv2d):
             batched = x.ndim == 4
             if not batched:  # unbatched (C, H, W) input
@@ -275,6 +277,23 @@ class TorchModelVerifier:
         a = x.reshape(-1, x.shape[-1])
         c = y.reshape(-1, y.shape[-1])
         return self.verifier.check(a, self._prepared[name][1], c, seed=rng, bias=bias), y
+
+
+    @staticmethod
+    def _size_fits(mod: Any, x: Any, y: Any) -> bool:
+        """Whether a claimed layer output has no more elements than the layer can produce from ``x``.
+
+        A bound, not the exact shape (the checks below derive that): what a copy of the claim may cost.
+        """
+        from torch import nn
+
+        if isinstance(mod, nn.Conv2d):  # stride >= 1: each output map is at most the (padded) input's size
+            ph, pw = (0, 0) if isinstance(mod.padding, str) else mod.padding
+            spatial = (x.shape[-2] + 2 * ph) * (x.shape[-1] + 2 * pw)
+            bound = (x.numel() // max(1, x.shape[-3] * x.shape[-2] * x.shape[-1])) * mod.out_channels * spatial
+        else:
+            bound = (x.numel() // max(1, x.shape[-1])) * mod.weight.shape[0]
+        return y.numel() <= bound
 
 
 def _conv_input(mod: Any, x: Any) -> tuple[Any, Any]:

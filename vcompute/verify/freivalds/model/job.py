@@ -90,10 +90,12 @@ class ModelVerifier(Scheme):
         for i, c in enumerate(claims):
             if i in unbound:
                 continue
-            if "trace" not in c.evidence:
-                v = Verdict.reject("the claim carries no trace (evidence['trace'])")
+            # exact str keys only: looking "trace" up would run the __eq__ of a provider's key hashed like it
+            evidence = {k: v for k, v in c.evidence.items() if type(k) is str}
+            if "trace" not in evidence:
+                v = Verdict.reject("the claim carries no trace (evidence['trace'] under a plain str key)")
             else:
-                v = self._guarded(lambda c=c: checker.verify((x,), c.output, c.evidence["trace"], seed=ctx.rng))
+                v = self._guarded(lambda c=c, tr=evidence["trace"]: checker.verify((x,), c.output, tr, seed=ctx.rng))
             cost = cost + v.cost
             if not v.accepted:
                 blame.append(Blame(i, c.provider, v.reason))
