@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.claims import check_arguments, screen_claims
+from vcompute.verify.claims import check_arguments, plain_evidence, screen_claims
 
 __all__ = ["Verifier", "VerifyContext", "Scheme", "Misuse", "ChallengeFn", "ReexecuteFn", "verifier_fault"]
 
@@ -242,6 +242,10 @@ class Scheme:
        False`` (single-claim schemes) any such claim rejects the verdict
        before the check runs; with ``True`` (voting schemes) ``_check``
        receives the reasons as ``unbound`` and decides on the others.
+       Each bound claim's evidence is then read once
+       (:func:`~vcompute.verify.claims.plain_evidence`): only exact-``str``
+       keys are kept, so no provider key's ``__eq__`` runs when a scheme
+       looks one up; evidence that cannot be read is a badly bound claim.
     3. **The check, guarded**: an exception raised in ``_check`` is a
        rejected verdict with the exception in its reason, blaming every
        claim checked, never an accept (any ``BaseException``, as hostile
@@ -326,6 +330,16 @@ class Scheme:
         claims = tuple(c if i in unbound or (type(c.job_id) is str and type(c.provider) is str)
                        else dataclasses.replace(c, job_id=job.id, provider=providers[i])
                        for i, c in enumerate(claims))
+        # and its evidence has exact-str keys only: no provider key's __eq__ runs in a scheme's lookup
+        screened = []
+        for i, c in enumerate(claims):
+            ev = plain_evidence(c.evidence) if i not in unbound else c.evidence
+            if isinstance(ev, str):
+                unbound[i] = ev
+            elif ev is not c.evidence:
+                c = dataclasses.replace(c, evidence=ev)
+            screened.append(c)
+        claims, unbound = tuple(screened), dict(sorted(unbound.items()))
         if unbound and not self.exclude_unbound:
             verdict = Verdict.reject("; ".join(dict.fromkeys(unbound.values())))
         else:

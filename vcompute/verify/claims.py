@@ -23,6 +23,9 @@ values are copied with ``str.__str__`` before they are compared or hashed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from typing import Any
 
 from vcompute.core.types import Claim, Job
@@ -142,3 +145,41 @@ def screen_claims(job: Job, claims: tuple[Claim, ...]) -> tuple[list[str], dict[
             for i in idx:
                 problems.setdefault(i, f"provider {who} sent {len(idx)} claims for this job")
     return providers, dict(sorted(problems.items()))
+
+
+def plain_evidence(evidence: Any) -> Mapping[str, Any] | str:
+    """A claim's evidence as a read-only mapping with exact-``str`` keys, or why it cannot be read.
+
+    A provider's key that is a ``str`` subclass hashing like ``"proof"``
+    would run its own ``__eq__`` (which may raise anything, a
+    ``MemoryError`` included) when a scheme looks ``"proof"`` up: only
+    exact-``str`` keys are kept, so no provider code runs in a lookup.
+    Evidence that is not the plain mapping :class:`~vcompute.core.types.Claim`
+    builds (e.g. swapped in with ``object.__setattr__``) is read once,
+    guarded; what fails is the provider's.
+
+    Args:
+        evidence: ``claim.evidence``.
+
+    Returns:
+        The mapping (the claim's own when every key is already an exact
+        ``str``), or the reason it was refused.
+
+    Example:
+        >>> class Sly(str):
+        ...     __hash__ = str.__hash__
+        >>> sorted(plain_evidence({"seed": 1, Sly("proof"): b"q"}))
+        ['seed']
+    """
+    try:
+        if type(evidence) is MappingProxyType or type(evidence) is dict:
+            items = list(dict.items(evidence) if type(evidence) is dict else evidence.items())
+        else:
+            return f"evidence is a {type(evidence).__name__}, not a mapping"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - a hostile mapping's failure is the provider's
+        return f"evidence could not be read ({type(e).__name__})"
+    if all(type(k) is str for k, _ in items) and type(evidence) is MappingProxyType:
+        return evidence
+    return MappingProxyType({k: v for k, v in items if type(k) is str})

@@ -101,6 +101,8 @@ def _read_trace(trace: Any, shapes: dict) -> dict[str, np.ndarray] | str:
     """The provider's trace as exact float32 arrays of the right shapes, or the reason it is not (never raises)."""
     if type(trace) is not dict:
         return f"trace is a {type(trace).__name__}, not a dict of arrays"
+    if not all(type(k) is str for k in dict.keys(trace)):  # no provider key's __hash__/__eq__ runs below
+        return "trace has a key that is not a plain str"
     if set(trace) != set(TRACE_KEYS):
         return f"trace has {len(trace)} keys, not exactly {', '.join(TRACE_KEYS)}"
     out = {}

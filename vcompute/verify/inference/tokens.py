@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vcompute.verify.screening import memory_span
 from vcompute.workloads.lm.sampling import SamplingParams, gumbel
 
 __all__ = ["TokenCheck", "check_tokens", "as_tokens", "job_arguments", "mass_before", "provider_tokens"]
@@ -59,9 +60,16 @@ def as_tokens(obj, vocab: int) -> np.ndarray | str:
         if type(obj).__module__.startswith("torch") and hasattr(obj, "detach"):
             obj = obj.detach().cpu().numpy()
         if isinstance(obj, np.ndarray):
+            obj = np.ndarray.view(obj, np.ndarray)  # the base class's view: no subclass method runs
             if obj.dtype.kind not in "iu":
                 return f"tokens have dtype {obj.dtype}, not an integer dtype"
-            a = np.array(obj, dtype=np.int64, copy=True).view(np.ndarray)
+            if obj.ndim != 1:
+                return f"tokens have shape {obj.shape}, not 1-D"
+            # bound before copying: a broadcast view declares far more tokens than the provider sent
+            _, problem = memory_span(obj)
+            if problem is not None:
+                return f"tokens {problem}"
+            a = np.array(obj, dtype=np.int64, copy=True)
         elif isinstance(obj, (list, tuple)):
             if not all(type(v) is int for v in obj):
                 return "tokens are not all plain ints"
