@@ -168,6 +168,15 @@ class LedgerState:
         done = self.lookup(pub, op_id, kind, args)
         if done is not None:
             return done
+        return Receipt(op_id, kind, self.apply_new(kind, pub, op_id, args, now))
+
+    def apply_new(self, kind: str, pub: bytes, op_id: str, args: tuple, now: float) -> int:
+        """:meth:`apply_valid` for a request whose ``(pub, op_id)`` is not in :attr:`ops` (no retry to
+        look up: the caller has checked); returns its log position instead of a receipt.
+
+        Raises:
+            LedgerError: the request is refused; nothing changed.
+        """
         if kind == "open_account":
             actor = None
         elif kind == "mint":
@@ -184,7 +193,7 @@ class LedgerState:
         seq = self.seq
         self.ops[(pub, op_id)] = (kind, args, seq)
         self.seq = seq + 1
-        return Receipt(op_id, kind, seq)
+        return seq
 
     # -- helpers -----------------------------------------------------------
 
