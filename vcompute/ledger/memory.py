@@ -119,7 +119,13 @@ class MemoryLedger(StateQueries, Ledger):
             return self._count(r).seq
         seq = st.apply_new(kind, pub, op_id, args, now)
         st.touched.clear()
-        self._counted(kind, seq)
+        seen = self._op_seqs  # _counted, inline (once per operation of a run)
+        byte = seq >> 3
+        if byte >= len(seen):
+            seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
+        seen[byte] |= 1 << (seq & 7)
+        counts = self._op_counts
+        counts[kind] = counts.get(kind, 0) + 1
         return seq
 
     def _counted(self, kind: str, seq: int) -> None:

@@ -9,6 +9,7 @@ the conformance suite in ``tests/ledger`` checks that they agree.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from vcompute.ledger.canonical import (
@@ -103,6 +104,19 @@ def normalise_args(kind: str, args: tuple) -> tuple:
     if type(args) is not tuple or len(args) != len(checks):
         raise InvalidRequest(f"{kind} takes {KINDS[kind]}, got {len(args)} arguments")
     return tuple([f(v) for f, v in zip(checks, args)])
+
+
+_ESCROW_FIELDS = tuple(f.name for f in dataclasses.fields(Escrow))
+_STAKE_FIELDS = tuple(f.name for f in dataclasses.fields(Stake))
+_new = object.__new__
+
+
+def _record(cls: type, names: tuple[str, ...], values: Any) -> Any:
+    """``cls(*values)`` for a frozen dataclass with every field given, without its ``__init__``'s
+    per-field ``object.__setattr__`` (queried once per job of a market run)."""
+    r = _new(cls)
+    r.__dict__.update(zip(names, values))
+    return r
 
 
 class LedgerState:
@@ -402,7 +416,7 @@ class LedgerState:
             NotFound: if there is none.
         """
         e = self._escrow(escrow_id)
-        return Escrow(escrow_id, *e)
+        return _record(Escrow, _ESCROW_FIELDS, (escrow_id, *e))
 
     def stake(self, name: str) -> Stake:
         """The stake of ``name``.
@@ -412,7 +426,7 @@ class LedgerState:
         """
         self._need(name)
         s = self.stk.get(name, [0, 0, 0, 0.0])
-        return Stake(*s)
+        return _record(Stake, _STAKE_FIELDS, s)
 
     def commitment(self, commitment_id: str) -> Commitment:
         """The commitment ``commitment_id``.
