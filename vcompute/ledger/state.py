@@ -277,8 +277,9 @@ class LedgerState:
     def _escrow_open(self, actor, _pub, now, escrow_id, provider, amount, deadline, verifier):
         if escrow_id in self.esc:
             raise EscrowStateError(f"escrow {escrow_id!r} already exists; escrow ids are never reused")
-        self._need(provider)
-        if verifier is not None:
+        pub_of = self.pub_of
+        if provider not in pub_of or (verifier is not None and verifier not in pub_of):
+            self._need(provider)  # (the helpers raise; inline tests first: once per job of a run)
             self._need(verifier)
         # Distinct roles: a party that is consumer and provider, or verifier of its own
         # work, could slash its own locked stake back to itself and skip withdraw_delay.
@@ -289,13 +290,16 @@ class LedgerState:
                                  f"neither the consumer nor the provider ({verifier!r})")
         if deadline <= now:
             raise InvalidRequest(f"deadline {deadline} is not after the ledger time {now}")
-        self._funds(actor, amount)
+        if self.bal.get(actor, 0) < amount:
+            self._funds(actor, amount)
         self.bal[actor] -= amount
         self.esc[escrow_id] = [actor, provider, verifier, amount, deadline, "open", 0]
         self.touched.update((("acct", actor), ("esc", escrow_id)))
 
     def _settle(self, actor, escrow_id, release: bool, now: float):
-        e = self._escrow(escrow_id)
+        e = self.esc.get(escrow_id)
+        if e is None:
+            self._escrow(escrow_id)
         consumer, provider, verifier, amount, deadline, state, locked = e
         if state != "open":
             raise EscrowStateError(f"escrow {escrow_id!r} is already {state}")
@@ -331,7 +335,9 @@ class LedgerState:
         self.touched.update((("acct", actor), ("stk", actor)))
 
     def _stake_lock(self, actor, _pub, now, escrow_id, amount):
-        e = self._escrow(escrow_id)
+        e = self.esc.get(escrow_id)
+        if e is None:
+            self._escrow(escrow_id)
         if e[1] != actor:
             raise Unauthorized(f"only escrow {escrow_id!r}'s provider may lock stake against it")
         if e[5] != "open":

@@ -108,7 +108,8 @@ class PostedPrice:
             heap = self._heaps[p.memory_gb] = []
             self._fits.clear()
         w = self.w
-        heapq.heappush(heap, (p.price if w == 0 else _score(p.price, p.reputation, w), idx, ver, p))
+        # _score, inline (once per job)
+        heapq.heappush(heap, (p.price if w == 0 else p.price / max(p.reputation, 1e-6) ** w, idx, ver, p))
 
     def remove(self, p: Any) -> None:
         """Withdraw ``p``'s offer (its heap entry is dropped lazily)."""

@@ -108,6 +108,11 @@ class Settlement:
 
     def free_stake(self, name: str) -> int:
         """Free (unlocked) stake of ``name``."""
+        if self._mem is not None and name in self._pub:
+            # The memory ledger's own row (LedgerState.stk: [free, locked, unbonding, ready_at]), read
+            # in place of building a Stake record: asked before every match of a run.
+            s = self._mem.state.stk.get(name)
+            return 0 if s is None else s[0]
         return self.ledger.stake(name).free
 
     def deposit_stake(self, name: str, amount: int) -> bool:
@@ -132,7 +137,9 @@ class Settlement:
         if not self.follows_clock:
             deadline = led.now() + max(1.0, deadline - self.clock())
         mem, pub = self._mem, self._pub
-        if (mem is not None and consumer in pub and provider in pub and _name(escrow_id) and _amount(amount)
+        # _name(escrow_id) and _amount(amount), inline (once per job of a run).
+        if (mem is not None and consumer in pub and provider in pub and type(escrow_id) is str
+                and _NAME.fullmatch(escrow_id) is not None and type(amount) is int and 0 < amount <= MAX_AMOUNT
                 and type(deadline) is float and 0.0 <= deadline <= 2.0**40 and type(stake) is int
                 and 0 <= stake <= MAX_AMOUNT):
             try:

@@ -450,7 +450,10 @@ class Market:
             self.checking.claims_in(job)
         if pr.online and not pr.banned:
             self.matcher.add(pr)
-        self._match()
+        if self.queue:
+            self._match()
+        else:
+            self._maybe_finish()  # what _match does with nothing queued
 
     # -- after the check ----------------------------------------------------------
     def _settled(self, s: Settled) -> None:
