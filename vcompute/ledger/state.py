@@ -205,7 +205,7 @@ class LedgerState:
                                      "call open_account(key, name) first")
         self._handlers[kind](actor, pub, now, *args)
         seq = self.seq
-        self.ops[(pub, op_id)] = (kind, args, seq)
+        self.ops[pub, op_id] = (kind, args, seq)
         self.seq = seq + 1
         return seq
 
@@ -315,7 +315,9 @@ class LedgerState:
         self.bal[provider if release else consumer] += amount
         e[5] = "released" if release else "refunded"
         if locked:
-            s = self._stake(provider)
+            s = self.stk.get(provider)
+            if s is None:
+                s = self._stake(provider)
             s[0] += locked
             s[1] -= locked
             e[6] = 0

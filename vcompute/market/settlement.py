@@ -142,14 +142,18 @@ class Settlement:
                 and _NAME.fullmatch(escrow_id) is not None and type(amount) is int and 0 < amount <= MAX_AMOUNT
                 and type(deadline) is float and 0.0 <= deadline <= 2.0**40 and type(stake) is int
                 and 0 <= stake <= MAX_AMOUNT):
+            n = self._op + 1  # self._id(), inline (twice per job of a run)
+            self._op = n
             try:
-                mem.apply_proven("escrow_open", pub[consumer], self._id(),
+                mem.apply_proven("escrow_open", pub[consumer], f"op{n}",
                                  (escrow_id, provider, amount, deadline + 0.0, self.arbiter))
             except self._vl.InsufficientFunds:
                 return False
             if stake > 0:
+                n += 1
+                self._op = n
                 try:
-                    mem.apply_proven("stake_lock", pub[provider], self._id(), (escrow_id, stake))
+                    mem.apply_proven("stake_lock", pub[provider], f"op{n}", (escrow_id, stake))
                 except self._vl.InsufficientFunds:
                     mem.apply_proven("escrow_refund", pub[self.arbiter], self._id(), (escrow_id,))
                     return False
@@ -169,8 +173,10 @@ class Settlement:
 
     def release(self, escrow_id: str) -> None:
         """Pay the escrow to its provider (accepted verdict); frees the locked stake."""
-        if self._mem is not None and _name(escrow_id):
-            self._mem.apply_proven("escrow_release", self._pub[self.arbiter], self._id(), (escrow_id,))
+        if self._mem is not None and type(escrow_id) is str and _NAME.fullmatch(escrow_id) is not None:
+            n = self._op + 1  # self._id() and _name(escrow_id), inline (once per job of a run)
+            self._op = n
+            self._mem.apply_proven("escrow_release", self._pub[self.arbiter], f"op{n}", (escrow_id,))
             return
         self.ledger.escrow_release(self.keys[self.arbiter], escrow_id, op_id=self._id())
 

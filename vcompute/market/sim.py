@@ -26,6 +26,7 @@ collaborators explicitly, an extra tier gets a
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -115,7 +116,10 @@ class Market:
         # The audit of each kind: "check with its verifier with probability audit_p".
         self.audits: dict[str, Coin] = {kind: _audit(c, cons.audit_p) for kind, c in self.checks.items()}
         env = self.env
-        self.settle = settlement(ledger_url(params, self.seed), clock=lambda: env.now)
+        # Read several times per job: getattr through functools.partial adds no Python frame.
+        self._clock = functools.partial(getattr, env, "now")
+        self.now = self._clock  # the same as the method below, without its frame
+        self.settle = settlement(ledger_url(params, self.seed), clock=self._clock)
         self.settler = JobSettler(params, self.settle, self.m)
         self.matcher = MATCHERS.create(params.matching.kind, **params.matching.model_dump(exclude={"kind"}))
         self._escrow_mode = params.settlement.mode == "escrow"
@@ -217,7 +221,7 @@ class Market:
         self.m.submitted += 1
         n = len(self._gaps)
         if i + 1 < n:
-            self._at(self._gaps[i + 1], self._arrive)
+            self.env.schedule(_Wake(self._arrive), _NORMAL, self._gaps[i + 1])  # _at, inline
         if self.hybrid is None or not self.hybrid.route(job):  # else served by the cloud tier
             self.queue.append(job)
             self._match()
@@ -311,7 +315,8 @@ class Market:
                     return
                 q.popleft()
                 self._start(job, picked)
-        self._maybe_finish()
+        if self.arrivals_done:  # (the first of _maybe_finish's tests, before its call)
+            self._maybe_finish()
 
     def _ensure_stake(self, pr: Provider) -> bool:
         if self.stake == 0 or not self._escrow_mode:
@@ -452,7 +457,7 @@ class Market:
             self.matcher.add(pr)
         if self.queue:
             self._match()
-        else:
+        elif self.arrivals_done:
             self._maybe_finish()  # what _match does with nothing queued
 
     # -- after the check ----------------------------------------------------------
@@ -460,7 +465,8 @@ class Market:
         if self.hybrid is not None:
             self.hybrid.settled(s)
         self.inflight -= 1
-        self._maybe_finish()
+        if self.arrivals_done:
+            self._maybe_finish()
 
     def _refund_later(self, job: MarketJob, eid: str, deadline: float) -> None:
         self.inflight += 1
