@@ -87,3 +87,28 @@ def test_hostile_arguments_take_the_checked_path(cls):
     assert s.ledger.state.rows() == before
     assert s.transfer("c", "p", Big(10**30)) == 450  # int() of it, capped at the balance
     assert s.check() == 1000
+
+
+@pytest.mark.parametrize("cls", [Settlement, _Public])
+def test_a_name_that_lies_in_comparisons_never_reaches_the_ledger_rules(cls):
+    class Sly(str):  # the provider's name in a dict lookup, another name in the rule "never to the provider"
+        calls = 0
+
+        def __eq__(self, o):
+            Sly.calls += 1
+            return Sly.calls != 2
+
+        __hash__ = str.__hash__
+
+    s = cls("memory://", clock=lambda: 0.0)
+    for n, amt in (("c", 500), ("p", 500), ("aud", 0)):
+        s.open_account(n, amt)
+    s.deposit_stake("p", 100)
+    assert s.open_job("j", "c", "p", amount=50, deadline=3.0, stake=40)
+    before = s.ledger.state.rows()
+    for bad in (lambda: s.slash("j", 40, Sly("p")), lambda: s.transfer("c", Sly("p"), 5),
+                lambda: s.open_job("j2", "c", Sly("p"), amount=5, deadline=3.0, stake=1)):
+        Sly.calls = 0
+        with pytest.raises(vl.InvalidRequest, match="exactly str|must be"):
+            bad()
+    assert s.ledger.state.rows() == before

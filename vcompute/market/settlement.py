@@ -66,6 +66,11 @@ class Settlement:
         self._op += 1
         return f"op{self._op}"
 
+    def _ours(self, name: object) -> bool:
+        # An account this object opened, named by the exact str: what the trusted path may pass on
+        # unchecked (a str subclass could equal one name in a dict and another in the ledger's rules).
+        return type(name) is str and name in self._pub
+
     @property
     def ops(self) -> int:
         """Ledger operations made so far (what settlement gas is charged on)."""
@@ -108,7 +113,7 @@ class Settlement:
 
     def free_stake(self, name: str) -> int:
         """Free (unlocked) stake of ``name``."""
-        if self._mem is not None and name in self._pub:
+        if self._mem is not None and self._ours(name):
             # The memory ledger's own row (LedgerState.stk: [free, locked, unbonding, ready_at]), read
             # in place of building a Stake record: asked before every match of a run.
             s = self._mem.state.stk.get(name)
@@ -137,8 +142,9 @@ class Settlement:
         if not self.follows_clock:
             deadline = led.now() + max(1.0, deadline - self.clock())
         mem, pub = self._mem, self._pub
-        # _name(escrow_id) and _amount(amount), inline (once per job of a run).
-        if (mem is not None and consumer in pub and provider in pub and type(escrow_id) is str
+        # self._ours(consumer), self._ours(provider), _name(escrow_id), _amount(amount): inline (once per job).
+        if (mem is not None and type(consumer) is str and consumer in pub and type(provider) is str
+                and provider in pub and type(escrow_id) is str
                 and _NAME.fullmatch(escrow_id) is not None and type(amount) is int and 0 < amount <= MAX_AMOUNT
                 and type(deadline) is float and 0.0 <= deadline <= 2.0**40 and type(stake) is int
                 and 0 <= stake <= MAX_AMOUNT):
@@ -186,7 +192,7 @@ class Settlement:
         if not self.follows_clock:
             by_consumer = None  # block time is not simulation time: the arbiter refunds
         by = by_consumer if by_consumer else self.arbiter
-        if self._mem is not None and by in self._pub and _name(escrow_id):
+        if self._mem is not None and self._ours(by) and _name(escrow_id):
             self._mem.apply_proven("escrow_refund", self._pub[by], self._id(), (escrow_id,))
             return
         self.ledger.escrow_refund(self.keys[by], escrow_id, op_id=self._id())
@@ -195,7 +201,7 @@ class Settlement:
         """Move ``amount`` of the stake locked against ``escrow_id`` to ``to``."""
         if amount > 0:
             amount = int(amount)
-            if self._mem is not None and to in self._pub and _name(escrow_id) and _amount(amount):
+            if self._mem is not None and self._ours(to) and _name(escrow_id) and _amount(amount):
                 self._mem.apply_proven("stake_slash", self._pub[self.arbiter], self._id(), (escrow_id, amount, to))
                 return
             self.ledger.stake_slash(self.keys[self.arbiter], escrow_id, amount, to=to, op_id=self._id())
@@ -204,7 +210,7 @@ class Settlement:
         """Pay up to ``amount`` from ``frm`` to ``to``; returns what was paid (may be less)."""
         amount = min(int(amount), self.ledger.balance(frm))
         if amount > 0:
-            if self._mem is not None and frm in self._pub and to in self._pub and _amount(amount):
+            if self._mem is not None and self._ours(frm) and self._ours(to) and _amount(amount):
                 self._mem.apply_proven("transfer", self._pub[frm], self._id(), (to, amount))
             else:
                 self.ledger.transfer(self.keys[frm], to, amount, op_id=self._id())
