@@ -10,6 +10,14 @@ them, and a proof captured on one ledger is worth nothing on another
 (``tests/ledger/test_authorisation.py``). Requests are
 not signed one by one (~160 us each, and nothing outside the process sees
 them); the durable ``sqlite://`` backend signs and chains every entry.
+
+The per-request path is validated inline (a key object that already proved,
+exact builtins in canonical form, a fresh op id), falling back to the generic
+path for anything else so both raise the same errors. A caller that derived
+and validated its requests itself (a market run's
+:class:`~vcompute.market.settlement.Settlement`) applies them with
+:meth:`MemoryLedger.apply_proven`, which still enforces every rule of the state
+machine and counts the operation, but builds no receipt.
 """
 
 from __future__ import annotations
@@ -119,13 +127,7 @@ class MemoryLedger(StateQueries, Ledger):
             return self._count(r).seq
         seq = st.apply_new(kind, pub, op_id, args, now)
         st.touched.clear()
-        seen = self._op_seqs  # _counted, inline (once per operation of a run)
-        byte = seq >> 3
-        if byte >= len(seen):
-            seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
-        seen[byte] |= 1 << (seq & 7)
-        counts = self._op_counts
-        counts[kind] = counts.get(kind, 0) + 1
+        self._counted(kind, seq)
         return seq
 
     def _counted(self, kind: str, seq: int) -> None:

@@ -55,6 +55,7 @@ class Settlement:
 
         self._mem = self.ledger if type(self.ledger) is MemoryLedger else None
         self._pub: dict[str, bytes] = {}
+        self._minter_pub: bytes | None = None
         self._op = 0
         self.minted = 0
         self.arbiter = "arbiter"
@@ -96,8 +97,14 @@ class Settlement:
         if self._mem is not None:  # the account exists, so ``name`` passed the ledger's name check
             self._pub[name] = self._mem.prove(key)
         if amount > 0:
-            self.ledger.mint(self.minter, name, int(amount), op_id=self._id())
-            self.minted += int(amount)
+            amount = int(amount)
+            if self._mem is not None and self._ours(name) and _amount(amount):
+                if self._minter_pub is None:
+                    self._minter_pub = self._mem.prove(self.minter)
+                self._mem.apply_proven("mint", self._minter_pub, self._id(), (name, amount))
+            else:
+                self.ledger.mint(self.minter, name, amount, op_id=self._id())
+            self.minted += amount
 
     def balance(self, name: str) -> int:
         """Spendable balance of ``name``."""
@@ -124,8 +131,12 @@ class Settlement:
         """Move ``amount`` of ``name``'s balance into stake; False if it cannot."""
         if amount <= 0:
             return True
+        amount = int(amount)
         try:
-            self.ledger.stake_deposit(self.keys[name], int(amount), op_id=self._id())
+            if self._mem is not None and self._ours(name) and _amount(amount):
+                self._mem.apply_proven("stake_deposit", self._pub[name], self._id(), (amount,))
+            else:
+                self.ledger.stake_deposit(self.keys[name], amount, op_id=self._id())
         except self._vl.InsufficientFunds:
             return False
         return True
