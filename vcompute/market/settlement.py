@@ -50,7 +50,7 @@ class Settlement:
         self.keys: dict[str, Any] = {}
         # The trusted path (memory:// only, the backend of large runs): each account's key as
         # the ledger proved it when this object opened the account, so the per-job operations
-        # go through MemoryLedger.apply_proven (see _trusted).
+        # go through MemoryLedger.apply_proven (see _ours).
         from vcompute.ledger.memory import MemoryLedger
 
         self._mem = self.ledger if type(self.ledger) is MemoryLedger else None
