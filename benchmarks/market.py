@@ -15,6 +15,23 @@ installed); each row's ``vs modelled`` is its
 jobs/s over the modelled row of the same size, measured in this run.
 Timings on a shared machine are noisy: read the ratios.
 
+Last measured (issue 17's speed target), CPU seconds of these two headline
+rows, main before the speed work (c29248a) and after it, each pair run side
+by side (concurrently, in one invocation) on the shared 2-core box under a
+load average of 14-18, which inflates CPU time (main's 10^6 row took 109.7 s
+on a quieter box, 135-154 s in these runs); seeded metrics identical before
+and after:
+
+- 10^5 jobs x 10^3 providers: 13.8 s -> 8.9 s (0.64);
+- 10^6 jobs x 10^4 providers: 153.8 s -> 111.3 s (0.72).
+
+The 60 s target is not met yet: scaled to the quieter box's 109.7 s, the
+10^6 row would take ~79 s. What remains per job is spread thin (about a third
+the three ledger operations through the state machine, a third matching and
+the event loop, a third settlement bookkeeping), and about 5 s of setup at
+10^4 providers is each key's proof of possession (an Ed25519 signature and
+its verification).
+
 Run: python benchmarks/market.py [--quick]
 """
 

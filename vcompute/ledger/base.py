@@ -319,5 +319,21 @@ class KeyProofs:
             pass
         return pub
 
+    def proven(self, by: Any) -> bytes | None:
+        """The key :meth:`holder` would return for ``by`` without a new proof, or None.
+
+        The cheap half of :meth:`holder`, for a backend's per-request path: ``by`` is the
+        very object that proved, still a signing key (:func:`public_of`'s checks) showing
+        exactly the key it proved. None means: call :meth:`holder` (which proves, or raises).
+        """
+        ent = self._proven.get(id(by))
+        if ent is None:
+            return None
+        pub = getattr(by, "public_bytes", None)
+        # One read of ``public_bytes``; equal to the proven exact 32 bytes and itself exact bytes.
+        if type(pub) is bytes and pub == ent[1] and ent[0]() is by and callable(getattr(by, "sign", None)):
+            return ent[1]
+        return None
+
 
 ClockFn = Callable[[], float]

@@ -10,6 +10,14 @@ them, and a proof captured on one ledger is worth nothing on another
 (``tests/ledger/test_authorisation.py``). Requests are
 not signed one by one (~160 us each, and nothing outside the process sees
 them); the durable ``sqlite://`` backend signs and chains every entry.
+
+The per-request path is validated inline (a key object that already proved,
+exact builtins in canonical form, a fresh op id), falling back to the generic
+path for anything else so both raise the same errors. A caller that derived
+and validated its requests itself (a market run's
+:class:`~vcompute.market.settlement.Settlement`) applies them with
+:meth:`MemoryLedger.apply_proven`, which still enforces every rule of the state
+machine and counts the operation, but builds no receipt.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ class MemoryLedger(StateQueries, Ledger):
         #: A random id naming this ledger in key proofs.
         self.ledger_id = os.urandom(16).hex()
         self._keys = KeyProofs(b"memory:" + self.ledger_id.encode())
+        self._op_seqs = bytearray()  # what Ledger._count keeps, made here for the fast path
+        self._op_counts: dict[str, int] = {}
 
     def now(self) -> float:
         """The clock's current time."""
@@ -64,10 +74,71 @@ class MemoryLedger(StateQueries, Ledger):
         public_of(by)
         return self._apply(kind, by, op_id, normalise_args(kind, args))
 
-    def _fast(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
-        # ``args`` passed the exact checks of a fast path below: what normalise_args returns unchanged.
+    def _fast(self, kind: str, by: Any, op_id: str, args: tuple, now: float) -> Receipt:
+        # ``args`` passed the exact checks of a fast path below: what normalise_args returns
+        # unchanged. The checks are those of _submit + _apply + _count, in their order, each
+        # done once: a key object that already proved (KeyProofs.proven), a fresh op id.
+        pub = self._keys.proven(by)
+        if pub is None or not (type(op_id) is str and 0 < len(op_id) <= 128 and op_id.isascii()
+                               and op_id.isprintable()):
+            public_of(by)
+            check_op_id(op_id)
+            pub = self._keys.holder(by)
+        st = self.state
+        if (pub, op_id) in st.ops:  # a retry, or an op id reused for another request
+            r = st.apply_valid(kind, pub, op_id, args, now)
+            st.touched.clear()
+            return self._count(r)
+        seq = st.apply_new(kind, pub, op_id, args, now)
+        st.touched.clear()
+        self._counted(kind, seq)
+        return _receipt(op_id, kind, seq)
+
+    def prove(self, by: Any) -> bytes:
+        """Have ``by`` prove, once per key object, that it holds its key's secret; return that key.
+
+        Raises:
+            InvalidRequest: if ``by`` is not a signing key.
+            Unauthorized: if it does not hold the secret of the key it claims.
+        """
         public_of(by)
-        return self._count(self._apply(kind, by, op_id, args))
+        return self._keys.holder(by)
+
+    def apply_proven(self, kind: str, pub: bytes, op_id: str, args: tuple) -> int:
+        """Apply a request its caller derived and validated itself; return its log position.
+
+        The trusted in-process path of a market run's settlement
+        (:class:`~vcompute.market.settlement.Settlement`), which makes millions of them. The
+        caller vouches for what the public methods check per request: ``pub`` is a key that
+        :meth:`prove` returned, ``op_id`` passes :func:`~vcompute.ledger.canonical.check_op_id`,
+        ``args`` are what :func:`~vcompute.ledger.state.normalise_args` returns for them. Every
+        rule of the state machine still applies (balances, roles, escrow states: a refused
+        request raises and changes nothing), a retry still replays and a reused op id still
+        conflicts, and the operation is counted in :meth:`op_counts`; no receipt is built.
+
+        Raises:
+            LedgerError: the request is refused; nothing changed.
+        """
+        st = self.state
+        now = float(self.clock())
+        if (pub, op_id) in st.ops:
+            r = st.apply_valid(kind, pub, op_id, args, now)
+            st.touched.clear()
+            return self._count(r).seq
+        seq = st.apply_new(kind, pub, op_id, args, now)
+        st.touched.clear()
+        self._counted(kind, seq)
+        return seq
+
+    def _counted(self, kind: str, seq: int) -> None:
+        # Ledger._count for a log position never seen before (a fresh one): set its bit, count it.
+        seen = self._op_seqs
+        byte = seq >> 3
+        if byte >= len(seen):
+            seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
+        seen[byte] |= 1 << (seq & 7)
+        counts = self._op_counts
+        counts[kind] = counts.get(kind, 0) + 1
 
     def _apply(self, kind: str, by: Any, op_id: str, args: tuple) -> Receipt:
         check_op_id(op_id)
@@ -85,32 +156,33 @@ class MemoryLedger(StateQueries, Ledger):
         """Hold ``amount`` of ``by``'s balance for ``provider`` (see :meth:`Ledger.escrow_open`)."""
         if (_name(escrow_id) and _name(provider) and _amount(amount) and type(deadline) is float
                 and 0.0 <= deadline <= 2.0**40 and (verifier is None or _name(verifier))):
-            return self._fast("escrow_open", by, op_id, (escrow_id, provider, amount, deadline + 0.0, verifier))
+            return self._fast("escrow_open", by, op_id, (escrow_id, provider, amount, deadline + 0.0, verifier),
+                              float(self.clock()))
         return super().escrow_open(by, escrow_id, provider=provider, amount=amount, deadline=deadline,
                                    verifier=verifier, op_id=op_id)
 
     def escrow_release(self, by: Any, escrow_id: str, *, op_id: str) -> Receipt:
         """Pay an open escrow to its provider (see :meth:`Ledger.escrow_release`)."""
         if _name(escrow_id):
-            return self._fast("escrow_release", by, op_id, (escrow_id,))
+            return self._fast("escrow_release", by, op_id, (escrow_id,), float(self.clock()))
         return super().escrow_release(by, escrow_id, op_id=op_id)
 
     def escrow_refund(self, by: Any, escrow_id: str, *, op_id: str) -> Receipt:
         """Return an open escrow to its consumer (see :meth:`Ledger.escrow_refund`)."""
         if _name(escrow_id):
-            return self._fast("escrow_refund", by, op_id, (escrow_id,))
+            return self._fast("escrow_refund", by, op_id, (escrow_id,), float(self.clock()))
         return super().escrow_refund(by, escrow_id, op_id=op_id)
 
     def stake_lock(self, by: Any, escrow_id: str, amount: int, *, op_id: str) -> Receipt:
         """Lock free stake against an open escrow (see :meth:`Ledger.stake_lock`)."""
         if _name(escrow_id) and _amount(amount):
-            return self._fast("stake_lock", by, op_id, (escrow_id, amount))
+            return self._fast("stake_lock", by, op_id, (escrow_id, amount), float(self.clock()))
         return super().stake_lock(by, escrow_id, amount, op_id=op_id)
 
     def stake_slash(self, by: Any, escrow_id: str, amount: int, *, to: str, op_id: str) -> Receipt:
         """Move stake locked against ``escrow_id`` to ``to`` (see :meth:`Ledger.stake_slash`)."""
         if _name(escrow_id) and _amount(amount) and _name(to):
-            return self._fast("stake_slash", by, op_id, (escrow_id, amount, to))
+            return self._fast("stake_slash", by, op_id, (escrow_id, amount, to), float(self.clock()))
         return super().stake_slash(by, escrow_id, amount, to=to, op_id=op_id)
 
     def transfer(self, by: Any, to: str, amount: int, *, op_id: str) -> Receipt:
@@ -118,14 +190,24 @@ class MemoryLedger(StateQueries, Ledger):
         # The hot path of every simulation: validate the common case inline
         # instead of through the generic normalise_args loop.
         if type(amount) is int and 0 < amount <= MAX_AMOUNT and type(to) is str and _NAME.fullmatch(to):
-            args = (to, amount)
-        else:
-            public_of(by)
-            args = normalise_args("transfer", (to, amount))
+            return self._fast("transfer", by, op_id, (to, amount), 0.0)
+        public_of(by)
+        args = normalise_args("transfer", (to, amount))
         check_op_id(op_id)
         r = self.state.apply_valid("transfer", self._keys.holder(by), op_id, args, 0.0)
         self.state.touched.clear()
         return self._count(r)
+
+
+_new = object.__new__
+
+
+def _receipt(op_id: str, kind: str, seq: int) -> Receipt:
+    """``Receipt(op_id, kind, seq)`` without the frozen dataclass's per-field ``object.__setattr__``
+    (half the cost of a memory operation's receipt): the same fields in the instance dict."""
+    r = _new(Receipt)
+    r.__dict__.update(op_id=op_id, kind=kind, seq=seq, replayed=False, ref="")
+    return r
 
 
 def _name(x: object) -> bool:

@@ -9,6 +9,7 @@ the conformance suite in ``tests/ledger`` checks that they agree.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from vcompute.ledger.canonical import (
@@ -105,6 +106,19 @@ def normalise_args(kind: str, args: tuple) -> tuple:
     return tuple([f(v) for f, v in zip(checks, args)])
 
 
+_ESCROW_FIELDS = tuple(f.name for f in dataclasses.fields(Escrow))
+_STAKE_FIELDS = tuple(f.name for f in dataclasses.fields(Stake))
+_new = object.__new__
+
+
+def _record(cls: type, names: tuple[str, ...], values: Any) -> Any:
+    """``cls(*values)`` for a frozen dataclass with every field given, without its ``__init__``'s
+    per-field ``object.__setattr__`` (queried once per job of a market run)."""
+    r = _new(cls)
+    r.__dict__.update(zip(names, values))
+    return r
+
+
 class LedgerState:
     """All ledger state and the rules that change it.
 
@@ -168,6 +182,15 @@ class LedgerState:
         done = self.lookup(pub, op_id, kind, args)
         if done is not None:
             return done
+        return Receipt(op_id, kind, self.apply_new(kind, pub, op_id, args, now))
+
+    def apply_new(self, kind: str, pub: bytes, op_id: str, args: tuple, now: float) -> int:
+        """:meth:`apply_valid` for a request whose ``(pub, op_id)`` is not in :attr:`ops` (no retry to
+        look up: the caller has checked); returns its log position instead of a receipt.
+
+        Raises:
+            LedgerError: the request is refused; nothing changed.
+        """
         if kind == "open_account":
             actor = None
         elif kind == "mint":
@@ -182,9 +205,9 @@ class LedgerState:
                                      "call open_account(key, name) first")
         self._handlers[kind](actor, pub, now, *args)
         seq = self.seq
-        self.ops[(pub, op_id)] = (kind, args, seq)
+        self.ops[pub, op_id] = (kind, args, seq)
         self.seq = seq + 1
-        return Receipt(op_id, kind, seq)
+        return seq
 
     # -- helpers -----------------------------------------------------------
 
@@ -254,8 +277,9 @@ class LedgerState:
     def _escrow_open(self, actor, _pub, now, escrow_id, provider, amount, deadline, verifier):
         if escrow_id in self.esc:
             raise EscrowStateError(f"escrow {escrow_id!r} already exists; escrow ids are never reused")
-        self._need(provider)
-        if verifier is not None:
+        pub_of = self.pub_of
+        if provider not in pub_of or (verifier is not None and verifier not in pub_of):
+            self._need(provider)  # (the helpers raise; inline tests first: once per job of a run)
             self._need(verifier)
         # Distinct roles: a party that is consumer and provider, or verifier of its own
         # work, could slash its own locked stake back to itself and skip withdraw_delay.
@@ -266,13 +290,16 @@ class LedgerState:
                                  f"neither the consumer nor the provider ({verifier!r})")
         if deadline <= now:
             raise InvalidRequest(f"deadline {deadline} is not after the ledger time {now}")
-        self._funds(actor, amount)
+        if self.bal.get(actor, 0) < amount:
+            self._funds(actor, amount)
         self.bal[actor] -= amount
         self.esc[escrow_id] = [actor, provider, verifier, amount, deadline, "open", 0]
         self.touched.update((("acct", actor), ("esc", escrow_id)))
 
     def _settle(self, actor, escrow_id, release: bool, now: float):
-        e = self._escrow(escrow_id)
+        e = self.esc.get(escrow_id)
+        if e is None:
+            self._escrow(escrow_id)
         consumer, provider, verifier, amount, deadline, state, locked = e
         if state != "open":
             raise EscrowStateError(f"escrow {escrow_id!r} is already {state}")
@@ -288,7 +315,9 @@ class LedgerState:
         self.bal[provider if release else consumer] += amount
         e[5] = "released" if release else "refunded"
         if locked:
-            s = self._stake(provider)
+            s = self.stk.get(provider)
+            if s is None:
+                s = self._stake(provider)
             s[0] += locked
             s[1] -= locked
             e[6] = 0
@@ -308,7 +337,9 @@ class LedgerState:
         self.touched.update((("acct", actor), ("stk", actor)))
 
     def _stake_lock(self, actor, _pub, now, escrow_id, amount):
-        e = self._escrow(escrow_id)
+        e = self.esc.get(escrow_id)
+        if e is None:
+            self._escrow(escrow_id)
         if e[1] != actor:
             raise Unauthorized(f"only escrow {escrow_id!r}'s provider may lock stake against it")
         if e[5] != "open":
@@ -393,7 +424,7 @@ class LedgerState:
             NotFound: if there is none.
         """
         e = self._escrow(escrow_id)
-        return Escrow(escrow_id, *e)
+        return _record(Escrow, _ESCROW_FIELDS, (escrow_id, *e))
 
     def stake(self, name: str) -> Stake:
         """The stake of ``name``.
@@ -403,7 +434,7 @@ class LedgerState:
         """
         self._need(name)
         s = self.stk.get(name, [0, 0, 0, 0.0])
-        return Stake(*s)
+        return _record(Stake, _STAKE_FIELDS, s)
 
     def commitment(self, commitment_id: str) -> Commitment:
         """The commitment ``commitment_id``.

@@ -132,7 +132,7 @@ class MarketJob:
         submitted: simulation time of arrival.
     """
 
-    __slots__ = ("key", "jtype", "consumer", "submitted", "audit", "replicas", "pending", "cheats", "done",
+    __slots__ = ("key", "jtype", "consumer", "submitted", "audit", "replicas", "pending", "cheats",
                  "prices", "escrows", "forced", "crashed", "started", "want", "k", "phase", "claimed")
 
     def __init__(self, key: int, jtype: Any, consumer: str, submitted: float) -> None:
@@ -144,7 +144,6 @@ class MarketJob:
         self.replicas: list[Provider] = []
         self.pending = 0
         self.cheats: list[str | None] = []
-        self.done: list[bool] = []
         self.prices: list[int] = []
         self.escrows: list[str] = []
         self.forced = False

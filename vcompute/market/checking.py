@@ -71,11 +71,20 @@ class Checking:
         self.frac_mean = 0.1  # running verify fraction (real mode, uncalibrated schemes)
         self.real = params.mode == "real"
         self.escrow = params.settlement.mode == "escrow"
+        self._detect: dict[tuple[str, str], float] = {}
         self.optimistic = None  # the optimistic trust policy: a challenge window instead of an audit
         if params.consumers.trust == "optimistic":
             from vcompute.market.optimistic import Optimistic
 
             self.optimistic = Optimistic(params=params, checks=checks, settle=settle, metrics=metrics, rng=rng, clock=clock)
+
+    def detect_est(self, kind: str, cheat: str) -> float:
+        """``checks[kind].detect_est(cheat)``, looked up in the table once per (kind, cheat)."""
+        key = (kind, cheat)
+        d = self._detect.get(key)
+        if d is None:
+            d = self._detect[key] = self.checks[kind].detect_est(cheat)
+        return d
 
     def fraction_est(self, job: MarketJob) -> float:
         """Expected checking work for ``job`` as a share of its compute."""
@@ -120,11 +129,15 @@ class Checking:
         p, st, m = self.p, self.st, self.m
         if self.hooks is not None:
             self.hooks.started(job)
-        live = [r for r in range(len(job.replicas)) if not job.crashed[r]]
-        if self.escrow:
-            for r in range(len(job.replicas)):
-                if job.crashed[r]:  # the consumer reclaims it once the deadline passes
-                    self.refund_later(job, job.escrows[r], st.deadline(job.escrows[r]))
+        crashed = job.crashed
+        if True in crashed:
+            live = [r for r in range(len(crashed)) if not crashed[r]]
+            if self.escrow:
+                for r in range(len(crashed)):
+                    if crashed[r]:  # the consumer reclaims it once the deadline passes
+                        self.refund_later(job, job.escrows[r], st.deadline(job.escrows[r]))
+        else:
+            live = list(range(len(crashed)))
         if not live:
             m.failed += 1
             self.settled(Settled(job, (), False, (), None))
@@ -141,9 +154,9 @@ class Checking:
             m.checks_requested += 1
             check_cost = self.fraction_est(job) * jt.pflop * self.a100_cpp * aud.cost_factor
             reward = aud.whistleblower_share * p.consumers.stake_usd
-            if not auditor.will_check(cost_usd=check_cost, detect_p=check.detect_est(self.adv_cheat),
+            if not auditor.will_check(cost_usd=check_cost, detect_p=self.detect_est(jt.kind, self.adv_cheat),
                                       cheat_reward_usd=reward, forced_rate=aud.forced_error_rate,
-                                      forced_detect_p=check.detect_est("random_output"),
+                                      forced_detect_p=self.detect_est(jt.kind, "random_output"),
                                       jackpot_usd=aud.jackpot_usd):
                 auditor.skipped += 1
                 m.checks_skipped += 1
@@ -163,7 +176,7 @@ class Checking:
             if self.real:
                 self.frac_mean += 0.1 * (out.verify_fraction - self.frac_mean)
             if job.forced:
-                self.settler.forced_error(auditor, bool(self.rng.random() < check.detect_est("random_output")))
+                self.settler.forced_error(auditor, bool(self.rng.random() < self.detect_est(jt.kind, "random_output")))
             # The check runs on the auditor's hardware: its share of the job's work, or a fixed latency.
             latency = (aud.latency_s if aud.latency_s is not None
                        else out.verify_fraction * jt.pflop * 1000.0 / self.auditor_tflops)

@@ -86,6 +86,7 @@ class PostedPrice:
         self.book = IdleBook()
         self._heaps: dict[float, list[tuple[float, int, int, Any]]] = {}
         self._ver: dict[int, int] = {}
+        self._fits: dict[float, list[list]] = {}  # per job memory: the heaps of the cards it fits on
 
     def __len__(self) -> int:
         return len(self.book)
@@ -95,13 +96,20 @@ class PostedPrice:
 
     def add(self, p: Any) -> None:
         """Post ``p``'s offer (its score is fixed until it is picked or removed)."""
-        if p in self.book:
+        idx, book = p.idx, self.book
+        if idx in book.pos:
             return
-        self.book.add(p)
-        ver = self._ver.get(p.idx, 0) + 1
-        self._ver[p.idx] = ver  # older entries of p in the heaps are now stale
-        heap = self._heaps.setdefault(p.memory_gb, [])
-        heapq.heappush(heap, (_score(p.price, p.reputation, self.w), p.idx, ver, p))
+        book.pos[idx] = len(book.items)  # IdleBook.add, inline (once per job)
+        book.items.append(p)
+        ver = self._ver.get(idx, 0) + 1
+        self._ver[idx] = ver  # older entries of p in the heaps are now stale
+        heap = self._heaps.get(p.memory_gb)
+        if heap is None:
+            heap = self._heaps[p.memory_gb] = []
+            self._fits.clear()
+        w = self.w
+        # _score, inline (once per job)
+        heapq.heappush(heap, (p.price if w == 0 else p.price / max(p.reputation, 1e-6) ** w, idx, ver, p))
 
     def remove(self, p: Any) -> None:
         """Withdraw ``p``'s offer (its heap entry is dropped lazily)."""
@@ -123,14 +131,17 @@ class PostedPrice:
         Providers returned are removed from the book; none are if fewer than
         ``k`` acceptable offers exist.
         """
-        heaps = [h for mem, h in self._heaps.items() if mem >= memory_gb]
+        heaps = self._fits.get(memory_gb)
+        if heaps is None:
+            heaps = self._fits[memory_gb] = [h for mem, h in self._heaps.items() if mem >= memory_gb]
         chosen: list[tuple] = []
         aside: list[tuple[list, tuple]] = []
+        top = self._top
         while len(chosen) < k:
             best, best_heap = None, None
             for h in heaps:
-                e = self._top(h)
-                if e is not None and (best is None or e[:2] < best[:2]):
+                e = top(h)
+                if e is not None and (best is None or e[0] < best[0] or (e[0] == best[0] and e[1] < best[1])):
                     best, best_heap = e, h
             if best is None:
                 break

@@ -63,16 +63,23 @@ class JobSettler:
         """
         m = self.m
         cheats = [job.cheats[r] for r in live]
-        tokens = out.tokens
         # Each claim stands unless the verdict blames it: settlement reads the verdict alone.
-        verdicts = tuple(i not in out.blame for i in range(len(live)))
-        if audited and any(c is not None for c, v in zip(cheats, verdicts) if not v):
-            auditor.found += 1
-        if audited and len(set(tokens)) > 1 and resolve(tokens)[1]:
-            m.referees += 1
-        paid_cheats = [c for c, v in zip(cheats, verdicts) if v]
-        # The consumer keeps a paid result: correct if any paid replica was honest.
-        correct = None if not paid_cheats else any(c is None for c in paid_cheats)
+        blame = out.blame
+        verdicts = tuple([i not in blame for i in range(len(live))]) if blame else (True,) * len(live)
+        if audited:
+            if any(c is not None for c, v in zip(cheats, verdicts) if not v):
+                auditor.found += 1
+            tokens = out.tokens
+            if len(set(tokens)) > 1 and resolve(tokens)[1]:
+                m.referees += 1
+        # The consumer keeps a paid result: correct if any paid replica was honest (None: none paid).
+        correct = None
+        for c, v in zip(cheats, verdicts):
+            if v:
+                if c is None:
+                    correct = True
+                    break
+                correct = False
         for i, r in enumerate(live):
             pr, cheat, paid = job.replicas[r], cheats[i], verdicts[i]
             pr.jobs += 1

@@ -26,12 +26,14 @@ collaborators explicitly, an extra tier gets a
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL as _NORMAL
 
 from vcompute.market.adaptive import AdaptiveTrust
 from vcompute.market.agents import Auditor, MarketJob, Provider
@@ -54,14 +56,29 @@ __all__ = ["Market", "run_market"]
 _H = 3600.0
 
 
+class _Wake:
+    """A SimPy event that only calls back when its time comes: what the event loop needs of a
+    ``Timeout`` (``callbacks``, ``_ok``), scheduled with the public ``Environment.schedule`` at the
+    same priority, so events keep their order (one sequence number each, as a Timeout takes)."""
+
+    __slots__ = ("callbacks",)
+    _ok = True
+
+    def __init__(self, fn: Callable[[Any], None]) -> None:
+        self.callbacks = [fn]
+
+
 class _Run:
-    """One replica's execution in progress (what churn cuts short)."""
+    """One replica's execution in progress (what churn cuts short); its own end-of-run event."""
 
-    __slots__ = ("job", "r", "pr", "t0", "completes", "over")
+    __slots__ = ("job", "r", "pr", "t0", "completes", "over", "callbacks")
+    _ok = True
 
-    def __init__(self, job: MarketJob, r: int, pr: Provider, t0: float, completes: bool) -> None:
+    def __init__(self, job: MarketJob, r: int, pr: Provider, t0: float, completes: bool,
+                 done: Callable[[Any], None]) -> None:
         self.job, self.r, self.pr, self.t0, self.completes = job, r, pr, t0, completes
         self.over = False
+        self.callbacks = [done]
 
 
 class Market:
@@ -99,11 +116,15 @@ class Market:
         # The audit of each kind: "check with its verifier with probability audit_p".
         self.audits: dict[str, Coin] = {kind: _audit(c, cons.audit_p) for kind, c in self.checks.items()}
         env = self.env
-        self.settle = settlement(ledger_url(params, self.seed), clock=lambda: env.now)
+        # Read several times per job: getattr through functools.partial adds no Python frame.
+        self._clock = functools.partial(getattr, env, "now")
+        self.now = self._clock  # the same as the method below, without its frame
+        self.settle = settlement(ledger_url(params, self.seed), clock=self._clock)
         self.settler = JobSettler(params, self.settle, self.m)
         self.matcher = MATCHERS.create(params.matching.kind, **params.matching.model_dump(exclude={"kind"}))
         self._escrow_mode = params.settlement.mode == "escrow"
         self._timeout_factor = params.settlement.timeout_factor
+        self._crash_rate = params.providers.crash_rate
         self.stake = int(round(cons.stake_usd * UNITS_PER_USD))
         self.adaptive = (AdaptiveTrust(cons.adaptive_policy, cons.adaptive_params, ban=self._ban)
                          if cons.adaptive_policy is not None else None)
@@ -137,8 +158,18 @@ class Market:
         return self.checking.fraction_est(job)
 
     def after(self, delay: float, fn: Callable[[], None]) -> None:
-        """Call ``fn()`` once ``delay`` simulated seconds have passed (the :class:`~vcompute.market.core.Scheduler`)."""
-        self.env.timeout(delay).callbacks.append(lambda _e: fn())
+        """Call ``fn()`` once ``delay`` simulated seconds have passed (the :class:`~vcompute.market.core.Scheduler`).
+
+        Raises:
+            ValueError: for a negative delay.
+        """
+        if delay < 0:
+            raise ValueError(f"delay must be >= 0 simulated seconds, got {delay}")
+        self.env.schedule(_Wake(lambda _e: fn()), _NORMAL, delay)
+
+    def _at(self, delay: float, cb: Callable[[Any], None]) -> None:
+        # after() for the event loop's own callbacks, which take the event (no wrapper frame).
+        self.env.schedule(_Wake(cb), _NORMAL, delay)
 
     # -- setup -------------------------------------------------------------
     def _build_agents(self) -> None:
@@ -177,23 +208,24 @@ class Market:
         gaps, types = arrival_schedule(p.consumers, p.jobs, sum(pr.hw.tflops for pr in self.providers), self.rng)
         who = self.rng.integers(len(self.consumers), size=len(gaps))
         self._gaps, self._types, self._who, self._next = gaps.tolist(), types.tolist(), who.tolist(), 0
-        self._arrival_cb = lambda _e: self._arrive()
+        self._mix = list(p.consumers.mix)
         if self._gaps:
-            self.env.timeout(self._gaps[0]).callbacks.append(self._arrival_cb)
+            self._at(self._gaps[0], self._arrive)
         else:
             self._arrivals_over()
 
-    def _arrive(self) -> None:
+    def _arrive(self, _e: Any = None) -> None:
         i = self._next
         self._next = i + 1
-        job = MarketJob(i, self.p.consumers.mix[self._types[i]], self.consumers[self._who[i]], self.env.now)
+        job = MarketJob(i, self._mix[self._types[i]], self.consumers[self._who[i]], self.env.now)
         self.m.submitted += 1
-        if i + 1 < len(self._gaps):
-            self.env.timeout(self._gaps[i + 1]).callbacks.append(self._arrival_cb)
+        n = len(self._gaps)
+        if i + 1 < n:
+            self.env.schedule(_Wake(self._arrive), _NORMAL, self._gaps[i + 1])  # _at, inline
         if self.hybrid is None or not self.hybrid.route(job):  # else served by the cloud tier
             self.queue.append(job)
             self._match()
-        if i + 1 == len(self._gaps):
+        if i + 1 == n:
             self._arrivals_over()
 
     def _arrivals_over(self) -> None:
@@ -248,40 +280,43 @@ class Market:
 
     # -- matching ------------------------------------------------------------
     def _match(self) -> None:
-        env, q, cons, matcher = self.env, self.queue, self.p.consumers, self.matcher
-        deadline_s = cons.deadline_h * _H
-        hybrid = self.hybrid
-        while q:
-            job = q[0]
-            if job.phase == 1:
-                if hybrid is not None and hybrid.at_risk(job, env.now, deadline_s):
+        q = self.queue
+        if q:
+            env, cons, matcher, rng = self.env, self.p.consumers, self.matcher, self.rng
+            deadline_s = cons.deadline_h * _H
+            max_price = cons.max_price_usd_per_pflop
+            hybrid = self.hybrid
+            now = env.now  # no simulated time passes while matching
+            while q:
+                job = q[0]
+                if job.phase == 1:
+                    if hybrid is not None and hybrid.at_risk(job, now, deadline_s):
+                        q.popleft()
+                        continue
+                    if now - job.submitted > deadline_s:
+                        q.popleft()
+                        self.m.expired += 1
+                        if hybrid is not None:
+                            hybrid.expired(job)
+                        continue
+                    picked = matcher.pick(1, memory_gb=job.jtype.memory_gb, rng=rng, max_price=max_price)
+                elif now - job.claimed > deadline_s:  # no replicas for the audit in time: trusted after all
                     q.popleft()
+                    self.checking.unchecked(job)
                     continue
-                if env.now - job.submitted > deadline_s:
-                    q.popleft()
-                    self.m.expired += 1
-                    if hybrid is not None:
-                        hybrid.expired(job)
-                    continue
-                picked = matcher.pick(1, memory_gb=job.jtype.memory_gb, rng=self.rng,
-                                      max_price=cons.max_price_usd_per_pflop)
-            elif env.now - job.claimed > deadline_s:  # no replicas for the audit in time: trusted after all
+                else:  # the audit's extra replicas: never the job's own providers
+                    aside = [pr for pr in job.replicas if pr in matcher]
+                    for pr in aside:
+                        matcher.remove(pr)
+                    picked = matcher.pick(job.want, memory_gb=job.jtype.memory_gb, rng=rng, max_price=max_price)
+                    for pr in aside:
+                        matcher.add(pr)
+                if picked is None:
+                    return
                 q.popleft()
-                self.checking.unchecked(job)
-                continue
-            else:  # the audit's extra replicas: never the job's own providers
-                aside = [pr for pr in job.replicas if pr in matcher]
-                for pr in aside:
-                    matcher.remove(pr)
-                picked = matcher.pick(job.want, memory_gb=job.jtype.memory_gb, rng=self.rng,
-                                      max_price=cons.max_price_usd_per_pflop)
-                for pr in aside:
-                    matcher.add(pr)
-            if picked is None:
-                return
-            q.popleft()
-            self._start(job, picked)
-        self._maybe_finish()
+                self._start(job, picked)
+        if self.arrivals_done:  # (the first of _maybe_finish's tests, before its call)
+            self._maybe_finish()
 
     def _ensure_stake(self, pr: Provider) -> bool:
         if self.stake == 0 or not self._escrow_mode:
@@ -297,21 +332,26 @@ class Market:
         return False
 
     def _start(self, job: MarketJob, picked: list[tuple[Provider, float]]) -> bool:
-        env, st, matcher = self.env, self.settle, self.matcher
-        for pr, _ in picked:
-            if not self._ensure_stake(pr):
-                for pr2, _ in picked:
-                    if not pr2.banned:
-                        matcher.add(pr2)
-                self.queue.appendleft(job)
-                return False
-        now, pflop, first = env.now, job.jtype.pflop, len(job.replicas)
+        st, matcher = self.settle, self.matcher
+        escrow = self._escrow_mode
+        if self.stake != 0 and escrow:  # else _ensure_stake holds for everyone
+            for pr, _ in picked:
+                if not self._ensure_stake(pr):
+                    for pr2, _ in picked:
+                        if not pr2.banned:
+                            matcher.add(pr2)
+                    self.queue.appendleft(job)
+                    return False
+        now, pflop, first = self.env.now, job.jtype.pflop, len(job.replicas)
         new: list[tuple[Provider, int, str]] = []
-        for r, (pr, price) in enumerate(picked, start=first):
+        r = first
+        for pr, price in picked:
             amount = max(1, int(round(price * pflop * UNITS_PER_USD)))
             eid = f"j{job.key}r{r}"
-            if self._escrow_mode:
-                deadline = now + self._timeout_factor * pr.seconds_for(pflop) + 1.0 + self._hold_s
+            r += 1
+            if escrow:
+                # pr.seconds_for(pflop), inline
+                deadline = now + self._timeout_factor * (pflop * 1000.0 / pr.hw.tflops) + 1.0 + self._hold_s
                 if not st.open_job(eid, job.consumer, pr.name, amount=amount, deadline=deadline, stake=self.stake):
                     for _, _, e in new:  # undo the replicas already escrowed in this match
                         st.refund(e)
@@ -341,8 +381,10 @@ class Market:
             m.wait_s += now - job.submitted
             self.inflight += 1
         job.pending = len(new)
-        for r, (pr, _, _) in enumerate(new, start=first):
+        r = first
+        for pr, _, _ in new:
             self._execute(job, r, pr)
+            r += 1
         return True
 
     def _unaffordable(self, job: MarketJob) -> None:
@@ -359,30 +401,36 @@ class Market:
 
     # -- execution -----------------------------------------------------------
     def _execute(self, job: MarketJob, r: int, pr: Provider) -> None:
-        env, rng, p = self.env, self.rng, self.p
         strat = pr.strategy
-        cheat_kind = strat.cheat
-        saving = p.adversary.saving if p.adversary.saving is not None else CHEAT_SAVINGS[cheat_kind]
-        honest_s = pr.seconds_for(job.jtype.pflop)
+        honest_s = job.jtype.pflop * 1000.0 / pr.hw.tflops  # pr.seconds_for(pflop), inline
         if strat.name == "honest":
-            cheat = False  # never cheats: skip building the offer (the hot path of large runs)
+            dur = honest_s  # never cheats: skip building the offer (the hot path of large runs)
         else:
+            p = self.p
+            cheat_kind = strat.cheat
+            saving = p.adversary.saving if p.adversary.saving is not None else CHEAT_SAVINGS[cheat_kind]
             offer = CheatOffer(job.key, gain_usd=saving * honest_s / _H * pr.hw.hourly_cost,
                                loss_usd=p.consumers.stake_usd + job.prices[r] / UNITS_PER_USD,
                                announced_p=p.consumers.audit_p,
-                               detect_p=self.checks[job.jtype.kind].detect_est(cheat_kind))
-            cheat = strat.decide(offer, rng)
-        if cheat:
-            job.cheats[r] = cheat_kind
-        dur = honest_s * (1.0 - saving) if cheat else honest_s
+                               detect_p=self.checking.detect_est(job.jtype.kind, cheat_kind))
+            if strat.decide(offer, self.rng):
+                job.cheats[r] = cheat_kind
+                dur = honest_s * (1.0 - saving)
+            else:
+                dur = honest_s
         crash_at = None
-        if p.providers.crash_rate > 0 and rng.random() < p.providers.crash_rate:
-            crash_at = dur * float(rng.random())
-        run = _Run(job, r, pr, env.now, crash_at is None)
+        rate = self._crash_rate
+        if rate > 0 and self.rng.random() < rate:
+            crash_at = dur * float(self.rng.random())
+        env = self.env
+        run = _Run(job, r, pr, env.now, crash_at is None, self._run_over)
         pr.busy = True
         pr.proc = run
-        env.timeout(dur if crash_at is None else crash_at).callbacks.append(
-            lambda _e: None if run.over else self._ended(run, finished=run.completes))
+        env.schedule(run, _NORMAL, dur if crash_at is None else crash_at)
+
+    def _run_over(self, run: _Run) -> None:
+        if not run.over:  # (churn may have ended it first)
+            self._ended(run, finished=run.completes)
 
     def _ended(self, run: _Run, *, finished: bool) -> None:
         env, p = self.env, self.p
@@ -407,14 +455,18 @@ class Market:
             self.checking.claims_in(job)
         if pr.online and not pr.banned:
             self.matcher.add(pr)
-        self._match()
+        if self.queue:
+            self._match()
+        elif self.arrivals_done:
+            self._maybe_finish()  # what _match does with nothing queued
 
     # -- after the check ----------------------------------------------------------
     def _settled(self, s: Settled) -> None:
         if self.hybrid is not None:
             self.hybrid.settled(s)
         self.inflight -= 1
-        self._maybe_finish()
+        if self.arrivals_done:
+            self._maybe_finish()
 
     def _refund_later(self, job: MarketJob, eid: str, deadline: float) -> None:
         self.inflight += 1
