@@ -174,6 +174,7 @@ _INFERENCE: dict[str, MetricInfo] = {
     "escape_bound_changed": _m("fraction", "95% upper bound on the escape rate over the jobs whose tokens changed",
                                "no job's tokens changed"),
     "variants": _m("text", "the precision/mode pairs run (round-robin)"),
+    "escapes_by_variant": _m("text", "escapes / jobs per precision/mode pair"),
 }
 
 _SYNTHETIC: dict[str, MetricInfo] = {

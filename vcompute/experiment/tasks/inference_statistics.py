@@ -128,15 +128,15 @@ class InferenceStatistics:
     (escapes whose tokens equal the honest ones), ``escape_bound_changed`` (the bound over the
     ``n_changed`` jobs), ``by_tokens`` / ``by_activations`` / ``by_evidence`` (which check
     rejected, fractions of n), ``tokens_changed`` (share of tokens differing from honest),
-    ``variants`` (the precision/mode pairs run), ``applicable`` and ``not_applicable`` (why the
+    ``variants`` (the precision/mode pairs run), ``escapes_by_variant`` (``escapes/jobs`` per pair), ``applicable`` and ``not_applicable`` (why the
     variants left out are honest work; ``applicable`` 0 and ``detected`` NaN when none is left).
     """
 
     Params = StatisticsParams
     description = "escapes of one generate adversary over thousands of jobs, with a 95% upper bound"
     metrics = ("n", "escapes", "escape_bound", "detected", "n_changed", "escapes_same_tokens", "escape_bound_changed",
-               "by_tokens", "by_activations", "by_evidence", "tokens_changed", "variants", "applicable",
-               "not_applicable")
+               "by_tokens", "by_activations", "by_evidence", "tokens_changed", "variants", "escapes_by_variant",
+               "applicable", "not_applicable")
 
     def run(self, params: StatisticsParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
@@ -170,7 +170,9 @@ class InferenceStatistics:
         by = {"by_tokens": 0, "by_activations": 0, "by_evidence": 0}
         tok_changed = 0.0
         counts = [p.trials // len(variants) + (i < p.trials % len(variants)) for i in range(len(variants))]
+        per_variant = []
         for (prec, mode), count in zip(variants, counts):
+            esc_before = esc
             m = _model(p.size, p.train_steps, prec, "torch")
             sp = _sampling(mode)
             for start in range(0, count, p.batch):
@@ -201,8 +203,10 @@ class InferenceStatistics:
                     else:
                         by["by_tokens" if r.reason.startswith("token ") else
                            "by_activations" if r.reason.startswith("chunk ") else "by_evidence"] += 1
+            per_variant.append(f"{prec}/{mode} {esc - esc_before}/{count}")
         res.update({"n": n, "escapes": esc, "escape_bound": escape_bound(esc, n), "detected": 1 - esc / n,
                     "n_changed": changed, "escapes_same_tokens": same,
                     "escape_bound_changed": escape_bound(esc_changed, changed),
-                    "tokens_changed": tok_changed / n, "applicable": 1, **{k: c / n for k, c in by.items()}})
+                    "tokens_changed": tok_changed / n, "escapes_by_variant": ", ".join(per_variant), "applicable": 1,
+                    **{k: c / n for k, c in by.items()}})
         return res
