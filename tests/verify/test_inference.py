@@ -158,7 +158,8 @@ def test_bf16_nucleus_is_bounded_by_the_calibrated_mass(bf16_job):
 
     t = TOLERANCES["bfloat16"]
     claim = run_generate(bf16_job, "other_top_p", rng=np.random.default_rng(1), provider="p1")
-    loose = GenerationVerifier(tolerance=Tolerance(t.rtol, t.max_misses, t.logit_atol, t.max_inexact, None))
+    # the worst case alone, at the band before it was halved (0.05), passes it
+    loose = GenerationVerifier(tolerance=Tolerance(t.rtol, t.max_misses, 0.05, t.max_inexact, None))
     assert loose.verify(bf16_job, [claim], VerifyContext(seed=0)).accepted
     v = GenerationVerifier().verify(bf16_job, [claim], VerifyContext(seed=0))
     assert not v.accepted and v.reason.startswith("token ")

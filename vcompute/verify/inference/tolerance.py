@@ -56,7 +56,9 @@ class Tolerance:
 #: logits by <= 0.00166 and the nucleus mass by <= 9.6e-5 (experiments/inference-calibration.toml, float16 rows).
 TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4),
-    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.05, max_inexact=16, mass_atol=0.005),
+    # logit_atol 0.025 (was 0.05): 2.4x the honest maximum; at 0.05 a 1-layer draft model's greedy tokens passed
+    # on 59 of 100 bf16 jobs of 32 tokens, at 0.025 on none (proofs/inference.md, detection statistics)
+    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.025, max_inexact=16, mass_atol=0.005),
     "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.01, max_inexact=16, mass_atol=0.002),
 }
 
