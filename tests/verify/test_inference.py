@@ -109,14 +109,24 @@ BF16_CHEATS = [("other_temperature", {}), ("other_top_p", {}), ("other_seed", {}
 
 
 @pytest.fixture(scope="module")
-def bf16_job():
+def trained_tiny():
     # trained briefly: an untrained LM's logits are so flat that a temperature change moves no token
     from vcompute.workloads.lm import train_on_text
 
     m = TransformerLM(CONFIGS["tiny"], seed=0)
     torch.set_num_threads(1)
     train_on_text(m, steps=30, seq_len=32, batch=8, seed=0)
-    return make_generate_job(cast(m, "bfloat16"), PROMPT, max_new_tokens=N, **SAMPLED)
+    return m
+
+
+@pytest.fixture(scope="module")
+def bf16_job(trained_tiny):
+    return make_generate_job(cast(trained_tiny, "bfloat16"), PROMPT, max_new_tokens=N, **SAMPLED)
+
+
+@pytest.fixture(scope="module")
+def fp16_job(trained_tiny):
+    return make_generate_job(cast(trained_tiny, "float16"), PROMPT, max_new_tokens=N, **SAMPLED)
 
 
 @pytest.mark.parametrize("behaviour,params", BF16_CHEATS, ids=[b for b, _ in BF16_CHEATS])
@@ -126,13 +136,30 @@ def test_bf16_job_rejects_sampling_and_model_cheats(bf16_job, behaviour, params)
     assert not v.accepted and v.reason
 
 
+FP16_CHEATS = BF16_CHEATS + [("quantised", dict(kind="bfloat16")), ("low_precision", dict(precision="bfloat16"))]
+
+
+@pytest.mark.parametrize("behaviour,params", FP16_CHEATS, ids=[f"{b}-{p}" for b, p in FP16_CHEATS])
+def test_fp16_job_rejects_sampling_and_model_cheats(fp16_job, behaviour, params):
+    # float16 has bounds of its own (calibrated like bf16's), not the provisional ones between fp32 and bf16
+    v = _verify(fp16_job, behaviour, **params)
+    assert not v.accepted and v.reason
+
+
+def test_honest_fp16_job_is_accepted(fp16_job):
+    v = _verify(fp16_job, "honest")
+    assert v.accepted, v.reason
+    assert v.details["precision"] == "float16"
+
+
 def test_bf16_nucleus_is_bounded_by_the_calibrated_mass(bf16_job):
     # top_p = 1 draws from the tail; the worst-case e^(2 atol / T) bound alone admits every token at bf16
     from vcompute.verify.inference.tolerance import TOLERANCES, Tolerance
 
     t = TOLERANCES["bfloat16"]
     claim = run_generate(bf16_job, "other_top_p", rng=np.random.default_rng(1), provider="p1")
-    loose = GenerationVerifier(tolerance=Tolerance(t.rtol, t.max_misses, t.logit_atol, t.max_inexact, None))
+    # the worst case alone, at the band before it was halved (0.05), passes it
+    loose = GenerationVerifier(tolerance=Tolerance(t.rtol, t.max_misses, 0.05, t.max_inexact, None))
     assert loose.verify(bf16_job, [claim], VerifyContext(seed=0)).accepted
     v = GenerationVerifier().verify(bf16_job, [claim], VerifyContext(seed=0))
     assert not v.accepted and v.reason.startswith("token ")

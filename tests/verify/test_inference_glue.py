@@ -111,6 +111,61 @@ def test_a_wrong_linear_output_is_caught_by_freivalds_on_any_row(model, ids):
     assert not v.accepted and "layer 1 c_fc: Freivalds" in v.reason, v.reason
 
 
+def _wrong_fc(tr, cols=((5, 1e-3),)):
+    """``tr`` with row 37 of layer 1's c_fc output moved at ``cols`` (gelu recomputed, so only Freivalds sees it)."""
+    tr = {**tr, "fc": tr["fc"].copy(), "gelu": tr["gelu"].copy()}
+    for col, delta in cols:
+        tr["fc"][1, 37, col] += delta
+    x = tr["fc"][1, 37].astype(np.float64)
+    tr["gelu"][1, 37] = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+    return tr
+
+
+def test_check_many_gives_each_trace_its_own_verdict(model, ids):
+    short = np.random.default_rng(5).integers(0, CFG.vocab, 48)
+    honest = trace_prefill(model, ids)
+    items = [(ids, honest), (short, trace_prefill(model, short)), (ids, _wrong_fc(honest)), (ids, None),
+             (ids, trace_prefill(model, ids, glue={"gelu": _lazy_gelu}))]
+    vs = SampledGlue(rows=4).check_many(model, items, challenge_seed=3)
+    assert [v.accepted for v in vs] == [True, True, False, False, False]
+    assert "layer 1 c_fc: Freivalds" in vs[2].reason and "NoneType" in vs[3].reason and "layer 1 gelu" in vs[4].reason
+    assert vs[0].cost.flops > vs[1].cost.flops > 0  # the shared W R pass is counted once, in the first trace
+    with pytest.raises(TypeError, match="items"):
+        SampledGlue().check_many(model, (ids, honest), challenge_seed=0)
+    with pytest.raises(TypeError, match="items"):
+        SampledGlue().check_many(model, [], challenge_seed=0)
+
+
+def _cancelling_mlp_out(model, tr, delta=1e-2):
+    """Layer 1's mlp_proj output moved by (delta, -delta) in row 37, everything after it computed from the lie."""
+    tr = {k: v.copy() for k, v in tr.items()}
+    tr["mlp_out"][1, 37, 5] += delta
+    tr["mlp_out"][1, 37, 6] -= delta
+    tr["x"][2, 37] = tr["mid"][1, 37] + tr["mlp_out"][1, 37]
+    with torch.no_grad():
+        h = model.ln_f(torch.from_numpy(tr["x"][2, 37:38]))
+        tr["hidden"][37] = h[0].numpy()
+        tr["logits"][37] = (h @ model.wte.weight.T)[0].numpy()
+    return tr
+
+
+def test_shared_signs_keep_each_traces_per_layer_bound(model, ids):
+    # the cancelling pair (d, -d) in one row escapes one round exactly when its two signs agree: 1/2 per round,
+    # whether the signs are shared with another trace or not; the honest trace beside it is never rejected
+    honest = trace_prefill(model, ids)
+    items = [(ids, honest), (ids, _cancelling_mlp_out(model, honest))]
+    ver = SampledGlue(rows=1, rounds=1)
+    n = 120
+    escapes = 0
+    for seed in range(n):
+        a, b = ver.check_many(model, items, challenge_seed=seed)
+        assert a.accepted, a.reason
+        escapes += b.accepted
+        assert b.accepted or "layer 1 mlp_proj: Freivalds" in b.reason, b.reason
+    assert abs(escapes / n - 0.5) < 3 * np.sqrt(0.25 / n)
+    assert not any(SampledGlue(rows=1).check_many(model, items, challenge_seed=s)[1].accepted for s in range(10))
+
+
 def test_a_trace_of_other_ids_or_another_model_is_rejected(model, ids):
     other = ids.copy()
     other[10] = (other[10] + 1) % CFG.vocab

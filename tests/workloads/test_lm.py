@@ -84,6 +84,25 @@ def test_torch_and_jax_agree_bit_for_bit_at_bf16(model):
     assert np.abs(a.logits - b.logits).max() < 0.01
 
 
+def test_torch_and_jax_agree_at_fp16_subnormals_included(model):
+    # reduce_precision flushes float16 subnormals to zero (torch keeps them): ~20% of hidden entries differed
+    jax = pytest.importorskip("jax")
+    from vcompute.workloads.lm.jax_model import _round
+
+    x = np.array([1e-5, -3e-6, 6e-8, 2.9e-8, 6.1e-5, 1e-4, 0.3], np.float32)
+    got = np.asarray(jax.jit(lambda v: _round(v, jax.numpy.float16, jax.numpy))(x))
+    assert np.array_equal(got.view(np.uint16), x.astype(np.float16).view(np.uint16))
+    # one block agrees on all but ~2% of hidden entries (was ~20%); what is left, and grows with depth on this
+    # untrained model (the trained one of the calibration: 0.7% at two blocks), is not found yet
+    from vcompute.workloads.lm.weights import with_layers
+
+    m16 = with_layers(cast(model, "float16"), 1)
+    ids = np.concatenate([PROMPT, np.arange(60) % 256])
+    a, b = prefill(m16, ids), prefill(to_jax(m16), ids)
+    assert np.mean(a.hidden != b.hidden) < 0.05
+    assert np.abs(a.logits - b.logits).max() < 0.005
+
+
 def test_model_hash_is_cached_only_while_the_bits_are_unchanged(model):
     from vcompute.workloads.lm.weights import _hash_weights
 

@@ -165,6 +165,16 @@ _INFERENCE: dict[str, MetricInfo] = {
     "verify_s": _m("s", "seconds to verify one generation"),
     "prefill_over_generate": _m("ratio", "prefill_s / generate_s"),
     "proof_bytes_per_32": _m("bytes", "proof bytes per 32 generated tokens"),
+    "n": _m("count", "jobs run against the adversary"),
+    "escapes": _m("count", "the adversary's claims the verifier accepted (for honest: the accepted honest claims)"),
+    "escape_bound": _m("fraction", "one-sided 95% Clopper-Pearson upper bound on the escape rate",
+                       "no applicable job was run"),
+    "n_changed": _m("count", "jobs whose tokens differ from the honest generation's"),
+    "escapes_same_tokens": _m("count", "escapes whose tokens equal the honest generation's"),
+    "escape_bound_changed": _m("fraction", "95% upper bound on the escape rate over the jobs whose tokens changed",
+                               "no job's tokens changed"),
+    "variants": _m("text", "the precision/mode pairs run (round-robin)"),
+    "escapes_by_variant": _m("text", "escapes / jobs per precision/mode pair"),
 }
 
 _SYNTHETIC: dict[str, MetricInfo] = {

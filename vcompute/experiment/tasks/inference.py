@@ -27,7 +27,7 @@ from vcompute.experiment.tasks.base import TaskParams
 __all__ = ["InferenceCalibration", "InferenceDetection", "InferenceCost"]
 
 Size = Literal["tiny", "small", "gpt2-small"]
-Precision = Literal["float32", "bfloat16"]
+Precision = Literal["float32", "bfloat16", "float16"]
 
 
 @functools.lru_cache(maxsize=8)

@@ -26,7 +26,7 @@ from vcompute.core.arrays import backend_of, namespace, to_numpy
 
 from vcompute.verify.freivalds.tolerance import Precision, row_tolerance, tolerance_from_sums
 
-__all__ = ["residual_and_tolerance", "fused_residual_and_tolerance", "host_view"]
+__all__ = ["residual_and_tolerance", "fused_residual_and_tolerance", "fused_b_pass", "host_view"]
 
 _JAX_KERNELS: dict = {}
 
@@ -226,8 +226,26 @@ def host_view(x: Any) -> tuple[np.ndarray, str | None] | None:
     return (v, None) if name in ("float32", "float64") else None
 
 
+def fused_b_pass(b: Any, R: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(B R, row norms of B)`` in float64 from one fused pass over ``b``, or None where that path does not apply.
+
+    The part of :func:`fused_residual_and_tolerance` that depends on ``b`` and ``R`` only: several
+    products with the same ``b``, checked with the same ``R`` (drawn after all of their claims are
+    fixed), pass it as ``b_pass`` and read ``b`` once.
+    """
+    from vcompute.verify.freivalds import fused
+
+    view = host_view(b) if fused.available() else None
+    if view is None:
+        return None
+    B, bbits = view
+    P, Bsq, _, _ = fused.row_pass(B, np.ascontiguousarray(R.T, dtype=np.float32), sq=True, bits=bbits)
+    return P, np.sqrt(Bsq)
+
+
 def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: Any, *, prec: Precision,
-                                 safety: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+                                 safety: float, b_pass: tuple[np.ndarray, np.ndarray] | None = None,
+                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """:func:`residual_and_tolerance` for CPU operands in one fused pass per matrix, or None.
 
     Args:
@@ -236,6 +254,7 @@ def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: An
             ``(n,)``, or ``(..., n)`` with ``a``'s batch dims (one bias per product of a stack).
         R: ``(n, k)`` numpy signs (+-1).
         prec: rounding model of the honest product; safety: ``lambda``.
+        b_pass: :func:`fused_b_pass` of this very ``b`` and ``R`` (None: computed here).
 
     Returns:
         ``(diff, tol, c2, norms)`` as float64 numpy arrays (``norms`` are the
@@ -262,8 +281,11 @@ def fused_residual_and_tolerance(a: Any, b: Any, c: Any, R: np.ndarray, bias: An
     if C.shape[:-2] != batch:
         C = np.broadcast_to(C, batch + C.shape[-2:])
     Rt = np.ascontiguousarray(R.T, dtype=np.float32)  # +-1: exact, and products with it are exact
-    P, Bsq, _, _ = fused.row_pass(B, Rt, sq=True, bits=bbits)  # P = B R and the row norms of B
-    norms = np.sqrt(Bsq)  # never cached: see above
+    if b_pass is None:
+        P, Bsq, _, _ = fused.row_pass(B, Rt, sq=True, bits=bbits)  # P = B R and the row norms of B
+        norms = np.sqrt(Bsq)  # never cached: see above
+    else:
+        P, norms = b_pass
     w = norms + 1e-300  # some kernels skip zero weights, which would hide an Inf/NaN in A
     G = np.swapaxes(P, -1, -2)
     if B.ndim > 2 and B.shape[:-2] != batch:

@@ -22,6 +22,7 @@ Argument, tolerances and tests: ``proofs/inference-glue.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -228,6 +229,28 @@ class SampledGlue(Scheme):
         Raises:
             TypeError, ValueError: for the caller's malformed arguments (never for the provider's trace).
         """
+        return self.check_many(model, [(ids, trace)], challenge_seed=challenge_seed)[0]
+
+    def check_many(self, model: Any, items: Sequence[tuple[Any, Any]], *, challenge_seed: int) -> list[Verdict]:
+        """Verify several traces of one model together: one verdict each, the linear layers' signs shared.
+
+        Each kind of linear layer is checked over every trace with one block of Freivalds signs,
+        drawn after *all* the traces are fixed: it is independent of each trace's claims, so each
+        keeps its own per-layer bound, and ``W R`` (the part of the check that reads the weights,
+        about half of its cost at 512 tokens) is computed once for all of them
+        (``proofs/inference-glue.md``). The glue rows are drawn per trace, as in :meth:`check`.
+
+        Args:
+            model: the jobs' float32 :class:`~vcompute.workloads.lm.TransformerLM`.
+            items: ``(ids, trace)`` per job.
+            challenge_seed: the verifier's randomness, drawn after every trace is fixed.
+
+        Returns:
+            One verdict per item, in order; each one's ``cost.seconds`` is its share of the whole.
+
+        Raises:
+            TypeError, ValueError: for the caller's malformed arguments (never for a provider's trace).
+        """
         import torch
 
         from vcompute.workloads.lm.generation import as_prompt
@@ -237,79 +260,110 @@ class SampledGlue(Scheme):
             raise TypeError("SampledGlue checks a float32 torch TransformerLM")
         if isinstance(challenge_seed, bool) or not isinstance(challenge_seed, int):
             raise TypeError("challenge_seed must be an int drawn after the trace")
+        if not isinstance(items, (list, tuple)) or not items or not all(
+                isinstance(it, tuple) and len(it) == 2 for it in items):
+            raise TypeError("items must be a non-empty list of (ids, trace) pairs")
         cfg = model.cfg
-        ids_np = as_prompt(ids, cfg.vocab, "ids")
-        T = len(ids_np)
-        if T > cfg.max_len:
-            raise ValueError(f"ids has {T} tokens; the model's max_len is {cfg.max_len}")
+        seqs = [as_prompt(ids, cfg.vocab, f"items[{j}] ids") for j, (ids, _) in enumerate(items)]
+        for j, q in enumerate(seqs):
+            if len(q) > cfg.max_len:
+                raise ValueError(f"items[{j}] ids has {len(q)} tokens; the model's max_len is {cfg.max_len}")
         rng = np.random.default_rng(challenge_seed)
-        flops, ratios = [0.0], [0.0]
+        jobs = [_Job(q, self.rows) for q in seqs]
+        for job, (_, trace) in zip(jobs, items):
+            tr = _read_trace(trace, trace_shapes(cfg, job.T))
+            if isinstance(tr, str):
+                job.verdict = (False, tr, {})
+            else:
+                job.tr = tr
+                self._glue(model, job, rng)
+        live = [j for j in jobs if j.verdict is None]
+        # each kind of linear layer of all blocks in one fused pass, one block of signs per kind for every trace
+        for kind, (a_key, mod_name, c_key) in enumerate(_LINEARS):
+            if not live:
+                break
+            results = self._stacks.check_many(mod_name, [(j.tr[a_key], j.tr[c_key]) for j in live],
+                                               [getattr(b, mod_name) for b in model.blocks], rng)
+            for job, res in zip(live, results):
+                job.flops += res.flops
+                if res.reason:
+                    job.fails.append((res.layer, kind, res.reason))
+        for job in live:
+            if job.fails:
+                layer, _, reason = min(job.fails)  # the first wrong layer in forward order
+                job.verdict = (False, reason, {"layer": layer})
+                continue
+            tr = job.tr
+            q = self._glue_op(job, "final ln", tr["hidden"], _ln(tr["x"][-1].astype(np.float64), model.ln_f))
+            if not q:
+                v = self.freivalds.check(tr["hidden"], self._weight(model.wte.weight), tr["logits"],
+                                         seed=int(rng.integers(2**62)))  # the tied head has no bias
+                job.flops += v.cost.flops
+                q = None if v.accepted else f"head: Freivalds: {v.reason}"
+            if q:
+                job.verdict = (False, q, {"layer": cfg.n_layers})
+            else:
+                job.verdict = (True, f"{cfg.n_layers} blocks: {4 * cfg.n_layers + 1} linear layers pass Freivalds "
+                               f"({self.rounds} rounds) on all {job.T} rows; glue passes on {job.s} sampled rows "
+                               "per op", {"rows": job.s, "tokens": job.T, "max_glue_error_ratio": max(job.ratios)})
+        share = (time.perf_counter() - t0) / len(jobs)
+        out = []
+        for job in jobs:
+            ok, reason, details = job.verdict
+            cost = Cost(flops=job.flops, seconds=share, reexecuted_fraction=job.s / job.T)
+            out.append((Verdict.accept if ok else Verdict.reject)(reason, scheme=self.name, cost=cost, details=details))
+        return out
 
-        def done(ok: bool, reason: str, **details: Any) -> Verdict:
-            cost = Cost(flops=flops[0], seconds=time.perf_counter() - t0, reexecuted_fraction=frac)
-            return (Verdict.accept if ok else Verdict.reject)(reason, scheme=self.name, cost=cost, details=details)
-
-        s = T if self.rows is None else min(self.rows, T)
-        frac = s / T
-        tr = _read_trace(trace, trace_shapes(cfg, T))
-        if isinstance(tr, str):
-            return done(False, tr)
-        rtol = self.rtol
-
-        def glue(name: str, claimed: np.ndarray, ref: Any, rows: np.ndarray | None = None) -> str | None:
-            if callable(ref):  # an exact float32 sum: bitwise equal is the honest, common case
-                exact32, reference = ref()
-                if np.array_equal(claimed, exact32):
-                    return None
-                ref = reference()
-            bad = _bad_row(claimed.astype(np.float64), ref, rtol)
-            ratios.append(bad[2])
-            if bad[0] < 0:
+    def _glue_op(self, job: _Job, name: str, claimed: np.ndarray, ref: Any, rows: np.ndarray | None = None) -> str | None:
+        """The reason ``claimed`` is off its recomputation ``ref`` (a lazy exact sum, or float64 rows), or None."""
+        if callable(ref):  # an exact float32 sum: bitwise equal is the honest, common case
+            exact32, reference = ref()
+            if np.array_equal(claimed, exact32):
                 return None
-            r = bad[0] if rows is None else int(rows[bad[0]])
-            return f"{name}: row {r} differs from the recomputation by {bad[1]:.3g}x the tolerance"
+            ref = reference()
+        bad = _bad_row(claimed.astype(np.float64), ref, self.rtol)
+        job.ratios.append(bad[2])
+        if bad[0] < 0:
+            return None
+        r = bad[0] if rows is None else int(rows[bad[0]])
+        return f"{name}: row {r} differs from the recomputation by {bad[1]:.3g}x the tolerance"
 
-        def linear(name: str, a: np.ndarray, mod: Any, c: np.ndarray) -> str | None:
-            b = None if getattr(mod, "bias", None) is None else mod.bias.detach().numpy()
-            v = self.freivalds.check(a, self._weight(mod.weight), c, seed=int(rng.integers(2**62)), bias=b)
-            flops[0] += v.cost.flops
-            return None if v.accepted else f"{name}: Freivalds: {v.reason}"
+    def _glue(self, model: Any, job: _Job, rng: np.random.Generator) -> None:
+        """The embeddings, every block's glue on sampled rows and its residual adds; sets a rejection on the first lie."""
+        tr, T, s, ids_np = job.tr, job.T, job.s, job.ids
 
         def pick() -> np.ndarray:
             return np.arange(T) if s == T else np.sort(rng.choice(T, size=s, replace=False))
 
+        g = functools.partial(self._glue_op, job)
         x = tr["x"]
-        problems = [glue("embeddings", x[0], _sum(model.wte.weight.detach().numpy()[ids_np],
-                                                  model.wpe.weight.detach().numpy()[:T]))]
+        problems = [g("embeddings", x[0], _sum(model.wte.weight.detach().numpy()[ids_np],
+                                              model.wpe.weight.detach().numpy()[:T]))]
         for i, blk in enumerate(model.blocks):
             p = f"layer {i}"
             r1, ra, r2, rg = pick(), pick(), pick(), pick()
             problems += [
-                glue(f"{p} ln1", tr["ln1"][i, r1], _ln(x[i, r1].astype(np.float64), blk.ln_1), r1),
-                glue(f"{p} attention", tr["attn"][i, ra], _attention_rows(tr["qkv"][i], ra, cfg.n_heads), ra),
-                glue(f"{p} residual 1", tr["mid"][i], _sum(x[i], tr["attn_out"][i])),
-                glue(f"{p} ln2", tr["ln2"][i, r2], _ln(tr["mid"][i, r2].astype(np.float64), blk.ln_2), r2),
-                glue(f"{p} gelu", tr["gelu"][i, rg], _gelu(tr["fc"][i, rg].astype(np.float64)), rg),
-                glue(f"{p} residual 2", x[i + 1], _sum(tr["mid"][i], tr["mlp_out"][i])),
+                g(f"{p} ln1", tr["ln1"][i, r1], _ln(x[i, r1].astype(np.float64), blk.ln_1), r1),
+                g(f"{p} attention", tr["attn"][i, ra], _attention_rows(tr["qkv"][i], ra, model.cfg.n_heads), ra),
+                g(f"{p} residual 1", tr["mid"][i], _sum(x[i], tr["attn_out"][i])),
+                g(f"{p} ln2", tr["ln2"][i, r2], _ln(tr["mid"][i, r2].astype(np.float64), blk.ln_2), r2),
+                g(f"{p} gelu", tr["gelu"][i, rg], _gelu(tr["fc"][i, rg].astype(np.float64)), rg),
+                g(f"{p} residual 2", x[i + 1], _sum(tr["mid"][i], tr["mlp_out"][i])),
             ]
             first = next((q for q in problems if q), None)
             if first:
-                return done(False, first, layer=i)
-        # each kind of linear layer of all blocks in one fused pass, one block of signs per kind
-        fails = []
-        for j, (a_key, mod_name, c_key) in enumerate(_LINEARS):
-            res = self._stacks.check(mod_name, tr[a_key], [getattr(b, mod_name) for b in model.blocks], tr[c_key],
-                                     rng)
-            flops[0] += res.flops
-            if res.reason:
-                fails.append((res.layer, j, res.reason))
-        if fails:
-            layer, _, reason = min(fails)  # the first wrong layer in forward order
-            return done(False, reason, layer=layer)
-        q = glue("final ln", tr["hidden"], _ln(x[-1].astype(np.float64), model.ln_f)) or linear(
-            "head", tr["hidden"], model.wte, tr["logits"])
-        if q:
-            return done(False, q, layer=cfg.n_layers)
-        return done(True, f"{cfg.n_layers} blocks: {4 * cfg.n_layers + 1} linear layers pass Freivalds "
-                    f"({self.rounds} rounds) on all {T} rows; glue passes on {s} sampled rows per op",
-                    rows=s, tokens=T, max_glue_error_ratio=max(ratios))
+                job.verdict = (False, first, {"layer": i})
+                return
+
+
+class _Job:
+    """One trace's state through :meth:`SampledGlue.check_many`."""
+
+    def __init__(self, ids: np.ndarray, rows: int | None) -> None:
+        self.ids, self.T = ids, len(ids)
+        self.s = self.T if rows is None else min(rows, self.T)
+        self.tr: dict[str, np.ndarray] = {}
+        self.verdict: tuple[bool, str, dict] | None = None
+        self.flops = 0.0
+        self.ratios = [0.0]
+        self.fails: list[tuple[int, int, str]] = []

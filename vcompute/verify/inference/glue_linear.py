@@ -78,18 +78,49 @@ class LinearStacks:
         Returns:
             The first failing block and why, and the FLOPs spent.
         """
+        return self.check_many(name, [(a, c)], mods, rng)[0]
+
+    def check_many(self, name: str, pairs: list[tuple[np.ndarray, np.ndarray]], mods: list,
+                   rng: np.random.Generator) -> list[StackResult]:
+        """:meth:`check` for several traces of the same model, with one block of signs ``R`` for all of them.
+
+        ``R`` is drawn after every trace is fixed, so it is independent of each one's claims and
+        each trace keeps its per-layer bound (``proofs/inference-glue.md``); the product
+        ``W_i R`` and the weights' row norms are computed once for all traces.
+
+        Args:
+            name: the layers' name in the reasons.
+            pairs: per trace, the claimed inputs ``[L, T_j, K]`` and outputs ``[L, T_j, n]``.
+            mods: the blocks' ``nn.Linear`` modules.
+            rng: the verifier's generator, drawn after every trace.
+
+        Returns:
+            One :class:`StackResult` per trace; the shared ``W R`` pass is counted in the first one's FLOPs.
+        """
+        from vcompute.verify.freivalds.kernel import fused_b_pass
+
         w, bias = self._stacked(name, mods)
         fr = self.freivalds
-        L, m, K = a.shape
-        n = w.shape[-1]
+        L, K, n = w.shape
         R = rng.integers(0, 2, size=(n, fr.rounds)).astype(np.float64) * 2.0 - 1.0
         prec = precision_of("float32", fr.accumulation)
-        with np.errstate(all="ignore"):  # NaN/Inf are diagnosed below
-            fused = fused_residual_and_tolerance(a, w, c, R, bias, prec=prec, safety=fr.safety)
-        if fused is None:  # no numba: layer by layer through the public check
-            return self._one_by_one(name, a, w, c, bias, rng)
-        diff, tol = fused[0], fused[1] + _underflow_allowance("float32", prec, K, n)
-        flops = L * (2.0 * fr.rounds * (n * K + m * K + m * n) + 4.0 * (m * K + K * n) + 4.0 * m * n)
+        shared = fused_b_pass(w, R)
+        if shared is None:  # no numba: layer by layer through the public check
+            return [self._one_by_one(name, a, w, c, bias, rng) for a, c in pairs]
+        out = []
+        for j, (a, c) in enumerate(pairs):
+            with np.errstate(all="ignore"):  # NaN/Inf are diagnosed below
+                fused = fused_residual_and_tolerance(a, w, c, R, bias, prec=prec, safety=fr.safety, b_pass=shared)
+            m = a.shape[1]
+            flops = L * (2.0 * fr.rounds * (m * K + m * n) + 4.0 * m * K + 4.0 * m * n)
+            if j == 0:
+                flops += L * (2.0 * fr.rounds * n * K + 4.0 * K * n)
+            out.append(self._verdict(name, fused[0], fused[1] + _underflow_allowance("float32", prec, K, n), m,
+                                     flops))
+        return out
+
+    @staticmethod
+    def _verdict(name: str, diff: np.ndarray, tol: np.ndarray, m: int, flops: float) -> StackResult:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(tol > 0, diff / np.where(tol > 0, tol, 1.0), np.where(diff > 0, np.inf, 0.0))
         # a NaN or Inf anywhere in a layer's operands reaches its diff or tol (0 * inf is NaN); NaN compares false

@@ -51,11 +51,15 @@ class Tolerance:
 #: over 512 honest generations (torch vs JAX, KV cache vs prefill, batch 8, 2 threads). bfloat16 over 1024, once
 #: the JAX model rounds where torch does: entries by <= 1 ulp (0.0078), at most 2 of 120 committed entries per chunk
 #: not bit-identical (9 in a probe), logits by <= 0.0103 and the nucleus mass before a token by <= 5.8e-4
-#: (before: 1.6%, 6 misses, 0.036). float16 is not calibrated yet (a provisional bound between the two).
+#: (before: 1.6%, 6 misses, 0.036). float16 over 512, once the JAX model rounds float16 subnormals as torch
+#: does: entries by <= 0.0011 (about 1 ulp), at most 1 miss and 4 of 120 entries per chunk not bit-identical,
+#: logits by <= 0.00166 and the nucleus mass by <= 9.6e-5 (experiments/inference-calibration.toml, float16 rows).
 TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4),
-    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.05, max_inexact=16, mass_atol=0.005),
-    "float16": Tolerance(rtol=0.01, max_misses=12, logit_atol=0.05),
+    # logit_atol 0.025 (was 0.05): 2.4x the honest maximum; at 0.05 a 1-layer draft model's greedy tokens passed
+    # on 59 of 100 bf16 jobs of 32 tokens, at 0.025 on none (proofs/inference.md, detection statistics)
+    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.025, max_inexact=16, mass_atol=0.005),
+    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.01, max_inexact=16, mass_atol=0.002),
 }
 
 

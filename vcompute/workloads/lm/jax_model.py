@@ -44,7 +44,14 @@ def _round(y, dtype, jnp):
     if dtype == jnp.float32:
         return y
     fi = jnp.finfo(dtype)
-    return jax.lax.reduce_precision(y, exponent_bits=fi.nexp, mantissa_bits=fi.nmant).astype(dtype)
+    r = jax.lax.reduce_precision(y, exponent_bits=fi.nexp, mantissa_bits=fi.nmant)
+    if dtype == jnp.float16:
+        # reduce_precision flushes float16 subnormals (|y| < 2^-14) to zero, where torch keeps them: small
+        # attention weights and activations then differed and ~20% of hidden entries with them. Round those
+        # to float16's subnormal grid (multiples of 2^-24, ties to even) exactly in float32 instead.
+        tiny = jnp.abs(y) < fi.smallest_normal
+        r = jnp.where(tiny, jnp.round(y * 2.0**24) * 2.0**-24, r)
+    return r.astype(dtype)
 
 
 def _layer_norm(x, w, b, jnp):

@@ -1,0 +1,34 @@
+"""The escape statistics of ``inference.statistics``: the bound and the not-applicable screen."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vcompute.experiment.tasks.inference_statistics import escape_bound, not_applicable
+
+
+def test_escape_bound_is_the_one_sided_clopper_pearson_bound():
+    assert escape_bound(0, 3000) == pytest.approx(1 - 0.05 ** (1 / 3000)) and escape_bound(0, 3000) < 1e-3
+    assert escape_bound(0, 2900) > 1e-3  # 3,000 escape-free jobs are what shows 99.9%
+    # P(X <= 1 | n=10, p) = 0.05 at p = 0.3942 (tables of the binomial upper limit)
+    assert escape_bound(1, 10) == pytest.approx(0.3942, abs=1e-4)
+    p = escape_bound(3, 100)
+    cdf = sum(math.comb(100, i) * p**i * (1 - p) ** (100 - i) for i in range(4))
+    assert cdf == pytest.approx(0.05, abs=1e-9)
+    assert escape_bound(5, 5) == 1.0 and math.isnan(escape_bound(0, 0))
+
+
+def test_not_applicable_names_honest_work_and_exact_roundings():
+    pytest.importorskip("torch")
+    from vcompute.workloads.lm import LMConfig, TransformerLM, cast
+
+    m = TransformerLM(LMConfig(vocab=300, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=16), seed=0)
+    b16 = cast(m, "bfloat16")
+    assert "honest computation" in not_applicable("low_precision", {"precision": "bfloat16"}, "bfloat16", "greedy", b16)
+    assert "greedy" in not_applicable("greedy_for_sampled", {}, "float32", "greedy", m)
+    assert not_applicable("greedy_for_sampled", {}, "float32", "sampled", m) == ""
+    assert "0 of" in not_applicable("quantised", {"kind": "bfloat16"}, "bfloat16", "sampled", b16)
+    assert not_applicable("quantised", {"kind": "bfloat16"}, "float32", "sampled", m) == ""  # fp32 weights move
+    assert not_applicable("quantised", {"kind": "int8"}, "bfloat16", "sampled", b16) == ""
