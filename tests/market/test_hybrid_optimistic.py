@@ -121,3 +121,17 @@ def test_a_dispute_is_evidence_when_its_window_closes_and_is_counted_once():
     assert all(mid[k] == before[k] + 1 for k in before)
     view.settled(job, True, [False], paid_usd=0.0, verify_usd=0.0, result=False, disputed=True)
     assert {k: getattr(view.seen["matmul"], k) for k in before} == mid
+
+
+def test_a_thin_flow_meets_a_worse_market_of_lazy_cheaters():
+    """Condition (vi) of proofs/market.md: the share of the market's results that cheat depends on the flow.
+
+    A lazy cheater answers at once and so is idle first: it wins most jobs of a thin flow, while a full
+    flow locks its funds in stakes under dispute. What the router sees is that thin market, not the
+    decentralized-only policy's.
+    """
+    p = _params(jobs=3000)
+    full, _ = _run(p, "decentralized")
+    thin, _ = _run(p, "hybrid")
+    assert full["dec_share"] == 1.0 and thin["dec_share"] < 0.2
+    assert thin["cheat_rate"] > full["cheat_rate"] + 0.15, (thin["cheat_rate"], full["cheat_rate"])
