@@ -309,6 +309,8 @@ _HYBRID: dict[str, MetricInfo] = {
     "cloud_share": _m("fraction", "share of jobs sent to the cloud (fallbacks included)"),
     "dec_share": _m("fraction", "share of jobs that stayed on the decentralized market"),
     "fallback_share": _m("fraction", "share of jobs sent to the cloud because their deadline was at risk"),
+    "late_share": _m("fraction", "share of jobs whose market result was final after costs.finality_deadline_h "
+                     "(booked as misses)"),
     "cloud_outages": _m("count", "cloud runs lost to an outage (1 - cloud.availability)"),
     "dec_cost_per_correct": _m("USD", "all-in cost per correct result of the market side alone",
                                "no correct result on the market"),

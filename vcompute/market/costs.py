@@ -24,7 +24,10 @@ cost into one :class:`CostBook`, split so that a plot can stack the parts
   ``costs.fraud_loss_multiple``.
 - ``cost_misses``: jobs that produced no result (expired, failed, rejected,
   cloud outage), each valued at ``costs.miss_multiple`` times the cloud's
-  price for it (the price of having it done reliably).
+  price for it (the price of having it done reliably). With
+  ``costs.finality_deadline_h`` set, a result final (settled: checked, or its
+  challenge window closed) later than that after the job's arrival is a miss
+  too: it was paid for but came too late to count as a correct result.
 
 ``cost_all_in`` is their sum. The slashed stake paid back to consumers is
 reported apart, as ``compensation_credit`` (USD per correct result): it is
@@ -137,6 +140,9 @@ class CostConfig(BaseModel):
         fraud_loss_multiple: a wrong result accepted costs this many times its price.
         miss_multiple: a job with no result costs this many times the cloud's price for it.
         verifier_hardware: the hardware class whose cost prices the checkers' compute.
+        finality_deadline_h: a result final later than this many hours after its
+            job's arrival is a miss (a challenge window, a dispute, replicas queueing:
+            time to finality counts against the deadline); None never.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -146,6 +152,7 @@ class CostConfig(BaseModel):
     fraud_loss_multiple: float = Field(1.0, ge=0)
     miss_multiple: float = Field(1.0, ge=0)
     verifier_hardware: str = "a100"
+    finality_deadline_h: float | None = Field(None, gt=0)
 
     @field_validator("verifier_hardware")
     @classmethod

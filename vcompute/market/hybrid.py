@@ -15,6 +15,7 @@ and the hybrid router's margin over the better pure policy.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,10 +27,19 @@ from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
 from vcompute.market.core import MarketView, Settled
 from vcompute.market.costs import CostBook, CostConfig, break_even_discount, settlement_gas_metrics
 
-__all__ = ["POLICIES", "HybridHooks", "HybridParams", "compare_policies", "scheme_applies"]
+__all__ = ["DISPUTE_DECIDES", "POLICIES", "HybridHooks", "HybridParams", "compare_policies", "scheme_applies"]
 
 #: The pure and the hybrid policy :func:`compare_policies` runs.
 POLICIES = ("cloud", "decentralized", "hybrid")
+
+#: Job kinds whose results the dispute game (:mod:`vcompute.verify.dispute`, ``proofs/dispute.md``)
+#: can decide today, so that the ``optimistic`` trust policy applies to them. Its last step is one
+#: matmul layer, int8 (C1-C4) or float32 within a rounding bound (C6, C7), and a linear model's SGD
+#: step is such a layer (C8). Of the built-in kinds that covers ``matmul`` (a product is a one-layer
+#: job) only: ``forward`` jobs are ReLU MLPs with biases, whose step from one committed state to the
+#: next (bias, ReLU, product) no contract checks; ``train`` jobs are torch MLP runs proven by PoL,
+#: whose step is nonlinear with a backward pass ("Not covered"); ``generate`` traces are not covered.
+DISPUTE_DECIDES = frozenset({"matmul"})
 
 
 class HybridParams(MarketParams):
@@ -103,16 +113,23 @@ class HybridParams(MarketParams):
         ``consumers.verifier``; it applies when it is one of the kind's
         verifiers (:func:`scheme_applies`). Freivalds cannot check a training
         run, proof-of-learning cannot check a product: such a cell of a grid is
-        not simulated.
+        not simulated. Under ``consumers.trust = "optimistic"`` the scheme is
+        the watchers' first look (``none`` and ``replication``: re-execution,
+        which applies to every kind), and the kind must also be one the dispute
+        game decides (:data:`DISPUTE_DECIDES`).
         """
         from vcompute.workloads.kinds import canonical_kind
 
         cons = self.consumers
+        optimistic = cons.trust == "optimistic"
         overrides = {canonical_kind(k): v for k, v in cons.verifier_by_kind.items()}
         mix = cons.mix if self.kind == "all" else self._of_kind()
         for jt in mix:
             scheme = overrides.get(jt.job_kind, "default")
-            if not scheme_applies(jt.job_kind, cons.verifier if scheme == "default" else scheme):
+            scheme = cons.verifier if scheme == "default" else scheme
+            if optimistic and jt.job_kind not in DISPUTE_DECIDES:
+                return False
+            if not (scheme_applies(jt.job_kind, scheme) or (optimistic and scheme == "replication")):
                 return False
         return True
 
@@ -170,6 +187,16 @@ class HybridHooks:
         vhw = HARDWARE[p.costs.verifier_hardware]
         # Settlement books checkers' compute at A100 cost: rescale to the verifier's hardware.
         self.verify_scale = (vhw.hourly_cost / vhw.tflops) / (a100.hourly_cost / a100.tflops)
+        fd = p.costs.finality_deadline_h
+        self.finality_s = float("inf") if fd is None else fd * 3600.0
+        self.late = 0
+        self.optimistic = p.consumers.trust == "optimistic"
+        # Optimistic results in their challenge window, by the time it closes (a constant window: FIFO),
+        # and the keys of those not final yet / found under dispute when it closed.
+        self.windows: deque[tuple[float, Any]] = deque()
+        self.window_s = p.optimistic.window_h * 3600.0
+        self.open: set[int] = set()
+        self.disputed: set[int] = set()
 
     def _to_cloud(self, job: Any) -> None:
         book, view = self.book, self.views[job.consumer]
@@ -182,8 +209,19 @@ class HybridHooks:
         else:
             book.add("cloud", "misses", view.miss_value(job))
 
+    def _windows_closed(self) -> None:
+        """Tell each consumer of its results whose window closed under dispute (see ConsumerView.disputed)."""
+        now, w = self.mk.now(), self.windows
+        while w and w[0][0] < now:
+            job = w.popleft()[1]
+            if job.key in self.open:
+                self.disputed.add(job.key)
+                self.views[job.consumer].disputed(job)
+
     def route(self, job: Any) -> bool:
         """Route an arriving job; True if it went to the cloud (the market does not queue it)."""
+        if self.windows:
+            self._windows_closed()
         self.views[job.consumer].routed(job)
         if self.routers[job.consumer].route(self.views[job.consumer], job) == "cloud":
             self._to_cloud(job)
@@ -211,13 +249,22 @@ class HybridHooks:
         self.book.add("dec", "misses", self.views[job.consumer].miss_value(job))
 
     def started(self, job: Any) -> None:
-        """A decentralized job was matched and escrowed."""
+        """A decentralized job's claims are in (matched, escrowed, computed); an optimistic one's window opens."""
         self.views[job.consumer].matched(job, UNITS_PER_USD)
+        if self.optimistic:
+            self.open.add(job.key)
+            self.windows.append((self.mk.now() + self.window_s, job))
 
     def settled(self, s: Settled) -> None:
         """A decentralized job was settled (``s.live`` empty: every replica vanished)."""
         job, live, audited, verdicts, correct = s.job, s.live, s.audited, s.verdicts, s.correct
         book, view, mk = self.book, self.views[job.consumer], self.mk
+        if self.optimistic:
+            self.open.discard(job.key)
+            disputed = job.key in self.disputed
+            self.disputed.discard(job.key)
+        else:
+            disputed = False
         held = mk.now() - job.started
         book.add("dec", "capital", book.capital(self.p.consumers.stake_usd, held) * len(job.replicas))
         if not live:
@@ -225,11 +272,19 @@ class HybridHooks:
             book.add("dec", "misses", view.miss_value(job))
             return
         paid = sum(job.prices[r] for r, v in zip(live, verdicts) if v) / UNITS_PER_USD
-        view.settled(job, audited, list(verdicts), paid_usd=paid, verify_usd=s.verify_usd * self.verify_scale,
-                     result=correct is not None)
+        # Final too late to use (a challenge window, a dispute, replicas queueing): paid for, yet a miss.
+        late = correct is not None and mk.now() - job.submitted > self.finality_s
+        self.late += late
+        # Under the optimistic policy every result is open to the watchers: the consumer's evidence is
+        # each result and whether a dispute overturned it (ConsumerView.detection prices the watching).
+        view.settled(job, audited or self.optimistic, list(verdicts), paid_usd=paid,
+                     verify_usd=s.verify_usd * self.verify_scale, result=correct is not None and not late,
+                     disputed=disputed)
         if 0 in live and verdicts[live.index(0)]:
             book.dec_pflop_paid += job.jtype.pflop
-        if correct is True:
+        if late:
+            book.add("dec", "misses", view.miss_value(job))
+        elif correct is True:
             book.correct["dec"] += 1
         elif correct is False:
             book.add("dec", "fraud", self.p.costs.fraud_loss_multiple * job.prices[0] / UNITS_PER_USD)
@@ -257,6 +312,10 @@ class HybridHooks:
         gas = settlement_gas_metrics(ledger_ops, self.p.settlement.gas, correct, off_chain=off)
         flat = self.p.costs.gas_usd_per_op
         dec["gas"] = gas["settlement_gas_usd"] if flat is None else gas["settlement_ops"] * flat
+        opt = getattr(getattr(self.mk, "checking", None), "optimistic", None)
+        if opt is not None:  # the watchers' compute (their own hardware's price) and the disputes' gas
+            dec["verification"] += opt.watch_usd
+            dec["gas"] += opt.total_gas_usd
         out = book.summary()
         out["job_settlement_ops"] = gas["settlement_ops"]
         # The run's whole settlement, as a plain market reports it, less the cloud's account and bills.
@@ -269,6 +328,7 @@ class HybridHooks:
         out["cloud_share"] = self.sent["cloud"] / n
         out["dec_share"] = self.sent["dec"] / n
         out["fallback_share"] = self.fallbacks / n
+        out["late_share"] = self.late / n
         out["cloud_outages"] = self.cloud.outages
         out["dec_cost_per_correct"] = book.side_cost_per_correct("dec")
         out["cloud_cost_per_correct"] = book.side_cost_per_correct("cloud")

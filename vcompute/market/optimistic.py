@@ -67,6 +67,8 @@ BASE_GAS = 1_825_000
 _H = 3600.0
 #: Schemes a watcher applies by re-executing the whole job (and so finds every wrong result).
 _REEXECUTE = frozenset({"none", "replication"})
+#: The same set, public: routing (``vcompute.market.routing``) prices re-executing watchers by it.
+REEXECUTE = _REEXECUTE
 
 
 def dispute_rounds(steps: int) -> int:

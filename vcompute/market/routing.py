@@ -28,6 +28,7 @@ from typing import Any
 from vcompute.core.registry import Registry
 from vcompute.market.calibration import CHEATS, wilson_interval
 from vcompute.market.core import MarketView
+from vcompute.market.optimistic import REEXECUTE as _REEXECUTE
 
 __all__ = ["ROUTERS", "CloudOnly", "ConsumerView", "DecentralizedOnly", "Hybrid"]
 
@@ -103,9 +104,9 @@ class Hybrid:
         if resolved < self.explore_min + self.explore_log * math.log(max(routed, 1)):
             return "dec"
         check = view.mk.checks[job.jtype.kind]
-        if check.scheme != "none" and view.mk.p.consumers.audit_p > 0 and \
-                s.claims * view.detection(check) < self.explore_info:
-            return "dec"  # too few audits yet to tell a fraud rate from noise
+        d = view.detection(check)
+        if d > 0 and view.checked_p(check) > 0 and s.claims * d < self.explore_info:
+            return "dec"  # too few audits (or watched results) yet to tell a fraud rate from noise
         z = self.z * math.sqrt(math.log(max(routed, 3)))  # optimism that grows with neglect
         return "dec" if view.dec_cost(job, z=z) < view.cloud_cost(job) else "cloud"
 
@@ -145,6 +146,18 @@ class ConsumerView:
         self.tflops = sum(p.hw.tflops for p in provs) / len(provs)
         hw = HARDWARE[cost_cfg.verifier_hardware]
         self.verifier_cpp = hw.hourly_cost / (hw.tflops * 3.6)
+        p = mk.p
+        self.optimistic = p.consumers.trust == "optimistic"
+        if self.optimistic:  # the policy's public terms: watchers, their hardware, the game's gas
+            from vcompute.market.optimistic import dispute_gas
+
+            o = p.optimistic
+            self.watch_p = p.consumers.audit_p if o.watch_p is None else o.watch_p
+            self.watchers = o.watchers
+            whw = HARDWARE[o.hardware]
+            self.watcher_cpp = whw.hourly_cost / (whw.tflops * 3.6)
+            self.dispute_usd = dispute_gas(o.trace_steps) * p.settlement.gas.price().usd_per_gas
+            self.window_s = o.window_h * 3600.0
 
     def _s(self, kind: str) -> _Seen:
         s = self.seen.get(kind)
@@ -172,10 +185,34 @@ class ConsumerView:
         s.price_sum += sum(job.prices) / units_per_usd / job.jtype.pflop
         s.price_n += len(job.prices)
 
-    def settled(self, job: Any, audited: bool, verdicts: list[bool], *, paid_usd: float, verify_usd: float,
-                result: bool) -> None:
-        """A market job was settled: per-claim verdicts, what it paid and whether a result stood."""
+    def disputed(self, job: Any) -> None:
+        """An optimistic market job's challenge window closed without its result final: it is disputed.
+
+        That is public (the claim's state on chain) hours before the game ends, so it is evidence as
+        soon as the window closes; otherwise a router would see honest results final after one window
+        and fraud only after the game, and take the market for better than it is meanwhile. Counted as
+        a rejected claim without a result until :meth:`settled` (``disputed=True``) says how it ended.
+        """
         s = self._s(job.jtype.kind)
+        s.resolved += 1
+        s.noresult += 1
+        s.audited += 1
+        s.claims += 1
+        s.caught += 1
+
+    def settled(self, job: Any, audited: bool, verdicts: list[bool], *, paid_usd: float, verify_usd: float,
+                result: bool, disputed: bool = False) -> None:
+        """A market job was settled: per-claim verdicts, what it paid and whether a result stood.
+
+        ``disputed``: :meth:`disputed` counted it already; its count is replaced by how it ended.
+        """
+        s = self._s(job.jtype.kind)
+        if disputed:
+            s.resolved -= 1
+            s.noresult -= 1
+            s.audited -= 1
+            s.claims -= 1
+            s.caught -= 1
         s.resolved += 1
         s.noresult += not result
         s.paid += paid_usd
@@ -187,12 +224,34 @@ class ConsumerView:
 
     # -- estimates ------------------------------------------------------------
     def detection(self, check: Any) -> float:
-        """The detection probability the fraud estimate assumes for ``check`` (see :meth:`dec_cost`)."""
+        """The detection probability the fraud estimate assumes for ``check`` (see :meth:`dec_cost`).
+
+        Under the ``optimistic`` policy every result is open to dispute, so it is the chance that a
+        wrong result is overturned: some watcher looks (:meth:`checked_p`) and its first look finds it.
+        """
+        if self.optimistic:
+            return self.checked_p(check) * self._least_detect(check, reexecutes=check.scheme in _REEXECUTE)
         if check.scheme == "none":
             return 0.0
+        return self._least_detect(check, reexecutes=False)
+
+    @staticmethod
+    def _least_detect(check: Any, *, reexecutes: bool) -> float:
+        if reexecutes:
+            return 1.0
         # The cheat the adversary uses is unknown: assume its best one, the least detectable
         # calibrated cheat (a rate of rejections then means the most fraud it can).
         return max(min(check.detect_est(c) for c in CHEATS if c != "honest"), 1e-6)
+
+    def checked_p(self, check: Any) -> float:
+        """The configured chance that a result is looked at: ``audit_p``, or that one of the watchers watches.
+
+        It is what the policy promises, not what it does: rational watchers who stop watching (the
+        verifier's dilemma) make the consumer's fraud estimate too low (``proofs/market.md``).
+        """
+        if self.optimistic:
+            return 1.0 - (1.0 - self.watch_p) ** self.watchers
+        return self.mk.p.consumers.audit_p if check.scheme != "none" else 0.0
 
     def miss_value(self, job: Any) -> float:
         """What a job without a result costs this consumer (USD)."""
@@ -216,8 +275,10 @@ class ConsumerView:
         mk, jt = self.mk, job.jtype
         s = self._s(jt.kind)
         check = mk.checks[jt.kind]
-        a_cfg = mk.p.consumers.audit_p if check.scheme != "none" else 0.0
-        d, k = self.detection(check), check.k
+        # Optimistic results are never replicated; each one counts as checked, with the chance of a
+        # dispute as its detection (see detection()).
+        a_cfg = 1.0 if self.optimistic else self.checked_p(check)
+        d, k = self.detection(check), 1 if self.optimistic else check.k
         q = min(_rate(s.caught, s.claims, z) / d, 1.0) if d > 0 else 0.0
         u = _rate(s.noresult, s.resolved, z)
         f = s.failed / s.resolved if s.resolved else 0.0
@@ -229,20 +290,31 @@ class ConsumerView:
             pay, verif = s.paid / s.resolved, s.verify / s.resolved
         else:
             pay = price * r
-            verif = a_cfg * mk.verify_fraction_est(job) * jt.pflop * self.verifier_cpp * \
-                mk.p.auditors.cost_factor
+            verif = 0.0 if self.optimistic else a_cfg * mk.verify_fraction_est(job) * jt.pflop * \
+                self.verifier_cpp * mk.p.auditors.cost_factor
         # Wrong results slip through unaudited jobs, and audited single-claim ones the check missed;
         # a lone deviating replica is outvoted.
         wrong = (1 - f) * q * ((1 - a) + (a * (1 - d) if k == 1 else 0.0))
-        dur = jt.pflop * 1000.0 / self.tflops
+        dur = jt.pflop * 1000.0 / self.tflops + (self.window_s if self.optimistic else 0.0)  # stake locked
         cap = mk.p.consumers.stake_usd * self.costs.stake_rate_annual * r * dur / (365.0 * 24 * 3600)
         gas = self.costs.gas_usd_per_op * 3.0 * r
         fraud = wrong * self.costs.fraud_loss_multiple * price  # valued at the first replica's price
+        if self.optimistic:  # watchers bill nobody: their compute and the disputes' gas, from the terms
+            verif += self._watch_usd(check, job, q * (1 - f))
+            gas += q * (1 - f) * d * self.dispute_usd
         miss = u * self.miss_value(job)
         correct = 1.0 - u - wrong
         if correct <= 0:
             return float("inf")
         return (pay + verif + cap + gas + fraud + miss) / correct
+
+    def _watch_usd(self, check: Any, job: Any, wrong_p: float) -> float:
+        """Expected watchers' compute on ``job`` (USD): each watcher that looks takes its first look,
+        and re-executes a result it found wrong to commit its own trace (``vcompute.market.optimistic``)."""
+        reexec = check.scheme in _REEXECUTE
+        share = 1.0 if reexec else self.mk.verify_fraction_est(job)
+        redo = 0.0 if reexec else wrong_p * self._least_detect(check, reexecutes=False)
+        return self.watchers * self.watch_p * (share + redo) * job.jtype.pflop * self.watcher_cpp
 
 
 def _rate(hits: int, n: int, z: float) -> float:

@@ -134,7 +134,7 @@ def _detect(p: MarketParams, cheat: str) -> float:
 _HYBRID_METRICS = (
     "cost_compute", "cost_replicas", "cost_verification", "cost_capital", "cost_gas", "cost_fraud",
     "cost_misses", "cost_all_in", "job_settlement_ops", "compensation_credit", "results_correct", "cloud_share", "dec_share",
-    "fallback_share", "cloud_outages", "dec_cost_per_correct", "cloud_cost_per_correct", "break_even_discount",
+    "fallback_share", "late_share", "cloud_outages", "dec_cost_per_correct", "cloud_cost_per_correct", "break_even_discount",
     "price_discount", "cloud_reference_cpc",
     "cpc_cloud", "cpc_decentralized", "cpc_hybrid", "share_cloud_cloud", "share_cloud_decentralized",
     "share_cloud_hybrid", "hybrid_margin", "runtime_s", "applicable",
