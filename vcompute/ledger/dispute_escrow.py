@@ -7,7 +7,9 @@ dispute the claim, and the escrow pays only once the claim stands
 (``finalize``) or hands the stake to the game's winner once it lost
 (``settle``). :func:`play_job` drives that on a :class:`DisputeChain` with
 two players (:mod:`vcompute.verify.dispute.players`) and reads every
-outcome from the contracts. Spec: ``protocols/JobEscrow.md``
+outcome from the contracts; :func:`settle_job` is that flow for any game
+with ``Dispute.vy``'s ``outcome`` view (``OperatorGame.vy``:
+:func:`vcompute.ledger.op_dispute.play_op_job`). Spec: ``protocols/JobEscrow.md``
 ("Jobs settled by a dispute game").
 
 Example:
