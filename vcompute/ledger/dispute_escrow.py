@@ -115,12 +115,7 @@ def settle_job(chain: DisputeChain, provider: Any, challenger: Any | None, *, on
         spec: the job id the claim must name in that game.
         commit: commits the provider's claim in the game with the given dispute window; returns its claim id.
         referee: plays a running dispute to its end: ``referee(chain, claim, provider, challenger, gas=...)``.
-        payment: what the consumer pays (wei).
-        stake: the provider's stake (wei).
-        bond: each game party's bond (wei).
-        challenge_window: the escrow's challenge window; the claim's dispute window is one move longer.
-        consumer: the consumer's account name.
-        treasury: the game's treasury account name, reported in ``escrow_credits`` (``None``: burned).
+        payment, stake, bond, challenge_window, consumer, treasury: as in :func:`play_job`.
 
     Returns:
         The :class:`JobOutcome`.

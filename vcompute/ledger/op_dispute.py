@@ -138,12 +138,8 @@ def play_op_job(chain: OpChain, provider: Any, challenger: Any | None, *, ops_ro
         input_state: the job's input state leaf.
         n_layers: layers of the job.
         per_layer: operators per layer.
-        payment: what the consumer pays (wei).
-        stake: the provider's stake (wei).
-        bond: each game party's bond (wei).
-        challenge_window: the escrow's challenge window; the claim's dispute window is one move longer.
-        consumer: the consumer's account name.
-        treasury: the game's treasury account name, reported in ``escrow_credits`` (``None``: burned).
+        payment, stake, bond, challenge_window, consumer, treasury: as in
+            :func:`~vcompute.ledger.dispute_escrow.play_job`.
 
     Returns:
         The :class:`~vcompute.ledger.dispute_escrow.JobOutcome` (``game`` an :class:`OpGameResult`).
