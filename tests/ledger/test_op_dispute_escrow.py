@@ -161,3 +161,34 @@ def test_a_provider_that_never_commits_forfeits_its_stake_to_the_consumer(job):
     j.esc("stranger", "timeout", j.id)
     assert chain.view("credits", chain.address("consumer"), on="escrow") == PAY + STAKE
     _books(chain)
+
+
+
+def test_a_sybil_that_loses_for_the_liar_does_not_run_out_the_honest_watchers_clock(job):
+    """A lying provider's sybil disputes with another lie and plays badly, so the claim wins that game; the
+    game restarts the claim's window, the escrow waits for it, and the honest watcher still slashes."""
+    net, x0 = job
+    chain = OpChain(move_timeout=MOVE)
+    liar, sybil, w = (make_op_player(s, net, x0, seed=3, name=n)
+                      for s, n in (("lie_one", "provider"), ("lie_last", "sybil"), ("honest", "watcher")))
+    x0_leaf = liar.honest_trace.leaves[0]
+    spec = chain.view("job_id_of", net.ops_tree.root, x0_leaf, net.n_layers, net.per_layer, on="game")
+    j = _Job(chain, "game", spec, b"\x0a" * 32)
+    chain.fund("sybil", 10 * BOND)
+    claim = chain.call("provider", "commit", net.ops_tree.root, x0_leaf, net.n_layers, net.per_layer,
+                       *liar.commitment(), WINDOW + MOVE, value=BOND, on="game")
+    j.esc("provider", "commit_claim", j.id, claim)
+    chain.advance(WINDOW - 50)
+    chain.call("sybil", "dispute", claim, *sybil.commitment(), value=BOND, on="game")
+    assert referee_op(chain, claim, liar, sybil).winner == "claimant"  # the liar beat its own sybil
+    chain.advance(60)  # past the escrow's own window, inside the claim's restarted one
+    _refused(lambda: j.esc("stranger", "finalize", j.id), "time: the claim's dispute window is still open")
+    w.prepare(liar)
+    chain.call("watcher", "dispute", claim, *w.commitment(), value=BOND, on="game")
+    assert referee_op(chain, claim, liar, w).winner == "challenger"
+    j.esc("stranger", "settle", j.id)
+    assert j.state() == SLASHED
+    assert chain.view("credits", chain.address("watcher"), on="escrow") == STAKE - STAKE // 10
+    assert chain.view("credits", chain.address("consumer"), on="escrow") == PAY
+    assert chain.view("credits", chain.address("provider"), on="escrow") == 0
+    _books(chain)
