@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vcompute.ledger.dispute_client import ContractRevert, DisputeChain
+from vcompute.ledger.dispute_escrow import JobOutcome, settle_job
 
-__all__ = ["OpChain", "OpGameResult", "play_op", "referee_op"]
+__all__ = ["OpChain", "OpGameResult", "play_op", "play_op_job", "referee_op"]
 
 _DISPUTED, _SLASHED = 2, 4
 _ONE_STEP, _ELEMENT = 3, 4
@@ -47,6 +48,16 @@ class OpChain(DisputeChain):
         op_step = self.deploy("OperatorStep", as_="op_step")
         self.deploy("OperatorGame", self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps,
                     move_timeout, min_bond, arity, self.at("float_step"), op_step, as_="game")
+
+    @property
+    def escrow(self) -> str:
+        """``JobEscrow.vy``, deployed on first use, trusting both games here: ``Dispute.vy`` and ``OperatorGame.vy``.
+
+        A job names its game at posting and is settled only from that game's record of its claim.
+        """
+        if "escrow" not in self._at:
+            self.deploy("JobEscrow", [self.contract, self.at("game")], as_="escrow")
+        return self._at["escrow"]
 
 
 @dataclass
@@ -108,6 +119,40 @@ def play_op(chain: OpChain, claimant: Any, challenger: Any, *, ops_root: bytes, 
     c_root, c_result, c_proof = challenger.commitment()
     chain.call(challenger.name, "dispute", claim_id, c_root, c_result, c_proof, value=bond, on="game")
     return referee_op(chain, claim_id, claimant, challenger, gas=chain.last_gas)
+
+
+def play_op_job(chain: OpChain, provider: Any, challenger: Any | None, *, ops_root: bytes, input_state: bytes,
+                n_layers: int, per_layer: int, payment: int, stake: int, bond: int, challenge_window: int = 3600,
+                consumer: str = "consumer", treasury: str | None = None) -> JobOutcome:
+    """Run one job through ``JobEscrow.vy`` settled by ``OperatorGame.vy``: post, accept, commit, dispute, settle.
+
+    :func:`~vcompute.ledger.dispute_escrow.play_job`'s flow with this game's job
+    id, commit and referee; the escrow is asked to finalize while the game runs
+    (its refusal is counted in ``refused``). The contracts decide who is paid.
+
+    Args:
+        chain: the deployed contracts (the escrow is deployed on first use).
+        provider: the operator-level player who provides (the game's claimant).
+        challenger: the player who disputes, or ``None`` for nobody.
+        ops_root: the job's operator root.
+        input_state: the job's input state leaf.
+        n_layers: layers of the job.
+        per_layer: operators per layer.
+        payment, stake, bond, challenge_window, consumer, treasury: as in
+            :func:`~vcompute.ledger.dispute_escrow.play_job`.
+
+    Returns:
+        The :class:`~vcompute.ledger.dispute_escrow.JobOutcome` (``game`` an :class:`OpGameResult`).
+    """
+    spec = chain.view("job_id_of", ops_root, input_state, n_layers, per_layer, on="game")
+
+    def commit(window: int) -> bytes:
+        return chain.call(provider.name, "commit", ops_root, input_state, n_layers, per_layer,
+                          *provider.commitment(), window, value=bond, on="game")
+
+    return settle_job(chain, provider, challenger, on="game", spec=spec, commit=commit, referee=referee_op,
+                      payment=payment, stake=stake, bond=bond, challenge_window=challenge_window,
+                      consumer=consumer, treasury=treasury)
 
 
 def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, *, gas: int = 0) -> OpGameResult:
