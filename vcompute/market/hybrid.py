@@ -90,7 +90,9 @@ class HybridParams(MarketParams):
         if self.kind != "all" and not self._of_kind():
             raise ValueError(f"kind = {self.kind!r} but consumers.mix has no job of that kind; add a "
                              f"[[params.consumers.mix]] entry with kind = {self.kind!r}")
-        _router("hybrid", self.routing_params)  # raises on bad parameters
+        for name in [self.routing] if isinstance(self.routing, str) else self.routing:
+            if name in _TAKES_PARAMS:
+                _router(name, self.routing_params)  # raises on bad parameters
         return self
 
     def routed(self, routing: str | list[str]) -> HybridParams:
@@ -150,7 +152,13 @@ def _router(name: str, params: dict[str, Any]) -> Any:
     from vcompute.market.routing import ROUTERS
 
     cls = ROUTERS.get(name)
-    return cls(**params) if name == "hybrid" else cls()
+    if name == "hybrid":  # the bandit's own parameters do not reach its per-job arm
+        params = {k: v for k, v in params.items() if k != "block_jobs"}
+    return cls(**params) if name in _TAKES_PARAMS else cls()
+
+
+#: Routers configured by ``routing_params`` (the others take none).
+_TAKES_PARAMS = frozenset({"hybrid", "bandit"})
 
 
 class HybridHooks:

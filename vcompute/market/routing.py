@@ -30,7 +30,7 @@ from vcompute.market.calibration import CHEATS, wilson_interval
 from vcompute.market.core import MarketView
 from vcompute.market.optimistic import REEXECUTE as _REEXECUTE
 
-__all__ = ["ROUTERS", "CloudOnly", "ConsumerView", "DecentralizedOnly", "Hybrid"]
+__all__ = ["ROUTERS", "CloudOnly", "ConsumerView", "DecentralizedOnly", "Hybrid", "Seen"]
 
 #: Routing policies by name (entry-point group ``vcompute.routers``).
 ROUTERS: Registry = Registry("router", group="vcompute.routers")
@@ -111,13 +111,30 @@ class Hybrid:
         return "dec" if view.dec_cost(job, z=z) < view.cloud_cost(job) else "cloud"
 
 
-class _Seen:
+class Seen:
+    """Counts of what a consumer observed of one job kind on the market (see :class:`ConsumerView`)."""
+
+
     __slots__ = ("routed", "resolved", "noresult", "failed", "audited", "claims", "caught", "paid", "verify", "matched",
                  "replicas", "price_sum", "price_n")
 
     def __init__(self) -> None:
         for s in self.__slots__:
             setattr(self, s, 0)
+
+    def copy(self) -> Seen:
+        """A snapshot of these counts."""
+        out = Seen()
+        for k in self.__slots__:
+            setattr(out, k, getattr(self, k))
+        return out
+
+    def since(self, before: Seen) -> Seen:
+        """The counts observed after the snapshot ``before``."""
+        out = Seen()
+        for k in self.__slots__:
+            setattr(out, k, getattr(self, k) - getattr(before, k))
+        return out
 
 
 class ConsumerView:
@@ -139,7 +156,7 @@ class ConsumerView:
         from vcompute.market.config import HARDWARE
 
         self.mk, self.costs, self.cloud = mk, cost_cfg, cloud
-        self.seen: dict[str, _Seen] = {}
+        self.seen: dict[str, Seen] = {}
         provs = mk.providers
         # Posted prices are public: the prior for the price until it has paid some.
         self.prior_price = sum(p.price for p in provs) / len(provs)
@@ -159,10 +176,10 @@ class ConsumerView:
             self.dispute_usd = dispute_gas(o.trace_steps) * p.settlement.gas.price().usd_per_gas
             self.window_s = o.window_h * 3600.0
 
-    def _s(self, kind: str) -> _Seen:
+    def _s(self, kind: str) -> Seen:
         s = self.seen.get(kind)
         if s is None:
-            s = self.seen[kind] = _Seen()
+            s = self.seen[kind] = Seen()
         return s
 
     # -- observations ---------------------------------------------------------
@@ -266,14 +283,16 @@ class ConsumerView:
         av = self.cloud.availability
         return (cloud_price_usd(self.cloud, job.jtype.pflop) + (1 - av) * self.miss_value(job)) / av
 
-    def dec_cost(self, job: Any, *, z: float = 0.0) -> float:
+    def dec_cost(self, job: Any, *, z: float = 0.0, seen: Any = None) -> float:
         """Expected cost per correct result of ``job`` on the market (USD; derived in proofs/market.md).
 
         With ``z > 0`` the fraud and no-result rates are the lower ends of
         their Wilson intervals (optimism about what is not yet known).
+        ``seen``: evidence to use instead of everything seen of the kind (a
+        block's, see :class:`~vcompute.market.policy_router.PolicyBandit`).
         """
         mk, jt = self.mk, job.jtype
-        s = self._s(jt.kind)
+        s = self._s(jt.kind) if seen is None else seen
         check = mk.checks[jt.kind]
         # Optimistic results are never replicated; each one counts as checked, with the chance of a
         # dispute as its detection (see detection()).
@@ -321,3 +340,7 @@ def _rate(hits: int, n: int, z: float) -> float:
     if n == 0:
         return 0.0
     return wilson_interval(hits, n, z)[0] if z > 0 else hits / n
+
+
+# The policy-level router registers itself in ROUTERS; imported last because it builds on Hybrid.
+from vcompute.market import policy_router as _policy_router  # noqa: E402,F401
