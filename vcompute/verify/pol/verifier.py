@@ -51,6 +51,7 @@ from vcompute.verify.pol.checks import (
     ks_init,
     listed,
     param_vector,
+    segment_count_reason,
     shipped_array,
     within_job,
 )
@@ -77,7 +78,8 @@ class PoLVerifier(Scheme):
         metrics: which update-size metrics top-Q ranks by (``l1``, ``l2``, ``linf``, ``cos``).
         delta: replay tolerance (relative, or absolute l2 for ``delta_mode='absolute'``).
         delta_mode: ``relative`` (error / replayed update) or ``absolute`` (reference).
-        bind_hparams: check committed hyperparameters equal the job's (else trust the header's).
+        bind_hparams: check committed hyperparameters equal the job's (else trust the header's, but for the
+            amount of work: steps and checkpoint interval, hence the segment count, are always the job's).
         bind_seeds: require seeds derived from job and provider, and an exactly seeded init.
         bind_dataset: require the job's dataset (else accept the prover's data if its hash matches).
         bind_batch_order: recompute the batch-order root from the committed data seed.
@@ -174,7 +176,8 @@ class PoLVerifier(Scheme):
         """The reference-style verifier of Jia et al. for comparison.
 
         Hyperparameters, seeds, dataset and batch order are taken from the
-        prover's transcript; the initialisation is KS-tested; every checkpoint
+        prover's transcript (but for the step count and checkpoint interval,
+        which fix the segments and are the job's in every mode); the initialisation is KS-tested; every checkpoint
         is downloaded; the top-``top_q`` updates per epoch and metric are
         replayed and accepted within an absolute l2 ``delta``; no random segments.
         """
@@ -274,7 +277,11 @@ class PoLVerifier(Scheme):
                 raise Reject("the transcript header has no hyperparameters")
             spec = TrainSpec.from_dict(header["hparams"])
             within_job(spec, job_spec)
-        k, T, C = spec.checkpoint_every, spec.steps, spec.n_segments
+        # The segment count is the job's (steps / checkpoint interval of its spec), in every mode: never the
+        # transcript's, which a lazy provider would shorten and a hostile one lengthen to the header's size.
+        k, T, C = job_spec.checkpoint_every, job_spec.steps, job_spec.n_segments
+        if (header.get("steps"), header.get("checkpoint_every")) != (T, k):
+            raise Reject(segment_count_reason(header.get("steps"), header.get("checkpoint_every"), job_spec))
         if header.get("n_checkpoints") != C + 1 or n_leaves != C + 2:
             raise Reject(f"transcript has {header.get('n_checkpoints')} checkpoints; "
                           f"{T} steps every {k} need {C + 1}")
