@@ -21,7 +21,8 @@ import numpy as np
 from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.claims import check_arguments, plain_evidence, screen_claims
 
-__all__ = ["Verifier", "VerifyContext", "Scheme", "Misuse", "ChallengeFn", "ReexecuteFn", "verifier_fault"]
+__all__ = ["Verifier", "VerifyContext", "Scheme", "Misuse", "ChallengeFn", "ReexecuteFn", "verifier_fault",
+           "caller_code"]
 
 #: Re-executes a piece of a job on trusted hardware: ``(job, piece) -> result``.
 ReexecuteFn = Callable[[Job, Any], Any]
@@ -108,12 +109,18 @@ class VerifyContext:
     def reexecute(self, job: Job, piece: Any, *, flops: float = 0.0, fraction: float = 0.0) -> Any:
         """Re-execute ``piece`` of ``job`` on trusted hardware (metered).
 
+        The backend is the caller's trusted machinery: its failure is
+        never the provider's (a rejection would slash an honest provider for
+        it), so it is raised as :class:`Misuse`, the original exception
+        chained; out-of-memory (:func:`verifier_fault`) passes as it is.
+
         Raises:
             RuntimeError: if the context has no re-execution backend.
+            Misuse: if the backend raises.
         """
         if self._reexecute is None:
             raise RuntimeError("this VerifyContext has no re-execution backend; pass reexecute=...")
-        with self.meter(flops=flops, reexecuted_fraction=fraction):
+        with self.meter(flops=flops, reexecuted_fraction=fraction), caller_code("the re-execution backend"):
             return self._reexecute(job, piece)
 
     def challenge(self, claim: Claim, request: Any) -> Any:
@@ -210,6 +217,48 @@ def verifier_fault(e: BaseException) -> bool:
 _verifier_fault = verifier_fault
 
 
+class caller_code:
+    """Context manager around the *caller's* code run inside a check: its failure raises :class:`Misuse`.
+
+    A scheme's ``_check`` is guarded: whatever it raises is a rejection of
+    the provider. Code the caller supplied or trusts (a trusted re-execution
+    backend, the consumer's model replayed on values the verifier has
+    validated, the job's own model) runs inside that guard too, and its
+    failure must not become a rejection: it is raised as :class:`Misuse`
+    (a ``ValueError``) naming ``what``, with the original exception chained.
+    ``Misuse`` itself, out-of-memory (:func:`verifier_fault`),
+    ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` pass as they are.
+
+    Only code whose every input the verifier has validated (or computed
+    itself) belongs here: where the caller's code runs on values a provider
+    chose, the provider may be the one who made it fail, and the scheme must
+    tell the two apart (the model verifier runs the module once more on the
+    caller's inputs alone).
+
+    Args:
+        what: the code, as the message names it (e.g. ``"the re-execution backend"``).
+
+    Example:
+        >>> with caller_code("the job's model"):
+        ...     {}["weights"]
+        Traceback (most recent call last):
+        ...
+        vcompute.verify.base.Misuse: the job's model raised KeyError: 'weights' (the caller's code, not the provider's evidence)
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> caller_code:
+        return self
+
+    def __exit__(self, t: Any, e: BaseException | None, tb: Any) -> bool:
+        if e is None or isinstance(e, (Misuse, KeyboardInterrupt, SystemExit, GeneratorExit)) or verifier_fault(e):
+            return False
+        raise Misuse(f"{self.what} raised {_type_name(e)}: {_message(e)} (the caller's code, not the provider's "
+                     "evidence)") from e
+
+
 def _type_name(e: BaseException) -> str:
     """The class name of ``e`` read from ``type`` itself: a hostile metaclass may make ``__name__`` a property."""
     return type.__dict__["__name__"].__get__(type(e), type)
@@ -250,7 +299,8 @@ class Scheme:
        rejected verdict with the exception in its reason, blaming every
        claim checked, never an accept (any ``BaseException``, as hostile
        evidence may raise one). What passes through, as it is not the
-       provider's doing: :class:`Misuse`, ``MemoryError``, out-of-memory
+       provider's doing: :class:`Misuse` (what the caller's own code raises
+       under :class:`caller_code`, and a failing ``ctx.reexecute``), ``MemoryError``, out-of-memory
        ``RuntimeError`` (:func:`verifier_fault`), ``KeyboardInterrupt`` and
        ``SystemExit``; a ``_check`` returning a non-``Verdict`` raises ``TypeError``.
        That an out-of-memory error is the verifier's machine failing holds

@@ -30,7 +30,7 @@ import numpy as np
 from vcompute.core.hashing import content_hash
 from vcompute.core.merkle import verify_proof
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import Misuse, Scheme, VerifyContext, verifier_fault
+from vcompute.verify.base import Misuse, Scheme, VerifyContext, caller_code, verifier_fault
 from vcompute.verify.pol.arguments import check_beacon, check_training_job
 from vcompute.verify.pol.arguments import count as _count
 from vcompute.verify.pol.arguments import real as _real
@@ -474,8 +474,8 @@ class PoLVerifier(Scheme):
                 if verifier_fault(e):
                     raise
                 raise Misuse(f"the re-execution backend failed on segment {step // k}: {type(e).__name__}: {e}") from e
-        else:
-            with ctx.meter(reexecuted_fraction=frac):
+        else:  # the job's training on a decoded, screened checkpoint: a failure is not the provider's
+            with ctx.meter(reexecuted_fraction=frac), caller_code(f"the replay of segment {step // k}"):
                 out = reexecute_segment(job, piece)
         if key is not None:
             self.replay_cache[key] = out
