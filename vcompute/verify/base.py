@@ -295,6 +295,12 @@ class Scheme:
        (:func:`~vcompute.verify.claims.plain_evidence`): only exact-``str``
        keys are kept, so no provider key's ``__eq__`` runs when a scheme
        looks one up; evidence that cannot be read is a badly bound claim.
+       Each bound claim's output is replaced by a private copy
+       (:func:`~vcompute.verify.screening.private_copy`), which is what the
+       check reads and what the verdict hands back as ``outputs``; a
+       commitment that is not the content hash of the copy is a badly bound
+       claim (unless :attr:`binds_commitment` is False), and an output no
+       copy can be taken of is never accepted (blamed after the check).
     3. **The check, guarded**: an exception raised in ``_check`` is a
        rejected verdict with the exception in its reason, blaming every
        claim checked, never an accept (any ``BaseException``, as hostile
@@ -338,6 +344,10 @@ class Scheme:
     name: str = ""
     #: whether badly bound claims are handed to ``_check`` as ``unbound`` (voting) or reject at once.
     exclude_unbound: bool = False
+    #: whether a claim's commitment, when it sends one, must be the content hash of its output (checked by the
+    #: base on the private copy); False for schemes whose commitment means something else (PoL: the transcript's
+    #: Merkle root) or that check it themselves.
+    binds_commitment: bool = True
 
     def replicas(self, job: Job) -> int:
         """How many claims the scheme needs for ``job`` (default one)."""
@@ -389,7 +399,9 @@ class Scheme:
             elif ev is not c.evidence:
                 c = dataclasses.replace(c, evidence=ev)
             screened.append(c)
-        claims, unbound = tuple(screened), dict(sorted(unbound.items()))
+        # and its output is a private copy, bound to its commitment: what the check reads is what the verdict holds
+        claims, outputs, unbindable = self._bind_outputs(tuple(screened), unbound)
+        unbound = dict(sorted(unbound.items()))
         if unbound and not self.exclude_unbound:
             verdict = Verdict.reject("; ".join(dict.fromkeys(unbound.values())))
         else:
@@ -402,7 +414,51 @@ class Scheme:
             blame.setdefault(i, Blame(i, providers[i], why))
         if not verdict.accepted and not blame and len(claims) == 1:
             blame[0] = Blame(0, providers[0], verdict.reason)
-        return self._metered(dataclasses.replace(verdict, blame=tuple(blame.values())), ctx, t0, before)
+        # an output no private copy could be taken of is never accepted: its bytes are not pinned down
+        late = {i: f"the output cannot be bound to the verdict: {why}" for i, why in unbindable.items()
+                if i not in blame and (verdict.accepted or i not in verdict.blamed(len(claims)))}
+        for i, why in late.items():
+            blame[i] = Blame(i, providers[i], why)
+        if late and verdict.accepted and len(blame) == len(claims):
+            verdict = dataclasses.replace(verdict, accepted=False, reason="; ".join(dict.fromkeys(late.values())))
+        return self._metered(dataclasses.replace(verdict, blame=tuple(blame.values()), outputs=outputs),
+                             ctx, t0, before)
+
+    def _bind_outputs(self, claims: tuple[Claim, ...], unbound: dict[int, str]
+                      ) -> tuple[tuple[Claim, ...], tuple[Any, ...], dict[int, str]]:
+        """Each bound claim with its output replaced by a private copy, and its commitment checked against it.
+
+        Returns the claims, the copies per index (None where there is none) and
+        ``{index: reason}`` for outputs no copy could be taken of (left as they
+        are, for the check to judge; :meth:`verify` never lets one be accepted).
+        A commitment that is not the content hash of the copy is added to
+        ``unbound`` (when :attr:`binds_commitment`).
+        """
+        from vcompute.core.hashing import content_hash
+        from vcompute.verify.screening import exact_str, private_copy
+
+        out, copies, unbindable = [], [], {}
+        for i, c in enumerate(claims):
+            if i in unbound or c.output is None:
+                out.append(c)
+                copies.append(None)
+                continue
+            copy, why = private_copy(c.output)
+            if why is not None:
+                unbindable[i] = why
+                out.append(c)
+                copies.append(None)
+                continue
+            if self.binds_commitment and c.commitment is not None:
+                commitment = exact_str(c.commitment)
+                if commitment is None:
+                    unbound[i] = f"the commitment is a {type(c.commitment).__name__}, not a str"
+                elif commitment != content_hash(copy):
+                    unbound[i] = "the commitment is not the content hash of the output (it names other bytes " \
+                                 "than those checked)"
+            out.append(dataclasses.replace(c, output=copy))
+            copies.append(copy)
+        return tuple(out), tuple(copies), unbindable
 
     def _guarded(self, check: Callable[[], Verdict]) -> Verdict:
         """``check()``, with any exception but the caller's or the machine's a rejection (the never-raise rule)."""

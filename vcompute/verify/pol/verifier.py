@@ -123,6 +123,7 @@ class PoLVerifier(Scheme):
     """
 
     name = "pol"
+    binds_commitment = False  # the commitment is the transcript's Merkle root, checked by _verify
 
     def __init__(self, *, top_q: int = 1, random_segments: int = 6, metrics: Sequence[str] = METRICS,
                  delta: float = DEFAULT_DELTA, delta_mode: str = "relative", bind_hparams: bool = True,
