@@ -91,3 +91,30 @@ def test_a_colluding_majority_a_scheme_refused_is_settled_by_the_referee_not_by_
     w = RealWork(VERIFIERS.create("replication", k=3), seed=0)
     out = w.run(job_key=1, n=16, cheats=[None, "skip_k", "skip_k"], audit=True, colluding=[False, True, True])
     assert out.accepted is True and out.blame == frozenset({0})
+
+
+def test_settlement_pays_only_for_a_commitment_the_verdict_bound_to_the_bytes_it_checked():
+    """Before: a provider committing to other bytes than the (correct) output it sent was accepted, and settlement,
+    which goes by the commitment, paid for bytes Freivalds never checked; now the claim is blamed (review of issue 17)."""
+    import dataclasses
+
+    from vcompute.core.hashing import content_hash
+    from vcompute.market.fidelity import RealWork
+    from vcompute.verify import Freivalds
+
+    class CommitsElsewhere:
+        def __init__(self, kind):
+            self._kind = kind
+
+        def __getattr__(self, name):
+            return getattr(self._kind, name)
+
+        def execute(self, job, behaviour, **kw):
+            claim = self._kind.execute(job, behaviour, **kw)
+            return dataclasses.replace(claim, commitment=content_hash(b"promised")) if kw["provider"] == "p0" else claim
+
+    work = RealWork(Freivalds(rounds=2), seed=0)
+    assert work.run(job_key=1, n=16, cheats=[None], audit=True).accepted
+    work.kind = CommitsElsewhere(work.kind)
+    out = work.run(job_key=1, n=16, cheats=[None], audit=True)
+    assert not out.accepted and out.blame == frozenset({0}) and "commitment" in out.reason

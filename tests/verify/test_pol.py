@@ -125,7 +125,7 @@ def test_every_attack_is_rejected(name, params):
     assert not v.accepted, (name, v.reason)
 
 
-@pytest.mark.parametrize("name", ["replay", "hparam_lie", "zhang", "fang_hparams"])
+@pytest.mark.parametrize("name", ["replay", "hparam_lie", "zhang"])
 def test_reference_verifier_accepts_what_it_does_not_bind(name):
     """The reference takes hyperparameters, seeds and data on faith (proofs/pol.md, 'reference')."""
     job = _job("torch")
@@ -133,6 +133,15 @@ def test_reference_verifier_accepts_what_it_does_not_bind(name):
     ref = PoLVerifier.reference(delta=0.03, top_q=2)
     assert _verify(ref, job, spoof.claim, spoof.transcript).accepted
     assert not _verify(PoLVerifier(random_segments=100), job, spoof.claim, spoof.transcript).accepted
+
+
+def test_reference_verifier_takes_the_segment_count_from_the_job():
+    """Before: the reference read steps from the transcript, and Fang et al.'s declared-steps spoof (556 steps for a
+    16-step job) was accepted at zero training cost; the segment count is now the job's in every mode."""
+    job = _job("torch")
+    spoof = run_adversary("fang_hparams", job, "mallory", rng=np.random.default_rng(0))
+    v = _verify(PoLVerifier.reference(delta=0.03, top_q=2), job, spoof.claim, spoof.transcript)
+    assert not v.accepted and "segments); the job's 16 steps every 2 give 8" in v.reason and v.details["opened"] == [], v.reason
 
 
 def test_truncation_detection_matches_the_sampling_bound():

@@ -148,3 +148,35 @@ def test_a_failing_trusted_backend_is_the_callers_not_a_rejection(honest):
         PoLVerifier(random_segments=1).verify(job, [claim], ctx)
     with pytest.raises(ValueError, match="challenge="):
         PoLVerifier(random_segments=1).verify(job, [claim], VerifyContext(seed=0))
+
+
+def _trained(job, spec, provider="alice"):
+    """``provider``'s honest states of ``spec`` (the job's seeds and data), and the signed claim declaring it."""
+    from vcompute.workloads.training import backend
+    from vcompute.workloads.training.pol.prover import build_transcript
+    from vcompute.workloads.training.spec import dataset_of, derive_seeds, init_state
+
+    seeds, data, k = derive_seeds(job.id, provider), dataset_of(job), spec.checkpoint_every
+    states = [init_state(spec, seeds.init)]
+    for j in range(spec.n_segments):
+        states.append(backend(spec.framework).run_steps(spec, states[-1], j * k, k, data, data_seed=seeds.data,
+                                                        aug_seed=seeds.aug))
+    tr = build_transcript(job, provider, states, seeds=seeds, dataset=(data.x, data.y), declared_spec=spec)
+    return sign_claim(job, provider, tr), tr
+
+
+@pytest.mark.parametrize("steps,every", [(4, 2), (16, 2), (8, 1), (8, 4)])
+def test_the_segment_count_is_the_jobs_even_with_hyperparameters_on_faith(honest, steps, every):
+    """Before: with bind_hparams=False the transcript's own steps and checkpoint interval set the segment count:
+    a lazy provider training half the job's steps (4 of 8) was accepted, and a header declaring more segments
+    made the verifier walk (and allocate for) as many as the header could list."""
+    job, _, _ = honest
+    spec = dataclasses.replace(TrainSpec.from_dict(job.spec), steps=steps, checkpoint_every=every)
+    claim, tr = _trained(job, spec)
+    for verifier in (PoLVerifier(random_segments=1, bind_hparams=False), PoLVerifier.reference(delta=0.03)):
+        v = _verify(job, claim, tr, verifier=verifier)
+        assert not v.accepted and "the job's 8 steps every 2 give 4 segments" in v.reason, v.reason
+        assert v.blamed(1) == {0}
+    # the same honest training of the job's own steps is accepted in that mode
+    claim, tr = _trained(job, TrainSpec.from_dict(job.spec))
+    assert _verify(job, claim, tr, verifier=PoLVerifier(random_segments=1, bind_hparams=False)).accepted

@@ -214,6 +214,13 @@ class Verdict:
             verdict with no blame of its own blames every claim (see
             :meth:`blamed`); an accepted one may blame the minority it
             outvoted.
+        outputs: the outputs the verifier judged, per claim index: private
+            copies taken before its check read them (None where a claim
+            carried no output; empty when nothing was checked). A consumer
+            takes an accepted claim's result from here, never from
+            ``claim.output``, which the provider may still hold and change.
+            Not part of the JSON form (hash them with
+            :func:`~vcompute.core.hashing.content_hash`).
 
     Example:
         >>> v = Verdict.reject("output has shape (2, 3), expected (2, 2)", scheme="freivalds")
@@ -227,9 +234,11 @@ class Verdict:
     scheme: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
     blame: tuple[Blame, ...] = ()
+    outputs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accepted", bool(self.accepted))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "details", _frozen_mapping(self.details))
         blame = tuple(self.blame)
         if not all(type(b) is Blame for b in blame):

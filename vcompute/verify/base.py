@@ -21,7 +21,8 @@ import numpy as np
 from vcompute.core.types import Blame, Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.claims import check_arguments, plain_evidence, screen_claims
 
-__all__ = ["Verifier", "VerifyContext", "Scheme", "Misuse", "ChallengeFn", "ReexecuteFn", "verifier_fault"]
+__all__ = ["Verifier", "VerifyContext", "Scheme", "Misuse", "ChallengeFn", "ReexecuteFn", "verifier_fault",
+           "caller_code"]
 
 #: Re-executes a piece of a job on trusted hardware: ``(job, piece) -> result``.
 ReexecuteFn = Callable[[Job, Any], Any]
@@ -108,12 +109,18 @@ class VerifyContext:
     def reexecute(self, job: Job, piece: Any, *, flops: float = 0.0, fraction: float = 0.0) -> Any:
         """Re-execute ``piece`` of ``job`` on trusted hardware (metered).
 
+        The backend is the caller's trusted machinery: its failure is
+        never the provider's (a rejection would slash an honest provider for
+        it), so it is raised as :class:`Misuse`, the original exception
+        chained; out-of-memory (:func:`verifier_fault`) passes as it is.
+
         Raises:
             RuntimeError: if the context has no re-execution backend.
+            Misuse: if the backend raises.
         """
         if self._reexecute is None:
             raise RuntimeError("this VerifyContext has no re-execution backend; pass reexecute=...")
-        with self.meter(flops=flops, reexecuted_fraction=fraction):
+        with self.meter(flops=flops, reexecuted_fraction=fraction), caller_code("the re-execution backend"):
             return self._reexecute(job, piece)
 
     def challenge(self, claim: Claim, request: Any) -> Any:
@@ -210,6 +217,48 @@ def verifier_fault(e: BaseException) -> bool:
 _verifier_fault = verifier_fault
 
 
+class caller_code:
+    """Context manager around the *caller's* code run inside a check: its failure raises :class:`Misuse`.
+
+    A scheme's ``_check`` is guarded: whatever it raises is a rejection of
+    the provider. Code the caller supplied or trusts (a trusted re-execution
+    backend, the consumer's model replayed on values the verifier has
+    validated, the job's own model) runs inside that guard too, and its
+    failure must not become a rejection: it is raised as :class:`Misuse`
+    (a ``ValueError``) naming ``what``, with the original exception chained.
+    ``Misuse`` itself, out-of-memory (:func:`verifier_fault`),
+    ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` pass as they are.
+
+    Only code whose every input the verifier has validated (or computed
+    itself) belongs here: where the caller's code runs on values a provider
+    chose, the provider may be the one who made it fail, and the scheme must
+    tell the two apart (the model verifier runs the module once more on the
+    caller's inputs alone).
+
+    Args:
+        what: the code, as the message names it (e.g. ``"the re-execution backend"``).
+
+    Example:
+        >>> with caller_code("the job's model"):
+        ...     {}["weights"]
+        Traceback (most recent call last):
+        ...
+        vcompute.verify.base.Misuse: the job's model raised KeyError: 'weights' (the caller's code, not the provider's evidence)
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> caller_code:
+        return self
+
+    def __exit__(self, t: Any, e: BaseException | None, tb: Any) -> bool:
+        if e is None or isinstance(e, (Misuse, KeyboardInterrupt, SystemExit, GeneratorExit)) or verifier_fault(e):
+            return False
+        raise Misuse(f"{self.what} raised {_type_name(e)}: {_message(e)} (the caller's code, not the provider's "
+                     "evidence)") from e
+
+
 def _type_name(e: BaseException) -> str:
     """The class name of ``e`` read from ``type`` itself: a hostile metaclass may make ``__name__`` a property."""
     return type.__dict__["__name__"].__get__(type(e), type)
@@ -246,11 +295,18 @@ class Scheme:
        (:func:`~vcompute.verify.claims.plain_evidence`): only exact-``str``
        keys are kept, so no provider key's ``__eq__`` runs when a scheme
        looks one up; evidence that cannot be read is a badly bound claim.
+       Each bound claim's output is replaced by a private copy
+       (:func:`~vcompute.verify.screening.private_copy`), which is what the
+       check reads and what the verdict hands back as ``outputs``; a
+       commitment that is not the content hash of the copy is a badly bound
+       claim (unless :attr:`binds_commitment` is False), and an output no
+       copy can be taken of is never accepted (blamed after the check).
     3. **The check, guarded**: an exception raised in ``_check`` is a
        rejected verdict with the exception in its reason, blaming every
        claim checked, never an accept (any ``BaseException``, as hostile
        evidence may raise one). What passes through, as it is not the
-       provider's doing: :class:`Misuse`, ``MemoryError``, out-of-memory
+       provider's doing: :class:`Misuse` (what the caller's own code raises
+       under :class:`caller_code`, and a failing ``ctx.reexecute``), ``MemoryError``, out-of-memory
        ``RuntimeError`` (:func:`verifier_fault`), ``KeyboardInterrupt`` and
        ``SystemExit``; a ``_check`` returning a non-``Verdict`` raises ``TypeError``.
        That an out-of-memory error is the verifier's machine failing holds
@@ -288,6 +344,10 @@ class Scheme:
     name: str = ""
     #: whether badly bound claims are handed to ``_check`` as ``unbound`` (voting) or reject at once.
     exclude_unbound: bool = False
+    #: whether a claim's commitment, when it sends one, must be the content hash of its output (checked by the
+    #: base on the private copy); False for schemes whose commitment means something else (PoL: the transcript's
+    #: Merkle root) or that check it themselves.
+    binds_commitment: bool = True
 
     def replicas(self, job: Job) -> int:
         """How many claims the scheme needs for ``job`` (default one)."""
@@ -339,7 +399,9 @@ class Scheme:
             elif ev is not c.evidence:
                 c = dataclasses.replace(c, evidence=ev)
             screened.append(c)
-        claims, unbound = tuple(screened), dict(sorted(unbound.items()))
+        # and its output is a private copy, bound to its commitment: what the check reads is what the verdict holds
+        claims, outputs, unbindable = self._bind_outputs(tuple(screened), unbound)
+        unbound = dict(sorted(unbound.items()))
         if unbound and not self.exclude_unbound:
             verdict = Verdict.reject("; ".join(dict.fromkeys(unbound.values())))
         else:
@@ -352,7 +414,51 @@ class Scheme:
             blame.setdefault(i, Blame(i, providers[i], why))
         if not verdict.accepted and not blame and len(claims) == 1:
             blame[0] = Blame(0, providers[0], verdict.reason)
-        return self._metered(dataclasses.replace(verdict, blame=tuple(blame.values())), ctx, t0, before)
+        # an output no private copy could be taken of is never accepted: its bytes are not pinned down
+        late = {i: f"the output cannot be bound to the verdict: {why}" for i, why in unbindable.items()
+                if i not in blame and (verdict.accepted or i not in verdict.blamed(len(claims)))}
+        for i, why in late.items():
+            blame[i] = Blame(i, providers[i], why)
+        if late and verdict.accepted and len(blame) == len(claims):
+            verdict = dataclasses.replace(verdict, accepted=False, reason="; ".join(dict.fromkeys(late.values())))
+        return self._metered(dataclasses.replace(verdict, blame=tuple(blame.values()), outputs=outputs),
+                             ctx, t0, before)
+
+    def _bind_outputs(self, claims: tuple[Claim, ...], unbound: dict[int, str]
+                      ) -> tuple[tuple[Claim, ...], tuple[Any, ...], dict[int, str]]:
+        """Each bound claim with its output replaced by a private copy, and its commitment checked against it.
+
+        Returns the claims, the copies per index (None where there is none) and
+        ``{index: reason}`` for outputs no copy could be taken of (left as they
+        are, for the check to judge; :meth:`verify` never lets one be accepted).
+        A commitment that is not the content hash of the copy is added to
+        ``unbound`` (when :attr:`binds_commitment`).
+        """
+        from vcompute.core.hashing import content_hash
+        from vcompute.verify.screening import exact_str, private_copy
+
+        out, copies, unbindable = [], [], {}
+        for i, c in enumerate(claims):
+            if i in unbound or c.output is None:
+                out.append(c)
+                copies.append(None)
+                continue
+            copy, why = private_copy(c.output)
+            if why is not None:
+                unbindable[i] = why
+                out.append(c)
+                copies.append(None)
+                continue
+            if self.binds_commitment and c.commitment is not None:
+                commitment = exact_str(c.commitment)
+                if commitment is None:
+                    unbound[i] = f"the commitment is a {type(c.commitment).__name__}, not a str"
+                elif commitment != content_hash(copy):
+                    unbound[i] = "the commitment is not the content hash of the output (it names other bytes " \
+                                 "than those checked)"
+            out.append(dataclasses.replace(c, output=copy))
+            copies.append(copy)
+        return tuple(out), tuple(copies), unbindable
 
     def _guarded(self, check: Callable[[], Verdict]) -> Verdict:
         """``check()``, with any exception but the caller's or the machine's a rejection (the never-raise rule)."""

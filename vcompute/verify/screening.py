@@ -13,6 +13,8 @@ The boundary every replication and spot-check comparison passes first:
   tensors that require grad, copies CUDA (any device) and non-contiguous
   tensors to the host and widens bfloat16 exactly, always into a fresh array.
 - :func:`screen_leaves` says why an output is malformed (or that it is not).
+- :func:`private_copy` copies an output so that no one else holds what a
+  verdict binds (the :class:`~vcompute.verify.base.Scheme` base checks the copy).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["leaves", "exact_array_type", "exact_str", "host_array", "screen_leaves", "leaf_dtype", "memory_span",
-           "SUPPORTED_DTYPES", "MAX_DEPTH"]
+           "private_copy", "SUPPORTED_DTYPES", "MAX_DEPTH"]
 
 _NUMERIC_KINDS = "biuf"
 _PLAIN = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
@@ -435,3 +437,110 @@ def leaf_dtype(x: Any) -> str:
     if type(x) in (list, tuple):  # plain numbers a caller passes to relative_error / max_ulp_distance
         return str(np.asarray(x).dtype)
     return str(x.dtype).split(".")[-1]
+
+
+#: Values nobody can change once made: a copy of the reference is a copy of the value.
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes)
+
+
+def private_copy(x: Any) -> tuple[Any, str | None]:
+    """A copy of a provider's output that no one else holds, or why none can be taken (nothing copied then).
+
+    The copy is what a verdict binds: the :class:`~vcompute.verify.base.Scheme`
+    base checks it instead of the provider's object, which the provider may
+    still hold and write to (after the verdict, or while it answers a
+    challenge inside the check). Exact ``dict`` (exact ``str``/``int`` keys,
+    insertion order kept), ``list`` and ``tuple`` are rebuilt; exact numpy
+    arrays and torch tensors are copied (tensors detached, on their device);
+    JAX arrays, numpy scalars and the immutable builtins are kept, since no
+    one can change them; ``bytearray`` is copied. Before anything is copied
+    the whole output is screened as :func:`leaves` and :func:`screen_leaves`
+    do, so the copy costs at most the memory the provider really holds: no
+    broadcast or overlapping views (:func:`~memory_span`), no two leaves over
+    one buffer, no container reached twice, no nesting deeper than
+    :data:`MAX_DEPTH`. Anything else (a subclass, an object array, an object
+    of another type) is refused: its bytes cannot be pinned down without
+    running its code. None of the provider's code runs.
+
+    Args:
+        x: the claimed output.
+
+    Returns:
+        ``(copy, None)`` or ``(None, reason)``.
+
+    Example:
+        >>> a = np.zeros(2); c, why = private_copy({"y": a}); a[0] = 1
+        >>> c["y"][0], why
+        (np.float64(0.0), None)
+        >>> private_copy([a, a])[1]
+        'output leaves 0 and 1 share memory; send each array once'
+    """
+    spans: list[tuple[str, int, int, str]] = []
+    seen: set[int] = set()
+
+    def screen(node: Any, path: str, depth: int) -> str | None:
+        t = type(node)
+        where = path or "output"
+        if t in (dict, list, tuple):
+            if depth >= MAX_DEPTH:
+                return f"{where} is nested deeper than {MAX_DEPTH} containers"
+            if id(node) in seen and not _small_constant(node):
+                return f"output {path} is reached twice (a cycle, or one container referenced again)"
+            seen.add(id(node))
+            items = (dict.items(node) if t is dict else
+                     enumerate(list.__iter__(node) if t is list else tuple.__iter__(node)))
+            for k, v in items:
+                if t is dict and type(k) not in (str, int):
+                    return f"{where} has a dict key of type {type(k).__name__}; keys must be str or int"
+                why = screen(v, f"{path}/{_key(k)}" if path else _key(k), depth + 1)
+                if why is not None:
+                    return why
+            return None
+        if t in _IMMUTABLE or t is bytearray:
+            return None
+        backend = exact_array_type(node)
+        if backend is None:
+            return f"{where} is a {t.__module__}.{t.__name__}, which the verifier cannot copy without running its code"
+        if backend == "numpy" and t is np.ndarray and node.dtype.hasobject:
+            return f"{where} is an array of Python objects (dtype {node.dtype}), whose values cannot be copied"
+        if backend == "torch":
+            import torch
+
+            if node.layout is not torch.strided or node.is_quantized or node.device.type == "meta":
+                return f"{where} is a {node.layout} / quantized={node.is_quantized} / {node.device.type} tensor, " \
+                       "not dense values"
+        span, problem = memory_span(node)
+        if problem is not None:
+            return f"{where} {problem}"
+        if span is not None:
+            spans.append(span + (where,))
+        return None
+
+    why = screen(x, "", 0)
+    if why is not None:
+        return None, why
+    spans.sort()
+    for (s1, _, end, w1), (s2, lo, _, w2) in zip(spans, spans[1:]):
+        if s1 == s2 and lo < end:
+            return None, f"output leaves {w1} and {w2} share memory; send each array once"
+    return _copy_tree(x), None
+
+
+def _copy_tree(node: Any) -> Any:
+    """The copy :func:`private_copy` returns, of an output it has screened."""
+    t = type(node)
+    if t is dict:
+        return {k: _copy_tree(v) for k, v in dict.items(node)}
+    if t is list:
+        return [_copy_tree(v) for v in list.__iter__(node)]
+    if t is tuple:
+        return tuple(_copy_tree(v) for v in tuple.__iter__(node))
+    if t is bytearray:
+        return bytearray(node)
+    if t is np.ndarray:
+        return np.array(node, copy=True, order="K", subok=False)
+    if exact_array_type(node) == "torch":
+        import torch
+
+        return torch.Tensor.clone(torch.Tensor.detach(node))  # through the class: never an instance attribute
+    return node  # immutable: builtins, numpy scalars, JAX arrays

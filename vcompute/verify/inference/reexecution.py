@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vcompute.core.types import Cost, Verdict
+from vcompute.verify.base import caller_code
 from vcompute.verify.inference.tokens import check_tokens, job_arguments, provider_tokens
 from vcompute.verify.inference.tolerance import tolerance_for
 
@@ -68,14 +69,17 @@ class Reexecution:
         L = len(prompt)
         flops = float(sum(cfg.flops_per_token(c + 1) for c in range(L + n - 1)))
         if self.mode == "bitwise":
-            mine = generate(model, prompt, max_new_tokens=n, temperature=sp.temperature, top_p=sp.top_p, seed=sp.seed)
+            with caller_code("the job's model (a generation)"):
+                mine = generate(model, prompt, max_new_tokens=n, temperature=sp.temperature, top_p=sp.top_p,
+                                seed=sp.seed)
             diff = np.flatnonzero(mine.tokens != toks)
             cost = Cost(flops=flops, seconds=time.perf_counter() - t0, evidence_bytes=8.0 * n, reexecuted_fraction=1.0)
             if diff.size:
                 return Verdict.reject(f"token {int(diff[0])} differs from the re-executed generation",
                                       scheme=self.name, cost=cost, details={"first_bad_token": int(diff[0])})
             return Verdict.accept(f"{n} tokens identical to the re-execution", scheme=self.name, cost=cost)
-        pre = prefill(model, np.concatenate([prompt, toks[:-1]]))
+        with caller_code("the job's model (a prefill over screened tokens)"):
+            pre = prefill(model, np.concatenate([prompt, toks[:-1]]))
         tol = tolerance_for(precision_of(model))
         tc = check_tokens(pre.logits[L - 1:], toks, sp, first_position=L, atol=tol.logit_atol,
                           mass_atol=tol.mass_atol)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from vcompute.core.types import Cost, Verdict
+from vcompute.verify.base import caller_code
 
 __all__ = ["ToplocThresholds", "ToplocPeer", "require_toploc", "toploc_activations"]
 
@@ -187,7 +188,8 @@ class ToplocPeer:
             return reject(problem)
         L = len(prompt)
         t_pre = time.perf_counter()
-        hidden = prefill(model, np.concatenate([prompt, toks[:-1]])).hidden[L - 1:]
+        with caller_code("the job's model (a prefill over screened tokens)"):
+            hidden = prefill(model, np.concatenate([prompt, toks[:-1]])).hidden[L - 1:]
         prefill_s = time.perf_counter() - t_pre
         acts = toploc_activations(hidden, precision)
         parts = [raw[c * self.chunk_bytes:(c + 1) * self.chunk_bytes] for c in range(n_chunks)]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import Scheme, VerifyContext
+from vcompute.verify.base import Scheme, VerifyContext, caller_code
 from vcompute.verify.inference.commitment import check_commitment
 from vcompute.verify.inference.tokens import check_tokens, job_arguments, provider_tokens
 from vcompute.verify.inference.tolerance import Tolerance, tolerance_for
@@ -218,7 +218,8 @@ class GenerationVerifier(Scheme):
             chunks = sorted(int(c) for c in rng.choice(n_chunks, size=self.sample_chunks, replace=False))
         stop = min(n, (chunks[-1] + 1) * CHUNK)
         L = len(prompt)
-        pre = prefill(model, np.concatenate([prompt, toks[:stop - 1]]))
+        with caller_code("the job's model (a prefill over screened tokens)"):  # its failure is never the provider's
+            pre = prefill(model, np.concatenate([prompt, toks[:stop - 1]]))
         hidden, logits = pre.hidden[L - 1:], pre.logits[L - 1:]
         tol = self._tol(precision)
         tc = check_tokens(logits, toks[:stop], sp, first_position=L, atol=tol.logit_atol, mass_atol=tol.mass_atol)

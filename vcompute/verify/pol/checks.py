@@ -18,7 +18,7 @@ from vcompute.workloads.training.pol.transcript import checkpoint_digest
 
 __all__ = ["Reject", "check_chain", "check_delivered_model", "check_leaf", "check_plain_json", "committed_seeds",
            "decode_any", "decode_checkpoint", "exact_bytes", "exact_fields", "exact_proof", "first_item", "inflate",
-           "ks_init", "listed", "param_vector", "shipped_array", "within_job"]
+           "ks_init", "listed", "param_vector", "segment_count_reason", "shipped_array", "within_job"]
 
 
 class Reject(Exception):
@@ -282,18 +282,28 @@ def first_item(resp: Mapping[str, Any], key: str) -> Any:
 
 
 def within_job(spec: Any, job_spec: Any) -> None:
-    """Hyperparameters taken on faith (the reference) may not make the verifier's work larger than the job's.
+    """Hyperparameters taken on faith (the reference) may not change the job's amount of work or make it larger.
 
-    The verifier allocates the declared model (initialisation, replays) and
+    The segment count is the job's: ``steps`` and ``checkpoint_every`` must be
+    the job's own, so ``C = steps / checkpoint_every`` is derived from the job
+    spec, never from the transcript. A lazy provider declaring fewer steps
+    (training half the job) or more (the lever of Fang et al.'s declared-steps
+    spoof, and a header listing as many segments as it can hold, which the
+    verifier would walk) is rejected before any segment is opened. The
+    verifier also allocates the declared model (initialisation, replays) and
     replays ``checkpoint_every`` steps of ``batch_size`` examples per segment:
     a header declaring a model of 10**12 parameters would have it allocate
-    them. Learning rate, momentum and step count stay the prover's to choose
-    (the reference's known weakness, ``proofs/pol.md``); sizes may not exceed the job's.
+    them. Learning rate, momentum, weight decay and batch size stay the
+    prover's to choose (the reference's known weakness, ``proofs/pol.md``);
+    sizes may not exceed the job's.
 
     Raises:
-        Reject: naming the size that exceeds the job's.
+        Reject: naming the count or size that differs from the job's.
     """
     from vcompute.workloads.training.spec import param_shapes
+
+    if (spec.steps, spec.checkpoint_every) != (job_spec.steps, job_spec.checkpoint_every):
+        raise Reject(segment_count_reason(spec.steps, spec.checkpoint_every, job_spec))
 
     def params(sp: Any) -> int:
         return sum(int(np.prod(s)) for s in param_shapes(sp).values())
@@ -303,6 +313,13 @@ def within_job(spec: Any, job_spec: Any) -> None:
                                 job_spec.checkpoint_every * job_spec.batch_size)):
         if mine > theirs:
             raise Reject(f"the transcript's hyperparameters declare {mine} {what}, more than the job's {theirs}")
+
+
+def segment_count_reason(steps: Any, every: Any, job_spec: Any) -> str:
+    """Why a transcript declaring ``steps`` checkpointed ``every`` steps is not the job's (the reason rejected with)."""
+    declared = f"{steps // every} segments" if type(steps) is int and type(every) is int and every > 0 else "its segments"
+    return (f"the transcript declares {repr(steps)[:40]} steps checkpointed every {repr(every)[:40]} ({declared}); "
+            f"the job's {job_spec.steps} steps every {job_spec.checkpoint_every} give {job_spec.n_segments} segments")
 
 
 def shipped_array(resp: Mapping[str, Any], key: str, dtype: Any) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from vcompute.core.hashing import content_hash
 from vcompute.core.merkle import verify_proof
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
-from vcompute.verify.base import Misuse, Scheme, VerifyContext, verifier_fault
+from vcompute.verify.base import Misuse, Scheme, VerifyContext, caller_code, verifier_fault
 from vcompute.verify.pol.arguments import check_beacon, check_training_job
 from vcompute.verify.pol.arguments import count as _count
 from vcompute.verify.pol.arguments import real as _real
@@ -51,6 +51,7 @@ from vcompute.verify.pol.checks import (
     ks_init,
     listed,
     param_vector,
+    segment_count_reason,
     shipped_array,
     within_job,
 )
@@ -77,7 +78,8 @@ class PoLVerifier(Scheme):
         metrics: which update-size metrics top-Q ranks by (``l1``, ``l2``, ``linf``, ``cos``).
         delta: replay tolerance (relative, or absolute l2 for ``delta_mode='absolute'``).
         delta_mode: ``relative`` (error / replayed update) or ``absolute`` (reference).
-        bind_hparams: check committed hyperparameters equal the job's (else trust the header's).
+        bind_hparams: check committed hyperparameters equal the job's (else trust the header's, but for the
+            amount of work: steps and checkpoint interval, hence the segment count, are always the job's).
         bind_seeds: require seeds derived from job and provider, and an exactly seeded init.
         bind_dataset: require the job's dataset (else accept the prover's data if its hash matches).
         bind_batch_order: recompute the batch-order root from the committed data seed.
@@ -121,6 +123,7 @@ class PoLVerifier(Scheme):
     """
 
     name = "pol"
+    binds_commitment = False  # the commitment is the transcript's Merkle root, checked by _verify
 
     def __init__(self, *, top_q: int = 1, random_segments: int = 6, metrics: Sequence[str] = METRICS,
                  delta: float = DEFAULT_DELTA, delta_mode: str = "relative", bind_hparams: bool = True,
@@ -174,7 +177,8 @@ class PoLVerifier(Scheme):
         """The reference-style verifier of Jia et al. for comparison.
 
         Hyperparameters, seeds, dataset and batch order are taken from the
-        prover's transcript; the initialisation is KS-tested; every checkpoint
+        prover's transcript (but for the step count and checkpoint interval,
+        which fix the segments and are the job's in every mode); the initialisation is KS-tested; every checkpoint
         is downloaded; the top-``top_q`` updates per epoch and metric are
         replayed and accepted within an absolute l2 ``delta``; no random segments.
         """
@@ -274,7 +278,11 @@ class PoLVerifier(Scheme):
                 raise Reject("the transcript header has no hyperparameters")
             spec = TrainSpec.from_dict(header["hparams"])
             within_job(spec, job_spec)
-        k, T, C = spec.checkpoint_every, spec.steps, spec.n_segments
+        # The segment count is the job's (steps / checkpoint interval of its spec), in every mode: never the
+        # transcript's, which a lazy provider would shorten and a hostile one lengthen to the header's size.
+        k, T, C = job_spec.checkpoint_every, job_spec.steps, job_spec.n_segments
+        if (header.get("steps"), header.get("checkpoint_every")) != (T, k):
+            raise Reject(segment_count_reason(header.get("steps"), header.get("checkpoint_every"), job_spec))
         if header.get("n_checkpoints") != C + 1 or n_leaves != C + 2:
             raise Reject(f"transcript has {header.get('n_checkpoints')} checkpoints; "
                           f"{T} steps every {k} need {C + 1}")
@@ -467,8 +475,8 @@ class PoLVerifier(Scheme):
                 if verifier_fault(e):
                     raise
                 raise Misuse(f"the re-execution backend failed on segment {step // k}: {type(e).__name__}: {e}") from e
-        else:
-            with ctx.meter(reexecuted_fraction=frac):
+        else:  # the job's training on a decoded, screened checkpoint: a failure is not the provider's
+            with ctx.meter(reexecuted_fraction=frac), caller_code(f"the replay of segment {step // k}"):
                 out = reexecute_segment(job, piece)
         if key is not None:
             self.replay_cache[key] = out

@@ -213,6 +213,7 @@ class Replication(Scheme):
 
     name = "replication"
     exclude_unbound = True
+    binds_commitment = False  # screen_output compares each vote's commitment with its (private) output
 
     def __init__(self, *, k: int | None = None, quorum: str | int = "majority",
                  equality: Equality | str | None = None, rtol: float | None = None,

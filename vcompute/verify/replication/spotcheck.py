@@ -115,6 +115,7 @@ class SpotCheck(Scheme):
     """
 
     name = "spotcheck"
+    binds_commitment = False  # screen_output compares the commitment with the (private) output
 
     def __init__(self, *, q: float = 0.0, p: float = 0.1, known: KnownAnswers | None = None,
                  equality: Equality | str | None = None, rtol: float | None = None,

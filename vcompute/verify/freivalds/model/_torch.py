@@ -10,6 +10,7 @@ import numpy as np
 
 from vcompute.core.arrays import dtype_name
 from vcompute.core.types import Verdict
+from vcompute.verify.base import Misuse, _message, _type_name, caller_code, verifier_fault
 from vcompute.verify.freivalds import Freivalds
 from vcompute.verify.freivalds.model._output import (final_output_problem, layer_reject, layer_verifier, one_of, plain_list,
                                            record, rng_of, summarise, torch_values_readable)
@@ -165,7 +166,9 @@ class TorchModelVerifier:
         Raises:
             TypeError: ``inputs`` is not a tuple, or ``seed`` not an int or Generator.
             ValueError: ``functional="refuse"`` and the module computes a product outside a checked layer.
-            Exception: whatever the module itself raises on ``inputs`` (the caller's model and inputs).
+            Misuse: (a ``ValueError``) the module raises on ``inputs`` alone (the caller's model and inputs),
+                the original exception chained. If the module raises only on the claimed layer outputs (a run
+                on ``inputs`` alone succeeds), the claim is rejected with the exception in the reason.
         """
         import torch
 
@@ -210,6 +213,7 @@ class TorchModelVerifier:
             return fwd
 
         args = _clone_tree(inputs)
+        failure: BaseException | None = None
         try:
             for n, m in self.layers.items():
                 m.forward = checked(n, m)
@@ -219,9 +223,25 @@ class TorchModelVerifier:
         except _Refused as e:
             raise ValueError(f"{e}; build the verifier with functional='recompute' to have the verifier "
                              "compute such products itself, or use nn.Linear/nn.Conv2d modules") from None
+        except (Misuse, KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as e:  # the module (the caller's) or a check of the claim (the provider's): see below
+            if verifier_fault(e):
+                raise
+            failure = e
         finally:
             for m in self.layers.values():
                 m.__dict__.pop("forward", None)
+        if failure is not None:
+            # Whose failure? The replay ran the caller's module on claimed layer outputs. Run it once more on the
+            # caller's inputs alone (no claimed value anywhere): if that fails too, the module is broken (raised,
+            # never a rejection); if not, the claimed values made it fail (the provider's doing: a rejection).
+            with caller_code("the consumer's module, run on the caller's inputs alone,"), torch.no_grad(), \
+                    torch.autocast(device_type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                self.module(*_clone_tree(inputs))
+            return summarise(results, f"the module raised {_type_name(failure)}: {_message(failure)} on the claimed "
+                             "values (it runs on the caller's inputs alone)", t0, inference_s, flops[0],
+                             {"recomputed": mode.seen, "autocast": None if amp is None else str(amp)})
         extra = [n for n, outs in claims.items() if n in calls and outs is not None and len(outs) > calls[n]]
         problem = final_output_problem(output, ours)
         if problem is None and extra:
