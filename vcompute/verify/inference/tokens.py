@@ -100,7 +100,15 @@ def band_tail(n: int, rate: float, k: int) -> float:
 
 
 def band_limit(n: int, rate: float, alpha: float) -> int:
-    """The most band uses an ``n``-token claim may make: the smallest ``k`` with ``band_tail(n, rate, k) <= alpha``.
+    """The most band uses an ``n``-token claim may make at honest rate ``rate`` and false-reject budget ``alpha``.
+
+    ``0`` when ``n * rate <= alpha`` (the union bound: an honest provider whose
+    per-token band-use probabilities average at most ``rate`` makes any band use
+    with probability at most ``n * rate``, however its positions depend on each
+    other); otherwise the smallest ``k >= 1`` with ``band_tail(n, rate, k) <= alpha``
+    (for independent positions whose probabilities average at most ``rate``,
+    Hoeffding's 1956 inequality bounds ``P[uses > k]`` by that binomial tail
+    whenever ``k >= n * rate``).
 
     Args:
         n: tokens checked.
@@ -111,14 +119,16 @@ def band_limit(n: int, rate: float, alpha: float) -> int:
         ValueError: for ``n`` not a non-negative int, ``rate`` outside ``[0, 1)`` or ``alpha`` outside ``(0, 1)``.
 
     Example:
-        >>> band_limit(32, 3e-5, 1e-3), band_limit(64, 3e-5, 1e-3), band_limit(256, 3e-5, 1e-3)
+        >>> band_limit(32, 3e-5, 1e-3), band_limit(64, 3e-5, 1e-3), band_limit(1490, 3e-5, 1e-3)
         (0, 1, 1)
     """
     _band_args(n, rate)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be a float in (0, 1), got {alpha!r}")
-    k = 0
-    while k < n and band_tail(n, rate, k) > alpha:
+    if n * rate <= alpha:
+        return 0
+    k = 1
+    while k < n and (k < n * rate or band_tail(n, rate, k) > alpha):
         k += 1
     return k
 
