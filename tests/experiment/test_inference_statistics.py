@@ -32,3 +32,13 @@ def test_not_applicable_names_honest_work_and_exact_roundings():
     assert "0 of" in not_applicable("quantised", {"kind": "bfloat16"}, "bfloat16", "sampled", b16)
     assert not_applicable("quantised", {"kind": "bfloat16"}, "float32", "sampled", m) == ""  # fp32 weights move
     assert not_applicable("quantised", {"kind": "int8"}, "bfloat16", "sampled", b16) == ""
+
+
+def test_statistics_report_band_uses_of_honest_claims():
+    pytest.importorskip("torch")
+    from vcompute.experiment.tasks.inference_statistics import InferenceStatistics, StatisticsParams
+
+    p = StatisticsParams(adversary="honest", train_steps=0, trials=4, n_new=8, batch=2)
+    m = InferenceStatistics().run(p, seed=0)
+    assert m["escapes"] == 4 and m["by_band"] == 0.0
+    assert m["band_uses"] == 0 and m["band_use_rate"] == 0.0 and m["band_hist"] == "0:4"

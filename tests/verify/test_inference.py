@@ -311,3 +311,57 @@ def test_jax_verifier_accepts_torch_generations_and_rejects_cheats(model, sample
     j = to_jax(model)
     claim = run_generate(sampled_job, "weight_noise", rng=np.random.default_rng(0), provider="provider")
     assert not GenerationVerifier().check(j, PROMPT, claim.output, claim.evidence["proof"], **SAMPLED).accepted
+
+
+def _resigned(model, job, tokens, key):
+    """``tokens`` with the true model's hidden states, signed for ``job``: only the tokens can lie."""
+    from vcompute.workloads.lm.adversaries import _resign, _true_hidden
+
+    return _resign(job, key, _true_hidden(job, np.asarray(tokens, np.int64)), tokens)
+
+
+def test_band_use_count_rejects_a_claim_over_the_limit_and_accepts_honest(model, greedy_job):
+    """Tokens that pass only by a (here absurdly wide) near-tie band are counted and, over the limit, rejected."""
+    from vcompute.verify.inference import Tolerance
+
+    key = key_from_name("p1")
+    honest = generate(model, PROMPT, max_new_tokens=N, seed=3, key=key)
+    other = generate(model, PROMPT, max_new_tokens=N, temperature=1.0, seed=11, key=key)  # sampled: not the argmax
+    cheat = _resigned(model, greedy_job, other.tokens, key)
+    wide = dict(rtol=2e-5, max_misses=3, logit_atol=100.0)  # every token passes the greedy near-tie rule
+    check = dict(provider=key, seed=3, max_new_tokens=N)
+    loose = GenerationVerifier(tolerance=Tolerance(**wide)).check(model, PROMPT, cheat.tokens, cheat.proof, **check)
+    assert loose.accepted, loose.reason  # without the count the wide band admits the sampled tokens
+    uses = loose.details["band_uses"]
+    assert uses == int((other.tokens != honest.tokens).sum()) > 2 and loose.details["band_limit"] is None
+    counted = GenerationVerifier(tolerance=Tolerance(**wide, band_rate=3e-5))
+    v = counted.check(model, PROMPT, cheat.tokens, cheat.proof, **check)
+    assert not v.accepted and v.reason.startswith(f"near-tie band: {uses} of {N} tokens")
+    assert v.details["band_uses"] == uses and v.details["band_limit"] == 1  # band_limit(40, 3e-5, 1e-3)
+    ok = counted.check(model, PROMPT, honest.tokens, honest.proof, **check)
+    assert ok.accepted and ok.details["band_uses"] == 0, ok.reason
+    # exactly at the limit passes, one over does not: the last token, then the last two, moved off the argmax
+    from vcompute.workloads.lm import prefill
+
+    one = honest.tokens.copy()
+    one[-1] = (one[-1] + 1) % model.cfg.vocab
+    two = honest.tokens.copy()
+    two[-2] = (two[-2] + 1) % model.cfg.vocab
+    best = int(prefill(model, np.concatenate([PROMPT, two[:-1]])).logits[-1].argmax())  # the new context's argmax
+    two[-1] = (best + 1) % model.cfg.vocab
+    for toks, uses, accepted in [(one, 1, True), (two, 2, False)]:
+        c = _resigned(model, greedy_job, toks, key)
+        r = counted.check(model, PROMPT, c.tokens, c.proof, **check)
+        assert (r.accepted, r.details["band_uses"]) == (accepted, uses), r.reason
+
+
+def test_shipped_tolerances_bound_band_uses(model, sampled_job):
+    """At the calibrated float32 tolerance a 40-token claim may use the band once; an honest claim uses it never."""
+    from vcompute.verify.inference import tolerance_for
+    from vcompute.verify.inference.tokens import band_limit
+
+    tol = tolerance_for("float32")
+    assert tol.band_rate is not None and band_limit(N, tol.band_rate, tol.band_alpha) == 1
+    v = GenerationVerifier().verify(sampled_job, [run_generate(sampled_job, "honest", rng=np.random.default_rng(0),
+                                                               provider="p1")], VerifyContext(seed=0))
+    assert v.accepted and v.details["band_uses"] == 0 and v.details["band_limit"] == 1, v.reason

@@ -58,3 +58,31 @@ def test_vectorised_token_rule_equals_its_definition(seed, n, v, temperature, to
         got = check_tokens(z, toks, sp, first_position=3, atol=atol, mass_atol=mass_atol)
         assert (got.ok, got.first_bad, got.ambiguous) == _reference(z, toks, sp, 3, atol, mass_atol)
     assert check_tokens(z, honest, sp, first_position=3, atol=atol, mass_atol=mass_atol).ok  # complete
+
+
+def test_band_tail_is_the_binomial_tail_and_band_limit_its_first_k_below_alpha():
+    import math
+
+    import pytest
+
+    from vcompute.verify.inference.tokens import band_limit, band_tail
+
+    for n, r in [(32, 3e-5), (64, 1e-3), (300, 0.02), (5, 0.5)]:
+        pmf = [math.comb(n, i) * r**i * (1 - r) ** (n - i) for i in range(n + 1)]
+        for k in range(min(n, 6)):
+            assert band_tail(n, r, k) == pytest.approx(sum(pmf[k + 1:]), rel=1e-9, abs=1e-300)
+        for alpha in (1e-9, 1e-6, 1e-3, 0.1):
+            k = band_limit(n, r, alpha)
+            if n * r <= alpha:  # the union bound fits: no band use allowed
+                assert k == 0
+            else:  # the first k >= max(1, n r) whose binomial tail fits (Hoeffding's condition)
+                first = max(1, math.ceil(n * r))
+                assert k >= first and band_tail(n, r, k) <= alpha
+                assert k == first or band_tail(n, r, k - 1) > alpha
+    # the shipped bound: a 32-token claim may use the band on no token, a 34-token one on one
+    assert band_limit(32, 3e-5, 1e-3) == 0 and band_limit(34, 3e-5, 1e-3) == 1
+    assert band_tail(10, 0.0, 0) == 0.0 and band_tail(3, 0.1, 3) == 0.0
+    for bad in [dict(n=-1, rate=0.1, alpha=0.1), dict(n=3, rate=1.0, alpha=0.1), dict(n=3, rate=0.1, alpha=0.0),
+                dict(n=3.0, rate=0.1, alpha=0.1), dict(n=3, rate=True, alpha=0.1)]:
+        with pytest.raises(ValueError):
+            band_limit(**bad)

@@ -97,20 +97,23 @@ class InferenceCalibration:
     logits against the verifier's); the tolerances in force (``rtol``, ``max_misses_allowed``,
     ``logit_atol``, ``max_inexact_allowed``, ``mass_atol``) and ``rel_headroom`` /
     ``logit_headroom`` (tolerance over the honest maximum); ``near_tie_rate`` and
-    ``ambiguous_rate`` per token.
+    ``ambiguous_rate`` per token; ``max_band_uses`` (the most tokens of one generation that passed only by
+    the near-tie rule) and ``band_limit`` (how many the band-use count allows one generation).
     """
 
     Params = CalibrationParams
     description = "honest generation errors across backends, threads, batch, sampling and precision"
     metrics = ("generations", "false_rejects", "false_reject_rate", "max_rel_err", "max_misses", "max_logit_err",
                "max_inexact", "max_mass_err", "rtol", "max_misses_allowed", "logit_atol", "max_inexact_allowed",
-               "mass_atol", "rel_headroom", "logit_headroom", "near_tie_rate", "ambiguous_rate")
+               "mass_atol", "rel_headroom", "logit_headroom", "near_tie_rate", "ambiguous_rate", "max_band_uses",
+               "band_limit")
 
     def run(self, params: CalibrationParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
         import torch
 
         from vcompute.verify.inference import GenerationVerifier, tolerance_for
+        from vcompute.verify.inference.tokens import band_limit
         from vcompute.workloads.lm import generate_batch, prefill
 
         p = params
@@ -121,7 +124,7 @@ class InferenceCalibration:
         rng = np.random.default_rng([seed, zlib.crc32(variant.encode())])
         sp = _sampling(p.mode)
         v = GenerationVerifier()
-        rejects = misses = inexact = tokens = near = amb = 0
+        rejects = misses = inexact = tokens = near = amb = most_near = 0
         rel = logit = mass = 0.0
         done = 0
         while done < p.generations:
@@ -138,6 +141,7 @@ class InferenceCalibration:
                 inexact = max(inexact, max(r.details.get("inexact", [0])))
                 rel = max(rel, max(r.details.get("max_rel_err", [0.0])))
                 near += r.details.get("near_ties", 0)
+                most_near = max(most_near, r.details.get("band_uses", 0))
                 amb += r.details.get("ambiguous", 0)
                 tokens += len(g.tokens)
                 ref = prefill(ver, np.concatenate([pr, g.tokens[:-1]])).logits[len(pr) - 1:]
@@ -153,7 +157,9 @@ class InferenceCalibration:
                 "max_inexact_allowed": float("nan") if tol.max_inexact is None else tol.max_inexact,
                 "mass_atol": float("nan") if tol.mass_atol is None else tol.mass_atol,
                 "rel_headroom": tol.rtol / max(rel, 1e-30), "logit_headroom": tol.logit_atol / max(logit, 1e-30),
-                "near_tie_rate": near / tokens, "ambiguous_rate": amb / tokens}
+                "near_tie_rate": near / tokens, "ambiguous_rate": amb / tokens, "max_band_uses": most_near,
+                "band_limit": float("nan") if tol.band_rate is None else band_limit(p.n_new, tol.band_rate,
+                                                                                      tol.band_alpha)}
 
 
 #: The parameter an adversary spec's ``:arg`` sets.

@@ -126,8 +126,11 @@ class InferenceStatistics:
     Clopper-Pearson upper bound on the escape rate), ``detected`` (rejected / n),
     ``n_changed`` (jobs whose tokens differ from the honest generation), ``escapes_same_tokens``
     (escapes whose tokens equal the honest ones), ``escape_bound_changed`` (the bound over the
-    ``n_changed`` jobs), ``by_tokens`` / ``by_activations`` / ``by_evidence`` (which check
-    rejected, fractions of n), ``tokens_changed`` (share of tokens differing from honest),
+    ``n_changed`` jobs), ``by_tokens`` / ``by_activations`` / ``by_band`` / ``by_evidence`` (which check
+    rejected, fractions of n; ``by_band``: the band-use count, checked last), ``band_uses`` (tokens that
+    passed only by the near-tie rule, over every job whose tokens were checked) and ``band_use_rate`` (per
+    checked token), ``band_hist`` (``uses:jobs`` over the jobs that passed every check but the count),
+    ``tokens_changed`` (share of tokens differing from honest),
     ``variants`` (the precision/mode pairs run), ``escapes_by_variant`` (``escapes/jobs`` per pair), ``applicable`` and ``not_applicable`` (why the
     variants left out are honest work; ``applicable`` 0 and ``detected`` NaN when none is left).
     """
@@ -135,8 +138,8 @@ class InferenceStatistics:
     Params = StatisticsParams
     description = "escapes of one generate adversary over thousands of jobs, with a 95% upper bound"
     metrics = ("n", "escapes", "escape_bound", "detected", "n_changed", "escapes_same_tokens", "escape_bound_changed",
-               "by_tokens", "by_activations", "by_evidence", "tokens_changed", "variants", "escapes_by_variant",
-               "applicable", "not_applicable")
+               "by_tokens", "by_activations", "by_band", "by_evidence", "tokens_changed", "variants",
+               "escapes_by_variant", "band_uses", "band_use_rate", "band_hist", "applicable", "not_applicable")
 
     def run(self, params: StatisticsParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
@@ -167,7 +170,9 @@ class InferenceStatistics:
         v = GenerationVerifier()
         rng = np.random.default_rng([seed, zlib.crc32(p.adversary.encode())])
         n = esc = same = changed = esc_changed = 0
-        by = {"by_tokens": 0, "by_activations": 0, "by_evidence": 0}
+        by = {"by_tokens": 0, "by_activations": 0, "by_band": 0, "by_evidence": 0}
+        band_uses = band_tokens = 0
+        hist: dict[int, int] = {}  # band uses -> jobs, over the jobs that passed every check but the count
         tok_changed = 0.0
         counts = [p.trials // len(variants) + (i < p.trials % len(variants)) for i in range(len(variants))]
         per_variant = []
@@ -188,6 +193,12 @@ class InferenceStatistics:
                     else:
                         claim = run_generate(job, name, rng=rng, provider="p", key=key, **kw)
                     r = v.verify(job, [claim], VerifyContext(seed=int(rng.integers(2**31))))
+                    if "band_uses" in r.details:
+                        band_uses += int(r.details["band_uses"])
+                        band_tokens += int(r.details["checked_tokens"])
+                    if r.accepted or r.reason.startswith("near-tie band:"):
+                        u = int(r.details["band_uses"])
+                        hist[u] = hist.get(u, 0) + 1
                     out = np.asarray(claim.output)
                     same_tokens = out.shape == g.tokens.shape and bool(np.array_equal(out, g.tokens))
                     try:
@@ -202,11 +213,14 @@ class InferenceStatistics:
                         esc_changed += not same_tokens
                     else:
                         by["by_tokens" if r.reason.startswith("token ") else
-                           "by_activations" if r.reason.startswith("chunk ") else "by_evidence"] += 1
+                           "by_activations" if r.reason.startswith("chunk ") else
+                           "by_band" if r.reason.startswith("near-tie band:") else "by_evidence"] += 1
             per_variant.append(f"{prec}/{mode} {esc - esc_before}/{count}")
         res.update({"n": n, "escapes": esc, "escape_bound": escape_bound(esc, n), "detected": 1 - esc / n,
                     "n_changed": changed, "escapes_same_tokens": same,
                     "escape_bound_changed": escape_bound(esc_changed, changed),
                     "tokens_changed": tok_changed / n, "escapes_by_variant": ", ".join(per_variant), "applicable": 1,
+                    "band_uses": band_uses, "band_use_rate": band_uses / band_tokens if band_tokens else float("nan"),
+                    "band_hist": " ".join(f"{u}:{hist[u]}" for u in sorted(hist)),
                     **{k: c / n for k, c in by.items()}})
         return res

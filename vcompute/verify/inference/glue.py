@@ -183,7 +183,7 @@ class SampledGlue(Scheme):
         The trace is checked against the job's model, then every token against the
         job's sampler on the trace's (now checked) logits (:mod:`.tokens`).
         """
-        from vcompute.verify.inference.tokens import as_tokens, check_tokens
+        from vcompute.verify.inference.tokens import as_tokens, band_limit, check_tokens
         from vcompute.verify.inference.tolerance import tolerance_for
         from vcompute.workloads.lm.job import model_of, prompt_of, sampling_of
 
@@ -207,10 +207,15 @@ class SampledGlue(Scheme):
                           mass_atol=tol.mass_atol)
         cost = Cost(flops=v.cost.flops, seconds=time.perf_counter() - t0, evidence_bytes=v.cost.evidence_bytes,
                     reexecuted_fraction=v.cost.reexecuted_fraction)
-        details = {**v.details, "near_ties": tc.near_ties, "first_bad_token": tc.first_bad}
+        limit = None if tol.band_rate is None else band_limit(n, tol.band_rate, tol.band_alpha)
+        details = {**v.details, "near_ties": tc.near_ties, "band_uses": tc.near_ties, "band_limit": limit,
+                   "first_bad_token": tc.first_bad}
         if not tc.ok:
             return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the traced logits",
                                   scheme=self.name, details=details, cost=cost)
+        if limit is not None and tc.near_ties > limit:  # the band-use count (proofs/inference.md)
+            return Verdict.reject(f"near-tie band: {tc.near_ties} of {n} tokens pass only by the near-tie rule "
+                                  f"(allowed {limit} at float32)", scheme=self.name, details=details, cost=cost)
         return Verdict.accept(f"{n} tokens match the sampler on a trace that passed the glue check",
                               scheme=self.name, details=details, cost=cost)
 

@@ -23,18 +23,30 @@ a 0.95 nucleus, so a provider sampling with ``top_p = 1`` would pass.
 Complete by construction for any provider within the bands; what it lets a
 provider choose is measured per generation: ``ambiguous`` counts positions
 where more than one token passes.
+
+The band-use count. A token that passes only by the near-tie rule (it differs
+from the verifier's own argmax / replayed draw) is a *band use*. An honest
+provider makes one only where its logits and the verifier's straddle a
+near-tie, at a calibrated per-token rate ``r``; a claim with more band uses
+than ``Binomial(n, r)`` plausibly gives is rejected: :func:`band_limit` is the
+smallest ``k`` with ``P[Binomial(n, r) > k] <= alpha`` (:func:`band_tail`), so
+an honest provider at rate ``r`` is rejected by the count with probability at
+most ``alpha`` per generation (``proofs/inference.md``, *The band-use count*).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
 from vcompute.verify.screening import memory_span
 from vcompute.workloads.lm.sampling import SamplingParams, gumbel
 
-__all__ = ["TokenCheck", "check_tokens", "as_tokens", "job_arguments", "mass_before", "provider_tokens"]
+__all__ = ["TokenCheck", "check_tokens", "as_tokens", "job_arguments", "mass_before", "provider_tokens",
+           "band_tail", "band_limit"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,73 @@ class TokenCheck:
     first_bad: int
     near_ties: int
     ambiguous: int
+
+
+def _band_args(n, rate, name: str = "n") -> None:
+    if type(n) is not int or n < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {n!r}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be a float in [0, 1), got {rate!r}")
+
+
+def band_tail(n: int, rate: float, k: int) -> float:
+    """``P[Binomial(n, rate) > k]``: the chance an honest provider makes more than ``k`` band uses in ``n`` tokens.
+
+    Summed term by term from ``k + 1`` (no ``1 - cdf`` cancellation), so tails far below 1e-16 stay exact.
+
+    Raises:
+        ValueError: for ``n`` or ``k`` not a non-negative int, or ``rate`` outside ``[0, 1)``.
+
+    Example:
+        >>> f"{band_tail(32, 3e-5, 0):.3e}"  # 1 - (1 - r)^n
+        '9.596e-04'
+    """
+    _band_args(n, rate)
+    _band_args(k, rate, "k")
+    if k >= n or rate == 0.0:
+        return 0.0
+    lr, lq = math.log(rate), math.log1p(-rate)
+    total = 0.0
+    for i in range(k + 1, n + 1):
+        term = math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lr + (n - i) * lq)
+        total += term
+        if i > n * rate and term < total * 1e-17:  # past the mode the terms fall geometrically
+            break
+    return min(total, 1.0)
+
+
+def band_limit(n: int, rate: float, alpha: float) -> int:
+    """The most band uses an ``n``-token claim may make at honest rate ``rate`` and false-reject budget ``alpha``.
+
+    ``0`` when ``n * rate <= alpha`` (the union bound: an honest provider whose
+    per-token band-use probabilities average at most ``rate`` makes any band use
+    with probability at most ``n * rate``, however its positions depend on each
+    other); otherwise the smallest ``k >= 1`` with ``band_tail(n, rate, k) <= alpha``
+    (for independent positions whose probabilities average at most ``rate``,
+    Hoeffding's 1956 inequality bounds ``P[uses > k]`` by that binomial tail
+    whenever ``k >= n * rate``).
+
+    Args:
+        n: tokens checked.
+        rate: the calibrated honest band-use rate per token (an upper bound).
+        alpha: the false-reject probability per generation the count may add, at that rate.
+
+    Raises:
+        ValueError: for ``n`` not a non-negative int, ``rate`` outside ``[0, 1)`` or ``alpha`` outside ``(0, 1)``.
+
+    Example:
+        >>> band_limit(32, 3e-5, 1e-3), band_limit(64, 3e-5, 1e-3), band_limit(1490, 3e-5, 1e-3)
+        (0, 1, 1)
+    """
+    _band_args(n, rate)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be a float in (0, 1), got {alpha!r}")
+    if n * rate <= alpha:
+        return 0
+    k = 1
+    while k < n and (k < n * rate or band_tail(n, rate, k) > alpha):
+        k += 1
+    return k
 
 
 def as_tokens(obj, vocab: int) -> np.ndarray | str:

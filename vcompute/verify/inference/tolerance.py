@@ -29,9 +29,15 @@ class Tolerance:
             before a sampled token (its nucleus position); None: only the worst case implied by
             ``logit_atol`` bounds it (a factor ``e^(2 logit_atol / T)``, which at bf16 would admit every token
             into a 0.95 nucleus).
+        band_rate: the calibrated honest *band-use* rate per token (tokens that pass only by the near-tie
+            rule: the claimed token differs from the verifier's own argmax / replayed draw); None: no limit on
+            how many a claim may make. A claim of ``n`` checked tokens may make at most
+            :func:`~vcompute.verify.inference.tokens.band_limit` ``(n, band_rate, band_alpha)`` of them.
+        band_alpha: the false-reject probability per generation the band-use count may add for an honest
+            provider whose band-use rate is at most ``band_rate``.
 
     Raises:
-        ValueError: for a negative bound.
+        ValueError: for a negative bound, a ``band_rate`` outside ``[0, 1)`` or a ``band_alpha`` outside ``(0, 1)``.
     """
 
     rtol: float
@@ -39,12 +45,18 @@ class Tolerance:
     logit_atol: float
     max_inexact: int | None = None
     mass_atol: float | None = None
+    band_rate: float | None = None
+    band_alpha: float = 1e-3
 
     def __post_init__(self) -> None:
         if not (self.rtol >= 0 and self.logit_atol >= 0 and self.max_misses >= 0):
             raise ValueError(f"tolerances must be non-negative, got {self}")
         if self.max_inexact is not None and self.max_inexact < 0 or self.mass_atol is not None and self.mass_atol < 0:
             raise ValueError(f"tolerances must be non-negative, got {self}")
+        if self.band_rate is not None and not 0.0 <= self.band_rate < 1.0:
+            raise ValueError(f"band_rate must lie in [0, 1), got {self.band_rate!r}")
+        if not 0.0 < self.band_alpha < 1.0:
+            raise ValueError(f"band_alpha must lie in (0, 1), got {self.band_alpha!r}")
 
 
 #: Per precision (proofs/inference.md): float32 entries differ by <= 7.8e-7 relative and logits by <= 3.8e-6
@@ -54,12 +66,16 @@ class Tolerance:
 #: (before: 1.6%, 6 misses, 0.036). float16 over 512, once the JAX model rounds float16 subnormals as torch
 #: does: entries by <= 0.0011 (about 1 ulp), at most 1 miss and 4 of 120 entries per chunk not bit-identical,
 #: logits by <= 0.00166 and the nucleus mass by <= 9.6e-5 (experiments/inference-calibration.toml, float16 rows).
+#: Band uses (tokens passing only by the near-tie rule): none in about 1.1e5 honest float32 and 1.1e5 bfloat16
+#: tokens, none in 3.3e4 float16 ones; ``band_rate`` is the one-sided 95% upper bound (3 / tokens), rounded up,
+#: and ``band_alpha`` 1e-3: a 32-token claim may then use the band on no token, a 34- to 1490-token one on one
+#: (proofs/inference.md, *The band-use count*).
 TOLERANCES: dict[str, Tolerance] = {
-    "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4),
+    "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4, band_rate=3e-5),
     # logit_atol 0.025 (was 0.05): 2.4x the honest maximum; at 0.05 a 1-layer draft model's greedy tokens passed
     # on 59 of 100 bf16 jobs of 32 tokens, at 0.025 on none (proofs/inference.md, detection statistics)
-    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.025, max_inexact=16, mass_atol=0.005),
-    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.01, max_inexact=16, mass_atol=0.002),
+    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.025, max_inexact=16, mass_atol=0.005, band_rate=3e-5),
+    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.01, max_inexact=16, mass_atol=0.002, band_rate=1e-4),
 }
 
 

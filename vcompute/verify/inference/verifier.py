@@ -6,7 +6,10 @@ a reason, checks the proof's signature over its binding to the job and the
 tokens, recomputes the last hidden states and logits of prompt + tokens in
 one pass (:func:`~vcompute.workloads.lm.prefill`), then checks every token
 (:mod:`vcompute.verify.inference.tokens`) and every chunk's commitment (:mod:`vcompute.verify.inference.commitment`) within the
-calibrated tolerance of the job's precision (:mod:`vcompute.verify.inference.tolerance`).
+calibrated tolerance of the job's precision (:mod:`vcompute.verify.inference.tolerance`), and
+finally counts the tokens that passed only by the near-tie rule (*band uses*):
+more than :func:`~vcompute.verify.inference.tokens.band_limit` allows for the
+number of checked tokens is rejected too.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Scheme, VerifyContext, caller_code
 from vcompute.verify.inference.commitment import check_commitment
-from vcompute.verify.inference.tokens import check_tokens, job_arguments, provider_tokens
+from vcompute.verify.inference.tokens import band_limit, check_tokens, job_arguments, provider_tokens
 from vcompute.verify.inference.tolerance import Tolerance, tolerance_for
 
 __all__ = ["GenerationVerifier", "provider_public_key", "read_proof"]
@@ -171,7 +174,9 @@ class GenerationVerifier(Scheme):
             provider: who must have signed (see :func:`provider_public_key`; default ``"provider"``).
 
         Returns:
-            The :class:`~vcompute.core.Verdict`; ``details`` holds the per-check measurements.
+            The :class:`~vcompute.core.Verdict`; ``details`` holds the per-check measurements, among them
+            ``band_uses`` (tokens that passed only by the near-tie rule) and ``band_limit`` (how many the
+            claim may have; None where the precision's tolerance sets no ``band_rate``).
 
         Raises:
             TypeError, ValueError: for the caller's malformed arguments (never for the provider's).
@@ -223,9 +228,11 @@ class GenerationVerifier(Scheme):
         hidden, logits = pre.hidden[L - 1:], pre.logits[L - 1:]
         tol = self._tol(precision)
         tc = check_tokens(logits, toks[:stop], sp, first_position=L, atol=tol.logit_atol, mass_atol=tol.mass_atol)
+        limit = None if tol.band_rate is None else band_limit(stop, tol.band_rate, tol.band_alpha)
         details: dict[str, Any] = {
             "precision": precision, "n_tokens": n, "checked_tokens": stop, "checked_chunks": chunks,
-            "near_ties": tc.near_ties, "ambiguous": tc.ambiguous, "first_bad_token": tc.first_bad,
+            "near_ties": tc.near_ties, "band_uses": tc.near_ties, "band_limit": limit,
+            "ambiguous": tc.ambiguous, "first_bad_token": tc.first_bad,
             "proof_bytes": len(raw), "proof_bytes_per_32": len(raw) * CHUNK / n, "challenge_seed": challenge_seed,
         }
         if self.activations:
@@ -246,5 +253,10 @@ class GenerationVerifier(Scheme):
                     f"{cc.inexact[i]} committed activations are not bit-identical to the model's "
                     f"(allowed {tol.max_inexact} at {precision})")
             return Verdict.reject(f"chunk {c}: {what}", scheme=self.name, details=details, cost=cost)
+        if limit is not None and tc.near_ties > limit:
+            return Verdict.reject(
+                f"near-tie band: {tc.near_ties} of {stop} tokens pass only by the near-tie rule (allowed {limit} at "
+                f"{precision}: honest rate <= {tol.band_rate:g} per token, false-reject probability <= "
+                f"{tol.band_alpha:g})", scheme=self.name, details=details, cost=cost)
         return Verdict.accept(f"{n} tokens and {len(chunks)} activation chunks match the model at {precision}",
                               scheme=self.name, details=details, cost=cost)
