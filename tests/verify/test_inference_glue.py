@@ -250,6 +250,19 @@ def test_compiled_attention_rows_match_the_torch_path_and_propagate_nan():
     bad[5, d + 3] = np.nan  # key 5: seen by rows >= 5 only
     out = glue._attention_rows(bad, np.array([4, 5, 30]), h)
     assert list(np.isnan(out).any(axis=1)) == [False, True, True]
+    ln = torch.nn.LayerNorm(d)
+    with torch.no_grad():
+        ln.weight.normal_(), ln.bias.normal_()
+    x = qkv[:, :d]
+    ref = ln.double()(torch.from_numpy(x).double()).detach().numpy()
+    ln.float()
+    assert np.max(np.abs(glue._ln(np.ascontiguousarray(x), ln) - ref)) < 1e-12
+    claimed = ref.astype(np.float32)
+    claimed[3, 4] = np.nan
+    claimed[9, 0] += np.float32(1.0)
+    assert glue._bad_row(claimed, ref, 1e-4)[0] == 3  # the compiled comparison: NaN is a bad row, the first one
+    assert glue._bad_row(claimed[4:], ref[4:], 1e-4)[0] == 5
+    assert glue._bad_row(claimed[10:], ref[10:], 1e-4)[0] == -1
     bad = qkv.copy()
     bad[7, 2 * d] = np.inf  # value 7
     assert list(~np.isfinite(glue._attention_rows(bad, np.array([6, 7]), h)).all(axis=1)) == [False, True]

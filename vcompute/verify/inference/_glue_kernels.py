@@ -78,3 +78,41 @@ def sum_mismatches(c, a, b):  # pragma: no cover - compiled
             bad += not (c[i, j] == a[i, j] + b[i, j])
     return bad
 
+
+
+@nb.njit(fastmath=_FLAGS, cache=True)
+def layer_norm_rows(x, w, b, eps, out):  # pragma: no cover - compiled
+    """``out[i] = (x[i] - mean) / sqrt(var + eps) * w + b`` per row, in float64 from float32 ``x``."""
+    m, n = x.shape
+    for i in range(m):
+        mu = 0.0
+        for j in range(n):
+            mu += np.float64(x[i, j])
+        mu /= n
+        var = 0.0
+        for j in range(n):
+            c = np.float64(x[i, j]) - mu
+            var += c * c
+        inv = 1.0 / math.sqrt(var / n + eps)
+        for j in range(n):
+            out[i, j] = (np.float64(x[i, j]) - mu) * inv * w[j] + b[j]
+
+
+@nb.njit(fastmath=_FLAGS, cache=True)
+def row_errors(claimed, ref, rtol, worst):  # pragma: no cover - compiled
+    """``worst[i] = max_j |claimed - ref| / (rtol (|ref| + rms(ref_i)) + 1e-30)``; NaN anywhere in a row gives NaN."""
+    m, n = ref.shape
+    for i in range(m):
+        s = 0.0
+        for j in range(n):
+            s += ref[i, j] * ref[i, j]
+        scale = math.sqrt(s / n)
+        wmax = 0.0
+        nan = False
+        for j in range(n):
+            r = abs(np.float64(claimed[i, j]) - ref[i, j]) / (rtol * (abs(ref[i, j]) + scale) + 1e-30)
+            if r > wmax:
+                wmax = r
+            elif not r <= wmax:  # NaN
+                nan = True
+        worst[i] = np.nan if nan else wmax

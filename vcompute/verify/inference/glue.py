@@ -47,7 +47,14 @@ _LINEARS = (("ln1", "c_attn", "qkv"), ("attn", "attn_proj", "attn_out"), ("ln2",
 
 
 def _ln(x: np.ndarray, mod: Any) -> np.ndarray:
+    """``mod`` (a LayerNorm) over the rows of float32 ``x``, in float64."""
     w, b = (p.detach().double().numpy() for p in (mod.weight, mod.bias))
+    kern = _kernels()
+    if kern is not None and x.ndim == 2 and x.dtype == np.float32:
+        out = np.empty(x.shape)
+        kern.layer_norm_rows(x, w, b, float(mod.eps), out)
+        return out
+    x = x.astype(np.float64)
     mu = x.mean(axis=-1, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
     return (x - mu) / np.sqrt(var + mod.eps) * w + b
@@ -114,9 +121,14 @@ def _attention_rows_torch(qkv: np.ndarray, rows: np.ndarray, n_heads: int) -> np
 
 def _bad_row(claimed: np.ndarray, ref: np.ndarray, rtol: float) -> tuple[int, float, float]:
     """The first row (index into ``claimed``) off beyond tolerance (-1: none), its error ratio, and the worst ratio."""
-    scale = np.sqrt(np.mean(ref * ref, axis=-1, keepdims=True))
-    ratio = np.abs(claimed - ref) / (rtol * (np.abs(ref) + scale) + 1e-30)
-    worst = np.max(ratio, axis=-1)
+    kern = _kernels()
+    if kern is not None and claimed.ndim == 2 and claimed.shape == ref.shape and ref.dtype == np.float64:
+        worst = np.empty(ref.shape[0])
+        kern.row_errors(claimed, ref, rtol, worst)
+    else:
+        claimed = claimed.astype(np.float64)
+        scale = np.sqrt(np.mean(ref * ref, axis=-1, keepdims=True))
+        worst = np.max(np.abs(claimed - ref) / (rtol * (np.abs(ref) + scale) + 1e-30), axis=-1)
     bad = np.flatnonzero(~(worst <= 1.0))  # NaN compares false: rejected too
     if bad.size:
         return int(bad[0]), float(worst[bad[0]]), math.inf
@@ -328,7 +340,7 @@ class SampledGlue(Scheme):
                 job.verdict = (False, reason, {"layer": layer})
                 continue
             tr = job.tr
-            q = self._glue_op(job, "final ln", tr["hidden"], _ln(tr["x"][-1].astype(np.float64), model.ln_f))
+            q = self._glue_op(job, "final ln", tr["hidden"], _ln(tr["x"][-1], model.ln_f))
             if not q:
                 v = self.freivalds.check(tr["hidden"], self._weight(model.wte.weight), tr["logits"],
                                          seed=int(rng.integers(2**62)))  # the tied head has no bias
@@ -355,7 +367,7 @@ class SampledGlue(Scheme):
             if _sum_matches(claimed, a, b):
                 return None
             ref = a.astype(np.float64) + b
-        bad = _bad_row(claimed.astype(np.float64), ref, self.rtol)
+        bad = _bad_row(claimed, ref, self.rtol)
         job.ratios.append(bad[2])
         if bad[0] < 0:
             return None
@@ -377,10 +389,10 @@ class SampledGlue(Scheme):
             p = f"layer {i}"
             r1, ra, r2, rg = pick(), pick(), pick(), pick()
             problems += [
-                g(f"{p} ln1", tr["ln1"][i, r1], _ln(x[i, r1].astype(np.float64), blk.ln_1), r1),
+                g(f"{p} ln1", tr["ln1"][i, r1], _ln(x[i, r1], blk.ln_1), r1),
                 g(f"{p} attention", tr["attn"][i, ra], _attention_rows(tr["qkv"][i], ra, model.cfg.n_heads), ra),
                 g(f"{p} residual 1", tr["mid"][i], (x[i], tr["attn_out"][i])),
-                g(f"{p} ln2", tr["ln2"][i, r2], _ln(tr["mid"][i, r2].astype(np.float64), blk.ln_2), r2),
+                g(f"{p} ln2", tr["ln2"][i, r2], _ln(tr["mid"][i, r2], blk.ln_2), r2),
                 g(f"{p} gelu", tr["gelu"][i, rg], _gelu(tr["fc"][i, rg].astype(np.float64)), rg),
                 g(f"{p} residual 2", x[i + 1], (tr["mid"][i], tr["mlp_out"][i])),
             ]
