@@ -169,6 +169,7 @@ _INFERENCE: dict[str, MetricInfo] = {
     "glue_over_prefill": _m("ratio", "glue_check_s / prefill_s"),
     "glue_per_trace_s": _m("s", "CPU seconds per trace of the sampled-glue check of a batch of traces of one model"),
     "glue_per_trace_over_prefill": _m("ratio", "glue_per_trace_s / prefill_s"),
+    "prefill_gflops": _m("GFLOP/s", "the prefill's matmul FLOPs (linear layers, attention, head) over prefill_s"),
     "n": _m("count", "jobs run against the adversary"),
     "escapes": _m("count", "the adversary's claims the verifier accepted (for honest: the accepted honest claims)"),
     "escape_bound": _m("fraction", "one-sided 95% Clopper-Pearson upper bound on the escape rate",

@@ -323,12 +323,15 @@ class InferenceGlueCost:
 
     Metrics: ``prefill_s``, ``glue_check_s`` (:meth:`SampledGlue.check`, one trace),
     ``glue_over_prefill``, ``glue_per_trace_s`` (:meth:`SampledGlue.check_many` over ``batch``
-    traces, per trace), ``glue_per_trace_over_prefill``.
+    traces, per trace), ``glue_per_trace_over_prefill``, and ``prefill_gflops`` (the prefill's
+    matmul FLOPs over its seconds: the ratios fall when a loaded machine slows the prefill's
+    compute-bound matmuls more than the check, so a ratio is read with this rate beside it).
     """
 
     Params = GlueCostParams
     description = "sampled-glue check vs prefill, one trace and a batch, 1 CPU thread"
-    metrics = ("prefill_s", "glue_check_s", "glue_over_prefill", "glue_per_trace_s", "glue_per_trace_over_prefill")
+    metrics = ("prefill_s", "glue_check_s", "glue_over_prefill", "glue_per_trace_s", "glue_per_trace_over_prefill",
+               "prefill_gflops")
 
     def run(self, params: GlueCostParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
@@ -374,5 +377,7 @@ class InferenceGlueCost:
         if not v.accepted or not all(x.accepted for x in ver.check_many(m, items, challenge_seed=seed)):
             raise RuntimeError(f"honest trace rejected: {v.reason}")
         p, c, b = (statistics.median(x) for x in (pre, one, many))
+        T, d = params.tokens, cfg.d_model
+        flops = cfg.n_layers * (2 * T * (4 * d * d + 2 * d * cfg.d_ff) + 4 * T * T * d) + 2 * T * d * cfg.vocab
         return {"prefill_s": p, "glue_check_s": c, "glue_over_prefill": c / p, "glue_per_trace_s": b,
-                "glue_per_trace_over_prefill": b / p}
+                "glue_per_trace_over_prefill": b / p, "prefill_gflops": flops / p / 1e9}
