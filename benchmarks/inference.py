@@ -14,7 +14,8 @@ Prints, measured in one run (1 CPU thread unless ``--threads``):
 2. **Full-prefill verify / generate** at ``--new-tokens`` (256) new tokens for the
    tiny, small and GPT-2-small-shaped configs (target <= 0.10 at tiny and small).
 3. **Sampled-glue check / inference** of a prefill over ``--glue-tokens`` tokens for
-   one GPT-2-small-shaped block and the whole GPT-2-small-shaped model (target <= 0.15):
+   the tiny and small models, one GPT-2-small-shaped block and the whole GPT-2-small-shaped
+   model (target <= 0.15 there; the experiment ``experiments/inference-glue.toml`` measures the same):
    the check (:class:`~vcompute.verify.inference.glue.SampledGlue`) against the
    traced forward pass it verifies, and against a plain prefill.
 
@@ -183,8 +184,13 @@ def glue(args) -> None:
           "traces of the model (one block of Freivalds signs per kind, drawn after all are fixed), per trace")
     print(f"{'model':24} {'rows':>5} {'rounds':>6} {'prefill s':>10} {'traced s':>9} {'check s':>8} "
           f"{'check/prefill':>14} {f'per trace of {N} s':>18} {'per trace/prefill':>18}")
-    base = config_named(args.glue_config)
-    for label, cfg in ((f"{args.glue_config} 1 block", base.replace(n_layers=1)), (f"{args.glue_config} model", base)):
+    models = []
+    for name in args.glue_configs:
+        base = config_named(name)
+        if name == "gpt2-small":
+            models.append((f"{name} 1 block", base.replace(n_layers=1)))
+        models.append((f"{name} model", base))
+    for label, cfg in models:
         m = TransformerLM(cfg.replace(max_len=max(cfg.max_len, T)), seed=0)
         idss = [np.random.default_rng(j).integers(0, cfg.vocab, T) for j in range(N)]
         ids = idss[0]
@@ -192,7 +198,7 @@ def glue(args) -> None:
         _, tp = _timed(lambda: prefill(m, ids), args.repeats)
         tr, tt = _timed(lambda: trace_prefill(m, ids), args.repeats)
         items = [(ids, tr)] + [(i, trace_prefill(m, i)) for i in idss[1:]]
-        for rows, rounds in args.glue_settings:
+        for rows, rounds in (args.glue_settings if "gpt2-small" in label else args.glue_settings[:1]):
             ver = SampledGlue(rows=rows, rounds=rounds)
             ver.check(m, ids, tr, challenge_seed=0)  # warm (numba)
             singles, batches = [], []
@@ -230,7 +236,7 @@ def main() -> None:
     args.new_tokens = 64 if q else 256
     args.configs = ("tiny",) if q else ("tiny", "small", "gpt2-small")
     args.repeats = 1 if q else 5
-    args.glue_config = "small" if q else "gpt2-small"
+    args.glue_configs = ("small",) if q else ("tiny", "small", "gpt2-small")
     args.glue_tokens = 128 if q else 512
     args.glue_settings = ((16, 10),) if q else ((16, 10), (64, 10), (16, 5))  # (rows, rounds)
     args.glue_batch = 2 if q else 4

@@ -38,6 +38,7 @@ CASES: dict[str, list[tuple[str, list[str]] | dict]] = {
     "inference.calibration": [("inference-calibration.toml", [])],
     "inference.detection": [("inference-detection.toml", [])],
     "inference.cost": [("inference-cost.toml", [])],
+    "inference.glue_cost": [("inference-glue.toml", [])],
     "inference.statistics": [("inference-statistics.toml", [])],
     "market.run": [
         ("quickstart.toml", []),

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from vcompute.core.types import Claim  # noqa: E402
 from vcompute.verify.base import VerifyContext  # noqa: E402
-from vcompute.verify.inference.glue import SampledGlue  # noqa: E402
+from vcompute.verify.inference.glue import GLUE_RTOL, SampledGlue  # noqa: E402
 from vcompute.verify.inference.glue_trace import trace_prefill  # noqa: E402
 from vcompute.workloads.lm import LMConfig, TransformerLM, cast, generate, make_generate_job, prefill  # noqa: E402
 
@@ -232,3 +232,67 @@ def test_verifier_protocol_on_a_generate_job(model):
         bad = Claim(job_id=job.id, provider="p", output=g.tokens, evidence=evidence)
         v = SampledGlue().verify(job, [bad], VerifyContext(rng=np.random.default_rng(0)))
         assert not v.accepted and "trace" in v.reason
+
+
+def test_compiled_attention_rows_match_the_torch_path_and_propagate_nan():
+    from vcompute.verify.freivalds import fused
+    from vcompute.verify.inference import glue
+
+    if not fused.available():
+        pytest.skip("numba not installed")
+    rng = np.random.default_rng(2)
+    T_, d, h = 40, 48, 4
+    qkv = (rng.standard_normal((T_, 3 * d)) * 3).astype(np.float32)
+    for rows in (np.array([0]), np.array([0, 1, 39]), np.sort(rng.choice(T_, 9, replace=False)), np.arange(T_)):
+        a, b = glue._attention_rows(qkv, rows, h), glue._attention_rows_torch(qkv, rows, h)
+        assert np.max(np.abs(a - b)) < 1e-12
+    bad = qkv.copy()
+    bad[5, d + 3] = np.nan  # key 5: seen by rows >= 5 only
+    out = glue._attention_rows(bad, np.array([4, 5, 30]), h)
+    assert list(np.isnan(out).any(axis=1)) == [False, True, True]
+    ln = torch.nn.LayerNorm(d)
+    with torch.no_grad():
+        ln.weight.normal_(), ln.bias.normal_()
+    x = qkv[:, :d]
+    ref = ln.double()(torch.from_numpy(x).double()).detach().numpy()
+    ln.float()
+    assert np.max(np.abs(glue._ln(np.ascontiguousarray(x), ln) - ref)) < 1e-12
+    claimed = ref.astype(np.float32)
+    claimed[3, 4] = np.nan
+    claimed[9, 0] += np.float32(1.0)
+    assert glue._bad_row(claimed, ref, 1e-4)[0] == 3  # the compiled comparison: NaN is a bad row, the first one
+    assert glue._bad_row(claimed[4:], ref[4:], 1e-4)[0] == 5
+    assert glue._bad_row(claimed[10:], ref[10:], 1e-4)[0] == -1
+    bad = qkv.copy()
+    bad[7, 2 * d] = np.inf  # value 7
+    assert list(~np.isfinite(glue._attention_rows(bad, np.array([6, 7]), h)).all(axis=1)) == [False, True]
+
+
+def _peek_ahead(layer, q, k, v, h):
+    # non-causal on every row of layer 1: each row also attends to the next key
+    t, d = q.shape
+    q, k, v = (z.view(1, t, h, d // h).transpose(1, 2) for z in (q, k, v))
+    i = torch.arange(t)
+    mask = i[None, :] <= i[:, None] + (1 if layer == 1 else 0)
+    att = ((q @ k.transpose(-1, -2)) / (d // h) ** 0.5).masked_fill(~mask, float("-inf")).softmax(-1)
+    return (att @ v).transpose(1, 2).reshape(t, d)
+
+
+@pytest.mark.parametrize("numba", [True, False], ids=["compiled", "numpy"])
+def test_tampered_trace_bytes_and_a_peeking_attention_are_caught(model, ids, numba, monkeypatch):
+    if not numba:
+        monkeypatch.setenv("VCOMPUTE_NO_NUMBA", "1")
+    v = SampledGlue(rows=4).check(model, ids, trace_prefill(model, ids, glue={"attention": _peek_ahead}),
+                                  challenge_seed=0)
+    assert not v.accepted and "layer 1 attention" in v.reason, v.reason
+    honest = trace_prefill(model, ids)
+    for key, where in (("mid", "layer 1 residual 1"), ("x", "layer 0 residual 2")):
+        tr = {**honest, key: honest[key].copy()}
+        i = 1  # mid[1] is layer 1's residual 1; x[1] is layer 0's output (its residual 2)
+        row = tr[key][i, 50]
+        tol = GLUE_RTOL * (abs(row[7]) + np.sqrt(np.mean(row.astype(np.float64) ** 2)))
+        row[7] += np.float32(2 * tol)  # one entry of one row, twice the glue tolerance: all-row links see it
+        v = SampledGlue(rows=1).check(model, ids, tr, challenge_seed=0)
+        assert not v.accepted and where in v.reason, v.reason
+        row[7] = honest[key][i, 50, 7] + np.float32(0.5 * tol)  # inside the tolerance: what may pass, by the proof
+        assert SampledGlue(rows=1).check(model, ids, {**tr, key: tr[key]}, challenge_seed=0).accepted

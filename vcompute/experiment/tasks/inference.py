@@ -6,6 +6,7 @@
 - ``inference.detection``: one adversary of :mod:`vcompute.workloads.lm.adversaries`
   against :class:`~vcompute.verify.GenerationVerifier`; which check caught it.
 - ``inference.cost``: generation, prefill and verification seconds on one thread.
+- ``inference.glue_cost``: the sampled-glue check of a prefill trace against the prefill, one thread.
 
 Models are the named sizes of :data:`~vcompute.workloads.lm.CONFIGS`, trained
 for ``train_steps`` steps on the shipped text (seed 0) so that outputs have
@@ -24,7 +25,7 @@ from pydantic import Field
 
 from vcompute.experiment.tasks.base import TaskParams
 
-__all__ = ["InferenceCalibration", "InferenceDetection", "InferenceCost"]
+__all__ = ["InferenceCalibration", "InferenceDetection", "InferenceCost", "InferenceGlueCost"]
 
 Size = Literal["tiny", "small", "gpt2-small"]
 Precision = Literal["float32", "bfloat16", "float16"]
@@ -305,3 +306,84 @@ class InferenceCost:
                 raise RuntimeError(f"honest generation rejected: {r.reason}")
         return {"generate_s": gen_s, "prefill_s": pre_s, "verify_s": ver_s, "verify_over_generate": ver_s / gen_s,
                 "prefill_over_generate": pre_s / gen_s, "proof_bytes_per_32": len(g.proof) * 32 / params.n_new}
+
+
+class GlueCostParams(TaskParams):
+    """Parameters of :class:`InferenceGlueCost`."""
+
+    size: Size = "gpt2-small"
+    n_layers: int = Field(0, ge=0, le=48, description="blocks of the model (0: the size's own)")
+    tokens: int = Field(512, ge=2, le=512, description="tokens of the prefill")
+    rows: int = Field(16, ge=1, le=512, description="glue rows sampled per block and op")
+    rounds: int = Field(10, ge=1, le=64, description="Freivalds sign vectors per linear layer")
+    batch: int = Field(4, ge=1, le=16, description="traces of the model checked together by check_many")
+    repeats: int = Field(5, ge=1, le=100, description="alternated timings per quantity (the median is kept)")
+
+
+class InferenceGlueCost:
+    """Seconds of the sampled-glue check of a prefill trace against the prefill itself (torch, 1 CPU thread).
+
+    Process CPU time on one thread (torch and numba), so that a loaded machine slows every
+    quantity alike; the prefill, the one-trace check and the batched check are alternated and
+    the median of ``repeats`` kept (``proofs/inference-glue.md``, *Cost*).
+
+    Metrics: ``prefill_s``, ``glue_check_s`` (:meth:`SampledGlue.check`, one trace),
+    ``glue_over_prefill``, ``glue_per_trace_s`` (:meth:`SampledGlue.check_many` over ``batch``
+    traces, per trace), ``glue_per_trace_over_prefill``, and ``prefill_gflops`` (the prefill's
+    matmul FLOPs over its seconds: the ratios fall when a loaded machine slows the prefill's
+    compute-bound matmuls more than the check, so a ratio is read with this rate beside it).
+    """
+
+    Params = GlueCostParams
+    description = "sampled-glue check vs prefill, one trace and a batch, 1 CPU thread"
+    metrics = ("prefill_s", "glue_check_s", "glue_over_prefill", "glue_per_trace_s", "glue_per_trace_over_prefill",
+               "prefill_gflops")
+
+    def run(self, params: GlueCostParams, seed: int) -> dict[str, Any]:
+        """Execute one run."""
+        import statistics
+
+        import torch
+
+        from vcompute.verify.inference.glue import SampledGlue
+        from vcompute.verify.inference.glue_trace import trace_prefill
+        from vcompute.workloads.lm import TransformerLM, config_named, prefill
+
+        torch.set_num_threads(1)
+        try:  # the fused kernels on one thread too (process CPU time would count every thread anyway)
+            import numba
+
+            numba.set_num_threads(1)
+        except ImportError:
+            pass
+        cfg = config_named(params.size)
+        cfg = cfg.replace(n_layers=params.n_layers or cfg.n_layers, max_len=max(cfg.max_len, params.tokens))
+        m = TransformerLM(cfg, seed=0)
+        rng = np.random.default_rng(seed)
+        items = []
+        for _ in range(params.batch):
+            ids = rng.integers(0, cfg.vocab, params.tokens)
+            items.append((ids, trace_prefill(m, ids)))
+        ids, tr = items[0]
+        ver = SampledGlue(rows=params.rows, rounds=params.rounds)
+        prefill(m, ids)
+        ver.check(m, ids, tr, challenge_seed=0)  # compile / load the kernels
+
+        def clock(fn) -> float:
+            t0 = time.process_time()
+            fn()
+            return time.process_time() - t0
+
+        pre, one, many = [], [], []
+        for r in range(params.repeats):
+            pre.append(clock(lambda: prefill(m, ids)))
+            one.append(clock(lambda: ver.check(m, ids, tr, challenge_seed=seed * 1000 + r)))
+            many.append(clock(lambda: ver.check_many(m, items, challenge_seed=seed * 1000 + r)) / params.batch)
+        v = ver.check(m, ids, tr, challenge_seed=seed)
+        if not v.accepted or not all(x.accepted for x in ver.check_many(m, items, challenge_seed=seed)):
+            raise RuntimeError(f"honest trace rejected: {v.reason}")
+        p, c, b = (statistics.median(x) for x in (pre, one, many))
+        T, d = params.tokens, cfg.d_model
+        flops = cfg.n_layers * (2 * T * (4 * d * d + 2 * d * cfg.d_ff) + 4 * T * T * d) + 2 * T * d * cfg.vocab
+        return {"prefill_s": p, "glue_check_s": c, "glue_over_prefill": c / p, "glue_per_trace_s": b,
+                "glue_per_trace_over_prefill": b / p, "prefill_gflops": flops / p / 1e9}

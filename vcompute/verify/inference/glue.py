@@ -47,7 +47,14 @@ _LINEARS = (("ln1", "c_attn", "qkv"), ("attn", "attn_proj", "attn_out"), ("ln2",
 
 
 def _ln(x: np.ndarray, mod: Any) -> np.ndarray:
+    """``mod`` (a LayerNorm) over the rows of float32 ``x``, in float64."""
     w, b = (p.detach().double().numpy() for p in (mod.weight, mod.bias))
+    kern = _kernels()
+    if kern is not None and x.ndim == 2 and x.dtype == np.float32:
+        out = np.empty(x.shape)
+        kern.layer_norm_rows(x, w, b, float(mod.eps), out)
+        return out
+    x = x.astype(np.float64)
     mu = x.mean(axis=-1, keepdims=True)
     var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
     return (x - mu) / np.sqrt(var + mod.eps) * w + b
@@ -58,14 +65,44 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
 
 
-def _attention_rows(qkv: np.ndarray, rows: np.ndarray, n_heads: int) -> np.ndarray:
-    """Causal attention outputs of ``rows`` from the full ``[T, 3d]`` q/k/v rows, in float64.
+def _kernels() -> Any:
+    """The compiled glue kernels (:mod:`._glue_kernels`), or None without numba (the torch/numpy paths then)."""
+    from vcompute.verify.freivalds import fused
 
-    All sampled rows and heads in one batched product: row ``t`` scores keys ``0..t`` (the
-    later keys up to the last sampled row are masked to ``-inf``, so they never enter its softmax).
-    In torch, which keeps to its own thread setting: numpy's BLAS spreads products of this size
-    over every core, which on a loaded machine costs a hundred times the product.
+    if not fused.available():
+        return None
+    from vcompute.verify.inference import _glue_kernels
+
+    return _glue_kernels
+
+
+def _attention_rows(qkv: np.ndarray, rows: np.ndarray, n_heads: int) -> np.ndarray:
+    """Causal attention outputs of ``rows`` (ascending) from the full ``[T, 3d]`` q/k/v rows, in float64.
+
+    With numba, two compiled passes (:mod:`._glue_kernels`) that read the claimed float32 keys and
+    values in place, only those each sampled row sees, around numpy's softmax. Without it, all sampled rows
+    and heads in one batched torch product: row ``t`` scores keys ``0..t`` (the later keys up to the
+    last sampled row are masked to ``-inf``, so they never enter its softmax). In torch, which keeps
+    to its own thread setting: numpy's BLAS spreads products of this size over every core, which on
+    a loaded machine costs a hundred times the product.
     """
+    kern = _kernels()
+    if kern is None:
+        return _attention_rows_torch(qkv, rows, n_heads)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    sc = np.full((len(rows), n_heads, int(rows.max()) + 1), -np.inf)  # keys after a row's own stay -inf
+    kern.attention_scores(qkv, rows, n_heads, sc)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf scores propagate to the output, rejected there
+        sc -= sc.max(axis=-1, keepdims=True)
+        np.exp(sc, out=sc)
+        sc /= sc.sum(axis=-1, keepdims=True)
+    out = np.empty((len(rows), qkv.shape[1] // 3))
+    kern.attention_values(qkv, rows, n_heads, sc, out)
+    return out
+
+
+def _attention_rows_torch(qkv: np.ndarray, rows: np.ndarray, n_heads: int) -> np.ndarray:
+    """:func:`_attention_rows` in torch (float64), the path without numba."""
     import torch
 
     d = qkv.shape[1] // 3
@@ -84,18 +121,27 @@ def _attention_rows(qkv: np.ndarray, rows: np.ndarray, n_heads: int) -> np.ndarr
 
 def _bad_row(claimed: np.ndarray, ref: np.ndarray, rtol: float) -> tuple[int, float, float]:
     """The first row (index into ``claimed``) off beyond tolerance (-1: none), its error ratio, and the worst ratio."""
-    scale = np.sqrt(np.mean(ref * ref, axis=-1, keepdims=True))
-    ratio = np.abs(claimed - ref) / (rtol * (np.abs(ref) + scale) + 1e-30)
-    worst = np.max(ratio, axis=-1)
+    kern = _kernels()
+    if kern is not None and claimed.ndim == 2 and claimed.shape == ref.shape and ref.dtype == np.float64:
+        worst = np.empty(ref.shape[0])
+        kern.row_errors(claimed, ref, rtol, worst)
+    else:
+        claimed = claimed.astype(np.float64)
+        scale = np.sqrt(np.mean(ref * ref, axis=-1, keepdims=True))
+        worst = np.max(np.abs(claimed - ref) / (rtol * (np.abs(ref) + scale) + 1e-30), axis=-1)
     bad = np.flatnonzero(~(worst <= 1.0))  # NaN compares false: rejected too
     if bad.size:
         return int(bad[0]), float(worst[bad[0]]), math.inf
     return -1, 0.0, float(worst.max()) if worst.size else 0.0
 
 
-def _sum(a: np.ndarray, b: np.ndarray):
-    """``a + b`` lazily: the float32 sum, and a thunk of the float64 reference (only built on a mismatch)."""
-    return lambda: (a + b, lambda: a.astype(np.float64) + b)
+def _sum_matches(claimed: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``claimed`` is bitwise the float32 sum ``a + b`` (2-D, same shape), in one pass without temporaries."""
+    kern = _kernels()
+    if kern is None or claimed.ndim != 2 or not (claimed.shape == a.shape == b.shape) or not all(
+            z.dtype == np.float32 for z in (claimed, a, b)):
+        return bool(np.array_equal(claimed, a + b))
+    return kern.sum_mismatches(claimed, a, b) == 0
 
 
 def _read_trace(trace: Any, shapes: dict) -> dict[str, np.ndarray] | str:
@@ -299,7 +345,7 @@ class SampledGlue(Scheme):
                 job.verdict = (False, reason, {"layer": layer})
                 continue
             tr = job.tr
-            q = self._glue_op(job, "final ln", tr["hidden"], _ln(tr["x"][-1].astype(np.float64), model.ln_f))
+            q = self._glue_op(job, "final ln", tr["hidden"], _ln(tr["x"][-1], model.ln_f))
             if not q:
                 v = self.freivalds.check(tr["hidden"], self._weight(model.wte.weight), tr["logits"],
                                          seed=int(rng.integers(2**62)))  # the tied head has no bias
@@ -320,13 +366,13 @@ class SampledGlue(Scheme):
         return out
 
     def _glue_op(self, job: _Job, name: str, claimed: np.ndarray, ref: Any, rows: np.ndarray | None = None) -> str | None:
-        """The reason ``claimed`` is off its recomputation ``ref`` (a lazy exact sum, or float64 rows), or None."""
-        if callable(ref):  # an exact float32 sum: bitwise equal is the honest, common case
-            exact32, reference = ref()
-            if np.array_equal(claimed, exact32):
+        """The reason ``claimed`` is off its recomputation ``ref`` (``(a, b)`` for an exact float32 sum, or float64 rows), or None."""
+        if isinstance(ref, tuple):  # an exact float32 sum a + b: bitwise equal is the honest, common case
+            a, b = ref
+            if _sum_matches(claimed, a, b):
                 return None
-            ref = reference()
-        bad = _bad_row(claimed.astype(np.float64), ref, self.rtol)
+            ref = a.astype(np.float64) + b
+        bad = _bad_row(claimed, ref, self.rtol)
         job.ratios.append(bad[2])
         if bad[0] < 0:
             return None
@@ -342,18 +388,18 @@ class SampledGlue(Scheme):
 
         g = functools.partial(self._glue_op, job)
         x = tr["x"]
-        problems = [g("embeddings", x[0], _sum(model.wte.weight.detach().numpy()[ids_np],
+        problems = [g("embeddings", x[0], (model.wte.weight.detach().numpy()[ids_np],
                                               model.wpe.weight.detach().numpy()[:T]))]
         for i, blk in enumerate(model.blocks):
             p = f"layer {i}"
             r1, ra, r2, rg = pick(), pick(), pick(), pick()
             problems += [
-                g(f"{p} ln1", tr["ln1"][i, r1], _ln(x[i, r1].astype(np.float64), blk.ln_1), r1),
+                g(f"{p} ln1", tr["ln1"][i, r1], _ln(x[i, r1], blk.ln_1), r1),
                 g(f"{p} attention", tr["attn"][i, ra], _attention_rows(tr["qkv"][i], ra, model.cfg.n_heads), ra),
-                g(f"{p} residual 1", tr["mid"][i], _sum(x[i], tr["attn_out"][i])),
-                g(f"{p} ln2", tr["ln2"][i, r2], _ln(tr["mid"][i, r2].astype(np.float64), blk.ln_2), r2),
+                g(f"{p} residual 1", tr["mid"][i], (x[i], tr["attn_out"][i])),
+                g(f"{p} ln2", tr["ln2"][i, r2], _ln(tr["mid"][i, r2], blk.ln_2), r2),
                 g(f"{p} gelu", tr["gelu"][i, rg], _gelu(tr["fc"][i, rg].astype(np.float64)), rg),
-                g(f"{p} residual 2", x[i + 1], _sum(tr["mid"][i], tr["mlp_out"][i])),
+                g(f"{p} residual 2", x[i + 1], (tr["mid"][i], tr["mlp_out"][i])),
             ]
             first = next((q for q in problems if q), None)
             if first:
