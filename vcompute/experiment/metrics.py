@@ -337,13 +337,19 @@ _HYBRID: dict[str, MetricInfo] = {
                               "no market job"),
     "cpc_cloud": _m("USD", "cost_all_in with every consumer cloud-only"),
     "cpc_decentralized": _m("USD", "cost_all_in with every consumer decentralized-only", "no correct result"),
-    "cpc_hybrid": _m("USD", "cost_all_in with every consumer on the hybrid router"),
+    "cpc_hybrid": _m("USD", "cost_all_in with every consumer on the routed policy (params.routing: the "
+                     "hybrid or bandit router)"),
     "share_cloud_cloud": _m("fraction", "cloud_share of the cloud-only run (1)"),
     "share_cloud_decentralized": _m("fraction", "cloud_share of the decentralized-only run (0)"),
-    "share_cloud_hybrid": _m("fraction", "share of jobs the hybrid router sent to the cloud"),
+    "share_cloud_hybrid": _m("fraction", "share of jobs the routed policy (params.routing) sent to the cloud"),
     "hybrid_margin": _m("ratio", "cpc_hybrid / min(cpc_cloud, cpc_decentralized) - 1 (target <= 0.02)",
                         "a proof-of-learning cell on a non-training kind"),
-    "runtime_s": _m("s", "wall-clock seconds of the point's three market runs"),
+    "cpc_side": _m("USD", "cost_all_in with every consumer on params.side_routing (same seed)",
+                   "no side_routing"),
+    "share_cloud_side": _m("fraction", "share of jobs params.side_routing sent to the cloud", "no side_routing"),
+    "side_margin": _m("ratio", "cpc_side / min(cpc_cloud, cpc_decentralized) - 1 (target <= 0.02)",
+                      "no side_routing, or a cell not simulated"),
+    "runtime_s": _m("s", "wall-clock seconds of the point's market runs (three, four with side_routing)"),
     "applicable": _m("flag", "0 for a proof-of-learning cell on a non-training job kind (not simulated)"),
 }
 

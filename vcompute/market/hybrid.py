@@ -29,7 +29,7 @@ from vcompute.market.costs import CostBook, CostConfig, break_even_discount, set
 
 __all__ = ["DISPUTE_DECIDES", "POLICIES", "HybridHooks", "HybridParams", "compare_policies", "scheme_applies"]
 
-#: The pure and the hybrid policy :func:`compare_policies` runs.
+#: The pure and the routed policy :func:`compare_policies` runs (the routed one is ``HybridParams.routing``).
 POLICIES = ("cloud", "decentralized", "hybrid")
 
 #: Job kinds whose results the dispute game (:mod:`vcompute.verify.dispute`, ``proofs/dispute.md``)
@@ -51,11 +51,16 @@ class HybridParams(MarketParams):
         routing: a router name from :data:`~vcompute.market.routing.ROUTERS`
             for every consumer, or a list assigned to consumers in turn
             (consumer ``i`` gets ``routing[i % len]``).
-        routing_params: keyword arguments of the ``hybrid`` router.
+        routing_params: keyword arguments of the ``hybrid`` and ``bandit`` routers.
         kind: restrict the job mix to one job kind, any registered in
             :data:`~vcompute.workloads.kinds.KINDS` or an alias (``all`` keeps
             the whole mix); the mix must have an entry of that kind.
-        compare: run all three policies (:func:`compare_policies`) instead of ``routing``.
+        compare: run the two pure policies beside ``routing`` (:func:`compare_policies`)
+            instead of ``routing`` alone; ``routing`` is then the routed policy whose
+            margin is reported (``hybrid_margin``).
+        side_routing: with ``compare``, a second routed policy run on the same seed
+            beside the first, reported as ``cpc_side``, ``share_cloud_side`` and
+            ``side_margin`` (None: not run), so two routers meet the same pure runs.
     """
 
     cloud: CloudConfig = Field(default_factory=CloudConfig)
@@ -64,6 +69,7 @@ class HybridParams(MarketParams):
     routing_params: dict[str, Any] = Field(default_factory=dict)
     kind: str = "all"
     compare: bool = True
+    side_routing: str | list[str] | None = None
 
     @field_validator("kind")
     @classmethod
@@ -74,12 +80,12 @@ class HybridParams(MarketParams):
             canonical_kind(v)  # raises, listing the known kinds and aliases
         return v
 
-    @field_validator("routing")
+    @field_validator("routing", "side_routing")
     @classmethod
-    def _known_routers(cls, v: str | list[str]) -> str | list[str]:
+    def _known_routers(cls, v: str | list[str] | None) -> str | list[str] | None:
         from vcompute.market.routing import ROUTERS
 
-        for name in [v] if isinstance(v, str) else v:
+        for name in [] if v is None else [v] if isinstance(v, str) else v:
             ROUTERS.get(name)  # raises, listing the known routers
         if isinstance(v, list) and not v:
             raise ValueError("routing: give at least one router name")
@@ -90,9 +96,10 @@ class HybridParams(MarketParams):
         if self.kind != "all" and not self._of_kind():
             raise ValueError(f"kind = {self.kind!r} but consumers.mix has no job of that kind; add a "
                              f"[[params.consumers.mix]] entry with kind = {self.kind!r}")
-        for name in [self.routing] if isinstance(self.routing, str) else self.routing:
-            if name in _TAKES_PARAMS:
-                _router(name, self.routing_params)  # raises on bad parameters
+        for routing in (self.routing, self.side_routing):
+            for name in [] if routing is None else [routing] if isinstance(routing, str) else routing:
+                if name in _TAKES_PARAMS:
+                    _router(name, self.routing_params)  # raises on bad parameters
         return self
 
     def routed(self, routing: str | list[str]) -> HybridParams:
@@ -217,6 +224,12 @@ class HybridHooks:
         else:
             book.add("cloud", "misses", view.miss_value(job))
 
+    def _observe(self, job: Any, what: str, *args: Any, **kw: Any) -> None:
+        """Tell the job's router what its consumer's view was told, if it keeps views of its own."""
+        observe = getattr(self.routers[job.consumer], "observe", None)
+        if observe is not None:
+            observe(job, what, *args, **kw)
+
     def _windows_closed(self) -> None:
         """Tell each consumer of its results whose window closed under dispute (see ConsumerView.disputed)."""
         now, w = self.mk.now(), self.windows
@@ -225,6 +238,7 @@ class HybridHooks:
             if job.key in self.open:
                 self.disputed.add(job.key)
                 self.views[job.consumer].disputed(job)
+                self._observe(job, "disputed")
 
     def route(self, job: Any) -> bool:
         """Route an arriving job; True if it went to the cloud (the market does not queue it)."""
@@ -245,6 +259,9 @@ class HybridHooks:
         if at is None or now - job.submitted <= at * deadline_s:
             return False
         self.fallbacks += 1
+        told = getattr(self.routers[job.consumer], "fell_back", None)
+        if told is not None:  # a policy-level router counts its arm's cloud jobs
+            told(job)
         self.sent["dec"] -= 1
         self.book.jobs["dec"] -= 1
         self.book.cloud_ref_usd -= cloud_price_usd(self.p.cloud, job.jtype.pflop)
@@ -254,11 +271,13 @@ class HybridHooks:
     def expired(self, job: Any) -> None:
         """A decentralized job found no provider before its deadline: a miss."""
         self.views[job.consumer].missed(job)
+        self._observe(job, "missed")
         self.book.add("dec", "misses", self.views[job.consumer].miss_value(job))
 
     def started(self, job: Any) -> None:
         """A decentralized job's claims are in (matched, escrowed, computed); an optimistic one's window opens."""
         self.views[job.consumer].matched(job, UNITS_PER_USD)
+        self._observe(job, "matched", UNITS_PER_USD)
         if self.optimistic:
             self.open.add(job.key)
             self.windows.append((self.mk.now() + self.window_s, job))
@@ -277,6 +296,7 @@ class HybridHooks:
         book.add("dec", "capital", book.capital(self.p.consumers.stake_usd, held) * len(job.replicas))
         if not live:
             view.missed(job)
+            self._observe(job, "missed")
             book.add("dec", "misses", view.miss_value(job))
             return
         paid = sum(job.prices[r] for r, v in zip(live, verdicts) if v) / UNITS_PER_USD
@@ -288,6 +308,9 @@ class HybridHooks:
         view.settled(job, audited or self.optimistic, list(verdicts), paid_usd=paid,
                      verify_usd=s.verify_usd * self.verify_scale, result=correct is not None and not late,
                      disputed=disputed)
+        self._observe(job, "settled", audited or self.optimistic, list(verdicts), paid_usd=paid,
+                      verify_usd=s.verify_usd * self.verify_scale, result=correct is not None and not late,
+                      disputed=disputed)
         if 0 in live and verdicts[live.index(0)]:
             book.dec_pflop_paid += job.jtype.pflop
         if late:
@@ -348,21 +371,33 @@ class HybridHooks:
 
 
 def compare_policies(params: HybridParams, seed: int) -> dict[str, Any]:
-    """Run ``params`` with every consumer cloud-only, decentralized-only and hybrid (same seed).
+    """Run ``params`` with every consumer cloud-only, decentralized-only and on ``params.routing`` (same seed).
+
+    The routed policy is ``params.routing`` (default the per-job ``hybrid``
+    router; ``bandit``: :class:`~vcompute.market.policy_router.PolicyBandit`),
+    reported in the ``hybrid`` slot whichever router it is. With
+    ``params.side_routing`` a second routed policy runs on the same seed and
+    is compared with the same pure runs.
 
     Returns:
-        The hybrid run's metrics, plus per policy ``cpc_<policy>`` (all-in cost
-        per correct result) and ``share_cloud_<policy>``, the decentralized-only
+        The routed run's metrics, plus per policy ``cpc_<policy>`` (all-in cost
+        per correct result) and ``share_cloud_<policy>`` (``cloud``,
+        ``decentralized``, ``hybrid``: the routed one), the decentralized-only
         run's ``break_even_discount`` and ``price_discount``, and
         ``hybrid_margin`` = cpc_hybrid / min(cpc_cloud, cpc_decentralized) - 1
-        (the target is <= 0.02), with ``runtime_s`` of the three runs.
+        (the target is <= 0.02), with ``runtime_s`` of the runs; with
+        ``side_routing`` also ``cpc_side``, ``share_cloud_side`` and
+        ``side_margin``, the same for the second routed policy.
     """
     import time
 
     from vcompute.market.sim import Market
 
     t0 = time.perf_counter()
-    runs = {pol: Market(params.routed(pol), seed).run() for pol in POLICIES}
+    routes = {"cloud": "cloud", "decentralized": "decentralized", "hybrid": params.routing}
+    if params.side_routing is not None:
+        routes["side"] = params.side_routing
+    runs = {pol: Market(params.routed(r), seed).run() for pol, r in routes.items()}
     out = dict(runs["hybrid"])
     for pol, r in runs.items():
         out[f"cpc_{pol}"] = r["cost_all_in"]
@@ -371,6 +406,8 @@ def compare_policies(params: HybridParams, seed: int) -> dict[str, Any]:
         out[key] = runs["decentralized"][key]
     # A policy without a correct result (nan) is infinitely costly, never the better one.
     best = min(c if c == c else float("inf") for c in (out["cpc_cloud"], out["cpc_decentralized"]))
-    out["hybrid_margin"] = out["cpc_hybrid"] / best - 1.0 if 0 < best < float("inf") else float("nan")
+    for pol, name in (("hybrid", "hybrid_margin"), ("side", "side_margin")):
+        if pol in runs:
+            out[name] = out[f"cpc_{pol}"] / best - 1.0 if 0 < best < float("inf") else float("nan")
     out["runtime_s"] = time.perf_counter() - t0
     return out

@@ -244,10 +244,12 @@ class ConsumerView:
         """The detection probability the fraud estimate assumes for ``check`` (see :meth:`dec_cost`).
 
         Under the ``optimistic`` policy every result is open to dispute, so it is the chance that a
-        wrong result is overturned: some watcher looks (:meth:`checked_p`) and its first look finds it.
+        wrong result is overturned: some watcher both looks and finds it with its first look, each
+        independently, ``1 - (1 - p_w d_w)^w``.
         """
-        if self.optimistic:
-            return self.checked_p(check) * self._least_detect(check, reexecutes=check.scheme in _REEXECUTE)
+        if self.optimistic:  # each watcher looks and finds independently (vcompute.market.optimistic)
+            d = self._least_detect(check, reexecutes=check.scheme in _REEXECUTE)
+            return 1.0 - (1.0 - self.watch_p * d) ** self.watchers
         if check.scheme == "none":
             return 0.0
         return self._least_detect(check, reexecutes=False)
@@ -278,10 +280,15 @@ class ConsumerView:
 
     def cloud_cost(self, job: Any) -> float:
         """Expected cost per correct result of ``job`` in the cloud (USD)."""
+        spend, av = self.cloud_terms(job)
+        return spend / av
+
+    def cloud_terms(self, job: Any) -> tuple[float, float]:
+        """:meth:`cloud_cost` as expected spend per cloud job (USD) and its chance of a result."""
         from vcompute.market.cloud import cloud_price_usd
 
         av = self.cloud.availability
-        return (cloud_price_usd(self.cloud, job.jtype.pflop) + (1 - av) * self.miss_value(job)) / av
+        return cloud_price_usd(self.cloud, job.jtype.pflop) + (1 - av) * self.miss_value(job), av
 
     def dec_cost(self, job: Any, *, z: float = 0.0, seen: Any = None) -> float:
         """Expected cost per correct result of ``job`` on the market (USD; derived in proofs/market.md).
@@ -291,6 +298,14 @@ class ConsumerView:
         ``seen``: evidence to use instead of everything seen of the kind (a
         block's, see :class:`~vcompute.market.policy_router.PolicyBandit`).
         """
+        spend, correct = self.dec_terms(job, z=z, seen=seen)
+        if correct <= 0:
+            return float("inf")
+        return spend / correct
+
+    def dec_terms(self, job: Any, *, z: float = 0.0, seen: Any = None) -> tuple[float, float]:
+        """:meth:`dec_cost` as its two terms: expected spend per market job (USD) and its chance of a
+        correct result (<= 0: none expected), so that a mix of market and cloud jobs can be pooled."""
         mk, jt = self.mk, job.jtype
         s = self._s(jt.kind) if seen is None else seen
         check = mk.checks[jt.kind]
@@ -322,10 +337,7 @@ class ConsumerView:
             verif += self._watch_usd(check, job, q * (1 - f))
             gas += q * (1 - f) * d * self.dispute_usd
         miss = u * self.miss_value(job)
-        correct = 1.0 - u - wrong
-        if correct <= 0:
-            return float("inf")
-        return (pay + verif + cap + gas + fraud + miss) / correct
+        return pay + verif + cap + gas + fraud + miss, 1.0 - u - wrong
 
     def _watch_usd(self, check: Any, job: Any, wrong_p: float) -> float:
         """Expected watchers' compute on ``job`` (USD): each watcher that looks takes its first look,

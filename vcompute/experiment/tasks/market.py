@@ -137,7 +137,7 @@ _HYBRID_METRICS = (
     "fallback_share", "late_share", "cloud_outages", "dec_cost_per_correct", "cloud_cost_per_correct", "break_even_discount",
     "price_discount", "cloud_reference_cpc",
     "cpc_cloud", "cpc_decentralized", "cpc_hybrid", "share_cloud_cloud", "share_cloud_decentralized",
-    "share_cloud_hybrid", "hybrid_margin", "runtime_s", "applicable",
+    "share_cloud_hybrid", "hybrid_margin", "cpc_side", "share_cloud_side", "side_margin", "runtime_s", "applicable",
 )
 
 
@@ -150,8 +150,10 @@ class MarketHybrid:
     """A market with a cloud tier and routing consumers: cloud-only vs decentralized-only vs hybrid.
 
     With ``compare = true`` (the default) each run simulates the same seeded
-    market three times, every consumer on one policy, and reports the
-    hybrid run's metrics plus each policy's all-in cost per correct result
+    market three times, every consumer on one policy (cloud-only,
+    decentralized-only, and ``routing``: the per-job ``hybrid`` router or the
+    ``bandit``), and a fourth time with ``side_routing`` if set, and reports the
+    routed run's metrics plus each policy's all-in cost per correct result
     (``cpc_<policy>``), the break-even decentralized discount and
     ``hybrid_margin`` (:func:`vcompute.market.hybrid.compare_policies`).
     A cell whose scheme cannot check its job kind (proof-of-learning on a
@@ -177,7 +179,10 @@ class MarketHybrid:
         from vcompute.market.sim import Market
 
         if not params.applicable():
-            return {"applicable": 0, "hybrid_margin": float("nan"), "break_even_discount": float("nan")}
+            out = {"applicable": 0, "hybrid_margin": float("nan"), "break_even_discount": float("nan")}
+            if params.side_routing is not None:
+                out["side_margin"] = float("nan")
+            return out
         out = compare_policies(params, seed) if params.compare else Market(params.routed(params.routing),
                                                                            seed).run()
         out["applicable"] = 1
