@@ -19,16 +19,17 @@ around each step). Timings on a shared machine are noisy: read the ratios.
 Last measured (issue 17's speed target), CPU seconds of the headline rows
 (``Market(...)`` and ``run()``, seed 0, as ``_run`` below), main before this
 round (5fc5275) and after it, each pair run side by side (concurrently) on the
-shared 2-core box at a load average of 12-15; seeded metrics identical before
+shared 2-core box at a load average of 10-15; seeded metrics identical before
 and after (150 smoke runs of every market config at seeds 0 and 1: only
 wall-clock metrics differ):
 
-- 10^5 jobs x 10^3 providers: 7.48 s -> 6.25 s (0.84);
-- 10^6 jobs x 10^4 providers: 78.15 s -> 66.49 s (0.85); setup 3.15 s -> 1.02 s.
+- 10^5 jobs x 10^3 providers: 6.88 s -> 5.56 s (0.81) at load ~10;
+- 10^6 jobs x 10^4 providers: 83.82 s -> 70.21 s (0.84) at load ~10, and
+  78.15 s -> 66.49 s (0.85) at load ~13 (one step earlier); setup 2.9-3.2 s -> 1.0 s.
 
 (The previous round measured main at 153.8 s -> 111.3 s under load 14-18 and
 109.7 s on a quieter box; this box ran main's row in 78-97 s.) The 60 s target
-is not met: 66.5 CPU s at load ~13. What remains per job is spread thin (a
+is not met: 66-70 CPU s at load 10-13. What remains per job is spread thin (a
 py-spy profile at 10^5: ledger operations through the state machine ~28 %, the
 SimPy event loop ~12 %, matching ~9 %, the market's own steps ~18 %, checking
 and settlement ~16 %), and ~10 % is after the last event: the cycle
