@@ -4,33 +4,37 @@ The headline rows are modelled mode at scale, side by side: 10^5 jobs on
 10^3 providers and 10^6 jobs on 10^4 providers (target: the second in
 <= 60 s on one core), settled on the memory:// ledger and read back from it
 at the end (``ledger_conserved``, ``settlement_consistent``). ``setup_s`` is
-opening the accounts (each key proves it holds its secret once: one
-OpenSSL signature and verification; keys derived by
-:class:`~vcompute.core.signing.SigningKey` skip the ~2 ms pure-Python
-subgroup check), ``cpu_s`` the process time of the whole run. Next to them, at a smaller size so that they
+opening the accounts (each key is a :class:`~vcompute.core.signing.SigningKey`
+this process built from its seed, so it has proven possession by construction:
+no challenge signed, no ~2 ms pure-Python subgroup check), ``cpu_s`` the process
+time of the whole run. Next to them, at a smaller size so that they
 finish quickly, the same market with the reverse auction, with churn and
 crashes, in real mode (providers execute real matmul jobs, Freivalds checks
 them), and on the durable sqlite ledger and the embedded EVM (when
 installed); each row's ``vs modelled`` is its
 jobs/s over the modelled row of the same size, measured in this run.
-Timings on a shared machine are noisy: read the ratios.
+Events are counted from SimPy's sequence numbers at the end (no wrapper
+around each step). Timings on a shared machine are noisy: read the ratios.
 
-Last measured (issue 17's speed target), CPU seconds of these two headline
-rows, main before the speed work (c29248a) and after it, each pair run side
-by side (concurrently, in one invocation) on the shared 2-core box under a
-load average of 14-18, which inflates CPU time (main's 10^6 row took 109.7 s
-on a quieter box, 135-154 s in these runs); seeded metrics identical before
-and after:
+Last measured (issue 17's speed target), CPU seconds of the headline rows
+(``Market(...)`` and ``run()``, seed 0, as ``_run`` below), main before this
+round (5fc5275) and after it, each pair run side by side (concurrently) on the
+shared 2-core box at a load average of 10-15; seeded metrics identical before
+and after (150 smoke runs of every market config at seeds 0 and 1: only
+wall-clock metrics differ):
 
-- 10^5 jobs x 10^3 providers: 13.8 s -> 8.9 s (0.64);
-- 10^6 jobs x 10^4 providers: 153.8 s -> 111.3 s (0.72).
+- 10^5 jobs x 10^3 providers: 6.88 s -> 5.56 s (0.81) at load ~10;
+- 10^6 jobs x 10^4 providers: 83.82 s -> 70.21 s (0.84) at load ~10, and
+  78.15 s -> 66.49 s (0.85) at load ~13 (one step earlier); setup 2.9-3.2 s -> 1.0 s.
 
-The 60 s target is not met yet: scaled to the quieter box's 109.7 s, the
-10^6 row would take ~79 s. What remains per job is spread thin (about a third
-the three ledger operations through the state machine, a third matching and
-the event loop, a third settlement bookkeeping), and about 5 s of setup at
-10^4 providers is each key's proof of possession (an Ed25519 signature and
-its verification).
+(The previous round measured main at 153.8 s -> 111.3 s under load 14-18 and
+109.7 s on a quieter box; this box ran main's row in 78-97 s.) The 60 s target
+is not met: 66-70 CPU s at load 10-13. What remains per job is spread thin (a
+py-spy profile at 10^5: ledger operations through the state machine ~28 %, the
+SimPy event loop ~12 %, matching ~9 %, the market's own steps ~18 %, checking
+and settlement ~16 %), and ~10 % is after the last event: the cycle
+collector's one scan of the run's live objects when it is switched back on, and
+the two conservation scans of every escrow.
 
 Run: python benchmarks/market.py [--quick]
 """
@@ -50,17 +54,13 @@ def _run(params: dict, seed: int = 0) -> tuple[float, int, dict, float, float]:
     c0, t0 = time.process_time(), time.perf_counter()
     mk = Market(MarketParams.model_validate(params), seed=seed)
     setup = time.perf_counter() - t0
-    env = mk.env
-    count = [0]
-    step = env.step
-
-    def counting_step() -> None:
-        count[0] += 1
-        step()
-
-    env.step = counting_step  # run() looks step up on the instance: count every event
     out = mk.run()
-    return time.perf_counter() - t0, count[0], out, setup, time.process_time() - c0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    # Events processed: every event SimPy scheduled takes the next number of its counter; those
+    # still queued at the end were never processed (counted here, not by wrapping each step).
+    env = mk.env
+    events = next(env._eid) - len(env._queue)
+    return wall, events, out, setup, cpu
 
 
 def main() -> None:

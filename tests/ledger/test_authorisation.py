@@ -316,3 +316,50 @@ def test_per_job_operations_refuse_hostile_arguments(ledger, parties):
     with pytest.raises(vl.InvalidRequest):  # a bad op id on the fast path
         ledger.escrow_release(parties.vera, "job", op_id="bad\nid")
     assert ledger.escrow("job").state == "open" and ledger.escrow("job").locked == 5
+
+
+def test_possession_by_construction_vouches_only_for_the_built_key_object():
+    """A SigningKey this process built from its seed opens an account without signing a
+    challenge (the market's 10^4 accounts); anything else still proves by signing: an object
+    showing a built key's public bytes, a built key told to claim another key, a subclass."""
+    from vcompute.core.signing import built_public
+    from vcompute.ledger.memory import MemoryLedger
+
+    minter = key_from_name("minter", salt="construction")
+    led = MemoryLedger(minter=minter.public_bytes)
+    k = key_from_name("carol", salt="construction")
+    assert built_public(k) == k.public_bytes
+
+    def no_signing(_m):
+        raise AssertionError("asked to sign a challenge")
+
+    k.sign = no_signing  # proof by construction: the ledger never asks
+    led.open_account(k, "carol", op_id="a")
+    assert led.prove(k) == k.public_bytes
+
+    class Shows:  # carries carol's public key and a signer that answers anything
+        public_bytes = k.public_bytes
+
+        def sign(self, _m):
+            return bytes(64)
+
+    assert built_public(Shows()) is None
+    with pytest.raises(vl.Unauthorized):
+        led.prove(Shows())
+    other = key_from_name("dave", salt="construction")
+    other.public_bytes = k.public_bytes  # a built key told to claim carol's key: must sign, and cannot
+    assert built_public(other) is None
+    with pytest.raises(vl.Unauthorized):
+        led.prove(other)
+
+    class Sub(SigningKey):
+        signed = 0
+
+        def sign(self, message):
+            Sub.signed += 1
+            return super().sign(message)
+
+    s = Sub(b"\x07" * 32)
+    assert built_public(s) is None
+    led.open_account(s, "sub", op_id="b")
+    assert Sub.signed == 1  # a subclass proves by signing, as before

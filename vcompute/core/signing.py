@@ -58,8 +58,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import weakref
+from typing import Any
 
-__all__ = ["SigningKey", "backend", "key_from_name", "public_key_problem", "verify"]
+__all__ = ["SigningKey", "backend", "built_public", "key_from_name", "public_key_problem", "verify"]
 
 _BACKEND: str | None = None
 
@@ -119,6 +121,8 @@ class SigningKey:
         self._seed = seed
         self._key = key
         self.public_bytes: bytes = pub
+        me = id(self)
+        _BUILT[me] = (weakref.ref(self, functools.partial(_forget_built, me)), pub)
 
     @classmethod
     def generate(cls, seed: bytes | None = None) -> SigningKey:
@@ -151,6 +155,46 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(public={self.public_bytes.hex()[:16]}...)"
+
+
+#: The key objects :class:`SigningKey`'s constructor built in this process, by ``id``: a weak
+#: reference to each and the public key the signing library computed from its seed.
+_BUILT: dict[int, tuple[Any, bytes]] = {}
+
+
+def _forget_built(ident: int, ref: Any) -> None:
+    ent = _BUILT.get(ident)
+    if ent is not None and ent[0] is ref:  # (not a later object that reuses the id)
+        del _BUILT[ident]
+
+
+def built_public(key: object) -> bytes | None:
+    """The public key ``key`` was built for from its secret seed in this process, or None.
+
+    A :class:`SigningKey` (exactly that class, not a subclass) whose constructor ran in this
+    process was given the secret seed and had the signing library compute the public key from
+    it: whoever built it held the secret, and the object holds it. This is a proof of
+    possession by construction, for in-process ledgers (:class:`~vcompute.ledger.base.KeyProofs`),
+    which then need no signed challenge. The key is returned only while the object still shows
+    it as its ``public_bytes``: a key object told to claim another key, a copy, a subclass or
+    any other object gets None (and must prove itself by signing).
+
+    Example:
+        >>> k = key_from_name("alice")
+        >>> built_public(k) == k.public_bytes
+        True
+        >>> class Claims:
+        ...     public_bytes = k.public_bytes
+        >>> built_public(Claims()) is None
+        True
+    """
+    if type(key) is not SigningKey:
+        return None
+    ent = _BUILT.get(id(key))
+    if ent is None or ent[0]() is not key:
+        return None
+    pub = getattr(key, "public_bytes", None)
+    return ent[1] if type(pub) is bytes and pub == ent[1] else None
 
 
 def key_from_name(name: str, *, salt: str = "vcompute") -> SigningKey:

@@ -284,7 +284,10 @@ class KeyProofs:
 
     Each object proves once (:func:`prove_holder` with this ledger's context and the
     next sequence number); an object that later claims another public key, or a new
-    object, proves again, so a captured signature is never worth a second proof.
+    object, proves again, so a captured signature is never worth a second proof. A
+    :class:`~vcompute.core.signing.SigningKey` this process built from its seed has proven
+    it by construction (:func:`~vcompute.core.signing.built_public`) and signs nothing:
+    the ledger is in the same process, and only the object built from the secret is vouched for.
 
     Args:
         context: bytes naming the ledger (e.g. ``b"memory:" + ledger_id``).
@@ -309,10 +312,18 @@ class KeyProofs:
         ent = self._proven.get(id(by))
         if ent is not None and ent[1] == pub and ent[0]() is by:
             return pub
-        self.seq += 1
-        # The key proven is the one returned: ``public_bytes`` may be a property that shows
-        # another key on every read, so a key read before the proof proves nothing.
-        pub = prove_holder(by, self.context, self.seq.to_bytes(8, "big"))
+        from vcompute.core.signing import built_public
+
+        built = built_public(by)
+        if built is not None and built == pub:
+            # Possession by construction: this process built ``by`` from the secret seed of
+            # ``built`` (exactly a SigningKey, still showing that key); no challenge to sign.
+            pub = built
+        else:
+            self.seq += 1
+            # The key proven is the one returned: ``public_bytes`` may be a property that shows
+            # another key on every read, so a key read before the proof proves nothing.
+            pub = prove_holder(by, self.context, self.seq.to_bytes(8, "big"))
         try:
             self._proven[id(by)] = (weakref.ref(by), pub)
         except TypeError:  # not weak-referenceable: prove again next time

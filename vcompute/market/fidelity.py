@@ -294,6 +294,9 @@ class ModelledWork:
         self.kind = None if kind is None else get_kind(kind)
         self.size = size
         self._unique = 1000
+        # Table look-ups, once each: the table, scheme, kind and size are fixed for the run.
+        self._detect: dict[str | None, float] = {}
+        self._fraction: dict[Any, float] = {}
 
     def replicas(self, n: int = 8) -> int:
         """Claims the scheme needs per checked job."""
@@ -301,6 +304,12 @@ class ModelledWork:
 
     def detect_p(self, cheat: str | None) -> float:
         """Probability one checked claim with this cheat (None: honest) is rejected."""
+        d = self._detect.get(cheat)
+        if d is None:
+            d = self._detect[cheat] = self._detect_p(cheat)
+        return d
+
+    def _detect_p(self, cheat: str | None) -> float:
         if self.scheme == "none":
             return 0.0
         if self.kind is not None:
@@ -309,6 +318,12 @@ class ModelledWork:
 
     def fraction(self, n: int) -> float:
         """Calibrated checking work as a share of the job's compute (size ``n`` unless one is configured)."""
+        f = self._fraction.get(n)
+        if f is None:
+            f = self._fraction[n] = self._fraction_at(n)
+        return f
+
+    def _fraction_at(self, n: int) -> float:
         if self.kind is not None:
             return self.kind.verify_fraction(self.table, self.scheme, self.size, n=n)
         return self.table.verify_fraction(self.scheme, n)

@@ -134,6 +134,31 @@ class PostedPrice:
         heaps = self._fits.get(memory_gb)
         if heaps is None:
             heaps = self._fits[memory_gb] = [h for mem, h in self._heaps.items() if mem >= memory_gb]
+        if k == 1 and self.w == 0:
+            # One offer by price alone (every match of a job's primary): the loop below with its
+            # bookkeeping lists left out. The same winner: the least (score, idx) of the heads;
+            # a head dearer than max_price means every offer is (the loop pops and pushes it
+            # back; heap order depends only on the entries, all distinct in (score, idx, ver)).
+            pos, vers = self.book.pos, self._ver
+            best = best_heap = None
+            for h in heaps:
+                while h:  # self._top(h), inline
+                    e = h[0]
+                    i = e[1]
+                    if i in pos and vers[i] == e[2]:
+                        if best is None or e[0] < best[0] or (e[0] == best[0] and i < best[1]):
+                            best, best_heap = e, h
+                        break
+                    heapq.heappop(h)
+            if best is None:
+                return None
+            p = best[3]
+            price = p.price
+            if price > max_price:
+                return None
+            heapq.heappop(best_heap)
+            self.book.remove(p)
+            return [(p, price)]
         chosen: list[tuple] = []
         aside: list[tuple[list, tuple]] = []
         top = self._top

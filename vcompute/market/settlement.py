@@ -120,7 +120,7 @@ class Settlement:
 
     def free_stake(self, name: str) -> int:
         """Free (unlocked) stake of ``name``."""
-        if self._mem is not None and self._ours(name):
+        if self._mem is not None and type(name) is str and name in self._pub:  # self._ours(name), inline
             # The memory ledger's own row (LedgerState.stk: [free, locked, unbonding, ready_at]), read
             # in place of building a Stake record: asked before every match of a run.
             s = self._mem.state.stk.get(name)

@@ -54,6 +54,7 @@ from vcompute.market.strategies import CHEAT_SAVINGS, STRATEGIES, CheatOffer
 __all__ = ["Market", "run_market"]
 
 _H = 3600.0
+_new = object.__new__
 
 
 class _Wake:
@@ -116,8 +117,10 @@ class Market:
         # The audit of each kind: "check with its verifier with probability audit_p".
         self.audits: dict[str, Coin] = {kind: _audit(c, cons.audit_p) for kind, c in self.checks.items()}
         env = self.env
-        # Read several times per job: getattr through functools.partial adds no Python frame.
-        self._clock = functools.partial(getattr, env, "now")
+        # Read several times per job: getattr through functools.partial adds no Python frame, and
+        # SimPy's own field behind its ``now`` property (when it is there, as in SimPy 4) no
+        # property call either.
+        self._clock = functools.partial(getattr, env, _now_field(env))
         self.now = self._clock  # the same as the method below, without its frame
         self.settle = settlement(ledger_url(params, self.seed), clock=self._clock)
         self.settler = JobSettler(params, self.settle, self.m)
@@ -125,6 +128,8 @@ class Market:
         self._escrow_mode = params.settlement.mode == "escrow"
         self._timeout_factor = params.settlement.timeout_factor
         self._crash_rate = params.providers.crash_rate
+        self._deadline_s = params.consumers.deadline_h * _H  # read once per match
+        self._max_price = params.consumers.max_price_usd_per_pflop
         self.stake = int(round(cons.stake_usd * UNITS_PER_USD))
         self.adaptive = (AdaptiveTrust(cons.adaptive_policy, cons.adaptive_params, ban=self._ban)
                          if cons.adaptive_policy is not None else None)
@@ -209,19 +214,25 @@ class Market:
         who = self.rng.integers(len(self.consumers), size=len(gaps))
         self._gaps, self._types, self._who, self._next = gaps.tolist(), types.tolist(), who.tolist(), 0
         self._mix = list(p.consumers.mix)
+        # One event object for every arrival, rescheduled as each one runs (one is pending at a
+        # time; SimPy orders events by time and sequence number, never by the object).
+        self._arrival = _Wake(self._arrive)
+        self._arrival_cbs = self._arrival.callbacks
         if self._gaps:
-            self._at(self._gaps[0], self._arrive)
+            self.env.schedule(self._arrival, _NORMAL, self._gaps[0])
         else:
             self._arrivals_over()
 
     def _arrive(self, _e: Any = None) -> None:
         i = self._next
         self._next = i + 1
-        job = MarketJob(i, self._mix[self._types[i]], self.consumers[self._who[i]], self.env.now)
+        job = MarketJob(i, self._mix[self._types[i]], self.consumers[self._who[i]], self._clock())
         self.m.submitted += 1
         n = len(self._gaps)
         if i + 1 < n:
-            self.env.schedule(_Wake(self._arrive), _NORMAL, self._gaps[i + 1])  # _at, inline
+            w = self._arrival
+            w.callbacks = self._arrival_cbs  # (the event loop set them to None before calling back)
+            self.env.schedule(w, _NORMAL, self._gaps[i + 1])
         if self.hybrid is None or not self.hybrid.route(job):  # else served by the cloud tier
             self.queue.append(job)
             self._match()
@@ -282,11 +293,10 @@ class Market:
     def _match(self) -> None:
         q = self.queue
         if q:
-            env, cons, matcher, rng = self.env, self.p.consumers, self.matcher, self.rng
-            deadline_s = cons.deadline_h * _H
-            max_price = cons.max_price_usd_per_pflop
+            matcher, rng = self.matcher, self.rng
+            deadline_s, max_price = self._deadline_s, self._max_price
             hybrid = self.hybrid
-            now = env.now  # no simulated time passes while matching
+            now = self._clock()  # no simulated time passes while matching
             while q:
                 job = q[0]
                 if job.phase == 1:
@@ -334,6 +344,38 @@ class Market:
     def _start(self, job: MarketJob, picked: list[tuple[Provider, float]]) -> bool:
         st, matcher = self.settle, self.matcher
         escrow = self._escrow_mode
+        if escrow and len(picked) == 1:
+            # One escrowed replica (every job's primary): the general path below, without its lists.
+            pr, price = picked[0]
+            stake = self.stake
+            if stake != 0 and st.free_stake(pr.name) < stake and not self._ensure_stake(pr):
+                if not pr.banned:
+                    matcher.add(pr)
+                self.queue.appendleft(job)
+                return False
+            now, pflop, r = self._clock(), job.jtype.pflop, len(job.replicas)
+            amount = max(1, int(round(price * pflop * UNITS_PER_USD)))
+            eid = f"j{job.key}r{r}"
+            deadline = now + self._timeout_factor * (pflop * 1000.0 / pr.hw.tflops) + 1.0 + self._hold_s
+            if not st.open_job(eid, job.consumer, pr.name, amount=amount, deadline=deadline, stake=stake):
+                matcher.add(pr)
+                self._unaffordable(job)
+                return False
+            job.replicas.append(pr)
+            job.prices.append(amount)
+            job.escrows.append(eid)
+            job.cheats.append(None)
+            job.crashed.append(False)
+            m = self.m
+            m.replicas_run += 1
+            if job.phase == 1:
+                job.started = now
+                m.matched += 1
+                m.wait_s += now - job.submitted
+                self.inflight += 1
+            job.pending = 1
+            self._execute(job, r, pr)
+            return True
         if self.stake != 0 and escrow:  # else _ensure_stake holds for everyone
             for pr, _ in picked:
                 if not self._ensure_stake(pr):
@@ -342,7 +384,7 @@ class Market:
                             matcher.add(pr2)
                     self.queue.appendleft(job)
                     return False
-        now, pflop, first = self.env.now, job.jtype.pflop, len(job.replicas)
+        now, pflop, first = self._clock(), job.jtype.pflop, len(job.replicas)
         new: list[tuple[Provider, int, str]] = []
         r = first
         for pr, price in picked:
@@ -409,10 +451,13 @@ class Market:
             p = self.p
             cheat_kind = strat.cheat
             saving = p.adversary.saving if p.adversary.saving is not None else CHEAT_SAVINGS[cheat_kind]
-            offer = CheatOffer(job.key, gain_usd=saving * honest_s / _H * pr.hw.hourly_cost,
-                               loss_usd=p.consumers.stake_usd + job.prices[r] / UNITS_PER_USD,
-                               announced_p=p.consumers.audit_p,
-                               detect_p=self.checking.detect_est(job.jtype.kind, cheat_kind))
+            # CheatOffer(job.key, gain_usd=..., ...) without the frozen dataclass's per-field
+            # object.__setattr__: the same fields in the instance dict (once per adversary job).
+            offer = _new(CheatOffer)
+            offer.__dict__.update(job_key=job.key, gain_usd=saving * honest_s / _H * pr.hw.hourly_cost,
+                                  loss_usd=p.consumers.stake_usd + job.prices[r] / UNITS_PER_USD,
+                                  announced_p=p.consumers.audit_p,
+                                  detect_p=self.checking.detect_est(job.jtype.kind, cheat_kind))
             if strat.decide(offer, self.rng):
                 job.cheats[r] = cheat_kind
                 dur = honest_s * (1.0 - saving)
@@ -422,21 +467,19 @@ class Market:
         rate = self._crash_rate
         if rate > 0 and self.rng.random() < rate:
             crash_at = dur * float(self.rng.random())
-        env = self.env
-        run = _Run(job, r, pr, env.now, crash_at is None, self._run_over)
+        run = _Run(job, r, pr, self._clock(), crash_at is None, self._run_over)
         pr.busy = True
         pr.proc = run
-        env.schedule(run, _NORMAL, dur if crash_at is None else crash_at)
+        self.env.schedule(run, _NORMAL, dur if crash_at is None else crash_at)
 
     def _run_over(self, run: _Run) -> None:
         if not run.over:  # (churn may have ended it first)
-            self._ended(run, finished=run.completes)
+            self._ended(run, run.completes)
 
-    def _ended(self, run: _Run, *, finished: bool) -> None:
-        env, p = self.env, self.p
+    def _ended(self, run: _Run, finished: bool) -> None:
         run.over = True
         job, pr = run.job, run.pr
-        spent = env.now - run.t0
+        spent = self._clock() - run.t0
         cost = spent / _H * pr.hw.hourly_cost
         pr.busy_time += spent
         pr.compute_cost += cost
@@ -449,7 +492,7 @@ class Market:
             self.m.crashed += 1
             if not run.completes and pr.online:  # a crash takes the provider down for a while
                 pr.online = False
-                self.after(float(self.rng.exponential(p.providers.mean_offline_h * _H)), lambda: self._rejoin(pr))
+                self.after(float(self.rng.exponential(self.p.providers.mean_offline_h * _H)), lambda: self._rejoin(pr))
         job.pending -= 1
         if job.pending == 0:
             self.checking.claims_in(job)
@@ -531,6 +574,14 @@ class Market:
             out.update(self.hybrid.summary(m.totals(), self.settle.ledger.op_counts(), correct=m.correct))
         self.settle.close()
         return out
+
+
+def _now_field(env: simpy.Environment) -> str:
+    """The attribute holding ``env``'s time: SimPy's ``_now`` field, which its ``now`` property
+    returns, where that is so (checked here, on this very environment); else ``now`` itself."""
+    if type(env) is simpy.Environment and type(getattr(env, "_now", None)) in (int, float) and env._now == env.now:
+        return "_now"
+    return "now"
 
 
 @contextlib.contextmanager
