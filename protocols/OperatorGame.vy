@@ -10,7 +10,7 @@
         element of the claimant's output of it, and the claimant opens that element, the
         operator's inputs (against the agreed state) and its parameters (against the job's
         operator root). A linear element is held to its rounding bound by FloatStep.vy, an
-        add, GELU or layernorm element by OperatorStep.vy. The loser's bond goes to the winner, less
+        add, GELU, layernorm or softmax element by OperatorStep.vy, a ReLU exactly. The loser's bond goes to the winner, less
         burn_bps to the treasury (burned if none). Pull payments. Revert reasons start
         with "state:", "unauthorized:", "timeout:", "value:".
 """
@@ -30,6 +30,8 @@ BIAS: constant(uint256) = 2  # a := a + b (b: one row of m)
 GELU: constant(uint256) = 3  # a := gelu_tanh(a)
 RESID: constant(uint256) = 4  # x := x + a, a := that same sum
 LN: constant(uint256) = 5  # a := layernorm(x) gamma + beta (one row at a time)
+RELU: constant(uint256) = 6  # a := max(0, a), exactly
+SOFTMAX: constant(uint256) = 7  # a := softmax of each row block (param: block * 2 + causal)
 LNP_TAG: constant(uint256) = 13  # a layernorm's parameter: its gamma and beta row digests
 
 MAX_DIM: constant(uint256) = 256
@@ -50,6 +52,9 @@ interface OperatorStep:
     def gelu_ok(xb: uint256, zb: uint256, tol_bits: uint256) -> bool: view
     def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j: uint256, zb: uint256,
               tol_bits: uint256) -> bool: view
+    def relu_ok(xb: uint256, zb: uint256) -> bool: view
+    def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: bool, i: uint256, j: uint256,
+                   zb: uint256, tol_bits: uint256) -> bool: view
 
 struct Claim:
     claimant: address
@@ -402,7 +407,7 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     c: Claim = self.claims[claim_id]
     assert g.phase == ELEMENT, "state: no element has been named"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
-    assert op.kind >= LIN and op.kind <= LN, "value: unknown operator kind"
+    assert op.kind >= LIN and op.kind <= SOFTMAX, "value: unknown operator kind"
     assert f.rows >= 1 and f.rows <= MAX_DIM and op.k >= 8 and op.k <= MAX_DIM and op.m >= 8 \
         and op.m <= MAX_DIM and f.dx >= 8 and f.dx <= MAX_DIM and op.k % 8 == 0 and op.m % 8 == 0 \
         and f.dx % 8 == 0, "value: dimensions out of range"
@@ -441,6 +446,12 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
                                                            op.bits)
     elif op.kind == GELU:
         ok = staticcall OperatorStep(self.op_step).gelu_ok(self._lane(a_row, g.ej), z, op.bits)
+    elif op.kind == RELU:
+        ok = staticcall OperatorStep(self.op_step).relu_ok(self._lane(a_row, g.ej), z)
+    elif op.kind == SOFTMAX:
+        sp: uint256 = convert(op.param_root, uint256)
+        ok = staticcall OperatorStep(self.op_step).softmax_ok(a_row, op.m, sp >> 1, sp & 1 == 1, g.ei, g.ej, z,
+                                                               op.bits)
     else:
         assert len(x_row) == op.m // 8, "value: x row length"
         assert self._merkle_ok(f.x_root, self._row_digest(x_row, op.m), g.ei, x_proof, f.rows), "value: x_row opening"

@@ -1,6 +1,8 @@
 """Players of the operator-level dispute game (``protocols/OperatorGame.vy``): valid results and liars.
 
-Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_trace.MLPNet` job:
+Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_trace.MLPNet` job
+(or a :class:`~vcompute.verify.dispute.op_trace.ReluNet`, the ``forward`` kind's ReLU MLP;
+:func:`lying_for` names those that apply to a net):
 
 - ``honest``: its own float32 trace as claimant; as challenger it adopts the
   claimant's valid operators (:func:`~vcompute.verify.dispute.op_validity.adopt_ops`);
@@ -16,6 +18,9 @@ Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_tra
 - ``erf_gelu``: every GELU in the erf form instead of the job's tanh form
   (up to 2e-4 apart: another model, not another rounding);
 - ``x_tamper``: an operator that must leave the residual stream alone changes one of its elements;
+- ``skip_relu``: one ReLU not computed (its input passed through);
+- ``leaky_relu``: every ReLU leaky (slope 0.01 below zero: another model);
+- ``skip_softmax``: the softmax not computed (the logits passed through);
 - ``absent``: a wrong trace, then no move;
 - ``bad_openings``: a wrong trace that opens the honest leaves with its own paths.
 
@@ -42,18 +47,32 @@ from typing import Any
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import pack_float32, rows_tree
-from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, apply_op, state_leaf
+from vcompute.verify.dispute.op_trace import (BIAS, GELU, LIN, LN, RELU, RESID, SOFTMAX, MLPNet, OpTrace, State,
+                                              apply_op, state_leaf)
 from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements
 
-__all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "OpPlayer", "make_op_player", "lying_trace"]
+__all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "MLP_LYING", "RELU_LYING", "OpPlayer", "make_op_player",
+           "lying_trace", "lying_for"]
 
 #: Every strategy an operator-level player may follow.
 OP_STRATEGIES = ("honest", "drift", "lie_one", "lie_edge", "lie_several", "lie_last", "skip_gelu", "erf_gelu",
-                 "x_tamper", "absent", "bad_openings")
+                 "x_tamper", "absent", "bad_openings", "skip_relu", "leaky_relu", "skip_softmax")
 #: The strategies whose every operator is valid.
 OP_VALID = ("honest", "drift")
 #: The strategies with an invalid operator.
 OP_LYING = tuple(s for s in OP_STRATEGIES if s not in OP_VALID)
+# the strategies that need an operator of one kind in the net
+_NEEDS = {"skip_gelu": GELU, "erf_gelu": GELU, "skip_relu": RELU, "leaky_relu": RELU, "skip_softmax": SOFTMAX}
+#: The lying strategies that apply to a GELU-MLP net (:class:`~vcompute.verify.dispute.op_trace.MLPNet`).
+MLP_LYING = tuple(s for s in OP_LYING if _NEEDS.get(s, GELU) == GELU)
+#: The lying strategies that apply to a ReLU MLP with a softmax output.
+RELU_LYING = tuple(s for s in OP_LYING if _NEEDS.get(s, RELU) in (RELU, SOFTMAX))
+
+
+def lying_for(net) -> tuple[str, ...]:
+    """The lying strategies that apply to ``net`` (those needing a GELU, ReLU or softmax only if it has one)."""
+    kinds = {net.op(p).kind for p in range(1, net.n_ops + 1)}
+    return tuple(s for s in OP_LYING if s not in _NEEDS or _NEEDS[s] in kinds)
 
 
 def _erf_gelu(a: np.ndarray) -> np.ndarray:
@@ -65,7 +84,16 @@ def _edge_value(net: MLPNet, p: int, s_in: State, i: int, j: int, sign: float) -
     """A value at twice operator ``p``'s bound from the exact element ``(i, j)``."""
     op, (x, a) = net.op(p), s_in
     a64 = a.astype(np.float64)
-    if op.kind == LN:
+    if op.kind == RELU:
+        # exact: the sharpest lie is one ulp off (or the least subnormal for a zero)
+        v = np.float32(max(float(a[i, j]), 0.0))
+        return np.nextafter(v, np.float32(sign * np.inf)) if v != 0 else np.float32(sign * 1e-45)
+    if op.kind == SOFTMAX:
+        from vcompute.verify.dispute.op_step import softmax_f64
+
+        ref, base = softmax_f64(a[i:i + 1], int(op.param[0]), bool(op.param[1]))
+        exact, bound = float(ref[0, j]), 2.0 ** -op.bits * float(base[0, j])
+    elif op.kind == LN:
         from vcompute.verify.dispute.op_step import ln_f64
 
         ref, base = ln_f64(x[i:i + 1], op.param[0], op.param[1])
@@ -95,6 +123,8 @@ def lying_trace(net: MLPNet, x0: np.ndarray, strategy: str, *, seed: int) -> OpT
     """
     if strategy not in OP_LYING:
         raise ValueError(f"strategy must be one of {', '.join(OP_LYING)}; got {strategy!r}")
+    if strategy not in lying_for(net):
+        raise ValueError(f"strategy {strategy!r} needs an operator this net lacks; it takes {', '.join(lying_for(net))}")
     rng = np.random.default_rng(seed)
     honest = OpTrace.execute(net, x0).leaves[-1]
     # a lie of an ulp or two can round away downstream (the result is then right, and nobody
@@ -112,8 +142,10 @@ def _lie(net: MLPNet, x0: np.ndarray, strategy: str, rng: np.random.Generator) -
         where = [n]
     elif strategy == "lie_several":
         where = sorted(rng.choice(np.arange(1, n + 1), size=min(n, int(rng.integers(2, 4))), replace=False).tolist())
-    elif strategy == "skip_gelu":
-        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind == GELU]))]
+    elif strategy in ("skip_gelu", "skip_relu", "skip_softmax"):
+        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind == _NEEDS[strategy]]))]
+    elif strategy == "leaky_relu":
+        where = [p for p in range(1, n + 1) if net.op(p).kind == RELU]
     elif strategy == "x_tamper":
         where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind != RESID]))]
     elif strategy == "erf_gelu":
@@ -127,8 +159,10 @@ def _lie(net: MLPNet, x0: np.ndarray, strategy: str, rng: np.random.Generator) -
         out = apply_op(op, s)
         if p in where:
             x, a = out[0].copy(), out[1].copy()
-            if strategy == "skip_gelu":
+            if strategy in ("skip_gelu", "skip_relu", "skip_softmax"):
                 a = s[1].copy()
+            elif strategy == "leaky_relu":
+                a = np.where(s[1] > 0, s[1], np.float32(0.01) * s[1]).astype(np.float32)
             elif strategy == "erf_gelu":
                 a = _erf_gelu(s[1])
             elif strategy == "x_tamper":

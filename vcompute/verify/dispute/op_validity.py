@@ -20,8 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import rows_tree, within
-from vcompute.verify.dispute.op_step import add_within, gelu_f64, gelu_within, ln_f64, ln_within
-from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, apply_op, state_leaf
+from vcompute.verify.dispute.op_step import (add_within, gelu_f64, gelu_within, ln_f64, ln_within, relu_within,
+                                             softmax_f64, softmax_within)
+from vcompute.verify.dispute.op_trace import (BIAS, GELU, LIN, LN, RELU, RESID, SOFTMAX, MLPNet, OpTrace, State,
+                                              apply_op, state_leaf)
 
 __all__ = ["invalid_elements", "adopt_ops"]
 
@@ -49,7 +51,17 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
         return [(0, 0)]
     z = ao.astype(np.float64)
     a64 = a.astype(np.float64)
-    if op.kind == LN:
+    bits = lambda t, i, j: int(t[i:i + 1, j].view("<u4")[0])  # noqa: E731
+    if op.kind == RELU:
+        # exact: the contract's own rule, element by element (no rounding to screen)
+        return [(int(i), int(j)) for i in range(rows) for j in range(op.m)
+                if not relu_within(bits(a, i, j), bits(ao, i, j))]
+    if op.kind == SOFTMAX:
+        blk, causal = op.param
+        ref, base = softmax_f64(a, int(blk), bool(causal))
+        bound = 2.0 ** -op.bits * base + 2.0 ** -140
+        scale = base
+    elif op.kind == LN:
         ref, base = ln_f64(x, op.param[0], op.param[1])
         bound = 2.0 ** -op.bits * base + 2.0 ** -140
         scale = base
@@ -76,8 +88,9 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
     with np.errstate(invalid="ignore", over="ignore"):
         scale = scale + np.abs(ref) + np.where(np.isfinite(z), np.abs(z), 0)
     unsure = np.abs(err - bound) <= 1e-3 * bound + 1e-40 + 2.0 ** -150 * scale
+    if op.kind == SOFTMAX:
+        unsure |= base == 0  # a masked element (or an underflowed one): zero exactly, decided by the mirror
     bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))]
-    bits = lambda t, i, j: int(t[i:i + 1, j].view("<u4")[0])  # noqa: E731
     for i, j in zip(*np.nonzero(unsure)):
         i, j = int(i), int(j)
         if op.kind == LIN:
@@ -86,6 +99,9 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
             good = gelu_within(bits(a, i, j), bits(ao, i, j), op.bits)
         elif op.kind == BIAS:
             good = add_within(bits(a, i, j), int(op.param[j:j + 1].view("<u4")[0]), bits(ao, i, j), op.bits)
+        elif op.kind == SOFTMAX:
+            good = softmax_within(a[i].view("<u4").tolist(), int(op.param[0]), bool(op.param[1]), i, j,
+                                  bits(ao, i, j), op.bits)
         elif op.kind == LN:
             g, b = op.param
             good = ln_within(x[i].view("<u4").tolist(), bits(g[None], 0, j), bits(b[None], 0, j), j,
