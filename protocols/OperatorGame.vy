@@ -31,7 +31,7 @@ GELU: constant(uint256) = 3  # a := gelu_tanh(a)
 RESID: constant(uint256) = 4  # x := x + a, a := that same sum
 LN: constant(uint256) = 5  # a := layernorm(x) gamma + beta (one row at a time)
 RELU: constant(uint256) = 6  # a := max(0, a), exactly
-SOFTMAX: constant(uint256) = 7  # a := softmax of each row block (param: block * 2 + causal)
+SOFTMAX: constant(uint256) = 7  # a := softmax of each row block of the first span lanes (param: span, block, causal)
 LNP_TAG: constant(uint256) = 13  # a layernorm's parameter: its gamma and beta row digests
 
 MAX_DIM: constant(uint256) = 256
@@ -449,9 +449,13 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     elif op.kind == RELU:
         ok = staticcall OperatorStep(self.op_step).relu_ok(self._lane(a_row, g.ej), z)
     elif op.kind == SOFTMAX:
+        # param: span << 32 | block << 1 | causal; lanes from span on are copied bit for bit
         sp: uint256 = convert(op.param_root, uint256)
-        ok = staticcall OperatorStep(self.op_step).softmax_ok(a_row, op.m, sp >> 1, sp & 1 == 1, g.ei, g.ej, z,
-                                                               op.bits)
+        if g.ej >= sp >> 32:
+            ok = z == self._lane(a_row, g.ej)
+        else:
+            ok = staticcall OperatorStep(self.op_step).softmax_ok(a_row, sp >> 32, (sp >> 1) & 2147483647, sp & 1 == 1,
+                                                                   g.ei, g.ej, z, op.bits)
     else:
         assert len(x_row) == op.m // 8, "value: x row length"
         assert self._merkle_ok(f.x_root, self._row_digest(x_row, op.m), g.ei, x_proof, f.rows), "value: x_row opening"

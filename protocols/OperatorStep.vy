@@ -310,13 +310,13 @@ def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: b
                zb: uint256, tol_bits: uint256) -> bool:
     """Whether claimed float32 ``zb`` is element ``j`` of row ``i``'s softmax, within the bound.
 
-    The row (``d`` lanes, 8 a word) is cut into blocks of ``blk``; element ``j``'s block is
+    The row's first ``d`` lanes (8 a word; lanes beyond are not read) are cut into blocks of ``blk``; element ``j``'s block is
     normalised over its first ``n`` elements (``n = blk``, or ``min(i + 1, blk)`` if ``causal``);
     a masked element (beyond ``n``) must be zero exactly. Otherwise ``|z - p_j| <= 2^-tol_bits p_j
     (|x_j - max| + 2 n + 8)`` plus ``2^-140``, ``p_j = e^(x_j - max) / sum e^(x_t - max)``.
     """
     assert tol_bits >= 8 and tol_bits <= 30, "value: tol_bits must be in 8..30"
-    assert d >= 1 and d <= MAX_DIM and len(x) * 8 >= d and len(x) * 8 < d + 8, "value: x must hold d lanes"
+    assert d >= 1 and d <= MAX_DIM and len(x) * 8 >= d, "value: x must hold d lanes"
     assert j < d, "value: j must be below d"
     assert blk >= 1 and d % blk == 0, "value: the block must divide the row"
     lo: uint256 = j // blk * blk

@@ -91,8 +91,11 @@ def _edge_value(net: MLPNet, p: int, s_in: State, i: int, j: int, sign: float) -
     if op.kind == SOFTMAX:
         from vcompute.verify.dispute.op_step import softmax_f64
 
-        ref, base = softmax_f64(a[i:i + 1], int(op.param[0]), bool(op.param[1]))
-        exact, bound = float(ref[0, j]), 2.0 ** -op.bits * float(base[0, j])
+        blk, causal, span = (int(v) for v in op.param)
+        if j >= span:  # a copied lane: one ulp off
+            return np.nextafter(a[i, j], np.float32(sign * np.inf))
+        ref, base = softmax_f64(np.repeat(a[i:i + 1, :span], i + 1, 0), blk, bool(causal))
+        exact, bound = float(ref[i, j]), 2.0 ** -op.bits * float(base[i, j])
     elif op.kind == LN:
         from vcompute.verify.dispute.op_step import ln_f64
 

@@ -76,7 +76,7 @@ RESID = 4
 LN = 5
 #: Operator kind: ``a := max(0, a)`` (exact).
 RELU = 6
-#: Operator kind: ``a := softmax(a)`` over row blocks (param: ``(block, causal)``).
+#: Operator kind: ``a := softmax(a)`` over row blocks of the first ``span`` columns (param: ``(block, causal, span)``).
 SOFTMAX = 7
 #: Operator kinds by number, as the contract numbers them.
 KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid", LN: "ln", RELU: "relu", SOFTMAX: "softmax"}
@@ -123,7 +123,7 @@ class Operator:
         m: output width.
         bits: ``u_bits`` of a linear or add operator, ``tol_bits`` of a GELU or a layernorm.
         param: the weight ``k x m`` (lin), the bias ``m`` (bias), ``[gamma; beta]`` ``2 x m`` (ln),
-            ``(block, causal)`` (softmax), or ``None``.
+            ``(block, causal, span)`` (softmax over the first ``span`` columns), or ``None``.
     """
 
     kind: int
@@ -133,7 +133,8 @@ class Operator:
     param: np.ndarray | None = None
 
     def param_root(self) -> bytes:
-        """The committed parameter: the root over ``w``'s columns, the bias row's digest, ``2 block + causal``, or zero."""
+        """The committed parameter: the root over ``w``'s columns, the bias row's digest, a softmax's
+        ``span 2^32 + block 2 + causal``, or zero."""
         if self.kind == LIN:
             return rows_tree(np.ascontiguousarray(self.param.T)).root
         if self.kind == BIAS:
@@ -141,8 +142,8 @@ class Operator:
         if self.kind == LN:
             return hashlib.sha256(_u256(LNP_TAG) + row_digest(self.param[0]) + row_digest(self.param[1])).digest()
         if self.kind == SOFTMAX:
-            blk, causal = self.param
-            return _u256(2 * int(blk) + int(bool(causal)))
+            blk, causal, span = self.param
+            return _u256((int(span) << 32) | (int(blk) << 1) | int(bool(causal)))
         return _ZERO
 
     def leaf(self) -> bytes:
@@ -159,8 +160,13 @@ def _gelu32(a: np.ndarray) -> np.ndarray:
                 ).astype(np.float32)
 
 
-def _softmax32(a: np.ndarray, blk: int, causal: bool, *, machine: str = "numpy") -> np.ndarray:
-    # float32 block softmax (masked elements zero), as a CPU kernel would
+def _softmax32(a: np.ndarray, blk: int, causal: bool, span: int | None = None, *,
+               machine: str = "numpy") -> np.ndarray:
+    # float32 block softmax of the first span columns (masked elements zero, the rest copied), as a CPU kernel would
+    if span is not None and span < a.shape[1]:
+        out = a.copy()
+        out[:, :span] = _softmax32(np.ascontiguousarray(a[:, :span]), blk, causal, machine=machine)
+        return out
     rows, d = a.shape
     out = np.zeros_like(a, dtype=np.float32)
     if machine == "torch":
@@ -391,7 +397,7 @@ class ReluNet:
                 self._ops.append(Operator(RELU, m, m, 0))
         if self.softmax:
             m = self.layers[-1][0].shape[1]
-            self._ops.append(Operator(SOFTMAX, m, m, self.softmax_bits, (m, False)))
+            self._ops.append(Operator(SOFTMAX, m, m, self.softmax_bits, (m, False, m)))
 
     @classmethod
     def random(cls, widths: tuple[int, ...], *, rows: int, seed: int, softmax: bool = False, **bits: int) -> ReluNet:

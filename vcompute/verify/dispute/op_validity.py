@@ -56,9 +56,13 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
         # exact: the contract's own rule, element by element (no rounding to screen)
         return [(int(i), int(j)) for i in range(rows) for j in range(op.m)
                 if not relu_within(bits(a, i, j), bits(ao, i, j))]
+    copied: list[tuple[int, int]] = []
     if op.kind == SOFTMAX:
-        blk, causal = op.param
-        ref, base = softmax_f64(a, int(blk), bool(causal))
+        blk, causal, span = (int(v) for v in op.param)
+        # the columns from span on are copied bit for bit; the softmax is screened on the first span
+        copied = [(int(i), int(j) + span) for i, j in zip(*np.nonzero(ao[:, span:].view("<u4") != a[:, span:].view("<u4")))]
+        z, a64 = z[:, :span], a64[:, :span]
+        ref, base = softmax_f64(a[:, :span], blk, bool(causal))
         bound = 2.0 ** -op.bits * base + 2.0 ** -140
         scale = base
     elif op.kind == LN:
@@ -90,7 +94,7 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
     unsure = np.abs(err - bound) <= 1e-3 * bound + 1e-40 + 2.0 ** -150 * scale
     if op.kind == SOFTMAX:
         unsure |= base == 0  # a masked element (or an underflowed one): zero exactly, decided by the mirror
-    bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))]
+    bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))] + copied
     for i, j in zip(*np.nonzero(unsure)):
         i, j = int(i), int(j)
         if op.kind == LIN:
@@ -100,8 +104,7 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
         elif op.kind == BIAS:
             good = add_within(bits(a, i, j), int(op.param[j:j + 1].view("<u4")[0]), bits(ao, i, j), op.bits)
         elif op.kind == SOFTMAX:
-            good = softmax_within(a[i].view("<u4").tolist(), int(op.param[0]), bool(op.param[1]), i, j,
-                                  bits(ao, i, j), op.bits)
+            good = softmax_within(a[i, :span].view("<u4").tolist(), blk, bool(causal), i, j, bits(ao, i, j), op.bits)
         elif op.kind == LN:
             g, b = op.param
             good = ln_within(x[i].view("<u4").tolist(), bits(g[None], 0, j), bits(b[None], 0, j), j,
