@@ -359,3 +359,24 @@ def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: b
     base: uint256 = r * (sj + ((2 * n + 8) << 64))  # p_j (|x_j - max| + 2n + 8) = base 2^(-190 - nj)
     return self._close(zb, r, SM_OFF + 24 - nj, False, 0, 0, False, base, SM_OFF - 40 - nj, 0, 0, False, tol_bits,
                        SM_OFF)
+
+
+@pure
+@external
+def scaled_bits(zb: uint256, s: uint256) -> uint256:
+    """The float32 bits of ``z 2^s`` (exact: ``s`` <= 8 only moves the exponent; an overflow is infinite)."""
+    assert s <= 8, "value: s must be at most 8"
+    b: uint256 = zb & 4294967295
+    sign: uint256 = b & 2147483648
+    e: uint256 = (b >> 23) & 255
+    if e == 255:
+        return b
+    if e > 0:
+        if e + s >= 255:
+            return sign | 2139095040
+        return b + (s << 23)
+    f: uint256 = (b & MANT) << s  # a subnormal (or zero): f 2^-149, now f 2^(s - 149)
+    if f <= MANT:
+        return sign | f
+    n: uint256 = self._bits(f)  # 24 .. 23 + s: normal with exponent n - 23, no bit lost
+    return sign | ((n - 23) << 23) | ((f >> (n - 24)) & MANT)

@@ -28,15 +28,18 @@ from vcompute.experiment.tasks.dispute import _ceil_log
 __all__ = ["DisputeOperator", "DisputeOperatorParams"]
 
 _GRIEFERS = ("drift",)
-_KINDS = ("lin", "bias", "gelu", "resid", "ln", "relu", "softmax")
-_NETS = ("gelu_mlp", "relu_mlp")
+_KINDS = ("lin", "bias", "gelu", "resid", "ln", "relu", "softmax", "qk", "av")
+_NETS = ("gelu_mlp", "relu_mlp", "lm_prefill")
 
 
 class DisputeOperatorParams(TaskParams):
     """Parameters of :class:`DisputeOperator`."""
 
-    net: str = Field("gelu_mlp", description="the job: 'gelu_mlp' (residual GELU-MLP blocks) or 'relu_mlp' (the "
-                     "forward kind's ReLU MLP: d -> hidden ... -> d, lin/bias/relu a layer, a flat bisection)")
+    net: str = Field("gelu_mlp", description="the job: 'gelu_mlp' (residual GELU-MLP blocks), 'relu_mlp' (the "
+                     "forward kind's ReLU MLP: d -> hidden ... -> d, lin/bias/relu a layer, a flat bisection) or "
+                     "'lm_prefill' (a generate job's prefill of `rows` tokens through the `lm` model, 16 operators "
+                     "a block and ln_f, a flat bisection; d, hidden, n_layers come from the model)")
+    lm: str = Field("tiny", description="lm_prefill: the LM configuration (vcompute.workloads.lm.CONFIGS)")
     n_layers: int = Field(4, ge=1, le=4096, description="GELU-MLP blocks of the job (six operators each), or the "
                           "ReLU MLP's linear layers")
     softmax: bool = Field(False, description="relu_mlp: a softmax over each output row after the last layer")
@@ -118,7 +121,20 @@ class DisputeOperator:
 
         bond = 10**18
         hidden = params.hidden if params.hidden is not None else min(2 * params.d, 256)
-        if params.net == "relu_mlp":
+        prompts = None
+        if params.net == "lm_prefill":
+            from vcompute.verify.dispute.lm_trace import prefill_net
+            from vcompute.workloads.lm import config_named
+            from vcompute.workloads.lm.torch_model import TransformerLM
+
+            model = TransformerLM(config_named(params.lm), seed=seed)
+            vocab = model.cfg.vocab
+
+            def prompts(r):  # a fresh seeded prompt: the job's input state, same operators
+                return prefill_net(model, [int(v) for v in r.integers(vocab, size=params.rows)])
+
+            net, _ = prompts(np.random.default_rng(seed))
+        elif params.net == "relu_mlp":
             widths = (params.d, *[hidden] * (params.n_layers - 1), params.d)
             net = ReluNet.random(widths, rows=params.rows, seed=seed, softmax=params.softmax)
         else:
@@ -134,7 +150,7 @@ class DisputeOperator:
         job = dict(ops_root=net.ops_tree.root, n_layers=net.n_layers, per_layer=net.per_layer, bond=bond)
         for i in range(params.disputes):
             liar, honest_claims = pairs[i % len(pairs)]
-            x0 = net.random_input(seed=int(rng.integers(2**31)))
+            x0 = net.random_input(seed=int(rng.integers(2**31))) if prompts is None else prompts(rng)[1]
             lie_seed = int(rng.integers(2**31))
             h = make_op_player("honest", net, x0, seed=0, name=f"h{i}")
             c = make_op_player(liar, net, x0, seed=lie_seed, name=f"l{i}")

@@ -58,7 +58,7 @@ import numpy as np
 from vcompute.verify.dispute.float_trace import _decode, _scale
 
 __all__ = ["GELU_REF_ERROR_BITS", "FX", "LN_EPS_M", "LN_EPS_E", "decode", "gelu_reference", "gelu_within",
-           "add_within", "ln_within", "relu_within", "softmax_within", "softmax_window", "gelu_f64", "ln_f64",
+           "add_within", "ln_within", "relu_within", "scaled_bits", "softmax_within", "softmax_window", "gelu_f64", "ln_f64",
            "softmax_f64"]
 
 #: Fixed-point fraction bits of the on-chain GELU.
@@ -362,3 +362,24 @@ def softmax_f64(a: np.ndarray, blk: int, causal: bool) -> tuple[np.ndarray, np.n
             p[i, lo:lo + n] = e / e.sum()
             base[i, lo:lo + n] = p[i, lo:lo + n] * (np.abs(v - v.max()) + 2 * n + 8)
     return p, base
+
+
+def scaled_bits(zb: int, s: int) -> int:
+    """The float32 bits of ``z 2^s``, exactly (``OperatorStep.scaled_bits``): an attention score times ``sqrt(dh)``.
+
+    Raises:
+        ValueError: if ``s`` is outside 0..8.
+    """
+    if not 0 <= s <= 8:
+        raise ValueError(f"s must be in 0..8, got {s}")
+    b = int(zb) & 0xFFFFFFFF
+    sign, e = b & 0x80000000, (b >> 23) & 255
+    if e == 255:
+        return b
+    if e > 0:
+        return sign | 0x7F800000 if e + s >= 255 else b + (s << 23)
+    f = (b & 0x7FFFFF) << s
+    if f <= 0x7FFFFF:
+        return sign | f
+    n = f.bit_length()
+    return sign | ((n - 23) << 23) | ((f >> (n - 24)) & 0x7FFFFF)

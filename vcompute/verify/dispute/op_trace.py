@@ -60,8 +60,8 @@ from vcompute.core.merkle import MerkleTree
 from vcompute.verify.dispute.float_trace import row_digest, rows_tree
 from vcompute.verify.dispute.trace import TraceCommitment
 
-__all__ = ["LIN", "BIAS", "GELU", "RESID", "LN", "RELU", "SOFTMAX", "KIND_NAMES", "OSTATE_TAG", "OPL_TAG",
-           "OJOB_TAG", "LNP_TAG", "MLPNet", "ReluNet", "Operator",
+__all__ = ["LIN", "BIAS", "GELU", "RESID", "LN", "RELU", "SOFTMAX", "QK", "AV", "KIND_NAMES", "OSTATE_TAG",
+           "OPL_TAG", "OJOB_TAG", "LNP_TAG", "MLPNet", "ReluNet", "OpNet", "Operator", "heads_of",
            "OpTrace", "State", "apply_op", "state_leaf", "op_job_id"]
 
 #: Operator kind: ``a := a w``.
@@ -78,8 +78,13 @@ LN = 5
 RELU = 6
 #: Operator kind: ``a := softmax(a)`` over row blocks of the first ``span`` columns (param: ``(block, causal, span)``).
 SOFTMAX = 7
+#: Operator kind: ``a := [q k^T / sqrt(dh) (causal, -inf masked) | v]`` per head from ``a = [q | k | v]``.
+QK = 8
+#: Operator kind: ``a := p v`` per head from ``a = [p | v]`` (``p`` the softmaxed scores).
+AV = 9
 #: Operator kinds by number, as the contract numbers them.
-KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid", LN: "ln", RELU: "relu", SOFTMAX: "softmax"}
+KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid", LN: "ln", RELU: "relu", SOFTMAX: "softmax",
+              QK: "qk", AV: "av"}
 #: Domain tag of a state leaf.
 OSTATE_TAG = 10
 #: Domain tag of an operator leaf.
@@ -123,7 +128,8 @@ class Operator:
         m: output width.
         bits: ``u_bits`` of a linear or add operator, ``tol_bits`` of a GELU or a layernorm.
         param: the weight ``k x m`` (lin), the bias ``m`` (bias), ``[gamma; beta]`` ``2 x m`` (ln),
-            ``(block, causal, span)`` (softmax over the first ``span`` columns), or ``None``.
+            ``(block, causal, span)`` (softmax over the first ``span`` columns), ``(heads, tokens)``
+            (qk, av), or ``None``.
     """
 
     kind: int
@@ -144,6 +150,9 @@ class Operator:
         if self.kind == SOFTMAX:
             blk, causal, span = self.param
             return _u256((int(span) << 32) | (int(blk) << 1) | int(bool(causal)))
+        if self.kind in (QK, AV):
+            h, t = self.param
+            return _u256((int(h) << 32) | int(t))
         return _ZERO
 
     def leaf(self) -> bytes:
@@ -186,6 +195,35 @@ def _softmax32(a: np.ndarray, blk: int, causal: bool, span: int | None = None, *
     return out
 
 
+def heads_of(op: Operator) -> tuple[int, int, int, int, int]:
+    """``(H, T, d, dh, s)`` of a ``qk`` or ``av`` operator (``1/sqrt(dh) = 2^-s``), as the contract derives them."""
+    h, t = (int(v) for v in op.param)
+    d = op.k // 3 if op.kind == QK else op.m
+    return h, t, d, d // h, int(round(math.log2(d // h))) // 2
+
+
+def _attention32(op: Operator, a: np.ndarray, *, machine: str = "numpy") -> np.ndarray:
+    h, t, d, dh, s = heads_of(op)
+    wide = machine == "torch"  # another honest machine: float64-accumulated products
+    mm = (lambda u, v: (u.astype(np.float64) @ v.astype(np.float64)).astype(np.float32)) if wide else \
+        (lambda u, v: np.matmul(u, v).astype(np.float32))  # noqa: E731
+    if op.kind == QK:
+        out = np.empty((a.shape[0], h * t + d), np.float32)
+        masked = np.triu(np.ones((t, t), bool), 1)
+        for hd in range(h):
+            q, k = a[:, hd * dh:(hd + 1) * dh], a[:, d + hd * dh:d + (hd + 1) * dh]
+            sc = (mm(q, np.ascontiguousarray(k.T)) * np.float32(2.0 ** -s)).astype(np.float32)
+            sc[masked] = -np.inf
+            out[:, hd * t:(hd + 1) * t] = sc
+        out[:, h * t:] = a[:, 2 * d:]
+        return out
+    out = np.empty((a.shape[0], d), np.float32)
+    for hd in range(h):
+        out[:, hd * dh:(hd + 1) * dh] = mm(np.ascontiguousarray(a[:, hd * t:(hd + 1) * t]),
+                                           np.ascontiguousarray(a[:, h * t + hd * dh:h * t + (hd + 1) * dh]))
+    return out
+
+
 def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
     """The honest operator on this machine: ``machine`` ``"numpy"`` (float32 throughout) or ``"torch"``.
 
@@ -193,6 +231,8 @@ def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
     ``gelu(approximate="tanh")``; its bits differ, its elements are within every bound.
     """
     x, a = s
+    if op.kind in (QK, AV):
+        return x, _attention32(op, a, machine=machine)
     if op.kind == RELU:
         if machine == "torch":
             import torch
@@ -468,6 +508,61 @@ class ReluNet:
         """A random float32 input of ``rows x widths[0]``."""
         rng = np.random.default_rng(seed)
         return rng.standard_normal((self.rows, self.layers[0][0].shape[0])).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class OpNet:
+    """A job given as its operator list, one operator a game "layer" (a flat bisection).
+
+    Used for a transformer's prefill (:mod:`~vcompute.verify.dispute.lm_trace`): any
+    sequence of the kinds the contract decides, each reading and writing ``(x, a)``.
+
+    Args:
+        ops: the operators, in order.
+        rows: batch rows (tokens of a prefill).
+
+    Raises:
+        TypeError: if an operator is not an :class:`Operator`.
+        ValueError: if there are none or ``rows`` is out of range.
+    """
+
+    ops: tuple[Operator, ...]
+    rows: int
+
+    def __post_init__(self) -> None:
+        if not self.ops or any(type(o) is not Operator for o in self.ops):
+            raise TypeError("ops must be a non-empty tuple of Operator")
+        if type(self.rows) is not int or not 1 <= self.rows <= 256:
+            raise ValueError(f"rows must be an int in 1..256, got {self.rows!r}")
+
+    @property
+    def n_layers(self) -> int:
+        """Game "layers": one an operator."""
+        return len(self.ops)
+
+    @property
+    def per_layer(self) -> int:
+        """Operators a game layer: 1."""
+        return 1
+
+    @property
+    def n_ops(self) -> int:
+        """Operators of the job."""
+        return len(self.ops)
+
+    def op(self, p: int) -> Operator:
+        """Operator ``p`` (1-based)."""
+        return self.ops[p - 1]
+
+    @functools.cached_property
+    def ops_tree(self) -> MerkleTree:
+        """The Merkle tree over the operator leaves."""
+        return MerkleTree([o.leaf() for o in self.ops])
+
+    def random_input(self, *, seed: int) -> np.ndarray:
+        """A random float32 input of ``rows x k`` of the first operator."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((self.rows, self.ops[0].k)).astype(np.float32)
 
 
 @dataclass
