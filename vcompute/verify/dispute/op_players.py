@@ -22,6 +22,7 @@ Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_tra
 - ``leaky_relu``: every ReLU leaky (slope 0.01 below zero: another model);
 - ``skip_softmax``: the softmax not computed (the logits passed through);
 - ``no_mask``: attention without its causal mask (every key scored and normalised: another model);
+- ``lie_attention``: one element far off at one attention operator (``qk``, ``softmax`` or ``av``);
 - ``absent``: a wrong trace, then no move;
 - ``bad_openings``: a wrong trace that opens the honest leaves with its own paths.
 
@@ -57,14 +58,15 @@ __all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "MLP_LYING", "RELU_LYING", "
 
 #: Every strategy an operator-level player may follow.
 OP_STRATEGIES = ("honest", "drift", "lie_one", "lie_edge", "lie_several", "lie_last", "skip_gelu", "erf_gelu",
-                 "x_tamper", "absent", "bad_openings", "skip_relu", "leaky_relu", "skip_softmax", "no_mask")
+                 "x_tamper", "absent", "bad_openings", "skip_relu", "leaky_relu", "skip_softmax", "no_mask",
+                 "lie_attention")
 #: The strategies whose every operator is valid.
 OP_VALID = ("honest", "drift")
 #: The strategies with an invalid operator.
 OP_LYING = tuple(s for s in OP_STRATEGIES if s not in OP_VALID)
 # the strategies that need an operator of one kind in the net
 _NEEDS = {"skip_gelu": GELU, "erf_gelu": GELU, "skip_relu": RELU, "leaky_relu": RELU, "skip_softmax": SOFTMAX,
-          "no_mask": QK}
+          "no_mask": QK, "lie_attention": QK}
 #: The lying strategies that apply to a GELU-MLP net (:class:`~vcompute.verify.dispute.op_trace.MLPNet`).
 MLP_LYING = tuple(s for s in OP_LYING if _NEEDS.get(s, GELU) == GELU)
 #: The lying strategies that apply to a ReLU MLP with a softmax output.
@@ -180,6 +182,8 @@ def _lie(net: MLPNet, x0: np.ndarray, strategy: str, rng: np.random.Generator) -
         where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind == _NEEDS[strategy]]))]
     elif strategy == "leaky_relu":
         where = [p for p in range(1, n + 1) if net.op(p).kind == RELU]
+    elif strategy == "lie_attention":
+        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind in (QK, SOFTMAX, AV)]))]
     elif strategy == "no_mask":
         where = [p for p in range(1, n + 1) if net.op(p).kind in (QK, SOFTMAX)]
     elif strategy == "x_tamper":
