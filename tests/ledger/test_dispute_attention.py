@@ -137,7 +137,7 @@ def test_each_attention_lie_is_decided_at_its_operator(chain, lm, honest_claims)
         assert chain.view("credits", chain.address(c.name), on="game") == 0
 
 
-def test_an_edge_lie_at_twice_the_bound_loses_and_one_inside_it_is_never_disputed(chain, lm):
+def test_an_edge_lie_at_twice_the_bound_loses_at_qk_and_av(chain, lm):
     from vcompute.verify.dispute.op_players import _edge_value
 
     _, net, x0 = lm
