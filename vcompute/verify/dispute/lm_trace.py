@@ -30,11 +30,12 @@ not among the operators: its width exceeds the contract's 256 for every
 configured LM.
 
 Example:
-    >>> from vcompute.workloads.lm import LMConfig, TransformerLM  # doctest: +SKIP
+    >>> from vcompute.workloads.lm import LMConfig
+    >>> from vcompute.workloads.lm.torch_model import TransformerLM
     >>> m = TransformerLM(LMConfig(vocab=64, d_model=32, n_layers=1, n_heads=2, d_ff=64, max_len=16), seed=0)
-    >>> net, x0 = prefill_net(m, list(range(8)))                   # doctest: +SKIP
-    >>> net.n_ops                                                  # doctest: +SKIP
-    17
+    >>> net, x0 = prefill_net(m, list(range(8)))
+    >>> net.n_ops, x0.shape
+    (17, (8, 32))
 """
 
 from __future__ import annotations
