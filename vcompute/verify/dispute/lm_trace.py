@@ -5,18 +5,18 @@ prompt's ``T`` tokens through ``L`` pre-LN GPT-2 blocks. Here that pass is a
 sequence of the contract's operators on the state ``(x, a)``, sixteen a
 block and a final LayerNorm (``x`` the residual stream, ``T x d``):
 
-====  ========================  ==================================================
-#     operator                  effect
-====  ========================  ==================================================
-1     ``ln`` (ln_1)             ``a := ln(x)``
-2-3   ``lin``, ``bias``         ``a := a W_attn + b`` (``T x 3d``: ``[q | k | v]``)
-4     ``qk``                    ``a := [q_h k_h^T / sqrt(dh), causal (-inf) | v]``
-5     ``softmax``               each head's row block of the scores (causal), ``v`` copied
-6     ``av``                    ``a := p_h v_h`` per head (``T x d``)
-7-9   ``lin``, ``bias``, resid  ``a := a W_proj + b``; ``x := x + a``
-10-16 the MLP half              ``ln`` (ln_2), ``lin``, ``bias``, ``gelu``, ``lin``, ``bias``, ``resid``
-last  ``ln`` (ln_f)             ``a := ln_f(x)``: the hidden states the head reads
-====  ========================  ==================================================
+======  ========================  ==================================================
+#       operator                  effect
+======  ========================  ==================================================
+1       ``ln`` (ln_1)             ``a := ln(x)``
+2-3     ``lin``, ``bias``         ``a := a W_attn + b`` (``T x 3d``: ``[q | k | v]``)
+4       ``qk``                    ``a := [q_h k_h^T / sqrt(dh), causal (-inf) | v]``
+5       ``softmax``               each head's row block of the scores (causal), ``v`` copied
+6       ``av``                    ``a := p_h v_h`` per head (``T x d``)
+7-9     ``lin``, ``bias``, resid  ``a := a W_proj + b``; ``x := x + a``
+10-16   the MLP half              ``ln`` (ln_2), ``lin``, ``bias``, ``gelu``, ``lin``, ``bias``, ``resid``
+last    ``ln`` (ln_f)             ``a := ln_f(x)``: the hidden states the head reads
+======  ========================  ==================================================
 
 Each operator is one game "layer" (``per_layer = 1``, a flat bisection of
 ``16 L + 1`` operators). The input state is ``(x0, x0)`` with ``x0 = wte[ids] +
