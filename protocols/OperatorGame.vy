@@ -10,7 +10,7 @@
         element of the claimant's output of it, and the claimant opens that element, the
         operator's inputs (against the agreed state) and its parameters (against the job's
         operator root). A linear element is held to its rounding bound by FloatStep.vy, an
-        add, GELU or layernorm element by OperatorStep.vy. The loser's bond goes to the winner, less
+        add, GELU, layernorm or softmax element by OperatorStep.vy, a ReLU exactly. The loser's bond goes to the winner, less
         burn_bps to the treasury (burned if none). Pull payments. Revert reasons start
         with "state:", "unauthorized:", "timeout:", "value:".
 """
@@ -30,6 +30,12 @@ BIAS: constant(uint256) = 2  # a := a + b (b: one row of m)
 GELU: constant(uint256) = 3  # a := gelu_tanh(a)
 RESID: constant(uint256) = 4  # x := x + a, a := that same sum
 LN: constant(uint256) = 5  # a := layernorm(x) gamma + beta (one row at a time)
+RELU: constant(uint256) = 6  # a := max(0, a), exactly
+QK: constant(uint256) = 8  # a := [q k^T / sqrt(dh), causal | v] from a = [q | k | v] (param: heads << 32 | T)
+AV: constant(uint256) = 9  # a := p v per head from a = [p | v] (param: heads << 32 | T)
+MAX_T: constant(uint256) = 64  # tokens of a prefill whose attention is decided (every row of a is sent)
+NEG_INF: constant(uint256) = 4286578688  # float32 -inf: a masked score
+SOFTMAX: constant(uint256) = 7  # a := softmax of each row block of the first span lanes (param: span, block, causal)
 LNP_TAG: constant(uint256) = 13  # a layernorm's parameter: its gamma and beta row digests
 
 MAX_DIM: constant(uint256) = 256
@@ -50,6 +56,10 @@ interface OperatorStep:
     def gelu_ok(xb: uint256, zb: uint256, tol_bits: uint256) -> bool: view
     def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j: uint256, zb: uint256,
               tol_bits: uint256) -> bool: view
+    def relu_ok(xb: uint256, zb: uint256) -> bool: view
+    def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: bool, i: uint256, j: uint256,
+                   zb: uint256, tol_bits: uint256) -> bool: view
+    def scaled_bits(zb: uint256, s: uint256) -> uint256: view
 
 struct Claim:
     claimant: address
@@ -380,6 +390,122 @@ def challenge_element(claim_id: bytes32, i: uint256, j: uint256):
     log Moved(claim_id=claim_id, lo=g.lo, hi=g.hi, phase=ELEMENT)
 
 
+@internal
+def _opened(claim_id: bytes32, g: Game, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f: Frame) -> bool:
+    # decide's common checks: the job's operator, the agreed input, the claimant's output state;
+    # True: the named element is outside the output (the claimant wins)
+    assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
+    c: Claim = self.claims[claim_id]
+    assert g.phase == ELEMENT, "state: no element has been named"
+    assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
+    assert op.kind >= LIN and op.kind <= AV, "value: unknown operator kind"
+    assert f.rows >= 1 and f.rows <= MAX_DIM and op.k >= 8 and op.k <= MAX_DIM and op.m >= 8 \
+        and op.m <= MAX_DIM and f.dx >= 8 and f.dx <= MAX_DIM and op.k % 8 == 0 and op.m % 8 == 0 \
+        and f.dx % 8 == 0, "value: dimensions out of range"
+    assert op.kind == LIN or op.kind >= QK or op.k == op.m, "value: an elementwise operator keeps its width"
+    op_leaf: bytes32 = sha256(abi_encode(OPL_TAG, op.kind, op.k, op.m, op.bits, op.param_root))
+    assert self._merkle_ok(c.ops_root, op_leaf, g.hi - 1, op_proof, c.n_ops), "value: not the job's operator"
+    assert self._state(f.rows, f.dx, f.x_root, op.k, f.a_root) == g.agreed, "value: not the agreed input state"
+    out_state: bytes32 = self._state(f.rows, f.dx, f.x_root, op.m, f.out_root)
+    if op.kind == RESID or op.kind == LN:
+        assert f.dx == op.m, "value: a residual add or a layernorm needs x and a of one width"
+    if op.kind == RESID:
+        out_state = self._state(f.rows, op.m, f.out_root, op.m, f.out_root)
+    assert out_state == g.claimant_hi, "value: not the claimant's output state"
+    return g.ei >= f.rows or g.ej >= op.m
+
+
+@view
+@internal
+def _heads(op: Op, rows: uint256) -> (uint256, uint256, uint256, uint256):
+    # (H, T, d, dh) of an attention operator: T = rows tokens (a multiple of 8 up to MAX_T), d = H dh,
+    # dh a multiple of 8; qk reads [q | k | v] (k = 3d) and writes [scores | v] (m = H T + d)
+    sp: uint256 = convert(op.param_root, uint256)
+    h: uint256 = sp >> 32
+    t: uint256 = sp & 4294967295
+    d: uint256 = op.m
+    if op.kind == QK:
+        d = op.k // 3
+        assert op.k == 3 * d and op.m == h * t + d, "value: qk widths"
+    else:
+        assert op.k == h * t + d, "value: av widths"
+    assert h >= 1 and t == rows and t % 8 == 0 and t <= MAX_T and d % (8 * h) == 0, "value: heads and tokens"
+    return h, t, d, d // h
+
+
+@pure
+@internal
+def _lanes(words: DynArray[uint256, MAX_FW], lo: uint256, n: uint256) -> DynArray[uint256, MAX_FW]:
+    # lanes lo .. lo + n - 1 (lo, n multiples of 8): whole words
+    out: DynArray[uint256, MAX_FW] = []
+    for w: uint256 in range(lo // 8, lo // 8 + MAX_FW, bound=MAX_FW):
+        if w >= (lo + n) // 8:
+            break
+        out.append(words[w])
+    return out
+
+
+@pure
+@internal
+def _rows_root(rows: DynArray[DynArray[uint256, MAX_FW], MAX_T], width: uint256) -> bytes32:
+    # vcompute.core.merkle's root over the row digests (odd node promoted)
+    level: DynArray[bytes32, MAX_T] = []
+    for r: DynArray[uint256, MAX_FW] in rows:
+        level.append(sha256(concat(b"\x00", self._row_digest(r, width))))
+    n: uint256 = len(rows)
+    for _: uint256 in range(7):
+        if n <= 1:
+            break
+        for i: uint256 in range(MAX_T):
+            if 2 * i >= n:
+                break
+            if 2 * i + 1 < n:
+                level[i] = sha256(concat(b"\x01", level[2 * i], level[2 * i + 1]))
+            else:
+                level[i] = level[2 * i]
+        n = (n + 1) // 2
+    return sha256(concat(b"\x02", slice(convert(len(rows), bytes32), 24, 8), level[0]))
+
+
+@external
+@nonreentrant
+def decide_rows(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f: Frame,
+                rows: DynArray[DynArray[uint256, MAX_FW], MAX_T], out_row: DynArray[uint256, MAX_FW],
+                out_proof: DynArray[bytes32, MAX_DEPTH]):
+    """As ``decide``, for an ``av`` element: every row of the agreed ``a = [p | v]`` is sent (its root rebuilt),
+    and element (i, c) of head h = c // dh is checked as ``p_i^h . v^h[:, c % dh]`` by FloatStep."""
+    g: Game = self.games[claim_id]
+    if self._opened(claim_id, g, op, op_proof, f):
+        self._settle(claim_id, True, 1)
+        return
+    assert op.kind == AV, "value: only an attention-times-values element is opened with every row"
+    h: uint256 = 0
+    t: uint256 = 0
+    d: uint256 = 0
+    dh: uint256 = 0
+    h, t, d, dh = self._heads(op, f.rows)
+    assert len(rows) == t, "value: send every row of a"
+    for r: DynArray[uint256, MAX_FW] in rows:
+        assert len(r) == op.k // 8, "value: row lengths"
+    assert self._rows_root(rows, op.k) == f.a_root, "value: the rows are not the agreed a"
+    assert len(out_row) == op.m // 8, "value: row lengths"
+    assert self._merkle_ok(f.out_root, self._row_digest(out_row, op.m), g.ei, out_proof, f.rows), \
+        "value: out_row opening"
+    hd: uint256 = g.ej // dh
+    lane: uint256 = h * t + g.ej
+    v: DynArray[uint256, MAX_FW] = []
+    for w: uint256 in range(MAX_T // 8):
+        if w >= t // 8:
+            break
+        word: uint256 = 0
+        for u: uint256 in range(8):
+            word |= self._lane(rows[8 * w + u], lane) << (32 * u)
+        v.append(word)
+    ok: bool = staticcall FloatStep(self.float_step).within(self._lanes(rows[g.ei], hd * t, t), v, t, op.bits,
+                                                           self._lane(out_row, g.ej))
+    self._settle(claim_id, ok, 1)
+
+
 @external
 @nonreentrant
 def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f: Frame,
@@ -397,29 +523,12 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     output are opened against those roots. The claimant wins if element j is within the
     operator's bound or (i, j) is outside the output, else the challenger. Anyone may call.
     """
-    assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
     g: Game = self.games[claim_id]
-    c: Claim = self.claims[claim_id]
-    assert g.phase == ELEMENT, "state: no element has been named"
-    assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
-    assert op.kind >= LIN and op.kind <= LN, "value: unknown operator kind"
-    assert f.rows >= 1 and f.rows <= MAX_DIM and op.k >= 8 and op.k <= MAX_DIM and op.m >= 8 \
-        and op.m <= MAX_DIM and f.dx >= 8 and f.dx <= MAX_DIM and op.k % 8 == 0 and op.m % 8 == 0 \
-        and f.dx % 8 == 0, "value: dimensions out of range"
-    assert op.kind == LIN or op.k == op.m, "value: an elementwise operator keeps its width"
-    op_leaf: bytes32 = sha256(abi_encode(OPL_TAG, op.kind, op.k, op.m, op.bits, op.param_root))
-    assert self._merkle_ok(c.ops_root, op_leaf, g.hi - 1, op_proof, c.n_ops), "value: not the job's operator"
-    assert self._state(f.rows, f.dx, f.x_root, op.k, f.a_root) == g.agreed, "value: not the agreed input state"
-    out_state: bytes32 = self._state(f.rows, f.dx, f.x_root, op.m, f.out_root)
-    if op.kind == RESID or op.kind == LN:
-        assert f.dx == op.m, "value: a residual add or a layernorm needs x and a of one width"
-    if op.kind == RESID:
-        out_state = self._state(f.rows, op.m, f.out_root, op.m, f.out_root)
-    assert out_state == g.claimant_hi, "value: not the claimant's output state"
-    if g.ei >= f.rows or g.ej >= op.m:
+    if self._opened(claim_id, g, op, op_proof, f):
         # the challenger named an element the output does not have
         self._settle(claim_id, True, 1)
         return
+    assert op.kind != AV, "value: an attention-times-values element is opened with decide_rows"
     assert len(out_row) == op.m // 8, "value: row lengths"
     if op.kind != LN:
         # a layernorm reads x, every other operator a
@@ -441,6 +550,39 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
                                                            op.bits)
     elif op.kind == GELU:
         ok = staticcall OperatorStep(self.op_step).gelu_ok(self._lane(a_row, g.ej), z, op.bits)
+    elif op.kind == RELU:
+        ok = staticcall OperatorStep(self.op_step).relu_ok(self._lane(a_row, g.ej), z)
+    elif op.kind == QK:
+        h: uint256 = 0
+        t: uint256 = 0
+        d: uint256 = 0
+        dh: uint256 = 0
+        h, t, d, dh = self._heads(op, f.rows)
+        if g.ej >= h * t:
+            ok = z == self._lane(a_row, 2 * d + g.ej - h * t)  # v is copied bit for bit
+        elif g.ej % t > g.ei:
+            ok = z == NEG_INF  # causal: a later key is masked
+        else:
+            # key row j = ej % t of the agreed a, opened as p_col; 1/sqrt(dh) = 2^-s is exact
+            s: uint256 = 0
+            for e: uint256 in range(1, 5):
+                if 4 ** e == dh:
+                    s = e
+            assert s > 0, "value: sqrt(dh) must be a power of two"
+            assert len(p_col) == op.k // 8 and self._merkle_ok(f.a_root, self._row_digest(p_col, op.k), g.ej % t,
+                                                                p_proof, f.rows), "value: key row opening"
+            hd: uint256 = g.ej // t
+            ok = staticcall FloatStep(self.float_step).within(
+                self._lanes(a_row, hd * dh, dh), self._lanes(p_col, d + hd * dh, dh), dh, op.bits,
+                staticcall OperatorStep(self.op_step).scaled_bits(z, s))
+    elif op.kind == SOFTMAX:
+        # param: span << 32 | block << 1 | causal; lanes from span on are copied bit for bit
+        sp: uint256 = convert(op.param_root, uint256)
+        if g.ej >= sp >> 32:
+            ok = z == self._lane(a_row, g.ej)
+        else:
+            ok = staticcall OperatorStep(self.op_step).softmax_ok(a_row, sp >> 32, (sp >> 1) & 2147483647, sp & 1 == 1,
+                                                                   g.ei, g.ej, z, op.bits)
     else:
         assert len(x_row) == op.m // 8, "value: x row length"
         assert self._merkle_ok(f.x_root, self._row_digest(x_row, op.m), g.ei, x_proof, f.rows), "value: x_row opening"

@@ -8,6 +8,9 @@
         (g = x sigma(2y), y = sqrt(2/pi)(x + 0.044715 x^3)); layernorm: one element of
         gamma (x - mean) / sqrt(var + eps) + beta, the row's statistics in exact integers and
         an integer square root, |z - ref| <= 2^-t (|gamma| (|n| + max|x| / sigma) + |beta|);
+        relu: z = max(0, x) exactly (either zero for x <= 0); softmax: one element of a row
+        block's (optionally causal) softmax, exp in fixed point with a floating exponent,
+        |z - p_j| <= 2^-t p_j (|x_j - max| + 2 n + 8) over the n unmasked elements;
         all plus 2^-140 absolute
         and the frame's truncation. Stateless and pure (called with staticcall). The exact
         Python mirror is vcompute.verify.dispute.op_step.
@@ -27,6 +30,7 @@ MAX_FW: constant(uint256) = MAX_DIM // 8
 LN_EPS_M: constant(uint256) = 10995116  # float32 1e-5 = LN_EPS_M 2^(LN_EPS_E - 150)
 LN_EPS_E: constant(uint256) = 110
 LN_HOFF: constant(uint256) = 300
+SM_OFF: constant(uint256) = 250  # a softmax's terms M 2^(q - 150 - SM_OFF) keep q >= 0 for p_j down to 2^-200
 
 
 @pure
@@ -264,3 +268,115 @@ def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j:
     qn: uint256 = convert(convert(eg + LN_HOFF, int256) - h, uint256)
     return self._close(zb, mg * n, qn, sg != (dj < 0), mb, eb + off, sb, mg * (n + tt), qn, mb, eb + off, False,
                        tol_bits, off)
+
+
+@pure
+@external
+def relu_ok(xb: uint256, zb: uint256) -> bool:
+    """Whether claimed float32 ``zb`` is ``max(0, x)`` exactly: ``x`` itself for ``x > 0``, either zero otherwise."""
+    fx: bool = False
+    mx: uint256 = 0
+    ex: uint256 = 0
+    sx: bool = False
+    fx, mx, ex, sx = self._decode(xb & 4294967295)
+    assert fx, "value: a non-finite input; no bound applies"
+    z: uint256 = zb & 4294967295
+    if sx or mx == 0:
+        return z & 2147483647 == 0
+    return z == xb & 4294967295
+
+
+@pure
+@internal
+def _exp_parts(s: uint256) -> (uint256, uint256):
+    # e^(-s / 2^64) = E 2^(-64 - n), E = e^-r 2^64 in (2^63, 2^64]: s = n ln2 + r, no precision lost to the shift
+    n: uint256 = s // C_LN2
+    r: uint256 = s % C_LN2
+    pos: uint256 = ONE
+    neg: uint256 = 0
+    term: uint256 = ONE
+    for k: uint256 in range(1, TERMS + 1):
+        term = term * r // (k * ONE)
+        if k % 2 == 1:
+            neg += term
+        else:
+            pos += term
+    return n, pos - neg
+
+
+@pure
+@external
+def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: bool, i: uint256, j: uint256,
+               zb: uint256, tol_bits: uint256) -> bool:
+    """Whether claimed float32 ``zb`` is element ``j`` of row ``i``'s softmax, within the bound.
+
+    The row's first ``d`` lanes (8 a word; lanes beyond are not read) are cut into blocks of ``blk``; element ``j``'s block is
+    normalised over its first ``n`` elements (``n = blk``, or ``min(i + 1, blk)`` if ``causal``);
+    a masked element (beyond ``n``) must be zero exactly. Otherwise ``|z - p_j| <= 2^-tol_bits p_j
+    (|x_j - max| + 2 n + 8)`` plus ``2^-140``, ``p_j = e^(x_j - max) / sum e^(x_t - max)``.
+    """
+    assert tol_bits >= 8 and tol_bits <= 30, "value: tol_bits must be in 8..30"
+    assert d >= 1 and d <= MAX_DIM and len(x) * 8 >= d, "value: x must hold d lanes"
+    assert j < d, "value: j must be below d"
+    assert blk >= 1 and d % blk == 0, "value: the block must divide the row"
+    lo: uint256 = j // blk * blk
+    n: uint256 = blk
+    if causal:
+        n = min(i + 1, blk)
+    if j >= lo + n:
+        return zb & 2147483647 == 0
+    xs: int256[MAX_DIM] = empty(int256[MAX_DIM])
+    top: int256 = min_value(int256)
+    for t: uint256 in range(n, bound=MAX_DIM):
+        f: bool = False
+        m: uint256 = 0
+        e: uint256 = 0
+        ng: bool = False
+        f, m, e, ng = self._decode((x[(lo + t) // 8] >> (32 * ((lo + t) % 8))) & 4294967295)
+        assert f, "value: a non-finite input; no bound applies"
+        xs[t] = self._signed(self._scale(m, e, 86), ng)  # x 2^64, truncated
+        top = max(top, xs[t])
+    # S = sum e^(x_t - max) in units of 2^-128 (the max term alone is 2^128)
+    total: uint256 = 0
+    ej: uint256 = 0
+    nj: uint256 = 0
+    sj: uint256 = 0
+    for t: uint256 in range(n, bound=MAX_DIM):
+        s: uint256 = convert(top - xs[t], uint256)
+        nt: uint256 = 0
+        et: uint256 = 0
+        nt, et = self._exp_parts(s)
+        if nt < 128:
+            total += (et << 64) >> nt
+        if lo + t == j:
+            ej = et
+            nj = nt
+            sj = s
+    if nj >= 200:
+        # p_j < 2^-199: float32 holds zero or a subnormal there, inside the absolute floor
+        return self._close(zb, 0, 0, False, 0, 0, False, 0, 0, 0, 0, False, tol_bits, SM_OFF)
+    r: uint256 = (ej << 190) // total  # p_j = r 2^(-126 - nj)
+    base: uint256 = r * (sj + ((2 * n + 8) << 64))  # p_j (|x_j - max| + 2n + 8) = base 2^(-190 - nj)
+    return self._close(zb, r, SM_OFF + 24 - nj, False, 0, 0, False, base, SM_OFF - 40 - nj, 0, 0, False, tol_bits,
+                       SM_OFF)
+
+
+@pure
+@external
+def scaled_bits(zb: uint256, s: uint256) -> uint256:
+    """The float32 bits of ``z 2^s`` (exact: ``s`` <= 8 only moves the exponent; an overflow is infinite)."""
+    assert s <= 8, "value: s must be at most 8"
+    b: uint256 = zb & 4294967295
+    sign: uint256 = b & 2147483648
+    e: uint256 = (b >> 23) & 255
+    if e == 255:
+        return b
+    if e > 0:
+        if e + s >= 255:
+            return sign | 2139095040
+        return b + (s << 23)
+    f: uint256 = (b & MANT) << s  # a subnormal (or zero): f 2^-149, now f 2^(s - 149)
+    if f <= MANT:
+        return sign | f
+    n: uint256 = self._bits(f)  # 24 .. 23 + s: normal with exponent n - 23, no bit lost
+    return sign | ((n - 23) << 23) | ((f >> (n - 24)) & MANT)

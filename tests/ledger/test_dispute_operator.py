@@ -13,7 +13,7 @@ from vcompute.ledger.contracts import load_contract  # noqa: E402
 from vcompute.ledger.dispute_client import ContractRevert  # noqa: E402
 from vcompute.ledger.op_dispute import OpChain, play_op  # noqa: E402
 from vcompute.verify.dispute import op_step  # noqa: E402
-from vcompute.verify.dispute.op_players import OP_LYING, make_op_player  # noqa: E402
+from vcompute.verify.dispute.op_players import MLP_LYING, make_op_player  # noqa: E402
 from vcompute.verify.dispute.float_trace import pack_float32  # noqa: E402
 from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, op_job_id  # noqa: E402
 
@@ -138,7 +138,7 @@ def test_the_contracts_fit_under_eip170():
         assert len(bytes.fromhex(load_contract(name)["bytecode"].removeprefix("0x"))) < 24_576
 
 
-@pytest.mark.parametrize("strategy", OP_LYING)
+@pytest.mark.parametrize("strategy", MLP_LYING)
 @pytest.mark.parametrize("honest_claims", [True, False])
 @pytest.mark.parametrize("pre_ln", [False, True], ids=["mlp", "pre_ln"])
 def test_the_honest_party_wins_against_every_liar_in_both_roles(chain, net, ln_net, strategy, honest_claims, pre_ln):

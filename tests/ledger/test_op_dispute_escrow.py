@@ -11,7 +11,7 @@ pytest.importorskip("eth_abi")
 
 from vcompute.ledger.dispute_client import ContractRevert  # noqa: E402
 from vcompute.ledger.op_dispute import OpChain, play_op_job, referee_op  # noqa: E402
-from vcompute.verify.dispute.op_players import OP_LYING, make_op_player  # noqa: E402
+from vcompute.verify.dispute.op_players import MLP_LYING, make_op_player  # noqa: E402
 from vcompute.verify.dispute.op_trace import MLPNet  # noqa: E402
 from vcompute.verify.dispute.players import make_player  # noqa: E402
 from vcompute.verify.dispute.trace import QuantNet  # noqa: E402
@@ -52,7 +52,7 @@ def test_an_undisputed_honest_job_pays_the_provider(job):
     assert chain.view("credits", chain.address("provider"), on="game") == BOND  # its bond back
 
 
-@pytest.mark.parametrize("liar", OP_LYING)
+@pytest.mark.parametrize("liar", MLP_LYING)
 def test_a_lying_provider_loses_its_stake_to_the_honest_watcher(job, liar):
     chain, out = _run(*job, liar, "honest", burn_bps=2500)
     assert out.game.winner == "challenger" and out.job_state == "slashed"
@@ -65,7 +65,7 @@ def test_a_lying_provider_loses_its_stake_to_the_honest_watcher(job, liar):
     assert out.game.how == ("timeout" if liar in ("absent", "bad_openings", "x_tamper") else "step")
 
 
-@pytest.mark.parametrize("griefer", ("drift", *OP_LYING))
+@pytest.mark.parametrize("griefer", ("drift", *MLP_LYING))
 def test_an_honest_provider_is_paid_whatever_the_griefer_does(job, griefer):
     chain, out = _run(*job, "honest", griefer)
     assert out.game.winner == "claimant" and out.job_state == "finalized" and out.refused == 1

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from vcompute.verify.dispute.op_players import OP_LYING, OP_STRATEGIES, lying_trace, make_op_player
+from vcompute.verify.dispute.op_players import MLP_LYING, OP_LYING, OP_STRATEGIES, lying_trace, make_op_player
 from vcompute.verify.dispute.op_step import (GELU_REF_ERROR_BITS, add_within, gelu_f64, gelu_reference,
                                              gelu_within, ln_f64, ln_within)
 from vcompute.verify.dispute.op_trace import GELU, LN, MLPNet, Operator, OpTrace, apply_op, op_job_id, state_leaf
@@ -167,7 +167,7 @@ def test_another_honest_machines_trace_is_valid_at_every_operator(job):
     assert adopt_ops(theirs).leaves == theirs.leaves
 
 
-@pytest.mark.parametrize("strategy", [s for s in OP_LYING if s not in ("absent", "bad_openings")])
+@pytest.mark.parametrize("strategy", [s for s in MLP_LYING if s not in ("absent", "bad_openings")])
 def test_every_lie_has_an_invalid_operator_where_the_adopted_trace_first_differs(job, strategy):
     net, x0 = job
     for seed in range(3):
@@ -274,3 +274,110 @@ def test_the_players_screen_agrees_with_the_contract_where_large_operands_cancel
         z = np.full((1, 8), claimed, np.float32)
         assert add_within(_bits(1e30), _bits(-1e30), _bits(claimed), 24) is verdict
         assert (invalid_elements(net, 2, (x, a), (x, z)) == []) is verdict
+
+
+# -- ReLU and softmax (proofs/dispute.md C12) ----------------------------------------------------------------
+from vcompute.verify.dispute.op_players import RELU_LYING, lying_for  # noqa: E402
+from vcompute.verify.dispute.op_step import relu_within, softmax_f64, softmax_within  # noqa: E402
+from vcompute.verify.dispute.op_trace import RELU, SOFTMAX, ReluNet, _softmax32  # noqa: E402
+
+
+@pytest.mark.parametrize("machine", ["numpy", "torch"])
+def test_honest_float32_softmaxes_pass_far_inside_the_bound(machine):
+    """Worst honest error in units of 2^-24 p (|x - max| + 2n + 8): below 2 (measured 0.75), against 64 allowed."""
+    if machine == "torch":
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for scale in (0.1, 1.0, 5.0, 30.0, 1e3):
+        for blk, causal, d in ((16, False, 16), (8, True, 16), (64, False, 128), (256, False, 256)):
+            a = (rng.standard_normal((8, d)) * scale).astype(np.float32)
+            z = _softmax32(a, blk, causal, machine=machine)
+            ref, base = softmax_f64(a, blk, causal)
+            m = base > 1e-30
+            worst = max(worst, float((np.abs(z.astype(np.float64) - ref)[m] / (2.0**-24 * base[m])).max()))
+            assert (z[base == 0] == 0).all()  # masked elements are zero exactly
+            for i, j in zip(rng.integers(8, size=6), rng.integers(d, size=6)):
+                assert softmax_within(a[i].view("<u4").tolist(), blk, causal, int(i), int(j),
+                                      _bits(z[i, j]), 18)
+    assert 0 < worst < 2
+
+
+def test_the_softmax_bound_rejects_lies_just_outside_it_and_masked_mass():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 16)).astype(np.float32)
+    ref, base = softmax_f64(a, 8, True)
+    for i in range(4):
+        xb = a[i].view("<u4").tolist()
+        for j in range(16):
+            if base[i, j] == 0:  # masked: zero exactly, nothing else
+                assert softmax_within(xb, 8, True, i, j, _bits(0.0), 18)
+                assert not softmax_within(xb, 8, True, i, j, _bits(1e-45), 18)
+                continue
+            for k, want in ((0.98, True), (-0.98, True), (1.02, False), (-1.02, False)):
+                assert softmax_within(xb, 8, True, i, j, _bits(ref[i, j] + k * 2**-18 * base[i, j]), 18) == want
+    # a softmax over the whole row (another mask) or the unnormalised exp is out of bound
+    z_all = softmax_f64(a, 8, False)[0]
+    assert not softmax_within(a[0].view("<u4").tolist(), 8, True, 0, 0, _bits(z_all[0, 0]), 18)
+    with pytest.raises(ValueError, match="blk"):
+        softmax_within(a[0].view("<u4").tolist(), 3, False, 0, 0, 0, 18)
+    with pytest.raises(ValueError, match="non-finite"):
+        softmax_within([_bits(np.inf)] * 8, 8, False, 0, 0, 0, 18)
+
+
+def test_relu_is_exact_either_zero_below_and_nothing_else():
+    for x in (1.5, 3e38, 1e-45):
+        assert relu_within(_bits(x), _bits(x))
+        assert not relu_within(_bits(x), _bits(np.nextafter(np.float32(x), np.float32(np.inf))))
+        assert not relu_within(_bits(x), _bits(0.0))
+    for x in (-1.5, 0.0, -0.0, -1e-45):
+        assert relu_within(_bits(x), _bits(0.0)) and relu_within(_bits(x), _bits(-0.0))
+        assert not relu_within(_bits(x), _bits(1e-45)) and not relu_within(_bits(x), _bits(0.01 * x - 1e-30))
+    with pytest.raises(ValueError, match="non-finite"):
+        relu_within(_bits(np.nan), 0)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["relu", "relu_softmax"])
+def relu_job(request):
+    net = ReluNet.random((16, 32, 16, 8), rows=3, seed=0, softmax=request.param)
+    return net, net.random_input(seed=1)
+
+
+def test_another_honest_machines_relu_trace_is_valid_at_every_operator(relu_job):
+    net, x0 = relu_job
+    pytest.importorskip("torch")
+    theirs = OpTrace.execute(net, x0, machine="torch")
+    for p in range(1, net.n_ops + 1):
+        assert invalid_elements(net, p, theirs.state(p - 1), theirs.state(p)) == []
+    assert adopt_ops(theirs).leaves == theirs.leaves
+
+
+def test_every_relu_lie_has_an_invalid_operator_where_the_adopted_trace_first_differs(relu_job):
+    net, x0 = relu_job
+    assert set(lying_for(net)) <= set(RELU_LYING) and ("skip_softmax" in lying_for(net)) == net.softmax
+    for strategy in [s for s in lying_for(net) if s not in ("absent", "bad_openings")]:
+        for seed in range(3):
+            t = lying_trace(net, x0, strategy, seed=seed)
+            adopted = adopt_ops(t)
+            first = next(p for p in range(net.n_ops + 1) if adopted.leaves[p] != t.leaves[p])
+            assert invalid_elements(net, first, t.state(first - 1), t.state(first)) != [], (strategy, seed)
+            assert adopted.leaves[-1] == OpTrace.execute(net, x0).leaves[-1]
+
+
+def test_relu_nets_are_flat_and_refuse_bad_shapes_and_strategies():
+    net = ReluNet.random((16, 32, 8), rows=2, seed=0, softmax=True)
+    assert [net.op(p).kind for p in range(1, net.n_ops + 1)] == [1, 2, RELU, 1, 2, SOFTMAX]
+    assert (net.n_layers, net.per_layer) == (6, 1)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        ReluNet.random((10, 32), rows=2, seed=0)
+    with pytest.raises(TypeError, match="layers\\[0\\]"):
+        ReluNet(((np.zeros((8, 8)), np.zeros(8, np.float32)),), rows=1)
+    with pytest.raises(ValueError, match="chained"):
+        ReluNet(((np.zeros((8, 8), np.float32), np.zeros(8, np.float32)),
+                 (np.zeros((16, 8), np.float32), np.zeros(8, np.float32))), rows=1)
+    with pytest.raises(ValueError, match="softmax_bits"):
+        ReluNet.random((16, 8), rows=1, seed=0, softmax_bits=4)
+    with pytest.raises(ValueError, match="lacks"):
+        lying_trace(net, net.random_input(seed=0), "erf_gelu", seed=0)
+    with pytest.raises(ValueError, match="forward"):
+        ReluNet.from_forward_job(object())

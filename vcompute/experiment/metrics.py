@@ -422,6 +422,14 @@ _DISPUTE: dict[str, MetricInfo] = {
                            "no game ended at a residual add"),
     "decide_gas_ln": _m("gas", "gas of the one-element check of a LayerNorm (OperatorStep: the row's statistics "
                         "and an integer square root), mean", "no game ended at a LayerNorm"),
+    "decide_gas_relu": _m("gas", "gas of the one-element check of a ReLU (OperatorStep, exact), mean",
+                          "no game ended at a ReLU"),
+    "decide_gas_softmax": _m("gas", "gas of the one-element check of a softmax (OperatorStep: the block's exps in "
+                             "fixed point), mean", "no game ended at a softmax"),
+    "decide_gas_qk": _m("gas", "gas of the one-element check of an attention score (FloatStep on a query row "
+                        "and a key row, both opened), mean", "no game ended at an attention score"),
+    "decide_gas_av": _m("gas", "gas of the one-element check of attention times values (every row of [p | v] "
+                        "sent, its root rebuilt, FloatStep), mean", "no game ended at attention times values"),
     "stake_to_winner": _m("fraction", "share of the lying provider's stake the escrow paid the honest watcher",
                           "no run had an honest watcher win"),
 }

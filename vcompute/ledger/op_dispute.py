@@ -184,7 +184,8 @@ def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, 
             args = claimant.respond(hi, (g["ei"], g["ej"]))
             if args is not None:
                 try:
-                    chain.call(claimant.name, "decide", claim_id, *args.values(), on="game")
+                    fn = args.pop("fn", "decide")  # "decide_rows": an element opened with every row of its input
+                    chain.call(claimant.name, fn, claim_id, *args.values(), on="game")
                     decide_gas, kind, moved = chain.last_gas, args["op"][0], True
                 except ContractRevert:
                     refused += 1

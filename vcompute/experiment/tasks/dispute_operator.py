@@ -1,12 +1,14 @@
-"""``dispute.operator``: operator-level disputes over GELU-MLP passes, played on chain.
+"""``dispute.operator``: operator-level disputes over GELU-MLP and ReLU-MLP passes, played on chain.
 
 Each run deploys ``protocols/OperatorGame.vy`` (with ``OperatorStep.vy`` and
 ``FloatStep.vy``) on an embedded revm and referees ``disputes`` games on
 jobs of one shape: ``n_layers`` residual GELU-MLP blocks of width ``d`` and
 hidden width ``hidden`` (six operators a block, seven with ``pre_ln``,
 :class:`vcompute.verify.dispute.op_trace.MLPNet`), each job a fresh seeded
-input. Every game pits the honest player against one strategy of
-:data:`vcompute.verify.dispute.op_players.OP_LYING`, the honest one as
+input (``net = "relu_mlp"``: the ``forward`` kind's ReLU MLP,
+:class:`vcompute.verify.dispute.op_trace.ReluNet`, optionally with a softmax
+output). Every game pits the honest player against one strategy of
+:func:`vcompute.verify.dispute.op_players.lying_for` the net, the honest one as
 claimant or as challenger, cycling through every strategy in both roles,
 plus ``drift`` (another honest machine's bits) as a griefing challenger.
 The contract's own settlement says who won. ``proofs/dispute.md`` C9-C11 cite it.
@@ -26,13 +28,21 @@ from vcompute.experiment.tasks.dispute import _ceil_log
 __all__ = ["DisputeOperator", "DisputeOperatorParams"]
 
 _GRIEFERS = ("drift",)
-_KINDS = ("lin", "bias", "gelu", "resid", "ln")
+_KINDS = ("lin", "bias", "gelu", "resid", "ln", "relu", "softmax", "qk", "av")
+_NETS = ("gelu_mlp", "relu_mlp", "lm_prefill")
 
 
 class DisputeOperatorParams(TaskParams):
     """Parameters of :class:`DisputeOperator`."""
 
-    n_layers: int = Field(4, ge=1, le=4096, description="GELU-MLP blocks of the job (six operators each)")
+    net: str = Field("gelu_mlp", description="the job: 'gelu_mlp' (residual GELU-MLP blocks), 'relu_mlp' (the "
+                     "forward kind's ReLU MLP: d -> hidden ... -> d, lin/bias/relu a layer, a flat bisection) or "
+                     "'lm_prefill' (a generate job's prefill of `rows` tokens through the `lm` model, 16 operators "
+                     "a block and ln_f, a flat bisection; d, hidden, n_layers come from the model)")
+    lm: str = Field("tiny", description="lm_prefill: the LM configuration (vcompute.workloads.lm.CONFIGS)")
+    n_layers: int = Field(4, ge=1, le=4096, description="GELU-MLP blocks of the job (six operators each), or the "
+                          "ReLU MLP's linear layers")
+    softmax: bool = Field(False, description="relu_mlp: a softmax over each output row after the last layer")
     d: int = Field(32, ge=8, le=256, description="width of the residual stream (a multiple of 8)")
     hidden: int | None = Field(None, ge=8, le=256, description="hidden width of each MLP (a multiple of 8; "
                                "default: min(2 d, 256))")
@@ -49,6 +59,13 @@ class DisputeOperatorParams(TaskParams):
     def _multiple_of_8(cls, v: int | None) -> int | None:
         if v is not None and v % 8:
             raise ValueError(f"widths must be multiples of 8, got {v}")
+        return v
+
+    @field_validator("net")
+    @classmethod
+    def _known_net(cls, v: str) -> str:
+        if v not in _NETS:
+            raise ValueError(f"net must be one of {', '.join(_NETS)}, got {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -72,7 +89,7 @@ class DisputeOperator:
     = ceil(log_b L) + ceil(log_b P) and ``rounds_flat`` = ceil(log_b P L)
     (``P`` = 6, or 7 with ``pre_ln``), ``gas_per_dispute``, ``gas_max``,
     ``decide_gas`` and per operator kind ``decide_gas_lin`` / ``_bias`` /
-    ``_gelu`` / ``_resid`` / ``_ln`` (mean gas of the one-element check), ``timeouts``, ``refused``, ``griefer_net`` and
+    ``_gelu`` / ``_resid`` / ``_ln`` / ``_relu`` / ``_softmax`` (mean gas of the one-element check), ``timeouts``, ``refused``, ``griefer_net`` and
     ``watcher_net``.
 
     Example:
@@ -81,7 +98,8 @@ class DisputeOperator:
     """
 
     Params = DisputeOperatorParams
-    description = "operator-level dispute games (layernorm, linear, bias, GELU, residual) on chain, honest vs liars"
+    description = ("operator-level dispute games (layernorm, linear, bias, GELU, residual, ReLU, softmax) on chain, "
+                   "honest vs liars")
     metrics = ("games", "honest_lost", "cheater_won", "undisputed", "rounds_mean", "rounds_max",
                "rounds_two_level", "rounds_flat", "gas_per_dispute", "gas_max", "decide_gas",
                *(f"decide_gas_{k}" for k in _KINDS), "timeouts", "refused", "griefer_net", "watcher_net")
@@ -98,16 +116,33 @@ class DisputeOperator:
         """
         from vcompute.ledger.dispute_client import ContractRevert
         from vcompute.ledger.op_dispute import OpChain, play_op
-        from vcompute.verify.dispute.op_players import OP_LYING, make_op_player
-        from vcompute.verify.dispute.op_trace import KIND_NAMES, MLPNet
+        from vcompute.verify.dispute.op_players import lying_for, make_op_player
+        from vcompute.verify.dispute.op_trace import KIND_NAMES, MLPNet, ReluNet
 
         bond = 10**18
         hidden = params.hidden if params.hidden is not None else min(2 * params.d, 256)
-        net = MLPNet.random(d=params.d, hidden=hidden, n_layers=params.n_layers, rows=params.rows, seed=seed,
-                            pre_ln=params.pre_ln)
+        prompts = None
+        if params.net == "lm_prefill":
+            from vcompute.verify.dispute.lm_trace import prefill_net
+            from vcompute.workloads.lm import config_named
+            from vcompute.workloads.lm.torch_model import TransformerLM
+
+            model = TransformerLM(config_named(params.lm), seed=seed)
+            vocab = model.cfg.vocab
+
+            def prompts(r):  # a fresh seeded prompt: the job's input state, same operators
+                return prefill_net(model, [int(v) for v in r.integers(vocab, size=params.rows)])
+
+            net, _ = prompts(np.random.default_rng(seed))
+        elif params.net == "relu_mlp":
+            widths = (params.d, *[hidden] * (params.n_layers - 1), params.d)
+            net = ReluNet.random(widths, rows=params.rows, seed=seed, softmax=params.softmax)
+        else:
+            net = MLPNet.random(d=params.d, hidden=hidden, n_layers=params.n_layers, rows=params.rows, seed=seed,
+                                pre_ln=params.pre_ln)
         chain = OpChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
         rng = np.random.default_rng(seed)
-        liars = params.liars or OP_LYING + _GRIEFERS
+        liars = params.liars or lying_for(net) + _GRIEFERS  # a liar the net lacks an operator for: ValueError
         pairs = [(liar, hc) for liar in liars for hc in (True, False) if hc or liar not in _GRIEFERS]
         honest_lost = cheater_won = undisputed = timeouts = refused = 0
         rounds, gas, decide, grief, watch = [], [], [], [], []
@@ -115,7 +150,7 @@ class DisputeOperator:
         job = dict(ops_root=net.ops_tree.root, n_layers=net.n_layers, per_layer=net.per_layer, bond=bond)
         for i in range(params.disputes):
             liar, honest_claims = pairs[i % len(pairs)]
-            x0 = net.random_input(seed=int(rng.integers(2**31)))
+            x0 = net.random_input(seed=int(rng.integers(2**31))) if prompts is None else prompts(rng)[1]
             lie_seed = int(rng.integers(2**31))
             h = make_op_player("honest", net, x0, seed=0, name=f"h{i}")
             c = make_op_player(liar, net, x0, seed=lie_seed, name=f"l{i}")
@@ -149,7 +184,7 @@ class DisputeOperator:
             "undisputed": undisputed,
             "rounds_mean": float(np.mean(rounds)) if rounds else nan,
             "rounds_max": int(max(rounds)) if rounds else 0,
-            "rounds_two_level": _ceil_log(params.n_layers, params.arity) + _ceil_log(net.per_layer, params.arity),
+            "rounds_two_level": _ceil_log(net.n_layers, params.arity) + _ceil_log(net.per_layer, params.arity),
             "rounds_flat": _ceil_log(net.n_ops, params.arity),
             "gas_per_dispute": float(np.mean(gas)) if gas else nan,
             "gas_max": int(max(gas)) if gas else 0,

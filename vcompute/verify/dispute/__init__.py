@@ -14,7 +14,10 @@ blocks) is committed operator by operator
 ``protocols/OperatorGame.vy``, whose add, GELU and LayerNorm checks
 :mod:`~vcompute.verify.dispute.op_step` mirrors; which operators are valid
 is :mod:`~vcompute.verify.dispute.op_validity`, the players are in
-:mod:`~vcompute.verify.dispute.op_players`. The players
+:mod:`~vcompute.verify.dispute.op_players`. The same game decides the
+``forward`` kind's ReLU MLPs (:class:`~vcompute.verify.dispute.op_trace.ReluNet`,
+with ReLU and softmax operators) and a ``generate`` job's prefill through a
+transformer LM, attention included (:mod:`~vcompute.verify.dispute.lm_trace`). The players
 (:mod:`~vcompute.verify.dispute.players`) are honest or adversarial; the
 contract client that referees them is
 :mod:`vcompute.ledger.dispute_client` (``verify`` never imports ``ledger``).

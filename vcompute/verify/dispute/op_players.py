@@ -1,6 +1,8 @@
 """Players of the operator-level dispute game (``protocols/OperatorGame.vy``): valid results and liars.
 
-Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_trace.MLPNet` job:
+Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_trace.MLPNet` job
+(or a :class:`~vcompute.verify.dispute.op_trace.ReluNet`, the ``forward`` kind's ReLU MLP;
+:func:`lying_for` names those that apply to a net):
 
 - ``honest``: its own float32 trace as claimant; as challenger it adopts the
   claimant's valid operators (:func:`~vcompute.verify.dispute.op_validity.adopt_ops`);
@@ -16,6 +18,11 @@ Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_tra
 - ``erf_gelu``: every GELU in the erf form instead of the job's tanh form
   (up to 2e-4 apart: another model, not another rounding);
 - ``x_tamper``: an operator that must leave the residual stream alone changes one of its elements;
+- ``skip_relu``: one ReLU not computed (its input passed through);
+- ``leaky_relu``: every ReLU leaky (slope 0.01 below zero: another model);
+- ``skip_softmax``: the softmax not computed (the logits passed through);
+- ``no_mask``: attention without its causal mask (every key scored and normalised: another model);
+- ``lie_attention``: one element far off at one attention operator (``qk``, ``softmax`` or ``av``);
 - ``absent``: a wrong trace, then no move;
 - ``bad_openings``: a wrong trace that opens the honest leaves with its own paths.
 
@@ -42,18 +49,34 @@ from typing import Any
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import pack_float32, rows_tree
-from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, apply_op, state_leaf
+from vcompute.verify.dispute.op_trace import (AV, BIAS, GELU, LIN, LN, QK, RELU, RESID, SOFTMAX, MLPNet, Operator,
+                                              OpTrace, State, apply_op, heads_of, state_leaf)
 from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements
 
-__all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "OpPlayer", "make_op_player", "lying_trace"]
+__all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "MLP_LYING", "RELU_LYING", "OpPlayer", "make_op_player",
+           "lying_trace", "lying_for"]
 
 #: Every strategy an operator-level player may follow.
 OP_STRATEGIES = ("honest", "drift", "lie_one", "lie_edge", "lie_several", "lie_last", "skip_gelu", "erf_gelu",
-                 "x_tamper", "absent", "bad_openings")
+                 "x_tamper", "absent", "bad_openings", "skip_relu", "leaky_relu", "skip_softmax", "no_mask",
+                 "lie_attention")
 #: The strategies whose every operator is valid.
 OP_VALID = ("honest", "drift")
 #: The strategies with an invalid operator.
 OP_LYING = tuple(s for s in OP_STRATEGIES if s not in OP_VALID)
+# the strategies that need an operator of one kind in the net
+_NEEDS = {"skip_gelu": GELU, "erf_gelu": GELU, "skip_relu": RELU, "leaky_relu": RELU, "skip_softmax": SOFTMAX,
+          "no_mask": QK, "lie_attention": QK}
+#: The lying strategies that apply to a GELU-MLP net (:class:`~vcompute.verify.dispute.op_trace.MLPNet`).
+MLP_LYING = tuple(s for s in OP_LYING if _NEEDS.get(s, GELU) == GELU)
+#: The lying strategies that apply to a ReLU MLP with a softmax output.
+RELU_LYING = tuple(s for s in OP_LYING if _NEEDS.get(s, RELU) in (RELU, SOFTMAX))
+
+
+def lying_for(net) -> tuple[str, ...]:
+    """The lying strategies that apply to ``net`` (those needing a GELU, ReLU or softmax only if it has one)."""
+    kinds = {net.op(p).kind for p in range(1, net.n_ops + 1)}
+    return tuple(s for s in OP_LYING if s not in _NEEDS or _NEEDS[s] in kinds)
 
 
 def _erf_gelu(a: np.ndarray) -> np.ndarray:
@@ -65,7 +88,35 @@ def _edge_value(net: MLPNet, p: int, s_in: State, i: int, j: int, sign: float) -
     """A value at twice operator ``p``'s bound from the exact element ``(i, j)``."""
     op, (x, a) = net.op(p), s_in
     a64 = a.astype(np.float64)
-    if op.kind == LN:
+    if op.kind == RELU:
+        # exact: the sharpest lie is one ulp off (or the least subnormal for a zero)
+        v = np.float32(max(float(a[i, j]), 0.0))
+        return np.nextafter(v, np.float32(sign * np.inf)) if v != 0 else np.float32(sign * 1e-45)
+    if op.kind in (QK, AV):
+        h, t, d, dh, sh = heads_of(op)
+        if op.kind == QK and j >= h * t:  # v copied: one ulp off
+            return np.nextafter(a[i, 2 * d + j - h * t], np.float32(sign * np.inf))
+        if op.kind == QK and j % t > i:  # masked: a finite score where -inf is due
+            return np.float32(-3e38)
+        if op.kind == QK:
+            hd = j // t
+            u, w = a64[i, hd * dh:(hd + 1) * dh], a64[j % t, d + hd * dh:d + (hd + 1) * dh]
+            c, n = 2.0 ** -sh, dh + 2
+        else:
+            hd = j // dh
+            u, w, c, n = a64[i, hd * t:(hd + 1) * t], a64[:, h * t + j], 1.0, t + 2
+        uu = 2.0 ** -op.bits
+        exact, bound = c * float(u @ w), c * n * uu / (1 - n * uu) * float(np.abs(u) @ np.abs(w))
+        return np.float32(exact + sign * 2 * bound + sign * 2.0 ** -130)
+    if op.kind == SOFTMAX:
+        from vcompute.verify.dispute.op_step import softmax_f64
+
+        blk, causal, span = (int(v) for v in op.param)
+        if j >= span:  # a copied lane: one ulp off
+            return np.nextafter(a[i, j], np.float32(sign * np.inf))
+        ref, base = softmax_f64(np.repeat(a[i:i + 1, :span], i + 1, 0), blk, bool(causal))
+        exact, bound = float(ref[i, j]), 2.0 ** -op.bits * float(base[i, j])
+    elif op.kind == LN:
         from vcompute.verify.dispute.op_step import ln_f64
 
         ref, base = ln_f64(x[i:i + 1], op.param[0], op.param[1])
@@ -87,6 +138,19 @@ def _edge_value(net: MLPNet, p: int, s_in: State, i: int, j: int, sign: float) -
     return np.float32(exact + sign * 2 * bound + sign * 2.0 ** -130)
 
 
+def _unmasked(op: Operator, a: np.ndarray) -> np.ndarray:
+    """An attention operator without its causal mask: every score kept, softmax over whole blocks."""
+    if op.kind == SOFTMAX:
+        blk, _, span = op.param
+        return apply_op(Operator(SOFTMAX, op.k, op.m, op.bits, (blk, False, span)), (a, a))[1]
+    h, t, d, dh, sh = heads_of(op)
+    out = apply_op(op, (a, a))[1]
+    for hd in range(h):
+        q, k = a[:, hd * dh:(hd + 1) * dh], a[:, d + hd * dh:d + (hd + 1) * dh]
+        out[:, hd * t:(hd + 1) * t] = (np.matmul(q, np.ascontiguousarray(k.T)) * np.float32(2.0 ** -sh))
+    return out
+
+
 def lying_trace(net: MLPNet, x0: np.ndarray, strategy: str, *, seed: int) -> OpTrace:
     """The trace of a lying ``strategy`` (one of :data:`OP_LYING`), computed on honestly from every lie.
 
@@ -95,6 +159,8 @@ def lying_trace(net: MLPNet, x0: np.ndarray, strategy: str, *, seed: int) -> OpT
     """
     if strategy not in OP_LYING:
         raise ValueError(f"strategy must be one of {', '.join(OP_LYING)}; got {strategy!r}")
+    if strategy not in lying_for(net):
+        raise ValueError(f"strategy {strategy!r} needs an operator this net lacks; it takes {', '.join(lying_for(net))}")
     rng = np.random.default_rng(seed)
     honest = OpTrace.execute(net, x0).leaves[-1]
     # a lie of an ulp or two can round away downstream (the result is then right, and nobody
@@ -112,8 +178,14 @@ def _lie(net: MLPNet, x0: np.ndarray, strategy: str, rng: np.random.Generator) -
         where = [n]
     elif strategy == "lie_several":
         where = sorted(rng.choice(np.arange(1, n + 1), size=min(n, int(rng.integers(2, 4))), replace=False).tolist())
-    elif strategy == "skip_gelu":
-        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind == GELU]))]
+    elif strategy in ("skip_gelu", "skip_relu", "skip_softmax"):
+        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind == _NEEDS[strategy]]))]
+    elif strategy == "leaky_relu":
+        where = [p for p in range(1, n + 1) if net.op(p).kind == RELU]
+    elif strategy == "lie_attention":
+        where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind in (QK, SOFTMAX, AV)]))]
+    elif strategy == "no_mask":
+        where = [p for p in range(1, n + 1) if net.op(p).kind in (QK, SOFTMAX)]
     elif strategy == "x_tamper":
         where = [int(rng.choice([p for p in range(1, n + 1) if net.op(p).kind != RESID]))]
     elif strategy == "erf_gelu":
@@ -124,11 +196,16 @@ def _lie(net: MLPNet, x0: np.ndarray, strategy: str, rng: np.random.Generator) -
     states = []
     for p in range(1, n + 1):
         op = net.op(p)
-        out = apply_op(op, s)
+        with np.errstate(all="ignore"):  # a skipped softmax carries -inf on: the lie's own problem
+            out = apply_op(op, s)
         if p in where:
             x, a = out[0].copy(), out[1].copy()
-            if strategy == "skip_gelu":
+            if strategy in ("skip_gelu", "skip_relu", "skip_softmax"):
                 a = s[1].copy()
+            elif strategy == "leaky_relu":
+                a = np.where(s[1] > 0, s[1], np.float32(0.01) * s[1]).astype(np.float32)
+            elif strategy == "no_mask":
+                a = _unmasked(op, s[1])
             elif strategy == "erf_gelu":
                 a = _erf_gelu(s[1])
             elif strategy == "x_tamper":
@@ -212,8 +289,18 @@ class OpPlayer:
         i, j = element
         i, j = min(i, a.shape[0] - 1), min(j, op.m - 1)  # an element outside the output needs no opening
         xt, at, ot = rows_tree(x), rows_tree(a), rows_tree(ao)
-        row = lambda t: pack_float32(np.ascontiguousarray(t[i]))  # noqa: E731
-        if op.kind == LIN:
+        row_of = lambda t, r: pack_float32(np.ascontiguousarray(t[r]))  # noqa: E731
+        row = lambda t: row_of(t, i)  # noqa: E731
+        head = {"op": (op.kind, op.k, op.m, op.bits, op.param_root()), "op_proof": net.ops_tree.proof(hi - 1),
+                "f": (int(a.shape[0]), int(x.shape[1]), xt.root, at.root, ot.root)}
+        if op.kind == AV:  # every row of a is sent; the contract rebuilds its root
+            return {"fn": "decide_rows", **head, "rows": [row_of(a, r) for r in range(a.shape[0])],
+                    "out_row": row(ao), "out_proof": ot.proof(i)}
+        if op.kind == QK:  # the key row j % T of a
+            hq, tq = heads_of(op)[:2]
+            r = (j % tq) if j < hq * tq else 0
+            p_col, p_proof = row_of(a, r), at.proof(r)
+        elif op.kind == LIN:
             wt = rows_tree(np.ascontiguousarray(op.param.T))
             p_col, p_proof = pack_float32(np.ascontiguousarray(op.param[:, j])), wt.proof(j)
         elif op.kind == BIAS:
@@ -225,9 +312,7 @@ class OpPlayer:
         q_row = pack_float32(np.ascontiguousarray(op.param[1])) if op.kind == LN else []
         x_row, x_proof = (row(x), xt.proof(i)) if op.kind in (RESID, LN) else ([], [])
         a_row, a_proof = ([], []) if op.kind == LN else (row(a), at.proof(i))
-        return {"op": (op.kind, op.k, op.m, op.bits, op.param_root()), "op_proof": net.ops_tree.proof(hi - 1),
-                "f": (int(a.shape[0]), int(x.shape[1]), xt.root, at.root, ot.root),
-                "a_row": a_row, "a_proof": a_proof, "x_row": x_row, "x_proof": x_proof,
+        return {**head, "a_row": a_row, "a_proof": a_proof, "x_row": x_row, "x_proof": x_proof,
                 "p_col": p_col, "p_proof": p_proof, "q_row": q_row, "out_row": row(ao), "out_proof": ot.proof(i)}
 
 

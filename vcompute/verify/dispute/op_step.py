@@ -10,6 +10,18 @@ from a rounding model:
   an absolute ``2^-140``. IEEE round-to-nearest satisfies it with ``u = 24``
   for float32 (``|fl(s) - s| <= 2^-24 |s|``; a subnormal sum is exact), so
   an honest add can never fail it; any order of one rounding passes.
+- **relu**: exact, ``z = max(0, x)`` (``x`` itself for ``x > 0``, either
+  signed zero otherwise): ``max`` never rounds, so no tolerance is needed.
+- **softmax** (one row block, optionally causal): ``p_j = e^(x_j - m) /
+  sum_t e^(x_t - m)`` over the block's ``n`` unmasked elements, each
+  ``e^-s`` kept as ``E 2^(-64 - n)`` (a 64-bit mantissa and its own
+  exponent, so small probabilities keep their relative precision); a claimed
+  ``z`` passes when ``|z - p_j| <= 2^-t p_j (|x_j - m| + 2 n + 8)`` plus
+  ``2^-140``; a masked element must be zero exactly. The base follows the
+  float32 rounding model (the subtraction ``x_j - m`` errs by ``u |x_j -
+  m|`` relative in ``e^(x_j - m)``, exp by a few ulps, the sum by ``n u``
+  plus ``u sum_t p_t |x_t - m| <= u n / e``, the division one ulp), so ``t
+  = 18`` leaves a factor 64 over it.
 - **gelu** (the tanh form, GPT-2's ``gelu_new``):
   ``g(x) = x sigma(2y)``, ``y = sqrt(2/pi) (x + 0.044715 x^3)``, computed
   here in 64-bit fixed point (exp by range reduction and a 24-term series),
@@ -46,7 +58,8 @@ import numpy as np
 from vcompute.verify.dispute.float_trace import _decode, _scale
 
 __all__ = ["GELU_REF_ERROR_BITS", "FX", "LN_EPS_M", "LN_EPS_E", "decode", "gelu_reference", "gelu_within",
-           "add_within", "ln_within", "gelu_f64", "ln_f64"]
+           "add_within", "ln_within", "relu_within", "scaled_bits", "softmax_within", "softmax_window", "gelu_f64", "ln_f64",
+           "softmax_f64"]
 
 #: Fixed-point fraction bits of the on-chain GELU.
 FX = 64
@@ -246,3 +259,127 @@ def ln_f64(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarr
     n = (x - mu) / sig
     g, b = np.asarray(gamma, np.float64), np.asarray(beta, np.float64)
     return n * g + b, np.abs(g) * (np.abs(n) + np.abs(x).max(axis=-1, keepdims=True) / sig) + np.abs(b)
+
+
+def relu_within(xb: int, zb: int) -> bool:
+    """Whether claimed float32 ``zb`` is ``max(0, x)`` exactly, as the contract decides (either zero for ``x <= 0``).
+
+    Raises:
+        ValueError: if the input is not finite.
+    """
+    fx, mx, _, sx = decode(xb)
+    if not fx:
+        raise ValueError("a non-finite input; no bound applies")
+    z = int(zb) & 0xFFFFFFFF
+    if sx or mx == 0:
+        return z & 0x7FFFFFFF == 0
+    return z == int(xb) & 0xFFFFFFFF
+
+
+def _exp_parts(s: int) -> tuple[int, int]:
+    """``e^(-s / 2^64) = E 2^(-64 - n)`` as ``(n, E)``, ``E`` in ``(2^63, 2^64]`` (the contract's ``_exp_parts``)."""
+    n, r = s // C_LN2, s % C_LN2
+    pos, neg, term = _ONE, 0, _ONE
+    for k in range(1, _TERMS + 1):
+        term = term * r // (k * _ONE)
+        if k % 2:
+            neg += term
+        else:
+            pos += term
+    return n, pos - neg
+
+
+#: The softmax's frame offset: terms ``M 2^(q - 150 - off)`` keep ``q >= 0`` for ``p_j`` down to ``2^-200``.
+_SM_OFF = 250
+
+
+def softmax_window(d: int, blk: int, causal: bool, i: int, j: int) -> tuple[int, int]:
+    """``(lo, n)``: element ``j`` of row ``i`` is normalised over lanes ``lo .. lo + n - 1`` (masked if beyond)."""
+    lo = j // blk * blk
+    return lo, (min(i + 1, blk) if causal else blk)
+
+
+def softmax_within(xbs: list[int], blk: int, causal: bool, i: int, j: int, zb: int, tol_bits: int) -> bool:
+    """Whether claimed float32 ``zb`` is element ``j`` of row ``i``'s block softmax within the bound, as the contract.
+
+    The row is cut into blocks of ``blk``; ``j``'s block is normalised over its first ``n``
+    elements (``blk``, or ``min(i + 1, blk)`` if ``causal``); a masked element must be zero
+    exactly; otherwise ``|z - p_j| <= 2^-tol_bits p_j (|x_j - max| + 2 n + 8)`` plus ``2^-140``.
+
+    Args:
+        xbs: the row's float32 bit patterns (``d`` of them).
+        blk: the block width (divides ``d``).
+        causal: whether element ``t`` of a block is masked for ``t > i``.
+        i: the row (the query position, for the causal mask).
+        j: the element.
+        zb: the claimed value's bits.
+        tol_bits: the operator's tolerance exponent, 8..30.
+
+    Raises:
+        ValueError: on arguments out of range or a non-finite input.
+    """
+    d = len(xbs)
+    if not 8 <= tol_bits <= 30:
+        raise ValueError(f"tol_bits must be in 8..30, got {tol_bits}")
+    if not 0 <= j < d:
+        raise ValueError(f"j must be in 0..{d - 1}, got {j}")
+    if not (type(blk) is int and blk >= 1 and d % blk == 0):
+        raise ValueError(f"blk must divide the row's {d} elements, got {blk!r}")
+    lo, n = softmax_window(d, blk, bool(causal), i, j)
+    if j >= lo + n:
+        return int(zb) & 0x7FFFFFFF == 0
+    dec = [decode(b) for b in xbs[lo:lo + n]]
+    if not all(f for f, _, _, _ in dec):
+        raise ValueError("a non-finite input; no bound applies")
+    xs = [(-1 if neg else 1) * _scale(m, e, 86) for _, m, e, neg in dec]
+    top = max(xs)
+    total, ej, nj, sj = 0, 0, 0, 0
+    for t, v in enumerate(xs):
+        s = top - v
+        nt, et = _exp_parts(s)
+        if nt < 128:
+            total += (et << 64) >> nt
+        if lo + t == j:
+            ej, nj, sj = et, nt, s
+    if nj >= 200:  # p_j < 2^-199: inside the absolute floor
+        return _close(zb, [(0, 0, False)], [], tol_bits, _SM_OFF, with_ref=False)
+    r = (ej << 190) // total  # p_j = r 2^(-126 - nj)
+    base = r * (sj + ((2 * n + 8) << 64))  # p_j (|x_j - max| + 2n + 8) = base 2^(-190 - nj)
+    return _close(zb, [(r, _SM_OFF + 24 - nj, False)], [(base, _SM_OFF - 40 - nj)], tol_bits, _SM_OFF,
+                  with_ref=False)
+
+
+def softmax_f64(a: np.ndarray, blk: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Block softmax of the rows of ``a`` in float64 and the bound's base ``p_j (|x_j - max| + 2 n + 8)`` (0 masked)."""
+    a = np.asarray(a, np.float64)
+    rows, d = a.shape
+    p, base = np.zeros_like(a), np.zeros_like(a)
+    for i in range(rows):
+        for lo in range(0, d, blk):
+            n = min(i + 1, blk) if causal else blk
+            v = a[i, lo:lo + n]
+            e = np.exp(v - v.max())
+            p[i, lo:lo + n] = e / e.sum()
+            base[i, lo:lo + n] = p[i, lo:lo + n] * (np.abs(v - v.max()) + 2 * n + 8)
+    return p, base
+
+
+def scaled_bits(zb: int, s: int) -> int:
+    """The float32 bits of ``z 2^s``, exactly (``OperatorStep.scaled_bits``): an attention score times ``sqrt(dh)``.
+
+    Raises:
+        ValueError: if ``s`` is outside 0..8.
+    """
+    if not 0 <= s <= 8:
+        raise ValueError(f"s must be in 0..8, got {s}")
+    b = int(zb) & 0xFFFFFFFF
+    sign, e = b & 0x80000000, (b >> 23) & 255
+    if e == 255:
+        return b
+    if e > 0:
+        return sign | 0x7F800000 if e + s >= 255 else b + (s << 23)
+    f = (b & 0x7FFFFF) << s
+    if f <= 0x7FFFFF:
+        return sign | f
+    n = f.bit_length()
+    return sign | ((n - 23) << 23) | ((f >> (n - 24)) & 0x7FFFFF)

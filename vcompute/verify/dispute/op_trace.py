@@ -12,7 +12,14 @@ operator     effect                decided on chain by
 ``bias``     ``a := a + b``        ``OperatorStep.add_ok``
 ``gelu``     ``a := gelu(a)``      ``OperatorStep.gelu_ok`` (tanh form)
 ``resid``    ``x, a := x + a``     ``OperatorStep.add_ok``
+``ln``       ``a := ln(x) g + b``  ``OperatorStep.ln_ok``
+``relu``     ``a := max(0, a)``    ``OperatorStep.relu_ok`` (exact)
+``softmax``  ``a := softmax(a)``   ``OperatorStep.softmax_ok`` (row blocks)
 ===========  ====================  ======================================
+
+:class:`ReluNet` is the ``forward`` job kind's ReLU MLP (``lin``, ``bias``,
+``relu`` a hidden layer, ``lin``, ``bias`` last, optionally a ``softmax``
+over the output) as such a trace, one operator a "layer" (a flat bisection).
 
 The trace has ``L P + 1`` leaves: the input state ``(x0, x0)`` and the
 state after every operator, so leaf ``l P`` is layer ``l``'s output (the
@@ -53,8 +60,8 @@ from vcompute.core.merkle import MerkleTree
 from vcompute.verify.dispute.float_trace import row_digest, rows_tree
 from vcompute.verify.dispute.trace import TraceCommitment
 
-__all__ = ["LIN", "BIAS", "GELU", "RESID", "LN", "KIND_NAMES", "OSTATE_TAG", "OPL_TAG", "OJOB_TAG", "LNP_TAG",
-           "MLPNet", "Operator",
+__all__ = ["LIN", "BIAS", "GELU", "RESID", "LN", "RELU", "SOFTMAX", "QK", "AV", "KIND_NAMES", "OSTATE_TAG",
+           "OPL_TAG", "OJOB_TAG", "LNP_TAG", "MLPNet", "ReluNet", "OpNet", "Operator", "heads_of",
            "OpTrace", "State", "apply_op", "state_leaf", "op_job_id"]
 
 #: Operator kind: ``a := a w``.
@@ -67,8 +74,17 @@ GELU = 3
 RESID = 4
 #: Operator kind: ``a := layernorm(x) gamma + beta``.
 LN = 5
+#: Operator kind: ``a := max(0, a)`` (exact).
+RELU = 6
+#: Operator kind: ``a := softmax(a)`` over row blocks of the first ``span`` columns (param: ``(block, causal, span)``).
+SOFTMAX = 7
+#: Operator kind: ``a := [q k^T / sqrt(dh) (causal, -inf masked) | v]`` per head from ``a = [q | k | v]``.
+QK = 8
+#: Operator kind: ``a := p v`` per head from ``a = [p | v]`` (``p`` the softmaxed scores).
+AV = 9
 #: Operator kinds by number, as the contract numbers them.
-KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid", LN: "ln"}
+KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid", LN: "ln", RELU: "relu", SOFTMAX: "softmax",
+              QK: "qk", AV: "av"}
 #: Domain tag of a state leaf.
 OSTATE_TAG = 10
 #: Domain tag of an operator leaf.
@@ -111,7 +127,9 @@ class Operator:
         k: input width of ``a``.
         m: output width.
         bits: ``u_bits`` of a linear or add operator, ``tol_bits`` of a GELU or a layernorm.
-        param: the weight ``k x m`` (lin), the bias ``m`` (bias), ``[gamma; beta]`` ``2 x m`` (ln), or ``None``.
+        param: the weight ``k x m`` (lin), the bias ``m`` (bias), ``[gamma; beta]`` ``2 x m`` (ln),
+            ``(block, causal, span)`` (softmax over the first ``span`` columns), ``(heads, tokens)``
+            (qk, av), or ``None``.
     """
 
     kind: int
@@ -121,13 +139,20 @@ class Operator:
     param: np.ndarray | None = None
 
     def param_root(self) -> bytes:
-        """The committed parameter: the root over ``w``'s columns, the bias row's digest, or zero."""
+        """The committed parameter: the root over ``w``'s columns, the bias row's digest, a softmax's
+        ``span 2^32 + block 2 + causal``, or zero."""
         if self.kind == LIN:
             return rows_tree(np.ascontiguousarray(self.param.T)).root
         if self.kind == BIAS:
             return row_digest(self.param)
         if self.kind == LN:
             return hashlib.sha256(_u256(LNP_TAG) + row_digest(self.param[0]) + row_digest(self.param[1])).digest()
+        if self.kind == SOFTMAX:
+            blk, causal, span = self.param
+            return _u256((int(span) << 32) | (int(blk) << 1) | int(bool(causal)))
+        if self.kind in (QK, AV):
+            h, t = self.param
+            return _u256((int(h) << 32) | int(t))
         return _ZERO
 
     def leaf(self) -> bytes:
@@ -144,6 +169,61 @@ def _gelu32(a: np.ndarray) -> np.ndarray:
                 ).astype(np.float32)
 
 
+def _softmax32(a: np.ndarray, blk: int, causal: bool, span: int | None = None, *,
+               machine: str = "numpy") -> np.ndarray:
+    # float32 block softmax of the first span columns (masked elements zero, the rest copied), as a CPU kernel would
+    if span is not None and span < a.shape[1]:
+        out = a.copy()
+        out[:, :span] = _softmax32(np.ascontiguousarray(a[:, :span]), blk, causal, machine=machine)
+        return out
+    rows, d = a.shape
+    out = np.zeros_like(a, dtype=np.float32)
+    if machine == "torch":
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(a)).reshape(rows, d // blk, blk)
+        if causal:
+            mask = torch.arange(blk)[None, :] > torch.arange(rows)[:, None]
+            t = t.masked_fill(mask[:, None, :], float("-inf"))
+        return torch.softmax(t, dim=-1).reshape(rows, d).numpy().astype(np.float32)
+    for i in range(rows):
+        n = min(i + 1, blk) if causal else blk
+        for lo in range(0, d, blk):
+            v = a[i, lo:lo + n]
+            e = np.exp(v - v.max())
+            out[i, lo:lo + n] = e / e.sum(dtype=np.float32)
+    return out
+
+
+def heads_of(op: Operator) -> tuple[int, int, int, int, int]:
+    """``(H, T, d, dh, s)`` of a ``qk`` or ``av`` operator (``1/sqrt(dh) = 2^-s``), as the contract derives them."""
+    h, t = (int(v) for v in op.param)
+    d = op.k // 3 if op.kind == QK else op.m
+    return h, t, d, d // h, int(round(math.log2(d // h))) // 2
+
+
+def _attention32(op: Operator, a: np.ndarray, *, machine: str = "numpy") -> np.ndarray:
+    h, t, d, dh, s = heads_of(op)
+    wide = machine == "torch"  # another honest machine: float64-accumulated products
+    mm = (lambda u, v: (u.astype(np.float64) @ v.astype(np.float64)).astype(np.float32)) if wide else \
+        (lambda u, v: np.matmul(u, v).astype(np.float32))  # noqa: E731
+    if op.kind == QK:
+        out = np.empty((a.shape[0], h * t + d), np.float32)
+        masked = np.triu(np.ones((t, t), bool), 1)
+        for hd in range(h):
+            q, k = a[:, hd * dh:(hd + 1) * dh], a[:, d + hd * dh:d + (hd + 1) * dh]
+            sc = (mm(q, np.ascontiguousarray(k.T)) * np.float32(2.0 ** -s)).astype(np.float32)
+            sc[masked] = -np.inf
+            out[:, hd * t:(hd + 1) * t] = sc
+        out[:, h * t:] = a[:, 2 * d:]
+        return out
+    out = np.empty((a.shape[0], d), np.float32)
+    for hd in range(h):
+        out[:, hd * dh:(hd + 1) * dh] = mm(np.ascontiguousarray(a[:, hd * t:(hd + 1) * t]),
+                                           np.ascontiguousarray(a[:, h * t + hd * dh:h * t + (hd + 1) * dh]))
+    return out
+
+
 def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
     """The honest operator on this machine: ``machine`` ``"numpy"`` (float32 throughout) or ``"torch"``.
 
@@ -151,6 +231,16 @@ def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
     ``gelu(approximate="tanh")``; its bits differ, its elements are within every bound.
     """
     x, a = s
+    if op.kind in (QK, AV):
+        return x, _attention32(op, a, machine=machine)
+    if op.kind == RELU:
+        if machine == "torch":
+            import torch
+
+            return x, torch.relu(torch.from_numpy(np.ascontiguousarray(a))).numpy()
+        return x, np.maximum(a, np.float32(0)).astype(np.float32)
+    if op.kind == SOFTMAX:
+        return x, _softmax32(a, *op.param, machine=machine)
     if op.kind == LN:
         g, b = op.param
         if machine == "torch":
@@ -288,6 +378,193 @@ class MLPNet:
         return rng.standard_normal((self.rows, self.blocks[0][0].shape[0])).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class ReluNet:
+    """A ReLU MLP (the ``forward`` job kind's model) as operators: ``lin``, ``bias``, ``relu`` a hidden layer.
+
+    The last layer is ``lin``, ``bias`` (no ReLU), then optionally a ``softmax`` over the
+    output row. Widths must be multiples of 8 up to 256 (:meth:`from_forward_job` pads a
+    job's widths with zero columns). Each operator is its own "layer" of the game
+    (``per_layer = 1``): the bisection is flat, ``ceil(log2 n_ops)`` rounds.
+
+    Args:
+        layers: per layer ``(w k x m, b m)``, float32.
+        rows: batch rows of the input.
+        softmax: a softmax over each output row after the last layer.
+        u_bits: precision of the linear operators.
+        add_bits: precision of the bias adds.
+        softmax_bits: the softmax tolerance ``2^-t p (|x - max| + 2 n + 8)``.
+
+    Raises:
+        TypeError: if a parameter is not a float32 ndarray.
+        ValueError: on shapes out of range or mismatched, non-finite parameters, or bits out of range.
+    """
+
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    rows: int
+    softmax: bool = False
+    u_bits: int = 24
+    add_bits: int = 24
+    softmax_bits: int = 18
+    _ops: list = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("layers must be non-empty")
+        width = None
+        for i, lay in enumerate(self.layers):
+            if len(lay) != 2 or any(not isinstance(p, np.ndarray) or p.dtype != np.float32 for p in lay):
+                raise TypeError(f"layers[{i}] must be two float32 ndarrays (w, b)")
+            w, b = lay
+            if w.ndim != 2 or b.shape != (w.shape[1],) or (width is not None and w.shape[0] != width):
+                raise ValueError(f"layers[{i}] has shapes {w.shape}, {b.shape}: want (k, m), (m,) chained")
+            if any(v % 8 or not 8 <= v <= 256 for v in w.shape):
+                raise ValueError(f"layers[{i}] widths {w.shape} must be multiples of 8 in 8..256 "
+                                 "(pad with from_forward_job)")
+            if not (np.isfinite(w).all() and np.isfinite(b).all()):
+                raise ValueError(f"layers[{i}] has a non-finite parameter")
+            width = w.shape[1]
+        if type(self.rows) is not int or not 1 <= self.rows <= 256:
+            raise ValueError(f"rows must be an int in 1..256, got {self.rows!r}")
+        for name, lo, hi in (("u_bits", 10, 24), ("add_bits", 8, 30), ("softmax_bits", 8, 30)):
+            v = getattr(self, name)
+            if type(v) is not int or not lo <= v <= hi:
+                raise ValueError(f"{name} must be an int in {lo}..{hi}, got {v!r}")
+        for i, (w, b) in enumerate(self.layers):
+            k, m = w.shape
+            self._ops.extend([Operator(LIN, k, m, self.u_bits, w), Operator(BIAS, m, m, self.add_bits, b)])
+            if i < len(self.layers) - 1:
+                self._ops.append(Operator(RELU, m, m, 0))
+        if self.softmax:
+            m = self.layers[-1][0].shape[1]
+            self._ops.append(Operator(SOFTMAX, m, m, self.softmax_bits, (m, False, m)))
+
+    @classmethod
+    def random(cls, widths: tuple[int, ...], *, rows: int, seed: int, softmax: bool = False, **bits: int) -> ReluNet:
+        """A random ReLU MLP of ``widths`` (``nn.Linear``'s initialisation range), activations of order 1."""
+        rng = np.random.default_rng(seed)
+        layers = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            bound = 1.0 / math.sqrt(a)
+            layers.append((rng.uniform(-bound, bound, (a, b)).astype(np.float32),
+                           rng.uniform(-bound, bound, (b,)).astype(np.float32)))
+        return cls(tuple(layers), rows, softmax, **bits)
+
+    @classmethod
+    def from_forward_job(cls, job, **kw) -> tuple[ReluNet, np.ndarray]:
+        """The operators of a ``forward`` job (:mod:`vcompute.workloads.kinds.forward`) and its padded input.
+
+        Widths are padded with zero columns (and rows) to multiples of 8: a padded output
+        column is ``0 w + 0 = 0``, so the job's output is the first ``widths[-1]`` columns.
+
+        Raises:
+            ValueError: if the job is not a ``forward`` MLP job or a width exceeds 256.
+        """
+        from vcompute.core.types import Job
+
+        if type(job) is not Job or job.kind != "forward" or job.spec.get("arch") != "mlp":
+            raise ValueError("job must be a 'forward' mlp Job (ForwardKind.make_job)")
+        widths = [int(w) for w in job.spec["widths"]]
+        pad = [-(-w // 8) * 8 for w in widths]
+        if max(pad) > 256:
+            raise ValueError(f"job widths {widths} exceed the contract's 256 (MAX_DIM)")
+        layers = []
+        for i in range(len(widths) - 1):
+            w = np.zeros((pad[i], pad[i + 1]), np.float32)
+            b = np.zeros(pad[i + 1], np.float32)
+            w[:widths[i], :widths[i + 1]] = np.asarray(job.inputs["weights"][f"{2 * i}.weight"], np.float32).T
+            b[:widths[i + 1]] = np.asarray(job.inputs["weights"][f"{2 * i}.bias"], np.float32)
+            layers.append((w, b))
+        x = np.asarray(job.inputs["x"], np.float32)
+        x0 = np.zeros((x.shape[0], pad[0]), np.float32)
+        x0[:, :widths[0]] = x
+        return cls(tuple(layers), int(x.shape[0]), **kw), x0
+
+    @property
+    def n_layers(self) -> int:
+        """Game "layers": one an operator (the bisection is flat)."""
+        return len(self._ops)
+
+    @property
+    def per_layer(self) -> int:
+        """Operators a game layer: 1."""
+        return 1
+
+    @property
+    def n_ops(self) -> int:
+        """Operators of the job (the trace has one more leaf)."""
+        return len(self._ops)
+
+    def op(self, p: int) -> Operator:
+        """Operator ``p`` (1-based: the one that writes leaf ``p``)."""
+        return self._ops[p - 1]
+
+    @functools.cached_property
+    def ops_tree(self) -> MerkleTree:
+        """The Merkle tree over the operator leaves (operator ``p`` at index ``p - 1``)."""
+        return MerkleTree([o.leaf() for o in self._ops])
+
+    def random_input(self, *, seed: int) -> np.ndarray:
+        """A random float32 input of ``rows x widths[0]``."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((self.rows, self.layers[0][0].shape[0])).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class OpNet:
+    """A job given as its operator list, one operator a game "layer" (a flat bisection).
+
+    Used for a transformer's prefill (:mod:`~vcompute.verify.dispute.lm_trace`): any
+    sequence of the kinds the contract decides, each reading and writing ``(x, a)``.
+
+    Args:
+        ops: the operators, in order.
+        rows: batch rows (tokens of a prefill).
+
+    Raises:
+        TypeError: if an operator is not an :class:`Operator`.
+        ValueError: if there are none or ``rows`` is out of range.
+    """
+
+    ops: tuple[Operator, ...]
+    rows: int
+
+    def __post_init__(self) -> None:
+        if not self.ops or any(type(o) is not Operator for o in self.ops):
+            raise TypeError("ops must be a non-empty tuple of Operator")
+        if type(self.rows) is not int or not 1 <= self.rows <= 256:
+            raise ValueError(f"rows must be an int in 1..256, got {self.rows!r}")
+
+    @property
+    def n_layers(self) -> int:
+        """Game "layers": one an operator."""
+        return len(self.ops)
+
+    @property
+    def per_layer(self) -> int:
+        """Operators a game layer: 1."""
+        return 1
+
+    @property
+    def n_ops(self) -> int:
+        """Operators of the job."""
+        return len(self.ops)
+
+    def op(self, p: int) -> Operator:
+        """Operator ``p`` (1-based)."""
+        return self.ops[p - 1]
+
+    @functools.cached_property
+    def ops_tree(self) -> MerkleTree:
+        """The Merkle tree over the operator leaves."""
+        return MerkleTree([o.leaf() for o in self.ops])
+
+    def random_input(self, *, seed: int) -> np.ndarray:
+        """A random float32 input of ``rows x k`` of the first operator."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((self.rows, self.ops[0].k)).astype(np.float32)
+
+
 @dataclass
 class OpTrace:
     """A provider's operator-level pass: the state after every operator.
@@ -335,6 +612,10 @@ class OpTrace:
     def layer_outputs(self) -> list[np.ndarray]:
         """The per-layer outputs (the residual stream at leaves ``P, 2P, ...``): the first level's trace."""
         return [self.state(l * self.net.per_layer)[0] for l in range(1, self.net.n_layers + 1)]
+
+    def output(self) -> np.ndarray:
+        """The pass's output: the activation ``a`` of the last state (a ReLU MLP's logits or probabilities)."""
+        return self.state(self.net.n_ops)[1]
 
     def job_id(self) -> bytes:
         """This job's id (the contract's ``job_id_of``)."""

@@ -20,8 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import rows_tree, within
-from vcompute.verify.dispute.op_step import add_within, gelu_f64, gelu_within, ln_f64, ln_within
-from vcompute.verify.dispute.op_trace import BIAS, GELU, LIN, LN, RESID, MLPNet, OpTrace, State, apply_op, state_leaf
+from vcompute.verify.dispute.op_step import (add_within, gelu_f64, gelu_within, ln_f64, ln_within, relu_within,
+                                             scaled_bits, softmax_f64, softmax_within)
+from vcompute.verify.dispute.op_trace import (AV, BIAS, GELU, LIN, LN, QK, RELU, RESID, SOFTMAX, MLPNet, OpTrace,
+                                              State, apply_op, heads_of, state_leaf)
 
 __all__ = ["invalid_elements", "adopt_ops"]
 
@@ -49,7 +51,48 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
         return [(0, 0)]
     z = ao.astype(np.float64)
     a64 = a.astype(np.float64)
-    if op.kind == LN:
+    bits = lambda t, i, j: int(t[i:i + 1, j].view("<u4")[0])  # noqa: E731
+    if op.kind == RELU:
+        # exact: the contract's own rule, element by element (no rounding to screen)
+        return [(int(i), int(j)) for i in range(rows) for j in range(op.m)
+                if not relu_within(bits(a, i, j), bits(ao, i, j))]
+    copied: list[tuple[int, int]] = []
+    exact = np.zeros(ao.shape, bool)  # elements decided bit for bit, outside the screen
+    if op.kind in (QK, AV):
+        h, t, d, dh, sh = heads_of(op)
+        ref, base = np.zeros(ao.shape), np.zeros(ao.shape)
+        if rows != t or h * t + d != (op.m if op.kind == QK else op.k):
+            return [(0, 0)]  # the contract refuses every opening of it
+        if op.kind == QK:
+            masked = np.triu(np.ones((t, t), bool), 1)
+            for hd in range(h):
+                q, k = a64[:, hd * dh:(hd + 1) * dh], a64[:, d + hd * dh:d + (hd + 1) * dh]
+                ref[:, hd * t:(hd + 1) * t] = (q @ k.T) * 2.0 ** -sh
+                base[:, hd * t:(hd + 1) * t] = (np.abs(q) @ np.abs(k.T)) * 2.0 ** -sh
+                exact[:, hd * t:(hd + 1) * t] = masked
+            exact[:, h * t:] = True
+            want = np.concatenate([np.where(np.tile(masked, (1, h)), np.float32(-np.inf), np.float32(0)),
+                                   a[:, 2 * d:]], axis=1).astype(np.float32)
+            copied = [(int(i), int(j)) for i, j in zip(*np.nonzero(exact & (ao.view("<u4") != want.view("<u4"))))]
+            n = dh + 2
+        else:
+            for hd in range(h):
+                pp, vv = a64[:, hd * t:(hd + 1) * t], a64[:, h * t + hd * dh:h * t + (hd + 1) * dh]
+                ref[:, hd * dh:(hd + 1) * dh], base[:, hd * dh:(hd + 1) * dh] = pp @ vv, np.abs(pp) @ np.abs(vv)
+            n = t + 2
+        u = 2.0 ** -op.bits
+        bound = n * u / (1 - n * u) * base
+        scale = base
+        ref = np.where(exact, z, ref)  # decided above, never by the screen
+    elif op.kind == SOFTMAX:
+        blk, causal, span = (int(v) for v in op.param)
+        # the columns from span on are copied bit for bit; the softmax is screened on the first span
+        copied = [(int(i), int(j) + span) for i, j in zip(*np.nonzero(ao[:, span:].view("<u4") != a[:, span:].view("<u4")))]
+        z, a64 = z[:, :span], a64[:, :span]
+        ref, base = softmax_f64(a[:, :span], blk, bool(causal))
+        bound = 2.0 ** -op.bits * base + 2.0 ** -140
+        scale = base
+    elif op.kind == LN:
         ref, base = ln_f64(x, op.param[0], op.param[1])
         bound = 2.0 ** -op.bits * base + 2.0 ** -140
         scale = base
@@ -71,21 +114,35 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
     with np.errstate(invalid="ignore"):
         err = np.abs(z - ref)
     err = np.where(np.isfinite(z), err, np.inf)
+    if op.kind in (QK, AV):
+        err = np.where(exact, 0.0, err)
     # the contract's frame keeps 200 bits below its largest term (slack of a few units there): where
     # that is not far below the bound (a + b = 0 from large operands), the exact mirror decides
     with np.errstate(invalid="ignore", over="ignore"):
         scale = scale + np.abs(ref) + np.where(np.isfinite(z), np.abs(z), 0)
     unsure = np.abs(err - bound) <= 1e-3 * bound + 1e-40 + 2.0 ** -150 * scale
-    bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))]
-    bits = lambda t, i, j: int(t[i:i + 1, j].view("<u4")[0])  # noqa: E731
+    if op.kind in (QK, AV):
+        unsure &= ~exact
+    if op.kind == SOFTMAX:
+        unsure |= base == 0  # a masked element (or an underflowed one): zero exactly, decided by the mirror
+    bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))] + copied
     for i, j in zip(*np.nonzero(unsure)):
         i, j = int(i), int(j)
         if op.kind == LIN:
             good = within(a[i], op.param[:, j], op.bits, [bits(ao, i, j)])[0]
+        elif op.kind == QK:
+            hd, jj = j // t, j % t
+            good = within(a[i, hd * dh:(hd + 1) * dh], a[jj, d + hd * dh:d + (hd + 1) * dh], op.bits,
+                          [scaled_bits(bits(ao, i, j), sh)])[0]
+        elif op.kind == AV:
+            hd = j // dh
+            good = within(a[i, hd * t:(hd + 1) * t], a[:, h * t + j], op.bits, [bits(ao, i, j)])[0]
         elif op.kind == GELU:
             good = gelu_within(bits(a, i, j), bits(ao, i, j), op.bits)
         elif op.kind == BIAS:
             good = add_within(bits(a, i, j), int(op.param[j:j + 1].view("<u4")[0]), bits(ao, i, j), op.bits)
+        elif op.kind == SOFTMAX:
+            good = softmax_within(a[i, :span].view("<u4").tolist(), blk, bool(causal), i, j, bits(ao, i, j), op.bits)
         elif op.kind == LN:
             g, b = op.param
             good = ln_within(x[i].view("<u4").tolist(), bits(g[None], 0, j), bits(b[None], 0, j), j,
