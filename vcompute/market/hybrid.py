@@ -36,9 +36,10 @@ POLICIES = ("cloud", "decentralized", "hybrid")
 #: can decide today, so that the ``optimistic`` trust policy applies to them. Its last step is one
 #: matmul layer, int8 (C1-C4) or float32 within a rounding bound (C6, C7), and a linear model's SGD
 #: step is such a layer (C8). Of the built-in kinds that covers ``matmul`` (a product is a one-layer
-#: job) only: ``forward`` jobs are ReLU MLPs with biases, whose step from one committed state to the
-#: next (bias, ReLU, product) no contract checks; ``train`` jobs are torch MLP runs proven by PoL,
-#: whose step is nonlinear with a backward pass ("Not covered"); ``generate`` traces are not covered.
+#: job) only: ``forward`` jobs are ReLU MLPs with biases, which the operator game decides one operator
+#: at a time (``relu``, proofs/dispute.md C12) but the market does not yet play; ``train`` jobs are
+#: torch MLP runs proven by PoL, whose step is nonlinear with a backward pass ("Not covered"); a
+#: ``generate`` job's prefill is decided for the tiny LM only (C13), and its decode steps not at all.
 DISPUTE_DECIDES = frozenset({"matmul"})
 
 
