@@ -269,8 +269,41 @@ def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
     return r, r.copy()
 
 
+class _OpList:
+    """What a job given by its operator list ``_ops`` answers: count, operator ``p``, their Merkle tree."""
+
+    @property
+    def n_ops(self) -> int:
+        """Operators of the job (the trace has one more leaf)."""
+        return len(self._ops)
+
+    def op(self, p: int) -> Operator:
+        """Operator ``p`` (1-based: the one that writes leaf ``p``)."""
+        return self._ops[p - 1]
+
+    @functools.cached_property
+    def ops_tree(self) -> MerkleTree:
+        """The Merkle tree over the operator leaves (operator ``p`` at index ``p - 1``)."""
+        return MerkleTree([o.leaf() for o in self._ops])
+
+
+
+class _FlatOps(_OpList):
+    """An :class:`_OpList` bisected flat: one operator a game "layer"."""
+
+    @property
+    def n_layers(self) -> int:
+        """Game "layers": one an operator (the bisection is flat)."""
+        return len(self._ops)
+
+    @property
+    def per_layer(self) -> int:
+        """Operators a game layer: 1."""
+        return 1
+
+
 @dataclass(frozen=True)
-class MLPNet:
+class MLPNet(_OpList):
     """``n_layers`` residual GELU-MLP blocks: the job's operators (six a block, seven with a pre-LayerNorm).
 
     Args:
@@ -358,20 +391,6 @@ class MLPNet:
         """Operators a block."""
         return 6 if self.norms is None else 7
 
-    @property
-    def n_ops(self) -> int:
-        """Operators of the job (the trace has one more leaf)."""
-        return len(self._ops)
-
-    def op(self, p: int) -> Operator:
-        """Operator ``p`` (1-based: the one that writes leaf ``p``)."""
-        return self._ops[p - 1]
-
-    @functools.cached_property
-    def ops_tree(self) -> MerkleTree:
-        """The Merkle tree over the operator leaves (operator ``p`` at index ``p - 1``)."""
-        return MerkleTree([o.leaf() for o in self._ops])
-
     def random_input(self, *, seed: int) -> np.ndarray:
         """A random float32 input of ``rows x d``."""
         rng = np.random.default_rng(seed)
@@ -379,7 +398,7 @@ class MLPNet:
 
 
 @dataclass(frozen=True)
-class ReluNet:
+class ReluNet(_FlatOps):
     """A ReLU MLP (the ``forward`` job kind's model) as operators: ``lin``, ``bias``, ``relu`` a hidden layer.
 
     The last layer is ``lin``, ``bias`` (no ReLU), then optionally a ``softmax`` over the
@@ -480,30 +499,6 @@ class ReluNet:
         x0[:, :widths[0]] = x
         return cls(tuple(layers), int(x.shape[0]), **kw), x0
 
-    @property
-    def n_layers(self) -> int:
-        """Game "layers": one an operator (the bisection is flat)."""
-        return len(self._ops)
-
-    @property
-    def per_layer(self) -> int:
-        """Operators a game layer: 1."""
-        return 1
-
-    @property
-    def n_ops(self) -> int:
-        """Operators of the job (the trace has one more leaf)."""
-        return len(self._ops)
-
-    def op(self, p: int) -> Operator:
-        """Operator ``p`` (1-based: the one that writes leaf ``p``)."""
-        return self._ops[p - 1]
-
-    @functools.cached_property
-    def ops_tree(self) -> MerkleTree:
-        """The Merkle tree over the operator leaves (operator ``p`` at index ``p - 1``)."""
-        return MerkleTree([o.leaf() for o in self._ops])
-
     def random_input(self, *, seed: int) -> np.ndarray:
         """A random float32 input of ``rows x widths[0]``."""
         rng = np.random.default_rng(seed)
@@ -511,7 +506,7 @@ class ReluNet:
 
 
 @dataclass(frozen=True)
-class OpNet:
+class OpNet(_FlatOps):
     """A job given as its operator list, one operator a game "layer" (a flat bisection).
 
     Used for a transformer's prefill (:mod:`~vcompute.verify.dispute.lm_trace`): any
@@ -536,28 +531,8 @@ class OpNet:
             raise ValueError(f"rows must be an int in 1..256, got {self.rows!r}")
 
     @property
-    def n_layers(self) -> int:
-        """Game "layers": one an operator."""
-        return len(self.ops)
-
-    @property
-    def per_layer(self) -> int:
-        """Operators a game layer: 1."""
-        return 1
-
-    @property
-    def n_ops(self) -> int:
-        """Operators of the job."""
-        return len(self.ops)
-
-    def op(self, p: int) -> Operator:
-        """Operator ``p`` (1-based)."""
-        return self.ops[p - 1]
-
-    @functools.cached_property
-    def ops_tree(self) -> MerkleTree:
-        """The Merkle tree over the operator leaves."""
-        return MerkleTree([o.leaf() for o in self.ops])
+    def _ops(self) -> tuple[Operator, ...]:
+        return self.ops
 
     def random_input(self, *, seed: int) -> np.ndarray:
         """A random float32 input of ``rows x k`` of the first operator."""
