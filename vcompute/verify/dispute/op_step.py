@@ -84,16 +84,8 @@ def decode(b: int) -> tuple[bool, int, int, bool]:
 
 
 def _exp_neg(s: int) -> int:
-    """``e^(-s / 2^64) 2^64`` for ``s >= 0``, by ``s = n ln2 + r`` and a series for ``e^-r``."""
-    n, r = s // C_LN2, s % C_LN2
-    pos, neg, term = _ONE, 0, _ONE
-    for k in range(1, _TERMS + 1):
-        term = term * r // (k * _ONE)
-        if k % 2:
-            neg += term
-        else:
-            pos += term
-    v = pos - neg
+    """``e^(-s / 2^64) 2^64`` for ``s >= 0``, by ``s = n ln2 + r`` and a series for ``e^-r`` (:func:`_exp_parts`)."""
+    n, v = _exp_parts(s)
     return v >> n if n < 256 else 0
 
 
