@@ -167,3 +167,19 @@ def test_plain_outputs_are_copied_structure_and_all():
     got = v.outputs[0]
     assert list(got) == ["b", "a", "n"] and got["b"][0] is not out["b"][0] and got["a"] is not out["a"]
     assert Freivalds().verify(JOB, [dataclasses.replace(_matmul_claim(), output=None)], _ctx()).outputs == (None,)
+
+
+def test_a_structured_numpy_scalar_is_never_kept_as_a_private_copy():
+    """np.void is a live view into its array (and may hold objects): refused, never kept by reference."""
+    from vcompute.verify.screening import private_copy
+
+    arr = np.zeros(2, dtype=[("a", "f8")])
+    copy, why = private_copy({"y": arr[0]})
+    assert copy is None and why
+    objs = np.empty(1, dtype=[("a", object)])
+    objs["a"][0] = object()
+    copy, why = private_copy(objs[0])
+    assert copy is None and why
+    # plain numpy scalars stay accepted
+    copy, why = private_copy({"y": np.float32(1.5)})
+    assert why is None and copy["y"] == np.float32(1.5)

@@ -148,8 +148,9 @@ def exact_array_type(x: Any) -> str | None:
     if t is np.ndarray:
         return "numpy"
     if issubclass(t, np.generic):
-        # a subclass of np.float64 maps to the builtin scalar type of its dtype, not to itself
-        return "numpy" if np.dtype(t).type is t else None
+        # a subclass of np.float64 maps to the builtin scalar type of its dtype, not to itself; a
+        # structured scalar (np.void) is a live view into its array and may hold objects: not an array
+        return "numpy" if np.dtype(t).type is t and t is not np.void and np.dtype(t).kind != "O" else None
     mod = t.__module__
     if mod.startswith("torch") and "torch" in sys.modules:
         torch = sys.modules["torch"]
