@@ -37,9 +37,10 @@ def _run(p: HybridParams, routing: str, seed: int = 0) -> tuple[dict, Market]:
     ("matmul", "spotcheck", True),
     ("matmul", "none", True),  # "none": watchers re-execute too
     ("matmul", "pol", False),  # PoL cannot check a product, as under audits
-    ("forward", "replication", False),  # a ReLU MLP's step is not one the game decides
-    ("forward", "model", False),
-    ("generate", "generate", False),
+    ("forward", "replication", True),  # a ReLU MLP: the operator game decides it (C12)
+    ("forward", "model", True),  # the watchers' first look: whole-model Freivalds
+    ("forward", "freivalds", False),  # not one of forward's verifiers
+    ("generate", "generate", False),  # the game decides the prefill, not the sampled tokens
     ("train", "pol", False),  # a torch PoL step is nonlinear (proofs/dispute.md, Not covered)
 ])
 def test_the_optimistic_policy_applies_only_to_kinds_the_dispute_game_decides(kind, verifier, ok):
@@ -57,7 +58,7 @@ def test_the_optimistic_policy_applies_only_to_kinds_the_dispute_game_decides(ki
 def test_a_cell_that_does_not_apply_is_not_simulated():
     from vcompute.experiment.tasks.market import MarketHybrid
 
-    out = MarketHybrid().run(_params(kind="forward", consumers={"verifier": "model"}), seed=0)
+    out = MarketHybrid().run(_params(kind="generate", consumers={"verifier": "generate"}), seed=0)
     assert out["applicable"] == 0 and out["hybrid_margin"] != out["hybrid_margin"]
 
 
@@ -135,3 +136,29 @@ def test_a_thin_flow_meets_a_worse_market_of_lazy_cheaters():
     thin, _ = _run(p, "hybrid")
     assert full["dec_share"] == 1.0 and thin["dec_share"] < 0.2
     assert thin["cheat_rate"] > full["cheat_rate"] + 0.15, (thin["cheat_rate"], full["cheat_rate"])
+
+
+def test_dispute_decides_the_built_in_kinds_that_declare_a_dispute_game():
+    """DISPUTE_DECIDES is what the kinds' own hooks say, not a second list to keep in step."""
+    from vcompute.market.hybrid import dispute_decides
+    from vcompute.workloads.kinds import get_kind
+
+    builtin = ("matmul", "forward", "generate", "train")
+    assert DISPUTE_DECIDES == {k for k in builtin if get_kind(k).dispute} == {"matmul", "forward"}
+    assert [dispute_decides(k) for k in builtin] == [True, True, False, False]
+
+
+def test_a_forward_cell_is_charged_the_operator_games_rounds_and_gas():
+    """Modelled mode: a forward dispute takes ceil(log2 5) = 3 rounds over the ReLU MLP's 5 operators, at the
+    operator game's measured gas, not the matmul layer game's ceil(log2 trace_steps) rounds and 2.35M gas."""
+    from vcompute.market.optimistic import dispute_gas
+    from vcompute.verify.dispute.market import dispute_for
+
+    out, mk = _run(_params(kind="forward", settlement={"gas": {"chain": "l2"}}), "decentralized")
+    opt = mk.checking.optimistic
+    game = opt._games["f"]
+    fwd = dispute_for("forward")
+    assert out["optimistic_disputes_won"] > 0 and out["dispute_rounds"] == game.rounds == 3
+    assert game.gas_usd == pytest.approx(fwd.modelled_gas("small", 32) * opt.usd_per_gas)
+    assert fwd.modelled_gas("small", 32) < dispute_gas(32) / 2
+    assert out["dispute_gas_usd"] == pytest.approx(out["optimistic_disputes"] * game.gas_usd, rel=1e-9)

@@ -247,17 +247,24 @@ _MARKET: dict[str, MetricInfo] = {
     "dispute_rounds": _m("count", "optimistic trust: rounds of one dispute, ceil(log2 trace_steps)"),
     "optimistic_watchers_lost": _m("count", "optimistic trust: disputes a watcher lost (a wrong result that "
                                    "stood its played game; 0 when modelled)"),
-    "disputes_played": _m("count", "optimistic trust, real mode: disputes played on Dispute.vy"),
+    "disputes_played": _m("count", "optimistic trust, real mode: disputes played on chain (Dispute.vy, "
+                          "OperatorGame.vy)"),
     "dispute_model_agree": _m("fraction", "optimistic trust, real mode: played disputes whose contract-decided "
                               "winner is the one the model predicts (the honest party)", "no dispute played"),
     "dispute_rounds_played": _m("count", "optimistic trust, real mode: bisection rounds of a played dispute, mean",
                                 "no dispute played"),
     "dispute_gas_played": _m("gas", "optimistic trust, real mode: gas of a played dispute, mean",
                              "no dispute played"),
-    "dispute_gas_modelled": _m("gas", "optimistic trust, real mode: the float32 dispute model's gas for the same "
-                               "games, mean", "no dispute played"),
-    "dispute_commit_gas": _m("gas", "optimistic trust, real mode: gas of a provider's commit_float, mean",
-                             "no claim committed"),
+    "dispute_gas_modelled": _m("gas", "optimistic trust, real mode: the model's gas for the same games (each "
+                               "kind's, vcompute.verify.dispute.market.DISPUTE_GAS), mean", "no dispute played"),
+    "dispute_commit_gas": _m("gas", "optimistic trust, real mode: gas of a provider's commit (commit_float on "
+                             "Dispute.vy, commit on OperatorGame.vy), mean", "no claim committed"),
+    "dispute_rounds_max": _m("count", "optimistic trust, real mode: most bisection rounds of a played dispute",
+                             "no dispute played"),
+    "honest_lost": _m("count", "optimistic trust, real mode: played disputes the honest party (the watcher "
+                      "against a wrong result, the provider against a griefer) lost on the contract (target 0)"),
+    "cheater_won": _m("count", "optimistic trust, real mode: played disputes a cheating provider won on the "
+                      "contract (target 0)"),
     "utilisation": _m("fraction", "providers' busy time over their time in the market"),
     "sim_hours": _m("h", "simulated time the run covered"),
     "crashed_replicas": _m("count", "replicas lost to provider crashes"),
@@ -377,6 +384,15 @@ _SEGMENT_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], MetricI
         f"no cheating '{m['k']}' claim was checked")),
     (re.compile(r"wrong_accepted_(?P<k>\w+)"), lambda m: _m(
         "count", f"cheating claims on '{m['k']}' jobs that stood (not blamed: missed, or not checked)")),
+    # real mode's played disputes per job kind (vcompute.market.chain_disputes)
+    (re.compile(r"disputes_played_(?P<k>\w+)"), lambda m: _m(
+        "count", f"optimistic trust, real mode: disputes played on chain over '{m['k']}' jobs")),
+    (re.compile(r"dispute_gas_played_(?P<k>\w+)"), lambda m: _m(
+        "gas", f"optimistic trust, real mode: gas of a played dispute over a '{m['k']}' job, mean",
+        f"no dispute over a '{m['k']}' job was played")),
+    (re.compile(r"dispute_rounds_played_(?P<k>\w+)"), lambda m: _m(
+        "count", f"optimistic trust, real mode: bisection rounds of a played dispute over a '{m['k']}' job, mean",
+        f"no dispute over a '{m['k']}' job was played")),
     (re.compile(r"caught_by_(?P<k>\d+)"), lambda m: _m(
         "fraction", f"Kaplan-Meier P(a cheater is caught within {m['k']} jobs of its first cheat)",
         "no cheater was observed that long")),

@@ -39,20 +39,32 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ChainDisputes", "Played", "float_dispute_gas"]
+from vcompute.verify.dispute.market import DISPUTE_GAS, FLOAT_GAS_PER_COLUMN
+
+__all__ = ["ChainDisputes", "disputed_kinds", "FLOAT_BASE_GAS", "FLOAT_GAS_PER_COLUMN", "Played", "float_dispute_gas"]
 
 #: Gas of a float32 dispute less its rounds at a 32-wide state: the ``dispute`` transaction, the
 #: element challenge and ``decide_float`` (``proofs/dispute.md`` C7: 0.85M gas at L = 8 less 3 rounds).
-FLOAT_BASE_GAS = 535_000
-#: ``decide_float``'s gas per state column beyond 32 (``protocols/Dispute.md``: 0.17M at 32, 0.62M at 256).
-FLOAT_GAS_PER_COLUMN = 2_000
+FLOAT_BASE_GAS = DISPUTE_GAS["float"][0]
 
 
 def float_dispute_gas(rounds: int, width: int) -> int:
     """The model's gas for a float32 dispute of ``rounds`` rounds on ``width``-column states."""
-    from vcompute.market.optimistic import ROUND_GAS
+    return FLOAT_BASE_GAS + FLOAT_GAS_PER_COLUMN * max(0, int(width) - 32) + DISPUTE_GAS["float"][1] * int(rounds)
 
-    return FLOAT_BASE_GAS + FLOAT_GAS_PER_COLUMN * max(0, int(width) - 32) + ROUND_GAS * int(rounds)
+
+def disputed_kinds() -> list[str]:
+    """The registered job kinds that declare a dispute game (their ``dispute`` hook), in registry order."""
+    from vcompute.workloads.kinds import KINDS, get_kind
+
+    out = []
+    for name in KINDS.names():
+        try:
+            if get_kind(name).dispute:
+                out.append(name)
+        except (ImportError, TypeError):  # a plug-in kind that cannot load has no metrics
+            continue
+    return out
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,8 @@ class Played:
         modelled_rounds: ``ceil(log2 trace_steps)``.
         modelled_gas: :func:`float_dispute_gas` at the modelled rounds.
         griefed: whether the challenger was a griefer (the claimant honest).
+        kind: the job's kind.
+        decide_gas: gas of the one-step (one-element) check, 0 if the game ended on a timeout.
     """
 
     winner: str
@@ -76,24 +90,35 @@ class Played:
     modelled_rounds: int
     modelled_gas: int
     griefed: bool
+    kind: str = "matmul"
+    decide_gas: int = 0
 
 
 @dataclass
 class _Claim:
     player: Any
     claim_id: bytes
-    net: Any
-    x0: np.ndarray
+    game: Any
+    adapter: Any
+    kind: str
+    size: Any
 
 
 class ChainDisputes:
-    """``Dispute.vy`` and ``FloatStep.vy`` on an embedded revm, and the games the market plays on them.
+    """``Dispute.vy``, ``FloatStep.vy`` and ``OperatorGame.vy`` on an embedded revm, and the games the market plays.
+
+    Each job kind's dispute adapter (its ``dispute`` hook,
+    :func:`vcompute.verify.dispute.market.dispute_for`) builds the job's trace and
+    players and names the contract that decides it: ``"float"`` claims go to
+    ``Dispute.vy`` (``commit_float``, refereed by
+    :func:`~vcompute.ledger.dispute_client.referee`), ``"operator"`` claims to
+    ``OperatorGame.vy`` (refereed by :func:`~vcompute.ledger.op_dispute.referee_op`).
 
     Args:
-        steps: trace steps of each job (``optimistic.trace_steps``).
-        move_timeout_s: the contract's move timeout.
+        steps: trace steps of a matmul job (``optimistic.trace_steps``).
+        move_timeout_s: the contracts' move timeout.
         window_s: the claims' dispute window.
-        burn_share: the contract's ``burn_bps`` / 10^4.
+        burn_share: the contracts' ``burn_bps`` / 10^4.
         bond: each party's bond, in ledger units (wei on the game's chain).
         seed: the run's seed (where cheating traces lie, the griefers' traces).
 
@@ -103,10 +128,10 @@ class ChainDisputes:
 
     def __init__(self, *, steps: int, move_timeout_s: float, window_s: float, burn_share: float, bond: int,
                  seed: int) -> None:
-        from vcompute.ledger.dispute_client import DisputeChain
+        from vcompute.ledger.op_dispute import OpChain
 
-        self.chain = DisputeChain(move_timeout=max(1, int(round(move_timeout_s))),
-                                  burn_bps=int(round(burn_share * 10_000)), treasury="treasury", min_bond=1)
+        self.chain = OpChain(move_timeout=max(1, int(round(move_timeout_s))),
+                             burn_bps=int(round(burn_share * 10_000)), treasury="treasury", min_bond=1)
         self.steps, self.bond, self.seed = int(steps), max(1, int(bond)), int(seed)
         self.window = max(1, int(round(window_s)))
         self._funded: set[str] = set()
@@ -119,29 +144,42 @@ class ChainDisputes:
             self.chain.fund(name, 10**40)
             self._funded.add(name)
 
-    def commit(self, job: Any, *, provider: str, cheat: str | None, key: int) -> _Claim:
-        """The provider of ``job`` (a matmul :class:`~vcompute.core.types.Job`) commits its trace as a claim.
+    def commit(self, job: Any, *, provider: str, cheat: str | None, key: int, size: Any = None) -> _Claim:
+        """The provider of ``job`` commits its trace as a claim on the contract its kind's games are played on.
 
         Args:
-            job: the market job's real inputs (``a``, ``b``: float32).
+            job: the market job's real inputs (a :class:`~vcompute.core.types.Job` of a kind with a dispute hook).
             provider: the provider's account name.
             cheat: its market cheat class for this job, or None.
             key: the job's sequence number (where a cheat lies).
-        """
-        from vcompute.verify.dispute.matmul_trace import matmul_input, matmul_net, provider_player
+            size: the job type's size (the model's rounds and gas; None: read from the job).
 
-        a = np.asarray(job.inputs["a"], np.float32)
-        b = np.asarray(job.inputs["b"], np.float32)
-        net = matmul_net(b, steps=self.steps, rows=a.shape[0])
-        x0 = matmul_input(a, b.shape[1])
-        player = provider_player(cheat, net, x0, m=b.shape[1], seed=self.seed * 1_000_003 + key, name=provider)
+        Raises:
+            ValueError: for a job whose kind declares no dispute game.
+        """
+        from vcompute.verify.dispute.market import dispute_for
+        from vcompute.workloads.kinds import kind_of_job
+
+        kind = kind_of_job(job)
+        adapter = dispute_for(kind.name) if kind is not None else None
+        if adapter is None:
+            raise ValueError(f"no dispute game decides {getattr(job, 'kind', job)!r} jobs (the kind's dispute hook)")
+        g = adapter.build(job, self.steps)
+        player = adapter.provider(cheat, g, seed=self.seed * 1_000_003 + key, name=provider)
         self._fund(provider)
         ch = self.chain
-        claim_id = ch.call(provider, "commit_float", net.ops_tree.root, player.honest_trace.leaves[0],
-                           net.n_layers, *player.commitment(), self.window, value=self.bond)
+        if adapter.game == "float":
+            claim_id = ch.call(provider, "commit_float", g.net.ops_tree.root, player.honest_trace.leaves[0],
+                               g.net.n_layers, *player.commitment(), self.window, value=self.bond)
+        else:
+            claim_id = ch.call(provider, "commit", g.net.ops_tree.root, player.honest_trace.leaves[0],
+                               g.net.n_layers, g.net.per_layer, *player.commitment(), self.window, value=self.bond,
+                               on="game")
         self.commits += 1
         self.commit_gas += ch.last_gas
-        return _Claim(player, bytes(claim_id), net, x0)
+        if size is None:
+            size = g.x0.shape[0] if kind.name == "matmul" else job.spec.get("size")
+        return _Claim(player, bytes(claim_id), g, adapter, kind.name, size)
 
     def dispute(self, claim: _Claim, challenger: str, *, griefer: bool, key: int) -> Played:
         """``challenger`` disputes ``claim`` and the two play it out on the contract.
@@ -156,32 +194,44 @@ class ChainDisputes:
             The :class:`Played` game, its winner read from the contract.
         """
         from vcompute.ledger.dispute_client import referee
-        from vcompute.market.optimistic import dispute_rounds
-        from vcompute.verify.dispute.float_players import make_float_player
+        from vcompute.ledger.op_dispute import referee_op
 
         ch = self.chain
         self._fund(challenger)
-        c = make_float_player("lie_one" if griefer else "honest", claim.net, claim.x0,
-                              seed=self.seed * 1_000_003 + key + 1, name=challenger)
-        c.prepare(claim.player)
-        ch.call(challenger, "dispute", claim.claim_id, *c.commitment(), value=self.bond)
-        res = referee(ch, claim.claim_id, claim.player, c, gas=ch.last_gas)
-        rounds = dispute_rounds(self.steps)
-        width = int(claim.x0.shape[1])
+        ad = claim.adapter
+        c = ad.challenger(claim.player, claim.game, griefer=griefer, seed=self.seed * 1_000_003 + key + 1,
+                          name=challenger)
+        if ad.game == "float":
+            ch.call(challenger, "dispute", claim.claim_id, *c.commitment(), value=self.bond)
+            res = referee(ch, claim.claim_id, claim.player, c, gas=ch.last_gas)
+        else:
+            ch.call(challenger, "dispute", claim.claim_id, *c.commitment(), value=self.bond, on="game")
+            res = referee_op(ch, claim.claim_id, claim.player, c, gas=ch.last_gas)
+        rounds = ad.rounds(claim.size, self.steps)
         played = Played(res.winner, res.rounds, res.gas, "claimant" if griefer else "challenger", rounds,
-                        float_dispute_gas(rounds, width), griefer)
+                        ad.modelled_gas(claim.size, self.steps), griefer, claim.kind, res.decide_gas)
         self.games.append(played)
         return played
 
     def summary(self) -> dict[str, float]:
-        """Played games against the model: counts, agreement, rounds and gas (means per game)."""
+        """Played games against the model: counts, agreement, rounds and gas (means per game), and per kind."""
         g = self.games
         nan = float("nan")
-        return {
+        out = {
             "disputes_played": len(g),
             "dispute_model_agree": sum(p.winner == p.modelled_winner for p in g) / len(g) if g else nan,
             "dispute_rounds_played": float(np.mean([p.rounds for p in g])) if g else nan,
+            "dispute_rounds_max": max(p.rounds for p in g) if g else nan,
             "dispute_gas_played": float(np.mean([p.gas for p in g])) if g else nan,
             "dispute_gas_modelled": float(np.mean([p.modelled_gas for p in g])) if g else nan,
             "dispute_commit_gas": self.commit_gas / self.commits if self.commits else nan,
+            # against the contract's outcome, the honest party's loss and the cheater's win (targets 0, 0)
+            "honest_lost": sum(p.winner != p.modelled_winner for p in g),
+            "cheater_won": sum(p.winner == "claimant" and not p.griefed for p in g),
         }
+        for kind in disputed_kinds():
+            mine = [p for p in g if p.kind == kind]
+            out[f"disputes_played_{kind}"] = len(mine)
+            out[f"dispute_gas_played_{kind}"] = float(np.mean([p.gas for p in mine])) if mine else nan
+            out[f"dispute_rounds_played_{kind}"] = float(np.mean([p.rounds for p in mine])) if mine else nan
+        return out

@@ -480,17 +480,30 @@ class MarketParams(_Model):
     calibration: str | None = None
 
     def _playable(self) -> None:
-        """Real-mode optimistic runs play their disputes on Dispute.vy: an EVM ledger, small matmul jobs."""
+        """Real-mode optimistic runs play their disputes on chain: an EVM ledger, kinds with a dispute game.
+
+        Each job type's kind must declare a dispute adapter (its ``dispute`` hook,
+        :func:`vcompute.verify.dispute.market.dispute_for`) that can play jobs of its size.
+        """
+        from vcompute.verify.dispute.market import dispute_for
+        from vcompute.workloads.kinds import KINDS, get_kind
+
         if not self.settlement.ledger.startswith("evm"):
             raise ValueError("consumers.trust = 'optimistic' in mode = 'real' plays its disputes on the dispute "
                              "contract: set settlement.ledger = 'evm://tester' (or use mode = 'modelled')")
         steps = self.optimistic.trace_steps
         for jt in self.consumers.mix:
-            n = jt.size if jt.size is not None else jt.real_n
-            if jt.job_kind != "matmul" or not isinstance(n, int) or n % 4 or n > 128 or steps > min(n, 64):
-                raise ValueError(f"job type {jt.name!r}: a played dispute (optimistic, real mode) needs matmul jobs "
-                                 f"of size n <= 128, a multiple of 4, with optimistic.trace_steps <= min(n, 64); "
-                                 f"got kind {jt.kind!r}, n = {n!r}, trace_steps = {steps}")
+            adapter = dispute_for(jt.job_kind)
+            if adapter is None:
+                able = [k for k in KINDS.names() if get_kind(k).dispute]
+                raise ValueError(f"job type {jt.name!r}: no dispute game decides {jt.kind!r} jobs, so a played "
+                                 f"dispute (optimistic, real mode) cannot settle them; kinds with one: "
+                                 f"{', '.join(able)}")
+            size = jt.size if jt.size is not None else (jt.real_n if jt.job_kind == "matmul" else None)
+            try:
+                adapter.check_size(size if size is not None else get_kind(jt.job_kind).size(None), steps)
+            except ValueError as e:
+                raise ValueError(f"job type {jt.name!r}: {e}") from None
 
     @model_validator(mode="after")
     def _consistent(self) -> MarketParams:

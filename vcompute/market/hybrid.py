@@ -27,20 +27,29 @@ from vcompute.market.config import HARDWARE, UNITS_PER_USD, MarketParams
 from vcompute.market.core import MarketView, Settled
 from vcompute.market.costs import CostBook, CostConfig, break_even_discount, settlement_gas_metrics
 
-__all__ = ["DISPUTE_DECIDES", "POLICIES", "HybridHooks", "HybridParams", "compare_policies", "scheme_applies"]
+__all__ = ["DISPUTE_DECIDES", "POLICIES", "HybridHooks", "HybridParams", "compare_policies", "dispute_decides",
+           "scheme_applies"]
 
 #: The pure and the routed policy :func:`compare_policies` runs (the routed one is ``HybridParams.routing``).
 POLICIES = ("cloud", "decentralized", "hybrid")
 
-#: Job kinds whose results the dispute game (:mod:`vcompute.verify.dispute`, ``proofs/dispute.md``)
-#: can decide today, so that the ``optimistic`` trust policy applies to them. Its last step is one
-#: matmul layer, int8 (C1-C4) or float32 within a rounding bound (C6, C7), and a linear model's SGD
-#: step is such a layer (C8). Of the built-in kinds that covers ``matmul`` (a product is a one-layer
-#: job) only: ``forward`` jobs are ReLU MLPs with biases, which the operator game decides one operator
-#: at a time (``relu``, proofs/dispute.md C12) but the market does not yet play; ``train`` jobs are
-#: torch MLP runs proven by PoL, whose step is nonlinear with a backward pass ("Not covered"); a
-#: ``generate`` job's prefill is decided for the tiny LM only (C13), and its decode steps not at all.
-DISPUTE_DECIDES = frozenset({"matmul"})
+#: Built-in job kinds whose results a dispute game decides, so that the ``optimistic`` trust policy
+#: applies to them: the kinds declaring a dispute adapter (their ``dispute`` hook,
+#: :mod:`vcompute.verify.dispute.market`), which the market plays on chain in real mode. ``matmul``: one
+#: product, its accumulation over blocks decided by ``Dispute.vy`` (float32 within a rounding bound,
+#: C6, C7); ``forward``: the ReLU MLP operator by operator on ``OperatorGame.vy`` (C12). Not ``train``
+#: (a torch PoL step is nonlinear with a backward pass, "Not covered") nor ``generate``: the operator
+#: game decides a tiny LM's prefill (C13), but neither the tied head nor the sampling that makes the
+#: claimed tokens, so a provider replaying another prompt's tokens with an honest prefill over them
+#: could not be shown wrong. A plug-in kind with a hook is decided too (:func:`dispute_decides`).
+DISPUTE_DECIDES = frozenset({"matmul", "forward"})
+
+
+def dispute_decides(kind: str) -> bool:
+    """Whether a dispute game decides jobs of ``kind``: it declares a dispute adapter."""
+    from vcompute.workloads.kinds import get_kind
+
+    return kind in DISPUTE_DECIDES or bool(get_kind(kind).dispute)
 
 
 class HybridParams(MarketParams):
@@ -126,7 +135,7 @@ class HybridParams(MarketParams):
         not simulated. Under ``consumers.trust = "optimistic"`` the scheme is
         the watchers' first look (``none`` and ``replication``: re-execution,
         which applies to every kind), and the kind must also be one the dispute
-        game decides (:data:`DISPUTE_DECIDES`).
+        game decides (:func:`dispute_decides`).
         """
         from vcompute.workloads.kinds import canonical_kind
 
@@ -137,7 +146,7 @@ class HybridParams(MarketParams):
         for jt in mix:
             scheme = overrides.get(jt.job_kind, "default")
             scheme = cons.verifier if scheme == "default" else scheme
-            if optimistic and jt.job_kind not in DISPUTE_DECIDES:
+            if optimistic and not dispute_decides(jt.job_kind):
                 return False
             if not (scheme_applies(jt.job_kind, scheme) or (optimistic and scheme == "replication")):
                 return False

@@ -81,6 +81,50 @@ def dispute_gas(steps: int) -> int:
     return BASE_GAS + ROUND_GAS * dispute_rounds(steps)
 
 
+
+def game_model(jt: Any, trace_steps: int) -> tuple[int, int, int]:
+    """The modelled game of a job type: ``(rounds, gas, gas per round)``.
+
+    A kind whose dispute adapter (:func:`vcompute.verify.dispute.market.dispute_for`) plays an
+    operator game is modelled from its adapter: ``ceil(log2 n)`` rounds over the ``n`` operators of
+    a job of its size, at the gas measured on those games
+    (:data:`vcompute.verify.dispute.market.DISPUTE_GAS`). A float (``Dispute.vy``) game, or a kind
+    without an adapter, keeps the layer game's figure: :func:`dispute_rounds` and :func:`dispute_gas`
+    over ``trace_steps`` (C4).
+    """
+    from vcompute.verify.dispute.market import DISPUTE_GAS, dispute_for
+
+    ad = dispute_for(jt.job_kind)
+    if ad is None or ad.game == "float":
+        return dispute_rounds(trace_steps), dispute_gas(trace_steps), ROUND_GAS
+    size = _size_of(jt)
+    return ad.rounds(size, trace_steps), ad.modelled_gas(size, trace_steps), ad.round_gas
+
+
+def _size_of(jt: Any) -> Any:
+    """A job type's size as its kind names it (matmul: ``real_n`` without one; others: the kind's default)."""
+    if jt.size is not None:
+        return jt.size
+    if jt.job_kind == "matmul":
+        return jt.real_n
+    from vcompute.workloads.kinds import get_kind
+
+    return get_kind(jt.job_kind).size(None)
+
+
+class _Game:
+    """One job type's modelled dispute: rounds, duration and gas (USD), the loser's and the winner's share."""
+
+    __slots__ = ("rounds", "seconds", "round_gas", "gas_usd", "loser_gas_usd", "winner_gas_usd")
+
+    def __init__(self, rounds: int, gas: int, round_gas: int, move_timeout_s: float, usd_per_gas: float) -> None:
+        self.rounds, self.round_gas = int(rounds), int(round_gas)
+        self.seconds = self.rounds * move_timeout_s
+        self.gas_usd = gas * usd_per_gas
+        # Each party pays its own openings; the winner also sends dispute / decide.
+        self.loser_gas_usd = self.rounds * round_gas / 2 * usd_per_gas
+        self.winner_gas_usd = self.gas_usd - self.loser_gas_usd
+
 class Watcher:
     """A watcher (or a griefer): its account and its record.
 
@@ -140,16 +184,16 @@ class Optimistic:
         self.cpp = hw.hourly_cost / (hw.tflops * 3.6)  # USD per PFLOP on the watchers' hardware
         self.tflops = hw.tflops
         self.window = o.window_h * _H
-        self.rounds = dispute_rounds(o.trace_steps)
+        usd_per_gas = params.settlement.gas.price().usd_per_gas
+        self.usd_per_gas = usd_per_gas
+        #: Per job type of the mix: its modelled game (:func:`game_model`) and what it costs.
+        self._games = {jt.name: _Game(*game_model(jt, o.trace_steps), o.move_timeout_s, usd_per_gas)
+                       for jt in params.consumers.mix}
+        self.rounds = max(g.rounds for g in self._games.values())
         self.game_s = self.rounds * o.move_timeout_s
         #: Longest time from a claim to its settlement: a dispute ends by ``window + game_s``
         #: (begun within the window), a griefed honest result one window after its game.
         self.hold_s = self.window + self.game_s + 1.0
-        usd_per_gas = params.settlement.gas.price().usd_per_gas
-        self.gas_usd = dispute_gas(o.trace_steps) * usd_per_gas
-        # Each party pays its own openings; the winner also sends dispute / decide.
-        self.loser_gas_usd = self.rounds * ROUND_GAS / 2 * usd_per_gas
-        self.winner_gas_usd = self.gas_usd - self.loser_gas_usd
         self.bond = int(round(o.bond_usd * UNITS_PER_USD))
         self.watchers = [Watcher(f"w{i}", griefer=False, prior_cheat=aud.prior_cheat) for i in range(o.watchers)]
         self.griefers = [Watcher(f"g{i}", griefer=True, prior_cheat=aud.prior_cheat) for i in range(o.griefers)]
@@ -157,7 +201,6 @@ class Optimistic:
             settle.open_account(w.name, int(round(o.watcher_usd * UNITS_PER_USD)))
         self.jobs = self.missed = self.won = self.griefed = self.lost_by_watchers = 0
         self.watch_usd = self.total_gas_usd = 0.0
-        self.usd_per_gas = usd_per_gas
         self.games = None  # real mode: the disputes are played on Dispute.vy
         if params.mode == "real":
             from vcompute.market.chain_disputes import ChainDisputes
@@ -180,11 +223,11 @@ class Optimistic:
         """The watcher's first look at a result, as a share of the job's compute (1: re-execution)."""
         return 1.0 if check.scheme in _REEXECUTE else check.frac_est(job.jtype.real_n, 0.1)
 
-    def _will_watch(self, w: Watcher, cost: float, frac: float, redo: float) -> bool:
+    def _will_watch(self, w: Watcher, cost: float, frac: float, redo: float, game: _Game) -> bool:
         if self.o.policy == "always":
             return True
         q = w.belief()
-        win = (1.0 - self.o.burn_share) * self.stake_usd - self.winner_gas_usd
+        win = (1.0 - self.o.burn_share) * self.stake_usd - game.winner_gas_usd
         jackpot = self.aud.forced_error_rate * self.aud.jackpot_usd
         return q * win + jackpot >= frac * cost + q * redo * cost
 
@@ -199,6 +242,7 @@ class Optimistic:
             settle_fn: settles the job (``Checking._settle``).
         """
         o, m, st = self.o, self.m, self.st
+        game = self._games[job.jtype.name]
         self.jobs += 1
         r = live[0]
         pr = job.replicas[r]
@@ -219,7 +263,7 @@ class Optimistic:
             if u[i] >= self.watch_p:
                 continue
             w.drawn += 1
-            if not self._will_watch(w, cost, frac, redo):
+            if not self._will_watch(w, cost, frac, redo, game):
                 continue
             w.watched += 1
             w.cost += frac * cost
@@ -237,20 +281,21 @@ class Optimistic:
         claim = None
         if self.games is not None:  # the provider commits its result and trace on the contract
             claim = self.games.commit(check.work.make_job(job.key, job.jtype.real_n), provider=pr.name,
-                                      cheat=job.cheats[r], key=job.key)
+                                      cheat=job.cheats[r], key=job.key, size=_size_of(job.jtype))
         reexec_s *= frac + redo  # the check, then the re-execution for the trace
         in_time = reexec_s <= self.window
         if wrong and finders and not in_time:
             self.missed += 1
         if wrong and finders and in_time:  # the first watcher disputes; the honest party wins (C1, C2)
             w = finders[0]
-            winner, game_s = "challenger", self.game_s
+            winner, game_s = "challenger", game.seconds
             if claim is not None:  # played: the contract decides, the model is not consulted
                 played = self.games.dispute(claim, w.name, griefer=False, key=job.key)
                 winner, game_s = played.winner, played.rounds * o.move_timeout_s
-                self._dispute(w, pr, challenger_won=winner == "challenger", gas=played.gas, rounds=played.rounds)
+                self._dispute(w, pr, game, challenger_won=winner == "challenger", gas=played.gas,
+                              rounds=played.rounds)
             else:
-                self._dispute(w, pr, challenger_won=True)
+                self._dispute(w, pr, game, challenger_won=True)
             if winner == "claimant":  # the wrong result stood its game: the watcher's bond is lost
                 self.lost_by_watchers += 1
                 self._bond_lost(w, pr)
@@ -268,13 +313,14 @@ class Optimistic:
         grief = next((g for i, g in enumerate(self.griefers)
                       if u[2 * nw + i] < o.grief_p and st.balance(g.name) >= self.bond), None)
         if grief is not None and not wrong:  # an honest result disputed: the griefer loses its bond
-            winner, game_s = "claimant", self.game_s
+            winner, game_s = "claimant", game.seconds
             if claim is not None:
                 played = self.games.dispute(claim, grief.name, griefer=True, key=job.key)
                 winner, game_s = played.winner, played.rounds * o.move_timeout_s
-                self._dispute(grief, pr, challenger_won=winner != "claimant", gas=played.gas, rounds=played.rounds)
+                self._dispute(grief, pr, game, challenger_won=winner != "claimant", gas=played.gas,
+                              rounds=played.rounds)
             else:
-                self._dispute(grief, pr, challenger_won=False)
+                self._dispute(grief, pr, game, challenger_won=False)
             self.griefed += 1
             if winner != "claimant":  # the contract slashed an honest claim: the market follows it
                 lost = Outcome((), False, 0.0, f"lost a dispute to {grief.name}", blame=frozenset({0}))
@@ -305,14 +351,14 @@ class Optimistic:
         for w in finders:
             w.rewards += self.st.transfer(self.st.treasury, w.name, share)
 
-    def _dispute(self, challenger: Watcher, pr: Any, *, challenger_won: bool, gas: int | None = None,
+    def _dispute(self, challenger: Watcher, pr: Any, game: _Game, *, challenger_won: bool, gas: int | None = None,
                  rounds: int | None = None) -> None:
-        """Book a dispute's gas: the modelled figures, or a played game's ``gas`` over ``rounds``."""
+        """Book a dispute's gas: the modelled figures of ``game``, or a played game's ``gas`` over ``rounds``."""
         challenger.disputes += 1
-        total, loser = self.gas_usd, self.loser_gas_usd
+        total, loser = game.gas_usd, game.loser_gas_usd
         if gas is not None:
             total = gas * self.usd_per_gas
-            loser = min(total, (rounds or 0) * ROUND_GAS / 2 * self.usd_per_gas)
+            loser = min(total, (rounds or 0) * game.round_gas / 2 * self.usd_per_gas)
         self.total_gas_usd += total
         if challenger_won:  # the cheating provider paid its openings
             challenger.gas_usd += total - loser

@@ -6,7 +6,7 @@ from typing import Any
 
 from vcompute.market.config import MarketParams
 
-__all__ = ["KIND_METRICS", "MarketHybrid", "MarketRun"]
+__all__ = ["DISPUTE_KIND_METRICS", "KIND_METRICS", "MarketHybrid", "MarketRun"]
 
 
 #: Metrics of every market run (:meth:`vcompute.market.metrics.Metrics.summary`, the adaptive
@@ -31,9 +31,9 @@ _RUN_METRICS = (
     "time_to_finality_s", "economy_cost_per_correct", "optimistic_disputes", "optimistic_disputes_won",
     "optimistic_griefing", "optimistic_missed", "watcher_profit", "griefer_profit", "watch_participation",
     "watch_compute_usd", "dispute_gas_usd", "dispute_rounds", "optimistic_watchers_lost",
-    # real mode: the disputes played on Dispute.vy (vcompute.market.chain_disputes)
-    "disputes_played", "dispute_model_agree", "dispute_rounds_played", "dispute_gas_played",
-    "dispute_gas_modelled", "dispute_commit_gas",
+    # real mode: the disputes played on Dispute.vy and OperatorGame.vy (vcompute.market.chain_disputes)
+    "disputes_played", "dispute_model_agree", "dispute_rounds_played", "dispute_rounds_max", "dispute_gas_played",
+    "dispute_gas_modelled", "dispute_commit_gas", "honest_lost", "cheater_won",
     "gain_usd", "p_times_penalty", "deterrence_ratio",
     "theory_caught_by_1", "theory_caught_by_4", "theory_caught_by_16", "theory_caught_by_64",
 )
@@ -42,6 +42,15 @@ _RUN_METRICS = (
 #: Real mode's per-job-kind metrics (``<name>_<kind>``, :meth:`vcompute.market.fidelity.KindStats.summary`;
 #: the last two only with ``real_timing``).
 KIND_METRICS = ("real_jobs", "verify_flops_share", "detection", "wrong_accepted", "jobs_per_s", "verify_over_compute")
+#: Real mode's played disputes per job kind (``<name>_<kind>``, :meth:`vcompute.market.chain_disputes.ChainDisputes.summary`),
+#: for every kind that declares a dispute game.
+DISPUTE_KIND_METRICS = ("disputes_played", "dispute_gas_played", "dispute_rounds_played")
+
+
+def _disputed_kinds() -> list[str]:
+    from vcompute.market.chain_disputes import disputed_kinds
+
+    return disputed_kinds()
 
 
 class _MarketMetrics:
@@ -55,7 +64,8 @@ class _MarketMetrics:
 
         groups = sorted(set(STRATEGIES.names()) | {"honest"})
         return (_RUN_METRICS + tuple(f"{m}_{g}" for g in groups for m in ("profit", "cheat_rate"))
-                + tuple(f"{m}_{k}" for k in KINDS.names() for m in KIND_METRICS))
+                + tuple(f"{m}_{k}" for k in KINDS.names() for m in KIND_METRICS)
+                + tuple(f"{m}_{k}" for k in _disputed_kinds() for m in DISPUTE_KIND_METRICS))
 
 
 class MarketRun:

@@ -17,7 +17,12 @@ train, or a third-party one). It declares
   :class:`~vcompute.verify.VerifyContext` re-executes with) and, for schemes
   that challenge the prover, the prover's side of the channel;
 - its **FLOPs** and its **cost model** for modelled mode: the calibration
-  table's row for (kind, scheme), the scheme's own row as fallback.
+  table's row for (kind, scheme), the scheme's own row as fallback;
+- how the market plays its **disputes** (:attr:`JobKind.dispute`): the
+  ``"module:attr"`` path of a dispute adapter
+  (:class:`vcompute.verify.dispute.market.MarketDispute`, named by path since
+  workloads never import verify), or ``""`` if no dispute game decides the kind
+  (the ``optimistic`` trust policy then does not apply to it).
 
 A subclass fills the class attributes and implements :meth:`make_job`,
 :meth:`flops` and, if its behaviours are not ``(job, rng, **params) ->
@@ -53,6 +58,8 @@ class JobKind(ABC):
         verifiers: default verifiers by registry name; the first is the kind's default.
         cheats: market cheat class -> the behaviour it means for this kind.
         backends: array backends :meth:`make_job` supports.
+        dispute: ``"module:attr"`` of the kind's market dispute adapter (its trace, its players, the
+            contract that decides its games), or ``""``: no dispute game decides it.
     """
 
     name: ClassVar[str]
@@ -62,6 +69,7 @@ class JobKind(ABC):
     verifiers: ClassVar[tuple[str, ...]] = ()
     cheats: ClassVar[Mapping[str, str]] = {}
     backends: ClassVar[tuple[str, ...]] = ("numpy",)
+    dispute: ClassVar[str] = ""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -53,6 +53,8 @@ class ForwardKind(JobKind):
     verifiers = ("model", "replication")
     cheats = {"random_output": "random_output", "skip_k": "skip_layer", "low_precision": "low_precision"}
     backends = ("torch",)
+    #: disputes: the ReLU MLP operator by operator on OperatorGame.vy (proofs/dispute.md C12)
+    dispute = "vcompute.verify.dispute.market:ForwardDispute"
 
     def make_job(self, size: Any = None, *, seed: int, backend: str = "torch") -> Job:
         """A forward job: an MLP with seeded weights and a seeded input batch.

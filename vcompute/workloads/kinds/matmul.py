@@ -32,6 +32,8 @@ class MatmulKind(JobKind):
     verifiers = ("freivalds", "spotcheck", "replication")
     cheats = {"random_output": "random_output", "skip_k": "skip_k", "low_precision": "low_precision"}
     backends = ("numpy", "torch", "jax")
+    #: disputes: the product accumulated over blocks, one float32 step each, on Dispute.vy
+    dispute = "vcompute.verify.dispute.market:MatmulDispute"
 
     def size(self, size: Any = None) -> int:
         """The matrix size ``n`` of ``size`` (an int in [2, 4096] or a name of :attr:`sizes`).
