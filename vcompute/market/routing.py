@@ -166,14 +166,16 @@ class ConsumerView:
         p = mk.p
         self.optimistic = p.consumers.trust == "optimistic"
         if self.optimistic:  # the policy's public terms: watchers, their hardware, the game's gas
-            from vcompute.market.optimistic import dispute_gas
+            from vcompute.market.optimistic import game_model
 
             o = p.optimistic
             self.watch_p = p.consumers.audit_p if o.watch_p is None else o.watch_p
             self.watchers = o.watchers
             whw = HARDWARE[o.hardware]
             self.watcher_cpp = whw.hourly_cost / (whw.tflops * 3.6)
-            self.dispute_usd = dispute_gas(o.trace_steps) * p.settlement.gas.price().usd_per_gas
+            usd_per_gas = p.settlement.gas.price().usd_per_gas
+            #: per job type: its kind's game's modelled gas (vcompute.market.optimistic.game_model), in USD
+            self.dispute_usd = {jt.name: game_model(jt, o.trace_steps)[1] * usd_per_gas for jt in p.consumers.mix}
             self.window_s = o.window_h * 3600.0
 
     def _s(self, kind: str) -> Seen:
@@ -335,7 +337,7 @@ class ConsumerView:
         fraud = wrong * self.costs.fraud_loss_multiple * price  # valued at the first replica's price
         if self.optimistic:  # watchers bill nobody: their compute and the disputes' gas, from the terms
             verif += self._watch_usd(check, job, q * (1 - f))
-            gas += q * (1 - f) * d * self.dispute_usd
+            gas += q * (1 - f) * d * self.dispute_usd[jt.name]
         miss = u * self.miss_value(job)
         return pay + verif + cap + gas + fraud + miss, 1.0 - u - wrong
 
