@@ -244,7 +244,8 @@ _MARKET: dict[str, MetricInfo] = {
                               "no job was drawn for a watcher"),
     "watch_compute_usd": _m("USD", "optimistic trust: watchers' re-execution at their hardware's price (per run)"),
     "dispute_gas_usd": _m("USD", "optimistic trust: gas of the disputes played (per run)"),
-    "dispute_rounds": _m("count", "optimistic trust: rounds of one dispute, ceil(log2 trace_steps)"),
+    "dispute_rounds": _m("count", "optimistic trust: modelled rounds of one dispute, ceil(log2 n) over the n "
+                         "committed steps (matmul: trace_steps; forward: its operators), the mix's longest"),
     "optimistic_watchers_lost": _m("count", "optimistic trust: disputes a watcher lost (a wrong result that "
                                    "stood its played game; 0 when modelled)"),
     "disputes_played": _m("count", "optimistic trust, real mode: disputes played on chain (Dispute.vy, "

@@ -1,31 +1,37 @@
-"""The optimistic policy's disputes played on ``Dispute.vy``: real mode, on an EVM ledger.
+"""The optimistic policy's disputes played on chain: real mode, on an EVM ledger.
 
 In modelled mode :mod:`vcompute.market.optimistic` models a dispute from the
-measured game (the honest party wins, ``ceil(log2 L)`` rounds, the
-calibrated gas). In real mode on an EVM ledger (``settlement.ledger =
-"evm://..."``) :class:`ChainDisputes` plays it instead:
+measured game (the honest party wins, ``ceil(log2 n)`` rounds, each kind's
+gas). In real mode on an EVM ledger (``settlement.ledger = "evm://..."``)
+:class:`ChainDisputes` plays it instead, on the contract the job's kind
+names (its ``dispute`` hook, :mod:`vcompute.verify.dispute.market`):
 
 - every optimistic job's provider **commits** its result and trace as a
-  float32 claim in ``protocols/Dispute.vy`` (``commit_float``): the trace
-  of the job's own ``a @ b``, accumulated over ``optimistic.trace_steps``
-  blocks (:mod:`vcompute.verify.dispute.matmul_trace`), and what it
-  commits follows its market cheat class (honest, ``random_output``,
-  ``skip_k``, ``low_precision``);
+  claim: a ``matmul`` job as a float32 claim in ``protocols/Dispute.vy``
+  (``commit_float``: the trace of its own ``a @ b``, accumulated over
+  ``optimistic.trace_steps`` blocks,
+  :mod:`vcompute.verify.dispute.matmul_trace`), a ``forward`` job as an
+  operator claim in ``protocols/OperatorGame.vy`` (``commit``: every operator
+  of its ReLU MLP, ``ReluNet.from_forward_job``); what it commits follows its
+  market cheat class (honest, ``random_output``, ``skip_k``, ``low_precision``);
 - a watcher who found the result wrong **disputes** it with its own trace
   (it adopts the provider's valid steps), a griefer with a wrong one, and
   the two play the game move by move against the deployed contract
-  (:func:`vcompute.ledger.dispute_client.referee`: the players' moves sent
-  as transactions; a party without a valid move is timed out), down to one
-  block whose element ``FloatStep.vy`` recomputes;
+  (:func:`vcompute.ledger.dispute_client.referee`,
+  :func:`vcompute.ledger.op_dispute.referee_op`: the players' moves sent as
+  transactions; a party without a valid move is timed out), down to one
+  block whose element ``FloatStep.vy`` recomputes, or one operator one
+  element of which ``OperatorGame.vy`` checks;
 - the market then **settles from the contract**: the claim's state and the
-  recorded winner (``Dispute.vy``'s ``outcome``) decide whether the
-  provider's escrow on the market's ledger (``VLedger.vy``'s escrow, which
-  the arbiter account executes) is released or slashed, and to whom.
-  Nothing in Python decides who won.
+  recorded winner decide whether the provider's escrow on the market's
+  ledger (``VLedger.vy``'s escrow, which the arbiter account executes) is
+  released or slashed, and to whom. Nothing in Python decides who won.
 
-The game runs on its own embedded revm (``DisputeChain``), beside the
-ledger's chain, with the ledger's units as wei: the game's bonds stay on the
-game's chain, the job's payment and stake on the ledger. Each game is played
+The games run on their own embedded revm (an
+:class:`~vcompute.ledger.op_dispute.OpChain`: ``Dispute.vy``,
+``FloatStep.vy``, ``OperatorStep.vy`` and ``OperatorGame.vy``), beside the
+ledger's chain, with the ledger's units as wei: the games' bonds stay on the
+game chain, the job's payment and stake on the ledger. Each game is played
 at once; the market's clock charges it ``rounds x move_timeout_s`` (each
 move may take up to its timeout), as the model does. :meth:`ChainDisputes.summary`
 reports each played game beside what the model predicts for it, so the two

@@ -374,8 +374,9 @@ class OptimisticConfig(_Model):
             expected reward beats the re-execution cost (the verifier's dilemma).
         bond_usd: the challenger's bond (a losing challenger forfeits it).
         burn_share: share of a loser's stake or bond burned (paid to the treasury).
-        trace_steps: committed steps of a job's trace: a dispute takes
-            ``ceil(log2 trace_steps)`` rounds.
+        trace_steps: committed steps of a matmul job's trace: a dispute takes
+            ``ceil(log2 trace_steps)`` rounds (a forward job commits its operators, 5 for its
+            ``tiny`` and ``small`` sizes: 3 rounds).
         move_timeout_s: the game's timeout per move (each round takes at most this).
         watcher_usd: each watcher's and griefer's opening balance (funds bonds).
     """

@@ -10,7 +10,9 @@ calibrated cost and detection), then re-executing to commit their own trace;
 with ``none`` or ``replication`` by re-executing at once. In modelled mode the dispute game
 (``protocols/Dispute.vy``, ``proofs/dispute.md``) is modelled: the honest party wins (claims
 C1 and C2), after :func:`dispute_rounds` rounds of at most ``move_timeout_s``
-each, at the gas :func:`dispute_gas` measured for that many rounds (claim C4).
+each, at the gas :func:`dispute_gas` measured for that many rounds (claim C4); a kind
+whose disputes the operator game decides (``forward``) at its own rounds and measured gas
+(:func:`game_model`).
 In real mode on an EVM ledger it is **played** on the deployed contract
 (:mod:`vcompute.market.chain_disputes`): every provider commits its trace, a
 dispute is played move by move, and the contract's outcome decides who is
@@ -55,7 +57,8 @@ from vcompute.market.fidelity import Outcome
 from vcompute.market.metrics import Metrics
 from vcompute.market.settlement import Settlement
 
-__all__ = ["BASE_GAS", "ROUND_GAS", "Optimistic", "Watcher", "dispute_gas", "dispute_rounds", "trust_metrics"]
+__all__ = ["BASE_GAS", "ROUND_GAS", "Optimistic", "Watcher", "dispute_gas", "dispute_rounds", "game_model",
+           "trust_metrics"]
 
 #: Gas of one bisection round (two Merkle openings), measured: ``proofs/dispute.md`` C4,
 #: ``experiments/dispute-games.toml`` (a full dispute grows ~105k gas per doubling of L).
