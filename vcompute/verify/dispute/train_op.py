@@ -415,8 +415,11 @@ def train_lying_trace(net: TrainOpNet, a0: np.ndarray, strategy: str, *, seed: i
             pick = {"lie_forward": lambda r: r in _FORWARD, "lie_update": lambda r: r in _UPDATE,
                     "lie_backward": lambda r: r not in _FORWARD and r not in _UPDATE}.get(kind, lambda r: True)
             where = [int(rng.choice([p for p in range(1, n + 1) if pick(net.role(p))]))]
+        state = rng.bit_generator.state
         t = _lie_from(net, a0, honest, where, kind, rng)
-        if t.leaves[-1] != honest.leaves[-1]:
+        rng.bit_generator.state = state
+        # a lie that a later operator overwrites unread leaves the result right (nobody can dispute it): draw again
+        if t.leaves[-1] != _lie_from(net, a0, honest, where, "none", rng).leaves[-1]:
             return t
     raise ValueError(f"no {strategy} lie reached the result in 32 draws (seed {seed})")
 
@@ -429,7 +432,7 @@ def _lie_from(net: TrainOpNet, a0: np.ndarray, honest: OpTrace, where: list[int]
         op = net.op(p)
         with np.errstate(all="ignore"):
             x, a = apply_op(op, s)
-        if p in where:
+        if p in where and kind != "none":
             a = a.copy()
             if kind == "x_tamper":
                 x = x.copy()
