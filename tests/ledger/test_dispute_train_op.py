@@ -1,4 +1,4 @@
-"""OperatorStep.block_ok and OperatorGame.vy on a torch PoL training job (proofs/dispute.md C13)."""
+"""OperatorStep.block_ok and OperatorGame.vy on a torch PoL training job (proofs/dispute.md C14)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A torch PoL SGD step as block operators (verify/dispute/op_block.py, train_op.py; proofs/dispute.md C13)."""
+"""A torch PoL SGD step as block operators (verify/dispute/op_block.py, train_op.py; proofs/dispute.md C14)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _job(seed, *, hidden=16, batch=16, steps=2, momentum=0.9, weight_decay=1e-4)
 @pytest.mark.parametrize("seed", [*range(2), *(pytest.param(s, marks=pytest.mark.slow) for s in range(2, 24))])
 @pytest.mark.parametrize("momentum,weight_decay", [(0.9, 1e-4), (0.0, 0.0)])
 def test_torchs_own_step_passes_every_operator_and_its_checkpoints_are_torchs(seed, momentum, weight_decay):
-    """C13 completeness: autograd's and SGD's float32 intermediates are within every bound, and the
+    """C14 completeness: autograd's and SGD's float32 intermediates are within every bound, and the
     step-boundary canvases hold run_steps' checkpoints bit for bit (the PoL transcript's)."""
     spec, net, a0 = _job(seed, momentum=momentum, weight_decay=weight_decay)
     t = torch_trace(net, a0)
@@ -66,7 +66,7 @@ def test_the_pol_default_size_passes_and_another_machine_too():
 
 @pytest.mark.parametrize("strategy", TRAIN_LYING)
 def test_every_liar_has_an_invalid_operator_where_it_lies(strategy):
-    """C13 soundness: the first operator where a liar's trace leaves torch's has an element outside its
+    """C14 soundness: the first operator where a liar's trace leaves torch's has an element outside its
     bound (or an unwritten element changed), so the honest challenger's adopted trace departs there."""
     _, net, a0 = _job(3)
     honest = torch_trace(net, a0)
