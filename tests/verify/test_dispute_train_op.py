@@ -129,6 +129,9 @@ def test_geometry_packs_and_bad_geometry_is_refused():
         block_op(MMP, width=16, rows=8, r0=0, rn=8, o=0, m=8, al=0, n=8, param=np.ones((8, 4), np.float32))
     with pytest.raises(ValueError, match="kind"):
         block_op(99, width=16, rows=8, r0=0, rn=8, o=0, m=8)
+    for bad in (TrainSpec(model="cnn"), TrainSpec(framework="jax")):
+        with pytest.raises(ValueError, match="torch MLP"):
+            TrainOpNet.from_spec(bad, {}, start=0, steps=1, data=None, data_seed=0, aug_seed=0)
     with pytest.raises(ValueError, match="batch and hidden"):
         TrainOpNet(Layout(12, 16, True), ((np.zeros((12, 64), np.float32), np.zeros(12, int)),), 0.05, 0.9)
 

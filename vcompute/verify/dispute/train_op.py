@@ -252,12 +252,13 @@ class TrainOpNet(_OpList):
             aug_seed: the provider's augmentation seed.
 
         Raises:
-            ValueError: if the spec is not the MLP.
+            ValueError: if the spec is not the torch MLP (a JAX step's checkpoints are other bits).
         """
         from vcompute.workloads.training.data import augment, batch_indices
 
-        if spec.model != "mlp":
-            raise ValueError(f"only the MLP's step is an operator trace, got model {spec.model!r}")
+        if spec.model != "mlp" or spec.framework != "torch":
+            raise ValueError(f"only the torch MLP's step is an operator trace, got model {spec.model!r} "
+                             f"on {spec.framework!r}")
         layout = Layout(spec.batch_size, spec.hidden, spec.momentum > 0)
         batches = []
         for s in range(start, start + steps):
