@@ -69,6 +69,7 @@ RELUW = 15
 RELUG = 16
 #: The block kinds, by number.
 BLOCK_NAMES = {MMS: "mms", MMP: "mmp", TR: "tr", AXPY: "axpy", AXPYP: "axpyp", RELUW: "reluw", RELUG: "relug"}
+#: The block kind numbers, in order.
 BLOCK_KINDS = tuple(BLOCK_NAMES)
 _FIELDS = ("r0", "rn", "o", "m", "al", "n", "rho", "be")
 

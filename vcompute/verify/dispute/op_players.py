@@ -32,10 +32,7 @@ and names an invalid element; a liar or griefer names the first element),
 and the claimant opens it with :meth:`OpPlayer.respond`.
 
 Example:
-    >>> from vcompute.verify.dispute.op_block import BLOCK_KINDS
-from vcompute.verify.dispute.op_block import edge_value as block_edge
-from vcompute.verify.dispute.op_block import opening as block_opening
-from vcompute.verify.dispute.op_trace import MLPNet
+    >>> from vcompute.verify.dispute.op_trace import MLPNet
     >>> net = MLPNet.random(d=16, hidden=32, n_layers=2, rows=2, seed=0)
     >>> x0 = net.random_input(seed=1)
     >>> make_op_player("lie_one", net, x0, seed=0).trace.leaves[-1] != make_op_player(
