@@ -37,6 +37,8 @@ MAX_T: constant(uint256) = 64  # tokens of a prefill whose attention is decided 
 NEG_INF: constant(uint256) = 4286578688  # float32 -inf: a masked score
 SOFTMAX: constant(uint256) = 7  # a := softmax of each row block of the first span lanes (param: span, block, causal)
 LNP_TAG: constant(uint256) = 13  # a layernorm's parameter: its gamma and beta row digests
+MMS: constant(uint256) = 10  # block operators MMS..RELUG = 16 (a training step's canvas): OperatorStep.block_ok
+RELUG: constant(uint256) = 16
 
 MAX_DIM: constant(uint256) = 256
 MAX_FW: constant(uint256) = MAX_DIM // 8
@@ -60,6 +62,10 @@ interface OperatorStep:
     def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: bool, i: uint256, j: uint256,
                    zb: uint256, tol_bits: uint256) -> bool: view
     def scaled_bits(zb: uint256, s: uint256) -> uint256: view
+    def block_ok(kind: uint256, width: uint256, bits: uint256, param_root: bytes32, rows: uint256, a_root: bytes32,
+                 a_row: DynArray[uint256, MAX_FW], p_col: DynArray[uint256, MAX_FW],
+                 p_proof: DynArray[bytes32, MAX_DEPTH], i: uint256, j: uint256, z: uint256,
+                 float_step: address) -> bool: view
 
 struct Claim:
     claimant: address
@@ -398,7 +404,7 @@ def _opened(claim_id: bytes32, g: Game, op: Op, op_proof: DynArray[bytes32, MAX_
     c: Claim = self.claims[claim_id]
     assert g.phase == ELEMENT, "state: no element has been named"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
-    assert op.kind >= LIN and op.kind <= AV, "value: unknown operator kind"
+    assert op.kind >= LIN and op.kind <= RELUG, "value: unknown operator kind"
     assert f.rows >= 1 and f.rows <= MAX_DIM and op.k >= 8 and op.k <= MAX_DIM and op.m >= 8 \
         and op.m <= MAX_DIM and f.dx >= 8 and f.dx <= MAX_DIM and op.k % 8 == 0 and op.m % 8 == 0 \
         and f.dx % 8 == 0, "value: dimensions out of range"
@@ -583,6 +589,9 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
         else:
             ok = staticcall OperatorStep(self.op_step).softmax_ok(a_row, sp >> 32, (sp >> 1) & 2147483647, sp & 1 == 1,
                                                                    g.ei, g.ej, z, op.bits)
+    elif op.kind >= MMS:
+        ok = staticcall OperatorStep(self.op_step).block_ok(op.kind, op.k, op.bits, op.param_root, f.rows, f.a_root,
+                                                             a_row, p_col, p_proof, g.ei, g.ej, z, self.float_step)
     else:
         assert len(x_row) == op.m // 8, "value: x row length"
         assert self._merkle_ok(f.x_root, self._row_digest(x_row, op.m), g.ei, x_proof, f.rows), "value: x_row opening"

@@ -11,7 +11,11 @@
         relu: z = max(0, x) exactly (either zero for x <= 0); softmax: one element of a row
         block's (optionally causal) softmax, exp in fixed point with a floating exponent,
         |z - p_j| <= 2^-t p_j (|x_j - max| + 2 n + 8) over the n unmasked elements;
-        all plus 2^-140 absolute
+        block operators (a training step's canvas, see OperatorGame.md "Block operators"):
+        one element of a block of the activation, every other element copied bit for bit;
+        inside, a dot product of two state rows or of a state row and a committed column
+        (FloatStep's bound), a transpose (exact), c1 l + c2 r within 2^-t (|c1 l| + |c2 r|),
+        a windowed relu or relu's backward (exact); all plus 2^-140 absolute
         and the frame's truncation. Stateless and pure (called with staticcall). The exact
         Python mirror is vcompute.verify.dispute.op_step.
 """
@@ -30,6 +34,22 @@ MAX_FW: constant(uint256) = MAX_DIM // 8
 LN_EPS_M: constant(uint256) = 10995116  # float32 1e-5 = LN_EPS_M 2^(LN_EPS_E - 150)
 LN_EPS_E: constant(uint256) = 110
 LN_HOFF: constant(uint256) = 300
+MAX_DEPTH: constant(uint256) = 64
+FROW_TAG: constant(uint256) = 8  # one float32 row (as OperatorGame.vy)
+LANE: constant(uint256) = 4294967295
+# block operator kinds (OperatorGame.vy dispatches kinds >= MMS here)
+MMS: constant(uint256) = 10  # a[i, al:al+n] . a[rho + jj, be:be+n]
+MMP: constant(uint256) = 11  # a[i, al:al+n] . P[:, jj] (P's columns committed in param_root)
+TR: constant(uint256) = 12  # a[rho + jj, al + ii]
+AXPY: constant(uint256) = 13  # c1 a[i, al + jj] + c2 a[rho + ii, be + jj]
+AXPYP: constant(uint256) = 14  # c1 P[ii, jj] + c2 a[i, al + jj] (P's rows committed in param_root)
+RELUW: constant(uint256) = 15  # max(0, a[i, al + jj])
+RELUG: constant(uint256) = 16  # a[i, al + jj] if a[i, be + jj] > 0 else zero
+
+interface FloatStep:
+    def within(x: DynArray[uint256, MAX_FW], w: DynArray[uint256, MAX_FW], k: uint256, u_bits: uint256,
+               z: uint256) -> bool: view
+
 SM_OFF: constant(uint256) = 250  # a softmax's terms M 2^(q - 150 - SM_OFF) keep q >= 0 for p_j down to 2^-200
 
 
@@ -274,6 +294,14 @@ def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j:
 @external
 def relu_ok(xb: uint256, zb: uint256) -> bool:
     """Whether claimed float32 ``zb`` is ``max(0, x)`` exactly: ``x`` itself for ``x > 0``, either zero otherwise."""
+    return self._relu(xb, zb, xb)
+
+
+@pure
+@internal
+def _relu(xb: uint256, zb: uint256, gb: uint256) -> bool:
+    # z = g where x > 0, either zero elsewhere (relu: g = x; relu's backward: g the incoming gradient)
+    assert self._decode(gb & 4294967295)[0], "value: a non-finite input; no bound applies"
     fx: bool = False
     mx: uint256 = 0
     ex: uint256 = 0
@@ -283,7 +311,7 @@ def relu_ok(xb: uint256, zb: uint256) -> bool:
     z: uint256 = zb & 4294967295
     if sx or mx == 0:
         return z & 2147483647 == 0
-    return z == xb & 4294967295
+    return z == gb & 4294967295
 
 
 @pure
@@ -380,3 +408,141 @@ def scaled_bits(zb: uint256, s: uint256) -> uint256:
         return sign | f
     n: uint256 = self._bits(f)  # 24 .. 23 + s: normal with exponent n - 23, no bit lost
     return sign | ((n - 23) << 23) | ((f >> (n - 24)) & MANT)
+
+
+@pure
+@internal
+def _merkle_ok(root: bytes32, data: bytes32, index: uint256, proof: DynArray[bytes32, MAX_DEPTH],
+               n_leaves: uint256) -> bool:
+    # vcompute.core.merkle, as OperatorGame._merkle_ok
+    if index >= n_leaves or n_leaves >= 2**64:
+        return False
+    h: bytes32 = sha256(concat(b"\x00", data))
+    i: uint256 = index
+    n: uint256 = n_leaves
+    used: uint256 = 0
+    for _: uint256 in range(MAX_DEPTH):
+        if n <= 1:
+            break
+        if (i ^ 1) < n:
+            if used >= len(proof):
+                return False
+            if i % 2 == 0:
+                h = sha256(concat(b"\x01", h, proof[used]))
+            else:
+                h = sha256(concat(b"\x01", proof[used], h))
+            used += 1
+        i = i // 2
+        n = (n + 1) // 2
+    if used != len(proof):
+        return False
+    return sha256(concat(b"\x02", slice(convert(n_leaves, bytes32), 24, 8), h)) == root
+
+
+@pure
+@internal
+def _lane(words: DynArray[uint256, MAX_FW], j: uint256) -> uint256:
+    return (words[j // 8] >> (32 * (j % 8))) & LANE
+
+
+@pure
+@internal
+def _words(words: DynArray[uint256, MAX_FW], lo: uint256, n: uint256) -> DynArray[uint256, MAX_FW]:
+    # lanes lo .. lo + n - 1 (both multiples of 8): whole words
+    out: DynArray[uint256, MAX_FW] = []
+    for w: uint256 in range(MAX_FW):
+        if w >= n // 8:
+            break
+        out.append(words[lo // 8 + w])
+    return out
+
+
+@view
+@external
+def block_ok(kind: uint256, width: uint256, bits: uint256, param_root: bytes32, rows: uint256, a_root: bytes32,
+             a_row: DynArray[uint256, MAX_FW], p_col: DynArray[uint256, MAX_FW], p_proof: DynArray[bytes32, MAX_DEPTH],
+             i: uint256, j: uint256, z: uint256, float_step: address) -> bool:
+    """Whether claimed float32 ``z`` is element (i, j) of a block operator's output (OperatorGame.md, "Block operators").
+
+    ``bits`` packs the tolerance t (bits 0-7), the geometry r0, rn, o, m, al, n, rho, be (16 bits each from
+    bit 8) and the constants c1 (bit 136), c2 (bit 168); ``a_row`` is row i of the agreed canvas (``width``
+    lanes, ``rows`` rows, root ``a_root``), ``p_col`` the second row of it, or the parameter's column or row,
+    the element reads, opened here against ``a_root`` or ``param_root``. Outside the block, z must be row
+    i's lane j bit for bit.
+    """
+    f: uint256[8] = empty(uint256[8])
+    for k: uint256 in range(8):
+        f[k] = (bits >> (8 + 16 * k)) & 65535
+    # f: r0, rn, o, m, al, n, rho, be
+    if i < f[0] or i >= f[0] + f[1] or j < f[2] or j >= f[2] + f[3]:
+        return z == self._lane(a_row, j)
+    ii: uint256 = i - f[0]
+    jj: uint256 = j - f[2]
+    if kind == RELUW:
+        return self._relu(self._lane(a_row, f[4] + jj), z, self._lane(a_row, f[4] + jj))
+    if kind == RELUG:
+        return self._relu(self._lane(a_row, f[7] + jj), z, self._lane(a_row, f[4] + jj))
+    # the second opening: a row of the canvas (mms, tr: row rho + jj; axpy: row rho + ii), or P's column jj (mmp)
+    # or row ii (axpyp)
+    idx: uint256 = f[6] + jj
+    root: bytes32 = a_root
+    leaves: uint256 = rows
+    lanes: uint256 = width
+    if kind == AXPY:
+        idx = f[6] + ii
+    elif kind == MMP:
+        idx = jj
+        root = param_root
+        leaves = f[3]
+        lanes = f[5]
+    elif kind == AXPYP:
+        idx = ii
+        root = param_root
+        leaves = f[1]
+        lanes = f[3]
+    assert len(p_col) * 8 == lanes and self._merkle_ok(root, sha256(abi_encode(FROW_TAG, lanes, p_col)), idx,
+                                                       p_proof, leaves), "value: p_col opening"
+    if kind == TR:
+        return z == self._lane(p_col, f[4] + ii)
+    if kind == MMS or kind == MMP:
+        w: DynArray[uint256, MAX_FW] = p_col
+        if kind == MMS:
+            w = self._words(p_col, f[7], f[5])
+        return staticcall FloatStep(float_step).within(self._words(a_row, f[4], f[5]), w, f[5], bits & 255, z)
+    lb: uint256 = self._lane(a_row, f[4] + jj)
+    rb: uint256 = self._lane(p_col, f[7] + jj)
+    if kind == AXPYP:
+        rb = lb
+        lb = self._lane(p_col, jj)
+    assert kind == AXPY or kind == AXPYP, "value: unknown block operator"
+    return self._axpby((bits >> 136) & LANE, lb, (bits >> 168) & LANE, rb, z, bits & 255)
+
+
+@pure
+@internal
+def _axpby(c1b: uint256, lb: uint256, c2b: uint256, rb: uint256, zb: uint256, t: uint256) -> bool:
+    # |z - (c1 l + c2 r)| <= 2^-t (|c1 l| + |c2 r|) + 2^-140, both products exact (48-bit mantissas)
+    assert t >= 8 and t <= 30, "value: tol_bits must be in 8..30"
+    f1: bool = False
+    m1: uint256 = 0
+    e1: uint256 = 0
+    s1: bool = False
+    fl: bool = False
+    ml: uint256 = 0
+    el: uint256 = 0
+    sl: bool = False
+    f2: bool = False
+    m2: uint256 = 0
+    e2: uint256 = 0
+    s2: bool = False
+    fr: bool = False
+    mr: uint256 = 0
+    er: uint256 = 0
+    sr: bool = False
+    f1, m1, e1, s1 = self._decode(c1b)
+    fl, ml, el, sl = self._decode(lb)
+    f2, m2, e2, s2 = self._decode(c2b)
+    fr, mr, er, sr = self._decode(rb)
+    assert f1 and fl and f2 and fr, "value: a non-finite input; no bound applies"
+    return self._close(zb, m1 * ml, e1 + el, s1 != sl, m2 * mr, e2 + er, s2 != sr, m1 * ml, e1 + el, m2 * mr,
+                       e2 + er, False, t, 150)

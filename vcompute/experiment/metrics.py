@@ -447,6 +447,20 @@ _DISPUTE: dict[str, MetricInfo] = {
                         "and a key row, both opened), mean", "no game ended at an attention score"),
     "decide_gas_av": _m("gas", "gas of the one-element check of attention times values (every row of [p | v] "
                         "sent, its root rebuilt, FloatStep), mean", "no game ended at attention times values"),
+    "decide_gas_mms": _m("gas", "gas of the one-element check of a block matmul of two canvas rows (both opened, "
+                         "FloatStep), mean", "no game ended at one"),
+    "decide_gas_mmp": _m("gas", "gas of the one-element check of a block matmul by a committed data column "
+                         "(FloatStep), mean", "no game ended at one"),
+    "decide_gas_tr": _m("gas", "gas of the one-element check of a block transpose (a second row opened, exact), "
+                        "mean", "no game ended at one"),
+    "decide_gas_axpy": _m("gas", "gas of the one-element check of c1 l + c2 r (an SGD update, momentum or weight "
+                          "decay; OperatorStep), mean", "no game ended at one"),
+    "decide_gas_axpyp": _m("gas", "gas of the one-element check of the cross-entropy's logit gradient (a committed "
+                           "one-hot row opened; OperatorStep), mean", "no game ended at one"),
+    "decide_gas_reluw": _m("gas", "gas of the one-element check of a block ReLU (exact), mean",
+                           "no game ended at one"),
+    "decide_gas_relug": _m("gas", "gas of the one-element check of ReLU's backward (exact), mean",
+                           "no game ended at one"),
     "stake_to_winner": _m("fraction", "share of the lying provider's stake the escrow paid the honest watcher",
                           "no run had an honest watcher win"),
 }

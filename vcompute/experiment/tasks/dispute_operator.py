@@ -28,8 +28,9 @@ from vcompute.experiment.tasks.dispute import _ceil_log
 __all__ = ["DisputeOperator", "DisputeOperatorParams"]
 
 _GRIEFERS = ("drift",)
-_KINDS = ("lin", "bias", "gelu", "resid", "ln", "relu", "softmax", "qk", "av")
-_NETS = ("gelu_mlp", "relu_mlp", "lm_prefill")
+_KINDS = ("lin", "bias", "gelu", "resid", "ln", "relu", "softmax", "qk", "av", "mms", "mmp", "tr", "axpy", "axpyp",
+          "reluw", "relug")
+_NETS = ("gelu_mlp", "relu_mlp", "lm_prefill", "pol_mlp")
 
 
 class DisputeOperatorParams(TaskParams):
@@ -38,7 +39,9 @@ class DisputeOperatorParams(TaskParams):
     net: str = Field("gelu_mlp", description="the job: 'gelu_mlp' (residual GELU-MLP blocks), 'relu_mlp' (the "
                      "forward kind's ReLU MLP: d -> hidden ... -> d, lin/bias/relu a layer, a flat bisection) or "
                      "'lm_prefill' (a generate job's prefill of `rows` tokens through the `lm` model, 16 operators "
-                     "a block and ln_f, a flat bisection; d, hidden, n_layers come from the model)")
+                     "a block and ln_f, a flat bisection; d, hidden, n_layers come from the model) or 'pol_mlp' "
+                     "(n_layers torch SGD steps of the PoL MLP 64 -> hidden -> 10 on batches of `rows`, 20 "
+                     "operators a step, 18 without momentum: checkpoints bisected, then one step's operators)")
     lm: str = Field("tiny", description="lm_prefill: the LM configuration (vcompute.workloads.lm.CONFIGS)")
     n_layers: int = Field(4, ge=1, le=4096, description="GELU-MLP blocks of the job (six operators each), or the "
                           "ReLU MLP's linear layers")
@@ -47,6 +50,7 @@ class DisputeOperatorParams(TaskParams):
     hidden: int | None = Field(None, ge=8, le=256, description="hidden width of each MLP (a multiple of 8; "
                                "default: min(2 d, 256))")
     rows: int = Field(2, ge=1, le=256, description="batch rows of the job's input")
+    momentum: bool = Field(True, description="pol_mlp: SGD with the PoL default momentum 0.9 (False: plain SGD)")
     pre_ln: bool = Field(False, description="a LayerNorm before each MLP (seven operators a block, GPT-2's ln_2)")
     disputes: int = Field(20, ge=1, le=100_000, description="games per run")
     liars: tuple[str, ...] | None = Field(None, description="lying strategies to cycle through, each in both "
@@ -71,12 +75,15 @@ class DisputeOperatorParams(TaskParams):
     @model_validator(mode="after")
     def _known_liars(self) -> DisputeOperatorParams:
         from vcompute.verify.dispute.op_players import OP_LYING
+        from vcompute.verify.dispute.train_op import TRAIN_LYING
 
+        known = (TRAIN_LYING if self.net == "pol_mlp" else OP_LYING) + _GRIEFERS
         if self.liars is not None:
-            bad = [s for s in self.liars if s not in OP_LYING + _GRIEFERS]
+            bad = [s for s in self.liars if s not in known]
             if not self.liars or bad:
-                raise ValueError(f"liars must be a non-empty list of {', '.join(OP_LYING + _GRIEFERS)}; "
-                                 f"unknown: {bad}")
+                raise ValueError(f"liars must be a non-empty list of {', '.join(known)}; unknown: {bad}")
+        if self.net == "pol_mlp" and self.rows % 8:
+            raise ValueError(f"pol_mlp: rows is the batch, a multiple of 8; got {self.rows}")
         return self
 
 
@@ -89,7 +96,9 @@ class DisputeOperator:
     = ceil(log_b L) + ceil(log_b P) and ``rounds_flat`` = ceil(log_b P L)
     (``P`` = 6, or 7 with ``pre_ln``), ``gas_per_dispute``, ``gas_max``,
     ``decide_gas`` and per operator kind ``decide_gas_lin`` / ``_bias`` /
-    ``_gelu`` / ``_resid`` / ``_ln`` / ``_relu`` / ``_softmax`` (mean gas of the one-element check), ``timeouts``, ``refused``, ``griefer_net`` and
+    ``_gelu`` / ``_resid`` / ``_ln`` / ``_relu`` / ``_softmax`` / ``_qk`` / ``_av`` and the block kinds of a
+    training step ``_mms`` / ``_mmp`` / ``_tr`` / ``_axpy`` / ``_axpyp`` / ``_reluw`` / ``_relug`` (mean gas of
+    the one-element check), ``timeouts``, ``refused``, ``griefer_net`` and
     ``watcher_net``.
 
     Example:
@@ -134,6 +143,20 @@ class DisputeOperator:
                 return prefill_net(model, [int(v) for v in r.integers(vocab, size=params.rows)])
 
             net, _ = prompts(np.random.default_rng(seed))
+        elif params.net == "pol_mlp":
+            from vcompute.verify.dispute.train_op import TRAIN_LYING, TrainOpNet, make_train_player, torch_trace
+            from vcompute.workloads.training.spec import TrainSpec
+
+            spec = TrainSpec(hidden=hidden, batch_size=params.rows, steps=params.n_layers, checkpoint_every=1,
+                             momentum=0.9 if params.momentum else 0.0, seed=seed)
+            net, a0 = TrainOpNet.random(spec, steps=params.n_layers, seed=seed)
+            base = torch_trace(net, a0)  # one job a run; each game its own liar
+
+            def make_op_player(strategy, net, x0, *, seed, name):  # noqa: F811 - the training job's players
+                return make_train_player(strategy, net, x0, seed=seed, name=name, honest=base)
+
+            def lying_for(net):  # noqa: F811
+                return TRAIN_LYING
         elif params.net == "relu_mlp":
             widths = (params.d, *[hidden] * (params.n_layers - 1), params.d)
             net = ReluNet.random(widths, rows=params.rows, seed=seed, softmax=params.softmax)
@@ -150,7 +173,10 @@ class DisputeOperator:
         job = dict(ops_root=net.ops_tree.root, n_layers=net.n_layers, per_layer=net.per_layer, bond=bond)
         for i in range(params.disputes):
             liar, honest_claims = pairs[i % len(pairs)]
-            x0 = net.random_input(seed=int(rng.integers(2**31))) if prompts is None else prompts(rng)[1]
+            if params.net == "pol_mlp":
+                x0 = a0
+            else:
+                x0 = net.random_input(seed=int(rng.integers(2**31))) if prompts is None else prompts(rng)[1]
             lie_seed = int(rng.integers(2**31))
             h = make_op_player("honest", net, x0, seed=0, name=f"h{i}")
             c = make_op_player(liar, net, x0, seed=lie_seed, name=f"l{i}")

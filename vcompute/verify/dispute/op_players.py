@@ -49,6 +49,9 @@ from typing import Any
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import pack_float32, rows_tree
+from vcompute.verify.dispute.op_block import BLOCK_KINDS
+from vcompute.verify.dispute.op_block import edge_value as block_edge
+from vcompute.verify.dispute.op_block import opening as block_opening
 from vcompute.verify.dispute.op_trace import (AV, BIAS, GELU, LIN, LN, QK, RELU, RESID, SOFTMAX, MLPNet, Operator,
                                               OpTrace, State, apply_op, heads_of, state_leaf)
 from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements
@@ -87,6 +90,8 @@ def _erf_gelu(a: np.ndarray) -> np.ndarray:
 def _edge_value(net: MLPNet, p: int, s_in: State, i: int, j: int, sign: float) -> np.float32:
     """A value at twice operator ``p``'s bound from the exact element ``(i, j)``."""
     op, (x, a) = net.op(p), s_in
+    if op.kind in BLOCK_KINDS:
+        return block_edge(op, a, i, j, sign)
     a64 = a.astype(np.float64)
     if op.kind == RELU:
         # exact: the sharpest lie is one ulp off (or the least subnormal for a zero)
@@ -296,7 +301,9 @@ class OpPlayer:
         if op.kind == AV:  # every row of a is sent; the contract rebuilds its root
             return {"fn": "decide_rows", **head, "rows": [row_of(a, r) for r in range(a.shape[0])],
                     "out_row": row(ao), "out_proof": ot.proof(i)}
-        if op.kind == QK:  # the key row j % T of a
+        if op.kind in BLOCK_KINDS:  # the second row of a, or the parameter's row or column
+            p_col, p_proof = block_opening(op, a, i, j)
+        elif op.kind == QK:  # the key row j % T of a
             hq, tq = heads_of(op)[:2]
             r = (j % tq) if j < hq * tq else 0
             p_col, p_proof = row_of(a, r), at.proof(r)

@@ -58,7 +58,8 @@ import numpy as np
 from vcompute.verify.dispute.float_trace import _decode, _scale
 
 __all__ = ["GELU_REF_ERROR_BITS", "FX", "LN_EPS_M", "LN_EPS_E", "decode", "gelu_reference", "gelu_within",
-           "add_within", "ln_within", "relu_within", "scaled_bits", "softmax_within", "softmax_window", "gelu_f64", "ln_f64",
+           "add_within", "axpby_within", "ln_within", "relu_within", "relu_grad_within", "scaled_bits",
+           "softmax_within", "softmax_window", "gelu_f64", "ln_f64",
            "softmax_f64"]
 
 #: Fixed-point fraction bits of the on-chain GELU.
@@ -266,6 +267,46 @@ def relu_within(xb: int, zb: int) -> bool:
     if sx or mx == 0:
         return z & 0x7FFFFFFF == 0
     return z == int(xb) & 0xFFFFFFFF
+
+
+def relu_grad_within(gate_b: int, gb: int, zb: int) -> bool:
+    """Whether claimed float32 ``zb`` is ReLU's backward ``g [x > 0]`` exactly, as the contract decides.
+
+    ``gate_b`` is ``x`` (or ``relu(x)``: the same sign test), ``gb`` the incoming gradient; where
+    ``x > 0`` the value must be ``g``'s bits, elsewhere either zero (torch's ``threshold_backward``).
+
+    Raises:
+        ValueError: if an input is not finite.
+    """
+    fx, mx, _, sx = decode(gate_b)
+    fg = decode(gb)[0]
+    if not (fx and fg):
+        raise ValueError("a non-finite input; no bound applies")
+    z = int(zb) & 0xFFFFFFFF
+    if not sx and mx > 0:
+        return z == int(gb) & 0xFFFFFFFF
+    return z & 0x7FFFFFFF == 0
+
+
+def axpby_within(c1b: int, lb: int, c2b: int, rb: int, zb: int, tol_bits: int) -> bool:
+    """Whether claimed float32 ``zb`` is ``c1 l + c2 r`` within ``2^-tol_bits (|c1 l| + |c2 r|)`` (+ 2^-140).
+
+    Both products are exact integers (48-bit mantissas), so the reference is exact. Float32
+    evaluation rounds at most twice where one constant is 1 (``u |c1 l| + (2u + u^2) |c2 r|``) and
+    three times otherwise (``2u (|c1 l| + |c2 r|) + u^2 ...``); ``tol_bits = 22`` (``4u``) holds either,
+    with or without an FMA.
+
+    Raises:
+        ValueError: if an input is not finite or ``tol_bits`` is outside 8..30.
+    """
+    if not 8 <= tol_bits <= 30:
+        raise ValueError(f"tol_bits must be in 8..30, got {tol_bits}")
+    parts = [decode(b) for b in (c1b, lb, c2b, rb)]
+    if not all(p[0] for p in parts):
+        raise ValueError("a non-finite input; no bound applies")
+    (_, m1, e1, s1), (_, ml, el, sl), (_, m2, e2, s2), (_, mr, er, sr) = parts
+    p1, p2 = (m1 * ml, e1 + el), (m2 * mr, e2 + er)
+    return _close(zb, [(*p1, s1 != sl), (*p2, s2 != sr)], [p1, p2], tol_bits, 150, with_ref=False)
 
 
 def _exp_parts(s: int) -> tuple[int, int]:

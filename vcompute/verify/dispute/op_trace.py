@@ -58,6 +58,7 @@ import numpy as np
 
 from vcompute.core.merkle import MerkleTree
 from vcompute.verify.dispute.float_trace import row_digest, rows_tree
+from vcompute.verify.dispute.op_block import AXPYP, BLOCK_KINDS, BLOCK_NAMES, MMP, apply_block
 from vcompute.verify.dispute.trace import TraceCommitment
 
 __all__ = ["LIN", "BIAS", "GELU", "RESID", "LN", "RELU", "SOFTMAX", "QK", "AV", "KIND_NAMES", "OSTATE_TAG",
@@ -84,7 +85,7 @@ QK = 8
 AV = 9
 #: Operator kinds by number, as the contract numbers them.
 KIND_NAMES = {LIN: "lin", BIAS: "bias", GELU: "gelu", RESID: "resid", LN: "ln", RELU: "relu", SOFTMAX: "softmax",
-              QK: "qk", AV: "av"}
+              QK: "qk", AV: "av", **BLOCK_NAMES}
 #: Domain tag of a state leaf.
 OSTATE_TAG = 10
 #: Domain tag of an operator leaf.
@@ -153,6 +154,10 @@ class Operator:
         if self.kind in (QK, AV):
             h, t = self.param
             return _u256((int(h) << 32) | int(t))
+        if self.kind == MMP:  # block operators (op_block): P's columns, or its rows
+            return rows_tree(np.ascontiguousarray(self.param.T)).root
+        if self.kind == AXPYP:
+            return rows_tree(self.param).root
         return _ZERO
 
     def leaf(self) -> bytes:
@@ -231,6 +236,8 @@ def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
     ``gelu(approximate="tanh")``; its bits differ, its elements are within every bound.
     """
     x, a = s
+    if op.kind in BLOCK_KINDS:
+        return x, apply_block(op, a, machine=machine)
     if op.kind in (QK, AV):
         return x, _attention32(op, a, machine=machine)
     if op.kind == RELU:

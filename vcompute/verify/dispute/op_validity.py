@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import rows_tree, within
+from vcompute.verify.dispute.op_block import BLOCK_KINDS, block_invalid
 from vcompute.verify.dispute.op_step import (add_within, gelu_f64, gelu_within, ln_f64, ln_within, relu_within,
                                              scaled_bits, softmax_f64, softmax_within)
 from vcompute.verify.dispute.op_trace import (AV, BIAS, GELU, LIN, LN, QK, RELU, RESID, SOFTMAX, MLPNet, OpTrace,
@@ -49,6 +50,8 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
             return [(0, 0)]
     elif rows_tree(xo).root != rows_tree(x).root:
         return [(0, 0)]
+    if op.kind in BLOCK_KINDS:
+        return block_invalid(op, a, ao)
     z = ao.astype(np.float64)
     a64 = a.astype(np.float64)
     bits = lambda t, i, j: int(t[i:i + 1, j].view("<u4")[0])  # noqa: E731
