@@ -302,7 +302,7 @@ class SampledGlue(Scheme):
         The trace is checked against the job's model, then every token against the
         job's sampler on the trace's (now checked) logits (:mod:`.tokens`).
         """
-        from vcompute.verify.inference.tokens import as_tokens, band_limit, check_tokens
+        from vcompute.verify.inference.tokens import as_tokens, band_limit
         from vcompute.verify.inference.tolerance import tolerance_for
         from vcompute.workloads.lm.job import model_of, prompt_of, sampling_of
 
@@ -327,15 +327,8 @@ class SampledGlue(Scheme):
         # checked residual stream) wherever it compares them; the trace's logits, which the head check binds
         # only to within Freivalds' tolerance, only choose which tokens to recompute (and, for a nucleus, give
         # the mass of the rest): proofs/inference-glue.md, *The tokens*.
-        h_ref = job_state.h_ref[L - 1:]
-        hid, claimed = job_state.tr["hidden"][L - 1:], job_state.tr["logits"][L - 1:]  # the arrays checked above
-        w = model.wte.weight.detach().numpy()
-        wnorm, wmax = self._head_norms(model.wte.weight)
-        slack = head_tolerance(hid, claimed, wnorm, self.freivalds) + np.sqrt(
-            np.einsum("ij,ij->i", hid - h_ref, hid - h_ref)) * wmax
-        z, nucleus, recomputed = checked_logits(h_ref, w, claimed, slack, toks, sp, L, tol.logit_atol)
-        tc = check_tokens(z, toks, sp, first_position=L, atol=tol.logit_atol, mass_atol=tol.mass_atol,
-                          nucleus_atol=nucleus)
+        tc, slack, recomputed = self.token_check(model, job_state.h_ref[L - 1:], job_state.tr["hidden"][L - 1:],
+                                                 job_state.tr["logits"][L - 1:], toks, sp, L)
         cost = Cost(flops=v.cost.flops, seconds=time.perf_counter() - t0, evidence_bytes=v.cost.evidence_bytes,
                     reexecuted_fraction=v.cost.reexecuted_fraction)
         limit = None if tol.band_rate is None else band_limit(n, tol.band_rate, tol.band_alpha)
@@ -343,7 +336,7 @@ class SampledGlue(Scheme):
                    "first_bad_token": tc.first_bad, "recomputed_logits": recomputed,
                    "logit_slack_max": float(slack.max())}
         if not tc.ok:
-            return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the checked trace's logits",
+            return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the checked logits",
                                   scheme=self.name, details=details, cost=cost)
         if limit is not None and tc.near_ties > limit:  # the band-use count (proofs/inference.md)
             return Verdict.reject(f"near-tie band: {tc.near_ties} of {n} tokens pass only by the near-tie rule "
@@ -367,6 +360,35 @@ class SampledGlue(Scheme):
             TypeError, ValueError: for the caller's malformed arguments (never for the provider's trace).
         """
         return self.check_many(model, [(ids, trace)], challenge_seed=challenge_seed)[0]
+
+    def token_check(self, model: Any, h_ref: np.ndarray, hidden: np.ndarray, logits: np.ndarray, tokens: np.ndarray,
+                    sampling: Any, first_position: int) -> tuple[Any, np.ndarray, int]:
+        """The token rule and the band count on logits the verifier computes itself (``proofs/inference-glue.md``).
+
+        Args:
+            model: the job's model (its tied head ``wte``).
+            h_ref: ``[n, d]`` float64: the verifier's final LayerNorm of the checked residual stream, one row per token.
+            hidden, logits: the trace's final LayerNorm output and logits rows, after the trace passed the check.
+            tokens: the ``n`` claimed tokens; sampling: the job's sampling parameters.
+            first_position: the sequence position of the first token.
+
+        Returns:
+            The :class:`~vcompute.verify.inference.tokens.TokenCheck`, the per-row slack of the trace's logits
+            (Freivalds' head tolerance plus what ``hidden`` may differ from ``h_ref``), and how many logits were
+            recomputed.
+        """
+        from vcompute.verify.inference.tokens import check_tokens
+        from vcompute.verify.inference.tolerance import tolerance_for
+
+        tol = tolerance_for("float32")
+        wnorm, wmax = self._head_norms(model.wte.weight)
+        dh = hidden - h_ref
+        slack = head_tolerance(hidden, logits, wnorm, self.freivalds) + np.sqrt(np.einsum("ij,ij->i", dh, dh)) * wmax
+        z, nucleus, recomputed = checked_logits(h_ref, model.wte.weight.detach().numpy(), logits, slack, tokens,
+                                                sampling, first_position, tol.logit_atol)
+        tc = check_tokens(z, tokens, sampling, first_position=first_position, atol=tol.logit_atol,
+                          mass_atol=tol.mass_atol, nucleus_atol=nucleus)
+        return tc, slack, recomputed
 
     def _head_norms(self, w: Any) -> tuple[np.ndarray, float]:
         """``||W[:, l]||_2`` per hidden unit and the largest ``||W[j]||_2`` of the tied head, once per weight tensor."""
