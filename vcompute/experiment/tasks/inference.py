@@ -333,14 +333,14 @@ class InferenceGlueCost:
     traces, per trace), ``glue_per_trace_over_prefill``, and ``prefill_gflops`` (the prefill's
     matmul FLOPs over its seconds: the ratios fall when a loaded machine slows the prefill's
     compute-bound matmuls more than the check, so a ratio is read with this rate beside it), and
-    ``glue_token_check_s`` / ``glue_recomputed_logits``: the token check of ``new_tokens`` tokens at the end
+    ``glue_token_check_s`` / ``glue_recomputed_logits`` / ``glue_logit_slack``: the token check of ``new_tokens`` tokens at the end
     of the trace (temperature 0.8, top_p 0.95: the nucleus case, which recomputes the most logits).
     """
 
     Params = GlueCostParams
     description = "sampled-glue check vs prefill, one trace and a batch, 1 CPU thread"
     metrics = ("prefill_s", "glue_check_s", "glue_over_prefill", "glue_per_trace_s", "glue_per_trace_over_prefill",
-               "prefill_gflops", "glue_token_check_s", "glue_recomputed_logits")
+               "prefill_gflops", "glue_token_check_s", "glue_recomputed_logits", "glue_logit_slack")
 
     def run(self, params: GlueCostParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
@@ -395,11 +395,12 @@ class InferenceGlueCost:
         for _ in range(params.repeats):
             tok.append(clock(lambda: ver.token_check(m, st.h_ref[rows], st.tr["hidden"][rows], st.tr["logits"][rows],
                                                      toks, sp, params.tokens - n + 1)))
-        recomputed = ver.token_check(m, st.h_ref[rows], st.tr["hidden"][rows], st.tr["logits"][rows], toks, sp,
-                                     params.tokens - n + 1)[2]
+        _, slack, recomputed = ver.token_check(m, st.h_ref[rows], st.tr["hidden"][rows], st.tr["logits"][rows], toks,
+                                               sp, params.tokens - n + 1)
         p, c, b = (statistics.median(x) for x in (pre, one, many))
         T, d = params.tokens, cfg.d_model
         flops = cfg.n_layers * (2 * T * (4 * d * d + 2 * d * cfg.d_ff) + 4 * T * T * d) + 2 * T * d * cfg.vocab
         return {"prefill_s": p, "glue_check_s": c, "glue_over_prefill": c / p, "glue_per_trace_s": b,
                 "glue_per_trace_over_prefill": b / p, "prefill_gflops": flops / p / 1e9,
-                "glue_token_check_s": statistics.median(tok), "glue_recomputed_logits": recomputed}
+                "glue_token_check_s": statistics.median(tok), "glue_recomputed_logits": recomputed,
+                "glue_logit_slack": float(slack.max())}
