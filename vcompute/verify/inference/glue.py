@@ -17,6 +17,11 @@ after the trace is fixed, checks
   independently per block and per op: a glue output wrong on a fraction ``f``
   of the rows escapes one op's check with probability <= (1 - f)**rows.
 
+On a ``generate`` job the tokens are then checked by the job's sampler rule and the band-use count on
+logits the verifier computes in float64 from its own final LayerNorm of the checked residual stream
+(:func:`checked_logits`): the trace's logits are bound only within Freivalds' tolerance, which at GPT-2
+width is many times the near-tie band.
+
 Argument, tolerances and tests: ``proofs/inference-glue.md``.
 """
 
