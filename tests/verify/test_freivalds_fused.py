@@ -318,7 +318,8 @@ def test_four_row_kernels_match_the_reference_and_the_two_row_ones(rng, k, dtype
         out = {}
         for quad in (True, False):
             monkeypatch.setitem(fused._STATE, "quad", quad)
-            out[quad] = (fused.row_pass(X, signs.astype(np.float32), sq=True), fused.row_pass(X, G, w, absw=True, t=True))
+            out[quad] = (fused.row_pass(X, signs.astype(np.float32), sq=True),
+                         fused.row_pass(X, G, w, absw=True, t=True))
         (Y, SQ, _, _), (Yg, _, SA, ST) = out[True]
         np.testing.assert_allclose(Y, X64 @ signs.T, rtol=1e-13, atol=1e-12 * np.abs(X64).sum())
         np.testing.assert_allclose(SQ, (X64**2).sum(-1), rtol=1e-13)

@@ -333,8 +333,8 @@ class InferenceGlueCost:
     traces, per trace), ``glue_per_trace_over_prefill``, and ``prefill_gflops`` (the prefill's
     matmul FLOPs over its seconds: the ratios fall when a loaded machine slows the prefill's
     compute-bound matmuls more than the check, so a ratio is read with this rate beside it), and
-    ``glue_token_check_s`` / ``glue_recomputed_logits`` / ``glue_logit_slack``: the token check of ``new_tokens`` tokens at the end
-    of the trace (temperature 0.8, top_p 0.95: the nucleus case, which recomputes the most logits).
+    ``glue_token_check_s`` / ``glue_recomputed_logits`` / ``glue_logit_slack``: the token check of
+    ``new_tokens`` tokens at the end of the trace (temperature 0.8, top_p 0.95: the nucleus case, which recomputes the most logits).
     """
 
     Params = GlueCostParams

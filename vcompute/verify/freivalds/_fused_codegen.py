@@ -121,7 +121,8 @@ def _dot4(stat: bool) -> str:
     else:
         lines += loop("    ", None)
     ret = [f"{acc}{t}" for acc in rows for t in [*range(k), "q", "m"] if t not in ("q", "m") or stat]
-    lines.append(f"    return {', '.join(ret)}")
+    half = len(ret) // 2
+    lines += ["    return (", f"        {', '.join(ret[:half])},", f"        {', '.join(ret[half:])})"]
     return "\n".join(lines) + "\n"
 
 
@@ -138,8 +139,8 @@ def _rows4() -> str:
         lines.append(f"    Q[i + {q}] = r[{q * per + k}]")
     lines.append("    if mode == 2:")
     lines += [f"        T[i + {q}] = r[{q * per + k + 1}]" for q in range(4)]
-    lines += [f"    for t in range({k}, G.shape[0], {k}):",
-              f"        r = dot4x{k}(x0, x1, x2, x3, {', '.join('G[t]' if t == 0 else f'G[t + {t}]' for t in range(k))})"]
+    cols = ", ".join("G[t]" if t == 0 else f"G[t + {t}]" for t in range(k))
+    lines += [f"    for t in range({k}, G.shape[0], {k}):", f"        r = dot4x{k}(x0, x1, x2, x3, {cols})"]
     for q in range(4):
         lines += [f"        Y[i + {q}, {'t' if t == 0 else f't + {t}'}] = r[{q * k + t}]" for t in range(k)]
     return "\n".join(lines) + "\n"

@@ -515,7 +515,9 @@ def dot4x5(x0, x1, x2, x3, g0, g1, g2, g3, g4):  # pragma: no cover - compiled
         b4 += v1 * h
         c4 += v2 * h
         d4 += v3 * h
-    return a0, a1, a2, a3, a4, b0, b1, b2, b3, b4, c0, c1, c2, c3, c4, d0, d1, d2, d3, d4
+    return (
+        a0, a1, a2, a3, a4, b0, b1, b2, b3, b4,
+        c0, c1, c2, c3, c4, d0, d1, d2, d3, d4)
 
 
 @jit
@@ -627,7 +629,9 @@ def dot4x5_stat(x0, x1, x2, x3, g0, g1, g2, g3, g4, w, mode):  # pragma: no cove
             v3 = abs(v3) * h
             dq += v3
             dm += v3 * v3
-    return a0, a1, a2, a3, a4, aq, am, b0, b1, b2, b3, b4, bq, bm, c0, c1, c2, c3, c4, cq, cm, d0, d1, d2, d3, d4, dq, dm
+    return (
+        a0, a1, a2, a3, a4, aq, am, b0, b1, b2, b3, b4, bq, bm,
+        c0, c1, c2, c3, c4, cq, cm, d0, d1, d2, d3, d4, dq, dm)
 
 
 @nb.njit(fastmath=_FLAGS, cache=True)
