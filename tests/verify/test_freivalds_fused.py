@@ -302,3 +302,31 @@ def test_generated_kernel_block_matches_its_generator():
     from vcompute.verify.freivalds import _fused_codegen
 
     assert _fused_codegen.main(["--check"]) == 0, "run: python -m vcompute.verify.freivalds._fused_codegen"
+
+
+@pytest.mark.parametrize("k", [5, 10, 15])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_four_row_kernels_match_the_reference_and_the_two_row_ones(rng, k, dtype, monkeypatch):
+    """The four-row kernels (k a multiple of 5) on every remainder of m mod 4, batched, serial and parallel."""
+    for shape in ((4, 33), (5, 33), (6, 33), (7, 33), (2, 11, 65), (3, 130, 2049)):  # the last: parallel driver
+        X = (rng.standard_normal(shape) * rng.uniform(1e-3, 1e3, size=shape[:-1] + (1,))).astype(dtype)
+        X64 = X.astype(np.float64)
+        n = shape[-1]
+        signs = rng.choice([-1.0, 1.0], size=(k, n))
+        G = rng.standard_normal(shape[:-2] + (k, n))
+        w = rng.uniform(0.0, 2.0, n)
+        out = {}
+        for quad in (True, False):
+            monkeypatch.setitem(fused._STATE, "quad", quad)
+            out[quad] = (fused.row_pass(X, signs.astype(np.float32), sq=True),
+                         fused.row_pass(X, G, w, absw=True, t=True))
+        (Y, SQ, _, _), (Yg, _, SA, ST) = out[True]
+        np.testing.assert_allclose(Y, X64 @ signs.T, rtol=1e-13, atol=1e-12 * np.abs(X64).sum())
+        np.testing.assert_allclose(SQ, (X64**2).sum(-1), rtol=1e-13)
+        np.testing.assert_allclose(Yg, X64 @ np.swapaxes(G, -1, -2), rtol=1e-12,
+                                   atol=1e-12 * (np.abs(X64) @ np.abs(np.swapaxes(G, -1, -2))).max())
+        np.testing.assert_allclose(SA, np.abs(X64) @ w, rtol=1e-13)
+        np.testing.assert_allclose(ST, X64**2 @ w**2, rtol=1e-13)
+        for a, b in zip(out[True][0] + out[True][1], out[False][0] + out[False][1]):
+            if a is not None:
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(X64).max() * n)

@@ -158,8 +158,8 @@ def test_bf16_nucleus_is_bounded_by_the_calibrated_mass(bf16_job):
 
     t = TOLERANCES["bfloat16"]
     claim = run_generate(bf16_job, "other_top_p", rng=np.random.default_rng(1), provider="p1")
-    # the worst case alone, at the band before it was halved (0.05), passes it
-    loose = GenerationVerifier(tolerance=Tolerance(t.rtol, t.max_misses, 0.05, t.max_inexact, None))
+    # the worst case alone, at the band before it was halved (0.05), passes it (with no binding band-use count)
+    loose = GenerationVerifier(tolerance=Tolerance(t.rtol, t.max_misses, 0.05, t.max_inexact, None, band_rate=0.99))
     assert loose.verify(bf16_job, [claim], VerifyContext(seed=0)).accepted
     v = GenerationVerifier().verify(bf16_job, [claim], VerifyContext(seed=0))
     assert not v.accepted and v.reason.startswith("token ")
@@ -330,10 +330,18 @@ def test_band_use_count_rejects_a_claim_over_the_limit_and_accepts_honest(model,
     cheat = _resigned(model, greedy_job, other.tokens, key)
     wide = dict(rtol=2e-5, max_misses=3, logit_atol=100.0)  # every token passes the greedy near-tie rule
     check = dict(provider=key, seed=3, max_new_tokens=N)
-    loose = GenerationVerifier(tolerance=Tolerance(**wide)).check(model, PROMPT, cheat.tokens, cheat.proof, **check)
-    assert loose.accepted, loose.reason  # without the count the wide band admits the sampled tokens
+    loose = GenerationVerifier(tolerance=Tolerance(**wide, band_rate=0.99))
+    loose = loose.check(model, PROMPT, cheat.tokens, cheat.proof, **check)
+    assert loose.accepted, loose.reason  # without a binding count the wide band admits the sampled tokens
     uses = loose.details["band_uses"]
-    assert uses == int((other.tokens != honest.tokens).sum()) > 2 and loose.details["band_limit"] is None
+    assert uses == int((other.tokens != honest.tokens).sum()) > 2 and loose.details["band_limit"] >= uses
+    # a custom tolerance that sets no band_rate keeps the count at the precision's calibrated rate (3e-5 at float32)
+    default = GenerationVerifier(tolerance=Tolerance(**wide)).check(model, PROMPT, cheat.tokens, cheat.proof, **check)
+    assert not default.accepted and default.details["band_limit"] == 1, default.reason
+    per_precision = GenerationVerifier(tolerance={"float32": Tolerance(**wide)})
+    assert not per_precision.check(model, PROMPT, cheat.tokens, cheat.proof, **check).accepted
+    with pytest.raises(TypeError, match="tolerance"):
+        GenerationVerifier(tolerance={"float32": dict(wide)}).check(model, PROMPT, cheat.tokens, cheat.proof, **check)
     counted = GenerationVerifier(tolerance=Tolerance(**wide, band_rate=3e-5))
     v = counted.check(model, PROMPT, cheat.tokens, cheat.proof, **check)
     assert not v.accepted and v.reason.startswith(f"near-tie band: {uses} of {N} tokens")

@@ -296,3 +296,132 @@ def test_tampered_trace_bytes_and_a_peeking_attention_are_caught(model, ids, num
         assert not v.accepted and where in v.reason, v.reason
         row[7] = honest[key][i, 50, 7] + np.float32(0.5 * tol)  # inside the tolerance: what may pass, by the proof
         assert SampledGlue(rows=1).check(model, ids, {**tr, key: tr[key]}, challenge_seed=0).accepted
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """One block at GPT-2 width (d = 768), where Freivalds' head tolerance is about 12x the near-tie band."""
+    from vcompute.workloads.lm import config_named
+
+    return TransformerLM(config_named("gpt2-small").replace(n_layers=1, max_len=64), seed=0)
+
+
+def _attack_prompt(vocab):
+    return [int(p) for p in np.random.default_rng(5).integers(0, vocab // 2, 40)]
+
+
+def _logit_shift_attack(model, *, temperature, top_p, seed, gap):
+    """A provider claiming a token whose true score is ``gap`` x tau below the sampler's pick (tau: Freivalds' head
+    tolerance of the row), passed off as the pick by moving two traced logits 0.35 tau each: inside the tolerance.
+
+    The consumer's model is given a token ``b`` (absent from the prompt) whose head row puts its score exactly
+    there; every other tensor of the trace is honest. Returns (job, claim, tau, the provider's logits row).
+    """
+    import copy
+
+    from vcompute.verify import Freivalds
+    from vcompute.workloads.lm.sampling import gumbel
+
+    m = copy.deepcopy(model)
+    V = m.cfg.vocab
+    prompt = _attack_prompt(V)
+    L = len(prompt)
+    a = int(generate(m, prompt, max_new_tokens=1, temperature=temperature, top_p=top_p, seed=seed).tokens[0])
+    b = next(t for t in range(V - 1, 0, -1) if t not in prompt and t != a)
+    t_ = temperature if temperature > 0 else 1.0
+    g = gumbel(seed, [L], V)[0] if temperature > 0 else np.zeros(V)
+    for _ in range(3):  # set W_b so that (z_b / t + g_b) = (z_a / t + g_a) - gap * tau / t, in float32 to ~1e-7
+        tr = trace_prefill(m, prompt)
+        h, z = tr["hidden"][L - 1].astype(np.float64), tr["logits"][L - 1].astype(np.float64)
+        W = m.wte.weight.detach().numpy()
+        tau = float(Freivalds(rounds=10).row_tolerances(tr["hidden"], np.ascontiguousarray(W.T), tr["logits"])[L - 1])
+        want = z[a] + t_ * (g[a] - g[b]) - gap * tau
+        with torch.no_grad():
+            m.wte.weight[b] += torch.from_numpy((want - float(h @ W[b].astype(np.float64))) * h / (h @ h)).float()
+    tr = trace_prefill(m, prompt)
+    tr["logits"][L - 1, b] += np.float32(0.35 * tau)
+    tr["logits"][L - 1, a] -= np.float32(0.35 * tau)
+    job = make_generate_job(m, prompt, max_new_tokens=1, temperature=temperature, top_p=top_p, seed=seed)
+    claim = Claim(job_id=job.id, provider="p", output=np.array([b]), evidence={"trace": tr})
+    return job, claim, tau, m, tr
+
+
+@pytest.mark.parametrize("sampling", [dict(temperature=0.0, top_p=1.0), dict(temperature=0.8, top_p=1.0),
+                                      dict(temperature=0.8, top_p=0.95)], ids=["greedy", "sampled", "nucleus"])
+def test_logits_moved_within_freivalds_tolerance_do_not_pass_a_token_or_hide_a_band_use(wide, sampling):
+    """The token rule and the band count run on logits recomputed from the checked hidden states, not the trace's."""
+    from vcompute.verify import Freivalds
+    from vcompute.verify.inference.tokens import check_tokens
+    from vcompute.workloads.lm.sampling import SamplingParams
+
+    sp = SamplingParams(sampling["temperature"], sampling["top_p"], 3)
+    for gap, why in ((0.5, "token 0 is not what"), (0.08, "near-tie band: 1 of 1 tokens")):
+        # gap 0.5: about 3x the near-tie band below the pick, so not passable; gap 0.08: inside the band, a band use
+        job, claim, tau, m, tr = _logit_shift_attack(wide, **sampling, seed=3, gap=gap)
+        assert 2e-4 * 3 < 0.5 * tau  # the moved logits are well outside the band, inside the tolerance
+        L = 40
+        W = np.ascontiguousarray(m.wte.weight.detach().numpy().T)
+        # the moved logits pass Freivalds on the head, and the rule on them passes the token with no band use
+        assert all(Freivalds(rounds=10).check(tr["hidden"], W, tr["logits"], seed=s).accepted for s in range(20))
+        tc = check_tokens(tr["logits"][L - 1:], claim.output, sp, first_position=L, atol=1e-4)
+        assert tc.ok and tc.near_ties == 0
+        v = SampledGlue(rows=4).verify(job, [claim], VerifyContext(rng=np.random.default_rng(0)))
+        assert not v.accepted and v.reason.startswith(why), (gap, v.reason)
+    # the honest claim on the same model passes, with no band use
+    prompt = _attack_prompt(m.cfg.vocab)
+    honest_tok = generate(m, prompt, max_new_tokens=1, **sampling, seed=3).tokens
+    honest = Claim(job_id=job.id, provider="p", output=honest_tok, evidence={"trace": trace_prefill(m, prompt)})
+    v = SampledGlue(rows=4).verify(job, [honest], VerifyContext(rng=np.random.default_rng(0)))
+    assert v.accepted and v.details["band_uses"] == 0, v.reason
+
+
+def test_a_final_layernorm_nudged_within_its_tolerance_does_not_pass_a_token(wide):
+    """The logits are recomputed from the verifier's own final LayerNorm, not the trace's ``hidden``.
+
+    The provider moves every entry of the last hidden row by 0.9 of the glue tolerance towards ``W_b - W_a``
+    and computes the logits honestly from it (so the head check holds exactly): on the trace's ``hidden`` the
+    token 0.5 tau below the pick would be the pick.
+    """
+    from vcompute.verify.inference.tokens import check_tokens
+    from vcompute.workloads.lm.sampling import SamplingParams
+
+    job, claim, tau, m, tr = _logit_shift_attack(wide, temperature=0.0, top_p=1.0, seed=3, gap=0.5)
+    L, b = 40, int(claim.output[0])
+    tr = trace_prefill(m, _attack_prompt(m.cfg.vocab))  # honest again: only the hidden row moves
+    W = m.wte.weight.detach().numpy()
+    a = int(tr["logits"][L - 1].argmax())
+    h = tr["hidden"][L - 1].astype(np.float64)
+    step = 0.9 * GLUE_RTOL * (np.abs(h) + np.sqrt(np.mean(h * h))) * np.sign(W[b] - W[a])
+    tr["hidden"][L - 1] = (h + step).astype(np.float32)
+    tr["logits"] = (torch.from_numpy(tr["hidden"]) @ m.wte.weight.detach().T).numpy()
+    tc = check_tokens(tr["logits"][L - 1:], claim.output, SamplingParams(0.0, 1.0, 3), first_position=L, atol=1e-4)
+    assert tc.ok and tc.near_ties == 0  # on the trace's own logits the token passes
+    v = SampledGlue(rows=4).verify(job, [Claim(job_id=job.id, provider="p", output=claim.output,
+                                               evidence={"trace": tr})], VerifyContext(rng=np.random.default_rng(0)))
+    assert not v.accepted and v.reason.startswith("token 0 is not what"), v.reason
+
+
+def test_head_tolerance_is_freivalds_row_tolerance_and_checked_logits_are_the_models(wide):
+    from vcompute.verify import Freivalds
+    from vcompute.verify.inference.glue import checked_logits, head_tolerance
+    from vcompute.workloads.lm.sampling import SamplingParams
+
+    ids = _attack_prompt(wide.cfg.vocab)
+    tr = trace_prefill(wide, ids)
+    W = wide.wte.weight.detach().numpy()
+    fr = Freivalds(rounds=10)
+    ref = fr.row_tolerances(tr["hidden"], np.ascontiguousarray(W.T), tr["logits"])
+    w64 = W.astype(np.float64)
+    mine = head_tolerance(tr["hidden"], tr["logits"], np.sqrt((w64 * w64).sum(axis=0)), fr)
+    assert np.allclose(mine, ref, rtol=1e-12, atol=0)
+    h = tr["hidden"][-8:].astype(np.float64)
+    exact = h @ w64.T
+    toks = tr["logits"][-8:].argmax(axis=1)
+    for sp in (SamplingParams(0.0, 1.0, 3), SamplingParams(0.8, 1.0, 3), SamplingParams(0.8, 0.9, 3)):
+        z, nucleus, k = checked_logits(h, W, tr["logits"][-8:], ref[-8:], toks, sp, 32, 1e-4)
+        moved = z != tr["logits"][-8:].astype(np.float64)
+        assert np.allclose(z[moved], exact[moved], rtol=1e-12, atol=1e-12)
+        assert 8 <= k < 8 * W.shape[0], k  # the claimed tokens and those near the top, not every logit
+        assert np.allclose(z[np.arange(8), toks], exact[np.arange(8), toks], rtol=1e-12, atol=1e-12)
+        assert np.abs(z - exact).max() < 1e-5  # the rest are the honest float32 logits
+        assert (nucleus is None) == (sp.top_p == 1.0)

@@ -176,6 +176,11 @@ _INFERENCE: dict[str, MetricInfo] = {
     "glue_over_prefill": _m("ratio", "glue_check_s / prefill_s"),
     "glue_per_trace_s": _m("s", "CPU seconds per trace of the sampled-glue check of a batch of traces of one model"),
     "glue_per_trace_over_prefill": _m("ratio", "glue_per_trace_s / prefill_s"),
+    "glue_token_check_s": _m("s", "CPU seconds of the sampled-glue token check (logits recomputed where the rule "
+                                  "reads them) of new_tokens nucleus-sampled tokens (1 thread)"),
+    "glue_recomputed_logits": _m("count", "logits the sampled-glue token check recomputed for new_tokens tokens"),
+    "glue_logit_slack": _m("abs. error", "largest per-row slack of an honest trace's logits in the token check: "
+                                         "Freivalds' head tolerance plus ||hidden - LN_f(x_L)|| max ||W_j|| (logits)"),
     "prefill_gflops": _m("GFLOP/s", "the prefill's matmul FLOPs (linear layers, attention, head) over prefill_s"),
     "n": _m("count", "jobs run against the adversary"),
     "escapes": _m("count", "the adversary's claims the verifier accepted (for honest: the accepted honest claims)"),

@@ -318,6 +318,7 @@ class GlueCostParams(TaskParams):
     rounds: int = Field(10, ge=1, le=64, description="Freivalds sign vectors per linear layer")
     batch: int = Field(4, ge=1, le=16, description="traces of the model checked together by check_many")
     repeats: int = Field(5, ge=1, le=100, description="alternated timings per quantity (the median is kept)")
+    new_tokens: int = Field(8, ge=1, le=64, description="generated tokens whose logits the token check reads")
 
 
 class InferenceGlueCost:
@@ -331,13 +332,15 @@ class InferenceGlueCost:
     ``glue_over_prefill``, ``glue_per_trace_s`` (:meth:`SampledGlue.check_many` over ``batch``
     traces, per trace), ``glue_per_trace_over_prefill``, and ``prefill_gflops`` (the prefill's
     matmul FLOPs over its seconds: the ratios fall when a loaded machine slows the prefill's
-    compute-bound matmuls more than the check, so a ratio is read with this rate beside it).
+    compute-bound matmuls more than the check, so a ratio is read with this rate beside it), and
+    ``glue_token_check_s`` / ``glue_recomputed_logits`` / ``glue_logit_slack``: the token check of
+    ``new_tokens`` tokens at the end of the trace (temperature 0.8, top_p 0.95: the nucleus case, which recomputes the most logits).
     """
 
     Params = GlueCostParams
     description = "sampled-glue check vs prefill, one trace and a batch, 1 CPU thread"
     metrics = ("prefill_s", "glue_check_s", "glue_over_prefill", "glue_per_trace_s", "glue_per_trace_over_prefill",
-               "prefill_gflops")
+               "prefill_gflops", "glue_token_check_s", "glue_recomputed_logits", "glue_logit_slack")
 
     def run(self, params: GlueCostParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
@@ -348,6 +351,7 @@ class InferenceGlueCost:
         from vcompute.verify.inference.glue import SampledGlue
         from vcompute.verify.inference.glue_trace import trace_prefill
         from vcompute.workloads.lm import TransformerLM, config_named, prefill
+        from vcompute.workloads.lm.sampling import SamplingParams
 
         torch.set_num_threads(1)
         try:  # the fused kernels on one thread too (process CPU time would count every thread anyway)
@@ -382,8 +386,21 @@ class InferenceGlueCost:
         v = ver.check(m, ids, tr, challenge_seed=seed)
         if not v.accepted or not all(x.accepted for x in ver.check_many(m, items, challenge_seed=seed)):
             raise RuntimeError(f"honest trace rejected: {v.reason}")
+        n = min(params.new_tokens, params.tokens - 1)
+        st = ver._run(m, [(ids, tr)], challenge_seed=seed)[0]
+        rows = slice(params.tokens - n, params.tokens)
+        toks = tr["logits"][rows].argmax(axis=1)
+        sp = SamplingParams(0.8, 0.95, seed)
+        tok = []
+        for _ in range(params.repeats):
+            tok.append(clock(lambda: ver.token_check(m, st.h_ref[rows], st.tr["hidden"][rows], st.tr["logits"][rows],
+                                                     toks, sp, params.tokens - n + 1)))
+        _, slack, recomputed = ver.token_check(m, st.h_ref[rows], st.tr["hidden"][rows], st.tr["logits"][rows], toks,
+                                               sp, params.tokens - n + 1)
         p, c, b = (statistics.median(x) for x in (pre, one, many))
         T, d = params.tokens, cfg.d_model
         flops = cfg.n_layers * (2 * T * (4 * d * d + 2 * d * cfg.d_ff) + 4 * T * T * d) + 2 * T * d * cfg.vocab
         return {"prefill_s": p, "glue_check_s": c, "glue_over_prefill": c / p, "glue_per_trace_s": b,
-                "glue_per_trace_over_prefill": b / p, "prefill_gflops": flops / p / 1e9}
+                "glue_per_trace_over_prefill": b / p, "prefill_gflops": flops / p / 1e9,
+                "glue_token_check_s": statistics.median(tok), "glue_recomputed_logits": recomputed,
+                "glue_logit_slack": float(slack.max())}

@@ -88,6 +88,64 @@ def _rows2() -> str:
     return "\n".join(lines) + "\n"
 
 
+QUAD = 5  # rounds per sweep of the four-row kernels: 4 x 5 sums and 4 x 2 statistics stay in registers
+
+
+def _dot4(stat: bool) -> str:
+    """Four rows against :data:`QUAD` rows of ``G`` per sweep (fewer loads and widenings per multiply-add)."""
+    k = QUAD
+    gs = ", ".join(f"g{t}" for t in range(k))
+    name = f"dot4x{k}{'_stat' if stat else ''}"
+    rows = "abcd"
+    lines = ["@jit", f"def {name}(x0, x1, x2, x3, {gs}{', w, mode' if stat else ''}):  # pragma: no cover - compiled"]
+    for acc in rows:
+        lines += [f"    {acc}{t} = 0.0" for t in range(k)]
+        lines += [f"    {acc}q = 0.0", f"    {acc}m = 0.0"] if stat else []
+
+    def loop(ind: str, stat_kind: str | None) -> list[str]:
+        out = [f"{ind}for j in range(x0.shape[0]):"]
+        out += [f"{ind}    v{r} = np.float64(x{r}[j])" for r in range(4)]
+        for t in range(k):
+            out.append(f"{ind}    h = np.float64(g{t}[j])")
+            out += [f"{ind}    {acc}{t} += v{r} * h" for r, acc in enumerate(rows)]
+        if stat_kind == "sq":
+            out += [f"{ind}    {acc}q += v{r} * v{r}" for r, acc in enumerate(rows)]
+        elif stat_kind == "abs":
+            out.append(f"{ind}    h = w[j]")
+            for r, acc in enumerate(rows):
+                out += [f"{ind}    v{r} = abs(v{r}) * h", f"{ind}    {acc}q += v{r}", f"{ind}    {acc}m += v{r} * v{r}"]
+        return out
+
+    if stat:
+        lines += ["    if mode == 0:", *loop("        ", "sq"), "    else:", *loop("        ", "abs")]
+    else:
+        lines += loop("    ", None)
+    ret = [f"{acc}{t}" for acc in rows for t in [*range(k), "q", "m"] if t not in ("q", "m") or stat]
+    half = len(ret) // 2
+    lines += ["    return (", f"        {', '.join(ret[:half])},", f"        {', '.join(ret[half:])})"]
+    return "\n".join(lines) + "\n"
+
+
+def _rows4() -> str:
+    k = QUAD
+    per = k + 2
+    lines = ["@nb.njit(fastmath=_FLAGS, cache=True)",
+             "def rows4(X, G, w, mode, Y, Q, T, i):  # pragma: no cover - compiled",
+             f"    # rows i..i+3 of X; G has a multiple of {k} rows (the caller ensures it)",
+             "    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]",
+             f"    r = dot4x{k}_stat(x0, x1, x2, x3, {', '.join(f'G[{t}]' for t in range(k))}, w, mode)"]
+    for q in range(4):
+        lines += [f"    Y[i + {q}, {t}] = r[{q * per + t}]" for t in range(k)]
+        lines.append(f"    Q[i + {q}] = r[{q * per + k}]")
+    lines.append("    if mode == 2:")
+    lines += [f"        T[i + {q}] = r[{q * per + k + 1}]" for q in range(4)]
+    cols = ", ".join("G[t]" if t == 0 else f"G[t + {t}]" for t in range(k))
+    lines += [f"    for t in range({k}, G.shape[0], {k}):", f"        r = dot4x{k}(x0, x1, x2, x3, {cols})"]
+    for q in range(4):
+        lines += [f"        Y[i + {q}, {'t' if t == 0 else f't + {t}'}] = r[{q * k + t}]" for t in range(k)]
+    return "\n".join(lines) + "\n"
+
+
 def generate() -> str:
     """The generated block, markers included.
 
@@ -95,6 +153,7 @@ def generate() -> str:
         The source text between (and including) :data:`BEGIN` and :data:`END`.
     """
     parts = [_dot(k, stat) for k in GROUPS for stat in (False, True)] + [_rows2()]
+    parts += [_dot4(False), _dot4(True), _rows4()]
     return BEGIN + _HEADER + "\n\n".join(parts) + "\n\n" + END
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["row_pass_f", "row_pass_lut", "row_pass_f_serial", "row_pass_lut_serial"]
+__all__ = ["row_pass_f", "row_pass_lut", "row_pass_f_serial", "row_pass_lut_serial", "row_pass_f4",
+           "row_pass_f4_serial"]
 
 _FLAGS = {"reassoc", "contract"}  # never nnan/ninf: NaN and Inf must reach the residual
 
@@ -462,6 +463,235 @@ def rows2(x, y, G, w, mode, Y, Q, T, i):  # pragma: no cover - compiled
         Y[i + 1, t] = r[1]
 
 
+@jit
+def dot4x5(x0, x1, x2, x3, g0, g1, g2, g3, g4):  # pragma: no cover - compiled
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    a4 = 0.0
+    b0 = 0.0
+    b1 = 0.0
+    b2 = 0.0
+    b3 = 0.0
+    b4 = 0.0
+    c0 = 0.0
+    c1 = 0.0
+    c2 = 0.0
+    c3 = 0.0
+    c4 = 0.0
+    d0 = 0.0
+    d1 = 0.0
+    d2 = 0.0
+    d3 = 0.0
+    d4 = 0.0
+    for j in range(x0.shape[0]):
+        v0 = np.float64(x0[j])
+        v1 = np.float64(x1[j])
+        v2 = np.float64(x2[j])
+        v3 = np.float64(x3[j])
+        h = np.float64(g0[j])
+        a0 += v0 * h
+        b0 += v1 * h
+        c0 += v2 * h
+        d0 += v3 * h
+        h = np.float64(g1[j])
+        a1 += v0 * h
+        b1 += v1 * h
+        c1 += v2 * h
+        d1 += v3 * h
+        h = np.float64(g2[j])
+        a2 += v0 * h
+        b2 += v1 * h
+        c2 += v2 * h
+        d2 += v3 * h
+        h = np.float64(g3[j])
+        a3 += v0 * h
+        b3 += v1 * h
+        c3 += v2 * h
+        d3 += v3 * h
+        h = np.float64(g4[j])
+        a4 += v0 * h
+        b4 += v1 * h
+        c4 += v2 * h
+        d4 += v3 * h
+    return (
+        a0, a1, a2, a3, a4, b0, b1, b2, b3, b4,
+        c0, c1, c2, c3, c4, d0, d1, d2, d3, d4)
+
+
+@jit
+def dot4x5_stat(x0, x1, x2, x3, g0, g1, g2, g3, g4, w, mode):  # pragma: no cover - compiled
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    a4 = 0.0
+    aq = 0.0
+    am = 0.0
+    b0 = 0.0
+    b1 = 0.0
+    b2 = 0.0
+    b3 = 0.0
+    b4 = 0.0
+    bq = 0.0
+    bm = 0.0
+    c0 = 0.0
+    c1 = 0.0
+    c2 = 0.0
+    c3 = 0.0
+    c4 = 0.0
+    cq = 0.0
+    cm = 0.0
+    d0 = 0.0
+    d1 = 0.0
+    d2 = 0.0
+    d3 = 0.0
+    d4 = 0.0
+    dq = 0.0
+    dm = 0.0
+    if mode == 0:
+        for j in range(x0.shape[0]):
+            v0 = np.float64(x0[j])
+            v1 = np.float64(x1[j])
+            v2 = np.float64(x2[j])
+            v3 = np.float64(x3[j])
+            h = np.float64(g0[j])
+            a0 += v0 * h
+            b0 += v1 * h
+            c0 += v2 * h
+            d0 += v3 * h
+            h = np.float64(g1[j])
+            a1 += v0 * h
+            b1 += v1 * h
+            c1 += v2 * h
+            d1 += v3 * h
+            h = np.float64(g2[j])
+            a2 += v0 * h
+            b2 += v1 * h
+            c2 += v2 * h
+            d2 += v3 * h
+            h = np.float64(g3[j])
+            a3 += v0 * h
+            b3 += v1 * h
+            c3 += v2 * h
+            d3 += v3 * h
+            h = np.float64(g4[j])
+            a4 += v0 * h
+            b4 += v1 * h
+            c4 += v2 * h
+            d4 += v3 * h
+            aq += v0 * v0
+            bq += v1 * v1
+            cq += v2 * v2
+            dq += v3 * v3
+    else:
+        for j in range(x0.shape[0]):
+            v0 = np.float64(x0[j])
+            v1 = np.float64(x1[j])
+            v2 = np.float64(x2[j])
+            v3 = np.float64(x3[j])
+            h = np.float64(g0[j])
+            a0 += v0 * h
+            b0 += v1 * h
+            c0 += v2 * h
+            d0 += v3 * h
+            h = np.float64(g1[j])
+            a1 += v0 * h
+            b1 += v1 * h
+            c1 += v2 * h
+            d1 += v3 * h
+            h = np.float64(g2[j])
+            a2 += v0 * h
+            b2 += v1 * h
+            c2 += v2 * h
+            d2 += v3 * h
+            h = np.float64(g3[j])
+            a3 += v0 * h
+            b3 += v1 * h
+            c3 += v2 * h
+            d3 += v3 * h
+            h = np.float64(g4[j])
+            a4 += v0 * h
+            b4 += v1 * h
+            c4 += v2 * h
+            d4 += v3 * h
+            h = w[j]
+            v0 = abs(v0) * h
+            aq += v0
+            am += v0 * v0
+            v1 = abs(v1) * h
+            bq += v1
+            bm += v1 * v1
+            v2 = abs(v2) * h
+            cq += v2
+            cm += v2 * v2
+            v3 = abs(v3) * h
+            dq += v3
+            dm += v3 * v3
+    return (
+        a0, a1, a2, a3, a4, aq, am, b0, b1, b2, b3, b4, bq, bm,
+        c0, c1, c2, c3, c4, cq, cm, d0, d1, d2, d3, d4, dq, dm)
+
+
+@nb.njit(fastmath=_FLAGS, cache=True)
+def rows4(X, G, w, mode, Y, Q, T, i):  # pragma: no cover - compiled
+    # rows i..i+3 of X; G has a multiple of 5 rows (the caller ensures it)
+    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
+    r = dot4x5_stat(x0, x1, x2, x3, G[0], G[1], G[2], G[3], G[4], w, mode)
+    Y[i + 0, 0] = r[0]
+    Y[i + 0, 1] = r[1]
+    Y[i + 0, 2] = r[2]
+    Y[i + 0, 3] = r[3]
+    Y[i + 0, 4] = r[4]
+    Q[i + 0] = r[5]
+    Y[i + 1, 0] = r[7]
+    Y[i + 1, 1] = r[8]
+    Y[i + 1, 2] = r[9]
+    Y[i + 1, 3] = r[10]
+    Y[i + 1, 4] = r[11]
+    Q[i + 1] = r[12]
+    Y[i + 2, 0] = r[14]
+    Y[i + 2, 1] = r[15]
+    Y[i + 2, 2] = r[16]
+    Y[i + 2, 3] = r[17]
+    Y[i + 2, 4] = r[18]
+    Q[i + 2] = r[19]
+    Y[i + 3, 0] = r[21]
+    Y[i + 3, 1] = r[22]
+    Y[i + 3, 2] = r[23]
+    Y[i + 3, 3] = r[24]
+    Y[i + 3, 4] = r[25]
+    Q[i + 3] = r[26]
+    if mode == 2:
+        T[i + 0] = r[6]
+        T[i + 1] = r[13]
+        T[i + 2] = r[20]
+        T[i + 3] = r[27]
+    for t in range(5, G.shape[0], 5):
+        r = dot4x5(x0, x1, x2, x3, G[t], G[t + 1], G[t + 2], G[t + 3], G[t + 4])
+        Y[i + 0, t] = r[0]
+        Y[i + 0, t + 1] = r[1]
+        Y[i + 0, t + 2] = r[2]
+        Y[i + 0, t + 3] = r[3]
+        Y[i + 0, t + 4] = r[4]
+        Y[i + 1, t] = r[5]
+        Y[i + 1, t + 1] = r[6]
+        Y[i + 1, t + 2] = r[7]
+        Y[i + 1, t + 3] = r[8]
+        Y[i + 1, t + 4] = r[9]
+        Y[i + 2, t] = r[10]
+        Y[i + 2, t + 1] = r[11]
+        Y[i + 2, t + 2] = r[12]
+        Y[i + 2, t + 3] = r[13]
+        Y[i + 2, t + 4] = r[14]
+        Y[i + 3, t] = r[15]
+        Y[i + 3, t + 1] = r[16]
+        Y[i + 3, t + 2] = r[17]
+        Y[i + 3, t + 3] = r[18]
+        Y[i + 3, t + 4] = r[19]
+
+
 # --- end of generated block ---
 
 
@@ -480,6 +710,40 @@ def row_pass_f(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
         i = 2 * (r - b * half)
         j = min(i + 1, m - 1)  # an odd last row is paired with itself; the copy lands in row m
         rows2(X[b, i], X[b, j], G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], i)
+
+
+# Four-row twins of the float drivers, for G with a multiple of QUAD (5) rows: quads of rows of all batches
+# are split over threads; the m % 4 rows left over go through rows2 in pairs, as above.
+
+@nb.njit(parallel=True, fastmath=_FLAGS, cache=True)
+def row_pass_f4(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
+    nbat, m, _ = X.shape
+    gs = 1 if G.shape[0] > 1 else 0
+    ws = 1 if w.shape[0] > 1 else 0
+    quads = m // 4
+    rest = (m - 4 * quads + 1) // 2
+    per = quads + rest
+    for r in nb.prange(nbat * per):
+        b = r // per
+        q = r - b * per
+        if q < quads:
+            rows4(X[b], G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], 4 * q)
+        else:
+            i = 4 * quads + 2 * (q - quads)
+            rows2(X[b, i], X[b, min(i + 1, m - 1)], G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], i)
+
+
+@nb.njit(fastmath=_FLAGS, cache=True)
+def row_pass_f4_serial(X, G, w, mode, Y, Q, T):  # pragma: no cover - compiled
+    nbat, m, _ = X.shape
+    gs = 1 if G.shape[0] > 1 else 0
+    ws = 1 if w.shape[0] > 1 else 0
+    quads = m // 4
+    for b in range(nbat):
+        for q in range(quads):
+            rows4(X[b], G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], 4 * q)
+        for i in range(4 * quads, m, 2):
+            rows2(X[b, i], X[b, min(i + 1, m - 1)], G[b * gs], w[b * ws], mode, Y[b], Q[b], T[b], i)
 
 
 @jit

@@ -47,7 +47,8 @@ _KERNELS: dict[str, Any] = {}
 #: Matrices with fewer entries are swept by one thread (about 1 MB of float32).
 _PARALLEL_MIN_ENTRIES = 1 << 18
 _LAUNCH_LOCK = threading.Lock()
-_STATE: dict[str, Any] = {"pid": None, "layer": None}  # who launched parallel kernels, on which layer
+_STATE: dict[str, Any] = {"pid": None, "layer": None, "quad": True}  # who launched parallel kernels, on which layer;
+# "quad": whether the four-row float kernels run where they apply (False: the two-row ones, for comparison)
 _THREADSAFE_LAYERS = ("tbb", "omp")
 
 
@@ -68,12 +69,17 @@ def available() -> bool:
     return True
 
 
+#: Rounds per sweep of the four-row float kernels (``_fused_codegen.QUAD``); other round counts use the two-row ones.
+_QUAD = 5
+
+
 def _kernels() -> dict[str, Any]:
     if not _KERNELS:
         from vcompute.verify.freivalds import _fused_kernels as K
 
         _KERNELS.update({"float": K.row_pass_f, "lut": K.row_pass_lut, "float_serial": K.row_pass_f_serial,
-                         "lut_serial": K.row_pass_lut_serial,
+                         "lut_serial": K.row_pass_lut_serial, "float4": K.row_pass_f4,
+                         "float4_serial": K.row_pass_f4_serial,
                          "f16_table": np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
                          .astype(np.float32)})
     return _KERNELS
@@ -140,6 +146,8 @@ def row_pass(X: np.ndarray, G: np.ndarray, w: np.ndarray | None = None, *, sq: b
     args = (X3, G3, w2, mode, Y, Q, T) if bits is None else (
         X3, kernels["f16_table"], bits == "bfloat16", G3, w2, mode, Y, Q, T)
     name = "float" if bits is None else "lut"
+    if bits is None and k % _QUAD == 0 and m >= 4 and _STATE["quad"]:
+        name = "float4"  # four rows per sweep, QUAD rounds each: fewer loads and widenings per multiply-add
     if X3.size < _PARALLEL_MIN_ENTRIES or _forked_after_parallel():
         kernels[name + "_serial"](*args)  # a thread launch costs more than it saves
     else:

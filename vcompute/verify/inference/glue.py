@@ -17,6 +17,11 @@ after the trace is fixed, checks
   independently per block and per op: a glue output wrong on a fraction ``f``
   of the rows escapes one op's check with probability <= (1 - f)**rows.
 
+On a ``generate`` job the tokens are then checked by the job's sampler rule and the band-use count on
+logits the verifier computes in float64 from its own final LayerNorm of the checked residual stream
+(:func:`checked_logits`): the trace's logits are bound only within Freivalds' tolerance, which at GPT-2
+width is many times the near-tie band.
+
 Argument, tolerances and tests: ``proofs/inference-glue.md``.
 """
 
@@ -34,9 +39,11 @@ from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Scheme, VerifyContext
 from vcompute.verify.freivalds import Freivalds, PreparedMatrix
 from vcompute.verify.inference.glue_linear import LinearStacks
+from vcompute.verify.freivalds.scheme import _underflow_allowance
+from vcompute.verify.freivalds.tolerance import precision_of
 from vcompute.verify.inference.glue_trace import TRACE_KEYS, trace_shapes
 
-__all__ = ["SampledGlue", "GLUE_RTOL"]
+__all__ = ["SampledGlue", "GLUE_RTOL", "head_tolerance", "checked_logits"]
 
 #: Relative tolerance of a recomputed glue entry at float32: ``abs(claimed - ref) <= rtol * (abs(ref) + rms(ref row))``.
 #: Honest torch float32 vs float64 recomputation differs by <= ~2e-6 (tests/verify/test_inference_glue.py).
@@ -163,6 +170,77 @@ def _read_trace(trace: Any, shapes: dict) -> dict[str, np.ndarray] | str:
     return out
 
 
+def head_tolerance(hidden: np.ndarray, logits: np.ndarray, wnorm: np.ndarray, freivalds: Freivalds) -> np.ndarray:
+    """Per row, the tolerance of ``freivalds`` on the tied head ``logits = hidden @ W^T`` (float32 claims).
+
+    The same formula as :meth:`Freivalds.row_tolerances <vcompute.verify.Freivalds.row_tolerances>`, from the
+    rows' sums and ``wnorm`` (``||W[:, l]||_2`` per hidden unit ``l``, the row norms of ``B = W^T``) in ``O(n (d + V))``
+    instead of a float64 copy of ``W``: a logit off the exact product of its row by more than this is caught by
+    the head check with probability >= 1 - 2**-rounds (``proofs/freivalds.md``, S1).
+    """
+    from vcompute.verify.freivalds.tolerance import tolerance_from_sums
+
+    prec = precision_of("float32", freivalds.accumulation)
+    a, c = hidden.astype(np.float64), logits.astype(np.float64)
+    K, n = a.shape[1], c.shape[1]
+    tol = tolerance_from_sums(np, S=np.abs(a) @ (wnorm + 1e-300), C2=np.einsum("ij,ij->i", c, c),
+                              T=(a * a) @ (wnorm * wnorm), K=K, n=n, prec=prec, safety=freivalds.safety)
+    return tol + _underflow_allowance("float32", prec, K, n)
+
+
+def checked_logits(h: np.ndarray, w: np.ndarray, claimed: np.ndarray, slack: np.ndarray, tokens: np.ndarray,
+                   sampling: Any, first_position: int, atol: float) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """The logits the token rule reads: the verifier's own float64 ``h W^T`` wherever the rule compares them.
+
+    ``claimed`` (the provider's logits rows) is known to within ``slack`` per row of the exact ``h W^T``
+    (Freivalds' head tolerance plus what the final LayerNorm's claimed output may differ from ``h``). Every
+    token the rule's score comparisons can read is recomputed exactly, in ``O(d)`` each: the claimed token and
+    every token whose claimed logit (greedy) or score (sampled, top_p = 1) is within ``band + 2 slack`` of the
+    claimed maximum, or (top_p < 1) every token that may be in the nucleus with the band widened by ``2 slack``;
+    no other token can be the verifier's pick or within the band of it (``proofs/inference-glue.md``,
+    *The tokens*). The rest keep the claimed values, which only the nucleus mass reads.
+
+    Args:
+        h: ``[n, d]`` float64 hidden states the verifier computed (the final LayerNorm of the checked stream).
+        w: the tied head ``[V, d]`` (float32, the job's weights).
+        claimed: ``[n, V]`` the trace's logits rows.
+        slack: ``[n]`` the per-row bound on ``|claimed - h W^T|``.
+        tokens: the ``n`` claimed tokens.
+        sampling: the job's :class:`~vcompute.workloads.lm.sampling.SamplingParams`.
+        first_position: the sequence position of the first token.
+        atol: the calibrated logit band.
+
+    Returns:
+        The logits (float64 ``[n, V]``), the per-row ``nucleus_atol`` for :func:`.tokens.check_tokens`
+        (None where the rule reads no mass), and how many entries were recomputed.
+    """
+    from vcompute.verify.inference.tokens import maybe_in_nucleus
+    from vcompute.workloads.lm.sampling import gumbel
+
+    z = claimed.astype(np.float64)
+    n, V = z.shape
+    rows = np.arange(n)
+    nucleus = None
+    if sampling.greedy:
+        cand = z >= (z.max(axis=1) - 2.0 * (atol + slack))[:, None]
+    elif sampling.top_p < 1.0:
+        t = sampling.temperature
+        order, count = maybe_in_nucleus(z / t, sampling.top_p, 2.0 * (atol + 2.0 * slack) / t)
+        cand = np.zeros((n, V), dtype=bool)
+        cand[rows[:, None], order] = np.arange(V)[None, :] < count[:, None]
+        nucleus = atol + slack
+    else:
+        t = sampling.temperature
+        score = z / t + gumbel(sampling.seed, first_position + rows, V)
+        cand = score >= (score.max(axis=1) - 2.0 * (atol + slack) / t)[:, None]
+    cand[rows, tokens] = True
+    r, c = np.nonzero(cand)
+    cols, at = np.unique(c, return_inverse=True)
+    exact = w[cols].astype(np.float64) @ h.T  # [len(cols), n], float64 accumulation
+    z[r, c] = exact[at, r]
+    return z, nucleus, int(r.size)
+
+
 class SampledGlue(Scheme):
     """Checks a provider's prefill trace: Freivalds on all linear rows, the glue on sampled rows.
 
@@ -195,7 +273,7 @@ class SampledGlue(Scheme):
         self.rtol = float(rtol)
         self.freivalds = Freivalds(rounds=rounds)
         self._stacks = LinearStacks(self.freivalds)
-        self._prepared: dict[int, tuple[Any, int, PreparedMatrix]] = {}
+        self._prepared: dict[Any, tuple[Any, int, Any]] = {}
 
     def _weight(self, w: Any) -> PreparedMatrix:
         """``W^T`` contiguous, prepared once per weight tensor (re-prepared if changed in place)."""
@@ -229,7 +307,7 @@ class SampledGlue(Scheme):
         The trace is checked against the job's model, then every token against the
         job's sampler on the trace's (now checked) logits (:mod:`.tokens`).
         """
-        from vcompute.verify.inference.tokens import as_tokens, band_limit, check_tokens
+        from vcompute.verify.inference.tokens import as_tokens, band_limit
         from vcompute.verify.inference.tolerance import tolerance_for
         from vcompute.workloads.lm.job import model_of, prompt_of, sampling_of
 
@@ -244,20 +322,26 @@ class SampledGlue(Scheme):
                                   scheme=self.name)
         ids = np.concatenate([prompt, toks[:-1]])
         trace = claim.evidence.get("trace") if isinstance(claim.evidence, Mapping) else None
-        v = self.check(model, ids, trace, challenge_seed=int(ctx.rng.integers(2**62)))
+        job_state = self._run(model, [(ids, trace)], challenge_seed=int(ctx.rng.integers(2**62)))[0]
+        v = self._verdicts([job_state], 0.0)[0]
         if not v.accepted:
             return v
         L = len(prompt)
         tol = tolerance_for("float32")
-        tc = check_tokens(trace["logits"][L - 1:], toks, sp, first_position=L, atol=tol.logit_atol,
-                          mass_atol=tol.mass_atol)
+        # The token rule reads logits the verifier computes itself (float64, from its own final LayerNorm of the
+        # checked residual stream) wherever it compares them; the trace's logits, which the head check binds
+        # only to within Freivalds' tolerance, only choose which tokens to recompute (and, for a nucleus, give
+        # the mass of the rest): proofs/inference-glue.md, *The tokens*.
+        tc, slack, recomputed = self.token_check(model, job_state.h_ref[L - 1:], job_state.tr["hidden"][L - 1:],
+                                                 job_state.tr["logits"][L - 1:], toks, sp, L)
         cost = Cost(flops=v.cost.flops, seconds=time.perf_counter() - t0, evidence_bytes=v.cost.evidence_bytes,
                     reexecuted_fraction=v.cost.reexecuted_fraction)
         limit = None if tol.band_rate is None else band_limit(n, tol.band_rate, tol.band_alpha)
         details = {**v.details, "near_ties": tc.near_ties, "band_uses": tc.near_ties, "band_limit": limit,
-                   "first_bad_token": tc.first_bad}
+                   "first_bad_token": tc.first_bad, "recomputed_logits": recomputed,
+                   "logit_slack_max": float(slack.max())}
         if not tc.ok:
-            return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the traced logits",
+            return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the checked logits",
                                   scheme=self.name, details=details, cost=cost)
         if limit is not None and tc.near_ties > limit:  # the band-use count (proofs/inference.md)
             return Verdict.reject(f"near-tie band: {tc.near_ties} of {n} tokens pass only by the near-tie rule "
@@ -282,6 +366,46 @@ class SampledGlue(Scheme):
         """
         return self.check_many(model, [(ids, trace)], challenge_seed=challenge_seed)[0]
 
+    def token_check(self, model: Any, h_ref: np.ndarray, hidden: np.ndarray, logits: np.ndarray, tokens: np.ndarray,
+                    sampling: Any, first_position: int) -> tuple[Any, np.ndarray, int]:
+        """The token rule and the band count on logits the verifier computes itself (``proofs/inference-glue.md``).
+
+        Args:
+            model: the job's model (its tied head ``wte``).
+            h_ref: ``[n, d]`` float64: the verifier's final LayerNorm of the checked residual stream, one row per token.
+            hidden, logits: the trace's final LayerNorm output and logits rows, after the trace passed the check.
+            tokens: the ``n`` claimed tokens; sampling: the job's sampling parameters.
+            first_position: the sequence position of the first token.
+
+        Returns:
+            The :class:`~vcompute.verify.inference.tokens.TokenCheck`, the per-row slack of the trace's logits
+            (Freivalds' head tolerance plus what ``hidden`` may differ from ``h_ref``), and how many logits were
+            recomputed.
+        """
+        from vcompute.verify.inference.tokens import check_tokens
+        from vcompute.verify.inference.tolerance import tolerance_for
+
+        tol = tolerance_for("float32")
+        wnorm, wmax = self._head_norms(model.wte.weight)
+        dh = hidden - h_ref
+        slack = head_tolerance(hidden, logits, wnorm, self.freivalds) + np.sqrt(np.einsum("ij,ij->i", dh, dh)) * wmax
+        z, nucleus, recomputed = checked_logits(h_ref, model.wte.weight.detach().numpy(), logits, slack, tokens,
+                                                sampling, first_position, tol.logit_atol)
+        tc = check_tokens(z, tokens, sampling, first_position=first_position, atol=tol.logit_atol,
+                          mass_atol=tol.mass_atol, nucleus_atol=nucleus)
+        return tc, slack, recomputed
+
+    def _head_norms(self, w: Any) -> tuple[np.ndarray, float]:
+        """``||W[:, l]||_2`` per hidden unit and the largest ``||W[j]||_2`` of the tied head, once per weight tensor."""
+        key = ("norms", id(w))
+        hit = self._prepared.get(key)
+        if hit is None or hit[0] is not w or hit[1] != w._version:
+            w64 = w.detach().numpy().astype(np.float64)
+            hit = (w, w._version, (np.sqrt(np.einsum("jl,jl->l", w64, w64)),
+                                   float(np.sqrt(np.einsum("jl,jl->j", w64, w64).max()))))
+            self._prepared[key] = hit
+        return hit[2]
+
     def check_many(self, model: Any, items: Sequence[tuple[Any, Any]], *, challenge_seed: int) -> list[Verdict]:
         """Verify several traces of one model together: one verdict each, the linear layers' signs shared.
 
@@ -302,11 +426,16 @@ class SampledGlue(Scheme):
         Raises:
             TypeError, ValueError: for the caller's malformed arguments (never for a provider's trace).
         """
+        t0 = time.perf_counter()
+        jobs = self._run(model, items, challenge_seed=challenge_seed)
+        return self._verdicts(jobs, (time.perf_counter() - t0) / len(jobs))
+
+    def _run(self, model: Any, items: Sequence[tuple[Any, Any]], *, challenge_seed: int) -> list[_Job]:
+        """:meth:`check_many`'s work: each trace's state, its verdict and the verifier's final LayerNorm in it."""
         import torch
 
         from vcompute.workloads.lm.generation import as_prompt
 
-        t0 = time.perf_counter()
         if type(model).__name__ != "TransformerLM" or model.dtype != torch.float32:
             raise TypeError("SampledGlue checks a float32 torch TransformerLM")
         if isinstance(challenge_seed, bool) or not isinstance(challenge_seed, int):
@@ -345,7 +474,8 @@ class SampledGlue(Scheme):
                 job.verdict = (False, reason, {"layer": layer})
                 continue
             tr = job.tr
-            q = self._glue_op(job, "final ln", tr["hidden"], _ln(tr["x"][-1], model.ln_f))
+            job.h_ref = _ln(tr["x"][-1], model.ln_f)  # float64: the token check's logits are computed from it
+            q = self._glue_op(job, "final ln", tr["hidden"], job.h_ref)
             if not q:
                 v = self.freivalds.check(tr["hidden"], self._weight(model.wte.weight), tr["logits"],
                                          seed=int(rng.integers(2**62)))  # the tied head has no bias
@@ -357,7 +487,9 @@ class SampledGlue(Scheme):
                 job.verdict = (True, f"{cfg.n_layers} blocks: {4 * cfg.n_layers + 1} linear layers pass Freivalds "
                                f"({self.rounds} rounds) on all {job.T} rows; glue passes on {job.s} sampled rows "
                                "per op", {"rows": job.s, "tokens": job.T, "max_glue_error_ratio": max(job.ratios)})
-        share = (time.perf_counter() - t0) / len(jobs)
+        return jobs
+
+    def _verdicts(self, jobs: list[_Job], share: float) -> list[Verdict]:
         out = []
         for job in jobs:
             ok, reason, details = job.verdict
@@ -418,3 +550,4 @@ class _Job:
         self.flops = 0.0
         self.ratios = [0.0]
         self.fails: list[tuple[int, int, str]] = []
+        self.h_ref: np.ndarray | None = None

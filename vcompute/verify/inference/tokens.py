@@ -45,7 +45,7 @@ import numpy as np
 from vcompute.verify.screening import memory_span
 from vcompute.workloads.lm.sampling import SamplingParams, gumbel
 
-__all__ = ["TokenCheck", "check_tokens", "as_tokens", "job_arguments", "mass_before", "provider_tokens",
+__all__ = ["TokenCheck", "check_tokens", "maybe_in_nucleus", "as_tokens", "job_arguments", "mass_before", "provider_tokens",
            "band_tail", "band_limit"]
 
 
@@ -255,8 +255,32 @@ class _Sorted:
         return lo
 
 
+def maybe_in_nucleus(s: np.ndarray, top_p: float, eps: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the tokens that may be in the nucleus of scaled logits within ``eps / 2`` of ``s``.
+
+    A token ``j`` may be (``e^{-eps} * mass{s_k > s_j + eps} < top_p``, the relaxed membership test of
+    :func:`check_tokens`) on a prefix of each row's descending order.
+
+    Args:
+        s: scaled logits ``[n, vocab]`` (float64).
+        top_p: the nucleus mass.
+        eps: the band (a float or one per row).
+
+    Returns:
+        ``(order, count)``: each row's tokens by score descending and how many of the first ones may be in.
+    """
+    n = s.shape[0]
+    rows = np.arange(n)
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    st = _Sorted(s, w / w.sum(axis=1, keepdims=True))
+    eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), (n,))
+    count = st.cut(lambda k: st.mass_above(st.s[rows, k] + eps, inclusive=False) * np.exp(-eps) < top_p)
+    return st.order, count
+
+
 def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParams, *, first_position: int,
-                 atol: float, mass_atol: float | None = None) -> TokenCheck:
+                 atol: float, mass_atol: float | None = None, nucleus_atol: float | np.ndarray | None = None
+                 ) -> TokenCheck:
     """Check each token against the logits that the verifier recomputed for it.
 
     Args:
@@ -267,6 +291,11 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         atol: the calibrated bound on the per-entry logit difference between honest runs.
         mass_atol: the calibrated bound on the difference of the mass ranked before a token (None: only
             the worst case implied by ``atol``).
+        nucleus_atol: the per-entry bound used where the rule reads the whole softmax (nucleus membership;
+            a float, or one per row), when it is wider than ``atol`` because only some of ``logits`` are the
+            verifier's own and the rest are known to within a tolerance (the sampled-glue check: the
+            provider's logits within Freivalds' head tolerance). None: ``atol``. Scores are compared with
+            ``atol`` alone, so every token a score comparison reads must be exact in ``logits``.
     """
     z = np.asarray(logits, dtype=np.float64)
     n, vocab = z.shape
@@ -281,6 +310,7 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous)
     T, top_p = sampling.temperature, sampling.top_p
     eps = 2 * atol / T
+    eps_m = eps if nucleus_atol is None else 2 * np.asarray(nucleus_atol, dtype=np.float64) / T  # mass bounds
     s = z / T
     score = s + gumbel(sampling.seed, first_position + rows, vocab)
     if top_p < 1.0:
@@ -292,8 +322,9 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
             return st.s[rows, rank]
 
         # t may be in the provider's nucleus / j is certainly in it / j is in the verifier's own nucleus
-        relaxed = st.cut(lambda k: st.mass_above(at(k) + eps, inclusive=False) * np.exp(-eps) < top_p)
-        certain = st.cut(lambda k: (st.mass_above(at(k) - eps, inclusive=True) - st.p[rows, k]) * np.exp(eps) < top_p)
+        relaxed = st.cut(lambda k: st.mass_above(at(k) + eps_m, inclusive=False) * np.exp(-eps_m) < top_p)
+        certain = st.cut(lambda k: (st.mass_above(at(k) - eps_m, inclusive=True) - st.p[rows, k]) * np.exp(eps_m)
+                         < top_p)
         own_cut = st.cut(lambda k: st.mass_above(at(k), inclusive=False) < top_p)
         if mass_atol is not None:  # the mass ranked before rank k (ties by index, as the sampler ranks)
             relaxed = np.minimum(relaxed, (st.cm[:, :vocab] < top_p + mass_atol).sum(axis=1))
@@ -303,7 +334,7 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         best = np.where(in_prefix < certain[:, None], ranked, -np.inf).max(axis=1)
         own = st.order[rows, np.where(in_prefix < own_cut[:, None], ranked, -np.inf).argmax(axis=1)]
         s_t = s[rows, tokens]
-        ok = (st.mass_above(s_t + eps, inclusive=False) * np.exp(-eps) < top_p) & (score[rows, tokens] >= best - eps)
+        ok = (st.mass_above(s_t + eps_m, inclusive=False) * np.exp(-eps_m) < top_p) & (score[rows, tokens] >= best - eps)
         if mass_atol is not None:
             ok &= mass_before(s, p, tokens) < top_p + mass_atol
         ambiguous = int(((np.where(in_prefix < relaxed[:, None], ranked, -np.inf) >= (best - eps)[:, None])

@@ -30,8 +30,9 @@ class Tolerance:
             ``logit_atol`` bounds it (a factor ``e^(2 logit_atol / T)``, which at bf16 would admit every token
             into a 0.95 nucleus).
         band_rate: the calibrated honest *band-use* rate per token (tokens that pass only by the near-tie
-            rule: the claimed token differs from the verifier's own argmax / replayed draw); None: no limit on
-            how many a claim may make. A claim of ``n`` checked tokens may make at most
+            rule: the claimed token differs from the verifier's own argmax / replayed draw); None: the
+            precision's calibrated rate (the verifiers never drop the count). A claim of ``n`` checked tokens may
+            make at most
             :func:`~vcompute.verify.inference.tokens.band_limit` ``(n, band_rate, band_alpha)`` of them.
         band_alpha: the false-reject probability per generation the band-use count may add for an honest
             provider whose band-use rate is at most ``band_rate``.

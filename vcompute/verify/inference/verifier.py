@@ -14,6 +14,8 @@ number of checked tokens is rejected too.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -70,7 +72,8 @@ class GenerationVerifier(Scheme):
 
     Args:
         tolerance: a :class:`~vcompute.verify.inference.tolerance.Tolerance` for every precision, a mapping precision -> Tolerance,
-            or None for the calibrated :data:`TOLERANCES`.
+            or None for the calibrated :data:`TOLERANCES`. A custom one without ``band_rate`` keeps the band-use
+            count at the precision's calibrated rate.
         sample_chunks: check only this many chunks, chosen by ``challenge_seed`` after the claim
             (the prefill then stops at the last chosen chunk); None checks all.
         activations: whether to check the activation commitments (False: tokens only).
@@ -103,11 +106,23 @@ class GenerationVerifier(Scheme):
         self.keys = None if keys is None else dict(keys)
 
     def _tol(self, precision: str) -> Tolerance:
+        """The tolerance at ``precision``; a custom one without ``band_rate`` gets the precision's calibrated rate.
+
+        Raises:
+            TypeError: if the mapping's entry for ``precision`` is not a Tolerance.
+            ValueError: if ``precision`` has no calibrated tolerance (nor a band rate to default to).
+        """
         if isinstance(self.tolerance, Tolerance):
-            return self.tolerance
-        if isinstance(self.tolerance, Mapping) and precision in self.tolerance:
-            return self.tolerance[precision]
-        return tolerance_for(precision)
+            tol = self.tolerance
+        elif isinstance(self.tolerance, Mapping) and precision in self.tolerance:
+            tol = self.tolerance[precision]
+            if not isinstance(tol, Tolerance):
+                raise TypeError(f"tolerance[{precision!r}] must be a Tolerance, got {type(tol).__name__}")
+        else:
+            return tolerance_for(precision)
+        if tol.band_rate is None:  # never silently without the band-use count
+            tol = dataclasses.replace(tol, band_rate=tolerance_for(precision).band_rate)
+        return tol
 
     # -- protocol ---------------------------------------------------------------
     def replicas(self, job: Job) -> int:
