@@ -24,7 +24,7 @@ from vcompute.ledger.dispute_escrow import JobOutcome, settle_job
 __all__ = ["OpChain", "OpGameResult", "play_op", "play_op_job", "referee_op"]
 
 _DISPUTED, _SLASHED = 2, 4
-_ONE_STEP, _ELEMENT = 3, 4
+_ONE_STEP, _ELEMENT, _PROVE = 3, 4, 5
 
 
 class OpChain(DisputeChain):
@@ -65,16 +65,20 @@ class OpGameResult:
     """How one operator-level dispute ended.
 
     Attributes:
-        winner: ``"claimant"`` or ``"challenger"``.
-        how: ``"step"`` (the contract checked one element) or ``"timeout"``.
+        winner: ``"claimant"``, ``"challenger"`` or ``"none"`` (nobody won: both parties' elements out of bound, or
+            the challenger's not opened after the claimant's was out: both bonds forfeit, the claim slashed).
+        how: ``"step"`` (the contract checked the claimant's element) or ``"timeout"`` (a party stopped
+            moving before that; a challenger may still have opened its own element after the claimant's timeout).
         rounds: bisection rounds played (both parties' openings make one).
         gas: gas of every successful transaction from the dispute on.
-        decide_gas: gas of the one-element check (0 if it did not run).
+        decide_gas: gas of the one-element check of the claimant's element (0 if it did not run).
         kind: the disputed operator's kind number (0 if the game ended before one was reached).
         refused: transactions the contract refused.
         lo: the agreed state index where the game ended; hi the disputed one.
         hi: see ``lo``.
         moves: gas of each successful move, in order (for the per-round gas).
+        prove_gas: gas of the check of the challenger's own element, run once the claimant's was out of
+            bound (0 if it did not run).
     """
 
     winner: str
@@ -87,6 +91,7 @@ class OpGameResult:
     lo: int
     hi: int
     moves: list[int] = field(default_factory=list)
+    prove_gas: int = 0
 
 
 def play_op(chain: OpChain, claimant: Any, challenger: Any, *, ops_root: bytes, input_state: bytes, n_layers: int,
@@ -168,7 +173,7 @@ def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, 
     Returns:
         The :class:`OpGameResult` (the winner read from the contract's state).
     """
-    decide_gas = refused = kind = 0
+    decide_gas = prove_gas = refused = kind = 0
     moves: list[int] = []
     timeout = chain.view("move_timeout", on="game")
     while chain.record("claims", claim_id, on="game")["state"] == _DISPUTED:
@@ -180,13 +185,19 @@ def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, 
             if element is not None:
                 chain.call(challenger.name, "challenge_element", claim_id, *element, on="game")
                 moved = True
-        elif phase == _ELEMENT:
-            args = claimant.respond(hi, (g["ei"], g["ej"]))
+        elif phase in (_ELEMENT, _PROVE):
+            # the claimant opens the named element; if it is out of bound, the challenger its own
+            mover = claimant if phase == _ELEMENT else challenger
+            args = mover.respond(hi, (g["ei"], g["ej"]))
             if args is not None:
                 try:
                     fn = args.pop("fn", "decide")  # "decide_rows": an element opened with every row of its input
-                    chain.call(claimant.name, fn, claim_id, *args.values(), on="game")
-                    decide_gas, kind, moved = chain.last_gas, args["op"][0], True
+                    chain.call(mover.name, fn, claim_id, *args.values(), on="game")
+                    moved = True
+                    if phase == _ELEMENT:
+                        decide_gas, kind = chain.last_gas, args["op"][0]
+                    else:
+                        prove_gas, kind = chain.last_gas, args["op"][0]
                 except ContractRevert:
                     refused += 1
         else:
@@ -206,7 +217,8 @@ def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, 
         gas += chain.last_gas
         moves.append(chain.last_gas)
     g = chain.record("games", claim_id, on="game")
-    slashed = chain.record("claims", claim_id, on="game")["state"] == _SLASHED
-    winner = "challenger" if slashed else "claimant"
-    return OpGameResult(winner, "step" if decide_gas else "timeout", g["rounds"], gas, decide_gas, kind, refused,
-                        g["lo"], g["hi"], moves)
+    winner = "claimant"
+    if chain.record("claims", claim_id, on="game")["state"] == _SLASHED:
+        winner = "none" if int(chain.view("winner", claim_id, on="game"), 16) == 0 else "challenger"
+    return OpGameResult(winner, "step" if decide_gas else "timeout", g["rounds"], gas, decide_gas, kind,
+                        refused, g["lo"], g["hi"], moves, prove_gas)
