@@ -15,16 +15,34 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from vcompute.ledger.dispute_client import ContractRevert, DisputeChain
 from vcompute.ledger.dispute_escrow import JobOutcome, settle_job
 
-__all__ = ["OpChain", "OpGameResult", "play_op", "play_op_job", "referee_op"]
+__all__ = ["CHECKED_IN_MAX_DIM", "OpChain", "OpGameResult", "play_op", "play_op_job", "referee_op", "wide_builds"]
+
+#: ``MAX_DIM`` of the checked-in builds of ``OperatorGame.vy``, ``OperatorStep.vy`` and ``FloatStep.vy``.
+CHECKED_IN_MAX_DIM = 256
 
 _DISPUTED, _SLASHED = 2, 4
 _ONE_STEP, _ELEMENT, _PROVE = 3, 4, 5
+
+
+@functools.lru_cache(maxsize=4)
+def wide_builds(max_dim: int) -> dict[str, dict[str, Any]]:
+    """Benchmark builds of the operator game's three contracts with ``MAX_DIM = max_dim`` (never checked in).
+
+    Vyper lays memory out for the bound, so a wider build costs more gas at every width (measured
+    in ``protocols/OperatorGame.md``, "Wider rows"); ``MAX_T`` (64 tokens) is unchanged.
+    """
+    from vcompute.ledger.contracts import compile_contract
+
+    return {"FloatStep": compile_contract("FloatStep", {"MAX_DIM": max_dim, "MAX_WORDS": max_dim // 8}),
+            "OperatorStep": compile_contract("OperatorStep", {"MAX_DIM": max_dim}),
+            "OperatorGame": compile_contract("OperatorGame", {"MAX_DIM": max_dim})}
 
 
 class OpChain(DisputeChain):
@@ -36,18 +54,29 @@ class OpChain(DisputeChain):
         move_timeout: seconds each party has for each move.
         min_bond: the least bond a claim may carry (wei).
         arity: segments the disagreement is cut into each round (2..16).
+        max_dim: the widest row the contracts take; 256 is the checked-in build, another value compiles
+            benchmark builds of ``FloatStep.vy``, ``OperatorStep.vy`` and ``OperatorGame.vy`` with that
+            ``MAX_DIM`` (needs vyper; :func:`wide_builds`).
 
     Raises:
         ImportError: if ``pyrevm`` or ``eth_abi`` is missing (``pip install 'vcompute[evm]'``).
+        ValueError: if ``max_dim`` is not a multiple of 8 in 256..8192.
     """
 
     def __init__(self, *, treasury: str | None = None, burn_bps: int = 1000, move_timeout: int = 3600,
-                 min_bond: int = 1, arity: int = 2) -> None:
+                 min_bond: int = 1, arity: int = 2, max_dim: int = CHECKED_IN_MAX_DIM) -> None:
+        if type(max_dim) is not int or max_dim % 8 or not CHECKED_IN_MAX_DIM <= max_dim <= 8192:
+            raise ValueError(f"max_dim must be a multiple of 8 in {CHECKED_IN_MAX_DIM}..8192, got {max_dim!r}")
         super().__init__(treasury=treasury, burn_bps=burn_bps, move_timeout=move_timeout, min_bond=min_bond,
                          arity=arity)
-        op_step = self.deploy("OperatorStep", as_="op_step")
+        self.max_dim = max_dim
+        builds = wide_builds(max_dim) if max_dim != CHECKED_IN_MAX_DIM else {}
+        float_step = self.at("float_step")
+        if builds:
+            float_step = self.deploy("FloatStep", as_="float_step_wide", build=builds["FloatStep"])
+        op_step = self.deploy("OperatorStep", as_="op_step", build=builds.get("OperatorStep"))
         self.deploy("OperatorGame", self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps,
-                    move_timeout, min_bond, arity, self.at("float_step"), op_step, as_="game")
+                    move_timeout, min_bond, arity, float_step, op_step, as_="game", build=builds.get("OperatorGame"))
 
     @property
     def escrow(self) -> str:

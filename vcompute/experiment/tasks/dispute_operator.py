@@ -56,10 +56,13 @@ class DisputeOperatorParams(TaskParams):
                                           "roles; default: every one")
     arity: int = Field(2, ge=2, le=16, description="segments the disagreement is cut into each round")
     burn_bps: int = Field(1000, ge=0, le=10_000, description="share of the loser's bond not paid to the winner")
+    max_dim: int = Field(256, ge=256, le=8192, description="the widest row the contracts take: 256 is the "
+                         "checked-in build; more compiles benchmark builds with that MAX_DIM (needs vyper), e.g. "
+                         "1024 for the `small` LM (3d = 768, d_ff = 1024)")
     two_liars: int = Field(0, ge=0, le=100_000, description="extra games after the `disputes`: two liars wrong at "
                            "the same element of one operator, each twin as claimant in turn (nobody may win)")
 
-    @field_validator("d", "hidden")
+    @field_validator("d", "hidden", "max_dim")
     @classmethod
     def _multiple_of_8(cls, v: int | None) -> int | None:
         if v is not None and v % 8:
@@ -139,7 +142,8 @@ class DisputeOperator:
             vocab = model.cfg.vocab
 
             def prompts(r):  # a fresh seeded prompt: the job's input state, same operators
-                return prefill_net(model, [int(v) for v in r.integers(vocab, size=params.rows)])
+                return prefill_net(model, [int(v) for v in r.integers(vocab, size=params.rows)],
+                                   max_dim=params.max_dim)
 
             net, _ = prompts(np.random.default_rng(seed))
         elif params.net == "relu_mlp":
@@ -148,7 +152,7 @@ class DisputeOperator:
         else:
             net = MLPNet.random(d=params.d, hidden=hidden, n_layers=params.n_layers, rows=params.rows, seed=seed,
                                 pre_ln=params.pre_ln)
-        chain = OpChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
+        chain = OpChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity, max_dim=params.max_dim)
         rng = np.random.default_rng(seed)
         liars = params.liars or lying_for(net) + _GRIEFERS  # a liar the net lacks an operator for: ValueError
         pairs = [(liar, hc) for liar in liars for hc in (True, False) if hc or liar not in _GRIEFERS]
