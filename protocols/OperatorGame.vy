@@ -433,7 +433,8 @@ def _opened(claim_id: bytes32, g: Game, op: Op, op_proof: DynArray[bytes32, MAX_
     assert f.rows >= 1 and f.rows <= MAX_DIM and op.k >= 8 and op.k <= MAX_DIM and op.m >= 8 \
         and op.m <= MAX_DIM and f.dx >= 8 and f.dx <= MAX_DIM and op.k % 8 == 0 and op.m % 8 == 0 \
         and f.dx % 8 == 0, "value: dimensions out of range"
-    assert op.kind == LIN or op.kind >= QK or op.k == op.m, "value: an elementwise operator keeps its width"
+    assert op.kind == LIN or op.kind == QK or op.kind == AV or op.k == op.m, \
+        "value: an elementwise operator keeps its width"
     op_leaf: bytes32 = sha256(abi_encode(OPL_TAG, op.kind, op.k, op.m, op.bits, op.param_root))
     assert self._merkle_ok(c.ops_root, op_leaf, g.hi - 1, op_proof, c.n_ops), "value: not the job's operator"
     assert self._state(f.rows, f.dx, f.x_root, op.k, f.a_root) == g.agreed, "value: not the agreed input state"
