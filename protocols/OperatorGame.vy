@@ -10,9 +10,11 @@
         element of the claimant's output of it, and the claimant opens that element, the
         operator's inputs (against the agreed state) and its parameters (against the job's
         operator root). A linear element is held to its rounding bound by FloatStep.vy, an
-        add, GELU, layernorm or softmax element by OperatorStep.vy, a ReLU exactly. The loser's bond goes to the winner, less
-        burn_bps to the treasury (burned if none). Pull payments. Revert reasons start
-        with "state:", "unauthorized:", "timeout:", "value:".
+        add, GELU, layernorm, softmax or attention element by OperatorStep.vy, a ReLU exactly. If the
+        claimant's element is out of bound, the challenger opens its own output of that element: within
+        bound, the challenger wins; out of bound (or not opened), nobody won and both bonds are forfeit.
+        The loser's bond goes to the winner, less burn_bps to the treasury (burned if none). Pull
+        payments. Revert reasons start with "state:", "unauthorized:", "timeout:", "value:".
 """
 
 UNUSED: constant(uint8) = 0
@@ -24,6 +26,7 @@ CLAIMANT_REVEALS: constant(uint8) = 1
 CHALLENGER_REVEALS: constant(uint8) = 2
 ONE_STEP: constant(uint8) = 3  # the challenger names an element of the claimant's output
 ELEMENT: constant(uint8) = 4  # the claimant opens it
+PROVE: constant(uint8) = 5  # the claimant's element is out of bound: the challenger opens its own
 # operator kinds
 LIN: constant(uint256) = 1  # a := a w (w: k x m, committed column by column)
 BIAS: constant(uint256) = 2  # a := a + b (b: one row of m)
@@ -33,14 +36,13 @@ LN: constant(uint256) = 5  # a := layernorm(x) gamma + beta (one row at a time)
 RELU: constant(uint256) = 6  # a := max(0, a), exactly
 QK: constant(uint256) = 8  # a := [q k^T / sqrt(dh), causal | v] from a = [q | k | v] (param: heads << 32 | T)
 AV: constant(uint256) = 9  # a := p v per head from a = [p | v] (param: heads << 32 | T)
-MAX_T: constant(uint256) = 64  # tokens of a prefill whose attention is decided (every row of a is sent)
-NEG_INF: constant(uint256) = 4286578688  # float32 -inf: a masked score
 SOFTMAX: constant(uint256) = 7  # a := softmax of each row block of the first span lanes (param: span, block, causal)
 LNP_TAG: constant(uint256) = 13  # a layernorm's parameter: its gamma and beta row digests
 MMS: constant(uint256) = 10  # block operators MMS..RELUG = 16 (a training step's canvas): OperatorStep.block_ok
 RELUG: constant(uint256) = 16
 
 MAX_DIM: constant(uint256) = 256
+MAX_T: constant(uint256) = 64  # tokens of a prefill whose attention is decided (every row of a is sent)
 MAX_FW: constant(uint256) = MAX_DIM // 8
 MAX_DEPTH: constant(uint256) = 64
 MAX_ARITY: constant(uint256) = 16
@@ -61,7 +63,12 @@ interface OperatorStep:
     def relu_ok(xb: uint256, zb: uint256) -> bool: view
     def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: bool, i: uint256, j: uint256,
                    zb: uint256, tol_bits: uint256) -> bool: view
-    def scaled_bits(zb: uint256, s: uint256) -> uint256: view
+    def qk_ok(a_row: DynArray[uint256, MAX_FW], key_row: DynArray[uint256, MAX_FW], k: uint256, m: uint256,
+              param: bytes32, rows: uint256, i: uint256, j: uint256, zb: uint256, u_bits: uint256,
+              float_step: address) -> bool: view
+    def av_ok(rows: DynArray[DynArray[uint256, MAX_FW], MAX_T], k: uint256, m: uint256, param: bytes32,
+              n_rows: uint256, i: uint256, j: uint256, zb: uint256, u_bits: uint256,
+              float_step: address) -> (bytes32, bool): view
     def block_ok(kind: uint256, width: uint256, bits: uint256, param_root: bytes32, rows: uint256, a_root: bytes32,
                  a_row: DynArray[uint256, MAX_FW], p_col: DynArray[uint256, MAX_FW],
                  p_proof: DynArray[bytes32, MAX_DEPTH], i: uint256, j: uint256, z: uint256,
@@ -129,10 +136,11 @@ event Settled:
     claim_id: indexed(bytes32)
     winner: address
     loser: address
-    how: uint8   # 1 the element was checked, 2 move timeout
+    how: uint8   # 1 the element was checked, 2 move timeout, 3 nobody won (both elements out of bound)
 
 claims: public(HashMap[bytes32, Claim])
 games: public(HashMap[bytes32, Game])
+# who won the game that SLASHED a claim (empty: nobody won); read by JobEscrow
 winner: public(HashMap[bytes32, address])
 credits: public(HashMap[address, uint256])
 held: public(uint256)
@@ -251,6 +259,29 @@ def _settle(claim_id: bytes32, claimant_won: bool, how: uint8):
         self.claims[claim_id].state = SLASHED
         self.winner[claim_id] = g.challenger
         log Settled(claim_id=claim_id, winner=g.challenger, loser=c.claimant, how=how)
+
+
+@internal
+def _judge(claim_id: bytes32, phase: uint8, ok: bool):
+    # ELEMENT: the claimant's element judged (ok: it wins; else the challenger must open its own);
+    # PROVE: the challenger's (ok: it wins; else both claims are wrong there and nobody wins)
+    if phase == ELEMENT and ok:
+        self._settle(claim_id, True, 1)
+    elif phase == ELEMENT:
+        self.games[claim_id].phase = PROVE
+        self.games[claim_id].deadline = block.timestamp + self.move_timeout
+        log Moved(claim_id=claim_id, lo=self.games[claim_id].lo, hi=self.games[claim_id].hi, phase=PROVE)
+    elif ok:
+        self._settle(claim_id, False, 1)
+    else:
+        share: uint256 = 2 * self.claims[claim_id].bond
+        if self.treasury == empty(address):
+            self.burned += share
+            self.held -= share
+        else:
+            self.credits[self.treasury] += share
+        self.claims[claim_id].state = SLASHED
+        log Settled(claim_id=claim_id, winner=empty(address), loser=empty(address), how=3)
 
 
 @external
@@ -398,17 +429,18 @@ def challenge_element(claim_id: bytes32, i: uint256, j: uint256):
 
 @internal
 def _opened(claim_id: bytes32, g: Game, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f: Frame) -> bool:
-    # decide's common checks: the job's operator, the agreed input, the claimant's output state;
-    # True: the named element is outside the output (the claimant wins)
+    # decide's common checks: the job's operator, the agreed input, the output state on trial (the
+    # claimant's, or in PROVE the challenger's); True: the named element is outside the output
     assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
     c: Claim = self.claims[claim_id]
-    assert g.phase == ELEMENT, "state: no element has been named"
+    assert g.phase >= ELEMENT, "state: no element has been named"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
     assert op.kind >= LIN and op.kind <= RELUG, "value: unknown operator kind"
     assert f.rows >= 1 and f.rows <= MAX_DIM and op.k >= 8 and op.k <= MAX_DIM and op.m >= 8 \
         and op.m <= MAX_DIM and f.dx >= 8 and f.dx <= MAX_DIM and op.k % 8 == 0 and op.m % 8 == 0 \
         and f.dx % 8 == 0, "value: dimensions out of range"
-    assert op.kind == LIN or op.kind >= QK or op.k == op.m, "value: an elementwise operator keeps its width"
+    assert op.kind == LIN or op.kind == QK or op.kind == AV or op.k == op.m, \
+        "value: an elementwise operator keeps its width"
     op_leaf: bytes32 = sha256(abi_encode(OPL_TAG, op.kind, op.k, op.m, op.bits, op.param_root))
     assert self._merkle_ok(c.ops_root, op_leaf, g.hi - 1, op_proof, c.n_ops), "value: not the job's operator"
     assert self._state(f.rows, f.dx, f.x_root, op.k, f.a_root) == g.agreed, "value: not the agreed input state"
@@ -417,60 +449,11 @@ def _opened(claim_id: bytes32, g: Game, op: Op, op_proof: DynArray[bytes32, MAX_
         assert f.dx == op.m, "value: a residual add or a layernorm needs x and a of one width"
     if op.kind == RESID:
         out_state = self._state(f.rows, op.m, f.out_root, op.m, f.out_root)
-    assert out_state == g.claimant_hi, "value: not the claimant's output state"
+    on_trial: bytes32 = g.claimant_hi
+    if g.phase == PROVE:
+        on_trial = g.challenger_hi
+    assert out_state == on_trial, "value: not the output state on trial"
     return g.ei >= f.rows or g.ej >= op.m
-
-
-@view
-@internal
-def _heads(op: Op, rows: uint256) -> (uint256, uint256, uint256, uint256):
-    # (H, T, d, dh) of an attention operator: T = rows tokens (a multiple of 8 up to MAX_T), d = H dh,
-    # dh a multiple of 8; qk reads [q | k | v] (k = 3d) and writes [scores | v] (m = H T + d)
-    sp: uint256 = convert(op.param_root, uint256)
-    h: uint256 = sp >> 32
-    t: uint256 = sp & 4294967295
-    d: uint256 = op.m
-    if op.kind == QK:
-        d = op.k // 3
-        assert op.k == 3 * d and op.m == h * t + d, "value: qk widths"
-    else:
-        assert op.k == h * t + d, "value: av widths"
-    assert h >= 1 and t == rows and t % 8 == 0 and t <= MAX_T and d % (8 * h) == 0, "value: heads and tokens"
-    return h, t, d, d // h
-
-
-@pure
-@internal
-def _lanes(words: DynArray[uint256, MAX_FW], lo: uint256, n: uint256) -> DynArray[uint256, MAX_FW]:
-    # lanes lo .. lo + n - 1 (lo, n multiples of 8): whole words
-    out: DynArray[uint256, MAX_FW] = []
-    for w: uint256 in range(lo // 8, lo // 8 + MAX_FW, bound=MAX_FW):
-        if w >= (lo + n) // 8:
-            break
-        out.append(words[w])
-    return out
-
-
-@pure
-@internal
-def _rows_root(rows: DynArray[DynArray[uint256, MAX_FW], MAX_T], width: uint256) -> bytes32:
-    # vcompute.core.merkle's root over the row digests (odd node promoted)
-    level: DynArray[bytes32, MAX_T] = []
-    for r: DynArray[uint256, MAX_FW] in rows:
-        level.append(sha256(concat(b"\x00", self._row_digest(r, width))))
-    n: uint256 = len(rows)
-    for _: uint256 in range(7):
-        if n <= 1:
-            break
-        for i: uint256 in range(MAX_T):
-            if 2 * i >= n:
-                break
-            if 2 * i + 1 < n:
-                level[i] = sha256(concat(b"\x01", level[2 * i], level[2 * i + 1]))
-            else:
-                level[i] = level[2 * i]
-        n = (n + 1) // 2
-    return sha256(concat(b"\x02", slice(convert(len(rows), bytes32), 24, 8), level[0]))
 
 
 @external
@@ -482,34 +465,18 @@ def decide_rows(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH
     and element (i, c) of head h = c // dh is checked as ``p_i^h . v^h[:, c % dh]`` by FloatStep."""
     g: Game = self.games[claim_id]
     if self._opened(claim_id, g, op, op_proof, f):
-        self._settle(claim_id, True, 1)
+        self._judge(claim_id, g.phase, g.phase == ELEMENT)
         return
     assert op.kind == AV, "value: only an attention-times-values element is opened with every row"
-    h: uint256 = 0
-    t: uint256 = 0
-    d: uint256 = 0
-    dh: uint256 = 0
-    h, t, d, dh = self._heads(op, f.rows)
-    assert len(rows) == t, "value: send every row of a"
-    for r: DynArray[uint256, MAX_FW] in rows:
-        assert len(r) == op.k // 8, "value: row lengths"
-    assert self._rows_root(rows, op.k) == f.a_root, "value: the rows are not the agreed a"
     assert len(out_row) == op.m // 8, "value: row lengths"
     assert self._merkle_ok(f.out_root, self._row_digest(out_row, op.m), g.ei, out_proof, f.rows), \
         "value: out_row opening"
-    hd: uint256 = g.ej // dh
-    lane: uint256 = h * t + g.ej
-    v: DynArray[uint256, MAX_FW] = []
-    for w: uint256 in range(MAX_T // 8):
-        if w >= t // 8:
-            break
-        word: uint256 = 0
-        for u: uint256 in range(8):
-            word |= self._lane(rows[8 * w + u], lane) << (32 * u)
-        v.append(word)
-    ok: bool = staticcall FloatStep(self.float_step).within(self._lanes(rows[g.ei], hd * t, t), v, t, op.bits,
-                                                           self._lane(out_row, g.ej))
-    self._settle(claim_id, ok, 1)
+    root: bytes32 = empty(bytes32)
+    ok: bool = False
+    root, ok = staticcall OperatorStep(self.op_step).av_ok(rows, op.k, op.m, op.param_root, f.rows, g.ei, g.ej,
+                                                            self._lane(out_row, g.ej), op.bits, self.float_step)
+    assert root == f.a_root, "value: the rows are not the agreed a"
+    self._judge(claim_id, g.phase, ok)
 
 
 @external
@@ -532,7 +499,7 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     g: Game = self.games[claim_id]
     if self._opened(claim_id, g, op, op_proof, f):
         # the challenger named an element the output does not have
-        self._settle(claim_id, True, 1)
+        self._judge(claim_id, g.phase, g.phase == ELEMENT)
         return
     assert op.kind != AV, "value: an attention-times-values element is opened with decide_rows"
     assert len(out_row) == op.m // 8, "value: row lengths"
@@ -559,28 +526,12 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     elif op.kind == RELU:
         ok = staticcall OperatorStep(self.op_step).relu_ok(self._lane(a_row, g.ej), z)
     elif op.kind == QK:
-        h: uint256 = 0
-        t: uint256 = 0
-        d: uint256 = 0
-        dh: uint256 = 0
-        h, t, d, dh = self._heads(op, f.rows)
-        if g.ej >= h * t:
-            ok = z == self._lane(a_row, 2 * d + g.ej - h * t)  # v is copied bit for bit
-        elif g.ej % t > g.ei:
-            ok = z == NEG_INF  # causal: a later key is masked
-        else:
-            # key row j = ej % t of the agreed a, opened as p_col; 1/sqrt(dh) = 2^-s is exact
-            s: uint256 = 0
-            for e: uint256 in range(1, 5):
-                if 4 ** e == dh:
-                    s = e
-            assert s > 0, "value: sqrt(dh) must be a power of two"
-            assert len(p_col) == op.k // 8 and self._merkle_ok(f.a_root, self._row_digest(p_col, op.k), g.ej % t,
-                                                                p_proof, f.rows), "value: key row opening"
-            hd: uint256 = g.ej // t
-            ok = staticcall FloatStep(self.float_step).within(
-                self._lanes(a_row, hd * dh, dh), self._lanes(p_col, d + hd * dh, dh), dh, op.bits,
-                staticcall OperatorStep(self.op_step).scaled_bits(z, s))
+        # the key row j mod T of the agreed a, opened as p_col
+        assert len(p_col) == op.k // 8 and self._merkle_ok(
+            f.a_root, self._row_digest(p_col, op.k), g.ej % max(convert(op.param_root, uint256) & 4294967295, 1),
+            p_proof, f.rows), "value: key row opening"
+        ok = staticcall OperatorStep(self.op_step).qk_ok(a_row, p_col, op.k, op.m, op.param_root, f.rows, g.ei, g.ej,
+                                                          z, op.bits, self.float_step)
     elif op.kind == SOFTMAX:
         # param: span << 32 | block << 1 | causal; lanes from span on are copied bit for bit
         sp: uint256 = convert(op.param_root, uint256)
@@ -604,7 +555,7 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
                 == op.param_root, "value: gamma and beta are not the operator's"
             ok = staticcall OperatorStep(self.op_step).ln_ok(x_row, op.m, self._lane(p_col, g.ej),
                                                               self._lane(q_row, g.ej), g.ej, z, op.bits)
-    self._settle(claim_id, ok, 1)
+    self._judge(claim_id, g.phase, ok)
 
 
 @external
@@ -614,8 +565,12 @@ def timeout(claim_id: bytes32):
     assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
     g: Game = self.games[claim_id]
     assert block.timestamp >= g.deadline, "timeout: the move deadline has not passed"
-    # the claimant owes the openings and the element; the challenger its openings and the element's name
-    self._settle(claim_id, g.phase == CHALLENGER_REVEALS or g.phase == ONE_STEP, 2)
+    # the claimant owes the openings and the element; the challenger its openings, the element's name and,
+    # once the claimant's element is out of bound (or was not opened), its own element
+    if g.phase >= ELEMENT:
+        self._judge(claim_id, g.phase, False)
+    else:
+        self._settle(claim_id, g.phase == CHALLENGER_REVEALS or g.phase == ONE_STEP, 2)
 
 
 @view

@@ -16,9 +16,15 @@
         inside, a dot product of two state rows or of a state row and a committed column
         (FloatStep's bound), a transpose (exact), c1 l + c2 r within 2^-t (|c1 l| + |c2 r|),
         a windowed relu or relu's backward (exact); all plus 2^-140 absolute
-        and the frame's truncation. Stateless and pure (called with staticcall). The exact
-        Python mirror is vcompute.verify.dispute.op_step.
+        and the frame's truncation. The attention elements (qk: one score, av: one element of
+        p v) are located here and their dot products passed to FloatStep.vy, whose address
+        the caller names. Stateless (called with staticcall). The exact Python mirror is
+        vcompute.verify.dispute.op_step.
 """
+
+interface FloatStep:
+    def within(x: DynArray[uint256, MAX_FW], w: DynArray[uint256, MAX_FW], k: uint256, u_bits: uint256,
+               z: uint256) -> bool: view
 
 MANT: constant(uint256) = 2**23 - 1
 FX: constant(uint256) = 64
@@ -31,11 +37,14 @@ ABS_BITS: constant(uint256) = 140
 FRAME: constant(uint256) = 200
 MAX_DIM: constant(uint256) = 256
 MAX_FW: constant(uint256) = MAX_DIM // 8
+MAX_T: constant(uint256) = 64  # tokens of a prefill whose attention is decided (every row of a is sent)
+NEG_INF: constant(uint256) = 4286578688  # float32 -inf: a masked score
+QK: constant(uint256) = 8  # an attention score operator (OperatorGame.vy's kind numbers)
+FROW_TAG: constant(uint256) = 8  # one float32 row (as OperatorGame.vy and Dispute.vy)
 LN_EPS_M: constant(uint256) = 10995116  # float32 1e-5 = LN_EPS_M 2^(LN_EPS_E - 150)
 LN_EPS_E: constant(uint256) = 110
 LN_HOFF: constant(uint256) = 300
 MAX_DEPTH: constant(uint256) = 64
-FROW_TAG: constant(uint256) = 8  # one float32 row (as OperatorGame.vy)
 LANE: constant(uint256) = 4294967295
 # block operator kinds (OperatorGame.vy dispatches kinds >= MMS here)
 MMS: constant(uint256) = 10  # a[i, al:al+n] . a[rho + jj, be:be+n]
@@ -45,10 +54,6 @@ AXPY: constant(uint256) = 13  # c1 a[i, al + jj] + c2 a[rho + ii, be + jj]
 AXPYP: constant(uint256) = 14  # c1 P[ii, jj] + c2 a[i, al + jj] (P's rows committed in param_root)
 RELUW: constant(uint256) = 15  # max(0, a[i, al + jj])
 RELUG: constant(uint256) = 16  # a[i, al + jj] if a[i, be + jj] > 0 else zero
-
-interface FloatStep:
-    def within(x: DynArray[uint256, MAX_FW], w: DynArray[uint256, MAX_FW], k: uint256, u_bits: uint256,
-               z: uint256) -> bool: view
 
 SM_OFF: constant(uint256) = 250  # a softmax's terms M 2^(q - 150 - SM_OFF) keep q >= 0 for p_j down to 2^-200
 
@@ -394,6 +399,12 @@ def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: b
 def scaled_bits(zb: uint256, s: uint256) -> uint256:
     """The float32 bits of ``z 2^s`` (exact: ``s`` <= 8 only moves the exponent; an overflow is infinite)."""
     assert s <= 8, "value: s must be at most 8"
+    return self._scaled_bits(zb, s)
+
+
+@pure
+@internal
+def _scaled_bits(zb: uint256, s: uint256) -> uint256:
     b: uint256 = zb & 4294967295
     sign: uint256 = b & 2147483648
     e: uint256 = (b >> 23) & 255
@@ -447,14 +458,66 @@ def _lane(words: DynArray[uint256, MAX_FW], j: uint256) -> uint256:
 
 @pure
 @internal
-def _words(words: DynArray[uint256, MAX_FW], lo: uint256, n: uint256) -> DynArray[uint256, MAX_FW]:
-    # lanes lo .. lo + n - 1 (both multiples of 8): whole words
+def _lanes(words: DynArray[uint256, MAX_FW], lo: uint256, n: uint256) -> DynArray[uint256, MAX_FW]:
+    # lanes lo .. lo + n - 1 (lo, n multiples of 8): whole words
     out: DynArray[uint256, MAX_FW] = []
-    for w: uint256 in range(MAX_FW):
-        if w >= n // 8:
+    for w: uint256 in range(lo // 8, lo // 8 + MAX_FW, bound=MAX_FW):
+        if w >= (lo + n) // 8:
             break
-        out.append(words[lo // 8 + w])
+        out.append(words[w])
     return out
+
+
+@pure
+@internal
+def _heads(kind: uint256, k: uint256, m: uint256, param_root: bytes32, rows: uint256) -> (uint256, uint256, uint256,
+                                                                                      uint256):
+    # (H, T, d, dh) of an attention operator: T = rows tokens (a multiple of 8 up to MAX_T), d = H dh,
+    # dh a multiple of 8; qk reads [q | k | v] (k = 3d) and writes [scores | v] (m = H T + d)
+    param: uint256 = convert(param_root, uint256)  # heads << 32 | T
+    h: uint256 = param >> 32
+    t: uint256 = param & 4294967295
+    d: uint256 = m
+    if kind == QK:
+        d = k // 3
+        assert k == 3 * d and m == h * t + d, "value: qk widths"
+    else:
+        assert k == h * t + d, "value: av widths"
+    assert h >= 1 and t == rows and t % 8 == 0 and t <= MAX_T and d % (8 * h) == 0, "value: heads and tokens"
+    return h, t, d, d // h
+
+
+@view
+@external
+def qk_ok(a_row: DynArray[uint256, MAX_FW], key_row: DynArray[uint256, MAX_FW], k: uint256, m: uint256,
+          param: bytes32, rows: uint256, i: uint256, j: uint256, zb: uint256, u_bits: uint256,
+          float_step: address) -> bool:
+    """Whether claimed float32 ``zb`` is element ``(i, j)`` of a ``qk`` operator's output ``[scores | v]``.
+
+    ``a_row`` is row ``i`` and ``key_row`` row ``j mod T`` of the agreed ``a = [q | k | v]`` (the
+    caller opens both); a ``v`` lane must be copied and a masked score (key after query) be
+    ``-inf``, bit for bit; a score is ``q_i^h . k_j^h / sqrt(dh)`` within FloatStep's bound at
+    ``2^s z`` (``sqrt(dh) = 2^s``, exact).
+    """
+    h: uint256 = 0
+    t: uint256 = 0
+    d: uint256 = 0
+    dh: uint256 = 0
+    h, t, d, dh = self._heads(QK, k, m, param, rows)
+    assert len(a_row) == k // 8 and len(key_row) == k // 8, "value: row lengths"
+    if j >= h * t:
+        return zb == self._lane(a_row, 2 * d + j - h * t)  # v is copied bit for bit
+    if j % t > i:
+        return zb == NEG_INF  # causal: a later key is masked
+    s: uint256 = 0
+    for e: uint256 in range(1, 5):
+        if 4 ** e == dh:
+            s = e
+    assert s > 0, "value: sqrt(dh) must be a power of two"
+    hd: uint256 = j // t
+    return staticcall FloatStep(float_step).within(self._lanes(a_row, hd * dh, dh),
+                                                   self._lanes(key_row, d + hd * dh, dh), dh, u_bits,
+                                                   self._scaled_bits(zb, s))
 
 
 @view
@@ -507,8 +570,8 @@ def block_ok(kind: uint256, width: uint256, bits: uint256, param_root: bytes32, 
     if kind == MMS or kind == MMP:
         w: DynArray[uint256, MAX_FW] = p_col
         if kind == MMS:
-            w = self._words(p_col, f[7], f[5])
-        return staticcall FloatStep(float_step).within(self._words(a_row, f[4], f[5]), w, f[5], bits & 255, z)
+            w = self._lanes(p_col, f[7], f[5])
+        return staticcall FloatStep(float_step).within(self._lanes(a_row, f[4], f[5]), w, f[5], bits & 255, z)
     lb: uint256 = self._lane(a_row, f[4] + jj)
     rb: uint256 = self._lane(p_col, f[7] + jj)
     if kind == AXPYP:
@@ -546,3 +609,56 @@ def _axpby(c1b: uint256, lb: uint256, c2b: uint256, rb: uint256, zb: uint256, t:
     assert f1 and fl and f2 and fr, "value: a non-finite input; no bound applies"
     return self._close(zb, m1 * ml, e1 + el, s1 != sl, m2 * mr, e2 + er, s2 != sr, m1 * ml, e1 + el, m2 * mr,
                        e2 + er, False, t, 150)
+
+
+@pure
+@internal
+def _rows_root(rows: DynArray[DynArray[uint256, MAX_FW], MAX_T], width: uint256) -> bytes32:
+    # vcompute.core.merkle's root over the row digests (odd node promoted)
+    level: DynArray[bytes32, MAX_T] = []
+    for r: DynArray[uint256, MAX_FW] in rows:
+        level.append(sha256(concat(b"\x00", sha256(abi_encode(FROW_TAG, width, r)))))
+    n: uint256 = len(rows)
+    for _: uint256 in range(7):
+        if n <= 1:
+            break
+        for i: uint256 in range(MAX_T):
+            if 2 * i >= n:
+                break
+            if 2 * i + 1 < n:
+                level[i] = sha256(concat(b"\x01", level[2 * i], level[2 * i + 1]))
+            else:
+                level[i] = level[2 * i]
+        n = (n + 1) // 2
+    return sha256(concat(b"\x02", slice(convert(len(rows), bytes32), 24, 8), level[0]))
+
+
+@view
+@external
+def av_ok(rows: DynArray[DynArray[uint256, MAX_FW], MAX_T], k: uint256, m: uint256, param: bytes32, n_rows: uint256,
+          i: uint256, j: uint256, zb: uint256, u_bits: uint256, float_step: address) -> (bytes32, bool):
+    """``(root, ok)`` of an ``av`` element: ``root`` is the Merkle root of ``rows`` (every row of the
+    agreed ``a = [p | v]``; the caller compares it with the agreed one), ``ok`` whether claimed
+    float32 ``zb`` is element ``(i, j)`` of ``p v``: ``p_i^h . v^h[:, j mod dh]`` (``h = j // dh``)
+    within FloatStep's bound."""
+    h: uint256 = 0
+    t: uint256 = 0
+    d: uint256 = 0
+    dh: uint256 = 0
+    h, t, d, dh = self._heads(QK + 1, k, m, param, n_rows)
+    assert len(rows) == t, "value: send every row of a"
+    for r: DynArray[uint256, MAX_FW] in rows:
+        assert len(r) == k // 8, "value: row lengths"
+    assert i < t and j < m, "value: the element is outside the output"
+    hd: uint256 = j // dh
+    lane: uint256 = h * t + j
+    v: DynArray[uint256, MAX_FW] = []
+    for w: uint256 in range(MAX_T // 8):
+        if w >= t // 8:
+            break
+        word: uint256 = 0
+        for u: uint256 in range(8):
+            word |= self._lane(rows[8 * w + u], lane) << (32 * u)
+        v.append(word)
+    return self._rows_root(rows, k), staticcall FloatStep(float_step).within(self._lanes(rows[i], hd * t, t), v, t,
+                                                                             u_bits, zb)

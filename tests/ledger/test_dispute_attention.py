@@ -186,7 +186,12 @@ def test_a_claimant_cannot_open_another_key_row_or_forged_rows(chain, lm):
         for args in bad:
             with pytest.raises(ContractRevert, match="^value: "):
                 chain.call(c.name, fn, cid, *args.values(), on="game")
-        chain.call(c.name, fn, cid, *good.values(), on="game")  # its own data: judged, and it loses
+        chain.call(c.name, fn, cid, *good.values(), on="game")  # its own data: judged, out of bound
+        mine = h.respond(p, (g["ei"], g["ej"]))  # the challenger's own element, within bound
+        mine.pop("fn", None)
+        with pytest.raises(ContractRevert, match="^value: not the output state on trial"):
+            chain.call(c.name, fn, cid, *good.values(), on="game")
+        chain.call(h.name, fn, cid, *mine.values(), on="game")
         assert chain.view("winner", cid, on="game") == chain.address(h.name)
 
 

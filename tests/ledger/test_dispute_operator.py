@@ -205,7 +205,13 @@ def test_a_claimant_cannot_open_another_operator_another_state_or_another_elemen
     for args in bad:
         with pytest.raises(ContractRevert, match="^value: "):
             chain.call(claimant.name, "decide", cid, *args.values(), on="game")
-    chain.call(claimant.name, "decide", cid, *good.values(), on="game")  # its own data: judged, and loses
+    chain.call(claimant.name, "decide", cid, *good.values(), on="game")  # its own data: judged, out of bound
+    # the challenger now opens its own output of the element; the claimant's data no longer passes
+    assert chain.record("games", cid, on="game")["phase"] == 5
+    assert chain.record("claims", cid, on="game")["state"] == 2
+    with pytest.raises(ContractRevert, match="^value: not the output state on trial"):
+        chain.call(claimant.name, "decide", cid, *good.values(), on="game")
+    chain.call(challenger.name, "decide", cid, *honest_args.values(), on="game")
     assert chain.record("claims", cid, on="game")["state"] == 4
     assert chain.view("winner", cid, on="game") == chain.address(challenger.name)
 
@@ -223,16 +229,30 @@ def test_timeouts_fall_on_the_party_that_owes_the_move(chain, net):
     chain.fund("anyone", BOND)
     chain.call("anyone", "timeout", cid, on="game")
     assert chain.record("claims", cid, on="game")["state"] == 1
-    # the claimant does not open the named element: the challenger wins
-    claimant, challenger = _players(net, "lie_one", False, 8)
-    cid = _commit_and_dispute(chain, net, claimant, challenger)
-    g = _bisect(chain, cid, claimant, challenger)
-    chain.call(challenger.name, "challenge_element", cid, *challenger.name_element(g["hi"], claimant), on="game")
-    with pytest.raises(ContractRevert, match="^state: "):
-        chain.call(challenger.name, "challenge_element", cid, 0, 0, on="game")
-    chain.advance(MOVE)
-    chain.call("anyone", "timeout", cid, on="game")
-    assert chain.record("claims", cid, on="game")["state"] == 4
+    # the claimant does not open the named element: the challenger opens its own, and wins;
+    # a challenger that then opens nothing either: nobody won
+    for prove in (True, False):
+        claimant, challenger = _players(net, "lie_one", False, 8)
+        cid = _commit_and_dispute(chain, net, claimant, challenger)
+        g = _bisect(chain, cid, claimant, challenger)
+        element = challenger.name_element(g["hi"], claimant)
+        chain.call(challenger.name, "challenge_element", cid, *element, on="game")
+        with pytest.raises(ContractRevert, match="^state: "):
+            chain.call(challenger.name, "challenge_element", cid, 0, 0, on="game")
+        chain.advance(MOVE)
+        chain.call("anyone", "timeout", cid, on="game")
+        assert chain.record("claims", cid, on="game")["state"] == 2
+        assert chain.record("games", cid, on="game")["phase"] == 5
+        with pytest.raises(ContractRevert, match="^timeout: "):
+            chain.call("anyone", "timeout", cid, on="game")
+        if prove:
+            chain.call(challenger.name, "decide", cid, *challenger.respond(g["hi"], element).values(), on="game")
+        else:
+            chain.advance(MOVE)
+            chain.call("anyone", "timeout", cid, on="game")
+        assert chain.record("claims", cid, on="game")["state"] == 4
+        winner = chain.view("winner", cid, on="game")
+        assert winner == (chain.address(challenger.name) if prove else "0x" + "00" * 20)
 
 
 def test_an_element_outside_the_output_is_the_claimants(chain, net):
@@ -333,7 +353,10 @@ def test_a_layernorm_claimant_cannot_swap_gamma_and_beta_or_normalise_another_ro
         with pytest.raises(ContractRevert, match="^value: "):
             chain.call(liar.name, "decide", cid, *args.values(), on="game")
     chain.call(liar.name, "decide", cid, *good.values(), on="game")
+    assert chain.record("games", cid, on="game")["phase"] == 5  # out of bound: the challenger opens its own
+    chain.call(h.name, "decide", cid, *h.respond(1, (0, 2)).values(), on="game")
     assert chain.record("claims", cid, on="game")["state"] == 4
+    assert chain.view("winner", cid, on="game") == chain.address(h.name)
 
 
 @pytest.mark.parametrize("arity", [3, 4])

@@ -466,6 +466,14 @@ _DISPUTE: dict[str, MetricInfo] = {
                            "no game ended at one"),
     "decide_gas_relug": _m("gas", "gas of the one-element check of ReLU's backward (exact), mean",
                            "no game ended at one"),
+    "prove_gas": _m("gas", "gas of the check of the challenger's own element, run once the claimant's was out of "
+                    "bound (OperatorGame.vy's PROVE phase), mean", "no game reached that check"),
+    "two_liar_games": _m("count", "extra games between two liars wrong at the same element of one operator "
+                         "(op_players.twin_liars), each twin as claimant in turn"),
+    "nobody_won": _m("count", "two-liar games the contract ended with no winner: both bonds forfeit, the claim "
+                     "slashed (target: every two-liar game)"),
+    "two_liar_gas": _m("gas", "gas of a two-liar dispute (bisection, both elements' checks), mean",
+                       "no two-liar game was played"),
     "stake_to_winner": _m("fraction", "share of the lying provider's stake the escrow paid the honest watcher",
                           "no run had an honest watcher win"),
 }

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["CONTRACTS", "build_all", "compile_contract", "load_contract", "protocols_dir"]
@@ -48,21 +49,34 @@ def _source_path(name: str) -> Path:
     raise FileNotFoundError(f"no Vyper source {name}.vy under {d}; known contracts: {', '.join(CONTRACTS)}")
 
 
-def compile_contract(name: str) -> dict[str, Any]:
+def compile_contract(name: str, constants: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Compile ``protocols/NAME.vy`` with the installed vyper.
 
     Args:
         name: the contract (file stem), e.g. ``"VLedger"``.
+        constants: ``uint256`` constants to set before compiling (``{"MAX_DIM": 1024}``): a benchmark
+            build with other bounds, never checked in (its ``source_sha256`` is the edited source's).
 
     Returns:
         ``{"contract", "vyper", "source_sha256", "abi", "bytecode"}``.
 
     Raises:
         ImportError: if vyper is not installed (``pip install 'vcompute[evm]'``).
+        ValueError: if a constant is not a literal ``NAME: constant(uint256) = N`` line of the source,
+            or its value is not a positive int.
     """
+    import re
+
     import vyper
 
     src = _source_path(name).read_text()
+    for key, value in (constants or {}).items():
+        if type(value) is not int or value <= 0:
+            raise ValueError(f"constants[{key!r}] must be a positive int, got {value!r}")
+        src, n = re.subn(rf"^{re.escape(key)}: constant\(uint256\) = \d+", f"{key}: constant(uint256) = {value}",
+                         src, flags=re.M)
+        if n != 1:
+            raise ValueError(f"{name}.vy has no literal uint256 constant {key!r} to set")
     out = vyper.compile_code(src, output_formats=["abi", "bytecode"])
     return {"contract": name, "vyper": vyper.__version__,
             "source_sha256": hashlib.sha256(src.encode()).hexdigest(),

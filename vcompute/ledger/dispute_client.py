@@ -92,8 +92,8 @@ class DisputeChain:
             self.deploy("JobEscrow", [self.contract], as_="escrow")
         return self._at["escrow"]
 
-    def deploy(self, name: str, *args: Any, as_: str) -> str:
-        """Deploy the checked-in build of ``protocols/NAME.vy`` with constructor ``args``; ``on=as_`` calls it.
+    def deploy(self, name: str, *args: Any, as_: str, build: dict[str, Any] | None = None) -> str:
+        """Deploy the checked-in build of ``protocols/NAME.vy`` (or ``build``) with constructor ``args``; ``on=as_`` calls it.
 
         Returns:
             Its address.
@@ -105,7 +105,7 @@ class DisputeChain:
 
         if as_ in self._at:
             raise ValueError(f"a contract is already deployed as {as_!r}; pick another name")
-        build = load_contract(name)
+        build = build if build is not None else load_contract(name)
         ctor = next((f for f in build["abi"] if f.get("type") == "constructor"), {"inputs": []})
         code = bytes.fromhex(build["bytecode"].removeprefix("0x")) + encode(
             [i["type"] for i in ctor["inputs"]], list(args))

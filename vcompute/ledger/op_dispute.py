@@ -15,16 +15,34 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from vcompute.ledger.dispute_client import ContractRevert, DisputeChain
 from vcompute.ledger.dispute_escrow import JobOutcome, settle_job
 
-__all__ = ["OpChain", "OpGameResult", "play_op", "play_op_job", "referee_op"]
+__all__ = ["CHECKED_IN_MAX_DIM", "OpChain", "OpGameResult", "play_op", "play_op_job", "referee_op", "wide_builds"]
+
+#: ``MAX_DIM`` of the checked-in builds of ``OperatorGame.vy``, ``OperatorStep.vy`` and ``FloatStep.vy``.
+CHECKED_IN_MAX_DIM = 256
 
 _DISPUTED, _SLASHED = 2, 4
-_ONE_STEP, _ELEMENT = 3, 4
+_ONE_STEP, _ELEMENT, _PROVE = 3, 4, 5
+
+
+@functools.lru_cache(maxsize=4)
+def wide_builds(max_dim: int) -> dict[str, dict[str, Any]]:
+    """Benchmark builds of the operator game's three contracts with ``MAX_DIM = max_dim`` (never checked in).
+
+    Vyper lays memory out for the bound, so a wider build costs more gas at every width (measured
+    in ``protocols/OperatorGame.md``, "Wider rows"); ``MAX_T`` (64 tokens) is unchanged.
+    """
+    from vcompute.ledger.contracts import compile_contract
+
+    return {"FloatStep": compile_contract("FloatStep", {"MAX_DIM": max_dim, "MAX_WORDS": max_dim // 8}),
+            "OperatorStep": compile_contract("OperatorStep", {"MAX_DIM": max_dim}),
+            "OperatorGame": compile_contract("OperatorGame", {"MAX_DIM": max_dim})}
 
 
 class OpChain(DisputeChain):
@@ -36,18 +54,29 @@ class OpChain(DisputeChain):
         move_timeout: seconds each party has for each move.
         min_bond: the least bond a claim may carry (wei).
         arity: segments the disagreement is cut into each round (2..16).
+        max_dim: the widest row the contracts take; 256 is the checked-in build, another value compiles
+            benchmark builds of ``FloatStep.vy``, ``OperatorStep.vy`` and ``OperatorGame.vy`` with that
+            ``MAX_DIM`` (needs vyper; :func:`wide_builds`).
 
     Raises:
         ImportError: if ``pyrevm`` or ``eth_abi`` is missing (``pip install 'vcompute[evm]'``).
+        ValueError: if ``max_dim`` is not a multiple of 8 in 256..8192.
     """
 
     def __init__(self, *, treasury: str | None = None, burn_bps: int = 1000, move_timeout: int = 3600,
-                 min_bond: int = 1, arity: int = 2) -> None:
+                 min_bond: int = 1, arity: int = 2, max_dim: int = CHECKED_IN_MAX_DIM) -> None:
+        if type(max_dim) is not int or max_dim % 8 or not CHECKED_IN_MAX_DIM <= max_dim <= 8192:
+            raise ValueError(f"max_dim must be a multiple of 8 in {CHECKED_IN_MAX_DIM}..8192, got {max_dim!r}")
         super().__init__(treasury=treasury, burn_bps=burn_bps, move_timeout=move_timeout, min_bond=min_bond,
                          arity=arity)
-        op_step = self.deploy("OperatorStep", as_="op_step")
+        self.max_dim = max_dim
+        builds = wide_builds(max_dim) if max_dim != CHECKED_IN_MAX_DIM else {}
+        float_step = self.at("float_step")
+        if builds:
+            float_step = self.deploy("FloatStep", as_="float_step_wide", build=builds["FloatStep"])
+        op_step = self.deploy("OperatorStep", as_="op_step", build=builds.get("OperatorStep"))
         self.deploy("OperatorGame", self.address(treasury) if treasury else "0x" + "00" * 20, burn_bps,
-                    move_timeout, min_bond, arity, self.at("float_step"), op_step, as_="game")
+                    move_timeout, min_bond, arity, float_step, op_step, as_="game", build=builds.get("OperatorGame"))
 
     @property
     def escrow(self) -> str:
@@ -65,16 +94,20 @@ class OpGameResult:
     """How one operator-level dispute ended.
 
     Attributes:
-        winner: ``"claimant"`` or ``"challenger"``.
-        how: ``"step"`` (the contract checked one element) or ``"timeout"``.
+        winner: ``"claimant"``, ``"challenger"`` or ``"none"`` (nobody won: both parties' elements out of bound, or
+            the challenger's not opened after the claimant's was out: both bonds forfeit, the claim slashed).
+        how: ``"step"`` (the contract checked the claimant's element) or ``"timeout"`` (a party stopped
+            moving before that; a challenger may still have opened its own element after the claimant's timeout).
         rounds: bisection rounds played (both parties' openings make one).
         gas: gas of every successful transaction from the dispute on.
-        decide_gas: gas of the one-element check (0 if it did not run).
+        decide_gas: gas of the one-element check of the claimant's element (0 if it did not run).
         kind: the disputed operator's kind number (0 if the game ended before one was reached).
         refused: transactions the contract refused.
         lo: the agreed state index where the game ended; hi the disputed one.
         hi: see ``lo``.
         moves: gas of each successful move, in order (for the per-round gas).
+        prove_gas: gas of the check of the challenger's own element, run once the claimant's was out of
+            bound (0 if it did not run).
     """
 
     winner: str
@@ -87,6 +120,7 @@ class OpGameResult:
     lo: int
     hi: int
     moves: list[int] = field(default_factory=list)
+    prove_gas: int = 0
 
 
 def play_op(chain: OpChain, claimant: Any, challenger: Any, *, ops_root: bytes, input_state: bytes, n_layers: int,
@@ -168,7 +202,7 @@ def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, 
     Returns:
         The :class:`OpGameResult` (the winner read from the contract's state).
     """
-    decide_gas = refused = kind = 0
+    decide_gas = prove_gas = refused = kind = 0
     moves: list[int] = []
     timeout = chain.view("move_timeout", on="game")
     while chain.record("claims", claim_id, on="game")["state"] == _DISPUTED:
@@ -180,13 +214,19 @@ def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, 
             if element is not None:
                 chain.call(challenger.name, "challenge_element", claim_id, *element, on="game")
                 moved = True
-        elif phase == _ELEMENT:
-            args = claimant.respond(hi, (g["ei"], g["ej"]))
+        elif phase in (_ELEMENT, _PROVE):
+            # the claimant opens the named element; if it is out of bound, the challenger its own
+            mover = claimant if phase == _ELEMENT else challenger
+            args = mover.respond(hi, (g["ei"], g["ej"]))
             if args is not None:
                 try:
                     fn = args.pop("fn", "decide")  # "decide_rows": an element opened with every row of its input
-                    chain.call(claimant.name, fn, claim_id, *args.values(), on="game")
-                    decide_gas, kind, moved = chain.last_gas, args["op"][0], True
+                    chain.call(mover.name, fn, claim_id, *args.values(), on="game")
+                    moved = True
+                    if phase == _ELEMENT:
+                        decide_gas, kind = chain.last_gas, args["op"][0]
+                    else:
+                        prove_gas, kind = chain.last_gas, args["op"][0]
                 except ContractRevert:
                     refused += 1
         else:
@@ -206,7 +246,8 @@ def referee_op(chain: OpChain, claim_id: bytes, claimant: Any, challenger: Any, 
         gas += chain.last_gas
         moves.append(chain.last_gas)
     g = chain.record("games", claim_id, on="game")
-    slashed = chain.record("claims", claim_id, on="game")["state"] == _SLASHED
-    winner = "challenger" if slashed else "claimant"
-    return OpGameResult(winner, "step" if decide_gas else "timeout", g["rounds"], gas, decide_gas, kind, refused,
-                        g["lo"], g["hi"], moves)
+    winner = "claimant"
+    if chain.record("claims", claim_id, on="game")["state"] == _SLASHED:
+        winner = "none" if int(chain.view("winner", claim_id, on="game"), 16) == 0 else "challenger"
+    return OpGameResult(winner, "step" if decide_gas else "timeout", g["rounds"], gas, decide_gas, kind,
+                        refused, g["lo"], g["hi"], moves, prove_gas)

@@ -11,7 +11,10 @@ output). Every game pits the honest player against one strategy of
 :func:`vcompute.verify.dispute.op_players.lying_for` the net, the honest one as
 claimant or as challenger, cycling through every strategy in both roles,
 plus ``drift`` (another honest machine's bits) as a griefing challenger.
-The contract's own settlement says who won. ``proofs/dispute.md`` C9-C11 cite it.
+The contract's own settlement says who won. With ``two_liars``, that many
+extra games pit two liars wrong at the same element of one operator against
+each other (:func:`vcompute.verify.dispute.op_players.twin_liars`): the
+contract must name nobody. ``proofs/dispute.md`` C9-C13 cite it.
 """
 
 from __future__ import annotations
@@ -57,8 +60,13 @@ class DisputeOperatorParams(TaskParams):
                                           "roles; default: every one")
     arity: int = Field(2, ge=2, le=16, description="segments the disagreement is cut into each round")
     burn_bps: int = Field(1000, ge=0, le=10_000, description="share of the loser's bond not paid to the winner")
+    max_dim: int = Field(256, ge=256, le=8192, description="the widest row the contracts take: 256 is the "
+                         "checked-in build; more compiles benchmark builds with that MAX_DIM (needs vyper), e.g. "
+                         "1024 for the `small` LM (3d = 768, d_ff = 1024)")
+    two_liars: int = Field(0, ge=0, le=100_000, description="extra games after the `disputes`: two liars wrong at "
+                           "the same element of one operator, each twin as claimant in turn (nobody may win)")
 
-    @field_validator("d", "hidden")
+    @field_validator("d", "hidden", "max_dim")
     @classmethod
     def _multiple_of_8(cls, v: int | None) -> int | None:
         if v is not None and v % 8:
@@ -95,11 +103,13 @@ class DisputeOperator:
     target 0), ``rounds_mean`` / ``rounds_max`` against ``rounds_two_level``
     = ceil(log_b L) + ceil(log_b P) and ``rounds_flat`` = ceil(log_b P L)
     (``P`` = 6, or 7 with ``pre_ln``), ``gas_per_dispute``, ``gas_max``,
-    ``decide_gas`` and per operator kind ``decide_gas_lin`` / ``_bias`` /
+    ``decide_gas``, ``prove_gas`` (the challenger's own element, checked once the
+    claimant's was out of bound) and per operator kind ``decide_gas_lin`` / ``_bias`` /
     ``_gelu`` / ``_resid`` / ``_ln`` / ``_relu`` / ``_softmax`` / ``_qk`` / ``_av`` and the block kinds of a
     training step ``_mms`` / ``_mmp`` / ``_tr`` / ``_axpy`` / ``_axpyp`` / ``_reluw`` / ``_relug`` (mean gas of
     the one-element check), ``timeouts``, ``refused``, ``griefer_net`` and
-    ``watcher_net``.
+    ``watcher_net``; of the two-liar games (``two_liars``): ``two_liar_games``, ``nobody_won``
+    (target: all of them) and ``two_liar_gas``. ``cheater_won`` counts a lying party paid in any game.
 
     Example:
         >>> DisputeOperator.metrics[:3]
@@ -111,7 +121,8 @@ class DisputeOperator:
                    "honest vs liars")
     metrics = ("games", "honest_lost", "cheater_won", "undisputed", "rounds_mean", "rounds_max",
                "rounds_two_level", "rounds_flat", "gas_per_dispute", "gas_max", "decide_gas",
-               *(f"decide_gas_{k}" for k in _KINDS), "timeouts", "refused", "griefer_net", "watcher_net")
+               *(f"decide_gas_{k}" for k in _KINDS), "prove_gas", "timeouts", "refused", "griefer_net", "watcher_net",
+               "two_liar_games", "nobody_won", "two_liar_gas")
 
     def run(self, params: DisputeOperatorParams, seed: int) -> dict[str, Any]:
         """Play the games of one run.
@@ -125,7 +136,7 @@ class DisputeOperator:
         """
         from vcompute.ledger.dispute_client import ContractRevert
         from vcompute.ledger.op_dispute import OpChain, play_op
-        from vcompute.verify.dispute.op_players import lying_for, make_op_player
+        from vcompute.verify.dispute.op_players import lying_for, make_op_player, twin_liars
         from vcompute.verify.dispute.op_trace import KIND_NAMES, MLPNet, ReluNet
 
         bond = 10**18
@@ -140,7 +151,8 @@ class DisputeOperator:
             vocab = model.cfg.vocab
 
             def prompts(r):  # a fresh seeded prompt: the job's input state, same operators
-                return prefill_net(model, [int(v) for v in r.integers(vocab, size=params.rows)])
+                return prefill_net(model, [int(v) for v in r.integers(vocab, size=params.rows)],
+                                   max_dim=params.max_dim)
 
             net, _ = prompts(np.random.default_rng(seed))
         elif params.net == "pol_mlp":
@@ -163,12 +175,12 @@ class DisputeOperator:
         else:
             net = MLPNet.random(d=params.d, hidden=hidden, n_layers=params.n_layers, rows=params.rows, seed=seed,
                                 pre_ln=params.pre_ln)
-        chain = OpChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity)
+        chain = OpChain(burn_bps=params.burn_bps, move_timeout=3600, arity=params.arity, max_dim=params.max_dim)
         rng = np.random.default_rng(seed)
         liars = params.liars or lying_for(net) + _GRIEFERS  # a liar the net lacks an operator for: ValueError
         pairs = [(liar, hc) for liar in liars for hc in (True, False) if hc or liar not in _GRIEFERS]
         honest_lost = cheater_won = undisputed = timeouts = refused = 0
-        rounds, gas, decide, grief, watch = [], [], [], [], []
+        rounds, gas, decide, prove, grief, watch = [], [], [], [], [], []
         by_kind: dict[str, list[int]] = {k: [] for k in _KINDS}
         job = dict(ops_root=net.ops_tree.root, n_layers=net.n_layers, per_layer=net.per_layer, bond=bond)
         for i in range(params.disputes):
@@ -199,8 +211,19 @@ class DisputeOperator:
             if r.decide_gas:
                 decide.append(r.decide_gas)
                 by_kind[KIND_NAMES[r.kind]].append(r.decide_gas)
+            if r.prove_gas:
+                prove.append(r.prove_gas)
             net_ether = chain.view("credits", chain.address(challenger.name), on="game") - bond
             (grief if honest_claims else watch).append(net_ether / bond)
+        nobody, twin_gas = 0, []
+        for i in range(params.two_liars):  # after the other games: their draws are unchanged
+            x0 = net.random_input(seed=int(rng.integers(2**31))) if prompts is None else prompts(rng)[1]
+            a, b = twin_liars(net, x0, seed=int(rng.integers(2**31)), names=(f"ta{i}", f"tb{i}"))
+            claimant, challenger = (a, b) if i % 2 == 0 else (b, a)
+            r = play_op(chain, claimant, challenger, input_state=a.honest_trace.leaves[0], **job)
+            nobody += r.winner == "none"
+            cheater_won += sum(chain.view("credits", chain.address(t.name), on="game") > 0 for t in (a, b))
+            twin_gas.append(r.gas)
         played = max(len(rounds), 1)
         nan = float("nan")
         out = {
@@ -215,6 +238,10 @@ class DisputeOperator:
             "gas_per_dispute": float(np.mean(gas)) if gas else nan,
             "gas_max": int(max(gas)) if gas else 0,
             "decide_gas": float(np.mean(decide)) if decide else nan,
+            "prove_gas": float(np.mean(prove)) if prove else nan,
+            "two_liar_games": params.two_liars,
+            "nobody_won": nobody,
+            "two_liar_gas": float(np.mean(twin_gas)) if twin_gas else nan,
             "timeouts": timeouts / played,
             "refused": refused / played,
             "griefer_net": float(np.mean(grief)) if grief else nan,

@@ -58,13 +58,15 @@ def _np(t: Any) -> np.ndarray:
 
 
 def prefill_net(model: Any, ids: list[int], *, u_bits: int = 24, add_bits: int = 24, gelu_bits: int = 18,
-                ln_bits: int = 12, softmax_bits: int = 18) -> tuple[OpNet, np.ndarray]:
+                ln_bits: int = 12, softmax_bits: int = 18, max_dim: int = 256) -> tuple[OpNet, np.ndarray]:
     """The prefill of ``ids`` through a float32 ``TransformerLM`` as operators, and its input ``x0``.
 
     Args:
         model: a :class:`vcompute.workloads.lm.torch_model.TransformerLM` (float32).
         ids: the prompt's token ids (``T`` of them, a multiple of 8 up to 64).
         u_bits, add_bits, gelu_bits, ln_bits, softmax_bits: the operators' precisions and tolerances.
+        max_dim: the widest row the contracts take: 256 for the checked-in build, more for a wider
+            benchmark build (``vcompute.ledger.op_dispute.OpChain(max_dim=...)``).
 
     Returns:
         ``(net, x0)``: the job's operators (an :class:`~vcompute.verify.dispute.op_trace.OpNet` of
@@ -86,9 +88,11 @@ def prefill_net(model: Any, ids: list[int], *, u_bits: int = 24, add_bits: int =
     dh = d // h
     if not (t % 8 == 0 and 8 <= t <= 64 and t <= cfg.max_len):
         raise ValueError(f"ids must hold a multiple of 8 tokens in 8..64 (and within max_len), got {t}")
-    if max(3 * d, h * t + d, f) > 256 or d % 8 or dh % 8 or dh not in (16, 64, 256):
+    if type(max_dim) is not int or max_dim < 8:
+        raise ValueError(f"max_dim must be an int >= 8, got {max_dim!r}")
+    if max(3 * d, h * t + d, f) > max_dim or d % 8 or dh % 8 or dh not in (16, 64, 256):
         raise ValueError(f"sizes d={d}, heads={h}, d_ff={f}, T={t} are outside the contract's (3d, H T + d, d_ff "
-                         "<= 256; dh in 16, 64, 256)")
+                         f"<= max_dim = {max_dim}; dh in 16, 64, 256)")
     if any(type(i) is not int or not 0 <= i < cfg.vocab for i in ids):
         raise ValueError(f"ids must be ints in 0..{cfg.vocab - 1}")
     ops: list[Operator] = []

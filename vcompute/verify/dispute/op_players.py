@@ -26,6 +26,13 @@ Strategies (:data:`OP_STRATEGIES`), on a :class:`~vcompute.verify.dispute.op_tra
 - ``absent``: a wrong trace, then no move;
 - ``bad_openings``: a wrong trace that opens the honest leaves with its own paths.
 
+Two liars against each other (:func:`twin_liars`, strategy ``lie_twin``): both
+change the same element of the same operator's output, far off in opposite
+directions, and compute on from there. As a challenger a twin names an element
+where the claimant is out of bound, preferring one where its own output is within
+(it would win there); at the one element both got wrong the contract must name
+nobody (``protocols/OperatorGame.md``, "Nobody won").
+
 The last step: the challenger names one element of the claimant's output of
 the disputed operator (an honest one reads the claimant's delivered states
 and names an invalid element; a liar or griefer names the first element),
@@ -57,7 +64,7 @@ from vcompute.verify.dispute.op_trace import (AV, BIAS, GELU, LIN, LN, QK, RELU,
 from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements
 
 __all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "MLP_LYING", "RELU_LYING", "OpPlayer", "make_op_player",
-           "lying_trace", "lying_for"]
+           "lying_trace", "lying_for", "twin_liars"]
 
 #: Every strategy an operator-level player may follow.
 OP_STRATEGIES = ("honest", "drift", "lie_one", "lie_edge", "lie_several", "lie_last", "skip_gelu", "erf_gelu",
@@ -275,13 +282,18 @@ class OpPlayer:
         """As challenger: the element of ``claimant``'s output of operator ``hi`` it names (``None``: no move)."""
         if self.strategy == "absent":
             return None
-        if self.strategy != "honest":
+        if self.strategy not in ("honest", "lie_twin"):
             return (0, 0)
         ct = claimant.trace
         theirs = ct.state(hi)
         if state_leaf(theirs) != ct.leaves[hi]:
             return (0, 0)  # the delivered state is not what it committed: it can open nothing
-        bad = invalid_elements(ct.net, hi, self.trace.state(hi - 1), theirs)
+        s_in = self.trace.state(hi - 1)
+        bad = invalid_elements(ct.net, hi, s_in, theirs)
+        if self.strategy == "lie_twin" and bad:
+            # a liar names, if it can, an element where its own output is within bound: it would win there
+            mine = set(invalid_elements(ct.net, hi, s_in, self.trace.state(hi)))
+            return next((e for e in bad if e not in mine), bad[0])
         return bad[0] if bad else None
 
     def respond(self, hi: int, element: tuple[int, int]) -> dict[str, Any] | None:
@@ -304,8 +316,7 @@ class OpPlayer:
         if op.kind in BLOCK_KINDS:  # the second row of a, or the parameter's row or column
             p_col, p_proof = block_opening(op, a, i, j)
         elif op.kind == QK:  # the key row j % T of a
-            hq, tq = heads_of(op)[:2]
-            r = (j % tq) if j < hq * tq else 0
+            r = j % heads_of(op)[1]  # the contract opens it for every lane (unread for a v lane or a mask)
             p_col, p_proof = row_of(a, r), at.proof(r)
         elif op.kind == LIN:
             wt = rows_tree(np.ascontiguousarray(op.param.T))
@@ -339,3 +350,52 @@ def make_op_player(strategy: str, net: MLPNet, x0: np.ndarray, *, seed: int, nam
     else:
         trace = lying_trace(net, x0, strategy, seed=seed)
     return OpPlayer(name or strategy, strategy, trace, honest)
+
+
+def twin_liars(net: MLPNet, x0: np.ndarray, *, seed: int, names: tuple[str, str] = ("twin_a", "twin_b"),
+               at: tuple[int, int, int] | None = None) -> tuple[OpPlayer, OpPlayer]:
+    """Two liars wrong at the same element: operator ``p``'s output element ``(i, j)`` moved far off, one up, one down.
+
+    Both compute on honestly from their lie, so they agree up to state ``p - 1`` and differ from
+    state ``p`` on (a draw whose lie does not reach both results, or leaves them equal, is drawn
+    again, seeded). At operator ``p`` each has exactly one element out of bound, the same one.
+
+    Args:
+        net: the job's operators.
+        x0: the job's input.
+        seed: picks ``(p, i, j)`` and how far off.
+        names: the two players' account names.
+        at: ``(p, i, j)`` to lie at instead of a drawn place (one try).
+
+    Raises:
+        ValueError: if no draw in 32 (or the one at ``at``) reaches both results.
+    """
+    rng = np.random.default_rng(seed)
+    honest = OpTrace.execute(net, x0)
+    n = net.n_ops
+    for _ in range(1 if at else 32):
+        p = at[0] if at else int(rng.integers(1, n + 1))
+        i, j = at[1:] if at else (int(rng.integers(x0.shape[0])), int(rng.integers(net.op(p).m)))
+        r = 1.0 + rng.random()
+        traces = []
+        for sign in (1.0, -1.0):
+            states = list(honest.states[:p - 1])
+            s: State = honest.state(p - 1)
+            for q in range(p, n + 1):
+                op = net.op(q)
+                with np.errstate(all="ignore"):
+                    out = apply_op(op, s)
+                if q == p:
+                    x, a = out[0].copy(), out[1].copy()
+                    v = float(a[i, j])
+                    # far off either way (a masked score, -inf: a finite one instead)
+                    a[i, j] = np.float32(v + sign * (1 + abs(v)) * r) if math.isfinite(v) else np.float32(sign)
+                    out = (a.copy(), a) if op.kind == RESID else (x, a)
+                states.append(out)
+                s = out
+            traces.append(OpTrace(net, x0, states))
+        ends = [t.leaves[-1] for t in traces]
+        if honest.leaves[-1] not in ends and ends[0] != ends[1]:
+            a_, b_ = (OpPlayer(name, "lie_twin", t, honest) for name, t in zip(names, traces))
+            return a_, b_
+    raise ValueError(f"no twin lie reached both results (seed {seed}, at {at})")
