@@ -35,9 +35,17 @@ Precision = Literal["float32", "bfloat16", "float16"]
 def _base_model(size: str, train_steps: int):
     from vcompute.workloads.lm import TransformerLM, config_named, train_on_text
 
+    import torch
+
     m = TransformerLM(config_named(size), seed=0)
     if train_steps:
-        train_on_text(m, steps=train_steps, seed=0)
+        # on one thread, so every worker (whatever its thread count) trains the same weights
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            train_on_text(m, steps=train_steps, seed=0)
+        finally:
+            torch.set_num_threads(n)
     return m
 
 
@@ -76,7 +84,7 @@ class CalibrationParams(TaskParams):
     """Parameters of :class:`InferenceCalibration`."""
 
     size: Size = "tiny"
-    train_steps: int = Field(150, ge=0, le=10_000, description="training steps on the shipped text")
+    train_steps: int = Field(600, ge=0, le=10_000, description="training steps on the shipped text")
     provider_backend: Literal["torch", "jax"] = "torch"
     verifier_backend: Literal["torch", "jax"] = "torch"
     threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of the verifier (the provider uses 1)")
@@ -182,7 +190,7 @@ class DetectionParams(TaskParams):
     """Parameters of :class:`InferenceDetection`."""
 
     size: Size = "tiny"
-    train_steps: int = Field(150, ge=0, le=10_000, description="training steps on the shipped text")
+    train_steps: int = Field(600, ge=0, le=10_000, description="training steps on the shipped text")
     adversary: str = Field("honest", description="a generate behaviour, optionally 'name:arg' (e.g. weight_noise:1e-3)")
     mode: Literal["greedy", "sampled"] = "sampled"
     precision: Precision = "float32"
