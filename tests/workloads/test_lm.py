@@ -215,6 +215,28 @@ def test_learning_rate_schedule_warms_up_then_decays_to_a_tenth():
     m = TransformerLM(LMConfig(vocab=300, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=32), seed=0)
     with pytest.raises(ValueError, match="warmup"):
         train_on_text(m, steps=2, seq_len=8, batch=2, warmup=-1)
+    with pytest.raises(ValueError, match="schedule"):
+        train_on_text(m, steps=2, seq_len=8, batch=2, schedule="linear")
+
+
+def test_the_schedule_sets_each_steps_learning_rate(monkeypatch):
+    # the optimiser sees lr_at(...) at every step under the recipe, and lr itself under "constant"
+    from vcompute.workloads.lm.train import lr_at
+
+    seen = []
+    step = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    m = TransformerLM(LMConfig(vocab=300, d_model=16, n_layers=1, n_heads=2, d_ff=32, max_len=32), seed=0)
+    train_on_text(m, steps=12, seq_len=8, batch=2, lr=1e-3)
+    assert seen == [lr_at(i, 12, 1e-3, 2) for i in range(12)]
+    seen.clear()
+    train_on_text(m, steps=3, seq_len=8, batch=2, lr=1e-3, schedule="constant")
+    assert seen == [1e-3] * 3
 
 
 def _unigram_entropy(ids: np.ndarray) -> float:

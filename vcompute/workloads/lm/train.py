@@ -41,7 +41,8 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 
 def train_on_text(model, text: str | None = None, *, steps: int = 600, seq_len: int = 128, batch: int = 8,
-                  lr: float = 1.5e-3, warmup: int | None = None, seed: int = 0) -> list[float]:
+                  lr: float = 1.5e-3, warmup: int | None = None, schedule: str = "warmup_cosine",
+                  seed: int = 0) -> list[float]:
     """Train a float32 torch LM in place for ``steps`` steps on ``text`` (default: :func:`shipped_text`).
 
     The recipe: AdamW (no weight decay), peak learning rate ``lr`` reached by a linear warmup over
@@ -62,6 +63,8 @@ def train_on_text(model, text: str | None = None, *, steps: int = 600, seq_len: 
         batch: windows per step.
         lr: peak AdamW learning rate.
         warmup: warmup steps (default ``steps // 6``).
+        schedule: ``"warmup_cosine"`` (the recipe) or ``"constant"`` (``lr`` at every step, no warmup: the
+            former recipe, kept to reproduce its plateau).
         seed: seeds the windows.
 
     Returns:
@@ -69,7 +72,7 @@ def train_on_text(model, text: str | None = None, *, steps: int = 600, seq_len: 
 
     Raises:
         ValueError: if the text is shorter than one window, ``seq_len`` exceeds ``max_len`` or
-            ``warmup`` is negative.
+            ``warmup`` is negative, or ``schedule`` is unknown.
     """
     import torch
 
@@ -79,6 +82,8 @@ def train_on_text(model, text: str | None = None, *, steps: int = 600, seq_len: 
     warmup = int(steps * RECIPE["warmup_fraction"]) if warmup is None else warmup
     if type(warmup) is not int or warmup < 0:
         raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
+    if schedule not in ("warmup_cosine", "constant"):
+        raise ValueError(f"schedule must be 'warmup_cosine' or 'constant', got {schedule!r}")
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     data = torch.from_numpy(ids)
@@ -86,7 +91,7 @@ def train_on_text(model, text: str | None = None, *, steps: int = 600, seq_len: 
     model.train()
     for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, warmup)
+            g["lr"] = lr_at(step, steps, lr, warmup) if schedule == "warmup_cosine" else lr
         starts = rng.integers(0, len(ids) - seq_len - 1, size=batch)
         x = torch.stack([data[s:s + seq_len] for s in starts])
         y = torch.stack([data[s + 1:s + seq_len + 1] for s in starts])
