@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed-stamp
 # torch is pinned and installed first: an open range pulls a multi-GB CUDA
 # build on machines without a local CPU wheel.
 TORCH  ?= torch==2.13.0
+# every pip install takes the versions measured with (constraints.txt: numpy, jax, jaxlib, torch, ...)
+PIP_C  := -c constraints.txt
 PYTEST_ARGS ?=
 # anvil (foundry's Ethereum node) for the evm+http:// tests: an npm package, installed into .tools/
 ANVIL_PKG := @foundry-rs/anvil-linux-amd64@1.7.1
@@ -24,11 +26,11 @@ $(ANVIL):
 	  echo "Install Node.js and npm (e.g. apt-get install npm), then run make setup again."; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[all]"
+	$(PY) -m pip install --quiet $(PIP_C) "$(TORCH)"
+	$(PY) -m pip install --quiet $(PIP_C) -e ".[all]"
 	$(PY) -m vcompute.verify.freivalds.fused  # compile numba's kernels once, not in every test worker
 	touch $(STAMP)
 
@@ -52,7 +54,7 @@ bench: $(STAMP)
 # from source against the installed torch (C++ extension, ~2 min): its wheel does not
 # import with torch 2.13, and build isolation would compile it against another torch.
 peers: $(STAMP)
-	$(PY) -m pip install --no-build-isolation --no-binary toploc "toploc==0.1.6"
+	$(PY) -m pip install $(PIP_C) --no-build-isolation --no-binary toploc "toploc==0.1.6"
 
 clean:
 	rm -rf docs/_build runs .pytest_cache

@@ -8,7 +8,7 @@ a ``metric_info`` mapping (name -> :class:`MetricInfo`) on the task class;
 those take precedence.
 
 Units used: ``fraction`` (a share in [0, 1]), ``flag`` (0 or 1), ``count``,
-``s`` (seconds), ``h`` (hours), ``USD``, ``ratio`` (dimensionless, one cost
+``s`` (seconds), ``nats`` (cross-entropy, natural log), ``h`` (hours), ``USD``, ``ratio`` (dimensionless, one cost
 over another), ``rel. error`` (|a - b| / scale), ``text``, ``gas`` (EVM gas),
 ``bonds`` (ether in units of the dispute bond).
 """
@@ -148,6 +148,15 @@ _INFERENCE: dict[str, MetricInfo] = {
     "logit_atol": _m("abs. error", "the logit tolerance of the token check in force"),
     "rel_headroom": _m("ratio", "rtol over the largest honest activation error (> 1: honest runs pass)"),
     "logit_headroom": _m("ratio", "logit_atol over the largest honest logit error (> 1: honest runs pass)"),
+    "final_loss": _m("nats", "mean training cross-entropy of the last 10 steps"),
+    "loss_at_150": _m("nats", "mean training cross-entropy of steps 141-150", "nan for runs of fewer steps"),
+    "eval_loss": _m("nats", "mean cross-entropy over the shipped text's 128-token windows (stride 64)"),
+    "unigram_entropy": _m("nats", "entropy of the shipped text's characters: the loss of a model that ignores "
+                          "its context (the plateau)"),
+    "embedding_cosine": _m("ratio", "mean pairwise cosine of the text's characters' embeddings (near 0: apart; "
+                           "rising on the plateau)"),
+    "greedy_distinct": _m("count", "fewest distinct tokens in the 48-token greedy continuations of three prompts"),
+    "train_cpu_s": _m("s", "CPU seconds of the training (process time)"),
     "near_tie_rate": _m("fraction", "share of generated tokens decided by the near-tie rule"),
     "ambiguous_rate": _m("fraction", "share of sampled tokens where more than one token passes the rule"),
     "max_band_uses": _m("count", "most tokens of one honest generation that passed only by the near-tie rule"),

@@ -21,6 +21,7 @@ TASKS.register("pol.calibration", "vcompute.experiment.tasks.pol:PoLCalibration"
 TASKS.register("inference.calibration", "vcompute.experiment.tasks.inference:InferenceCalibration")
 TASKS.register("inference.detection", "vcompute.experiment.tasks.inference:InferenceDetection")
 TASKS.register("inference.cost", "vcompute.experiment.tasks.inference:InferenceCost")
+TASKS.register("inference.training", "vcompute.experiment.tasks.inference:InferenceTraining")
 TASKS.register("inference.glue_cost", "vcompute.experiment.tasks.inference:InferenceGlueCost")
 TASKS.register("inference.statistics", "vcompute.experiment.tasks.inference_statistics:InferenceStatistics")
 TASKS.register("synthetic.burn", "vcompute.experiment.tasks.synthetic:Burn")

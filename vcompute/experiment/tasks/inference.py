@@ -6,6 +6,8 @@
 - ``inference.detection``: one adversary of :mod:`vcompute.workloads.lm.adversaries`
   against :class:`~vcompute.verify.GenerationVerifier`; which check caught it.
 - ``inference.cost``: generation, prefill and verification seconds on one thread.
+- ``inference.training``: the test model's training recipe (or the former one) from one seed; loss
+  against the text's unigram entropy, and whether the model ignores its context.
 - ``inference.glue_cost``: the sampled-glue check of a prefill trace against the prefill, one thread.
 
 Models are the named sizes of :data:`~vcompute.workloads.lm.CONFIGS`, trained
@@ -25,7 +27,7 @@ from pydantic import Field
 
 from vcompute.experiment.tasks.base import TaskParams
 
-__all__ = ["InferenceCalibration", "InferenceDetection", "InferenceCost", "InferenceGlueCost"]
+__all__ = ["InferenceCalibration", "InferenceDetection", "InferenceCost", "InferenceGlueCost", "InferenceTraining"]
 
 Size = Literal["tiny", "small", "gpt2-small"]
 Precision = Literal["float32", "bfloat16", "float16"]
@@ -35,9 +37,17 @@ Precision = Literal["float32", "bfloat16", "float16"]
 def _base_model(size: str, train_steps: int):
     from vcompute.workloads.lm import TransformerLM, config_named, train_on_text
 
+    import torch
+
     m = TransformerLM(config_named(size), seed=0)
     if train_steps:
-        train_on_text(m, steps=train_steps, seed=0)
+        # on one thread, so every worker (whatever its thread count) trains the same weights
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            train_on_text(m, steps=train_steps, seed=0)
+        finally:
+            torch.set_num_threads(n)
     return m
 
 
@@ -76,7 +86,7 @@ class CalibrationParams(TaskParams):
     """Parameters of :class:`InferenceCalibration`."""
 
     size: Size = "tiny"
-    train_steps: int = Field(150, ge=0, le=10_000, description="training steps on the shipped text")
+    train_steps: int = Field(600, ge=0, le=10_000, description="training steps on the shipped text")
     provider_backend: Literal["torch", "jax"] = "torch"
     verifier_backend: Literal["torch", "jax"] = "torch"
     threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of the verifier (the provider uses 1)")
@@ -182,7 +192,7 @@ class DetectionParams(TaskParams):
     """Parameters of :class:`InferenceDetection`."""
 
     size: Size = "tiny"
-    train_steps: int = Field(150, ge=0, le=10_000, description="training steps on the shipped text")
+    train_steps: int = Field(600, ge=0, le=10_000, description="training steps on the shipped text")
     adversary: str = Field("honest", description="a generate behaviour, optionally 'name:arg' (e.g. weight_noise:1e-3)")
     mode: Literal["greedy", "sampled"] = "sampled"
     precision: Precision = "float32"
@@ -404,3 +414,64 @@ class InferenceGlueCost:
                 "glue_per_trace_over_prefill": b / p, "prefill_gflops": flops / p / 1e9,
                 "glue_token_check_s": statistics.median(tok), "glue_recomputed_logits": recomputed,
                 "glue_logit_slack": float(slack.max())}
+
+
+#: The recipes :class:`InferenceTraining` compares: the shipped one and the former (plateau-prone) one.
+_RECIPES = {"shipped": {}, "former": {"seq_len": 64, "batch": 16, "lr": 3e-3, "schedule": "constant"}}
+
+
+class TrainingParams(TaskParams):
+    """Parameters of :class:`InferenceTraining`."""
+
+    size: Size = "tiny"
+    train_steps: int = Field(600, ge=1, le=10_000, description="training steps on the shipped text")
+    recipe: Literal["shipped", "former"] = Field("shipped", description="the recipe of train_on_text or the "
+                                                 "former one (constant 3e-3, 16 windows of 64 tokens)")
+    threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of the training")
+
+
+class InferenceTraining:
+    """Train the LM from one seed (its initialisation and its windows) and say whether it left the plateau.
+
+    Metrics: ``final_loss`` (mean training loss of the last 10 steps), ``loss_at_150`` (of steps 141-150),
+    ``eval_loss`` (mean cross-entropy over the text's 128-token windows at stride 64), ``unigram_entropy``
+    (of the text's characters: the loss of a model that ignores its context), ``embedding_cosine`` (mean
+    pairwise cosine of the text's characters' embeddings), ``greedy_distinct`` (fewest distinct tokens in
+    the 48-token greedy continuations of three prompts) and ``train_cpu_s``.
+    """
+
+    Params = TrainingParams
+    description = "the tiny LM's training: loss against the unigram plateau"
+    metrics = ("final_loss", "loss_at_150", "eval_loss", "unigram_entropy", "embedding_cosine", "greedy_distinct",
+               "train_cpu_s")
+
+    def run(self, params: TrainingParams, seed: int) -> dict[str, Any]:
+        """Execute one run."""
+        import torch
+
+        from vcompute.workloads.lm import TransformerLM, config_named, encode, generate, train_on_text
+        from vcompute.workloads.lm.train import shipped_text
+
+        torch.set_num_threads(params.threads)
+        m = TransformerLM(config_named(params.size), seed=seed)
+        t0 = time.process_time()
+        losses = train_on_text(m, steps=params.train_steps, seed=seed, **_RECIPES[params.recipe])
+        cpu = time.process_time() - t0
+        ids = encode(shipped_text())
+        p = np.bincount(ids[1:])
+        p = p[p > 0] / p.sum()
+        data = torch.from_numpy(ids)
+        chars = torch.from_numpy(np.unique(ids[1:]))
+        with torch.no_grad():
+            ev = [float(torch.nn.functional.cross_entropy(m(data[s:s + 128][None])[0], data[s + 1:s + 129]))
+                  for s in range(0, len(ids) - 129, 64)]
+            w = m.wte.weight[chars]
+            w = w / w.norm(dim=1, keepdim=True)
+            c = (w @ w.T).sum() - len(chars)
+        distinct = min(len(set(int(t) for t in generate(m, encode(t), max_new_tokens=48).tokens))
+                       for t in ("The keeper", "the lamp", "At night"))
+        return {"final_loss": float(np.mean(losses[-10:])),
+                "loss_at_150": float(np.mean(losses[140:150])) if len(losses) >= 150 else float("nan"),
+                "eval_loss": float(np.mean(ev)), "unigram_entropy": float(-(p * np.log(p)).sum()),
+                "embedding_cosine": float(c) / (len(chars) * (len(chars) - 1)), "greedy_distinct": distinct,
+                "train_cpu_s": cpu}

@@ -109,7 +109,7 @@ class StatisticsParams(TaskParams):
     """Parameters of :class:`InferenceStatistics`."""
 
     size: Size = "tiny"
-    train_steps: int = Field(150, ge=0, le=10_000, description="training steps on the shipped text")
+    train_steps: int = Field(600, ge=0, le=10_000, description="training steps on the shipped text")
     adversary: str = Field("honest", description="a generate behaviour, optionally 'name:arg' (e.g. weight_noise:1e-2)")
     precisions: tuple[Precision, ...] = Field(("float32", "bfloat16"), min_length=1, description="job precisions")
     modes: tuple[Literal["greedy", "sampled"], ...] = Field(("greedy", "sampled"), min_length=1,
