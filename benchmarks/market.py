@@ -34,7 +34,7 @@ event loop inline), main (5a42317) and the branch side by side, seeded metrics
 identical (154 smoke runs of the 16 market configs at seeds 0 and 1: only
 wall-clock metrics differ), CPU seconds of the 10^6 x 10^4 row: 73.15 -> 73.41
 at load 17-20 and 86.95 -> 86.25 at load 7-11 (concurrent pairs), 56.97 ->
-53.39 at load ~5 (one after the other); the 10^5 row 6.0-7.1 s either way at
+53.39 at load ~5 and 78.85 -> 79.28 at load ~5-6 (one after the other); the 10^5 row 6.0-7.1 s either way at
 load ~6. The gain is within the box's noise. On the quieter box (load ~5)
 main itself ran the 10^6 row in 57 s, under the 60 s target; at load 7-20 it
 takes 73-87 s, so the target holds only on a quiet core.
