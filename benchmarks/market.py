@@ -27,6 +27,18 @@ wall-clock metrics differ):
 - 10^6 jobs x 10^4 providers: 83.82 s -> 70.21 s (0.84) at load ~10, and
   78.15 s -> 66.49 s (0.85) at load ~13 (one step earlier); setup 2.9-3.2 s -> 1.0 s.
 
+This round (issue 17, s6-speed: applied requests kept per key as one flat
+tuple each, so a run keeps 4.3 instead of 10.5 gc-tracked objects a job and
+a full ``gc.collect()`` after a 10^6-job run took 2.1 s at load ~15; SimPy 4's
+event loop inline), main (5a42317) and the branch side by side, seeded metrics
+identical (154 smoke runs of the 16 market configs at seeds 0 and 1: only
+wall-clock metrics differ), CPU seconds of the 10^6 x 10^4 row: 73.15 -> 73.41
+at load 17-20 and 86.95 -> 86.25 at load 7-11 (concurrent pairs), 56.97 ->
+53.39 at load ~5 and 78.85 -> 79.28 at load ~5-6 (one after the other); the
+10^5 row 6.0-7.1 s either way at load ~6. The gain is within the box's noise.
+Main ran the 10^6 row in 57 s once (load ~5, under the 60 s target) and in
+73-87 s the other three times (load 5-20): the target is met only on a quiet core.
+
 (The previous round measured main at 153.8 s -> 111.3 s under load 14-18 and
 109.7 s on a quieter box; this box ran main's row in 78-97 s.) The 60 s target
 is not met: 66-70 CPU s at load 10-13. What remains per job is spread thin (a

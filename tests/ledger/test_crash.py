@@ -177,7 +177,7 @@ def _check(path: str, acked: list[tuple[str, str]], full: bool = True, mode: str
             if op_id.startswith("t"):
                 # retry with the same arguments is needed; transfers use random amounts, so
                 # read them back from the log
-                args = led.state.ops[(keys[who].public_bytes, op_id)][1]
+                args = led.state.recorded(keys[who].public_bytes, op_id)[1]
                 assert led.transfer(keys[who], *args, op_id=op_id).replayed
         assert before == {n: (led.balance(n), led.stake(n)) for n in led.accounts()}
 

@@ -251,3 +251,54 @@ def test_run_restores_the_cycle_collector_and_its_results_do_not_depend_on_it():
     finally:
         gc.enable()
     assert a == b or all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+def test_the_inline_event_loop_runs_what_simpys_loop_runs(monkeypatch):
+    """Market.run steps SimPy 4's loop inline; the same run through env.run gives the same metrics and clock."""
+    import simpy
+
+    import vcompute.market.sim as sim
+
+    p = _p(adversary={"strategy": "strategic", "fraction": 0.3},
+           providers={"mean_online_h": 2.0, "crash_rate": 0.05}, auditors={"latency_s": 30.0})
+    inline = Market(p, seed=3)
+    a = inline.run()
+    monkeypatch.setattr(sim, "_run_until", lambda env, until: env.run(until=until))
+    simpys = Market(p, seed=3)
+    b = simpys.run()
+    _same(a, b)
+    assert inline.env.now == simpys.env.now > 0
+
+    class Env(simpy.Environment):  # not exactly SimPy's class: its own loop runs
+        steps = 0
+
+        def step(self):
+            Env.steps += 1
+            super().step()
+
+    monkeypatch.undo()
+    env = Env()
+    done = env.timeout(5.0)
+    sim._run_until(env, done)
+    assert Env.steps == 1 and env.now == 5.0
+
+
+def test_the_inline_event_loop_raises_a_failed_event_and_an_empty_schedule():
+    import simpy
+
+    from vcompute.market.sim import _run_until
+
+    env = simpy.Environment()
+    bad = env.event()
+    bad.fail(ValueError("boom"))
+    with pytest.raises(ValueError, match="boom"):
+        _run_until(env, env.timeout(1.0))
+    env = simpy.Environment()
+    with pytest.raises(RuntimeError, match="No scheduled events left"):
+        _run_until(env, env.event())
+    defused = env.event()
+    defused.fail(KeyError("x"))
+    defused.defused = True
+    done = env.timeout(2.0)
+    _run_until(env, done)
+    assert env.now == 2.0

@@ -91,7 +91,8 @@ class MemoryLedger(StateQueries, Ledger):
             check_op_id(op_id)
             pub = self._keys.holder(by)
         st = self.state
-        if (pub, op_id) in st.ops:  # a retry, or an op id reused for another request
+        mine = st.ops.get(pub)
+        if mine is not None and op_id in mine:  # a retry, or an op id reused for another request
             r = st.apply_valid(kind, pub, op_id, args, now)
             st.touched.clear()
             return self._count(r)
@@ -127,9 +128,8 @@ class MemoryLedger(StateQueries, Ledger):
         """
         st = self.state
         now = float(self.clock())
-        ops = st.ops
-        key = (pub, op_id)
-        if key in ops:
+        mine = st.ops.get(pub)
+        if mine is not None and op_id in mine:
             r = st.apply_valid(kind, pub, op_id, args, now)
             return self._count(r).seq
         # st.apply_new(kind, pub, op_id, args, now), inline: its request kinds other than these
@@ -138,12 +138,12 @@ class MemoryLedger(StateQueries, Ledger):
             seq = st.apply_new(kind, pub, op_id, args, now)
         else:
             actor = st.name_of.get(pub)
-            if actor is None:
-                seq = st.apply_new(kind, pub, op_id, args, now)  # raises UnknownAccount
+            if actor is None or mine is None:
+                seq = st.apply_new(kind, pub, op_id, args, now)  # raises UnknownAccount, or makes ``mine``
             else:
                 st._handlers[kind](actor, pub, now, *args)
                 seq = st.seq
-                ops[key] = (kind, args, seq)
+                mine[op_id] = (kind, seq, *args)
                 st.seq = seq + 1
         seen = self._op_seqs  # self._counted(kind, seq), inline (millions of calls in a run)
         byte = seq >> 3

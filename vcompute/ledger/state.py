@@ -137,7 +137,10 @@ class LedgerState:
         self.stk: dict[str, list] = {}   # name -> [free, locked, unbonding, ready_at]
         self.com: dict[str, tuple] = {}  # id -> (owner, digest hex, metadata, time)
         self.supply = 0
-        self.ops: dict[tuple[bytes, str], tuple[str, tuple, int]] = {}
+        # Applied requests, for retries: per signing key, op id -> (kind, log position, *args). One
+        # dict per key and one flat tuple per request (no (key, op id) tuple, no separate args
+        # tuple): a market run keeps millions, each a container the cycle collector scans.
+        self.ops: dict[bytes, dict[str, tuple]] = {}
         self.seq = 0
         self.touched: set[tuple[str, str]] = set()
         # Bound once (a subclass's overrides included): looked up on every request.
@@ -151,7 +154,7 @@ class LedgerState:
         Raises:
             OperationConflict: if ``op_id`` was used by ``pub`` for a different request.
         """
-        prev = self.ops.get((pub, op_id))
+        prev = self.recorded(pub, op_id)
         if prev is None:
             return None
         if prev[0] != kind or not same_request(prev[1], args):
@@ -159,6 +162,12 @@ class LedgerState:
                 f"op_id {op_id!r} was already used by this key for {prev[0]}{prev[1]}; "
                 f"choose a fresh op_id for a new operation (reuse one only to retry the same request)")
         return Receipt(op_id, kind, prev[2], replayed=True)
+
+    def recorded(self, pub: bytes, op_id: str) -> tuple[str, tuple, int] | None:
+        """``(kind, args, log position)`` of the request ``pub`` applied as ``op_id``, or None."""
+        mine = self.ops.get(pub)
+        rec = None if mine is None else mine.get(op_id)
+        return None if rec is None else (rec[0], rec[2:], rec[1])
 
     def apply(self, kind: str, pub: bytes, op_id: str, args: tuple, now: float) -> Receipt:
         """Apply a normalised request signed by ``pub`` at ledger time ``now``.
@@ -205,7 +214,10 @@ class LedgerState:
                                      "call open_account(key, name) first")
         self._handlers[kind](actor, pub, now, *args)
         seq = self.seq
-        self.ops[pub, op_id] = (kind, args, seq)
+        mine = self.ops.get(pub)
+        if mine is None:
+            mine = self.ops[pub] = {}
+        mine[op_id] = (kind, seq, *args)
         self.seq = seq + 1
         return seq
 
