@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import heapq
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -560,7 +559,7 @@ class Market:
         # (each operation still signed and chained) instead of one per operation.
         with batch() if batch is not None else contextlib.nullcontext(), _no_cyclic_gc():
             if not self.done.triggered:
-                _run_until(env, self.done)
+                env.run(until=self.done)
             if self.p.settlement.mode == "stream":
                 for pr in self.providers:
                     self._withdraw(pr)
@@ -583,35 +582,6 @@ def _now_field(env: simpy.Environment) -> str:
     if type(env) is simpy.Environment and type(getattr(env, "_now", None)) in (int, float) and env._now == env.now:
         return "_now"
     return "now"
-
-
-def _run_until(env: simpy.Environment, until: simpy.Event) -> None:
-    """``env.run(until=until)``: SimPy 4's event loop (``Environment.step``) inline, for an exact
-    ``simpy.Environment`` of SimPy 4 (two million steps in a 10^6-job run, each a method call);
-    anything else runs SimPy's own loop. The same events in the same order: pop the earliest,
-    set the clock, run its callbacks, fail on an undefused failed event, stop once ``until``
-    has been processed (where SimPy's loop stops, its StopSimulation callback being the last)."""
-    if (type(env) is not simpy.Environment or not simpy.__version__.startswith("4.")
-            or type(getattr(env, "_queue", None)) is not list or _now_field(env) != "_now"):
-        env.run(until=until)
-        return
-    if until.callbacks is None:  # already processed
-        return
-    queue, pop = env._queue, heapq.heappop
-    while True:
-        try:
-            env._now, _, _, event = pop(queue)
-        except IndexError:
-            raise RuntimeError(f'No scheduled events left but "until" event was not triggered: {until}') from None
-        callbacks, event.callbacks = event.callbacks, None
-        for callback in callbacks:
-            callback(event)
-        if not event._ok and not hasattr(event, "_defused"):
-            exc = type(event._value)(*event._value.args)  # as SimPy: a copy, caused by the original
-            exc.__cause__ = event._value
-            raise exc
-        if event is until:
-            return
 
 
 @contextlib.contextmanager
