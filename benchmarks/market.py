@@ -29,8 +29,9 @@ wall-clock metrics differ):
 
 This round (issue 17, s6-speed: applied requests kept per key as one flat
 tuple each, so a run keeps 4.3 instead of 10.5 gc-tracked objects a job and
-a full ``gc.collect()`` after a 10^6-job run took 2.1 s at load ~15; SimPy 4's
-event loop inline), main (5a42317) and the branch side by side, seeded metrics
+a full ``gc.collect()`` after a 10^6-job run took 2.1 s at load ~15; an inline
+copy of SimPy 4's event loop was measured with it and then dropped: no gain
+shown, and it relied on SimPy's internals), main (5a42317) and the branch side by side, seeded metrics
 identical (154 smoke runs of the 16 market configs at seeds 0 and 1: only
 wall-clock metrics differ), CPU seconds of the 10^6 x 10^4 row: 73.15 -> 73.41
 at load 17-20 and 86.95 -> 86.25 at load 7-11 (concurrent pairs), 56.97 ->
