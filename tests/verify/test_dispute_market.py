@@ -46,7 +46,7 @@ def test_forward_sizes_rounds_and_gas():
     d.check_size("small", 32)
     with pytest.raises(ValueError, match="widths <= 256"):
         d.check_size("medium", 32)  # 512 hidden
-    assert d.modelled_gas("small", 32) == 420_000 + 3 * 98_000
+    assert d.modelled_gas("small", 32) == 583_000 + 3 * 98_000
     m = dispute_for("matmul")
     assert m.rounds(32, 8) == 3
     with pytest.raises(ValueError, match="n <= 128"):

@@ -53,12 +53,13 @@ __all__ = ["DISPUTE_GAS", "FLOAT_GAS_PER_COLUMN", "FORWARD_CHEATS", "forward_tra
 
 #: The model's gas per dispute, by adapter: ``(base, per round)``, from the dispute transaction on
 #: (the commit excluded), evaluated at ``ceil(log2 n)`` rounds. ``float``: ``proofs/dispute.md`` C7
-#: (0.85M at L = 8 less 3 rounds of 105k). ``forward``: fitted to 120 games the market played over
-#: ``tiny`` and ``small`` forward jobs (every cheat class and griefers, 5 operators): 98k a round
-#: (least squares on the gas less the one-element check), and the base set so that the model at 3
-#: rounds is the games' mean, 0.71M (games 0.57-0.96M: the element check of a ``lin`` grows with its
-#: inner width; ``experiments/optimistic-real-forward.toml``, claim ``optimistic-real-forward-gas``).
-DISPUTE_GAS = {"float": (535_000, 105_000), "forward": (420_000, 98_000)}
+#: (0.85M at L = 8 less 3 rounds of 105k). ``forward``: 98k a round (least squares over 120 market
+#: games, the gas less the one-element check), and the base set so that the model at 3 rounds is the
+#: mean of the 479 games of ``experiments/optimistic-real-forward.toml`` on the contract with the
+#: nobody-won ending, 0.88M (claim ``optimistic-real-forward-gas``). A game spreads 0.57-1.29M around
+#: it: a ``lin`` element's check grows with its inner width, and a game the challenger wins also pays
+#: for the check of the challenger's own element (``OperatorGame.vy``'s PROVE phase).
+DISPUTE_GAS = {"float": (535_000, 105_000), "forward": (583_000, 98_000)}
 #: ``decide_float``'s gas per state column beyond 32 (``protocols/Dispute.md``: 0.17M at 32, 0.62M at 256).
 FLOAT_GAS_PER_COLUMN = 2_000
 
