@@ -42,3 +42,23 @@ def test_statistics_report_band_uses_of_honest_claims():
     m = InferenceStatistics().run(p, seed=0)
     assert m["escapes"] == 4 and m["by_band"] == 0.0
     assert m["band_uses"] == 0 and m["band_use_rate"] == 0.0 and m["band_hist"] == "0:4"
+
+
+def test_statistics_split_off_rejections_by_the_bit_exactness_count():
+    pytest.importorskip("torch")
+    from vcompute.experiment.tasks.inference_statistics import InferenceStatistics, StatisticsParams
+    from vcompute.verify.inference.tolerance import tolerance_for
+
+    def run(adversary):
+        p = StatisticsParams(adversary=adversary, train_steps=0, trials=4, n_new=8, batch=2, precisions=("bfloat16",))
+        return InferenceStatistics().run(p, seed=0)
+
+    honest = run("honest")
+    assert honest["by_inexact"] == 0.0 and honest["min_inexact"] == 0  # torch against torch: bit for bit
+    # a float16 model on a bf16 job: every entry within rtol, too many not bit-identical
+    lp = run("low_precision:float16")
+    assert lp["by_inexact"] == lp["by_activations"] == 1.0
+    assert lp["min_inexact"] > tolerance_for("bfloat16").max_inexact
+    # 3e-2 weight noise: rejected by entries beyond rtol, which is not the count
+    wn = run("weight_noise:3e-2")
+    assert wn["by_activations"] == 1.0 and wn["by_inexact"] == 0.0

@@ -103,9 +103,12 @@ def test_every_adversary_is_rejected_on_a_sampled_job(sampled_job, behaviour, pa
     assert not v.accepted and v.reason
 
 
-BF16_CHEATS = [("other_temperature", {}), ("other_top_p", {}), ("other_seed", {}), ("greedy_for_sampled", {}),
-               ("draft_model", {}), ("prompt_altered", {}), ("weight_noise", dict(magnitude=1e-2)),
-               ("quantised", dict(kind="int8")), ("fewer_layers", {}), ("token_replaced", {})]
+_16BIT_CHEATS = [("other_temperature", {}), ("other_top_p", {}), ("other_seed", {}), ("greedy_for_sampled", {}),
+                 ("draft_model", {}), ("prompt_altered", {}), ("fewer_layers", {}), ("token_replaced", {})]
+# bf16 allows 48 of 120 committed entries per chunk not bit-identical (calibrated on the 600-step model's honest
+# torch <-> JAX maximum, 28): on this 30-step model's job 1e-2 weight noise and int8 weights move 35-40 and pass
+# (proofs/inference.md, "What a provider can still get away with"); 3e-2 moves 65-71
+BF16_CHEATS = _16BIT_CHEATS + [("weight_noise", dict(magnitude=3e-2))]
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +139,8 @@ def test_bf16_job_rejects_sampling_and_model_cheats(bf16_job, behaviour, params)
     assert not v.accepted and v.reason
 
 
-FP16_CHEATS = BF16_CHEATS + [("quantised", dict(kind="bfloat16")), ("low_precision", dict(precision="bfloat16"))]
+FP16_CHEATS = _16BIT_CHEATS + [("weight_noise", dict(magnitude=1e-2)), ("quantised", dict(kind="int8")),
+                               ("quantised", dict(kind="bfloat16")), ("low_precision", dict(precision="bfloat16"))]
 
 
 @pytest.mark.parametrize("behaviour,params", FP16_CHEATS, ids=[f"{b}-{p}" for b, p in FP16_CHEATS])

@@ -127,7 +127,10 @@ class InferenceStatistics:
     ``n_changed`` (jobs whose tokens differ from the honest generation), ``escapes_same_tokens``
     (escapes whose tokens equal the honest ones), ``escape_bound_changed`` (the bound over the
     ``n_changed`` jobs), ``by_tokens`` / ``by_activations`` / ``by_band`` / ``by_evidence`` (which check
-    rejected, fractions of n; ``by_band``: the band-use count, checked last), ``band_uses`` (tokens that
+    rejected, fractions of n; ``by_band``: the band-use count, checked last), ``by_inexact`` (the part of
+    ``by_activations`` that rests on the bit-exactness count ``max_inexact`` alone), ``min_inexact`` (over
+    the jobs whose committed chunks were checked, the fewest not-bit-identical entries of a job's worst chunk:
+    how far the adversary sits above the allowance), ``band_uses`` (tokens that
     passed only by the near-tie rule, over every job whose tokens were checked) and ``band_use_rate`` (per
     checked token), ``band_hist`` (``uses:jobs`` over the jobs that passed every check but the count),
     ``tokens_changed`` (share of tokens differing from honest),
@@ -138,7 +141,7 @@ class InferenceStatistics:
     Params = StatisticsParams
     description = "escapes of one generate adversary over thousands of jobs, with a 95% upper bound"
     metrics = ("n", "escapes", "escape_bound", "detected", "n_changed", "escapes_same_tokens", "escape_bound_changed",
-               "by_tokens", "by_activations", "by_band", "by_evidence", "tokens_changed", "variants",
+               "by_tokens", "by_activations", "by_inexact", "min_inexact", "by_band", "by_evidence", "tokens_changed", "variants",
                "escapes_by_variant", "band_uses", "band_use_rate", "band_hist", "applicable", "not_applicable")
 
     def run(self, params: StatisticsParams, seed: int) -> dict[str, Any]:
@@ -171,6 +174,8 @@ class InferenceStatistics:
         rng = np.random.default_rng([seed, zlib.crc32(p.adversary.encode())])
         n = esc = same = changed = esc_changed = 0
         by = {"by_tokens": 0, "by_activations": 0, "by_band": 0, "by_evidence": 0}
+        by_inexact = 0
+        min_inexact = None
         band_uses = band_tokens = 0
         hist: dict[int, int] = {}  # band uses -> jobs, over the jobs that passed every check but the count
         tok_changed = 0.0
@@ -193,6 +198,9 @@ class InferenceStatistics:
                     else:
                         claim = run_generate(job, name, rng=rng, provider="p", key=key, **kw)
                     r = v.verify(job, [claim], VerifyContext(seed=int(rng.integers(2**31))))
+                    if r.details.get("inexact"):
+                        worst = max(int(x) for x in r.details["inexact"])
+                        min_inexact = worst if min_inexact is None else min(min_inexact, worst)
                     if "band_uses" in r.details:
                         band_uses += int(r.details["band_uses"])
                         band_tokens += int(r.details["checked_tokens"])
@@ -215,6 +223,7 @@ class InferenceStatistics:
                         by["by_tokens" if r.reason.startswith("token ") else
                            "by_activations" if r.reason.startswith("chunk ") else
                            "by_band" if r.reason.startswith("near-tie band:") else "by_evidence"] += 1
+                        by_inexact += r.reason.startswith("chunk ") and "not bit-identical" in r.reason
             per_variant.append(f"{prec}/{mode} {esc - esc_before}/{count}")
         res.update({"n": n, "escapes": esc, "escape_bound": escape_bound(esc, n), "detected": 1 - esc / n,
                     "n_changed": changed, "escapes_same_tokens": same,
@@ -222,5 +231,7 @@ class InferenceStatistics:
                     "tokens_changed": tok_changed / n, "escapes_by_variant": ", ".join(per_variant), "applicable": 1,
                     "band_uses": band_uses, "band_use_rate": band_uses / band_tokens if band_tokens else float("nan"),
                     "band_hist": " ".join(f"{u}:{hist[u]}" for u in sorted(hist)),
+                    "by_inexact": by_inexact / n,
+                    "min_inexact": float("nan") if min_inexact is None else min_inexact,
                     **{k: c / n for k, c in by.items()}})
         return res

@@ -63,10 +63,14 @@ class Tolerance:
 #: Per precision (proofs/inference.md): float32 entries differ by <= 7.8e-7 relative and logits by <= 3.8e-6
 #: over 512 honest generations (torch vs JAX, KV cache vs prefill, batch 8, 2 threads). bfloat16 over 1024, once
 #: the JAX model rounds where torch does: entries by <= 1 ulp (0.0078), at most 2 of 120 committed entries per chunk
-#: not bit-identical (9 in a probe), logits by <= 0.0103 and the nucleus mass before a token by <= 5.8e-4
+#: not bit-identical on the former 150-step model (9 in a probe), logits by <= 0.0103 and the nucleus mass before a token by <= 5.8e-4
 #: (before: 1.6%, 6 misses, 0.036). float16 over 512, once the JAX model rounds float16 subnormals as torch
 #: does: entries by <= 0.0011 (about 1 ulp), at most 1 miss and 4 of 120 entries per chunk not bit-identical,
 #: logits by <= 0.00166 and the nucleus mass by <= 9.6e-5 (experiments/inference-calibration.toml, float16 rows).
+#: ``max_inexact`` was recalibrated on the retrained (600-step) tiny LM, whose sharper activations make a one-ulp
+#: torch/XLA difference flip more committed entries: at most 28 (bf16) and 45 (fp16) of 120 per chunk over 512
+#: honest generations each (torch-torch: 16 and 10); the allowance is that maximum times 1.6, rounded up to a
+#: multiple of 8 (48 and 72; was 16, which rejected 10 and 94 of 512 honest generations with JAX on one side).
 #: Band uses (tokens passing only by the near-tie rule): none in about 1.1e5 honest float32 and 1.1e5 bfloat16
 #: tokens, none in 3.3e4 float16 ones; ``band_rate`` is the one-sided 95% upper bound (3 / tokens), rounded up,
 #: and ``band_alpha`` 1e-3: a 32-token claim may then use the band on no token, a 34- to 1490-token one on one
@@ -75,8 +79,8 @@ TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4, band_rate=3e-5),
     # logit_atol 0.025 (was 0.05): 2.4x the honest maximum; at 0.05 a 1-layer draft model's greedy tokens passed
     # on 59 of 100 bf16 jobs of 32 tokens, at 0.025 on none (proofs/inference.md, detection statistics)
-    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.025, max_inexact=16, mass_atol=0.005, band_rate=3e-5),
-    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.01, max_inexact=16, mass_atol=0.002, band_rate=1e-4),
+    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.025, max_inexact=48, mass_atol=0.005, band_rate=3e-5),
+    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.01, max_inexact=72, mass_atol=0.002, band_rate=1e-4),
 }
 
 
