@@ -40,6 +40,7 @@ CASES: dict[str, list[tuple[str, list[str]] | dict]] = {
     "inference.cost": [("inference-cost.toml", [])],
     "inference.glue_cost": [("inference-glue.toml", [])],
     "inference.statistics": [("inference-statistics.toml", [])],
+    "inference.training": [{"train_steps": 20}],
     "market.run": [
         ("quickstart.toml", []),
         # an adaptive policy adds its own metrics
