@@ -287,7 +287,10 @@ class OpPlayer:
         ct = claimant.trace
         theirs = ct.state(hi)
         if state_leaf(theirs) != ct.leaves[hi]:
-            return (0, 0)  # the delivered state is not what it committed: it can open nothing
+            # the delivered state is not what it committed (data withheld): the challenger cannot see
+            # which element is wrong and guesses (0, 0); a claimant holding its committed preimage could
+            # make that element right and win, which is why data availability is assumed (A7)
+            return (0, 0)
         s_in = self.trace.state(hi - 1)
         bad = invalid_elements(ct.net, hi, s_in, theirs)
         if self.strategy == "lie_twin" and bad:
