@@ -57,13 +57,23 @@ def _close(v: uint256, negative: bool, pos: uint256, neg: uint256, total: uint25
 
 
 @pure
+@internal
+def _nan(b: uint256) -> bool:
+    return b & 2147483647 > 2139095040
+
+
+@pure
 @external
 def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: uint256, u_bits: uint256,
            z: uint256) -> bool:
     """Whether a claimed float32 value (raw bits ``z``) of ``x . w`` is within the operator's bound.
 
     ``x`` and ``w`` hold k float32 bit patterns, 8 lanes a word, lane t at bits [32t, 32t+32).
-    A non-finite claimed value is outside; a non-finite input reverts (no bound applies).
+    Non-finite inputs follow IEEE: a NaN, an inf times zero or infinite products of both signs make
+    the value NaN; infinite products of one sign make it that inf (or NaN, if the finite rest may
+    overflow the other way). With finite inputs a finite claim is held to the bound, and an inf or a
+    NaN passes only when the bound lets some summation order overflow: sum |x_t w_t| (1 + gamma_n) >=
+    (2 - 2^-24) 2^127, float32's overflow threshold.
     """
     assert k > 0 and k <= MAX_DIM and k % 8 == 0, "value: k must be a multiple of 8 in 8..MAX_DIM"
     assert len(x) * 8 == k and len(w) * 8 == k, "value: x and w must hold k lanes each"
@@ -74,8 +84,12 @@ def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: 
     qs: uint256[MAX_DIM] = empty(uint256[MAX_DIM])
     sg: bool[MAX_DIM] = empty(bool[MAX_DIM])
     qtop: uint256 = 0
+    nan: bool = False
+    infs: uint256 = 0  # bit 0: a +inf product, bit 1: a -inf one
     for t: uint256 in range(k, bound=MAX_DIM):
         sh: uint256 = 32 * (t % 8)
+        bx: uint256 = (x[t // 8] >> sh) & LANE
+        bw: uint256 = (w[t // 8] >> sh) & LANE
         fx: bool = False
         mx: uint256 = 0
         ex: uint256 = 0
@@ -84,22 +98,37 @@ def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: 
         mw: uint256 = 0
         ew: uint256 = 0
         sw: bool = False
-        fx, mx, ex, sx = self._decode((x[t // 8] >> sh) & LANE)
-        fw, mw, ew, sw = self._decode((w[t // 8] >> sh) & LANE)
-        assert fx and fw, "value: a non-finite input; no rounding bound applies"
-        ms[t] = mx * mw
-        qs[t] = ex + ew
-        sg[t] = sx != sw
-        qtop = max(qtop, ex + ew)
+        fx, mx, ex, sx = self._decode(bx)
+        fw, mw, ew, sw = self._decode(bw)
+        if self._nan(bx) or self._nan(bw):
+            nan = True
+        elif not fx or not fw:
+            if (fx and mx == 0) or (fw and mw == 0):
+                nan = True  # inf times zero
+            else:
+                infs |= 1 << convert(sx != sw, uint256)
+        else:
+            ms[t] = mx * mw
+            qs[t] = ex + ew
+            sg[t] = sx != sw
+            qtop = max(qtop, ex + ew)
+    if nan or infs == 3:
+        return self._nan(z)
     fc: bool = False
     mc: uint256 = 0
     ec: uint256 = 0
     sc: bool = False
     fc, mc, ec, sc = self._decode(z & LANE)
-    if not fc:
+    if infs != 0 and z & LANE == 2139095040 + ((infs - 1) << 31):
+        return True
+    if infs != 0 and not self._nan(z):
         return False
-    # the claimed value is M 2^(E - 150) = M 2^((E + 150) - 300): the products' frame
-    qtop = max(qtop, ec + 150)
+    # the claimed value is M 2^(E - 150) = M 2^((E + 150) - 300): the products' frame; a non-finite claim is
+    # set against the overflow threshold (2^24 - 1) 2^104, q = 404
+    if fc:
+        qtop = max(qtop, ec + 150)
+    else:
+        qtop = max(qtop, 404)
     low: uint256 = 0
     if qtop > HEADROOM:
         low = qtop - HEADROOM
@@ -116,4 +145,7 @@ def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: 
     slack: uint256 = 4 * k + 2
     if low < 150:
         slack = 2 * k + 2 + 2 * k * 2**(150 - low)
+    if not fc:
+        # some order may overflow: (sum |x_t w_t| + truncation) 2^u >= threshold (2^u - n)
+        return (pos + neg + k) * 2**u_bits >= self._scale(2**24 - 1, 404, low) * den
     return self._close(self._scale(mc, ec + 150, low), sc, pos, neg, pos + neg, n, den, slack)

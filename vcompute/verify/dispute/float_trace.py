@@ -122,31 +122,51 @@ def within(x: np.ndarray, w: np.ndarray, u_bits: int, zs: list[int]) -> list[boo
         zs: the claimed values' bit patterns; each is decided alone, as one contract call (its
             exponent sets the fixed-point frame, so values decided together must not share one).
 
-    Raises:
-        ValueError: if an input is not finite (the contract reverts: no bound applies).
+    Non-finite inputs follow IEEE: a NaN, an inf times zero or infinite products of both signs make
+    the value NaN (any payload); infinite products of one sign make it that inf, or NaN where the
+    finite rest may overflow. With finite inputs an inf or a NaN passes only where some summation
+    order may overflow: ``sum |x_t w_t| (1 + gamma_n)`` reaches float32's threshold ``(2 - 2^-24) 2^127``.
     """
     k = int(x.size)
     xb, wb = x.astype(np.float32).view("<u4").tolist(), w.astype(np.float32).view("<u4").tolist()
     ms, qs, sg = [], [], []
+    nan, infs = False, 0
+    isnan = lambda b: b & 0x7FFFFFFF > 0x7F800000  # noqa: E731
     for bx, bw in zip(xb, wb):
         fx, mx, ex, sx = _decode(bx)
         fw, mw, ew, sw = _decode(bw)
-        if not (fx and fw):
-            raise ValueError("a non-finite input; no rounding bound applies")
-        ms.append(mx * mw)
-        qs.append(ex + ew)
-        sg.append(sx != sw)
+        if isnan(bx) or isnan(bw):
+            nan = True
+        elif not (fx and fw):
+            if (fx and mx == 0) or (fw and mw == 0):
+                nan = True  # inf times zero
+            else:
+                infs |= 1 << int(sx != sw)
+        else:
+            ms.append(mx * mw)
+            qs.append(ex + ew)
+            sg.append(sx != sw)
     n, den = k + 2, 2**u_bits - (k + 2)
     out = []
     for z in zs:
-        f, m, e, s = _decode(int(z) & 0xFFFFFFFF)
-        if not f:
+        z = int(z) & 0xFFFFFFFF
+        if nan or infs == 3:
+            out.append(isnan(z))
+            continue
+        if infs and z == 0x7F800000 + ((infs - 1) << 31):
+            out.append(True)
+            continue
+        if infs and not isnan(z):
             out.append(False)
             continue
-        qtop = max([*qs, e + 150])
+        f, m, e, s = _decode(z)
+        qtop = max([*qs, e + 150 if f else 404])
         low = qtop - _HEADROOM if qtop > _HEADROOM else 0
         pos = sum(_scale(mp, q, low) for mp, q, sp in zip(ms, qs, sg) if not sp)
         neg = sum(_scale(mp, q, low) for mp, q, sp in zip(ms, qs, sg) if sp)
+        if not f:  # some order may overflow: (sum |x_t w_t| + truncation) 2^u >= threshold (2^u - n)
+            out.append((pos + neg + k) * 2**u_bits >= _scale(2**24 - 1, 404, low) * den)
+            continue
         slack = 2 * k + 2 + 2 * k * 2 ** (150 - low) if low < 150 else 4 * k + 2
         v = _scale(m, e + 150, low)
         a, b = (neg, v + pos) if s else (v + neg, pos)
@@ -165,15 +185,17 @@ def bad_elements(net: FloatNet, l: int, x: np.ndarray, y: np.ndarray) -> list[tu
     w = net.weights[l - 1]
     if not isinstance(y, np.ndarray) or y.dtype != np.float32 or y.shape != (x.shape[0], w.shape[1]):
         return [(0, 0)]
-    s = x.astype(np.float64) @ w.astype(np.float64)
-    a = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64))
-    n, u = w.shape[0] + 2, 2.0 ** -net.u_bits
-    bound = n * u / (1 - n * u) * a
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
+        s = x.astype(np.float64) @ w.astype(np.float64)
+        a = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64))
+        n, u = w.shape[0] + 2, 2.0 ** -net.u_bits
+        bound = n * u / (1 - n * u) * a
         err = np.abs(y.astype(np.float64) - s)
-    err = np.where(np.isfinite(y), err, np.inf)
-    # near the bound, or near underflow (the contract adds 2^-150 per rounding): the exact check decides
-    unsure = np.abs(err - bound) <= 1e-3 * bound + 1e-40
+        err = np.where(np.isfinite(y), err, np.inf)
+        # near the bound, near underflow (the contract adds 2^-150 per rounding), or a non-finite value or
+        # one near float32's overflow: the exact check decides
+        odd = ~np.isfinite(y) | ~np.isfinite(s) | ~np.isfinite(bound) | (np.abs(s) + bound >= 1e38)
+        unsure = (np.abs(err - bound) <= 1e-3 * bound + 1e-40) | odd
     bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))]
     for i, j in zip(*np.nonzero(unsure)):
         if not within(x[i], w[:, j], net.u_bits, [int(y[i:i + 1, j].view("<u4")[0])])[0]:

@@ -115,7 +115,7 @@ def prefill_net(model: Any, ids: list[int], *, u_bits: int = 24, add_bits: int =
     ops.append(ln(model.ln_f))
     with torch.no_grad():
         x0 = (model.wte.weight[torch.tensor(ids)] + model.wpe.weight[torch.arange(t)]).float()
-    return OpNet(tuple(ops), t), _np(x0)
+    return OpNet(tuple(ops), t, max(max_dim, 256)), _np(x0)
 
 
 def prefill_trace(model: Any, ids: list[int], *, machine: str = "numpy", **bits: int) -> OpTrace:

@@ -50,7 +50,7 @@ from vcompute.verify.dispute.float_trace import pack_float32, rows_tree, within
 from vcompute.verify.dispute.op_step import axpby_within, relu_grad_within, relu_within
 
 __all__ = ["MMS", "MMP", "TR", "AXPY", "AXPYP", "RELUW", "RELUG", "BLOCK_KINDS", "BLOCK_NAMES", "Geometry",
-           "pack", "unpack", "block_op", "apply_block", "block_invalid", "element_ok", "element_bound", "edge_value",
+           "pack", "unpack", "geometry_ok", "block_op", "apply_block", "block_invalid", "element_ok", "element_bound", "edge_value",
            "opening", "f32_bits"]
 
 #: ``a[block] := a[rows, al:al+n] a[rho:rho+m, be:be+n]^T``.
@@ -110,6 +110,33 @@ def unpack(bits: int) -> Geometry:
     return Geometry(bits & 255, **f, c1=(bits >> 136) & 0xFFFFFFFF, c2=(bits >> 168) & 0xFFFFFFFF)
 
 
+def geometry_ok(kind: int, width: int, bits: int, rows: int) -> bool:
+    """Whether block operator ``kind``'s packed ``bits`` fit a ``rows x width`` canvas, as ``OperatorStep`` checks.
+
+    Every window inside the canvas, matmul windows word-aligned (``al``, ``n``, and ``be`` of ``mms``,
+    multiples of 8), ``axpyp``'s ``m`` a multiple of 8 (its parameter rows are packed 8 lanes a
+    word), and the tolerance in its check's range (``u_bits`` 10..24 for a matmul, 8..30 for an
+    ``axpy``). :func:`block_op` builds only such operators; the contract rejects a claim on any other.
+    """
+    g = unpack(int(bits))
+    t = g.t
+    if g.rn < 1 or g.m < 1 or g.r0 + g.rn > rows or g.o + g.m > width:
+        return False
+    if kind in (MMS, MMP):
+        if kind == MMS and (g.be % 8 or g.be + g.n > width or g.rho + g.m > rows):
+            return False
+        return g.n >= 8 and g.al % 8 == 0 and g.n % 8 == 0 and g.al + g.n <= width and 10 <= t <= 24
+    if kind == TR:
+        return g.rho + g.m <= rows and g.al + g.rn <= width
+    if g.al + g.m > width or (kind in (AXPY, RELUG) and g.be + g.m > width):
+        return False
+    if kind == AXPY:
+        return g.rho + g.rn <= rows and 8 <= t <= 30
+    if kind == AXPYP:
+        return g.m % 8 == 0 and 8 <= t <= 30
+    return kind in (RELUW, RELUG)
+
+
 def _c(b: int) -> np.float32:
     return np.array([b], "<u4").view(np.float32)[0]
 
@@ -129,8 +156,8 @@ def block_op(kind: int, *, width: int, rows: int, r0: int, rn: int, o: int, m: i
         param: ``P`` of ``mmp`` (``n x m``) or ``axpyp`` (``rn x m``), float32.
 
     Raises:
-        ValueError: if a window leaves the canvas, a matmul window is not word-aligned, or ``param`` has
-            the wrong shape or is not finite.
+        ValueError: if a window leaves the canvas, a matmul window is not word-aligned, ``t`` is out of
+            its check's range (:func:`geometry_ok`), or ``param`` has the wrong shape or is not finite.
     """
     from vcompute.verify.dispute.op_trace import Operator
 
@@ -138,20 +165,14 @@ def block_op(kind: int, *, width: int, rows: int, r0: int, rn: int, o: int, m: i
         raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}")
     if width % 8 or not 8 <= width <= 256 or not 1 <= rows <= 256:
         raise ValueError(f"the canvas must be 1..256 rows by a multiple of 8 up to 256 lanes; got {rows} x {width}")
-    ok = rn >= 1 and m >= 1 and r0 + rn <= rows and o + m <= width
-    if kind in (MMS, MMP):
-        ok &= n >= 8 and al % 8 == 0 and n % 8 == 0 and al + n <= width
-        ok &= kind == MMP or (be % 8 == 0 and be + n <= width and rho + m <= rows)
-    elif kind == TR:
-        ok &= rho + m <= rows and al + rn <= width
-    else:
-        ok &= al + m <= width
-        if kind in (AXPY, RELUG):
-            ok &= be + m <= width
-        if kind == AXPY:
-            ok &= rho + rn <= rows
-    if not ok:
-        raise ValueError(f"{BLOCK_NAMES[kind]} geometry leaves the {rows} x {width} canvas or is misaligned: "
+    if t is None:
+        t = 24 if kind in (MMS, MMP) else (22 if kind in (AXPY, AXPYP) else 0)
+    g = Geometry(*(int(v) for v in (t, r0, rn, o, m, al, n, rho, be)), f32_bits(c1), f32_bits(c2))
+    fields = (t, r0, rn, o, m, al, n, rho, be)
+    if any(not isinstance(v, (int, np.integer)) or v < 0 for v in fields) or t > 255 or max(fields[1:]) > 0xFFFF \
+            or not geometry_ok(kind, width, pack(g), rows):
+        raise ValueError(f"{BLOCK_NAMES[kind]} geometry leaves the {rows} x {width} canvas or is misaligned "
+                         f"(or t={t} is out of its check's range): "
                          f"r0={r0} rn={rn} o={o} m={m} al={al} n={n} rho={rho} be={be}")
     if kind in (MMP, AXPYP):
         want = (n, m) if kind == MMP else (rn, m)
@@ -160,9 +181,6 @@ def block_op(kind: int, *, width: int, rows: int, r0: int, rn: int, o: int, m: i
             raise ValueError(f"param must be a finite float32 array of shape {want} (axpyp: m a multiple of 8)")
     elif param is not None:
         raise ValueError(f"{BLOCK_NAMES[kind]} takes no param")
-    if t is None:
-        t = 24 if kind in (MMS, MMP) else (22 if kind in (AXPY, AXPYP) else 0)
-    g = Geometry(t, r0, rn, o, m, al, n, rho, be, f32_bits(c1), f32_bits(c2))
     return Operator(kind, width, width, pack(g), param)
 
 
@@ -202,8 +220,9 @@ def _bits(t: np.ndarray, i: int, j: int) -> int:
 def element_ok(op, a: np.ndarray, i: int, j: int, zb: int) -> bool:
     """Whether claimed float32 bits ``zb`` at ``(i, j)`` pass operator ``op`` on input ``a``, as ``block_ok`` decides.
 
-    Raises:
-        ValueError: if an input the check reads is not finite (the contract reverts).
+    ``op`` must be well formed (:func:`geometry_ok`; the contract settles a claim on any other before
+    this check); non-finite inputs are decided as :mod:`~vcompute.verify.dispute.op_step` and
+    :func:`~vcompute.verify.dispute.float_trace.within` state.
     """
     g = unpack(op.bits)
     zb = int(zb) & 0xFFFFFFFF
@@ -259,6 +278,11 @@ def block_invalid(op, a: np.ndarray, ao: np.ndarray) -> list[tuple[int, int]]:
     bit for bit and bounded ones screened in float64, with the exact mirror
     (:func:`element_ok`) deciding every element within 0.1% of its bound.
     """
+    with np.errstate(all="ignore"):  # non-finite inputs: the float64 screen's NaNs are sent to the exact mirror
+        return _block_invalid(op, a, ao)
+
+
+def _block_invalid(op, a: np.ndarray, ao: np.ndarray) -> list[tuple[int, int]]:
     g = unpack(op.bits)
     rs, cs = slice(g.r0, g.r0 + g.rn), slice(g.o, g.o + g.m)
     inside = np.zeros(a.shape, bool)
@@ -270,15 +294,16 @@ def block_invalid(op, a: np.ndarray, ao: np.ndarray) -> list[tuple[int, int]]:
     if exact.all():
         if op.kind == TR:
             miss = aob[rs, cs] != apply_block(op, a).view("<u4")[rs, cs]
-        else:  # relu kinds: the value exactly, either zero allowed
-            want = apply_block(op, a)[rs, cs]
-            miss = ~((aob[rs, cs] == want.view("<u4")) | ((want == 0) & ((aob[rs, cs] & 0x7FFFFFFF) == 0)))
+        else:  # relu kinds: the contract's own rule, element by element
+            miss = np.array([[not element_ok(op, a, i, j, int(aob[i, j])) for j in range(g.o, g.o + g.m)]
+                             for i in range(g.r0, g.r0 + g.rn)], bool).reshape(g.rn, g.m)
         bad += [(int(i) + g.r0, int(j) + g.o) for i, j in zip(*np.nonzero(miss))]
         return sorted(bad)
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = np.where(np.isfinite(z), np.abs(z - ref), np.inf)
-        scale = bound + np.abs(ref) + np.where(np.isfinite(z), np.abs(z), 0)
-    unsure = (np.abs(err - bound) <= 1e-3 * bound + 1e-40 + 2.0 ** -140 * (1 + scale)) & (err > 0)
+    err = np.where(np.isfinite(z), np.abs(z - ref), np.inf)
+    scale = bound + np.abs(ref) + np.where(np.isfinite(z), np.abs(z), 0)
+    # a non-finite value, input or bound, or one near float32's overflow: the exact mirror decides
+    odd = ~np.isfinite(z) | ~np.isfinite(ref) | ~np.isfinite(bound) | (np.abs(ref) + bound >= 1e38)
+    unsure = ((np.abs(err - bound) <= 1e-3 * bound + 1e-40 + 2.0 ** -140 * (1 + scale)) & (err > 0)) | odd
     bad += [(int(i) + g.r0, int(j) + g.o) for i, j in zip(*np.nonzero((err > bound) & ~unsure))]
     for i, j in zip(*np.nonzero(unsure)):
         i, j = int(i) + g.r0, int(j) + g.o

@@ -61,7 +61,7 @@ from vcompute.verify.dispute.op_block import edge_value as block_edge
 from vcompute.verify.dispute.op_block import opening as block_opening
 from vcompute.verify.dispute.op_trace import (AV, BIAS, GELU, LIN, LN, QK, RELU, RESID, SOFTMAX, MLPNet, Operator,
                                               OpTrace, State, apply_op, heads_of, state_leaf)
-from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements
+from vcompute.verify.dispute.op_validity import adopt_ops, invalid_elements, operator_valid, trace_decidable
 
 __all__ = ["OP_STRATEGIES", "OP_VALID", "OP_LYING", "MLP_LYING", "RELU_LYING", "OpPlayer", "make_op_player",
            "lying_trace", "lying_for", "twin_liars"]
@@ -308,11 +308,17 @@ class OpPlayer:
         (x, a), (xo, ao) = self.trace.state(hi - 1), self.trace.state(hi)
         i, j = element
         i, j = min(i, a.shape[0] - 1), min(j, op.m - 1)  # an element outside the output needs no opening
-        xt, at, ot = rows_tree(x), rows_tree(a), rows_tree(ao)
+        xt, at = rows_tree(x), rows_tree(a)
+        f = (int(a.shape[0]), int(x.shape[1]), xt.root, at.root)
+        head = {"op": (op.kind, op.k, op.m, op.bits, op.param_root()), "op_proof": net.ops_tree.proof(hi - 1)}
+        if not operator_valid(op, (x, a), max_dim=net.max_dim):
+            # a malformed operator: the contract settles for the challenger on the agreed input alone
+            return {**head, "f": (*f, bytes(32), int(a.shape[1])), "a_row": [], "a_proof": [], "x_row": [],
+                    "x_proof": [], "p_col": [], "p_proof": [], "q_row": [], "out_row": [], "out_proof": []}
+        ot = rows_tree(ao)
+        head["f"] = (*f, ot.root, int(a.shape[1]))
         row_of = lambda t, r: pack_float32(np.ascontiguousarray(t[r]))  # noqa: E731
         row = lambda t: row_of(t, i)  # noqa: E731
-        head = {"op": (op.kind, op.k, op.m, op.bits, op.param_root()), "op_proof": net.ops_tree.proof(hi - 1),
-                "f": (int(a.shape[0]), int(x.shape[1]), xt.root, at.root, ot.root)}
         if op.kind == AV:  # every row of a is sent; the contract rebuilds its root
             return {"fn": "decide_rows", **head, "rows": [row_of(a, r) for r in range(a.shape[0])],
                     "out_row": row(ao), "out_proof": ot.proof(i)}

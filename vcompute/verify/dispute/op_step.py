@@ -37,8 +37,18 @@ from a rounding model:
 
 Every comparison runs in one truncated fixed-point frame (as ``FloatStep.vy``
 does), with the truncation (under one frame unit per term) in the slack, so
-the check never overflows 256 bits; a non-finite claimed value is outside,
-a non-finite input has no bound (the contract reverts, here ``ValueError``).
+the check never overflows 256 bits.
+
+Every element whose inputs are committed is decided, finite or not
+(``proofs/dispute.md``, "Non-finite values"): a non-finite input follows
+IEEE-754 (NaN in, NaN out, any payload; ``inf + finite = inf``, ``inf - inf
+= NaN``, ``0 inf = NaN``; a LayerNorm row holding an inf or a NaN is NaN
+throughout; a softmax's ``-inf`` weighs zero, a ``+inf`` or NaN in its block
+makes it NaN), and where IEEE rules leave the honest value to the
+implementation (``relu(NaN)``, ``gelu(-inf)``, a block with ``+inf``) either
+outcome passes. With finite inputs a claimed infinity passes when the
+bound's interval reaches float32's overflow threshold ``(2 - 2^-24) 2^127``
+on its side, a NaN only where two terms may each overflow (``axpby``).
 
 Example:
     >>> import numpy as np
@@ -84,6 +94,22 @@ def decode(b: int) -> tuple[bool, int, int, bool]:
     return _decode(int(b) & 0xFFFFFFFF)
 
 
+_POS_INF, _NEG_INF = 0x7F800000, 0xFF800000
+_OVF_M = 2**24 - 1  # float32 round-to-nearest overflows at (2^24 - 1) 2^104 = (2 - 2^-24) 2^127
+
+
+def _nan(b: int) -> bool:
+    return int(b) & 0x7FFFFFFF > _POS_INF
+
+
+def _inf(b: int) -> bool:
+    return int(b) & 0x7FFFFFFF == _POS_INF
+
+
+def _zero(b: int) -> bool:
+    return int(b) & 0x7FFFFFFF == 0
+
+
 def _exp_neg(s: int) -> int:
     """``e^(-s / 2^64) 2^64`` for ``s >= 0``, by ``s = n ln2 + r`` and a series for ``e^-r`` (:func:`_exp_parts`)."""
     n, v = _exp_parts(s)
@@ -112,17 +138,22 @@ def gelu_reference(xb: int) -> tuple[int, int, bool]:
 
 
 def _close(zb: int, refs: list[tuple[int, int, bool]], extra: list[tuple[int, int]], bits: int, off: int,
-           with_ref: bool = True) -> bool:
+           with_ref: bool = True, wide: bool = False) -> bool:
     """``|z - ref| 2^bits <= (extra [+ |ref|]) + slack 2^bits`` in one truncated frame, as the contract.
 
     ``ref`` is the sum of the signed terms ``refs`` ``(M, q, negative)``, each ``M 2^(q - 150 - off)``;
     ``extra`` holds non-negative terms ``(M, q)`` of the same form (the rest of the tolerance's base);
-    ``with_ref``: whether ``|ref|`` is part of the base.
+    ``with_ref``: whether ``|ref|`` is part of the base. A claimed infinity passes when the bound's
+    interval reaches the overflow threshold on its side; a NaN only if ``wide`` (two terms either of
+    which may overflow), when the base (``|t1| + |t2|``) and its bound reach it.
     """
     fz, mz, ez, sz = decode(zb)
-    if not fz:
+    nan = _nan(zb)
+    if nan and not wide:
         return False
     qz = ez + off
+    if not fz:  # z stands at the threshold on its side
+        mz, qz, sz = _OVF_M, 254 + off, bool(int(zb) >> 31 & 1) and not nan
     top = qz + 24
     for m, q, _ in refs:
         top = max(top, q + m.bit_length())
@@ -138,6 +169,10 @@ def _close(zb: int, refs: list[tuple[int, int, bool]], extra: list[tuple[int, in
     base = abs(ref) if with_ref else 0
     for m, q in extra:
         base += _scale(m, q, low)
+    if nan:
+        ref = base
+    if not fz and ((sz and ref <= zi) or (not sz and ref >= zi)):
+        return True
     floor_at = off + 150 - _ABS_BITS  # 2^-140 is one unit at this exponent
     slack = 4 + ((1 << (floor_at - low)) if low < floor_at else 1)
     return abs(zi - ref) << bits <= base + (slack << bits)
@@ -146,13 +181,23 @@ def _close(zb: int, refs: list[tuple[int, int, bool]], extra: list[tuple[int, in
 def gelu_within(xb: int, zb: int, tol_bits: int) -> bool:
     """Whether claimed float32 ``zb`` is GELU(``xb``) within ``2^-tol_bits (|x| + |g|)``, as the contract decides.
 
+    ``gelu(NaN)`` is NaN, ``gelu(+inf) = +inf``; ``gelu(-inf)`` is zero in the limit and NaN in float
+    arithmetic (``-inf`` times 0): either.
+
     Raises:
-        ValueError: if the input is not finite or ``tol_bits`` is outside 8..30.
+        ValueError: if ``tol_bits`` is outside 8..30.
     """
     if not 8 <= tol_bits <= 30:
         raise ValueError(f"tol_bits must be in 8..30, got {tol_bits}")
-    g, q, s = gelu_reference(xb)
-    _, mx, ex, _ = decode(xb)
+    x = int(xb) & 0xFFFFFFFF
+    if _nan(x):
+        return _nan(zb)
+    if x == _POS_INF:
+        return int(zb) & 0xFFFFFFFF == _POS_INF
+    if x == _NEG_INF:
+        return _nan(zb) or _zero(zb)
+    g, q, s = gelu_reference(x)
+    _, mx, ex, _ = decode(x)
     # |x| = mx 2^(ex - 150) = (mx << 64) 2^(ex - 150 - 64): the reference's units
     return _close(zb, [(g, q, s)], [(mx << FX, ex)], tol_bits, FX)
 
@@ -160,15 +205,24 @@ def gelu_within(xb: int, zb: int, tol_bits: int) -> bool:
 def add_within(ab: int, bb: int, zb: int, u_bits: int) -> bool:
     """Whether claimed float32 ``zb`` is ``a + b`` within ``2^-u_bits |a + b|``, as the contract decides.
 
+    Non-finite inputs by IEEE: a NaN makes NaN (any payload), ``inf + finite = inf + inf = inf``,
+    ``inf - inf = NaN``; a finite sum may be claimed infinite where ``|a + b| (1 + 2^-u)`` reaches
+    the overflow threshold.
+
     Raises:
-        ValueError: if an input is not finite or ``u_bits`` is outside 8..30.
+        ValueError: if ``u_bits`` is outside 8..30.
     """
     if not 8 <= u_bits <= 30:
         raise ValueError(f"u_bits must be in 8..30, got {u_bits}")
-    fa, ma, ea, sa = decode(ab)
-    fb, mb, eb, sb = decode(bb)
-    if not (fa and fb):
-        raise ValueError("a non-finite input; no bound applies")
+    a, b = int(ab) & 0xFFFFFFFF, int(bb) & 0xFFFFFFFF
+    if _nan(a) or _nan(b):
+        return _nan(zb)
+    if _inf(a) or _inf(b):
+        if _inf(a) and _inf(b) and a != b:
+            return _nan(zb)
+        return int(zb) & 0xFFFFFFFF == (a if _inf(a) else b)
+    _, ma, ea, sa = decode(a)
+    _, mb, eb, sb = decode(b)
     return _close(zb, [(ma, ea, sa), (mb, eb, sb)], [], u_bits, 0)
 
 
@@ -219,8 +273,11 @@ def ln_within(xbs: list[int], gb: int, bb: int, j: int, zb: int, tol_bits: int) 
         zb: the claimed value's bits.
         tol_bits: the operator's tolerance exponent, 8..30.
 
+    A row holding an inf or a NaN makes every element NaN; a NaN ``gamma_j`` or ``beta_j`` NaN; an
+    infinite ``gamma_j`` any inf or NaN; an infinite ``beta_j`` that inf (or NaN, if ``|gamma_j| >= 2^123``).
+
     Raises:
-        ValueError: if an input is not finite or ``tol_bits`` or ``j`` is out of range.
+        ValueError: if ``tol_bits`` or ``j`` is out of range.
     """
     if not 8 <= tol_bits <= 30:
         raise ValueError(f"tol_bits must be in 8..30, got {tol_bits}")
@@ -228,8 +285,14 @@ def ln_within(xbs: list[int], gb: int, bb: int, j: int, zb: int, tol_bits: int) 
         raise ValueError(f"j must be in 0..{len(xbs) - 1}, got {j}")
     fg, mg, eg, sg = decode(gb)
     fb, mb, eb, sb = decode(bb)
-    if not (fg and fb):
-        raise ValueError("a non-finite input; no bound applies")
+    if not all(decode(b)[0] for b in xbs):  # the row's mean and variance are NaN (or inf - inf): NaN throughout
+        return _nan(zb)
+    if _nan(gb) or _nan(bb):
+        return _nan(zb)
+    if not fg:  # inf times n_j (zero or not, by rounding) plus beta: some inf or NaN
+        return _nan(zb) or _inf(zb)
+    if not fb:  # gamma n_j + inf: that inf, or NaN where gamma n_j (|n_j| < 32) may overflow the other way
+        return int(zb) & 0xFFFFFFFF == int(bb) & 0xFFFFFFFF or (_nan(zb) and eg >= 250)
     dd, sd, r, h, mxd = _ln_stats(xbs)
     n = (abs(dd[j]) * sd << 64) // r
     t = (mxd * sd << 64) // r
@@ -254,38 +317,42 @@ def ln_f64(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarr
     return n * g + b, np.abs(g) * (np.abs(n) + np.abs(x).max(axis=-1, keepdims=True) / sig) + np.abs(b)
 
 
+def _relu(xb: int, zb: int, gb: int) -> bool:
+    """``g``'s bits where ``x > 0`` (any NaN for a NaN ``g``), either zero elsewhere; ``x`` NaN: either (``OperatorStep._relu``)."""
+    x, z, g = int(xb) & 0xFFFFFFFF, int(zb) & 0xFFFFFFFF, int(gb) & 0xFFFFFFFF
+    copied = z == g or (_nan(z) and _nan(g))
+    if _nan(x):  # max(NaN, 0) and NaN > 0 differ by implementation: NaN (or g) or zero
+        return copied or _zero(z)
+    if x >> 31 == 0 and x != 0:
+        return copied
+    return _zero(z)
+
+
 def relu_within(xb: int, zb: int) -> bool:
     """Whether claimed float32 ``zb`` is ``max(0, x)`` exactly, as the contract decides (either zero for ``x <= 0``).
 
-    Raises:
-        ValueError: if the input is not finite.
+    ``relu(+inf) = +inf``, ``relu(-inf)`` either zero; ``relu(NaN)`` is NaN or zero by implementation: either.
     """
-    fx, mx, _, sx = decode(xb)
-    if not fx:
-        raise ValueError("a non-finite input; no bound applies")
-    z = int(zb) & 0xFFFFFFFF
-    if sx or mx == 0:
-        return z & 0x7FFFFFFF == 0
-    return z == int(xb) & 0xFFFFFFFF
+    return _relu(xb, zb, xb)
 
 
 def relu_grad_within(gate_b: int, gb: int, zb: int) -> bool:
     """Whether claimed float32 ``zb`` is ReLU's backward ``g [x > 0]`` exactly, as the contract decides.
 
     ``gate_b`` is ``x`` (or ``relu(x)``: the same sign test), ``gb`` the incoming gradient; where
-    ``x > 0`` the value must be ``g``'s bits, elsewhere either zero (torch's ``threshold_backward``).
-
-    Raises:
-        ValueError: if an input is not finite.
+    ``x > 0`` the value must be ``g``'s bits (any NaN for a NaN ``g``), elsewhere either zero (torch's
+    ``threshold_backward``); a NaN gate allows either.
     """
-    fx, mx, _, sx = decode(gate_b)
-    fg = decode(gb)[0]
-    if not (fx and fg):
-        raise ValueError("a non-finite input; no bound applies")
-    z = int(zb) & 0xFFFFFFFF
-    if not sx and mx > 0:
-        return z == int(gb) & 0xFFFFFFFF
-    return z & 0x7FFFFFFF == 0
+    return _relu(gate_b, zb, gb)
+
+
+def _prod(cb: int, vb: int) -> int:
+    """IEEE class of ``c v``: 0 finite, 1 ``+inf``, 2 ``-inf``, 3 NaN (a NaN in, or inf times zero)."""
+    if _nan(cb) or _nan(vb):
+        return 3
+    if _inf(cb) or _inf(vb):
+        return 3 if _zero(cb) or _zero(vb) else 1 + ((int(cb) ^ int(vb)) >> 31 & 1)
+    return 0
 
 
 def axpby_within(c1b: int, lb: int, c2b: int, rb: int, zb: int, tol_bits: int) -> bool:
@@ -294,19 +361,27 @@ def axpby_within(c1b: int, lb: int, c2b: int, rb: int, zb: int, tol_bits: int) -
     Both products are exact integers (48-bit mantissas), so the reference is exact. Float32
     evaluation rounds at most twice where one constant is 1 (``u |c1 l| + (2u + u^2) |c2 r|``) and
     three times otherwise (``2u (|c1 l| + |c2 r|) + u^2 ...``); ``tol_bits = 22`` (``4u``) holds either,
-    with or without an FMA.
+    with or without an FMA. Non-finite products by IEEE (a NaN or ``0 inf`` is NaN, ``inf - inf`` NaN);
+    a finite product beside an inf may itself round to the other inf where ``|p| >= 2^127`` (NaN too);
+    with finite products an inf passes where the bound reaches the overflow threshold on its side,
+    a NaN where ``(|c1 l| + |c2 r|) (1 + 2^-t)`` reaches it.
 
     Raises:
-        ValueError: if an input is not finite or ``tol_bits`` is outside 8..30.
+        ValueError: if ``tol_bits`` is outside 8..30.
     """
     if not 8 <= tol_bits <= 30:
         raise ValueError(f"tol_bits must be in 8..30, got {tol_bits}")
-    parts = [decode(b) for b in (c1b, lb, c2b, rb)]
-    if not all(p[0] for p in parts):
-        raise ValueError("a non-finite input; no bound applies")
-    (_, m1, e1, s1), (_, ml, el, sl), (_, m2, e2, s2), (_, mr, er, sr) = parts
+    c1b, lb, c2b, rb = (int(v) & 0xFFFFFFFF for v in (c1b, lb, c2b, rb))
+    (_, m1, e1, s1), (_, ml, el, sl), (_, m2, e2, s2), (_, mr, er, sr) = (decode(b) for b in (c1b, lb, c2b, rb))
+    k1, k2 = _prod(c1b, lb), _prod(c2b, rb)
+    if k1 == 3 or k2 == 3 or (k1 > 0 and k2 > 0 and k1 != k2):
+        return _nan(zb)
     p1, p2 = (m1 * ml, e1 + el), (m2 * mr, e2 + er)
-    return _close(zb, [(*p1, s1 != sl), (*p2, s2 != sr)], [p1, p2], tol_bits, 150, with_ref=False)
+    if k1 > 0 or k2 > 0:
+        fin = p2 if k2 == 0 else p1 if k1 == 0 else None
+        big = fin is not None and fin[0].bit_length() + fin[1] >= 428  # |p| >= 2^127
+        return int(zb) & 0xFFFFFFFF == _POS_INF + ((max(k1, k2) - 1) << 31) or (_nan(zb) and big)
+    return _close(zb, [(*p1, s1 != sl), (*p2, s2 != sr)], [p1, p2], tol_bits, 150, with_ref=False, wide=True)
 
 
 def _exp_parts(s: int) -> tuple[int, int]:
@@ -348,8 +423,12 @@ def softmax_within(xbs: list[int], blk: int, causal: bool, i: int, j: int, zb: i
         zb: the claimed value's bits.
         tol_bits: the operator's tolerance exponent, 8..30.
 
+    Non-finite inputs: ``-inf`` weighs zero (its element is zero); a NaN in the block makes every
+    element NaN, a ``+inf`` (or nothing but ``-inf``) NaN or, except at a ``+inf``, zero; a masked
+    element may then be NaN too.
+
     Raises:
-        ValueError: on arguments out of range or a non-finite input.
+        ValueError: on arguments out of range.
     """
     d = len(xbs)
     if not 8 <= tol_bits <= 30:
@@ -359,15 +438,22 @@ def softmax_within(xbs: list[int], blk: int, causal: bool, i: int, j: int, zb: i
     if not (type(blk) is int and blk >= 1 and d % blk == 0):
         raise ValueError(f"blk must divide the row's {d} elements, got {blk!r}")
     lo, n = softmax_window(d, blk, bool(causal), i, j)
+    block = [int(b) & 0xFFFFFFFF for b in xbs[lo:lo + n]]
+    # -inf weighs zero; a NaN, a +inf, or nothing but -inf makes the block NaN (x - max is NaN), and
+    # inf / inf or 0 / 0 without the max: NaN there, zero for the other elements
+    nan, pinf = any(_nan(b) for b in block), _POS_INF in block
+    fin = [(t, decode(b)) for t, b in enumerate(block) if decode(b)[0]]
+    bad = nan or pinf or not fin
     if j >= lo + n:
-        return int(zb) & 0x7FFFFFFF == 0
-    dec = [decode(b) for b in xbs[lo:lo + n]]
-    if not all(f for f, _, _, _ in dec):
-        raise ValueError("a non-finite input; no bound applies")
-    xs = [(-1 if neg else 1) * _scale(m, e, 86) for _, m, e, neg in dec]
-    top = max(xs)
-    total, ej, nj, sj = 0, 0, 0, 0
-    for t, v in enumerate(xs):
+        return _zero(zb) or (bad and _nan(zb))
+    if nan:
+        return _nan(zb)
+    if bad:
+        return _nan(zb) or (_zero(zb) and block[j - lo] != _POS_INF)
+    xs = {t: (-1 if neg else 1) * _scale(m, e, 86) for t, (_, m, e, neg) in fin}
+    top = max(xs.values())
+    total, ej, nj, sj = 0, 0, 200, 0  # x_j = -inf: p_j = 0, decided as an underflowed one
+    for t, v in xs.items():
         s = top - v
         nt, et = _exp_parts(s)
         if nt < 128:

@@ -234,7 +234,14 @@ def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
 
     ``"torch"`` is another honest machine: float64-accumulated matmuls and torch's
     ``gelu(approximate="tanh")``; its bits differ, its elements are within every bound.
+    Float32 overflow and invalid operations give IEEE's inf and NaN, silently (the contract decides
+    them: ``proofs/dispute.md``, "Non-finite values").
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _apply_op(op, s, machine=machine)
+
+
+def _apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
     x, a = s
     if op.kind in BLOCK_KINDS:
         return x, apply_block(op, a, machine=machine)
@@ -278,6 +285,9 @@ def apply_op(op: Operator, s: State, *, machine: str = "numpy") -> State:
 
 class _OpList:
     """What a job given by its operator list ``_ops`` answers: count, operator ``p``, their Merkle tree."""
+
+    #: The widest row of the contract build the job is for (256: the checked-in one; see :class:`OpNet`).
+    max_dim = 256
 
     @property
     def n_ops(self) -> int:
@@ -522,20 +532,25 @@ class OpNet(_FlatOps):
     Args:
         ops: the operators, in order.
         rows: batch rows (tokens of a prefill).
+        max_dim: the widest row of the contract build the job is for (256: the checked-in one; a wider
+            benchmark build, ``OpChain(max_dim=...)``, takes wider operators).
 
     Raises:
         TypeError: if an operator is not an :class:`Operator`.
-        ValueError: if there are none or ``rows`` is out of range.
+        ValueError: if there are none or ``rows`` or ``max_dim`` is out of range.
     """
 
     ops: tuple[Operator, ...]
     rows: int
+    max_dim: int = 256
 
     def __post_init__(self) -> None:
         if not self.ops or any(type(o) is not Operator for o in self.ops):
             raise TypeError("ops must be a non-empty tuple of Operator")
         if type(self.rows) is not int or not 1 <= self.rows <= 256:
             raise ValueError(f"rows must be an int in 1..256, got {self.rows!r}")
+        if type(self.max_dim) is not int or self.max_dim % 8 or not 256 <= self.max_dim <= 8192:
+            raise ValueError(f"max_dim must be a multiple of 8 in 256..8192, got {self.max_dim!r}")
 
     @property
     def _ops(self) -> tuple[Operator, ...]:

@@ -20,13 +20,80 @@ from __future__ import annotations
 import numpy as np
 
 from vcompute.verify.dispute.float_trace import rows_tree, within
-from vcompute.verify.dispute.op_block import BLOCK_KINDS, block_invalid
+from vcompute.verify.dispute.op_block import BLOCK_KINDS, block_invalid, geometry_ok
 from vcompute.verify.dispute.op_step import (add_within, gelu_f64, gelu_within, ln_f64, ln_within, relu_within,
                                              scaled_bits, softmax_f64, softmax_within)
 from vcompute.verify.dispute.op_trace import (AV, BIAS, GELU, LIN, LN, QK, RELU, RESID, SOFTMAX, MLPNet, OpTrace,
                                               State, apply_op, heads_of, state_leaf)
 
-__all__ = ["invalid_elements", "adopt_ops"]
+__all__ = ["op_valid", "operator_valid", "invalid_elements", "adopt_ops", "trace_decidable"]
+
+_MAX_T = 64
+
+
+def op_valid(kind: int, k: int, m: int, bits: int, param: int, rows: int, dx: int, da: int, *,
+             max_dim: int = 256) -> bool:
+    """Whether an operator leaf on an input state of ``rows`` rows (``x`` of ``dx``, ``a`` of ``da`` lanes)
+    is well formed, exactly as ``OperatorStep.op_valid`` decides: every element of its output can then
+    be decided, and ``OperatorGame.vy`` settles a dispute at any other operator for the challenger
+    (the claimant committed to the malformed job).
+
+    ``param`` is the leaf's parameter word as an int (a softmax's ``span << 32 | block << 1 | causal``,
+    an attention's ``heads << 32 | tokens``; for other kinds it is a root and unread); ``max_dim`` the
+    build's ``MAX_DIM`` (256: the checked-in one).
+    """
+    if not (1 <= kind <= 16 and 1 <= rows <= max_dim and da == k):
+        return False
+    if any(v < 8 or v > max_dim or v % 8 for v in (k, m, dx)):
+        return False
+    if kind not in (LIN, QK, AV) and k != m:
+        return False
+    if kind in (RESID, LN) and dx != m:
+        return False
+    if kind in (QK, AV):
+        h, t = param >> 32, param & 0xFFFFFFFF
+        if not (1 <= h <= max_dim and t == rows and t % 8 == 0 and t <= _MAX_T):
+            return False
+        d = k // 3 if kind == QK else m
+        if (kind == QK and (k != 3 * d or m != h * t + d)) or (kind == AV and k != h * t + d):
+            return False
+        if d % (8 * h) or (kind == QK and d // h not in (16, 64, 256)):
+            return False
+    if kind in (LIN, QK, AV):
+        return 10 <= bits <= 24
+    if kind in BLOCK_KINDS:
+        return geometry_ok(kind, k, bits, rows)
+    if kind == RELU:
+        return True
+    if not 8 <= bits <= 30:
+        return False
+    if kind == SOFTMAX:
+        span, blk = param >> 32, (param >> 1) & 0x7FFFFFFF
+        return 1 <= span <= k and blk >= 1 and span % blk == 0
+    return True
+
+
+def operator_valid(op, s_in: State, *, max_dim: int = 256) -> bool:
+    """:func:`op_valid` of operator ``op`` on input state ``s_in`` (as the contract reads them from the leaf and state)."""
+    x, a = s_in
+    return op_valid(int(op.kind), int(op.k), int(op.m), int(op.bits), int.from_bytes(op.param_root(), "big"),
+                    int(x.shape[0]), int(x.shape[1]), int(a.shape[1]), max_dim=max_dim)
+
+
+def trace_decidable(trace: OpTrace) -> bool:
+    """Whether an honest claimant may commit ``trace``: every operator well formed on its input, and, where a
+    state holds an inf or a NaN, every element of every operator within what the contract accepts (the
+    non-finite rules of :mod:`~vcompute.verify.dispute.op_step`). A finite trace of well-formed operators is
+    decidable by construction (its elements are within their bounds); one that is not is refused.
+    """
+    net = trace.net
+    finite = all(np.isfinite(t).all() for p in range(net.n_ops + 1) for t in trace.state(p))
+    for p in range(1, net.n_ops + 1):
+        if not operator_valid(net.op(p), trace.state(p - 1), max_dim=net.max_dim):
+            return False
+        if not finite and invalid_elements(net, p, trace.state(p - 1), trace.state(p)):
+            return False
+    return True
 
 
 def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tuple[int, int]]:
@@ -37,6 +104,11 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
     contract decides. An output the contract could never accept as this operator's
     (another shape or dtype, or the unwritten tensor changed) is ``[(0, 0)]``.
     """
+    with np.errstate(all="ignore"):  # non-finite inputs: the float64 screen's NaNs are sent to the exact mirror
+        return _invalid_elements(net, p, s_in, s_out)
+
+
+def _invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tuple[int, int]]:
     op = net.op(p)
     x, a = s_in
     xo, ao = s_out
@@ -50,6 +122,8 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
             return [(0, 0)]
     elif rows_tree(xo).root != rows_tree(x).root:
         return [(0, 0)]
+    if not operator_valid(op, s_in, max_dim=net.max_dim):
+        return [(0, 0)]  # the contract settles any element of a malformed operator for the challenger
     if op.kind in BLOCK_KINDS:
         return block_invalid(op, a, ao)
     z = ao.astype(np.float64)
@@ -114,16 +188,20 @@ def invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tup
         ref = a64 + other
         bound = 2.0 ** -op.bits * np.abs(ref) + 2.0 ** -140
         scale = np.abs(a64) + np.abs(other)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(z - ref)
     err = np.where(np.isfinite(z), err, np.inf)
+    # a non-finite value, input or bound, or one near float32's overflow: the exact mirror decides
+    with np.errstate(invalid="ignore", over="ignore"):
+        odd = ~np.isfinite(z) | ~np.isfinite(ref) | ~np.isfinite(bound) | (np.abs(ref) + bound >= 1e38)
     if op.kind in (QK, AV):
         err = np.where(exact, 0.0, err)
     # the contract's frame keeps 200 bits below its largest term (slack of a few units there): where
     # that is not far below the bound (a + b = 0 from large operands), the exact mirror decides
     with np.errstate(invalid="ignore", over="ignore"):
         scale = scale + np.abs(ref) + np.where(np.isfinite(z), np.abs(z), 0)
-    unsure = np.abs(err - bound) <= 1e-3 * bound + 1e-40 + 2.0 ** -150 * scale
+    with np.errstate(invalid="ignore"):
+        unsure = (np.abs(err - bound) <= 1e-3 * bound + 1e-40 + 2.0 ** -150 * scale) | odd
     if op.kind in (QK, AV):
         unsure &= ~exact
     if op.kind == SOFTMAX:
@@ -174,6 +252,15 @@ def _plain(c: object) -> State | None:
     return out[0], out[1]
 
 
+def _other_than(s: State, leaf: bytes) -> State:
+    """``s`` itself, or with one element of ``a`` changed if that is the state ``leaf`` commits to."""
+    if state_leaf(s) != leaf:
+        return s
+    a = s[1].copy()
+    a.view("<u4")[0, 0] ^= 1
+    return s[0], a
+
+
 def adopt_ops(claimed: OpTrace, *, machine: str = "numpy") -> OpTrace:
     """The honest challenger's trace against ``claimed``: its states kept while each operator is valid.
 
@@ -191,7 +278,9 @@ def adopt_ops(claimed: OpTrace, *, machine: str = "numpy") -> OpTrace:
         if same and c is not None and not invalid_elements(net, p, s_in, c) and state_leaf(c) == leaves[p]:
             states.append(c)
         else:
-            mine = apply_op(net.op(p), s_in, machine=machine)
+            mine = apply_op(net.op(p), s_in, machine=machine) if operator_valid(net.op(p), s_in,
+                                                                                max_dim=net.max_dim) else \
+                _other_than(s_in, leaves[p])  # a malformed operator: any state but the claimant's (it loses there)
             states.append(mine)
             same = state_leaf(mine) == leaves[p]
     return OpTrace(net, claimed.x0, states)
