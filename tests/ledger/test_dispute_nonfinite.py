@@ -256,7 +256,7 @@ def test_an_overflowing_honest_pass_is_decidable_and_its_claimant_beats_griefers
     honest = make_op_player("honest", net, x0, seed=0, name="ovh")
     out = honest.trace.output()
     assert np.isinf(out).any() and np.isfinite(out).any()  # overflowed, and not everywhere
-    assert trace_decidable(honest.trace) and trace_decidable(make_op_player("drift", net, x0, seed=0).trace)
+    assert honest.will_claim() and make_op_player("drift", net, x0, seed=0).will_claim()
     job = dict(ops_root=net.ops_tree.root, input_state=honest.trace.leaves[0], n_layers=net.n_layers,
                per_layer=net.per_layer, bond=BOND)
     for n, strat in enumerate(("lie_one", "lie_edge", "lie_last")):

@@ -381,3 +381,19 @@ def test_relu_nets_are_flat_and_refuse_bad_shapes_and_strategies():
         lying_trace(net, net.random_input(seed=0), "erf_gelu", seed=0)
     with pytest.raises(ValueError, match="forward"):
         ReluNet.from_forward_job(object())
+
+
+
+def test_an_honest_player_refuses_a_pass_the_contract_would_decide_against_it():
+    """A float32 LayerNorm of a row near 1e20 overflows its variance (the output collapses to beta): the bound
+    holds the exact value, so the honest trace is out of bound and the honest player does not claim it; the
+    same net on an ordinary input, and a pass that overflows where the rules decide it, are claimed."""
+    net = MLPNet.random(d=16, hidden=32, n_layers=1, rows=2, seed=0, pre_ln=True)
+    x0 = net.random_input(seed=1)
+    assert make_op_player("honest", net, x0, seed=0).will_claim()
+    h = make_op_player("honest", net, (x0 * np.float32(1e20)).astype(np.float32), seed=0)
+    assert np.allclose(h.trace.state(1)[1], net.norms[0][1][None, :])  # beta: var overflowed, 1/sqrt(inf) = 0
+    assert invalid_elements(net, 1, h.trace.state(0), h.trace.state(1))  # out of the bound
+    assert not h.will_claim()
+    liar = make_op_player("lie_one", net, (x0 * np.float32(1e20)).astype(np.float32), seed=0)
+    assert liar.will_claim()  # a liar claims anything

@@ -178,7 +178,8 @@ def lying_trace(net: MLPNet, x0: np.ndarray, strategy: str, *, seed: int) -> OpT
     # a lie of an ulp or two can round away downstream (the result is then right, and nobody
     # can dispute it): draw again, seeded, until the lie reaches the result
     for _ in range(32):
-        t = _lie(net, x0, strategy, rng)
+        with np.errstate(all="ignore"):  # a lie at an inf or near overflow is float32's to round
+            t = _lie(net, x0, strategy, rng)
         if t.leaves[-1] != honest:
             return t
     raise ValueError(f"no {strategy} lie reached the result in 32 draws (seed {seed})")
@@ -262,6 +263,12 @@ class OpPlayer:
         """``(root, result leaf, its Merkle path)``: what it commits or disputes with."""
         t = self.trace.tree
         return t.root, self.trace.leaves[-1], t.proof(self.n_ops)
+
+    def will_claim(self) -> bool:
+        """Whether it commits its trace as a claimant: a valid strategy only a trace the contract decides in its
+        favour (:func:`~vcompute.verify.dispute.op_validity.trace_decidable`: every operator well formed, and
+        where the trace holds an inf or a NaN every element within the non-finite rules); a liar always."""
+        return self.strategy not in OP_VALID or trace_decidable(self.trace)
 
     def prepare(self, claimant: OpPlayer) -> None:
         """Before disputing ``claimant``: an honest challenger adopts the claimant's valid operators."""
