@@ -42,6 +42,18 @@ Main ran the 10^6 row in 57 s once (load ~5, under the 60 s target) and in
 of that session (main c34dfc3) the row took 65.9 CPU s (66.2 s wall, setup
 1.0 s) at load 0.3, the box otherwise idle: the 60 s target is not met.
 
+Session 7 (s7-speed), main fd279b9, measured under load on the shared box: the 10^6 x 10^4 row
+took 137.2 CPU s at load 2.4-5.6 (setup 2.0 s, event loop 131.2 s, after the last event 3.9 s of
+which 3.1 s is the one cycle-collector scan of the run's ~1.16 M tracked objects once it is back on;
+peak RSS 1.08 GB), against 11.3 s for 10^5 x 10^3 at load ~2.4: a job costs ~22 % more at the
+larger size. A sampled profile at 10^5 x 10^3 (inclusive): ledger operations 25 % (escrow open +
+stake lock 20 %, release 13 %, each ~6 us of which the state machine's handler ~2.7 us), matching
+8 %, SimPy's loop ~10 %. Tried and not kept: escrow open and stake lock in one ledger call
+(``apply_proven_many``), new/old process time 0.994 (min of 3) / 1.007 (median) at 3x10^4 x 300,
+within the box's 2-3 % noise between identical trees. Measured, not tried: a scalar
+``rng.random()`` costs 1.06 us against 0.08 us for a pre-drawn list, but a run draws 1.1 a job
+(~1 % of a job), and pre-drawing must stay exact when other draws interleave.
+
 (The previous round measured main at 153.8 s -> 111.3 s under load 14-18 and
 109.7 s on a quieter box; this box ran main's row in 78-97 s.) The 60 s target
 is not met: 66-70 CPU s at load 10-13. What remains per job is spread thin (a
