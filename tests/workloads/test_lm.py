@@ -74,14 +74,18 @@ def test_torch_and_jax_agree_kv_cache_matches_prefill(model):
     assert np.abs(bits_to_float(gj.hidden, "float32") - h_gen).max() < 1e-4
 
 
-def test_torch_and_jax_agree_bit_for_bit_at_bf16(model):
+def test_torch_and_jax_agree_at_bf16(model):
     # XLA keeps float32 across fused bf16 ops unless told to round; the JAX model rounds where torch does
     pytest.importorskip("jax")
     m16 = cast(model, "bfloat16")
     ids = np.concatenate([PROMPT, np.arange(60) % 256])
     a, b = prefill(m16, ids), prefill(to_jax(m16), ids)
-    assert np.mean(a.hidden != b.hidden) < 1e-3
     assert np.abs(a.logits - b.logits).max() < 0.01
+    # 0 of the 5,376 hidden entries differ on a CPU with AVX-512 (torch's bf16 batched matmuls round as XLA's
+    # do at these shapes); 2.66% on one without it (a CI machine; ONEDNN_MAX_CPU_ISA=AVX2 here gives the same),
+    # where about 1e-4 of the q k^T and att v outputs round the other way and the flips spread through the
+    # residual stream. The bound is hardware-independent and still fails the unfixed model (~40% differed)
+    assert np.mean(a.hidden != b.hidden) < 0.05
 
 
 def test_torch_and_jax_agree_at_fp16_subnormals_included(model):
