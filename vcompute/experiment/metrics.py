@@ -143,6 +143,13 @@ _INFERENCE: dict[str, MetricInfo] = {
                               "nan where the precision sets none (float32)"),
     "max_mass_err": _m("abs. error", "largest difference of the nucleus mass ranked before a sampled token, "
                        "provider's logits against the verifier's"),
+    "max_logit_err_top": _m("abs. error", "largest honest logit difference over the tokens the token rule decides "
+                            "on: either side's 0.99 nucleus at temperature 1 (argmax and every job's nucleus)"),
+    "mass_needed": _m("abs. error", "least mass_atol that keeps the verifier's nucleus bounds around the "
+                      "provider's nucleus (sampled jobs; 0 for greedy)"),
+    "logit_top_headroom": _m("ratio", "logit_atol over max_logit_err_top (> 1: the decided logits are covered)"),
+    "mass_headroom": _m("ratio", "mass_atol over mass_needed (> 1: the nucleus bounds hold)",
+                        "nan where the precision sets no mass_atol; inf-like where mass_needed is 0"),
     "mass_atol": _m("abs. error", "the nucleus-mass tolerance of the token check in force",
                     "nan where the precision sets none"),
     "logit_atol": _m("abs. error", "the logit tolerance of the token check in force"),

@@ -78,6 +78,43 @@ def _mass(logits: np.ndarray, tokens: np.ndarray, sp: dict[str, float]) -> np.nd
     return mass_before(s, w / w.sum(axis=1, keepdims=True), np.asarray(tokens))
 
 
+def _mass_all(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Per row, the mass ranked before *every* token at ``temperature`` (ties by index, as the sampler ranks)."""
+    s = np.asarray(logits, np.float64) / temperature
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    order = np.argsort(-s, axis=1, kind="stable")
+    ws = np.take_along_axis(w, order, axis=1)
+    out = np.empty_like(w)
+    np.put_along_axis(out, order, np.cumsum(ws, axis=1) - ws, axis=1)
+    return out
+
+
+#: The decision set of the token rule's logits: either side's 0.99 nucleus at temperature 1, which holds the
+#: argmax and every job's nucleus at temperature <= 1 and top-p <= 0.99 (a lower temperature only concentrates the
+#: mass on the same ranking's head).
+_DECISION_P = 0.99
+
+
+def _decision_errors(prov: np.ndarray, ver: np.ndarray, sp: dict[str, float]) -> tuple[float, float]:
+    """The honest errors the token rule's bounds must cover, where its decisions read them.
+
+    Returns ``(logit, mass)``: the largest logit difference over the decision set (tokens outside it are in no
+    job's nucleus and enter only through the mass), and for a sampled job the smallest ``mass_atol`` that keeps
+    the verifier's nucleus bounds around the provider's nucleus: every token the provider could draw
+    (``mass_p < top_p``) has ``mass_v < top_p + mass_atol``, and every token it could not has
+    ``mass_v + mass_atol >= top_p`` (0.0 for a greedy job, whose rule reads no mass).
+    """
+    top = (_mass_all(prov, 1.0) < _DECISION_P) | (_mass_all(ver, 1.0) < _DECISION_P)
+    logit = float(np.abs(np.asarray(prov, np.float64) - ver)[top].max())
+    if sp["temperature"] <= 0:
+        return logit, 0.0
+    mp, mv = _mass_all(prov, sp["temperature"]), _mass_all(ver, sp["temperature"])
+    inside = mp < sp["top_p"]
+    need = np.where(inside, mv - sp["top_p"], sp["top_p"] - mv)
+    return logit, max(0.0, float(need.max()))
+
+
 def _sampling(mode: str) -> dict[str, float]:
     return {"temperature": 0.0, "top_p": 1.0} if mode == "greedy" else {"temperature": 0.8, "top_p": 0.95}
 
@@ -105,7 +142,10 @@ class InferenceCalibration:
     chunk) and ``max_logit_err`` (provider's KV-cache logits against the
     verifier's prefill), ``max_inexact`` (committed entries per chunk not bit-identical)
     and ``max_mass_err`` (the nucleus mass ranked before a sampled token, provider's
-    logits against the verifier's); the tolerances in force (``rtol``, ``max_misses_allowed``,
+    logits against the verifier's); where the token rule reads them, ``max_logit_err_top`` (the
+    logit error over either side's 0.99 nucleus at temperature 1) and ``mass_needed`` (the least
+    ``mass_atol`` that keeps the verifier's nucleus bounds around the provider's nucleus), with
+    ``logit_top_headroom`` and ``mass_headroom`` (tolerance over them); the tolerances in force (``rtol``, ``max_misses_allowed``,
     ``logit_atol``, ``max_inexact_allowed``, ``mass_atol``) and ``rel_headroom`` /
     ``logit_headroom`` (tolerance over the honest maximum); ``near_tie_rate`` and
     ``ambiguous_rate`` per token; ``max_band_uses`` (the most tokens of one generation that passed only by
@@ -115,7 +155,8 @@ class InferenceCalibration:
     Params = CalibrationParams
     description = "honest generation errors across backends, threads, batch, sampling and precision"
     metrics = ("generations", "false_rejects", "false_reject_rate", "max_rel_err", "max_misses", "max_logit_err",
-               "max_inexact", "max_mass_err", "rtol", "max_misses_allowed", "logit_atol", "max_inexact_allowed",
+               "max_inexact", "max_mass_err", "max_logit_err_top", "mass_needed", "logit_top_headroom",
+               "mass_headroom", "rtol", "max_misses_allowed", "logit_atol", "max_inexact_allowed",
                "mass_atol", "rel_headroom", "logit_headroom", "near_tie_rate", "ambiguous_rate", "max_band_uses",
                "band_limit")
 
@@ -136,7 +177,7 @@ class InferenceCalibration:
         sp = _sampling(p.mode)
         v = GenerationVerifier()
         rejects = misses = inexact = tokens = near = amb = most_near = 0
-        rel = logit = mass = 0.0
+        rel = logit = mass = logit_top = mass_need = 0.0
         done = 0
         while done < p.generations:
             b = min(p.batch, p.generations - done)
@@ -159,11 +200,16 @@ class InferenceCalibration:
                 logit = max(logit, float(np.abs(ref - g.logits).max()))
                 if p.mode == "sampled":
                     mass = max(mass, float(np.abs(_mass(g.logits, g.tokens, sp) - _mass(ref, g.tokens, sp)).max()))
+                d_logit, d_mass = _decision_errors(g.logits, ref, sp)
+                logit_top, mass_need = max(logit_top, d_logit), max(mass_need, d_mass)
             done += b
         tol = tolerance_for(p.precision)
         return {"generations": done, "false_rejects": rejects, "false_reject_rate": rejects / done,
                 "max_rel_err": rel, "max_misses": misses, "max_logit_err": logit, "max_inexact": inexact,
-                "max_mass_err": mass, "rtol": tol.rtol, "max_misses_allowed": tol.max_misses,
+                "max_mass_err": mass, "max_logit_err_top": logit_top, "mass_needed": mass_need,
+                "logit_top_headroom": tol.logit_atol / max(logit_top, 1e-30),
+                "mass_headroom": float("nan") if tol.mass_atol is None else tol.mass_atol / max(mass_need, 1e-30),
+                "rtol": tol.rtol, "max_misses_allowed": tol.max_misses,
                 "logit_atol": tol.logit_atol,
                 "max_inexact_allowed": float("nan") if tol.max_inexact is None else tol.max_inexact,
                 "mass_atol": float("nan") if tol.mass_atol is None else tol.mass_atol,

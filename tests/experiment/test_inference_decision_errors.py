@@ -1,0 +1,60 @@
+"""The calibration's decision-relevant errors: what the token rule's logit and mass bounds must cover."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vcompute.experiment.tasks.inference import _decision_errors, _mass_all
+from vcompute.verify.inference.tokens import mass_before
+
+SAMPLED = {"temperature": 0.8, "top_p": 0.95}
+GREEDY = {"temperature": 0.0, "top_p": 1.0}
+
+
+@pytest.fixture()
+def logits():
+    return np.random.default_rng(0).normal(0, 3, size=(6, 50))
+
+
+def test_mass_all_is_the_samplers_mass_before_for_every_token(logits):
+    m = _mass_all(logits, 0.8)
+    s = logits / 0.8
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    for t in range(logits.shape[1]):
+        np.testing.assert_allclose(m[:, t], mass_before(s, p, np.full(len(s), t)), atol=1e-12)
+
+
+def test_equal_logits_need_nothing(logits):
+    assert _decision_errors(logits, logits.copy(), SAMPLED) == (0.0, 0.0)
+
+
+def test_a_tail_logits_error_is_not_a_decided_one(logits):
+    ver = logits.copy()
+    tail = np.argmin(logits, axis=1)
+    ver[np.arange(len(ver)), tail] -= 0.5  # far outside every nucleus: the rule reads it only through the mass
+    assert np.abs(ver - logits).max() == pytest.approx(0.5)
+    logit, _ = _decision_errors(logits, ver, GREEDY)
+    assert logit == 0.0
+
+
+def test_an_error_on_the_argmax_is_reported(logits):
+    ver = logits.copy()
+    ver[np.arange(len(ver)), np.argmax(logits, axis=1)] += 0.03
+    assert _decision_errors(logits, ver, GREEDY) == (pytest.approx(0.03), 0.0)
+
+
+def test_a_token_crossing_the_nucleus_cut_needs_mass(logits):
+    # raise the token just outside the provider's 0.95 nucleus on the verifier's side: the provider could not draw
+    # it, the verifier's mass before it falls below the cut, so mass_atol must cover the gap
+    mp = _mass_all(logits, SAMPLED["temperature"])
+    row = 0
+    outside = np.flatnonzero(mp[row] >= SAMPLED["top_p"])
+    j = outside[np.argmin(mp[row, outside])]
+    ver = logits.copy()
+    ver[row, j] += 2.0
+    _, need = _decision_errors(logits, ver, SAMPLED)
+    mv = _mass_all(ver, SAMPLED["temperature"])
+    assert mv[row, j] < SAMPLED["top_p"]
+    assert need >= SAMPLED["top_p"] - mv[row, j] > 0
