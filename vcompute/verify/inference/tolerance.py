@@ -75,12 +75,19 @@ class Tolerance:
 #: tokens, none in 3.3e4 float16 ones; ``band_rate`` is the one-sided 95% upper bound (3 / tokens), rounded up,
 #: and ``band_alpha`` 1e-3: a 32-token claim may then use the band on no token, a 34- to 1490-token one on one
 #: (proofs/inference.md, *The band-use count*).
+#: ``logit_atol`` and ``mass_atol`` were re-derived on the retrained model from the errors the token rule reads
+#: (``max_logit_err_top``: either side's 0.99 nucleus; ``mass_needed``: the least mass tolerance that keeps the
+#: verifier's nucleus bounds around the provider's), over the 1,536 generations of
+#: experiments/inference-calibration.toml: bf16 logits 0.061 (torch KV cache against torch prefill, greedy) and
+#: nucleus 0.0108, fp16 0.0065 and 0.0112; each bound is that maximum times 1.6, rounded up: bf16 ``logit_atol``
+#: 0.1 (was 0.025, below the honest 0.061) and ``mass_atol`` 0.018 (was 0.005), fp16 ``logit_atol`` 0.011
+#: (was 0.01) and ``mass_atol`` 0.018 (was 0.002). A wider logit band admits no more band uses by an honest
+#: provider (a band use is a token other than the verifier's own choice, whatever the band); what it admits
+#: for a cheat, the band-use count bounds (proofs/inference.md, *Tolerances*).
 TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4, band_rate=3e-5),
-    # logit_atol 0.025 (was 0.05): 2.4x the honest maximum; at 0.05 a 1-layer draft model's greedy tokens passed
-    # on 59 of 100 bf16 jobs of 32 tokens, at 0.025 on none (proofs/inference.md, detection statistics)
-    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.025, max_inexact=48, mass_atol=0.005, band_rate=3e-5),
-    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.01, max_inexact=72, mass_atol=0.002, band_rate=1e-4),
+    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.1, max_inexact=48, mass_atol=0.018, band_rate=3e-5),
+    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.011, max_inexact=72, mass_atol=0.018, band_rate=1e-4),
 }
 
 
