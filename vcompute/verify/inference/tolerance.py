@@ -71,7 +71,7 @@ class Tolerance:
 #: torch/XLA difference flip more committed entries: at most 28 (bf16) and 45 (fp16) of 120 per chunk over 512
 #: honest generations each (torch-torch: 16 and 10); the allowance is that maximum times 1.6, rounded up to a
 #: multiple of 8 (48 and 72; was 16, which rejected 10 and 94 of 512 honest generations with JAX on one side).
-#: Band uses (tokens passing only by the near-tie rule): none in about 1.1e5 honest float32 and 1.1e5 bfloat16
+#: On the former model, band uses (tokens passing only by the near-tie rule): none in 1.1e5 honest float32 and 1.1e5 bfloat16
 #: tokens, none in 3.3e4 float16 ones; ``band_rate`` is the one-sided 95% upper bound (3 / tokens), rounded up,
 #: and ``band_alpha`` 1e-3: a 32-token claim may then use the band on no token, a 34- to 1490-token one on one
 #: (proofs/inference.md, *The band-use count*).
@@ -83,11 +83,15 @@ class Tolerance:
 #: 0.1 (was 0.025, below the honest 0.061) and ``mass_atol`` 0.018 (was 0.005), fp16 ``logit_atol`` 0.011
 #: (was 0.01) and ``mass_atol`` 0.018 (was 0.002). A wider logit band admits no more band uses by an honest
 #: provider (a band use is a token other than the verifier's own choice, whatever the band); what it admits
-#: for a cheat, the band-use count bounds (proofs/inference.md, *Tolerances*).
+#: for a cheat, the band-use count bounds (proofs/inference.md, *Tolerances*). ``band_rate`` too was re-derived
+#: there: honest band uses in the 32,768 tokens of each precision's 512 generations were 0 (fp32), 3 (bf16) and
+#: 6 (fp16), all with JAX on one side (the former model: none in 1.1e5 tokens); the rate is the one-sided 95%
+#: Poisson upper bound, rounded up: bf16 2.4e-4 (was 3e-5) and fp16 3.7e-4 (was 1e-4), so a 32- or 64-token
+#: 16-bit claim may use the band on one token (was none at bf16 for 32 tokens).
 TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4, band_rate=3e-5),
-    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.1, max_inexact=48, mass_atol=0.018, band_rate=3e-5),
-    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.011, max_inexact=72, mass_atol=0.018, band_rate=1e-4),
+    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.1, max_inexact=48, mass_atol=0.018, band_rate=2.4e-4),
+    "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.011, max_inexact=72, mass_atol=0.018, band_rate=3.7e-4),
 }
 
 
