@@ -85,7 +85,8 @@ class Tolerance:
 #: provider (a band use is a token other than the verifier's own choice, whatever the band); what it admits
 #: for a cheat, the band-use count bounds (proofs/inference.md, *Tolerances*). ``band_rate`` too was re-derived
 #: there: honest band uses in the 32,768 tokens of each precision's 512 generations were 0 (fp32), 3 (bf16) and
-#: 6 (fp16), all with JAX on one side (the former model: none in 1.1e5 tokens); the rate is the one-sided 95%
+#: 6 (fp16), one on each of 9 variants, all but one (fp16 torch -> torch, 2 threads, batch 8) with JAX
+#: on one side (the former model: none in 1.1e5 tokens); the rate is the one-sided 95%
 #: Poisson upper bound, rounded up: bf16 2.4e-4 (was 3e-5) and fp16 3.7e-4 (was 1e-4), so a 32- or 64-token
 #: 16-bit claim may use the band on one token (was none at bf16 for 32 tokens).
 TOLERANCES: dict[str, Tolerance] = {
