@@ -81,12 +81,16 @@ def operator_valid(op, s_in: State, *, max_dim: int = 256) -> bool:
 
 
 #: Above this magnitude a float32 intermediate may overflow (a square, a variance) though the states stay finite.
-_EXTREME = 2.0**60
+#: Below it none does: a LayerNorm's variance sums at most 4,096 (the widest build) squares of deviations
+#: below 2^49, under 2^110, and a dot product's terms stay under 2^96 each. (It was 2^60, where a 256-wide
+#: row of +-2^60 overflows the float32 variance, 256 * 2^120 = 2^128, and the honest output left the
+#: contract's rule: finding F2 of the session-8 review, proofs/dispute.md.)
+_EXTREME = 2.0**48
 
 
 def trace_decidable(trace: OpTrace) -> bool:
     """Whether an honest claimant may commit ``trace``: every operator well formed on its input and, where a
-    state holds an inf, a NaN or a value beyond ``2^60`` (an intermediate of float32 arithmetic may have
+    state holds an inf, a NaN or a value beyond ``2^48`` (an intermediate of float32 arithmetic may have
     overflowed), every element of every operator within what the contract accepts (the bounds and the
     non-finite rules of :mod:`~vcompute.verify.dispute.op_step`). Other traces of well-formed operators are
     within their bounds by the rounding model (``proofs/dispute.md`` C9), so they are not re-checked.
