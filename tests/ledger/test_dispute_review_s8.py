@@ -16,7 +16,8 @@ from vcompute.ledger.op_dispute import OpChain, play_op  # noqa: E402
 from vcompute.verify.dispute import op_step  # noqa: E402
 from vcompute.verify.dispute.float_trace import pack_float32, within  # noqa: E402
 from vcompute.verify.dispute.op_players import OpPlayer, make_op_player  # noqa: E402
-from vcompute.verify.dispute.op_trace import LIN, LN, RELU, SOFTMAX, Operator, OpNet, OpTrace, apply_op  # noqa: E402
+from vcompute.verify.dispute.op_block import MMP, block_op  # noqa: E402
+from vcompute.verify.dispute.op_trace import LIN, LN, QK, RELU, SOFTMAX, Operator, OpNet, OpTrace, apply_op  # noqa: E402
 from vcompute.verify.dispute.op_validity import adopt_ops, trace_decidable  # noqa: E402
 
 BOND = 10**18
@@ -91,24 +92,24 @@ def test_f4_an_honest_challenger_disputes_a_flipped_overflow():
     assert adopt_ops(lt).leaves[-1] != lt.leaves[-1]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="F5 open: an operator's Python parameters are not checked against its committed leaf "
-                          "(a lin whose w is k x 8 under m = 16): the honest claimant cannot answer decide")
-def test_f5_an_operator_whose_weights_disagree_with_its_leaf_is_refused(chain):
-    net = OpNet((Operator(LIN, 16, 16, 24, np.ones((16, 8), np.float32)),), rows=8)
-    x0 = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
-    h = make_op_player("honest", net, x0, seed=0, name="f5h")
-    assert not (h.will_claim() and trace_decidable(h.trace))
+def test_f5_an_operator_whose_weights_disagree_with_its_leaf_is_the_posters_error():
+    # fixed: a lin leaf of m = 16 over a 16 x 8 weight used to be committed; its honest output has 8 lanes, its
+    # decide reverted and the honest claimant was timed out
+    with pytest.raises(ValueError, match="shape"):
+        Operator(LIN, 16, 16, 24, np.ones((16, 8), np.float32))
+    Operator(LIN, 16, 8, 24, np.ones((16, 8), np.float32))  # the operator it is
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="F5 open: a softmax block with bit 31 set carries into the span in param_root, so the "
-                          "chain reads another operator than the player computes")
-def test_f5_a_softmax_block_beyond_31_bits_is_refused():
-    net = OpNet((Operator(SOFTMAX, 16, 16, 18, (2**31 + 1, False, 14)),), rows=8)
-    x0 = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
-    h = make_op_player("honest", net, x0, seed=0, name="f5s")
-    assert not (h.will_claim() and trace_decidable(h.trace))
+def test_f5_a_parameter_that_does_not_round_trip_through_its_leaf_is_the_posters_error():
+    # fixed: a softmax block with bit 31 set carried into the span (the chain read span 15, block 1)
+    with pytest.raises(ValueError, match="round-trip"):
+        Operator(SOFTMAX, 16, 16, 18, (2**31 + 1, False, 14))
+    with pytest.raises(ValueError, match="tokens < 2"):
+        Operator(QK, 16, 16, 24, (2, 2**32))
+    with pytest.raises(ValueError, match="shape"):  # a width-1 P, which numpy would broadcast
+        Operator(MMP, 16, 16, block_op(MMP, width=16, rows=8, r0=0, rn=8, o=0, m=8, n=8,
+                                       param=np.ones((8, 8), np.float32)).bits, np.ones((8, 1), np.float32))
+    assert Operator(SOFTMAX, 16, 16, 18, (2**31 - 1, True, 14)).param_root()
 
 
 def test_the_mirrors_agree_with_the_contract_on_the_reviewed_overflow_cases(chain):

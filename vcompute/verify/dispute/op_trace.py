@@ -131,6 +131,12 @@ class Operator:
         param: the weight ``k x m`` (lin), the bias ``m`` (bias), ``[gamma; beta]`` ``2 x m`` (ln),
             ``(block, causal, span)`` (softmax over the first ``span`` columns), ``(heads, tokens)``
             (qk, av), or ``None``.
+
+    Raises:
+        ValueError: if ``param`` does not describe the operator its leaf commits: a weight, bias or LayerNorm
+            parameter of another shape than ``(k, m)``, ``(m,)`` or ``(2, m)``, a block operator's ``P`` of
+            another shape than its geometry's, or a softmax / attention tuple that does not round-trip through
+            :meth:`param_root` (block < 2^31, causal 0 or 1, tokens < 2^32).
     """
 
     kind: int
@@ -138,6 +144,43 @@ class Operator:
     m: int
     bits: int
     param: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        # The leaf commits (kind, k, m, bits, param_root) and the honest player computes with ``param``: they must
+        # describe one operator, or the chain decides another one than was computed (finding F5 of the session-8
+        # review, proofs/dispute.md: a lin leaf of m = 16 over a 16 x 8 weight; a softmax block whose bit 31
+        # carried into the span). Malformed parameters are the job poster's error.
+        kind, k, m, p = self.kind, self.k, self.m, self.param
+        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in (kind, k, m, self.bits)):
+            raise ValueError(f"kind, k, m and bits must be non-negative ints; got {kind!r}, {k!r}, {m!r}, {self.bits!r}")
+
+        def shape(want: tuple[int, ...]) -> None:
+            if not isinstance(p, np.ndarray) or p.shape != want:
+                raise ValueError(f"the param of a kind-{kind} operator must be an array of shape {want}, got "
+                                 f"{getattr(p, 'shape', type(p).__name__)}")
+
+        if kind == LIN:
+            shape((k, m))
+        elif kind == BIAS:
+            shape((m,))
+        elif kind == LN:
+            shape((2, m))
+        elif kind in (SOFTMAX, QK, AV):
+            want = 3 if kind == SOFTMAX else 2
+            if not isinstance(p, (tuple, list)) or len(p) != want or any(
+                    isinstance(v, float) or not isinstance(v, (int, bool, np.integer, np.bool_)) or v < 0 for v in p):
+                raise ValueError(f"the param of a kind-{kind} operator must be {want} non-negative ints, got {p!r}")
+            if kind == SOFTMAX and (int(p[0]) >= 2**31 or int(p[1]) not in (0, 1) or int(p[2]) >= 2**200):
+                raise ValueError(f"a softmax's (block, causal, span) must have block < 2^31, causal 0 or 1 and "
+                                 f"span < 2^200 (so that they round-trip through param_root), got {p!r}")
+            if kind in (QK, AV) and (int(p[1]) >= 2**32 or int(p[0]) >= 2**200):
+                raise ValueError(f"an attention operator's (heads, tokens) must have tokens < 2^32 and heads < 2^200, "
+                                 f"got {p!r}")
+        elif kind in (MMP, AXPYP):
+            from vcompute.verify.dispute.op_block import unpack
+
+            g = unpack(self.bits)
+            shape((g.n, g.m) if kind == MMP else (g.rn, g.m))
 
     def param_root(self) -> bytes:
         """The committed parameter: the root over ``w``'s columns, the bias row's digest, a softmax's
