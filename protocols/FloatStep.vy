@@ -71,9 +71,10 @@ def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: 
     ``x`` and ``w`` hold k float32 bit patterns, 8 lanes a word, lane t at bits [32t, 32t+32).
     Non-finite inputs follow IEEE: a NaN, an inf times zero or infinite products of both signs make
     the value NaN; infinite products of one sign make it that inf (or NaN, if the finite rest may
-    overflow the other way). With finite inputs a finite claim is held to the bound, and an inf or a
-    NaN passes only when the bound lets some summation order overflow: sum |x_t w_t| (1 + gamma_n) >=
-    (2 - 2^-24) 2^127, float32's overflow threshold.
+    overflow the other way). With finite inputs a finite claim is held to the bound, and an inf passes
+    only when the bound lets some summation order overflow with its sign: that sign's terms alone
+    reach float32's overflow threshold (2 - 2^-24) 2^127, sum (1 + gamma_n) >= threshold; a NaN only
+    when both signs' terms do (inf - inf).
     """
     assert k > 0 and k <= MAX_DIM and k % 8 == 0, "value: k must be a multiple of 8 in 8..MAX_DIM"
     assert len(x) * 8 == k and len(w) * 8 == k, "value: x and w must hold k lanes each"
@@ -146,6 +147,14 @@ def within(x: DynArray[uint256, MAX_WORDS], w: DynArray[uint256, MAX_WORDS], k: 
     if low < 150:
         slack = 2 * k + 2 + 2 * k * 2**(150 - low)
     if not fc:
-        # some order may overflow: (sum |x_t w_t| + truncation) 2^u >= threshold (2^u - n)
-        return (pos + neg + k) * 2**u_bits >= self._scale(2**24 - 1, 404, low) * den
+        # an inf of one sign needs some order to overflow that way: that sign's terms alone reach the threshold,
+        # (sum + truncation) 2^u >= threshold (2^u - n), or an inf product of that sign; a NaN needs both signs
+        thr: uint256 = self._scale(2**24 - 1, 404, low) * den
+        up: bool = infs & 1 != 0 or (pos + k) * 2**u_bits >= thr
+        down: bool = infs & 2 != 0 or (neg + k) * 2**u_bits >= thr
+        if self._nan(z):
+            return up and down
+        if z & LANE == 2139095040:
+            return up
+        return down
     return self._close(self._scale(mc, ec + 150, low), sc, pos, neg, pos + neg, n, den, slack)

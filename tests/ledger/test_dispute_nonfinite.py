@@ -149,8 +149,17 @@ def test_dot_products_decide_non_finite_terms_and_overflow_as_the_contract(chain
                 seen.add(mine)
     assert seen == {True, False}
     big = np.full(8, 2.0**127, np.float32)
-    # 8 2^127 overflows in every order: inf (or NaN, where some order may overflow); a finite claim is out
-    assert within(big, np.ones(8, np.float32), 24, [0x7F800000, 0x7FC00000, _b(3e38)]) == [True, True, False]
+    # 8 2^127 overflows in every order to +inf: -inf and NaN (which needs terms of both signs to overflow) are
+    # out, as is a finite claim (before the session-8 review's F4 any non-finite claim passed here)
+    assert within(big, np.ones(8, np.float32), 24, [0x7F800000, 0xFF800000, 0x7FC00000, _b(3e38)]) == \
+        [True, False, False, False]
+    for z, ok in ((0x7F800000, True), (0xFF800000, False), (0x7FC00000, False)):
+        assert chain.view("within", pack_float32(big), pack_float32(np.ones(8, np.float32)), 8, 24, z,
+                          on="float_step") is ok
+    # an inf product of one sign, and finite terms that overflow the other way alone: NaN (inf - inf) passes
+    mixed = np.array([np.inf] + [2.0**127] * 7, np.float32)
+    assert within(mixed, np.array([1] + [-1] * 7, np.float32), 24, [0x7F800000, 0x7FC00000, 0xFF800000]) == \
+        [True, True, False]
     # partial sums may overflow though the exact sum is 0: any non-finite passes, and 0
     alt = np.array([1, -1] * 4, np.float32)
     assert within(big, alt, 24, [0x7F800000, 0xFF800000, 0x7FC00000, 0]) == [True, True, True, True]

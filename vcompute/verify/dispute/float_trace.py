@@ -124,8 +124,10 @@ def within(x: np.ndarray, w: np.ndarray, u_bits: int, zs: list[int]) -> list[boo
 
     Non-finite inputs follow IEEE: a NaN, an inf times zero or infinite products of both signs make
     the value NaN (any payload); infinite products of one sign make it that inf, or NaN where the
-    finite rest may overflow. With finite inputs an inf or a NaN passes only where some summation
-    order may overflow: ``sum |x_t w_t| (1 + gamma_n)`` reaches float32's threshold ``(2 - 2^-24) 2^127``.
+    finite rest may overflow the other way. With finite inputs an inf passes only where some summation
+    order may overflow with its sign: that sign's terms alone, ``sum (1 + gamma_n)``, reach float32's
+    threshold ``(2 - 2^-24) 2^127``; a NaN only where both signs' terms do (finding F4 of the session-8
+    review: any inf or NaN passed once the absolute sum reached it).
     """
     k = int(x.size)
     xb, wb = x.astype(np.float32).view("<u4").tolist(), w.astype(np.float32).view("<u4").tolist()
@@ -164,8 +166,11 @@ def within(x: np.ndarray, w: np.ndarray, u_bits: int, zs: list[int]) -> list[boo
         low = qtop - _HEADROOM if qtop > _HEADROOM else 0
         pos = sum(_scale(mp, q, low) for mp, q, sp in zip(ms, qs, sg) if not sp)
         neg = sum(_scale(mp, q, low) for mp, q, sp in zip(ms, qs, sg) if sp)
-        if not f:  # some order may overflow: (sum |x_t w_t| + truncation) 2^u >= threshold (2^u - n)
-            out.append((pos + neg + k) * 2**u_bits >= _scale(2**24 - 1, 404, low) * den)
+        if not f:  # an inf needs its sign's terms alone to overflow: (sum + truncation) 2^u >= threshold (2^u - n)
+            thr = _scale(2**24 - 1, 404, low) * den
+            up = bool(infs & 1) or (pos + k) * 2**u_bits >= thr
+            down = bool(infs & 2) or (neg + k) * 2**u_bits >= thr
+            out.append(up and down if isnan(z) else up if z == 0x7F800000 else down)
             continue
         slack = 2 * k + 2 + 2 * k * 2 ** (150 - low) if low < 150 else 4 * k + 2
         v = _scale(m, e + 150, low)
