@@ -105,6 +105,14 @@ def test_f5_an_operator_whose_weights_disagree_with_its_leaf_is_the_posters_erro
         Operator(LIN, 16, 16, 24, np.ones((16, 8), np.float32))
     Operator(LIN, 16, 8, 24, np.ones((16, 8), np.float32))  # the operator it is
 
+    class Liar(np.ndarray):  # a hostile array that reports the shape the leaf wants
+        @property
+        def shape(self):
+            return (16, 16)
+
+    with pytest.raises(ValueError, match="shape"):
+        Operator(LIN, 16, 16, 24, np.ones((16, 8), np.float32).view(Liar))
+
 
 def test_f5_a_parameter_that_does_not_round_trip_through_its_leaf_is_the_posters_error():
     # fixed: a softmax block with bit 31 set carried into the span (the chain read span 15, block 1)

@@ -151,11 +151,12 @@ class Operator:
         # review, proofs/dispute.md: a lin leaf of m = 16 over a 16 x 8 weight; a softmax block whose bit 31
         # carried into the span). Malformed parameters are the job poster's error.
         kind, k, m, p = self.kind, self.k, self.m, self.param
-        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in (kind, k, m, self.bits)):
+        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0 for v in (kind, k, m, self.bits)):
             raise ValueError(f"kind, k, m and bits must be non-negative ints; got {kind!r}, {k!r}, {m!r}, {self.bits!r}")
 
         def shape(want: tuple[int, ...]) -> None:
-            if not isinstance(p, np.ndarray) or p.shape != want:
+            # an exact ndarray: a subclass may report a shape its data does not have
+            if type(p) is not np.ndarray or p.shape != want:
                 raise ValueError(f"the param of a kind-{kind} operator must be an array of shape {want}, got "
                                  f"{getattr(p, 'shape', type(p).__name__)}")
 
@@ -168,7 +169,7 @@ class Operator:
         elif kind in (SOFTMAX, QK, AV):
             want = 3 if kind == SOFTMAX else 2
             if not isinstance(p, (tuple, list)) or len(p) != want or any(
-                    isinstance(v, float) or not isinstance(v, (int, bool, np.integer, np.bool_)) or v < 0 for v in p):
+                    isinstance(v, float) or not isinstance(v, (int, bool, np.integer, np.bool_)) or int(v) < 0 for v in p):
                 raise ValueError(f"the param of a kind-{kind} operator must be {want} non-negative ints, got {p!r}")
             if kind == SOFTMAX and (int(p[0]) >= 2**31 or int(p[1]) not in (0, 1) or int(p[2]) >= 2**200):
                 raise ValueError(f"a softmax's (block, causal, span) must have block < 2^31, causal 0 or 1 and "
