@@ -316,6 +316,12 @@ def ln_ok(x: DynArray[uint256, MAX_FW], d: uint256, gb: uint256, bb: uint256, j:
     if not fb:
         # gamma n_j + inf: that inf, or NaN if gamma n_j (|n_j| < 32) may overflow the other way
         return zb & 4294967295 == bb & 4294967295 or (self._nan(zb) and eg >= 250)
+    if 2 * top + self._bits(d) >= 425:
+        # the float32 sum of (x_t - mean)^2 (below d (2 max|x|)^2 < 2^(2 top - 298 + bits(d)), at most doubled by
+        # rounding) may overflow: the two-pass value is then n = 0, so beta (any zero for a zero beta), and NaN
+        # where x - mean overflows too; the exact value's bound below holds as well
+        if self._nan(zb) or zb & 4294967295 == bb & 4294967295 or (self._zero(bb) and self._zero(zb)):
+            return True
     low: uint256 = 0
     if top > 100:
         low = top - 100
@@ -781,8 +787,23 @@ def _axpby(c1b: uint256, lb: uint256, c2b: uint256, rb: uint256, zb: uint256, t:
         if k1 == 0:
             big = self._bits(m1 * ml) + e1 + el >= 428
         return zb & 4294967295 == POS_INF + ((max(k1, k2) - 1) << 31) or (self._nan(zb) and big)
+    if self._inf(zb):
+        # a product that alone rounds past the largest float32 is that inf without an FMA (2 2^127 - 2^127: +inf)
+        neg: bool = (zb >> 31) & 1 == 1
+        if (neg == (s1 != sl) and self._ovf(m1 * ml, e1 + el)) or (neg == (s2 != sr) and self._ovf(m2 * mr, e2 + er)):
+            return True
     return self._close(zb, m1 * ml, e1 + el, s1 != sl, m2 * mr, e2 + er, s2 != sr, m1 * ml, e1 + el, m2 * mr,
                        e2 + er, False, t, 150, True)
+
+
+@pure
+@internal
+def _ovf(m: uint256, q: uint256) -> bool:
+    # whether the product M 2^(q - 300) of two decoded float32s rounds to inf in float32: |p| >= 2^128 - 2^103
+    b: uint256 = self._bits(m)
+    if b + q != 428:
+        return b + q > 428
+    return b >= 25 and (m >> (b - 25)) >= 33554431
 
 
 @pure

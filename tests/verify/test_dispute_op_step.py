@@ -278,7 +278,7 @@ def test_the_players_screen_agrees_with_the_contract_where_large_operands_cancel
 
 # -- ReLU and softmax (proofs/dispute.md C12) ----------------------------------------------------------------
 from vcompute.verify.dispute.op_players import RELU_LYING, lying_for  # noqa: E402
-from vcompute.verify.dispute.op_step import relu_within, softmax_f64, softmax_within  # noqa: E402
+from vcompute.verify.dispute.op_step import ln_may_overflow, relu_within, softmax_f64, softmax_within  # noqa: E402
 from vcompute.verify.dispute.op_trace import RELU, SOFTMAX, ReluNet, _softmax32  # noqa: E402
 
 
@@ -384,16 +384,22 @@ def test_relu_nets_are_flat_and_refuse_bad_shapes_and_strategies():
 
 
 
-def test_an_honest_player_refuses_a_pass_the_contract_would_decide_against_it():
-    """A float32 LayerNorm of a row near 1e20 overflows its variance (the output collapses to beta): the bound
-    holds the exact value, so the honest trace is out of bound and the honest player does not claim it; the
-    same net on an ordinary input, and a pass that overflows where the rules decide it, are claimed."""
+def test_an_honest_player_claims_a_layernorm_whose_variance_overflows():
+    """A float32 LayerNorm of a row near 1e20 overflows its variance (the output collapses to beta). The rule
+    accepts beta where the variance may overflow (``ln_may_overflow``: proofs/dispute.md F3), so the honest
+    trace is within bound and claimed; a value that is neither beta nor within the exact bound is not."""
     net = MLPNet.random(d=16, hidden=32, n_layers=1, rows=2, seed=0, pre_ln=True)
     x0 = net.random_input(seed=1)
     assert make_op_player("honest", net, x0, seed=0).will_claim()
-    h = make_op_player("honest", net, (x0 * np.float32(1e20)).astype(np.float32), seed=0)
+    big = (x0 * np.float32(1e20)).astype(np.float32)
+    h = make_op_player("honest", net, big, seed=0)
     assert np.allclose(h.trace.state(1)[1], net.norms[0][1][None, :])  # beta: var overflowed, 1/sqrt(inf) = 0
-    assert invalid_elements(net, 1, h.trace.state(0), h.trace.state(1))  # out of the bound
-    assert not h.will_claim()
-    liar = make_op_player("lie_one", net, (x0 * np.float32(1e20)).astype(np.float32), seed=0)
+    assert all(ln_may_overflow(r.view("<u4").tolist()) for r in big)
+    assert not invalid_elements(net, 1, h.trace.state(0), h.trace.state(1))
+    assert h.will_claim()
+    s0, s1 = h.trace.state(0), h.trace.state(1)
+    wrong = s1[1].copy()
+    wrong[0, 3] = wrong[0, 3] + np.float32(7.0)
+    assert invalid_elements(net, 1, s0, (s1[0], wrong)) == [(0, 3)]
+    liar = make_op_player("lie_one", net, big, seed=0)
     assert liar.will_claim()  # a liar claims anything

@@ -300,11 +300,14 @@ class OpPlayer:
             return (0, 0)
         s_in = self.trace.state(hi - 1)
         bad = invalid_elements(ct.net, hi, s_in, theirs)
-        if self.strategy == "lie_twin" and bad:
-            # a liar names, if it can, an element where its own output is within bound: it would win there
-            mine = set(invalid_elements(ct.net, hi, s_in, self.trace.state(hi)))
-            return next((e for e in bad if e not in mine), bad[0])
-        return bad[0] if bad else None
+        if not bad:
+            return None
+        # the contract checks the challenger's own element after the claimant's fails (PROVE): it names one
+        # where its own value is within bound, as a liar twin does to win. Every honest float32 value is
+        # within bound (C9, C10), so an honest challenger always finds one; a challenger whose own values
+        # fail everywhere the claimant's do still names one, as it cannot win by staying silent
+        mine = set(invalid_elements(ct.net, hi, s_in, self.trace.state(hi)))
+        return next((e for e in bad if e not in mine), bad[0])
 
     def respond(self, hi: int, element: tuple[int, int]) -> dict[str, Any] | None:
         """As claimant: its ``decide`` arguments opening ``element`` of its output of operator ``hi``."""

@@ -255,6 +255,17 @@ def _ln_stats(xbs: list[int]) -> tuple[list[int], int, int, int, int]:
     return dd, sd, r, h, mx * d
 
 
+def ln_may_overflow(xbs: list[int]) -> bool:
+    """Whether a float32 LayerNorm of the row may overflow its variance sum (``OperatorStep.ln_ok``'s test).
+
+    ``sum (x_t - mean)^2 < d (2 max|x|)^2 < 2^(2 top - 298 + bits(d))`` with ``|x| < 2^(top - 150)``;
+    float32 rounding at most doubles it, so below ``2 top + bits(d) = 425`` no evaluation overflows
+    (a row of ``+-2^48``, the tame bound, at ``d = 1024`` gives 409).
+    """
+    top = max(decode(b)[2] for b in xbs) + 24
+    return 2 * top + len(xbs).bit_length() >= 425
+
+
 def _shift(v: int, e: int) -> int:
     return v << e if e >= 0 else v >> -e
 
@@ -275,6 +286,8 @@ def ln_within(xbs: list[int], gb: int, bb: int, j: int, zb: int, tol_bits: int) 
 
     A row holding an inf or a NaN makes every element NaN; a NaN ``gamma_j`` or ``beta_j`` NaN; an
     infinite ``gamma_j`` any inf or NaN; an infinite ``beta_j`` that inf (or NaN, if ``|gamma_j| >= 2^123``).
+    Where the float32 variance may overflow (:func:`ln_may_overflow`), ``beta_j`` (any zero for a zero
+    ``beta_j``) and NaN pass as well: a two-pass float32 evaluation gives ``n = 0`` there, or NaN.
 
     Raises:
         ValueError: if ``tol_bits`` or ``j`` is out of range.
@@ -293,6 +306,9 @@ def ln_within(xbs: list[int], gb: int, bb: int, j: int, zb: int, tol_bits: int) 
         return _nan(zb) or _inf(zb)
     if not fb:  # gamma n_j + inf: that inf, or NaN where gamma n_j (|n_j| < 32) may overflow the other way
         return int(zb) & 0xFFFFFFFF == int(bb) & 0xFFFFFFFF or (_nan(zb) and eg >= 250)
+    if ln_may_overflow(xbs) and (_nan(zb) or int(zb) & 0xFFFFFFFF == int(bb) & 0xFFFFFFFF
+                                 or (_zero(bb) and _zero(zb))):
+        return True  # the two-pass float32 value where the variance overflows: n = 0, so beta; NaN if x - mean does
     dd, sd, r, h, mxd = _ln_stats(xbs)
     n = (abs(dd[j]) * sd << 64) // r
     t = (mxd * sd << 64) // r
@@ -381,7 +397,16 @@ def axpby_within(c1b: int, lb: int, c2b: int, rb: int, zb: int, tol_bits: int) -
         fin = p2 if k2 == 0 else p1 if k1 == 0 else None
         big = fin is not None and fin[0].bit_length() + fin[1] >= 428  # |p| >= 2^127
         return int(zb) & 0xFFFFFFFF == _POS_INF + ((max(k1, k2) - 1) << 31) or (_nan(zb) and big)
+    if _inf(zb):  # a product that alone rounds past the largest float32 is that inf without an FMA
+        neg = bool(int(zb) >> 31 & 1)
+        if (neg == (s1 != sl) and _ovf(*p1)) or (neg == (s2 != sr) and _ovf(*p2)):
+            return True
     return _close(zb, [(*p1, s1 != sl), (*p2, s2 != sr)], [p1, p2], tol_bits, 150, with_ref=False, wide=True)
+
+
+def _ovf(m: int, q: int) -> bool:
+    """Whether the product ``M 2^(q - 300)`` of two decoded float32s rounds to inf: ``|p| >= 2^128 - 2^103``."""
+    return m << q >= ((1 << 25) - 1) << 403
 
 
 def _exp_parts(s: int) -> tuple[int, int]:

@@ -217,6 +217,11 @@ def _invalid_elements(net: MLPNet, p: int, s_in: State, s_out: State) -> list[tu
         unsure &= ~exact
     if op.kind == SOFTMAX:
         unsure |= base == 0  # a masked element (or an underflowed one): zero exactly, decided by the mirror
+    if op.kind == LN:
+        # a row whose float32 variance may overflow (ln_may_overflow, vectorised: top = max biased exponent + 24)
+        # also admits beta or NaN, which the float64 screen would call wrong: the exact mirror decides it
+        top = np.maximum((x.view("<u4") >> 23) & 0xFF, 1).max(axis=1).astype(np.int64) + 24
+        unsure |= (2 * top + x.shape[1].bit_length() >= 425)[:, None]
     bad = [(int(i), int(j)) for i, j in zip(*np.nonzero((err > bound) & ~unsure))] + copied
     for i, j in zip(*np.nonzero(unsure)):
         i, j = int(i), int(j)
