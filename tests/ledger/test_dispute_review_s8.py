@@ -180,3 +180,46 @@ def test_the_mirrors_agree_with_the_contract_on_the_reviewed_overflow_cases(chai
             assert chain.view("ln_ok", pack_float32(x), d, g, b, 0, z, 18, on="op_step") == ok, (e, hex(z))
     x = np.array([2.0**60, -(2.0**60)] * (d // 2), np.float32)
     assert op_step.ln_within(x.view("<u4").tolist(), g, 0, 0, 0x80000000, 18)  # beta = 0: either zero
+
+
+def test_the_mirrors_agree_with_the_contract_on_random_cases_near_the_overflow_thresholds(chain):
+    """A seeded fuzz of F3's two rules, as an adversary probing for a gap between mirror and contract would.
+
+    LayerNorm rows of widths 8-256 at magnitudes 2^50-2^65 (both sides of the variance-overflow test), each checked
+    against beta (both signed zeros), NaN, +-1 and random bits; axpy elements whose first product straddles
+    2^128 - 2^103 (the largest float32 included), against both infinities, NaN and the finite value. The Python
+    mirror and the compiled contract must agree on every one, and both verdicts must occur (so that the comparison
+    is not vacuous).
+    """
+    fs = chain.at("float_step")
+    rng = np.random.default_rng(7)
+    seen, n = set(), 0
+    for _ in range(40):
+        d = int(rng.choice([8, 16, 64, 256]))
+        x = (rng.standard_normal(d) * 2.0 ** int(rng.integers(50, 66))).astype(np.float32)
+        g, be = _b(rng.standard_normal()), int(rng.choice([0, 0x80000000, _b(0.3)]))
+        j, xb = int(rng.integers(d)), x.view("<u4").tolist()
+        for z in (be, 0x7FC00000, 0, 0x80000000, _b(1.0), _b(-1.0), int(rng.integers(2**32))):
+            mine = op_step.ln_within(xb, g, be, j, z, 12)
+            assert chain.view("ln_ok", pack_float32(x), d, g, be, j, z, 12, on="op_step") == mine, (d, j, hex(z))
+            seen.add(("ln", mine))
+            n += 1
+    top = np.float32(np.nextafter(np.float32(3.4028235e38), np.float32(0)))
+    for _ in range(40):
+        a = np.ones((2, 16), np.float32)
+        c1 = _b(float(rng.choice([1.0, 2.0, 1.5, -2.0, 1.0000001])))
+        c2 = _b(float(rng.choice([1.0, -1.0, 0.5])))
+        base = top if rng.random() < 0.3 else np.float32(2.0**127 * rng.uniform(0.5, 1.0))
+        a[0, 0] = base * np.float32(rng.choice([1, -1]))
+        a[1, 0] = np.float32(2.0**127 * rng.uniform(-1, 1))
+        op = Operator(AXPY, 16, 16, pack(Geometry(22, 0, 1, 8, 8, 0, 0, 1, 0, c1, c2)))
+        at = rows_tree(a)
+        p_col, p_proof = opening(op, a, 0, 8)
+        for z in (0x7F800000, 0xFF800000, 0x7FC00000, _b(a[0, 0])):
+            mine = element_ok(op, a, 0, 8, z)
+            assert chain.view("block_ok", AXPY, 16, op.bits, op.param_root(), 2, at.root,
+                              pack_float32(np.ascontiguousarray(a[0])), p_col, p_proof, 0, 8, z, fs,
+                              on="op_step") == mine, (hex(c1), hex(c2), a[:, 0], hex(z))
+            seen.add(("axpy", mine))
+            n += 1
+    assert n == 440 and seen == {("ln", True), ("ln", False), ("axpy", True), ("axpy", False)}
