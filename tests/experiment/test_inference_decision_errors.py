@@ -58,3 +58,17 @@ def test_a_token_crossing_the_nucleus_cut_needs_mass(logits):
     mv = _mass_all(ver, SAMPLED["temperature"])
     assert mv[row, j] < SAMPLED["top_p"]
     assert need >= SAMPLED["top_p"] - mv[row, j] > 0
+
+
+def test_gap_mass_is_the_chance_of_an_honest_draw_the_mass_bound_excludes():
+    from vcompute.experiment.tasks.inference import _gap_mass
+
+    sp = {"temperature": 1.0, "top_p": 0.9}
+    # provider: probabilities 0.5, 0.3, 0.15, 0.05 -> its nucleus is tokens 0-2 (mass before token 2: 0.8 < 0.9)
+    prov = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+    assert _gap_mass(prov, prov.copy(), sp, 0.01) == 0.0
+    # verifier: token 2's mass before is 0.95 >= 0.9 + 0.01, so the provider's draw of it (0.15 / 0.95) is excluded
+    ver = np.log(np.array([[0.6, 0.35, 0.04, 0.01]]))
+    assert _gap_mass(prov, ver, sp, 0.01) == pytest.approx(0.15 / 0.95)
+    assert _gap_mass(prov, ver, sp, 0.06) == 0.0  # a mass bound of 0.06 covers it
+    assert _gap_mass(prov, ver, GREEDY, 0.01) == 0.0 and _gap_mass(prov, ver, sp, None) == 0.0

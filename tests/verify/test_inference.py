@@ -377,3 +377,26 @@ def test_shipped_tolerances_bound_band_uses(model, sampled_job):
     v = GenerationVerifier().verify(sampled_job, [run_generate(sampled_job, "honest", rng=np.random.default_rng(0),
                                                                provider="p1")], VerifyContext(seed=0))
     assert v.accepted and v.details["band_uses"] == 0 and v.details["band_limit"] == 1, v.reason
+
+
+def test_a_draw_from_past_the_nucleus_edge_is_rejected_by_the_edge_count(trained_tiny):
+    """A provider sampling with top-p 1 for a 0.9 job: its one draw from past the nucleus edge, inside a (here
+    wide) mass tolerance, passes the token rule and the band-use count, and is rejected by the edge count."""
+    from vcompute.verify.inference import Tolerance
+
+    base = dict(rtol=2e-5, max_misses=3, logit_atol=1e-4, mass_atol=0.05, band_rate=0.99)
+    job = make_generate_job(trained_tiny, PROMPT, max_new_tokens=N, temperature=0.8, top_p=0.9, seed=18)
+    claim = run_generate(job, "other_top_p", rng=np.random.default_rng(1), provider="p1")
+    together = GenerationVerifier(tolerance=Tolerance(**base)).verify(job, [claim], VerifyContext(seed=0))
+    assert together.accepted and together.details["band_uses"] == 1 and together.details["edge_uses"] == 1
+    assert together.details["edge_limit"] is None  # no edge_rate: not counted on their own
+    v = GenerationVerifier(tolerance=Tolerance(**base, edge_rate=1e-5)).verify(job, [claim], VerifyContext(seed=0))
+    assert not v.accepted and v.details["edge_limit"] == 0, v.reason
+    assert v.reason.startswith("near-tie band: 1 of 40 tokens lie outside the verifier's own nucleus")
+    honest = run_generate(job, "honest", rng=np.random.default_rng(1), provider="p1")
+    ok = GenerationVerifier(tolerance=Tolerance(**base, edge_rate=1e-5)).verify(job, [honest], VerifyContext(seed=0))
+    assert ok.accepted and ok.details["edge_uses"] == 0, ok.reason
+    # the shipped bf16 tolerance counts them apart; float32's need not (its k is 0 for 32 tokens already)
+    from vcompute.verify.inference import tolerance_for
+
+    assert tolerance_for("bfloat16").edge_rate is not None and tolerance_for("float32").edge_rate is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,12 +12,15 @@ from vcompute.workloads.lm.sampling import SamplingParams, gumbel, sample
 
 
 def _reference(z, tokens, sp, first, atol, mass_atol):
-    """The rule as stated, one token at a time (O(n V^2))."""
+    """The rule as stated, one token at a time (O(n V^2)): ``(ok, first_bad, ambiguous, band uses, edge uses)``."""
     n, v = z.shape
-    ok, amb = [], 0
+    ok, amb, near, edge = [], 0, 0, 0
     for i in range(n):
+        own = sample(z[i], temperature=sp.temperature, top_p=sp.top_p, seed=sp.seed, position=first + i)
+        t = tokens[i]
         if sp.greedy:
             passing = z[i] >= z[i].max() - 2 * atol
+            before = np.zeros(v)
         else:
             eps = 2 * atol / sp.temperature
             s = z[i] / sp.temperature
@@ -33,10 +37,13 @@ def _reference(z, tokens, sp, first, atol, mass_atol):
                 relaxed = certain = np.ones(v, bool)
             best = score[certain].max() if certain.any() else -np.inf
             passing = relaxed & (score >= best - eps)
-        ok.append(bool(passing[tokens[i]]))
+        ok.append(bool(passing[t]))
         amb += int(passing.sum() > 1)
+        near += bool(passing[t]) and own != t  # a band use: not the verifier's own draw
+        if not sp.greedy and sp.top_p < 1.0:  # outside its nucleus beyond any rank flip within the band
+            edge += bool(passing[t]) and own != t and before[t] >= sp.top_p and p[s > s[t] + eps].sum() >= sp.top_p
     bad = [i for i, o in enumerate(ok) if not o]
-    return all(ok), (bad[0] if bad else -1), amb
+    return all(ok), (bad[0] if bad else -1), amb, near, edge
 
 
 @settings(max_examples=60, deadline=None)
@@ -56,7 +63,8 @@ def test_vectorised_token_rule_equals_its_definition(seed, n, v, temperature, to
     mixed[rng.integers(n, size=n // 2 + 1)] = rng.integers(v, size=n // 2 + 1)
     for toks in (honest, mixed):
         got = check_tokens(z, toks, sp, first_position=3, atol=atol, mass_atol=mass_atol)
-        assert (got.ok, got.first_bad, got.ambiguous) == _reference(z, toks, sp, 3, atol, mass_atol)
+        assert (got.ok, got.first_bad, got.ambiguous, got.near_ties, got.edge_uses) == _reference(
+            z, toks, sp, 3, atol, mass_atol)
     assert check_tokens(z, honest, sp, first_position=3, atol=atol, mass_atol=mass_atol).ok  # complete
 
 
@@ -86,3 +94,65 @@ def test_band_tail_is_the_binomial_tail_and_band_limit_its_first_k_below_alpha()
                 dict(n=3.0, rate=0.1, alpha=0.1), dict(n=3, rate=True, alpha=0.1)]:
         with pytest.raises(ValueError):
             band_limit(**bad)
+
+
+def _edge_rows(n_rows: int, seed: int = 11):
+    """Rows whose nucleus (top-p 0.95) is token 0 alone, and the positions where token 1 (just outside it, within
+    a mass tolerance of 0.018) out-scores it by the replayed draw: a draw from a wider nucleus the rule admits."""
+    p = np.array([0.951, 0.04, 0.009])
+    positions = np.arange(20_000)
+    g = gumbel(seed, positions, 3)
+    hits = positions[g[:, 1] - g[:, 0] >= np.log(p[0] / p[1])][:n_rows]
+    assert hits.size == n_rows
+    return np.log(p), hits
+
+
+def test_a_draw_from_just_outside_the_verifiers_nucleus_is_a_nucleus_edge_use():
+    z, hits = _edge_rows(3)
+    sp = SamplingParams(1.0, 0.95, 11)
+    for pos in hits.tolist():
+        tc = check_tokens(z[None, :], np.array([1]), sp, first_position=int(pos), atol=0.1, mass_atol=0.018)
+        assert tc.ok and tc.near_ties == 1 and tc.edge_uses == 1, tc
+        own = check_tokens(z[None, :], np.array([0]), sp, first_position=int(pos), atol=0.1, mass_atol=0.018)
+        assert own.ok and own.near_ties == 0 and own.edge_uses == 0  # the verifier's own draw is no band use
+        # without the mass tolerance the worst case of atol alone decides (admitting it too); with a top-p of 1
+        # there is no nucleus edge, and a greedy job has none either
+        assert check_tokens(z[None, :], np.array([1]), SamplingParams(1.0, 1.0, 11), first_position=int(pos),
+                            atol=0.1).edge_uses == 0
+        assert check_tokens(z[None, :], np.array([1]), SamplingParams(0.0, 1.0, 11), first_position=int(pos),
+                            atol=2.0).edge_uses == 0
+
+
+def test_band_count_also_counts_nucleus_edge_uses_on_their_own():
+    from vcompute.verify.inference.tokens import TokenCheck, band_count, band_limit
+    from vcompute.verify.inference.tolerance import Tolerance
+
+    kw = dict(band_rate=2.4e-4, band_alpha=1e-3, precision="bfloat16")
+    one_edge = TokenCheck(True, -1, near_ties=1, ambiguous=1, edge_uses=1)
+    one_score = TokenCheck(True, -1, near_ties=1, ambiguous=1, edge_uses=0)
+    # the band-use count alone (no edge_rate, or no nucleus): one use of 32 is within k = 1
+    for tc in (one_edge, one_score):
+        for edge_rate, nucleus in ((None, True), (1.5e-5, False)):
+            bc = band_count(tc, 32, edge_rate=edge_rate, nucleus=nucleus, **kw)
+            assert bc.ok and bc.band_limit == band_limit(32, 2.4e-4, 1e-3) == 1 and bc.edge_limit is None
+    # with the edge count: an edge use of 32 is over k_edge = band_limit(32, 1.5e-5, 5e-4) = 0, a score use is not
+    bc = band_count(one_edge, 32, edge_rate=1.5e-5, nucleus=True, **kw)
+    assert not bc.ok and (bc.band_limit, bc.edge_limit) == (1, 0)
+    assert bc.reason.startswith("near-tie band:") and "outside the verifier's own nucleus" in bc.reason
+    assert band_count(one_score, 32, edge_rate=1.5e-5, nucleus=True, **kw).ok
+    # it only adds rejections: over the band-use limit is rejected whatever the edge count says
+    for n in (3, 32, 64, 160, 448):
+        k, k_e = band_limit(n, 2.4e-4, 1e-3), band_limit(n, 1.5e-5, 5e-4)
+        for uses in range(k + 3):
+            for edge in range(uses + 1):
+                tc = TokenCheck(True, -1, near_ties=uses, ambiguous=uses, edge_uses=edge)
+                got = band_count(tc, n, edge_rate=1.5e-5, nucleus=True, **kw)
+                assert got.ok == (uses <= k and edge <= k_e)
+                assert got.ok <= band_count(tc, n, **kw).ok
+    none = band_count(one_edge, 32, band_rate=None, band_alpha=1e-3, edge_rate=1.5e-5, nucleus=True)
+    assert none.ok and none.band_limit is None and none.edge_limit is None
+    for bad in (0.0, 1.0, True, "0.1"):
+        with pytest.raises(ValueError, match="edge_alpha"):
+            Tolerance(rtol=0.0, max_misses=0, logit_atol=0.0, edge_alpha=bad)
+    with pytest.raises(ValueError, match="edge_rate"):
+        Tolerance(rtol=0.0, max_misses=0, logit_atol=0.0, edge_rate=1.0)

@@ -169,6 +169,17 @@ _INFERENCE: dict[str, MetricInfo] = {
     "max_band_uses": _m("count", "most tokens of one honest generation that passed only by the near-tie rule"),
     "band_limit": _m("count", "band uses the count allows one generation of this length",
                      "nan where the precision's tolerance sets no band_rate"),
+    "mass_gap_rate": _m("fraction", "per checked token, the chance the provider draws a token of its nucleus that "
+                        "the verifier's mass bound excludes (mass_before >= top_p + mass_atol on its side)"),
+    "checked_tokens": _m("count", "generated tokens the token rule checked, summed over the run's claims"),
+    "edge_uses": _m("count", "band uses from outside the verifier's nucleus beyond any rank flip within the band "
+                    "(nucleus-edge uses), summed over the checked claims"),
+    "edge_limit": _m("count", "nucleus-edge uses the count allows one generation of this length",
+                     "nan where the precision's tolerance does not count them apart (no edge_rate) or the job "
+                     "is greedy"),
+    "band_rate_bound": _m("fraction", "one-sided 95% Clopper-Pearson upper bound on the band uses per checked token"),
+    "edge_rate_bound": _m("fraction", "one-sided 95% Clopper-Pearson upper bound on the nucleus-edge uses per "
+                          "checked token"),
     "detected": _m("fraction", "share of the adversary's generations the verifier rejected",
                    "the adversary is the honest computation at the job's precision (see not_applicable)"),
     "applicable": _m("flag", "1 if the adversary differs from honest work at the job's precision"),

@@ -119,6 +119,25 @@ def _sampling(mode: str) -> dict[str, float]:
     return {"temperature": 0.0, "top_p": 1.0} if mode == "greedy" else {"temperature": 0.8, "top_p": 0.95}
 
 
+def _gap_mass(prov: np.ndarray, ver: np.ndarray, sp: dict[str, float], mass_atol: float | None) -> float:
+    """The expected number of honest draws the mass bound rejects, summed over the rows.
+
+    Per row: the probability that the provider's sampler draws a token in its own nucleus that the verifier's
+    mass bound excludes (``mass_before`` on the verifier's side ``>= top_p + mass_atol``). ``mass_needed`` is the
+    worst such gap over every token, however unlikely; this weighs each token by its chance of being drawn
+    (0.0 for a greedy job or no mass bound).
+    """
+    if sp["temperature"] <= 0 or mass_atol is None:
+        return 0.0
+    mp, mv = _mass_all(prov, sp["temperature"]), _mass_all(ver, sp["temperature"])
+    s = np.asarray(prov, np.float64) / sp["temperature"]
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    inside = mp < sp["top_p"]
+    w = np.where(inside, w, 0.0)
+    w /= w.sum(axis=1, keepdims=True)  # the provider's draw: its softmax on its own nucleus (Gumbel-max)
+    return float((w * (inside & (mv >= sp["top_p"] + mass_atol))).sum())
+
+
 class CalibrationParams(TaskParams):
     """Parameters of :class:`InferenceCalibration`."""
 
@@ -149,7 +168,14 @@ class InferenceCalibration:
     ``logit_atol``, ``max_inexact_allowed``, ``mass_atol``) and ``rel_headroom`` /
     ``logit_headroom`` (tolerance over the honest maximum); ``near_tie_rate`` and
     ``ambiguous_rate`` per token; ``max_band_uses`` (the most tokens of one generation that passed only by
-    the near-tie rule) and ``band_limit`` (how many the band-use count allows one generation).
+    the near-tie rule) and ``band_limit`` (how many the band-use count allows one generation);
+    ``checked_tokens``, ``band_uses`` and ``edge_uses`` (the band uses from outside the verifier's nucleus
+    beyond any rank flip within the band: :attr:`~vcompute.verify.inference.tokens.TokenCheck.edge_uses`), summed
+    over the run, with ``band_rate_bound`` and ``edge_rate_bound`` (their one-sided 95% Clopper-Pearson upper
+    bounds per checked token, what ``band_rate`` and ``edge_rate`` are calibrated from) and ``edge_limit`` (how
+    many edge uses the count allows one generation; nan where they are not counted apart); ``mass_gap_rate``
+    (per token, the chance that the provider's own draw is a token of its nucleus that ``mass_atol`` excludes on
+    the verifier's side: the honest false-reject rate ``mass_needed`` can only bound by its worst case).
     """
 
     Params = CalibrationParams
@@ -158,13 +184,15 @@ class InferenceCalibration:
                "max_inexact", "max_mass_err", "max_logit_err_top", "mass_needed", "logit_top_headroom",
                "mass_headroom", "rtol", "max_misses_allowed", "logit_atol", "max_inexact_allowed",
                "mass_atol", "rel_headroom", "logit_headroom", "near_tie_rate", "ambiguous_rate", "max_band_uses",
-               "band_limit")
+               "band_limit", "checked_tokens", "band_uses", "edge_uses", "band_rate_bound", "edge_rate_bound",
+               "edge_limit", "mass_gap_rate")
 
     def run(self, params: CalibrationParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
         import torch
 
         from vcompute.verify.inference import GenerationVerifier, tolerance_for
+        from vcompute.experiment.tasks.inference_statistics import escape_bound
         from vcompute.verify.inference.tokens import band_limit
         from vcompute.workloads.lm import generate_batch, prefill
 
@@ -176,7 +204,9 @@ class InferenceCalibration:
         rng = np.random.default_rng([seed, zlib.crc32(variant.encode())])
         sp = _sampling(p.mode)
         v = GenerationVerifier()
-        rejects = misses = inexact = tokens = near = amb = most_near = 0
+        tol = tolerance_for(p.precision)
+        gap = 0.0
+        rejects = misses = inexact = tokens = near = amb = most_near = edge = 0
         rel = logit = mass = logit_top = mass_need = 0.0
         done = 0
         while done < p.generations:
@@ -194,6 +224,7 @@ class InferenceCalibration:
                 rel = max(rel, max(r.details.get("max_rel_err", [0.0])))
                 near += r.details.get("near_ties", 0)
                 most_near = max(most_near, r.details.get("band_uses", 0))
+                edge += r.details.get("edge_uses", 0)
                 amb += r.details.get("ambiguous", 0)
                 tokens += len(g.tokens)
                 ref = prefill(ver, np.concatenate([pr, g.tokens[:-1]])).logits[len(pr) - 1:]
@@ -202,8 +233,8 @@ class InferenceCalibration:
                     mass = max(mass, float(np.abs(_mass(g.logits, g.tokens, sp) - _mass(ref, g.tokens, sp)).max()))
                 d_logit, d_mass = _decision_errors(g.logits, ref, sp)
                 logit_top, mass_need = max(logit_top, d_logit), max(mass_need, d_mass)
+                gap += _gap_mass(g.logits, ref, sp, tol.mass_atol)
             done += b
-        tol = tolerance_for(p.precision)
         return {"generations": done, "false_rejects": rejects, "false_reject_rate": rejects / done,
                 "max_rel_err": rel, "max_misses": misses, "max_logit_err": logit, "max_inexact": inexact,
                 "max_mass_err": mass, "max_logit_err_top": logit_top, "mass_needed": mass_need,
@@ -216,7 +247,12 @@ class InferenceCalibration:
                 "rel_headroom": tol.rtol / max(rel, 1e-30), "logit_headroom": tol.logit_atol / max(logit, 1e-30),
                 "near_tie_rate": near / tokens, "ambiguous_rate": amb / tokens, "max_band_uses": most_near,
                 "band_limit": float("nan") if tol.band_rate is None else band_limit(p.n_new, tol.band_rate,
-                                                                                      tol.band_alpha)}
+                                                                                      tol.band_alpha),
+                "checked_tokens": tokens, "band_uses": near, "edge_uses": edge,
+                "band_rate_bound": escape_bound(near, tokens), "edge_rate_bound": escape_bound(edge, tokens),
+                "mass_gap_rate": gap / tokens,
+                "edge_limit": (float("nan") if tol.edge_rate is None or p.mode == "greedy" else
+                               band_limit(p.n_new, tol.edge_rate, tol.edge_alpha))}
 
 
 #: The parameter an adversary spec's ``:arg`` sets.

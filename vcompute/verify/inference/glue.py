@@ -307,7 +307,7 @@ class SampledGlue(Scheme):
         The trace is checked against the job's model, then every token against the
         job's sampler on the trace's (now checked) logits (:mod:`.tokens`).
         """
-        from vcompute.verify.inference.tokens import as_tokens, band_limit
+        from vcompute.verify.inference.tokens import as_tokens, band_count
         from vcompute.verify.inference.tolerance import tolerance_for
         from vcompute.workloads.lm.job import model_of, prompt_of, sampling_of
 
@@ -336,16 +336,18 @@ class SampledGlue(Scheme):
                                                  job_state.tr["logits"][L - 1:], toks, sp, L)
         cost = Cost(flops=v.cost.flops, seconds=time.perf_counter() - t0, evidence_bytes=v.cost.evidence_bytes,
                     reexecuted_fraction=v.cost.reexecuted_fraction)
-        limit = None if tol.band_rate is None else band_limit(n, tol.band_rate, tol.band_alpha)
-        details = {**v.details, "near_ties": tc.near_ties, "band_uses": tc.near_ties, "band_limit": limit,
-                   "first_bad_token": tc.first_bad, "recomputed_logits": recomputed,
+        bc = band_count(tc, n, band_rate=tol.band_rate, band_alpha=tol.band_alpha, edge_rate=tol.edge_rate,
+                        edge_alpha=tol.edge_alpha, nucleus=not sp.greedy and sp.top_p < 1.0,
+                        precision="float32")
+        details = {**v.details, "near_ties": tc.near_ties, "band_uses": tc.near_ties, "band_limit": bc.band_limit,
+                   "edge_uses": tc.edge_uses, "edge_limit": bc.edge_limit, "first_bad_token": tc.first_bad,
+                   "recomputed_logits": recomputed,
                    "logit_slack_max": float(slack.max())}
         if not tc.ok:
             return Verdict.reject(f"token {tc.first_bad} is not what the job's sampler draws from the checked logits",
                                   scheme=self.name, details=details, cost=cost)
-        if limit is not None and tc.near_ties > limit:  # the band-use count (proofs/inference.md)
-            return Verdict.reject(f"near-tie band: {tc.near_ties} of {n} tokens pass only by the near-tie rule "
-                                  f"(allowed {limit} at float32)", scheme=self.name, details=details, cost=cost)
+        if not bc.ok:  # the band-use count (proofs/inference.md)
+            return Verdict.reject(bc.reason, scheme=self.name, details=details, cost=cost)
         return Verdict.accept(f"{n} tokens match the sampler on a trace that passed the glue check",
                               scheme=self.name, details=details, cost=cost)
 

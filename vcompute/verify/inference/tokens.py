@@ -32,6 +32,16 @@ than ``Binomial(n, r)`` plausibly gives is rejected: :func:`band_limit` is the
 smallest ``k`` with ``P[Binomial(n, r) > k] <= alpha`` (:func:`band_tail`), so
 an honest provider at rate ``r`` is rejected by the count with probability at
 most ``alpha`` per generation (``proofs/inference.md``, *The band-use count*).
+
+The nucleus-edge count. A band use whose token lies past the verifier's
+nucleus edge by more than a rank flip within the band explains (the tokens
+scoring above it by more than ``eps`` already hold ``top_p`` of the mass) is a
+*nucleus-edge use*: an honest provider ranks all of those tokens before it, so
+it makes one only where the two sides' mass of one fixed set straddles
+``top_p``, while a provider sampling from a wider nucleus makes one whenever it
+draws just past the cut. Where the precision calibrates their honest rate,
+:func:`band_count` also bounds them on their own (``proofs/inference.md``,
+*The nucleus-edge count*).
 """
 
 from __future__ import annotations
@@ -45,8 +55,8 @@ import numpy as np
 from vcompute.verify.screening import memory_span
 from vcompute.workloads.lm.sampling import SamplingParams, gumbel
 
-__all__ = ["TokenCheck", "check_tokens", "maybe_in_nucleus", "as_tokens", "job_arguments", "mass_before", "provider_tokens",
-           "band_tail", "band_limit"]
+__all__ = ["TokenCheck", "BandCount", "band_count", "check_tokens", "maybe_in_nucleus", "as_tokens", "job_arguments",
+           "mass_before", "provider_tokens", "band_tail", "band_limit"]
 
 
 @dataclass(frozen=True)
@@ -56,14 +66,21 @@ class TokenCheck:
     Attributes:
         ok: whether every token passed.
         first_bad: index of the first failing token (-1 if none).
-        near_ties: tokens that passed only by the near-tie rule (the verifier's own draw differs).
+        near_ties: tokens that passed only by the near-tie rule (the verifier's own draw differs): the *band uses*.
         ambiguous: positions where more than one token would pass.
+        edge_uses: the band uses whose token lies outside the verifier's own nucleus even granting every rank
+            flip the logit band allows: the tokens whose scaled logit exceeds the token's by more than the band
+            ``eps`` hold at least ``top_p`` of the verifier's mass (an honest provider ranks all of them before
+            it, so it drew the token only if its own mass of that same set fell below ``top_p``). These
+            *nucleus-edge* uses are what a provider drawing from a wider nucleus makes; they are counted on their
+            own (:func:`band_count`). Always 0 for a greedy job or ``top_p = 1``.
     """
 
     ok: bool
     first_bad: int
     near_ties: int
     ambiguous: int
+    edge_uses: int = 0
 
 
 def _band_args(n, rate, name: str = "n") -> None:
@@ -131,6 +148,70 @@ def band_limit(n: int, rate: float, alpha: float) -> int:
     while k < n and (k < n * rate or band_tail(n, rate, k) > alpha):
         k += 1
     return k
+
+
+@dataclass(frozen=True)
+class BandCount:
+    """The band-use count's decision on one claim (:func:`band_count`).
+
+    Attributes:
+        ok: whether the claim is within the count.
+        band_limit: the most band uses it may make; None: no count (the tolerance sets no ``band_rate``).
+        edge_limit: the most nucleus-edge uses it may make; None where they are not counted on their own.
+        reason: why it is rejected ("" when ok).
+    """
+
+    ok: bool
+    band_limit: int | None
+    edge_limit: int | None
+    reason: str = ""
+
+
+def band_count(tc: TokenCheck, n: int, *, band_rate: float | None, band_alpha: float, edge_rate: float | None = None,
+               edge_alpha: float = 5e-4, nucleus: bool = False, precision: str = "the job's precision") -> BandCount:
+    """The band-use count of a claim of ``n`` checked tokens (``proofs/inference.md``, *The band-use count*).
+
+    Every band use counts against ``band_limit(n, band_rate, band_alpha)``, as it always has. With an
+    ``edge_rate`` and a nucleus (sampled, ``top_p < 1``), the *nucleus-edge* uses among them
+    (:attr:`TokenCheck.edge_uses`: a token drawn from outside the verifier's own nucleus by more than a rank
+    flip within the band explains, what a provider sampling with a wider nucleus makes) are also counted on
+    their own, against ``band_limit(n, edge_rate, edge_alpha)``. An honest provider within both calibrated rates
+    is rejected by the two counts with probability at most ``band_alpha + edge_alpha`` (the union bound); the
+    second count only adds rejections, so no claim the first rejects passes.
+
+    Args:
+        tc: the token check of the claim.
+        n: tokens checked.
+        band_rate: the calibrated honest band-use rate per token (None: no count).
+        band_alpha: the false-reject budget per generation of the band-use count.
+        edge_rate: the calibrated honest nucleus-edge rate per token of a nucleus job (None: not counted apart).
+        edge_alpha: the false-reject budget per generation of the nucleus-edge count.
+        nucleus: whether the job samples from a nucleus (``temperature > 0`` and ``top_p < 1``).
+        precision: the job's precision (named in the reason).
+
+    Example:
+        >>> one_edge = TokenCheck(True, -1, near_ties=1, ambiguous=1, edge_uses=1)
+        >>> band_count(one_edge, 32, band_rate=2.4e-4, band_alpha=1e-3).ok  # one band use of 32 is allowed
+        True
+        >>> bc = band_count(one_edge, 32, band_rate=2.4e-4, band_alpha=1e-3, edge_rate=1.5e-5, nucleus=True)
+        >>> bc.ok, bc.band_limit, bc.edge_limit  # but not from past the nucleus edge
+        (False, 1, 0)
+    """
+    if band_rate is None:
+        return BandCount(True, None, None)
+    uses = tc.near_ties
+    k = band_limit(n, band_rate, band_alpha)
+    k_edge = None if edge_rate is None or not nucleus else band_limit(n, edge_rate, edge_alpha)
+    if uses > k:
+        return BandCount(False, k, k_edge, f"near-tie band: {uses} of {n} tokens pass only by the near-tie rule "
+                         f"(allowed {k} at {precision}: honest rate <= {band_rate:g} per token, false-reject "
+                         f"probability <= {band_alpha:g})")
+    if k_edge is not None and tc.edge_uses > k_edge:
+        return BandCount(False, k, k_edge, f"near-tie band: {tc.edge_uses} of {n} tokens lie outside the verifier's "
+                         f"own nucleus beyond any rank flip within the band and pass only by the mass tolerance "
+                         f"(nucleus-edge uses; allowed {k_edge} at {precision}: honest rate <= {edge_rate:g} per "
+                         f"token, false-reject probability <= {edge_alpha:g})")
+    return BandCount(True, k, k_edge)
 
 
 def as_tokens(obj, vocab: int) -> np.ndarray | str:
@@ -304,7 +385,7 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         zmax = z.max(axis=1)
         passing = z >= (zmax - 2 * atol)[:, None]
         ok = passing[rows, tokens]
-        near = int((tokens != z.argmax(axis=1)).sum())
+        near = int((ok & (tokens != z.argmax(axis=1))).sum())  # passing tokens that are not the verifier's own
         ambiguous = int((passing.sum(axis=1) > 1).sum())
         bad = np.flatnonzero(~ok)
         return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous)
@@ -335,8 +416,13 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         own = st.order[rows, np.where(in_prefix < own_cut[:, None], ranked, -np.inf).argmax(axis=1)]
         s_t = s[rows, tokens]
         ok = (st.mass_above(s_t + eps_m, inclusive=False) * np.exp(-eps_m) < top_p) & (score[rows, tokens] >= best - eps)
+        before = mass_before(s, p, tokens)
         if mass_atol is not None:
-            ok &= mass_before(s, p, tokens) < top_p + mass_atol
+            ok &= before < top_p + mass_atol
+        # nucleus-edge uses: band uses outside the verifier's nucleus even granting every rank flip the logit
+        # band allows (the tokens whose scaled logit exceeds t's by more than the band alone hold >= top_p)
+        deep = st.mass_above(s_t + eps_m, inclusive=False) >= top_p
+        edge = int((ok & (own != tokens) & (before >= top_p) & deep).sum())
         ambiguous = int(((np.where(in_prefix < relaxed[:, None], ranked, -np.inf) >= (best - eps)[:, None])
                          .sum(axis=1) > 1).sum())
     else:
@@ -344,6 +430,7 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         ok = score[rows, tokens] >= best - eps
         own = score.argmax(axis=1)
         ambiguous = int(((score >= (best - eps)[:, None]).sum(axis=1) > 1).sum())
+        edge = 0
     near = int((ok & (own != tokens)).sum())
     bad = np.flatnonzero(~ok)
-    return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous)
+    return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous, edge)

@@ -36,9 +36,17 @@ class Tolerance:
             :func:`~vcompute.verify.inference.tokens.band_limit` ``(n, band_rate, band_alpha)`` of them.
         band_alpha: the false-reject probability per generation the band-use count may add for an honest
             provider whose band-use rate is at most ``band_rate``.
+        edge_rate: the calibrated honest rate, per token of a nucleus job (sampled, ``top_p < 1``), of
+            *nucleus-edge* uses (band uses whose token lies outside the verifier's own nucleus beyond any rank
+            flip within the band); where set, a nucleus job's edge uses are also counted on their own, at most
+            ``band_limit(n, edge_rate, edge_alpha)`` (:func:`~vcompute.verify.inference.tokens.band_count`);
+            None: only the band-use count.
+        edge_alpha: the false-reject probability per generation the nucleus-edge count may add (the two counts
+            together: at most ``band_alpha + edge_alpha``).
 
     Raises:
-        ValueError: for a negative bound, a ``band_rate`` outside ``[0, 1)`` or a ``band_alpha`` outside ``(0, 1)``.
+        ValueError: for a negative bound, a ``band_rate`` or ``edge_rate`` outside ``[0, 1)`` or a ``band_alpha``
+            or ``edge_alpha`` outside ``(0, 1)``.
     """
 
     rtol: float
@@ -48,6 +56,8 @@ class Tolerance:
     mass_atol: float | None = None
     band_rate: float | None = None
     band_alpha: float = 1e-3
+    edge_rate: float | None = None
+    edge_alpha: float = 5e-4
 
     def __post_init__(self) -> None:
         if not (self.rtol >= 0 and self.logit_atol >= 0 and self.max_misses >= 0):
@@ -56,8 +66,12 @@ class Tolerance:
             raise ValueError(f"tolerances must be non-negative, got {self}")
         if self.band_rate is not None and not 0.0 <= self.band_rate < 1.0:
             raise ValueError(f"band_rate must lie in [0, 1), got {self.band_rate!r}")
-        if not 0.0 < self.band_alpha < 1.0:
-            raise ValueError(f"band_alpha must lie in (0, 1), got {self.band_alpha!r}")
+        if self.edge_rate is not None and not 0.0 <= self.edge_rate < 1.0:
+            raise ValueError(f"edge_rate must lie in [0, 1), got {self.edge_rate!r}")
+        for name in ("band_alpha", "edge_alpha"):
+            a = getattr(self, name)
+            if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 < a < 1.0:
+                raise ValueError(f"{name} must lie in (0, 1), got {a!r}")
 
 
 #: Per precision (proofs/inference.md): float32 entries differ by <= 7.8e-7 relative and logits by <= 3.8e-6
@@ -89,9 +103,21 @@ class Tolerance:
 #: on one side (the former model: none in 1.1e5 tokens); the rate is the one-sided 95%
 #: Poisson upper bound, rounded up: bf16 2.4e-4 (was 3e-5) and fp16 3.7e-4 (was 1e-4), so a 32- or 64-token
 #: 16-bit claim may use the band on one token (was none at bf16 for 32 tokens).
+#: Session 11 (experiments/inference-edge.toml: 3,136 honest sampled bf16 generations, 200,704 tokens, across
+#: torch / JAX, threads and batch): 0 nucleus-edge uses (band uses from outside the verifier's nucleus beyond any
+#: rank flip within the band), so bf16 ``edge_rate`` is the one-sided 95% bound 1.49e-5 rounded up to 1.5e-5 and
+#: a 32-token bf16 nucleus claim may make none (``edge_alpha`` 5e-4); 10 band uses in all (bound 8.5e-5, inside
+#: 2.4e-4). The same run rejected one honest generation (JAX provider, torch verifier on 2 threads, batch 1) on
+#: the bit-exactness count: 49 of 120 committed entries not bit-identical in a chunk, over the allowance of 48
+#: (the former calibration's maximum was 28 in 512 generations). bf16 ``max_inexact`` is now 56, the least
+#: multiple of 8 above that maximum (a margin of 7 entries, thin: proofs/inference.md, *Tolerances*). The usual
+#: 1.6x (80) would admit the worst chunks of ``weight_noise:1e-2`` (69) and ``quantised:int8`` (77), whose bf16
+#: rejections rest on this count, and 1.3x (64) an altered prompt whose tokens are the honest ones (57 and 59 on
+#: the test suite's model): at bf16 the honest torch/XLA tail and the small cheats now sit 49 vs 57 apart.
 TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4, band_rate=3e-5),
-    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.1, max_inexact=48, mass_atol=0.018, band_rate=2.4e-4),
+    "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.1, max_inexact=56, mass_atol=0.018, band_rate=2.4e-4,
+                          edge_rate=1.5e-5),
     "float16": Tolerance(rtol=0.005, max_misses=6, logit_atol=0.011, max_inexact=72, mass_atol=0.018, band_rate=3.7e-4),
 }
 

@@ -9,7 +9,10 @@ one pass (:func:`~vcompute.workloads.lm.prefill`), then checks every token
 calibrated tolerance of the job's precision (:mod:`vcompute.verify.inference.tolerance`), and
 finally counts the tokens that passed only by the near-tie rule (*band uses*):
 more than :func:`~vcompute.verify.inference.tokens.band_limit` allows for the
-number of checked tokens is rejected too.
+number of checked tokens is rejected too, and on a nucleus job, where the
+precision calibrates an ``edge_rate``, so are more *nucleus-edge* uses (draws
+from past the verifier's nucleus edge) than their own count allows
+(:func:`~vcompute.verify.inference.tokens.band_count`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from vcompute.core.types import Claim, Cost, EvidenceSpec, Job, Verdict
 from vcompute.verify.base import Scheme, VerifyContext, caller_code
 from vcompute.verify.inference.commitment import check_commitment
-from vcompute.verify.inference.tokens import band_limit, check_tokens, job_arguments, provider_tokens
+from vcompute.verify.inference.tokens import band_count, check_tokens, job_arguments, provider_tokens
 from vcompute.verify.inference.tolerance import Tolerance, tolerance_for
 
 __all__ = ["GenerationVerifier", "provider_public_key", "read_proof"]
@@ -73,7 +76,7 @@ class GenerationVerifier(Scheme):
     Args:
         tolerance: a :class:`~vcompute.verify.inference.tolerance.Tolerance` for every precision, a mapping precision -> Tolerance,
             or None for the calibrated :data:`TOLERANCES`. A custom one without ``band_rate`` keeps the band-use
-            count at the precision's calibrated rate.
+            count at the precision's calibrated rates (``band_rate`` and ``edge_rate``).
         sample_chunks: check only this many chunks, chosen by ``challenge_seed`` after the claim
             (the prefill then stops at the last chosen chunk); None checks all.
         activations: whether to check the activation commitments (False: tokens only).
@@ -121,7 +124,8 @@ class GenerationVerifier(Scheme):
         else:
             return tolerance_for(precision)
         if tol.band_rate is None:  # never silently without the band-use count
-            tol = dataclasses.replace(tol, band_rate=tolerance_for(precision).band_rate)
+            cal = tolerance_for(precision)
+            tol = dataclasses.replace(tol, band_rate=cal.band_rate, edge_rate=cal.edge_rate)
         return tol
 
     # -- protocol ---------------------------------------------------------------
@@ -190,8 +194,10 @@ class GenerationVerifier(Scheme):
 
         Returns:
             The :class:`~vcompute.core.Verdict`; ``details`` holds the per-check measurements, among them
-            ``band_uses`` (tokens that passed only by the near-tie rule) and ``band_limit`` (how many the
-            claim may have; None where the precision's tolerance sets no ``band_rate``).
+            ``band_uses`` (tokens that passed only by the near-tie rule), ``edge_uses`` (those of them from
+            past the verifier's nucleus edge), ``band_limit`` (how many band uses the claim may have; None where
+            the precision's tolerance sets no ``band_rate``) and ``edge_limit`` (how many edge uses it may have;
+            None where they are not counted on their own): :func:`~vcompute.verify.inference.tokens.band_count`.
 
         Raises:
             TypeError, ValueError: for the caller's malformed arguments (never for the provider's).
@@ -243,10 +249,13 @@ class GenerationVerifier(Scheme):
         hidden, logits = pre.hidden[L - 1:], pre.logits[L - 1:]
         tol = self._tol(precision)
         tc = check_tokens(logits, toks[:stop], sp, first_position=L, atol=tol.logit_atol, mass_atol=tol.mass_atol)
-        limit = None if tol.band_rate is None else band_limit(stop, tol.band_rate, tol.band_alpha)
+        bc = band_count(tc, stop, band_rate=tol.band_rate, band_alpha=tol.band_alpha, edge_rate=tol.edge_rate,
+                        edge_alpha=tol.edge_alpha, nucleus=not sp.greedy and sp.top_p < 1.0,
+                        precision=precision)
         details: dict[str, Any] = {
             "precision": precision, "n_tokens": n, "checked_tokens": stop, "checked_chunks": chunks,
-            "near_ties": tc.near_ties, "band_uses": tc.near_ties, "band_limit": limit,
+            "near_ties": tc.near_ties, "band_uses": tc.near_ties, "band_limit": bc.band_limit,
+            "edge_uses": tc.edge_uses, "edge_limit": bc.edge_limit,
             "ambiguous": tc.ambiguous, "first_bad_token": tc.first_bad,
             "proof_bytes": len(raw), "proof_bytes_per_32": len(raw) * CHUNK / n, "challenge_seed": challenge_seed,
         }
@@ -268,10 +277,7 @@ class GenerationVerifier(Scheme):
                     f"{cc.inexact[i]} committed activations are not bit-identical to the model's "
                     f"(allowed {tol.max_inexact} at {precision})")
             return Verdict.reject(f"chunk {c}: {what}", scheme=self.name, details=details, cost=cost)
-        if limit is not None and tc.near_ties > limit:
-            return Verdict.reject(
-                f"near-tie band: {tc.near_ties} of {stop} tokens pass only by the near-tie rule (allowed {limit} at "
-                f"{precision}: honest rate <= {tol.band_rate:g} per token, false-reject probability <= "
-                f"{tol.band_alpha:g})", scheme=self.name, details=details, cost=cost)
+        if not bc.ok:
+            return Verdict.reject(bc.reason, scheme=self.name, details=details, cost=cost)
         return Verdict.accept(f"{n} tokens and {len(chunks)} activation chunks match the model at {precision}",
                               scheme=self.name, details=details, cost=cost)
