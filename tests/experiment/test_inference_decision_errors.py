@@ -72,3 +72,9 @@ def test_gap_mass_is_the_chance_of_an_honest_draw_the_mass_bound_excludes():
     assert _gap_mass(prov, ver, sp, 0.01) == pytest.approx(0.15 / 0.95)
     assert _gap_mass(prov, ver, sp, 0.06) == 0.0  # a mass bound of 0.06 covers it
     assert _gap_mass(prov, ver, GREEDY, 0.01) == 0.0 and _gap_mass(prov, ver, sp, None) == 0.0
+    # the other direction: token 2 is outside the provider's nucleus (mass before 0.91) but the verifier counts it
+    # certainly in (0.8 + 0.05 < 0.9); it decides the draw at most with the chance it wins against the nucleus
+    prov2 = np.log(np.array([[0.6, 0.31, 0.05, 0.04]]))
+    ver2 = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+    assert _gap_mass(prov2, ver2, sp, 0.05) == pytest.approx(0.05 / (0.91 + 0.05))
+    assert _gap_mass(prov2, ver2, sp, 0.11) == 0.0

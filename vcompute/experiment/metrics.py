@@ -169,8 +169,9 @@ _INFERENCE: dict[str, MetricInfo] = {
     "max_band_uses": _m("count", "most tokens of one honest generation that passed only by the near-tie rule"),
     "band_limit": _m("count", "band uses the count allows one generation of this length",
                      "nan where the precision's tolerance sets no band_rate"),
-    "mass_gap_rate": _m("fraction", "per checked token, the chance the provider draws a token of its nucleus that "
-                        "the verifier's mass bound excludes (mass_before >= top_p + mass_atol on its side)"),
+    "mass_gap_rate": _m("fraction", "per checked token, an upper bound on the chance that the mass bound rejects "
+                        "the honest draw (a nucleus token the verifier excludes, or one it counts in that the "
+                        "provider could not draw, weighted by its chance of deciding the draw)"),
     "checked_tokens": _m("count", "generated tokens the token rule checked, summed over the run's claims"),
     "edge_uses": _m("count", "band uses from outside the verifier's nucleus beyond any rank flip within the band "
                     "(nucleus-edge uses), summed over the checked claims"),

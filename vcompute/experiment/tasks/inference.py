@@ -120,22 +120,30 @@ def _sampling(mode: str) -> dict[str, float]:
 
 
 def _gap_mass(prov: np.ndarray, ver: np.ndarray, sp: dict[str, float], mass_atol: float | None) -> float:
-    """The expected number of honest draws the mass bound rejects, summed over the rows.
+    """An upper bound on the expected number of honest draws the mass bound rejects, summed over the rows.
 
-    Per row: the probability that the provider's sampler draws a token in its own nucleus that the verifier's
-    mass bound excludes (``mass_before`` on the verifier's side ``>= top_p + mass_atol``). ``mass_needed`` is the
-    worst such gap over every token, however unlikely; this weighs each token by its chance of being drawn
-    (0.0 for a greedy job or no mass bound).
+    ``mass_needed`` is the worst gap over every token at the cut, however unlikely that token is to matter; this
+    weighs each gap by its chance of deciding the draw, per row and in both directions of the rule:
+
+    - a token of the provider's nucleus that the verifier's bound excludes (``mass_before >= top_p + mass_atol``
+      on its side): the provider draws it with its nucleus probability, and the claim is then rejected;
+    - a token outside the provider's nucleus that the verifier counts as certainly in (``mass_before + mass_atol
+      < top_p`` on its side): the claim can fail only if its score beats the provider's draw, at most the chance
+      ``p_j / (m + p_j)`` that it wins a Gumbel race against the provider's nucleus of mass ``m``.
+
+    0.0 for a greedy job or no mass bound.
     """
     if sp["temperature"] <= 0 or mass_atol is None:
         return 0.0
     mp, mv = _mass_all(prov, sp["temperature"]), _mass_all(ver, sp["temperature"])
     s = np.asarray(prov, np.float64) / sp["temperature"]
     w = np.exp(s - s.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
     inside = mp < sp["top_p"]
-    w = np.where(inside, w, 0.0)
-    w /= w.sum(axis=1, keepdims=True)  # the provider's draw: its softmax on its own nucleus (Gumbel-max)
-    return float((w * (inside & (mv >= sp["top_p"] + mass_atol))).sum())
+    m = np.where(inside, w, 0.0).sum(axis=1, keepdims=True)
+    excluded = inside & (mv >= sp["top_p"] + mass_atol)  # the provider may draw it; the verifier rejects it
+    forced = ~inside & (mv + mass_atol < sp["top_p"])  # the provider cannot draw it; the verifier's best may be it
+    return float((np.where(excluded, w / m, 0.0) + np.where(forced, w / (m + w), 0.0)).sum())
 
 
 class CalibrationParams(TaskParams):

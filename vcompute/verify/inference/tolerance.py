@@ -114,6 +114,9 @@ class Tolerance:
 #: 1.6x (80) would admit the worst chunks of ``weight_noise:1e-2`` (69) and ``quantised:int8`` (77), whose bf16
 #: rejections rest on this count, and 1.3x (64) an altered prompt whose tokens are the honest ones (57 and 59 on
 #: the test suite's model): at bf16 the honest torch/XLA tail and the small cheats now sit 49 vs 57 apart.
+#: At 56 that run rejected none of the 3,136. Its largest ``mass_needed`` was 0.0235, above ``mass_atol``, but the
+#: chance that the mass bound decides against an honest draw (``mass_gap_rate``, both directions) summed to 0.015
+#: expected draws in 200,704 tokens (7.7e-8 per token), so ``mass_atol`` stays 0.018.
 TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(rtol=2e-5, max_misses=3, logit_atol=1e-4, band_rate=3e-5),
     "bfloat16": Tolerance(rtol=0.02, max_misses=6, logit_atol=0.1, max_inexact=56, mass_atol=0.018, band_rate=2.4e-4,
