@@ -55,10 +55,13 @@ def test_statistics_split_off_rejections_by_the_bit_exactness_count():
 
     honest = run("honest")
     assert honest["by_inexact"] == 0.0 and honest["min_inexact"] == 0  # torch against torch: bit for bit
-    # a float16 model on a bf16 job: every entry within rtol, too many not bit-identical
+    # a float16 model on a bf16 job: every entry within rtol; rejected only where too many are not bit-identical,
+    # and since the allowance moved to 56 (an honest JAX chunk reached 49) it escapes on some jobs, with the
+    # honest tokens and a worst chunk inside the allowance (proofs/inference.md, *Tolerances*)
     lp = run("low_precision:float16")
-    assert lp["by_inexact"] == lp["by_activations"] == 1.0
-    assert lp["min_inexact"] > tolerance_for("bfloat16").max_inexact
+    assert lp["by_inexact"] == lp["by_activations"] >= 0.5
+    assert lp["escapes"] == lp["escapes_same_tokens"] == round(lp["n"] * (1 - lp["by_inexact"]))
+    assert lp["min_inexact"] <= tolerance_for("bfloat16").max_inexact
     # 3e-2 weight noise: rejected by entries beyond rtol, which is not the count
     wn = run("weight_noise:3e-2")
     assert wn["by_activations"] == 1.0 and wn["by_inexact"] == 0.0
