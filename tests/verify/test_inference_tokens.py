@@ -154,5 +154,9 @@ def test_band_count_also_counts_nucleus_edge_uses_on_their_own():
     for bad in (0.0, 1.0, True, "0.1"):
         with pytest.raises(ValueError, match="edge_alpha"):
             Tolerance(rtol=0.0, max_misses=0, logit_atol=0.0, edge_alpha=bad)
-    with pytest.raises(ValueError, match="edge_rate"):
-        Tolerance(rtol=0.0, max_misses=0, logit_atol=0.0, edge_rate=1.0)
+    for name in ("edge_rate", "band_rate"):
+        for bad in (1.0, -1e-9, float("nan"), True):
+            with pytest.raises(ValueError, match=name):
+                Tolerance(rtol=0.0, max_misses=0, logit_atol=0.0, **{name: bad})
+        with pytest.raises(TypeError, match=name):
+            Tolerance(rtol=0.0, max_misses=0, logit_atol=0.0, **{name: "1e-5"})

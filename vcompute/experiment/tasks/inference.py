@@ -182,8 +182,8 @@ class InferenceCalibration:
     over the run, with ``band_rate_bound`` and ``edge_rate_bound`` (their one-sided 95% Clopper-Pearson upper
     bounds per checked token, what ``band_rate`` and ``edge_rate`` are calibrated from) and ``edge_limit`` (how
     many edge uses the count allows one generation; nan where they are not counted apart); ``mass_gap_rate``
-    (per token, the chance that the provider's own draw is a token of its nucleus that ``mass_atol`` excludes on
-    the verifier's side: the honest false-reject rate ``mass_needed`` can only bound by its worst case).
+    (per token, an upper bound on the chance that the mass bound decides against the honest draw, in both
+    directions of the rule: :func:`_gap_mass`; ``mass_needed`` bounds it only by its worst case).
     """
 
     Params = CalibrationParams

@@ -45,6 +45,7 @@ class Tolerance:
             together: at most ``band_alpha + edge_alpha``).
 
     Raises:
+        TypeError: for a ``band_rate`` or ``edge_rate`` that is not a number (nor None).
         ValueError: for a negative bound, a ``band_rate`` or ``edge_rate`` outside ``[0, 1)`` or a ``band_alpha``
             or ``edge_alpha`` outside ``(0, 1)``.
     """
@@ -64,10 +65,14 @@ class Tolerance:
             raise ValueError(f"tolerances must be non-negative, got {self}")
         if self.max_inexact is not None and self.max_inexact < 0 or self.mass_atol is not None and self.mass_atol < 0:
             raise ValueError(f"tolerances must be non-negative, got {self}")
-        if self.band_rate is not None and not 0.0 <= self.band_rate < 1.0:
-            raise ValueError(f"band_rate must lie in [0, 1), got {self.band_rate!r}")
-        if self.edge_rate is not None and not 0.0 <= self.edge_rate < 1.0:
-            raise ValueError(f"edge_rate must lie in [0, 1), got {self.edge_rate!r}")
+        for name in ("band_rate", "edge_rate"):
+            r = getattr(self, name)
+            if r is None:
+                continue
+            if not isinstance(r, (int, float)):
+                raise TypeError(f"{name} must be a float in [0, 1) or None, got {type(r).__name__}")
+            if isinstance(r, bool) or not 0.0 <= r < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {r!r}")
         for name in ("band_alpha", "edge_alpha"):
             a = getattr(self, name)
             if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 < a < 1.0:
