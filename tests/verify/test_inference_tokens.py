@@ -41,7 +41,7 @@ def _reference(z, tokens, sp, first, atol, mass_atol):
         amb += int(passing.sum() > 1)
         near += bool(passing[t]) and own != t  # a band use: not the verifier's own draw
         if not sp.greedy and sp.top_p < 1.0:  # outside its nucleus beyond any rank flip within the band
-            edge += bool(passing[t]) and own != t and before[t] >= sp.top_p and p[s > s[t] + eps].sum() >= sp.top_p
+            edge += bool(passing[t]) and p[s > s[t] + eps].sum() >= sp.top_p
     bad = [i for i, o in enumerate(ok) if not o]
     return all(ok), (bad[0] if bad else -1), amb, near, edge
 

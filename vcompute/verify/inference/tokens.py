@@ -416,13 +416,13 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         own = st.order[rows, np.where(in_prefix < own_cut[:, None], ranked, -np.inf).argmax(axis=1)]
         s_t = s[rows, tokens]
         ok = (st.mass_above(s_t + eps_m, inclusive=False) * np.exp(-eps_m) < top_p) & (score[rows, tokens] >= best - eps)
-        before = mass_before(s, p, tokens)
         if mass_atol is not None:
-            ok &= before < top_p + mass_atol
-        # nucleus-edge uses: band uses outside the verifier's nucleus even granting every rank flip the logit
-        # band allows (the tokens whose scaled logit exceeds t's by more than the band alone hold >= top_p)
+            ok &= mass_before(s, p, tokens) < top_p + mass_atol
+        # nucleus-edge uses: passing tokens outside the verifier's nucleus even granting every rank flip the logit
+        # band allows (the tokens whose scaled logit exceeds t's by more than the band alone hold >= top_p); such a
+        # token is never the verifier's own draw (same cumulative masses as own_cut), so each is a band use
         deep = st.mass_above(s_t + eps_m, inclusive=False) >= top_p
-        edge = int((ok & (own != tokens) & (before >= top_p) & deep).sum())
+        edge = int((ok & deep).sum())
         ambiguous = int(((np.where(in_prefix < relaxed[:, None], ranked, -np.inf) >= (best - eps)[:, None])
                          .sum(axis=1) > 1).sum())
     else:

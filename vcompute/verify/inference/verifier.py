@@ -125,7 +125,8 @@ class GenerationVerifier(Scheme):
             return tolerance_for(precision)
         if tol.band_rate is None:  # never silently without the band-use count
             cal = tolerance_for(precision)
-            tol = dataclasses.replace(tol, band_rate=cal.band_rate, edge_rate=cal.edge_rate)
+            tol = dataclasses.replace(tol, band_rate=cal.band_rate,
+                                      edge_rate=cal.edge_rate if tol.edge_rate is None else tol.edge_rate)
         return tol
 
     # -- protocol ---------------------------------------------------------------
