@@ -50,19 +50,23 @@ def _reference(z, tokens, sp, first, atol, mass_atol):
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 12), v=st.integers(2, 80),
        temperature=st.sampled_from([0.0, 0.3, 0.8, 1.5]), top_p=st.sampled_from([0.5, 0.9, 0.95, 1.0]),
        atol=st.sampled_from([1e-4, 0.05, 0.25]), mass_atol=st.sampled_from([None, 0.0, 0.01, 0.1]),
-       scale=st.sampled_from([0.1, 1.0, 5.0]), tied=st.booleans())
-def test_vectorised_token_rule_equals_its_definition(seed, n, v, temperature, top_p, atol, mass_atol, scale, tied):
+       scale=st.sampled_from([0.1, 1.0, 5.0]), tied=st.booleans(), f32=st.booleans())
+def test_vectorised_token_rule_equals_its_definition(seed, n, v, temperature, top_p, atol, mass_atol, scale, tied,
+                                                     f32):
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, v)) * scale
     if tied:  # exactly equal logits (duplicate embedding rows): ties go by index, as the sampler ranks
         z[:, rng.integers(v, size=v // 2)] = z[:, rng.integers(v, size=v // 2)]
+    if f32:  # float32 logits, as the verifier's prefill gives them: the rule sorts them, not their float64 scaling
+        z32 = z.astype(np.float32)
+        z = z32.astype(np.float64)
     sp = SamplingParams(temperature, top_p, seed % 1000)
     honest = np.array([sample(z[i], temperature=temperature, top_p=top_p, seed=sp.seed, position=3 + i)
                        for i in range(n)])
     mixed = honest.copy()
     mixed[rng.integers(n, size=n // 2 + 1)] = rng.integers(v, size=n // 2 + 1)
     for toks in (honest, mixed):
-        got = check_tokens(z, toks, sp, first_position=3, atol=atol, mass_atol=mass_atol)
+        got = check_tokens(z32 if f32 else z, toks, sp, first_position=3, atol=atol, mass_atol=mass_atol)
         assert (got.ok, got.first_bad, got.ambiguous, got.near_ties, got.edge_uses) == _reference(
             z, toks, sp, 3, atol, mass_atol)
     assert check_tokens(z, honest, sp, first_position=3, atol=atol, mass_atol=mass_atol).ok  # complete
@@ -160,3 +164,57 @@ def test_band_count_also_counts_nucleus_edge_uses_on_their_own():
                 Tolerance(rtol=0.0, max_misses=0, logit_atol=0.0, **{name: bad})
         with pytest.raises(TypeError, match=name):
             Tolerance(rtol=0.0, max_misses=0, logit_atol=0.0, **{name: "1e-5"})
+
+
+def test_float32_logits_give_the_verdicts_of_their_float64_values_at_full_vocabulary_size():
+    """The rule sorts float32 logits in their own dtype (faster); each verdict is the float64 path's, ties included."""
+    rng = np.random.default_rng(4)
+    for trial in range(12):
+        n, v = 64, 512
+        z32 = (rng.normal(size=(n, v)) * [0.5, 2.0, 8.0][trial % 3]).astype(np.float32)
+        if trial % 2:
+            z32 = np.round(z32 * 4) / 4  # many exactly equal logits per row
+        sp = SamplingParams([0.3, 0.8, 1.3][trial % 3], [0.9, 0.95][trial % 2], trial)
+        z = z32.astype(np.float64)
+        toks = np.array([sample(z[i], temperature=sp.temperature, top_p=sp.top_p, seed=sp.seed, position=9 + i)
+                         for i in range(n)])
+        toks[rng.integers(n, size=8)] = rng.integers(v, size=8)
+        for mass_atol in (None, 0.05):
+            a = check_tokens(z32, toks, sp, first_position=9, atol=0.02, mass_atol=mass_atol)
+            b = check_tokens(z, toks, sp, first_position=9, atol=0.02, mass_atol=mass_atol)
+            assert a == b
+
+
+def test_uniforms_are_splitmix64_of_the_seed_the_position_and_the_token():
+    """The replayed draws are a fixed function (a provider's claims from any version still replay): pure-Python
+    SplitMix64 of ``key ^ splitmix(position << 20 + token)`` with ``key = splitmix(seed)``, top 53 bits."""
+    from vcompute.workloads.lm.sampling import uniforms
+
+    mask = 2**64 - 1
+
+    def mix(x):
+        x = (x + 0x9E3779B97F4A7C15) & mask
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+        return x ^ (x >> 31)
+
+    for seed in (0, 7, 2**63 - 1):
+        got = uniforms(seed, [0, 5, 4095], 9)
+        for r, pos in enumerate((0, 5, 4095)):
+            for j in range(9):
+                want = ((mix(mix(seed) ^ mix((pos << 20) + j)) >> 11) + 0.5) * 2.0**-53
+                assert got[r, j] == want
+    assert (-np.log(-np.log(uniforms(3, [2], 5)))).tolist() == gumbel(3, [2], 5).tolist()
+
+
+def test_the_samplers_own_draw_is_never_a_band_use_where_logits_tie():
+    """Rows with exactly equal logits: the verifier's own draw is the sampler's (its nucleus by the mass ranked
+    before each token, ties by index), so honest tokens use the band nowhere. Before, the own draw was taken over
+    the tokens whose mass *strictly above* was below top_p, which charged this honest claim one band use."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, 12)) * 0.1
+    z[:, rng.integers(12, size=6)] = z[:, rng.integers(12, size=6)]
+    sp = SamplingParams(0.3, 0.95, 0)
+    honest = np.array([sample(z[i], temperature=0.3, top_p=0.95, seed=0, position=3 + i) for i in range(5)])
+    got = check_tokens(z, honest, sp, first_position=3, atol=1e-4)
+    assert got.ok and got.near_ties == 0 and got.edge_uses == 0

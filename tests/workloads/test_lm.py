@@ -269,3 +269,27 @@ def test_the_experiments_tiny_lm_is_not_degenerate():
     for text in ("The keeper", "the lamp", "At night"):
         out = generate(m, encode(text), max_new_tokens=48).tokens
         assert len(set(int(t) for t in out)) >= 5, f"greedy continuation of {text!r} is degenerate: {decode(out)!r}"
+
+
+def test_committed_entries_are_the_first_of_each_rows_stable_descending_sort():
+    """``select_entries`` (a partition, not a sort) is its definition: row t's first ``k // c + (t < k % c)``
+    entries of a stable sort by magnitude descending, NaN as +inf, ties to the lower index; returned sorted."""
+    from vcompute.workloads.lm.proof import select_entries
+
+    rng = np.random.default_rng(5)
+    for trial in range(400):
+        c, d, k = int(rng.integers(1, 40)), int(rng.choice([1, 3, 8, 64, 256])), int(rng.choice([1, 32, 120, 9000]))
+        v = rng.normal(size=(c, d)).astype(np.float32)
+        if trial % 3 == 1:
+            v = rng.integers(-2, 3, size=(c, d)).astype(np.float32)  # ties everywhere, -0.0 and 0.0 alike
+        if trial % 3 == 2:
+            v[rng.random((c, d)) < 0.2] = np.nan
+            v[rng.random((c, d)) < 0.1] = -np.inf
+        mag = np.abs(v)
+        mag[np.isnan(mag)] = np.inf
+        want = []
+        for t in range(c):
+            m = min(d, k // c + (t < k % c))
+            want += [t * d + j for j in np.argsort(-mag[t], kind="stable")[:m]]
+        got = select_entries(v, k)
+        assert got.dtype == np.int64 and got.tolist() == sorted(want)

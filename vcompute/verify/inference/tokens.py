@@ -291,6 +291,14 @@ def mass_before(s: np.ndarray, p: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return (p * before).sum(axis=1)
 
 
+def _softmax(s: np.ndarray) -> np.ndarray:
+    """Each row's softmax (``w / w.sum`` with ``w = exp(s - max)``), computed in place on one new array."""
+    w = s - s.max(axis=1, keepdims=True)
+    np.exp(w, out=w)
+    w /= w.sum(axis=1, keepdims=True)
+    return w
+
+
 class _Sorted:
     """Each row's scaled logits sorted descending, to find the prefix where a monotone nucleus bound holds.
 
@@ -300,22 +308,34 @@ class _Sorted:
     ``n`` look-ups), instead of a look-up for each of the ``n x V`` tokens.
     """
 
-    def __init__(self, s: np.ndarray, p: np.ndarray) -> None:
+    def __init__(self, s: np.ndarray, p: np.ndarray, key: np.ndarray | None = None) -> None:
+        """``key``: an array that orders every row as ``-s`` does (``-logits`` of float32 logits, ``s`` their
+        float64 scaling: the same order, sorted faster), or None to sort ``-s``."""
         n, v = s.shape
         # quicksort is ~5x faster than a stable sort; it can only differ where a row has equal scores, and
         # those rows (rare: duplicate embeddings) are re-sorted stably so ties go by index, as the sampler's
-        self.order = np.argsort(-s, axis=1)
-        self.s = np.take_along_axis(s, self.order, axis=1)
+        # flat_at[i, r]: the row-major index in s of row i's rank-r token (its token is flat_at - i * v, `order`)
+        self.flat_at = flat_at = np.argsort(-s if key is None else key, axis=1)
+        flat_at += (np.arange(n) * v)[:, None]
+        s, p = np.ascontiguousarray(s), np.ascontiguousarray(p)
+        self.s = s.ravel().take(flat_at)
         tied = np.flatnonzero((self.s[:, 1:] == self.s[:, :-1]).any(axis=1))
         if tied.size:
-            self.order[tied] = np.argsort(-s[tied], axis=1, kind="stable")
-            self.s[tied] = np.take_along_axis(s[tied], self.order[tied], axis=1)
-        self.p = np.take_along_axis(p, self.order, axis=1)
-        self.cm = np.concatenate([np.zeros((n, 1)), np.cumsum(self.p, axis=1)], axis=1)  # cm[:, c]: top c tokens
+            flat_at[tied] = np.argsort(-s[tied], axis=1, kind="stable") + (tied * v)[:, None]
+            self.s[tied] = s.ravel().take(flat_at[tied])
+        self.p = p.ravel().take(flat_at)
+        self.cm = np.empty((n, v + 1))  # cm[:, c]: the mass of the top c tokens
+        self.cm[:, 0] = 0.0
+        np.cumsum(self.p, axis=1, out=self.cm[:, 1:])
         # rows shifted apart (wider than any row's spread) so one flat ascending array serves every row
-        self.off = 2.0 * (np.abs(s).max() + 1.0) + 1.0
-        self.flat = (-self.s + np.arange(n)[:, None] * self.off).ravel()
+        self.off = 2.0 * (max(s.max(), -s.min()) + 1.0) + 1.0  # (the largest |s|, without an |s| array)
+        self.flat = np.subtract((np.arange(n) * self.off)[:, None], self.s).ravel()
         self.n, self.v = n, v
+
+    @property
+    def order(self) -> np.ndarray:
+        """Each row's tokens by scaled logit descending (ties by index)."""
+        return self.flat_at - (np.arange(self.n) * self.v)[:, None]
 
     def mass_above(self, x: np.ndarray, *, inclusive: bool) -> np.ndarray:
         """Per row, the mass of tokens with score ``> x`` (``>=`` if inclusive); ``x`` is ``[n]``."""
@@ -352,8 +372,7 @@ def maybe_in_nucleus(s: np.ndarray, top_p: float, eps: float | np.ndarray) -> tu
     """
     n = s.shape[0]
     rows = np.arange(n)
-    w = np.exp(s - s.max(axis=1, keepdims=True))
-    st = _Sorted(s, w / w.sum(axis=1, keepdims=True))
+    st = _Sorted(s, _softmax(s))
     eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), (n,))
     count = st.cut(lambda k: st.mass_above(st.s[rows, k] + eps, inclusive=False) * np.exp(-eps) < top_p)
     return st.order, count
@@ -378,10 +397,11 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
             provider's logits within Freivalds' head tolerance). None: ``atol``. Scores are compared with
             ``atol`` alone, so every token a score comparison reads must be exact in ``logits``.
     """
-    z = np.asarray(logits, dtype=np.float64)
-    n, vocab = z.shape
+    lz = np.asarray(logits)
+    n, vocab = lz.shape
     rows = np.arange(n)
     if sampling.greedy:
+        z = np.asarray(lz, dtype=np.float64)
         zmax = z.max(axis=1)
         passing = z >= (zmax - 2 * atol)[:, None]
         ok = passing[rows, tokens]
@@ -392,12 +412,15 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
     T, top_p = sampling.temperature, sampling.top_p
     eps = 2 * atol / T
     eps_m = eps if nucleus_atol is None else 2 * np.asarray(nucleus_atol, dtype=np.float64) / T  # mass bounds
-    s = z / T
-    score = s + gumbel(sampling.seed, first_position + rows, vocab)
+    s = np.true_divide(lz, T, dtype=np.float64)  # float64(logits) / T, without a float64 copy of the logits first
+    score = gumbel(sampling.seed, first_position + rows, vocab)
+    score += s  # s + gumbel, in place
     if top_p < 1.0:
-        w = np.exp(s - s.max(axis=1, keepdims=True))
-        p = w / w.sum(axis=1, keepdims=True)
-        st = _Sorted(s, p)
+        p = _softmax(s)
+        # float32 logits order every row as s = float64(logits) / T does (exact widening, then a monotone map that
+        # cannot merge two float32 values): sort the narrower array, where every entry is finite
+        key = np.negative(lz) if lz.dtype == np.float32 and T > 0 and np.isfinite(s).all() else None
+        st = _Sorted(s, p, key)
 
         def at(rank):
             return st.s[rows, rank]
@@ -406,21 +429,28 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         relaxed = st.cut(lambda k: st.mass_above(at(k) + eps_m, inclusive=False) * np.exp(-eps_m) < top_p)
         certain = st.cut(lambda k: (st.mass_above(at(k) - eps_m, inclusive=True) - st.p[rows, k]) * np.exp(eps_m)
                          < top_p)
-        own_cut = st.cut(lambda k: st.mass_above(at(k), inclusive=False) < top_p)
         if mass_atol is not None:  # the mass ranked before rank k (ties by index, as the sampler ranks)
             relaxed = np.minimum(relaxed, (st.cm[:, :vocab] < top_p + mass_atol).sum(axis=1))
             certain = np.maximum(certain, (st.cm[:, :vocab] + mass_atol < top_p).sum(axis=1))
-        ranked = np.take_along_axis(score, st.order, axis=1)
+        ranked = score.ravel().take(st.flat_at)  # each row's scores in the order of its scaled logits
         in_prefix = np.arange(vocab)[None, :]
         best = np.where(in_prefix < certain[:, None], ranked, -np.inf).max(axis=1)
-        own = st.order[rows, np.where(in_prefix < own_cut[:, None], ranked, -np.inf).argmax(axis=1)]
+        # the verifier's own draw, exactly as the sampler makes it (sampling.sample): the best score over the tokens
+        # whose mass ranked before them (ties by index) is below top_p, that mass computed as the sampler does
+        # (in place over st.p, which nothing reads after this: one n x V array fewer to allocate)
+        before_ranked, st.p = np.subtract(st.cm[:, 1:], st.p, out=st.p), None
+        own_nucleus = np.empty((n, vocab), dtype=bool)
+        own_nucleus.ravel()[st.flat_at] = before_ranked < top_p
+        del before_ranked
+        own = np.where(own_nucleus, score, -np.inf).argmax(axis=1)
         s_t = s[rows, tokens]
         ok = (st.mass_above(s_t + eps_m, inclusive=False) * np.exp(-eps_m) < top_p) & (score[rows, tokens] >= best - eps)
         if mass_atol is not None:
             ok &= mass_before(s, p, tokens) < top_p + mass_atol
         # nucleus-edge uses: passing tokens outside the verifier's nucleus even granting every rank flip the logit
         # band allows (the tokens whose scaled logit exceeds t's by more than the band alone hold >= top_p); such a
-        # token is never the verifier's own draw (same cumulative masses as own_cut), so each is a band use
+        # token is outside the verifier's own nucleus too (the mass ranked before it is at least theirs), so it is
+        # never the verifier's own draw: each is a band use
         deep = st.mass_above(s_t + eps_m, inclusive=False) >= top_p
         edge = int((ok & deep).sum())
         ambiguous = int(((np.where(in_prefix < relaxed[:, None], ranked, -np.inf) >= (best - eps)[:, None])

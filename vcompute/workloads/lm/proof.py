@@ -91,11 +91,19 @@ def select_entries(values: np.ndarray, k: int) -> np.ndarray:
     v = np.abs(np.asarray(values, dtype=np.float32))
     v = np.where(np.isnan(v), np.float32(np.inf), v)  # a NaN is never hidden below the cut
     c, d = v.shape
+    if c == 0 or d == 0:
+        return np.zeros(0, dtype=np.int64)
     m = np.minimum(d, k // c + (np.arange(c) < k % c))  # entries of each token
-    top = int(m.max()) if c else 0
-    ranked = np.argsort(-v, axis=1, kind="stable")[:, :top]
-    flat = (np.arange(c)[:, None] * d + ranked)[np.arange(top)[None, :] < m[:, None]]
-    return np.sort(flat).astype(np.int64)
+    # The first m[t] of row t in a stable descending sort, without sorting the row: every entry above the
+    # row's m-th largest value, then the lowest-indexed entries equal to it until there are m.
+    kth = np.unique(np.clip(m - 1, 0, d - 1))
+    thr = np.partition(v, d - 1 - kth, axis=1)[np.arange(c), d - 1 - np.clip(m - 1, 0, d - 1)]  # m-th largest
+    above = v > thr[:, None]
+    tied = v == thr[:, None]
+    room = m - above.sum(axis=1)  # how many of the ties each row still takes
+    take = above | (tied & (np.cumsum(tied, axis=1) <= room[:, None]))
+    take[m == 0] = False
+    return np.flatnonzero(take).astype(np.int64)  # row-major: already sorted
 
 
 def _mulmod(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:

@@ -78,10 +78,14 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _splitmix64(z: np.ndarray) -> np.ndarray:
-    z = z + _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    """SplitMix64's finaliser of every entry of ``z``, in place (``z`` is returned); wrapping uint64 arithmetic."""
+    z += _GOLDEN
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
 
 
 def uniforms(seed: int, positions, vocab: int) -> np.ndarray:
@@ -92,16 +96,28 @@ def uniforms(seed: int, positions, vocab: int) -> np.ndarray:
         True
     """
     pos = np.asarray(positions, dtype=np.uint64).reshape(-1, 1)
+    # Each step in place on one [n, vocab] array (the same bits as the pure expression
+    # splitmix(key ^ splitmix(counter)), without its temporaries: this runs once per verified generation).
     with np.errstate(over="ignore"):
         key = _splitmix64(np.array([seed], dtype=np.uint64))
-        counter = (pos << np.uint64(20)) + np.arange(vocab, dtype=np.uint64)[None, :]
-        z = _splitmix64(key ^ _splitmix64(counter))
-    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+        z = (pos << np.uint64(20)) + np.arange(vocab, dtype=np.uint64)[None, :]
+        z = _splitmix64(z)
+        z ^= key
+        z = _splitmix64(z)
+        z >>= np.uint64(11)
+    u = z.astype(np.float64)
+    u += 0.5
+    u *= 2.0**-53
+    return u
 
 
 def gumbel(seed: int, positions, vocab: int) -> np.ndarray:
     """Gumbel noise (float64 ``[len(positions), vocab]``) of the draws at ``positions`` under ``seed``."""
-    return -np.log(-np.log(uniforms(seed, positions, vocab)))
+    g = uniforms(seed, positions, vocab)
+    np.log(g, out=g)  # -log(-log(u)), in place
+    np.negative(g, out=g)
+    np.log(g, out=g)
+    return np.negative(g, out=g)
 
 
 def nucleus_mass_before(z: np.ndarray) -> np.ndarray:
