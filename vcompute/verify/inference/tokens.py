@@ -316,21 +316,29 @@ class _Sorted:
         # those rows (rare: duplicate embeddings) are re-sorted stably so ties go by index, as the sampler's
         # flat_at[i, r]: the row-major index in s of row i's rank-r token (its token is flat_at - i * v, `order`)
         self.flat_at = flat_at = np.argsort(-s if key is None else key, axis=1)
+        del key
         flat_at += (np.arange(n) * v)[:, None]
         s, p = np.ascontiguousarray(s), np.ascontiguousarray(p)
-        self.s = s.ravel().take(flat_at)
-        tied = np.flatnonzero((self.s[:, 1:] == self.s[:, :-1]).any(axis=1))
+        self._s = s.ravel()
+        ranked_s = self._s.take(flat_at)
+        tied = np.flatnonzero((ranked_s[:, 1:] == ranked_s[:, :-1]).any(axis=1))
         if tied.size:
             flat_at[tied] = np.argsort(-s[tied], axis=1, kind="stable") + (tied * v)[:, None]
-            self.s[tied] = s.ravel().take(flat_at[tied])
+            ranked_s[tied] = self._s.take(flat_at[tied])
         self.p = p.ravel().take(flat_at)
         self.cm = np.empty((n, v + 1))  # cm[:, c]: the mass of the top c tokens
         self.cm[:, 0] = 0.0
         np.cumsum(self.p, axis=1, out=self.cm[:, 1:])
         # rows shifted apart (wider than any row's spread) so one flat ascending array serves every row
+        # (computed over the sorted scores' own array: `at` reads them from s)
         self.off = 2.0 * (max(s.max(), -s.min()) + 1.0) + 1.0  # (the largest |s|, without an |s| array)
-        self.flat = np.subtract((np.arange(n) * self.off)[:, None], self.s).ravel()
+        self.flat = np.subtract((np.arange(n) * self.off)[:, None], ranked_s, out=ranked_s).ravel()
         self.n, self.v = n, v
+        self._rows = np.arange(n)
+
+    def at(self, rank: np.ndarray) -> np.ndarray:
+        """Per row, the scaled logit of its token at ``rank`` (``[n]``)."""
+        return self._s[self.flat_at[self._rows, rank]]
 
     @property
     def order(self) -> np.ndarray:
@@ -374,7 +382,7 @@ def maybe_in_nucleus(s: np.ndarray, top_p: float, eps: float | np.ndarray) -> tu
     rows = np.arange(n)
     st = _Sorted(s, _softmax(s))
     eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), (n,))
-    count = st.cut(lambda k: st.mass_above(st.s[rows, k] + eps, inclusive=False) * np.exp(-eps) < top_p)
+    count = st.cut(lambda k: st.mass_above(st.at(k) + eps, inclusive=False) * np.exp(-eps) < top_p)
     return st.order, count
 
 
@@ -419,11 +427,11 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         p = _softmax(s)
         # float32 logits order every row as s = float64(logits) / T does (exact widening, then a monotone map that
         # cannot merge two float32 values): sort the narrower array, where every entry is finite
-        key = np.negative(lz) if lz.dtype == np.float32 and T > 0 and np.isfinite(s).all() else None
-        st = _Sorted(s, p, key)
-
-        def at(rank):
-            return st.s[rows, rank]
+        fast = lz.dtype == np.float32 and T > 0 and np.isfinite(s).all()
+        st = _Sorted(s, p, np.negative(lz) if fast else None)
+        if mass_atol is None:
+            del p  # (read again only by mass_before: one n x V array fewer alive from here)
+        at = st.at
 
         # t may be in the provider's nucleus / j is certainly in it / j is in the verifier's own nucleus
         relaxed = st.cut(lambda k: st.mass_above(at(k) + eps_m, inclusive=False) * np.exp(-eps_m) < top_p)
@@ -434,7 +442,9 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
             certain = np.maximum(certain, (st.cm[:, :vocab] + mass_atol < top_p).sum(axis=1))
         ranked = score.ravel().take(st.flat_at)  # each row's scores in the order of its scaled logits
         in_prefix = np.arange(vocab)[None, :]
-        best = np.where(in_prefix < certain[:, None], ranked, -np.inf).max(axis=1)
+        # the best score over each row's certain prefix: the running maximum at its end (-inf for an empty one)
+        buf = np.maximum.accumulate(ranked, axis=1)
+        best = np.where(certain > 0, buf[rows, np.maximum(certain - 1, 0)], -np.inf)
         # the verifier's own draw, exactly as the sampler makes it (sampling.sample): the best score over the tokens
         # whose mass ranked before them (ties by index) is below top_p, that mass computed as the sampler does
         # (in place over st.p, which nothing reads after this: one n x V array fewer to allocate)
@@ -442,7 +452,10 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         own_nucleus = np.empty((n, vocab), dtype=bool)
         own_nucleus.ravel()[st.flat_at] = before_ranked < top_p
         del before_ranked
-        own = np.where(own_nucleus, score, -np.inf).argmax(axis=1)
+        buf.fill(-np.inf)  # (the running maximum's array, reused: np.where(own_nucleus, score, -inf))
+        np.copyto(buf, score, where=own_nucleus)
+        own = buf.argmax(axis=1)
+        del buf, own_nucleus
         s_t = s[rows, tokens]
         ok = (st.mass_above(s_t + eps_m, inclusive=False) * np.exp(-eps_m) < top_p) & (score[rows, tokens] >= best - eps)
         if mass_atol is not None:
@@ -453,8 +466,13 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         # never the verifier's own draw: each is a band use
         deep = st.mass_above(s_t + eps_m, inclusive=False) >= top_p
         edge = int((ok & deep).sum())
-        ambiguous = int(((np.where(in_prefix < relaxed[:, None], ranked, -np.inf) >= (best - eps)[:, None])
-                         .sum(axis=1) > 1).sum())
+        # positions where more than one token passes the score test within the relaxed prefix, counted as
+        # (np.where(in_prefix < relaxed, ranked, -inf) >= best - eps).sum(axis=1) > 1 without the float array:
+        # outside the prefix that -inf passes only where best - eps is -inf itself
+        floor = best - eps
+        passing = ((ranked >= floor[:, None]) & (in_prefix < relaxed[:, None])).sum(axis=1)
+        passing += np.where(floor == -np.inf, vocab - relaxed, 0)
+        ambiguous = int((passing > 1).sum())
     else:
         best = score.max(axis=1)
         ok = score[rows, tokens] >= best - eps

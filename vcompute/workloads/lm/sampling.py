@@ -105,8 +105,8 @@ def uniforms(seed: int, positions, vocab: int) -> np.ndarray:
         z ^= key
         z = _splitmix64(z)
         z >>= np.uint64(11)
-    u = z.astype(np.float64)
-    u += 0.5
+    u = z.view(np.float64)  # float64(z) + 0.5 written over z's own memory, entry by entry (same size, same strides)
+    np.add(z, 0.5, out=u)
     u *= 2.0**-53
     return u
 
