@@ -8,13 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vcompute.verify.inference.tokens import check_tokens
-from vcompute.workloads.lm.sampling import SamplingParams, gumbel, sample
+from vcompute.workloads.lm.sampling import SamplingParams, gumbel, nucleus_mass_before, sample
 
 
 def _reference(z, tokens, sp, first, atol, mass_atol):
-    """The rule as stated, one token at a time (O(n V^2)): ``(ok, first_bad, ambiguous, band uses, edge uses)``."""
+    """The rule as stated, one token at a time (O(n V^2)):
+    ``(ok, first_bad, ambiguous, band uses, edge uses, outside uses)``."""
     n, v = z.shape
-    ok, amb, near, edge = [], 0, 0, 0
+    ok, amb, near, edge, outside = [], 0, 0, 0, 0
     for i in range(n):
         own = sample(z[i], temperature=sp.temperature, top_p=sp.top_p, seed=sp.seed, position=first + i)
         t = tokens[i]
@@ -41,9 +42,10 @@ def _reference(z, tokens, sp, first, atol, mass_atol):
         amb += int(passing.sum() > 1)
         near += bool(passing[t]) and own != t  # a band use: not the verifier's own draw
         if not sp.greedy and sp.top_p < 1.0:  # outside its nucleus beyond any rank flip within the band
-            edge += bool(passing[t]) and p[s > s[t] + eps].sum() >= sp.top_p
+            edge += bool(passing[t]) and own != t and p[s > s[t] + eps].sum() >= sp.top_p
+            outside += bool(passing[t]) and nucleus_mass_before(s)[t] >= sp.top_p  # the sampler's own mass
     bad = [i for i, o in enumerate(ok) if not o]
-    return all(ok), (bad[0] if bad else -1), amb, near, edge
+    return all(ok), (bad[0] if bad else -1), amb, near, edge, outside
 
 
 @settings(max_examples=60, deadline=None)
@@ -67,7 +69,7 @@ def test_vectorised_token_rule_equals_its_definition(seed, n, v, temperature, to
     mixed[rng.integers(n, size=n // 2 + 1)] = rng.integers(v, size=n // 2 + 1)
     for toks in (honest, mixed):
         got = check_tokens(z32 if f32 else z, toks, sp, first_position=3, atol=atol, mass_atol=mass_atol)
-        assert (got.ok, got.first_bad, got.ambiguous, got.near_ties, got.edge_uses) == _reference(
+        assert (got.ok, got.first_bad, got.ambiguous, got.near_ties, got.edge_uses, got.outside_uses) == _reference(
             z, toks, sp, 3, atol, mass_atol)
     assert check_tokens(z, honest, sp, first_position=3, atol=atol, mass_atol=mass_atol).ok  # complete
 
@@ -218,3 +220,21 @@ def test_the_samplers_own_draw_is_never_a_band_use_where_logits_tie():
     honest = np.array([sample(z[i], temperature=0.3, top_p=0.95, seed=0, position=3 + i) for i in range(5)])
     got = check_tokens(z, honest, sp, first_position=3, atol=1e-4)
     assert got.ok and got.near_ties == 0 and got.edge_uses == 0
+
+
+def test_own_draw_and_edge_uses_hold_for_any_memory_layout_and_at_a_rounding_of_the_cut():
+    """Found in review: Fortran-ordered logits summed each row's softmax in another order than the sampler (an honest
+    draw was charged a band use), and at a top_p equal to a cumulative mass up to rounding the verifier's own draw
+    was counted a nucleus-edge use. An edge use is now also outside the own nucleus itself, so a subset of the
+    band uses by construction."""
+    z = np.random.default_rng(0).normal(0, 1, (2, 64)).astype(np.float32)
+    sp = SamplingParams(1.0, 0.1837727084920322, 11)
+    honest = np.array([sample(z[j], temperature=1.0, top_p=sp.top_p, seed=11, position=j) for j in range(2)])
+    for logits in (z, np.asfortranarray(z), z[:, ::-1][:, ::-1]):
+        tc = check_tokens(logits, honest, sp, first_position=0, atol=1e-4)
+        assert tc.ok and tc.near_ties == 0 and tc.edge_uses == 0
+    z = np.array([[3.96861, 5.00541, 3.0272791, 1.9017812, -0.1107373, 1.0199585]], np.float32)
+    sp = SamplingParams(1.0, 0.640047446471112, 2)  # the top token's mass, to the last bits
+    own = sample(z[0], temperature=1.0, top_p=sp.top_p, seed=2, position=0)
+    tc = check_tokens(z, np.array([own]), sp, first_position=0, atol=1e-6)
+    assert tc.ok and (tc.near_ties, tc.edge_uses) == (0, 0)

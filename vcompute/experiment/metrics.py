@@ -172,6 +172,11 @@ _INFERENCE: dict[str, MetricInfo] = {
     "mass_gap_rate": _m("fraction", "per checked token, an upper bound on the chance that the mass bound rejects "
                         "the honest draw (a nucleus token the verifier excludes, or one it counts in that the "
                         "provider could not draw, weighted by its chance of deciding the draw)"),
+    "edge_gap_rate": _m("fraction", "per checked token, the expected number of honest draws from outside the "
+                        "verifier's own nucleus (the provider's chance of drawing a token its nucleus holds and the "
+                        "verifier's does not)"),
+    "outside_uses": _m("count", "band uses from outside the verifier's own nucleus at all, past the cut by a rank "
+                       "flip or more (reported, not counted), summed over the checked claims"),
     "checked_tokens": _m("count", "generated tokens the token rule checked, summed over the run's claims"),
     "edge_uses": _m("count", "band uses from outside the verifier's nucleus beyond any rank flip within the band "
                     "(nucleus-edge uses), summed over the checked claims"),

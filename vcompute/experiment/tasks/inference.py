@@ -146,6 +146,20 @@ def _gap_mass(prov: np.ndarray, ver: np.ndarray, sp: dict[str, float], mass_atol
     return float((np.where(excluded, w / m, 0.0) + np.where(forced, w / (m + w), 0.0)).sum())
 
 
+def _edge_gap(prov: np.ndarray, ver: np.ndarray, sp: dict[str, float]) -> float:
+    """The expected number of honest nucleus-edge draws, summed over the rows: per row, the chance that the provider's
+    draw (from its own nucleus, with its own probabilities) is a token outside the verifier's nucleus. 0.0 for a
+    greedy job or ``top_p = 1``."""
+    if sp["temperature"] <= 0 or sp["top_p"] >= 1.0:
+        return 0.0
+    mp, mv = _mass_all(prov, sp["temperature"]), _mass_all(ver, sp["temperature"])
+    s = np.asarray(prov, np.float64) / sp["temperature"]
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    inside = mp < sp["top_p"]
+    m = np.where(inside, w, 0.0).sum(axis=1, keepdims=True)
+    return float(np.where(inside & (mv >= sp["top_p"]), w / m, 0.0).sum())
+
+
 class CalibrationParams(TaskParams):
     """Parameters of :class:`InferenceCalibration`."""
 
@@ -177,13 +191,18 @@ class InferenceCalibration:
     ``logit_headroom`` (tolerance over the honest maximum); ``near_tie_rate`` and
     ``ambiguous_rate`` per token; ``max_band_uses`` (the most tokens of one generation that passed only by
     the near-tie rule) and ``band_limit`` (how many the band-use count allows one generation);
-    ``checked_tokens``, ``band_uses`` and ``edge_uses`` (the band uses from outside the verifier's nucleus
-    beyond any rank flip within the band: :attr:`~vcompute.verify.inference.tokens.TokenCheck.edge_uses`), summed
+    ``checked_tokens``, ``band_uses``, ``edge_uses`` (the band uses from outside the verifier's nucleus
+    beyond any rank flip within the band: :attr:`~vcompute.verify.inference.tokens.TokenCheck.edge_uses`) and
+    ``outside_uses`` (those from outside the verifier's own nucleus at all:
+    :attr:`~vcompute.verify.inference.tokens.TokenCheck.outside_uses`), summed
     over the run, with ``band_rate_bound`` and ``edge_rate_bound`` (their one-sided 95% Clopper-Pearson upper
     bounds per checked token, what ``band_rate`` and ``edge_rate`` are calibrated from) and ``edge_limit`` (how
     many edge uses the count allows one generation; nan where they are not counted apart); ``mass_gap_rate``
     (per token, an upper bound on the chance that the mass bound decides against the honest draw, in both
-    directions of the rule: :func:`_gap_mass`; ``mass_needed`` bounds it only by its worst case).
+    directions of the rule: :func:`_gap_mass`; ``mass_needed`` bounds it only by its worst case) and
+    ``edge_gap_rate`` (per token, the expected number of honest draws from outside the verifier's own nucleus,
+    what ``outside_uses`` counts: the provider's chance of drawing a token its nucleus holds and the verifier's
+    does not, :func:`_edge_gap`).
     """
 
     Params = CalibrationParams
@@ -193,7 +212,7 @@ class InferenceCalibration:
                "mass_headroom", "rtol", "max_misses_allowed", "logit_atol", "max_inexact_allowed",
                "mass_atol", "rel_headroom", "logit_headroom", "near_tie_rate", "ambiguous_rate", "max_band_uses",
                "band_limit", "checked_tokens", "band_uses", "edge_uses", "band_rate_bound", "edge_rate_bound",
-               "edge_limit", "mass_gap_rate")
+               "edge_limit", "mass_gap_rate", "edge_gap_rate", "outside_uses")
 
     def run(self, params: CalibrationParams, seed: int) -> dict[str, Any]:
         """Execute one run."""
@@ -213,8 +232,8 @@ class InferenceCalibration:
         sp = _sampling(p.mode)
         v = GenerationVerifier()
         tol = tolerance_for(p.precision)
-        gap = 0.0
-        rejects = misses = inexact = tokens = near = amb = most_near = edge = 0
+        gap = edge_gap = 0.0
+        rejects = misses = inexact = tokens = near = amb = most_near = edge = outside = 0
         rel = logit = mass = logit_top = mass_need = 0.0
         done = 0
         while done < p.generations:
@@ -233,6 +252,7 @@ class InferenceCalibration:
                 near += r.details.get("near_ties", 0)
                 most_near = max(most_near, r.details.get("band_uses", 0))
                 edge += r.details.get("edge_uses", 0)
+                outside += r.details.get("outside_uses", 0)
                 amb += r.details.get("ambiguous", 0)
                 tokens += len(g.tokens)
                 ref = prefill(ver, np.concatenate([pr, g.tokens[:-1]])).logits[len(pr) - 1:]
@@ -242,6 +262,7 @@ class InferenceCalibration:
                 d_logit, d_mass = _decision_errors(g.logits, ref, sp)
                 logit_top, mass_need = max(logit_top, d_logit), max(mass_need, d_mass)
                 gap += _gap_mass(g.logits, ref, sp, tol.mass_atol)
+                edge_gap += _edge_gap(g.logits, ref, sp)
             done += b
         return {"generations": done, "false_rejects": rejects, "false_reject_rate": rejects / done,
                 "max_rel_err": rel, "max_misses": misses, "max_logit_err": logit, "max_inexact": inexact,
@@ -256,9 +277,9 @@ class InferenceCalibration:
                 "near_tie_rate": near / tokens, "ambiguous_rate": amb / tokens, "max_band_uses": most_near,
                 "band_limit": float("nan") if tol.band_rate is None else band_limit(p.n_new, tol.band_rate,
                                                                                       tol.band_alpha),
-                "checked_tokens": tokens, "band_uses": near, "edge_uses": edge,
+                "checked_tokens": tokens, "band_uses": near, "edge_uses": edge, "outside_uses": outside,
                 "band_rate_bound": escape_bound(near, tokens), "edge_rate_bound": escape_bound(edge, tokens),
-                "mass_gap_rate": gap / tokens,
+                "mass_gap_rate": gap / tokens, "edge_gap_rate": edge_gap / tokens,
                 "edge_limit": (float("nan") if tol.edge_rate is None or p.mode == "greedy" else
                                band_limit(p.n_new, tol.edge_rate, tol.edge_alpha))}
 

@@ -74,6 +74,11 @@ class TokenCheck:
             it, so it drew the token only if its own mass of that same set fell below ``top_p``). These
             *nucleus-edge* uses are what a provider drawing from a wider nucleus makes; they are counted on their
             own (:func:`band_count`). Always 0 for a greedy job or ``top_p = 1``.
+        outside_uses: the band uses whose token lies outside the verifier's own nucleus at all (the mass ranked
+            before it, computed as the sampler computes it, is at least ``top_p``), past the cut by a rank flip or
+            more: the edge uses and the draws just past the cut that an honest provider's flip also makes.
+            Reported, not counted: honest providers make them at a measured rate too high for a limit of 0 at
+            32 tokens (``proofs/inference.md``, *The nucleus-edge count*).
     """
 
     ok: bool
@@ -81,6 +86,7 @@ class TokenCheck:
     near_ties: int
     ambiguous: int
     edge_uses: int = 0
+    outside_uses: int = 0
 
 
 def _band_args(n, rate, name: str = "n") -> None:
@@ -420,13 +426,17 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
     T, top_p = sampling.temperature, sampling.top_p
     eps = 2 * atol / T
     eps_m = eps if nucleus_atol is None else 2 * np.asarray(nucleus_atol, dtype=np.float64) / T  # mass bounds
-    s = np.true_divide(lz, T, dtype=np.float64)  # float64(logits) / T, without a float64 copy of the logits first
+    if lz.dtype.kind not in "biuf":  # (object, complex, ...: converted as np.asarray(logits, np.float64) does)
+        lz = np.asarray(lz, dtype=np.float64)
+    # float64(logits) / T without a float64 copy of the logits first; C order, so each row sums as the sampler's does
+    s = np.true_divide(lz, T, dtype=np.float64, order="C")
     score = gumbel(sampling.seed, first_position + rows, vocab)
     score += s  # s + gumbel, in place
     if top_p < 1.0:
         p = _softmax(s)
-        # float32 logits order every row as s = float64(logits) / T does (exact widening, then a monotone map that
-        # cannot merge two float32 values): sort the narrower array, where every entry is finite
+        # float32 logits order every row as s = float64(logits) / T does (exact widening, then a monotone map: it
+        # merges two float32 values only into equal scores, subnormal ones at a huge T, and rows with equal scores
+        # are re-sorted stably from s): sort the narrower array, where every entry is finite
         fast = lz.dtype == np.float32 and T > 0 and np.isfinite(s).all()
         st = _Sorted(s, p, np.negative(lz) if fast else None)
         if mass_atol is None:
@@ -455,17 +465,20 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         buf.fill(-np.inf)  # (the running maximum's array, reused: np.where(own_nucleus, score, -inf))
         np.copyto(buf, score, where=own_nucleus)
         own = buf.argmax(axis=1)
-        del buf, own_nucleus
+        del buf
         s_t = s[rows, tokens]
         ok = (st.mass_above(s_t + eps_m, inclusive=False) * np.exp(-eps_m) < top_p) & (score[rows, tokens] >= best - eps)
         if mass_atol is not None:
             ok &= mass_before(s, p, tokens) < top_p + mass_atol
         # nucleus-edge uses: passing tokens outside the verifier's nucleus even granting every rank flip the logit
         # band allows (the tokens whose scaled logit exceeds t's by more than the band alone hold >= top_p); such a
-        # token is outside the verifier's own nucleus too (the mass ranked before it is at least theirs), so it is
-        # never the verifier's own draw: each is a band use
+        # token is outside the verifier's own nucleus too, up to a rounding of the cumulative mass at the cut, which
+        # the last term takes out: an edge use is never the verifier's own draw, so each is a band use
         deep = st.mass_above(s_t + eps_m, inclusive=False) >= top_p
-        edge = int((ok & deep).sum())
+        outside = ok & ~own_nucleus[rows, tokens]
+        edge = int((outside & deep).sum())
+        n_outside = int(outside.sum())
+        del own_nucleus
         # positions where more than one token passes the score test within the relaxed prefix, counted as
         # (np.where(in_prefix < relaxed, ranked, -inf) >= best - eps).sum(axis=1) > 1 without the float array:
         # outside the prefix that -inf passes only where best - eps is -inf itself
@@ -478,7 +491,7 @@ def check_tokens(logits: np.ndarray, tokens: np.ndarray, sampling: SamplingParam
         ok = score[rows, tokens] >= best - eps
         own = score.argmax(axis=1)
         ambiguous = int(((score >= (best - eps)[:, None]).sum(axis=1) > 1).sum())
-        edge = 0
+        edge = n_outside = 0
     near = int((ok & (own != tokens)).sum())
     bad = np.flatnonzero(~ok)
-    return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous, edge)
+    return TokenCheck(bool(ok.all()), int(bad[0]) if bad.size else -1, near, ambiguous, edge, n_outside)

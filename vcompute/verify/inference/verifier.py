@@ -198,7 +198,8 @@ class GenerationVerifier(Scheme):
             ``band_uses`` (tokens that passed only by the near-tie rule), ``edge_uses`` (those of them from
             past the verifier's nucleus edge), ``band_limit`` (how many band uses the claim may have; None where
             the precision's tolerance sets no ``band_rate``) and ``edge_limit`` (how many edge uses it may have;
-            None where they are not counted on their own): :func:`~vcompute.verify.inference.tokens.band_count`.
+            None where they are not counted on their own): :func:`~vcompute.verify.inference.tokens.band_count`;
+            ``outside_uses`` (band uses from outside the verifier's own nucleus at all, reported, not counted).
 
         Raises:
             TypeError, ValueError: for the caller's malformed arguments (never for the provider's).
@@ -256,7 +257,7 @@ class GenerationVerifier(Scheme):
         details: dict[str, Any] = {
             "precision": precision, "n_tokens": n, "checked_tokens": stop, "checked_chunks": chunks,
             "near_ties": tc.near_ties, "band_uses": tc.near_ties, "band_limit": bc.band_limit,
-            "edge_uses": tc.edge_uses, "edge_limit": bc.edge_limit,
+            "edge_uses": tc.edge_uses, "edge_limit": bc.edge_limit, "outside_uses": tc.outside_uses,
             "ambiguous": tc.ambiguous, "first_bad_token": tc.first_bad,
             "proof_bytes": len(raw), "proof_bytes_per_32": len(raw) * CHUNK / n, "challenge_seed": challenge_seed,
         }
